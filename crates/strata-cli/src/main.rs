@@ -1,1 +1,134 @@
-fn main() {}
+//! `strata`: one fleet spec in Git → every DC compiled, checked, rendered and kept
+//! identical.
+//!
+//! This crate is the outer edge: it parses the command line, reads the spec
+//! directory and `fleet.lock`, calls the pure core (`strata-spec`, `strata-fleet`,
+//! `strata-check`, `strata-render`), writes files, runs the real validators
+//! (`strata-verify`) and turns results into output and exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod cmd;
+mod output;
+mod pipeline;
+mod scaffold;
+mod source;
+
+/// strata: a control plane for fleets of data centres built on MAAS, Proxmox VE,
+/// OpenStack and a BGP EVPN-VXLAN fabric.
+///
+/// One Git-versioned fleet spec (a directory of YAML files) is compiled into a fully
+/// resolved fleet, checked for design errors and for snowflakes, and rendered into
+/// every configuration file the DCs need, each validated by the tool that consumes it.
+///
+/// Exit codes: 0 success; 1 the spec has errors (or a command failed); 2 usage error.
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command that reports shares.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Output format: `human` (default) or `json` for scripts.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Human, global = true)]
+    pub format: Format,
+    /// When to use colours in human output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Where the spec is, and how to treat fleet.lock.
+#[derive(Debug, Clone, Args)]
+pub struct SpecArgs {
+    /// The fleet spec directory (every *.yaml below it is read).
+    #[arg(default_value = "fleet")]
+    pub dir: PathBuf,
+    /// Fail if fleet.lock would change (for CI: allocations must already be committed).
+    #[arg(long)]
+    pub locked: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scaffold a valid starter fleet (or a large synthetic one for benchmarks).
+    ///
+    /// Examples:
+    ///   strata init ./fleet --dcs 3
+    ///   strata init /tmp/big --dcs 10 --racks-per-dc 50 --machines-per-rack 40 --vms-per-dc 20000
+    Init(cmd::init::InitArgs),
+    /// Print the JSON Schema of spec files (for editors: yaml-language-server).
+    ///
+    /// Put `# yaml-language-server: $schema=PATH` at the top of a spec file to get
+    /// completion and inline errors in editors.
+    Schema(cmd::schema::SchemaArgs),
+    /// Parse, compile and check the spec (errors, warnings and snowflakes).
+    ///
+    /// Exit 0 when there are no errors, 1 otherwise. Does not write fleet.lock.
+    Validate(cmd::validate::ValidateArgs),
+    /// Report how each DC differs from the blueprint ("zero snowflakes").
+    ///
+    /// Every difference is listed with the blueprint's value, the DC's value, and
+    /// whether it is declared (a site override with a reason). Exit 1 when any
+    /// difference is undeclared.
+    Conform(cmd::conform::ConformArgs),
+    /// Compile the spec into the fully resolved fleet and update fleet.lock.
+    ///
+    /// `-o json` prints the resolved fleet (every DC, switch, link, session, VLAN,
+    /// machine, VM and address).
+    Compile(cmd::compile::CompileArgs),
+    /// Write every generated configuration file; `--verify` runs the real tools on them.
+    ///
+    /// Files: FRR per switch, netplan and cloud-init per host role, Proxmox
+    /// /etc/network/interfaces, keepalived, Kolla-Ansible globals and inventory, nova
+    /// PCI passthrough, Prometheus scrape and federation configs.
+    Render(cmd::render::RenderArgs),
+    /// Run the demo on the embedded example fleet of three DCs.
+    Demo(cmd::demo::DemoArgs),
+    /// Explain a diagnostic code, or list them all.
+    Explain(cmd::explain::ExplainArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init(a) => cmd::init::run(a),
+        Command::Schema(a) => cmd::schema::run(a),
+        Command::Validate(a) => cmd::validate::run(a),
+        Command::Conform(a) => cmd::conform::run(a),
+        Command::Compile(a) => cmd::compile::run(a),
+        Command::Render(a) => cmd::render::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
+        Command::Explain(a) => cmd::explain::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

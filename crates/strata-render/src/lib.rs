@@ -7,7 +7,32 @@
 
 mod kind;
 
+pub mod cloud_init;
+pub mod frr;
+pub mod keepalived;
+pub mod kolla;
+pub mod netplan;
+pub mod nova_pci;
+pub mod prometheus;
+pub mod proxmox;
+
 pub use kind::FileKind;
+use strata_fleet::Fleet;
+
+/// Render every file for the whole fleet, sorted by path.
+pub fn render_all(fleet: &Fleet) -> Vec<RenderedFile> {
+    let mut files = Vec::new();
+    files.extend(frr::render(fleet));
+    files.extend(netplan::render(fleet));
+    files.extend(cloud_init::render(fleet));
+    files.extend(proxmox::render(fleet));
+    files.extend(keepalived::render(fleet));
+    files.extend(kolla::render(fleet));
+    files.extend(nova_pci::render(fleet));
+    files.extend(prometheus::render(fleet));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files
+}
 
 /// One generated file.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

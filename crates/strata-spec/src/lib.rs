@@ -16,7 +16,7 @@ pub mod naming;
 pub mod values;
 
 pub use load::{Limits, Loaded, load, parse_file};
-pub use located::Located;
+pub use located::{Located, from_spanned_json, to_spanned_json};
 pub use model::*;
 pub use values::{MacAddr, Name, NumRange, SecretRef, VlanId};
 

@@ -47,7 +47,7 @@ pub fn load(sources: &SourceMap, limits: &Limits) -> Loaded {
         .files()
         .map(|(id, f)| (id, f.text.as_str()))
         .collect();
-    let parsed: Vec<Result<Spec, Diagnostic>> = files
+    let parsed: Vec<Result<Spec, Box<Diagnostic>>> = files
         .par_iter()
         .map(|(id, text)| parse_file(*id, text, limits))
         .collect();
@@ -56,7 +56,7 @@ pub fn load(sources: &SourceMap, limits: &Limits) -> Loaded {
     for r in parsed {
         match r {
             Ok(part) => merge(&mut out, part),
-            Err(d) => out.diagnostics.push(d),
+            Err(d) => out.diagnostics.push(*d),
         }
     }
     let parse_failed = out.diagnostics.iter().any(|d| d.is_error());
@@ -139,19 +139,21 @@ fn merge(out: &mut Loaded, part: Spec) {
 }
 
 /// Parse one file. An empty file (or one holding only comments) is an empty spec part.
-pub fn parse_file(file: FileId, text: &str, limits: &Limits) -> Result<Spec, Diagnostic> {
+pub fn parse_file(file: FileId, text: &str, limits: &Limits) -> Result<Spec, Box<Diagnostic>> {
     if text.len() > limits.max_file_bytes {
-        return Err(Diagnostic::new(
-            codes::S0106,
-            format!(
-                "file is {} bytes, more than the limit of {} bytes",
-                text.len(),
-                limits.max_file_bytes
-            ),
-        )
-        .at(Span::file_start(file))
-        .expected(format!("at most {} bytes", limits.max_file_bytes))
-        .help("split the data over several files (e.g. one inventory file per site)"));
+        return Err(Box::new(
+            Diagnostic::new(
+                codes::S0106,
+                format!(
+                    "file is {} bytes, more than the limit of {} bytes",
+                    text.len(),
+                    limits.max_file_bytes
+                ),
+            )
+            .at(Span::file_start(file))
+            .expected(format!("at most {} bytes", limits.max_file_bytes))
+            .help("split the data over several files (e.g. one inventory file per site)"),
+        ));
     }
     if text.trim().is_empty()
         || text.lines().all(|l| {
@@ -186,7 +188,7 @@ pub fn parse_file(file: FileId, text: &str, limits: &Limits) -> Result<Spec, Dia
     with_current_file(file, || {
         serde_saphyr::from_str_with_options::<Spec>(text, opts)
     })
-    .map_err(|e| to_diagnostic(file, text, &e))
+    .map_err(|e| Box::new(to_diagnostic(file, text, &e)))
 }
 
 fn span_of(file: FileId, text: &str, loc: Option<serde_saphyr::Location>) -> Span {
@@ -204,10 +206,7 @@ fn span_of(file: FileId, text: &str, loc: Option<serde_saphyr::Location>) -> Spa
     // Point at the whole token when the parser gave a zero-width location.
     let len = if len == 0 {
         text.get(offset..)
-            .map(|rest| {
-                rest.find(|c: char| c == ':' || c == '\n' || c == ',' || c == '}' || c == ']')
-                    .unwrap_or(rest.len())
-            })
+            .map(|rest| rest.find([':', '\n', ',', '}', ']']).unwrap_or(rest.len()))
             .unwrap_or(0)
     } else {
         len
@@ -423,7 +422,7 @@ fn custom(msg: &str, span: Span) -> Diagnostic {
 mod tests {
     use super::*;
 
-    fn one(text: &str) -> Result<Spec, Diagnostic> {
+    fn one(text: &str) -> Result<Spec, Box<Diagnostic>> {
         parse_file(FileId(0), text, &Limits::default())
     }
 

@@ -1,0 +1,15 @@
+//! Design checks and conformance over a compiled fleet.
+//!
+//! [`check`] runs every design rule (MTU, jumbo frames, VNI/VLAN/router-id
+//! uniqueness, BGP session agreement, DHCP coverage, quorum, AZ capacity, GPU
+//! flavors, overlapping prefixes) and returns diagnostics with stable codes.
+//! [`conform()`] compares each DC with the blueprint ("zero snowflakes").
+//!
+//! Architecture invariant: pure functions of `(Spec, Fleet)`; no I/O. Every rule has
+//! its own function and its own unit test.
+
+mod conform;
+mod rules;
+
+pub use conform::{ConformanceReport, DcConformance, Difference, DifferenceSource, conform};
+pub use rules::check;

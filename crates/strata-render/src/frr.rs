@@ -1,0 +1,9 @@
+//! Renderer placeholder: to be replaced by the frr renderer.
+
+use strata_fleet::Fleet;
+
+use crate::RenderedFile;
+
+pub fn render(_fleet: &Fleet) -> Vec<RenderedFile> {
+    Vec::new()
+}

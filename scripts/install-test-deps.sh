@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Install the third-party validators that `strata-verify` runs over generated files.
+#
+# Idempotent; meant to run as root on a fresh Debian 12 (bookworm) machine:
+#   - Debian packages: frr (vtysh), keepalived, ifupdown2 (ifup), netplan.io, cloud-init,
+#     prometheus (promtool), iproute2, iputils-ping, python3-venv, hyperfine;
+#     apt is skipped entirely when every needed command is already present.
+#   - A Python venv at ${STRATA_TOOLS_VENV:-/opt/strata-tools} with ansible-core and PyYAML
+#     (ansible-inventory / ansible for the Kolla checks); pip is skipped when both are there.
+set -euo pipefail
+
+VENV="${STRATA_TOOLS_VENV:-/opt/strata-tools}"
+
+APT_PACKAGES=(
+    frr
+    keepalived
+    ifupdown2
+    netplan.io
+    cloud-init
+    prometheus
+    iproute2
+    iputils-ping
+    python3-venv
+    hyperfine
+)
+
+# Commands whose presence means the apt step has already been done. Debian keeps some of
+# them in sbin, which is not on every root PATH, so look there too.
+NEEDED_COMMANDS=(vtysh keepalived ifup netplan cloud-init promtool hyperfine ip ping)
+
+# Print the path of an executable regular file named $1 on PATH or in the sbin
+# directories; fail when there is none.
+find_command() {
+    local cmd="$1" found dir
+    found="$(command -v "$cmd" 2>/dev/null || true)"
+    if [[ -n "$found" && -f "$found" && -x "$found" ]]; then
+        echo "$found"
+        return 0
+    fi
+    for dir in /usr/local/sbin /usr/sbin /sbin; do
+        if [[ -f "$dir/$cmd" && -x "$dir/$cmd" ]]; then
+            echo "$dir/$cmd"
+            return 0
+        fi
+    done
+    return 1
+}
+
+have_command() {
+    find_command "$1" >/dev/null
+}
+
+missing=()
+for cmd in "${NEEDED_COMMANDS[@]}"; do
+    if ! have_command "$cmd"; then
+        missing+=("$cmd")
+    fi
+done
+# The venv step below needs Debian's venv module for the system python.
+if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing+=("python3-venv")
+fi
+
+if ((${#missing[@]} > 0)); then
+    echo "install-test-deps: missing: ${missing[*]}; installing Debian packages"
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "install-test-deps: apt-get needs root; rerun as root (or with sudo)" >&2
+        exit 1
+    fi
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}"
+else
+    echo "install-test-deps: all Debian tools already present; skipping apt"
+fi
+
+# Ansible lives in a venv so that its version does not depend on Debian's packaging.
+# Use Debian's python3 explicitly: a pyenv or other python earlier on PATH may lack venv.
+PYTHON=/usr/bin/python3
+if [[ ! -x "$PYTHON" ]]; then
+    PYTHON="$(command -v python3)"
+fi
+if [[ ! -x "$VENV/bin/python" ]]; then
+    echo "install-test-deps: creating venv $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+if "$VENV/bin/python" -c 'import ansible, yaml' >/dev/null 2>&1 && [[ -x "$VENV/bin/ansible-inventory" ]]; then
+    echo "install-test-deps: ansible-core and PyYAML already in $VENV; skipping pip"
+else
+    # strata-verify's checks were established against ansible-core 2.19.
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet 'ansible-core>=2.16,<2.20' PyYAML
+fi
+
+echo "install-test-deps: tools:"
+still_missing=()
+for cmd in "${NEEDED_COMMANDS[@]}"; do
+    if path="$(find_command "$cmd")"; then
+        printf '  %-18s %s\n' "$cmd" "$path"
+    else
+        printf '  %-18s %s\n' "$cmd" "NOT FOUND"
+        still_missing+=("$cmd")
+    fi
+done
+for cmd in ansible ansible-inventory python3; do
+    if [[ -x "$VENV/bin/$cmd" ]]; then
+        printf '  %-18s %s\n' "$cmd" "$VENV/bin/$cmd"
+    else
+        printf '  %-18s %s\n' "$cmd" "NOT FOUND in $VENV/bin"
+        still_missing+=("$cmd")
+    fi
+done
+printf '  %-18s %s\n' "ansible-core" "$("$VENV/bin/python" -c 'import ansible.release as r; print(r.__version__)' 2>/dev/null || echo '?')"
+echo "install-test-deps: set STRATA_TOOLS_VENV to use another venv (default /opt/strata-tools)"
+if ((${#still_missing[@]} > 0)); then
+    echo "install-test-deps: still missing after installing: ${still_missing[*]}" >&2
+    exit 1
+fi
