@@ -15,6 +15,7 @@ pub mod netplan;
 pub mod nova_pci;
 pub mod prometheus;
 pub mod proxmox;
+mod template;
 
 pub use kind::FileKind;
 use strata_fleet::Fleet;
