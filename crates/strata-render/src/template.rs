@@ -4,15 +4,21 @@
 //! variables are errors (a typo in a template must not silently render empty), and
 //! block tags do not leave blank lines behind.
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 /// An environment with strata's settings and the given `(name, source)` templates.
 pub fn environment(templates: &[(&'static str, &'static str)]) -> Environment<'static> {
     let mut env = Environment::new();
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
-    env.set_keep_trailing_newline(true);
+    if let Ok(syntax) = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     for (name, source) in templates {
         // A template that does not parse is a bug caught by the snapshot tests; it
@@ -27,7 +33,7 @@ pub fn environment(templates: &[(&'static str, &'static str)]) -> Environment<'s
 /// Render template `name` with `ctx`. A rendering failure (a template bug) yields
 /// text that names the bug, which every validator rejects.
 pub fn render<S: Serialize>(env: &Environment<'static>, name: &str, ctx: S) -> String {
-    match env.get_template(name).and_then(|t| t.render(ctx)) {
+    match env.get_template(name).and_then(|t| t.render(Value::from_serialize(&ctx))) {
         Ok(s) => s,
         Err(e) => format!("# strata: rendering `{name}` failed: {e:#}\n!!! invalid\n"),
     }
