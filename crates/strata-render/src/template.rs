@@ -33,7 +33,7 @@ pub fn environment(templates: &[(&'static str, &'static str)]) -> Environment<'s
 /// Render template `name` with `ctx`. A rendering failure (a template bug) yields
 /// text that names the bug, which every validator rejects.
 pub fn render<S: Serialize>(env: &Environment<'static>, name: &str, ctx: S) -> String {
-    match env.get_template(name).and_then(|t| t.render(Value::from_serialize(&ctx))) {
+    match env.get_template(name).and_then(|t| t.render(Value::from(minijinja::value::Serde(&ctx)))) {
         Ok(s) => s,
         Err(e) => format!("# strata: rendering `{name}` failed: {e:#}\n!!! invalid\n"),
     }
