@@ -14,7 +14,11 @@ use strata_spec::{InfraVlan, Spec};
 pub fn check(spec: &Spec, fleet: &Fleet) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     pool_overlaps(spec, &mut out);
-    prefix_overlaps(fleet, &mut out);
+    // Overlapping pools make every allocation from them overlap too; report the
+    // cause once instead of each consequence.
+    if out.is_empty() {
+        prefix_overlaps(fleet, &mut out);
+    }
     vxlan_mtu(fleet, &mut out);
     jumbo_consistency(fleet, &mut out);
     duplicate_vnis(fleet, &mut out);
@@ -425,10 +429,13 @@ fn bgp_sessions(fleet: &Fleet, out: &mut Vec<Diagnostic>) {
 /// S0401/S0402: the provisioning VLAN has a DHCP rack controller, and every DHCP
 /// VLAN has a second one for HA.
 fn dhcp_coverage(spec: &Spec, fleet: &Fleet, out: &mut Vec<Diagnostic>) {
-    let maas_span = spec
-        .blueprint
-        .as_ref()
-        .map(|b| b.maas.region_controllers.span);
+    let maas_span = spec.blueprint.as_ref().and_then(|b| {
+        b.maas
+            .rack_controllers
+            .first()
+            .and_then(|r| r.name.span_opt())
+            .or(b.maas.region_controllers.span_opt())
+    });
     for dc in &fleet.dcs {
         let span = dc
             .overrides

@@ -124,6 +124,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// A path as users see it in diagnostics: relative to the current directory when
 /// possible.
 fn display_path(root: &Path, path: &Path) -> String {
+    if path.is_relative() {
+        return path.display().to_string();
+    }
     let cwd = std::env::current_dir().ok();
     let shown = cwd
         .as_deref()

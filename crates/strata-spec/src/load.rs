@@ -338,6 +338,13 @@ fn to_diagnostic(file: FileId, text: &str, err: &serde_saphyr::Error) -> Diagnos
                 BudgetBreach::Events { events } => format!("{events} parser events"),
                 BudgetBreach::Nodes { nodes } => format!("{nodes} nodes"),
                 BudgetBreach::Documents { documents } => format!("{documents} documents"),
+                BudgetBreach::ScalarBytes { total_scalar_bytes } => format!(
+                    "{total_scalar_bytes} bytes of scalars from a {}-byte file",
+                    text.len()
+                ),
+                BudgetBreach::RecordedAnchorBytes { .. } | BudgetBreach::RecordedAnchorEvents { .. } => {
+                    "anchor size".to_string()
+                }
                 other => format!("{other:?}"),
             };
             budget(span, &what)

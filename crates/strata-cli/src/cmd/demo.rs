@@ -144,6 +144,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             })).collect::<Vec<_>>(),
             "conformance": report,
             "rendered": files.len(),
+            "embedded_files": EXAMPLE.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
             "out": out.display().to_string(),
             "verified": verified.map(|(ok, n)| serde_json::json!({"ok": ok, "total": n})),
         }));
