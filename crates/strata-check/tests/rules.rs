@@ -1,0 +1,201 @@
+//! One test per design rule and conformance finding, on the small fleet of
+//! `scripts/broken-base.yaml` (the base of `examples/broken`) with one change each.
+//! Rules that only a tampered lock can trigger are tested by editing the compiled
+//! fleet directly: the checks are pure functions of (spec, fleet).
+
+use std::path::Path;
+
+use strata_diagnostics::{Code, Diagnostic, SourceMap, codes};
+use strata_fleet::{Fleet, Lock};
+use strata_spec::Spec;
+
+fn base() -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/broken-base.yaml");
+    std::fs::read_to_string(p).expect("broken-base.yaml")
+}
+
+fn edit(text: &str, old: &str, new: &str) -> String {
+    assert_eq!(text.matches(old).count(), 1, "`{old}` must occur once");
+    text.replace(old, new)
+}
+
+/// Parse, compile and check `text`; return (spec, fleet, all diagnostics).
+fn analyze(text: &str) -> (Spec, Option<Fleet>, Vec<Diagnostic>) {
+    let mut sources = SourceMap::new();
+    sources.add("fleet.yaml", text);
+    let loaded = strata_spec::load(&sources, &strata_spec::Limits::default());
+    let mut diags = loaded.diagnostics;
+    let compiled = strata_fleet::compile(&loaded.spec, &Lock::new());
+    diags.extend(compiled.diagnostics);
+    if let Some(f) = &compiled.fleet {
+        diags.extend(strata_check::check(&loaded.spec, f));
+        diags.extend(strata_check::conform(f).diagnostics);
+    }
+    (loaded.spec, compiled.fleet, diags)
+}
+
+fn codes_of(d: &[Diagnostic]) -> Vec<Code> {
+    d.iter().map(|d| d.code).collect()
+}
+
+fn only(d: &[Diagnostic], code: Code) {
+    assert!(!d.is_empty(), "expected {code}, got nothing");
+    assert!(d.iter().all(|x| x.code == code), "expected only {code}: {:#?}", d);
+}
+
+#[test]
+fn the_base_is_clean() {
+    let (_, fleet, d) = analyze(&base());
+    assert!(d.is_empty(), "{d:#?}");
+    assert!(fleet.is_some());
+}
+
+#[test]
+fn s0304_jumbo_vlans_must_agree() {
+    let t = edit(&base(), "    ceph_public: { vid: 21, mtu: 9000 }", "    ceph_public: { vid: 21, mtu: 9100 }");
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0304);
+    let t = edit(&base(), "    ceph_cluster: { vid: 22, mtu: 9000 }", "    ceph_cluster: { vid: 22, mtu: 1500 }");
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0304);
+    assert!(d[0].message.contains("ceph_cluster"), "{d:#?}");
+    let t = edit(&base(), "  underlay: 9216", "  underlay: 9050");
+    let t = edit(&t, "  overlay: 9000", "  overlay: 8900");
+    let (_, _, d) = analyze(&t);
+    // Storage VLANs at 9000 still fit; raise one above the underlay.
+    assert!(d.is_empty(), "{d:#?}");
+    let t = edit(&t, "    storage: { vid: 20, mtu: 9000 }", "    storage: { vid: 20, mtu: 9100 }");
+    let (_, _, d) = analyze(&t);
+    assert!(codes_of(&d).contains(&codes::S0304), "{d:#?}");
+    assert!(d.iter().any(|x| x.message.contains("more than the underlay")), "{d:#?}");
+}
+
+#[test]
+fn s0306_duplicate_vlan_ids() {
+    let t = edit(&base(), "      - { name: web }", "      - { name: web, vlan: 12 }");
+    // 12 is outside the tenant range, so it is used as pinned and collides with management.
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0306);
+    assert!(d[0].message.contains("VLAN 12"), "{d:#?}");
+}
+
+#[test]
+fn s0307_duplicate_router_ids() {
+    let (spec, fleet, _) = analyze(&base());
+    let mut fleet = fleet.expect("fleet");
+    let lo = fleet.dcs[0].switches[0].loopback;
+    fleet.dcs[1].switches[0].loopback = lo;
+    let d = strata_check::check(&spec, &fleet);
+    assert!(codes_of(&d).contains(&codes::S0307), "{d:#?}");
+}
+
+#[test]
+fn s0308_and_s0309_bgp_sessions_must_agree() {
+    let (spec, fleet, _) = analyze(&base());
+    let mut fleet = fleet.expect("fleet");
+    // A fabric session whose remote AS is wrong.
+    fleet.dcs[0].bgp[0].remote_asn += 1;
+    let d = strata_check::check(&spec, &fleet);
+    only(&d, codes::S0308);
+    // A session pointing at an address the peer does not use.
+    let (spec, fleet, _) = analyze(&base());
+    let mut fleet = fleet.expect("fleet");
+    fleet.dcs[0].bgp[0].peer_address = "192.0.2.1".parse().expect("ip");
+    let d = strata_check::check(&spec, &fleet);
+    assert!(codes_of(&d).contains(&codes::S0309), "{d:#?}");
+}
+
+#[test]
+fn s0402_single_dhcp_rack_controller_is_a_warning() {
+    let t = edit(&base(), "      - { name: rack-b, dhcp: [provisioning, bmc] }", "      - { name: rack-b, dhcp: [bmc] }");
+    let (_, fleet, d) = analyze(&t);
+    only(&d, codes::S0402);
+    assert!(d.iter().all(|x| !x.is_error()));
+    assert!(fleet.is_some());
+}
+
+#[test]
+fn s0502_stale_override_and_s0501_inventory_snowflake() {
+    let t = edit(
+        &base(),
+        "  - name: ams1\n    region: eu-west\n    racks:\n      - { name: r01, az: az1 }\n",
+        "  - name: ams1\n    region: eu-west\n    racks:\n      - { name: r01, az: az1 }\n    overrides:\n      - { path: fabric.spines, value: 2, reason: none }\n",
+    );
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0502);
+    // A fourth hypervisor in fra1 only: the inventory differs from the blueprint.
+    let t = edit(
+        &base(),
+        "  - { serial: F4,",
+        "  - { serial: F5, site: fra1, rack: r01, slot: 5, profile: hv-std, role: proxmox, bmc: { credential: { env: BMC_PASSWORD } } }\n  - { serial: F4,",
+    );
+    let (_, fleet, d) = analyze(&t);
+    assert!(codes_of(&d).contains(&codes::S0501), "{d:#?}");
+    assert!(codes_of(&d).contains(&codes::S0403), "{d:#?}");
+    let report = strata_check::conform(&fleet.expect("fleet"));
+    assert!(!report.conformant);
+    let fra1 = report.dcs.iter().find(|x| x.dc == "fra1").expect("fra1");
+    assert_eq!(fra1.differences[0].path, "proxmox.clusters[infra].nodes");
+    assert_eq!(fra1.differences[0].dc, serde_json::json!(4));
+}
+
+#[test]
+fn declared_inventory_difference_is_conformant() {
+    let t = edit(
+        &base(),
+        "  - { serial: F4,",
+        "  - { serial: F5, site: fra1, rack: r01, slot: 5, profile: hv-std, role: proxmox, bmc: { credential: { env: BMC_PASSWORD } } }\n  - { serial: F6, site: fra1, rack: r01, slot: 6, profile: hv-std, role: proxmox, bmc: { credential: { env: BMC_PASSWORD } } }\n  - { serial: F4,",
+    );
+    let t = edit(
+        &t,
+        "  - name: fra1\n    region: eu-central\n    racks:\n      - { name: r01, az: az1 }\n",
+        "  - name: fra1\n    region: eu-central\n    racks:\n      - { name: r01, az: az1 }\n    overrides:\n      - { path: \"proxmox.clusters[infra].nodes\", value: 5, reason: \"fra1 hosts the CI fleet (CAP-7)\" }\n",
+    );
+    let (_, fleet, d) = analyze(&t);
+    assert!(d.is_empty(), "{d:#?}");
+    let report = strata_check::conform(&fleet.expect("fleet"));
+    assert!(report.conformant);
+}
+
+#[test]
+fn s0206_and_s0207_bad_overrides() {
+    let site = "  - name: ams1\n    region: eu-west\n    racks:\n      - { name: r01, az: az1 }\n";
+    let with = |ov: &str| edit(&base(), site, &format!("{site}    overrides:\n      - {ov}\n"));
+    let (_, _, d) = analyze(&with("{ path: fabric.spinez, value: 4, reason: x }"));
+    only(&d, codes::S0206);
+    assert_eq!(d[0].help.as_deref(), Some("did you mean `spines`?"));
+    let (_, _, d) = analyze(&with("{ path: \"proxmox.clusters[infar].nodes\", value: 4, reason: x }"));
+    only(&d, codes::S0206);
+    let (_, _, d) = analyze(&with("{ path: fabric.spines, value: four, reason: x }"));
+    only(&d, codes::S0207);
+    assert_eq!(d[0].span.map(|s| s.line), Some(79));
+}
+
+#[test]
+fn s0603_lock_conflicts_are_errors_not_silent_moves() {
+    let mut sources = SourceMap::new();
+    sources.add("fleet.yaml", base());
+    let loaded = strata_spec::load(&sources, &strata_spec::Limits::default());
+    let first = strata_fleet::compile(&loaded.spec, &Lock::new());
+    let mut lock = first.lock.clone();
+    let pool = lock.pools.get_mut("site_supernets").expect("pool");
+    pool.insert("fra1".into(), "192.168.0.0/16".into());
+    let second = strata_fleet::compile(&loaded.spec, &lock);
+    assert!(second.fleet.is_none());
+    assert_eq!(codes_of(&second.diagnostics), vec![codes::S0603]);
+    assert!(second.diagnostics[0].help.as_deref().is_some_and(|h| h.contains("delete")));
+}
+
+#[test]
+fn s0109_and_s0110_sections() {
+    let mut sources = SourceMap::new();
+    sources.add("a.yaml", base());
+    sources.add("b.yaml", "mtu: { underlay: 9216, overlay: 9000 }\n");
+    let loaded = strata_spec::load(&sources, &strata_spec::Limits::default());
+    only(&loaded.diagnostics, codes::S0109);
+    let mut sources = SourceMap::new();
+    sources.add("a.yaml", "teams: []\n");
+    let loaded = strata_spec::load(&sources, &strata_spec::Limits::default());
+    only(&loaded.diagnostics, codes::S0110);
+    assert_eq!(loaded.diagnostics.len(), 4);
+}
