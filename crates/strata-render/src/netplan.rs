@@ -1,9 +1,249 @@
-//! Renderer placeholder: to be replaced by the netplan renderer.
+//! netplan: the host network of every bare-metal machine that is not a Proxmox node.
+//!
+//! One file per machine, `<dc>/netplan/<hostname>.yaml` ([`FileKind::Netplan`]),
+//! for systemd-networkd. Proxmox nodes are left out: Proxmox VE configures its
+//! network with ifupdown2 (see [`crate::proxmox`]).
+//!
+//! Conventions:
+//! * the profile's bond that carries the VLANs (`Machine::bond`, the profile's first
+//!   bond) is rendered with its member NICs under `ethernets` (no addresses, MTU =
+//!   the fabric underlay MTU, matched by kernel name); the bond has the underlay MTU
+//!   and `parameters` mapped from the profile: `mode`, `mii-monitor-interval: 100`,
+//!   and for 802.3ad `lacp-rate` and `transmit-hash-policy`;
+//! * one VLAN per host interface, named `<bond>.<vid>` (e.g. `bond0.12`), with the
+//!   VLAN's MTU and the host's address; VLANs are ordered by VLAN id;
+//! * the default route is `routes: [{to: default, via: <gateway>}]` on the management
+//!   VLAN only (the deprecated `gateway4` is never used); no other VLAN has a route;
+//! * no nameservers: the compiled fleet has no DNS resolvers;
+//! * a machine whose profile has no bond gets its VLANs on the profile's first NIC.
+//!
+//! Invariant: pure and deterministic (machines in the fleet's order, which is sorted
+//! by DC and hostname; VLANs by id), nothing but addresses and interface names: no
+//! secrets (BMC credentials are not rendered at all). Every file passes
+//! `netplan generate` without warnings (checked by the tests with the real tool).
 
-use strata_fleet::Fleet;
+use std::sync::OnceLock;
 
-use crate::RenderedFile;
+use minijinja::Environment;
+use serde::Serialize;
+use strata_fleet::{Dc, Fleet, Machine};
+use strata_spec::{BondMode, HardwareProfile, InfraVlan, LacpRate, MachineRole};
 
-pub fn render(_fleet: &Fleet) -> Vec<RenderedFile> {
-    Vec::new()
+use crate::{FileKind, RenderedFile, template};
+
+const TEMPLATE: &str = include_str!("../templates/netplan/machine.yaml.j2");
+
+/// The bond miimon interval (ms) used on every bond.
+pub(crate) const MII_MONITOR_MS: u32 = 100;
+
+static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+
+fn env() -> &'static Environment<'static> {
+    ENV.get_or_init(|| {
+        // Registered without an extension, so that no auto-escaping applies.
+        let mut env = template::environment(&[("netplan", TEMPLATE)]);
+        env.add_filter("yaml", |s: String| yaml_scalar(&s));
+        env
+    })
+}
+
+/// Render the netplan file of every non-Proxmox machine of every DC.
+pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
+    let mut files: Vec<RenderedFile> = fleet
+        .dcs
+        .iter()
+        .flat_map(|dc| {
+            dc.machines
+                .iter()
+                .filter(|m| m.role != MachineRole::Proxmox)
+                .map(move |m| RenderedFile {
+                    path: format!("{}/netplan/{}.yaml", dc.name, m.hostname),
+                    kind: FileKind::Netplan,
+                    content: template::render(env(), "netplan", context(fleet, dc, m)),
+                })
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    hostname: &'a str,
+    dc: &'a str,
+    role: &'static str,
+    profile: &'a str,
+    underlay_mtu: u32,
+    /// Physical NICs to configure (the bond members, or the fallback NIC).
+    ethernets: Vec<&'a str>,
+    bond: Option<BondContext<'a>>,
+    vlans: Vec<VlanContext>,
+}
+
+#[derive(Serialize)]
+struct BondContext<'a> {
+    name: &'a str,
+    members: Vec<&'a str>,
+    mode: &'static str,
+    /// Only for 802.3ad.
+    lacp_rate: Option<&'static str>,
+    /// Only for 802.3ad.
+    transmit_hash_policy: Option<&'a str>,
+    mii_monitor_interval: u32,
+}
+
+#[derive(Serialize)]
+struct VlanContext {
+    name: String,
+    id: u16,
+    link: String,
+    role: &'static str,
+    address: String,
+    mtu: u32,
+    default_via: Option<String>,
+}
+
+fn context<'a>(fleet: &'a Fleet, dc: &'a Dc, m: &'a Machine) -> Context<'a> {
+    let profile = fleet.profile(&m.profile);
+    let link = LinkDevice::of(m, profile);
+    let mut interfaces: Vec<_> = m.interfaces.iter().collect();
+    interfaces.sort_by_key(|i| (i.vid, i.vlan));
+    let vlans = match link.name() {
+        Some(link) => interfaces
+            .iter()
+            .map(|i| VlanContext {
+                name: format!("{link}.{}", i.vid),
+                id: i.vid,
+                link: link.to_string(),
+                role: i.vlan.as_str(),
+                address: i.address.to_string(),
+                mtu: i.mtu,
+                default_via: (i.vlan == InfraVlan::Management).then(|| i.gateway.to_string()),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let (ethernets, bond) = match link {
+        LinkDevice::Bond(b) => (
+            b.members.iter().map(String::as_str).collect(),
+            Some(BondContext {
+                name: &b.name,
+                members: b.members.iter().map(String::as_str).collect(),
+                mode: bond_mode(b.mode),
+                lacp_rate: (b.mode == BondMode::Lacp).then(|| lacp_rate(b.lacp_rate)),
+                transmit_hash_policy: (b.mode == BondMode::Lacp)
+                    .then_some(b.xmit_hash_policy.as_str()),
+                mii_monitor_interval: MII_MONITOR_MS,
+            }),
+        ),
+        LinkDevice::Nic(nic) => (vec![nic], None),
+        LinkDevice::None => (Vec::new(), None),
+    };
+    Context {
+        hostname: &m.hostname,
+        dc: &dc.name,
+        role: m.role.as_str(),
+        profile: &m.profile,
+        underlay_mtu: fleet.mtu.underlay,
+        ethernets,
+        bond,
+        vlans,
+    }
+}
+
+/// What a machine's VLANs sit on.
+pub(crate) enum LinkDevice<'a> {
+    Bond(&'a strata_spec::Bond),
+    /// The profile has no bond: its first NIC.
+    Nic(&'a str),
+    /// No profile, or a profile without NICs: nothing to attach VLANs to.
+    None,
+}
+
+impl<'a> LinkDevice<'a> {
+    pub(crate) fn of(m: &Machine, profile: Option<&'a HardwareProfile>) -> LinkDevice<'a> {
+        let Some(profile) = profile else {
+            return LinkDevice::None;
+        };
+        let bond = m
+            .bond
+            .as_deref()
+            .and_then(|name| profile.bonds.iter().find(|b| b.name == name));
+        match (bond, profile.nics.first()) {
+            (Some(b), _) => LinkDevice::Bond(b),
+            (None, Some(nic)) => LinkDevice::Nic(&nic.name),
+            (None, None) => LinkDevice::None,
+        }
+    }
+
+    pub(crate) fn name(&self) -> Option<&'a str> {
+        match self {
+            LinkDevice::Bond(b) => Some(&b.name),
+            LinkDevice::Nic(n) => Some(n),
+            LinkDevice::None => None,
+        }
+    }
+}
+
+/// The kernel bonding mode name (the same spelling in netplan and ifupdown2).
+pub(crate) fn bond_mode(mode: BondMode) -> &'static str {
+    match mode {
+        BondMode::Lacp => "802.3ad",
+        BondMode::ActiveBackup => "active-backup",
+    }
+}
+
+/// The LACP rate name (the same spelling in netplan and ifupdown2).
+pub(crate) fn lacp_rate(rate: LacpRate) -> &'static str {
+    match rate {
+        LacpRate::Fast => "fast",
+        LacpRate::Slow => "slow",
+    }
+}
+
+/// `s` as a YAML scalar: plain when that is unambiguously a string, else a
+/// double-quoted (JSON) string, which YAML reads back verbatim.
+pub(crate) fn yaml_scalar(s: &str) -> String {
+    const KEYWORDS: [&str; 11] = [
+        "y", "n", "yes", "no", "true", "false", "on", "off", "null", "nan", "inf",
+    ];
+    let plain = s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+/-".contains(c))
+        && !KEYWORDS.contains(&s.to_ascii_lowercase().as_str());
+    if plain {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+    }
+}
+
+/// `s` made safe for the rest of a `#` comment line: control characters (newlines
+/// included) become spaces.
+pub(crate) fn comment_text(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_scalars() {
+        assert_eq!(yaml_scalar("ens1f0np0"), "ens1f0np0");
+        assert_eq!(yaml_scalar("layer3+4"), "layer3+4");
+        assert_eq!(yaml_scalar("bond0.12"), "bond0.12");
+        assert_eq!(yaml_scalar("on"), "\"on\"");
+        assert_eq!(yaml_scalar("1234"), "\"1234\"");
+        assert_eq!(yaml_scalar("a: b"), "\"a: b\"");
+        assert_eq!(yaml_scalar("x\ny"), "\"x\\ny\"");
+        assert_eq!(yaml_scalar(""), "\"\"");
+    }
+
+    #[test]
+    fn comments_stay_on_one_line() {
+        assert_eq!(comment_text("a\nb\tc"), "a b c");
+    }
 }

@@ -1,0 +1,246 @@
+//! The netplan renderer: snapshots, determinism, structure, and `netplan generate`.
+//!
+//! The tool tests need netplan (`scripts/install-test-deps.sh`); without it they fail
+//! unless `STRATA_SKIP_TOOL_TESTS=1`, which turns them into a printed note.
+
+mod support;
+
+use std::path::Path;
+
+use strata_fleet::Fleet;
+use strata_render::{FileKind, RenderedFile, netplan};
+use strata_spec::{BondMode, InfraVlan, MachineRole};
+use strata_verify::{Check, Verifier};
+
+const KIND: FileKind = FileKind::Netplan;
+
+fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a RenderedFile {
+    files
+        .iter()
+        .find(|f| f.path == path)
+        .unwrap_or_else(|| panic!("no file {path}"))
+}
+
+/// The verifier, or `None` (with a note) when the tool is missing and tool tests
+/// are skipped; panics when it is missing otherwise.
+fn verifier() -> Option<Verifier> {
+    let verifier = Verifier::discover();
+    match verifier.missing(KIND) {
+        None => Some(verifier),
+        Some(message) if std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1") => {
+            eprintln!("note: skipping the netplan tool test: {message} (STRATA_SKIP_TOOL_TESTS=1)");
+            None
+        }
+        Some(message) => panic!(
+            "{message}\nrun scripts/install-test-deps.sh (or set STRATA_SKIP_TOOL_TESTS=1 to skip tool tests)"
+        ),
+    }
+}
+
+/// Write `files` under a fresh temporary directory and verify them all.
+fn verify(verifier: &Verifier, files: &[RenderedFile]) -> Vec<Check> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_all(dir.path(), files);
+    let list: Vec<(String, FileKind)> = files.iter().map(|f| (f.path.clone(), f.kind)).collect();
+    verifier.verify_dir(dir.path(), &list)
+}
+
+fn write_all(root: &Path, files: &[RenderedFile]) {
+    for f in files {
+        let path = root.join(&f.path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, &f.content).expect("write");
+    }
+}
+
+fn failures(checks: &[Check]) -> String {
+    checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| {
+            format!(
+                "--- {} ({})\n$ {}\n{}\n",
+                c.path, c.tool, c.command, c.output
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn snapshots() {
+    let files = netplan::render(&support::example_fleet());
+    insta::assert_snapshot!(
+        "compute",
+        file(&files, "fra1/netplan/fra1-r01-cmp04.yaml").content
+    );
+    insta::assert_snapshot!(
+        "storage",
+        file(&files, "fra1/netplan/fra1-r01-osd10.yaml").content
+    );
+    insta::assert_snapshot!(
+        "gpu_compute",
+        file(&files, "fra1/netplan/fra1-r02-cmp20.yaml").content
+    );
+}
+
+#[test]
+fn deterministic() {
+    let fleet = support::example_fleet();
+    let first = netplan::render(&fleet);
+    assert_eq!(first, netplan::render(&fleet));
+    assert_eq!(first, netplan::render(&support::example_fleet()));
+    let mut sorted = first.clone();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(first, sorted, "files are sorted by path");
+}
+
+#[test]
+fn every_machine_but_proxmox_nodes_has_a_vlan_per_host_interface() {
+    let fleet = support::example_fleet();
+    let files = netplan::render(&fleet);
+    assert!(files.iter().all(|f| f.kind == KIND));
+    let mut expected = 0;
+    for dc in &fleet.dcs {
+        for m in &dc.machines {
+            let path = format!("{}/netplan/{}.yaml", dc.name, m.hostname);
+            let found = files.iter().find(|f| f.path == path);
+            if m.role == MachineRole::Proxmox {
+                assert!(found.is_none(), "{path}: Proxmox nodes use ifupdown2");
+                continue;
+            }
+            expected += 1;
+            let text = &found.unwrap_or_else(|| panic!("no file {path}")).content;
+            let bond = m.bond.as_deref().expect("example machines have a bond");
+            assert!(!m.interfaces.is_empty(), "{path}: no host interfaces");
+            for i in &m.interfaces {
+                let stanza = format!(
+                    "    {bond}.{vid}:\n      id: {vid}\n      link: {bond}\n      mtu: {mtu}\n      addresses:\n        - {address}\n",
+                    vid = i.vid,
+                    mtu = i.mtu,
+                    address = i.address,
+                );
+                assert!(
+                    text.contains(&stanza),
+                    "{path}: no VLAN stanza\n{stanza}\nin\n{text}"
+                );
+            }
+            let management = m
+                .interfaces
+                .iter()
+                .find(|i| i.vlan == InfraVlan::Management)
+                .expect("management interface");
+            assert_eq!(
+                text.matches("- to: default").count(),
+                1,
+                "{path}: one default route"
+            );
+            assert!(
+                text.contains(&format!(
+                    "- to: default\n          via: {}\n",
+                    management.gateway
+                )),
+                "{path}: default route via the management gateway"
+            );
+            assert!(!text.contains("gateway4"), "{path}: deprecated gateway4");
+            assert!(
+                text.contains(&format!("      mtu: {}\n", fleet.mtu.underlay)),
+                "{path}: underlay MTU on the bond"
+            );
+            assert!(
+                !text.contains(&m.bmc.credential.to_string()),
+                "{path}: BMC credential"
+            );
+        }
+    }
+    assert_eq!(files.len(), expected);
+}
+
+#[test]
+fn netplan_accepts_every_file() {
+    let Some(verifier) = verifier() else { return };
+    let files = netplan::render(&support::example_fleet());
+    assert!(!files.is_empty());
+    let checks = verify(&verifier, &files);
+    assert_eq!(checks.len(), files.len());
+    assert!(
+        checks.iter().all(|c| c.ok),
+        "netplan rejected:\n{}",
+        failures(&checks)
+    );
+}
+
+#[test]
+fn netplan_rejects_a_broken_bond_mode() {
+    let Some(verifier) = verifier() else { return };
+    let files = netplan::render(&support::example_fleet());
+    let mut broken = file(&files, "fra1/netplan/fra1-r01-cmp04.yaml").clone();
+    assert!(broken.content.contains("mode: 802.3ad\n"));
+    broken.content = broken
+        .content
+        .replace("mode: 802.3ad\n", "mode: 802.3adx\n");
+    let checks = verify(&verifier, &[broken]);
+    assert!(
+        !checks[0].ok,
+        "netplan accepted mode 802.3adx:\n{}",
+        checks[0].output
+    );
+    assert!(
+        checks[0].output.contains("802.3adx"),
+        "{}",
+        checks[0].output
+    );
+}
+
+/// The example fleet with every bond of `profile` changed by `f`.
+fn with_bonds(profile: &str, f: impl Fn(&mut strata_spec::Bond)) -> Fleet {
+    let mut fleet = support::example_fleet();
+    let p = fleet
+        .profiles
+        .iter_mut()
+        .find(|p| p.name.as_str() == profile)
+        .expect("profile");
+    p.bonds.iter_mut().for_each(f);
+    fleet
+}
+
+#[test]
+fn active_backup_bonds_have_no_lacp_parameters() {
+    let fleet = with_bonds("storage-dense", |b| b.mode = BondMode::ActiveBackup);
+    let files = netplan::render(&fleet);
+    let osd = file(&files, "fra1/netplan/fra1-r01-osd10.yaml");
+    assert!(
+        osd.content.contains("mode: active-backup\n"),
+        "{}",
+        osd.content
+    );
+    assert!(!osd.content.contains("lacp-rate"), "{}", osd.content);
+    assert!(
+        !osd.content.contains("transmit-hash-policy"),
+        "{}",
+        osd.content
+    );
+    let Some(verifier) = verifier() else { return };
+    let checks = verify(&verifier, std::slice::from_ref(osd));
+    assert!(checks[0].ok, "{}", failures(&checks));
+}
+
+#[test]
+fn free_text_from_profiles_cannot_change_the_yaml_structure() {
+    let fleet = with_bonds("hv-std", |b| {
+        b.xmit_hash_policy = "layer3+4\n      mode: balance-rr".to_string()
+    });
+    let files = netplan::render(&fleet);
+    let cmp = file(&files, "fra1/netplan/fra1-r01-cmp04.yaml");
+    assert!(
+        cmp.content
+            .contains("transmit-hash-policy: \"layer3+4\\n      mode: balance-rr\"\n"),
+        "{}",
+        cmp.content
+    );
+    assert_eq!(
+        cmp.content.matches("\n        mode: ").count(),
+        1,
+        "{}",
+        cmp.content
+    );
+}
