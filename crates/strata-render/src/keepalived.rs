@@ -1,9 +1,230 @@
-//! Renderer placeholder: to be replaced by the keepalived renderer.
+//! keepalived `keepalived.conf` for every VIP member host:
+//! `<dc>/keepalived/<hostname>.conf`, one `vrrp_script` and one `vrrp_instance` per
+//! VIP of the DC the host is a member of (keepalived 2.2 syntax).
+//!
+//! Invariant: a pure function of the compiled fleet (sorted iteration, no clock) that
+//! never writes a secret: VRRP runs unicast between the members without
+//! authentication (PASS authentication is deprecated and would be a password in the
+//! file).
+//!
+//! Conventions:
+//! * Every instance starts `state BACKUP` with `nopreempt` (keepalived ignores
+//!   `nopreempt` unless the initial state is BACKUP) and the member's priority from the
+//!   fleet; the first member, which has the highest priority, wins the first election.
+//!   `virtual_router_id` is the VIP's VRID, `advert_int 1`, `unicast_src_ip` is the
+//!   member's own address and `unicast_peer` lists the other members in fleet order.
+//! * `interface`: the host's interface on the VIP's VLAN.
+//!   - VMs: one virtio NIC per entry of `Vm::interfaces`, in that order, named
+//!     `eth<N>` in the guest (Proxmox's `net<N>`, which Proxmox's cloud-init network
+//!     configuration names `eth<N>`).
+//!   - Machines: the VLAN interface the host renderers create: `vmbr0.<vid>` on a
+//!     Proxmox node (its VLAN-aware bridge), otherwise `<bond>.<vid>` on the machine's
+//!     bond, or `<nic>.<vid>` on the profile's first NIC when it has no bond.
+//! * Health check (`vrrp_script`, in `track_script`): a TCP connect to the member's own
+//!   address on the VIP's port with bash's `/dev/tcp` (`/bin/bash` exists on every
+//!   Debian and Ubuntu host; curl or nc may not), at most 2 s, every 2 s, two failures
+//!   to go down and two successes to come back. It checks the member's address, not
+//!   127.0.0.1, because services behind a VIP (Keystone under Kolla, say) bind the
+//!   host's API address. Scripts run as `nobody` under `enable_script_security`.
+//!
+//! A member that is not a host of its DC, or has no address on the VIP's VLAN, cannot
+//! be rendered; its file then says why and contains a keyword keepalived rejects, so
+//! verification fails instead of a VIP silently missing.
 
-use strata_fleet::Fleet;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
-use crate::RenderedFile;
+use minijinja::Environment;
+use serde::Serialize;
+use strata_fleet::{Dc, Fleet, Vip};
+use strata_spec::MachineRole;
 
-pub fn render(_fleet: &Fleet) -> Vec<RenderedFile> {
-    Vec::new()
+use crate::{FileKind, RenderedFile, template};
+
+const TEMPLATE: &str = "keepalived/keepalived.conf.j2";
+
+/// The VLAN-aware bridge that carries a Proxmox node's own VLAN interfaces.
+const PROXMOX_BRIDGE: &str = "vmbr0";
+
+static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+
+fn env() -> &'static Environment<'static> {
+    ENV.get_or_init(|| {
+        template::environment(&[(
+            TEMPLATE,
+            include_str!("../templates/keepalived/keepalived.conf.j2"),
+        )])
+    })
+}
+
+/// Render one `keepalived.conf` per VIP member host, sorted by path.
+pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
+    let mut files = Vec::new();
+    for dc in &fleet.dcs {
+        // Member hostname -> the VIPs (sorted by name) it holds.
+        let mut hosts: BTreeMap<&str, Vec<&Vip>> = BTreeMap::new();
+        let mut vips: Vec<&Vip> = dc.vips.iter().collect();
+        vips.sort_by(|a, b| a.name.cmp(&b.name));
+        for vip in vips {
+            for member in &vip.members {
+                let held = hosts.entry(member.hostname.as_str()).or_default();
+                if !held.iter().any(|v| std::ptr::eq(*v, vip)) {
+                    held.push(vip);
+                }
+            }
+        }
+        for (hostname, vips) in hosts {
+            files.push(RenderedFile {
+                path: path(&dc.name, hostname),
+                kind: FileKind::Keepalived,
+                content: render_host(fleet, dc, hostname, &vips),
+            });
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files
+}
+
+/// `<dc>/keepalived/<hostname>.conf`
+pub fn path(dc: &str, hostname: &str) -> String {
+    format!("{dc}/keepalived/{hostname}.conf")
+}
+
+#[derive(Serialize)]
+struct Ctx<'a> {
+    hostname: &'a str,
+    dc: &'a str,
+    instances: Vec<Instance>,
+}
+
+#[derive(Serialize)]
+struct Instance {
+    vip: String,
+    instance: String,
+    script: String,
+    vlan: &'static str,
+    vid: u16,
+    address: String,
+    prefix_len: u8,
+    port: u16,
+    vrid: u8,
+    priority: u8,
+    interface: String,
+    src: String,
+    peers: Vec<String>,
+}
+
+fn render_host(fleet: &Fleet, dc: &Dc, hostname: &str, vips: &[&Vip]) -> String {
+    let instances: Result<Vec<Instance>, String> = vips
+        .iter()
+        .map(|vip| instance(fleet, dc, hostname, vip))
+        .collect();
+    match instances {
+        Ok(instances) => {
+            let ctx = Ctx {
+                hostname,
+                dc: &dc.name,
+                instances,
+            };
+            match env()
+                .get_template(TEMPLATE)
+                .and_then(|t| t.render(minijinja::value::Serde(&ctx)))
+            {
+                Ok(text) => text,
+                Err(e) => rejected(hostname, &dc.name, &format!("{e:#}")),
+            }
+        }
+        Err(why) => rejected(hostname, &dc.name, &why),
+    }
+}
+
+/// The file for a host that cannot be rendered: the reason as comments, then an
+/// unknown keyword, which `keepalived --config-test` reports. (A `!` line would not
+/// do: keepalived reads `!` and `#` lines as comments.)
+fn rejected(hostname: &str, dc: &str, why: &str) -> String {
+    let mut text = format!("# strata: cannot render keepalived for {hostname} in {dc}:\n");
+    for line in why.lines() {
+        text.push_str(&format!("# {line}\n"));
+    }
+    text.push_str("strata_render_error\n");
+    text
+}
+
+fn instance(fleet: &Fleet, dc: &Dc, hostname: &str, vip: &Vip) -> Result<Instance, String> {
+    let member = vip
+        .members
+        .iter()
+        .find(|m| m.hostname == hostname)
+        .ok_or_else(|| format!("{hostname} is not a member of VIP {}", vip.name))?;
+    let vlan = dc
+        .vlan(vip.vlan)
+        .ok_or_else(|| format!("VIP {}: DC has no {} VLAN", vip.name, vip.vlan))?;
+    let interface = interface_name(fleet, dc, hostname, vip)?;
+    Ok(Instance {
+        vip: vip.name.clone(),
+        instance: format!("VI_{}", vip.name),
+        script: format!("chk_{}", vip.name),
+        vlan: vip.vlan.as_str(),
+        vid: vlan.vid,
+        address: vip.address.to_string(),
+        prefix_len: vip.prefix_len,
+        port: vip.port,
+        vrid: vip.vrid,
+        priority: member.priority,
+        interface,
+        src: member.address.to_string(),
+        peers: vip
+            .members
+            .iter()
+            .filter(|m| m.hostname != hostname)
+            .map(|m| m.address.to_string())
+            .collect(),
+    })
+}
+
+/// The host's interface on the VIP's VLAN (see the module docs for the convention).
+fn interface_name(fleet: &Fleet, dc: &Dc, hostname: &str, vip: &Vip) -> Result<String, String> {
+    if let Some(vm) = dc.vms.iter().find(|v| v.hostname == hostname) {
+        return vm
+            .interfaces
+            .iter()
+            .position(|i| i.vlan == vip.vlan)
+            .map(|n| format!("eth{n}"))
+            .ok_or_else(|| {
+                format!(
+                    "VM {hostname} has no interface on the {} VLAN of VIP {}",
+                    vip.vlan, vip.name
+                )
+            });
+    }
+    if let Some(machine) = dc.machines.iter().find(|m| m.hostname == hostname) {
+        let vid = machine
+            .interfaces
+            .iter()
+            .find(|i| i.vlan == vip.vlan)
+            .map(|i| i.vid)
+            .ok_or_else(|| {
+                format!(
+                    "machine {hostname} has no interface on the {} VLAN of VIP {}",
+                    vip.vlan, vip.name
+                )
+            })?;
+        let link = if machine.role == MachineRole::Proxmox {
+            Some(PROXMOX_BRIDGE.to_string())
+        } else {
+            machine.bond.clone().or_else(|| {
+                fleet
+                    .profile(&machine.profile)
+                    .and_then(|p| p.nics.first())
+                    .map(|n| n.name.clone())
+            })
+        };
+        return link
+            .map(|link| format!("{link}.{vid}"))
+            .ok_or_else(|| format!("machine {hostname} has neither a bond nor a NIC"));
+    }
+    Err(format!(
+        "VIP {} member {hostname} is neither a machine nor a VM of the DC",
+        vip.name
+    ))
 }
