@@ -40,7 +40,11 @@ fn codes_of(d: &[Diagnostic]) -> Vec<Code> {
 
 fn only(d: &[Diagnostic], code: Code) {
     assert!(!d.is_empty(), "expected {code}, got nothing");
-    assert!(d.iter().all(|x| x.code == code), "expected only {code}: {:#?}", d);
+    assert!(
+        d.iter().all(|x| x.code == code),
+        "expected only {code}: {:#?}",
+        d
+    );
 }
 
 #[test]
@@ -52,10 +56,18 @@ fn the_base_is_clean() {
 
 #[test]
 fn s0304_jumbo_vlans_must_agree() {
-    let t = edit(&base(), "    ceph_public: { vid: 21, mtu: 9000 }", "    ceph_public: { vid: 21, mtu: 9100 }");
+    let t = edit(
+        &base(),
+        "    ceph_public: { vid: 21, mtu: 9000 }",
+        "    ceph_public: { vid: 21, mtu: 9100 }",
+    );
     let (_, _, d) = analyze(&t);
     only(&d, codes::S0304);
-    let t = edit(&base(), "    ceph_cluster: { vid: 22, mtu: 9000 }", "    ceph_cluster: { vid: 22, mtu: 1500 }");
+    let t = edit(
+        &base(),
+        "    ceph_cluster: { vid: 22, mtu: 9000 }",
+        "    ceph_cluster: { vid: 22, mtu: 1500 }",
+    );
     let (_, _, d) = analyze(&t);
     only(&d, codes::S0304);
     assert!(d[0].message.contains("ceph_cluster"), "{d:#?}");
@@ -64,15 +76,27 @@ fn s0304_jumbo_vlans_must_agree() {
     let (_, _, d) = analyze(&t);
     // Storage VLANs at 9000 still fit; raise one above the underlay.
     assert!(d.is_empty(), "{d:#?}");
-    let t = edit(&t, "    storage: { vid: 20, mtu: 9000 }", "    storage: { vid: 20, mtu: 9100 }");
+    let t = edit(
+        &t,
+        "    storage: { vid: 20, mtu: 9000 }",
+        "    storage: { vid: 20, mtu: 9100 }",
+    );
     let (_, _, d) = analyze(&t);
     assert!(codes_of(&d).contains(&codes::S0304), "{d:#?}");
-    assert!(d.iter().any(|x| x.message.contains("more than the underlay")), "{d:#?}");
+    assert!(
+        d.iter()
+            .any(|x| x.message.contains("more than the underlay")),
+        "{d:#?}"
+    );
 }
 
 #[test]
 fn s0306_duplicate_vlan_ids() {
-    let t = edit(&base(), "      - { name: web }", "      - { name: web, vlan: 12 }");
+    let t = edit(
+        &base(),
+        "      - { name: web }",
+        "      - { name: web, vlan: 12 }",
+    );
     // 12 is outside the tenant range, so it is used as pinned and collides with management.
     let (_, _, d) = analyze(&t);
     only(&d, codes::S0306);
@@ -107,7 +131,11 @@ fn s0308_and_s0309_bgp_sessions_must_agree() {
 
 #[test]
 fn s0402_single_dhcp_rack_controller_is_a_warning() {
-    let t = edit(&base(), "      - { name: rack-b, dhcp: [provisioning, bmc] }", "      - { name: rack-b, dhcp: [bmc] }");
+    let t = edit(
+        &base(),
+        "      - { name: rack-b, dhcp: [provisioning, bmc] }",
+        "      - { name: rack-b, dhcp: [bmc] }",
+    );
     let (_, fleet, d) = analyze(&t);
     only(&d, codes::S0402);
     assert!(d.iter().all(|x| !x.is_error()));
@@ -160,11 +188,19 @@ fn declared_inventory_difference_is_conformant() {
 #[test]
 fn s0206_and_s0207_bad_overrides() {
     let site = "  - name: ams1\n    region: eu-west\n    racks:\n      - { name: r01, az: az1 }\n";
-    let with = |ov: &str| edit(&base(), site, &format!("{site}    overrides:\n      - {ov}\n"));
+    let with = |ov: &str| {
+        edit(
+            &base(),
+            site,
+            &format!("{site}    overrides:\n      - {ov}\n"),
+        )
+    };
     let (_, _, d) = analyze(&with("{ path: fabric.spinez, value: 4, reason: x }"));
     only(&d, codes::S0206);
     assert_eq!(d[0].help.as_deref(), Some("did you mean `spines`?"));
-    let (_, _, d) = analyze(&with("{ path: \"proxmox.clusters[infar].nodes\", value: 4, reason: x }"));
+    let (_, _, d) = analyze(&with(
+        "{ path: \"proxmox.clusters[infar].nodes\", value: 4, reason: x }",
+    ));
     only(&d, codes::S0206);
     let (_, _, d) = analyze(&with("{ path: fabric.spines, value: four, reason: x }"));
     only(&d, codes::S0207);
@@ -183,7 +219,12 @@ fn s0603_lock_conflicts_are_errors_not_silent_moves() {
     let second = strata_fleet::compile(&loaded.spec, &lock);
     assert!(second.fleet.is_none());
     assert_eq!(codes_of(&second.diagnostics), vec![codes::S0603]);
-    assert!(second.diagnostics[0].help.as_deref().is_some_and(|h| h.contains("delete")));
+    assert!(
+        second.diagnostics[0]
+            .help
+            .as_deref()
+            .is_some_and(|h| h.contains("delete"))
+    );
 }
 
 #[test]

@@ -178,6 +178,7 @@ impl<'a> Cx<'a> {
         for (name, s) in &site_index {
             let eff = overrides::apply(bp, &s.overrides);
             self.diags.extend(eff.diagnostics);
+            self.fabric_ranges(&eff.blueprint.fabric, s.name.span);
             let mut racks: Vec<&strata_spec::Rack> = Vec::new();
             let mut seen: HashMap<&str, Span> = HashMap::new();
             for r in &s.racks {
@@ -972,6 +973,29 @@ impl<'a> Cx<'a> {
         })
     }
 
+    /// Fabric sizes the renderers and the switches can carry.
+    fn fabric_ranges(&mut self, f: &strata_spec::Fabric, site: Span) {
+        let checks: [(&str, &Located<u32>, u32, u32); 4] = [
+            ("fabric.spines", &f.spines, 1, 64),
+            ("fabric.leaves_per_rack", &f.leaves_per_rack, 1, 4),
+            ("fabric.border_leaves", &f.border_leaves, 0, 16),
+            ("fabric.underlay.max_paths", &f.underlay.max_paths, 1, 256),
+        ];
+        for (path, v, lo, hi) in checks {
+            if **v < lo || **v > hi {
+                self.diags.push(
+                    Diagnostic::new(
+                        codes::S0104,
+                        format!("`{path}` is {}, outside {lo}-{hi}", **v),
+                    )
+                    .at(v.span_opt().unwrap_or(site))
+                    .expected(format!("a value from {lo} to {hi}"))
+                    .help(format!("set `{path}` between {lo} and {hi}")),
+                );
+            }
+        }
+    }
+
     fn names(&mut self, org: &strata_spec::Organisation) -> Option<Names> {
         let n = &org.naming;
         let mut parse =
@@ -1030,6 +1054,14 @@ impl<'a> Cx<'a> {
         }
         Some(names)
     }
+}
+
+/// Name a VM's NICs `eth0`, `eth1`, ... in interface order.
+fn vm_devices(mut ifs: Vec<HostInterface>) -> Vec<HostInterface> {
+    for (n, i) in ifs.iter_mut().enumerate() {
+        i.device = format!("eth{n}");
+    }
+    ifs
 }
 
 fn supernet_space(p: &strata_spec::Pools) -> Space {
@@ -1762,6 +1794,7 @@ fn build_dc_inner(
                 Some(HostInterface {
                     vlan: *r,
                     vid: v.vid.0,
+                    device: String::new(),
                     address: IpNet::new(a, s.prefix_len()).unwrap_or(*s),
                     gateway: nth(s, 1),
                     mtu: *v.mtu,
@@ -1804,6 +1837,18 @@ fn build_dc_inner(
             ..Vars::default()
         });
         let key = format!("m:{}", m.serial);
+        let bond = profile.and_then(|p| p.bonds.first().map(|b| b.name.clone()));
+        let uplink = bond
+            .clone()
+            .or_else(|| profile.and_then(|p| p.nics.first().map(|n| n.name.clone())));
+        let mut interfaces = iface(&key, bp.host_networks.for_role(*m.role));
+        for i in &mut interfaces {
+            i.device = match (*m.role, &uplink) {
+                (MachineRole::Proxmox, _) => format!("{PROXMOX_BRIDGE}.{}", i.vid),
+                (_, Some(u)) => format!("{u}.{}", i.vid),
+                (_, None) => format!("vlan{}", i.vid),
+            };
+        }
         let bmc_addr = addr_of
             .get(&(format!("bmc:{}", m.serial), InfraVlan::Bmc))
             .copied()
@@ -1832,8 +1877,9 @@ fn build_dc_inner(
                 credential: m.bmc.credential.value.clone(),
             },
             pxe_mac: m.pxe_mac.map(|x| x.to_string()),
-            bond: profile.and_then(|p| p.bonds.first().map(|b| b.name.clone())),
-            interfaces: iface(&key, bp.host_networks.for_role(*m.role)),
+            bond,
+            uplink,
+            interfaces,
             gpus: profile
                 .and_then(|p| p.gpu.as_ref().map(|g| g.count))
                 .unwrap_or(0),
@@ -1872,7 +1918,7 @@ fn build_dc_inner(
                     .map(|s| s.name.to_string())
                     .unwrap_or_default(),
                 ha_group: c.ha_groups.first().map(|g| g.name.to_string()),
-                interfaces: iface(&format!("vm:{}", v.name), &v.vlans),
+                interfaces: vm_devices(iface(&format!("vm:{}", v.name), &v.vlans)),
                 tags: vec!["maas".into()],
                 span: None,
             });
@@ -1921,7 +1967,7 @@ fn build_dc_inner(
                 .or_else(|| cluster.and_then(|c| c.storage.first().map(|s| s.name.to_string())))
                 .unwrap_or_default(),
             ha_group: v.ha_group.as_ref().map(|g| g.to_string()),
-            interfaces: iface(&format!("vm:{}", v.name), &vl),
+            interfaces: vm_devices(iface(&format!("vm:{}", v.name), &vl)),
             tags: v.tags.clone(),
             span: Some(v.span),
         });

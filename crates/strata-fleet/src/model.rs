@@ -133,6 +133,9 @@ pub struct Dc {
     pub span: Option<Span>,
 }
 
+/// The VLAN-aware bridge every Proxmox node carries its VLANs on.
+pub const PROXMOX_BRIDGE: &str = "vmbr0";
+
 impl Dc {
     pub fn vlan(&self, role: InfraVlan) -> Option<&Vlan> {
         self.vlans.iter().find(|v| v.role == role)
@@ -287,6 +290,11 @@ pub struct TenantSubnet {
 pub struct HostInterface {
     pub vlan: InfraVlan,
     pub vid: u16,
+    /// The OS device that carries the address. One convention for every renderer:
+    /// machines `<uplink>.<vid>` (the bond, or the profile's first NIC), Proxmox nodes
+    /// `vmbr0.<vid>` (the VLAN-aware bridge), VMs `eth<N>` (one virtio NIC per VLAN,
+    /// in this list's order, named by Proxmox's cloud-init network config).
+    pub device: String,
     /// Address with the subnet's prefix length.
     pub address: IpNet,
     pub gateway: IpAddr,
@@ -318,6 +326,8 @@ pub struct Machine {
     pub pxe_mac: Option<String>,
     /// Bond carrying the VLANs (from the profile).
     pub bond: Option<String>,
+    /// The device the VLANs ride on: the bond, or the profile's first NIC.
+    pub uplink: Option<String>,
     pub interfaces: Vec<HostInterface>,
     /// GPUs (from the profile) if any.
     pub gpus: u32,

@@ -291,6 +291,17 @@ pub fn apply(blueprint: &Blueprint, overrides: &[Located<Override>]) -> Effectiv
     }
 }
 
+trait MapExpected {
+    fn map_expected(self, e: String) -> Self;
+}
+
+impl MapExpected for Box<Diagnostic> {
+    fn map_expected(mut self, e: String) -> Self {
+        self.expected = Some(e);
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,16 +328,5 @@ mod tests {
         );
         assert!(parse_path("a..b").is_err());
         assert!(parse_path("a[b").is_err());
-    }
-}
-
-trait MapExpected {
-    fn map_expected(self, e: String) -> Self;
-}
-
-impl MapExpected for Box<Diagnostic> {
-    fn map_expected(mut self, e: String) -> Self {
-        self.expected = Some(e);
-        self
     }
 }

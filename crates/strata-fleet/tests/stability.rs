@@ -108,7 +108,10 @@ impl World {
         let mut s = String::from(BASE);
         s.push_str("sites:\n");
         for (si, racks) in &self.sites {
-            s.push_str(&format!("  - name: {}\n    region: r\n    racks:\n", SITES[*si]));
+            s.push_str(&format!(
+                "  - name: {}\n    region: r\n    racks:\n",
+                SITES[*si]
+            ));
             for r in racks.keys() {
                 s.push_str(&format!("      - {{ name: r{r:02} }}\n"));
             }
@@ -212,7 +215,12 @@ fn compile_world(w: &World, lock: &Lock) -> (Option<Fleet>, Lock) {
     let mut sources = SourceMap::new();
     sources.add("spec.yaml", w.spec_text());
     let loaded = strata_spec::load(&sources, &strata_spec::Limits::default());
-    assert!(loaded.diagnostics.is_empty(), "{:#?}\n{}", loaded.diagnostics, w.spec_text());
+    assert!(
+        loaded.diagnostics.is_empty(),
+        "{:#?}\n{}",
+        loaded.diagnostics,
+        w.spec_text()
+    );
     let c = compile(&loaded.spec, lock);
     assert!(
         c.diagnostics.iter().all(|d| !d.is_error()),
@@ -237,7 +245,12 @@ fn assert_unique(lock: &Lock, fleet: &Option<Fleet>) {
             let mut addrs = HashSet::new();
             for (host, ifs) in dc.hosts() {
                 for i in ifs {
-                    assert!(addrs.insert(i.address.addr()), "{host}: address {} reused in {}", i.address, dc.name);
+                    assert!(
+                        addrs.insert(i.address.addr()),
+                        "{host}: address {} reused in {}",
+                        i.address,
+                        dc.name
+                    );
                 }
             }
             for s in &dc.switches {
@@ -264,7 +277,9 @@ fn assert_unique(lock: &Lock, fleet: &Option<Fleet>) {
 
 fn assert_stable(old: &Lock, new: &Lock) {
     for (pool, entries) in &old.pools {
-        let Some(now) = new.pools.get(pool) else { continue };
+        let Some(now) = new.pools.get(pool) else {
+            continue;
+        };
         for (k, v) in entries {
             if let Some(v2) = now.get(k) {
                 assert_eq!(v, v2, "pool {pool}: `{k}` moved from {v} to {v2}");
@@ -314,5 +329,8 @@ fn a_fresh_compile_and_a_compile_from_history_agree_on_kept_objects() {
     assert_stable(&lock2, &lock3);
     let pool = &lock3.pools["addresses/fra1/provisioning"];
     let freed = &lock1.pools["addresses/fra1/provisioning"]["m:fra1-1-2"];
-    assert_eq!(&pool["m:fra1-1-9"], freed, "the new machine reuses the freed address");
+    assert_eq!(
+        &pool["m:fra1-1-9"], freed,
+        "the new machine reuses the freed address"
+    );
 }

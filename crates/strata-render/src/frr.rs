@@ -296,7 +296,7 @@ fn context<'a>(fleet: &'a Fleet, dc: &'a Dc, sw: &'a Switch, blocks: &[String]) 
         lo_addresses,
         interfaces,
         bfd: underlay.bfd,
-        max_paths: underlay.max_paths,
+        max_paths: *underlay.max_paths,
         groups,
         networks,
         vrfs,

@@ -13,13 +13,9 @@
 //!   fleet; the first member, which has the highest priority, wins the first election.
 //!   `virtual_router_id` is the VIP's VRID, `advert_int 1`, `unicast_src_ip` is the
 //!   member's own address and `unicast_peer` lists the other members in fleet order.
-//! * `interface`: the host's interface on the VIP's VLAN.
-//!   - VMs: one virtio NIC per entry of `Vm::interfaces`, in that order, named
-//!     `eth<N>` in the guest (Proxmox's `net<N>`, which Proxmox's cloud-init network
-//!     configuration names `eth<N>`).
-//!   - Machines: the VLAN interface the host renderers create: `vmbr0.<vid>` on a
-//!     Proxmox node (its VLAN-aware bridge), otherwise `<bond>.<vid>` on the machine's
-//!     bond, or `<nic>.<vid>` on the profile's first NIC when it has no bond.
+//! * `interface`: the host's device on the VIP's VLAN, `HostInterface::device`, which
+//!   the compiler names once for every renderer (VMs `eth<N>`, Proxmox nodes
+//!   `vmbr0.<vid>`, other machines `<bond>.<vid>`).
 //! * Health check (`vrrp_script`, in `track_script`): a TCP connect to the member's own
 //!   address on the VIP's port with bash's `/dev/tcp` (`/bin/bash` exists on every
 //!   Debian and Ubuntu host; curl or nc may not), at most 2 s, every 2 s, two failures
@@ -37,14 +33,10 @@ use std::sync::OnceLock;
 use minijinja::Environment;
 use serde::Serialize;
 use strata_fleet::{Dc, Fleet, Vip};
-use strata_spec::MachineRole;
 
 use crate::{FileKind, RenderedFile, template};
 
 const TEMPLATE: &str = "keepalived/keepalived.conf.j2";
-
-/// The VLAN-aware bridge that carries a Proxmox node's own VLAN interfaces.
-const PROXMOX_BRIDGE: &str = "vmbr0";
 
 static ENV: OnceLock<Environment<'static>> = OnceLock::new();
 
@@ -77,7 +69,7 @@ pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
             files.push(RenderedFile {
                 path: path(&dc.name, hostname),
                 kind: FileKind::Keepalived,
-                content: render_host(fleet, dc, hostname, &vips),
+                content: render_host(dc, hostname, &vips),
             });
         }
     }
@@ -114,11 +106,9 @@ struct Instance {
     peers: Vec<String>,
 }
 
-fn render_host(fleet: &Fleet, dc: &Dc, hostname: &str, vips: &[&Vip]) -> String {
-    let instances: Result<Vec<Instance>, String> = vips
-        .iter()
-        .map(|vip| instance(fleet, dc, hostname, vip))
-        .collect();
+fn render_host(dc: &Dc, hostname: &str, vips: &[&Vip]) -> String {
+    let instances: Result<Vec<Instance>, String> =
+        vips.iter().map(|vip| instance(dc, hostname, vip)).collect();
     match instances {
         Ok(instances) => {
             let ctx = Ctx {
@@ -150,7 +140,7 @@ fn rejected(hostname: &str, dc: &str, why: &str) -> String {
     text
 }
 
-fn instance(fleet: &Fleet, dc: &Dc, hostname: &str, vip: &Vip) -> Result<Instance, String> {
+fn instance(dc: &Dc, hostname: &str, vip: &Vip) -> Result<Instance, String> {
     let member = vip
         .members
         .iter()
@@ -159,7 +149,7 @@ fn instance(fleet: &Fleet, dc: &Dc, hostname: &str, vip: &Vip) -> Result<Instanc
     let vlan = dc
         .vlan(vip.vlan)
         .ok_or_else(|| format!("VIP {}: DC has no {} VLAN", vip.name, vip.vlan))?;
-    let interface = interface_name(fleet, dc, hostname, vip)?;
+    let interface = interface_name(dc, hostname, vip)?;
     Ok(Instance {
         vip: vip.name.clone(),
         instance: format!("VI_{}", vip.name),
@@ -182,46 +172,31 @@ fn instance(fleet: &Fleet, dc: &Dc, hostname: &str, vip: &Vip) -> Result<Instanc
     })
 }
 
-/// The host's interface on the VIP's VLAN (see the module docs for the convention).
-fn interface_name(fleet: &Fleet, dc: &Dc, hostname: &str, vip: &Vip) -> Result<String, String> {
-    if let Some(vm) = dc.vms.iter().find(|v| v.hostname == hostname) {
-        return vm
-            .interfaces
+/// The host's device on the VIP's VLAN (`HostInterface::device`: one naming
+/// convention, decided by the compiler, for every renderer).
+fn interface_name(dc: &Dc, hostname: &str, vip: &Vip) -> Result<String, String> {
+    let interfaces = dc
+        .machines
+        .iter()
+        .find(|m| m.hostname == hostname)
+        .map(|m| &m.interfaces)
+        .or_else(|| {
+            dc.vms
+                .iter()
+                .find(|v| v.hostname == hostname)
+                .map(|v| &v.interfaces)
+        });
+    if let Some(ifs) = interfaces {
+        return ifs
             .iter()
-            .position(|i| i.vlan == vip.vlan)
-            .map(|n| format!("eth{n}"))
+            .find(|i| i.vlan == vip.vlan)
+            .map(|i| i.device.clone())
             .ok_or_else(|| {
                 format!(
-                    "VM {hostname} has no interface on the {} VLAN of VIP {}",
+                    "{hostname} has no interface on the {} VLAN of VIP {}",
                     vip.vlan, vip.name
                 )
             });
-    }
-    if let Some(machine) = dc.machines.iter().find(|m| m.hostname == hostname) {
-        let vid = machine
-            .interfaces
-            .iter()
-            .find(|i| i.vlan == vip.vlan)
-            .map(|i| i.vid)
-            .ok_or_else(|| {
-                format!(
-                    "machine {hostname} has no interface on the {} VLAN of VIP {}",
-                    vip.vlan, vip.name
-                )
-            })?;
-        let link = if machine.role == MachineRole::Proxmox {
-            Some(PROXMOX_BRIDGE.to_string())
-        } else {
-            machine.bond.clone().or_else(|| {
-                fleet
-                    .profile(&machine.profile)
-                    .and_then(|p| p.nics.first())
-                    .map(|n| n.name.clone())
-            })
-        };
-        return link
-            .map(|link| format!("{link}.{vid}"))
-            .ok_or_else(|| format!("machine {hostname} has neither a bond nor a NIC"));
     }
     Err(format!(
         "VIP {} member {hostname} is neither a machine nor a VM of the DC",

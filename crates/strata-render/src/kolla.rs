@@ -26,7 +26,7 @@
 //!   and trunks the provider VLANs.
 //! * VMs (Proxmox guests) have one virtio NIC per attached VLAN, in the order of the
 //!   VM's interfaces (`net0`, `net1`, ... in Proxmox), which the guest names
-//!   `ens18`, `ens19`, ... (see [`vm_nic_name`]).
+//!   `eth0`, `eth1`, ... (`HostInterface::device`, named by the compiler).
 //! * HAProxy runs on the control hosts (`loadbalancer` group), where strata's own
 //!   keepalived holds the API VIP; Kolla's keepalived is disabled.
 //! * Neutron uses OVN: the network hosts are the gateway chassis.
@@ -68,7 +68,7 @@ pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
         files.push(RenderedFile {
             path: format!("{}/kolla/multinode", dc.name),
             kind: FileKind::KollaInventory,
-            content: inventory(fleet, dc),
+            content: inventory(dc),
         });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -99,16 +99,6 @@ pub(crate) fn inventory_name(dc: &Dc, hostname: &str) -> String {
                 .map(|v| v.fqdn.clone())
         })
         .unwrap_or_else(|| hostname.to_string())
-}
-
-/// The guest name of a Proxmox VM's `index`-th virtio NIC (`net<index>`): with the
-/// default i440fx machine type Proxmox puts `net0`..`net5` in PCI slots 18..23 of
-/// bus 0, which systemd's predictable naming turns into `ens18`..`ens23`. (VMs have a
-/// NIC per infrastructure VLAN they join, so at most seven; a q35 machine type or a
-/// seventh NIC would need another rule.) No strata renderer configures VM NICs yet:
-/// whichever does must keep this convention.
-pub(crate) fn vm_nic_name(index: usize) -> String {
-    format!("ens{}", 18 + index)
 }
 
 // ---------------------------------------------------------------------------
@@ -284,18 +274,13 @@ fn management(interfaces: &[HostInterface]) -> Option<(usize, &HostInterface)> {
 }
 
 /// The interface a machine's VLANs ride on: its bond, else its profile's first NIC.
-fn machine_parent(fleet: &Fleet, m: &Machine) -> Option<String> {
-    m.bond.clone().or_else(|| {
-        fleet
-            .profile(&m.profile)
-            .and_then(|p| p.nics.first())
-            .map(|n| n.name.clone())
-    })
+fn machine_parent(m: &Machine) -> Option<String> {
+    m.uplink.clone()
 }
 
-fn host_line(fleet: &Fleet, dc: &Dc, hostname: &str, wants_external: bool) -> HostLine {
+fn host_line(dc: &Dc, hostname: &str, wants_external: bool) -> HostLine {
     if let Some(m) = dc.machines.iter().find(|m| m.hostname == hostname) {
-        let parent = machine_parent(fleet, m);
+        let parent = machine_parent(m);
         let mgmt = management(&m.interfaces);
         let note = match (&parent, mgmt) {
             (None, _) => Some(format!(
@@ -308,10 +293,7 @@ fn host_line(fleet: &Fleet, dc: &Dc, hostname: &str, wants_external: bool) -> Ho
         return HostLine {
             name: m.fqdn.clone(),
             address: mgmt.map(|(_, i)| i.address.addr()),
-            interface: parent
-                .as_ref()
-                .zip(mgmt)
-                .map(|(p, (_, i))| format!("{p}.{}", i.vid)),
+            interface: mgmt.map(|(_, i)| i.device.clone()),
             external_interface: parent.filter(|_| wants_external),
             note,
         };
@@ -330,7 +312,7 @@ fn host_line(fleet: &Fleet, dc: &Dc, hostname: &str, wants_external: bool) -> Ho
         return HostLine {
             name: vm.fqdn.clone(),
             address: mgmt.map(|(_, i)| i.address.addr()),
-            interface: mgmt.map(|(index, _)| vm_nic_name(index)),
+            interface: mgmt.map(|(_, i)| i.device.clone()),
             external_interface: None,
             note: (!notes.is_empty()).then(|| notes.join("; ")),
         };
@@ -364,7 +346,7 @@ fn write_host(out: &mut String, host: &HostLine) {
     out.push('\n');
 }
 
-fn inventory(fleet: &Fleet, dc: &Dc) -> String {
+fn inventory(dc: &Dc) -> String {
     let os = &dc.openstack;
     let sorted = |hosts: &mut Vec<&str>| {
         hosts.sort_unstable();
@@ -403,10 +385,7 @@ fn inventory(fleet: &Fleet, dc: &Dc) -> String {
     for (group, hosts) in top {
         let _ = writeln!(out, "\n[{group}]");
         for host in hosts {
-            write_host(
-                &mut out,
-                &host_line(fleet, dc, host, external.contains(host)),
-            );
+            write_host(&mut out, &host_line(dc, host, external.contains(host)));
         }
     }
     out.push_str("\n[deployment]\nlocalhost ansible_connection=local\n");
@@ -427,7 +406,7 @@ const INVENTORY_HEADER: &str = "\
 # not in globals.yml, whose extra vars would override them:
 #   machines: <bond>.<vid> VLAN subinterfaces; network and compute machines also
 #     get neutron_external_interface=<bond> (the bond trunks the provider VLANs);
-#   VMs: one virtio NIC per attached VLAN, in order, named ens18, ens19, ...
+#   VMs: one virtio NIC per attached VLAN, in order, named eth0, eth1, ...
 # loadbalancer maps to control (Kolla's sample maps it to network): the API VIP is
 # held on the control hosts by strata's keepalived, and HAProxy must run there.
 ";

@@ -20,6 +20,14 @@ mod template;
 pub use kind::FileKind;
 use strata_fleet::Fleet;
 
+/// The text of a file whose renderer hit an internal error (a template bug): one line
+/// that is not a comment in any format strata renders (YAML, INI, FRR, keepalived,
+/// ifupdown), so every validator rejects it and the bug cannot reach a machine.
+pub fn failed_render_text(what: &str, reason: &str) -> String {
+    let first = reason.lines().next().unwrap_or("");
+    format!("%%% strata: {what} failed: {first}\n")
+}
+
 /// Render every file for the whole fleet, sorted by path.
 pub fn render_all(fleet: &Fleet) -> Vec<RenderedFile> {
     let mut files = Vec::new();

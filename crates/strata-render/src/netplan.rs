@@ -112,7 +112,7 @@ fn context<'a>(fleet: &'a Fleet, dc: &'a Dc, m: &'a Machine) -> Context<'a> {
         Some(link) => interfaces
             .iter()
             .map(|i| VlanContext {
-                name: format!("{link}.{}", i.vid),
+                name: i.device.clone(),
                 id: i.vid,
                 link: link.to_string(),
                 role: i.vlan.as_str(),

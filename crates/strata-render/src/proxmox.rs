@@ -45,7 +45,7 @@ use crate::{FileKind, RenderedFile, template};
 const TEMPLATE: &str = include_str!("../templates/proxmox/interfaces.j2");
 
 /// The bridge every node's VLANs and VMs hang off.
-pub const BRIDGE: &str = "vmbr0";
+pub const BRIDGE: &str = strata_fleet::PROXMOX_BRIDGE;
 
 static ENV: OnceLock<Environment<'static>> = OnceLock::new();
 
@@ -167,7 +167,7 @@ fn context<'a>(
     let vlans = interfaces
         .iter()
         .map(|i| VlanContext {
-            name: format!("{BRIDGE}.{}", i.vid),
+            name: i.device.clone(),
             vid: i.vid,
             role: i.vlan.as_str(),
             address: i.address.to_string(),

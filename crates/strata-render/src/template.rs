@@ -24,7 +24,7 @@ pub fn environment(templates: &[(&'static str, &'static str)]) -> Environment<'s
         // A template that does not parse is a bug caught by the snapshot tests; it
         // then renders as the error text below instead of panicking.
         if let Err(e) = env.add_template(name, source) {
-            let _ = env.add_template_owned(*name, format!("# strata: template `{name}` is broken: {e}\n"));
+            let _ = env.add_template_owned(*name, failure(name, &e));
         }
     }
     env
@@ -33,8 +33,15 @@ pub fn environment(templates: &[(&'static str, &'static str)]) -> Environment<'s
 /// Render template `name` with `ctx`. A rendering failure (a template bug) yields
 /// text that names the bug, which every validator rejects.
 pub fn render<S: Serialize>(env: &Environment<'static>, name: &str, ctx: S) -> String {
-    match env.get_template(name).and_then(|t| t.render(Value::from(minijinja::value::Serde(&ctx)))) {
+    match env
+        .get_template(name)
+        .and_then(|t| t.render(Value::from(minijinja::value::Serde(&ctx))))
+    {
         Ok(s) => s,
-        Err(e) => format!("# strata: rendering `{name}` failed: {e:#}\n!!! invalid\n"),
+        Err(e) => failure(name, &e),
     }
+}
+
+fn failure(name: &str, e: &minijinja::Error) -> String {
+    crate::failed_render_text(&format!("template `{name}`"), &e.to_string())
 }

@@ -359,9 +359,10 @@ fn inventory_structure() {
                     "{path}: {line}"
                 );
                 let interface = match vm_index {
-                    Some(index) => format!("ens{}", 18 + index),
+                    Some(index) => format!("eth{index}"),
                     None => format!("bond0.{}", mgmt.vid),
                 };
+                assert_eq!(interface, mgmt.device, "the compiler's device name");
                 assert!(
                     line.contains(&format!(
                         " network_interface={interface} api_interface={interface}"

@@ -331,8 +331,8 @@ pub struct Underlay {
     pub protocol: UnderlayProtocol,
     /// Run BFD on fabric sessions.
     pub bfd: bool,
-    /// ECMP paths per prefix.
-    pub max_paths: u32,
+    /// ECMP paths per prefix (1-256, FRR's limit).
+    pub max_paths: Located<u32>,
 }
 
 impl Default for Underlay {
@@ -340,7 +340,7 @@ impl Default for Underlay {
         Underlay {
             protocol: UnderlayProtocol::Ebgp,
             bfd: true,
-            max_paths: 64,
+            max_paths: Located::synthetic(64),
         }
     }
 }

@@ -41,6 +41,10 @@ pub fn example_fleet() -> Fleet {
         "{:#?}",
         compiled.diagnostics
     );
-    assert_eq!(compiled.lock.to_text(), lock_text, "examples/fleet/fleet.lock is stale: run `strata compile examples/fleet`");
+    assert_eq!(
+        compiled.lock.to_text(),
+        lock_text,
+        "examples/fleet/fleet.lock is stale: run `strata compile examples/fleet`"
+    );
     compiled.fleet.expect("fleet")
 }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# strata's full test suite: the README's second command, and exactly what CI runs.
+#
+# On a fresh Debian machine (as root) it first installs the real validators the
+# tests use (FRR, netplan, cloud-init, ifupdown2, keepalived, promtool from Debian;
+# ansible-core from PyPI) with scripts/install-test-deps.sh. Then: formatting,
+# clippy with warnings as errors, every unit/integration/property test, and an
+# end-to-end render of the example fleet verified by the real tools.
+# Any failure fails the script (non-zero exit).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/install-test-deps.sh
+else
+  echo "test.sh: not root; skipping tool installation (tests that need the tools fail unless STRATA_SKIP_TOOL_TESTS=1)"
+fi
+
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace
+
+step "render examples/fleet and verify every file with the real tools"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+cargo run -q -p strata-cli -- render examples/fleet --locked --out "$out/render" --verify
+
+step "demo on the embedded example"
+cargo run -q -p strata-cli -- demo --out "$out/demo"
+
+echo
+echo "test.sh: all checks passed"
