@@ -353,6 +353,13 @@ fn to_diagnostic(file: FileId, text: &str, err: &serde_saphyr::Error) -> Diagnos
         | E::AliasExpansionLimitExceeded { .. }
         | E::AliasReplayStackDepthExceeded { .. }
         | E::AliasReplayCounterOverflow { .. } => budget(span, "alias expansion"),
+        E::Unexpected { expected, .. } => Diagnostic::new(
+            codes::S0104,
+            format!("wrong structure here: expected {expected}"),
+        )
+        .at(span)
+        .expected((*expected).to_string())
+        .help("check the indentation and whether this should be a mapping (`key: value`) or a list (`- item`); `strata schema` shows the shape"),
         E::MultipleDocuments { .. } => Diagnostic::new(
             codes::S0101,
             "more than one YAML document in one file",
