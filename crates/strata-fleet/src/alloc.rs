@@ -349,11 +349,11 @@ pub fn allocate_prefixes(
             match taken.iter().find(|&&(a, b)| s <= b && a <= e) {
                 Some(&(_, b)) => {
                     // Jump past the blocking range, re-aligned.
-                    let next = (b / step + 1) * step;
-                    if next <= s {
-                        break;
+                    let next = (b / step).checked_add(1).and_then(|n| n.checked_mul(step));
+                    match next {
+                        Some(next) if next > s => s = next,
+                        _ => break,
                     }
-                    s = next;
                 }
                 None => {
                     found = Some(s);

@@ -118,6 +118,7 @@ impl<'a> Cx<'a> {
         let bp = spec.blueprint.as_ref()?;
 
         let names = self.names(org)?;
+        self.pool_shapes(pools);
 
         // Profiles.
         let mut profiles: BTreeMap<&str, &Located<HardwareProfile>> = BTreeMap::new();
@@ -328,7 +329,7 @@ impl<'a> Cx<'a> {
                 by_rack
                     .entry(m.rack.as_str())
                     .or_default()
-                    .push((*m.slot, *m.slot + h - 1, m));
+                    .push((*m.slot, m.slot.saturating_add(h - 1), m));
             }
             for (rack, mut ms) in by_rack {
                 let units = input
@@ -973,6 +974,54 @@ impl<'a> Cx<'a> {
         })
     }
 
+    /// Prefix lengths that the pools can actually be carved into.
+    fn pool_shapes(&mut self, p: &strata_spec::Pools) {
+        let mut bad = |what: &str, len: &Located<u8>, lo: u8, hi: u8, why: &str| {
+            if **len < lo || **len > hi {
+                self.diags.push(
+                    Diagnostic::new(codes::S0104, format!("`{what}` is /{}, outside /{lo}-/{hi}", **len))
+                        .at_opt(len.span_opt())
+                        .expected(format!("a prefix length from {lo} to {hi}"))
+                        .help(why.to_string()),
+                );
+            }
+        };
+        for (what, b, room) in [
+            ("pools.site_supernets.prefix_len", &p.site_supernets, 2u8),
+            ("pools.loopbacks.prefix_len", &p.loopbacks, 0),
+            ("pools.vteps.prefix_len", &p.vteps, 0),
+            ("pools.p2p.prefix_len", &p.p2p, 1),
+            ("pools.tenant_subnets.prefix_len", &p.tenant_subnets, 2),
+        ] {
+            bad(
+                what,
+                &b.prefix_len,
+                b.pool.prefix_len(),
+                b.pool.max_prefix_len() - room,
+                "each block is carved from the pool: it must be no larger than the pool, and hold at least one allocation",
+            );
+        }
+        let site = &p.site_supernets;
+        for (role, len) in p.vlan_subnets.iter() {
+            bad(
+                &format!("pools.vlan_subnets.{role}"),
+                len,
+                *site.prefix_len,
+                site.pool.max_prefix_len() - 2,
+                "a VLAN subnet lives inside its DC's block and needs room for a gateway and hosts",
+            );
+        }
+        let ic = &p.interconnect;
+        if ic.prefix_len() + 1 > ic.max_prefix_len() {
+            self.diags.push(
+                Diagnostic::new(codes::S0104, format!("`pools.interconnect` {} cannot hold a point-to-point link", ic.value))
+                    .at(ic.span)
+                    .expected("a prefix of /31 or shorter (IPv6: /127)")
+                    .help("use a prefix such as 172.31.255.0/24"),
+            );
+        }
+    }
+
     /// Fabric sizes the renderers and the switches can carry.
     fn fabric_ranges(&mut self, f: &strata_spec::Fabric, site: Span) {
         let checks: [(&str, &Located<u32>, u32, u32); 4] = [
@@ -1357,7 +1406,7 @@ fn build_dc_inner(
     if !pa.unallocated.is_empty() {
         let needed: u128 = reqs
             .iter()
-            .map(|(_, l)| 1u128 << (supernet.max_prefix_len() - l).min(127))
+            .map(|(_, l)| 1u128 << supernet.max_prefix_len().saturating_sub(*l).min(127))
             .sum();
         cx.diags.push(
             Diagnostic::new(
@@ -2230,7 +2279,7 @@ fn build_dc_inner(
                 Some(a) => members.push(VipMember {
                     hostname: h.clone(),
                     address: a,
-                    priority: 150u8.saturating_sub(10 * i as u8).max(50),
+                    priority: 150u8.saturating_sub((10 * i).min(100) as u8),
                 }),
                 None => {
                     cx.diags.push(

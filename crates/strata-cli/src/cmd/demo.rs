@@ -178,18 +178,14 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
                 .iter()
                 .filter(|f| f.path.starts_with(&format!("{}/", d.name)))
                 .count();
+            let count = |role| d.switches.iter().filter(|s| s.role == role).count();
             println!(
-                "  {:<5} {:<10} {} spines, {} leaves, {} machines, {} VMs, {} BGP sessions, {} files; {}",
+                "  {:<5} {:<10} {} spines, {} leaves, {} border leaves, {} machines, {} VMs, {} BGP sessions, {} files; {}",
                 d.name,
                 d.region,
-                d.switches
-                    .iter()
-                    .filter(|s| s.role == strata_fleet::SwitchRole::Spine)
-                    .count(),
-                d.switches
-                    .iter()
-                    .filter(|s| s.role != strata_fleet::SwitchRole::Spine)
-                    .count(),
+                count(strata_fleet::SwitchRole::Spine),
+                count(strata_fleet::SwitchRole::Leaf),
+                count(strata_fleet::SwitchRole::Border),
                 d.machines.len(),
                 d.vms.len(),
                 d.bgp.len() / 2,
