@@ -90,6 +90,15 @@ else
     "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet 'ansible-core>=2.16,<2.20' PyYAML
 fi
 
+# Real third-party API clients that check the twin's fidelity (strata-twin tests).
+CLIENT_CHECK='import proxmoxer, maas.client, openstack, openstackclient'
+if "$VENV/bin/python" -c "$CLIENT_CHECK" >/dev/null 2>&1 && [[ -x "$VENV/bin/openstack" ]]; then
+    echo "install-test-deps: API clients already in $VENV; skipping pip"
+else
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet \
+        proxmoxer requests python-libmaas python-openstackclient openstacksdk
+fi
+
 echo "install-test-deps: tools:"
 still_missing=()
 for cmd in "${NEEDED_COMMANDS[@]}"; do
@@ -100,7 +109,7 @@ for cmd in "${NEEDED_COMMANDS[@]}"; do
         still_missing+=("$cmd")
     fi
 done
-for cmd in ansible ansible-inventory python3; do
+for cmd in ansible ansible-inventory python3 openstack; do
     if [[ -x "$VENV/bin/$cmd" ]]; then
         printf '  %-18s %s\n' "$cmd" "$VENV/bin/$cmd"
     else

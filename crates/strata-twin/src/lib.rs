@@ -1,0 +1,180 @@
+//! The digital twin: simulated MAAS, Proxmox VE and OpenStack endpoints for N DCs.
+//!
+//! Each simulated DC gets three independent API implementations that follow the
+//! vendors' published references (paths, auth, payload shapes, status codes, error
+//! bodies, asynchronous behaviour):
+//!
+//! - MAAS region API under `http://ADDR/<dc>/MAAS/` ([`maas`]);
+//! - a Proxmox VE cluster on its own HTTPS port with a self-signed certificate, as the
+//!   real one on 8006 ([`proxmox`]);
+//! - an OpenStack region: Keystone, Nova, Neutron, Glance and Placement under
+//!   `http://ADDR/<dc>/{identity,compute,network,image,placement}` ([`openstack`]).
+//!
+//! Around them: fault injection per request and per object ([`faults`]), per-endpoint
+//! call counters and Prometheus metrics ([`counters`]), an admin API under `/_twin/`
+//! ([`admin`]) that lets tests inject faults, change objects behind a client's back and
+//! read counters, TLS ([`tls`]), and state persistence (`--state FILE`).
+//!
+//! Architecture invariant: the twin is an independent implementation. It shares no
+//! request or response types with strata's own clients (`strata-providers`); it is
+//! checked against real third-party clients and the vendors' published schemas and
+//! samples, never against strata's code. It knows nothing of the fleet spec: what a
+//! fresh DC contains comes in as plain [`DcSeed`] data.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub mod admin;
+pub mod counters;
+pub mod faults;
+pub mod maas;
+pub mod openstack;
+pub mod proxmox;
+mod server;
+pub mod tls;
+
+pub use faults::FaultSpec;
+pub use server::{RunningTwin, start};
+
+/// What a fresh DC contains.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DcSeed {
+    pub name: String,
+    /// Machines that PXE-booted and enlisted themselves in MAAS (status New).
+    pub machines: Vec<SeedMachine>,
+    /// Proxmox VE node names (the cluster's members).
+    pub proxmox_nodes: Vec<String>,
+    /// Proxmox storages every node has.
+    pub proxmox_storages: Vec<SeedStorage>,
+    /// Pre-existing VMs not created by strata (unowned), per DC, for scale tests.
+    pub extra_vms: usize,
+}
+
+/// A machine as MAAS sees it after PXE enlistment: identified by its boot MAC and serial.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SeedMachine {
+    pub serial: String,
+    pub pxe_mac: String,
+    /// Hardware that commissioning will report.
+    pub cpu_count: u32,
+    pub memory_mib: u64,
+    pub storage_gb: u64,
+    pub nics: Vec<String>,
+    pub gpus: Vec<SeedGpu>,
+    pub zone: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SeedGpu {
+    pub model: String,
+    pub vendor_id: String,
+    pub device_id: String,
+    pub pcie_gen: u8,
+    pub pcie_width: u8,
+    pub numa_node: u32,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SeedStorage {
+    pub name: String,
+    /// Proxmox storage type (`rbd`, `zfspool`, `lvmthin`, `dir`).
+    pub kind: String,
+    pub content: Vec<String>,
+}
+
+/// Options of a twin.
+#[derive(Clone, Debug)]
+pub struct TwinOptions {
+    pub dcs: Vec<DcSeed>,
+    /// Main HTTP listener (MAAS, OpenStack, admin). Proxmox listeners take the
+    /// following ports (`port + 1 + i`), or ephemeral ports when `port` is 0.
+    pub listen: SocketAddr,
+    pub faults: FaultSpec,
+    /// Added to every request.
+    pub latency_ms: u64,
+    /// Load state from, and save it to, this file.
+    pub state_file: Option<PathBuf>,
+    /// Seed of the fault RNG and of generated identifiers (0 = random).
+    pub seed: u64,
+}
+
+/// Credentials of one DC's services (generated at first start, persisted with the state).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Credentials {
+    /// MAAS API key `consumer_key:token_key:token_secret`.
+    pub maas_api_key: String,
+    /// Proxmox API token id `user@realm!tokenid`.
+    pub proxmox_token_id: String,
+    pub proxmox_token_secret: String,
+    /// Proxmox user and password for ticket auth (`/access/ticket`).
+    pub proxmox_user: String,
+    pub proxmox_password: String,
+    pub openstack_username: String,
+    pub openstack_password: String,
+    pub openstack_project: String,
+}
+
+/// Public URLs of one DC's services, as clients reach them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Urls {
+    /// `http://ADDR/<dc>/MAAS/`
+    pub maas: String,
+    /// `https://127.0.0.1:PORT`
+    pub proxmox: String,
+    /// `http://ADDR/<dc>/identity` (the v3 API is under it).
+    pub identity: String,
+    /// `http://ADDR/<dc>/compute` (`/v2.1` below it).
+    pub compute: String,
+    pub network: String,
+    pub image: String,
+    pub placement: String,
+}
+
+/// Everything a service implementation gets from the twin.
+pub struct DcContext {
+    pub name: String,
+    pub index: usize,
+    pub seed: DcSeed,
+    pub creds: Credentials,
+    pub urls: Urls,
+    pub shared: Arc<Shared>,
+}
+
+/// State shared by every DC: fault injection and counters.
+pub struct Shared {
+    pub faults: faults::Faults,
+    pub counters: counters::Counters,
+    pub latency_ms: u64,
+}
+
+/// A request from the admin API to change an object behind a client's back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MutateRequest {
+    /// Object kind in the service's own words (`qemu`, `machine`, `flavor`, ...).
+    pub kind: String,
+    /// Object id (`vmid`, `system_id`, flavor id or name, ...).
+    pub id: String,
+    /// Fields to set, in the API's own field names.
+    #[serde(default)]
+    pub set: serde_json::Map<String, serde_json::Value>,
+    /// Delete the object instead.
+    #[serde(default)]
+    pub delete: bool,
+}
+
+/// One simulated service of one DC.
+pub trait Service: Send + Sync + 'static {
+    /// `maas`, `proxmox` or `openstack`.
+    fn name(&self) -> &'static str;
+    /// The routes, relative to the service's mount point.
+    fn router(self: Arc<Self>) -> axum::Router;
+    /// The whole state, for `--state FILE`.
+    fn save(&self) -> serde_json::Value;
+    /// Change (or delete) an object behind the clients' back.
+    fn mutate(&self, req: &MutateRequest) -> Result<serde_json::Value, String>;
+    /// Object counts by kind, for tests and the admin API.
+    fn summary(&self) -> serde_json::Value;
+}
