@@ -1,0 +1,271 @@
+//! Desired state: what every platform of every DC should contain, from the compiled
+//! fleet. Pure: the fleet (and its rendered cloud-init) in, resources out.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use strata_fleet::{Dc, Fleet, VmKind};
+use strata_spec::{BmcDriver, InfraVlan, MachineRole, SecretRef};
+
+use crate::model::{Kind, Resource, ResourceId, ResourceSet, owner_tag};
+
+/// The name of the MAAS fabric strata manages in each DC.
+pub const FABRIC: &str = "strata";
+/// The Neutron physical network tenant VLANs ride on.
+pub const PHYSNET: &str = "physnet1";
+
+/// Everything the fleet wants, across all DCs and platforms.
+pub fn desired(fleet: &Fleet) -> ResourceSet {
+    let owner = owner_tag(&fleet.organisation.fleet_id);
+    let cloud_init: BTreeMap<String, String> = strata_render::cloud_init::render(fleet)
+        .into_iter()
+        .map(|f| (f.path, f.content))
+        .collect();
+    let mut out = ResourceSet::default();
+    for dc in &fleet.dcs {
+        maas(fleet, dc, &owner, &cloud_init, &mut out);
+        proxmox(fleet, dc, &owner, &mut out);
+        openstack(fleet, dc, &owner, &mut out);
+    }
+    out
+}
+
+fn maas(
+    fleet: &Fleet,
+    dc: &Dc,
+    owner: &str,
+    cloud_init: &BTreeMap<String, String>,
+    out: &mut ResourceSet,
+) {
+    let d = &dc.name;
+    let fabric = ResourceId::new(d, Kind::Fabric, FABRIC);
+    out.insert(Resource::new(fabric.clone()).field(
+        "description",
+        format!(
+            "{owner}: managed by strata for fleet {}",
+            fleet.organisation.fleet_id
+        ),
+    ));
+    for v in &dc.vlans {
+        let vlan = ResourceId::new(d, Kind::Vlan, v.role.as_str());
+        let mut r = Resource::new(vlan.clone())
+            .field("vid", v.vid)
+            .field("name", v.role.as_str())
+            .field("mtu", v.mtu)
+            .field("dhcp_on", v.dhcp.is_some())
+            .field(
+                "primary_rack",
+                v.dhcp
+                    .as_ref()
+                    .map(|x| Value::from(x.primary.clone()))
+                    .unwrap_or(Value::Null),
+            )
+            .field(
+                "secondary_rack",
+                v.dhcp
+                    .as_ref()
+                    .and_then(|x| x.secondary.clone())
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
+            );
+        r.depends_on.push(fabric.clone());
+        out.insert(r);
+        let mut s = Resource::new(ResourceId::new(d, Kind::MaasSubnet, v.subnet.to_string()))
+            .field("cidr", v.subnet.to_string())
+            .field("name", format!("{d}-{}", v.role))
+            .field("vid", v.vid)
+            .field("gateway_ip", v.gateway.to_string())
+            .field("managed", true);
+        s.depends_on.push(vlan);
+        out.insert(s);
+    }
+    let provisioning = dc
+        .vlan(InfraVlan::Provisioning)
+        .map(|v| ResourceId::new(d, Kind::MaasSubnet, v.subnet.to_string()));
+    for m in &dc.machines {
+        let user_data = role_file(m.role)
+            .and_then(|role| cloud_init.get(&format!("{d}/cloud-init/{role}.yaml")));
+        let mut tags = vec![owner.to_string(), format!("role-{}", m.role.as_str())];
+        tags.sort();
+        let mut r = Resource::new(ResourceId::new(d, Kind::Machine, m.serial.clone()))
+            .field("hostname", m.hostname.clone())
+            .field(
+                "power_type",
+                match m.bmc.driver {
+                    BmcDriver::Ipmi => "ipmi",
+                    BmcDriver::Redfish => "redfish",
+                },
+            )
+            .field("power_address", m.bmc.address.to_string())
+            .field("power_user", m.bmc.username.clone())
+            .field("tags", tags)
+            .field("status", "Deployed")
+            .field("distro_series", dc.maas.distro_series.clone())
+            .field(
+                "zone",
+                m.az.clone()
+                    .map(Value::from)
+                    .unwrap_or(Value::from("default")),
+            )
+            .spec("role", m.role.as_str())
+            .spec(
+                "power_pass",
+                match &m.bmc.credential {
+                    SecretRef::Env(v) => format!("env:{v}"),
+                    SecretRef::File(p) => format!("file:{p}"),
+                },
+            );
+        if let Some(mac) = &m.pxe_mac {
+            r = r.spec("pxe_mac", mac.clone());
+        }
+        if let Some(ud) = user_data {
+            r = r.spec(
+                "user_data",
+                base64::engine::general_purpose::STANDARD.encode(ud),
+            );
+        }
+        r.sensitive.insert("power_pass".into());
+        if let Some(p) = &provisioning {
+            r.depends_on.push(p.clone());
+        }
+        out.insert(r);
+    }
+}
+
+/// The cloud-init file of a machine role (Proxmox nodes get none: Proxmox VE is
+/// installed on top of the deployed OS by its own procedure).
+fn role_file(role: MachineRole) -> Option<&'static str> {
+    match role {
+        MachineRole::Proxmox => None,
+        other => Some(other.as_str()),
+    }
+}
+
+/// A Proxmox tag: lower case, `[a-z0-9_+.-]`.
+fn pve_tag(s: &str) -> String {
+    s.to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+.-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
+    for v in &dc.vms {
+        let role = match v.kind {
+            VmKind::MaasRegion => "maas-region".to_string(),
+            VmKind::MaasRack => "maas-rack".to_string(),
+            VmKind::Declared(r) => r.as_str().to_string(),
+        };
+        let mut tags: Vec<String> = v.tags.iter().map(|t| pve_tag(t)).collect();
+        tags.push(owner.to_string());
+        tags.push(pve_tag(&role));
+        tags.sort();
+        tags.dedup();
+        let nets: Vec<Value> = v
+            .interfaces
+            .iter()
+            .map(|i| {
+                json!(format!(
+                    "virtio,bridge={},tag={}",
+                    strata_fleet::PROXMOX_BRIDGE,
+                    i.vid
+                ))
+            })
+            .collect();
+        let template = dc
+            .proxmox
+            .iter()
+            .find(|c| c.name == v.cluster)
+            .map(|c| c.template.clone())
+            .unwrap_or_default();
+        out.insert(
+            Resource::new(ResourceId::new(&dc.name, Kind::Vm, v.hostname.clone()))
+                .field("cores", v.cores)
+                .field("memory", v.memory_mib)
+                .field("disk_gb", v.disk_gb)
+                .field("tags", tags)
+                .field("status", "running")
+                .field(
+                    "ha_group",
+                    v.ha_group.clone().map(Value::from).unwrap_or(Value::Null),
+                )
+                .spec("nets", nets)
+                .spec("template", template)
+                .spec("storage", v.storage.clone())
+                .spec("cluster", v.cluster.clone()),
+        );
+    }
+}
+
+fn openstack(fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
+    let d = &dc.name;
+    let has_openstack = !(dc.openstack.control.is_empty() && dc.openstack.compute.is_empty());
+    if !has_openstack {
+        return;
+    }
+    for t in &fleet.teams {
+        let project = ResourceId::new(d, Kind::Project, t.name.clone());
+        out.insert(
+            Resource::new(project.clone())
+                .field("description", format!("team {} ({owner})", t.name))
+                .field("tags", vec![owner.to_string()]),
+        );
+        let mut q = Resource::new(ResourceId::new(d, Kind::Quota, t.name.clone()))
+            .field("instances", t.quota.instances)
+            .field("cores", t.quota.cores)
+            .field("ram", t.quota.ram_mib);
+        q.depends_on.push(project);
+        out.insert(q);
+    }
+    for f in &dc.openstack.flavors {
+        let mut extra: serde_json::Map<String, Value> = f
+            .extra_specs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .collect();
+        extra.insert("strata:owner".into(), Value::from(owner));
+        out.insert(
+            Resource::new(ResourceId::new(d, Kind::Flavor, f.name.clone()))
+                .field("vcpus", f.vcpus)
+                .field("ram", f.ram_mib)
+                .field("disk", f.disk_gb)
+                .field("is_public", true)
+                .field("extra_specs", Value::Object(extra)),
+        );
+    }
+    for t in &fleet.tenants {
+        for n in &t.networks {
+            let name = format!("{}-{}", t.name, n.name);
+            let net = ResourceId::new(d, Kind::Network, name.clone());
+            out.insert(
+                Resource::new(net.clone())
+                    .field("provider_network_type", "vlan")
+                    .field("provider_physical_network", PHYSNET)
+                    .field("provider_segmentation_id", n.vlan)
+                    .field("shared", false)
+                    .field("tags", vec![owner.to_string()]),
+            );
+            if let Some(s) = dc
+                .tenant_subnets
+                .iter()
+                .find(|s| s.tenant == t.name && s.network == n.name)
+            {
+                let mut r = Resource::new(ResourceId::new(d, Kind::Subnet, name.clone()))
+                    .field("network", name.clone())
+                    .field("cidr", s.subnet.to_string())
+                    .field("gateway_ip", s.gateway.to_string())
+                    .field("enable_dhcp", true)
+                    .field("ip_version", if s.subnet.addr().is_ipv4() { 4 } else { 6 });
+                r.depends_on.push(net);
+                out.insert(r);
+            }
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The diff: desired + observed → a plan of steps.
+//!
+//! Rules:
+//! - desired, not observed → `create`;
+//! - desired, observed but not owned (a machine MAAS enlisted, matched by serial) →
+//!   `adopt`: take ownership and converge it;
+//! - desired and owned, fields differ → `update` with field-level changes;
+//! - owned, not desired → `delete`;
+//! - never touch anything else.
+//!
+//! Steps are ordered so that dependencies come first (fabric, VLAN, subnet, machine;
+//! project before quota; network before subnet) and deletions come last, in reverse.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::{Kind, Observed, Platform, Resource, ResourceId, ResourceSet, UnownedObject};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Adopt,
+    Update,
+    Delete,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Adopt => "@",
+            Action::Update => "~",
+            Action::Delete => "-",
+        }
+    }
+}
+
+/// One field that changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub field: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+}
+
+/// One thing to do to one resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub id: ResourceId,
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    /// What the resource should become (absent for deletes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<Resource>,
+    /// What it is now (absent for creates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Resource>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<ResourceId>,
+}
+
+impl Step {
+    /// A key that identifies this step's intent: the same step planned twice (for
+    /// the same desired state) has the same key. Used by the apply journal.
+    pub fn idempotency_key(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.id.to_string().as_bytes());
+        h.update([0]);
+        h.update(format!("{:?}", self.action).as_bytes());
+        h.update([0]);
+        if let Some(d) = &self.desired {
+            h.update(
+                serde_json::to_string(&d.fields)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
+            h.update(
+                serde_json::to_string(&d.spec)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
+        }
+        hex::encode(&h.finalize()[..16])
+    }
+}
+
+/// The whole plan.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Objects strata does not own, listed and never touched.
+    pub unowned: Vec<UnownedObject>,
+    /// How many owned objects each (DC, platform) has now (for the blast-radius guard).
+    pub owned_counts: BTreeMap<String, usize>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub create: usize,
+    pub adopt: usize,
+    pub update: usize,
+    pub delete: usize,
+}
+
+impl Counts {
+    pub fn total(&self) -> usize {
+        self.create + self.adopt + self.update + self.delete
+    }
+}
+
+impl Plan {
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for s in &self.steps {
+            match s.action {
+                Action::Create => c.create += 1,
+                Action::Adopt => c.adopt += 1,
+                Action::Update => c.update += 1,
+                Action::Delete => c.delete += 1,
+            }
+        }
+        c
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// DCs in plan order.
+    pub fn dcs(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.steps.iter().map(|s| s.id.dc.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Share (0-100) of a DC's owned objects this plan deletes.
+    pub fn destroy_percent(&self, dc: &str) -> f64 {
+        let owned: usize = self
+            .owned_counts
+            .iter()
+            .filter(|(k, _)| k.split('/').next() == Some(dc))
+            .map(|(_, v)| *v)
+            .sum();
+        let deletes = self
+            .steps
+            .iter()
+            .filter(|s| s.id.dc == dc && s.action == Action::Delete)
+            .count();
+        if owned == 0 {
+            0.0
+        } else {
+            100.0 * deletes as f64 / owned as f64
+        }
+    }
+
+    /// DCs whose deletions exceed `max_percent` of their owned objects.
+    pub fn over_blast_radius(&self, max_percent: f64) -> Vec<(String, f64)> {
+        self.dcs()
+            .into_iter()
+            .map(|dc| {
+                let p = self.destroy_percent(&dc);
+                (dc, p)
+            })
+            .filter(|(_, p)| *p > max_percent)
+            .collect()
+    }
+}
+
+fn changes(desired: &Resource, observed: &Resource) -> Vec<Change> {
+    let mut out = Vec::new();
+    for (k, want) in &desired.fields {
+        let have = observed.fields.get(k);
+        if have != Some(want) {
+            out.push(Change {
+                field: k.clone(),
+                old: have.cloned(),
+                new: Some(want.clone()),
+                sensitive: desired.sensitive.contains(k),
+            });
+        }
+    }
+    out
+}
+
+/// Diff `desired` against `observed` for the given scopes.
+///
+/// `scopes` are the `(dc, platform)` pairs that were observed: resources outside them
+/// are neither created nor deleted (a plan against one DC's endpoints leaves the
+/// others alone).
+pub fn diff(desired: &ResourceSet, observed: &Observed, scopes: &[(String, Platform)]) -> Plan {
+    let in_scope = |id: &ResourceId| {
+        scopes
+            .iter()
+            .any(|(dc, p)| *dc == id.dc && *p == id.platform())
+    };
+    let mut steps = Vec::new();
+    for d in desired.iter().filter(|d| in_scope(&d.id)) {
+        match observed.resources.get(&d.id) {
+            None => steps.push(Step {
+                id: d.id.clone(),
+                action: Action::Create,
+                changes: d
+                    .fields
+                    .iter()
+                    .map(|(k, v)| Change {
+                        field: k.clone(),
+                        old: None,
+                        new: Some(v.clone()),
+                        sensitive: d.sensitive.contains(k),
+                    })
+                    .collect(),
+                desired: Some(d.clone()),
+                observed: None,
+                depends_on: d.depends_on.clone(),
+            }),
+            Some(o) if !o.owned => steps.push(Step {
+                id: d.id.clone(),
+                action: Action::Adopt,
+                changes: changes(d, o),
+                desired: Some(d.clone()),
+                observed: Some(o.clone()),
+                depends_on: d.depends_on.clone(),
+            }),
+            Some(o) => {
+                let c = changes(d, o);
+                if !c.is_empty() {
+                    steps.push(Step {
+                        id: d.id.clone(),
+                        action: Action::Update,
+                        changes: c,
+                        desired: Some(d.clone()),
+                        observed: Some(o.clone()),
+                        depends_on: d.depends_on.clone(),
+                    });
+                }
+            }
+        }
+    }
+    let mut deletes: Vec<Step> = observed
+        .resources
+        .iter()
+        .filter(|o| o.owned && in_scope(&o.id) && desired.get(&o.id).is_none())
+        .map(|o| Step {
+            id: o.id.clone(),
+            action: Action::Delete,
+            changes: Vec::new(),
+            desired: None,
+            observed: Some(o.clone()),
+            depends_on: Vec::new(),
+        })
+        .collect();
+    steps.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
+    deletes.sort_by(|a, b| order_key(b).cmp(&order_key(a)));
+    steps.extend(deletes);
+
+    let mut owned_counts = BTreeMap::new();
+    for o in observed.resources.iter().filter(|o| o.owned) {
+        *owned_counts
+            .entry(format!("{}/{}", o.id.dc, o.id.platform()))
+            .or_insert(0) += 1;
+    }
+    let mut unowned = observed.unowned.clone();
+    unowned.sort();
+    Plan {
+        steps,
+        unowned,
+        owned_counts,
+    }
+}
+
+fn order_key(s: &Step) -> (String, Platform, Kind, String) {
+    (
+        s.id.dc.clone(),
+        s.id.platform(),
+        s.id.kind,
+        s.id.name.clone(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(kind: Kind, name: &str, owned: bool, mem: u64) -> Resource {
+        let mut r = Resource::new(ResourceId::new("fra1", kind, name)).field("memory", mem);
+        r.owned = owned;
+        r
+    }
+
+    #[test]
+    fn creates_updates_adopts_and_deletes() {
+        let mut desired = ResourceSet::default();
+        desired.insert(res(Kind::Vm, "a", true, 1024));
+        desired.insert(res(Kind::Vm, "b", true, 2048));
+        desired.insert(res(Kind::Machine, "s1", true, 0));
+        desired.insert(res(Kind::Vm, "other-dc", true, 1).tap_dc("ams1"));
+        let mut observed = Observed::default();
+        observed.resources.insert(res(Kind::Vm, "b", true, 4096));
+        observed
+            .resources
+            .insert(res(Kind::Machine, "s1", false, 0));
+        observed.resources.insert(res(Kind::Vm, "gone", true, 1));
+        let scopes = vec![
+            ("fra1".to_string(), Platform::Proxmox),
+            ("fra1".to_string(), Platform::Maas),
+        ];
+        let plan = diff(&desired, &observed, &scopes);
+        let actions: Vec<(Action, &str)> = plan
+            .steps
+            .iter()
+            .map(|s| (s.action, s.id.name.as_str()))
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                (Action::Adopt, "s1"),
+                (Action::Create, "a"),
+                (Action::Update, "b"),
+                (Action::Delete, "gone"),
+            ]
+        );
+        let b = &plan.steps[2];
+        assert_eq!(b.changes[0].old, Some(Value::from(4096)));
+        assert_eq!(b.changes[0].new, Some(Value::from(2048)));
+        assert_eq!(plan.counts().total(), 4);
+        // 1 delete out of 2 owned proxmox objects in fra1 (+0 owned MAAS objects).
+        assert_eq!(plan.destroy_percent("fra1"), 50.0);
+        assert_eq!(plan.over_blast_radius(10.0).len(), 1);
+    }
+
+    #[test]
+    fn an_identical_world_is_an_empty_plan() {
+        let mut desired = ResourceSet::default();
+        desired.insert(res(Kind::Flavor, "m1", true, 1));
+        let mut observed = Observed::default();
+        observed.resources.insert(res(Kind::Flavor, "m1", true, 1));
+        let plan = diff(&desired, &observed, &[("fra1".into(), Platform::Openstack)]);
+        assert!(plan.is_empty());
+    }
+
+    trait TapDc {
+        fn tap_dc(self, dc: &str) -> Self;
+    }
+    impl TapDc for Resource {
+        fn tap_dc(mut self, dc: &str) -> Self {
+            self.id.dc = dc.to_string();
+            self
+        }
+    }
+}

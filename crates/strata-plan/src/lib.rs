@@ -1,0 +1,22 @@
+//! Desired state, observed state and the plan between them.
+//!
+//! This crate owns the provider-neutral resource model ([`model`]), the desired state
+//! derived from a compiled fleet ([`desired()`]), the diff that turns desired and
+//! observed state into a plan of steps ([`diff()`]), and the plan's human rendering
+//! ([`display`]).
+//!
+//! Architecture invariant: pure. No I/O, no clock; providers (`strata-providers`) do
+//! the observing and acting, the executor (`strata-apply`) the ordering and journaling.
+//! Secrets are never fields: desired state carries only secret *references* in
+//! `spec` (resolved by providers at apply time), so a plan can be printed or stored.
+
+pub mod desired;
+pub mod diff;
+pub mod display;
+pub mod model;
+
+pub use desired::desired;
+pub use diff::{Action, Change, Counts, Plan, Step, diff};
+pub use model::{
+    Kind, Observed, Platform, Resource, ResourceId, ResourceSet, UnownedObject, owner_tag,
+};

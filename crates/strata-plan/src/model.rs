@@ -1,0 +1,275 @@
+//! The provider-neutral resource model shared by desired state, observed state and
+//! the plan.
+//!
+//! A [`Resource`] is identified by `(dc, kind, name)` ([`ResourceId`]): the name is
+//! the stable identity strata gives the object (machine serial, VM hostname, flavor
+//! name, ...), never a platform-assigned id. Platform ids (`system_id`, `vmid`, UUIDs)
+//! travel in [`Resource::external_id`]. `fields` are compared by the diff; `spec`
+//! holds create-time parameters that are not compared (template, placement, secret
+//! references, user data).
+//!
+//! The field vocabulary per kind is documented on [`Kind`]; providers map API
+//! objects onto exactly these fields.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The three platforms strata drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Maas,
+    Proxmox,
+    Openstack,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Maas => "maas",
+            Platform::Proxmox => "proxmox",
+            Platform::Openstack => "openstack",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of object a resource is. Order is dependency order within a platform.
+///
+/// Fields per kind (all JSON values):
+/// - `fabric` (MAAS): `description`.
+/// - `vlan` (MAAS; name = infrastructure role): `vid`, `name`, `mtu`, `dhcp_on`,
+///   `primary_rack`, `secondary_rack` (rack controller hostnames or null).
+/// - `maas-subnet` (name = CIDR): `cidr`, `name`, `vid`, `gateway_ip`, `managed`.
+/// - `machine` (name = serial): `hostname`, `power_type`, `power_address`,
+///   `power_user`, `tags` (sorted list), `status` (MAAS status name, desired
+///   `Deployed`), `distro_series`, `zone`. Spec: `pxe_mac`, `power_pass` (a secret
+///   reference such as `env:BMC_PASSWORD`), `user_data` (base64), `role`.
+/// - `vm` (Proxmox; name = hostname): `cores`, `memory` (MiB), `disk_gb`, `nets`
+///   (list of Proxmox `netN` strings in order), `tags` (sorted list), `status`
+///   (`running`), `ha_group` (or null). Spec: `template`, `storage`, `cluster`.
+/// - `project` (OpenStack; name = team): `description`, `tags`.
+/// - `flavor` (name = flavor name): `vcpus`, `ram` (MiB), `disk` (GB), `is_public`,
+///   `extra_specs` (object).
+/// - `network` (name = `<tenant>-<network>`): `provider_network_type`,
+///   `provider_physical_network`, `provider_segmentation_id`, `shared`, `tags`.
+/// - `subnet` (OpenStack; name = the network's name): `network`, `cidr`,
+///   `gateway_ip`, `enable_dhcp`, `ip_version`.
+/// - `quota` (name = team project): `instances`, `cores`, `ram`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Fabric,
+    Vlan,
+    MaasSubnet,
+    Machine,
+    Vm,
+    Project,
+    Flavor,
+    Network,
+    Subnet,
+    Quota,
+}
+
+impl Kind {
+    pub fn platform(self) -> Platform {
+        match self {
+            Kind::Fabric | Kind::Vlan | Kind::MaasSubnet | Kind::Machine => Platform::Maas,
+            Kind::Vm => Platform::Proxmox,
+            Kind::Project | Kind::Flavor | Kind::Network | Kind::Subnet | Kind::Quota => {
+                Platform::Openstack
+            }
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Fabric => "fabric",
+            Kind::Vlan => "vlan",
+            Kind::MaasSubnet => "maas-subnet",
+            Kind::Machine => "machine",
+            Kind::Vm => "vm",
+            Kind::Project => "project",
+            Kind::Flavor => "flavor",
+            Kind::Network => "network",
+            Kind::Subnet => "subnet",
+            Kind::Quota => "quota",
+        }
+    }
+
+    pub const ALL: [Kind; 10] = [
+        Kind::Fabric,
+        Kind::Vlan,
+        Kind::MaasSubnet,
+        Kind::Machine,
+        Kind::Vm,
+        Kind::Project,
+        Kind::Flavor,
+        Kind::Network,
+        Kind::Subnet,
+        Kind::Quota,
+    ];
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stable identity of a resource.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ResourceId {
+    pub dc: String,
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl ResourceId {
+    pub fn new(dc: impl Into<String>, kind: Kind, name: impl Into<String>) -> Self {
+        ResourceId {
+            dc: dc.into(),
+            kind,
+            name: name.into(),
+        }
+    }
+
+    pub fn platform(&self) -> Platform {
+        self.kind.platform()
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.dc, self.kind, self.name)
+    }
+}
+
+/// One object, desired or observed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    pub id: ResourceId,
+    /// Compared by the diff.
+    pub fields: BTreeMap<String, Value>,
+    /// Create-time parameters, not compared.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub spec: BTreeMap<String, Value>,
+    /// Fields whose values must never be shown (plans, logs, errors).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub sensitive: BTreeSet<String>,
+    /// Whether the object carries this fleet's ownership tag (observed objects).
+    pub owned: bool,
+    /// The platform's id (`system_id`, `vmid`, UUID), for observed objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Resources that must exist before this one is created or updated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<ResourceId>,
+}
+
+impl Resource {
+    pub fn new(id: ResourceId) -> Self {
+        Resource {
+            id,
+            fields: BTreeMap::new(),
+            spec: BTreeMap::new(),
+            sensitive: BTreeSet::new(),
+            owned: true,
+            external_id: None,
+            depends_on: Vec::new(),
+        }
+    }
+
+    pub fn field(mut self, k: &str, v: impl Into<Value>) -> Self {
+        self.fields.insert(k.to_string(), v.into());
+        self
+    }
+
+    pub fn spec(mut self, k: &str, v: impl Into<Value>) -> Self {
+        self.spec.insert(k.to_string(), v.into());
+        self
+    }
+}
+
+/// A set of resources keyed by id.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceSet {
+    pub resources: BTreeMap<ResourceId, Resource>,
+}
+
+impl ResourceSet {
+    pub fn insert(&mut self, r: Resource) {
+        self.resources.insert(r.id.clone(), r);
+    }
+
+    pub fn get(&self, id: &ResourceId) -> Option<&Resource> {
+        self.resources.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Resource> {
+        self.resources.values()
+    }
+
+    /// Resources of one DC and platform.
+    pub fn scope<'a>(
+        &'a self,
+        dc: &'a str,
+        platform: Platform,
+    ) -> impl Iterator<Item = &'a Resource> + 'a {
+        self.resources
+            .values()
+            .filter(move |r| r.id.dc == dc && r.id.platform() == platform)
+    }
+
+    pub fn extend(&mut self, other: ResourceSet) {
+        self.resources.extend(other.resources);
+    }
+}
+
+/// What one provider saw in one DC.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Objects strata can identify (owned, or adoptable such as enlisted machines).
+    pub resources: ResourceSet,
+    /// Objects without this fleet's ownership tag: listed, never touched.
+    pub unowned: Vec<UnownedObject>,
+}
+
+impl Observed {
+    pub fn extend(&mut self, other: Observed) {
+        self.resources.extend(other.resources);
+        self.unowned.extend(other.unowned);
+    }
+}
+
+/// An object strata does not own.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UnownedObject {
+    pub dc: String,
+    pub platform: Platform,
+    /// The platform's own kind name (`qemu`, `machine`, `flavor`, ...).
+    pub kind: String,
+    pub name: String,
+    pub external_id: String,
+}
+
+/// The ownership tag strata puts on everything it creates for a fleet.
+pub fn owner_tag(fleet_id: &str) -> String {
+    format!("strata-{fleet_id}")
+}
