@@ -1,0 +1,117 @@
+//! Providers: strata's own clients for MAAS, Proxmox VE and OpenStack.
+//!
+//! Each provider observes one platform of one DC in pages (list calls, never one call
+//! per object when a list exists) and acts on one plan step at a time, idempotently.
+//! Shared plumbing: [`http`] (TLS, retries with backoff and jitter honouring
+//! `Retry-After`, per-endpoint concurrency limits, call counters) and [`targets`] (the
+//! targets file: where the endpoints are and how to authenticate).
+//!
+//! Architecture invariants:
+//! - everything strata creates carries the fleet's ownership tag
+//!   ([`strata_plan::owner_tag`]); objects without it are never modified or deleted;
+//! - secrets come from references (environment variables, files) at the moment they
+//!   are needed and are never logged, returned in errors or written to the journal;
+//! - the providers share no request/response types with the twin (`strata-twin`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use strata_plan::{Observed, Platform, Step};
+
+pub mod http;
+pub mod maas;
+pub mod openstack;
+pub mod proxmox;
+pub mod targets;
+
+/// How a step's progress is remembered across crashes (implemented by the apply
+/// journal). A provider records its intent (e.g. the vmid it is about to create)
+/// *before* the call that creates something, so a run killed right after that call
+/// finds the object instead of creating a second one.
+pub trait IntentLog: Send + Sync {
+    /// Record (replace) the intent of step `key`.
+    fn record(&self, key: &str, intent: &Value);
+    /// The intent a previous, unfinished attempt of step `key` recorded.
+    fn previous(&self, key: &str) -> Option<Value>;
+}
+
+/// An intent log that remembers nothing (for plan-only runs and tests).
+pub struct NoIntentLog;
+
+impl IntentLog for NoIntentLog {
+    fn record(&self, _key: &str, _intent: &Value) {}
+    fn previous(&self, _key: &str) -> Option<Value> {
+        None
+    }
+}
+
+/// What a provider needs to act on a step.
+pub struct ActContext<'a> {
+    /// The step's idempotency key (`Step::idempotency_key`).
+    pub key: &'a str,
+    pub intents: &'a dyn IntentLog,
+    /// The fleet's ownership tag.
+    pub owner_tag: &'a str,
+}
+
+/// What came of a step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// The platform id of the object created or changed.
+    pub external_id: Option<String>,
+    /// A short human note ("cloned from 9000 on pve2", "adopted existing").
+    pub note: String,
+}
+
+/// A provider failure. Messages never contain secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+    #[error("{0}")]
+    Api(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("secret: {0}")]
+    Secret(String),
+}
+
+/// One platform of one DC.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn platform(&self) -> Platform;
+    fn dc(&self) -> &str;
+    /// Everything strata can identify on the platform, plus unowned objects listed.
+    async fn observe(&self) -> Result<Observed, ProviderError>;
+    /// Carry out one step (create, adopt, update or delete), idempotently.
+    async fn act(&self, step: &Step, ctx: &ActContext<'_>) -> Result<Outcome, ProviderError>;
+    /// Requests sent so far to this provider's endpoints.
+    fn calls(&self) -> u64;
+}
+
+/// Build every provider a targets file describes.
+pub fn providers(
+    targets: &targets::Targets,
+    owner_tag: &str,
+) -> Result<Vec<Arc<dyn Provider>>, ProviderError> {
+    let mut out: Vec<Arc<dyn Provider>> = Vec::new();
+    for dc in &targets.dcs {
+        if let Some(m) = &dc.maas {
+            out.push(Arc::new(maas::MaasProvider::new(&dc.name, m, owner_tag)?));
+        }
+        if let Some(p) = &dc.proxmox {
+            out.push(Arc::new(proxmox::ProxmoxProvider::new(
+                &dc.name, p, owner_tag,
+            )?));
+        }
+        if let Some(o) = &dc.openstack {
+            out.push(Arc::new(openstack::OpenstackProvider::new(
+                &dc.name, o, owner_tag,
+            )?));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,282 @@
+//! The targets file: where each DC's MAAS, Proxmox and OpenStack endpoints are, and
+//! how to authenticate. The same format `strata twin --write-endpoints` writes:
+//!
+//! ```json
+//! {"dcs": [{"name": "fra1",
+//!   "maas": {"url": "http://.../MAAS/", "api_key": "ck:tk:secret"},
+//!   "proxmox": {"url": "https://...:8006", "token_id": "user@realm!name", "token_secret": "...", "ca_file": "twin-ca.pem"},
+//!   "openstack": {"auth_url": "http://.../v3", "region": "fra1", "username": "admin", "password": "...",
+//!                 "project": "admin", "user_domain": "Default", "project_domain": "Default"}}]}
+//! ```
+//!
+//! Any secret (`api_key`, `token_secret`, `password`) may instead be a reference,
+//! `{"env": "VARIABLE"}` or `{"file": "PATH"}`, resolved when the provider starts.
+//! `ca_file` paths are relative to the targets file; `"insecure": true` accepts any
+//! certificate (labs only).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::ProviderError;
+
+/// A secret: its value never appears in `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecretSource {
+    Literal(String),
+    Env { env: String },
+    File { file: String },
+}
+
+#[derive(Deserialize)]
+struct RawTargets {
+    dcs: Vec<RawDc>,
+}
+
+#[derive(Deserialize)]
+struct RawDc {
+    name: String,
+    #[serde(default)]
+    maas: Option<RawMaas>,
+    #[serde(default)]
+    proxmox: Option<RawProxmox>,
+    #[serde(default)]
+    openstack: Option<RawOpenstack>,
+}
+
+#[derive(Deserialize)]
+struct RawMaas {
+    url: String,
+    api_key: SecretSource,
+    #[serde(default)]
+    ca_file: Option<String>,
+    #[serde(default)]
+    insecure: bool,
+}
+
+#[derive(Deserialize)]
+struct RawProxmox {
+    url: String,
+    token_id: String,
+    token_secret: SecretSource,
+    #[serde(default)]
+    ca_file: Option<String>,
+    #[serde(default)]
+    insecure: bool,
+    #[serde(default)]
+    concurrency: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct RawOpenstack {
+    auth_url: String,
+    region: String,
+    username: String,
+    password: SecretSource,
+    project: String,
+    #[serde(default = "default_domain")]
+    user_domain: String,
+    #[serde(default = "default_domain")]
+    project_domain: String,
+    #[serde(default)]
+    ca_file: Option<String>,
+    #[serde(default)]
+    insecure: bool,
+}
+
+fn default_domain() -> String {
+    "Default".into()
+}
+
+/// TLS settings of one endpoint.
+#[derive(Clone, Debug, Default)]
+pub struct Tls {
+    pub ca_pem: Option<String>,
+    pub insecure: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct MaasTarget {
+    /// Base URL ending in `/MAAS/`.
+    pub url: String,
+    /// `consumer_key:token_key:token_secret`.
+    pub api_key: Secret,
+    pub tls: Tls,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProxmoxTarget {
+    /// `https://host:8006`
+    pub url: String,
+    /// `user@realm!tokenid`
+    pub token_id: String,
+    pub token_secret: Secret,
+    pub tls: Tls,
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct OpenstackTarget {
+    /// Keystone v3 URL.
+    pub auth_url: String,
+    pub region: String,
+    pub username: String,
+    pub password: Secret,
+    pub project: String,
+    pub user_domain: String,
+    pub project_domain: String,
+    pub tls: Tls,
+}
+
+#[derive(Clone, Debug)]
+pub struct DcTargets {
+    pub name: String,
+    pub maas: Option<MaasTarget>,
+    pub proxmox: Option<ProxmoxTarget>,
+    pub openstack: Option<OpenstackTarget>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Targets {
+    pub dcs: Vec<DcTargets>,
+}
+
+impl Targets {
+    /// Read and resolve a targets file.
+    pub fn load(path: &Path) -> Result<Targets, ProviderError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ProviderError::Refused(format!("cannot read targets file {}: {e}", path.display()))
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Targets::parse(&text, &base, &|k| std::env::var(k).ok())
+    }
+
+    /// Parse a targets document; `env` looks up environment variables.
+    pub fn parse(
+        text: &str,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Targets, ProviderError> {
+        let raw: RawTargets = serde_json::from_str(text)
+            .map_err(|e| ProviderError::Refused(format!("targets file is not valid: {e}")))?;
+        let secret = |s: &SecretSource, what: &str| -> Result<Secret, ProviderError> {
+            match s {
+                SecretSource::Literal(v) => Ok(Secret(v.clone())),
+                SecretSource::Env { env: var } => env(var).map(Secret).ok_or_else(|| {
+                    ProviderError::Secret(format!("{what}: environment variable {var} is not set"))
+                }),
+                SecretSource::File { file } => {
+                    let p = resolve(base, file);
+                    std::fs::read_to_string(&p)
+                        .map(|v| Secret(v.trim_end().to_string()))
+                        .map_err(|e| {
+                            ProviderError::Secret(format!(
+                                "{what}: cannot read {}: {e}",
+                                p.display()
+                            ))
+                        })
+                }
+            }
+        };
+        let tls = |ca: &Option<String>, insecure: bool| -> Result<Tls, ProviderError> {
+            let ca_pem = match ca {
+                Some(f) => {
+                    let p = resolve(base, f);
+                    Some(std::fs::read_to_string(&p).map_err(|e| {
+                        ProviderError::Refused(format!("cannot read CA file {}: {e}", p.display()))
+                    })?)
+                }
+                None => None,
+            };
+            Ok(Tls { ca_pem, insecure })
+        };
+        let mut dcs = Vec::new();
+        for d in raw.dcs {
+            let maas = match d.maas {
+                Some(m) => Some(MaasTarget {
+                    api_key: secret(&m.api_key, &format!("{} MAAS api_key", d.name))?,
+                    tls: tls(&m.ca_file, m.insecure)?,
+                    url: m.url,
+                }),
+                None => None,
+            };
+            let proxmox = match d.proxmox {
+                Some(p) => Some(ProxmoxTarget {
+                    token_secret: secret(
+                        &p.token_secret,
+                        &format!("{} Proxmox token_secret", d.name),
+                    )?,
+                    tls: tls(&p.ca_file, p.insecure)?,
+                    url: p.url,
+                    token_id: p.token_id,
+                    concurrency: p.concurrency,
+                }),
+                None => None,
+            };
+            let openstack = match d.openstack {
+                Some(o) => Some(OpenstackTarget {
+                    password: secret(&o.password, &format!("{} OpenStack password", d.name))?,
+                    tls: tls(&o.ca_file, o.insecure)?,
+                    auth_url: o.auth_url,
+                    region: o.region,
+                    username: o.username,
+                    project: o.project,
+                    user_domain: o.user_domain,
+                    project_domain: o.project_domain,
+                }),
+                None => None,
+            };
+            dcs.push(DcTargets {
+                name: d.name,
+                maas,
+                proxmox,
+                openstack,
+            });
+        }
+        Ok(Targets { dcs })
+    }
+}
+
+fn resolve(base: &Path, file: &str) -> PathBuf {
+    let p = PathBuf::from(file);
+    if p.is_absolute() { p } else { base.join(p) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_come_from_literals_or_env_and_never_print() {
+        let text = r#"{"dcs":[{"name":"fra1",
+            "maas":{"url":"http://x/MAAS/","api_key":{"env":"MAAS_KEY"}},
+            "openstack":{"auth_url":"http://x/v3","region":"fra1","username":"u","password":"p4ss","project":"admin"}}]}"#;
+        let t = Targets::parse(text, Path::new("."), &|k| {
+            (k == "MAAS_KEY").then(|| "a:b:c".to_string())
+        })
+        .expect("parse");
+        let m = t.dcs[0].maas.as_ref().expect("maas");
+        assert_eq!(m.api_key.expose(), "a:b:c");
+        let dbg = format!("{t:?}");
+        assert!(!dbg.contains("a:b:c") && !dbg.contains("p4ss"), "{dbg}");
+        let missing = Targets::parse(text, Path::new("."), &|_| None).expect_err("missing env");
+        assert!(missing.to_string().contains("MAAS_KEY"));
+    }
+}
