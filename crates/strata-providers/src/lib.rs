@@ -27,28 +27,31 @@ pub mod targets;
 
 /// How a step's progress is remembered across crashes (implemented by the apply
 /// journal). A provider records its intent (e.g. the vmid it is about to create)
-/// *before* the call that creates something, so a run killed right after that call
-/// finds the object instead of creating a second one.
+/// durably *before* the call that creates something, so a run killed right after
+/// that call finds the object instead of creating a second one.
+#[async_trait]
 pub trait IntentLog: Send + Sync {
-    /// Record (replace) the intent of step `key`.
-    fn record(&self, key: &str, intent: &Value);
-    /// The intent a previous, unfinished attempt of step `key` recorded.
-    fn previous(&self, key: &str) -> Option<Value>;
+    /// Record (replace) the intent for `key`; returns once it is durable.
+    async fn record(&self, key: &str, intent: &Value);
+    /// The intent an earlier, unfinished attempt recorded for `key`.
+    async fn previous(&self, key: &str) -> Option<Value>;
 }
 
 /// An intent log that remembers nothing (for plan-only runs and tests).
 pub struct NoIntentLog;
 
+#[async_trait]
 impl IntentLog for NoIntentLog {
-    fn record(&self, _key: &str, _intent: &Value) {}
-    fn previous(&self, _key: &str) -> Option<Value> {
+    async fn record(&self, _key: &str, _intent: &Value) {}
+    async fn previous(&self, _key: &str) -> Option<Value> {
         None
     }
 }
 
 /// What a provider needs to act on a step.
 pub struct ActContext<'a> {
-    /// The step's idempotency key (`Step::idempotency_key`).
+    /// The key intents are recorded under: the resource and the action
+    /// (`fra1/vm/fra1-ci-runner1#create`), stable across plans.
     pub key: &'a str,
     pub intents: &'a dyn IntentLog,
     /// The fleet's ownership tag.
