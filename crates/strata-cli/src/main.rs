@@ -106,6 +106,19 @@ enum Command {
     /// /etc/network/interfaces, keepalived, Kolla-Ansible globals and inventory, nova
     /// PCI passthrough, Prometheus scrape and federation configs.
     Render(cmd::render::RenderArgs),
+    /// Diff the fleet against live MAAS, Proxmox and OpenStack endpoints.
+    ///
+    /// Grouped by DC and platform: `+` create, `@` adopt (a machine MAAS enlisted),
+    /// `~` update with old → new per field, `-` delete (only objects strata owns).
+    Plan(cmd::plan::PlanArgs),
+    /// Carry out the plan: waves, a blast-radius guard and a crash-safe journal.
+    Apply(cmd::apply::ApplyArgs),
+    /// Report changes made outside strata to the objects it owns (exit 2 on drift).
+    Drift(cmd::drift::DriftArgs),
+    /// Run simulated MAAS, Proxmox VE and OpenStack endpoints (the digital twin).
+    ///
+    /// Example: strata twin --dcs 3 --fleet examples/fleet --listen 127.0.0.1:5240 --write-endpoints twin/endpoints.json
+    Twin(cmd::twin::TwinArgs),
     /// Run the demo on the embedded example fleet of three DCs.
     Demo(cmd::demo::DemoArgs),
     /// Explain a diagnostic code, or list them all.
@@ -121,6 +134,10 @@ fn main() -> ExitCode {
         Command::Conform(a) => cmd::conform::run(a),
         Command::Compile(a) => cmd::compile::run(a),
         Command::Render(a) => cmd::render::run(a),
+        Command::Plan(a) => cmd::plan::run(a),
+        Command::Apply(a) => cmd::apply::run(a),
+        Command::Drift(a) => cmd::drift::run(a),
+        Command::Twin(a) => cmd::twin::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Explain(a) => cmd::explain::run(a),
     };

@@ -34,7 +34,7 @@ const SITE_NAMES: [(&str, &str); 10] = [
     ("hel1", "eu-north"),
 ];
 
-fn site(i: u32) -> (String, String) {
+pub fn site(i: u32) -> (String, String) {
     match SITE_NAMES.get(i as usize) {
         Some((n, r)) => (n.to_string(), r.to_string()),
         None => (format!("dc{}", i + 1), format!("region{}", i % 4 + 1)),

@@ -1,10 +1,15 @@
 //! One module per subcommand.
 
+pub mod apply;
 pub mod compile;
 pub mod conform;
 pub mod demo;
+pub mod drift;
 pub mod explain;
 pub mod init;
+pub mod live;
+pub mod plan;
 pub mod render;
 pub mod schema;
+pub mod twin;
 pub mod validate;

@@ -1,0 +1,252 @@
+//! `strata twin`: run the simulated MAAS, Proxmox VE and OpenStack endpoints.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use strata_fleet::Fleet;
+use strata_spec::MachineRole;
+use strata_twin::{DcSeed, FaultSpec, SeedGpu, SeedMachine, SeedStorage, TwinOptions};
+
+use crate::pipeline::analyze;
+
+#[derive(Debug, Args)]
+pub struct TwinArgs {
+    /// Number of simulated DCs.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub dcs: u32,
+    /// Address of the main listener (MAAS, OpenStack, admin API). Proxmox listens on
+    /// the following ports (PORT+1, PORT+2, ...), with TLS; port 0 picks free ports.
+    #[arg(long, default_value = "127.0.0.1:5240")]
+    pub listen: SocketAddr,
+    /// Seed each DC from this fleet spec: its machines are enlisted in MAAS (New),
+    /// its Proxmox nodes and storages exist. The first --dcs DCs are simulated.
+    #[arg(long)]
+    pub fleet: Option<PathBuf>,
+    /// Generic enlisted machines per DC (without --fleet).
+    #[arg(long, default_value_t = 8)]
+    pub machines_per_dc: u32,
+    /// Pre-existing VMs per DC that strata does not own (for scale tests).
+    #[arg(long, default_value_t = 0)]
+    pub vms_per_dc: u32,
+    /// Per-request fault probabilities, e.g. "5xx=0.1,429=0.05,timeout=0.02,slow_task=0.1".
+    #[arg(long, default_value = "")]
+    pub faults: String,
+    /// Latency added to every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Load state from, and save it to, this file (on exit and on POST /_twin/save).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Write the endpoints file (and twin-ca.pem and clouds.yaml beside it).
+    #[arg(long)]
+    pub write_endpoints: Option<PathBuf>,
+    /// Seed for fault injection (0 = random).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Seeds for the twin from a compiled fleet: each DC's inventory, Proxmox nodes and
+/// storages.
+pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Vec<DcSeed> {
+    fleet
+        .dcs
+        .iter()
+        .take(dcs)
+        .map(|dc| {
+            let machines = dc
+                .machines
+                .iter()
+                .map(|m| {
+                    let p = fleet.profile(&m.profile);
+                    SeedMachine {
+                        serial: m.serial.clone(),
+                        pxe_mac: m.pxe_mac.clone().unwrap_or_else(|| mac_for(&m.serial)),
+                        cpu_count: p
+                            .map(|p| p.cpu.sockets * p.cpu.cores_per_socket * p.cpu.threads_per_core)
+                            .unwrap_or(8),
+                        memory_mib: p.map(|p| u64::from(p.memory_gib) * 1024).unwrap_or(65536),
+                        storage_gb: p.map(|p| p.disks.iter().map(|d| d.size_gb).sum()).unwrap_or(480),
+                        nics: p.map(|p| p.nics.iter().map(|n| n.name.clone()).collect()).unwrap_or_default(),
+                        gpus: p
+                            .and_then(|p| p.gpu.as_ref())
+                            .map(|g| {
+                                (0..g.count)
+                                    .map(|i| SeedGpu {
+                                        model: g.model.clone(),
+                                        vendor_id: g.vendor_id.clone(),
+                                        device_id: g.device_id.clone(),
+                                        pcie_gen: g.pcie_gen,
+                                        pcie_width: g.pcie_width,
+                                        numa_node: g.numa.get(i as usize).copied().unwrap_or(0),
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        zone: m.az.clone(),
+                    }
+                })
+                .collect();
+            let mut nodes: Vec<String> = dc
+                .machines
+                .iter()
+                .filter(|m| m.role == MachineRole::Proxmox)
+                .map(|m| m.hostname.clone())
+                .collect();
+            nodes.sort();
+            let storages = dc
+                .proxmox
+                .first()
+                .map(|c| {
+                    c.storage
+                        .iter()
+                        .map(|s| SeedStorage {
+                            name: s.name.clone(),
+                            kind: format!("{:?}", s.kind).to_lowercase(),
+                            content: s.content.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            DcSeed {
+                name: dc.name.clone(),
+                machines,
+                proxmox_nodes: nodes,
+                proxmox_storages: storages,
+                extra_vms,
+            }
+        })
+        .collect()
+}
+
+/// Generic seeds: `machines` enlisted machines per DC, three Proxmox nodes.
+pub fn generic_seeds(dcs: u32, machines: u32, extra_vms: usize) -> Vec<DcSeed> {
+    (0..dcs)
+        .map(|i| {
+            let (name, _) = crate::scaffold::site(i);
+            DcSeed {
+                machines: (1..=machines)
+                    .map(|n| {
+                        let serial = format!("{}M{n:05}", name.to_ascii_uppercase());
+                        SeedMachine {
+                            pxe_mac: mac_for(&serial),
+                            serial,
+                            cpu_count: 64,
+                            memory_mib: 512 * 1024,
+                            storage_gb: 960,
+                            nics: vec!["ens1f0np0".into(), "ens1f1np1".into()],
+                            gpus: Vec::new(),
+                            zone: None,
+                        }
+                    })
+                    .collect(),
+                proxmox_nodes: (1..=3).map(|n| format!("{name}-pve{n}")).collect(),
+                proxmox_storages: vec![SeedStorage {
+                    name: "ceph-vm".into(),
+                    kind: "rbd".into(),
+                    content: vec!["images".into(), "rootdir".into()],
+                }],
+                extra_vms,
+                name,
+            }
+        })
+        .collect()
+}
+
+/// A stable locally administered MAC for a serial.
+fn mac_for(serial: &str) -> String {
+    let mut h: u32 = 2166136261;
+    for b in serial.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(16777619);
+    }
+    let b = h.to_be_bytes();
+    format!("52:54:00:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3])
+}
+
+pub fn run(a: TwinArgs) -> Result<ExitCode> {
+    let faults: FaultSpec = a
+        .faults
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--faults: {e}"))?;
+    let seeds = match &a.fleet {
+        Some(dir) => {
+            let an = analyze(dir, false)?;
+            let Some(fleet) = an.fleet.as_ref().filter(|_| !an.has_errors()) else {
+                crate::output::print_diagnostics(
+                    &crate::Global { format: crate::Format::Human, color: crate::ColorChoice::Auto },
+                    &an.diagnostics,
+                    an.sources(),
+                );
+                bail!("the fleet in {} has errors; fix them first (strata validate)", dir.display());
+            };
+            if (a.dcs as usize) > fleet.dcs.len() {
+                bail!("--dcs {} but the fleet has {} DCs", a.dcs, fleet.dcs.len());
+            }
+            seeds_from_fleet(fleet, a.dcs as usize, a.vms_per_dc as usize)
+        }
+        None => generic_seeds(a.dcs, a.machines_per_dc, a.vms_per_dc as usize),
+    };
+    let opts = TwinOptions {
+        dcs: seeds,
+        listen: a.listen,
+        faults,
+        latency_ms: a.latency_ms,
+        state_file: a.state.clone(),
+        seed: a.seed,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let twin = strata_twin::start(opts).await?;
+        if let Some(p) = &a.write_endpoints {
+            twin.write_endpoints(p)?;
+        }
+        print_endpoints(&twin.endpoints(), a.write_endpoints.as_deref());
+        wait_for_signal().await;
+        eprintln!("strata twin: shutting down");
+        twin.shutdown().await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn print_endpoints(doc: &serde_json::Value, file: Option<&Path>) {
+    println!("strata twin: {} DCs", doc["dcs"].as_array().map(Vec::len).unwrap_or(0));
+    for d in doc["dcs"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<6} MAAS {}  Proxmox {}  Keystone {}",
+            d["name"].as_str().unwrap_or(""),
+            d["maas"]["url"].as_str().unwrap_or(""),
+            d["proxmox"]["url"].as_str().unwrap_or(""),
+            d["openstack"]["auth_url"].as_str().unwrap_or("")
+        );
+    }
+    println!("  admin API {}", doc["twin"]["admin"].as_str().unwrap_or(""));
+    if let Some(f) = file {
+        println!("  endpoints written to {} (with twin-ca.pem and clouds.yaml beside it)", f.display());
+    }
+}
+
+/// Wait for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
