@@ -34,7 +34,7 @@ trap 'rm -rf "$out"' EXIT
 cargo run -q -p strata-cli -- render examples/fleet --locked --out "$out/render" --verify
 
 step "demo on the embedded example"
-cargo run -q -p strata-cli -- demo --out "$out/demo"
+cargo run -q -p strata-cli -- demo --out "$out/demo" --listen 127.0.0.1:0 --exit
 
 echo
 echo "test.sh: all checks passed"

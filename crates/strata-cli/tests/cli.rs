@@ -296,7 +296,7 @@ fn the_demo_embeds_exactly_the_example_files() {
     }
     walk(&root().join("examples/fleet"), &root(), &mut on_disk);
     on_disk.sort();
-    let o = strata(&["demo", "--no-verify", "-o", "json"]);
+    let o = strata(&["demo", "--no-verify", "--no-twin", "-o", "json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v = json(&o);
     assert_eq!(v["dcs"].as_array().map(Vec::len), Some(3));

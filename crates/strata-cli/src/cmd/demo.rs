@@ -1,8 +1,11 @@
 //! `strata demo`: the main job on the embedded example fleet.
 //!
-//! Today the demo validates the example fleet, reports conformance per DC, renders
-//! every configuration file and (when the tools are installed) verifies them with
-//! the real validators, then prints a summary per DC.
+//! The demo validates the example fleet, reports conformance per DC, renders every
+//! configuration file and (when the tools are installed) verifies them with the real
+//! validators; then it starts a digital twin of the three DCs (MAAS, Proxmox VE,
+//! OpenStack), plans and applies the fleet against it, checks that a second plan is
+//! empty, prints what was built and how to explore it with real clients, and keeps
+//! the twin running until interrupted (`--exit` stops right away).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,6 +88,16 @@ pub struct DemoArgs {
     /// Skip running the real validators even when they are installed.
     #[arg(long)]
     pub no_verify: bool,
+    /// Where the twin listens (Proxmox takes the next ports); a busy port falls back
+    /// to free ones.
+    #[arg(long, default_value = "127.0.0.1:5240")]
+    pub listen: std::net::SocketAddr,
+    /// Only validate and render: no twin, no apply.
+    #[arg(long)]
+    pub no_twin: bool,
+    /// Exit after applying instead of serving the twin until interrupted.
+    #[arg(long)]
+    pub exit: bool,
     #[command(flatten)]
     pub global: Global,
 }
@@ -135,8 +148,10 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         }
     }
     let report = an.conformance.as_ref();
-    if is_json(&a.global) {
-        print_json(&serde_json::json!({
+    let json = is_json(&a.global);
+    let mut doc = serde_json::Value::Null;
+    if json {
+        doc = serde_json::json!({
             "dcs": fleet.dcs.iter().map(|d| serde_json::json!({
                 "name": d.name, "region": d.region,
                 "switches": d.switches.len(), "machines": d.machines.len(), "vms": d.vms.len(),
@@ -147,7 +162,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             "embedded_files": EXAMPLE.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
             "out": out.display().to_string(),
             "verified": verified.map(|(ok, n)| serde_json::json!({"ok": ok, "total": n})),
-        }));
+        });
     } else {
         println!(
             "strata demo: example fleet `{}` ({} DCs)\n",
@@ -201,14 +216,155 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
                 "(validators not installed: run scripts/install-test-deps.sh, then the demo verifies every file)"
             ),
         }
-        if a.out.is_none() {
-            println!("(pass --out DIR to keep the files)");
-        }
     }
-    let ok = verified.is_none_or(|(ok, n)| ok == n);
+    let mut twin_ok = true;
+    if !a.no_twin {
+        let rt = tokio::runtime::Runtime::new()?;
+        let summary = rt.block_on(run_twin(&a, fleet, &out))?;
+        twin_ok = summary["converged"] == true && summary["apply_succeeded"] == true;
+        if json {
+            doc["twin"] = summary;
+        }
+    } else if !json && a.out.is_none() {
+        println!("(pass --out DIR to keep the files)");
+    }
+    if json {
+        print_json(&doc);
+    }
+    let ok = verified.is_none_or(|(ok, n)| ok == n) && twin_ok;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Start the twin, apply the fleet to it, check convergence, print how to explore it.
+async fn run_twin(a: &DemoArgs, fleet: &strata_fleet::Fleet, out: &std::path::Path) -> Result<serde_json::Value> {
+    use strata_plan::{Kind, owner_tag};
+
+    let json = is_json(&a.global);
+    let seeds = crate::cmd::twin::seeds_from_fleet(fleet, fleet.dcs.len(), 0);
+    let mut opts = strata_twin::TwinOptions {
+        dcs: seeds,
+        listen: a.listen,
+        faults: strata_twin::FaultSpec::default(),
+        latency_ms: 0,
+        state_file: None,
+        seed: 0,
+    };
+    let twin = match strata_twin::start(opts.clone()).await {
+        Ok(t) => t,
+        Err(_) => {
+            // The port is busy: take free ones.
+            opts.listen.set_port(0);
+            strata_twin::start(opts).await?
+        }
+    };
+    let endpoints = out.join("twin").join("endpoints.json");
+    twin.write_endpoints(&endpoints)?;
+    if !json {
+        println!();
+        crate::cmd::twin::print_endpoints(&twin.endpoints(), Some(&endpoints));
+    }
+    let providers = crate::cmd::live::providers_for(&endpoints, fleet)?;
+    let plan = crate::cmd::live::plan(fleet, &providers).await?;
+    let counts = plan.counts();
+    if !json {
+        println!(
+            "\nplan against the fresh twin: {} to create, {} to adopt (machines MAAS enlisted), {} to update, {} to delete",
+            counts.create, counts.adopt, counts.update, counts.delete
+        );
+    }
+    let journal = strata_apply::Journal::open(&out.join("fleet.journal")).await?;
+    let started = std::time::Instant::now();
+    let report = strata_apply::apply(
+        &plan,
+        &providers,
+        &journal,
+        &owner_tag(&fleet.organisation.fleet_id),
+        &strata_apply::ApplyOptions::default(),
+        &strata_apply::Quiet,
+    )
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    for r in report.results.iter().filter(|r| r.status != strata_apply::StepStatus::Done) {
+        eprintln!("  {:?} {}: {}", r.status, r.resource, r.error.as_deref().unwrap_or(""));
+    }
+    let (observed, _) = crate::cmd::live::observe_all(&providers).await?;
+    let again = strata_plan::diff(&strata_plan::desired(fleet), &observed, &providers.iter().map(|p| (p.dc().to_string(), p.platform())).collect::<Vec<_>>());
+    let mut per_dc = Vec::new();
+    for dc in &fleet.dcs {
+        let n = |k: Kind, f: &dyn Fn(&strata_plan::Resource) -> bool| {
+            observed.resources.iter().filter(|r| r.owned && r.id.dc == dc.name && r.id.kind == k && f(r)).count()
+        };
+        let deployed = n(Kind::Machine, &|r| r.fields.get("status").and_then(|v| v.as_str()) == Some("Deployed"));
+        let running = n(Kind::Vm, &|r| r.fields.get("status").and_then(|v| v.as_str()) == Some("running"));
+        let flavors = n(Kind::Flavor, &|_| true);
+        let networks = n(Kind::Network, &|_| true);
+        let projects = n(Kind::Project, &|_| true);
+        per_dc.push(serde_json::json!({
+            "dc": dc.name, "machines_deployed": deployed, "vms_running": running,
+            "flavors": flavors, "networks": networks, "projects": projects,
+        }));
+        if !json {
+            println!(
+                "  {:<5} MAAS: {deployed} machines deployed · Proxmox: {running} VMs running · OpenStack: {flavors} flavors, {networks} provider networks, {projects} team projects",
+                dc.name
+            );
+        }
+    }
+    let calls: u64 = providers.iter().map(|p| p.calls()).sum();
+    if !json {
+        println!(
+            "\napply {} in {seconds:.1}s ({} steps, {calls} API calls); a second plan shows {} changes{}",
+            if report.succeeded() { "succeeded" } else { "FAILED" },
+            report.results.len(),
+            again.counts().total(),
+            if again.is_empty() { ": converged" } else { "" }
+        );
+        let doc = twin.endpoints();
+        let d0 = &doc["dcs"][0];
+        let dir = endpoints.parent().map(|p| p.display().to_string()).unwrap_or_default();
+        println!("\nExplore the twin with real clients (the venv from scripts/install-test-deps.sh has them):");
+        println!(
+            "  /opt/strata-tools/bin/python -c \"from proxmoxer import ProxmoxAPI; p = ProxmoxAPI('{}', port={}, user='{}', token_name='{}', token_value='{}', verify_ssl='{dir}/twin-ca.pem'); print([v['name'] for v in p.cluster.resources.get(type='vm')])\"",
+            url_host(d0["proxmox"]["url"].as_str().unwrap_or("")),
+            url_port(d0["proxmox"]["url"].as_str().unwrap_or("")),
+            d0["proxmox"]["token_id"].as_str().unwrap_or("").split('!').next().unwrap_or(""),
+            d0["proxmox"]["token_id"].as_str().unwrap_or("").split('!').nth(1).unwrap_or(""),
+            d0["proxmox"]["token_secret"].as_str().unwrap_or(""),
+        );
+        println!(
+            "  OS_CLIENT_CONFIG_FILE={dir}/clouds.yaml /opt/strata-tools/bin/openstack --os-cloud {} flavor list",
+            d0["name"].as_str().unwrap_or("")
+        );
+        println!("  strata plan examples/fleet --targets {} --detailed-exitcode", endpoints.display());
+        println!("  curl -s {}counters | head", doc["twin"]["admin"].as_str().unwrap_or(""));
+    }
+    let summary = serde_json::json!({
+        "endpoints": endpoints.display().to_string(),
+        "plan": counts,
+        "apply_succeeded": report.succeeded(),
+        "apply_seconds": seconds,
+        "api_calls": calls,
+        "converged": again.is_empty(),
+        "dcs": per_dc,
+    });
+    if !a.exit {
+        if !json {
+            println!("\nThe twin keeps running; press Ctrl-C to stop.");
+        }
+        crate::cmd::twin::wait_for_signal().await;
+    }
+    twin.shutdown().await?;
+    Ok(summary)
+}
+
+fn url_host(url: &str) -> String {
+    url.split("://").nth(1).and_then(|r| r.rsplit_once(':')).map(|(h, _)| h.to_string()).unwrap_or_default()
+}
+
+fn url_port(url: &str) -> String {
+    url.rsplit_once(':').map(|(_, p)| p.trim_end_matches('/').to_string()).unwrap_or_default()
 }
