@@ -1,30 +1,1204 @@
-//! Placeholder: the proxmox simulator is being written.
+//! A simulated Proxmox VE 9.1 cluster (one per DC), served on its own HTTPS listener
+//! under `/api2/json/`, as `pveproxy` serves it on port 8006.
+//!
+//! What it reproduces:
+//!
+//! - Authentication by API token (`Authorization: PVEAPIToken=USER@REALM!ID=SECRET`) or
+//!   ticket (`POST /access/ticket`, then cookie `PVEAuthCookie` and, on writes, the
+//!   `CSRFPreventionToken` header). Failures are 401s with the reason in the status line
+//!   (`No ticket`, `Authentication failed!`, `Permission denied - invalid csrf token`)
+//!   and an empty body, as pveproxy sends them.
+//! - Parameters from the query, forms (`application/x-www-form-urlencoded`) and JSON
+//!   bodies, validated like PVE's JSON schema checker ([`params`]): 400 "Parameter
+//!   verification failed." with an `errors` object.
+//! - Responses `{"data": ...}`; errors carry the message in the HTTP reason phrase and
+//!   in the body (`{"data": null, "message": "...\n"}`, as PVE 9 sends it).
+//! - Guests as configuration maps with a SHA-1 `digest`, config locks (`lock: clone`,
+//!   `create`, `destroyed`) and file locks (a clone holds a shared lock on its source, so
+//!   parallel clones of a template run side by side while writes to it wait).
+//! - Asynchronous tasks with real-looking UPIDs, logs and exit statuses, completing after
+//!   a while (10x longer under the `slow_task` fault); per-object faults `task_fails`
+//!   (the guest's next task fails) and `error_500` (the next call naming it fails).
+//! - Races as they are: `GET /cluster/nextid` reserves nothing, so two creators can get
+//!   the same id and one of them fails (synchronously, or in its clone task).
+//! - HA resources and HA rules as in PVE 9 (HA groups are migrated to node-affinity
+//!   rules there, so the `group` parameter and the groups API answer with an error);
+//!   the HA manager starts and stops guests to match their requested state.
+//!
+//! Routes are listed in [`ROUTES`] (checked against the vendor schema by
+//! `tests/proxmox_schema.rs`); [`route_params`] gives each one's parameters.
 
+mod api;
+mod auth;
+mod model;
+pub mod params;
+mod qemu;
+mod sha1;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{MethodFilter, MethodRouter};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
 
 use crate::{DcContext, MutateRequest, Service};
 
-struct Placeholder;
+use self::auth::{Auth, AuthFailure};
+use self::model::State;
+use self::params::{Errors, Fmt, NODE, P, Params, Spec, Ty, VMID, VMID_TY};
 
-impl Service for Placeholder {
-    fn name(&self) -> &'static str {
-        "proxmox"
+/// Every method this simulator serves: (HTTP method, path below `/api2/json`), as the
+/// vendor schema writes them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/version"),
+    ("POST", "/access/ticket"),
+    ("GET", "/nodes"),
+    ("GET", "/nodes/{node}/status"),
+    ("GET", "/nodes/{node}/network"),
+    ("GET", "/nodes/{node}/storage"),
+    ("GET", "/nodes/{node}/storage/{storage}/status"),
+    ("GET", "/nodes/{node}/tasks"),
+    ("GET", "/nodes/{node}/tasks/{upid}"),
+    ("GET", "/nodes/{node}/tasks/{upid}/status"),
+    ("GET", "/nodes/{node}/tasks/{upid}/log"),
+    ("GET", "/nodes/{node}/qemu"),
+    ("POST", "/nodes/{node}/qemu"),
+    ("GET", "/nodes/{node}/qemu/{vmid}"),
+    ("DELETE", "/nodes/{node}/qemu/{vmid}"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/config"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/config"),
+    ("PUT", "/nodes/{node}/qemu/{vmid}/config"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/clone"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/template"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/status"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/status/current"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/status/start"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/status/stop"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/status/shutdown"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/status/reboot"),
+    ("GET", "/cluster/status"),
+    ("GET", "/cluster/resources"),
+    ("GET", "/cluster/nextid"),
+    ("GET", "/cluster/ha/resources"),
+    ("POST", "/cluster/ha/resources"),
+    ("GET", "/cluster/ha/resources/{sid}"),
+    ("PUT", "/cluster/ha/resources/{sid}"),
+    ("DELETE", "/cluster/ha/resources/{sid}"),
+    ("GET", "/cluster/ha/rules"),
+    ("POST", "/cluster/ha/rules"),
+    ("GET", "/cluster/ha/rules/{rule}"),
+    ("PUT", "/cluster/ha/rules/{rule}"),
+    ("DELETE", "/cluster/ha/rules/{rule}"),
+    ("GET", "/cluster/ha/groups"),
+    ("POST", "/cluster/ha/groups"),
+    ("GET", "/cluster/ha/groups/{group}"),
+    ("PUT", "/cluster/ha/groups/{group}"),
+    ("DELETE", "/cluster/ha/groups/{group}"),
+    ("GET", "/storage"),
+    ("GET", "/storage/{storage}"),
+    ("GET", "/pools"),
+    ("POST", "/pools"),
+    ("GET", "/pools/{poolid}"),
+    ("PUT", "/pools/{poolid}"),
+    ("DELETE", "/pools/{poolid}"),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum R {
+    Version,
+    Ticket,
+    Nodes,
+    NodeStatus,
+    Network,
+    NodeStorage,
+    NodeStorageStatus,
+    Tasks,
+    TaskIndex,
+    TaskStatus,
+    TaskLog,
+    QemuList,
+    QemuCreate,
+    QemuIndex,
+    QemuDelete,
+    ConfigGet,
+    ConfigPost,
+    ConfigPut,
+    Clone,
+    Template,
+    StatusIndex,
+    StatusCurrent,
+    Start,
+    Stop,
+    Shutdown,
+    Reboot,
+    ClusterStatus,
+    Resources,
+    NextId,
+    HaList,
+    HaCreate,
+    HaGet,
+    HaPut,
+    HaDelete,
+    RuleList,
+    RuleCreate,
+    RuleGet,
+    RulePut,
+    RuleDelete,
+    GroupList,
+    GroupCreate,
+    GroupGet,
+    GroupPut,
+    GroupDelete,
+    StorageList,
+    StorageGet,
+    PoolList,
+    PoolCreate,
+    PoolGet,
+    PoolPut,
+    PoolDelete,
+}
+
+/// What each entry of [`ROUTES`] is (same order; the length is checked by the type).
+const KINDS: [R; ROUTES.len()] = [
+    R::Version,
+    R::Ticket,
+    R::Nodes,
+    R::NodeStatus,
+    R::Network,
+    R::NodeStorage,
+    R::NodeStorageStatus,
+    R::Tasks,
+    R::TaskIndex,
+    R::TaskStatus,
+    R::TaskLog,
+    R::QemuList,
+    R::QemuCreate,
+    R::QemuIndex,
+    R::QemuDelete,
+    R::ConfigGet,
+    R::ConfigPost,
+    R::ConfigPut,
+    R::Clone,
+    R::Template,
+    R::StatusIndex,
+    R::StatusCurrent,
+    R::Start,
+    R::Stop,
+    R::Shutdown,
+    R::Reboot,
+    R::ClusterStatus,
+    R::Resources,
+    R::NextId,
+    R::HaList,
+    R::HaCreate,
+    R::HaGet,
+    R::HaPut,
+    R::HaDelete,
+    R::RuleList,
+    R::RuleCreate,
+    R::RuleGet,
+    R::RulePut,
+    R::RuleDelete,
+    R::GroupList,
+    R::GroupCreate,
+    R::GroupGet,
+    R::GroupPut,
+    R::GroupDelete,
+    R::StorageList,
+    R::StorageGet,
+    R::PoolList,
+    R::PoolCreate,
+    R::PoolGet,
+    R::PoolPut,
+    R::PoolDelete,
+];
+
+const S: Ty = Ty::Str;
+const B: Ty = Ty::Bool;
+const NONNEG: Ty = Ty::Int(Some(0), None);
+const ANYINT: Ty = Ty::Int(None, None);
+const SKIPLOCK: P = P::opt("skiplock", B);
+const TIMEOUT: P = P::opt("timeout", NONNEG);
+const HA_STATES: Ty = Ty::Enum(&["started", "stopped", "enabled", "disabled", "ignored"]);
+const SID: P = P::req("sid", S).fmt(Fmt::HaSid);
+const POOLID: P = P::req("poolid", S).fmt(Fmt::PoolId);
+const POOL_TYPES: Ty = Ty::Enum(&["qemu", "lxc", "storage"]);
+
+static NONE: &[P] = &[];
+static TICKET: &[P] = &[
+    P::req("username", S).max(64),
+    P::req("password", S),
+    P::opt("realm", S).max(32),
+    P::opt("otp", S),
+    P::opt("path", S).max(64),
+    P::opt("privs", S).max(64),
+    P::opt("new-format", B),
+    P::opt("tfa-challenge", S),
+];
+static NODE_ONLY: &[P] = &[NODE];
+static NETWORK: &[P] = &[
+    NODE,
+    P::opt(
+        "type",
+        Ty::Enum(&[
+            "bridge",
+            "bond",
+            "eth",
+            "alias",
+            "vlan",
+            "fabric",
+            "OVSBridge",
+            "OVSBond",
+            "OVSPort",
+            "OVSIntPort",
+            "vnet",
+            "any_bridge",
+            "any_local_bridge",
+            "include_sdn",
+        ]),
+    ),
+];
+static NODE_STORAGE: &[P] = &[
+    NODE,
+    P::opt("content", S).fmt(Fmt::ContentList),
+    P::opt("enabled", B),
+    P::opt("format", B),
+    P::opt("storage", S).fmt(Fmt::StorageId),
+    P::opt("target", S).fmt(Fmt::Node),
+];
+static NODE_STORAGE_STATUS: &[P] = &[NODE, P::req("storage", S).fmt(Fmt::StorageId)];
+static TASKS: &[P] = &[
+    NODE,
+    P::opt("errors", B),
+    P::opt("limit", NONNEG),
+    P::opt("since", ANYINT),
+    P::opt("source", Ty::Enum(&["archive", "active", "all"])),
+    P::opt("start", NONNEG),
+    P::opt("statusfilter", S).fmt(Fmt::TaskStatusList),
+    P::opt("typefilter", S),
+    P::opt("until", ANYINT),
+    P::opt("userfilter", S),
+    P::opt("vmid", VMID_TY).fmt(Fmt::Vmid),
+];
+static TASK: &[P] = &[NODE, P::req("upid", S)];
+static TASK_LOG: &[P] = &[
+    NODE,
+    P::req("upid", S),
+    P::opt("download", B),
+    P::opt("limit", NONNEG),
+    P::opt("start", NONNEG),
+];
+static QEMU_LIST: &[P] = &[NODE, P::opt("full", B)];
+static QEMU_CREATE: &[P] = &[
+    NODE,
+    VMID,
+    P::opt("archive", S).max(255),
+    P::opt("bwlimit", NONNEG),
+    P::opt("force", B),
+    P::opt("ha-managed", B),
+    P::opt("import-working-storage", S).fmt(Fmt::StorageId),
+    P::opt("live-restore", B),
+    P::opt("pool", S).fmt(Fmt::PoolId),
+    P::opt("start", B),
+    P::opt("storage", S).fmt(Fmt::StorageId),
+    P::opt("unique", B),
+];
+static NODE_VMID: &[P] = &[NODE, VMID];
+static QEMU_DELETE: &[P] = &[
+    NODE,
+    VMID,
+    P::opt("destroy-unreferenced-disks", B),
+    P::opt("purge", B),
+    SKIPLOCK,
+];
+static CONFIG_GET: &[P] = &[
+    NODE,
+    VMID,
+    P::opt("current", B),
+    P::opt("snapshot", S).fmt(Fmt::ConfigId).max(40),
+];
+static CONFIG_PUT: &[P] = &[
+    NODE,
+    VMID,
+    P::opt("delete", S).fmt(Fmt::ConfigIdList),
+    P::opt("digest", S).max(40),
+    P::opt("force", B),
+    P::opt("revert", S).fmt(Fmt::ConfigIdList),
+    SKIPLOCK,
+];
+static CONFIG_POST: &[P] = &[
+    NODE,
+    VMID,
+    P::opt("background_delay", Ty::Int(Some(1), Some(30))),
+    P::opt("delete", S).fmt(Fmt::ConfigIdList),
+    P::opt("digest", S).max(40),
+    P::opt("force", B),
+    P::opt("import-working-storage", S).fmt(Fmt::StorageId),
+    P::opt("revert", S).fmt(Fmt::ConfigIdList),
+    SKIPLOCK,
+];
+static CLONE: &[P] = &[
+    NODE,
+    VMID,
+    P::req("newid", VMID_TY).fmt(Fmt::Vmid),
+    P::opt("bwlimit", NONNEG),
+    P::opt("description", S),
+    P::opt("format", Ty::Enum(&["raw", "qcow2", "vmdk"])),
+    P::opt("full", B),
+    P::opt("name", S).fmt(Fmt::DnsName),
+    P::opt("pool", S).fmt(Fmt::PoolId),
+    P::opt("snapname", S).fmt(Fmt::ConfigId).max(40),
+    P::opt("storage", S).fmt(Fmt::StorageId),
+    P::opt("target", S).fmt(Fmt::Node),
+];
+static TEMPLATE: &[P] = &[
+    NODE,
+    VMID,
+    P::opt(
+        "disk",
+        Ty::Enum(&[
+            "ide0",
+            "ide1",
+            "ide2",
+            "ide3",
+            "scsi0",
+            "scsi1",
+            "scsi2",
+            "scsi3",
+            "scsi4",
+            "scsi5",
+            "scsi6",
+            "scsi7",
+            "scsi8",
+            "scsi9",
+            "scsi10",
+            "scsi11",
+            "scsi12",
+            "scsi13",
+            "scsi14",
+            "scsi15",
+            "scsi16",
+            "scsi17",
+            "scsi18",
+            "scsi19",
+            "scsi20",
+            "scsi21",
+            "scsi22",
+            "scsi23",
+            "scsi24",
+            "scsi25",
+            "scsi26",
+            "scsi27",
+            "scsi28",
+            "scsi29",
+            "scsi30",
+            "virtio0",
+            "virtio1",
+            "virtio2",
+            "virtio3",
+            "virtio4",
+            "virtio5",
+            "virtio6",
+            "virtio7",
+            "virtio8",
+            "virtio9",
+            "virtio10",
+            "virtio11",
+            "virtio12",
+            "virtio13",
+            "virtio14",
+            "virtio15",
+            "sata0",
+            "sata1",
+            "sata2",
+            "sata3",
+            "sata4",
+            "sata5",
+            "efidisk0",
+            "tpmstate0",
+        ]),
+    ),
+];
+static START: &[P] = &[
+    NODE,
+    VMID,
+    P::opt("force-cpu", S),
+    P::opt("machine", S),
+    P::opt("migratedfrom", S).fmt(Fmt::Node),
+    P::opt("migration_network", S),
+    P::opt("migration_type", Ty::Enum(&["secure", "insecure"])),
+    P::opt("nets-host-mtu", S),
+    SKIPLOCK,
+    P::opt("stateuri", S).max(128),
+    P::opt("targetstorage", S),
+    TIMEOUT,
+    P::opt("with-conntrack-state", B),
+];
+static STOP: &[P] = &[
+    NODE,
+    VMID,
+    P::opt("keepActive", B),
+    P::opt("migratedfrom", S).fmt(Fmt::Node),
+    P::opt("overrule-shutdown", B),
+    SKIPLOCK,
+    TIMEOUT,
+];
+static SHUTDOWN: &[P] = &[
+    NODE,
+    VMID,
+    P::opt("forceStop", B),
+    P::opt("keepActive", B),
+    SKIPLOCK,
+    TIMEOUT,
+];
+static REBOOT: &[P] = &[NODE, VMID, TIMEOUT];
+static RESOURCES: &[P] = &[P::opt("type", Ty::Enum(&["vm", "storage", "node", "sdn"]))];
+static NEXTID: &[P] = &[P::opt("vmid", VMID_TY).fmt(Fmt::Vmid)];
+static HA_LIST: &[P] = &[P::opt("type", Ty::Enum(&["ct", "vm"]))];
+static HA_CREATE: &[P] = &[
+    SID,
+    P::opt("comment", S).max(4096),
+    P::opt("failback", B),
+    P::opt("group", S).fmt(Fmt::ConfigId),
+    P::opt("max_relocate", NONNEG),
+    P::opt("max_restart", NONNEG),
+    P::opt("state", HA_STATES),
+    P::opt("type", Ty::Enum(&["ct", "vm"])),
+];
+static HA_SID: &[P] = &[SID];
+static HA_PUT: &[P] = &[
+    SID,
+    P::opt("comment", S).max(4096),
+    P::opt("delete", S).fmt(Fmt::ConfigIdList).max(4096),
+    P::opt("digest", S).max(64),
+    P::opt("failback", B),
+    P::opt("group", S).fmt(Fmt::ConfigId),
+    P::opt("max_relocate", NONNEG),
+    P::opt("max_restart", NONNEG),
+    P::opt("state", HA_STATES),
+];
+static HA_DELETE: &[P] = &[SID, P::opt("purge", B)];
+const RULE: P = P::req("rule", S).fmt(Fmt::ConfigId);
+const RULE_TYPES: Ty = Ty::Enum(&["node-affinity", "resource-affinity"]);
+const AFFINITY: P = P::opt("affinity", Ty::Enum(&["positive", "negative"]));
+static RULE_LIST: &[P] = &[P::opt("resource", S), P::opt("type", RULE_TYPES)];
+static RULE_CREATE: &[P] = &[
+    AFFINITY,
+    P::opt("comment", S).max(4096),
+    P::opt("disable", B),
+    P::opt("nodes", S).fmt(Fmt::HaNodeList),
+    P::req("resources", S).fmt(Fmt::HaSidList),
+    RULE,
+    P::opt("strict", B),
+    P::req("type", RULE_TYPES),
+];
+static RULE_ONLY: &[P] = &[RULE];
+static RULE_PUT: &[P] = &[
+    AFFINITY,
+    P::opt("comment", S).max(4096),
+    P::opt("delete", S).fmt(Fmt::ConfigIdList).max(4096),
+    P::opt("digest", S).max(64),
+    P::opt("disable", B),
+    P::opt("nodes", S).fmt(Fmt::HaNodeList),
+    P::opt("resources", S).fmt(Fmt::HaSidList),
+    RULE,
+    P::opt("strict", B),
+    P::req("type", RULE_TYPES),
+];
+const GROUP: P = P::req("group", S).fmt(Fmt::ConfigId);
+static GROUP_CREATE: &[P] = &[
+    P::opt("comment", S).max(4096),
+    GROUP,
+    P::req("nodes", S).fmt(Fmt::HaNodeList),
+    P::opt("nofailback", B),
+    P::opt("restricted", B),
+    P::opt("type", Ty::Enum(&["group"])),
+];
+static GROUP_ONLY: &[P] = &[GROUP];
+static GROUP_PUT: &[P] = &[
+    P::opt("comment", S).max(4096),
+    P::opt("delete", S).fmt(Fmt::ConfigIdList).max(4096),
+    P::opt("digest", S).max(64),
+    GROUP,
+    P::opt("nodes", S).fmt(Fmt::HaNodeList),
+    P::opt("nofailback", B),
+    P::opt("restricted", B),
+];
+static STORAGE_LIST: &[P] = &[P::opt(
+    "type",
+    Ty::Enum(&[
+        "btrfs",
+        "cephfs",
+        "cifs",
+        "dir",
+        "esxi",
+        "iscsi",
+        "iscsidirect",
+        "lvm",
+        "lvmthin",
+        "nfs",
+        "pbs",
+        "rbd",
+        "zfs",
+        "zfspool",
+    ]),
+)];
+static STORAGE_GET: &[P] = &[P::req("storage", S).fmt(Fmt::StorageId)];
+static POOL_LIST: &[P] = &[
+    P::opt("poolid", S).fmt(Fmt::PoolId),
+    P::opt("type", POOL_TYPES),
+];
+static POOL_CREATE: &[P] = &[POOLID, P::opt("comment", S)];
+static POOL_GET: &[P] = &[POOLID, P::opt("type", POOL_TYPES)];
+static POOL_PUT: &[P] = &[
+    POOLID,
+    P::opt("allow-move", B),
+    P::opt("comment", S),
+    P::opt("delete", B),
+    P::opt("storage", S).fmt(Fmt::StorageIdList),
+    P::opt("vms", S).fmt(Fmt::VmidList),
+];
+static POOL_DELETE: &[P] = &[POOLID];
+
+fn spec(r: R) -> Spec {
+    let (params, qemu): (&'static [P], bool) = match r {
+        R::Version | R::Nodes | R::ClusterStatus => (NONE, false),
+        R::Ticket => (TICKET, false),
+        R::NodeStatus => (NODE_ONLY, false),
+        R::Network => (NETWORK, false),
+        R::NodeStorage => (NODE_STORAGE, false),
+        R::NodeStorageStatus => (NODE_STORAGE_STATUS, false),
+        R::Tasks => (TASKS, false),
+        R::TaskIndex | R::TaskStatus => (TASK, false),
+        R::TaskLog => (TASK_LOG, false),
+        R::QemuList => (QEMU_LIST, false),
+        R::QemuCreate => (QEMU_CREATE, true),
+        R::QemuIndex | R::StatusIndex | R::StatusCurrent => (NODE_VMID, false),
+        R::QemuDelete => (QEMU_DELETE, false),
+        R::ConfigGet => (CONFIG_GET, false),
+        R::ConfigPut => (CONFIG_PUT, true),
+        R::ConfigPost => (CONFIG_POST, true),
+        R::Clone => (CLONE, false),
+        R::Template => (TEMPLATE, false),
+        R::Start => (START, false),
+        R::Stop => (STOP, false),
+        R::Shutdown => (SHUTDOWN, false),
+        R::Reboot => (REBOOT, false),
+        R::Resources => (RESOURCES, false),
+        R::NextId => (NEXTID, false),
+        R::HaList => (HA_LIST, false),
+        R::HaCreate => (HA_CREATE, false),
+        R::HaGet => (HA_SID, false),
+        R::HaPut => (HA_PUT, false),
+        R::HaDelete => (HA_DELETE, false),
+        R::RuleList => (RULE_LIST, false),
+        R::RuleCreate => (RULE_CREATE, false),
+        R::RuleGet | R::RuleDelete => (RULE_ONLY, false),
+        R::RulePut => (RULE_PUT, false),
+        R::GroupList => (NONE, false),
+        R::GroupCreate => (GROUP_CREATE, false),
+        R::GroupGet | R::GroupDelete => (GROUP_ONLY, false),
+        R::GroupPut => (GROUP_PUT, false),
+        R::StorageList => (STORAGE_LIST, false),
+        R::StorageGet => (STORAGE_GET, false),
+        R::PoolList => (POOL_LIST, false),
+        R::PoolCreate => (POOL_CREATE, false),
+        R::PoolGet => (POOL_GET, false),
+        R::PoolPut => (POOL_PUT, false),
+        R::PoolDelete => (POOL_DELETE, false),
+    };
+    Spec { params, qemu }
+}
+
+/// The parameters a route accepts, as `(name, required)`; VM configuration keys are
+/// listed in the vendor schema's notation (`net[n]`). `None` for routes not served.
+pub fn route_params(method: &str, path: &str) -> Option<Vec<(String, bool)>> {
+    let i = ROUTES
+        .iter()
+        .position(|(m, p)| *m == method && *p == path)?;
+    let spec = spec(KINDS[i]);
+    let mut out: Vec<(String, bool)> = spec
+        .params
+        .iter()
+        .map(|p| (p.name.to_string(), !p.optional))
+        .collect();
+    if spec.qemu {
+        out.extend(params::qemu_key_names().into_iter().map(|n| (n, false)));
     }
-    fn router(self: Arc<Self>) -> axum::Router {
-        axum::Router::new().route("/", axum::routing::get(|| async { "placeholder" }))
+    Some(out)
+}
+
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An API error: a status with its message (reason phrase and body), or parameter errors.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    Status(u16, String),
+    Params(Errors),
+}
+
+impl ApiError {
+    pub(crate) fn msg(m: impl Into<String>) -> ApiError {
+        ApiError::Status(500, m.into())
     }
-    fn save(&self) -> serde_json::Value {
-        serde_json::Value::Null
-    }
-    fn mutate(&self, _req: &MutateRequest) -> Result<serde_json::Value, String> {
-        Err("not implemented".into())
-    }
-    fn summary(&self) -> serde_json::Value {
-        serde_json::Value::Null
+    pub(crate) fn param(name: &str, m: impl Into<String>) -> ApiError {
+        ApiError::Params(BTreeMap::from([(name.to_string(), m.into())]))
     }
 }
 
-/// Build this DC's proxmox service (from saved state when given).
-pub fn build(_ctx: Arc<DcContext>, _saved: Option<serde_json::Value>) -> anyhow::Result<Arc<dyn Service>> {
-    Ok(Arc::new(Placeholder))
+/// A successful result: `data` and, for some lists, `total`.
+pub(crate) struct Reply {
+    data: Value,
+    total: Option<usize>,
+}
+
+impl From<Value> for Reply {
+    fn from(data: Value) -> Reply {
+        Reply { data, total: None }
+    }
+}
+
+pub(crate) type ApiResult = Result<Reply, ApiError>;
+
+fn reason(resp: &mut Response, text: &str) {
+    let line = text.lines().next().unwrap_or("").trim_end();
+    let clean: String = line
+        .chars()
+        .map(|c| {
+            if c == '\t' || (' '..='~').contains(&c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if let Ok(p) = hyper::ext::ReasonPhrase::try_from(clean.into_bytes()) {
+        resp.extensions_mut().insert(p);
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut r = Response::new(Body::from(serde_json::to_vec(body).unwrap_or_default()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    r
+}
+
+fn error_response(e: ApiError) -> Response {
+    match e {
+        ApiError::Status(code, msg) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let message = if msg.ends_with('\n') {
+                msg.clone()
+            } else {
+                format!("{msg}\n")
+            };
+            let mut r = json_response(status, &json!({"data": null, "message": message}));
+            reason(&mut r, &msg);
+            r
+        }
+        ApiError::Params(errors) => {
+            let mut r = json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"data": null, "errors": errors, "message": "Parameter verification failed.\n"}),
+            );
+            reason(&mut r, "Parameter verification failed.");
+            r
+        }
+    }
+}
+
+/// pveproxy's answer to failed authentication: a 401 with the reason and no body.
+fn unauthorized(why: &str) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    reason(&mut r, why);
+    r
+}
+
+/// File locks (`/var/lock/qemu-server/lock-<vmid>.conf`): shared or exclusive holders.
+#[derive(Default, Debug)]
+struct Flock {
+    shared: u32,
+    exclusive: bool,
+}
+
+/// A held file lock; released when dropped.
+pub(crate) struct FlockGuard {
+    svc: Arc<Pve>,
+    vmid: u32,
+    exclusive: bool,
+}
+
+impl Drop for FlockGuard {
+    fn drop(&mut self) {
+        let mut locks = self.svc.flocks.lock();
+        if let Some(l) = locks.get_mut(&self.vmid) {
+            if self.exclusive {
+                l.exclusive = false;
+            } else {
+                l.shared = l.shared.saturating_sub(1);
+            }
+            if !l.exclusive && l.shared == 0 {
+                locks.remove(&self.vmid);
+            }
+        }
+    }
+}
+
+/// One DC's Proxmox VE cluster.
+pub struct Pve {
+    ctx: Arc<DcContext>,
+    st: Mutex<State>,
+    flocks: Mutex<HashMap<u32, Flock>>,
+    secret: Vec<u8>,
+}
+
+impl Pve {
+    fn rand(&self) -> u64 {
+        self.ctx.shared.faults.random_u64()
+    }
+
+    /// Take a file lock on a guest, waiting up to `timeout` like `flock` with a timeout.
+    pub(crate) async fn flock(
+        self: &Arc<Self>,
+        vmid: u32,
+        exclusive: bool,
+        timeout: Duration,
+    ) -> Result<FlockGuard, String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let mut locks = self.flocks.lock();
+                let l = locks.entry(vmid).or_default();
+                let free = if exclusive {
+                    !l.exclusive && l.shared == 0
+                } else {
+                    !l.exclusive
+                };
+                if free {
+                    if exclusive {
+                        l.exclusive = true;
+                    } else {
+                        l.shared += 1;
+                    }
+                    return Ok(FlockGuard {
+                        svc: self.clone(),
+                        vmid,
+                        exclusive,
+                    });
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn authenticate(&self, parts: &Parts) -> Result<Auth, AuthFailure> {
+        const FAILED: AuthFailure = AuthFailure("Authentication failed!");
+        let headers = |name: &str| -> Option<String> {
+            let v: Vec<&str> = parts
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            (!v.is_empty()).then(|| v.join("; "))
+        };
+        let cookie = headers("cookie");
+        let authz = headers("authorization");
+        let mut ticket = cookie
+            .as_deref()
+            .and_then(|c| auth::extract_auth_value(c, "PVEAuthCookie"));
+        if ticket.is_none() {
+            ticket = authz
+                .as_deref()
+                .and_then(|a| auth::extract_auth_value(a, "PVEAuthCookie"));
+        }
+        let creds = &self.ctx.creds;
+        if ticket.is_none()
+            && let Some(token) = authz
+                .as_deref()
+                .and_then(|a| auth::extract_auth_value(a, "PVEAPIToken"))
+        {
+            let (id, secret) = auth::split_token(&token).ok_or(FAILED)?;
+            if id == creds.proxmox_token_id && secret == creds.proxmox_token_secret {
+                return Ok(Auth {
+                    user: id.to_string(),
+                });
+            }
+            return Err(FAILED);
+        }
+        let Some(ticket) = ticket else {
+            return Err(AuthFailure("No ticket"));
+        };
+        let user = auth::verify_ticket(&self.secret, &ticket, now()).ok_or(FAILED)?;
+        if user != creds.proxmox_user {
+            return Err(FAILED);
+        }
+        if parts.method != Method::GET {
+            let csrf = headers("csrfpreventiontoken").unwrap_or_default();
+            if !auth::verify_csrf(&self.secret, &user, &csrf, now()) {
+                return Err(AuthFailure("Permission denied - invalid csrf token"));
+            }
+        }
+        Ok(Auth { user })
+    }
+
+    async fn dispatch(self: Arc<Self>, i: usize, req: Request) -> Response {
+        let kind = KINDS[i];
+        let (mut parts, body) = req.into_parts();
+        let auth = if kind == R::Ticket {
+            Auth {
+                user: String::new(),
+            }
+        } else {
+            match self.authenticate(&parts) {
+                Ok(a) => a,
+                Err(AuthFailure(why)) => return unauthorized(why),
+            }
+        };
+        let bytes = match axum::body::to_bytes(body, 1 << 20).await {
+            Ok(b) => b,
+            Err(_) => return error_response(ApiError::Status(413, "request too large".into())),
+        };
+        let method = parts.method.clone();
+        let mut raw: BTreeMap<String, Value> = BTreeMap::new();
+        if !bytes.is_empty() {
+            if method != Method::POST && method != Method::PUT {
+                return error_response(ApiError::Status(
+                    501,
+                    format!("Unexpected content for method '{method}'"),
+                ));
+            }
+            let is_json = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
+            if is_json {
+                match serde_json::from_slice::<Value>(&bytes) {
+                    Ok(Value::Object(m)) => raw.extend(m),
+                    Ok(_) => return error_response(ApiError::msg("Not a HASH reference")),
+                    Err(e) => {
+                        return error_response(ApiError::msg(format!(
+                            "malformed JSON string: {e}"
+                        )));
+                    }
+                }
+            } else {
+                add_urlencoded(&mut raw, &bytes);
+            }
+        }
+        if let Some(q) = parts.uri.query() {
+            add_urlencoded(&mut raw, q.as_bytes());
+        }
+        if let Ok(Path(path_params)) =
+            Path::<BTreeMap<String, String>>::from_request_parts(&mut parts, &()).await
+        {
+            for (k, v) in path_params {
+                if let Some(existing) = raw.get(&k)
+                    && model::value_text(existing) != v
+                {
+                    return error_response(ApiError::param(
+                        &k,
+                        "duplicate parameter (already defined in URI) with conflicting values!",
+                    ));
+                }
+                raw.insert(k, Value::String(v));
+            }
+        }
+        let params = match params::validate(&spec(kind), &raw) {
+            Ok(p) => p,
+            Err(e) => return error_response(ApiError::Params(e)),
+        };
+        if let Some(vmid) = params.get("vmid").and_then(Value::as_u64) {
+            let faults = &self.ctx.shared.faults;
+            let id = vmid.to_string();
+            if faults
+                .peek_object(&self.ctx.name, "proxmox", &id)
+                .as_deref()
+                == Some("error_500")
+                && faults.take_object(&self.ctx.name, "proxmox", &id).is_some()
+            {
+                return error_response(ApiError::msg(format!(
+                    "VM {vmid}: injected error (error_500 fault)"
+                )));
+            }
+        }
+        match self.call(kind, &auth, &params).await {
+            Ok(Reply { data, total }) => {
+                let mut body = json!({"data": data});
+                if let Some(t) = total {
+                    body["total"] = json!(t);
+                }
+                json_response(StatusCode::OK, &body)
+            }
+            Err(e) => error_response(e),
+        }
+    }
+
+    async fn call(self: &Arc<Self>, kind: R, auth: &Auth, p: &Params) -> ApiResult {
+        match kind {
+            R::Version => self.version(),
+            R::Ticket => self.ticket(p),
+            R::Nodes => self.nodes(),
+            R::NodeStatus => self.node_status(p),
+            R::Network => self.network(p),
+            R::NodeStorage => self.node_storage(p),
+            R::NodeStorageStatus => self.node_storage_status(p),
+            R::Tasks => self.tasks(p),
+            R::TaskIndex => self.task_index(p),
+            R::TaskStatus => self.task_status(p),
+            R::TaskLog => self.task_log(p),
+            R::QemuList => self.qemu_list(p),
+            R::QemuCreate => self.qemu_create(auth, p),
+            R::QemuIndex => self.qemu_index(p),
+            R::QemuDelete => self.qemu_delete(auth, p),
+            R::ConfigGet => self.config_get(p),
+            R::ConfigPut => self.config_put(auth, p).await,
+            R::ConfigPost => self.config_post(auth, p).await,
+            R::Clone => self.clone_vm(auth, p),
+            R::Template => self.template(auth, p),
+            R::StatusIndex => self.status_index(p),
+            R::StatusCurrent => self.status_current(p),
+            R::Start => self.start(auth, p),
+            R::Stop => self.stop(auth, p, false),
+            R::Shutdown => self.stop(auth, p, true),
+            R::Reboot => self.reboot(auth, p),
+            R::ClusterStatus => self.cluster_status(),
+            R::Resources => self.resources(p),
+            R::NextId => self.nextid(p),
+            R::HaList => self.ha_list(p),
+            R::HaCreate => self.ha_create(p),
+            R::HaGet => self.ha_get(p),
+            R::HaPut => self.ha_put(p),
+            R::HaDelete => self.ha_delete(p),
+            R::RuleList => self.rule_list(p),
+            R::RuleCreate => self.rule_create(p),
+            R::RuleGet => self.rule_get(p),
+            R::RulePut => self.rule_put(p),
+            R::RuleDelete => self.rule_delete(p),
+            R::GroupList => Err(ApiError::msg(
+                "cannot index groups: ha groups have been migrated to rules",
+            )),
+            R::GroupGet => Err(ApiError::msg(
+                "cannot read group: ha groups have been migrated to rules",
+            )),
+            R::GroupCreate => Err(ApiError::msg(
+                "cannot create group: ha groups have been migrated to rules",
+            )),
+            R::GroupPut => Err(ApiError::msg(
+                "cannot update group: ha groups have been migrated to rules",
+            )),
+            R::GroupDelete => Err(ApiError::msg(
+                "cannot delete group: ha groups have been migrated to rules",
+            )),
+            R::StorageList => self.storage_list(p),
+            R::StorageGet => self.storage_get(p),
+            R::PoolList => self.pool_list(p),
+            R::PoolCreate => self.pool_create(p),
+            R::PoolGet => self.pool_get(p),
+            R::PoolPut => self.pool_put(p),
+            R::PoolDelete => self.pool_delete(p),
+        }
+    }
+
+    /// Unknown paths and methods: authentication first, then 501 as PVE answers.
+    async fn not_implemented(self: Arc<Self>, req: Request) -> Response {
+        let (parts, _) = req.into_parts();
+        if let Err(AuthFailure(why)) = self.authenticate(&parts) {
+            return unauthorized(why);
+        }
+        let path = parts.uri.path();
+        let rel = path.strip_prefix("/api2/json").unwrap_or(path);
+        error_response(ApiError::Status(
+            501,
+            format!("Method '{} {}' not implemented", parts.method, rel),
+        ))
+    }
+}
+
+/// Form or query data: `key=value` pairs; empty values count as absent (as in PVE).
+fn add_urlencoded(raw: &mut BTreeMap<String, Value>, data: &[u8]) {
+    if let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(data) {
+        for (k, v) in pairs {
+            if v.is_empty() {
+                raw.remove(&k);
+            } else {
+                raw.insert(k, Value::String(v));
+            }
+        }
+    }
+}
+
+fn method_filter(m: &str) -> MethodFilter {
+    match m {
+        "POST" => MethodFilter::POST,
+        "PUT" => MethodFilter::PUT,
+        "DELETE" => MethodFilter::DELETE,
+        _ => MethodFilter::GET,
+    }
+}
+
+impl Service for Pve {
+    fn name(&self) -> &'static str {
+        "proxmox"
+    }
+
+    fn router(self: Arc<Self>) -> Router {
+        let mut by_path: BTreeMap<&'static str, MethodRouter> = BTreeMap::new();
+        for (i, (m, path)) in ROUTES.iter().enumerate() {
+            let svc = self.clone();
+            let handler = move |req: Request| {
+                let svc = svc.clone();
+                async move { svc.dispatch(i, req).await }
+            };
+            let entry = by_path.remove(path).unwrap_or_default();
+            by_path.insert(path, entry.on(method_filter(m), handler));
+        }
+        let mut router = Router::new();
+        for (path, mr) in by_path {
+            let svc = self.clone();
+            let mr = mr.fallback(move |req: Request| {
+                let svc = svc.clone();
+                async move { svc.not_implemented(req).await }
+            });
+            router = router.route(&format!("/api2/json{path}"), mr);
+        }
+        let svc = self.clone();
+        router.fallback(move |req: Request| {
+            let svc = svc.clone();
+            async move { svc.not_implemented(req).await }
+        })
+    }
+
+    fn save(&self) -> Value {
+        serde_json::to_value(&*self.st.lock()).unwrap_or(Value::Null)
+    }
+
+    fn mutate(&self, req: &MutateRequest) -> Result<Value, String> {
+        if req.kind != "qemu" && req.kind != "vm" {
+            return Err(format!("unknown kind `{}`; use `qemu`", req.kind));
+        }
+        let vmid: u32 = req
+            .id
+            .trim_start_matches("qemu/")
+            .parse()
+            .map_err(|_| format!("`{}` is not a VMID", req.id))?;
+        let mut st = self.st.lock();
+        if !st.vms.contains_key(&vmid) {
+            return Err(format!("VM {vmid} does not exist"));
+        }
+        if req.delete {
+            st.vms.remove(&vmid);
+            for pool in st.pools.values_mut() {
+                pool.vms.remove(&vmid);
+            }
+            return Ok(json!({"vmid": vmid, "deleted": true}));
+        }
+        let node_names: Vec<String> = st.nodes.iter().map(|n| n.name.clone()).collect();
+        let pid = (self.rand() % 4_000_000) as u32 + 1000;
+        let Some(vm) = st.vms.get_mut(&vmid) else {
+            return Err(format!("VM {vmid} does not exist"));
+        };
+        for (k, v) in &req.set {
+            match k.as_str() {
+                "status" => match v.as_str() {
+                    Some("running") => {
+                        if !vm.running {
+                            vm.running = true;
+                            vm.started = now();
+                            vm.pid = pid;
+                        }
+                    }
+                    Some("stopped") => vm.running = false,
+                    _ => return Err("`status` is `running` or `stopped`".into()),
+                },
+                "node" => {
+                    let n = v.as_str().unwrap_or_default();
+                    if !node_names.iter().any(|x| x == n) {
+                        return Err(format!("no such cluster node '{n}'"));
+                    }
+                    vm.node = n.to_string();
+                }
+                key => {
+                    if v.is_null() {
+                        vm.conf.remove(key);
+                        continue;
+                    }
+                    let Some(p) = params::qemu_key(key) else {
+                        return Err(format!("unknown setting '{key}'"));
+                    };
+                    let v = params::check_value(&p, key, v).map_err(|e| format!("{key}: {e}"))?;
+                    vm.conf.insert(key.to_string(), model::conf_value(key, &v));
+                }
+            }
+        }
+        let mut config = json!(vm.conf);
+        config["digest"] = json!(vm.digest());
+        Ok(
+            json!({"vmid": vmid, "node": vm.node, "status": if vm.running { "running" } else { "stopped" }, "config": config}),
+        )
+    }
+
+    fn summary(&self) -> Value {
+        let st = self.st.lock();
+        let templates = st.vms.values().filter(|v| v.is_template()).count();
+        json!({
+            "nodes": st.nodes.len(),
+            "vms": st.vms.len() - templates,
+            "templates": templates,
+            "running": st.vms.values().filter(|v| v.running).count(),
+            "tasks": st.tasks.len(),
+            "tasks_running": st.tasks.values().filter(|t| t.status.is_none()).count(),
+            "ha_resources": st.ha.len(),
+            "pools": st.pools.len(),
+            "storages": st.storages.len(),
+        })
+    }
+}
+
+/// Build this DC's Proxmox VE cluster (from saved state when given).
+pub fn build(ctx: Arc<DcContext>, saved: Option<Value>) -> anyhow::Result<Arc<dyn Service>> {
+    let state = match saved {
+        Some(v) if !v.is_null() => {
+            let mut st: State =
+                serde_json::from_value(v).context("the saved Proxmox VE state is not readable")?;
+            st.reindex();
+            st
+        }
+        _ => api::fresh_state(&ctx),
+    };
+    let secret = hex::decode(&state.secret).unwrap_or_else(|_| state.secret.as_bytes().to_vec());
+    let pve = Arc::new(Pve {
+        ctx,
+        st: Mutex::new(state),
+        flocks: Mutex::new(HashMap::new()),
+        secret,
+    });
+    pve.recover_tasks();
+    Ok(pve)
 }

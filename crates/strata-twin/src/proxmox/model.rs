@@ -1,0 +1,597 @@
+//! The simulated cluster's state: nodes, storages, guests (as configuration maps like
+//! the files in `/etc/pve/nodes/<node>/qemu-server/`), HA resources, pools and tasks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::params::{self, Drive, Ty};
+use super::sha1::sha1_hex;
+
+pub const STATE_VERSION: u32 = 1;
+/// The template every fresh cluster has.
+pub const TEMPLATE_VMID: u32 = 9000;
+pub const TEMPLATE_NAME: &str = "debian-12-cloudinit";
+/// Finished tasks kept (per cluster) before the oldest are forgotten.
+pub const MAX_TASKS: usize = 50_000;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    pub nodeid: u32,
+    pub ip: String,
+    pub maxcpu: u32,
+    pub maxmem: u64,
+    pub maxdisk: u64,
+    /// Boot time (unix seconds).
+    pub boot: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Storage {
+    pub id: String,
+    /// `rbd`, `zfspool`, `lvmthin`, `dir`, ...
+    pub kind: String,
+    pub content: Vec<String>,
+    pub shared: bool,
+    /// Capacity in bytes (per node for local storages).
+    pub total: u64,
+}
+
+impl Storage {
+    pub fn has_images(&self) -> bool {
+        self.content.iter().any(|c| c == "images")
+    }
+    pub fn content_string(&self) -> String {
+        let mut c = self.content.clone();
+        c.sort();
+        c.join(",")
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Vm {
+    pub vmid: u32,
+    pub node: String,
+    /// The configuration, with PVE's value types (integers and booleans as numbers).
+    pub conf: BTreeMap<String, Value>,
+    pub running: bool,
+    /// When it was started (unix seconds).
+    #[serde(default)]
+    pub started: i64,
+    #[serde(default)]
+    pub pid: u32,
+}
+
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => if *b { "1" } else { "0" }.into(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// A configuration value as PVE stores and returns it: integers and booleans as JSON
+/// numbers, everything else (`memory` included) as strings.
+pub fn conf_value(key: &str, v: &Value) -> Value {
+    let text = value_text(v);
+    match params::qemu_key(key).map(|p| p.ty) {
+        Some(Ty::Int(..)) => text
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or(Value::String(text)),
+        Some(Ty::Bool) => {
+            let b = matches!(v, Value::Bool(true)) || params::parse_boolean(&text).unwrap_or(false);
+            Value::from(u8::from(b))
+        }
+        _ => Value::String(text),
+    }
+}
+
+/// Disk keys in the order PVE looks at them.
+const DISK_PREFIXES: &[&str] = &["scsi", "virtio", "sata", "ide"];
+
+impl Vm {
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.conf.get(key).map(value_text)
+    }
+    pub fn name(&self) -> String {
+        self.get("name")
+            .unwrap_or_else(|| format!("VM {}", self.vmid))
+    }
+    pub fn is_template(&self) -> bool {
+        self.get("template").is_some_and(|t| t == "1")
+    }
+    pub fn lock(&self) -> Option<String> {
+        self.get("lock")
+    }
+    pub fn memory_mib(&self) -> u64 {
+        self.get("memory")
+            .and_then(|m| params::parse_memory("memory", &m).ok())
+            .unwrap_or(512)
+    }
+    pub fn maxmem(&self) -> u64 {
+        self.memory_mib() * 1024 * 1024
+    }
+    pub fn cpus(&self) -> u64 {
+        if let Some(v) = self.get("vcpus").and_then(|v| v.parse().ok()) {
+            return v;
+        }
+        let n = |k: &str| self.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(1);
+        n("sockets") * n("cores")
+    }
+    /// `(key, drive)` of every drive, including `unusedN`.
+    pub fn drives(&self) -> Vec<(String, Drive)> {
+        self.conf
+            .iter()
+            .filter(|(k, _)| params::is_drive_key(k))
+            .filter_map(|(k, v)| {
+                params::parse_drive(k, &value_text(v))
+                    .ok()
+                    .map(|d| (k.clone(), d))
+            })
+            .collect()
+    }
+    /// Size of the boot disk (`maxdisk`).
+    pub fn maxdisk(&self) -> u64 {
+        let drives = self.drives();
+        let boot_order: Vec<String> = self
+            .get("boot")
+            .and_then(|b| {
+                b.split(',').find_map(|p| {
+                    p.strip_prefix("order=")
+                        .map(|o| o.split(';').map(String::from).collect())
+                })
+            })
+            .unwrap_or_default();
+        for key in boot_order {
+            if let Some((_, d)) = drives.iter().find(|(k, d)| *k == key && !d.is_cdrom()) {
+                return d.size_bytes();
+            }
+        }
+        for p in DISK_PREFIXES {
+            for i in 0..31 {
+                let key = format!("{p}{i}");
+                if let Some((_, d)) = drives.iter().find(|(k, d)| *k == key && !d.is_cdrom()) {
+                    return d.size_bytes();
+                }
+            }
+        }
+        0
+    }
+    pub fn tags(&self) -> Option<String> {
+        self.get("tags")
+    }
+    pub fn uptime(&self, now: i64) -> i64 {
+        if self.running {
+            (now - self.started).max(0)
+        } else {
+            0
+        }
+    }
+    /// Used memory of a running guest (a stable share of its maximum).
+    pub fn mem_used(&self) -> u64 {
+        if self.running {
+            self.maxmem() / 100 * (35 + (self.vmid % 30) as u64)
+        } else {
+            0
+        }
+    }
+    pub fn cpu_used(&self) -> f64 {
+        if self.running {
+            0.01 + (self.vmid % 7) as f64 / 100.0
+        } else {
+            0.0
+        }
+    }
+
+    /// The configuration file, as PVE writes it (the description as comments first).
+    pub fn conf_text(&self) -> String {
+        let mut out = String::new();
+        if let Some(d) = self.get("description") {
+            for line in d.lines() {
+                out.push('#');
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        for (k, v) in &self.conf {
+            if k == "description" {
+                continue;
+            }
+            out.push_str(k);
+            out.push_str(": ");
+            out.push_str(&value_text(v));
+            out.push('\n');
+        }
+        out
+    }
+    /// SHA-1 of the configuration file.
+    pub fn digest(&self) -> String {
+        sha1_hex(self.conf_text().as_bytes())
+    }
+
+    /// The entry of `/nodes/{node}/qemu` (and the base of `status/current`).
+    pub fn status_entry(&self, now: i64) -> Value {
+        let mut e = json!({
+            "vmid": self.vmid,
+            "name": self.name(),
+            "status": if self.running { "running" } else { "stopped" },
+            "cpus": self.cpus(),
+            "maxmem": self.maxmem(),
+            "mem": self.mem_used(),
+            "maxdisk": self.maxdisk(),
+            "disk": 0,
+            "uptime": self.uptime(now),
+            "cpu": self.cpu_used(),
+            "netin": if self.running { 1_000 * self.uptime(now) } else { 0 },
+            "netout": if self.running { 700 * self.uptime(now) } else { 0 },
+            "diskread": 0,
+            "diskwrite": 0,
+        });
+        if self.running {
+            e["pid"] = json!(self.pid);
+        }
+        if self.is_template() {
+            e["template"] = json!(1);
+        }
+        if let Some(l) = self.lock() {
+            e["lock"] = json!(l);
+        }
+        if let Some(t) = self.tags() {
+            e["tags"] = json!(t);
+        }
+        e
+    }
+}
+
+/// A task (`UPID:...`) and what happens when it ends.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Task {
+    pub upid: String,
+    pub node: String,
+    pub pid: u32,
+    pub pstart: u32,
+    pub starttime: i64,
+    #[serde(rename = "type")]
+    pub ttype: String,
+    pub id: String,
+    pub user: String,
+    pub endtime: Option<i64>,
+    /// Exit status once stopped (`OK` or the error).
+    pub status: Option<String>,
+    pub log: Vec<String>,
+    pub action: Action,
+    /// Injected failure (`task_fails`).
+    #[serde(default)]
+    pub fail: Option<String>,
+    /// Whether the worker has begun (locks taken, first changes made).
+    #[serde(default)]
+    pub begun: bool,
+}
+
+impl Task {
+    pub fn status_json(&self) -> Value {
+        let (user, tokenid) = split_user(&self.user);
+        let mut v = json!({
+            "upid": self.upid,
+            "node": self.node,
+            "pid": self.pid,
+            "pstart": self.pstart,
+            "starttime": self.starttime,
+            "type": self.ttype,
+            "id": self.id,
+            "user": user,
+            "status": if self.status.is_some() { "stopped" } else { "running" },
+        });
+        if let Some(t) = tokenid {
+            v["tokenid"] = json!(t);
+        }
+        if let Some(s) = &self.status {
+            v["exitstatus"] = json!(s);
+        }
+        v
+    }
+    pub fn list_json(&self) -> Value {
+        let (user, tokenid) = split_user(&self.user);
+        let mut v = json!({
+            "upid": self.upid,
+            "node": self.node,
+            "pid": self.pid,
+            "pstart": self.pstart,
+            "starttime": self.starttime,
+            "type": self.ttype,
+            "id": self.id,
+            "user": user,
+        });
+        if let Some(t) = tokenid {
+            v["tokenid"] = json!(t);
+        }
+        match (&self.status, self.endtime) {
+            (Some(s), Some(end)) => {
+                v["status"] = json!(s);
+                v["endtime"] = json!(end);
+            }
+            _ => v["status"] = json!("RUNNING"),
+        }
+        v
+    }
+    /// `ok`, `warning`, `error` or `unknown` (for `statusfilter`).
+    pub fn status_type(&self) -> &'static str {
+        match self.status.as_deref() {
+            None => "unknown",
+            Some("OK") => "ok",
+            Some(s) if s.starts_with("WARNINGS: ") => "warning",
+            Some(_) => "error",
+        }
+    }
+}
+
+/// `user@realm!token` → (`user@realm`, `token`).
+pub fn split_user(user: &str) -> (String, Option<String>) {
+    match user.split_once('!') {
+        Some((u, t)) => (u.to_string(), Some(t.to_string())),
+        None => (user.to_string(), None),
+    }
+}
+
+/// What a task does, applied when its worker begins and ends (data, so that a saved
+/// state with running tasks can be completed on restore).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Action {
+    Create {
+        vmid: u32,
+        conf: BTreeMap<String, Value>,
+        start: bool,
+        pool: Option<String>,
+        ha: bool,
+    },
+    Clone {
+        src: u32,
+        newid: u32,
+        target: String,
+        full: bool,
+        storage: Option<String>,
+        name: Option<String>,
+        description: Option<String>,
+        pool: Option<String>,
+    },
+    Start {
+        vmid: u32,
+        skiplock: bool,
+    },
+    Stop {
+        vmid: u32,
+        skiplock: bool,
+    },
+    Reboot {
+        vmid: u32,
+    },
+    Destroy {
+        vmid: u32,
+        purge: bool,
+        skiplock: bool,
+    },
+    Template {
+        vmid: u32,
+    },
+    Config {
+        vmid: u32,
+        set: BTreeMap<String, Value>,
+        delete: Vec<String>,
+        digest: Option<String>,
+        skiplock: bool,
+    },
+    /// `hastart`/`hastop`: ask the HA manager for a state.
+    HaState {
+        vmid: u32,
+        state: String,
+    },
+}
+
+impl Action {
+    pub fn vmid(&self) -> u32 {
+        match self {
+            Action::Create { vmid, .. }
+            | Action::Start { vmid, .. }
+            | Action::Stop { vmid, .. }
+            | Action::Reboot { vmid }
+            | Action::Destroy { vmid, .. }
+            | Action::Template { vmid }
+            | Action::Config { vmid, .. }
+            | Action::HaState { vmid, .. } => *vmid,
+            Action::Clone { src, .. } => *src,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Pool {
+    pub comment: Option<String>,
+    pub vms: BTreeSet<u32>,
+    pub storage: BTreeSet<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    /// Key of tickets and CSRF tokens (hex).
+    pub secret: String,
+    pub cluster: String,
+    pub nodes: Vec<Node>,
+    pub storages: Vec<Storage>,
+    pub vms: BTreeMap<u32, Vm>,
+    /// HA resources by SID (`vm:100`): their options (`state`, `comment`, ...).
+    pub ha: BTreeMap<String, BTreeMap<String, Value>>,
+    /// HA rules (`node-affinity`, `resource-affinity`) by rule ID: their options.
+    #[serde(default)]
+    pub ha_rules: BTreeMap<String, BTreeMap<String, Value>>,
+    pub pools: BTreeMap<String, Pool>,
+    pub tasks: BTreeMap<u64, Task>,
+    pub next_task: u64,
+    pub next_pid: u32,
+    pub pstart: u32,
+    #[serde(skip)]
+    pub upids: HashMap<String, u64>,
+}
+
+impl State {
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+    pub fn storage(&self, id: &str) -> Option<&Storage> {
+        self.storages.iter().find(|s| s.id == id)
+    }
+    pub fn reindex(&mut self) {
+        self.upids = self
+            .tasks
+            .iter()
+            .map(|(seq, t)| (t.upid.clone(), *seq))
+            .collect();
+    }
+    /// Digest of the HA resources configuration.
+    pub fn ha_digest(&self) -> String {
+        sha1_hex(
+            serde_json::to_string(&self.ha)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
+    }
+    /// The lowest free VMID from 100.
+    pub fn next_free_vmid(&self) -> Option<u32> {
+        let mut want = 100u32;
+        for id in self.vms.range(100..).map(|(id, _)| *id) {
+            if id != want {
+                break;
+            }
+            want += 1;
+        }
+        (want < 1_000_000).then_some(want)
+    }
+    /// The pool a guest is in.
+    pub fn pool_of(&self, vmid: u32) -> Option<&str> {
+        self.pools
+            .iter()
+            .find(|(_, p)| p.vms.contains(&vmid))
+            .map(|(id, _)| id.as_str())
+    }
+}
+
+/// A MAC address with Proxmox's default prefix (`BC:24:11`).
+pub fn random_mac(r: u64) -> String {
+    format!(
+        "BC:24:11:{:02X}:{:02X}:{:02X}",
+        (r >> 16) as u8,
+        (r >> 8) as u8,
+        r as u8
+    )
+}
+
+/// A UUID (lowercase, with dashes) from two random numbers.
+pub fn uuid_from(a: u64, b: u64) -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_be_bytes());
+    bytes[8..].copy_from_slice(&b.to_be_bytes());
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(bytes).to_string()
+}
+
+/// The name of a new disk volume on a storage of `kind`.
+pub fn volume_name(kind: &str, vmid: u32, n: u32, base: bool) -> String {
+    let prefix = if base { "base" } else { "vm" };
+    if kind == "dir" || kind == "nfs" || kind == "cifs" {
+        format!("{vmid}/{prefix}-{vmid}-disk-{n}.qcow2")
+    } else {
+        format!("{prefix}-{vmid}-disk-{n}")
+    }
+}
+
+/// The smallest disk number not used by `vmid`'s volumes in `conf`.
+pub fn next_disk_number(conf: &BTreeMap<String, Value>, vmid: u32) -> u32 {
+    let used: BTreeSet<u32> = conf
+        .iter()
+        .filter(|(k, _)| params::is_drive_key(k))
+        .filter_map(|(k, v)| params::parse_drive(k, &value_text(v)).ok())
+        .filter_map(|d| {
+            let vol = d.volume()?.1.to_string();
+            let last = vol.rsplit('/').next().unwrap_or(&vol).to_string();
+            let rest = last
+                .strip_prefix(&format!("vm-{vmid}-disk-"))
+                .or_else(|| last.strip_prefix(&format!("base-{vmid}-disk-")))?
+                .to_string();
+            rest.split('.').next()?.parse().ok()
+        })
+        .collect();
+    (0..).find(|n| !used.contains(n)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm(conf: Value) -> Vm {
+        Vm {
+            vmid: 100,
+            node: "pve1".into(),
+            conf: conf
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            running: false,
+            started: 0,
+            pid: 0,
+        }
+    }
+
+    #[test]
+    fn derived_values() {
+        let v = vm(
+            json!({"memory": "4096", "cores": 2, "sockets": 2, "scsi0": "ceph:vm-100-disk-0,size=32G",
+            "ide2": "ceph:vm-100-cloudinit,media=cdrom", "boot": "order=scsi0;net0", "description": "a\nb"}),
+        );
+        assert_eq!(v.maxmem(), 4096 << 20);
+        assert_eq!(v.cpus(), 4);
+        assert_eq!(v.maxdisk(), 32 << 30);
+        assert_eq!(v.name(), "VM 100");
+        assert!(
+            v.conf_text()
+                .starts_with("#a\n#b\nboot: order=scsi0;net0\n")
+        );
+        assert_eq!(v.digest().len(), 40);
+        assert_eq!(next_disk_number(&v.conf, 100), 1);
+        assert_eq!(conf_value("cores", &json!("4")), json!(4));
+        assert_eq!(conf_value("memory", &json!(8192)), json!("8192"));
+        assert_eq!(conf_value("onboot", &json!(true)), json!(1));
+    }
+
+    #[test]
+    fn next_free_vmid_fills_gaps() {
+        let mut st = State {
+            version: 1,
+            secret: String::new(),
+            cluster: "c".into(),
+            nodes: vec![],
+            storages: vec![],
+            vms: BTreeMap::new(),
+            ha: BTreeMap::new(),
+            ha_rules: BTreeMap::new(),
+            pools: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            next_task: 0,
+            next_pid: 1,
+            pstart: 1,
+            upids: HashMap::new(),
+        };
+        assert_eq!(st.next_free_vmid(), Some(100));
+        for id in [100, 101, 103, 9000] {
+            st.vms.insert(id, vm(json!({})));
+        }
+        assert_eq!(st.next_free_vmid(), Some(102));
+    }
+}
