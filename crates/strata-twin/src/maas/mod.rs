@@ -1,30 +1,476 @@
-//! Placeholder: the maas simulator is being written.
+//! The MAAS region API (2.0) of one simulated DC, as python-libmaas, the MAAS CLI and
+//! Go clients see it under `http://ADDR/<dc>/MAAS/`.
+//!
+//! - Auth: OAuth 1.0 PLAINTEXT with the DC's API key (`consumer:token:secret`); the
+//!   describe document and the version endpoints are anonymous.
+//! - `op` travels in the query string; POST/PUT bodies are multipart (python-libmaas,
+//!   base64 parts included) or urlencoded (Go); keys repeat for lists.
+//! - Machines follow MAAS's status machine with its numeric codes; transitions that
+//!   take time in MAAS (commissioning, testing, deploying, releasing, disk erasing)
+//!   complete asynchronously, evaluated lazily against the wall clock so that saved
+//!   state resumes where it was.
+//! - Hardware is exposed on the machine (`cpu_count`, `memory`, `storage`,
+//!   `numanode_set`, `hardware_info`, block devices, interfaces), per device through
+//!   `GET /api/2.0/nodes/{system_id}/devices/` (MAAS 3.x node devices, with a twin
+//!   extension `pcie_link` on PCIe devices), through commissioning script results
+//!   (`/nodes/{system_id}/results/`) and as BSON lshw/lldp via `op=details`.
+//!
+//! # Hardware as commissioning reports it
+//!
+//! Seed machines are enlisted New with their hardware already known (MAAS runs the
+//! commissioning scripts during enlistment); commissioning re-reports it, with the
+//! `gpu_degraded`/`memory_missing` faults applied. Machines created through the API
+//! without a seed behind their MAC have no hardware until commissioned.
+//!
+//! - Machine (`GET /api/2.0/machines/{system_id}/`): `cpu_count`, `cpu_speed` (MHz),
+//!   `memory` (MiB), `storage` (MB, float), `hardware_info.{system_vendor,
+//!   system_product, system_serial, cpu_model, mainboard_*, chassis_*}`,
+//!   `numanode_set: [{index, cores: [cpu ids], memory (MiB), hugepages_set: []}]`,
+//!   `physicalblockdevice_set`/`blockdevice_set`/`boot_disk` (`name`, `size` bytes,
+//!   `model`, `serial`, ...), `interface_set`/`boot_interface` (`name`,
+//!   `mac_address`, `vlan`, `links`, `link_speed`/`interface_speed` Mbit/s,
+//!   `numa_node`, `vendor`, `product`).
+//! - Devices (`GET /api/2.0/nodes/{system_id}/devices/[?hardware_type=gpu|network]`):
+//!   `[{id, bus: 1, bus_name: "PCIE", hardware_type: 5 (GPU) | 4 (network),
+//!   hardware_type_name, system_id, numa_node, vendor_id ("10de"), product_id
+//!   ("2330"), vendor_name, product_name (the model), commissioning_driver,
+//!   pci_address ("0000:18:00.0"), physical_interface, physical_blockdevice,
+//!   bus_number, device_number, pcie_link: {gen, width, max_gen, max_width},
+//!   resource_uri}]`. `pcie_link` is the twin's extension (real MAAS does not
+//!   report link state): negotiated generation/width and what the slot supports.
+//! - Script results (`GET /api/2.0/nodes/{system_id}/results/?type=commissioning&include_output=1`):
+//!   script sets with `results[].{name, status, status_name, output (base64)}`;
+//!   `20-maas-03-machine-resources` carries an LXD-resources document
+//!   (`resources.{cpu, memory.nodes, gpu.cards, pci.devices[].link, network, storage}`),
+//!   `maas-lshw` the lshw XML.
+//! - `GET /api/2.0/machines/{system_id}/?op=details`: BSON
+//!   `{"lshw": Binary(XML), "lldp": Binary(XML)}` (`application/bson`), as MAAS sends.
+//!
+//! Per-object faults (`POST /_twin/faults/object` with service `maas` and the machine's
+//! system id, serial or hostname as id): `commission_fails`, `testing_fails`,
+//! `deploy_fails`, `release_fails`, `erase_fails`, `gpu_degraded` (first GPU reports a
+//! narrower/slower PCIe link: x8 — or half the width when that is 8 or less — and one
+//! generation lower), `memory_missing` (commissioning reports 3/4 of the memory),
+//! `power_fails` (power actions answer 503) and `error_500` (by system id: any request
+//! on that machine's URLs answers 500). Faults without `times` fire until cleared.
 
+// Handlers answer errors as ready HTTP responses (`Result<_, Response>`): the error
+// *is* the vendor-format reply, so it is not boxed.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
 
 use crate::{DcContext, MutateRequest, Service};
 
-struct Placeholder;
+mod api;
+mod bson;
+mod http;
+mod machines;
+mod misc;
+mod model;
+mod network;
+mod render;
+mod seed;
 
-impl Service for Placeholder {
-    fn name(&self) -> &'static str {
-        "maas"
+pub use api::{HANDLERS, Handler, Route, routes};
+
+use http::{ApiKey, Params, Req};
+use model::{State, now_ms};
+
+/// The MAAS version the twin reports.
+pub const MAAS_VERSION: &str = "3.5.4";
+const MAAS_SUBVERSION: &str = "16237-g.e4ad8e5b1";
+
+/// Routes served outside the 2.0 handler catalogue (and outside the OpenAPI
+/// document, which only describes `/api/2.0/` operations): the anonymous describe
+/// document and the plain-text API version.
+pub const META_ROUTES: &[(&str, &str)] = &[("GET", "/api/2.0/describe/"), ("GET", "/api/version/")];
+
+/// Configuration items `op=get_config` knows, with their fresh-site values (JSON).
+pub const DEFAULT_CONFIG: &[(&str, &str)] = &[
+    ("maas_name", "\"maas\""),
+    ("theme", "\"\""),
+    ("default_osystem", "\"ubuntu\""),
+    ("default_distro_series", "\"noble\""),
+    ("commissioning_distro_series", "\"noble\""),
+    ("default_min_hwe_kernel", "\"\""),
+    ("default_storage_layout", "\"flat\""),
+    ("enable_disk_erasing_on_release", "false"),
+    ("disk_erase_with_secure_erase", "false"),
+    ("disk_erase_with_quick_erase", "false"),
+    ("enable_third_party_drivers", "true"),
+    ("enable_http_proxy", "true"),
+    ("use_peer_proxy", "false"),
+    ("http_proxy", "null"),
+    ("upstream_dns", "\"\""),
+    ("dnssec_validation", "\"auto\""),
+    ("dns_trusted_acl", "\"\""),
+    ("ntp_servers", "\"ntp.ubuntu.com\""),
+    ("ntp_external_only", "false"),
+    ("kernel_opts", "\"\""),
+    ("network_discovery", "\"enabled\""),
+    ("active_discovery_interval", "10800"),
+    ("maas_internal_domain", "\"maas-internal\""),
+    ("completed_intro", "true"),
+    ("max_node_commissioning_results", "10"),
+    ("max_node_testing_results", "10"),
+    ("max_node_installation_results", "3"),
+    ("node_timeout", "30"),
+    ("release_notifications", "true"),
+    ("use_rack_proxy", "true"),
+    ("remote_syslog", "null"),
+    ("maas_proxy_port", "8000"),
+    ("prefer_v4_proxy", "false"),
+    ("boot_images_auto_import", "true"),
+    ("enable_analytics", "false"),
+    ("curtin_verbose", "true"),
+    ("default_dns_ttl", "30"),
+    ("windows_kms_host", "null"),
+    ("vcenter_server", "\"\""),
+    ("hardware_sync_interval", "\"15m\""),
+    ("session_length", "1209600"),
+];
+
+struct Inner {
+    st: State,
+    ids: seed::Ids,
+}
+
+/// One DC's MAAS.
+pub struct Maas {
+    ctx: Arc<DcContext>,
+    key: Option<ApiKey>,
+    /// API prefix for resource URIs: the script prefix (e.g. `/fra1/MAAS/`) + `api/2.0/`.
+    api: String,
+    /// Origin (`http://host:port`) from the configured URL.
+    origin: String,
+    inner: Mutex<Inner>,
+    /// Seed machines by normalised PXE MAC (a machine created with such a MAC is that
+    /// hardware).
+    seed_by_mac: std::collections::HashMap<String, usize>,
+}
+
+/// Build this DC's MAAS service (from saved state when given).
+pub fn build(
+    ctx: Arc<DcContext>,
+    saved: Option<serde_json::Value>,
+) -> anyhow::Result<Arc<dyn Service>> {
+    Ok(Arc::new(Maas::new(ctx, saved)?))
+}
+
+impl Maas {
+    fn new(ctx: Arc<DcContext>, saved: Option<Value>) -> anyhow::Result<Self> {
+        let url = url::Url::parse(&ctx.urls.maas)
+            .map_err(|e| anyhow::anyhow!("MAAS URL {}: {e}", ctx.urls.maas))?;
+        let mut prefix = url.path().to_string();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        let origin = url.origin().ascii_serialization();
+        let seed_value = ctx.shared.faults.random_u64() ^ fnv(&ctx.name);
+        let (st, ids) = match saved {
+            Some(v) if !v.is_null() => {
+                let mut st: State = serde_json::from_value(v)
+                    .map_err(|e| anyhow::anyhow!("saved MAAS state: {e}"))?;
+                st.reindex();
+                let ids = seed::Ids::new(st.rng_state ^ seed_value);
+                (st, ids)
+            }
+            _ => {
+                let mut ids = seed::Ids::new(seed_value);
+                let st = seed::fresh(&ctx.name, &ctx.seed.machines, &mut ids);
+                (st, ids)
+            }
+        };
+        let seed_by_mac = ctx
+            .seed
+            .machines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| model::normalize_mac(&m.pxe_mac).map(|mac| (mac, i)))
+            .collect();
+        Ok(Maas {
+            key: ApiKey::parse(&ctx.creds.maas_api_key),
+            api: format!("{prefix}api/2.0/"),
+            origin,
+            ctx,
+            inner: Mutex::new(Inner { st, ids }),
+            seed_by_mac,
+        })
     }
-    fn router(self: Arc<Self>) -> axum::Router {
-        axum::Router::new().route("/", axum::routing::get(|| async { "placeholder" }))
+
+    /// Complete every transition that is due.
+    fn advance(&self, inner: &mut Inner) {
+        let now = now_ms();
+        for m in inner.st.machines.values_mut() {
+            if m.pending.is_some() {
+                machines::advance(m, &self.ctx.shared.faults, &self.ctx.name, now);
+            }
+        }
     }
-    fn save(&self) -> serde_json::Value {
-        serde_json::Value::Null
+
+    fn slow(&self) -> bool {
+        self.ctx.shared.faults.slow_task()
     }
-    fn mutate(&self, _req: &MutateRequest) -> Result<serde_json::Value, String> {
-        Err("not implemented".into())
+
+    /// Is a per-object fault set on this id (without consuming it)?
+    fn fault(&self, ids: &[&str], names: &[&str]) -> Option<String> {
+        for id in ids {
+            if id.is_empty() {
+                continue;
+            }
+            if let Some(f) = self
+                .ctx
+                .shared
+                .faults
+                .peek_object(&self.ctx.name, "maas", id)
+                && names.contains(&f.as_str())
+            {
+                self.ctx
+                    .shared
+                    .faults
+                    .take_object(&self.ctx.name, "maas", id);
+                return Some(f);
+            }
+        }
+        None
     }
-    fn summary(&self) -> serde_json::Value {
-        serde_json::Value::Null
+
+    async fn dispatch(self: Arc<Self>, h: &'static Handler, req: Request) -> Response {
+        let path = req.uri().path().to_string();
+        let forwarded_host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(|h| {
+                format!(
+                    "{}://{h}",
+                    self.origin.split("://").next().unwrap_or("http")
+                )
+            });
+        let (method, query, body, headers) = match http::read_request(req).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let op = query
+            .get("op")
+            .or_else(|| body.get("op"))
+            .map(str::to_string);
+        let allowed: Vec<&str> = h.actions.iter().map(|a| a.method).collect();
+        if !allowed.contains(&method.as_str()) {
+            let mut uniq = allowed.clone();
+            uniq.sort();
+            uniq.dedup();
+            let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
+            if let Ok(v) = HeaderValue::from_str(&uniq.join(", ")) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            return r;
+        }
+        if !h.anon {
+            match &self.key {
+                Some(key) => {
+                    if let Err(r) = http::check_auth(&headers, &query, key) {
+                        return r;
+                    }
+                }
+                None => {
+                    return http::text(
+                        StatusCode::UNAUTHORIZED,
+                        "Authorization Error: no API key configured",
+                    );
+                }
+            }
+        }
+        let Some(action) = h
+            .actions
+            .iter()
+            .find(|a| a.method == method && a.op == op.as_deref())
+        else {
+            return http::bad_request(&format!(
+                "Unrecognised signature: method={} op={}",
+                method,
+                op.as_deref().unwrap_or("None")
+            ));
+        };
+        let mut params = Params::default();
+        for (k, v) in query.0.into_iter().chain(body.0) {
+            if k != "op" && !k.starts_with("oauth_") {
+                params.0.push((k, v));
+            }
+        }
+        let r = Req {
+            method,
+            op,
+            path: api::match_path(h.path, &path),
+            params,
+            origin: forwarded_host,
+        };
+        if let Some(sid) = r.path.get("system_id")
+            && self.fault(&[sid.as_str()], &["error_500"]).is_some()
+        {
+            return http::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error (injected by the twin)",
+            );
+        }
+        (action.run)(&self, &r)
+    }
+
+    fn describe(&self, origin: &str) -> Value {
+        api::describe(&self.api, origin)
     }
 }
 
-/// Build this DC's maas service (from saved state when given).
-pub fn build(_ctx: Arc<DcContext>, _saved: Option<serde_json::Value>) -> anyhow::Result<Arc<dyn Service>> {
-    Ok(Arc::new(Placeholder))
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+impl Service for Maas {
+    fn name(&self) -> &'static str {
+        "maas"
+    }
+
+    fn router(self: Arc<Self>) -> Router {
+        let mut r = Router::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for h in HANDLERS {
+            if !seen.insert(h.path) {
+                continue;
+            }
+            let full = format!("/api/2.0{}", h.path);
+            let svc = self.clone();
+            let handler = move |req: Request| {
+                let svc = svc.clone();
+                async move { svc.dispatch(h, req).await }
+            };
+            r = r.route(&full, any(handler.clone()));
+            let trimmed = full.trim_end_matches('/').to_string();
+            if trimmed != full {
+                r = r.route(&trimmed, any(handler));
+            }
+        }
+        let svc = self.clone();
+        r = r.route(
+            "/api/2.0/describe/",
+            axum::routing::get(move |req: Request| {
+                let svc = svc.clone();
+                async move {
+                    let origin = req
+                        .headers()
+                        .get(header::HOST)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|h| {
+                            format!("{}://{h}", svc.origin.split("://").next().unwrap_or("http"))
+                        })
+                        .unwrap_or_else(|| svc.origin.clone());
+                    http::ok(svc.describe(&origin))
+                }
+            }),
+        );
+        r = r.route(
+            "/api/version/",
+            axum::routing::get(|| async { http::text(StatusCode::OK, "2.0") }),
+        );
+        r.fallback(|| async { http::text(StatusCode::NOT_FOUND, "Not Found") })
+            .with_state(())
+    }
+
+    fn save(&self) -> Value {
+        let mut inner = self.inner.lock();
+        self.advance(&mut inner);
+        inner.st.rng_state = inner.ids.next_u64();
+        serde_json::to_value(&inner.st).unwrap_or(Value::Null)
+    }
+
+    fn mutate(&self, req: &MutateRequest) -> Result<Value, String> {
+        let mut inner = self.inner.lock();
+        self.advance(&mut inner);
+        match req.kind.as_str() {
+            "machine" | "machines" | "node" => machines::mutate(self, &mut inner.st, req),
+            other => network::mutate(self, &mut inner.st, other, req),
+        }
+    }
+
+    fn summary(&self) -> Value {
+        let mut inner = self.inner.lock();
+        self.advance(&mut inner);
+        let st = &inner.st;
+        let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+        for m in st.machines.values() {
+            *by_status
+                .entry(model::status::name(m.status).to_string())
+                .or_default() += 1;
+        }
+        let racks = st.controllers.iter().filter(|c| c.is_rack()).count();
+        let regions = st.controllers.iter().filter(|c| c.is_region()).count();
+        json!({
+            "machines": {"total": st.machines.len(), "by_status": by_status},
+            "rack_controllers": racks,
+            "region_controllers": regions,
+            "fabrics": st.fabrics.len(),
+            "vlans": st.vlans.len(),
+            "subnets": st.subnets.len(),
+            "ipranges": st.ipranges.len(),
+            "spaces": st.spaces.len(),
+            "zones": st.zones.len(),
+            "resource_pools": st.pools.len(),
+            "tags": st.tags.len(),
+            "domains": st.domains.len(),
+            "boot_resources": st.boot_resources.len(),
+        })
+    }
+}
+
+/// Version document (`GET /api/2.0/version/`).
+fn version(_s: &Maas, _r: &Req) -> Response {
+    http::ok(json!({
+        "capabilities": [
+            "networks-management",
+            "static-ipaddresses",
+            "ipv6-deployment-ubuntu",
+            "devices-management",
+            "storage-deployment-ubuntu",
+            "network-deployment-ubuntu",
+            "bridging-interface-ubuntu",
+            "bridging-automatic-ubuntu",
+            "authenticate-api",
+        ],
+        "version": MAAS_VERSION,
+        "subversion": MAAS_SUBVERSION,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_handler_path_is_well_formed() {
+        for h in HANDLERS {
+            assert!(
+                h.path.starts_with('/') && h.path.ends_with('/'),
+                "{}",
+                h.path
+            );
+            for p in h.params {
+                assert!(h.path.contains(&format!("{{{p}}}")), "{} lacks {p}", h.path);
+            }
+            assert!(!h.actions.is_empty(), "{}", h.name);
+        }
+    }
 }

@@ -1,0 +1,615 @@
+//! JSON renderings of the region's objects, field for field as MAAS's API emits them.
+//! `api` is the API prefix (`/<dc>/MAAS/api/2.0/`) used in `resource_uri`s.
+
+use serde_json::{Value, json};
+
+use super::model::*;
+
+pub fn vlan(st: &State, api: &str, v: &Vlan) -> Value {
+    let fabric = st
+        .fabrics
+        .get(&v.fabric_id)
+        .map(|f| f.name.clone())
+        .unwrap_or_default();
+    let space = v
+        .space_id
+        .and_then(|s| st.spaces.get(&s))
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| "undefined".to_string());
+    json!({
+        "id": v.id,
+        "name": v.display_name(),
+        "description": v.description,
+        "vid": v.vid,
+        "fabric": fabric,
+        "fabric_id": v.fabric_id,
+        "mtu": v.mtu,
+        "primary_rack": v.primary_rack,
+        "secondary_rack": v.secondary_rack,
+        "dhcp_on": v.dhcp_on,
+        "external_dhcp": v.external_dhcp,
+        "relay_vlan": v.relay_vlan.and_then(|r| st.vlans.get(&r)).map(|r| vlan_brief(st, api, r)),
+        "space": space,
+        "resource_uri": format!("{api}vlans/{}/", v.id),
+    })
+}
+
+fn vlan_brief(st: &State, api: &str, v: &Vlan) -> Value {
+    let mut x = vlan(st, api, v);
+    if let Some(o) = x.as_object_mut() {
+        o.insert("relay_vlan".into(), Value::Null);
+    }
+    x
+}
+
+pub fn fabric(st: &State, api: &str, f: &Fabric) -> Value {
+    let vlans: Vec<Value> = st
+        .vlans
+        .values()
+        .filter(|v| v.fabric_id == f.id)
+        .map(|v| vlan(st, api, v))
+        .collect();
+    json!({
+        "id": f.id,
+        "name": f.name,
+        "description": f.description,
+        "class_type": f.class_type,
+        "vlans": vlans,
+        "resource_uri": format!("{api}fabrics/{}/", f.id),
+    })
+}
+
+pub fn subnet(st: &State, api: &str, s: &Subnet) -> Value {
+    let v = st.vlans.get(&s.vlan_id);
+    let space = v
+        .and_then(|v| v.space_id)
+        .and_then(|id| st.spaces.get(&id))
+        .map(|sp| sp.name.clone())
+        .unwrap_or_else(|| "undefined".to_string());
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "description": s.description,
+        "vlan": v.map(|v| vlan(st, api, v)),
+        "cidr": s.cidr,
+        "rdns_mode": s.rdns_mode,
+        "gateway_ip": s.gateway_ip,
+        "dns_servers": s.dns_servers,
+        "allow_dns": s.allow_dns,
+        "allow_proxy": s.allow_proxy,
+        "active_discovery": s.active_discovery,
+        "managed": s.managed,
+        "disabled_boot_architectures": s.disabled_boot_architectures,
+        "space": space,
+        "resource_uri": format!("{api}subnets/{}/", s.id),
+    })
+}
+
+pub fn iprange(st: &State, api: &str, r: &IpRange) -> Value {
+    json!({
+        "id": r.id,
+        "type": r.kind,
+        "start_ip": r.start_ip,
+        "end_ip": r.end_ip,
+        "comment": r.comment,
+        "subnet": st.subnets.get(&r.subnet_id).map(|s| subnet(st, api, s)),
+        "user": API_USER,
+        "resource_uri": format!("{api}ipranges/{}/", r.id),
+    })
+}
+
+pub fn space(st: &State, api: &str, s: &Space) -> Value {
+    let vlans: Vec<&Vlan> = st
+        .vlans
+        .values()
+        .filter(|v| v.space_id == Some(s.id))
+        .collect();
+    let subnets: Vec<Value> = st
+        .subnets
+        .values()
+        .filter(|sn| vlans.iter().any(|v| v.id == sn.vlan_id))
+        .map(|sn| subnet(st, api, sn))
+        .collect();
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "description": s.description,
+        "vlans": vlans.iter().map(|v| vlan(st, api, v)).collect::<Vec<_>>(),
+        "subnets": subnets,
+        "resource_uri": format!("{api}spaces/{}/", s.id),
+    })
+}
+
+pub fn zone(api: &str, z: &Zone) -> Value {
+    json!({
+        "id": z.id,
+        "name": z.name,
+        "description": z.description,
+        "resource_uri": format!("{api}zones/{}/", z.name),
+    })
+}
+
+pub fn pool(api: &str, p: &Pool) -> Value {
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "description": p.description,
+        "resource_uri": format!("{api}resourcepool/{}/", p.id),
+    })
+}
+
+pub fn tag(api: &str, t: &Tag) -> Value {
+    json!({
+        "name": t.name,
+        "definition": t.definition,
+        "comment": t.comment,
+        "kernel_opts": t.kernel_opts,
+        "resource_uri": format!("{api}tags/{}/", t.name),
+    })
+}
+
+/// A domain. `resource_record_count` counts DNS resources, which the twin doesn't
+/// model (node A records are implicit), hence 0.
+pub fn domain(_st: &State, api: &str, d: &Domain) -> Value {
+    json!({
+        "id": d.id,
+        "name": d.name,
+        "authoritative": d.authoritative,
+        "ttl": d.ttl,
+        "is_default": d.is_default,
+        "resource_record_count": 0,
+        "resource_uri": format!("{api}domains/{}/", d.id),
+    })
+}
+
+pub fn boot_resource(api: &str, b: &BootResource) -> Value {
+    let mut v = json!({
+        "id": b.id,
+        "type": b.kind,
+        "name": b.name,
+        "architecture": b.architecture,
+        "resource_uri": format!("{api}boot-resources/{}/", b.id),
+    });
+    if let (Some(o), Some(sub)) = (v.as_object_mut(), &b.subarches) {
+        o.insert("subarches".into(), json!(sub));
+        o.insert("title".into(), json!(b.title));
+    }
+    v
+}
+
+pub fn interface(st: &State, api: &str, system_id: &str, i: &Interface, numa: u32) -> Value {
+    let v = i.vlan_id.and_then(|id| st.vlans.get(&id));
+    let links: Vec<Value> = i
+        .links
+        .iter()
+        .map(|l| {
+            let mut o = json!({"id": l.id, "mode": l.mode});
+            if let Some(obj) = o.as_object_mut() {
+                if let Some(s) = l.subnet_id.and_then(|s| st.subnets.get(&s)) {
+                    obj.insert("subnet".into(), subnet(st, api, s));
+                }
+                if let Some(ip) = &l.ip_address {
+                    obj.insert("ip_address".into(), json!(ip));
+                }
+            }
+            o
+        })
+        .collect();
+    let mtu = i.mtu.or(v.map(|v| v.mtu)).unwrap_or(1500);
+    json!({
+        "id": i.id,
+        "name": i.name,
+        "type": "physical",
+        "vlan": v.map(|v| vlan(st, api, v)),
+        "mac_address": i.mac_address,
+        "parents": [],
+        "children": [],
+        "tags": i.tags,
+        "enabled": i.enabled,
+        "links": links,
+        "params": {"mtu": mtu},
+        "discovered": null,
+        "effective_mtu": mtu,
+        "vendor": i.vendor,
+        "product": i.product,
+        "firmware_version": "1.0.0",
+        "system_id": system_id,
+        "link_connected": true,
+        "interface_speed": i.interface_speed,
+        "link_speed": i.link_speed,
+        "numa_node": numa,
+        "sriov_max_vf": 0,
+        "resource_uri": format!("{api}nodes/{system_id}/interfaces/{}/", i.id),
+    })
+}
+
+pub fn disk_id(machine_id: u64, index: usize) -> u64 {
+    machine_id * 100 + index as u64 + 1
+}
+
+pub fn blockdevice(api: &str, m: &Machine, index: usize, d: &Disk) -> Value {
+    let id = disk_id(m.id, index);
+    let deployed = matches!(m.status, status::DEPLOYED | status::DEPLOYING) && index == 0;
+    let (used, used_for, partitions) = if deployed {
+        let part = json!({
+            "id": id * 10 + 1,
+            "uuid": super::seed::uuid_from(&format!("{}-p1", d.serial)),
+            "size": d.size_bytes.saturating_sub(4 * 1024 * 1024),
+            "bootable": false,
+            "tags": [],
+            "type": "partition",
+            "used_for": "ext4 formatted filesystem mounted at /",
+            "system_id": m.system_id,
+            "path": format!("/dev/disk/by-dname/{}-part1", d.name),
+            "filesystem": {"fstype": "ext4", "label": "root", "uuid": super::seed::uuid_from(&format!("{}-fs", d.serial)), "mount_point": "/", "mount_options": null},
+            "device_id": id,
+            "resource_uri": format!("{api}nodes/{}/blockdevices/{id}/partition/{}", m.system_id, id * 10 + 1),
+        });
+        (d.size_bytes, "GPT partitioned with 1 partition", vec![part])
+    } else {
+        (0, "Unused", vec![])
+    };
+    json!({
+        "id": id,
+        "system_id": m.system_id,
+        "name": d.name,
+        "model": d.model,
+        "serial": d.serial,
+        "path": format!("/dev/disk/by-dname/{}", d.name),
+        "id_path": format!("/dev/disk/by-id/wwn-0x{}", &hex::encode(d.serial.as_bytes())[..16.min(d.serial.len() * 2)]),
+        "size": d.size_bytes,
+        "block_size": 512,
+        "available_size": d.size_bytes - used,
+        "used_size": used,
+        "used_for": used_for,
+        "tags": ["ssd"],
+        "type": "physical",
+        "filesystem": null,
+        "partition_table_type": if deployed { json!("GPT") } else { Value::Null },
+        "partitions": partitions,
+        "storage_pool": null,
+        "uuid": null,
+        "numa_node": 0,
+        "firmware_version": "1.0",
+        "resource_uri": format!("{api}nodes/{}/blockdevices/{id}/", m.system_id),
+    })
+}
+
+fn unknown_hw_info() -> Value {
+    let u = "Unknown";
+    json!({
+        "system_vendor": u, "system_product": u, "system_family": u, "system_version": u,
+        "system_sku": u, "system_serial": u, "cpu_model": u, "mainboard_vendor": u,
+        "mainboard_product": u, "mainboard_serial": u, "mainboard_version": u,
+        "mainboard_firmware_vendor": u, "mainboard_firmware_date": u,
+        "mainboard_firmware_version": u, "chassis_vendor": u, "chassis_type": u,
+        "chassis_serial": u, "chassis_version": u,
+    })
+}
+
+pub fn hardware_info(h: Option<&Hardware>) -> Value {
+    let Some(h) = h else { return unknown_hw_info() };
+    json!({
+        "system_vendor": h.vendor,
+        "system_product": h.product,
+        "system_family": "Server",
+        "system_version": "1.0",
+        "system_sku": "TWIN-1",
+        "system_serial": h.serial,
+        "cpu_model": h.cpu_model,
+        "mainboard_vendor": h.vendor,
+        "mainboard_product": "Twin Board",
+        "mainboard_serial": format!("{}-MB", h.serial),
+        "mainboard_version": "1.0",
+        "mainboard_firmware_vendor": h.vendor,
+        "mainboard_firmware_date": "01/15/2025",
+        "mainboard_firmware_version": "2.4.1",
+        "chassis_vendor": h.vendor,
+        "chassis_type": "Rack Mount Chassis",
+        "chassis_serial": h.serial,
+        "chassis_version": "1.0",
+    })
+}
+
+pub fn numa_nodes(h: Option<&Hardware>) -> Value {
+    let Some(h) = h else {
+        return json!([{"index": 0, "memory": 0, "cores": [], "hugepages_set": []}]);
+    };
+    let n = h.numa_nodes.max(1);
+    let per_cpu = h.cpu_count / n;
+    let per_mem = h.memory_mib / n as u64;
+    let nodes: Vec<Value> = (0..n)
+        .map(|i| {
+            let start = i * per_cpu;
+            let end = if i + 1 == n { h.cpu_count } else { start + per_cpu };
+            let mem = if i + 1 == n { h.memory_mib - per_mem * (n as u64 - 1) } else { per_mem };
+            json!({"index": i, "memory": mem, "cores": (start..end).collect::<Vec<_>>(), "hugepages_set": []})
+        })
+        .collect();
+    Value::Array(nodes)
+}
+
+fn test_status(set: Option<&ScriptSet>) -> (i32, &'static str) {
+    match set {
+        None => (-1, "Unknown"),
+        Some(s) => {
+            let st = s.status();
+            (st as i32, script_status::name(st))
+        }
+    }
+}
+
+pub fn domain_of(st: &State, id: u64) -> Option<&Domain> {
+    st.domains.get(&id)
+}
+
+/// The full machine object (MAAS's `DISPLAYED_MACHINE_FIELDS`).
+pub fn machine(st: &State, api: &str, m: &Machine) -> Value {
+    let dom = domain_of(st, m.domain_id);
+    let fqdn = match dom {
+        Some(d) => format!("{}.{}", m.hostname, d.name),
+        None => m.hostname.clone(),
+    };
+    let ifaces: Vec<Value> = m
+        .interfaces
+        .iter()
+        .map(|i| interface(st, api, &m.system_id, i, 0))
+        .collect();
+    let hw = m.reported.as_ref();
+    let disks: Vec<Value> = hw
+        .map(|h| {
+            h.disks
+                .iter()
+                .enumerate()
+                .map(|(i, d)| blockdevice(api, m, i, d))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ips: Vec<String> = m
+        .interfaces
+        .iter()
+        .flat_map(|i| i.links.iter().filter_map(|l| l.ip_address.clone()))
+        .collect();
+    let (cs, csn) = test_status(m.commissioning.as_ref());
+    let (ts, tsn) = test_status(m.testing.as_ref());
+    let zone = st.zones.get(&m.zone_id).map(|z| zone(api, z));
+    let pool = st.pools.get(&m.pool_id).map(|p| pool(api, p));
+    let mut v = json!({
+        "system_id": m.system_id,
+        "hostname": m.hostname,
+        "description": m.description,
+        "hardware_uuid": m.hardware_uuid,
+        "domain": dom.map(|d| domain(st, api, d)),
+        "fqdn": fqdn,
+        "owner": m.owner,
+        "owner_data": m.owner_data,
+        "workload_annotations": m.owner_data,
+        "locked": m.locked,
+        "cache_sets": [],
+        "bcaches": [],
+        "bios_boot_method": "uefi",
+        "boot_interface": ifaces.first().cloned(),
+        "architecture": m.architecture,
+        "min_hwe_kernel": m.min_hwe_kernel,
+        "hwe_kernel": m.hwe_kernel,
+        "cpu_count": hw.map(|h| h.cpu_count).unwrap_or(0),
+        "cpu_speed": hw.map(|h| h.cpu_speed).unwrap_or(0),
+        "memory": hw.map(|h| h.memory_mib).unwrap_or(0),
+        "swap_size": m.swap_size,
+        "storage": m.storage_bytes() as f64 / 1_000_000.0,
+        "status": m.status,
+        "status_name": status::name(m.status),
+        "status_message": m.status_message,
+        "status_action": "",
+        "error_description": m.error_description,
+        "osystem": m.osystem,
+        "distro_series": m.distro_series,
+        "netboot": m.netboot,
+        "power_type": m.power_type,
+        "power_state": m.power_state(),
+    });
+    let mid = json!({
+        "tag_names": m.tags,
+        "address_ttl": null,
+        "ip_addresses": ips,
+        "interface_set": ifaces,
+        "zone": zone,
+        "pool": pool,
+        "disable_ipv4": false,
+        "boot_disk": disks.first().cloned(),
+        "blockdevice_set": disks,
+        "physicalblockdevice_set": disks,
+        "virtualblockdevice_set": [],
+        "volume_groups": [],
+        "raids": [],
+        "special_filesystems": [],
+        "node_type": 0,
+        "node_type_name": "Machine",
+        "pod": null,
+        "default_gateways": {
+            "ipv4": {"gateway_ip": null, "link_id": null},
+            "ipv6": {"gateway_ip": null, "link_id": null},
+        },
+    });
+    let rest = json!({
+        "current_commissioning_result_id": m.commissioning.as_ref().map(|s| s.id),
+        "current_testing_result_id": m.testing.as_ref().map(|s| s.id),
+        "current_installation_result_id": m.installation.as_ref().map(|s| s.id),
+        "commissioning_status": cs,
+        "commissioning_status_name": csn,
+        "testing_status": ts,
+        "testing_status_name": tsn,
+        "cpu_test_status": ts,
+        "cpu_test_status_name": tsn,
+        "memory_test_status": ts,
+        "memory_test_status_name": tsn,
+        "network_test_status": -1,
+        "network_test_status_name": "Unknown",
+        "storage_test_status": ts,
+        "storage_test_status_name": tsn,
+        "other_test_status": -1,
+        "other_test_status_name": "Unknown",
+        "interface_test_status": -1,
+        "interface_test_status_name": "Unknown",
+        "hardware_info": hardware_info(hw),
+        "numanode_set": numa_nodes(hw),
+        "virtualmachine_id": null,
+        "enable_hw_sync": false,
+        "last_sync": null,
+        "is_dpu": false,
+        "resource_uri": format!("{api}machines/{}/", m.system_id),
+    });
+    if let Some(a) = v.as_object_mut() {
+        for part in [mid, rest] {
+            if let Value::Object(b) = part {
+                a.extend(b);
+            }
+        }
+    }
+    v
+}
+
+/// A rack or region controller.
+pub fn controller(st: &State, api: &str, c: &Controller) -> Value {
+    let dom = domain_of(st, c.domain_id);
+    let fqdn = match dom {
+        Some(d) => format!("{}.{}", c.hostname, d.name),
+        None => c.hostname.clone(),
+    };
+    let (type_name, path) = match c.node_type {
+        2 => ("Rack controller", "rackcontrollers"),
+        3 => ("Region controller", "regioncontrollers"),
+        _ => ("Region and rack controller", "regioncontrollers"),
+    };
+    let services: Vec<Value> = if c.is_rack() {
+        [
+            "rackd",
+            "dhcpd",
+            "dhcpd6",
+            "tftp",
+            "http",
+            "ntp_rack",
+            "dns_rack",
+            "proxy_rack",
+            "syslog_rack",
+        ]
+        .iter()
+        .map(|s| {
+            let off = (*s == "dhcpd" || *s == "dhcpd6")
+                && !st.vlans.values().any(|v| {
+                    v.dhcp_on
+                        && (v.primary_rack.as_deref() == Some(&c.system_id)
+                            || v.secondary_rack.as_deref() == Some(&c.system_id))
+                });
+            json!({"name": s, "status": if off { "off" } else { "running" }, "status_info": ""})
+        })
+        .collect()
+    } else {
+        [
+            "regiond",
+            "bind9",
+            "ntp_region",
+            "proxy",
+            "syslog_region",
+            "temporal",
+            "temporal-worker",
+            "http",
+        ]
+        .iter()
+        .map(|s| json!({"name": s, "status": "running", "status_info": ""}))
+        .collect()
+    };
+    json!({
+        "system_id": c.system_id,
+        "hostname": c.hostname,
+        "description": "",
+        "domain": dom.map(|d| domain(st, api, d)),
+        "fqdn": fqdn,
+        "architecture": "amd64/generic",
+        "cpu_count": c.cpu_count,
+        "cpu_speed": 2400,
+        "memory": c.memory_mib,
+        "swap_size": null,
+        "storage": 480000.0,
+        "osystem": "ubuntu",
+        "distro_series": "noble",
+        "power_type": "",
+        "power_state": "unknown",
+        "ip_addresses": c.interfaces.iter().flat_map(|i| i.links.iter().filter_map(|l| l.ip_address.clone())).collect::<Vec<_>>(),
+        "interface_set": c.interfaces.iter().map(|i| interface(st, api, &c.system_id, i, 0)).collect::<Vec<_>>(),
+        "zone": st.zones.get(&c.zone_id).map(|z| zone(api, z)),
+        "tag_names": c.tags,
+        "status_action": "",
+        "node_type": c.node_type,
+        "node_type_name": type_name,
+        "version": c.version,
+        "service_set": services,
+        "current_commissioning_result_id": null,
+        "commissioning_status": -1,
+        "commissioning_status_name": "Unknown",
+        "hardware_info": unknown_hw_info(),
+        "resource_uri": format!("{api}{path}/{}/", c.system_id),
+    })
+}
+
+/// Node devices found by commissioning: NICs (hardware type 4) and GPUs (5), with the
+/// twin's `pcie_link` extension (negotiated and maximum PCIe generation and width).
+pub fn node_devices(st: &State, api: &str, m: &Machine) -> Vec<Value> {
+    let Some(hw) = m.reported.as_ref() else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    let mut k = 0u64;
+    for i in &m.interfaces {
+        let Some(addr) = &i.pci_address else { continue };
+        k += 1;
+        let id = m.id * 100 + k;
+        out.push(json!({
+            "id": id,
+            "bus": 1,
+            "bus_name": "PCIE",
+            "hardware_type": 4,
+            "hardware_type_name": "Network",
+            "system_id": m.system_id,
+            "numa_node": 0,
+            "physical_blockdevice": null,
+            "physical_interface": interface(st, api, &m.system_id, i, 0),
+            "vendor_id": "15b3",
+            "product_id": "101d",
+            "vendor_name": i.vendor,
+            "product_name": i.product,
+            "commissioning_driver": "mlx5_core",
+            "bus_number": null,
+            "device_number": null,
+            "pci_address": addr,
+            "pcie_link": {"gen": 4, "width": 16, "max_gen": 4, "max_width": 16},
+            "resource_uri": format!("{api}nodes/{}/devices/{id}/", m.system_id),
+        }));
+    }
+    for g in &hw.gpus {
+        k += 1;
+        let id = m.id * 100 + k;
+        out.push(json!({
+            "id": id,
+            "bus": 1,
+            "bus_name": "PCIE",
+            "hardware_type": 5,
+            "hardware_type_name": "GPU",
+            "system_id": m.system_id,
+            "numa_node": g.numa_node,
+            "physical_blockdevice": null,
+            "physical_interface": null,
+            "vendor_id": g.vendor_id,
+            "product_id": g.product_id,
+            "vendor_name": g.vendor_name,
+            "product_name": g.model,
+            "commissioning_driver": "",
+            "bus_number": null,
+            "device_number": null,
+            "pci_address": g.pci_address,
+            "pcie_link": {"gen": g.link_gen, "width": g.link_width, "max_gen": g.max_gen, "max_width": g.max_width},
+            "resource_uri": format!("{api}nodes/{}/devices/{id}/", m.system_id),
+        }));
+    }
+    out
+}

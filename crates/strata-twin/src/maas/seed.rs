@@ -1,0 +1,547 @@
+//! A fresh MAAS region: controllers, the default fabric/VLAN/zone/pool/domain, synced
+//! boot resources and every seed machine enlisted as New; plus the identifier
+//! generators (system ids as MAAS's base-24 "z numbers", adjective-animal hostnames).
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+
+use super::model::*;
+use crate::{SeedGpu, SeedMachine};
+
+/// MAAS's unambiguous system-id alphabet (base 24).
+const ZCHARS: &[u8] = b"34678abcdefghkmnpqrstwxy";
+
+const ADJECTIVES: &[&str] = &[
+    "able", "amber", "ample", "apt", "brave", "brisk", "calm", "civil", "clean", "clear", "close",
+    "cool", "crisp", "daring", "deep", "eager", "early", "easy", "epic", "even", "exact", "fair",
+    "fancy", "fast", "fine", "firm", "fit", "fluent", "frank", "free", "fresh", "game", "gentle",
+    "giving", "glad", "golden", "good", "grand", "great", "grown", "handy", "happy", "hardy",
+    "hearty", "helped", "honest", "humble", "ideal", "immune", "jolly", "just", "keen", "kind",
+    "known", "large", "lasting", "legal", "light", "live", "loved", "loyal", "lucky", "main",
+    "major", "merry", "mighty", "modern", "moved", "native", "neat", "new", "nice", "noble",
+    "normal", "novel", "open", "poetic", "polite", "prime", "proper", "proud", "quick", "quiet",
+    "rapid", "rare", "ready", "real", "rich", "right", "robust", "sacred", "safe", "sharp",
+    "shining", "smart", "smooth", "solid", "sound", "steady", "still", "strong", "sunny", "super",
+    "sure", "swift", "tender", "tidy", "tough", "true", "trusty", "unique", "upward", "usable",
+    "valid", "vast", "vital", "warm", "whole", "wise", "witty", "worthy", "young", "zesty",
+];
+
+const ANIMALS: &[&str] = &[
+    "alpaca", "ant", "ape", "asp", "badger", "bass", "bat", "bear", "beetle", "bird", "bison",
+    "boa", "bobcat", "buck", "bug", "bull", "calf", "camel", "carp", "cat", "chimp", "clam",
+    "cobra", "cod", "colt", "condor", "cougar", "cow", "crab", "crane", "crow", "cub", "deer",
+    "dingo", "dog", "dory", "dove", "drake", "duck", "eagle", "eel", "egret", "elk", "emu", "ewe",
+    "falcon", "fawn", "finch", "fish", "flea", "fly", "foal", "fox", "frog", "gannet", "gator",
+    "gecko", "gnat", "gnu", "goat", "goose", "grouse", "grub", "gull", "hare", "hawk", "hen",
+    "heron", "hog", "horse", "hound", "husky", "ibex", "impala", "jackal", "jay", "kid", "kit",
+    "kite", "koala", "lamb", "lark", "lemur", "lion", "llama", "lynx", "mako", "mammal", "mantis",
+    "marlin", "mink", "mole", "moose", "moth", "mouse", "mule", "newt", "orca", "oriole", "osprey",
+    "otter", "owl", "ox", "panda", "parrot", "pig", "pika", "pony", "pug", "puma", "quail",
+    "rabbit", "ram", "raven", "ray", "robin", "rooster", "salmon", "seal", "shark", "sheep",
+    "shrew", "skunk", "sloth", "snail", "snake", "sponge", "squid", "stag", "stork", "swan",
+    "tahr", "tapir", "teal", "tern", "tiger", "toad", "trout", "tuna", "turtle", "viper", "vole",
+    "walrus", "wasp", "weasel", "whale", "wolf", "worm", "wren", "yak", "zebra",
+];
+
+/// Identifier generator, seeded from the twin's seed so runs are reproducible.
+pub struct Ids {
+    rng: StdRng,
+}
+
+impl Ids {
+    pub fn new(seed: u64) -> Self {
+        Ids {
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// A six-character system id (`24^5 <= n < 24^6` written in z-numbers), unused.
+    pub fn system_id(&mut self, state: &State) -> String {
+        loop {
+            let mut n: u64 = self.rng.random_range(24u64.pow(5)..24u64.pow(6));
+            let mut chars = Vec::new();
+            while n > 0 {
+                chars.push(ZCHARS[(n % 24) as usize]);
+                n /= 24;
+            }
+            chars.reverse();
+            let id = String::from_utf8(chars).unwrap_or_default();
+            if !state.by_system_id.contains_key(&id) && state.controller(&id).is_none() {
+                return id;
+            }
+        }
+    }
+
+    /// An unused `adjective-animal` hostname (three words once two get crowded).
+    pub fn hostname(&mut self, state: &State) -> String {
+        for attempt in 0..200 {
+            let a = ADJECTIVES[self.rng.random_range(0..ADJECTIVES.len())];
+            let b = ANIMALS[self.rng.random_range(0..ANIMALS.len())];
+            let name = if attempt < 20 {
+                format!("{a}-{b}")
+            } else {
+                let c = ADJECTIVES[self.rng.random_range(0..ADJECTIVES.len())];
+                format!("{c}-{a}-{b}")
+            };
+            if !state.hostname_taken(&name, None) {
+                return name;
+            }
+        }
+        format!("node-{:x}", self.rng.random::<u32>())
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.rng.random()
+    }
+}
+
+/// A locally administered MAC derived from a seed string.
+pub fn derived_mac(seed: &str) -> String {
+    let h = Sha256::digest(seed.as_bytes());
+    format!(
+        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        h[0], h[1], h[2], h[3], h[4]
+    )
+}
+
+pub fn vendor_name(vendor_id: &str) -> &'static str {
+    match vendor_id.to_ascii_lowercase().as_str() {
+        "10de" => "NVIDIA Corporation",
+        "1002" => "Advanced Micro Devices, Inc. [AMD/ATI]",
+        "8086" => "Intel Corporation",
+        "15b3" => "Mellanox Technologies",
+        "14e4" => "Broadcom Inc. and subsidiaries",
+        "144d" => "Samsung Electronics Co Ltd",
+        _ => "Unknown",
+    }
+}
+
+fn gpu_from_seed(i: usize, g: &SeedGpu) -> Gpu {
+    let gen_ = if g.pcie_gen == 0 { 4 } else { g.pcie_gen };
+    let width = if g.pcie_width == 0 { 16 } else { g.pcie_width };
+    // Buses 0x18, 0x2a, ... on NUMA node 0 and 0x98, ... on node 1 (like a 2-socket box).
+    let bus = (if g.numa_node == 0 { 0x18 } else { 0x98 }) + (i as u32 % 8) * 0x12;
+    Gpu {
+        model: g.model.clone(),
+        vendor_id: g.vendor_id.to_ascii_lowercase(),
+        product_id: g.device_id.to_ascii_lowercase(),
+        vendor_name: vendor_name(&g.vendor_id).to_string(),
+        pci_address: format!("0000:{:02x}:00.0", bus & 0xff),
+        numa_node: g.numa_node,
+        link_gen: gen_,
+        link_width: width,
+        max_gen: gen_,
+        max_width: width,
+    }
+}
+
+/// The hardware behind a seed machine.
+pub fn hardware_from_seed(s: &SeedMachine) -> Hardware {
+    let cpu_count = if s.cpu_count == 0 { 8 } else { s.cpu_count };
+    let gpus: Vec<Gpu> = s
+        .gpus
+        .iter()
+        .enumerate()
+        .map(|(i, g)| gpu_from_seed(i, g))
+        .collect();
+    let numa_nodes = gpus
+        .iter()
+        .map(|g| g.numa_node + 1)
+        .max()
+        .unwrap_or(1)
+        .max(if cpu_count >= 32 { 2 } else { 1 });
+    let storage_gb = if s.storage_gb == 0 { 480 } else { s.storage_gb };
+    Hardware {
+        serial: s.serial.clone(),
+        vendor: "Strata Twin".into(),
+        product: "Twin Server".into(),
+        cpu_count,
+        cpu_model: "Twin Xeon(R) CPU @ 2.40GHz".into(),
+        cpu_speed: 2400,
+        memory_mib: if s.memory_mib == 0 {
+            16384
+        } else {
+            s.memory_mib
+        },
+        numa_nodes,
+        disks: vec![Disk {
+            name: "sda".into(),
+            model: "TWIN-SSD".into(),
+            serial: format!("{}-D0", s.serial),
+            size_bytes: storage_gb * 1_000_000_000,
+        }],
+        gpus,
+    }
+}
+
+/// Generic hardware for machines created through the API without a seed behind them.
+pub fn generic_hardware(serial: &str) -> Hardware {
+    Hardware {
+        serial: serial.to_string(),
+        vendor: "Strata Twin".into(),
+        product: "Twin Server".into(),
+        cpu_count: 4,
+        cpu_model: "Twin Xeon(R) CPU @ 2.40GHz".into(),
+        cpu_speed: 2400,
+        memory_mib: 8192,
+        numa_nodes: 1,
+        disks: vec![Disk {
+            name: "sda".into(),
+            model: "TWIN-SSD".into(),
+            serial: format!("{serial}-D0"),
+            size_bytes: 240_000_000_000,
+        }],
+        gpus: vec![],
+    }
+}
+
+/// The interfaces of a seed machine; the PXE interface first.
+pub fn interfaces_from_seed(
+    state: &mut State,
+    s: &SeedMachine,
+    vlan: Option<u64>,
+) -> Vec<Interface> {
+    let pxe = normalize_mac(&s.pxe_mac).unwrap_or_else(|| derived_mac(&s.serial));
+    let mut nics: Vec<(String, String)> = Vec::new();
+    if s.nics.is_empty() {
+        nics.push(("eno1".into(), pxe.clone()));
+    } else {
+        let all_macs = s.nics.iter().all(|n| normalize_mac(n).is_some());
+        for (i, n) in s.nics.iter().enumerate() {
+            let (name, mac) = match normalize_mac(n) {
+                Some(mac) => (format!("eno{}", i + 1), mac),
+                None if i == 0 => (n.clone(), pxe.clone()),
+                None => (n.clone(), derived_mac(&format!("{}/{}", s.serial, i))),
+            };
+            nics.push((name, mac));
+        }
+        if all_macs && !nics.iter().any(|(_, m)| *m == pxe) {
+            nics.insert(0, ("eno0".into(), pxe.clone()));
+        }
+        // The PXE interface boots: put it first.
+        if let Some(pos) = nics.iter().position(|(_, m)| *m == pxe) {
+            let boot = nics.remove(pos);
+            nics.insert(0, boot);
+        }
+    }
+    nics.into_iter()
+        .enumerate()
+        .map(|(i, (name, mac))| Interface {
+            id: state.next_id("interface", 1),
+            name,
+            mac_address: mac,
+            vlan_id: if i == 0 { vlan } else { None },
+            enabled: true,
+            vendor: Some("Mellanox Technologies".into()),
+            product: Some("MT2892 Family [ConnectX-6 Dx]".into()),
+            pci_address: Some(format!("0000:{:02x}:00.{}", 0x31 + i / 2, i % 2)),
+            link_speed: 25000,
+            interface_speed: 25000,
+            mtu: None,
+            tags: vec![],
+            links: vec![],
+        })
+        .collect()
+}
+
+fn zone_for(state: &mut State, name: Option<&str>) -> u64 {
+    match name.map(str::trim).filter(|n| !n.is_empty()) {
+        None => state.default_zone_id(),
+        Some(n) => {
+            if let Some(z) = state.zone_by_name(n) {
+                return z.id;
+            }
+            let id = state.next_id("zone", 2);
+            state.zones.insert(
+                id,
+                Zone {
+                    id,
+                    name: n.to_string(),
+                    description: String::new(),
+                },
+            );
+            id
+        }
+    }
+}
+
+fn controller(
+    state: &mut State,
+    ids: &mut Ids,
+    hostname: String,
+    node_type: u8,
+    vlan: Option<u64>,
+    dc: &str,
+) -> Controller {
+    let id = state.next_id("node", 1);
+    let system_id = ids.system_id(state);
+    let iface = Interface {
+        id: state.next_id("interface", 1),
+        name: "eth0".into(),
+        mac_address: derived_mac(&format!("{dc}/{hostname}")),
+        vlan_id: vlan,
+        enabled: true,
+        vendor: Some("Intel Corporation".into()),
+        product: Some("Ethernet Controller X710 for 10GbE SFP+".into()),
+        pci_address: Some("0000:01:00.0".into()),
+        link_speed: 10000,
+        interface_speed: 10000,
+        mtu: None,
+        tags: vec![],
+        links: vec![],
+    };
+    let zone_id = state.default_zone_id();
+    let domain_id = state.default_domain_id();
+    Controller {
+        id,
+        system_id,
+        hostname,
+        node_type,
+        domain_id,
+        zone_id,
+        cpu_count: 16,
+        memory_mib: 65536,
+        version: super::MAAS_VERSION.to_string(),
+        interfaces: vec![iface],
+        tags: vec![],
+    }
+}
+
+/// Enlist one seed machine as New (hardware already known from enlistment).
+pub fn enlist(state: &mut State, ids: &mut Ids, s: &SeedMachine, now: u64) -> String {
+    let vlan = state.default_vlan_id();
+    let id = state.next_id("node", 1);
+    let system_id = ids.system_id(state);
+    let hostname = ids.hostname(state);
+    let zone_id = zone_for(state, s.zone.as_deref());
+    let pool_id = state.default_pool_id();
+    let domain_id = state.default_domain_id();
+    let interfaces = interfaces_from_seed(state, s, vlan);
+    let actual = hardware_from_seed(s);
+    let m = Machine {
+        id,
+        system_id: system_id.clone(),
+        hostname,
+        description: String::new(),
+        domain_id,
+        architecture: "amd64/generic".into(),
+        min_hwe_kernel: String::new(),
+        hwe_kernel: None,
+        status: status::NEW,
+        previous_status: status::NEW,
+        status_message: "New".into(),
+        error_description: String::new(),
+        owner: None,
+        agent_name: String::new(),
+        owner_data: Default::default(),
+        locked: false,
+        zone_id,
+        pool_id,
+        tags: vec![],
+        power_type: "manual".into(),
+        power_parameters: Default::default(),
+        power_on: false,
+        osystem: String::new(),
+        distro_series: String::new(),
+        netboot: true,
+        swap_size: None,
+        user_data: None,
+        interfaces,
+        reported: Some(actual.clone()),
+        actual,
+        pending: None,
+        commissioning: None,
+        testing: None,
+        installation: None,
+        created_ms: now,
+        updated_ms: now,
+        hardware_uuid: uuid_from(&s.serial),
+    };
+    state.insert_machine(m);
+    system_id
+}
+
+pub fn uuid_from(seed: &str) -> String {
+    let h = Sha256::digest(seed.as_bytes());
+    let hex = hex::encode(&h[..16]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// A fresh region for `dc` with its seed machines.
+pub fn fresh(dc: &str, machines: &[SeedMachine], ids: &mut Ids) -> State {
+    let mut st = State::default();
+    let now = now_ms();
+    st.domains.insert(
+        0,
+        Domain {
+            id: 0,
+            name: "maas".into(),
+            authoritative: true,
+            ttl: None,
+            is_default: true,
+        },
+    );
+    st.counters.insert("domain".into(), 1);
+    st.zones.insert(
+        1,
+        Zone {
+            id: 1,
+            name: "default".into(),
+            description: String::new(),
+        },
+    );
+    st.counters.insert("zone".into(), 2);
+    st.pools.insert(
+        0,
+        Pool {
+            id: 0,
+            name: "default".into(),
+            description: "Default pool".into(),
+        },
+    );
+    st.counters.insert("pool".into(), 1);
+    st.fabrics.insert(
+        0,
+        Fabric {
+            id: 0,
+            name: "fabric-0".into(),
+            description: String::new(),
+            class_type: None,
+        },
+    );
+    st.counters.insert("fabric".into(), 1);
+    let vlan_id = st.next_id("vlan", 5001);
+    st.vlans.insert(
+        vlan_id,
+        Vlan {
+            id: vlan_id,
+            fabric_id: 0,
+            vid: 0,
+            name: None,
+            mtu: 1500,
+            ..Vlan::default()
+        },
+    );
+    let add = |st: &mut State, name: &str, arch: &str, sub: Option<&str>, title: &str| {
+        let id = st.next_id("boot_resource", 1);
+        st.boot_resources.push(BootResource {
+            id,
+            kind: "Synced".into(),
+            name: name.into(),
+            architecture: arch.into(),
+            subarches: sub.map(str::to_string),
+            title: title.into(),
+        });
+    };
+    add(&mut st, "grub-efi-signed/uefi", "amd64/generic", None, "");
+    add(&mut st, "grub-efi/uefi", "arm64/generic", None, "");
+    add(&mut st, "pxelinux/pxe", "i386/generic", None, "");
+    add(
+        &mut st,
+        "ubuntu/jammy",
+        "amd64/ga-22.04",
+        Some(
+            "generic,hwe-p,hwe-q,hwe-r,hwe-s,hwe-t,hwe-u,hwe-v,hwe-w,ga-16.04,ga-16.10,ga-17.04,ga-17.10,ga-18.04,ga-18.10,ga-19.04,ga-19.10,ga-20.04,ga-20.10,ga-21.04,ga-21.10,ga-22.04",
+        ),
+        "Ubuntu 22.04 LTS",
+    );
+    add(
+        &mut st,
+        "ubuntu/jammy",
+        "amd64/hwe-22.04",
+        Some(
+            "generic,hwe-p,hwe-q,hwe-r,hwe-s,hwe-t,hwe-u,hwe-v,hwe-w,ga-16.04,ga-16.10,ga-17.04,ga-17.10,ga-18.04,ga-18.10,ga-19.04,ga-19.10,ga-20.04,ga-20.10,ga-21.04,ga-21.10,ga-22.04,hwe-22.04",
+        ),
+        "Ubuntu 22.04 LTS",
+    );
+    add(
+        &mut st,
+        "ubuntu/noble",
+        "amd64/ga-24.04",
+        Some(
+            "generic,hwe-p,hwe-q,hwe-r,hwe-s,hwe-t,hwe-u,hwe-v,hwe-w,ga-16.04,ga-16.10,ga-17.04,ga-17.10,ga-18.04,ga-18.10,ga-19.04,ga-19.10,ga-20.04,ga-20.10,ga-21.04,ga-21.10,ga-22.04,ga-22.10,ga-23.04,ga-23.10,ga-24.04",
+        ),
+        "Ubuntu 24.04 LTS",
+    );
+    add(
+        &mut st,
+        "ubuntu/noble",
+        "amd64/hwe-24.04",
+        Some(
+            "generic,hwe-p,hwe-q,hwe-r,hwe-s,hwe-t,hwe-u,hwe-v,hwe-w,ga-16.04,ga-16.10,ga-17.04,ga-17.10,ga-18.04,ga-18.10,ga-19.04,ga-19.10,ga-20.04,ga-20.10,ga-21.04,ga-21.10,ga-22.04,ga-22.10,ga-23.04,ga-23.10,ga-24.04,hwe-24.04",
+        ),
+        "Ubuntu 24.04 LTS",
+    );
+    for (k, v) in super::DEFAULT_CONFIG {
+        st.config.insert(
+            k.to_string(),
+            serde_json::from_str(v).unwrap_or(serde_json::Value::Null),
+        );
+    }
+    st.config.insert(
+        "maas_name".into(),
+        serde_json::Value::String(format!("{dc}-maas")),
+    );
+
+    let vlan = Some(vlan_id);
+    let region = controller(&mut st, ids, format!("{dc}-maas-region"), 3, vlan, dc);
+    st.controllers.push(region);
+    for suffix in ["a", "b"] {
+        let rack = controller(
+            &mut st,
+            ids,
+            format!("{dc}-maas-rack-{suffix}"),
+            2,
+            vlan,
+            dc,
+        );
+        st.controllers.push(rack);
+    }
+    for m in machines {
+        enlist(&mut st, ids, m, now);
+    }
+    st.rng_state = ids.next_u64();
+    st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_ids_look_like_maas() {
+        let st = State::default();
+        let mut ids = Ids::new(7);
+        for _ in 0..100 {
+            let id = ids.system_id(&st);
+            assert_eq!(id.len(), 6, "{id}");
+            assert!(id.bytes().all(|c| ZCHARS.contains(&c)), "{id}");
+        }
+        let h = ids.hostname(&st);
+        assert_eq!(h.split('-').count(), 2, "{h}");
+    }
+
+    #[test]
+    fn seed_interfaces_boot_from_the_pxe_mac() {
+        let mut st = State::default();
+        let s = SeedMachine {
+            serial: "S1".into(),
+            pxe_mac: "52:54:00:00:00:0A".into(),
+            nics: vec!["eno1".into(), "eno2".into()],
+            ..SeedMachine::default()
+        };
+        let ifs = interfaces_from_seed(&mut st, &s, Some(5001));
+        assert_eq!(ifs[0].mac_address, "52:54:00:00:00:0a");
+        assert_eq!(ifs[0].vlan_id, Some(5001));
+        assert_eq!(ifs.len(), 2);
+        assert_ne!(ifs[1].mac_address, ifs[0].mac_address);
+    }
+}
