@@ -40,7 +40,7 @@ pub struct Journal {
     run: i64,
 }
 
-const SCHEMA: &[&'static str] = &[
+const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS runs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
@@ -95,9 +95,7 @@ impl Journal {
                 source: e,
             })?;
         for stmt in SCHEMA {
-            sqlx::query(sqlx::AssertSqlSafe(*stmt))
-                .execute(&pool)
-                .await?;
+            sqlx::query(*stmt).execute(&pool).await?;
         }
         // A run that never finished was interrupted.
         sqlx::query("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")

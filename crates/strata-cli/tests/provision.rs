@@ -12,7 +12,9 @@ fn root() -> PathBuf {
 
 fn strata() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-    c.current_dir(root()).env("NO_COLOR", "1").env("BMC_PASSWORD_FRA1", "fra1-bmc-secret")
+    c.current_dir(root())
+        .env("NO_COLOR", "1")
+        .env("BMC_PASSWORD_FRA1", "fra1-bmc-secret")
         .env("BMC_PASSWORD_AMS1", "ams1-bmc-secret")
         .env("BMC_PASSWORD_WAW1", "waw1-bmc-secret");
     c
@@ -62,7 +64,10 @@ impl TwinProcess {
         let t = TwinProcess { child, endpoints };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !t.endpoints.exists() {
-            assert!(Instant::now() < deadline, "strata twin did not write its endpoints");
+            assert!(
+                Instant::now() < deadline,
+                "strata twin did not write its endpoints"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         // The file is written whole after every listener is up.
@@ -71,11 +76,15 @@ impl TwinProcess {
     }
 
     fn doc(&self) -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(&self.endpoints).expect("endpoints")).expect("json")
+        serde_json::from_str(&std::fs::read_to_string(&self.endpoints).expect("endpoints"))
+            .expect("json")
     }
 
     fn admin(&self) -> String {
-        self.doc()["twin"]["admin"].as_str().expect("admin url").to_string()
+        self.doc()["twin"]["admin"]
+            .as_str()
+            .expect("admin url")
+            .to_string()
     }
 }
 
@@ -142,7 +151,12 @@ fn vm_names(endpoints: &Path) -> serde_json::Value {
 fn assert_no_duplicate_vms(endpoints: &Path) {
     let names = vm_names(endpoints);
     for (dc, list) in names.as_object().expect("object") {
-        let mut v: Vec<&str> = list.as_array().expect("list").iter().filter_map(|x| x.as_str()).collect();
+        let mut v: Vec<&str> = list
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|x| x.as_str())
+            .collect();
         let n = v.len();
         v.sort();
         v.dedup();
@@ -161,13 +175,25 @@ fn plan_apply_converges_and_drift_names_the_changed_field() {
 
     let plan = run(&["plan", f, "--targets", ep, "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
-    assert!(String::from_utf8_lossy(&plan.stdout).contains("to create"), "{}", text(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("to create"),
+        "{}",
+        text(&plan)
+    );
 
     let apply = run(&["apply", f, "--targets", ep, "--auto-approve"]);
     assert!(apply.status.success(), "{}", text(&apply));
     assert!(fleet.join("fleet.journal").exists());
 
-    let again = run(&["plan", f, "--targets", ep, "--detailed-exitcode", "-o", "json"]);
+    let again = run(&[
+        "plan",
+        f,
+        "--targets",
+        ep,
+        "--detailed-exitcode",
+        "-o",
+        "json",
+    ]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
 
     let drift = run(&["drift", f, "--targets", ep]);
@@ -200,7 +226,9 @@ print(vm["name"])
     let v: serde_json::Value = serde_json::from_slice(&drift.stdout).expect("json");
     let changed = v["changed"].as_array().expect("changed");
     assert!(
-        changed.iter().any(|c| c["resource"].as_str().is_some_and(|r| r.ends_with(&format!("/vm/{vm}")))
+        changed.iter().any(|c| c["resource"]
+            .as_str()
+            .is_some_and(|r| r.ends_with(&format!("/vm/{vm}")))
             && c["field"] == "memory"
             && c["actual"] == 4096),
         "{v:#}"
@@ -242,7 +270,12 @@ fn apply_killed_at_random_points_converges_without_duplicates() {
     }
     assert_no_duplicate_vms(&twin.endpoints);
     let counters: serde_json::Value = serde_json::from_slice(
-        &Command::new("curl").arg("-s").arg(format!("{}counters", twin.admin())).output().expect("curl").stdout,
+        &Command::new("curl")
+            .arg("-s")
+            .arg(format!("{}counters", twin.admin()))
+            .output()
+            .expect("curl")
+            .stdout,
     )
     .unwrap_or_default();
     assert!(counters["total"].as_u64().unwrap_or(0) > 0);
@@ -255,7 +288,12 @@ fn apply_converges_through_injected_faults() {
     let fleet = fleet_copy(tmp.path());
     let twin = TwinProcess::start(
         tmp.path(),
-        &["--faults", "5xx=0.1,429=0.05,timeout=0.02,timeout_ms=3000", "--seed", "42"],
+        &[
+            "--faults",
+            "5xx=0.1,429=0.05,timeout=0.02,timeout_ms=3000",
+            "--seed",
+            "42",
+        ],
     );
     let ep = twin.endpoints.to_str().expect("utf8");
     let f = fleet.to_str().expect("utf8");
@@ -272,7 +310,15 @@ fn apply_converges_through_injected_faults() {
     assert!(ok, "apply did not converge through faults");
     // Faults off for a clean final check.
     let status = Command::new("curl")
-        .args(["-s", "-X", "PUT", "-H", "content-type: application/json", "-d", "{}"])
+        .args([
+            "-s",
+            "-X",
+            "PUT",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            "{}",
+        ])
         .arg(format!("{}faults", twin.admin()))
         .status()
         .expect("curl");
@@ -306,7 +352,19 @@ fn the_blast_radius_guard_refuses_mass_deletion() {
     std::fs::write(fleet.join("tenants.yaml"), "tenants: []\n").expect("write");
     let refused = run(&["apply", f, "--targets", ep, "--auto-approve"]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("max-destroy-percent"), "{}", text(&refused));
-    let allowed = run(&["apply", f, "--targets", ep, "--auto-approve", "--max-destroy-percent", "100"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("max-destroy-percent"),
+        "{}",
+        text(&refused)
+    );
+    let allowed = run(&[
+        "apply",
+        f,
+        "--targets",
+        ep,
+        "--auto-approve",
+        "--max-destroy-percent",
+        "100",
+    ]);
     assert!(allowed.status.success(), "{}", text(&allowed));
 }

@@ -257,8 +257,8 @@ pub fn diff(desired: &ResourceSet, observed: &Observed, scopes: &[(String, Platf
             depends_on: Vec::new(),
         })
         .collect();
-    steps.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
-    deletes.sort_by(|a, b| order_key(b).cmp(&order_key(a)));
+    steps.sort_by_key(order_key);
+    deletes.sort_by_key(|s| std::cmp::Reverse(order_key(s)));
     steps.extend(deletes);
 
     let mut owned_counts = BTreeMap::new();

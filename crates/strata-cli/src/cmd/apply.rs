@@ -42,7 +42,11 @@ struct Bar(ProgressBar);
 
 impl Progress for Bar {
     fn wave(&self, index: usize, dcs: &[String], steps: usize) {
-        self.0.println(format!("wave {}: {} ({steps} steps)", index + 1, dcs.join(", ")));
+        self.0.println(format!(
+            "wave {}: {} ({steps} steps)",
+            index + 1,
+            dcs.join(", ")
+        ));
     }
     fn step_done(&self, step: &Step, r: &StepResult) {
         if r.status != StepStatus::Done {
@@ -70,7 +74,11 @@ impl Progress for Lines {
             StepStatus::Failed => "FAILED",
             StepStatus::Skipped => "skipped",
         };
-        let detail = r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+        let detail = r
+            .error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
         eprintln!("  {status} {} {}{detail}", step.action.symbol(), step.id);
     }
 }
@@ -78,7 +86,10 @@ impl Progress for Lines {
 pub fn run(a: ApplyArgs) -> Result<ExitCode> {
     let fleet = live::fleet_of(&a.spec.dir, &a.global)?;
     let providers = live::providers_for(&a.targets, &fleet)?;
-    let journal_path = a.journal.clone().unwrap_or_else(|| a.spec.dir.join("fleet.journal"));
+    let journal_path = a
+        .journal
+        .clone()
+        .unwrap_or_else(|| a.spec.dir.join("fleet.journal"));
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let plan = live::plan(&fleet, &providers).await?;

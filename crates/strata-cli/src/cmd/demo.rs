@@ -240,7 +240,11 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
 }
 
 /// Start the twin, apply the fleet to it, check convergence, print how to explore it.
-async fn run_twin(a: &DemoArgs, fleet: &strata_fleet::Fleet, out: &std::path::Path) -> Result<serde_json::Value> {
+async fn run_twin(
+    a: &DemoArgs,
+    fleet: &strata_fleet::Fleet,
+    out: &std::path::Path,
+) -> Result<serde_json::Value> {
     use strata_plan::{Kind, owner_tag};
 
     let json = is_json(&a.global);
@@ -288,18 +292,42 @@ async fn run_twin(a: &DemoArgs, fleet: &strata_fleet::Fleet, out: &std::path::Pa
     )
     .await?;
     let seconds = started.elapsed().as_secs_f64();
-    for r in report.results.iter().filter(|r| r.status != strata_apply::StepStatus::Done) {
-        eprintln!("  {:?} {}: {}", r.status, r.resource, r.error.as_deref().unwrap_or(""));
+    for r in report
+        .results
+        .iter()
+        .filter(|r| r.status != strata_apply::StepStatus::Done)
+    {
+        eprintln!(
+            "  {:?} {}: {}",
+            r.status,
+            r.resource,
+            r.error.as_deref().unwrap_or("")
+        );
     }
     let (observed, _) = crate::cmd::live::observe_all(&providers).await?;
-    let again = strata_plan::diff(&strata_plan::desired(fleet), &observed, &providers.iter().map(|p| (p.dc().to_string(), p.platform())).collect::<Vec<_>>());
+    let again = strata_plan::diff(
+        &strata_plan::desired(fleet),
+        &observed,
+        &providers
+            .iter()
+            .map(|p| (p.dc().to_string(), p.platform()))
+            .collect::<Vec<_>>(),
+    );
     let mut per_dc = Vec::new();
     for dc in &fleet.dcs {
         let n = |k: Kind, f: &dyn Fn(&strata_plan::Resource) -> bool| {
-            observed.resources.iter().filter(|r| r.owned && r.id.dc == dc.name && r.id.kind == k && f(r)).count()
+            observed
+                .resources
+                .iter()
+                .filter(|r| r.owned && r.id.dc == dc.name && r.id.kind == k && f(r))
+                .count()
         };
-        let deployed = n(Kind::Machine, &|r| r.fields.get("status").and_then(|v| v.as_str()) == Some("Deployed"));
-        let running = n(Kind::Vm, &|r| r.fields.get("status").and_then(|v| v.as_str()) == Some("running"));
+        let deployed = n(Kind::Machine, &|r| {
+            r.fields.get("status").and_then(|v| v.as_str()) == Some("Deployed")
+        });
+        let running = n(Kind::Vm, &|r| {
+            r.fields.get("status").and_then(|v| v.as_str()) == Some("running")
+        });
         let flavors = n(Kind::Flavor, &|_| true);
         let networks = n(Kind::Network, &|_| true);
         let projects = n(Kind::Project, &|_| true);
@@ -318,29 +346,54 @@ async fn run_twin(a: &DemoArgs, fleet: &strata_fleet::Fleet, out: &std::path::Pa
     if !json {
         println!(
             "\napply {} in {seconds:.1}s ({} steps, {calls} API calls); a second plan shows {} changes{}",
-            if report.succeeded() { "succeeded" } else { "FAILED" },
+            if report.succeeded() {
+                "succeeded"
+            } else {
+                "FAILED"
+            },
             report.results.len(),
             again.counts().total(),
             if again.is_empty() { ": converged" } else { "" }
         );
         let doc = twin.endpoints();
         let d0 = &doc["dcs"][0];
-        let dir = endpoints.parent().map(|p| p.display().to_string()).unwrap_or_default();
-        println!("\nExplore the twin with real clients (the venv from scripts/install-test-deps.sh has them):");
+        let dir = endpoints
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        println!(
+            "\nExplore the twin with real clients (the venv from scripts/install-test-deps.sh has them):"
+        );
         println!(
             "  /opt/strata-tools/bin/python -c \"from proxmoxer import ProxmoxAPI; p = ProxmoxAPI('{}', port={}, user='{}', token_name='{}', token_value='{}', verify_ssl='{dir}/twin-ca.pem'); print([v['name'] for v in p.cluster.resources.get(type='vm')])\"",
             url_host(d0["proxmox"]["url"].as_str().unwrap_or("")),
             url_port(d0["proxmox"]["url"].as_str().unwrap_or("")),
-            d0["proxmox"]["token_id"].as_str().unwrap_or("").split('!').next().unwrap_or(""),
-            d0["proxmox"]["token_id"].as_str().unwrap_or("").split('!').nth(1).unwrap_or(""),
+            d0["proxmox"]["token_id"]
+                .as_str()
+                .unwrap_or("")
+                .split('!')
+                .next()
+                .unwrap_or(""),
+            d0["proxmox"]["token_id"]
+                .as_str()
+                .unwrap_or("")
+                .split('!')
+                .nth(1)
+                .unwrap_or(""),
             d0["proxmox"]["token_secret"].as_str().unwrap_or(""),
         );
         println!(
             "  OS_CLIENT_CONFIG_FILE={dir}/clouds.yaml /opt/strata-tools/bin/openstack --os-cloud {} flavor list",
             d0["name"].as_str().unwrap_or("")
         );
-        println!("  strata plan examples/fleet --targets {} --detailed-exitcode", endpoints.display());
-        println!("  curl -s {}counters | head", doc["twin"]["admin"].as_str().unwrap_or(""));
+        println!(
+            "  strata plan examples/fleet --targets {} --detailed-exitcode",
+            endpoints.display()
+        );
+        println!(
+            "  curl -s {}counters | head",
+            doc["twin"]["admin"].as_str().unwrap_or("")
+        );
     }
     let summary = serde_json::json!({
         "endpoints": endpoints.display().to_string(),
@@ -362,9 +415,15 @@ async fn run_twin(a: &DemoArgs, fleet: &strata_fleet::Fleet, out: &std::path::Pa
 }
 
 fn url_host(url: &str) -> String {
-    url.split("://").nth(1).and_then(|r| r.rsplit_once(':')).map(|(h, _)| h.to_string()).unwrap_or_default()
+    url.split("://")
+        .nth(1)
+        .and_then(|r| r.rsplit_once(':'))
+        .map(|(h, _)| h.to_string())
+        .unwrap_or_default()
 }
 
 fn url_port(url: &str) -> String {
-    url.rsplit_once(':').map(|(_, p)| p.trim_end_matches('/').to_string()).unwrap_or_default()
+    url.rsplit_once(':')
+        .map(|(_, p)| p.trim_end_matches('/').to_string())
+        .unwrap_or_default()
 }

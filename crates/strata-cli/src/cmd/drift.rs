@@ -43,7 +43,10 @@ struct Drifted {
 pub fn run(a: DriftArgs) -> Result<ExitCode> {
     let fleet = live::fleet_of(&a.spec.dir, &a.global)?;
     let providers = live::providers_for(&a.targets, &fleet)?;
-    let journal_path = a.journal.clone().unwrap_or_else(|| a.spec.dir.join("fleet.journal"));
+    let journal_path = a
+        .journal
+        .clone()
+        .unwrap_or_else(|| a.spec.dir.join("fleet.journal"));
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let (observed, scopes) = live::observe_all(&providers).await?;
@@ -78,7 +81,7 @@ pub fn run(a: DriftArgs) -> Result<ExitCode> {
             }
         }
         // Objects strata applied that are gone.
-        for (key, _) in &baseline {
+        for key in baseline.keys() {
             let in_scope = scopes.iter().any(|(dc, p)| key.starts_with(&format!("{dc}/")) && observed_platform(key) == Some(*p));
             if in_scope && !observed.resources.iter().any(|o| o.owned && o.id.to_string() == *key) {
                 missing.push(key.clone());

@@ -20,9 +20,14 @@ pub fn fleet_of(dir: &Path, g: &Global) -> Result<Fleet> {
     let an = analyze(dir, false)?;
     if an.has_errors() {
         print_diagnostics(g, &an.diagnostics, an.sources());
-        bail!("{} has errors; fix them first (`strata validate {}`)", dir.display(), dir.display());
+        bail!(
+            "{} has errors; fix them first (`strata validate {}`)",
+            dir.display(),
+            dir.display()
+        );
     }
-    an.fleet.ok_or_else(|| anyhow!("{} did not compile", dir.display()))
+    an.fleet
+        .ok_or_else(|| anyhow!("{} did not compile", dir.display()))
 }
 
 /// Providers for every endpoint in the targets file.
@@ -38,12 +43,20 @@ pub fn providers_for(targets: &Path, fleet: &Fleet) -> Result<Vec<Arc<dyn Provid
             );
         }
     }
-    strata_providers::providers(&t, &owner_tag(&fleet.organisation.fleet_id)).map_err(|e| anyhow!("{e}"))
+    strata_providers::providers(&t, &owner_tag(&fleet.organisation.fleet_id))
+        .map_err(|e| anyhow!("{e}"))
 }
 
 /// Observe every provider concurrently.
-pub async fn observe_all(providers: &[Arc<dyn Provider>]) -> Result<(Observed, Vec<(String, Platform)>)> {
-    let results = join_all(providers.iter().map(|p| async move { (p.dc().to_string(), p.platform(), p.observe().await) })).await;
+pub async fn observe_all(
+    providers: &[Arc<dyn Provider>],
+) -> Result<(Observed, Vec<(String, Platform)>)> {
+    let results = join_all(
+        providers
+            .iter()
+            .map(|p| async move { (p.dc().to_string(), p.platform(), p.observe().await) }),
+    )
+    .await;
     let mut observed = Observed::default();
     let mut scopes = Vec::new();
     let mut errors = Vec::new();

@@ -65,11 +65,17 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Vec<DcSe
                         serial: m.serial.clone(),
                         pxe_mac: m.pxe_mac.clone().unwrap_or_else(|| mac_for(&m.serial)),
                         cpu_count: p
-                            .map(|p| p.cpu.sockets * p.cpu.cores_per_socket * p.cpu.threads_per_core)
+                            .map(|p| {
+                                p.cpu.sockets * p.cpu.cores_per_socket * p.cpu.threads_per_core
+                            })
                             .unwrap_or(8),
                         memory_mib: p.map(|p| u64::from(p.memory_gib) * 1024).unwrap_or(65536),
-                        storage_gb: p.map(|p| p.disks.iter().map(|d| d.size_gb).sum()).unwrap_or(480),
-                        nics: p.map(|p| p.nics.iter().map(|n| n.name.clone()).collect()).unwrap_or_default(),
+                        storage_gb: p
+                            .map(|p| p.disks.iter().map(|d| d.size_gb).sum())
+                            .unwrap_or(480),
+                        nics: p
+                            .map(|p| p.nics.iter().map(|n| n.name.clone()).collect())
+                            .unwrap_or_default(),
                         gpus: p
                             .and_then(|p| p.gpu.as_ref())
                             .map(|g| {
@@ -175,11 +181,17 @@ pub fn run(a: TwinArgs) -> Result<ExitCode> {
             let an = analyze(dir, false)?;
             let Some(fleet) = an.fleet.as_ref().filter(|_| !an.has_errors()) else {
                 crate::output::print_diagnostics(
-                    &crate::Global { format: crate::Format::Human, color: crate::ColorChoice::Auto },
+                    &crate::Global {
+                        format: crate::Format::Human,
+                        color: crate::ColorChoice::Auto,
+                    },
                     &an.diagnostics,
                     an.sources(),
                 );
-                bail!("the fleet in {} has errors; fix them first (strata validate)", dir.display());
+                bail!(
+                    "the fleet in {} has errors; fix them first (strata validate)",
+                    dir.display()
+                );
             };
             if (a.dcs as usize) > fleet.dcs.len() {
                 bail!("--dcs {} but the fleet has {} DCs", a.dcs, fleet.dcs.len());
@@ -212,7 +224,10 @@ pub fn run(a: TwinArgs) -> Result<ExitCode> {
 }
 
 pub fn print_endpoints(doc: &serde_json::Value, file: Option<&Path>) {
-    println!("strata twin: {} DCs", doc["dcs"].as_array().map(Vec::len).unwrap_or(0));
+    println!(
+        "strata twin: {} DCs",
+        doc["dcs"].as_array().map(Vec::len).unwrap_or(0)
+    );
     for d in doc["dcs"].as_array().into_iter().flatten() {
         println!(
             "  {:<6} MAAS {}  Proxmox {}  Keystone {}",
@@ -222,9 +237,15 @@ pub fn print_endpoints(doc: &serde_json::Value, file: Option<&Path>) {
             d["openstack"]["auth_url"].as_str().unwrap_or("")
         );
     }
-    println!("  admin API {}", doc["twin"]["admin"].as_str().unwrap_or(""));
+    println!(
+        "  admin API {}",
+        doc["twin"]["admin"].as_str().unwrap_or("")
+    );
     if let Some(f) = file {
-        println!("  endpoints written to {} (with twin-ca.pem and clouds.yaml beside it)", f.display());
+        println!(
+            "  endpoints written to {} (with twin-ca.pem and clouds.yaml beside it)",
+            f.display()
+        );
     }
 }
 
