@@ -76,7 +76,15 @@ fn maas(
             .field("name", format!("{d}-{}", v.role))
             .field("vid", v.vid)
             .field("gateway_ip", v.gateway.to_string())
-            .field("managed", true);
+            .field("managed", true)
+            .field(
+                "dynamic_range",
+                if v.dhcp.is_some() {
+                    dynamic_range(dc, v)
+                } else {
+                    Value::Null
+                },
+            );
         s.depends_on.push(vlan);
         out.insert(s);
     }
@@ -131,6 +139,50 @@ fn maas(
         }
         out.insert(r);
     }
+}
+
+/// The DHCP range MAAS hands out while enlisting and commissioning: the top of the
+/// subnet, above every address strata allocated (allocation fills from the bottom),
+/// at most 256 addresses and at most half of what is free. Null when too little is
+/// free (fewer than 8 addresses).
+fn dynamic_range(dc: &Dc, v: &strata_fleet::Vlan) -> Value {
+    use std::net::IpAddr;
+    let to_u = |a: IpAddr| -> u128 {
+        match a {
+            IpAddr::V4(x) => u128::from(u32::from(x)),
+            IpAddr::V6(x) => u128::from(x),
+        }
+    };
+    let from_u = |x: u128| -> IpAddr {
+        match v.subnet {
+            ipnet::IpNet::V4(_) => IpAddr::V4(std::net::Ipv4Addr::from(x as u32)),
+            ipnet::IpNet::V6(_) => IpAddr::V6(std::net::Ipv6Addr::from(x)),
+        }
+    };
+    let mut highest = to_u(v.gateway);
+    for (_, ifs) in dc.hosts() {
+        for i in ifs.iter().filter(|i| i.vlan == v.role) {
+            highest = highest.max(to_u(i.address.addr()));
+        }
+    }
+    for m in &dc.machines {
+        if v.role == InfraVlan::Bmc && v.subnet.contains(&m.bmc.address) {
+            highest = highest.max(to_u(m.bmc.address));
+        }
+    }
+    for vip in dc.vips.iter().filter(|x| x.vlan == v.role) {
+        highest = highest.max(to_u(vip.address));
+    }
+    let top = match v.subnet {
+        ipnet::IpNet::V4(_) => to_u(v.subnet.broadcast()).saturating_sub(1),
+        ipnet::IpNet::V6(_) => to_u(v.subnet.broadcast()),
+    };
+    let free = top.saturating_sub(highest);
+    let size = (free / 2).min(256);
+    if size < 8 {
+        return Value::Null;
+    }
+    json!({"start": from_u(top - size + 1).to_string(), "end": from_u(top).to_string()})
 }
 
 /// The cloud-init file of a machine role (Proxmox nodes get none: Proxmox VE is

@@ -48,7 +48,9 @@ impl fmt::Display for Platform {
 /// - `fabric` (MAAS): `description`.
 /// - `vlan` (MAAS; name = infrastructure role): `vid`, `name`, `mtu`, `dhcp_on`,
 ///   `primary_rack`, `secondary_rack` (rack controller hostnames or null).
-/// - `maas-subnet` (name = CIDR): `cidr`, `name`, `vid`, `gateway_ip`, `managed`.
+/// - `maas-subnet` (name = CIDR): `cidr`, `name`, `vid`, `gateway_ip`, `managed`,
+///   `dynamic_range` (`{start, end}` of the DHCP range MAAS serves, or null when the
+///   VLAN has no DHCP).
 /// - `machine` (name = serial): `hostname`, `power_type`, `power_address`,
 ///   `power_user`, `tags` (sorted list), `status` (MAAS status name, desired
 ///   `Deployed`), `distro_series`, `zone`. Spec: `pxe_mac`, `power_pass` (a secret

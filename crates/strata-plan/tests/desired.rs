@@ -83,3 +83,47 @@ fn secrets_are_references_in_spec_never_fields() {
         "strata-example-prod"
     );
 }
+
+#[test]
+fn dhcp_subnets_get_a_dynamic_range_above_every_allocated_address() {
+    let fleet = example();
+    let d = desired(&fleet);
+    let fra1 = fleet.dc("fra1").expect("fra1");
+    let prov = fra1
+        .vlan(strata_spec::InfraVlan::Provisioning)
+        .expect("provisioning");
+    let s = d
+        .iter()
+        .find(|r| r.id.kind == Kind::MaasSubnet && r.id.name == prov.subnet.to_string())
+        .expect("subnet");
+    let start: std::net::IpAddr = s.fields["dynamic_range"]["start"]
+        .as_str()
+        .expect("start")
+        .parse()
+        .expect("ip");
+    let end: std::net::IpAddr = s.fields["dynamic_range"]["end"]
+        .as_str()
+        .expect("end")
+        .parse()
+        .expect("ip");
+    assert!(prov.subnet.contains(&start) && prov.subnet.contains(&end) && start < end);
+    for (_, ifs) in fra1.hosts() {
+        for i in ifs
+            .iter()
+            .filter(|i| i.vlan == strata_spec::InfraVlan::Provisioning)
+        {
+            assert!(
+                i.address.addr() < start,
+                "{} inside the DHCP range",
+                i.address
+            );
+        }
+    }
+    // VLANs without DHCP have none.
+    let storage = fra1.vlan(strata_spec::InfraVlan::Storage).expect("storage");
+    let s = d
+        .iter()
+        .find(|r| r.id.kind == Kind::MaasSubnet && r.id.name == storage.subnet.to_string())
+        .expect("subnet");
+    assert!(s.fields["dynamic_range"].is_null());
+}
