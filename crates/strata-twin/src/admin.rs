@@ -46,7 +46,14 @@ async fn endpoints(State(s): State<Arc<TwinState>>) -> Json<serde_json::Value> {
 async fn counters(State(s): State<Arc<TwinState>>) -> Json<serde_json::Value> {
     let calls = s.shared.counters.snapshot();
     let total: u64 = calls.iter().map(|c| c.count).sum();
-    Json(json!({"total": total, "calls": calls}))
+    let peaks: Vec<_> = s
+        .shared
+        .counters
+        .max_in_flight()
+        .into_iter()
+        .map(|(dc, service, max)| json!({"dc": dc, "service": service, "max_in_flight": max}))
+        .collect();
+    Json(json!({"total": total, "calls": calls, "concurrency": peaks}))
 }
 
 async fn reset(State(s): State<Arc<TwinState>>) -> StatusCode {
@@ -56,7 +63,10 @@ async fn reset(State(s): State<Arc<TwinState>>) -> StatusCode {
 
 async fn metrics(State(s): State<Arc<TwinState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.shared.counters.prometheus_text(),
     )
         .into_response()
@@ -73,7 +83,10 @@ async fn faults(State(s): State<Arc<TwinState>>) -> Json<serde_json::Value> {
     Json(json!({"spec": s.shared.faults.spec(), "objects": objects}))
 }
 
-async fn set_faults(State(s): State<Arc<TwinState>>, Json(spec): Json<FaultSpec>) -> Json<FaultSpec> {
+async fn set_faults(
+    State(s): State<Arc<TwinState>>,
+    Json(spec): Json<FaultSpec>,
+) -> Json<FaultSpec> {
     s.shared.faults.set_spec(spec.clone());
     Json(spec)
 }
@@ -89,19 +102,40 @@ struct ObjectFaultRequest {
     times: Option<u32>,
 }
 
-async fn set_object(State(s): State<Arc<TwinState>>, Json(r): Json<ObjectFaultRequest>) -> Response {
+async fn set_object(
+    State(s): State<Arc<TwinState>>,
+    Json(r): Json<ObjectFaultRequest>,
+) -> Response {
     if r.fault.is_empty() {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "`fault` is required"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "`fault` is required"})),
+        )
+            .into_response();
     }
     s.shared.faults.set_object(
-        ObjectKey { dc: r.dc, service: r.service, id: r.id },
-        ObjectFault { fault: r.fault, times: r.times },
+        ObjectKey {
+            dc: r.dc,
+            service: r.service,
+            id: r.id,
+        },
+        ObjectFault {
+            fault: r.fault,
+            times: r.times,
+        },
     );
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn clear_object(State(s): State<Arc<TwinState>>, Json(r): Json<ObjectFaultRequest>) -> StatusCode {
-    if s.shared.faults.clear_object(&ObjectKey { dc: r.dc, service: r.service, id: r.id }) {
+async fn clear_object(
+    State(s): State<Arc<TwinState>>,
+    Json(r): Json<ObjectFaultRequest>,
+) -> StatusCode {
+    if s.shared.faults.clear_object(&ObjectKey {
+        dc: r.dc,
+        service: r.service,
+        id: r.id,
+    }) {
         StatusCode::NO_CONTENT
     } else {
         StatusCode::NOT_FOUND
@@ -114,7 +148,11 @@ async fn mutate(
     Json(req): Json<MutateRequest>,
 ) -> Response {
     let Some(svc) = s.service(&dc, &service) else {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": format!("no service {service} in DC {dc}")}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no service {service} in DC {dc}")})),
+        )
+            .into_response();
     };
     match svc.mutate(&req) {
         Ok(v) => Json(v).into_response(),
@@ -122,17 +160,32 @@ async fn mutate(
     }
 }
 
-async fn summary(State(s): State<Arc<TwinState>>, Path((dc, service)): Path<(String, String)>) -> Response {
+async fn summary(
+    State(s): State<Arc<TwinState>>,
+    Path((dc, service)): Path<(String, String)>,
+) -> Response {
     match s.service(&dc, &service) {
         Some(svc) => Json(svc.summary()).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({"error": format!("no service {service} in DC {dc}")}))).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no service {service} in DC {dc}")})),
+        )
+            .into_response(),
     }
 }
 
 async fn save(State(s): State<Arc<TwinState>>) -> Response {
     match s.save() {
         Ok(Some(p)) => Json(json!({"saved": p.display().to_string()})).into_response(),
-        Ok(None) => (StatusCode::CONFLICT, Json(json!({"error": "the twin runs without --state"}))).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": format!("{e:#}")}))).into_response(),
+        Ok(None) => (
+            StatusCode::CONFLICT,
+            Json(json!({"error": "the twin runs without --state"})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": format!("{e:#}")})),
+        )
+            .into_response(),
     }
 }

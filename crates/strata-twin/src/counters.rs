@@ -30,6 +30,8 @@ pub struct Call {
 
 pub struct Counters {
     calls: Mutex<BTreeMap<CallLabels, u64>>,
+    /// `(dc, service)` → (requests in flight now, most ever in flight).
+    in_flight: Mutex<BTreeMap<(String, String), (u64, u64)>>,
     family: Family<CallLabels, Counter>,
     registry: Registry,
 }
@@ -45,6 +47,7 @@ impl Default for Counters {
         );
         Counters {
             calls: Mutex::new(BTreeMap::new()),
+            in_flight: Mutex::new(BTreeMap::new()),
             family,
             registry,
         }
@@ -69,9 +72,35 @@ impl Counters {
             .collect()
     }
 
-    /// Forget the JSON counts (the Prometheus counters stay monotonic).
+    /// Forget the JSON counts and concurrency peaks (the Prometheus counters stay
+    /// monotonic).
     pub fn reset(&self) {
         self.calls.lock().clear();
+        for v in self.in_flight.lock().values_mut() {
+            v.1 = v.0;
+        }
+    }
+
+    /// A request to `(dc, service)` started; returns a guard that ends it.
+    pub fn enter(&self, dc: &str, service: &str) -> InFlight<'_> {
+        let key = (dc.to_string(), service.to_string());
+        let mut m = self.in_flight.lock();
+        let e = m.entry(key.clone()).or_insert((0, 0));
+        e.0 += 1;
+        e.1 = e.1.max(e.0);
+        InFlight {
+            counters: self,
+            key,
+        }
+    }
+
+    /// The most requests ever in flight at once, per `(dc, service)`.
+    pub fn max_in_flight(&self) -> Vec<(String, String, u64)> {
+        self.in_flight
+            .lock()
+            .iter()
+            .map(|((d, s), (_, max))| (d.clone(), s.clone(), *max))
+            .collect()
     }
 
     pub fn prometheus_text(&self) -> String {
@@ -80,5 +109,19 @@ impl Counters {
             out.clear();
         }
         out
+    }
+}
+
+/// Ends an in-flight request when dropped.
+pub struct InFlight<'a> {
+    counters: &'a Counters,
+    key: (String, String),
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(e) = self.counters.in_flight.lock().get_mut(&self.key) {
+            e.0 = e.0.saturating_sub(1);
+        }
     }
 }

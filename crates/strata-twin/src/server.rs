@@ -143,16 +143,21 @@ impl RunningTwin {
     /// Write the endpoints document to `path`, the CA beside it (`twin-ca.pem`) and a
     /// `clouds.yaml` for the `openstack` CLI (one cloud per DC, named after it).
     pub fn write_endpoints(&self, path: &Path) -> Result<()> {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
         let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         let ca = dir.join("twin-ca.pem");
-        std::fs::write(&ca, &self.state.ca_pem).with_context(|| format!("writing {}", ca.display()))?;
+        std::fs::write(&ca, &self.state.ca_pem)
+            .with_context(|| format!("writing {}", ca.display()))?;
         *self.state.ca_file.lock() = Some(ca);
         let doc = self.endpoints();
         std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
-        let mut clouds = String::from("# Written by `strata twin`: one cloud per simulated DC.\nclouds:\n");
+        let mut clouds =
+            String::from("# Written by `strata twin`: one cloud per simulated DC.\nclouds:\n");
         for d in doc["dcs"].as_array().into_iter().flatten() {
             let o = &d["openstack"];
             let q = |v: &serde_json::Value| serde_json::to_string(v).unwrap_or_default();
@@ -206,8 +211,12 @@ fn new_credentials() -> Credentials {
 pub async fn start(opts: TwinOptions) -> Result<RunningTwin> {
     let saved: Option<Saved> = match &opts.state_file {
         Some(p) if p.exists() => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            Some(serde_json::from_str(&text).with_context(|| format!("{} is not a twin state file", p.display()))?)
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a twin state file", p.display()))?,
+            )
         }
         _ => None,
     };
@@ -250,7 +259,9 @@ pub async fn start(opts: TwinOptions) -> Result<RunningTwin> {
         let saved_dc = saved
             .as_ref()
             .and_then(|s| s.dcs.iter().find(|d| d.name == seed.name));
-        let creds = saved_dc.map(|d| d.creds.clone()).unwrap_or_else(new_credentials);
+        let creds = saved_dc
+            .map(|d| d.creds.clone())
+            .unwrap_or_else(new_credentials);
         let dc = &seed.name;
         let urls = Urls {
             maas: format!("{base}/{dc}/MAAS/"),
@@ -275,7 +286,12 @@ pub async fn start(opts: TwinOptions) -> Result<RunningTwin> {
             .with_context(|| format!("Proxmox of {dc}"))?;
         let openstack = crate::openstack::build(ctx.clone(), saved_dc.map(|d| d.openstack.clone()))
             .with_context(|| format!("OpenStack of {dc}"))?;
-        dcs.push(DcRuntime { ctx, maas, proxmox, openstack });
+        dcs.push(DcRuntime {
+            ctx,
+            maas,
+            proxmox,
+            openstack,
+        });
     }
 
     let state = Arc::new(TwinState {
@@ -291,10 +307,18 @@ pub async fn start(opts: TwinOptions) -> Result<RunningTwin> {
     for d in &state.dcs {
         let dc = &d.ctx.name;
         app = app
-            .nest(&format!("/{dc}/MAAS"), vendor(d.maas.clone(), &shared, dc, &format!("/{dc}/MAAS")))
+            .nest(
+                &format!("/{dc}/MAAS"),
+                vendor(d.maas.clone(), &shared, dc, &format!("/{dc}/MAAS")),
+            )
             .nest(
                 &format!("/{dc}/openstack"),
-                vendor(d.openstack.clone(), &shared, dc, &format!("/{dc}/openstack")),
+                vendor(
+                    d.openstack.clone(),
+                    &shared,
+                    dc,
+                    &format!("/{dc}/openstack"),
+                ),
             );
     }
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -354,6 +378,7 @@ async fn vendor_layer(
     req: Request,
     next: Next,
 ) -> Response {
+    let _in_flight = tag.shared.counters.enter(&tag.dc, tag.service);
     if tag.shared.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(tag.shared.latency_ms)).await;
     }
@@ -361,13 +386,17 @@ async fn vendor_layer(
     let route = matched
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| req.uri().path().to_string());
-    let route = route.strip_prefix(&tag.prefix).unwrap_or(&route).to_string();
+    let route = route
+        .strip_prefix(&tag.prefix)
+        .unwrap_or(&route)
+        .to_string();
     let resp = match tag.shared.faults.roll() {
         Injected::None => next.run(req).await,
         Injected::ServerError => injected_error(tag.service, StatusCode::SERVICE_UNAVAILABLE),
         Injected::TooManyRequests => {
             let mut r = injected_error(tag.service, StatusCode::TOO_MANY_REQUESTS);
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
         Injected::Timeout => {
@@ -376,7 +405,9 @@ async fn vendor_layer(
         }
         Injected::Drop => {
             let stream = futures::stream::once(async {
-                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("connection dropped by the twin"))
+                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+                    "connection dropped by the twin",
+                ))
             });
             Response::builder()
                 .status(StatusCode::OK)
