@@ -1,0 +1,456 @@
+//! strata's Proxmox VE provider: observes the VMs of one cluster and creates, updates
+//! and deletes the ones the fleet owns.
+//!
+//! **Observe** costs three list calls per cluster, run concurrently, whatever the
+//! number of guests: `GET /cluster/resources?type=vm`, `GET /cluster/ha/resources` and
+//! `GET /cluster/ha/rules?type=node-affinity` (the last is how PVE 9 expresses HA
+//! groups; see [`ha`]). A VM is owned when its tags contain the fleet's ownership tag;
+//! owned VMs become `vm` resources (name = VM name, `external_id` = vmid, fields as in
+//! the model's vocabulary: `cores` = maxcpu, `memory` = maxmem in MiB, `disk_gb` =
+//! boot disk size in GiB (rounded down), `tags` sorted, `status`, `ha_group` or null;
+//! `spec.node` says where it runs). Everything else, templates included, is listed as
+//! unowned. NIC settings (`spec.nets`) are written at creation but **not compared**:
+//! they live only in each guest's configuration, and reading one configuration per VM
+//! would make observation cost grow with the fleet.
+//!
+//! **Create** clones the template (by name, found in the cluster's resources) onto the
+//! online node with the fewest VMs that can reach the storage, then configures cores,
+//! memory, tags (the ownership tag first makes the VM strata's, so this comes right
+//! after the clone), NICs, grows the boot disk, joins the HA group and starts it. It is
+//! crash- and race-safe: see [`create`].
+//!
+//! **Update** re-reads the configuration and refuses VMs without the ownership tag,
+//! then applies only the fields that changed (configuration writes carry the `digest`
+//! read just before; one retry after a conflict). A disk never shrinks (refused).
+//!
+//! **Delete** refuses unowned VMs, leaves HA, stops the VM and destroys it with
+//! `purge` (and its unreferenced disks).
+//!
+//! Every task (clone, start, stop, resize, destroy) is awaited with a timeout of
+//! [`client::TASK_TIMEOUT`], polling every [`client::POLL`].
+
+mod client;
+mod conf;
+mod create;
+mod ha;
+mod modify;
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use serde_json::Value;
+use strata_plan::{Action, Kind, Observed, Platform, Resource, ResourceId, Step, UnownedObject};
+
+use self::client::Client;
+use self::conf::{GIB, MIB, as_u64, split_tags, text};
+use crate::http::{Endpoint, EndpointConfig};
+use crate::targets::ProxmoxTarget;
+use crate::{ActContext, Outcome, Provider, ProviderError};
+
+/// Requests in flight at most per cluster unless the targets file says otherwise.
+const DEFAULT_CONCURRENCY: usize = 16;
+
+pub struct ProxmoxProvider {
+    dc: String,
+    owner_tag: String,
+    api: Client,
+    /// VMIDs this process is creating right now (never handed out twice here).
+    reserved: Mutex<HashSet<u32>>,
+    /// Creates in flight per node (so parallel creates spread over the nodes).
+    placing: Mutex<HashMap<String, usize>>,
+    /// HA writes from this process go one at a time.
+    ha_lock: tokio::sync::Mutex<()>,
+}
+
+impl ProxmoxProvider {
+    pub fn new(dc: &str, target: &ProxmoxTarget, owner_tag: &str) -> Result<Self, ProviderError> {
+        let parsed = url::Url::parse(&target.url).map_err(|e| {
+            ProviderError::Refused(format!(
+                "{dc}: Proxmox URL {:?} is not valid: {e}",
+                target.url
+            ))
+        })?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return Err(ProviderError::Refused(format!(
+                "{dc}: Proxmox URL {:?} must be https://HOST:8006",
+                target.url
+            )));
+        }
+        if !target.token_id.contains('!') {
+            return Err(ProviderError::Refused(format!(
+                "{dc}: Proxmox token_id {:?} must be USER@REALM!TOKENID",
+                target.token_id
+            )));
+        }
+        let http = Endpoint::new(EndpointConfig {
+            ca_pem: target.tls.ca_pem.clone(),
+            insecure: target.tls.insecure,
+            concurrency: target.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1),
+            ..EndpointConfig::default()
+        })?;
+        let api = Client::new(
+            &target.url,
+            &target.token_id,
+            target.token_secret.expose(),
+            http,
+        )?;
+        Ok(ProxmoxProvider {
+            dc: dc.to_string(),
+            owner_tag: owner_tag.to_string(),
+            api,
+            reserved: Mutex::new(HashSet::new()),
+            placing: Mutex::new(HashMap::new()),
+            ha_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Every guest of the cluster (one list call).
+    async fn guests(&self) -> Result<Vec<Guest>, ProviderError> {
+        let data = self
+            .api
+            .get("/cluster/resources", &[("type", "vm".to_string())])
+            .await?;
+        Ok(parse_guests(&data))
+    }
+
+    /// Guests, nodes and storages (one list call).
+    async fn cluster(&self) -> Result<Cluster, ProviderError> {
+        let data = self.api.get("/cluster/resources", &[]).await?;
+        Ok(Cluster::parse(&data))
+    }
+
+    async fn node_names(&self) -> Result<Vec<String>, ProviderError> {
+        let data = self.api.get("/nodes", &[]).await?;
+        let mut names: Vec<String> = data
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.get("node").and_then(Value::as_str).map(String::from))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// One guest as `/cluster/resources` lists it.
+#[derive(Clone, Debug)]
+pub(crate) struct Guest {
+    pub vmid: u32,
+    pub name: String,
+    pub node: String,
+    /// `qemu` or `lxc`.
+    pub kind: String,
+    pub status: String,
+    pub template: bool,
+    pub tags: Vec<String>,
+    pub lock: Option<String>,
+    pub maxcpu: u64,
+    pub maxmem: u64,
+    pub maxdisk: u64,
+}
+
+impl Guest {
+    fn parse(v: &Value) -> Option<Guest> {
+        let vmid = u32::try_from(as_u64(v.get("vmid")?)?).ok()?;
+        let kind = v.get("type").and_then(Value::as_str).unwrap_or("qemu");
+        if kind != "qemu" && kind != "lxc" {
+            return None;
+        }
+        let num = |k: &str| v.get(k).and_then(as_u64).unwrap_or(0);
+        Some(Guest {
+            vmid,
+            name: v
+                .get("name")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| format!("VM {vmid}")),
+            node: v.get("node").map(text).unwrap_or_default(),
+            kind: kind.to_string(),
+            status: v.get("status").map(text).unwrap_or_default(),
+            template: num("template") == 1,
+            tags: split_tags(&v.get("tags").map(text).unwrap_or_default()),
+            lock: v.get("lock").map(text).filter(|l| !l.is_empty()),
+            maxcpu: num("maxcpu"),
+            maxmem: num("maxmem"),
+            maxdisk: num("maxdisk"),
+        })
+    }
+
+    fn is_vm(&self) -> bool {
+        self.kind == "qemu" && !self.template
+    }
+
+    fn owned_by(&self, owner: &str) -> bool {
+        self.is_vm() && self.tags.iter().any(|t| t == owner)
+    }
+}
+
+fn parse_guests(data: &Value) -> Vec<Guest> {
+    let mut out: Vec<Guest> = data
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Guest::parse)
+        .collect();
+    out.sort_by_key(|g| g.vmid);
+    out
+}
+
+/// A storage as one node sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct StorageAt {
+    pub storage: String,
+    pub node: String,
+    pub shared: bool,
+    pub available: bool,
+}
+
+/// The whole of `/cluster/resources`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Cluster {
+    pub guests: Vec<Guest>,
+    /// `(node, online)`, sorted by name.
+    pub nodes: Vec<(String, bool)>,
+    pub storages: Vec<StorageAt>,
+}
+
+impl Cluster {
+    fn parse(data: &Value) -> Cluster {
+        let mut c = Cluster {
+            guests: parse_guests(data),
+            ..Cluster::default()
+        };
+        for e in data.as_array().into_iter().flatten() {
+            match e.get("type").and_then(Value::as_str) {
+                Some("node") => {
+                    let name = e.get("node").map(text).unwrap_or_default();
+                    let online = e.get("status").and_then(Value::as_str) == Some("online");
+                    c.nodes.push((name, online));
+                }
+                Some("storage") => c.storages.push(StorageAt {
+                    storage: e.get("storage").map(text).unwrap_or_default(),
+                    node: e.get("node").map(text).unwrap_or_default(),
+                    shared: e.get("shared").and_then(as_u64) == Some(1),
+                    available: e
+                        .get("status")
+                        .and_then(Value::as_str)
+                        .is_none_or(|s| s == "available"),
+                }),
+                _ => {}
+            }
+        }
+        c.nodes.sort();
+        c
+    }
+
+    fn guest(&self, vmid: u32) -> Option<&Guest> {
+        self.guests.iter().find(|g| g.vmid == vmid)
+    }
+}
+
+/// The desired state of a VM, from a step's `desired` resource (absent fields are not
+/// managed).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Desired {
+    pub name: String,
+    pub cores: Option<u64>,
+    pub memory: Option<u64>,
+    pub disk_gb: Option<u64>,
+    pub tags: Option<Vec<String>>,
+    pub status: Option<String>,
+    /// `Some(None)`: not HA-managed.
+    pub ha_group: Option<Option<String>>,
+    pub nets: Option<Vec<String>>,
+    pub template: Option<String>,
+    pub storage: Option<String>,
+}
+
+/// The fields of kind `vm` strata knows how to change.
+const FIELDS: [&str; 7] = [
+    "cores", "memory", "disk_gb", "tags", "status", "ha_group", "nets",
+];
+
+impl Desired {
+    fn from_resource(r: &Resource) -> Result<Desired, ProviderError> {
+        let bad =
+            |k: &str, why: &str| ProviderError::Refused(format!("{}: field `{k}` {why}", r.id));
+        let num = |k: &str| -> Result<Option<u64>, ProviderError> {
+            match r.fields.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => as_u64(v)
+                    .filter(|n| *n > 0)
+                    .map(Some)
+                    .ok_or_else(|| bad(k, "must be a positive integer")),
+            }
+        };
+        let list = |v: Option<&Value>, k: &str| -> Result<Option<Vec<String>>, ProviderError> {
+            match v {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(String::from)
+                            .ok_or_else(|| bad(k, "must be a list of strings"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some),
+                Some(_) => Err(bad(k, "must be a list of strings")),
+            }
+        };
+        let string = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
+        let ha_group = match r.fields.get("ha_group") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::String(s)) if !s.is_empty() => Some(Some(s.clone())),
+            Some(_) => return Err(bad("ha_group", "must be a group name or null")),
+        };
+        Ok(Desired {
+            name: r.id.name.clone(),
+            cores: num("cores")?,
+            memory: num("memory")?,
+            disk_gb: num("disk_gb")?,
+            tags: list(r.fields.get("tags"), "tags")?,
+            status: string(r.fields.get("status")),
+            ha_group,
+            nets: list(r.fields.get("nets").or(r.spec.get("nets")), "nets")?,
+            template: string(r.spec.get("template")).filter(|t| !t.is_empty()),
+            storage: string(r.spec.get("storage")).filter(|s| !s.is_empty()),
+        })
+    }
+
+    fn wants_running(&self) -> bool {
+        self.status.as_deref() != Some("stopped")
+    }
+}
+
+#[async_trait]
+impl Provider for ProxmoxProvider {
+    fn platform(&self) -> Platform {
+        Platform::Proxmox
+    }
+
+    fn dc(&self) -> &str {
+        &self.dc
+    }
+
+    async fn observe(&self) -> Result<Observed, ProviderError> {
+        let (guests, resources, rules) =
+            tokio::join!(self.guests(), self.ha_resources(), self.ha_rules());
+        let (guests, resources, rules) = (guests?, resources?, rules?);
+        let groups = ha::groups(&resources, rules.as_deref());
+        let mut out = Observed::default();
+        for g in guests {
+            let id = ResourceId::new(&self.dc, Kind::Vm, g.name.clone());
+            let duplicate = out.resources.get(&id).is_some();
+            if !g.owned_by(&self.owner_tag) || duplicate {
+                if duplicate {
+                    tracing::warn!(
+                        "{}: VM {} is a second owned VM named {}; it is listed as unowned and left alone",
+                        self.dc,
+                        g.vmid,
+                        g.name
+                    );
+                }
+                out.unowned.push(UnownedObject {
+                    dc: self.dc.clone(),
+                    platform: Platform::Proxmox,
+                    kind: g.kind.clone(),
+                    name: g.name.clone(),
+                    external_id: g.vmid.to_string(),
+                });
+                continue;
+            }
+            let ha_group = groups
+                .get(&format!("vm:{}", g.vmid))
+                .map(|s| Value::from(s.clone()))
+                .unwrap_or(Value::Null);
+            let mut r = Resource::new(id)
+                .field("cores", g.maxcpu)
+                .field("memory", g.maxmem / MIB)
+                .field("disk_gb", g.maxdisk / GIB)
+                .field("tags", g.tags.clone())
+                .field("status", g.status.clone())
+                .field("ha_group", ha_group)
+                .spec("node", g.node.clone());
+            r.owned = true;
+            r.external_id = Some(g.vmid.to_string());
+            out.resources.insert(r);
+        }
+        Ok(out)
+    }
+
+    async fn act(&self, step: &Step, ctx: &ActContext<'_>) -> Result<Outcome, ProviderError> {
+        if step.id.kind != Kind::Vm || step.id.dc != self.dc {
+            return Err(ProviderError::Refused(format!(
+                "{}: the Proxmox provider of {} manages VMs only",
+                step.id, self.dc
+            )));
+        }
+        match step.action {
+            Action::Create => self.create(step, ctx).await,
+            Action::Update => self.update(step, ctx).await,
+            Action::Delete => self.delete(step, ctx).await,
+            Action::Adopt => Err(ProviderError::Refused(format!(
+                "{}: strata does not take over VMs it did not create; tag the VM `{}` to hand it over",
+                step.id, ctx.owner_tag
+            ))),
+        }
+    }
+
+    fn calls(&self) -> u64 {
+        self.api.calls()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn guests_and_the_cluster_parse() {
+        let data = json!([
+            {"id": "qemu/101", "vmid": 101, "type": "qemu", "node": "pve2", "name": "b", "status": "running",
+             "template": 0, "tags": "strata-x;role", "maxcpu": 2, "maxmem": 2147483648u64, "maxdisk": 34359738368u64},
+            {"id": "qemu/9000", "vmid": 9000, "type": "qemu", "node": "pve1", "name": "tmpl", "status": "stopped", "template": 1},
+            {"id": "lxc/200", "vmid": "200", "type": "lxc", "node": "pve1", "name": "ct", "status": "running", "lock": "backup"},
+            {"id": "node/pve1", "type": "node", "node": "pve1", "status": "online"},
+            {"id": "node/pve2", "type": "node", "node": "pve2", "status": "offline"},
+            {"id": "storage/pve1/ceph", "type": "storage", "node": "pve1", "storage": "ceph", "shared": 1, "status": "available"},
+            {"id": "/pool/p", "type": "pool", "pool": "p"}
+        ]);
+        let c = Cluster::parse(&data);
+        assert_eq!(c.guests.len(), 3);
+        let b = c.guest(101).expect("101");
+        assert!(b.owned_by("strata-x") && !b.owned_by("strata-y"));
+        assert_eq!((b.maxmem / MIB, b.maxdisk / GIB), (2048, 32));
+        assert!(c.guest(9000).expect("tmpl").template);
+        assert_eq!(c.guest(200).expect("ct").lock.as_deref(), Some("backup"));
+        assert!(!c.guest(200).expect("ct").is_vm());
+        assert_eq!(c.nodes, vec![("pve1".into(), true), ("pve2".into(), false)]);
+        assert!(c.storages[0].shared && c.storages[0].available);
+    }
+
+    #[test]
+    fn desired_fields_are_checked() {
+        let r = Resource::new(ResourceId::new("fra1", Kind::Vm, "a"))
+            .field("cores", 2)
+            .field("memory", 2048)
+            .field("ha_group", Value::Null)
+            .field("tags", vec!["strata-x"])
+            .spec("nets", vec!["virtio,bridge=vmbr0,tag=10"])
+            .spec("template", "tmpl");
+        let d = Desired::from_resource(&r).expect("desired");
+        assert_eq!((d.cores, d.memory, d.disk_gb), (Some(2), Some(2048), None));
+        assert_eq!(d.ha_group, Some(None));
+        assert_eq!(d.nets.as_deref().map(<[String]>::len), Some(1));
+        assert!(d.wants_running());
+        let bad = r.clone().field("cores", "many");
+        assert!(matches!(
+            Desired::from_resource(&bad),
+            Err(ProviderError::Refused(_))
+        ));
+    }
+}

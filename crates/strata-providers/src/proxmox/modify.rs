@@ -1,0 +1,650 @@
+//! Changing existing VMs: configuration (with digests), disk growth, power, and the
+//! update and delete steps.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Map, Value};
+use strata_plan::Step;
+use tokio::time::Instant;
+
+use super::client::{Failure, POLL, TASK_TIMEOUT, TaskEnd, failure, is_missing, message};
+use super::conf::{
+    GIB, as_u64, boot_disk, foreign_owner, net_matches, net_value, split_tags, text,
+};
+use super::{Desired, FIELDS, ProxmoxProvider};
+use crate::{ActContext, Outcome, ProviderError};
+
+pub(crate) type Conf = Map<String, Value>;
+
+/// Which configuration fields a write manages.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Scope<'a> {
+    /// Everything the desired state says (create, adopt).
+    All,
+    /// Only these fields (an update's changes).
+    Only(&'a BTreeSet<String>),
+}
+
+impl Scope<'_> {
+    fn has(&self, field: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(set) => set.contains(field),
+        }
+    }
+}
+
+fn qemu(node: &str, vmid: u32) -> String {
+    format!("/nodes/{}/qemu/{vmid}", super::conf::segment(node))
+}
+
+/// `memory` of a configuration in MiB (`4096` or, in PVE 9, `current=4096,...`).
+fn conf_memory(conf: &Conf) -> Option<u64> {
+    let m = conf.get("memory").map(text)?;
+    let first = m.split(',').next()?.trim();
+    first.strip_prefix("current=").unwrap_or(first).parse().ok()
+}
+
+/// Configuration changes: fields to set, NICs (`netN`) to set, keys to delete.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Changes {
+    pub form: Vec<(&'static str, String)>,
+    pub nets: Vec<(String, String)>,
+    pub delete: Vec<String>,
+}
+
+impl Changes {
+    fn is_empty(&self) -> bool {
+        self.form.is_empty() && self.nets.is_empty() && self.delete.is_empty()
+    }
+}
+
+/// The configuration changes that bring `conf` to `want`, within `scope`.
+pub(crate) fn config_changes(
+    conf: &Conf,
+    want: &Desired,
+    owner: &str,
+    scope: Scope<'_>,
+) -> Changes {
+    let mut form: Vec<(&'static str, String)> = Vec::new();
+    if scope.has("cores")
+        && let Some(c) = want.cores
+        && conf.get("cores").and_then(as_u64).unwrap_or(1) != c
+    {
+        form.push(("cores", c.to_string()));
+    }
+    if scope.has("memory")
+        && let Some(m) = want.memory
+        && conf_memory(conf) != Some(m)
+    {
+        form.push(("memory", m.to_string()));
+    }
+    if scope.has("tags") {
+        // The ownership tag is always kept: it is what makes the VM strata's.
+        let have = split_tags(&conf.get("tags").map(text).unwrap_or_default());
+        let mut tags = want.tags.clone().unwrap_or_else(|| have.clone());
+        tags.push(owner.to_string());
+        tags.sort();
+        tags.dedup();
+        if tags != have {
+            form.push(("tags", tags.join(";")));
+        }
+    }
+    // NICs are keyed `netN`; the names are not 'static, so they travel separately.
+    let mut nets = Vec::new();
+    let mut delete = Vec::new();
+    if scope.has("nets")
+        && let Some(want_nets) = &want.nets
+    {
+        for (i, n) in want_nets.iter().enumerate() {
+            let key = format!("net{i}");
+            let have = conf.get(&key).map(text);
+            if !net_matches(have.as_deref(), n) {
+                nets.push((key, net_value(have.as_deref(), n)));
+            }
+        }
+        for k in conf.keys() {
+            if let Some(i) = k.strip_prefix("net").and_then(|n| n.parse::<usize>().ok())
+                && i >= want_nets.len()
+            {
+                delete.push(k.clone());
+            }
+        }
+    }
+    Changes { form, nets, delete }
+}
+
+impl ProxmoxProvider {
+    /// A guest's configuration (with its `digest`). Not retried by the endpoint on 500,
+    /// because PVE answers a missing guest with a 500; transient failures are retried
+    /// here a few times instead.
+    pub(super) async fn config(&self, node: &str, vmid: u32) -> Result<Conf, ProviderError> {
+        let path = format!("{}/config", qemu(node, vmid));
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self
+                .api
+                .call(Method::GET, &path, &[], &[], Some(false))
+                .await
+            {
+                Ok(Value::Object(m)) => return Ok(m),
+                Ok(other) => {
+                    return Err(ProviderError::Api(format!(
+                        "GET {path}: unexpected answer {other}"
+                    )));
+                }
+                Err(e) if is_missing(&e) || failure(&e) == Failure::Refused || tries >= 4 => {
+                    return Err(e);
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200 * tries)).await,
+            }
+        }
+    }
+
+    /// Find a guest's node and configuration: first on `hint`, then wherever the
+    /// cluster says it is. `None` when it does not exist.
+    pub(super) async fn locate(
+        &self,
+        vmid: u32,
+        hint: Option<&str>,
+    ) -> Result<Option<(String, Conf)>, ProviderError> {
+        if let Some(node) = hint {
+            match self.config(node, vmid).await {
+                Ok(c) => return Ok(Some((node.to_string(), c))),
+                Err(e) if is_missing(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for _ in 0..3 {
+            let guests = self.guests().await?;
+            let Some(g) = guests.into_iter().find(|g| g.vmid == vmid) else {
+                return Ok(None);
+            };
+            match self.config(&g.node, vmid).await {
+                Ok(c) => return Ok(Some((g.node, c))),
+                // Moved between the two calls (migration, end of a clone): look again.
+                Err(e) if is_missing(&e) => tokio::time::sleep(POLL).await,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ProviderError::Api(format!(
+            "VM {vmid} keeps moving between nodes; try again"
+        )))
+    }
+
+    /// Write the configuration changes `want` implies, with the digest of `conf`. On a
+    /// failure the configuration is read again: done if the values are there, else
+    /// another try with the new digest (once after a digest conflict, i.e. someone
+    /// else wrote meanwhile; a few times after ambiguous answers).
+    pub(super) async fn write_config(
+        &self,
+        node: &str,
+        vmid: u32,
+        mut conf: Conf,
+        want: &Desired,
+        owner: &str,
+        scope: Scope<'_>,
+    ) -> Result<Conf, ProviderError> {
+        let path = format!("{}/config", qemu(node, vmid));
+        let mut conflicts = 0;
+        for attempt in 1..=4 {
+            let changes = config_changes(&conf, want, owner, scope);
+            if changes.is_empty() {
+                return Ok(conf);
+            }
+            let mut form: Vec<(&str, String)> = changes.form.clone();
+            form.extend(changes.nets.iter().map(|(k, v)| (k.as_str(), v.clone())));
+            if !changes.delete.is_empty() {
+                form.push(("delete", changes.delete.join(",")));
+            }
+            if let Some(d) = conf.get("digest").map(text) {
+                form.push(("digest", d));
+            }
+            match self
+                .api
+                .call(Method::PUT, &path, &[], &form, Some(false))
+                .await
+            {
+                Ok(_) => return self.config(node, vmid).await,
+                Err(e) => {
+                    let kind = failure(&e);
+                    if kind == Failure::Failed {
+                        conflicts += 1;
+                    }
+                    if kind == Failure::Refused || conflicts > 1 || attempt == 4 {
+                        return Err(ProviderError::Api(format!(
+                            "VM {vmid}: configuration update failed: {}",
+                            message(&e)
+                        )));
+                    }
+                    tracing::debug!(
+                        "VM {vmid}: config write failed ({}); re-reading",
+                        message(&e)
+                    );
+                    conf = self.config(node, vmid).await?;
+                    check_owner(&conf, vmid, owner, OwnerCheck::NoForeign)?;
+                }
+            }
+        }
+        Ok(conf)
+    }
+
+    /// Grow the boot disk to `gb` GiB (never shrink: refused).
+    pub(super) async fn grow_disk(
+        &self,
+        node: &str,
+        vmid: u32,
+        conf: &Conf,
+        gb: u64,
+    ) -> Result<(), ProviderError> {
+        let (key, drive) = boot_disk(conf)
+            .ok_or_else(|| ProviderError::Api(format!("VM {vmid} has no disk to size")))?;
+        let have = drive.size_bytes();
+        let want = gb * GIB;
+        if want == have {
+            return Ok(());
+        }
+        if want < have {
+            return Err(ProviderError::Refused(format!(
+                "VM {vmid}: disk {key} is {:.1} GiB; it cannot shrink to {gb} GiB",
+                have as f64 / GIB as f64
+            )));
+        }
+        let path = format!("{}/resize", qemu(node, vmid));
+        let form = [("disk", key.clone()), ("size", format!("{gb}G"))];
+        let what = format!("resize of VM {vmid} {key} to {gb}G");
+        let result = match self
+            .api
+            .call(Method::PUT, &path, &[], &form, Some(false))
+            .await
+        {
+            Ok(data) => self.api.finish(&data, &what).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            // It may have happened (an ambiguous answer, or a retry after it did).
+            let now = self.config(node, vmid).await?;
+            let grown = boot_disk(&now).is_some_and(|(_, d)| d.size_bytes() >= want);
+            if !grown {
+                return Err(ProviderError::Api(format!(
+                    "{what} failed: {}",
+                    message(&e)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn current_status(&self, node: &str, vmid: u32) -> Result<String, ProviderError> {
+        let s = self
+            .api
+            .get(&format!("{}/status/current", qemu(node, vmid)), &[])
+            .await?;
+        Ok(s.get("status").map(text).unwrap_or_default())
+    }
+
+    /// Bring the VM to `running` or `stopped`, and wait until it is (an HA-managed VM
+    /// is started by the HA manager a moment after the request).
+    pub(super) async fn set_power(
+        &self,
+        node: &str,
+        vmid: u32,
+        want: &str,
+    ) -> Result<(), ProviderError> {
+        let verb = match want {
+            "running" => "start",
+            "stopped" => "stop",
+            other => {
+                return Err(ProviderError::Refused(format!(
+                    "VM {vmid}: status `{other}` cannot be set (use running or stopped)"
+                )));
+            }
+        };
+        if self.current_status(node, vmid).await? == want {
+            return Ok(());
+        }
+        let path = format!("{}/status/{verb}", qemu(node, vmid));
+        let what = format!("{verb} of VM {vmid}");
+        // Starting or stopping twice is harmless: the endpoint may retry it.
+        let outcome = match self
+            .api
+            .call(Method::POST, &path, &[], &[], Some(true))
+            .await
+        {
+            Ok(data) => match data.as_str() {
+                Some(upid) => self.api.wait_task(upid, &what).await?,
+                None => TaskEnd::Ok,
+            },
+            Err(e) => TaskEnd::Failed(message(&e)),
+        };
+        let deadline = Instant::now() + TASK_TIMEOUT;
+        loop {
+            let now = self.current_status(node, vmid).await?;
+            if now == want {
+                return Ok(());
+            }
+            if let TaskEnd::Failed(e) = &outcome {
+                return Err(ProviderError::Api(format!("{what} failed: {e}")));
+            }
+            if Instant::now() >= deadline {
+                return Err(ProviderError::Timeout(format!(
+                    "{what}: still {now} after {}s",
+                    TASK_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Bring an existing (owned or being-created) VM to the desired state: configuration
+    /// first (the ownership tag), then disk and HA side by side, then power.
+    pub(super) async fn converge(
+        &self,
+        node: &str,
+        vmid: u32,
+        want: &Desired,
+        owner: &str,
+        fresh: bool,
+    ) -> Result<(), ProviderError> {
+        let conf = self.config(node, vmid).await?;
+        check_owner(&conf, vmid, owner, OwnerCheck::NoForeign)?;
+        let conf = self
+            .write_config(node, vmid, conf, want, owner, Scope::All)
+            .await?;
+        let disk = async {
+            match want.disk_gb {
+                Some(gb) => self.grow_disk(node, vmid, &conf, gb).await,
+                None => Ok(()),
+            }
+        };
+        let ha = async {
+            match &want.ha_group {
+                Some(None) if fresh => Ok(()),
+                Some(g) => {
+                    self.converge_ha(vmid, g.as_deref(), want.wants_running())
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let (disk, ha) = tokio::join!(disk, ha);
+        disk?;
+        ha?;
+        if let Some(s) = &want.status {
+            self.set_power(node, vmid, s).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn update(
+        &self,
+        step: &Step,
+        ctx: &ActContext<'_>,
+    ) -> Result<Outcome, ProviderError> {
+        let (vmid, hint) = target_of(step)?;
+        let desired = step.desired.as_ref().ok_or_else(|| {
+            ProviderError::Refused(format!("{}: an update needs the desired state", step.id))
+        })?;
+        let want = Desired::from_resource(desired)?;
+        let changed: BTreeSet<String> = step.changes.iter().map(|c| c.field.clone()).collect();
+        if let Some(f) = changed.iter().find(|f| !FIELDS.contains(&f.as_str())) {
+            return Err(ProviderError::Refused(format!(
+                "{}: field `{f}` cannot be changed by the Proxmox provider",
+                step.id
+            )));
+        }
+        let (node, conf) = self.locate(vmid, hint.as_deref()).await?.ok_or_else(|| {
+            ProviderError::Api(format!(
+                "{}: VM {vmid} no longer exists; plan again",
+                step.id
+            ))
+        })?;
+        check_owner(&conf, vmid, ctx.owner_tag, OwnerCheck::Owned)?;
+        check_name(&conf, vmid, &step.id.name)?;
+        // Refuse before writing anything.
+        if changed.contains("disk_gb")
+            && let (Some(gb), Some((key, d))) = (want.disk_gb, boot_disk(&conf))
+            && gb * GIB < d.size_bytes()
+        {
+            return Err(ProviderError::Refused(format!(
+                "{}: disk {key} of VM {vmid} is {} GiB; disks never shrink (desired {gb} GiB)",
+                step.id,
+                d.size_bytes() / GIB
+            )));
+        }
+        if changed.contains("status")
+            && let Some(s) = &want.status
+            && s != "running"
+            && s != "stopped"
+        {
+            return Err(ProviderError::Refused(format!(
+                "{}: status `{s}` cannot be set",
+                step.id
+            )));
+        }
+        let conf = self
+            .write_config(
+                &node,
+                vmid,
+                conf,
+                &want,
+                ctx.owner_tag,
+                Scope::Only(&changed),
+            )
+            .await?;
+        if changed.contains("disk_gb")
+            && let Some(gb) = want.disk_gb
+        {
+            self.grow_disk(&node, vmid, &conf, gb).await?;
+        }
+        if changed.contains("ha_group")
+            && let Some(g) = &want.ha_group
+        {
+            self.converge_ha(vmid, g.as_deref(), want.wants_running())
+                .await?;
+        }
+        if changed.contains("status")
+            && let Some(s) = &want.status
+        {
+            self.set_power(&node, vmid, s).await?;
+        }
+        Ok(Outcome {
+            external_id: Some(vmid.to_string()),
+            note: format!(
+                "updated {}",
+                changed.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+
+    pub(super) async fn delete(
+        &self,
+        step: &Step,
+        ctx: &ActContext<'_>,
+    ) -> Result<Outcome, ProviderError> {
+        let (vmid, hint) = target_of(step)?;
+        let Some((node, conf)) = self.locate(vmid, hint.as_deref()).await? else {
+            return Ok(Outcome {
+                external_id: Some(vmid.to_string()),
+                note: "already gone".into(),
+            });
+        };
+        check_owner(&conf, vmid, ctx.owner_tag, OwnerCheck::Owned)?;
+        check_name(&conf, vmid, &step.id.name)?;
+        if conf.get("template").and_then(as_u64) == Some(1) {
+            return Err(ProviderError::Refused(format!(
+                "{}: VM {vmid} is a template; strata never deletes templates",
+                step.id
+            )));
+        }
+        // Leave HA first, so the stop below is a plain stop the HA manager does not undo.
+        let sid = format!("vm:{vmid}");
+        if self.ha_resources().await?.iter().any(|r| r.sid == sid) {
+            self.converge_ha(vmid, None, false).await?;
+        }
+        self.set_power(&node, vmid, "stopped").await?;
+        let path = qemu(&node, vmid);
+        let query = [
+            ("purge", "1".to_string()),
+            ("destroy-unreferenced-disks", "1".to_string()),
+        ];
+        let what = format!("destroy of VM {vmid}");
+        let result = match self
+            .api
+            .call(Method::DELETE, &path, &query, &[], Some(false))
+            .await
+        {
+            Ok(data) => self.api.finish(&data, &what).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            // Maybe it happened anyway (an ambiguous answer): wait for it to go.
+            let deadline = Instant::now() + TASK_TIMEOUT;
+            loop {
+                match self.locate(vmid, Some(&node)).await? {
+                    None => break,
+                    Some((_, c)) if c.get("lock").map(text).as_deref() == Some("destroyed") => {
+                        if Instant::now() >= deadline {
+                            return Err(ProviderError::Timeout(format!(
+                                "{what}: still being destroyed after {}s",
+                                TASK_TIMEOUT.as_secs()
+                            )));
+                        }
+                        tokio::time::sleep(POLL).await;
+                    }
+                    Some(_) => {
+                        return Err(ProviderError::Api(format!(
+                            "{what} failed: {}",
+                            message(&e)
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(Outcome {
+            external_id: Some(vmid.to_string()),
+            note: format!("destroyed on {node}"),
+        })
+    }
+}
+
+/// The vmid and node of the observed VM a step is about.
+fn target_of(step: &Step) -> Result<(u32, Option<String>), ProviderError> {
+    let observed = step
+        .observed
+        .as_ref()
+        .ok_or_else(|| ProviderError::Refused(format!("{}: no observed VM to act on", step.id)))?;
+    let vmid = observed
+        .external_id
+        .as_deref()
+        .and_then(|v| v.parse::<u32>().ok())
+        .ok_or_else(|| {
+            ProviderError::Refused(format!("{}: the observed VM has no vmid", step.id))
+        })?;
+    let node = observed
+        .spec
+        .get("node")
+        .and_then(Value::as_str)
+        .map(String::from);
+    Ok((vmid, node))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum OwnerCheck {
+    /// Must carry the owner tag.
+    Owned,
+    /// Must carry no other fleet's tag (a VM strata is creating or adopting).
+    NoForeign,
+}
+
+pub(crate) fn check_owner(
+    conf: &Conf,
+    vmid: u32,
+    owner: &str,
+    check: OwnerCheck,
+) -> Result<(), ProviderError> {
+    let tags = split_tags(&conf.get("tags").map(text).unwrap_or_default());
+    if let Some(other) = foreign_owner(&tags, owner) {
+        return Err(ProviderError::Refused(format!(
+            "VM {vmid} carries another fleet's ownership tag `{other}`; strata leaves it alone"
+        )));
+    }
+    if check == OwnerCheck::Owned && !tags.iter().any(|t| t == owner) {
+        return Err(ProviderError::Refused(format!(
+            "VM {vmid} does not carry the ownership tag `{owner}`; strata never modifies or deletes VMs it does not own"
+        )));
+    }
+    Ok(())
+}
+
+fn check_name(conf: &Conf, vmid: u32, name: &str) -> Result<(), ProviderError> {
+    let have = conf.get("name").map(text).unwrap_or_default();
+    if have != name {
+        return Err(ProviderError::Refused(format!(
+            "VM {vmid} is now named `{have}`, not `{name}`; plan again"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conf(v: Value) -> Conf {
+        v.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn config_changes_cover_only_what_differs() {
+        let c = conf(json!({
+            "cores": 2, "memory": "2048", "tags": "legacy",
+            "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0", "net1": "virtio=BC:24:11:00:00:02,bridge=vmbr0",
+        }));
+        let want = Desired {
+            cores: Some(4),
+            memory: Some(2048),
+            tags: Some(vec!["role-ci".into()]),
+            nets: Some(vec!["virtio,bridge=vmbr0,tag=10".into()]),
+            ..Desired::default()
+        };
+        let Changes { form, nets, delete } = config_changes(&c, &want, "strata-x", Scope::All);
+        assert_eq!(
+            form,
+            vec![
+                ("cores", "4".to_string()),
+                ("tags", "role-ci;strata-x".to_string())
+            ]
+        );
+        assert_eq!(delete, vec!["net1".to_string()]);
+        assert_eq!(
+            nets,
+            vec![(
+                "net0".to_string(),
+                "virtio=BC:24:11:00:00:01,bridge=vmbr0,tag=10".to_string()
+            )]
+        );
+        let only: BTreeSet<String> = ["memory".to_string()].into();
+        assert!(config_changes(&c, &want, "strata-x", Scope::Only(&only)).is_empty());
+        let c9 = conf(json!({"memory": "current=4096", "tags": "strata-x"}));
+        assert_eq!(conf_memory(&c9), Some(4096));
+        let keep = Desired::default();
+        assert!(config_changes(&c9, &keep, "strata-x", Scope::All).is_empty());
+    }
+
+    #[test]
+    fn ownership_checks() {
+        let mine = conf(json!({"tags": "strata-x;a", "name": "vm1"}));
+        assert!(check_owner(&mine, 1, "strata-x", OwnerCheck::Owned).is_ok());
+        let theirs = conf(json!({"tags": "legacy"}));
+        assert!(check_owner(&theirs, 1, "strata-x", OwnerCheck::Owned).is_err());
+        assert!(check_owner(&theirs, 1, "strata-x", OwnerCheck::NoForeign).is_ok());
+        let other = conf(json!({"tags": "strata-y"}));
+        assert!(check_owner(&other, 1, "strata-x", OwnerCheck::NoForeign).is_err());
+        assert!(check_name(&mine, 1, "vm1").is_ok() && check_name(&mine, 1, "vm2").is_err());
+    }
+}
