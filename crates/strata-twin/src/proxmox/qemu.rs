@@ -554,6 +554,93 @@ impl Pve {
         Ok(json!(upid).into())
     }
 
+    /// `PUT .../resize`: grow a disk (`size` absolute like `40G`, or `+10G`). PVE 9
+    /// answers with a task; shrinking is refused as on the real thing.
+    pub(crate) fn resize(self: &Arc<Self>, auth: &Auth, p: &Params) -> ApiResult {
+        let skip = skiplock(auth, p, "skiplock")?;
+        let mut st = self.st.lock();
+        check_node(&st, p.node())?;
+        let vmid = p.vmid();
+        let node = p.node().to_string();
+        let disk = p.s("disk").unwrap_or_default().to_string();
+        let size = p.s("size").unwrap_or_default().to_string();
+        let vm = vm_on(&st, p.node(), vmid).map_err(ApiError::msg)?;
+        if !skip {
+            check_lock(vm).map_err(ApiError::msg)?;
+        }
+        if let Some(d) = p.s("digest")
+            && d != vm.digest()
+        {
+            return Err(ApiError::msg(
+                "checksum mismatch (file change by other user?)".to_string(),
+            ));
+        }
+        let drive = vm
+            .conf
+            .get(&disk)
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::msg(format!("disk '{disk}' does not exist")))?
+            .to_string();
+        let bytes = |v: &str| -> Option<u64> {
+            let v = v.trim();
+            let (num, unit) = v.split_at(
+                v.find(|c: char| !c.is_ascii_digit() && c != '.')
+                    .unwrap_or(v.len()),
+            );
+            let n: f64 = num.parse().ok()?;
+            let mul = match unit {
+                "" => 1.0,
+                "K" => 1024.0,
+                "M" => 1024.0 * 1024.0,
+                "G" => 1024.0 * 1024.0 * 1024.0,
+                "T" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+                _ => return None,
+            };
+            Some((n * mul) as u64)
+        };
+        let current = drive
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("size="))
+            .and_then(bytes)
+            .unwrap_or(0);
+        let new = match size.strip_prefix('+') {
+            Some(delta) => bytes(delta).map(|d| current + d),
+            None => bytes(&size),
+        }
+        .ok_or_else(|| ApiError::msg(format!("invalid size '{size}'")))?;
+        if new < current {
+            return Err(ApiError::msg(
+                "shrinking disks is not supported".to_string(),
+            ));
+        }
+        let gib = new.div_ceil(1024 * 1024 * 1024);
+        let mut parts: Vec<String> = drive
+            .split(',')
+            .filter(|kv| !kv.starts_with("size="))
+            .map(String::from)
+            .collect();
+        parts.push(format!("size={gib}G"));
+        let mut set = BTreeMap::new();
+        set.insert(disk, json!(parts.join(",")));
+        let action = Action::Config {
+            vmid,
+            set,
+            delete: Vec::new(),
+            digest: None,
+            skiplock: true,
+        };
+        let upid = self.new_task(
+            &mut st,
+            &node,
+            "resize",
+            &vmid.to_string(),
+            &auth.user,
+            action,
+            0,
+        );
+        Ok(json!(upid).into())
+    }
+
     fn template_checks(vm: &Vm, disk: bool) -> Result<(), String> {
         check_lock(vm)?;
         if vm.is_template() && !disk {
