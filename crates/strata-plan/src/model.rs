@@ -48,9 +48,9 @@ impl fmt::Display for Platform {
 /// - `fabric` (MAAS): `description`.
 /// - `vlan` (MAAS; name = infrastructure role): `vid`, `name`, `mtu`, `dhcp_on`,
 ///   `primary_rack`, `secondary_rack` (rack controller hostnames or null).
-/// - `maas-subnet` (name = CIDR): `cidr`, `name`, `vid`, `gateway_ip`, `managed`,
-///   `dynamic_range` (`{start, end}` of the DHCP range MAAS serves, or null when the
-///   VLAN has no DHCP).
+/// - `maas-subnet` (name = CIDR): `cidr`, `name`, `vid`, `gateway_ip`, `managed`.
+///   Spec: `dynamic_range` (`{start, end}` above every address strata allocated, for
+///   the DHCP range MAAS serves; null when the VLAN has no DHCP).
 /// - `machine` (name = serial): `hostname`, `power_type`, `power_address`,
 ///   `power_user`, `tags` (sorted list), `status` (MAAS status name, desired
 ///   `Deployed`), `distro_series`, `zone`. Spec: `pxe_mac`, `power_pass` (a secret
@@ -201,10 +201,25 @@ impl Resource {
     }
 }
 
-/// A set of resources keyed by id.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// A set of resources keyed by id (serialised as a list, in id order).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResourceSet {
     pub resources: BTreeMap<ResourceId, Resource>,
+}
+
+impl Serialize for ResourceSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.resources.values())
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let list = Vec::<Resource>::deserialize(d)?;
+        Ok(ResourceSet {
+            resources: list.into_iter().map(|r| (r.id.clone(), r)).collect(),
+        })
+    }
 }
 
 impl ResourceSet {

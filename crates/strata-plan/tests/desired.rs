@@ -96,12 +96,12 @@ fn dhcp_subnets_get_a_dynamic_range_above_every_allocated_address() {
         .iter()
         .find(|r| r.id.kind == Kind::MaasSubnet && r.id.name == prov.subnet.to_string())
         .expect("subnet");
-    let start: std::net::IpAddr = s.fields["dynamic_range"]["start"]
+    let start: std::net::IpAddr = s.spec["dynamic_range"]["start"]
         .as_str()
         .expect("start")
         .parse()
         .expect("ip");
-    let end: std::net::IpAddr = s.fields["dynamic_range"]["end"]
+    let end: std::net::IpAddr = s.spec["dynamic_range"]["end"]
         .as_str()
         .expect("end")
         .parse()
@@ -125,5 +125,5 @@ fn dhcp_subnets_get_a_dynamic_range_above_every_allocated_address() {
         .iter()
         .find(|r| r.id.kind == Kind::MaasSubnet && r.id.name == storage.subnet.to_string())
         .expect("subnet");
-    assert!(s.fields["dynamic_range"].is_null());
+    assert!(s.spec["dynamic_range"].is_null());
 }

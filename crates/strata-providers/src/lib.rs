@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use strata_plan::{Observed, Platform, Step};
+use strata_plan::{Observed, Platform, ResourceSet, Step};
 
 pub mod http;
 pub mod maas;
@@ -87,6 +87,10 @@ pub enum ProviderError {
 pub trait Provider: Send + Sync {
     fn platform(&self) -> Platform;
     fn dc(&self) -> &str;
+    /// Tell the provider what the fleet wants before observing, so that it can
+    /// recognise objects by more than their name (MAAS matches enlisted machines by
+    /// boot MAC). Default: nothing.
+    fn expect(&self, _desired: &ResourceSet) {}
     /// Everything strata can identify on the platform, plus unowned objects listed.
     async fn observe(&self) -> Result<Observed, ProviderError>;
     /// Carry out one step (create, adopt, update or delete), idempotently.

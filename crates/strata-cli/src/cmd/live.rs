@@ -77,8 +77,11 @@ pub async fn observe_all(
 
 /// Plan `fleet` against the live endpoints.
 pub async fn plan(fleet: &Fleet, providers: &[Arc<dyn Provider>]) -> Result<Plan> {
-    let (observed, scopes) = observe_all(providers).await?;
     let desired = strata_plan::desired(fleet);
+    for p in providers {
+        p.expect(&desired);
+    }
+    let (observed, scopes) = observe_all(providers).await?;
     Ok(strata_plan::diff(&desired, &observed, &scopes))
 }
 

@@ -1,0 +1,271 @@
+//! observe(): five list calls per region, whatever its size.
+
+use std::collections::{BTreeMap, HashMap};
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+use strata_plan::desired::FABRIC;
+use strata_plan::{Kind, Observed, Platform, Resource, ResourceId, UnownedObject};
+
+use super::MaasProvider;
+use super::client::{CallError, Client};
+use super::wire::{Controller, Fabric, Machine, Subnet, Vlan};
+use crate::ProviderError;
+
+/// The power parameters strata compares. MAAS also returns the BMC password in this
+/// answer; it is not deserialised and so never held.
+#[derive(Deserialize)]
+pub(super) struct PowerFields {
+    #[serde(default)]
+    power_address: Option<Value>,
+    #[serde(default)]
+    power_user: Option<Value>,
+}
+
+fn as_text(v: &Option<Value>) -> Value {
+    match v {
+        Some(Value::String(s)) => Value::from(s.clone()),
+        Some(Value::Null) | None => Value::from(""),
+        Some(other) => Value::from(other.to_string()),
+    }
+}
+
+/// `GET machines/?op=power_parameters` for every machine; `None` when this MAAS lacks
+/// the collection operation (power fields are then not compared).
+async fn power_parameters(c: &Client) -> Result<Option<HashMap<String, PowerFields>>, CallError> {
+    match c
+        .get::<HashMap<String, PowerFields>>("machines/", &[("op", "power_parameters")])
+        .await
+    {
+        Ok(v) => Ok(Some(v)),
+        Err(e)
+            if matches!(
+                e.status(),
+                Some(
+                    StatusCode::BAD_REQUEST
+                        | StatusCode::NOT_FOUND
+                        | StatusCode::METHOD_NOT_ALLOWED
+                )
+            ) =>
+        {
+            tracing::warn!(
+                "this MAAS has no machines op=power_parameters: power fields are not compared"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The strata fabric of a listing, if any (owned or not).
+pub(super) fn strata_fabric(fabrics: &[Fabric]) -> Option<&Fabric> {
+    fabrics.iter().find(|f| f.name == FABRIC)
+}
+
+pub(super) fn owns_fabric(f: &Fabric, owner_tag: &str) -> bool {
+    f.name == FABRIC && f.description().contains(owner_tag)
+}
+
+/// The VLAN list of a fabric: embedded, else one call.
+pub(super) async fn fabric_vlans(c: &Client, f: &Fabric) -> Result<Vec<Vlan>, CallError> {
+    match &f.vlans {
+        Some(v) => Ok(v.clone()),
+        None => c.get(&format!("fabrics/{}/vlans/", f.id), &[]).await,
+    }
+}
+
+/// Rack controller system id → hostname.
+pub(super) fn rack_names(racks: &[Controller]) -> HashMap<String, String> {
+    racks
+        .iter()
+        .map(|r| (r.system_id.clone(), r.hostname.clone()))
+        .collect()
+}
+
+fn rack_field(id: &Option<String>, names: &HashMap<String, String>) -> Value {
+    match id.as_deref().filter(|s| !s.is_empty()) {
+        None => Value::Null,
+        Some(sid) => Value::from(names.get(sid).cloned().unwrap_or_else(|| sid.to_string())),
+    }
+}
+
+pub(super) fn vlan_fields(v: &Vlan, racks: &HashMap<String, String>) -> BTreeMap<String, Value> {
+    let mut f = BTreeMap::new();
+    f.insert("vid".into(), Value::from(v.vid));
+    f.insert("name".into(), Value::from(v.display_name()));
+    f.insert("mtu".into(), Value::from(v.mtu.unwrap_or(1500)));
+    f.insert("dhcp_on".into(), Value::from(v.dhcp_on));
+    f.insert("primary_rack".into(), rack_field(&v.primary_rack, racks));
+    f.insert(
+        "secondary_rack".into(),
+        rack_field(&v.secondary_rack, racks),
+    );
+    f
+}
+
+/// The strata-managed tags of a machine (the owner tag and `role-*`), sorted.
+pub(super) fn managed_tags(m: &Machine, owner_tag: &str) -> Vec<String> {
+    let mut t: Vec<String> = m
+        .tag_names
+        .iter()
+        .filter(|t| *t == owner_tag || t.starts_with("role-"))
+        .cloned()
+        .collect();
+    t.sort();
+    t.dedup();
+    t
+}
+
+pub(super) async fn observe(p: &MaasProvider) -> Result<Observed, ProviderError> {
+    let c = &p.client;
+    let (fabrics, subnets, racks, machines, power) = futures::try_join!(
+        c.get::<Vec<Fabric>>("fabrics/", &[]),
+        c.get::<Vec<Subnet>>("subnets/", &[]),
+        c.get::<Vec<Controller>>("rackcontrollers/", &[]),
+        c.get::<Vec<Machine>>("machines/", &[]),
+        power_parameters(c),
+    )?;
+    let dc = p.dc.as_str();
+    let mut out = Observed::default();
+    let unowned = |kind: &str, name: String, id: String| UnownedObject {
+        dc: dc.to_string(),
+        platform: Platform::Maas,
+        kind: kind.to_string(),
+        name,
+        external_id: id,
+    };
+    let names = rack_names(&racks);
+    for r in &racks {
+        out.unowned.push(unowned(
+            "rack-controller",
+            r.hostname.clone(),
+            r.system_id.clone(),
+        ));
+    }
+
+    // Fabric, VLANs, subnets.
+    let mut owned_fabric = None;
+    for f in &fabrics {
+        if owns_fabric(f, &p.owner_tag) && owned_fabric.is_none() {
+            owned_fabric = Some(f);
+            let mut r = Resource::new(ResourceId::new(dc, Kind::Fabric, FABRIC))
+                .field("description", f.description());
+            r.external_id = Some(f.id.to_string());
+            out.resources.insert(r);
+        } else {
+            out.unowned
+                .push(unowned("fabric", f.name.clone(), f.id.to_string()));
+        }
+    }
+    if let Some(f) = owned_fabric {
+        for v in fabric_vlans(c, f).await? {
+            if v.vid == 0 {
+                // The fabric's default VLAN: MAAS's, not strata's; never a resource.
+                continue;
+            }
+            let mut r = Resource::new(ResourceId::new(dc, Kind::Vlan, v.display_name()));
+            r.fields = vlan_fields(&v, &names);
+            r.external_id = Some(v.id.to_string());
+            out.resources.insert(r);
+        }
+    }
+    for s in &subnets {
+        let on_owned = owned_fabric.is_some_and(|f| {
+            s.vlan.as_ref().is_some_and(|v| {
+                v.fabric_id == Some(f.id)
+                    || (v.fabric_id.is_none() && v.fabric.as_deref() == Some(FABRIC))
+            })
+        });
+        let vid = s.vlan.as_ref().map(|v| v.vid);
+        if on_owned && vid.is_some_and(|vid| vid != 0) {
+            let mut r = Resource::new(ResourceId::new(dc, Kind::MaasSubnet, s.cidr.clone()))
+                .field("cidr", s.cidr.clone())
+                .field("name", s.name.clone())
+                .field("vid", vid.unwrap_or(0))
+                .field(
+                    "gateway_ip",
+                    s.gateway_ip
+                        .clone()
+                        .filter(|g| !g.is_empty())
+                        .map(Value::from)
+                        .unwrap_or(Value::Null),
+                )
+                .field("managed", s.managed);
+            r.external_id = Some(s.id.to_string());
+            out.resources.insert(r);
+        } else {
+            out.unowned
+                .push(unowned("subnet", s.cidr.clone(), s.id.to_string()));
+        }
+    }
+
+    // Machines.
+    let expected = p.expected.read();
+    let expected = expected.as_ref();
+    let mut taken: HashMap<String, String> = HashMap::new();
+    // Owned machines first, so an untagged twin of an owned serial never shadows it.
+    let mut order: Vec<&Machine> = machines.iter().collect();
+    order.sort_by_key(|m| (!m.has_tag(&p.owner_tag), m.system_id.clone()));
+    for m in order {
+        let owned = m.has_tag(&p.owner_tag);
+        let by_mac = || {
+            let e = expected?;
+            m.macs().iter().find_map(|mac| e.by_mac.get(mac).cloned())
+        };
+        let name = if owned {
+            m.marked_serial().or_else(|| m.serial()).or_else(by_mac)
+        } else if let Some(e) = expected {
+            // Untagged: adoptable only when the desired state wants it.
+            [m.marked_serial(), m.serial()]
+                .into_iter()
+                .flatten()
+                .find(|s| e.serials.contains(s))
+                .or_else(by_mac)
+        } else {
+            m.marked_serial().or_else(|| m.serial())
+        };
+        let foreign = m
+            .tag_names
+            .iter()
+            .any(|t| t.starts_with("strata-") && *t != p.owner_tag);
+        let Some(name) = name.filter(|_| owned || !foreign) else {
+            out.unowned
+                .push(unowned("machine", m.hostname.clone(), m.system_id.clone()));
+            continue;
+        };
+        if let Some(first) = taken.get(&name) {
+            tracing::warn!(serial = %name, system_id = %m.system_id, other = %first, "two MAAS machines claim one serial");
+            out.unowned.push(unowned(
+                "machine",
+                format!("{} (serial {name} also on {first})", m.hostname),
+                m.system_id.clone(),
+            ));
+            continue;
+        }
+        taken.insert(name.clone(), m.system_id.clone());
+        let mut r = Resource::new(ResourceId::new(dc, Kind::Machine, name))
+            .field("hostname", m.hostname.clone())
+            .field("power_type", m.power_type.clone().unwrap_or_default())
+            .field("tags", managed_tags(m, &p.owner_tag))
+            .field("status", m.status_name())
+            .field("distro_series", m.distro_series.clone().unwrap_or_default())
+            .field("zone", m.zone_name());
+        if let Some(pp) = &power {
+            let f = pp.get(&m.system_id);
+            r = r
+                .field(
+                    "power_address",
+                    as_text(&f.and_then(|f| f.power_address.clone())),
+                )
+                .field("power_user", as_text(&f.and_then(|f| f.power_user.clone())));
+        }
+        if let Some(mac) = m.boot_mac() {
+            r = r.spec("pxe_mac", mac);
+        }
+        r.owned = owned;
+        r.external_id = Some(m.system_id.clone());
+        out.resources.insert(r);
+    }
+    Ok(out)
+}

@@ -1,0 +1,398 @@
+//! The parts of MAAS's JSON objects the provider reads (everything else is ignored),
+//! MAAS's node status codes and a few normalisations.
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Fabric {
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Embedded by MAAS in fabric listings; fetched separately when absent.
+    #[serde(default)]
+    pub vlans: Option<Vec<Vlan>>,
+}
+
+impl Fabric {
+    pub fn description(&self) -> &str {
+        self.description.as_deref().unwrap_or("")
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Vlan {
+    pub id: u64,
+    pub vid: u16,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub dhcp_on: bool,
+    #[serde(default)]
+    pub primary_rack: Option<String>,
+    #[serde(default)]
+    pub secondary_rack: Option<String>,
+    #[serde(default)]
+    pub fabric_id: Option<u64>,
+    #[serde(default)]
+    pub fabric: Option<String>,
+}
+
+impl Vlan {
+    /// The VLAN's name as MAAS shows it (`untagged` for VID 0, the VID when unnamed).
+    pub fn display_name(&self) -> String {
+        match self.name.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ if self.vid == 0 => "untagged".into(),
+            _ => self.vid.to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Subnet {
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    pub cidr: String,
+    #[serde(default)]
+    pub vlan: Option<Vlan>,
+    #[serde(default)]
+    pub gateway_ip: Option<String>,
+    #[serde(default = "yes")]
+    pub managed: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct IdOnly {
+    pub id: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct IpRange {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub subnet: Option<IdOnly>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Unreserved {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Controller {
+    pub system_id: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub fqdn: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Named {
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Iface {
+    #[serde(default)]
+    pub mac_address: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct HardwareInfo {
+    #[serde(default)]
+    pub system_serial: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Machine {
+    pub system_id: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tag_names: Vec<String>,
+    #[serde(default)]
+    pub status: Option<i64>,
+    #[serde(default)]
+    pub status_name: Option<String>,
+    #[serde(default)]
+    pub status_message: Option<String>,
+    #[serde(default)]
+    pub error_description: Option<String>,
+    #[serde(default)]
+    pub power_type: Option<String>,
+    #[serde(default)]
+    pub distro_series: Option<String>,
+    #[serde(default)]
+    pub zone: Option<Named>,
+    #[serde(default)]
+    pub boot_interface: Option<Iface>,
+    #[serde(default)]
+    pub interface_set: Vec<Iface>,
+    #[serde(default)]
+    pub hardware_info: Option<HardwareInfo>,
+}
+
+impl Machine {
+    pub fn code(&self) -> Option<i64> {
+        self.status
+            .or_else(|| self.status_name.as_deref().and_then(status::parse))
+    }
+
+    /// The status name as MAAS writes it (`status_name`, else from the code).
+    pub fn status_name(&self) -> String {
+        match self.status_name.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => self
+                .status
+                .map(|c| status::name(c).to_string())
+                .unwrap_or_else(|| "Unknown".into()),
+        }
+    }
+
+    pub fn has_tag(&self, t: &str) -> bool {
+        self.tag_names.iter().any(|x| x == t)
+    }
+
+    /// The serial the hardware reported, when it reported a real one.
+    pub fn serial(&self) -> Option<String> {
+        known_serial(self.hardware_info.as_ref()?.system_serial.as_deref()?)
+    }
+
+    /// The boot interface's MAC, else the first interface's.
+    pub fn boot_mac(&self) -> Option<String> {
+        self.boot_interface
+            .as_ref()
+            .and_then(|i| i.mac_address.as_deref())
+            .or_else(|| {
+                self.interface_set
+                    .iter()
+                    .find_map(|i| i.mac_address.as_deref())
+            })
+            .and_then(normalize_mac)
+    }
+
+    pub fn macs(&self) -> Vec<String> {
+        self.interface_set
+            .iter()
+            .filter_map(|i| i.mac_address.as_deref())
+            .filter_map(normalize_mac)
+            .collect()
+    }
+
+    pub fn zone_name(&self) -> String {
+        self.zone
+            .as_ref()
+            .map(|z| z.name.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn description(&self) -> &str {
+        self.description.as_deref().unwrap_or("")
+    }
+
+    /// The serial strata recorded on a machine it created (see [`serial_marker`]).
+    pub fn marked_serial(&self) -> Option<String> {
+        marked_serial(self.description())
+    }
+
+    /// MAAS's words for the machine's failure: status message and error description.
+    pub fn failure(&self) -> String {
+        let mut parts = vec![self.status_name()];
+        for m in [&self.status_message, &self.error_description]
+            .into_iter()
+            .flatten()
+        {
+            let m = m.trim();
+            if !m.is_empty() && !parts.iter().any(|p| p == m) {
+                parts.push(m.to_string());
+            }
+        }
+        parts.join(": ")
+    }
+}
+
+/// The marker strata writes into the description of a machine whose hardware serial
+/// is not (yet) the serial it was created for.
+pub(crate) const SERIAL_MARKER: &str = "strata-serial=";
+
+pub(crate) fn serial_marker(serial: &str) -> String {
+    format!("{SERIAL_MARKER}{serial}")
+}
+
+pub(crate) fn marked_serial(description: &str) -> Option<String> {
+    description
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(SERIAL_MARKER))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Placeholder serials firmware reports when it has none.
+pub(crate) fn known_serial(s: &str) -> Option<String> {
+    let t = s.trim();
+    let placeholder = t.is_empty()
+        || [
+            "unknown",
+            "none",
+            "n/a",
+            "not specified",
+            "not applicable",
+            "to be filled by o.e.m.",
+            "default string",
+            "system serial number",
+            "0",
+            "0123456789",
+        ]
+        .iter()
+        .any(|p| t.eq_ignore_ascii_case(p));
+    (!placeholder).then(|| t.to_string())
+}
+
+/// `aa:bb:cc:dd:ee:ff` from any usual spelling of a MAC.
+pub(crate) fn normalize_mac(s: &str) -> Option<String> {
+    let hex: Vec<char> = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    let seps_ok = s
+        .chars()
+        .filter(|c| !c.is_ascii_hexdigit())
+        .all(|c| matches!(c, ':' | '-' | '.'));
+    if hex.len() != 12 || !seps_ok {
+        return None;
+    }
+    let lower: String = hex.iter().collect::<String>().to_ascii_lowercase();
+    Some(
+        (0..6)
+            .map(|i| &lower[i * 2..i * 2 + 2])
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
+}
+
+/// MAAS node status codes (`maasserver.enum.NODE_STATUS`) and their display names.
+pub(crate) mod status {
+    pub const NEW: i64 = 0;
+    pub const COMMISSIONING: i64 = 1;
+    pub const FAILED_COMMISSIONING: i64 = 2;
+    pub const READY: i64 = 4;
+    pub const RESERVED: i64 = 5;
+    pub const DEPLOYED: i64 = 6;
+    pub const BROKEN: i64 = 8;
+    pub const DEPLOYING: i64 = 9;
+    pub const ALLOCATED: i64 = 10;
+    pub const FAILED_DEPLOYMENT: i64 = 11;
+    pub const RELEASING: i64 = 12;
+    pub const FAILED_RELEASING: i64 = 13;
+    pub const DISK_ERASING: i64 = 14;
+    pub const FAILED_DISK_ERASING: i64 = 15;
+    pub const TESTING: i64 = 21;
+    pub const FAILED_TESTING: i64 = 22;
+
+    const NAMES: &[(i64, &str)] = &[
+        (0, "New"),
+        (1, "Commissioning"),
+        (2, "Failed commissioning"),
+        (3, "Missing"),
+        (4, "Ready"),
+        (5, "Reserved"),
+        (6, "Deployed"),
+        (7, "Retired"),
+        (8, "Broken"),
+        (9, "Deploying"),
+        (10, "Allocated"),
+        (11, "Failed deployment"),
+        (12, "Releasing"),
+        (13, "Releasing failed"),
+        (14, "Disk erasing"),
+        (15, "Failed disk erasing"),
+        (16, "Rescue mode"),
+        (17, "Entering rescue mode"),
+        (18, "Failed to enter rescue mode"),
+        (19, "Exiting rescue mode"),
+        (20, "Failed to exit rescue mode"),
+        (21, "Testing"),
+        (22, "Failed testing"),
+    ];
+
+    pub fn name(code: i64) -> &'static str {
+        NAMES
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, n)| *n)
+            .unwrap_or("Unknown")
+    }
+
+    pub fn parse(name: &str) -> Option<i64> {
+        NAMES
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name.trim()))
+            .map(|(c, _)| *c)
+    }
+
+    /// Statuses MAAS releases from.
+    pub const RELEASABLE: &[i64] = &[
+        ALLOCATED,
+        RESERVED,
+        BROKEN,
+        DEPLOYING,
+        DEPLOYED,
+        FAILED_DEPLOYMENT,
+        FAILED_DISK_ERASING,
+        FAILED_RELEASING,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_maas_names() {
+        assert_eq!(
+            status::name(status::FAILED_COMMISSIONING),
+            "Failed commissioning"
+        );
+        assert_eq!(status::name(status::FAILED_RELEASING), "Releasing failed");
+        assert_eq!(status::parse("deployed"), Some(status::DEPLOYED));
+        let m: Machine = serde_json::from_value(serde_json::json!({
+            "system_id": "abc", "status": 6, "status_name": null,
+            "hardware_info": {"system_serial": "Unknown"}
+        }))
+        .expect("machine");
+        assert_eq!(m.status_name(), "Deployed");
+        assert_eq!(m.serial(), None);
+    }
+
+    #[test]
+    fn macs_serials_and_markers() {
+        assert_eq!(
+            normalize_mac("52-54-00-AA-bb-0C").as_deref(),
+            Some("52:54:00:aa:bb:0c")
+        );
+        assert_eq!(
+            normalize_mac("5254.00aa.bb0c").as_deref(),
+            Some("52:54:00:aa:bb:0c")
+        );
+        assert!(normalize_mac("52:54:00:aa:bb").is_none());
+        assert_eq!(known_serial(" SN1 ").as_deref(), Some("SN1"));
+        assert!(known_serial("To Be Filled By O.E.M.").is_none());
+        assert_eq!(
+            marked_serial("built by hand strata-serial=SN9 ok").as_deref(),
+            Some("SN9")
+        );
+        assert!(marked_serial("nothing").is_none());
+    }
+}

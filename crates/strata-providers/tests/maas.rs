@@ -1,0 +1,838 @@
+//! The MAAS provider against the twin's MAAS: observe cost and ownership, network
+//! create with DHCP, adopt + deploy, failures, crash safety and faults.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use serde_json::{Value, json};
+use strata_plan::{
+    Action, Kind, Observed, Plan, Platform, Resource, ResourceId, ResourceSet, Step,
+};
+use strata_providers::http::EndpointConfig;
+use strata_providers::maas::{MaasOptions, MaasProvider};
+use strata_providers::targets::{MaasTarget, Targets};
+use strata_providers::{ActContext, IntentLog, Outcome, Provider, ProviderError};
+use strata_twin::{DcSeed, FaultSpec, RunningTwin, SeedMachine, TwinOptions};
+
+const DC: &str = "fra1";
+const OWNER: &str = "strata-testfleet";
+
+fn seed(i: usize) -> SeedMachine {
+    SeedMachine {
+        serial: format!("SN{i:05}"),
+        pxe_mac: mac(0, i),
+        cpu_count: 32,
+        memory_mib: 131072,
+        storage_gb: 960,
+        ..SeedMachine::default()
+    }
+}
+
+fn mac(prefix: u8, i: usize) -> String {
+    format!(
+        "52:54:{prefix:02x}:{:02x}:{:02x}:{:02x}",
+        (i >> 16) & 0xff,
+        (i >> 8) & 0xff,
+        i & 0xff
+    )
+}
+
+struct Env {
+    twin: RunningTwin,
+    target: MaasTarget,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(machines: Vec<SeedMachine>, faults: FaultSpec) -> Env {
+    let twin = strata_twin::start(TwinOptions {
+        dcs: vec![DcSeed {
+            name: DC.into(),
+            machines,
+            proxmox_nodes: vec!["pve1".into()],
+            ..DcSeed::default()
+        }],
+        listen: "127.0.0.1:0".parse::<SocketAddr>().expect("addr"),
+        faults,
+        latency_ms: 0,
+        state_file: None,
+        seed: 11,
+    })
+    .await
+    .expect("twin");
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("endpoints.json");
+    twin.write_endpoints(&path).expect("endpoints");
+    let text = std::fs::read_to_string(&path).expect("read endpoints");
+    let targets = Targets::parse(&text, dir.path(), &|k| std::env::var(k).ok()).expect("targets");
+    let target = targets.dcs[0].maas.clone().expect("maas target");
+    Env {
+        admin: format!("http://{}/_twin", twin.addr),
+        twin,
+        target,
+        _dir: dir,
+    }
+}
+
+fn fast() -> MaasOptions {
+    MaasOptions {
+        endpoint: EndpointConfig {
+            timeout: Duration::from_secs(120),
+            base_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(500),
+            ..EndpointConfig::default()
+        },
+        poll_interval: Duration::from_millis(50),
+        max_poll_interval: Duration::from_millis(200),
+        commission_timeout: Duration::from_secs(60),
+        deploy_timeout: Duration::from_secs(60),
+        release_timeout: Duration::from_secs(60),
+    }
+}
+
+fn provider(env: &Env) -> MaasProvider {
+    MaasProvider::with_options(DC, &env.target, OWNER, fast()).expect("provider")
+}
+
+/// A raw MAAS client for checks behind the provider's back.
+struct Raw {
+    http: reqwest::Client,
+    api: String,
+    key: Vec<String>,
+}
+
+impl Raw {
+    fn new(env: &Env) -> Raw {
+        Raw {
+            http: reqwest::Client::new(),
+            api: format!("{}api/2.0/", env.target.url),
+            key: env
+                .target
+                .api_key
+                .expose()
+                .splitn(3, ':')
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    /// GET, retried through the twin's injected faults.
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Value {
+        for _ in 0..50 {
+            let auth = format!(
+                "OAuth oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", oauth_consumer_key=\"{}\", oauth_token=\"{}\", oauth_signature=\"&{}\", oauth_nonce=\"{}\", oauth_timestamp=\"1\"",
+                self.key[0],
+                self.key[1],
+                self.key[2],
+                uuid::Uuid::new_v4().simple()
+            );
+            let r = self
+                .http
+                .get(format!("{}{path}", self.api))
+                .query(query)
+                .header("Authorization", auth)
+                .send()
+                .await
+                .expect("send");
+            let status = r.status();
+            if status.is_success() {
+                return r.json().await.expect("json");
+            }
+            assert!(
+                status.as_u16() == 429 || status.is_server_error(),
+                "{path}: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{path}: the twin kept failing");
+    }
+
+    async fn machines_with_mac(&self, mac: &str) -> usize {
+        self.get("machines/", &[("mac_address", mac)])
+            .await
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Desired state, as strata-plan's desired() builds it.
+
+fn fabric() -> Resource {
+    Resource::new(ResourceId::new(DC, Kind::Fabric, "strata")).field(
+        "description",
+        format!("{OWNER}: managed by strata for fleet testfleet"),
+    )
+}
+
+fn vlan(role: &str, vid: u16, mtu: u32, dhcp: Option<(&str, Option<&str>)>) -> Resource {
+    let mut r = Resource::new(ResourceId::new(DC, Kind::Vlan, role))
+        .field("vid", vid)
+        .field("name", role)
+        .field("mtu", mtu)
+        .field("dhcp_on", dhcp.is_some())
+        .field(
+            "primary_rack",
+            dhcp.map(|d| Value::from(d.0)).unwrap_or(Value::Null),
+        )
+        .field(
+            "secondary_rack",
+            dhcp.and_then(|d| d.1)
+                .map(Value::from)
+                .unwrap_or(Value::Null),
+        );
+    r.depends_on
+        .push(ResourceId::new(DC, Kind::Fabric, "strata"));
+    r
+}
+
+fn subnet(role: &str, vid: u16, cidr: &str, gw: &str) -> Resource {
+    let mut s = Resource::new(ResourceId::new(DC, Kind::MaasSubnet, cidr))
+        .field("cidr", cidr)
+        .field("name", format!("{DC}-{role}"))
+        .field("vid", vid)
+        .field("gateway_ip", gw)
+        .field("managed", true);
+    s.depends_on.push(ResourceId::new(DC, Kind::Vlan, role));
+    s
+}
+
+fn network() -> Vec<Resource> {
+    vec![
+        fabric(),
+        vlan(
+            "provisioning",
+            10,
+            1500,
+            Some(("fra1-maas-rack-a", Some("fra1-maas-rack-b"))),
+        ),
+        vlan("bmc", 11, 1500, Some(("fra1-maas-rack-b", None))),
+        vlan("storage", 20, 9000, None),
+        subnet("provisioning", 10, "10.10.0.0/24", "10.10.0.1"),
+        subnet("bmc", 11, "10.11.0.0/24", "10.11.0.1"),
+        subnet("storage", 20, "10.20.0.0/24", "10.20.0.1"),
+    ]
+}
+
+fn machine(serial: &str, hostname: &str, pxe_mac: &str, role: &str, pass_ref: &str) -> Resource {
+    let mut tags = vec![OWNER.to_string(), format!("role-{role}")];
+    tags.sort();
+    let mut r = Resource::new(ResourceId::new(DC, Kind::Machine, serial))
+        .field("hostname", hostname)
+        .field("power_type", "ipmi")
+        .field("power_address", format!("10.11.0.{}", 10 + hostname.len()))
+        .field("power_user", "admin")
+        .field("tags", tags)
+        .field("status", "Deployed")
+        .field("distro_series", "noble")
+        .field("zone", "default")
+        .spec("role", role)
+        .spec("power_pass", pass_ref)
+        .spec("pxe_mac", pxe_mac)
+        .spec(
+            "user_data",
+            base64::engine::general_purpose::STANDARD.encode("#cloud-config\npackages: [chrony]\n"),
+        );
+    r.sensitive.insert("power_pass".into());
+    r
+}
+
+fn set(resources: impl IntoIterator<Item = Resource>) -> ResourceSet {
+    let mut s = ResourceSet::default();
+    for r in resources {
+        s.insert(r);
+    }
+    s
+}
+
+fn plan(desired: &ResourceSet, observed: &Observed) -> Plan {
+    strata_plan::diff(desired, observed, &[(DC.to_string(), Platform::Maas)])
+}
+
+fn intent_key(step: &Step) -> String {
+    format!("{}#{:?}", step.id, step.action).to_lowercase()
+}
+
+/// An in-memory intent log that can "crash" (never return) right after a create.
+#[derive(Default)]
+struct MemLog {
+    map: parking_lot::Mutex<HashMap<String, Value>>,
+    crash_after_create: AtomicBool,
+}
+
+#[async_trait]
+impl IntentLog for MemLog {
+    async fn record(&self, key: &str, intent: &Value) {
+        self.map.lock().insert(key.to_string(), intent.clone());
+        if self.crash_after_create.load(Ordering::SeqCst) && intent.get("system_id").is_some() {
+            std::future::pending::<()>().await;
+        }
+    }
+    async fn previous(&self, key: &str) -> Option<Value> {
+        self.map.lock().get(key).cloned()
+    }
+}
+
+async fn act(p: &MaasProvider, step: &Step, log: &dyn IntentLog) -> Result<Outcome, ProviderError> {
+    let key = intent_key(step);
+    let ctx = ActContext {
+        key: &key,
+        intents: log,
+        owner_tag: OWNER,
+    };
+    p.act(step, &ctx).await
+}
+
+/// Network steps one by one in plan order, then every machine step at once.
+async fn apply(
+    p: &MaasProvider,
+    plan: &Plan,
+    log: &dyn IntentLog,
+) -> Vec<(String, Result<Outcome, ProviderError>)> {
+    let mut out = Vec::new();
+    for s in plan.steps.iter().filter(|s| s.id.kind != Kind::Machine) {
+        out.push((s.id.to_string(), act(p, s, log).await));
+    }
+    let machines: Vec<_> = plan
+        .steps
+        .iter()
+        .filter(|s| s.id.kind == Kind::Machine)
+        .map(|s| async move { (s.id.to_string(), act(p, s, log).await) })
+        .collect();
+    out.extend(futures::future::join_all(machines).await);
+    out
+}
+
+fn assert_all_ok(results: &[(String, Result<Outcome, ProviderError>)]) {
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(id, r)| r.as_ref().err().map(|e| format!("{id}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "failed steps:\n{}", failed.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fresh_region_offers_enlisted_machines_for_adoption_at_constant_cost() {
+    let env = start((0..2000).map(seed).collect(), FaultSpec::default()).await;
+    let p = provider(&env);
+
+    let before = p.calls();
+    let o = p.observe().await.expect("observe");
+    let cost = p.calls() - before;
+    assert_eq!(
+        cost, 5,
+        "fabrics, subnets, rack controllers, machines, power parameters"
+    );
+
+    // Without expectations every enlisted machine (serial known) is adoptable.
+    let machines: Vec<&Resource> = o
+        .resources
+        .iter()
+        .filter(|r| r.id.kind == Kind::Machine)
+        .collect();
+    assert_eq!(machines.len(), 2000);
+    assert!(
+        machines
+            .iter()
+            .all(|m| !m.owned && m.fields["status"] == "New")
+    );
+    assert!(
+        o.resources.iter().all(|r| r.id.kind == Kind::Machine),
+        "no owned fabric, VLAN or subnet"
+    );
+    let unowned = |kind: &str| -> Vec<String> {
+        o.unowned
+            .iter()
+            .filter(|u| u.kind == kind)
+            .map(|u| u.name.clone())
+            .collect()
+    };
+    assert_eq!(
+        unowned("rack-controller"),
+        vec!["fra1-maas-rack-a", "fra1-maas-rack-b"]
+    );
+    assert_eq!(unowned("fabric"), vec!["fabric-0"]);
+
+    // With the desired set: matched by serial, or by boot MAC when MAAS does not know
+    // the serial strata does; all others are unowned.
+    let desired = set([
+        machine("SN00001", "fra1-c1", &mac(0, 1), "compute", "env:UNUSED"),
+        machine("SN00002", "fra1-c2", &mac(0, 2), "compute", "env:UNUSED"),
+        machine("CHASSIS-7", "fra1-c7", &mac(0, 7), "storage", "env:UNUSED"),
+    ]);
+    p.expect_machines(&desired);
+    let before = p.calls();
+    let o = p.observe().await.expect("observe");
+    assert_eq!(
+        p.calls() - before,
+        cost,
+        "the cost does not depend on expectations"
+    );
+    let adoptable: Vec<String> = o
+        .resources
+        .iter()
+        .filter(|r| r.id.kind == Kind::Machine && !r.owned)
+        .map(|r| r.id.name.clone())
+        .collect();
+    assert_eq!(adoptable, vec!["CHASSIS-7", "SN00001", "SN00002"]);
+    assert_eq!(unowned("rack-controller").len(), 2);
+    assert_eq!(
+        o.unowned.iter().filter(|u| u.kind == "machine").count(),
+        1997
+    );
+    let plan = plan(&desired, &o);
+    assert_eq!(plan.counts().adopt, 3, "{:?}", plan.steps);
+    assert_eq!(plan.counts().total(), 3);
+
+    // The same cost for a small region.
+    let small = start((0..3).map(seed).collect(), FaultSpec::default()).await;
+    let q = provider(&small);
+    q.observe().await.expect("observe");
+    assert_eq!(q.calls(), cost);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fabric_vlans_and_subnets_with_dhcp_converge() {
+    let env = start(vec![seed(1)], FaultSpec::default()).await;
+    let p = provider(&env);
+    let raw = Raw::new(&env);
+    let desired = set(network());
+    let o = p.observe().await.expect("observe");
+    let first = plan(&desired, &o);
+    assert_eq!(first.counts().create, 7);
+    let log = MemLog::default();
+    let results = apply(&p, &first, &log).await;
+    assert_all_ok(&results);
+
+    let o = p.observe().await.expect("re-observe");
+    let again = plan(&desired, &o);
+    assert!(
+        again.is_empty(),
+        "{}",
+        strata_plan::display::render(&again, 0)
+    );
+    let vlan = &o
+        .resources
+        .get(&ResourceId::new(DC, Kind::Vlan, "provisioning"))
+        .expect("vlan")
+        .fields;
+    assert_eq!(vlan["dhcp_on"], true);
+    assert_eq!(vlan["primary_rack"], "fra1-maas-rack-a");
+    assert_eq!(vlan["secondary_rack"], "fra1-maas-rack-b");
+
+    // MAAS itself: racks by system id, a dynamic range on the provisioning subnet.
+    let racks = raw.get("rackcontrollers/", &[]).await;
+    let rack_a = racks
+        .as_array()
+        .expect("racks")
+        .iter()
+        .find(|r| r["hostname"] == "fra1-maas-rack-a")
+        .expect("rack a")["system_id"]
+        .clone();
+    let fabrics = raw.get("fabrics/", &[]).await;
+    let strata = fabrics
+        .as_array()
+        .expect("fabrics")
+        .iter()
+        .find(|f| f["name"] == "strata")
+        .expect("strata fabric");
+    let v10 = strata["vlans"]
+        .as_array()
+        .expect("vlans")
+        .iter()
+        .find(|v| v["vid"] == 10)
+        .expect("vid 10");
+    assert_eq!(v10["primary_rack"], rack_a);
+    let ranges = raw.get("ipranges/", &[]).await;
+    assert!(
+        ranges
+            .as_array()
+            .expect("ranges")
+            .iter()
+            .any(|r| r["type"] == "dynamic" && r["subnet"]["cidr"] == "10.10.0.0/24"),
+        "{ranges}"
+    );
+
+    // Drift behind strata's back: DHCP off, racks swapped. One update restores it.
+    let rack_b = racks
+        .as_array()
+        .expect("racks")
+        .iter()
+        .find(|r| r["hostname"] == "fra1-maas-rack-b")
+        .expect("rack b")["system_id"]
+        .clone();
+    let r = reqwest::Client::new()
+        .post(format!("{}/dcs/{DC}/maas/mutate", env.admin))
+        .json(&json!({"kind": "vlan", "id": "strata/10",
+            "set": {"dhcp_on": false, "primary_rack": rack_b, "secondary_rack": rack_a}}))
+        .send()
+        .await
+        .expect("mutate");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let o = p.observe().await.expect("observe");
+    let drift = plan(&desired, &o);
+    assert_eq!(
+        drift.steps.len(),
+        1,
+        "{}",
+        strata_plan::display::render(&drift, 0)
+    );
+    assert_eq!(drift.steps[0].action, Action::Update);
+    assert_all_ok(&apply(&p, &drift, &log).await);
+    let o = p.observe().await.expect("observe");
+    assert!(plan(&desired, &o).is_empty());
+
+    // Repeating every step (as after a crash) changes nothing and duplicates nothing.
+    let results = apply(&p, &first, &log).await;
+    assert_all_ok(&results);
+    let o = p.observe().await.expect("observe");
+    assert!(plan(&desired, &o).is_empty());
+    assert_eq!(
+        raw.get("subnets/", &[]).await.as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(
+        raw.get("ipranges/", &[]).await.as_array().map(Vec::len),
+        Some(2)
+    );
+
+    // An unowned fabric named strata is never taken over.
+    let env2 = start(vec![], FaultSpec::default()).await;
+    let p2 = provider(&env2);
+    let foreign =
+        MaasProvider::with_options(DC, &env2.target, "strata-otherfleet", fast()).expect("p");
+    let step = Step {
+        id: ResourceId::new(DC, Kind::Fabric, "strata"),
+        action: Action::Create,
+        changes: vec![],
+        desired: Some(
+            Resource::new(ResourceId::new(DC, Kind::Fabric, "strata"))
+                .field("description", "strata-otherfleet: theirs"),
+        ),
+        observed: None,
+        depends_on: vec![],
+    };
+    let key = intent_key(&step);
+    foreign
+        .act(
+            &step,
+            &ActContext {
+                key: &key,
+                intents: &log,
+                owner_tag: "strata-otherfleet",
+            },
+        )
+        .await
+        .expect("their fabric");
+    let o = p2.observe().await.expect("observe");
+    assert!(o.resources.is_empty());
+    let err = act(&p2, &plan(&set([fabric()]), &o).steps[0], &log)
+        .await
+        .expect_err("not ours");
+    assert!(matches!(err, ProviderError::Refused(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_enlisted_machine_is_adopted_and_deployed_and_its_bmc_password_never_shows() {
+    const VAR: &str = "STRATA_MAAS_TEST_BMC_PASSWORD_ADOPT";
+    let secret = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    // SAFETY: set once, before anything reads it; no other test uses this variable.
+    unsafe { std::env::set_var(VAR, &secret) };
+    let env = start((0..3).map(seed).collect(), FaultSpec::default()).await;
+    let p = provider(&env);
+    let raw = Raw::new(&env);
+    let reference = format!("env:{VAR}");
+    let desired = set([machine(
+        "SN00001",
+        "fra1-compute-1",
+        &mac(0, 1),
+        "compute",
+        &reference,
+    )]);
+    let o = p.observe().await.expect("observe");
+    let first = plan(&desired, &o);
+    assert_eq!(first.counts().adopt, 1);
+    let step = &first.steps[0];
+    assert_eq!(
+        step.observed.as_ref().map(|o| o.fields["status"].clone()),
+        Some(json!("New"))
+    );
+
+    let log = MemLog::default();
+    let outcome = act(&p, step, &log).await.expect("adopt and deploy");
+    for phase in ["adopted", "tagged", "commissioned", "allocated", "deployed"] {
+        assert!(
+            outcome.note.contains(phase),
+            "{phase} missing from {:?}",
+            outcome.note
+        );
+    }
+    let sid = outcome.external_id.clone().expect("system id");
+
+    let o = p.observe().await.expect("re-observe");
+    let again = plan(&desired, &o);
+    assert!(
+        again.is_empty(),
+        "{}",
+        strata_plan::display::render(&again, 0)
+    );
+    let m = o.resources.get(&step.id).expect("machine");
+    assert!(m.owned);
+    assert_eq!(m.fields["status"], "Deployed");
+    assert_eq!(m.external_id.as_deref(), Some(sid.as_str()));
+
+    // MAAS got the password, the user data and the OS.
+    let pp = raw
+        .get(&format!("machines/{sid}/"), &[("op", "power_parameters")])
+        .await;
+    assert_eq!(pp["power_pass"], secret.as_str());
+    let mj = raw.get(&format!("machines/{sid}/"), &[]).await;
+    assert_eq!(mj["distro_series"], "noble");
+    assert_eq!(mj["hostname"], "fra1-compute-1");
+
+    // The password shows nowhere: not in outcomes, observations, plans or errors.
+    let bad = set([machine(
+        "SN00002",
+        "bad_hostname!",
+        &mac(0, 2),
+        "compute",
+        &reference,
+    )]);
+    let bad_plan = plan(&bad, &o);
+    let err = act(&p, &bad_plan.steps[0], &log)
+        .await
+        .expect_err("invalid hostname");
+    assert!(err.to_string().contains("hostname"), "{err}");
+    let texts = [
+        err.to_string(),
+        format!("{err:?}"),
+        format!("{outcome:?}"),
+        format!("{p:?}"),
+        format!("{o:?}"),
+        serde_json::to_string(&o.unowned).expect("json"),
+        format!("{first:?}"),
+        strata_plan::display::render(&first, 0),
+        format!("{:?}", log.map.lock()),
+    ];
+    for t in texts {
+        assert!(!t.contains(&secret), "the BMC password leaked: {t}");
+    }
+    let missing = set([machine(
+        "SN00002",
+        "fra1-compute-2",
+        &mac(0, 2),
+        "compute",
+        "env:STRATA_MAAS_TEST_NOT_SET",
+    )]);
+    let err = act(&p, &plan(&missing, &o).steps[0], &log)
+        .await
+        .expect_err("unset");
+    assert!(matches!(err, ProviderError::Secret(_)), "{err}");
+    assert!(
+        err.to_string().contains("STRATA_MAAS_TEST_NOT_SET"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_commissioning_fails_the_step_with_maas_message() {
+    let env = start((0..3).map(seed).collect(), FaultSpec::default()).await;
+    let p = provider(&env);
+    let dir = tempfile::tempdir().expect("tmp");
+    let pass = dir.path().join("bmc");
+    std::fs::write(&pass, "s3cret\n").expect("write");
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/faults/object", env.admin))
+        .json(&json!({"dc": DC, "service": "maas", "id": "SN00002", "fault": "commission_fails"}))
+        .send()
+        .await
+        .expect("fault");
+    assert!(r.status().is_success());
+    let desired = set([machine(
+        "SN00002",
+        "fra1-storage-2",
+        &mac(0, 2),
+        "storage",
+        &format!("file:{}", pass.display()),
+    )]);
+    let o = p.observe().await.expect("observe");
+    let steps = plan(&desired, &o).steps;
+    let err = act(&p, &steps[0], &MemLog::default())
+        .await
+        .expect_err("commissioning fails");
+    let msg = err.to_string();
+    assert!(msg.contains("commissioning of fra1-storage-2"), "{msg}");
+    assert!(msg.contains("Failed commissioning"), "{msg}");
+    assert!(!msg.contains("s3cret"), "{msg}");
+    // Nothing pretends otherwise: the machine is tagged (ours now) and failed.
+    let o = p.observe().await.expect("observe");
+    let m = o.resources.get(&steps[0].id).expect("machine");
+    assert!(m.owned);
+    assert_eq!(m.fields["status"], "Failed commissioning");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_create_interrupted_after_the_post_is_found_by_its_intent_not_made_twice() {
+    let env = start((0..2).map(seed).collect(), FaultSpec::default()).await;
+    let raw = Raw::new(&env);
+    let dir = tempfile::tempdir().expect("tmp");
+    let pass = dir.path().join("bmc");
+    std::fs::write(&pass, "pw").expect("write");
+    let new_mac = mac(1, 42);
+    let desired = set([machine(
+        "NEW-42",
+        "fra1-new-42",
+        &new_mac,
+        "compute",
+        &format!("file:{}", pass.display()),
+    )]);
+    let p = provider(&env);
+    let o = p.observe().await.expect("observe");
+    let first = plan(&desired, &o);
+    assert_eq!(first.counts().create, 1);
+    let step = &first.steps[0];
+
+    let log = MemLog::default();
+    log.crash_after_create.store(true, Ordering::SeqCst);
+    let crashed = tokio::time::timeout(Duration::from_secs(5), act(&p, step, &log)).await;
+    assert!(
+        crashed.is_err(),
+        "the run was meant to die after the create"
+    );
+    drop(p);
+    assert_eq!(raw.machines_with_mac(&new_mac).await, 1);
+    let intent = log.previous(&intent_key(step)).await.expect("intent");
+    assert_eq!(intent["mac"], new_mac.as_str());
+
+    // A new process: a fresh plan sees the half-made machine (untagged, but marked
+    // with the serial it was created for) and would adopt it, never create it again.
+    log.crash_after_create.store(false, Ordering::SeqCst);
+    let p = provider(&env);
+    let o = p.observe().await.expect("observe");
+    let replan = plan(&desired, &o);
+    assert_eq!(replan.steps.len(), 1);
+    assert_eq!(replan.steps[0].action, Action::Adopt);
+    // Resuming the interrupted step itself (same journal) finds it by its intent.
+    let outcome = act(&p, step, &log).await.expect("resume");
+    assert!(
+        outcome.note.contains("interrupted create"),
+        "{}",
+        outcome.note
+    );
+    assert_eq!(raw.machines_with_mac(&new_mac).await, 1);
+    let o = p.observe().await.expect("observe");
+    assert!(plan(&desired, &o).is_empty());
+    assert_eq!(
+        o.resources
+            .get(&step.id)
+            .map(|m| m.fields["status"].clone()),
+        Some(json!("Deployed"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn a_batch_converges_without_duplicates_under_faults() {
+    let faults: FaultSpec = "5xx=0.1,429=0.05".parse().expect("faults");
+    let env = start((0..6).map(seed).collect(), faults).await;
+    let raw = Raw::new(&env);
+    let dir = tempfile::tempdir().expect("tmp");
+    let pass = dir.path().join("bmc");
+    std::fs::write(&pass, "pw").expect("write");
+    let pass = format!("file:{}", pass.display());
+    let mut resources = network();
+    for i in 0..4 {
+        resources.push(machine(
+            &format!("SN{i:05}"),
+            &format!("fra1-c{i}"),
+            &mac(0, i),
+            "compute",
+            &pass,
+        ));
+    }
+    for i in 0..3 {
+        resources.push(machine(
+            &format!("NEW-{i}"),
+            &format!("fra1-n{i}"),
+            &mac(2, i),
+            "storage",
+            &pass,
+        ));
+    }
+    // Known to strata by a chassis serial MAAS does not see: matched by boot MAC.
+    resources.push(machine(
+        "CHASSIS-4",
+        "fra1-c4",
+        &mac(0, 4),
+        "compute",
+        &pass,
+    ));
+    let mut az = machine("NEW-9", "fra1-n9", &mac(2, 9), "storage", &pass);
+    az.fields.insert("zone".into(), json!("az-2"));
+    resources.push(az);
+    let desired = set(resources);
+    let p = provider(&env);
+    p.expect_machines(&desired);
+    let o = p.observe().await.expect("observe");
+    let first = plan(&desired, &o);
+    let c = first.counts();
+    assert_eq!((c.create, c.adopt), (7 + 4, 5), "{:?}", first.steps);
+    let log = MemLog::default();
+    let results = apply(&p, &first, &log).await;
+    assert_all_ok(&results);
+
+    let o = p.observe().await.expect("re-observe");
+    let again = plan(&desired, &o);
+    assert!(
+        again.is_empty(),
+        "{}",
+        strata_plan::display::render(&again, 0)
+    );
+    let all = raw.get("machines/", &[]).await;
+    let all = all.as_array().expect("machines");
+    assert_eq!(all.len(), 6 + 4, "no machine enlisted twice");
+    for i in 0..3 {
+        assert_eq!(raw.machines_with_mac(&mac(2, i)).await, 1);
+    }
+    assert_eq!(
+        raw.get("fabrics/", &[]).await.as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        raw.get("subnets/", &[]).await.as_array().map(Vec::len),
+        Some(3)
+    );
+    let owned = all
+        .iter()
+        .filter(|m| {
+            m["tag_names"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == OWNER))
+        })
+        .count();
+    assert_eq!(owned, 9);
+    let injected: u64 = env
+        .twin
+        .state
+        .shared
+        .counters
+        .snapshot()
+        .iter()
+        .filter(|c| {
+            c.labels.service == "maas" && (c.labels.status == "5xx" || c.labels.status == "4xx")
+        })
+        .map(|c| c.count)
+        .sum();
+    assert!(injected > 0, "the faults were meant to fire");
+}
