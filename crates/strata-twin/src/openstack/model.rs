@@ -1,0 +1,472 @@
+//! The region's state: every object of every service, serialisable as a whole.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    pub region: String,
+    // Keystone
+    pub domains: Vec<Domain>,
+    pub projects: Vec<Project>,
+    pub users: Vec<User>,
+    pub roles: Vec<Role>,
+    pub assignments: Vec<Assignment>,
+    pub services: Vec<CatalogService>,
+    pub tokens: BTreeMap<String, Token>,
+    // Nova
+    pub flavors: Vec<Flavor>,
+    pub keypairs: Vec<Keypair>,
+    pub hosts: Vec<ComputeHost>,
+    pub servers: Vec<Server>,
+    /// PCI aliases as nova.conf `[pci] alias` defines them.
+    pub pci_aliases: Vec<PciAlias>,
+    pub nova_quotas: BTreeMap<String, BTreeMap<String, i64>>,
+    #[serde(default)]
+    pub aggregates: Vec<Aggregate>,
+    #[serde(default)]
+    pub next_aggregate: u64,
+    pub next_instance: u64,
+    pub next_keypair: u64,
+    // Neutron
+    pub networks: Vec<Network>,
+    pub subnets: Vec<Subnet>,
+    pub ports: Vec<Port>,
+    pub security_groups: Vec<SecurityGroup>,
+    pub net_quotas: BTreeMap<String, BTreeMap<String, i64>>,
+    pub next_mac: u64,
+    // Glance
+    pub images: Vec<Image>,
+    // Placement
+    pub rps: Vec<ResourceProvider>,
+    pub custom_rcs: Vec<String>,
+    pub custom_traits: Vec<String>,
+    pub consumers: BTreeMap<String, Consumer>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Domain {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub enabled: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub domain_id: String,
+    pub description: String,
+    pub enabled: bool,
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub domain_id: String,
+    pub password: String,
+    pub enabled: bool,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub default_project_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Role {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Roles this one implies (`admin` implies `manager`, which implies `member`, ...).
+    #[serde(default)]
+    pub implies: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub user_id: String,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    #[serde(default)]
+    pub domain_id: Option<String>,
+    #[serde(default)]
+    pub system: bool,
+    pub role_id: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CatalogService {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub description: String,
+    pub endpoints: Vec<CatalogEndpoint>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CatalogEndpoint {
+    pub id: String,
+    pub interface: String,
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Token {
+    pub user_id: String,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    #[serde(default)]
+    pub domain_id: Option<String>,
+    #[serde(default)]
+    pub system: bool,
+    pub methods: Vec<String>,
+    pub issued_ms: i64,
+    pub expires_ms: i64,
+    pub audit_ids: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Flavor {
+    pub id: String,
+    pub name: String,
+    pub vcpus: i64,
+    pub ram: i64,
+    pub disk: i64,
+    pub ephemeral: i64,
+    pub swap: i64,
+    pub rxtx_factor: f64,
+    pub is_public: bool,
+    pub disabled: bool,
+    pub description: Option<String>,
+    pub extra_specs: BTreeMap<String, String>,
+    pub created_ms: i64,
+    /// Projects given access to a private flavor.
+    #[serde(default)]
+    pub access: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Keypair {
+    pub id: u64,
+    pub name: String,
+    pub user_id: String,
+    pub public_key: String,
+    pub fingerprint: String,
+    pub kind: String,
+    pub created_ms: i64,
+}
+
+/// A host aggregate; one with `availability_zone` metadata makes its hosts' AZ.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Aggregate {
+    pub id: u64,
+    pub uuid: String,
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub created_ms: i64,
+    pub updated_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PciDevice {
+    pub address: String,
+    pub vendor_id: String,
+    pub product_id: String,
+    pub numa_node: u32,
+    #[serde(default)]
+    pub server: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PciAlias {
+    pub name: String,
+    pub vendor_id: String,
+    pub product_id: String,
+    /// The placement resource class the devices are inventoried as (`CUSTOM_GPU_H100`).
+    pub resource_class: String,
+}
+
+/// One nova-compute service and its hypervisor (compute node).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ComputeHost {
+    /// Integer ids (before microversion 2.53).
+    pub id: u64,
+    pub service_id: u64,
+    /// Compute node UUID (the hypervisor id since 2.53, and its resource provider).
+    pub uuid: String,
+    pub service_uuid: String,
+    pub host: String,
+    pub hypervisor_hostname: String,
+    pub host_ip: String,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub local_gb: i64,
+    pub cpu_model: String,
+    pub az: String,
+    /// `enabled` / `disabled`.
+    pub status: String,
+    /// `up` / `down`.
+    pub state: String,
+    pub disabled_reason: Option<String>,
+    pub pci: Vec<PciDevice>,
+    pub started_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FlavorSnap {
+    pub id: String,
+    pub name: String,
+    pub vcpus: i64,
+    pub ram: i64,
+    pub disk: i64,
+    pub ephemeral: i64,
+    pub swap: i64,
+    pub extra_specs: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Fault {
+    pub code: u16,
+    pub message: String,
+    pub details: String,
+    pub created_ms: i64,
+}
+
+/// A transition that completes at `at_ms`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Pending {
+    pub at_ms: i64,
+    pub vm_state: String,
+    pub task_state: Option<String>,
+    pub power_state: i64,
+    /// What finishing means (`build`, `resize`, `stop`, ...), for side effects.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Server {
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub flavor: FlavorSnap,
+    #[serde(default)]
+    pub old_flavor: Option<FlavorSnap>,
+    pub image_id: String,
+    pub key_name: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub az: String,
+    pub host: Option<String>,
+    pub vm_state: String,
+    pub task_state: Option<String>,
+    pub power_state: i64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub launched_ms: Option<i64>,
+    pub terminated_ms: Option<i64>,
+    pub deleted: bool,
+    pub fault: Option<Fault>,
+    pub locked: bool,
+    pub locked_reason: Option<String>,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    pub access_ipv4: String,
+    pub access_ipv6: String,
+    pub disk_config: String,
+    pub config_drive: String,
+    pub user_data: Option<String>,
+    pub seq: u64,
+    pub launch_index: u64,
+    pub reservation_id: String,
+    pub hostname: String,
+    pub ports: Vec<String>,
+    pub pending: Option<Pending>,
+    pub pci: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub trusted_image_certificates: Option<Vec<String>>,
+    pub scheduler_hints: BTreeMap<String, Value>,
+    pub pinned_az: Option<String>,
+    /// Whether the build is doomed (no valid host) when the pending build completes.
+    #[serde(default)]
+    pub no_valid_host: bool,
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// What was done to the server (`os-instance-actions`), oldest first.
+    #[serde(default)]
+    pub actions: Vec<InstanceAction>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InstanceAction {
+    pub action: String,
+    pub request_id: String,
+    pub user_id: String,
+    pub project_id: String,
+    pub start_ms: i64,
+    pub updated_ms: i64,
+    pub message: Option<String>,
+    pub events: Vec<ActionEvent>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ActionEvent {
+    pub event: String,
+    pub start_ms: i64,
+    pub finish_ms: Option<i64>,
+    pub result: Option<String>,
+    pub host: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    pub description: String,
+    pub admin_state_up: bool,
+    pub shared: bool,
+    pub external: bool,
+    pub mtu: i64,
+    pub network_type: String,
+    pub physical_network: Option<String>,
+    pub segmentation_id: Option<i64>,
+    pub status: String,
+    pub tags: Vec<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub revision: i64,
+    pub port_security_enabled: bool,
+    pub availability_zone_hints: Vec<String>,
+    pub dns_domain: String,
+    pub qos_policy_id: Option<String>,
+    pub is_default: bool,
+    pub vlan_transparent: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Subnet {
+    pub id: String,
+    pub name: String,
+    pub network_id: String,
+    pub project_id: String,
+    pub cidr: String,
+    pub ip_version: i64,
+    pub gateway_ip: Option<String>,
+    pub enable_dhcp: bool,
+    pub allocation_pools: Vec<(String, String)>,
+    pub dns_nameservers: Vec<String>,
+    pub host_routes: Vec<Value>,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub revision: i64,
+    pub ipv6_address_mode: Option<String>,
+    pub ipv6_ra_mode: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Port {
+    pub id: String,
+    pub name: String,
+    pub network_id: String,
+    pub project_id: String,
+    pub mac_address: String,
+    pub fixed_ips: Vec<(String, String)>,
+    pub device_id: String,
+    pub device_owner: String,
+    pub status: String,
+    pub admin_state_up: bool,
+    pub binding_host: String,
+    pub vnic_type: String,
+    pub security_groups: Vec<String>,
+    pub tags: Vec<String>,
+    pub description: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub revision: i64,
+    pub port_security_enabled: bool,
+    pub allowed_address_pairs: Vec<Value>,
+    pub dns_name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecurityGroup {
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    pub description: String,
+    pub rules: Vec<Value>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub revision: i64,
+    pub tags: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub visibility: String,
+    pub owner: String,
+    pub size: Option<i64>,
+    pub virtual_size: Option<i64>,
+    pub disk_format: Option<String>,
+    pub container_format: Option<String>,
+    pub min_ram: i64,
+    pub min_disk: i64,
+    pub checksum: Option<String>,
+    pub os_hash_value: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub tags: Vec<String>,
+    pub protected: bool,
+    pub os_hidden: bool,
+    pub properties: BTreeMap<String, Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Inventory {
+    pub total: i64,
+    pub reserved: i64,
+    pub min_unit: i64,
+    pub max_unit: i64,
+    pub step_size: i64,
+    pub allocation_ratio: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResourceProvider {
+    pub uuid: String,
+    pub name: String,
+    pub generation: i64,
+    pub parent: Option<String>,
+    pub root: String,
+    pub inventories: BTreeMap<String, Inventory>,
+    pub traits: BTreeSet<String>,
+    pub aggregates: Vec<String>,
+    pub updated_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Consumer {
+    pub project_id: String,
+    pub user_id: String,
+    pub generation: i64,
+    pub consumer_type: Option<String>,
+    /// Resource provider → resource class → amount.
+    pub allocations: BTreeMap<String, BTreeMap<String, i64>>,
+}
