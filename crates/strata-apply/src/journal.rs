@@ -76,6 +76,20 @@ const SCHEMA: &[&str] = &[
 impl Journal {
     /// Open (or create) the journal at `path` and start a new run.
     pub async fn open(path: &Path) -> Result<Journal, JournalError> {
+        let mut j = Journal::inspect(path).await?;
+        // A run that never finished was interrupted.
+        sqlx::query("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+            .execute(&j.pool)
+            .await?;
+        j.run = sqlx::query("INSERT INTO runs DEFAULT VALUES RETURNING id")
+            .fetch_one(&j.pool)
+            .await?
+            .get::<i64, _>(0);
+        Ok(j)
+    }
+
+    /// Open the journal to read it (plan, drift): no run is started.
+    pub async fn inspect(path: &Path) -> Result<Journal, JournalError> {
         let open_err = |source| JournalError::Open {
             path: path.display().to_string(),
             source,
@@ -97,15 +111,7 @@ impl Journal {
         for stmt in SCHEMA {
             sqlx::query(*stmt).execute(&pool).await?;
         }
-        // A run that never finished was interrupted.
-        sqlx::query("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
-            .execute(&pool)
-            .await?;
-        let run = sqlx::query("INSERT INTO runs DEFAULT VALUES RETURNING id")
-            .fetch_one(&pool)
-            .await?
-            .get::<i64, _>(0);
-        Ok(Journal { pool, run })
+        Ok(Journal { pool, run: 0 })
     }
 
     pub fn run_id(&self) -> i64 {
@@ -220,6 +226,21 @@ impl Journal {
                 let res: String = r.get(0);
                 let f: String = r.get(1);
                 serde_json::from_str(&f).ok().map(|v| (res, v))
+            })
+            .collect())
+    }
+
+    /// Resources with an intent from an attempt that did not finish (keys are
+    /// `dc/kind/name#action`).
+    pub async fn resuming(&self) -> Result<Vec<String>, JournalError> {
+        let rows = sqlx::query("SELECT key FROM intents ORDER BY key")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let k: String = r.get(0);
+                k.split('#').next().map(str::to_string)
             })
             .collect())
     }

@@ -165,7 +165,6 @@ fn assert_no_duplicate_vms(endpoints: &Path) {
 }
 
 #[test]
-#[ignore = "enabled once the providers land"]
 fn plan_apply_converges_and_drift_names_the_changed_field() {
     let tmp = tempfile::tempdir().expect("tmp");
     let fleet = fleet_copy(tmp.path());
@@ -241,7 +240,6 @@ print(vm["name"])
 }
 
 #[test]
-#[ignore = "enabled once the providers land"]
 fn apply_killed_at_random_points_converges_without_duplicates() {
     let tmp = tempfile::tempdir().expect("tmp");
     let fleet = fleet_copy(tmp.path());
@@ -282,7 +280,6 @@ fn apply_killed_at_random_points_converges_without_duplicates() {
 }
 
 #[test]
-#[ignore = "enabled once the providers land"]
 fn apply_converges_through_injected_faults() {
     let tmp = tempfile::tempdir().expect("tmp");
     let fleet = fleet_copy(tmp.path());
@@ -331,7 +328,6 @@ fn apply_converges_through_injected_faults() {
 }
 
 #[test]
-#[ignore = "enabled once the providers land"]
 fn the_blast_radius_guard_refuses_mass_deletion() {
     let tmp = tempfile::tempdir().expect("tmp");
     let fleet = fleet_copy(tmp.path());

@@ -77,7 +77,7 @@ fn maas(
             .field("vid", v.vid)
             .field("gateway_ip", v.gateway.to_string())
             .field("managed", true)
-            .field(
+            .spec(
                 "dynamic_range",
                 if v.dhcp.is_some() {
                     dynamic_range(dc, v)

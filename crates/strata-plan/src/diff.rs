@@ -11,7 +11,7 @@
 //! Steps are ordered so that dependencies come first (fabric, VLAN, subnet, machine;
 //! project before quota; network before subnet) and deletions come last, in reverse.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -91,10 +91,23 @@ impl Step {
     }
 }
 
+/// A desired object that cannot be created because an object strata does not own
+/// already has its name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub id: ResourceId,
+    pub external_id: String,
+    pub message: String,
+}
+
 /// The whole plan.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub steps: Vec<Step>,
+    /// Desired objects blocked by unowned objects of the same name: strata will not
+    /// take them over and will not create a look-alike.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<Conflict>,
     /// Objects strata does not own, listed and never touched.
     pub unowned: Vec<UnownedObject>,
     /// How many owned objects each (DC, platform) has now (for the blast-radius guard).
@@ -174,6 +187,20 @@ impl Plan {
     }
 }
 
+/// The platform's own kind name for a resource kind, as providers list unowned
+/// objects (`None` for kinds adopted rather than conflicted, such as machines).
+fn platform_kind(k: Kind) -> Option<&'static str> {
+    match k {
+        Kind::Fabric => Some("fabric"),
+        Kind::MaasSubnet | Kind::Subnet => Some("subnet"),
+        Kind::Vm => Some("qemu"),
+        Kind::Project => Some("project"),
+        Kind::Flavor => Some("flavor"),
+        Kind::Network => Some("network"),
+        Kind::Vlan | Kind::Machine | Kind::Quota => None,
+    }
+}
+
 fn changes(desired: &Resource, observed: &Resource) -> Vec<Change> {
     let mut out = Vec::new();
     for (k, want) in &desired.fields {
@@ -196,14 +223,53 @@ fn changes(desired: &Resource, observed: &Resource) -> Vec<Change> {
 /// are neither created nor deleted (a plan against one DC's endpoints leaves the
 /// others alone).
 pub fn diff(desired: &ResourceSet, observed: &Observed, scopes: &[(String, Platform)]) -> Plan {
+    diff_resuming(desired, observed, scopes, &BTreeSet::new())
+}
+
+/// [`diff`], knowing which resources an interrupted apply was creating (the apply
+/// journal holds their intents). A namesake of such a resource is not a conflict: it
+/// is most likely what the interrupted call created, and the provider checks that
+/// against the recorded intent before adopting it.
+pub fn diff_resuming(
+    desired: &ResourceSet,
+    observed: &Observed,
+    scopes: &[(String, Platform)],
+    resuming: &BTreeSet<ResourceId>,
+) -> Plan {
     let in_scope = |id: &ResourceId| {
         scopes
             .iter()
             .any(|(dc, p)| *dc == id.dc && *p == id.platform())
     };
     let mut steps = Vec::new();
+    let mut conflicts = Vec::new();
     for d in desired.iter().filter(|d| in_scope(&d.id)) {
         match observed.resources.get(&d.id) {
+            None if !resuming.contains(&d.id)
+                && platform_kind(d.id.kind).is_some_and(|k| {
+                    observed.unowned.iter().any(|u| {
+                        u.dc == d.id.dc
+                            && u.platform == d.id.platform()
+                            && u.kind == k
+                            && u.name == d.id.name
+                    })
+                }) =>
+            {
+                let u = observed.unowned.iter().find(|u| {
+                    u.dc == d.id.dc && u.platform == d.id.platform() && u.name == d.id.name
+                });
+                conflicts.push(Conflict {
+                    id: d.id.clone(),
+                    external_id: u.map(|u| u.external_id.clone()).unwrap_or_default(),
+                    message: format!(
+                        "{} `{}` already exists in {} {} without this fleet's ownership tag; strata will neither take it over nor create a second one",
+                        d.id.kind,
+                        d.id.name,
+                        d.id.dc,
+                        d.id.platform()
+                    ),
+                });
+            }
             None => steps.push(Step {
                 id: d.id.clone(),
                 action: Action::Create,
@@ -271,6 +337,7 @@ pub fn diff(desired: &ResourceSet, observed: &Observed, scopes: &[(String, Platf
     unowned.sort();
     Plan {
         steps,
+        conflicts,
         unowned,
         owned_counts,
     }
@@ -334,6 +401,24 @@ mod tests {
         // 1 delete out of 2 owned proxmox objects in fra1 (+0 owned MAAS objects).
         assert_eq!(plan.destroy_percent("fra1"), 50.0);
         assert_eq!(plan.over_blast_radius(10.0).len(), 1);
+    }
+
+    #[test]
+    fn an_unowned_namesake_is_a_conflict_not_a_create() {
+        let mut desired = ResourceSet::default();
+        desired.insert(res(Kind::Flavor, "m1.small", true, 1));
+        let mut observed = Observed::default();
+        observed.unowned.push(UnownedObject {
+            dc: "fra1".into(),
+            platform: Platform::Openstack,
+            kind: "flavor".into(),
+            name: "m1.small".into(),
+            external_id: "2".into(),
+        });
+        let plan = diff(&desired, &observed, &[("fra1".into(), Platform::Openstack)]);
+        assert!(plan.steps.is_empty());
+        assert_eq!(plan.conflicts.len(), 1);
+        assert_eq!(plan.conflicts[0].external_id, "2");
     }
 
     #[test]

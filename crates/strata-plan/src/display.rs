@@ -86,6 +86,16 @@ pub fn render(plan: &Plan, max_lines: usize) -> String {
             "\n  ... and {hidden} more steps (use -o json for the whole plan)"
         );
     }
+    if !plan.conflicts.is_empty() {
+        let _ = writeln!(out, "\nConflicts (nothing will be done for these):");
+        for c in &plan.conflicts {
+            let _ = writeln!(out, "  ! {} (id {}): {}", c.id, c.external_id, c.message);
+        }
+        let _ = writeln!(
+            out,
+            "  fix: rename the object in the spec, or remove or tag the existing one deliberately"
+        );
+    }
     let c = plan.counts();
     let _ = writeln!(
         out,

@@ -16,7 +16,7 @@ pub mod display;
 pub mod model;
 
 pub use desired::desired;
-pub use diff::{Action, Change, Counts, Plan, Step, diff};
+pub use diff::{Action, Change, Conflict, Counts, Plan, Step, diff, diff_resuming};
 pub use model::{
     Kind, Observed, Platform, Resource, ResourceId, ResourceSet, UnownedObject, owner_tag,
 };

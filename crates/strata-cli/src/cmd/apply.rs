@@ -92,10 +92,16 @@ pub fn run(a: ApplyArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| a.spec.dir.join("fleet.journal"));
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let plan = live::plan(&fleet, &providers).await?;
+        let plan = live::plan(&fleet, &providers, &journal_path).await?;
         let json = is_json(&a.global);
         if !json {
             print!("{}", strata_plan::display::render(&plan, 200));
+        }
+        if !plan.conflicts.is_empty() {
+            bail!(
+                "refusing to apply: {} desired object(s) conflict with objects strata does not own (see the plan above)",
+                plan.conflicts.len()
+            );
         }
         if plan.is_empty() {
             if json {

@@ -272,7 +272,7 @@ async fn run_twin(
         crate::cmd::twin::print_endpoints(&twin.endpoints(), Some(&endpoints));
     }
     let providers = crate::cmd::live::providers_for(&endpoints, fleet)?;
-    let plan = crate::cmd::live::plan(fleet, &providers).await?;
+    let plan = crate::cmd::live::plan(fleet, &providers, &out.join("fleet.journal")).await?;
     let counts = plan.counts();
     if !json {
         println!(

@@ -51,7 +51,7 @@ pub fn run(a: DriftArgs) -> Result<ExitCode> {
     rt.block_on(async {
         let (observed, scopes) = live::observe_all(&providers).await?;
         let baseline: BTreeMap<String, Value> = if journal_path.exists() {
-            strata_apply::Journal::open(&journal_path).await?.applied().await?.into_iter().collect()
+            strata_apply::Journal::inspect(&journal_path).await?.applied().await?.into_iter().collect()
         } else {
             BTreeMap::new()
         };

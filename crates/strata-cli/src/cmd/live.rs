@@ -1,13 +1,14 @@
 //! What plan, apply and drift share: the fleet, the targets, the providers and a
 //! concurrent observation of every platform.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 use futures::future::join_all;
 use strata_fleet::Fleet;
-use strata_plan::{Observed, Plan, Platform, owner_tag};
+use strata_plan::{Kind, Observed, Plan, Platform, ResourceId, owner_tag};
 use strata_providers::Provider;
 use strata_providers::targets::Targets;
 
@@ -75,14 +76,35 @@ pub async fn observe_all(
     Ok((observed, scopes))
 }
 
+/// Resources an interrupted apply was creating, from the journal (if there is one).
+pub async fn resuming(journal: &Path) -> Result<BTreeSet<ResourceId>> {
+    if !journal.exists() {
+        return Ok(BTreeSet::new());
+    }
+    let j = strata_apply::Journal::inspect(journal).await?;
+    let keys = j.resuming().await?;
+    Ok(keys
+        .iter()
+        .filter_map(|k| {
+            let mut it = k.splitn(3, '/');
+            let (dc, kind, name) = (it.next()?, it.next()?, it.next()?);
+            let kind = Kind::ALL.iter().find(|x| x.as_str() == kind)?;
+            Some(ResourceId::new(dc, *kind, name))
+        })
+        .collect())
+}
+
 /// Plan `fleet` against the live endpoints.
-pub async fn plan(fleet: &Fleet, providers: &[Arc<dyn Provider>]) -> Result<Plan> {
+pub async fn plan(fleet: &Fleet, providers: &[Arc<dyn Provider>], journal: &Path) -> Result<Plan> {
     let desired = strata_plan::desired(fleet);
     for p in providers {
         p.expect(&desired);
     }
+    let resuming = resuming(journal).await?;
     let (observed, scopes) = observe_all(providers).await?;
-    Ok(strata_plan::diff(&desired, &observed, &scopes))
+    Ok(strata_plan::diff_resuming(
+        &desired, &observed, &scopes, &resuming,
+    ))
 }
 
 /// The plan as JSON for `-o json`.
@@ -90,6 +112,7 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
     serde_json::json!({
         "changes": !plan.is_empty(),
         "counts": plan.counts(),
+        "conflicts": plan.conflicts,
         "steps": plan.steps,
         "unowned": plan.unowned,
     })

@@ -30,11 +30,15 @@ pub fn run(a: PlanArgs) -> Result<ExitCode> {
     let fleet = live::fleet_of(&a.spec.dir, &a.global)?;
     let providers = live::providers_for(&a.targets, &fleet)?;
     let rt = tokio::runtime::Runtime::new()?;
-    let plan = rt.block_on(live::plan(&fleet, &providers))?;
+    let journal = a.spec.dir.join("fleet.journal");
+    let plan = rt.block_on(live::plan(&fleet, &providers, &journal))?;
     if is_json(&a.global) {
         print_json(&live::plan_json(&plan));
     } else {
         print!("{}", strata_plan::display::render(&plan, a.max_lines));
+    }
+    if !plan.conflicts.is_empty() {
+        return Ok(ExitCode::from(1));
     }
     Ok(if a.detailed_exitcode && !plan.is_empty() {
         ExitCode::from(2)
