@@ -103,6 +103,18 @@ pub struct DemoArgs {
 }
 
 pub fn run(a: DemoArgs) -> Result<ExitCode> {
+    // The example inventory references BMC passwords as `env:BMC_PASSWORD_<DC>`; the
+    // twin's BMCs accept any password, so the demo supplies placeholders for those
+    // not set (never real credentials).
+    for dc in ["FRA1", "AMS1", "WAW1"] {
+        let var = format!("BMC_PASSWORD_{dc}");
+        if std::env::var_os(&var).is_none() {
+            // SAFETY: called first thing in the command, on the main thread, before
+            // any other thread (rayon, tokio) exists, so nothing reads the
+            // environment concurrently.
+            unsafe { std::env::set_var(&var, "demo-not-a-secret") };
+        }
+    }
     let mut sources = SourceMap::new();
     for (path, text) in EXAMPLE {
         sources.add(*path, *text);
