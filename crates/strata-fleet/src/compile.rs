@@ -326,10 +326,11 @@ impl<'a> Cx<'a> {
                     .get(m.profile.as_str())
                     .map(|p| p.height_u.max(1))
                     .unwrap_or(1);
-                by_rack
-                    .entry(m.rack.as_str())
-                    .or_default()
-                    .push((*m.slot, m.slot.saturating_add(h - 1), m));
+                by_rack.entry(m.rack.as_str()).or_default().push((
+                    *m.slot,
+                    m.slot.saturating_add(h - 1),
+                    m,
+                ));
             }
             for (rack, mut ms) in by_rack {
                 let units = input
@@ -979,10 +980,13 @@ impl<'a> Cx<'a> {
         let mut bad = |what: &str, len: &Located<u8>, lo: u8, hi: u8, why: &str| {
             if **len < lo || **len > hi {
                 self.diags.push(
-                    Diagnostic::new(codes::S0104, format!("`{what}` is /{}, outside /{lo}-/{hi}", **len))
-                        .at_opt(len.span_opt())
-                        .expected(format!("a prefix length from {lo} to {hi}"))
-                        .help(why.to_string()),
+                    Diagnostic::new(
+                        codes::S0104,
+                        format!("`{what}` is /{}, outside /{lo}-/{hi}", **len),
+                    )
+                    .at_opt(len.span_opt())
+                    .expected(format!("a prefix length from {lo} to {hi}"))
+                    .help(why.to_string()),
                 );
             }
         };
@@ -1014,10 +1018,16 @@ impl<'a> Cx<'a> {
         let ic = &p.interconnect;
         if ic.prefix_len() + 1 > ic.max_prefix_len() {
             self.diags.push(
-                Diagnostic::new(codes::S0104, format!("`pools.interconnect` {} cannot hold a point-to-point link", ic.value))
-                    .at(ic.span)
-                    .expected("a prefix of /31 or shorter (IPv6: /127)")
-                    .help("use a prefix such as 172.31.255.0/24"),
+                Diagnostic::new(
+                    codes::S0104,
+                    format!(
+                        "`pools.interconnect` {} cannot hold a point-to-point link",
+                        ic.value
+                    ),
+                )
+                .at(ic.span)
+                .expected("a prefix of /31 or shorter (IPv6: /127)")
+                .help("use a prefix such as 172.31.255.0/24"),
             );
         }
     }

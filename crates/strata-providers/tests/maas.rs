@@ -537,9 +537,20 @@ async fn fabric_vlans_and_subnets_with_dhcp_converge() {
         .expect("their fabric");
     let o = p2.observe().await.expect("observe");
     assert!(o.resources.is_empty());
-    let err = act(&p2, &plan(&set([fabric()]), &o).steps[0], &log)
-        .await
-        .expect_err("not ours");
+    // The plan already refuses: an unowned namesake is a conflict, not a create.
+    let blocked = plan(&set([fabric()]), &o);
+    assert!(blocked.steps.is_empty());
+    assert_eq!(blocked.conflicts.len(), 1, "{blocked:#?}");
+    // And the provider refuses even a step that claims to create it.
+    let forced = Step {
+        id: fabric().id,
+        action: strata_plan::Action::Create,
+        changes: Vec::new(),
+        desired: Some(fabric()),
+        observed: None,
+        depends_on: Vec::new(),
+    };
+    let err = act(&p2, &forced, &log).await.expect_err("not ours");
     assert!(matches!(err, ProviderError::Refused(_)), "{err}");
 }
 

@@ -66,7 +66,10 @@ impl FromStr for FaultSpec {
                 .split_once('=')
                 .ok_or_else(|| format!("`{part}`: write KIND=PROBABILITY, e.g. 5xx=0.1"))?;
             if k == "timeout_ms" {
-                out.timeout_ms = Some(v.parse().map_err(|_| format!("`{v}` is not a number of milliseconds"))?);
+                out.timeout_ms = Some(
+                    v.parse()
+                        .map_err(|_| format!("`{v}` is not a number of milliseconds"))?,
+                );
                 continue;
             }
             let p: f64 = v
@@ -248,7 +251,9 @@ mod tests {
 
     #[test]
     fn parses_the_documented_form() {
-        let f: FaultSpec = "5xx=0.1,429=0.05,timeout=0.02,slow_task=0.1".parse().expect("spec");
+        let f: FaultSpec = "5xx=0.1,429=0.05,timeout=0.02,slow_task=0.1"
+            .parse()
+            .expect("spec");
         assert_eq!(f.http_5xx, 0.1);
         assert_eq!(f.http_429, 0.05);
         assert_eq!(f.timeout, 0.02);
@@ -261,7 +266,9 @@ mod tests {
     #[test]
     fn rolls_follow_the_probabilities() {
         let f = Faults::new("5xx=0.5".parse().expect("spec"), 7);
-        let n = (0..10_000).filter(|_| f.roll() == Injected::ServerError).count();
+        let n = (0..10_000)
+            .filter(|_| f.roll() == Injected::ServerError)
+            .count();
         assert!((4_500..5_500).contains(&n), "{n}");
         let none = Faults::new(FaultSpec::default(), 7);
         assert!((0..1000).all(|_| none.roll() == Injected::None));
@@ -270,8 +277,18 @@ mod tests {
     #[test]
     fn object_faults_count_down() {
         let f = Faults::new(FaultSpec::default(), 1);
-        let key = ObjectKey { dc: "a".into(), service: "maas".into(), id: "x".into() };
-        f.set_object(key, ObjectFault { fault: "boom".into(), times: Some(2) });
+        let key = ObjectKey {
+            dc: "a".into(),
+            service: "maas".into(),
+            id: "x".into(),
+        };
+        f.set_object(
+            key,
+            ObjectFault {
+                fault: "boom".into(),
+                times: Some(2),
+            },
+        );
         assert_eq!(f.take_object("a", "maas", "x").as_deref(), Some("boom"));
         assert_eq!(f.take_object("a", "maas", "x").as_deref(), Some("boom"));
         assert_eq!(f.take_object("a", "maas", "x"), None);

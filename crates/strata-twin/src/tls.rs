@@ -23,13 +23,19 @@ pub fn generate(extra_names: &[String]) -> Result<TlsMaterial> {
     let ca_cert = ca.self_signed(&ca_key).context("CA certificate")?;
     let issuer = rcgen::Issuer::new(ca, ca_key);
 
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     names.extend(extra_names.iter().cloned());
     let key = KeyPair::generate().context("server key")?;
     let mut leaf = CertificateParams::new(names).context("server params")?;
     leaf.distinguished_name
         .push(DnType::CommonName, "strata twin proxmox");
-    let cert = leaf.signed_by(&key, &issuer).context("server certificate")?;
+    let cert = leaf
+        .signed_by(&key, &issuer)
+        .context("server certificate")?;
 
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let chain = vec![cert.der().clone(), ca_cert.der().clone()];
