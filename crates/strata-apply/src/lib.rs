@@ -87,6 +87,8 @@ pub struct ApplyReport {
     /// The wave after which the rollout stopped because of failures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_after_wave: Option<usize>,
+    /// Observe-plan-act rounds it took (set by callers that requeue).
+    pub rounds: u32,
 }
 
 impl ApplyReport {
@@ -149,6 +151,7 @@ pub async fn apply(
         .collect();
     let mut report = ApplyReport {
         waves: waves(&plan.dcs(), opts.wave_size),
+        rounds: 1,
         ..ApplyReport::default()
     };
     let limit = Arc::new(Semaphore::new(opts.parallelism.max(1)));

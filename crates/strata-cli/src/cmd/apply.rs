@@ -34,6 +34,10 @@ pub struct ApplyArgs {
     /// The apply journal (default: DIR/fleet.journal, beside fleet.lock).
     #[arg(long)]
     pub journal: Option<PathBuf>,
+    /// Rounds of observe → plan → act: when steps fail (a platform error, a timeout),
+    /// strata re-observes and retries what is left, like a controller's requeue.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_rounds: u32,
     #[command(flatten)]
     pub global: Global,
 }
@@ -132,20 +136,36 @@ pub fn run(a: ApplyArgs) -> Result<ExitCode> {
         };
         let owner = owner_tag(&fleet.organisation.fleet_id);
         let started = std::time::Instant::now();
-        let report = if std::io::stderr().is_terminal() && !json {
-            let bar = ProgressBar::new(plan.steps.len() as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            let p = Bar(bar);
-            let r = strata_apply::apply(&plan, &providers, &journal, &owner, &opts, &p).await;
-            p.0.finish_and_clear();
-            r?
-        } else {
-            strata_apply::apply(&plan, &providers, &journal, &owner, &opts, &Lines).await?
+        let mut plan = plan;
+        let mut round = 1;
+        let mut report = loop {
+            let report = run_round(&plan, &providers, &journal, &owner, &opts, json).await?;
+            if report.succeeded() || round >= a.max_rounds {
+                break report;
+            }
+            // Requeue: back off, observe again, and plan what is still missing.
+            let failed = report.count(StepStatus::Failed);
+            tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(round))).await;
+            round += 1;
+            plan = live::plan(&fleet, &providers, &journal_path).await?;
+            if !json {
+                eprintln!(
+                    "round {round}: {failed} step(s) failed; re-observed, {} step(s) left",
+                    plan.counts().total()
+                );
+            }
+            if !plan.conflicts.is_empty() || plan.is_empty() {
+                let mut done = report;
+                if plan.is_empty() {
+                    done.results.retain(|r| r.status == StepStatus::Done);
+                    done.stopped_after_wave = None;
+                }
+                break done;
+            }
         };
+        report.rounds = round;
         let calls: u64 = providers.iter().map(|p| p.calls()).sum();
+        let rounds = report.rounds;
         if json {
             print_json(&serde_json::json!({
                 "applied": true,
@@ -156,12 +176,13 @@ pub fn run(a: ApplyArgs) -> Result<ExitCode> {
             }));
         } else {
             println!(
-                "\nApply {}: {} done, {} failed, {} skipped in {:.1}s ({} API calls); journal {}",
+                "\nApply {}: {} done, {} failed, {} skipped in {:.1}s ({} round(s), {} API calls); journal {}",
                 if report.succeeded() { "complete" } else { "FAILED" },
                 report.count(StepStatus::Done),
                 report.count(StepStatus::Failed),
                 report.count(StepStatus::Skipped),
                 started.elapsed().as_secs_f64(),
+                rounds,
                 calls,
                 journal_path.display()
             );
@@ -171,4 +192,28 @@ pub fn run(a: ApplyArgs) -> Result<ExitCode> {
         }
         Ok(if report.succeeded() { ExitCode::SUCCESS } else { ExitCode::from(1) })
     })
+}
+
+/// One round: the plan through the executor, with a progress bar on a terminal.
+async fn run_round(
+    plan: &strata_plan::Plan,
+    providers: &[std::sync::Arc<dyn strata_providers::Provider>],
+    journal: &Journal,
+    owner: &str,
+    opts: &ApplyOptions,
+    json: bool,
+) -> Result<strata_apply::ApplyReport> {
+    if std::io::stderr().is_terminal() && !json {
+        let bar = ProgressBar::new(plan.steps.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let p = Bar(bar);
+        let r = strata_apply::apply(plan, providers, journal, owner, opts, &p).await;
+        p.0.finish_and_clear();
+        Ok(r?)
+    } else {
+        Ok(strata_apply::apply(plan, providers, journal, owner, opts, &Lines).await?)
+    }
 }
