@@ -382,6 +382,13 @@ fn plan(desired: &ResourceSet, observed: &Observed) -> Plan {
     diff(desired, observed, &scopes())
 }
 
+/// The plan an apply makes when its journal holds intents for every desired object
+/// (an earlier run was killed mid-create): namesakes are resumed, not conflicts.
+fn plan_resuming(desired: &ResourceSet, observed: &Observed) -> Plan {
+    let resuming = desired.resources.keys().cloned().collect();
+    strata_plan::diff_resuming(desired, observed, &scopes(), &resuming)
+}
+
 /// Observe, plan and act until nothing is left to do (at most `rounds` rounds);
 /// returns the number of rounds that had steps.
 async fn converge(
@@ -811,10 +818,14 @@ async fn unowned_objects_are_never_changed() {
         .expect("m1.tiny")
         .clone();
 
-    // A desired flavor whose name an unowned flavor has: refused, not taken over.
+    // A desired flavor whose name an unowned flavor has: a plan conflict, and a
+    // create step forced through anyway is refused, not taken over.
     let mut desired = ResourceSet::default();
     desired.insert(flavor("m1.tiny", 1, 512, 1, &[]));
-    let steps = plan(&desired, &o).steps;
+    let blocked = plan(&desired, &o);
+    assert!(blocked.steps.is_empty());
+    assert_eq!(blocked.conflicts.len(), 1);
+    let steps = plan_resuming(&desired, &o).steps;
     assert_eq!(steps[0].action, Action::Create);
     let e = act(&p, &steps[0], &intents).await.expect_err("refused");
     assert!(matches!(e, ProviderError::Refused(_)), "{e}");
@@ -904,11 +915,18 @@ async fn an_interrupted_create_is_finished_not_duplicated() {
         .expect("raw create");
     assert!(resp.status().is_success());
 
-    // The next run sees an untagged flavor (unowned), plans a create, and the provider
-    // finishes the interrupted one instead of making another.
+    // The next run sees an untagged flavor (unowned). Without the journal's intent
+    // that is a conflict; with it, a create the provider finishes instead of making
+    // another.
     let o = p.observe().await.expect("observe");
     assert!(o.unowned.iter().any(|u| u.external_id == crashed_id));
-    let steps = plan(&desired, &o).steps;
+    assert!(
+        plan(&desired, &o)
+            .conflicts
+            .iter()
+            .any(|c| c.external_id == crashed_id)
+    );
+    let steps = plan_resuming(&desired, &o).steps;
     for s in &steps {
         let out = act(&p, s, &intents)
             .await

@@ -194,6 +194,18 @@ fn plan(desired: &ResourceSet, observed: &Observed) -> Plan {
     diff(desired, observed, &[(DC.to_string(), Platform::Proxmox)])
 }
 
+/// The plan an apply makes when its journal holds intents for every desired object
+/// (an earlier run was killed mid-create): namesakes are resumed, not conflicts.
+fn plan_resuming(desired: &ResourceSet, observed: &Observed) -> Plan {
+    let resuming = desired.resources.keys().cloned().collect();
+    strata_plan::diff_resuming(
+        desired,
+        observed,
+        &[(DC.to_string(), Platform::Proxmox)],
+        &resuming,
+    )
+}
+
 fn key(step: &Step) -> String {
     format!("{}#{:?}", step.id, step.action).to_lowercase()
 }
@@ -592,9 +604,11 @@ async fn an_interrupted_create_is_adopted_not_duplicated() {
     env.admin(reqwest::Method::DELETE, "/faults/object", fault)
         .await;
 
-    // The next run (same step key) finds the intent and adopts the clone.
+    // The next run (same step key) finds the intent and adopts the clone; without
+    // the journal's intent the untagged namesake would be a conflict.
     let observed = p.observe().await.expect("observe");
-    let steps = plan(&set([want.clone()]), &observed).steps;
+    assert_eq!(plan(&set([want.clone()]), &observed).conflicts.len(), 1);
+    let steps = plan_resuming(&set([want.clone()]), &observed).steps;
     assert_eq!(steps.len(), 1);
     assert_eq!(key(&steps[0]), key(&step));
     let out = act(&p, &steps[0], &intents).await.expect("resume");
