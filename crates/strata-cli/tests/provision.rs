@@ -340,7 +340,11 @@ fn apply_converges_through_injected_faults() {
     let f = fleet.to_str().expect("utf8");
     // Retries with backoff absorb the faults: one apply converges.
     let apply = run(&["apply", f, "--targets", ep, "--auto-approve"]);
-    assert!(apply.status.success(), "apply did not converge through faults:\n{}", text(&apply));
+    assert!(
+        apply.status.success(),
+        "apply did not converge through faults:\n{}",
+        text(&apply)
+    );
     // Faults off for a clean final check.
     let status = Command::new("curl")
         .args([
