@@ -71,12 +71,12 @@ import requests
 doc = json.load(open(sys.argv[1]))
 dc = doc["dcs"][0]
 p = dc["proxmox"]; m = dc["maas"]
-s = requests.Session(); s.verify = p["ca_file"]
+s = requests.Session(); ca = p["ca_file"]
 s.headers["Authorization"] = "PVEAPIToken=%s=%s" % (p["token_id"], p["token_secret"])
 t = time.time(); calls = 0
-vms = s.get(p["url"] + "/api2/json/cluster/resources", params={"type": "vm"}).json()["data"]; calls += 1
+vms = s.get(p["url"] + "/api2/json/cluster/resources", params={"type": "vm"}, verify=ca).json()["data"]; calls += 1
 for v in vms:
-    s.get("%s/api2/json/nodes/%s/qemu/%s/config" % (p["url"], v["node"], v["vmid"])).raise_for_status(); calls += 1
+    s.get("%s/api2/json/nodes/%s/qemu/%s/config" % (p["url"], v["node"], v["vmid"]), verify=ca).raise_for_status(); calls += 1
 ck, tk, sec = m["api_key"].split(":")
 def oauth():
     return ('OAuth oauth_version="1.0", oauth_signature_method="PLAINTEXT", oauth_consumer_key="%s", '
