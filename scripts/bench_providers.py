@@ -167,7 +167,7 @@ def main():
 
     if not a.skip_apply:
         fleet = work / "fleet3"
-        sh([a.strata, "init", str(fleet), "--dcs", "3", "--racks-per-dc", "2", "--machines-per-rack", "4",
+        sh([a.strata, "init", str(fleet), "--dcs", "3", "--racks-per-dc", "2", "--machines-per-rack", "6",
             "--vms-per-dc", "333"], stdout=subprocess.DEVNULL)
         compiled = json.loads(subprocess.run([a.strata, "compile", str(fleet), "-o", "json"], check=True,
                                              capture_output=True, text=True).stdout)

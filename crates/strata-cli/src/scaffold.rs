@@ -120,7 +120,7 @@ fn layout(p: &Params) -> Layout {
         };
     }
     let racks = p.racks_per_dc.unwrap_or(2).max(2);
-    let per_rack = p.machines_per_rack.unwrap_or(8).clamp(4, 40);
+    let per_rack = p.machines_per_rack.unwrap_or(8).clamp(6, 40);
     let total = racks * per_rack;
     // An odd number of hypervisors: about one in twenty machines, 3 to 31.
     let mut pve = (total / 20).clamp(3, 31);
@@ -407,6 +407,25 @@ mod tests {
         assert_eq!(prefix_for(13), 27);
         assert!(prefix_for(22_000) <= 17);
         assert_eq!(supernet_for(&[24, 24]), 23);
+    }
+
+    #[test]
+    fn every_synthetic_size_leaves_two_computes_per_availability_zone() {
+        for racks in [2, 3, 5, 50] {
+            for per_rack in [6, 7, 8, 20, 40] {
+                let l = layout(&Params {
+                    dcs: 1,
+                    racks_per_dc: Some(racks),
+                    machines_per_rack: Some(per_rack),
+                    vms_per_dc: None,
+                });
+                let mut per_az = [0u32; 2];
+                for m in l.machines.iter().filter(|m| m.role == "openstack-compute") {
+                    per_az[((m.rack - 1) % 2) as usize] += 1;
+                }
+                assert!(per_az.iter().all(|n| *n >= 2), "{racks}x{per_rack}: {per_az:?}");
+            }
+        }
     }
 
     #[test]

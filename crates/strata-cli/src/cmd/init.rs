@@ -18,8 +18,9 @@ pub struct InitArgs {
     /// Racks per DC (switches to the synthetic layout; default 2).
     #[arg(long, value_parser = clap::value_parser!(u32).range(2..=500))]
     pub racks_per_dc: Option<u32>,
-    /// 1U machines per rack (synthetic layout; 4-40, default 8).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(4..=40))]
+    /// 1U machines per rack (synthetic layout; 6-40, default 8: every DC needs
+    /// hypervisors, network, storage and two compute nodes per availability zone).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(6..=40))]
     pub machines_per_rack: Option<u32>,
     /// Infrastructure VMs per DC (synthetic layout; default 6).
     #[arg(long, value_parser = clap::value_parser!(u32).range(4..=1_000_000))]
