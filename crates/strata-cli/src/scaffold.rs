@@ -423,7 +423,10 @@ mod tests {
                 for m in l.machines.iter().filter(|m| m.role == "openstack-compute") {
                     per_az[((m.rack - 1) % 2) as usize] += 1;
                 }
-                assert!(per_az.iter().all(|n| *n >= 2), "{racks}x{per_rack}: {per_az:?}");
+                assert!(
+                    per_az.iter().all(|n| *n >= 2),
+                    "{racks}x{per_rack}: {per_az:?}"
+                );
             }
         }
     }
