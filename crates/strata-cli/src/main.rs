@@ -121,6 +121,10 @@ enum Command {
     Twin(cmd::twin::TwinArgs),
     /// Run the demo on the embedded example fleet of three DCs.
     Demo(cmd::demo::DemoArgs),
+    /// Build a DC's rendered fabric from network namespaces and real FRR, and test it.
+    ///
+    /// Example: strata lab up examples/fleet --dc ams1 && strata lab test && strata lab down
+    Lab(cmd::lab::LabArgs),
     /// Explain a diagnostic code, or list them all.
     Explain(cmd::explain::ExplainArgs),
 }
@@ -139,6 +143,7 @@ fn main() -> ExitCode {
         Command::Drift(a) => cmd::drift::run(a),
         Command::Twin(a) => cmd::twin::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Lab(a) => cmd::lab::run(a),
         Command::Explain(a) => cmd::explain::run(a),
     };
     match result {

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod drift;
 pub mod explain;
 pub mod init;
+pub mod lab;
 pub mod live;
 pub mod plan;
 pub mod render;

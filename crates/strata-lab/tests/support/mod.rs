@@ -1,0 +1,53 @@
+//! Test support: `examples/fleet`, compiled, and its rendered FRR and keepalived files.
+
+use std::path::{Path, PathBuf};
+
+use strata_diagnostics::SourceMap;
+use strata_fleet::{Fleet, Lock};
+use strata_render::RenderedFile;
+
+pub fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fleet")
+}
+
+fn read_dir(dir: &Path, root: &Path, sources: &mut SourceMap) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("example dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            read_dir(&p, root, sources);
+        } else if p.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&p).expect("read");
+            let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+            sources.add(rel, text);
+        }
+    }
+}
+
+/// `examples/fleet` compiled with its committed lock (panics on a compile error).
+pub fn example_fleet() -> Fleet {
+    let dir = example_dir();
+    let mut sources = SourceMap::new();
+    read_dir(&dir, &dir, &mut sources);
+    let loaded = strata_spec::load(&sources, &strata_spec::Limits::default());
+    assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+    let lock_text = std::fs::read_to_string(dir.join("fleet.lock")).expect("fleet.lock");
+    let lock = Lock::parse(&lock_text).expect("lock");
+    let compiled = strata_fleet::compile(&loaded.spec, &lock);
+    assert!(
+        compiled.diagnostics.iter().all(|d| !d.is_error()),
+        "{:#?}",
+        compiled.diagnostics
+    );
+    compiled.fleet.expect("fleet")
+}
+
+/// What `strata lab up` plans from: the FRR and keepalived files.
+pub fn rendered(fleet: &Fleet) -> Vec<RenderedFile> {
+    let mut files = strata_render::frr::render(fleet);
+    files.extend(strata_render::keepalived::render(fleet));
+    files
+}
