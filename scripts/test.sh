@@ -5,7 +5,9 @@
 # tests use (FRR, netplan, cloud-init, ifupdown2, keepalived, promtool from Debian;
 # ansible-core from PyPI) with scripts/install-test-deps.sh. Then: formatting,
 # clippy with warnings as errors, every unit/integration/property test, and an
-# end-to-end render of the example fleet verified by the real tools.
+# end-to-end render of the example fleet verified by the real tools, the demo, and the
+# fabric lab (`strata lab up/test/down`: real FRR and keepalived in network namespaces;
+# needs root; STRATA_SKIP_LAB_TESTS=1 skips it and the lab's integration tests).
 # Any failure fails the script (non-zero exit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,11 +32,27 @@ cargo test --workspace
 
 step "render examples/fleet and verify every file with the real tools"
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+# Whatever fails, take down every lab the tests or this script built (the tests' own
+# guards do this too, but not when the test process itself is killed).
+cleanup() {
+  local dir
+  for dir in /run/strata-lab/ci /run/strata-lab/t-*; do
+    [ -e "$dir" ] && cargo run -q -p strata-cli -- lab down --name "$(basename "$dir")" >/dev/null 2>&1 || true
+  done
+  rm -rf "$out"
+}
+trap cleanup EXIT
 cargo run -q -p strata-cli -- render examples/fleet --locked --out "$out/render" --verify
 
 step "demo on the embedded example"
 cargo run -q -p strata-cli -- demo --out "$out/demo" --listen 127.0.0.1:0 --exit
+
+if [ "${STRATA_SKIP_LAB_TESTS:-0}" != 1 ]; then
+  step "fabric lab on examples/fleet (ams1): lab up, lab test, lab down"
+  cargo run -q -p strata-cli -- lab up examples/fleet --dc ams1 --name ci --force
+  cargo run -q -p strata-cli -- lab test --name ci
+  cargo run -q -p strata-cli -- lab down --name ci
+fi
 
 echo
 echo "test.sh: all checks passed"

@@ -85,7 +85,28 @@ async fn twin_matches_real_keystone_and_placement() {
         std::env::var("STRATA_OPENSTACK_REAL_CACHE")
             .unwrap_or_else(|_| "/var/tmp/strata-openstack-real".into()),
     );
-    std::fs::create_dir_all(cache.join("venv")).expect("venv cache");
+    // The venv is cached across runs and linked into each fresh base. Python's venv
+    // module refuses to create an environment through a symlink, so make it here, in
+    // place, the first time (the script then only installs into it).
+    std::fs::create_dir_all(&cache).expect("venv cache");
+    // One start at a time per cache (the providers' real-OpenStack test shares it).
+    let lock = std::fs::File::create(cache.join(".lock")).expect("lock file");
+    lock.lock().expect("lock the cache");
+    let venv = cache.join("venv");
+    if !venv.join("bin/python").exists() {
+        let _ = std::fs::remove_dir_all(&venv);
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .output()
+            .expect("python3 -m venv");
+        assert!(
+            made.status.success(),
+            "python3 -m venv {}: {}",
+            venv.display(),
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
     // A fresh base (fresh databases and keys) around the cached venv.
     let base = tempfile::Builder::new()
         .prefix("strata-openstack-real-")
