@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 pub mod admin;
 pub mod counters;
 pub mod faults;
+pub mod local;
 pub mod maas;
 pub mod openstack;
 pub mod proxmox;
@@ -171,6 +172,10 @@ pub trait Service: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The routes, relative to the service's mount point.
     fn router(self: Arc<Self>) -> axum::Router;
+    /// Every (method, path template) the router serves, relative to the mount point:
+    /// `{name}` marks a path parameter, and MAAS operations carry `?op=NAME`. This is
+    /// the surface the request fuzzer walks.
+    fn routes(&self) -> Vec<(String, String)>;
     /// The whole state, for `--state FILE`.
     fn save(&self) -> serde_json::Value;
     /// Change (or delete) an object behind the clients' back.

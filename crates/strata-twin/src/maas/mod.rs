@@ -345,6 +345,23 @@ impl Service for Maas {
         "maas"
     }
 
+    fn routes(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = api::routes()
+            .into_iter()
+            .map(|r| {
+                let path = match r.op {
+                    Some(op) => format!("/api/2.0{}?op={op}", r.path),
+                    None => format!("/api/2.0{}", r.path),
+                };
+                (r.method.to_string(), path)
+            })
+            .collect();
+        for (m, p) in META_ROUTES {
+            out.push((m.to_string(), p.to_string()));
+        }
+        out
+    }
+
     fn router(self: Arc<Self>) -> Router {
         let mut r = Router::new();
         let mut seen = std::collections::BTreeSet::new();

@@ -87,22 +87,33 @@ pub fn build(
     Ok(Arc::new(OpenStack { os }))
 }
 
-impl Service for OpenStack {
-    fn name(&self) -> &'static str {
-        "openstack"
-    }
-
-    fn router(self: Arc<Self>) -> Router {
+impl OpenStack {
+    fn all_routes(&self) -> Routes {
         let mut r = Routes {
             os: self.os.clone(),
             router: Router::new(),
+            table: Vec::new(),
         };
         r = keystone::routes(r);
         r = nova::routes(r);
         r = neutron::routes(r);
         r = glance::routes(r);
-        r = placement::routes(r);
-        r.router
+        placement::routes(r)
+    }
+}
+
+impl Service for OpenStack {
+    fn routes(&self) -> Vec<(String, String)> {
+        self.all_routes().table
+    }
+
+    fn name(&self) -> &'static str {
+        "openstack"
+    }
+
+    fn router(self: Arc<Self>) -> Router {
+        self.all_routes()
+            .router
             .fallback(|req: Req| async move { not_found_for(&req) })
             .layer(axum::middleware::map_response(add_request_id))
     }
@@ -216,6 +227,8 @@ impl Req {
 pub(crate) struct Routes {
     pub os: Arc<Os>,
     pub router: Router,
+    /// (method, path) of every handler added, for [`Service::routes`].
+    pub table: Vec<(String, String)>,
 }
 
 impl Routes {
@@ -223,6 +236,8 @@ impl Routes {
     pub fn add(mut self, path: &str, handlers: &[(MethodFilter, Handler)]) -> Self {
         let mut mr: MethodRouter = MethodRouter::new();
         for &(filter, f) in handlers {
+            self.table
+                .push((method_name(filter).to_string(), path.to_string()));
             let os = self.os.clone();
             mr = mr.on(filter, move |req: Req| {
                 let os = os.clone();
@@ -236,6 +251,20 @@ impl Routes {
         self.router = self.router.route(path, mr);
         self
     }
+}
+
+fn method_name(f: MethodFilter) -> &'static str {
+    [
+        (GET, "GET"),
+        (POST, "POST"),
+        (PUT, "PUT"),
+        (PATCH, "PATCH"),
+        (DELETE, "DELETE"),
+        (HEAD, "HEAD"),
+    ]
+    .into_iter()
+    .find(|(m, _)| *m == f)
+    .map_or("GET", |(_, n)| n)
 }
 
 pub(crate) const GET: MethodFilter = MethodFilter::GET;

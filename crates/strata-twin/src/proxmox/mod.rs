@@ -1075,6 +1075,13 @@ impl Service for Pve {
         "proxmox"
     }
 
+    fn routes(&self) -> Vec<(String, String)> {
+        ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), format!("/api2/json{p}")))
+            .collect()
+    }
+
     fn router(self: Arc<Self>) -> Router {
         let mut by_path: BTreeMap<&'static str, MethodRouter> = BTreeMap::new();
         for (i, (m, path)) in ROUTES.iter().enumerate() {
