@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 mod cmd;
 mod output;
@@ -129,8 +129,22 @@ enum Command {
     Explain(cmd::explain::ExplainArgs),
 }
 
+/// Whether the command line asked for `-o json` (on the innermost subcommand).
+fn wants_json(matches: &clap::ArgMatches) -> bool {
+    let mut m = matches;
+    while let Some((_, sub)) = m.subcommand() {
+        m = sub;
+    }
+    matches!(m.try_get_one::<Format>("format"), Ok(Some(Format::Json)))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let json = wants_json(&matches);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Init(a) => cmd::init::run(a),
         Command::Schema(a) => cmd::schema::run(a),
@@ -150,6 +164,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if json {
+                // Scripts that asked for JSON get the failure as JSON on stdout too.
+                let doc = serde_json::json!({"ok": false, "error": {"message": format!("{e:#}")}});
+                println!("{doc}");
+            }
             ExitCode::from(1)
         }
     }

@@ -302,3 +302,31 @@ fn the_demo_embeds_exactly_the_example_files() {
     assert_eq!(v["dcs"].as_array().map(Vec::len), Some(3));
     assert_eq!(v["embedded_files"], serde_json::json!(on_disk));
 }
+
+#[test]
+fn a_failing_command_asked_for_json_reports_the_failure_as_json() {
+    let out = strata(&[
+        "plan",
+        "examples/fleet",
+        "--targets",
+        "/nonexistent/targets.json",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["ok"], false);
+    let msg = v["error"]["message"].as_str().expect("message");
+    assert!(msg.contains("/nonexistent/targets.json"), "{msg}");
+    // The human form still goes to stderr.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error: "));
+    // Without -o json, stdout stays empty.
+    let human = strata(&[
+        "plan",
+        "examples/fleet",
+        "--targets",
+        "/nonexistent/targets.json",
+    ]);
+    assert_eq!(human.status.code(), Some(1));
+    assert!(human.stdout.is_empty());
+}
