@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use strata_lab::plan::{IFNAMSIZ, PlanError, PlanOptions, plan};
 use strata_lab::script;
 use strata_lab::topology::{HostRole, Lab, LinkKind, NsRole, Role, SessionKind};
-use support::{example_fleet, rendered};
+use support::{broken_fleets, example_fleet, rendered};
 
 fn opts(racks: usize, dci: bool) -> PlanOptions {
     PlanOptions {
@@ -344,4 +344,43 @@ fn bad_requests_are_refused() {
         plan(&fleet, &[], &opts(2, false)),
         Err(PlanError::MissingFile(_))
     ));
+}
+
+#[test]
+fn planning_a_broken_design_never_panics() {
+    // `lab up --allow-invalid` plans whatever the compiler produced despite errors:
+    // every outcome must be a plan or a PlanError, never a panic.
+    let fleets = broken_fleets();
+    assert!(
+        fleets.len() >= 8,
+        "only {} broken examples compile",
+        fleets.len()
+    );
+    let mut planned = 0;
+    for (case, fleet) in &fleets {
+        let files = rendered(fleet);
+        for dc in &fleet.dcs {
+            for racks in 1..=3 {
+                for dci in [false, true] {
+                    let opts = PlanOptions {
+                        name: "t".into(),
+                        dc: dc.name.clone(),
+                        racks,
+                        dci,
+                        peer_dc: None,
+                    };
+                    let result = std::panic::catch_unwind(|| plan(fleet, &files, &opts));
+                    match result {
+                        Ok(Ok(_)) => planned += 1,
+                        Ok(Err(_)) => {}
+                        Err(_) => panic!(
+                            "{case}: planning {} (racks {racks}, dci {dci}) panicked",
+                            dc.name
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    assert!(planned > 0);
 }

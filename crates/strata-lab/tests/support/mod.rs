@@ -45,6 +45,34 @@ pub fn example_fleet() -> Fleet {
     compiled.fleet.expect("fleet")
 }
 
+/// Every compiled fleet `strata lab up --allow-invalid` could be handed: each
+/// `examples/broken/*` that still compiles (errors and all), by name.
+pub fn broken_fleets() -> Vec<(String, Fleet)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/broken");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("examples/broken")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    let mut out = Vec::new();
+    for case in cases {
+        let mut sources = SourceMap::new();
+        read_dir(&case, &case, &mut sources);
+        let loaded = strata_spec::load(&sources, &strata_spec::Limits::default());
+        let compiled = strata_fleet::compile(&loaded.spec, &Lock::default());
+        if let Some(fleet) = compiled.fleet {
+            let name = case
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            out.push((name, fleet));
+        }
+    }
+    out
+}
+
 /// What `strata lab up` plans from: the FRR and keepalived files.
 pub fn rendered(fleet: &Fleet) -> Vec<RenderedFile> {
     let mut files = strata_render::frr::render(fleet);
