@@ -2372,6 +2372,7 @@ fn build_dc_inner(
         })
         .collect();
     switches.sort_by(|a, b| (a.role, &a.name).cmp(&(b.role, &b.name)));
+    let host_services = host_services(site, sh.domain, &region_ctl, &rack_ctl, &vms, &machines);
 
     Some(Dc {
         name: site.to_string(),
@@ -2396,6 +2397,7 @@ fn build_dc_inner(
             rack_controllers: rack_ctl,
             distro_series: bp.maas.distro_series.clone(),
         },
+        host_services,
         proxmox,
         openstack: OpenStackRegion {
             region,
@@ -2413,4 +2415,48 @@ fn build_dc_inner(
         vips,
         span: Some(input.span),
     })
+}
+
+/// DNS and NTP for a DC's hosts, from its MAAS controllers' management addresses.
+fn host_services(
+    site: &str,
+    domain: &str,
+    region_ctl: &[String],
+    rack_ctl: &[MaasRackController],
+    vms: &[Vm],
+    machines: &[Machine],
+) -> HostServices {
+    let management = |hostname: &str| -> Option<IpAddr> {
+        vms.iter()
+            .find(|v| v.hostname == hostname)
+            .map(|v| &v.interfaces)
+            .or_else(|| {
+                machines
+                    .iter()
+                    .find(|m| m.hostname == hostname)
+                    .map(|m| &m.interfaces)
+            })?
+            .iter()
+            .find(|i| i.vlan == InfraVlan::Management)
+            .map(|i| i.address.addr())
+    };
+    let resolvers: Vec<IpAddr> = region_ctl
+        .iter()
+        .filter_map(|h| management(h))
+        .take(3)
+        .collect();
+    let mut racks: Vec<&MaasRackController> = rack_ctl.iter().collect();
+    racks.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    let mut ntp_servers: Vec<IpAddr> = racks
+        .iter()
+        .filter_map(|r| management(&r.hostname))
+        .collect();
+    if ntp_servers.is_empty() {
+        ntp_servers = resolvers.clone();
+    }
+    HostServices {
+        resolvers,
+        search_domain: format!("{site}.{domain}"),
+        ntp_servers,
+    }
 }

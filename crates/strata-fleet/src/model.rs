@@ -126,6 +126,10 @@ pub struct Dc {
     pub machines: Vec<Machine>,
     pub vms: Vec<Vm>,
     pub maas: Maas,
+    /// Name and time service of this DC's hosts. MAAS serves both (DNS from the region
+    /// controllers, NTP from the rack controllers), so these are those controllers'
+    /// management addresses, in hostname order.
+    pub host_services: HostServices,
     pub proxmox: Vec<ProxmoxCluster>,
     pub openstack: OpenStackRegion,
     pub vips: Vec<Vip>,
@@ -377,6 +381,17 @@ pub struct Maas {
     pub region_controllers: Vec<String>,
     pub rack_controllers: Vec<MaasRackController>,
     pub distro_series: String,
+}
+
+/// Where a DC's hosts resolve names and get time.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HostServices {
+    /// DNS resolvers (at most three, as resolv.conf allows): the region controllers.
+    pub resolvers: Vec<IpAddr>,
+    /// DNS search domain: `<dc>.<organisation.domain>`, the domain of every FQDN here.
+    pub search_domain: String,
+    /// NTP servers: the rack controllers (the region controllers when there are none).
+    pub ntp_servers: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, Serialize)]

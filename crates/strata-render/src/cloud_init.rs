@@ -108,6 +108,8 @@ struct Context<'a> {
     fleet_id: &'a str,
     packages: Vec<&'static str>,
     gpu_profiles: Vec<GpuProfile<'a>>,
+    /// The DC's NTP servers (its MAAS rack controllers).
+    ntp_servers: Vec<String>,
 }
 
 /// GPU machines of the role in the DC, by hardware profile.
@@ -146,5 +148,11 @@ fn context<'a>(
         fleet_id: &fleet.organisation.fleet_id,
         packages: packages(role),
         gpu_profiles: gpu.into_values().collect(),
+        ntp_servers: dc
+            .host_services
+            .ntp_servers
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     }
 }

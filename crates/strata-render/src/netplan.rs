@@ -77,7 +77,7 @@ struct Context<'a> {
     /// Physical NICs to configure (the bond members, or the fallback NIC).
     ethernets: Vec<&'a str>,
     bond: Option<BondContext<'a>>,
-    vlans: Vec<VlanContext>,
+    vlans: Vec<VlanContext<'a>>,
 }
 
 #[derive(Serialize)]
@@ -93,7 +93,7 @@ struct BondContext<'a> {
 }
 
 #[derive(Serialize)]
-struct VlanContext {
+struct VlanContext<'a> {
     name: String,
     id: u16,
     link: String,
@@ -101,6 +101,14 @@ struct VlanContext {
     address: String,
     mtu: u32,
     default_via: Option<String>,
+    /// On the interface with the default route: the DC's resolvers and search domain.
+    nameservers: Option<Nameservers<'a>>,
+}
+
+#[derive(Serialize)]
+struct Nameservers<'a> {
+    addresses: Vec<String>,
+    search: &'a str,
 }
 
 fn context<'a>(fleet: &'a Fleet, dc: &'a Dc, m: &'a Machine) -> Context<'a> {
@@ -119,6 +127,17 @@ fn context<'a>(fleet: &'a Fleet, dc: &'a Dc, m: &'a Machine) -> Context<'a> {
                 address: i.address.to_string(),
                 mtu: i.mtu,
                 default_via: (i.vlan == InfraVlan::Management).then(|| i.gateway.to_string()),
+                nameservers: (i.vlan == InfraVlan::Management
+                    && !dc.host_services.resolvers.is_empty())
+                .then(|| Nameservers {
+                    addresses: dc
+                        .host_services
+                        .resolvers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                    search: &dc.host_services.search_domain,
+                }),
             })
             .collect(),
         None => Vec::new(),

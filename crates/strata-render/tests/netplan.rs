@@ -244,3 +244,74 @@ fn free_text_from_profiles_cannot_change_the_yaml_structure() {
         cmp.content
     );
 }
+
+#[test]
+fn hosts_resolve_through_the_maas_region_and_only_on_the_management_interface() {
+    let fleet = support::example_fleet();
+    let files = netplan::render(&fleet);
+    for dc in &fleet.dcs {
+        // The resolvers are the region controllers' management addresses.
+        let region: Vec<String> = dc
+            .vms
+            .iter()
+            .filter(|v| dc.maas.region_controllers.contains(&v.hostname))
+            .filter_map(|v| {
+                v.interfaces
+                    .iter()
+                    .find(|i| i.vlan == InfraVlan::Management)
+            })
+            .map(|i| i.address.addr().to_string())
+            .collect();
+        let resolvers: Vec<String> = dc
+            .host_services
+            .resolvers
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            !resolvers.is_empty() && resolvers.len() <= 3,
+            "{resolvers:?}"
+        );
+        assert!(
+            resolvers.iter().all(|r| region.contains(r)),
+            "{resolvers:?} vs {region:?}"
+        );
+        assert_eq!(
+            dc.host_services.search_domain,
+            format!("{}.{}", dc.name, fleet.organisation.domain)
+        );
+        assert!(!dc.host_services.ntp_servers.is_empty());
+
+        for f in files
+            .iter()
+            .filter(|f| f.path.starts_with(&format!("{}/", dc.name)))
+        {
+            let doc: serde_json::Value =
+                serde_saphyr::from_str(&f.content).expect("netplan YAML parses");
+            let vlans = doc["network"]["vlans"].as_object().expect("vlans");
+            let with_dns: Vec<(&String, &serde_json::Value)> = vlans
+                .iter()
+                .filter(|(_, v)| v.get("nameservers").is_some())
+                .collect();
+            assert_eq!(with_dns.len(), 1, "{}: one interface carries DNS", f.path);
+            let (_, v) = with_dns[0];
+            assert!(
+                v.get("routes").is_some(),
+                "{}: DNS sits with the default route",
+                f.path
+            );
+            let addrs: Vec<&str> = v["nameservers"]["addresses"]
+                .as_array()
+                .expect("addresses")
+                .iter()
+                .filter_map(|a| a.as_str())
+                .collect();
+            assert_eq!(
+                addrs,
+                resolvers.iter().map(String::as_str).collect::<Vec<_>>(),
+                "{}",
+                f.path
+            );
+        }
+    }
+}
