@@ -257,13 +257,38 @@ p = doc["dcs"][0]["proxmox"]; u = urlparse(p["url"])
 user, token = p["token_id"].split("!")
 api = ProxmoxAPI(u.hostname, port=u.port, user=user, token_name=token, token_value=p["token_secret"], verify_ssl=p["ca_file"])
 vm = next(v for v in api.cluster.resources.get(type="vm") if v.get("name") == doc["dcs"][0]["name"] + "-prometheus")
+conf = api.nodes(vm["node"]).qemu(vm["vmid"]).config.get()
 api.nodes(vm["node"]).qemu(vm["vmid"]).config.put(memory=4096)
-print(vm["name"])
+print(json.dumps({"name": vm["name"], "ipconfig0": conf.get("ipconfig0"),
+    "nameserver": conf.get("nameserver"), "searchdomain": conf.get("searchdomain")}))
 "#,
         &twin.endpoints,
     );
     assert!(change.status.success(), "{}", text(&change));
-    let vm = String::from_utf8_lossy(&change.stdout).trim().to_string();
+    let seen: serde_json::Value = serde_json::from_slice(&change.stdout).expect("json");
+    let vm = seen["name"].as_str().expect("name").to_string();
+    // The VM got its address, default route and resolvers through cloud-init, as
+    // proxmoxer reads them back (the monitoring VM sits on the management VLAN only).
+    let ipconfig = seen["ipconfig0"].as_str().unwrap_or_default();
+    assert!(
+        ipconfig.starts_with("ip=10.") && ipconfig.contains("/22,gw=10."),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["nameserver"]
+            .as_str()
+            .unwrap_or_default()
+            .split(' ')
+            .count(),
+        3,
+        "{seen}"
+    );
+    assert!(
+        seen["searchdomain"]
+            .as_str()
+            .is_some_and(|d| d.ends_with(".dc.example.net")),
+        "{seen}"
+    );
     let drift = run(&["drift", f, "--targets", ep, "-o", "json"]);
     assert_eq!(drift.status.code(), Some(2), "{}", text(&drift));
     let v: serde_json::Value = serde_json::from_slice(&drift.stdout).expect("json");

@@ -231,6 +231,25 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                 ))
             })
             .collect();
+        // Cloud-init network settings, NIC by NIC; the default route on the management NIC.
+        let ipconfig: Vec<Value> = v
+            .interfaces
+            .iter()
+            .map(|i| {
+                let mut s = format!("ip={}", i.address);
+                if i.vlan == strata_spec::InfraVlan::Management {
+                    s.push_str(&format!(",gw={}", i.gateway));
+                }
+                json!(s)
+            })
+            .collect();
+        let nameserver = dc
+            .host_services
+            .resolvers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
         let template = dc
             .proxmox
             .iter()
@@ -249,6 +268,9 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                     v.ha_group.clone().map(Value::from).unwrap_or(Value::Null),
                 )
                 .spec("nets", nets)
+                .spec("ipconfig", ipconfig)
+                .spec("nameserver", nameserver)
+                .spec("searchdomain", dc.host_services.search_domain.clone())
                 .spec("template", template)
                 .spec("storage", v.storage.clone())
                 .spec("cluster", v.cluster.clone()),

@@ -9,7 +9,10 @@
 //! the model's vocabulary: `cores` = maxcpu, `memory` = maxmem in MiB, `disk_gb` =
 //! boot disk size in GiB (rounded down), `tags` sorted, `status`, `ha_group` or null;
 //! `spec.node` says where it runs). Everything else, templates included, is listed as
-//! unowned. NIC settings (`spec.nets`) are written at creation but **not compared**:
+//! unowned. NIC settings (`spec.nets`) and the guest's cloud-init network settings
+//! (`spec.ipconfig` per NIC, `spec.nameserver`, `spec.searchdomain`: its addresses,
+//! default route and resolvers from the compiled fleet) are written at creation but
+//! **not compared**:
 //! they live only in each guest's configuration, and reading one configuration per VM
 //! would make observation cost grow with the fleet.
 //!
@@ -262,6 +265,11 @@ pub(crate) struct Desired {
     /// `Some(None)`: not HA-managed.
     pub ha_group: Option<Option<String>>,
     pub nets: Option<Vec<String>>,
+    /// Cloud-init network settings of the guest: `ipconfigN` per NIC, in NIC order, and
+    /// its resolvers and search domain. Written with the NICs, never compared.
+    pub ipconfig: Option<Vec<String>>,
+    pub nameserver: Option<String>,
+    pub searchdomain: Option<String>,
     pub template: Option<String>,
     pub storage: Option<String>,
 }
@@ -315,6 +323,9 @@ impl Desired {
             status: string(r.fields.get("status")),
             ha_group,
             nets: list(r.fields.get("nets").or(r.spec.get("nets")), "nets")?,
+            ipconfig: list(r.spec.get("ipconfig"), "ipconfig")?,
+            nameserver: string(r.spec.get("nameserver")).filter(|s| !s.is_empty()),
+            searchdomain: string(r.spec.get("searchdomain")).filter(|s| !s.is_empty()),
             template: string(r.spec.get("template")).filter(|t| !t.is_empty()),
             storage: string(r.spec.get("storage")).filter(|s| !s.is_empty()),
         })

@@ -47,7 +47,8 @@ fn conf_memory(conf: &Conf) -> Option<u64> {
     first.strip_prefix("current=").unwrap_or(first).parse().ok()
 }
 
-/// Configuration changes: fields to set, NICs (`netN`) to set, keys to delete.
+/// Configuration changes: fields to set, guest network settings to set (NICs `netN`,
+/// cloud-init `ipconfigN`, `nameserver`, `searchdomain`), keys to delete.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Changes {
     pub form: Vec<(&'static str, String)>,
@@ -110,6 +111,35 @@ pub(crate) fn config_changes(
                 && i >= want_nets.len()
             {
                 delete.push(k.clone());
+            }
+        }
+    }
+    if scope.has("nets") {
+        if let Some(want_ip) = &want.ipconfig {
+            for (i, ip) in want_ip.iter().enumerate() {
+                let key = format!("ipconfig{i}");
+                if conf.get(&key).map(text).as_deref() != Some(ip.as_str()) {
+                    nets.push((key, ip.clone()));
+                }
+            }
+            for k in conf.keys() {
+                if let Some(i) = k
+                    .strip_prefix("ipconfig")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    && i >= want_ip.len()
+                {
+                    delete.push(k.clone());
+                }
+            }
+        }
+        for (key, value) in [
+            ("nameserver", &want.nameserver),
+            ("searchdomain", &want.searchdomain),
+        ] {
+            if let Some(v) = value
+                && conf.get(key).map(text).as_deref() != Some(v.as_str())
+            {
+                nets.push((key.to_string(), v.clone()));
             }
         }
     }
@@ -634,6 +664,47 @@ mod tests {
         assert_eq!(conf_memory(&c9), Some(4096));
         let keep = Desired::default();
         assert!(config_changes(&c9, &keep, "strata-x", Scope::All).is_empty());
+    }
+
+    #[test]
+    fn guest_network_settings_replace_the_templates_dhcp() {
+        // A clone of the template: DHCP on its one cloud-init interface.
+        let c = conf(
+            json!({"ipconfig0": "ip=dhcp", "ipconfig1": "ip=dhcp", "nameserver": "10.0.0.53"}),
+        );
+        let want = Desired {
+            ipconfig: Some(vec!["ip=10.0.12.30/22,gw=10.0.12.1".into()]),
+            nameserver: Some("10.0.12.21 10.0.12.22".into()),
+            searchdomain: Some("ams1.dc.example.net".into()),
+            ..Desired::default()
+        };
+        let Changes { form, nets, delete } = config_changes(&c, &want, "strata-x", Scope::All);
+        assert!(form.iter().all(|(k, _)| *k == "tags"), "{form:?}");
+        assert_eq!(
+            nets,
+            vec![
+                (
+                    "ipconfig0".to_string(),
+                    "ip=10.0.12.30/22,gw=10.0.12.1".to_string()
+                ),
+                (
+                    "nameserver".to_string(),
+                    "10.0.12.21 10.0.12.22".to_string()
+                ),
+                (
+                    "searchdomain".to_string(),
+                    "ams1.dc.example.net".to_string()
+                ),
+            ]
+        );
+        assert_eq!(delete, vec!["ipconfig1".to_string()]);
+        // Once written, nothing more to do; and an update of another field leaves them.
+        let done = conf(json!({"ipconfig0": "ip=10.0.12.30/22,gw=10.0.12.1",
+            "nameserver": "10.0.12.21 10.0.12.22", "searchdomain": "ams1.dc.example.net",
+            "tags": "strata-x"}));
+        assert!(config_changes(&done, &want, "strata-x", Scope::All).is_empty());
+        let only: BTreeSet<String> = ["cores".to_string()].into();
+        assert!(config_changes(&c, &want, "strata-x", Scope::Only(&only)).is_empty());
     }
 
     #[test]
