@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use strata_verify::{find_command, find_executable};
+
 use crate::Error;
 use crate::script::{self, Batch, Sysctl};
 use crate::state::{Phase, Process, State, lab_dir};
@@ -51,26 +53,6 @@ pub struct Tools {
     pub sh: PathBuf,
     /// FRR's daemon directory (`/usr/lib/frr`).
     pub frr: PathBuf,
-}
-
-/// An executable named `name` on PATH or in the sbin directories.
-pub fn find_command(name: &str) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    for d in ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
-        dirs.push(PathBuf::from(d));
-    }
-    dirs.into_iter()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file() && is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    fs::metadata(p)
-        .map(|m| m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
 }
 
 impl Tools {
@@ -97,7 +79,7 @@ impl Tools {
             frr: PathBuf::from("/usr/lib/frr"),
         };
         for d in ["zebra", "bgpd", "bfdd"] {
-            if !is_executable(&tools.frr.join(d)) {
+            if find_executable(d, std::slice::from_ref(&tools.frr)).is_none() {
                 missing.push(format!("{}/{d}", tools.frr.display()));
             }
         }

@@ -33,12 +33,28 @@ pub enum Target {
 pub struct LocalDc {
     pub creds: Credentials,
     /// In `Target` order.
-    services: [(Target, Arc<dyn Service>, Router); 3],
+    services: [Served; 3],
     /// A Keystone token of the admin project, issued at start.
     os_token: String,
     /// Identifiers seen in the first list responses (machine ids, VM ids, node names,
     /// flavor and network ids, ...), used to fill path parameters.
     known: Vec<String>,
+}
+
+/// One service: its router and the routes it lists (computed once: the decoder picks
+/// from them on every request).
+struct Served {
+    router: Router,
+    routes: Vec<(String, String)>,
+}
+
+impl Served {
+    fn new(service: Arc<dyn Service>) -> Served {
+        Served {
+            routes: service.routes(),
+            router: service.router(),
+        }
+    }
 }
 
 /// The largest response body read back (a fuzzer only needs to consume it).
@@ -109,9 +125,9 @@ impl LocalDc {
         let proxmox = crate::proxmox::build(ctx.clone(), None)?;
         let openstack = crate::openstack::build(ctx, None)?;
         let services = [
-            (Target::Maas, maas.clone(), maas.router()),
-            (Target::Proxmox, proxmox.clone(), proxmox.router()),
-            (Target::OpenStack, openstack.clone(), openstack.router()),
+            Served::new(maas),
+            Served::new(proxmox),
+            Served::new(openstack),
         ];
         let mut dc = LocalDc {
             creds,
@@ -126,12 +142,12 @@ impl LocalDc {
 
     fn router(&self, t: Target) -> &Router {
         // `services` is in `Target` order.
-        &self.services[t as usize].2
+        &self.services[t as usize].router
     }
 
     /// Every (method, path template) of a service.
-    pub fn routes(&self, t: Target) -> Vec<(String, String)> {
-        self.services[t as usize].1.routes()
+    pub fn routes(&self, t: Target) -> &[(String, String)] {
+        &self.services[t as usize].routes
     }
 
     /// Send one request and read the whole response body.
@@ -233,9 +249,8 @@ impl LocalDc {
             1 => Target::Proxmox,
             _ => Target::OpenStack,
         };
-        let routes = self.routes(target);
         let (method, template) = r
-            .pick(&routes)
+            .pick(self.routes(target))
             .cloned()
             .unwrap_or_else(|| ("GET".into(), "/".into()));
         let method = if r.byte().is_multiple_of(8) {

@@ -87,14 +87,21 @@ fn decoded_requests_reach_the_handlers() {
 #[test]
 fn recorded_crash_inputs_stay_fixed() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/twin_api");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    let inputs: Vec<Vec<u8>> = entries
+    let inputs: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .expect("fuzz/regressions/twin_api")
         .flatten()
         .filter_map(|e| std::fs::read(e.path()).ok())
         .collect();
-    replay(&inputs);
+    assert!(!inputs.is_empty(), "no inputs in {}", dir.display());
+    // Each file is a session, split on 0xFF as the cargo-fuzz target does.
+    for session in &inputs {
+        let requests: Vec<Vec<u8>> = session
+            .split(|b| *b == 0xff)
+            .take(16)
+            .map(<[u8]>::to_vec)
+            .collect();
+        assert_eq!(replay(&requests).len(), requests.len());
+    }
 }
 
 proptest! {

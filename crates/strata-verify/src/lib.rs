@@ -112,10 +112,7 @@ impl Verifier {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_TOOLS_VENV));
         let venv_bin = venv.join("bin");
 
-        let mut system_dirs: Vec<PathBuf> = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).collect())
-            .unwrap_or_default();
-        system_dirs.extend(EXTRA_DIRS.iter().map(PathBuf::from));
+        let system_dirs = system_dirs();
         let mut venv_first = vec![venv_bin.clone()];
         venv_first.extend(system_dirs.iter().cloned());
         // Prefer Debian's interpreter over whatever `python3` is first on PATH (a pyenv
@@ -350,7 +347,24 @@ fn safe_join(root: &Path, rel: &str) -> Option<PathBuf> {
 }
 
 /// The first `dir/name` that is an executable regular file.
-fn find_executable(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
+/// Where system tools are looked for: `PATH`, then the usual system directories (sbin
+/// included, which is not on every user's `PATH`).
+pub fn system_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(EXTRA_DIRS.iter().map(PathBuf::from));
+    dirs
+}
+
+/// An executable regular file named `name` on `PATH` or in the system directories.
+pub fn find_command(name: &str) -> Option<PathBuf> {
+    find_executable(name, &system_dirs())
+}
+
+/// An executable regular file named `name` in the first of `dirs` (absolute ones only)
+/// that has one.
+pub fn find_executable(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     dirs.iter()
         .filter(|dir| dir.is_absolute())
