@@ -114,7 +114,7 @@ fn python() -> Option<PathBuf> {
 }
 
 fn skip_clients() -> bool {
-    std::env::var_os("STRATA_SKIP_CLIENT_TESTS").is_some()
+    strata_testkit::OptOut::Clients.is_set()
 }
 
 /// Run a Python snippet with the tools venv; `ENDPOINTS` is set to the endpoints file.
@@ -243,7 +243,10 @@ fn plan_apply_converges_and_drift_names_the_changed_field() {
     assert_eq!(drift.status.code(), Some(0), "{}", text(&drift));
 
     if skip_clients() {
-        eprintln!("note: STRATA_SKIP_CLIENT_TESTS set; the proxmoxer part is skipped");
+        strata_testkit::skip_note(
+            strata_testkit::OptOut::Clients,
+            "the proxmoxer part of the drift test",
+        );
         return;
     }
     // Change a VM's memory through proxmoxer, behind strata's back.

@@ -22,11 +22,8 @@ const OWNER: &str = "strata-acme";
 // ---------------------------------------------------------------------------------------
 // 1. Every relevant published sample parses with the client's response types.
 
-fn samples_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("STRATA_API_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/api-samples"));
-    dir.is_dir().then_some(dir)
+fn samples_dir() -> PathBuf {
+    strata_testkit::testdata("api-samples")
 }
 
 fn sample<T: DeserializeOwned>(dir: &Path, rel: &str) -> T {
@@ -38,12 +35,7 @@ fn sample<T: DeserializeOwned>(dir: &Path, rel: &str) -> T {
 
 #[test]
 fn api_samples_parse() {
-    let Some(dir) = samples_dir() else {
-        eprintln!(
-            "NOTE: no API samples at /work/shared/api-samples (set STRATA_API_SAMPLES); skipped"
-        );
-        return;
-    };
+    let dir = samples_dir();
     let d = dir.as_path();
 
     // Keystone: scoped tokens carry a project and a catalog with public endpoints.

@@ -428,17 +428,9 @@ async fn updates_apply_changed_fields_and_drift_is_observed() {
         .steps
         .pop()
         .expect("step");
-    match act(&p, &step, &intents).await {
-        Ok(_) => {
-            let now = p.observe().await.expect("observe");
-            assert_eq!(now.resources.get(&id).expect("app1").fields["disk_gb"], 8);
-        }
-        // The twin may not simulate `PUT .../resize` yet.
-        Err(e) if e.to_string().contains("not implemented") => {
-            eprintln!("note: the twin does not implement resize: {e}");
-        }
-        Err(e) => panic!("resize: {e}"),
-    }
+    act(&p, &step, &intents).await.expect("resize");
+    let now = p.observe().await.expect("observe");
+    assert_eq!(now.resources.get(&id).expect("app1").fields["disk_gb"], 8);
     env.twin.shutdown().await.expect("shutdown");
 }
 

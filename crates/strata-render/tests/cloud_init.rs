@@ -28,8 +28,9 @@ fn verifier() -> Option<Verifier> {
     match verifier.missing(KIND) {
         None => Some(verifier),
         Some(message) if std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1") => {
-            eprintln!(
-                "note: skipping the cloud-init tool test: {message} (STRATA_SKIP_TOOL_TESTS=1)"
+            strata_testkit::skip_note(
+                strata_testkit::OptOut::Tools,
+                &format!("the cloud-init tool test: {message}"),
             );
             None
         }

@@ -6,8 +6,10 @@ use strata_render::{FileKind, failed_render_text};
 fn failed_render_text_is_rejected_by_every_validator() {
     let text = failed_render_text("template `x`", "undefined value\nsecond line");
     assert_eq!(text, "%%% strata: template `x` failed: undefined value\n");
-    if std::env::var_os("STRATA_SKIP_TOOL_TESTS").is_some() {
-        eprintln!("note: STRATA_SKIP_TOOL_TESTS set; validators not run");
+    if strata_testkit::opted_out(
+        strata_testkit::OptOut::Tools,
+        "the validators' rejection of a failed render",
+    ) {
         return;
     }
     let verifier = strata_verify::Verifier::discover();

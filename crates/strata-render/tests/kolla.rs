@@ -35,8 +35,9 @@ fn verifier() -> Option<Verifier> {
     for kind in KINDS {
         if let Some(message) = verifier.missing(kind) {
             if skip_tool_tests() {
-                eprintln!(
-                    "note: skipping the Kolla tool test: {message} (STRATA_SKIP_TOOL_TESTS=1)"
+                strata_testkit::skip_note(
+                    strata_testkit::OptOut::Tools,
+                    &format!("the Kolla tool test: {message}"),
                 );
                 return None;
             }
@@ -419,7 +420,10 @@ fn group_hosts(list: &serde_json::Value, group: &str) -> BTreeSet<String> {
 fn ansible_inventory_sees_the_groups() {
     let Some(program) = ansible_inventory() else {
         if skip_tool_tests() {
-            eprintln!("note: skipping: ansible-inventory not found (STRATA_SKIP_TOOL_TESTS=1)");
+            strata_testkit::skip_note(
+                strata_testkit::OptOut::Tools,
+                "the Kolla inventory tool test: ansible-inventory not found",
+            );
             return;
         }
         panic!(

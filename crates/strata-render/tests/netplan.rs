@@ -28,7 +28,10 @@ fn verifier() -> Option<Verifier> {
     match verifier.missing(KIND) {
         None => Some(verifier),
         Some(message) if std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1") => {
-            eprintln!("note: skipping the netplan tool test: {message} (STRATA_SKIP_TOOL_TESTS=1)");
+            strata_testkit::skip_note(
+                strata_testkit::OptOut::Tools,
+                &format!("the netplan tool test: {message}"),
+            );
             None
         }
         Some(message) => panic!(

@@ -20,7 +20,10 @@ fn verifier(kind: FileKind) -> Option<Verifier> {
     let verifier = Verifier::discover();
     if let Some(missing) = verifier.missing(kind) {
         if std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1") {
-            eprintln!("note: skipping the real-tool check ({missing}); STRATA_SKIP_TOOL_TESTS=1");
+            strata_testkit::skip_note(
+                strata_testkit::OptOut::Tools,
+                &format!("the promtool tool check ({missing})"),
+            );
             return None;
         }
         panic!(

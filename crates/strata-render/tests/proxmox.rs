@@ -29,8 +29,9 @@ fn verifier() -> Option<Verifier> {
     match verifier.missing(KIND) {
         None => Some(verifier),
         Some(message) if std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1") => {
-            eprintln!(
-                "note: skipping the ifupdown2 tool test: {message} (STRATA_SKIP_TOOL_TESTS=1)"
+            strata_testkit::skip_note(
+                strata_testkit::OptOut::Tools,
+                &format!("the ifupdown2 tool test: {message}"),
             );
             None
         }
