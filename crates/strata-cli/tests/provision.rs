@@ -95,6 +95,25 @@ impl Drop for TwinProcess {
     }
 }
 
+/// Run git in `dir` (no user configuration needed); its stdout.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=strata-test",
+            "-c",
+            "user.email=strata-test@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn fleet_copy(dir: &Path) -> PathBuf {
     let dst = dir.join("fleet");
     let status = Command::new("cp")
@@ -212,6 +231,10 @@ fn assert_no_duplicate_vms(endpoints: &Path) {
 fn plan_apply_converges_and_drift_names_the_changed_field() {
     let tmp = tempfile::tempdir().expect("tmp");
     let fleet = fleet_copy(tmp.path());
+    // The spec is a Git repository, as in real use: apply must leave it clean.
+    git(&fleet, &["init", "-q"]);
+    git(&fleet, &["add", "-A"]);
+    git(&fleet, &["commit", "-q", "-m", "fleet"]);
     let twin = TwinProcess::start(tmp.path(), &[]);
     let ep = twin.endpoints.to_str().expect("utf8");
     let f = fleet.to_str().expect("utf8");
@@ -226,7 +249,10 @@ fn plan_apply_converges_and_drift_names_the_changed_field() {
 
     let apply = run(&["apply", f, "--targets", ep, "--auto-approve"]);
     assert!(apply.status.success(), "{}", text(&apply));
-    assert!(fleet.join("fleet.journal").exists());
+    assert!(fleet.join(".strata/fleet.journal").exists());
+    assert!(!fleet.join("fleet.journal").exists());
+    let status = git(&fleet, &["status", "--porcelain", "--untracked-files=all"]);
+    assert_eq!(status, "", "apply left files in the spec's repository");
 
     let again = run(&[
         "plan",
@@ -431,4 +457,50 @@ fn the_blast_radius_guard_refuses_mass_deletion() {
         "100",
     ]);
     assert!(allowed.status.success(), "{}", text(&allowed));
+}
+
+#[test]
+fn plan_fails_on_a_secret_apply_would_need_and_reads_files_beside_the_spec() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fleet = fleet_copy(tmp.path());
+    // fra1's BMC password from a file, relative to the spec directory.
+    let inv = fleet.join("inventory/fra1.yaml");
+    let text_before = std::fs::read_to_string(&inv).expect("inventory");
+    std::fs::write(
+        &inv,
+        text_before.replace("{ env: BMC_PASSWORD_FRA1 }", "{ file: secrets/fra1-bmc }"),
+    )
+    .expect("write");
+    let twin = TwinProcess::start(tmp.path(), &[]);
+    let ep = twin.endpoints.to_str().expect("utf8");
+    let f = fleet.to_str().expect("utf8");
+
+    // Missing file and unset variable: plan fails, naming each reference and where
+    // it is needed, and prints no plan.
+    let plan = strata()
+        .args(["plan", f, "--targets", ep])
+        .env_remove("BMC_PASSWORD_AMS1")
+        .output()
+        .expect("run strata");
+    let out = text(&plan);
+    assert_eq!(plan.status.code(), Some(1), "{out}");
+    assert!(out.contains("file:secrets/fra1-bmc"), "{out}");
+    assert!(out.contains("env:BMC_PASSWORD_AMS1"), "{out}");
+    assert!(
+        out.contains("environment variable BMC_PASSWORD_AMS1 is not set"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fra1/machine/") && out.contains("ams1/machine/"),
+        "{out}"
+    );
+    assert!(!out.contains("waw1-bmc-secret"), "{out}");
+    assert!(plan.stdout.is_empty(), "{out}");
+
+    // With the file beside the spec (strata runs from elsewhere): the plan stands.
+    std::fs::create_dir_all(fleet.join("secrets")).expect("mkdir");
+    std::fs::write(fleet.join("secrets/fra1-bmc"), "fra1-from-file\n").expect("write");
+    let plan = run(&["plan", f, "--targets", ep, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(!text(&plan).contains("fra1-from-file"));
 }

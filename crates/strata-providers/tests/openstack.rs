@@ -211,7 +211,12 @@ async fn region(faults: FaultSpec) -> Region {
     let path = dir.path().join("endpoints.json");
     twin.write_endpoints(&path).expect("write endpoints");
     let text = std::fs::read_to_string(&path).expect("endpoints");
-    let targets = Targets::parse(&text, dir.path(), &|_| None).expect("targets");
+    let targets = Targets::parse(
+        &text,
+        dir.path(),
+        &strata_providers::secrets::StaticSecrets::new(),
+    )
+    .expect("targets");
     let target = targets.dcs[0].openstack.clone().expect("openstack target");
     Region {
         twin,
@@ -1087,9 +1092,13 @@ async fn a_revoked_token_is_renewed_once() {
         r#"{{"dcs":[{{"name":"{DC}","openstack":{{"auth_url":"{}","region":"{DC}","username":"admin","password":"not-the-password","project":"admin"}}}}]}}"#,
         bad.auth_url
     );
-    bad = Targets::parse(&text, Path::new("."), &|_| None)
-        .expect("targets")
-        .dcs[0]
+    bad = Targets::parse(
+        &text,
+        Path::new("."),
+        &strata_providers::secrets::StaticSecrets::new(),
+    )
+    .expect("targets")
+    .dcs[0]
         .openstack
         .clone()
         .expect("target");

@@ -36,7 +36,12 @@ fn provider(keystone: &str, password: &str) -> OpenstackProvider {
         "password": password, "project": "admin",
         "user_domain": "Default", "project_domain": "Default"}}]})
     .to_string();
-    let t = Targets::parse(&text, Path::new("."), &|_| None).expect("targets");
+    let t = Targets::parse(
+        &text,
+        Path::new("."),
+        &strata_providers::secrets::StaticSecrets::new(),
+    )
+    .expect("targets");
     OpenstackProvider::new(
         "lab1",
         t.dcs[0].openstack.as_ref().expect("openstack"),

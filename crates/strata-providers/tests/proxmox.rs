@@ -77,7 +77,12 @@ async fn start(extra_vms: usize) -> Env {
     let file = dir.path().join("endpoints.json");
     twin.write_endpoints(&file).expect("endpoints");
     let text = std::fs::read_to_string(&file).expect("read endpoints");
-    let targets = Targets::parse(&text, dir.path(), &|_| None).expect("targets");
+    let targets = Targets::parse(
+        &text,
+        dir.path(),
+        &strata_providers::secrets::StaticSecrets::new(),
+    )
+    .expect("targets");
     let doc: Value = serde_json::from_str(&text).expect("json");
     let p = &doc["dcs"][0]["proxmox"];
     let ca = std::fs::read_to_string(dir.path().join("twin-ca.pem")).expect("ca");

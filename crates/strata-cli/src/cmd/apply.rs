@@ -1,4 +1,4 @@
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,7 +10,8 @@ use strata_plan::{Step, owner_tag};
 
 use crate::cmd::live;
 use crate::output::{is_json, print_json};
-use crate::{Global, SpecArgs};
+use crate::output::{out, outln};
+use crate::{Global, SpecArgs, StateArgs};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -31,9 +32,8 @@ pub struct ApplyArgs {
     /// Steps in flight at most (each endpoint also has its own limit).
     #[arg(long, default_value_t = 64)]
     pub parallelism: usize,
-    /// The apply journal (default: DIR/fleet.journal, beside fleet.lock).
-    #[arg(long)]
-    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
     /// Rounds of observe → plan → act: when steps fail (a platform error, a timeout),
     /// strata re-observes and retries what is left, like a controller's requeue.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
@@ -89,17 +89,15 @@ impl Progress for Lines {
 
 pub fn run(a: ApplyArgs) -> Result<ExitCode> {
     let fleet = live::fleet_of(&a.spec.dir, &a.global)?;
-    let providers = live::providers_for(&a.targets, &fleet)?;
-    let journal_path = a
-        .journal
-        .clone()
-        .unwrap_or_else(|| a.spec.dir.join("fleet.journal"));
+    let secrets = live::system_secrets(&a.spec.dir);
+    let providers = live::providers_for(&a.targets, &fleet, secrets.clone())?;
+    let journal_path = live::journal_path(&a.spec.dir, &a.state);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let plan = live::plan(&fleet, &providers, &journal_path).await?;
+        let plan = live::plan(&fleet, &providers, secrets.as_ref(), &journal_path).await?;
         let json = is_json(&a.global);
         if !json {
-            print!("{}", strata_plan::display::render(&plan, 200));
+            out!("{}", strata_plan::display::render(&plan, 200))?;
         }
         if !plan.conflicts.is_empty() {
             bail!(
@@ -109,9 +107,9 @@ pub fn run(a: ApplyArgs) -> Result<ExitCode> {
         }
         if plan.is_empty() {
             if json {
-                print_json(&serde_json::json!({"applied": false, "plan": live::plan_json(&plan)}));
+                print_json(&serde_json::json!({"applied": false, "plan": live::plan_json(&plan)}))?;
             } else {
-                println!("Nothing to do: every platform matches the fleet.");
+                outln!("Nothing to do: every platform matches the fleet.")?;
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -119,15 +117,15 @@ pub fn run(a: ApplyArgs) -> Result<ExitCode> {
             if !std::io::stdin().is_terminal() {
                 bail!("refusing to apply without confirmation: stdin is not a terminal (pass --auto-approve)");
             }
-            print!("\nApply these {} changes? Type `yes` to continue: ", plan.counts().total());
-            std::io::stdout().flush()?;
+            out!("\nApply these {} changes? Type `yes` to continue: ", plan.counts().total())?;
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;
             if line.trim() != "yes" {
-                println!("Apply cancelled.");
+                outln!("Apply cancelled.")?;
                 return Ok(ExitCode::from(1));
             }
         }
+        live::prepare_state_dir(&a.spec.dir, &journal_path)?;
         let journal = Journal::open(&journal_path).await?;
         let opts = ApplyOptions {
             wave_size: a.wave_size,
@@ -147,7 +145,7 @@ pub fn run(a: ApplyArgs) -> Result<ExitCode> {
             let failed = report.count(StepStatus::Failed);
             tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(round))).await;
             round += 1;
-            plan = live::plan(&fleet, &providers, &journal_path).await?;
+            plan = live::plan(&fleet, &providers, secrets.as_ref(), &journal_path).await?;
             if !json {
                 eprintln!(
                     "round {round}: {failed} step(s) failed; re-observed, {} step(s) left",
@@ -173,9 +171,9 @@ pub fn run(a: ApplyArgs) -> Result<ExitCode> {
                 "report": report,
                 "api_calls": calls,
                 "seconds": started.elapsed().as_secs_f64(),
-            }));
+            }))?;
         } else {
-            println!(
+            outln!(
                 "\nApply {}: {} done, {} failed, {} skipped in {:.1}s ({} round(s), {} API calls); journal {}",
                 if report.succeeded() { "complete" } else { "FAILED" },
                 report.count(StepStatus::Done),
@@ -185,9 +183,9 @@ pub fn run(a: ApplyArgs) -> Result<ExitCode> {
                 rounds,
                 calls,
                 journal_path.display()
-            );
+            )?;
             if let Some(w) = report.stopped_after_wave {
-                println!("Rollout stopped after wave {}; later waves were not started.", w + 1);
+                outln!("Rollout stopped after wave {}; later waves were not started.", w + 1)?;
             }
         }
         Ok(if report.succeeded() { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -14,8 +14,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cmd::live;
+use crate::output::outln;
 use crate::output::{is_json, print_json};
-use crate::{Global, SpecArgs};
+use crate::{Global, SpecArgs, StateArgs};
 
 #[derive(Debug, Args)]
 pub struct DriftArgs {
@@ -24,9 +25,8 @@ pub struct DriftArgs {
     /// The targets file (see `strata plan --help`).
     #[arg(long)]
     pub targets: PathBuf,
-    /// The apply journal (default: DIR/fleet.journal).
-    #[arg(long)]
-    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
     #[command(flatten)]
     pub global: Global,
 }
@@ -42,11 +42,8 @@ struct Drifted {
 
 pub fn run(a: DriftArgs) -> Result<ExitCode> {
     let fleet = live::fleet_of(&a.spec.dir, &a.global)?;
-    let providers = live::providers_for(&a.targets, &fleet)?;
-    let journal_path = a
-        .journal
-        .clone()
-        .unwrap_or_else(|| a.spec.dir.join("fleet.journal"));
+    let providers = live::providers_for(&a.targets, &fleet, live::system_secrets(&a.spec.dir))?;
+    let journal_path = live::journal_path(&a.spec.dir, &a.state);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let (observed, scopes) = live::observe_all(&providers).await?;
@@ -55,7 +52,7 @@ pub fn run(a: DriftArgs) -> Result<ExitCode> {
         } else {
             BTreeMap::new()
         };
-        let desired = strata_plan::desired(&fleet);
+        let desired = strata_plan::desired(&fleet)?;
         let mut drift = Vec::new();
         let mut missing = Vec::new();
         for o in observed.resources.iter().filter(|o| o.owned) {
@@ -94,33 +91,33 @@ pub fn run(a: DriftArgs) -> Result<ExitCode> {
                 "changed": drift,
                 "missing": missing,
                 "unowned": observed.unowned,
-            }));
+            }))?;
         } else {
             for d in &drift {
-                println!(
+                outln!(
                     "~ {}{}: {} = {} (strata set {})",
                     d.resource,
                     d.external_id.as_deref().map(|i| format!(" [{i}]")).unwrap_or_default(),
                     d.field,
                     d.actual.as_ref().map(Value::to_string).unwrap_or_else(|| "(absent)".into()),
                     d.expected.as_ref().map(Value::to_string).unwrap_or_else(|| "(absent)".into()),
-                );
+                )?;
             }
             for m in &missing {
-                println!("- {m}: deleted outside strata");
+                outln!("- {m}: deleted outside strata")?;
             }
-            println!(
+            outln!(
                 "{}: {} changed field(s), {} missing object(s); {} unowned object(s) listed, not touched",
                 if drifted { "drift" } else { "no drift" },
                 drift.len(),
                 missing.len(),
                 observed.unowned.len()
-            );
+            )?;
             for u in observed.unowned.iter().take(20) {
-                println!("  unowned {} {} {} {} ({})", u.dc, u.platform, u.kind, u.name, u.external_id);
+                outln!("  unowned {} {} {} {} ({})", u.dc, u.platform, u.kind, u.name, u.external_id)?;
             }
             if observed.unowned.len() > 20 {
-                println!("  ... {} more (-o json lists all)", observed.unowned.len() - 20);
+                outln!("  ... {} more (-o json lists all)", observed.unowned.len() - 20)?;
             }
         }
         Ok(if drifted { ExitCode::from(2) } else { ExitCode::SUCCESS })

@@ -5,8 +5,9 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::cmd::live;
+use crate::output::out;
 use crate::output::{is_json, print_json};
-use crate::{Global, SpecArgs};
+use crate::{Global, SpecArgs, StateArgs};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -23,19 +24,22 @@ pub struct PlanArgs {
     #[arg(long, default_value_t = 200)]
     pub max_lines: usize,
     #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
     pub global: Global,
 }
 
 pub fn run(a: PlanArgs) -> Result<ExitCode> {
     let fleet = live::fleet_of(&a.spec.dir, &a.global)?;
-    let providers = live::providers_for(&a.targets, &fleet)?;
+    let secrets = live::system_secrets(&a.spec.dir);
+    let providers = live::providers_for(&a.targets, &fleet, secrets.clone())?;
     let rt = tokio::runtime::Runtime::new()?;
-    let journal = a.spec.dir.join("fleet.journal");
-    let plan = rt.block_on(live::plan(&fleet, &providers, &journal))?;
+    let journal = live::journal_path(&a.spec.dir, &a.state);
+    let plan = rt.block_on(live::plan(&fleet, &providers, secrets.as_ref(), &journal))?;
     if is_json(&a.global) {
-        print_json(&live::plan_json(&plan));
+        print_json(&live::plan_json(&plan))?;
     } else {
-        print!("{}", strata_plan::display::render(&plan, a.max_lines));
+        out!("{}", strata_plan::display::render(&plan, a.max_lines))?;
     }
     if !plan.conflicts.is_empty() {
         return Ok(ExitCode::from(1));
