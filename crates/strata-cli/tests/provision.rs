@@ -504,3 +504,63 @@ fn plan_fails_on_a_secret_apply_would_need_and_reads_files_beside_the_spec() {
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
     assert!(!text(&plan).contains("fra1-from-file"));
 }
+
+#[test]
+fn a_saved_plan_applies_exactly_and_is_refused_once_stale_or_edited() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fleet = fleet_copy(tmp.path());
+    let twin = TwinProcess::start(tmp.path(), &[]);
+    let ep = twin.endpoints.to_str().expect("utf8");
+    let f = fleet.to_str().expect("utf8");
+    let saved = tmp.path().join("fresh.plan.json");
+    let s = saved.to_str().expect("utf8");
+    let stale = tmp.path().join("stale.plan.json");
+    let st = stale.to_str().expect("utf8");
+
+    // Two plans of the fresh twin: same steps.
+    for file in [s, st] {
+        let plan = run(&[
+            "plan",
+            f,
+            "--targets",
+            ep,
+            "--out",
+            file,
+            "--detailed-exitcode",
+        ]);
+        assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    }
+    // The file holds no secret value, only references, and says what it is.
+    let body = std::fs::read_to_string(&saved).expect("plan file");
+    assert!(body.contains("\"format\": \"strata-plan/1\""), "{body}");
+    for secret in ["fra1-bmc-secret", "ams1-bmc-secret", "waw1-bmc-secret"] {
+        assert!(!body.contains(secret), "the plan file holds {secret}");
+    }
+
+    // An edited plan file is refused before anything is observed.
+    let edited = tmp.path().join("edited.plan.json");
+    std::fs::write(&edited, body.replacen("\"memory\"", "\"memory_mb\"", 1)).expect("write");
+    let out = run(&["apply", edited.to_str().expect("utf8"), "--targets", ep]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("changed after it was written"),
+        "{}",
+        text(&out)
+    );
+
+    // Applying the saved plan needs no confirmation (it was reviewed) and converges.
+    let apply = run(&["apply", s, "--targets", ep]);
+    assert!(apply.status.success(), "{}", text(&apply));
+    let again = run(&["plan", f, "--targets", ep, "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+
+    // The other plan was made before that apply: the world has changed since.
+    let out = run(&["apply", st, "--targets", ep]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("refusing to apply") && msg.contains("no longer planned"),
+        "{msg}"
+    );
+    assert!(msg.contains("--out"), "says how to make a new plan: {msg}");
+}

@@ -13,11 +13,13 @@
 pub mod desired;
 pub mod diff;
 pub mod display;
+pub mod drift;
 pub mod model;
 pub mod saved;
 
 pub use desired::desired;
 pub use diff::{Action, Change, Conflict, Counts, Plan, Step, diff, diff_resuming};
+pub use drift::{Drift, DriftedField, drift};
 pub use model::{
     Kind, Observed, Platform, Resource, ResourceId, ResourceIdError, ResourceSet, UnownedObject,
     owner_tag,

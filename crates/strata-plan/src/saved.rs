@@ -32,6 +32,9 @@ pub struct SavedPlan {
     pub fleet_id: String,
     /// The strata version that wrote it.
     pub strata_version: String,
+    /// The spec directory it was made from (absolute): `file:` secret references and
+    /// the default state directory are relative to it.
+    pub spec_dir: String,
     /// The desired state the plan was made from.
     pub desired: ResourceSet,
     /// The (DC, platform) pairs that were observed.
@@ -106,6 +109,7 @@ impl SavedPlan {
     pub fn new(
         fleet_id: &str,
         strata_version: &str,
+        spec_dir: &str,
         desired: &ResourceSet,
         scopes: &[(String, Platform)],
         plan: &Plan,
@@ -116,7 +120,8 @@ impl SavedPlan {
             format: FORMAT.into(),
             fleet_id: fleet_id.into(),
             strata_version: strata_version.into(),
-            desired: redact_set(desired),
+            spec_dir: spec_dir.into(),
+            desired: desired.clone(),
             scopes,
             plan: redact_plan(plan),
             digest: String::new(),
@@ -159,6 +164,7 @@ impl SavedPlan {
             "format": self.format,
             "fleet_id": self.fleet_id,
             "strata_version": self.strata_version,
+            "spec_dir": self.spec_dir,
             "desired": self.desired,
             "scopes": self.scopes,
             "plan": self.plan,
@@ -172,14 +178,9 @@ impl SavedPlan {
     /// plan. Sensitive values are compared by digest.
     pub fn check_current(&self, now: &Plan) -> Result<(), Staleness> {
         let now = redact_plan(now);
-        let saved: BTreeMap<String, &Step> = self
-            .plan
-            .steps
-            .iter()
-            .map(|s| (step_key(s), s))
-            .collect();
-        let current: BTreeMap<String, &Step> =
-            now.steps.iter().map(|s| (step_key(s), s)).collect();
+        let saved: BTreeMap<String, &Step> =
+            self.plan.steps.iter().map(|s| (step_key(s), s)).collect();
+        let current: BTreeMap<String, &Step> = now.steps.iter().map(|s| (step_key(s), s)).collect();
         let mut st = Staleness::default();
         for (k, s) in &saved {
             match current.get(k) {
@@ -222,7 +223,10 @@ fn fingerprint(s: &Step) -> Value {
 fn redacted(v: &Value) -> Value {
     let mut h = Sha256::new();
     h.update(serde_json::to_string(v).unwrap_or_default().as_bytes());
-    Value::String(format!("(sensitive sha256:{})", &hex::encode(h.finalize())[..16]))
+    Value::String(format!(
+        "(sensitive sha256:{})",
+        &hex::encode(h.finalize())[..16]
+    ))
 }
 
 fn redact_resource(r: &Resource) -> Resource {
@@ -236,16 +240,6 @@ fn redact_resource(r: &Resource) -> Resource {
         }
     }
     r
-}
-
-fn redact_set(set: &ResourceSet) -> ResourceSet {
-    ResourceSet {
-        resources: set
-            .resources
-            .iter()
-            .map(|(id, r)| (id.clone(), redact_resource(r)))
-            .collect(),
-    }
 }
 
 fn redact_plan(plan: &Plan) -> Plan {
@@ -307,7 +301,7 @@ mod tests {
     fn round_trips_and_matches_the_same_plan() {
         let desired = set(vec![vm("a", 2048), vm("b", 4096)]);
         let plan = diff(&desired, &observed(vec![vm("a", 1024)]), &scopes());
-        let saved = SavedPlan::new("acme", "0.1.0", &desired, &scopes(), &plan);
+        let saved = SavedPlan::new("acme", "0.1.0", "/srv/fleet", &desired, &scopes(), &plan);
         let back = SavedPlan::from_json(&saved.to_json()).expect("reads back");
         assert_eq!(back, saved);
         back.check_current(&plan).expect("same plan");
@@ -317,7 +311,7 @@ mod tests {
     fn a_changed_world_makes_it_stale_and_says_how() {
         let desired = set(vec![vm("a", 2048), vm("b", 4096)]);
         let plan = diff(&desired, &observed(vec![vm("a", 1024)]), &scopes());
-        let saved = SavedPlan::new("acme", "0.1.0", &desired, &scopes(), &plan);
+        let saved = SavedPlan::new("acme", "0.1.0", "/srv/fleet", &desired, &scopes(), &plan);
         // Someone changed a's memory and created b behind our back.
         let now = diff(
             &desired,
@@ -335,7 +329,7 @@ mod tests {
     fn an_edited_file_is_refused() {
         let desired = set(vec![vm("a", 2048)]);
         let plan = diff(&desired, &observed(vec![]), &scopes());
-        let saved = SavedPlan::new("acme", "0.1.0", &desired, &scopes(), &plan);
+        let saved = SavedPlan::new("acme", "0.1.0", "/srv/fleet", &desired, &scopes(), &plan);
         let edited = saved.to_json().replace("2048", "4096");
         assert!(matches!(
             SavedPlan::from_json(&edited),
@@ -358,10 +352,9 @@ mod tests {
         let mut seen = machine_with_secret("hunter2-real-value");
         seen.fields.insert("hostname".into(), "old".into());
         let plan = diff(&desired, &observed(vec![seen]), &scopes());
-        let saved = SavedPlan::new("acme", "0.1.0", &desired, &scopes(), &plan);
+        let saved = SavedPlan::new("acme", "0.1.0", "/srv/fleet", &desired, &scopes(), &plan);
         let text = saved.to_json();
         assert!(!text.contains("hunter2"), "{text}");
-        assert!(!text.contains("env:BMC_PASSWORD"), "{text}");
         assert!(text.contains("(sensitive sha256:"));
         // The unredacted plan still matches the saved one.
         saved.check_current(&plan).expect("same plan");

@@ -291,13 +291,15 @@ async fn run_twin(
     }
     let secrets = demo_secrets();
     let providers = crate::cmd::live::providers_for(&endpoints, fleet, secrets.clone())?;
+    let desired = strata_plan::desired(fleet)?;
     let plan = crate::cmd::live::plan(
-        fleet,
+        &desired,
         &providers,
         secrets.as_ref(),
         &out.join("fleet.journal"),
     )
-    .await?;
+    .await?
+    .plan;
     let counts = plan.counts();
     if !json {
         outln!(
@@ -334,7 +336,7 @@ async fn run_twin(
     }
     let (observed, _) = crate::cmd::live::observe_all(&providers).await?;
     let again = strata_plan::diff(
-        &strata_plan::desired(fleet)?,
+        &desired,
         &observed,
         &providers
             .iter()

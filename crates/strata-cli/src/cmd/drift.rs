@@ -10,7 +10,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::cmd::live;
@@ -31,15 +30,6 @@ pub struct DriftArgs {
     pub global: Global,
 }
 
-#[derive(Serialize)]
-struct Drifted {
-    resource: String,
-    external_id: Option<String>,
-    field: String,
-    expected: Option<Value>,
-    actual: Option<Value>,
-}
-
 pub fn run(a: DriftArgs) -> Result<ExitCode> {
     let fleet = live::fleet_of(&a.spec.dir, &a.global)?;
     let providers = live::providers_for(&a.targets, &fleet, live::system_secrets(&a.spec.dir))?;
@@ -53,38 +43,9 @@ pub fn run(a: DriftArgs) -> Result<ExitCode> {
             BTreeMap::new()
         };
         let desired = strata_plan::desired(&fleet)?;
-        let mut drift = Vec::new();
-        let mut missing = Vec::new();
-        for o in observed.resources.iter().filter(|o| o.owned) {
-            let key = o.id.to_string();
-            let expected: BTreeMap<String, Value> = match baseline.get(&key) {
-                Some(Value::Object(m)) => m.clone().into_iter().collect(),
-                _ => match desired.get(&o.id) {
-                    Some(d) => d.fields.clone(),
-                    None => continue,
-                },
-            };
-            for (field, want) in expected {
-                let have = o.fields.get(&field);
-                if have != Some(&want) {
-                    drift.push(Drifted {
-                        resource: key.clone(),
-                        external_id: o.external_id.clone(),
-                        field,
-                        expected: Some(want),
-                        actual: have.cloned(),
-                    });
-                }
-            }
-        }
-        // Objects strata applied that are gone.
-        for key in baseline.keys() {
-            let in_scope = scopes.iter().any(|(dc, p)| key.starts_with(&format!("{dc}/")) && observed_platform(key) == Some(*p));
-            if in_scope && !observed.resources.iter().any(|o| o.owned && o.id.to_string() == *key) {
-                missing.push(key.clone());
-            }
-        }
-        let drifted = !drift.is_empty() || !missing.is_empty();
+        let found = strata_plan::drift(&observed, &scopes, &baseline, &desired);
+        let (drift, missing) = (&found.changed, &found.missing);
+        let drifted = !found.is_empty();
         if is_json(&a.global) {
             print_json(&serde_json::json!({
                 "drift": drifted,
@@ -93,7 +54,7 @@ pub fn run(a: DriftArgs) -> Result<ExitCode> {
                 "unowned": observed.unowned,
             }))?;
         } else {
-            for d in &drift {
+            for d in drift {
                 outln!(
                     "~ {}{}: {} = {} (strata set {})",
                     d.resource,
@@ -103,7 +64,7 @@ pub fn run(a: DriftArgs) -> Result<ExitCode> {
                     d.expected.as_ref().map(Value::to_string).unwrap_or_else(|| "(absent)".into()),
                 )?;
             }
-            for m in &missing {
+            for m in missing {
                 outln!("- {m}: deleted outside strata")?;
             }
             outln!(
@@ -122,12 +83,4 @@ pub fn run(a: DriftArgs) -> Result<ExitCode> {
         }
         Ok(if drifted { ExitCode::from(2) } else { ExitCode::SUCCESS })
     })
-}
-
-fn observed_platform(key: &str) -> Option<strata_plan::Platform> {
-    let kind = key.split('/').nth(1)?;
-    strata_plan::Kind::ALL
-        .iter()
-        .find(|k| k.as_str() == kind)
-        .map(|k| k.platform())
 }

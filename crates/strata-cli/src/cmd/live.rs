@@ -1,14 +1,13 @@
 //! What plan, apply and drift share: the fleet, the targets, the providers and a
 //! concurrent observation of every platform.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use futures::future::join_all;
+use strata_apply::Planned;
 use strata_fleet::Fleet;
-use strata_plan::{Kind, Observed, Plan, Platform, ResourceId, owner_tag};
+use strata_plan::{Observed, Plan, Platform, ResourceSet, owner_tag};
 use strata_providers::Provider;
 use strata_providers::secrets::{SecretResolver, SystemSecrets};
 use strata_providers::targets::Targets;
@@ -97,84 +96,49 @@ pub fn providers_for(
     fleet: &Fleet,
     secrets: Arc<dyn SecretResolver>,
 ) -> Result<Vec<Arc<dyn Provider>>> {
+    let dcs: Vec<String> = fleet.dcs.iter().map(|d| d.name.clone()).collect();
+    providers_for_dcs(targets, &dcs, &fleet.organisation.fleet_id, secrets)
+}
+
+/// [`providers_for`] a fleet known by its DC names and id (a saved plan's).
+pub fn providers_for_dcs(
+    targets: &Path,
+    dcs: &[String],
+    fleet_id: &str,
+    secrets: Arc<dyn SecretResolver>,
+) -> Result<Vec<Arc<dyn Provider>>> {
     let t = Targets::load(targets, secrets.as_ref()).map_err(|e| anyhow!("{e}"))?;
-    let known: Vec<&str> = fleet.dcs.iter().map(|d| d.name.as_str()).collect();
     for d in &t.dcs {
-        if !known.contains(&d.name.as_str()) {
+        if !dcs.contains(&d.name) {
             bail!(
                 "the targets file names DC `{}`, which the fleet does not have (fleet DCs: {})",
                 d.name,
-                known.join(", ")
+                dcs.join(", ")
             );
         }
     }
-    strata_providers::providers(&t, &owner_tag(&fleet.organisation.fleet_id), secrets)
-        .map_err(|e| anyhow!("{e}"))
+    strata_providers::providers(&t, &owner_tag(fleet_id), secrets).map_err(|e| anyhow!("{e}"))
 }
 
-/// Observe every provider concurrently.
+/// Observe every provider concurrently (the library's loop does the work).
 pub async fn observe_all(
     providers: &[Arc<dyn Provider>],
 ) -> Result<(Observed, Vec<(String, Platform)>)> {
-    let results = join_all(
-        providers
-            .iter()
-            .map(|p| async move { (p.dc().to_string(), p.platform(), p.observe().await) }),
-    )
-    .await;
-    let mut observed = Observed::default();
-    let mut scopes = Vec::new();
-    let mut errors = Vec::new();
-    for (dc, platform, r) in results {
-        match r {
-            Ok(o) => {
-                observed.extend(o);
-                scopes.push((dc, platform));
-            }
-            Err(e) => errors.push(format!("{dc} {platform}: {e}")),
-        }
-    }
-    if !errors.is_empty() {
-        bail!("could not observe:\n  {}", errors.join("\n  "));
-    }
-    Ok((observed, scopes))
+    Ok(strata_apply::observe(providers).await?)
 }
 
-/// Resources an interrupted apply was creating, from the journal (if there is one).
-pub async fn resuming(journal: &Path) -> Result<BTreeSet<ResourceId>> {
-    if !journal.exists() {
-        return Ok(BTreeSet::new());
-    }
-    let j = strata_apply::Journal::inspect(journal).await?;
-    let keys = j.resuming().await?;
-    Ok(keys
-        .iter()
-        .filter_map(|k| {
-            let mut it = k.splitn(3, '/');
-            let (dc, kind, name) = (it.next()?, it.next()?, it.next()?);
-            let kind = Kind::ALL.iter().find(|x| x.as_str() == kind)?;
-            Some(ResourceId::new(dc, *kind, name))
-        })
-        .collect())
-}
-
-/// Plan `fleet` against the live endpoints. Every secret the plan's steps will need
-/// is resolved (and dropped) through `secrets`: a missing one is an error naming the
-/// reference and the resources that need it, never a plan `apply` cannot carry out.
+/// Plan `desired` against the live endpoints (through `strata_apply::plan`). Every
+/// secret the plan's steps will need is resolved (and dropped) through `secrets`: a
+/// missing one is an error naming the reference and the resources that need it, never
+/// a plan `apply` cannot carry out.
 pub async fn plan(
-    fleet: &Fleet,
+    desired: &ResourceSet,
     providers: &[Arc<dyn Provider>],
     secrets: &dyn SecretResolver,
     journal: &Path,
-) -> Result<Plan> {
-    let desired = strata_plan::desired(fleet)?;
-    for p in providers {
-        p.expect(&desired);
-    }
-    let resuming = resuming(journal).await?;
-    let (observed, scopes) = observe_all(providers).await?;
-    let plan = strata_plan::diff_resuming(&desired, &observed, &scopes, &resuming);
-    let unresolved = strata_providers::secrets::unresolved(&plan, providers, secrets);
+) -> Result<Planned> {
+    let planned = strata_apply::plan(desired, providers, journal).await?;
+    let unresolved = strata_providers::secrets::unresolved(&planned.plan, providers, secrets);
     if !unresolved.is_empty() {
         let lines: Vec<String> = unresolved.iter().map(ToString::to_string).collect();
         bail!(
@@ -183,7 +147,7 @@ pub async fn plan(
             lines.join("\n  ")
         );
     }
-    Ok(plan)
+    Ok(planned)
 }
 
 /// The plan as JSON for `-o json`.
