@@ -29,7 +29,19 @@ pub fn check(spec: &Spec, fleet: &Fleet) -> Vec<Diagnostic> {
     proxmox_quorum(fleet, &mut out);
     az_capacity(fleet, &mut out);
     gpu_flavors(spec, fleet, &mut out);
-    out
+    crate::domains::check(spec, fleet, &mut out);
+    crate::hardware::check(spec, &mut out);
+    crate::capacity::check(fleet, &mut out);
+    // A pinned remote AS outside the leaf pool (S0313) is the cause of the session
+    // mismatches it creates (S0308): report the cause only.
+    let pins_outside: Vec<Span> = out
+        .iter()
+        .filter(|d| d.code == codes::S0313)
+        .filter_map(|d| d.span)
+        .collect();
+    out.retain(|d| !(d.code == codes::S0308 && d.span.is_some_and(|s| pins_outside.contains(&s))));
+    // A blueprint value that is wrong in every DC is one mistake, not one per DC.
+    strata_diagnostics::merge_same_cause(out)
 }
 
 fn range(n: &IpNet) -> (u128, u128, bool) {
