@@ -140,7 +140,12 @@ fn undeclared_snowflake_fails_conform_with_a_listing() {
 fn conform_fails_on_design_errors_instead_of_calling_them_conformant() {
     // The spec compiles and every DC matches the blueprint, but a VM fits on no node.
     let c = strata(&["conform", "examples/broken/vm-does-not-fit", "-o", "json"]);
-    assert_eq!(c.status.code(), Some(1), "{}", String::from_utf8_lossy(&c.stderr));
+    assert_eq!(
+        c.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&c.stderr)
+    );
     let r = json(&c);
     assert_eq!(r["conformant"], false);
     assert!(
