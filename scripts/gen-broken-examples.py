@@ -164,6 +164,15 @@ VARIANTS = {
         "a tenant network pins the VNI that fleet.lock records for the BMC VLAN",
         [("      - { name: web }", "      - { name: web, vni: 10000 }  # expect: S0604")],
     ),
+    "corosync-link-detached": (
+        "a corosync link runs on a VLAN the Proxmox nodes are not attached to",
+        [("        corosync_links: [corosync]", "        corosync_links: [ceph_cluster]  # expect: S0208")],
+    ),
+    "vip-on-detached-vlan": (
+        "a VIP lives on a VLAN its members are not attached to",
+        [("    default_quota: { instances: 10, cores: 40, ram_mib: 163840 }\n",
+          "    default_quota: { instances: 10, cores: 40, ram_mib: 163840 }\n  vips:\n    - { name: maas-api, vlan: storage, members: maas-region, port: 5240 }  # expect: S0208\n")],
+    ),
 }
 
 # Extra files of a case, beside its fleet.yaml.

@@ -1956,7 +1956,7 @@ fn build_dc_inner(
         let vip_keys: Vec<String> = bp
             .vips
             .iter()
-            .filter(|v| v.vlan == role)
+            .filter(|v| *v.vlan == role)
             .map(|v| format!("vip:{}", v.name))
             .collect();
         keys.extend(bmc_keys.iter().map(String::as_str));
@@ -2448,6 +2448,7 @@ fn build_dc_inner(
             VipMembers::OpenstackControl => control.clone(),
         };
         let mut members = Vec::new();
+        let mut detached: Vec<(&str, Option<Span>)> = Vec::new();
         for (i, h) in member_hosts.iter().enumerate() {
             let addr = machines
                 .iter()
@@ -2456,7 +2457,7 @@ fn build_dc_inner(
                 .find(|(n, _)| *n == h)
                 .and_then(|(_, ifs)| {
                     ifs.iter()
-                        .find(|f| f.vlan == v.vlan)
+                        .find(|f| f.vlan == *v.vlan)
                         .map(|f| f.address.addr())
                 });
             match addr {
@@ -2465,27 +2466,50 @@ fn build_dc_inner(
                     address: a,
                     priority: 150u8.saturating_sub((10 * i).min(100) as u8),
                 }),
-                None => {
-                    cx.diags.push(
-                        Diagnostic::new(codes::S0208, format!("VIP `{}` member `{h}` has no interface on VLAN `{}`", v.name, v.vlan))
-                            .at_opt(v.name.span_opt())
-                            .expected(format!("every member attached to `{}`", v.vlan))
-                            .help("attach the members to the VIP's VLAN, or move the VIP to a VLAN they share"),
-                    );
-                    cx.fatal = true;
-                }
+                None => detached.push((
+                    h.as_str(),
+                    machines
+                        .iter()
+                        .find(|m| m.hostname == *h)
+                        .and_then(|m| m.span)
+                        .or_else(|| vms.iter().find(|x| x.hostname == *h).and_then(|x| x.span)),
+                )),
             }
         }
-        let Some(subnet) = subnets.get(&v.vlan) else {
+        if !detached.is_empty() {
+            // One diagnostic per VIP, at its VLAN; the same VIP in every DC folds into it.
+            let members = match v.members {
+                VipMembers::MaasRegion => "maas-region",
+                VipMembers::OpenstackControl => "openstack-control",
+            };
+            let mut d = Diagnostic::new(
+                codes::S0208,
+                format!(
+                    "VIP `{}` is on VLAN `{}`, but its {members} members are not attached to it",
+                    v.name, v.vlan.value
+                ),
+            )
+            .at_opt(v.vlan.span_opt().or(v.name.span_opt()))
+            .expected(format!("a VLAN every {members} member is attached to"))
+            .help("move the VIP to a VLAN its members share, or attach the members to this one");
+            for (h, span) in detached {
+                if let Some(s) = span {
+                    d = d.related(s, format!("`{h}` has no interface on it"));
+                }
+            }
+            cx.diags.push(d);
+            cx.fatal = true;
+        }
+        let Some(subnet) = subnets.get(&*v.vlan) else {
             continue;
         };
         let addr = addr_of
-            .get(&(format!("vip:{}", v.name), v.vlan))
+            .get(&(format!("vip:{}", v.name), *v.vlan))
             .copied()
             .unwrap_or(subnet.network());
         vips.push(Vip {
             name: v.name.to_string(),
-            vlan: v.vlan,
+            vlan: *v.vlan,
             address: addr,
             prefix_len: subnet.prefix_len(),
             vrid: vrids.get(v.name.as_str()).map(|i| i as u8 + 1).unwrap_or(0),

@@ -581,7 +581,7 @@ pub struct Quota {
 pub struct Vip {
     pub name: Located<Name>,
     /// VLAN the VIP lives on (an address is allocated from its subnet).
-    pub vlan: InfraVlan,
+    pub vlan: Located<InfraVlan>,
     /// Which hosts run keepalived for it.
     pub members: VipMembers,
     /// TCP port the health check probes.
