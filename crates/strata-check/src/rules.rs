@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use strata_diagnostics::{Diagnostic, Span, codes};
+use strata_diagnostics::{Code, Diagnostic, Span, codes};
 use strata_fleet::alloc::to_u128;
 use strata_fleet::{Fleet, SessionKind};
 use strata_spec::{InfraVlan, Spec};
@@ -32,16 +32,30 @@ pub fn check(spec: &Spec, fleet: &Fleet) -> Vec<Diagnostic> {
     crate::domains::check(spec, fleet, &mut out);
     crate::hardware::check(spec, &mut out);
     crate::capacity::check(fleet, &mut out);
-    // A pinned remote AS outside the leaf pool (S0313) is the cause of the session
-    // mismatches it creates (S0308): report the cause only.
-    let pins_outside: Vec<Span> = out
-        .iter()
-        .filter(|d| d.code == codes::S0313)
-        .filter_map(|d| d.span)
-        .collect();
-    out.retain(|d| !(d.code == codes::S0308 && d.span.is_some_and(|s| pins_outside.contains(&s))));
+    // A pinned remote AS outside the leaf pool (S0313) causes the session mismatches
+    // it creates (S0308); an MTU out of range (S0104) causes the jumbo disagreements
+    // it creates (S0304). Report the cause only.
+    drop_consequences(&mut out, codes::S0313, codes::S0308);
+    drop_consequences(&mut out, codes::S0104, codes::S0304);
     // A blueprint value that is wrong in every DC is one mistake, not one per DC.
     strata_diagnostics::merge_same_cause(out)
+}
+
+/// Remove the `consequence` diagnostics that point at (or relate to) a value a
+/// `cause` diagnostic already reports.
+fn drop_consequences(out: &mut Vec<Diagnostic>, cause: Code, consequence: Code) {
+    let causes: Vec<Span> = out
+        .iter()
+        .filter(|d| d.code == cause)
+        .filter_map(|d| d.span)
+        .collect();
+    let caused = |d: &Diagnostic| {
+        d.span
+            .into_iter()
+            .chain(d.related.iter().map(|r| r.span))
+            .any(|s| causes.contains(&s))
+    };
+    out.retain(|d| !(d.code == consequence && caused(d)));
 }
 
 fn range(n: &IpNet) -> (u128, u128, bool) {

@@ -346,3 +346,15 @@ fn s0311_vni_pools_and_pins_fit_in_24_bits() {
     only(&d, codes::S0311);
     assert_eq!(d.len(), 1, "the pool, not each VNI from it: {d:#?}");
 }
+
+#[test]
+fn s0104_an_mtu_out_of_range_is_reported_once_not_again_as_jumbo_trouble() {
+    let t = edit(
+        &base(),
+        "    storage: { vid: 20, mtu: 9000 }",
+        "    storage: { vid: 20, mtu: 10000 }",
+    );
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0104);
+    assert_eq!(d.len(), 1, "{d:#?}");
+}
