@@ -358,3 +358,17 @@ fn s0104_an_mtu_out_of_range_is_reported_once_not_again_as_jumbo_trouble() {
     only(&d, codes::S0104);
     assert_eq!(d.len(), 1, "{d:#?}");
 }
+
+#[test]
+fn s0404_a_blueprint_minimum_no_dc_meets_is_one_diagnostic_naming_each_dc() {
+    let t = edit(
+        &base(),
+        "      - { name: az1, min_compute: 1 }",
+        "      - { name: az1, min_compute: 2 }",
+    );
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0404);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    let dcs: Vec<&str> = d[0].related.iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(dcs, ["in `ams1`", "in `fra1`"], "{d:#?}");
+}
