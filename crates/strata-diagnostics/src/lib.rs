@@ -9,6 +9,7 @@
 //! caller decides where they go. Source text is borrowed from a [`SourceMap`] the
 //! caller filled.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -217,30 +218,44 @@ pub fn sort(diags: &mut [Diagnostic]) {
 /// how many more places the same cause reaches. Diagnostics without a span are folded
 /// only when they are identical.
 pub fn merge_same_cause(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    type Key = (Code, Option<Span>, Option<String>, Option<String>);
     let mut out: Vec<Diagnostic> = Vec::with_capacity(diags.len());
     let mut extra: Vec<usize> = Vec::with_capacity(diags.len());
+    let mut related_seen: Vec<HashSet<(Span, String)>> = Vec::with_capacity(diags.len());
+    let mut groups: HashMap<Key, Vec<usize>> = HashMap::with_capacity(diags.len());
     for d in diags {
-        let same = out.iter().position(|k| {
-            k.code == d.code
-                && k.help == d.help
-                && match (k.span, d.span) {
-                    (Some(a), Some(b)) => a == b,
-                    (None, None) => k.message == d.message && k.related == d.related,
-                    _ => false,
-                }
-        });
+        // Without a span only identical diagnostics are one cause: the message is
+        // part of the key and the related spans must match too.
+        let key: Key = (
+            d.code,
+            d.span,
+            d.help.clone(),
+            d.span.is_none().then(|| d.message.clone()),
+        );
+        let candidates = groups.entry(key).or_default();
+        let same = candidates
+            .iter()
+            .copied()
+            .find(|&i| d.span.is_some() || out[i].related == d.related);
         match same {
             Some(i) => {
                 if out[i].message != d.message {
                     extra[i] += 1;
                 }
                 for r in d.related {
-                    if !out[i].related.contains(&r) {
+                    if related_seen[i].insert((r.span, r.message.clone())) {
                         out[i].related.push(r);
                     }
                 }
             }
             None => {
+                candidates.push(out.len());
+                related_seen.push(
+                    d.related
+                        .iter()
+                        .map(|r| (r.span, r.message.clone()))
+                        .collect(),
+                );
                 out.push(d);
                 extra.push(0);
             }
