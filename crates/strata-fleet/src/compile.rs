@@ -1256,14 +1256,14 @@ fn hostname_collision(
     site_span: Span,
 ) -> Diagnostic {
     let by_template = what == "machine" && first_what == "machine";
-    let d = match (by_template, sh.names.machine_span) {
+    let mut d = match (by_template, sh.names.machine_span) {
         (true, Some(template)) => Diagnostic::new(
             codes::S0204,
             format!("the machine naming template gives two machines of `{site}` the hostname `{name}`"),
         )
         .at(template)
-        .expected("a template that tells every machine apart (`{rack}` with `{slot}`, or `{index}`)")
-        .help("add the placeholders the colliding machines differ in, e.g. `{site}-{rack}-{role}{slot:02}`"),
+        .expected("a template that tells every machine of a DC apart: `{rack}`, `{role}`, and `{slot}` or `{index}`")
+        .help("add the placeholders the colliding machines differ in (the default is `{site}-{rack}-{role}{slot:02}`)"),
         _ => Diagnostic::new(
             codes::S0204,
             format!("two objects in `{site}` are both named `{name}`"),
@@ -1272,7 +1272,6 @@ fn hostname_collision(
         .expected("unique hostnames in a DC")
         .help("rename one object, or change the naming template so names differ"),
     };
-    let mut d = d;
     for (s, label) in [(first, "the one named first"), (span, "the other one")] {
         if let Some(s) = s
             && Some(s) != d.span
