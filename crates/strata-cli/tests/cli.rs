@@ -136,6 +136,34 @@ fn undeclared_snowflake_fails_conform_with_a_listing() {
     assert_eq!(r["diagnostics"][0]["code"], "S0501");
 }
 
+#[test]
+fn conform_fails_on_design_errors_instead_of_calling_them_conformant() {
+    // The spec compiles and every DC matches the blueprint, but a VM fits on no node.
+    let c = strata(&["conform", "examples/broken/vm-does-not-fit", "-o", "json"]);
+    assert_eq!(
+        c.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&c.stderr)
+    );
+    let r = json(&c);
+    assert_eq!(r["conformant"], false);
+    assert!(
+        r["diagnostics"]
+            .as_array()
+            .expect("diagnostics")
+            .iter()
+            .any(|d| d["code"] == "S0406"),
+        "{r:#}"
+    );
+    let human = strata(&["conform", "examples/broken/vm-does-not-fit"]);
+    assert_eq!(human.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&human.stdout);
+    let stderr = String::from_utf8_lossy(&human.stderr);
+    assert!(!stdout.contains("conformant"), "{stdout}");
+    assert!(stderr.contains("[S0406]"), "{stderr}");
+}
+
 fn copy_renamed(src: &Path, dst: &Path, rename: &dyn Fn(usize, &str) -> String) {
     let mut files = Vec::new();
     fn walk(d: &Path, out: &mut Vec<PathBuf>) {

@@ -42,6 +42,8 @@ struct Names {
     leaf: Template,
     border: Template,
     machine: Template,
+    /// Where the machine template was written (`None` for the default).
+    machine_span: Option<Span>,
     vm: Template,
 }
 
@@ -52,10 +54,13 @@ pub fn compile(spec: &Spec, lock: &Lock) -> Compiled {
         new: Lock::new(),
         diags: Vec::new(),
         fatal: false,
+        pin_spans: pin_spans(spec),
     };
     let fleet = cx.run(spec);
     let mut diags = cx.diags;
     strata_diagnostics::sort(&mut diags);
+    // A blueprint value that is wrong in every DC is one mistake, not one per DC.
+    let diags = strata_diagnostics::merge_same_cause(diags);
     let fatal = cx.fatal || diags.iter().any(|d| d.is_error());
     Compiled {
         fleet: if fatal { None } else { fleet },
@@ -69,6 +74,36 @@ struct Cx<'a> {
     new: Lock,
     diags: Vec<Diagnostic>,
     fatal: bool,
+    /// Where each fleet-wide pin (tenant VNIs and VLANs) was written, by pool and key.
+    pin_spans: PinSpans,
+}
+
+/// Where pins were written: `(pool, allocation key)` → span.
+type PinSpans = HashMap<(String, String), Span>;
+
+/// Where each fleet-wide pin was written.
+fn pin_spans(spec: &Spec) -> PinSpans {
+    let mut out = HashMap::new();
+    for t in &spec.tenants {
+        if let Some(v) = &t.l3_vni {
+            out.insert(("vnis/l3".into(), format!("tenant/{}", t.name)), v.span);
+        }
+        for n in &t.networks {
+            if let Some(v) = &n.vni {
+                out.insert(
+                    ("vnis/l2".into(), format!("tenant/{}/{}", t.name, n.name)),
+                    v.span,
+                );
+            }
+            if let Some(v) = &n.vlan {
+                out.insert(
+                    ("vlans/tenant".into(), format!("{}/{}", t.name, n.name)),
+                    v.span,
+                );
+            }
+        }
+    }
+    out
 }
 
 /// Everything resolved about one site before allocation.
@@ -103,7 +138,15 @@ impl<'a> Cx<'a> {
         span: Option<Span>,
     ) -> Allocation {
         let a = allocate(&space, keys, pins, self.old.pool(pool));
-        report_allocation(&mut self.diags, pool, what, &space, &a, span);
+        report_allocation(
+            &mut self.diags,
+            pool,
+            what,
+            &space,
+            &a,
+            span,
+            &self.pin_spans,
+        );
         if a.exhausted() || !a.conflicts.is_empty() {
             self.fatal = true;
         }
@@ -152,13 +195,13 @@ impl<'a> Cx<'a> {
             }
             for b in &p.bonds {
                 for m in &b.members {
-                    if !p.nics.iter().any(|n| &n.name == m) {
+                    if !p.nics.iter().any(|n| n.name == **m) {
                         self.err(
                             Diagnostic::new(
                                 codes::S0208,
                                 format!("bond `{}` of profile `{}` uses NIC `{m}`, which the profile does not have", b.name, p.name),
                             )
-                            .at(p.name.span)
+                            .at(m.span)
                             .expected(format!("one of the profile's NICs: {}", p.nics.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")))
                             .help("fix the bond member or add the NIC to `nics`"),
                         );
@@ -1087,6 +1130,7 @@ impl<'a> Cx<'a> {
             leaf: leaf?,
             border: border?,
             machine: machine?,
+            machine_span: n.machine.span_opt(),
             vm: vm?,
         };
         // A machine template must tell machines of one rack and role apart.
@@ -1200,6 +1244,44 @@ fn natural(a: &str, b: &str) -> std::cmp::Ordering {
     split(a).cmp(&split(b))
 }
 
+/// S0204: two objects of a DC expand to one hostname. Two machines can only collide
+/// through the machine template (their site, rack, role and slot differ), so a
+/// written template is the cause the diagnostic points at, with both machines related.
+fn hostname_collision(
+    sh: &Shared<'_>,
+    site: &str,
+    name: &str,
+    (span, what): (Option<Span>, &str),
+    (first, first_what): (Option<Span>, &str),
+    site_span: Span,
+) -> Diagnostic {
+    let by_template = what == "machine" && first_what == "machine";
+    let mut d = match (by_template, sh.names.machine_span) {
+        (true, Some(template)) => Diagnostic::new(
+            codes::S0204,
+            format!("the machine naming template gives two machines of `{site}` the hostname `{name}`"),
+        )
+        .at(template)
+        .expected("a template that tells every machine of a DC apart: `{rack}`, `{role}`, and `{slot}` or `{index}`")
+        .help("add the placeholders the colliding machines differ in (the default is `{site}-{rack}-{role}{slot:02}`)"),
+        _ => Diagnostic::new(
+            codes::S0204,
+            format!("two objects in `{site}` are both named `{name}`"),
+        )
+        .at_opt(span.or(Some(site_span)))
+        .expected("unique hostnames in a DC")
+        .help("rename one object, or change the naming template so names differ"),
+    };
+    for (s, label) in [(first, "the one named first"), (span, "the other one")] {
+        if let Some(s) = s
+            && Some(s) != d.span
+        {
+            d = d.related(s, format!("{label} ({name})"));
+        }
+    }
+    d
+}
+
 fn dup(what: &str, name: &str, at: Span, first: Span) -> Diagnostic {
     Diagnostic::new(codes::S0204, format!("duplicate {what} `{name}`"))
         .at(at)
@@ -1250,6 +1332,32 @@ impl WithCode for Diagnostic {
     }
 }
 
+/// S0604: a pin took a slot that fleet.lock records for another object. The pin is
+/// the mistake; the object that already has the slot keeps it.
+fn pin_collides_with_lock(
+    pool: &str,
+    what: &str,
+    c: &crate::alloc::Conflict,
+    pin: &str,
+    at: Option<Span>,
+) -> Diagnostic {
+    Diagnostic::new(
+        codes::S0604,
+        format!(
+            "`{pin}` pins `{}` of the {what}, which fleet.lock already gives to `{}`",
+            c.recorded, c.key
+        ),
+    )
+    .at_opt(at)
+    .expected(format!(
+        "a value that `{pool}` in fleet.lock does not hold for another object"
+    ))
+    .help(format!(
+        "pin `{pin}` to a free value, or remove the pin to have one allocated; `{}` keeps `{}`",
+        c.key, c.recorded
+    ))
+}
+
 fn report_allocation(
     diags: &mut Vec<Diagnostic>,
     pool: &str,
@@ -1257,9 +1365,48 @@ fn report_allocation(
     space: &Space,
     a: &Allocation,
     span: Option<Span>,
+    pin_spans: &PinSpans,
 ) {
+    // A pool that shrank or moved strands every entry outside it: one cause, one
+    // diagnostic that lists them.
+    let outside: Vec<String> = a
+        .conflicts
+        .iter()
+        .filter(|c| c.reason == ConflictReason::OutsidePool)
+        .map(|c| format!("`{}` ({})", c.key, c.recorded))
+        .collect();
+    if outside.len() > 1 {
+        let shown = outside
+            .iter()
+            .take(6)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = outside.len().saturating_sub(6);
+        diags.push(
+            Diagnostic::new(
+                codes::S0603,
+                format!(
+                    "fleet.lock records {} {what} outside the pool as the spec now defines it: {shown}{}",
+                    outside.len(),
+                    if more > 0 { format!(" and {more} more") } else { String::new() }
+                ),
+            )
+            .at_opt(span)
+            .expected("every recorded allocation inside its pool")
+            .help(format!(
+                "strata never moves an allocation silently: restore the pool, or delete those entries from `{pool}` in fleet.lock to re-allocate them"
+            )),
+        );
+    }
     for c in &a.conflicts {
+        if let Some(pin) = &c.pinned_by {
+            let at = pin_spans.get(&(pool.to_string(), pin.clone())).copied();
+            diags.push(pin_collides_with_lock(pool, what, c, pin, at.or(span)));
+            continue;
+        }
         let why = match c.reason {
+            ConflictReason::OutsidePool if outside.len() > 1 => continue,
             ConflictReason::OutsidePool => "is outside the pool as the spec now defines it",
             ConflictReason::Taken => "is already held by another object",
         };
@@ -1327,6 +1474,8 @@ struct DcCx<'s> {
     lock: Vec<(String, BTreeMap<String, String>)>,
     diags: Vec<Diagnostic>,
     fatal: bool,
+    /// Where each pin of the DC (BMC addresses) was written, by pool and key.
+    pin_spans: PinSpans,
 }
 
 impl DcCx<'_> {
@@ -1340,7 +1489,15 @@ impl DcCx<'_> {
         span: Option<Span>,
     ) -> Allocation {
         let a = allocate(&space, keys, pins, self.old.pool(&pool));
-        report_allocation(&mut self.diags, &pool, what, &space, &a, span);
+        report_allocation(
+            &mut self.diags,
+            &pool,
+            what,
+            &space,
+            &a,
+            span,
+            &self.pin_spans,
+        );
         if a.exhausted() || !a.conflicts.is_empty() {
             self.fatal = true;
         }
@@ -1367,6 +1524,15 @@ fn build_dc(
         lock: Vec::new(),
         diags: Vec::new(),
         fatal: false,
+        pin_spans: input
+            .machines
+            .iter()
+            .filter_map(|m| {
+                let a = m.bmc.address.as_ref()?;
+                let pool = format!("addresses/{}/bmc", input.name);
+                Some(((pool, format!("bmc:{}", m.serial)), a.span))
+            })
+            .collect(),
     };
     let dc = build_dc_inner(sh, input, blocks, leaf_asns, tsub, &mut cx);
     DcResult {
@@ -1789,7 +1955,7 @@ fn build_dc_inner(
         let vip_keys: Vec<String> = bp
             .vips
             .iter()
-            .filter(|v| v.vlan == role)
+            .filter(|v| *v.vlan == role)
             .map(|v| format!("vip:{}", v.name))
             .collect();
         keys.extend(bmc_keys.iter().map(String::as_str));
@@ -1803,21 +1969,31 @@ fn build_dc_inner(
             Some(pools.vlan_subnets.get(role).span),
         );
         // Pinned BMC addresses must not collide.
+        let pin_span = |key: &str| {
+            input
+                .machines
+                .iter()
+                .find(|m| key.strip_prefix("bmc:") == Some(m.serial.as_str()))
+                .and_then(|m| m.bmc.address.as_ref())
+                .map(|a| a.span)
+        };
         let mut seen: HashMap<u128, &str> = HashMap::new();
         for (k, s) in &pins {
             if let Some(other) = seen.insert(*s, k) {
-                cx.diags.push(
-                    Diagnostic::new(
-                        codes::S0310,
-                        format!(
-                            "`{k}` and `{other}` pin the same BMC address {}",
-                            space.addr(*s)
-                        ),
-                    )
-                    .at(input.span)
-                    .expected("distinct BMC addresses")
-                    .help("fix one of the two pinned addresses"),
-                );
+                let mut d = Diagnostic::new(
+                    codes::S0310,
+                    format!(
+                        "`{k}` and `{other}` pin the same BMC address {}",
+                        space.addr(*s)
+                    ),
+                )
+                .at(pin_span(k).unwrap_or(input.span))
+                .expected("distinct BMC addresses")
+                .help("fix one of the two pinned addresses");
+                if let Some(o) = pin_span(other) {
+                    d = d.related(o, format!("`{other}` pins it"));
+                }
+                cx.diags.push(d);
                 cx.fatal = true;
             }
         }
@@ -1935,7 +2111,7 @@ fn build_dc_inner(
                 username: m.bmc.username.clone(),
                 credential: m.bmc.credential.value.clone(),
             },
-            pxe_mac: m.pxe_mac.map(|x| x.to_string()),
+            pxe_mac: m.pxe_mac.as_ref().map(|x| x.to_string()),
             bond,
             uplink,
             interfaces,
@@ -2034,7 +2210,7 @@ fn build_dc_inner(
     vms.sort_by(|a, b| a.hostname.cmp(&b.hostname));
 
     // Hostnames must be DNS labels and unique in the DC.
-    let mut seen: HashMap<&str, Option<Span>> =
+    let mut seen: HashMap<&str, (Option<Span>, &str)> =
         HashMap::with_capacity(machines.len() + vms.len() + switches.len());
     let named = switches
         .iter()
@@ -2055,18 +2231,15 @@ fn build_dc_inner(
             );
             cx.fatal = true;
         }
-        if let Some(first) = seen.insert(name, span) {
-            let mut d = Diagnostic::new(
-                codes::S0204,
-                format!("two objects in `{site}` are both named `{name}`"),
-            )
-            .at_opt(span.or(Some(input.span)))
-            .expected("unique hostnames in a DC")
-            .help("rename one object, or change the naming template so names differ");
-            if let Some(f) = first {
-                d = d.related(f, "the other one");
-            }
-            cx.diags.push(d);
+        if let Some((first, first_what)) = seen.insert(name, (span, what)) {
+            cx.diags.push(hostname_collision(
+                sh,
+                site,
+                name,
+                (span, what),
+                (first, first_what),
+                input.span,
+            ));
             cx.fatal = true;
         }
     }
@@ -2093,8 +2266,8 @@ fn build_dc_inner(
         for l in &c.corosync_links {
             if !bp.host_networks.proxmox.contains(l) {
                 cx.diags.push(
-                    Diagnostic::new(codes::S0208, format!("corosync link on VLAN `{l}` of cluster `{}`, but Proxmox nodes are not attached to it", c.name))
-                        .at_opt(c.name.span_opt())
+                    Diagnostic::new(codes::S0208, format!("corosync link on VLAN `{}` of cluster `{}`, but Proxmox nodes are not attached to it", l.value, c.name))
+                        .at_opt(l.span_opt().or(c.name.span_opt()))
                         .expected(format!("`{l}` in `host_networks.proxmox`"))
                         .help("attach the proxmox role to the VLAN, or use another corosync link"),
                 );
@@ -2112,7 +2285,7 @@ fn build_dc_inner(
                     .filter_map(|l| {
                         m.interfaces
                             .iter()
-                            .find(|i| i.vlan == *l)
+                            .find(|i| i.vlan == **l)
                             .map(|i| i.address.addr())
                     })
                     .collect(),
@@ -2135,7 +2308,7 @@ fn build_dc_inner(
             expected_nodes: *c.nodes,
             nodes,
             qdevice: c.qdevice,
-            corosync_links: c.corosync_links.clone(),
+            corosync_links: c.corosync_links.iter().map(|l| **l).collect(),
             storage: c
                 .storage
                 .iter()
@@ -2274,6 +2447,7 @@ fn build_dc_inner(
             VipMembers::OpenstackControl => control.clone(),
         };
         let mut members = Vec::new();
+        let mut detached: Vec<(&str, Option<Span>)> = Vec::new();
         for (i, h) in member_hosts.iter().enumerate() {
             let addr = machines
                 .iter()
@@ -2282,7 +2456,7 @@ fn build_dc_inner(
                 .find(|(n, _)| *n == h)
                 .and_then(|(_, ifs)| {
                     ifs.iter()
-                        .find(|f| f.vlan == v.vlan)
+                        .find(|f| f.vlan == *v.vlan)
                         .map(|f| f.address.addr())
                 });
             match addr {
@@ -2291,27 +2465,50 @@ fn build_dc_inner(
                     address: a,
                     priority: 150u8.saturating_sub((10 * i).min(100) as u8),
                 }),
-                None => {
-                    cx.diags.push(
-                        Diagnostic::new(codes::S0208, format!("VIP `{}` member `{h}` has no interface on VLAN `{}`", v.name, v.vlan))
-                            .at_opt(v.name.span_opt())
-                            .expected(format!("every member attached to `{}`", v.vlan))
-                            .help("attach the members to the VIP's VLAN, or move the VIP to a VLAN they share"),
-                    );
-                    cx.fatal = true;
-                }
+                None => detached.push((
+                    h.as_str(),
+                    machines
+                        .iter()
+                        .find(|m| m.hostname == *h)
+                        .and_then(|m| m.span)
+                        .or_else(|| vms.iter().find(|x| x.hostname == *h).and_then(|x| x.span)),
+                )),
             }
         }
-        let Some(subnet) = subnets.get(&v.vlan) else {
+        if !detached.is_empty() {
+            // One diagnostic per VIP, at its VLAN; the same VIP in every DC folds into it.
+            let members = match v.members {
+                VipMembers::MaasRegion => "maas-region",
+                VipMembers::OpenstackControl => "openstack-control",
+            };
+            let mut d = Diagnostic::new(
+                codes::S0208,
+                format!(
+                    "VIP `{}` is on VLAN `{}`, but its {members} members are not attached to it",
+                    v.name, v.vlan.value
+                ),
+            )
+            .at_opt(v.vlan.span_opt().or(v.name.span_opt()))
+            .expected(format!("a VLAN every {members} member is attached to"))
+            .help("move the VIP to a VLAN its members share, or attach the members to this one");
+            for (h, span) in detached {
+                if let Some(s) = span {
+                    d = d.related(s, format!("`{h}` has no interface on it"));
+                }
+            }
+            cx.diags.push(d);
+            cx.fatal = true;
+        }
+        let Some(subnet) = subnets.get(&*v.vlan) else {
             continue;
         };
         let addr = addr_of
-            .get(&(format!("vip:{}", v.name), v.vlan))
+            .get(&(format!("vip:{}", v.name), *v.vlan))
             .copied()
             .unwrap_or(subnet.network());
         vips.push(Vip {
             name: v.name.to_string(),
-            vlan: v.vlan,
+            vlan: *v.vlan,
             address: addr,
             prefix_len: subnet.prefix_len(),
             vrid: vrids.get(v.name.as_str()).map(|i| i as u8 + 1).unwrap_or(0),

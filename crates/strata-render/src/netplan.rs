@@ -139,10 +139,10 @@ fn context<'a>(fleet: &'a Fleet, dc: &'a Dc, m: &'a Machine) -> Context<'a> {
     };
     let (ethernets, bond) = match link {
         LinkDevice::Bond(b) => (
-            b.members.iter().map(String::as_str).collect(),
+            b.members.iter().map(|m| m.as_str()).collect(),
             Some(BondContext {
                 name: &b.name,
-                members: b.members.iter().map(String::as_str).collect(),
+                members: b.members.iter().map(|m| m.as_str()).collect(),
                 mode: bond_mode(b.mode),
                 lacp_rate: (b.mode == BondMode::Lacp).then(|| lacp_rate(b.lacp_rate)),
                 transmit_hash_policy: (b.mode == BondMode::Lacp)

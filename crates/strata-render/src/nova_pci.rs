@@ -242,7 +242,7 @@ fn host_conf(fleet: &Fleet, node: &ComputeNode, gpu: &GpuInfo) -> String {
     let numa = fleet
         .profile(&node.profile)
         .and_then(|p| p.gpu.as_ref())
-        .map(|g| g.numa.clone())
+        .map(|g| g.numa.iter().map(|n| **n).collect::<Vec<u32>>())
         .unwrap_or_default();
     if !numa.is_empty() {
         let mut per_node: BTreeMap<u32, u32> = BTreeMap::new();

@@ -148,10 +148,10 @@ fn context<'a>(
     let link = LinkDevice::of(m, fleet.profile(&m.profile));
     let (nics, bond) = match &link {
         LinkDevice::Bond(b) => (
-            b.members.iter().map(String::as_str).collect(),
+            b.members.iter().map(|m| m.as_str()).collect(),
             Some(BondContext {
                 name: &b.name,
-                slaves: b.members.iter().map(String::as_str).collect(),
+                slaves: b.members.iter().map(|m| m.as_str()).collect(),
                 mode: bond_mode(b.mode),
                 lacp_rate: (b.mode == BondMode::Lacp).then(|| lacp_rate(b.lacp_rate)),
                 xmit_hash_policy: (b.mode == BondMode::Lacp).then_some(b.xmit_hash_policy.as_str()),

@@ -20,8 +20,15 @@ pub struct ConformArgs {
 
 pub fn run(a: ConformArgs) -> Result<ExitCode> {
     let an = analyze(&a.spec.dir, a.spec.locked)?;
-    let Some(report) = &an.conformance else {
-        // The spec does not compile: show why.
+    // Errors other than undeclared differences (design errors, a stale lock) make
+    // the spec invalid: conformance of an invalid spec means nothing.
+    let invalid = an
+        .diagnostics
+        .iter()
+        .any(|d| d.is_error() && d.code != codes::S0501);
+    let report = an.conformance.as_ref().filter(|_| !invalid);
+    let Some(report) = report else {
+        // The spec does not compile or breaks a design rule: show why.
         print_diagnostics(&a.global, &an.diagnostics, an.sources());
         if is_json(&a.global) {
             print_json(&serde_json::json!({

@@ -87,7 +87,7 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Vec<DcSe
                                         device_id: g.device_id.clone(),
                                         pcie_gen: g.pcie_gen,
                                         pcie_width: g.pcie_width,
-                                        numa_node: g.numa.get(i as usize).copied().unwrap_or(0),
+                                        numa_node: g.numa.get(i as usize).map(|n| **n).unwrap_or(0),
                                     })
                                     .collect()
                             })
