@@ -6,6 +6,9 @@
 //! one at a time (they share the CPUs), and a guard takes its lab down even when the
 //! test fails.
 
+// Test code: a panic is the failure report, so unwrapping is fine here.
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -105,7 +108,7 @@ fn assert_gone(name: &str) {
     assert!(!Path::new(&dir).exists(), "{dir} is left");
     let marker = format!("{dir}/");
     let procs: Vec<String> = fs::read_dir("/proc")
-        .unwrap()
+        .expect("/proc")
         .flatten()
         .filter(|e| {
             e.file_name()
@@ -307,14 +310,17 @@ fn up_refuses_a_half_built_lab_and_down_is_safe_twice() {
 }
 
 fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap().flatten() {
+    fs::create_dir_all(to).expect("create the copy's directory");
+    for e in fs::read_dir(from)
+        .expect("read the directory to copy")
+        .flatten()
+    {
         let p = e.path();
         let target = to.join(e.file_name());
         if p.is_dir() {
             copy_dir(&p, &target);
         } else {
-            fs::copy(&p, &target).unwrap();
+            fs::copy(&p, &target).expect("copy a file");
         }
     }
 }

@@ -1,6 +1,9 @@
 //! The pure half of the lab on `examples/fleet`: what `lab up` would build, without
 //! building it.
 
+// Test code: a panic is the failure report, so unwrapping is fine here.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeSet;

@@ -4,6 +4,9 @@
 //! The tool tests need ifupdown2 and root (`scripts/install-test-deps.sh`); without
 //! them they fail unless `STRATA_SKIP_TOOL_TESTS=1`, which turns them into a note.
 
+// Test code: a panic is the failure report, so unwrapping is fine here.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::path::Path;

@@ -1,5 +1,8 @@
 //! The simulated Proxmox VE API, driven over HTTPS like a client would.
 
+// Test code: a panic is the failure report, so unwrapping is fine here.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

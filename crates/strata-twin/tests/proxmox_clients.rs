@@ -4,6 +4,9 @@
 //! Needs the tools venv (`scripts/install-test-deps.sh`, default `/opt/strata-tools`,
 //! or `$STRATA_TOOLS_VENV`). Set `STRATA_SKIP_CLIENT_TESTS=1` to skip.
 
+// Test code: a panic is the failure report, so unwrapping is fine here.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

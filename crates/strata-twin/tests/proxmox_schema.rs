@@ -6,6 +6,9 @@
 //! The schema is the repository's copy (`testdata/api-schemas/`, see its README); a
 //! missing file fails the test.
 
+// Test code: a panic is the failure report, so unwrapping is fine here.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
