@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use strata_plan::{
-    Action, Kind, Observed, Plan, Platform, Resource, ResourceId, ResourceSet, Step, diff,
+    Action, Kind, Observed, Plan, Platform, Resource, ResourceId, ResourceSet, Step, diff, display,
 };
 use strata_providers::proxmox::ProxmoxProvider;
 use strata_providers::targets::Targets;
@@ -747,4 +747,79 @@ async fn creates_converge_through_timeouts_and_dropped_connections() {
     let observed = providers[0].observe().await.expect("observe");
     assert!(plan(&desired, &observed).is_empty(), "did not converge");
     env.twin.shutdown().await.expect("shutdown");
+}
+
+fn node_dns(node: &str, servers: &[&str]) -> Resource {
+    Resource::new(ResourceId::new(DC, Kind::NodeDns, node))
+        .field("search", "fra1.example.net")
+        .field("dns", servers.to_vec())
+}
+
+#[tokio::test]
+async fn node_resolvers_are_set_through_the_dns_api_and_drift_is_planned_again() {
+    let env = start(0).await;
+    let p = env.provider();
+    let servers = ["10.0.0.2", "10.0.0.3"];
+    let desired = set(["pve1", "pve2", "pve3"].map(|n| node_dns(n, &servers)));
+    p.expect(&desired);
+
+    // Fresh nodes hold what the installer wrote: one update per node.
+    let before = p.calls();
+    let o = p.observe().await.expect("observe");
+    // 3 list calls, `GET /nodes` and one `GET /nodes/{node}/dns` per declared node.
+    assert_eq!(p.calls() - before, 3 + 1 + 3);
+    let first = plan(&desired, &o);
+    assert_eq!(first.steps.len(), 3, "{}", display::render(&first, 0));
+    for step in &first.steps {
+        assert_eq!(step.action, Action::Update);
+        assert!(step.changes.iter().any(|c| c.field == "search"), "{step:?}");
+        act(&p, step, &MemIntents::default())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", step.id));
+    }
+    assert_eq!(
+        env.pve_get("/nodes/pve2/dns").await,
+        json!({"search": "fra1.example.net", "dns1": "10.0.0.2", "dns2": "10.0.0.3"})
+    );
+    let o = p.observe().await.expect("observe");
+    let converged = plan(&desired, &o);
+    assert!(converged.is_empty(), "{}", display::render(&converged, 0));
+
+    // Someone changes pve3's resolvers by hand: strata plans them back.
+    let r = env
+        .pve
+        .put(format!("{}/nodes/pve3/dns", env.pve_base))
+        .header("Authorization", &env.pve_auth)
+        .form(&[("search", "fra1.example.net"), ("dns1", "192.0.2.53")])
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
+    let o = p.observe().await.expect("observe");
+    let drift = plan(&desired, &o);
+    assert_eq!(drift.steps.len(), 1, "{}", display::render(&drift, 0));
+    let step = &drift.steps[0];
+    assert_eq!(step.id.name, "pve3");
+    assert_eq!(
+        step.changes
+            .iter()
+            .map(|c| c.field.as_str())
+            .collect::<Vec<_>>(),
+        vec!["dns"]
+    );
+    act(&p, step, &MemIntents::default())
+        .await
+        .expect("re-apply");
+    assert!(plan(&desired, &p.observe().await.expect("observe")).is_empty());
+
+    // A node the cluster does not have is planned as a create, which is refused.
+    let missing = set([node_dns("pve9", &servers)]);
+    p.expect(&missing);
+    let o = p.observe().await.expect("observe");
+    let step = plan(&missing, &o).steps.remove(0);
+    assert_eq!(step.action, Action::Create);
+    let e = act(&p, &step, &MemIntents::default())
+        .await
+        .expect_err("no such node");
+    assert!(e.to_string().contains("no node pve9"), "{e}");
 }

@@ -46,13 +46,17 @@ pub fn run(a: DriftArgs) -> Result<ExitCode> {
     let journal_path = live::journal_path(&a.spec.dir, &a.state);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
+        let desired = strata_plan::desired(&fleet)?;
+        // What the fleet declares decides what some providers observe (node resolvers).
+        for p in &providers {
+            p.expect(&desired);
+        }
         let (observed, scopes) = live::observe_all(&providers).await?;
         let baseline: BTreeMap<String, Value> = if journal_path.exists() {
             strata_apply::Journal::inspect(&journal_path).await?.applied().await?.into_iter().collect()
         } else {
             BTreeMap::new()
         };
-        let desired = strata_plan::desired(&fleet)?;
         let mut drift = Vec::new();
         let mut missing = Vec::new();
         for o in observed.resources.iter().filter(|o| o.owned) {

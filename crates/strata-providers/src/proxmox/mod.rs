@@ -1,5 +1,8 @@
 //! strata's Proxmox VE provider: observes the VMs of one cluster and creates, updates
-//! and deletes the ones the fleet owns.
+//! and deletes the ones the fleet owns; and keeps the resolvers and search domain of
+//! the nodes the fleet declares (`node-dns`, through `/nodes/{node}/dns`; see [`dns`]:
+//! one `GET /nodes` plus one call per declared node, only when the desired state
+//! declares them).
 //!
 //! **Observe** costs three list calls per cluster, run concurrently, whatever the
 //! number of guests: `GET /cluster/resources?type=vm`, `GET /cluster/ha/resources` and
@@ -35,6 +38,7 @@
 mod client;
 mod conf;
 mod create;
+mod dns;
 mod ha;
 mod modify;
 
@@ -43,7 +47,9 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde_json::Value;
-use strata_plan::{Action, Kind, Observed, Platform, Resource, ResourceId, Step, UnownedObject};
+use strata_plan::{
+    Action, Kind, Observed, Platform, Resource, ResourceId, ResourceSet, Step, UnownedObject,
+};
 
 use self::client::Client;
 use self::conf::{GIB, MIB, as_u64, split_tags, text};
@@ -64,6 +70,8 @@ pub struct ProxmoxProvider {
     placing: Mutex<HashMap<String, usize>>,
     /// HA writes from this process go one at a time.
     ha_lock: tokio::sync::Mutex<()>,
+    /// The nodes whose resolvers the desired state manages (from `expect`), sorted.
+    dns_nodes: Mutex<Vec<String>>,
 }
 
 impl ProxmoxProvider {
@@ -105,6 +113,7 @@ impl ProxmoxProvider {
             reserved: Mutex::new(HashSet::new()),
             placing: Mutex::new(HashMap::new()),
             ha_lock: tokio::sync::Mutex::new(()),
+            dns_nodes: Mutex::new(Vec::new()),
         })
     }
 
@@ -346,12 +355,30 @@ impl Provider for ProxmoxProvider {
         &self.dc
     }
 
+    /// Remember which nodes' resolvers the fleet manages (`node-dns` resources).
+    fn expect(&self, desired: &ResourceSet) {
+        let mut nodes: Vec<String> = desired
+            .iter()
+            .filter(|r| r.id.dc == self.dc && r.id.kind == Kind::NodeDns)
+            .map(|r| r.id.name.clone())
+            .collect();
+        nodes.sort();
+        *self.dns_nodes.lock() = nodes;
+    }
+
     async fn observe(&self) -> Result<Observed, ProviderError> {
-        let (guests, resources, rules) =
-            tokio::join!(self.guests(), self.ha_resources(), self.ha_rules());
+        let (guests, resources, rules, dns) = tokio::join!(
+            self.guests(),
+            self.ha_resources(),
+            self.ha_rules(),
+            self.observe_dns()
+        );
         let (guests, resources, rules) = (guests?, resources?, rules?);
         let groups = ha::groups(&resources, rules.as_deref());
         let mut out = Observed::default();
+        for r in dns? {
+            out.resources.insert(r);
+        }
         for g in guests {
             let id = ResourceId::new(&self.dc, Kind::Vm, g.name.clone());
             let duplicate = out.resources.get(&id).is_some();
@@ -393,9 +420,12 @@ impl Provider for ProxmoxProvider {
     }
 
     async fn act(&self, step: &Step, ctx: &ActContext<'_>) -> Result<Outcome, ProviderError> {
+        if step.id.dc == self.dc && step.id.kind == Kind::NodeDns {
+            return self.act_dns(step).await;
+        }
         if step.id.kind != Kind::Vm || step.id.dc != self.dc {
             return Err(ProviderError::Refused(format!(
-                "{}: the Proxmox provider of {} manages VMs only",
+                "{}: the Proxmox provider of {} manages VMs and node resolvers only",
                 step.id, self.dc
             )));
         }
