@@ -291,10 +291,10 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                     "ha_group",
                     v.ha_group.clone().map(Value::from).unwrap_or(Value::Null),
                 )
-                .spec("nets", nets)
-                .spec("ipconfig", ipconfig)
-                .spec("nameserver", nameserver)
-                .spec("searchdomain", dc.host_services.search_domain.clone())
+                .field("nets", nets)
+                .field("ipconfig", ipconfig)
+                .field("nameserver", nameserver)
+                .field("searchdomain", dc.host_services.search_domain.clone())
                 .spec("template", template)
                 .spec("storage", v.storage.clone())
                 .spec("cluster", v.cluster.clone()),

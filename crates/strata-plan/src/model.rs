@@ -59,8 +59,10 @@ impl fmt::Display for Platform {
 ///   `dns` (up to three resolvers, in order): what `/nodes/{node}/dns` holds. Always
 ///   present on a node, so never created or deleted; only updated.
 /// - `vm` (Proxmox; name = hostname): `cores`, `memory` (MiB), `disk_gb`, `nets`
-///   (list of Proxmox `netN` strings in order), `tags` (sorted list), `status`
-///   (`running`), `ha_group` (or null). Spec: `template`, `storage`, `cluster`.
+///   (list of Proxmox `netN` strings in order, without MAC addresses), `ipconfig`
+///   (cloud-init `ipconfigN` per NIC), `nameserver` (space-separated), `searchdomain`,
+///   `tags` (sorted list), `status` (`running`), `ha_group` (or null). Spec:
+///   `template`, `storage`, `cluster`.
 /// - `project` (OpenStack; name = team): `description`, `tags`.
 /// - `flavor` (name = flavor name): `vcpus`, `ram` (MiB), `disk` (GB), `is_public`,
 ///   `extra_specs` (object).

@@ -328,7 +328,16 @@ async fn create_then_observe_matches_and_the_next_plan_is_empty() {
     for want in desired.iter() {
         let got = observed.resources.get(&want.id).expect("observed");
         assert!(got.owned);
-        assert_eq!(got.fields, want.fields, "{}", want.id);
+        for (k, v) in &want.fields {
+            assert_eq!(got.fields.get(k), Some(v), "{} {k}", want.id);
+        }
+        // The guest network is observed too (this desired state leaves it unmanaged).
+        assert_eq!(
+            got.fields["nets"],
+            json!(["virtio,bridge=vmbr0,tag=10"]),
+            "{}",
+            want.id
+        );
     }
     let again = plan(&desired, &observed);
     assert!(again.is_empty(), "{:#?}", again.steps);
@@ -822,4 +831,77 @@ async fn node_resolvers_are_set_through_the_dns_api_and_drift_is_planned_again()
         .await
         .expect_err("no such node");
     assert!(e.to_string().contains("no node pve9"), "{e}");
+}
+
+#[tokio::test]
+async fn a_changed_guest_address_is_drift_and_is_applied_again() {
+    let env = start(3).await;
+    let p = env.provider();
+    let intents = MemIntents::default();
+    let with_network = |name: &str, last: u8| {
+        vm(name, 2048, None)
+            .field(
+                "nets",
+                vec!["virtio,bridge=vmbr0,tag=10", "virtio,bridge=vmbr0,tag=12"],
+            )
+            .field(
+                "ipconfig",
+                vec![
+                    format!("ip=10.1.10.{last}/24"),
+                    format!("ip=10.1.12.{last}/24,gw=10.1.12.1"),
+                ],
+            )
+            .field("nameserver", "10.1.12.21 10.1.12.22")
+            .field("searchdomain", "fra1.example.net")
+    };
+    let desired = set([with_network("net-a", 30), with_network("net-b", 31)]);
+    apply(&p, &desired, &intents).await;
+
+    // Converged: NICs compare without the MAC addresses Proxmox assigned.
+    let before = p.calls();
+    let o = p.observe().await.expect("observe");
+    // 3 list calls and one configuration read per owned VM (never for the 3 others).
+    assert_eq!(p.calls() - before, 3 + 2);
+    let converged = plan(&desired, &o);
+    assert!(converged.is_empty(), "{}", display::render(&converged, 0));
+    let a = o
+        .resources
+        .get(&ResourceId::new(DC, Kind::Vm, "net-a"))
+        .expect("net-a observed");
+    assert_eq!(a.fields["ipconfig"][1], "ip=10.1.12.30/24,gw=10.1.12.1");
+
+    // Someone re-addresses net-a's second NIC and changes its resolvers by hand.
+    let vmid = a.external_id.clone().expect("vmid");
+    let node = a.spec["node"].as_str().expect("node").to_string();
+    let r = env
+        .pve
+        .put(format!("{}/nodes/{node}/qemu/{vmid}/config", env.pve_base))
+        .header("Authorization", &env.pve_auth)
+        .form(&[
+            ("ipconfig1", "ip=10.1.12.99/24,gw=10.1.12.1"),
+            ("nameserver", "192.0.2.53"),
+        ])
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
+    let o = p.observe().await.expect("observe");
+    let drift = plan(&desired, &o);
+    assert_eq!(drift.steps.len(), 1, "{}", display::render(&drift, 0));
+    let step = &drift.steps[0];
+    assert_eq!(
+        (step.id.name.as_str(), step.action),
+        ("net-a", Action::Update)
+    );
+    let mut fields: Vec<&str> = step.changes.iter().map(|c| c.field.as_str()).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, vec!["ipconfig", "nameserver"]);
+    act(&p, step, &intents).await.expect("re-apply");
+    let conf = env
+        .pve_get(&format!("/nodes/{node}/qemu/{vmid}/config"))
+        .await;
+    assert_eq!(conf["ipconfig1"], "ip=10.1.12.30/24,gw=10.1.12.1");
+    assert_eq!(conf["nameserver"], "10.1.12.21 10.1.12.22");
+    let again = plan(&desired, &p.observe().await.expect("observe"));
+    assert!(again.is_empty(), "{}", display::render(&again, 0));
 }

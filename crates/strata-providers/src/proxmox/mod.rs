@@ -12,12 +12,15 @@
 //! the model's vocabulary: `cores` = maxcpu, `memory` = maxmem in MiB, `disk_gb` =
 //! boot disk size in GiB (rounded down), `tags` sorted, `status`, `ha_group` or null;
 //! `spec.node` says where it runs). Everything else, templates included, is listed as
-//! unowned. NIC settings (`spec.nets`) and the guest's cloud-init network settings
-//! (`spec.ipconfig` per NIC, `spec.nameserver`, `spec.searchdomain`: its addresses,
-//! default route and resolvers from the compiled fleet) are written at creation but
-//! **not compared**:
-//! they live only in each guest's configuration, and reading one configuration per VM
-//! would make observation cost grow with the fleet.
+//! unowned. The guest network lives only in each VM's configuration, so observe reads
+//! **one configuration per owned VM** (never for unowned guests), concurrently within
+//! the endpoint's limit (16 requests in flight unless the targets file says
+//! otherwise): `nets` (the `netN` NICs in order, without the MAC addresses Proxmox
+//! assigns), `ipconfig` (cloud-init `ipconfigN` per NIC), `nameserver` and
+//! `searchdomain` (empty when unset). They are compared like any field, so a changed
+//! address is drift and an update writes it back (cloud-init applies it at the
+//! guest's next boot). A cluster with V owned VMs and N declared nodes costs
+//! 3 + V + (1 + N) calls per observe.
 //!
 //! **Create** clones the template (by name, found in the cluster's resources) onto the
 //! online node with the fewest VMs that can reach the storage, then configures cores,
@@ -45,6 +48,7 @@ mod modify;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use futures::future::join_all;
 use parking_lot::Mutex;
 use serde_json::Value;
 use strata_plan::{
@@ -261,6 +265,21 @@ impl Cluster {
     }
 }
 
+/// A VM resource with its guest network from its configuration: `nets` (NICs in
+/// order, without MAC addresses), `ipconfig` (cloud-init per NIC), `nameserver` and
+/// `searchdomain` (empty when unset, as desired state says "none").
+fn with_guest_network(r: Resource, conf: &modify::Conf) -> Resource {
+    let nets: Vec<String> = conf::indexed(conf, "net")
+        .iter()
+        .map(|n| conf::nic_without_mac(n))
+        .collect();
+    let value = |k: &str| conf.get(k).map(text).unwrap_or_default();
+    r.field("nets", nets)
+        .field("ipconfig", conf::indexed(conf, "ipconfig"))
+        .field("nameserver", value("nameserver"))
+        .field("searchdomain", value("searchdomain"))
+}
+
 /// The desired state of a VM, from a step's `desired` resource (absent fields are not
 /// managed).
 #[derive(Clone, Debug, Default)]
@@ -284,8 +303,17 @@ pub(crate) struct Desired {
 }
 
 /// The fields of kind `vm` strata knows how to change.
-const FIELDS: [&str; 7] = [
-    "cores", "memory", "disk_gb", "tags", "status", "ha_group", "nets",
+const FIELDS: [&str; 10] = [
+    "cores",
+    "memory",
+    "disk_gb",
+    "tags",
+    "status",
+    "ha_group",
+    "nets",
+    "ipconfig",
+    "nameserver",
+    "searchdomain",
 ];
 
 impl Desired {
@@ -332,9 +360,14 @@ impl Desired {
             status: string(r.fields.get("status")),
             ha_group,
             nets: list(r.fields.get("nets").or(r.spec.get("nets")), "nets")?,
-            ipconfig: list(r.spec.get("ipconfig"), "ipconfig")?,
-            nameserver: string(r.spec.get("nameserver")).filter(|s| !s.is_empty()),
-            searchdomain: string(r.spec.get("searchdomain")).filter(|s| !s.is_empty()),
+            ipconfig: list(
+                r.fields.get("ipconfig").or(r.spec.get("ipconfig")),
+                "ipconfig",
+            )?,
+            nameserver: string(r.fields.get("nameserver").or(r.spec.get("nameserver")))
+                .filter(|s| !s.is_empty()),
+            searchdomain: string(r.fields.get("searchdomain").or(r.spec.get("searchdomain")))
+                .filter(|s| !s.is_empty()),
             template: string(r.spec.get("template")).filter(|t| !t.is_empty()),
             storage: string(r.spec.get("storage")).filter(|s| !s.is_empty()),
         })
@@ -379,10 +412,13 @@ impl Provider for ProxmoxProvider {
         for r in dns? {
             out.resources.insert(r);
         }
+        let mut owned: Vec<(String, u32, Resource)> = Vec::new();
+        let mut seen: HashSet<ResourceId> = HashSet::new();
         for g in guests {
             let id = ResourceId::new(&self.dc, Kind::Vm, g.name.clone());
-            let duplicate = out.resources.get(&id).is_some();
-            if !g.owned_by(&self.owner_tag) || duplicate {
+            let owns = g.owned_by(&self.owner_tag);
+            let duplicate = owns && seen.contains(&id);
+            if !owns || duplicate {
                 if duplicate {
                     tracing::warn!(
                         "{}: VM {} is a second owned VM named {}; it is listed as unowned and left alone",
@@ -400,6 +436,7 @@ impl Provider for ProxmoxProvider {
                 });
                 continue;
             }
+            seen.insert(id.clone());
             let ha_group = groups
                 .get(&format!("vm:{}", g.vmid))
                 .map(|s| Value::from(s.clone()))
@@ -414,7 +451,24 @@ impl Provider for ProxmoxProvider {
                 .spec("node", g.node.clone());
             r.owned = true;
             r.external_id = Some(g.vmid.to_string());
-            out.resources.insert(r);
+            owned.push((g.node.clone(), g.vmid, r));
+        }
+        // The guest network (NICs, cloud-init addresses and resolvers) lives only in
+        // each VM's configuration: one read per owned VM, concurrently within the
+        // endpoint's limit. Unowned guests are never read.
+        let configs = join_all(owned.iter().map(|(node, vmid, _)| self.config(node, *vmid))).await;
+        for ((_, _, r), conf) in owned.into_iter().zip(configs) {
+            match conf {
+                Ok(conf) => {
+                    out.resources.insert(with_guest_network(r, &conf));
+                }
+                // Gone between the list and the read: observed without its network,
+                // so a plan updates it and the update finds it missing.
+                Err(e) if client::is_missing(&e) => {
+                    out.resources.insert(r);
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }
