@@ -1,4 +1,5 @@
-//! The apply journal: a write-ahead log in SQLite, beside `fleet.lock`.
+//! The apply journal: a write-ahead log in SQLite, at the path the caller gives (the
+//! CLI keeps it in its state directory, `DIR/.strata/fleet.journal` by default).
 //!
 //! Every step is recorded as `started` before its first API call and as `done` (with
 //! the fields it applied) or `failed` after. Providers record their *intent* (the id

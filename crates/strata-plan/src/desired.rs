@@ -211,6 +211,28 @@ fn pve_tag(s: &str) -> String {
 }
 
 fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
+    // Every Proxmox node resolves through the DC's resolvers, with its search domain
+    // (the Proxmox API takes at most three name servers).
+    let resolvers: Vec<String> = dc
+        .host_services
+        .resolvers
+        .iter()
+        .take(3)
+        .map(ToString::to_string)
+        .collect();
+    for cluster in &dc.proxmox {
+        for node in &cluster.nodes {
+            out.insert(
+                Resource::new(ResourceId::new(
+                    &dc.name,
+                    Kind::NodeDns,
+                    node.hostname.clone(),
+                ))
+                .field("search", dc.host_services.search_domain.clone())
+                .field("dns", resolvers.clone()),
+            );
+        }
+    }
     for v in &dc.vms {
         let role = match v.kind {
             VmKind::MaasRegion => "maas-region".to_string(),
@@ -269,10 +291,10 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                     "ha_group",
                     v.ha_group.clone().map(Value::from).unwrap_or(Value::Null),
                 )
-                .spec("nets", nets)
-                .spec("ipconfig", ipconfig)
-                .spec("nameserver", nameserver)
-                .spec("searchdomain", dc.host_services.search_domain.clone())
+                .field("nets", nets)
+                .field("ipconfig", ipconfig)
+                .field("nameserver", nameserver)
+                .field("searchdomain", dc.host_services.search_domain.clone())
                 .spec("template", template)
                 .spec("storage", v.storage.clone())
                 .spec("cluster", v.cluster.clone()),

@@ -197,7 +197,7 @@ fn platform_kind(k: Kind) -> Option<&'static str> {
         Kind::Project => Some("project"),
         Kind::Flavor => Some("flavor"),
         Kind::Network => Some("network"),
-        Kind::Vlan | Kind::Machine | Kind::Quota => None,
+        Kind::Vlan | Kind::Machine | Kind::NodeDns | Kind::Quota => None,
     }
 }
 

@@ -55,9 +55,14 @@ impl fmt::Display for Platform {
 ///   `power_user`, `tags` (sorted list), `status` (MAAS status name, desired
 ///   `Deployed`), `distro_series`, `zone`. Spec: `pxe_mac`, `power_pass` (a secret
 ///   reference such as `env:BMC_PASSWORD`), `user_data` (base64), `role`.
+/// - `node-dns` (Proxmox; name = node hostname): `search` (the DC's search domain),
+///   `dns` (up to three resolvers, in order): what `/nodes/{node}/dns` holds. Always
+///   present on a node, so never created or deleted; only updated.
 /// - `vm` (Proxmox; name = hostname): `cores`, `memory` (MiB), `disk_gb`, `nets`
-///   (list of Proxmox `netN` strings in order), `tags` (sorted list), `status`
-///   (`running`), `ha_group` (or null). Spec: `template`, `storage`, `cluster`.
+///   (list of Proxmox `netN` strings in order, without MAC addresses), `ipconfig`
+///   (cloud-init `ipconfigN` per NIC), `nameserver` (space-separated), `searchdomain`,
+///   `tags` (sorted list), `status` (`running`), `ha_group` (or null). Spec:
+///   `template`, `storage`, `cluster`.
 /// - `project` (OpenStack; name = team): `description`, `tags`.
 /// - `flavor` (name = flavor name): `vcpus`, `ram` (MiB), `disk` (GB), `is_public`,
 ///   `extra_specs` (object).
@@ -73,6 +78,7 @@ pub enum Kind {
     Vlan,
     MaasSubnet,
     Machine,
+    NodeDns,
     Vm,
     Project,
     Flavor,
@@ -85,7 +91,7 @@ impl Kind {
     pub fn platform(self) -> Platform {
         match self {
             Kind::Fabric | Kind::Vlan | Kind::MaasSubnet | Kind::Machine => Platform::Maas,
-            Kind::Vm => Platform::Proxmox,
+            Kind::NodeDns | Kind::Vm => Platform::Proxmox,
             Kind::Project | Kind::Flavor | Kind::Network | Kind::Subnet | Kind::Quota => {
                 Platform::Openstack
             }
@@ -98,6 +104,7 @@ impl Kind {
             Kind::Vlan => "vlan",
             Kind::MaasSubnet => "maas-subnet",
             Kind::Machine => "machine",
+            Kind::NodeDns => "node-dns",
             Kind::Vm => "vm",
             Kind::Project => "project",
             Kind::Flavor => "flavor",
@@ -107,11 +114,12 @@ impl Kind {
         }
     }
 
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Fabric,
         Kind::Vlan,
         Kind::MaasSubnet,
         Kind::Machine,
+        Kind::NodeDns,
         Kind::Vm,
         Kind::Project,
         Kind::Flavor,

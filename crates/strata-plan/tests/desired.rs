@@ -46,16 +46,42 @@ fn every_dc_gets_its_maas_proxmox_and_openstack_objects() {
         assert_eq!(count(Kind::MaasSubnet), 7);
         assert_eq!(count(Kind::Machine), 13);
         assert_eq!(count(Kind::Vm), 11);
+        // One resolver setting per Proxmox node: the DC's resolvers and search domain.
+        let nodes: usize = fleet
+            .dcs
+            .iter()
+            .filter(|d| d.name == dc)
+            .flat_map(|d| &d.proxmox)
+            .map(|c| c.nodes.len())
+            .sum();
+        assert!(nodes > 0);
+        assert_eq!(count(Kind::NodeDns), nodes);
+        for r in d
+            .iter()
+            .filter(|r| r.id.dc == dc && r.id.kind == Kind::NodeDns)
+        {
+            assert_eq!(r.fields["search"], format!("{dc}.dc.example.net"), "{r:?}");
+            assert!(
+                r.fields["dns"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty() && a.len() <= 3),
+                "{r:?}"
+            );
+        }
         assert_eq!(count(Kind::Project), 2);
         assert_eq!(count(Kind::Quota), 2);
         assert_eq!(count(Kind::Flavor), 4);
         assert_eq!(count(Kind::Network), 4);
         assert_eq!(count(Kind::Subnet), 4);
-        assert!(d.scope(dc, Platform::Proxmox).all(|r| {
-            r.fields["tags"]
-                .as_array()
-                .is_some_and(|t| t.iter().any(|x| x == "strata-example-prod"))
-        }));
+        assert!(
+            d.scope(dc, Platform::Proxmox)
+                .filter(|r| r.id.kind == Kind::Vm)
+                .all(|r| {
+                    r.fields["tags"]
+                        .as_array()
+                        .is_some_and(|t| t.iter().any(|x| x == "strata-example-prod"))
+                })
+        );
     }
 }
 

@@ -15,7 +15,7 @@ use strata_plan::{
 };
 use strata_providers::http::EndpointConfig;
 use strata_providers::maas::{MaasOptions, MaasProvider};
-use strata_providers::secrets::{SecretRef, SecretResolver, StaticSecrets};
+use strata_providers::secrets::{SecretRef, SecretResolver, StaticSecrets, SystemSecrets};
 use strata_providers::targets::{MaasTarget, Targets};
 use strata_providers::{ActContext, IntentLog, Outcome, Provider, ProviderError};
 use strata_twin::{DcSeed, FaultSpec, RunningTwin, SeedMachine, TwinOptions};
@@ -96,13 +96,14 @@ fn fast() -> MaasOptions {
     }
 }
 
-/// A resolver that knows no secrets (steps that need one fail, naming it).
-fn no_secrets() -> Arc<dyn SecretResolver> {
-    Arc::new(StaticSecrets::new())
+/// The resolver the CLI uses: the environment and files (the tests write absolute
+/// paths).
+fn system_secrets() -> Arc<dyn SecretResolver> {
+    Arc::new(SystemSecrets::new("."))
 }
 
 fn provider(env: &Env) -> MaasProvider {
-    MaasProvider::with_options(DC, &env.target, OWNER, no_secrets(), fast()).expect("provider")
+    MaasProvider::with_options(DC, &env.target, OWNER, system_secrets(), fast()).expect("provider")
 }
 
 /// A raw MAAS client for checks behind the provider's back.
@@ -517,9 +518,14 @@ async fn fabric_vlans_and_subnets_with_dhcp_converge() {
     // An unowned fabric named strata is never taken over.
     let env2 = start(vec![], FaultSpec::default()).await;
     let p2 = provider(&env2);
-    let foreign =
-        MaasProvider::with_options(DC, &env2.target, "strata-otherfleet", no_secrets(), fast())
-            .expect("p");
+    let foreign = MaasProvider::with_options(
+        DC,
+        &env2.target,
+        "strata-otherfleet",
+        system_secrets(),
+        fast(),
+    )
+    .expect("p");
     let step = Step {
         id: ResourceId::new(DC, Kind::Fabric, "strata"),
         action: Action::Create,

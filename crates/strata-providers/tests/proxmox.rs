@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use strata_plan::{
-    Action, Kind, Observed, Plan, Platform, Resource, ResourceId, ResourceSet, Step, diff,
+    Action, Kind, Observed, Plan, Platform, Resource, ResourceId, ResourceSet, Step, diff, display,
 };
 use strata_providers::proxmox::ProxmoxProvider;
 use strata_providers::targets::Targets;
@@ -328,7 +328,16 @@ async fn create_then_observe_matches_and_the_next_plan_is_empty() {
     for want in desired.iter() {
         let got = observed.resources.get(&want.id).expect("observed");
         assert!(got.owned);
-        assert_eq!(got.fields, want.fields, "{}", want.id);
+        for (k, v) in &want.fields {
+            assert_eq!(got.fields.get(k), Some(v), "{} {k}", want.id);
+        }
+        // The guest network is observed too (this desired state leaves it unmanaged).
+        assert_eq!(
+            got.fields["nets"],
+            json!(["virtio,bridge=vmbr0,tag=10"]),
+            "{}",
+            want.id
+        );
     }
     let again = plan(&desired, &observed);
     assert!(again.is_empty(), "{:#?}", again.steps);
@@ -739,4 +748,152 @@ async fn creates_converge_through_timeouts_and_dropped_connections() {
     let observed = providers[0].observe().await.expect("observe");
     assert!(plan(&desired, &observed).is_empty(), "did not converge");
     env.twin.shutdown().await.expect("shutdown");
+}
+
+fn node_dns(node: &str, servers: &[&str]) -> Resource {
+    Resource::new(ResourceId::new(DC, Kind::NodeDns, node))
+        .field("search", "fra1.example.net")
+        .field("dns", servers.to_vec())
+}
+
+#[tokio::test]
+async fn node_resolvers_are_set_through_the_dns_api_and_drift_is_planned_again() {
+    let env = start(0).await;
+    let p = env.provider();
+    let servers = ["10.0.0.2", "10.0.0.3"];
+    let desired = set(["pve1", "pve2", "pve3"].map(|n| node_dns(n, &servers)));
+    p.expect(&desired);
+
+    // Fresh nodes hold what the installer wrote: one update per node.
+    let before = p.calls();
+    let o = p.observe().await.expect("observe");
+    // 3 list calls, `GET /nodes` and one `GET /nodes/{node}/dns` per declared node.
+    assert_eq!(p.calls() - before, 3 + 1 + 3);
+    let first = plan(&desired, &o);
+    assert_eq!(first.steps.len(), 3, "{}", display::render(&first, 0));
+    for step in &first.steps {
+        assert_eq!(step.action, Action::Update);
+        assert!(step.changes.iter().any(|c| c.field == "search"), "{step:?}");
+        act(&p, step, &MemIntents::default())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", step.id));
+    }
+    assert_eq!(
+        env.pve_get("/nodes/pve2/dns").await,
+        json!({"search": "fra1.example.net", "dns1": "10.0.0.2", "dns2": "10.0.0.3"})
+    );
+    let o = p.observe().await.expect("observe");
+    let converged = plan(&desired, &o);
+    assert!(converged.is_empty(), "{}", display::render(&converged, 0));
+
+    // Someone changes pve3's resolvers by hand: strata plans them back.
+    let r = env
+        .pve
+        .put(format!("{}/nodes/pve3/dns", env.pve_base))
+        .header("Authorization", &env.pve_auth)
+        .form(&[("search", "fra1.example.net"), ("dns1", "192.0.2.53")])
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
+    let o = p.observe().await.expect("observe");
+    let drift = plan(&desired, &o);
+    assert_eq!(drift.steps.len(), 1, "{}", display::render(&drift, 0));
+    let step = &drift.steps[0];
+    assert_eq!(step.id.name, "pve3");
+    assert_eq!(
+        step.changes
+            .iter()
+            .map(|c| c.field.as_str())
+            .collect::<Vec<_>>(),
+        vec!["dns"]
+    );
+    act(&p, step, &MemIntents::default())
+        .await
+        .expect("re-apply");
+    assert!(plan(&desired, &p.observe().await.expect("observe")).is_empty());
+
+    // A node the cluster does not have is planned as a create, which is refused.
+    let missing = set([node_dns("pve9", &servers)]);
+    p.expect(&missing);
+    let o = p.observe().await.expect("observe");
+    let step = plan(&missing, &o).steps.remove(0);
+    assert_eq!(step.action, Action::Create);
+    let e = act(&p, &step, &MemIntents::default())
+        .await
+        .expect_err("no such node");
+    assert!(e.to_string().contains("no node pve9"), "{e}");
+}
+
+#[tokio::test]
+async fn a_changed_guest_address_is_drift_and_is_applied_again() {
+    let env = start(3).await;
+    let p = env.provider();
+    let intents = MemIntents::default();
+    let with_network = |name: &str, last: u8| {
+        vm(name, 2048, None)
+            .field(
+                "nets",
+                vec!["virtio,bridge=vmbr0,tag=10", "virtio,bridge=vmbr0,tag=12"],
+            )
+            .field(
+                "ipconfig",
+                vec![
+                    format!("ip=10.1.10.{last}/24"),
+                    format!("ip=10.1.12.{last}/24,gw=10.1.12.1"),
+                ],
+            )
+            .field("nameserver", "10.1.12.21 10.1.12.22")
+            .field("searchdomain", "fra1.example.net")
+    };
+    let desired = set([with_network("net-a", 30), with_network("net-b", 31)]);
+    apply(&p, &desired, &intents).await;
+
+    // Converged: NICs compare without the MAC addresses Proxmox assigned.
+    let before = p.calls();
+    let o = p.observe().await.expect("observe");
+    // 3 list calls and one configuration read per owned VM (never for the 3 others).
+    assert_eq!(p.calls() - before, 3 + 2);
+    let converged = plan(&desired, &o);
+    assert!(converged.is_empty(), "{}", display::render(&converged, 0));
+    let a = o
+        .resources
+        .get(&ResourceId::new(DC, Kind::Vm, "net-a"))
+        .expect("net-a observed");
+    assert_eq!(a.fields["ipconfig"][1], "ip=10.1.12.30/24,gw=10.1.12.1");
+
+    // Someone re-addresses net-a's second NIC and changes its resolvers by hand.
+    let vmid = a.external_id.clone().expect("vmid");
+    let node = a.spec["node"].as_str().expect("node").to_string();
+    let r = env
+        .pve
+        .put(format!("{}/nodes/{node}/qemu/{vmid}/config", env.pve_base))
+        .header("Authorization", &env.pve_auth)
+        .form(&[
+            ("ipconfig1", "ip=10.1.12.99/24,gw=10.1.12.1"),
+            ("nameserver", "192.0.2.53"),
+        ])
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
+    let o = p.observe().await.expect("observe");
+    let drift = plan(&desired, &o);
+    assert_eq!(drift.steps.len(), 1, "{}", display::render(&drift, 0));
+    let step = &drift.steps[0];
+    assert_eq!(
+        (step.id.name.as_str(), step.action),
+        ("net-a", Action::Update)
+    );
+    let mut fields: Vec<&str> = step.changes.iter().map(|c| c.field.as_str()).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, vec!["ipconfig", "nameserver"]);
+    act(&p, step, &intents).await.expect("re-apply");
+    let conf = env
+        .pve_get(&format!("/nodes/{node}/qemu/{vmid}/config"))
+        .await;
+    assert_eq!(conf["ipconfig1"], "ip=10.1.12.30/24,gw=10.1.12.1");
+    assert_eq!(conf["nameserver"], "10.1.12.21 10.1.12.22");
+    let again = plan(&desired, &p.observe().await.expect("observe"));
+    assert!(again.is_empty(), "{}", display::render(&again, 0));
 }

@@ -36,13 +36,17 @@ pub fn run(a: DriftArgs) -> Result<ExitCode> {
     let journal_path = live::journal_path(&a.spec.dir, &a.state);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
+        let desired = strata_plan::desired(&fleet)?;
+        // What the fleet declares decides what some providers observe (node resolvers).
+        for p in &providers {
+            p.expect(&desired);
+        }
         let (observed, scopes) = live::observe_all(&providers).await?;
         let baseline: BTreeMap<String, Value> = if journal_path.exists() {
             strata_apply::Journal::inspect(&journal_path).await?.applied().await?.into_iter().collect()
         } else {
             BTreeMap::new()
         };
-        let desired = strata_plan::desired(&fleet)?;
         let found = strata_plan::drift(&observed, &scopes, &baseline, &desired);
         let (drift, missing) = (&found.changed, &found.missing);
         let drifted = !found.is_empty();

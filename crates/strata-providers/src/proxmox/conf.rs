@@ -217,6 +217,31 @@ impl Nic {
     }
 }
 
+/// A NIC as strata describes it: the model and options without the MAC address
+/// (which Proxmox assigns), options sorted; an unparsable value as it is.
+pub(crate) fn nic_without_mac(s: &str) -> String {
+    match Nic::parse(s) {
+        Some(mut nic) => {
+            nic.mac = None;
+            nic.print()
+        }
+        None => s.to_string(),
+    }
+}
+
+/// The values of `<prefix>0`, `<prefix>1`, ... of a configuration, in index order.
+pub(crate) fn indexed(conf: &serde_json::Map<String, Value>, prefix: &str) -> Vec<String> {
+    let mut found: Vec<(usize, String)> = conf
+        .iter()
+        .filter_map(|(k, v)| {
+            let i = k.strip_prefix(prefix)?.parse::<usize>().ok()?;
+            Some((i, text(v)))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, v)| v).collect()
+}
+
 /// The value to write for a NIC: the desired settings, keeping the MAC address the
 /// guest already has for that slot (same model) so a reconfiguration does not change
 /// the guest's identity on the network.

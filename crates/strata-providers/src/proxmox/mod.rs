@@ -1,5 +1,8 @@
 //! strata's Proxmox VE provider: observes the VMs of one cluster and creates, updates
-//! and deletes the ones the fleet owns.
+//! and deletes the ones the fleet owns; and keeps the resolvers and search domain of
+//! the nodes the fleet declares (`node-dns`, through `/nodes/{node}/dns`; see [`dns`]:
+//! one `GET /nodes` plus one call per declared node, only when the desired state
+//! declares them).
 //!
 //! **Observe** costs three list calls per cluster, run concurrently, whatever the
 //! number of guests: `GET /cluster/resources?type=vm`, `GET /cluster/ha/resources` and
@@ -9,12 +12,15 @@
 //! the model's vocabulary: `cores` = maxcpu, `memory` = maxmem in MiB, `disk_gb` =
 //! boot disk size in GiB (rounded down), `tags` sorted, `status`, `ha_group` or null;
 //! `spec.node` says where it runs). Everything else, templates included, is listed as
-//! unowned. NIC settings (`spec.nets`) and the guest's cloud-init network settings
-//! (`spec.ipconfig` per NIC, `spec.nameserver`, `spec.searchdomain`: its addresses,
-//! default route and resolvers from the compiled fleet) are written at creation but
-//! **not compared**:
-//! they live only in each guest's configuration, and reading one configuration per VM
-//! would make observation cost grow with the fleet.
+//! unowned. The guest network lives only in each VM's configuration, so observe reads
+//! **one configuration per owned VM** (never for unowned guests), concurrently within
+//! the endpoint's limit (16 requests in flight unless the targets file says
+//! otherwise): `nets` (the `netN` NICs in order, without the MAC addresses Proxmox
+//! assigns), `ipconfig` (cloud-init `ipconfigN` per NIC), `nameserver` and
+//! `searchdomain` (empty when unset). They are compared like any field, so a changed
+//! address is drift and an update writes it back (cloud-init applies it at the
+//! guest's next boot). A cluster with V owned VMs and N declared nodes costs
+//! 3 + V + (1 + N) calls per observe.
 //!
 //! **Create** clones the template (by name, found in the cluster's resources) onto the
 //! online node with the fewest VMs that can reach the storage, then configures cores,
@@ -35,15 +41,19 @@
 mod client;
 mod conf;
 mod create;
+mod dns;
 mod ha;
 mod modify;
 
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use futures::future::join_all;
 use parking_lot::Mutex;
 use serde_json::Value;
-use strata_plan::{Action, Kind, Observed, Platform, Resource, ResourceId, Step, UnownedObject};
+use strata_plan::{
+    Action, Kind, Observed, Platform, Resource, ResourceId, ResourceSet, Step, UnownedObject,
+};
 
 use self::client::Client;
 use self::conf::{GIB, MIB, as_u64, split_tags, text};
@@ -64,6 +74,8 @@ pub struct ProxmoxProvider {
     placing: Mutex<HashMap<String, usize>>,
     /// HA writes from this process go one at a time.
     ha_lock: tokio::sync::Mutex<()>,
+    /// The nodes whose resolvers the desired state manages (from `expect`), sorted.
+    dns_nodes: Mutex<Vec<String>>,
 }
 
 impl ProxmoxProvider {
@@ -105,6 +117,7 @@ impl ProxmoxProvider {
             reserved: Mutex::new(HashSet::new()),
             placing: Mutex::new(HashMap::new()),
             ha_lock: tokio::sync::Mutex::new(()),
+            dns_nodes: Mutex::new(Vec::new()),
         })
     }
 
@@ -252,6 +265,21 @@ impl Cluster {
     }
 }
 
+/// A VM resource with its guest network from its configuration: `nets` (NICs in
+/// order, without MAC addresses), `ipconfig` (cloud-init per NIC), `nameserver` and
+/// `searchdomain` (empty when unset, as desired state says "none").
+fn with_guest_network(r: Resource, conf: &modify::Conf) -> Resource {
+    let nets: Vec<String> = conf::indexed(conf, "net")
+        .iter()
+        .map(|n| conf::nic_without_mac(n))
+        .collect();
+    let value = |k: &str| conf.get(k).map(text).unwrap_or_default();
+    r.field("nets", nets)
+        .field("ipconfig", conf::indexed(conf, "ipconfig"))
+        .field("nameserver", value("nameserver"))
+        .field("searchdomain", value("searchdomain"))
+}
+
 /// The desired state of a VM, from a step's `desired` resource (absent fields are not
 /// managed).
 #[derive(Clone, Debug, Default)]
@@ -275,8 +303,17 @@ pub(crate) struct Desired {
 }
 
 /// The fields of kind `vm` strata knows how to change.
-const FIELDS: [&str; 7] = [
-    "cores", "memory", "disk_gb", "tags", "status", "ha_group", "nets",
+const FIELDS: [&str; 10] = [
+    "cores",
+    "memory",
+    "disk_gb",
+    "tags",
+    "status",
+    "ha_group",
+    "nets",
+    "ipconfig",
+    "nameserver",
+    "searchdomain",
 ];
 
 impl Desired {
@@ -323,9 +360,14 @@ impl Desired {
             status: string(r.fields.get("status")),
             ha_group,
             nets: list(r.fields.get("nets").or(r.spec.get("nets")), "nets")?,
-            ipconfig: list(r.spec.get("ipconfig"), "ipconfig")?,
-            nameserver: string(r.spec.get("nameserver")).filter(|s| !s.is_empty()),
-            searchdomain: string(r.spec.get("searchdomain")).filter(|s| !s.is_empty()),
+            ipconfig: list(
+                r.fields.get("ipconfig").or(r.spec.get("ipconfig")),
+                "ipconfig",
+            )?,
+            nameserver: string(r.fields.get("nameserver").or(r.spec.get("nameserver")))
+                .filter(|s| !s.is_empty()),
+            searchdomain: string(r.fields.get("searchdomain").or(r.spec.get("searchdomain")))
+                .filter(|s| !s.is_empty()),
             template: string(r.spec.get("template")).filter(|t| !t.is_empty()),
             storage: string(r.spec.get("storage")).filter(|s| !s.is_empty()),
         })
@@ -346,16 +388,37 @@ impl Provider for ProxmoxProvider {
         &self.dc
     }
 
+    /// Remember which nodes' resolvers the fleet manages (`node-dns` resources).
+    fn expect(&self, desired: &ResourceSet) {
+        let mut nodes: Vec<String> = desired
+            .iter()
+            .filter(|r| r.id.dc == self.dc && r.id.kind == Kind::NodeDns)
+            .map(|r| r.id.name.clone())
+            .collect();
+        nodes.sort();
+        *self.dns_nodes.lock() = nodes;
+    }
+
     async fn observe(&self) -> Result<Observed, ProviderError> {
-        let (guests, resources, rules) =
-            tokio::join!(self.guests(), self.ha_resources(), self.ha_rules());
+        let (guests, resources, rules, dns) = tokio::join!(
+            self.guests(),
+            self.ha_resources(),
+            self.ha_rules(),
+            self.observe_dns()
+        );
         let (guests, resources, rules) = (guests?, resources?, rules?);
         let groups = ha::groups(&resources, rules.as_deref());
         let mut out = Observed::default();
+        for r in dns? {
+            out.resources.insert(r);
+        }
+        let mut owned: Vec<(String, u32, Resource)> = Vec::new();
+        let mut seen: HashSet<ResourceId> = HashSet::new();
         for g in guests {
             let id = ResourceId::new(&self.dc, Kind::Vm, g.name.clone());
-            let duplicate = out.resources.get(&id).is_some();
-            if !g.owned_by(&self.owner_tag) || duplicate {
+            let owns = g.owned_by(&self.owner_tag);
+            let duplicate = owns && seen.contains(&id);
+            if !owns || duplicate {
                 if duplicate {
                     tracing::warn!(
                         "{}: VM {} is a second owned VM named {}; it is listed as unowned and left alone",
@@ -373,6 +436,7 @@ impl Provider for ProxmoxProvider {
                 });
                 continue;
             }
+            seen.insert(id.clone());
             let ha_group = groups
                 .get(&format!("vm:{}", g.vmid))
                 .map(|s| Value::from(s.clone()))
@@ -387,15 +451,35 @@ impl Provider for ProxmoxProvider {
                 .spec("node", g.node.clone());
             r.owned = true;
             r.external_id = Some(g.vmid.to_string());
-            out.resources.insert(r);
+            owned.push((g.node.clone(), g.vmid, r));
+        }
+        // The guest network (NICs, cloud-init addresses and resolvers) lives only in
+        // each VM's configuration: one read per owned VM, concurrently within the
+        // endpoint's limit. Unowned guests are never read.
+        let configs = join_all(owned.iter().map(|(node, vmid, _)| self.config(node, *vmid))).await;
+        for ((_, _, r), conf) in owned.into_iter().zip(configs) {
+            match conf {
+                Ok(conf) => {
+                    out.resources.insert(with_guest_network(r, &conf));
+                }
+                // Gone between the list and the read: observed without its network,
+                // so a plan updates it and the update finds it missing.
+                Err(e) if client::is_missing(&e) => {
+                    out.resources.insert(r);
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(out)
     }
 
     async fn act(&self, step: &Step, ctx: &ActContext<'_>) -> Result<Outcome, ProviderError> {
+        if step.id.dc == self.dc && step.id.kind == Kind::NodeDns {
+            return self.act_dns(step).await;
+        }
         if step.id.kind != Kind::Vm || step.id.dc != self.dc {
             return Err(ProviderError::Refused(format!(
-                "{}: the Proxmox provider of {} manages VMs only",
+                "{}: the Proxmox provider of {} manages VMs and node resolvers only",
                 step.id, self.dc
             )));
         }

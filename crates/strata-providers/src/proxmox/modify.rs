@@ -114,33 +114,36 @@ pub(crate) fn config_changes(
             }
         }
     }
-    if scope.has("nets") {
-        if let Some(want_ip) = &want.ipconfig {
-            for (i, ip) in want_ip.iter().enumerate() {
-                let key = format!("ipconfig{i}");
-                if conf.get(&key).map(text).as_deref() != Some(ip.as_str()) {
-                    nets.push((key, ip.clone()));
-                }
-            }
-            for k in conf.keys() {
-                if let Some(i) = k
-                    .strip_prefix("ipconfig")
-                    .and_then(|n| n.parse::<usize>().ok())
-                    && i >= want_ip.len()
-                {
-                    delete.push(k.clone());
-                }
+    // Cloud-init network settings go with the NICs, and on their own when only they
+    // changed.
+    if (scope.has("nets") || scope.has("ipconfig"))
+        && let Some(want_ip) = &want.ipconfig
+    {
+        for (i, ip) in want_ip.iter().enumerate() {
+            let key = format!("ipconfig{i}");
+            if conf.get(&key).map(text).as_deref() != Some(ip.as_str()) {
+                nets.push((key, ip.clone()));
             }
         }
-        for (key, value) in [
-            ("nameserver", &want.nameserver),
-            ("searchdomain", &want.searchdomain),
-        ] {
-            if let Some(v) = value
-                && conf.get(key).map(text).as_deref() != Some(v.as_str())
+        for k in conf.keys() {
+            if let Some(i) = k
+                .strip_prefix("ipconfig")
+                .and_then(|n| n.parse::<usize>().ok())
+                && i >= want_ip.len()
             {
-                nets.push((key.to_string(), v.clone()));
+                delete.push(k.clone());
             }
+        }
+    }
+    for (key, value) in [
+        ("nameserver", &want.nameserver),
+        ("searchdomain", &want.searchdomain),
+    ] {
+        if (scope.has("nets") || scope.has(key))
+            && let Some(v) = value
+            && conf.get(key).map(text).as_deref() != Some(v.as_str())
+        {
+            nets.push((key.to_string(), v.clone()));
         }
     }
     Changes { form, nets, delete }

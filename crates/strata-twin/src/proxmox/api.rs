@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Value, json};
 
 use super::auth;
-use super::model::{self, Node, Pool, State, Storage, TEMPLATE_NAME, TEMPLATE_VMID, Vm};
+use super::model::{self, Node, NodeDns, Pool, State, Storage, TEMPLATE_NAME, TEMPLATE_VMID, Vm};
 use super::params::{self, Params};
 use super::{ApiError, ApiResult, Pve, Reply, now};
 use crate::DcContext;
@@ -92,6 +92,13 @@ pub(crate) fn fresh_state(ctx: &DcContext) -> State {
             maxmem: 512 * GIB,
             maxdisk: 94 * GIB,
             boot: t - 12 * 86_400 - 3_671 * i as i64,
+            // What the installer leaves: the installation's domain and its gateway.
+            dns: NodeDns {
+                search: Some("localdomain".into()),
+                dns1: Some(format!("10.{}.10.1", 10 + ctx.index % 200)),
+                dns2: None,
+                dns3: None,
+            },
         })
         .collect();
     let mut storages: Vec<Storage> = ctx
@@ -383,6 +390,43 @@ impl Pve {
                 "version": "#1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1 (2025-10-21T11:55Z)"},
         })
         .into())
+    }
+
+    /// `GET /nodes/{node}/dns`: only the keys that are set, as PVE reads resolv.conf.
+    pub(crate) fn dns_get(&self, p: &Params) -> ApiResult {
+        let st = self.st.lock();
+        check_node(&st, p.node())?;
+        let dns = st.node(p.node()).map(|n| n.dns.clone()).unwrap_or_default();
+        let mut out = serde_json::Map::new();
+        for (k, v) in [
+            ("search", dns.search),
+            ("dns1", dns.dns1),
+            ("dns2", dns.dns2),
+            ("dns3", dns.dns3),
+        ] {
+            if let Some(v) = v {
+                out.insert(k.into(), Value::from(v));
+            }
+        }
+        Ok(Value::Object(out).into())
+    }
+
+    /// `PUT /nodes/{node}/dns`: rewrites resolv.conf from the parameters, so name
+    /// servers not given are removed (as PVE does).
+    pub(crate) fn dns_put(&self, p: &Params) -> ApiResult {
+        let mut st = self.st.lock();
+        check_node(&st, p.node())?;
+        let node = p.node().to_string();
+        let dns = NodeDns {
+            search: p.s("search").map(String::from),
+            dns1: p.s("dns1").map(String::from),
+            dns2: p.s("dns2").map(String::from),
+            dns3: p.s("dns3").map(String::from),
+        };
+        if let Some(n) = st.nodes.iter_mut().find(|n| n.name == node) {
+            n.dns = dns;
+        }
+        Ok(Value::Null.into())
     }
 
     pub(crate) fn network(&self, p: &Params) -> ApiResult {

@@ -64,6 +64,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/nodes"),
     ("GET", "/nodes/{node}/status"),
     ("GET", "/nodes/{node}/network"),
+    ("GET", "/nodes/{node}/dns"),
+    ("PUT", "/nodes/{node}/dns"),
     ("GET", "/nodes/{node}/storage"),
     ("GET", "/nodes/{node}/storage/{storage}/status"),
     ("GET", "/nodes/{node}/tasks"),
@@ -120,6 +122,8 @@ enum R {
     Nodes,
     NodeStatus,
     Network,
+    DnsGet,
+    DnsPut,
     NodeStorage,
     NodeStorageStatus,
     Tasks,
@@ -176,6 +180,8 @@ const KINDS: [R; ROUTES.len()] = [
     R::Nodes,
     R::NodeStatus,
     R::Network,
+    R::DnsGet,
+    R::DnsPut,
     R::NodeStorage,
     R::NodeStorageStatus,
     R::Tasks,
@@ -248,6 +254,13 @@ static TICKET: &[P] = &[
     P::opt("tfa-challenge", S),
 ];
 static NODE_ONLY: &[P] = &[NODE];
+static DNS_PUT: &[P] = &[
+    P::opt("dns1", S).fmt(Fmt::Ip),
+    P::opt("dns2", S).fmt(Fmt::Ip),
+    P::opt("dns3", S).fmt(Fmt::Ip),
+    NODE,
+    P::req("search", S),
+];
 static NETWORK: &[P] = &[
     NODE,
     P::opt(
@@ -578,7 +591,8 @@ fn spec(r: R) -> Spec {
     let (params, qemu): (&'static [P], bool) = match r {
         R::Version | R::Nodes | R::ClusterStatus => (NONE, false),
         R::Ticket => (TICKET, false),
-        R::NodeStatus => (NODE_ONLY, false),
+        R::NodeStatus | R::DnsGet => (NODE_ONLY, false),
+        R::DnsPut => (DNS_PUT, false),
         R::Network => (NETWORK, false),
         R::NodeStorage => (NODE_STORAGE, false),
         R::NodeStorageStatus => (NODE_STORAGE_STATUS, false),
@@ -973,6 +987,8 @@ impl Pve {
             R::Nodes => self.nodes(),
             R::NodeStatus => self.node_status(p),
             R::Network => self.network(p),
+            R::DnsGet => self.dns_get(p),
+            R::DnsPut => self.dns_put(p),
             R::NodeStorage => self.node_storage(p),
             R::NodeStorageStatus => self.node_storage_status(p),
             R::Tasks => self.tasks(p),

@@ -26,6 +26,19 @@ pub struct Node {
     pub maxdisk: u64,
     /// Boot time (unix seconds).
     pub boot: i64,
+    /// The node's resolver settings (`/etc/resolv.conf`, `/nodes/{node}/dns`).
+    #[serde(default)]
+    pub dns: NodeDns,
+}
+
+/// What `GET /nodes/{node}/dns` returns: the search domain and up to three name
+/// servers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeDns {
+    pub search: Option<String>,
+    pub dns1: Option<String>,
+    pub dns2: Option<String>,
+    pub dns3: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -43,6 +43,7 @@ pub enum Fmt {
     Vmid,
     VmidList,
     DnsName,
+    Ip,
     StorageId,
     StorageIdList,
     PoolId,
@@ -593,6 +594,13 @@ fn check_format(fmt: Fmt, key: &str, s: &str) -> Result<(), String> {
                 Ok(())
             } else {
                 Err("value does not look like a valid DNS name\n".into())
+            }
+        }
+        Fmt::Ip => {
+            if s.parse::<std::net::IpAddr>().is_ok() {
+                Ok(())
+            } else {
+                Err("value does not look like a valid IP address\n".into())
             }
         }
         Fmt::StorageId => check_storage_id(s),
