@@ -19,7 +19,9 @@ use strata_spec::{
     Blueprint, HardwareProfile, InfraVlan, Located, MachineRole, Spec, VipMembers, VmRole,
 };
 
-use crate::alloc::{Allocation, ConflictReason, Space, allocate, allocate_prefixes, to_u128};
+use crate::alloc::{
+    Allocation, ConflictReason, Space, allocate, allocate_preferring, allocate_prefixes, to_u128,
+};
 use crate::lock::Lock;
 use crate::model::*;
 use crate::overrides;
@@ -1339,7 +1341,22 @@ impl DcCx<'_> {
         pins: &[(String, u128)],
         span: Option<Span>,
     ) -> Allocation {
-        let a = allocate(&space, keys, pins, self.old.pool(&pool));
+        self.alloc_preferring(pool, what, space, keys, pins, &BTreeMap::new(), span)
+    }
+
+    /// [`Self::alloc`] where new keys first try a preferred slot.
+    #[allow(clippy::too_many_arguments)]
+    fn alloc_preferring<'k>(
+        &mut self,
+        pool: String,
+        what: &str,
+        space: Space,
+        keys: impl IntoIterator<Item = &'k str>,
+        pins: &[(String, u128)],
+        preferred: &BTreeMap<String, u128>,
+        span: Option<Span>,
+    ) -> Allocation {
+        let a = allocate_preferring(&space, keys, pins, preferred, self.old.pool(&pool));
         report_allocation(&mut self.diags, &pool, what, &space, &a, span);
         if a.exhausted() || !a.conflicts.is_empty() {
             self.fatal = true;
@@ -1348,6 +1365,14 @@ impl DcCx<'_> {
         a
     }
 }
+
+/// Ports of a spine: `swp1` up to this (a generous bound: the spec does not model
+/// switch models, and 50 racks of two leaves need 100).
+const SPINE_PORTS: u32 = 1024;
+/// A leaf's first uplink port: `swp1`-`swp48` face hosts, `swp49` and up the spines.
+const LEAF_UPLINK_FIRST: u32 = 49;
+/// Uplink ports of a leaf: one per spine, and a fabric has at most 64 spines.
+const LEAF_UPLINKS: u32 = 64;
 
 /// A host (machine or VM) before addressing.
 struct HostPlan {
@@ -1570,17 +1595,79 @@ fn build_dc_inner(
         &[],
         Some(pools.p2p.prefix_len.span),
     );
+    // Ports: every link end keeps the port the lock records, so adding a rack never
+    // moves an existing cable. A new link takes its conventional port if it is free
+    // (a spine's port n faces the n-th leaf in fabric order, a leaf's port 48 + n
+    // faces spine n), else the lowest free port of that switch.
+    let spine_ports = Space::Ports {
+        first: 1,
+        last: SPINE_PORTS,
+    };
+    let mut port_of: HashMap<(usize, usize), String> =
+        HashMap::with_capacity(2 * spine_idx.len() * leaf_like.len());
+    for &s in &spine_idx {
+        let preferred: BTreeMap<String, u128> = leaf_like
+            .iter()
+            .enumerate()
+            .map(|(ord, &l)| (switches[l].id.clone(), ord as u128))
+            .collect();
+        let ports = cx.alloc_preferring(
+            format!("ports/{site}/{}", switches[s].id),
+            "spine ports",
+            spine_ports,
+            leaf_like.iter().map(|&l| switches[l].id.as_str()),
+            &[],
+            &preferred,
+            Some(input.span),
+        );
+        for &l in &leaf_like {
+            if let Some(slot) = ports.get(&switches[l].id) {
+                port_of.insert((s, l), spine_ports.value(slot));
+            }
+        }
+    }
+    let uplink_ports = Space::Ports {
+        first: LEAF_UPLINK_FIRST,
+        last: LEAF_UPLINK_FIRST + LEAF_UPLINKS - 1,
+    };
+    for &l in &leaf_like {
+        let preferred: BTreeMap<String, u128> = spine_idx
+            .iter()
+            .map(|&s| {
+                (
+                    switches[s].id.clone(),
+                    u128::from(switches[s].index.saturating_sub(1)),
+                )
+            })
+            .collect();
+        let ports = cx.alloc_preferring(
+            format!("ports/{site}/{}", switches[l].id),
+            "leaf uplink ports",
+            uplink_ports,
+            spine_idx.iter().map(|&s| switches[s].id.as_str()),
+            &[],
+            &preferred,
+            Some(input.span),
+        );
+        for &s in &spine_idx {
+            if let Some(slot) = ports.get(&switches[s].id) {
+                port_of.insert((l, s), uplink_ports.value(slot));
+            }
+        }
+    }
     let mut links = Vec::new();
     let mut bgp = Vec::new();
     for &s in &spine_idx {
-        for (ord, &l) in leaf_like.iter().enumerate() {
+        for &l in &leaf_like {
             let key = format!("{}--{}", switches[s].id, switches[l].id);
             let Some(slot) = p2p.get(&key) else { continue };
+            let (Some(s_if), Some(l_if)) = (port_of.get(&(s, l)), port_of.get(&(l, s))) else {
+                continue;
+            };
+            let (s_if, l_if) = (s_if.clone(), l_if.clone());
             let subnet = p2p_space.block(slot);
             let a_addr = subnet.network();
             let b_addr = nth(&subnet, 1);
-            let s_if = format!("swp{}", ord + 1);
-            let l_if = format!("swp{}", 48 + switches[s].index);
             let plen = subnet.prefix_len();
             let (sname, lname) = (switches[s].name.clone(), switches[l].name.clone());
             let (sasn, lasn) = (switches[s].asn, switches[l].asn);
@@ -2273,8 +2360,22 @@ fn build_dc_inner(
                 .collect(),
             VipMembers::OpenstackControl => control.clone(),
         };
+        // Priorities follow each member's rank, recorded in the lock: a new member
+        // ranks after the existing ones, so adding a node never moves the master.
+        let ranks = cx.alloc(
+            format!("vrrp_ranks/{site}/{}", v.name),
+            "VRRP member ranks",
+            Space::Numbers {
+                first: 1,
+                last: 255,
+            },
+            member_hosts.iter().map(String::as_str),
+            &[],
+            v.name.span_opt(),
+        );
         let mut members = Vec::new();
-        for (i, h) in member_hosts.iter().enumerate() {
+        for h in &member_hosts {
+            let rank = ranks.get(h).unwrap_or(0);
             let addr = machines
                 .iter()
                 .map(|m| (&m.hostname, &m.interfaces))
@@ -2286,11 +2387,14 @@ fn build_dc_inner(
                         .map(|f| f.address.addr())
                 });
             match addr {
-                Some(a) => members.push(VipMember {
-                    hostname: h.clone(),
-                    address: a,
-                    priority: 150u8.saturating_sub((10 * i).min(100) as u8),
-                }),
+                Some(a) => members.push((
+                    rank,
+                    VipMember {
+                        hostname: h.clone(),
+                        address: a,
+                        priority: vrrp_priority(rank),
+                    },
+                )),
                 None => {
                     cx.diags.push(
                         Diagnostic::new(codes::S0208, format!("VIP `{}` member `{h}` has no interface on VLAN `{}`", v.name, v.vlan))
@@ -2302,6 +2406,9 @@ fn build_dc_inner(
                 }
             }
         }
+        // The preferred master (the highest priority) first.
+        members.sort_by(|a, b| (a.0, &a.1.hostname).cmp(&(b.0, &b.1.hostname)));
+        let members: Vec<VipMember> = members.into_iter().map(|(_, m)| m).collect();
         let Some(subnet) = subnets.get(&v.vlan) else {
             continue;
         };
@@ -2415,6 +2522,11 @@ fn build_dc_inner(
         vips,
         span: Some(input.span),
     })
+}
+
+/// The keepalived priority of the member of 0-based rank `rank`: 150, 140, ... down to 50.
+fn vrrp_priority(rank: u128) -> u8 {
+    150u8.saturating_sub((10 * rank.min(10)) as u8)
 }
 
 /// DNS and NTP for a DC's hosts, from its MAAS controllers' management addresses.

@@ -232,6 +232,8 @@ pub struct Switch {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SwitchInterface {
+    /// The port (`swp3`), recorded in `fleet.lock` for fabric links so that it never
+    /// moves, or `dci-<peer DC>` for an interconnect.
     pub name: String,
     /// Address with prefix length (e.g. `10.253.0.0/31`).
     pub address: IpNet,
@@ -418,7 +420,8 @@ pub struct ProxmoxCluster {
 #[derive(Debug, Clone, Serialize)]
 pub struct ProxmoxNode {
     pub hostname: String,
-    /// Corosync node id (1-based, stable: ordered by hostname).
+    /// Corosync node id (1-based), recorded in `fleet.lock` by serial: a node keeps
+    /// its id for life, and a new node takes the lowest free one.
     pub nodeid: u32,
     /// Corosync ring addresses in link order.
     pub links: Vec<IpAddr>,
@@ -504,7 +507,8 @@ pub struct Vip {
     pub prefix_len: u8,
     pub vrid: u8,
     pub port: u16,
-    /// Member hostnames; the first is the preferred master.
+    /// Members by rank (recorded in `fleet.lock`: a new member ranks last); the first
+    /// has the highest priority and is the preferred master.
     pub members: Vec<VipMember>,
 }
 
