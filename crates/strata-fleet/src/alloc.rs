@@ -248,11 +248,12 @@ pub fn allocate<'k>(
     allocate_preferring(space, keys, pins, &BTreeMap::new(), recorded)
 }
 
-/// [`allocate`], where a key that is neither pinned nor recorded first tries its
-/// `preferred` slot (if it lies in the space and nobody holds it), before the keys
-/// without one fill the lowest free slots. Preferred slots never displace pinned or
-/// recorded ones: that is what keeps, say, a switch port where it was cabled when
-/// a new peer's conventional port is already taken.
+/// [`allocate`], where the keys that are neither pinned nor recorded and have a
+/// `preferred` slot go first, in the order of those slots: each takes its preferred
+/// slot if it lies in the space and nobody holds it, else the lowest free slot. The
+/// keys without a preference then fill the lowest free slots. Preferred slots never
+/// displace pinned or recorded ones: that is what keeps, say, a switch port where it
+/// was cabled when a new peer's conventional port is already taken.
 pub fn allocate_preferring<'k>(
     space: &Space,
     keys: impl IntoIterator<Item = &'k str>,
@@ -306,28 +307,51 @@ pub fn allocate_preferring<'k>(
         }
     }
 
-    let mut unplaced: Vec<&str> = Vec::with_capacity(pending.len());
-    for k in pending {
-        match preferred.get(k) {
-            Some(slot) if *slot < size && taken.insert(*slot) => {
-                out.slots.insert(k.to_string(), *slot);
+    // New keys with a preferred slot, in the order of those slots: each takes its
+    // own if free, else the lowest free one (so two new leaves of a new rack take
+    // the next two free ports in order). Then the keys without a preference.
+    let (mut placed_by_preference, unplaced): (Vec<(u128, &str)>, Vec<&str>) = {
+        let mut with = Vec::new();
+        let mut without = Vec::new();
+        for k in pending {
+            match preferred.get(k) {
+                Some(slot) => with.push((*slot, k)),
+                None => without.push(k),
             }
-            _ => unplaced.push(k),
+        }
+        (with, without)
+    };
+    placed_by_preference.sort_unstable();
+    // The lowest free slot only ever grows, since slots are only ever taken.
+    let mut cursor: u128 = 0;
+    let lowest_free = |taken: &HashSet<u128>, cursor: &mut u128| {
+        while *cursor < size && taken.contains(cursor) {
+            *cursor += 1;
+        }
+        (*cursor < size).then_some(*cursor)
+    };
+    for (slot, k) in placed_by_preference {
+        let slot = if slot < size && !taken.contains(&slot) {
+            Some(slot)
+        } else {
+            lowest_free(&taken, &mut cursor)
+        };
+        match slot {
+            Some(slot) => {
+                taken.insert(slot);
+                out.slots.insert(k.to_string(), slot);
+            }
+            None => out.unallocated.push(k.to_string()),
         }
     }
-
-    let mut cursor: u128 = 0;
     for k in unplaced {
-        while cursor < size && taken.contains(&cursor) {
-            cursor += 1;
+        match lowest_free(&taken, &mut cursor) {
+            Some(slot) => {
+                taken.insert(slot);
+                out.slots.insert(k.to_string(), slot);
+            }
+            None => out.unallocated.push(k.to_string()),
         }
-        if cursor >= size {
-            out.unallocated.push(k.to_string());
-            continue;
-        }
-        taken.insert(cursor);
-        out.slots.insert(k.to_string(), cursor);
-        cursor += 1;
     }
 
     for (k, slot) in &out.slots {
