@@ -249,6 +249,7 @@ pub(crate) fn address_hosts(
             mtu: *vr.mtu,
             subnet,
             gateway: nth(&subnet, 1),
+            native: role == NATIVE_VLAN,
             dhcp: hosts_dhcp.and_then(|h| {
                 h.first().map(|p| Dhcp {
                     primary: p.clone(),

@@ -64,6 +64,7 @@ pub(crate) fn build_machines(
         for i in &mut interfaces {
             i.device = match (*m.role, &uplink) {
                 (MachineRole::Proxmox, _) => format!("{PROXMOX_BRIDGE}.{}", i.vid),
+                (_, Some(u)) if i.vlan == NATIVE_VLAN => u.clone(),
                 (_, Some(u)) => format!("{u}.{}", i.vid),
                 (_, None) => format!("vlan{}", i.vid),
             };

@@ -369,10 +369,19 @@ fn machines_get_devices_by_role_and_vms_one_nic_per_vlan() {
         .find(|m| m.serial == "s-c1")
         .expect("compute");
     assert_eq!(cmp.bond.as_deref(), Some("bond0"));
+    // Provisioning is untagged on the bond (PXE); the other VLANs ride it tagged.
+    let devices: Vec<(&str, bool)> = cmp
+        .interfaces
+        .iter()
+        .map(|i| (i.device.as_str(), i.vlan == NATIVE_VLAN))
+        .collect();
     assert_eq!(
-        cmp.interfaces[0].device,
-        format!("bond0.{}", cmp.interfaces[0].vid)
+        devices,
+        [("bond0", true), ("bond0.12", false), ("bond0.20", false)]
     );
+    let prov = a.vlans.iter().find(|v| v.native).expect("a native VLAN");
+    assert_eq!(prov.role, InfraVlan::Provisioning);
+    assert_eq!(a.vlans.iter().filter(|v| v.native).count(), 1);
     assert_eq!(cmp.az.as_deref(), Some("az1"));
 
     let vms = vms::build_vms(&w.names, "x.net", input, &maas_vms, &a);
