@@ -6,8 +6,9 @@
 //! allocation that both steps have, and no two objects share a value in one scope.
 //! "Allocation" is read twice: from the lock (every pool) and from the compiled fleet
 //! itself ([`allocated`]: switch ports of every link end, addresses, p2p subnets,
-//! ASNs, VNIs, VLANs, VRRP ids and corosync node ids), so a value the compiler
-//! derives without recording it is caught too.
+//! ASNs, VNIs, VLANs, VRRP ids and priorities, corosync node ids, and hostnames,
+//! also with `{index}` naming), so a value the compiler derives without recording it
+//! is caught too.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -30,6 +31,8 @@ struct World {
     spines: u32,
     /// Border leaves per DC (`None` means the default of 1).
     borders: Option<u32>,
+    /// Hostnames carry `{index}` (recorded in the lock) instead of only `{slot}`.
+    index_naming: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -143,12 +146,22 @@ impl World {
     fn spec_text(&self) -> String {
         let spines = if self.spines == 0 { 2 } else { self.spines };
         let borders = self.borders.unwrap_or(1);
-        let mut s = BASE.replace(
-            "fabric: { spines: 2, leaves_per_rack: 2, border_leaves: 1 }",
-            &format!(
-                "fabric: {{ spines: {spines}, leaves_per_rack: 2, border_leaves: {borders} }}"
-            ),
-        );
+        let naming = if self.index_naming {
+            "organisation: { name: x, fleet_id: x, domain: x.net, naming: { machine: \"{site}-{rack}-{role}{index:02}\", vm: \"{site}-{role}{index}-{name}\" } }"
+        } else {
+            "organisation: { name: x, fleet_id: x, domain: x.net }"
+        };
+        let mut s = BASE
+            .replace(
+                "organisation: { name: x, fleet_id: x, domain: x.net }",
+                naming,
+            )
+            .replace(
+                "fabric: { spines: 2, leaves_per_rack: 2, border_leaves: 1 }",
+                &format!(
+                    "fabric: {{ spines: {spines}, leaves_per_rack: 2, border_leaves: {borders} }}"
+                ),
+            );
         s.push_str("  vips:\n");
         s.push_str(
             "    - { name: maas-api, vlan: management, members: maas-region, port: 5240 }\n",
@@ -483,13 +496,24 @@ fn assert_fleet_stable(old: &Option<Fleet>, new: &Option<Fleet>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
-    fn allocations_never_move_and_never_collide(ops in proptest::collection::vec(op(), 1..14)) {
-        let mut world = World::default();
+    fn allocations_never_move_and_never_collide(
+        index_naming in any::<bool>(),
+        ops in proptest::collection::vec(op(), 1..14),
+    ) {
+        let mut world = World { index_naming, ..World::default() };
         world.apply(&Op::AddSite(0));
         world.apply(&Op::AddNet(1));
+        // Machines high in two racks, so that additions below them are common: with
+        // `{index}` naming those must not rename them.
+        world.apply(&Op::AddRack(0, 2));
+        for rack in [1, 2] {
+            for slot in [10, 11] {
+                world.apply(&Op::AddMachine(0, rack, slot));
+            }
+        }
         let (mut fleet, mut lock) = compile_world(&world, &Lock::new());
         assert_unique(&lock, &fleet);
         for op in &ops {

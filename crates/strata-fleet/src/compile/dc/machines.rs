@@ -3,12 +3,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use strata_spec::naming::Vars;
+use strata_spec::naming::{Var, Vars};
 use strata_spec::{InfraVlan, MachineRole};
 
+use super::super::ledger::Ledger;
 use super::super::resolve::{Profiles, SiteInput};
 use super::super::settings::Names;
 use super::hosts::{Addressing, host_interfaces};
+use crate::alloc::Space;
 use crate::model::*;
 
 /// Every machine of the DC, sorted by hostname.
@@ -18,24 +20,12 @@ pub(crate) fn build_machines(
     profiles: &Profiles<'_>,
     input: &SiteInput<'_>,
     addressing: &Addressing,
+    l: &mut Ledger<'_>,
 ) -> Vec<Machine> {
     let site = input.name;
     let bp = &input.bp;
     let first_cluster = bp.proxmox.clusters.first();
-    let mut per_group: BTreeMap<(&str, MachineRole), Vec<(u32, &str)>> = BTreeMap::new();
-    for m in &input.machines {
-        per_group
-            .entry((m.rack.as_str(), *m.role))
-            .or_default()
-            .push((*m.slot, m.serial.as_str()));
-    }
-    let mut index_of: HashMap<&str, u32> = HashMap::new();
-    for v in per_group.values_mut() {
-        v.sort();
-        for (i, (_, serial)) in v.iter().enumerate() {
-            index_of.insert(serial, i as u32 + 1);
-        }
-    }
+    let index_of = machine_indices(names, input, l);
     let az_of = |rack: &str| {
         input
             .racks
@@ -110,4 +100,57 @@ pub(crate) fn build_machines(
     machines.sort_by(|a, b| a.hostname.cmp(&b.hostname));
 
     machines
+}
+
+/// Each machine's `{index}`: its position by slot among the machines of its rack and
+/// role. When the naming template uses `{index}` the index is part of the hostname,
+/// so it is recorded in the lock (`machine_indices/<dc>/<rack>/<role>`): a machine
+/// keeps its hostname when another one is added below it, and a new machine takes
+/// its position if free, else the lowest free index.
+fn machine_indices<'m>(
+    names: &Names,
+    input: &'m SiteInput<'_>,
+    l: &mut Ledger<'_>,
+) -> HashMap<&'m str, u32> {
+    let mut per_group: BTreeMap<(&str, MachineRole), Vec<(u32, &str)>> = BTreeMap::new();
+    for m in &input.machines {
+        per_group
+            .entry((m.rack.as_str(), *m.role))
+            .or_default()
+            .push((*m.slot, m.serial.as_str()));
+    }
+    let recorded = names.machine.uses(Var::Index);
+    let mut index_of: HashMap<&str, u32> = HashMap::new();
+    for ((rack, role), v) in per_group.iter_mut() {
+        v.sort();
+        if !recorded {
+            for (i, (_, serial)) in v.iter().enumerate() {
+                index_of.insert(serial, i as u32 + 1);
+            }
+            continue;
+        }
+        let preferred: BTreeMap<String, u128> = v
+            .iter()
+            .enumerate()
+            .map(|(i, (_, serial))| (serial.to_string(), i as u128))
+            .collect();
+        let a = l.alloc_preferring(
+            format!("machine_indices/{}/{rack}/{}", input.name, role.as_str()),
+            "machine indices",
+            Space::Numbers {
+                first: 1,
+                last: u32::from(u16::MAX),
+            },
+            v.iter().map(|(_, serial)| *serial),
+            &[],
+            &preferred,
+            Some(input.span),
+        );
+        for (_, serial) in v.iter() {
+            if let Some(slot) = a.get(serial) {
+                index_of.insert(serial, slot as u32 + 1);
+            }
+        }
+    }
+    index_of
 }

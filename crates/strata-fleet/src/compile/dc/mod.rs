@@ -102,8 +102,9 @@ fn assemble_dc(
     let (hosts, maas_vms) = hosts::plan_hosts(input, l)?;
     let addressing =
         hosts::address_hosts(sh.names, input, &subnets, &hosts, sh.infra_vnis, pools, l);
-    let machines = machines::build_machines(sh.names, sh.domain, sh.profiles, input, &addressing);
-    let vms = vms::build_vms(sh.names, sh.domain, input, &maas_vms, &addressing);
+    let machines =
+        machines::build_machines(sh.names, sh.domain, sh.profiles, input, &addressing, l);
+    let vms = vms::build_vms(sh.names, sh.domain, input, &maas_vms, &addressing, l);
     services::check_hostnames(input, &switches, &machines, &vms, l);
     let proxmox = services::build_proxmox(site, bp, &machines, l);
     let mut openstack = services::build_openstack(site, bp, sh.profiles, &machines, &vms);

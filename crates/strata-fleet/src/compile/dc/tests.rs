@@ -354,7 +354,14 @@ fn machines_get_devices_by_role_and_vms_one_nic_per_vlan() {
     let empty = Lock::new();
     let (maas_vms, a, _) = addressed(&w, &empty);
     let input = fra1(&w);
-    let machines = machines::build_machines(&w.names, "x.net", &w.profiles, input, &a);
+    let machines = machines::build_machines(
+        &w.names,
+        "x.net",
+        &w.profiles,
+        input,
+        &a,
+        &mut Ledger::new(&empty),
+    );
     let pve = machines.iter().find(|m| m.serial == "s-pve").expect("pve");
     assert_eq!(pve.hostname, "fra1-r01-pve01");
     assert_eq!(pve.fqdn, "fra1-r01-pve01.fra1.x.net");
@@ -384,7 +391,14 @@ fn machines_get_devices_by_role_and_vms_one_nic_per_vlan() {
     assert_eq!(a.vlans.iter().filter(|v| v.native).count(), 1);
     assert_eq!(cmp.az.as_deref(), Some("az1"));
 
-    let vms = vms::build_vms(&w.names, "x.net", input, &maas_vms, &a);
+    let vms = vms::build_vms(
+        &w.names,
+        "x.net",
+        input,
+        &maas_vms,
+        &a,
+        &mut Ledger::new(&empty),
+    );
     let rack = vms
         .iter()
         .find(|v| v.name == "maas-a")
@@ -407,7 +421,14 @@ fn clashing_hostnames_are_reported() {
     let sw = switches(&w, &g);
     let empty = Lock::new();
     let (maas_vms, a, _) = addressed(&w, &empty);
-    let vms = vms::build_vms(&w.names, "x.net", fra1(&w), &maas_vms, &a);
+    let vms = vms::build_vms(
+        &w.names,
+        "x.net",
+        fra1(&w),
+        &maas_vms,
+        &a,
+        &mut Ledger::new(&empty),
+    );
     let lock = Lock::new();
     let mut l = Ledger::new(&lock);
     services::check_hostnames(fra1(&w), &sw, &[], &vms, &mut l);
@@ -422,8 +443,22 @@ fn corosync_ids_and_vrrp_ranks_keep_what_the_lock_records() {
     let empty = Lock::new();
     let (maas_vms, a, _) = addressed(&w, &empty);
     let input = fra1(&w);
-    let machines = machines::build_machines(&w.names, "x.net", &w.profiles, input, &a);
-    let vms = vms::build_vms(&w.names, "x.net", input, &maas_vms, &a);
+    let machines = machines::build_machines(
+        &w.names,
+        "x.net",
+        &w.profiles,
+        input,
+        &a,
+        &mut Ledger::new(&empty),
+    );
+    let vms = vms::build_vms(
+        &w.names,
+        "x.net",
+        input,
+        &maas_vms,
+        &a,
+        &mut Ledger::new(&empty),
+    );
 
     let mut lock = Lock::new();
     lock.set_pool(
@@ -460,7 +495,14 @@ fn vrrp_members_are_listed_by_rank_and_a_new_member_ranks_last() {
     let empty = Lock::new();
     let (maas_vms, a, _) = addressed(&w, &empty);
     let input = fra1(&w);
-    let vms = vms::build_vms(&w.names, "x.net", input, &maas_vms, &a);
+    let vms = vms::build_vms(
+        &w.names,
+        "x.net",
+        input,
+        &maas_vms,
+        &a,
+        &mut Ledger::new(&empty),
+    );
     let mut l = Ledger::new(&lock);
     let vips = services::build_vips("fra1", &input.bp, &[], &vms, &[], &a, &mut l);
     let members: Vec<(&str, u8)> = vips[0]
@@ -481,8 +523,22 @@ fn openstack_region_and_maas_come_from_the_hosts() {
     let empty = Lock::new();
     let (maas_vms, a, _) = addressed(&w, &empty);
     let input = fra1(&w);
-    let machines = machines::build_machines(&w.names, "x.net", &w.profiles, input, &a);
-    let vms = vms::build_vms(&w.names, "x.net", input, &maas_vms, &a);
+    let machines = machines::build_machines(
+        &w.names,
+        "x.net",
+        &w.profiles,
+        input,
+        &a,
+        &mut Ledger::new(&empty),
+    );
+    let vms = vms::build_vms(
+        &w.names,
+        "x.net",
+        input,
+        &maas_vms,
+        &a,
+        &mut Ledger::new(&empty),
+    );
     let os = services::build_openstack("fra1", &input.bp, &w.profiles, &machines, &vms);
     assert_eq!(os.compute.len(), 2);
     assert_eq!(os.availability_zones[0].compute, ["fra1-r01-cmp02"]);
@@ -571,4 +627,39 @@ fn a_whole_dc_assembles() {
             .0
             .is_none()
     );
+}
+
+#[test]
+fn an_index_in_hostnames_is_recorded_and_never_renames_a_machine() {
+    let naming = |text: &str| {
+        text.replace(
+            "organisation: { name: x, fleet_id: x, domain: x.net }",
+            "organisation: { name: x, fleet_id: x, domain: x.net, naming: { machine: \"{site}-{rack}-{role}{index}\" } }",
+        )
+        .replace("rack: r01, slot: 2,", "rack: r01, slot: 5,")
+    };
+    let before = spec(&naming(SMALL));
+    let first = crate::compile::compile(&before, &Lock::new());
+    assert!(first.diagnostics.is_empty(), "{:#?}", first.diagnostics);
+    let hostname = |c: &crate::compile::Compiled, serial: &str| {
+        c.fleet
+            .as_ref()
+            .and_then(|f| f.dc("fra1"))
+            .and_then(|d| d.machines.iter().find(|m| m.serial == serial))
+            .map(|m| m.hostname.clone())
+    };
+    assert_eq!(hostname(&first, "s-c1").as_deref(), Some("fra1-r01-cmp1"));
+
+    // A new compute node below it in the same rack takes the next free index.
+    let added = naming(SMALL).replace(
+        "machines:\n",
+        "machines:\n  - { serial: s-c0, site: fra1, rack: r01, slot: 3, profile: p, role: openstack-compute, bmc: { credential: { env: X } } }\n",
+    );
+    let second = crate::compile::compile(&spec(&added), &first.lock);
+    assert!(second.diagnostics.is_empty(), "{:#?}", second.diagnostics);
+    assert_eq!(hostname(&second, "s-c1").as_deref(), Some("fra1-r01-cmp1"));
+    assert_eq!(hostname(&second, "s-c0").as_deref(), Some("fra1-r01-cmp2"));
+    // Without the lock, positions would have renamed s-c1.
+    let fresh = crate::compile::compile(&spec(&added), &Lock::new());
+    assert_eq!(hostname(&fresh, "s-c1").as_deref(), Some("fra1-r01-cmp2"));
 }

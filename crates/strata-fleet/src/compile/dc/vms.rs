@@ -1,13 +1,15 @@
 //! The VMs of one DC: the blueprint's MAAS controllers and the declared VMs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use strata_spec::naming::Vars;
+use strata_spec::naming::{Var, Vars};
 use strata_spec::{InfraVlan, Located, VmRole};
 
+use super::super::ledger::Ledger;
 use super::super::resolve::SiteInput;
 use super::super::settings::Names;
 use super::hosts::{Addressing, MaasVm, host_interfaces};
+use crate::alloc::Space;
 use crate::model::*;
 
 /// Every VM of the DC, sorted by hostname.
@@ -17,6 +19,7 @@ pub(crate) fn build_vms(
     input: &SiteInput<'_>,
     maas_vms: &[MaasVm],
     addressing: &Addressing,
+    l: &mut Ledger<'_>,
 ) -> Vec<Vm> {
     let site = input.name;
     let bp = &input.bp;
@@ -61,17 +64,16 @@ pub(crate) fn build_vms(
             });
         }
     }
-    let mut role_index: HashMap<VmRole, u32> = HashMap::new();
+    let index_of = vm_indices(names, input, l);
     let mut declared: Vec<&&Located<strata_spec::Vm>> = input.vms.iter().collect();
     declared.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
     for v in declared {
-        let idx = role_index.entry(*v.role).or_insert(0);
-        *idx += 1;
+        let idx = index_of.get(v.name.as_str()).copied().unwrap_or(1);
         let hostname = names.vm.expand(&Vars {
             site,
             name: v.name.as_str(),
             role: v.role.as_str(),
-            index: *idx,
+            index: idx,
             ..Vars::default()
         });
         let cluster = v
@@ -125,4 +127,52 @@ fn vm_devices(mut ifs: Vec<HostInterface>) -> Vec<HostInterface> {
         i.device = format!("eth{n}");
     }
     ifs
+}
+
+/// Each declared VM's `{index}`: its position by name among the DC's VMs of its role.
+/// When the naming template uses `{index}` it is recorded in the lock
+/// (`vm_indices/<dc>/<role>`), so that adding a VM never renames another.
+fn vm_indices<'v>(
+    names: &Names,
+    input: &'v SiteInput<'_>,
+    l: &mut Ledger<'_>,
+) -> HashMap<&'v str, u32> {
+    let mut per_role: BTreeMap<VmRole, Vec<&str>> = BTreeMap::new();
+    for v in &input.vms {
+        per_role.entry(*v.role).or_default().push(v.name.as_str());
+    }
+    let recorded = names.vm.uses(Var::Index);
+    let mut index_of: HashMap<&str, u32> = HashMap::new();
+    for (role, vms) in per_role.iter_mut() {
+        vms.sort_unstable();
+        if !recorded {
+            for (i, name) in vms.iter().enumerate() {
+                index_of.insert(name, i as u32 + 1);
+            }
+            continue;
+        }
+        let preferred: BTreeMap<String, u128> = vms
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.to_string(), i as u128))
+            .collect();
+        let a = l.alloc_preferring(
+            format!("vm_indices/{}/{}", input.name, role.as_str()),
+            "VM indices",
+            Space::Numbers {
+                first: 1,
+                last: u32::from(u16::MAX),
+            },
+            vms.iter().copied(),
+            &[],
+            &preferred,
+            Some(input.span),
+        );
+        for name in vms.iter() {
+            if let Some(slot) = a.get(name) {
+                index_of.insert(name, slot as u32 + 1);
+            }
+        }
+    }
+    index_of
 }
