@@ -99,6 +99,87 @@ VARIANTS = {
         "a VM names a site that does not exist",
         [("  - { name: os-ctl1, site: ams1,", "  - { name: os-ctl1, site: ams2,")],
     ),
+    "vni-out-of-range": (
+        "a tenant network pins a VNI that does not fit in VXLAN's 24 bits",
+        [("      - { name: web }", "      - { name: web, vni: 16777216 }  # expect: S0311")],
+    ),
+    "multicast-anycast-mac": (
+        "the anycast gateway MAC is a multicast address",
+        [("    border_leaves: 1\n",
+          "    border_leaves: 1\n    overlay: { anycast_gateway_mac: \"01:00:5e:00:01:01\" }  # expect: S0312\n")],
+    ),
+    "duplicate-pxe-mac": (
+        "machines in two DCs are given the same PXE MAC",
+        [("serial: F1, site: fra1, rack: r01, slot: 1, profile: " + M,
+          "serial: F1, site: fra1, rack: r01, slot: 1, profile: hv-std, role: proxmox, pxe_mac: \"52:54:00:00:00:01\", bmc: { credential: { env: BMC_PASSWORD } } }"),
+         ("serial: A1, site: ams1, rack: r01, slot: 1, profile: " + M,
+          "serial: A1, site: ams1, rack: r01, slot: 1, profile: hv-std, role: proxmox, pxe_mac: \"52:54:00:00:00:01\", bmc: { credential: { env: BMC_PASSWORD } } }  # expect: S0210")],
+    ),
+    "overlapping-asn-pools": (
+        "the leaf ASN pool overlaps the spine ASN pool",
+        [("    leaves: 4200001000-4200001999", "    leaves: 4200000050-4200001999  # expect: S0313")],
+    ),
+    "tenant-vlan-range": (
+        "the tenant VLAN range runs past 802.1Q's last VLAN id",
+        [("    tenant: 1000-1999", "    tenant: 4000-4199  # expect: S0104")],
+    ),
+    "mtu-out-of-range": (
+        "a VLAN MTU is below what IPv6 needs",
+        [("    corosync: { vid: 30, mtu: 1500 }", "    corosync: { vid: 30, mtu: 1000 }  # expect: S0104")],
+    ),
+    "vm-does-not-fit": (
+        "a VM has more vCPUs than any Proxmox node",
+        [("  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 8,",
+          "  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 256,"),
+         ("networks: [provisioning, management] }\n  - { name: os-ctl1, site: ams1",
+          "networks: [provisioning, management] }  # expect: S0406\n  - { name: os-ctl1, site: ams1")],
+    ),
+    "raid-member-missing": (
+        "a RAID array uses a disk the profile does not have",
+        [("    disks: [{ name: sda, kind: ssd, size_gb: 480 }]\n",
+          "    disks: [{ name: sda, kind: ssd, size_gb: 480 }]\n    raid: [{ name: md0, level: raid1, members: [sda, sdb] }]  # expect: S0208\n")],
+    ),
+    "bond-member-missing": (
+        "a bond uses a NIC the profile does not have",
+        [("    nics: [{ name: ens1f0, speed_gbps: 25 }, { name: ens1f1, speed_gbps: 25 }]\n    bonds: [{ name: bond0, members: [ens1f0, ens1f1] }]",
+          "    nics: [{ name: ens1f0, speed_gbps: 25 }, { name: ens1f1, speed_gbps: 25 }]\n    bonds: [{ name: bond0, members: [ens1f0, ens2f0] }]  # expect: S0208")],
+    ),
+    "gpu-numa-beyond-profile": (
+        "a GPU sits on a NUMA node the two-node profile does not have",
+        [("pcie_gen: 5, pcie_width: 16 }", "pcie_gen: 5, pcie_width: 16, numa: [0, 0, 0, 0, 1, 1, 2, 2] }  # expect: S0208")],
+    ),
+    "hostname-template-collision": (
+        "the machine naming template drops the role, so a hypervisor and a compute node share a name in every DC",
+        [("  domain: dc.example.net\n",
+          "  domain: dc.example.net\n  naming: { machine: \"{site}-{rack}-{index}\" }  # expect: S0204\n")],
+    ),
+    "duplicate-bmc-address": (
+        "two machines pin the same BMC address",
+        [("serial: F1, site: fra1, rack: r01, slot: 1, profile: " + M,
+          "serial: F1, site: fra1, rack: r01, slot: 1, profile: hv-std, role: proxmox, bmc: { address: 10.1.0.50, credential: { env: BMC_PASSWORD } } }"),
+         ("serial: F2, site: fra1, rack: r01, slot: 2, profile: " + M,
+          "serial: F2, site: fra1, rack: r01, slot: 2, profile: hv-std, role: proxmox, bmc: { address: 10.1.0.50, credential: { env: BMC_PASSWORD } } }  # expect: S0310")],
+    ),
+    "pin-collides-with-lock": (
+        "a tenant network pins the VNI that fleet.lock records for the BMC VLAN",
+        [("      - { name: web }", "      - { name: web, vni: 10000 }  # expect: S0604")],
+    ),
+    "corosync-link-detached": (
+        "a corosync link runs on a VLAN the Proxmox nodes are not attached to",
+        [("        corosync_links: [corosync]", "        corosync_links: [ceph_cluster]  # expect: S0208")],
+    ),
+    "vip-on-detached-vlan": (
+        "a VIP lives on a VLAN its members are not attached to",
+        [("    default_quota: { instances: 10, cores: 40, ram_mib: 163840 }\n",
+          "    default_quota: { instances: 10, cores: 40, ram_mib: 163840 }\n  vips:\n    - { name: maas-api, vlan: storage, members: maas-region, port: 5240 }  # expect: S0208\n")],
+    ),
+}
+
+# Extra files of a case, beside its fleet.yaml.
+EXTRA_FILES = {
+    "pin-collides-with-lock": {
+        "fleet.lock": '{\n  "version": 1,\n  "pools": {\n    "vnis/l2": {\n      "infra/bmc": "10000"\n    }\n  }\n}\n',
+    },
 }
 
 
@@ -123,6 +204,8 @@ def main():
         header = f"# examples/broken/{name}: {what}.\n"
         (OUT / name).mkdir()
         (OUT / name / "fleet.yaml").write_text(header + text)
+        for file, content in EXTRA_FILES.get(name, {}).items():
+            (OUT / name / file).write_text(content)
     print(f"wrote {len(VARIANTS)} broken examples into {OUT}")
 
 

@@ -6,7 +6,10 @@
 #     prometheus (promtool), iproute2, iputils-ping, python3-venv, hyperfine;
 #     apt is skipped entirely when every needed command is already present.
 #   - A Python venv at ${STRATA_TOOLS_VENV:-/opt/strata-tools} with ansible-core and PyYAML
-#     (ansible-inventory / ansible for the Kolla checks); pip is skipped when both are there.
+#     (ansible-inventory / ansible for the Kolla checks) and the real API clients (proxmoxer,
+#     python-libmaas, openstacksdk, the openstack CLI); pip is skipped when they are there.
+#   - Real Keystone 30 and Placement 16 in ${STRATA_OPENSTACK_VENV:-/opt/strata-openstack}
+#     (scripts/openstack-real.sh install), for the tests against the real services.
 set -euo pipefail
 
 VENV="${STRATA_TOOLS_VENV:-/opt/strata-tools}"
@@ -98,6 +101,10 @@ else
     "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet \
         proxmoxer requests python-libmaas python-openstackclient openstacksdk
 fi
+
+# Real Keystone and Placement from PyPI, for the twin's differential test and the
+# OpenStack provider's real-service test (their own venv, STRATA_OPENSTACK_VENV).
+bash "$(dirname "$0")/openstack-real.sh" install
 
 echo "install-test-deps: tools:"
 still_missing=()

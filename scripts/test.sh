@@ -7,8 +7,13 @@
 # clippy with warnings as errors, every unit/integration/property test, and an
 # end-to-end render of the example fleet verified by the real tools, the demo, and the
 # fabric lab (`strata lab up/test/down`: real FRR and keepalived in network namespaces;
-# needs root; STRATA_SKIP_LAB_TESTS=1 skips it and the lab's integration tests).
-# Any failure fails the script (non-zero exit).
+# needs root). Any failure fails the script (non-zero exit).
+#
+# Every test runs; a missing tool or data file fails its test with the command that
+# installs it. The only opt-outs are explicit variables (STRATA_SKIP_TOOL_TESTS,
+# STRATA_SKIP_CLIENT_TESTS, STRATA_SKIP_REAL_OPENSTACK, STRATA_SKIP_LAB_TESTS, each =1),
+# and every skipped part prints a `strata-skip:` line; .ci/run sets none of them and fails
+# on any such line. Test data lives in testdata/ (see its README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +25,9 @@ fi
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 step() { printf '\n==> %s\n' "$*"; }
+
+step "no tracked file reaches outside the repository"
+bash scripts/check-self-contained.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -52,6 +60,8 @@ if [ "${STRATA_SKIP_LAB_TESTS:-0}" != 1 ]; then
   cargo run -q -p strata-cli -- lab up examples/fleet --dc ams1 --name ci --force
   cargo run -q -p strata-cli -- lab test --name ci
   cargo run -q -p strata-cli -- lab down --name ci
+else
+  echo "strata-skip: the fabric lab step (STRATA_SKIP_LAB_TESTS=1)"
 fi
 
 echo

@@ -9,14 +9,14 @@ Prints every difference and exits 1 when there is any.
 
 Usage:
   differential_openstack.py --twin-endpoints ENDPOINTS_JSON [--dc DC]
-        (--keystone URL --placement URL | --start-real [--real-base DIR])
+        (--keystone URL --placement URL | --start-real)
         [--real-user admin --real-password secret --real-project admin]
 
   --keystone/--placement  the real services' URLs (`.../v3` and the placement root),
-                          as /work/shared/tools/openstack-real.sh prints them;
-  --start-real            start them here with openstack-real.sh (fresh database, the
-                          venv cached in --real-base, default /var/tmp/strata-openstack-real)
-                          and stop them (kill their process groups) on the way out.
+                          as scripts/openstack-real.sh prints them;
+  --start-real            start them here with scripts/openstack-real.sh (fresh databases;
+                          installed by scripts/install-test-deps.sh) and stop them (kill
+                          their process groups) on the way out.
 
 Comparison rules: a null on either side matches any type; objects under data-keyed
 fields (allocations, provider_summaries, inventories, resources, usages, mappings) are
@@ -473,14 +473,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_real(cache):
+def start_real():
     """Start real Keystone + Placement; returns (keystone, placement, pgids, base)."""
-    script = "/work/shared/tools/openstack-real.sh"
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "openstack-real.sh")
+    check = subprocess.run(["bash", script, "check"], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise SystemExit(check.stderr.strip())
     base = tempfile.mkdtemp(prefix="strata-openstack-real-")
-    os.makedirs(os.path.join(cache, "venv"), exist_ok=True)
-    os.symlink(os.path.join(cache, "venv"), os.path.join(base, "venv"))
     ks, pl = free_port(), free_port()
-    out = subprocess.run(["bash", script, base, str(ks), str(pl)], capture_output=True, text=True, timeout=900)
+    out = subprocess.run(["bash", script, "start", base, str(ks), str(pl)], capture_output=True, text=True, timeout=900)
     ready = [line for line in out.stdout.splitlines() if line.startswith("READY")]
     if out.returncode != 0 or not ready:
         sys.stderr.write(out.stdout + out.stderr)
@@ -513,7 +514,6 @@ def main():
     ap.add_argument("--keystone")
     ap.add_argument("--placement")
     ap.add_argument("--start-real", action="store_true")
-    ap.add_argument("--real-base", default="/var/tmp/strata-openstack-real")
     ap.add_argument("--real-user", default="admin")
     ap.add_argument("--real-password", default="secret")
     ap.add_argument("--real-project", default="admin")
@@ -529,7 +529,7 @@ def main():
     pgids = []
     try:
         if a.start_real:
-            keystone, placement, pgids, _ = start_real(a.real_base)
+            keystone, placement, pgids, _ = start_real()
         elif a.keystone and a.placement:
             keystone, placement = a.keystone, a.placement
         else:

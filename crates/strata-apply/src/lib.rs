@@ -1,4 +1,5 @@
-//! The executor: carries out a plan against the providers.
+//! The executor and the control loop: carries out a plan against the providers, and
+//! ([`reconcile`]) observes, plans and requeues until the platforms match.
 //!
 //! - **Waves**: the first DC alone, then `wave_size` DCs at a time; a wave with a
 //!   failed step stops the rollout before the next wave.
@@ -25,8 +26,10 @@ use strata_providers::{ActContext, Provider};
 use tokio::sync::Semaphore;
 
 pub mod journal;
+pub mod reconcile;
 
 pub use journal::{Journal, JournalError};
+pub use reconcile::{LoopOptions, LoopProgress, Planned, ReconcileError, converge, observe, plan};
 
 #[derive(Clone, Debug)]
 pub struct ApplyOptions {
@@ -89,11 +92,15 @@ pub struct ApplyReport {
     pub stopped_after_wave: Option<usize>,
     /// Observe-plan-act rounds it took (set by callers that requeue).
     pub rounds: u32,
+    /// Steps a requeue round found necessary that the saved plan being applied does not
+    /// have: not carried out, and the apply is not a success.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreviewed: Vec<String>,
 }
 
 impl ApplyReport {
     pub fn succeeded(&self) -> bool {
-        self.results.iter().all(|r| r.status == StepStatus::Done)
+        self.unreviewed.is_empty() && self.results.iter().all(|r| r.status == StepStatus::Done)
     }
 
     pub fn count(&self, status: StepStatus) -> usize {

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use strata_diagnostics::{Diagnostic, Span, codes};
+use strata_diagnostics::{Code, Diagnostic, Related, Span, codes};
 use strata_fleet::alloc::to_u128;
-use strata_fleet::{Fleet, SessionKind};
+use strata_fleet::{Dc, Fleet, SessionKind};
 use strata_spec::{InfraVlan, Spec};
 
 /// Run every design rule.
@@ -29,7 +29,47 @@ pub fn check(spec: &Spec, fleet: &Fleet) -> Vec<Diagnostic> {
     proxmox_quorum(fleet, &mut out);
     az_capacity(fleet, &mut out);
     gpu_flavors(spec, fleet, &mut out);
-    out
+    crate::domains::check(spec, fleet, &mut out);
+    crate::hardware::check(spec, &mut out);
+    crate::capacity::check(fleet, &mut out);
+    // A pinned remote AS outside the leaf pool (S0313) causes the session mismatches
+    // it creates (S0308); an MTU out of range (S0104) causes the jumbo disagreements
+    // it creates (S0304). Report the cause only.
+    drop_consequences(&mut out, codes::S0313, codes::S0308);
+    drop_consequences(&mut out, codes::S0104, codes::S0304);
+    // A blueprint value that is wrong in every DC is one mistake, not one per DC.
+    strata_diagnostics::merge_same_cause(out)
+}
+
+/// Relate each diagnostic a per-DC rule just produced to the DC it was found in, so
+/// that copies of one cause folded across DCs (`merge_same_cause`) still name every DC.
+fn affecting(dc: &Dc, diags: &mut [Diagnostic]) {
+    let Some(span) = dc.span else { return };
+    for d in diags {
+        if d.span != Some(span) {
+            d.related.push(Related {
+                span,
+                message: format!("in `{}`", dc.name),
+            });
+        }
+    }
+}
+
+/// Remove the `consequence` diagnostics that point at (or relate to) a value a
+/// `cause` diagnostic already reports.
+fn drop_consequences(out: &mut Vec<Diagnostic>, cause: Code, consequence: Code) {
+    let causes: Vec<Span> = out
+        .iter()
+        .filter(|d| d.code == cause)
+        .filter_map(|d| d.span)
+        .collect();
+    let caused = |d: &Diagnostic| {
+        d.span
+            .into_iter()
+            .chain(d.related.iter().map(|r| r.span))
+            .any(|s| causes.contains(&s))
+    };
+    out.retain(|d| !(d.code == consequence && caused(d)));
 }
 
 fn range(n: &IpNet) -> (u128, u128, bool) {
@@ -192,6 +232,7 @@ fn vxlan_mtu(fleet: &Fleet, out: &mut Vec<Diagnostic>) {
 /// VLAN exceeds what the host bonds (the underlay MTU) carry.
 fn jumbo_consistency(fleet: &Fleet, out: &mut Vec<Diagnostic>) {
     for dc in &fleet.dcs {
+        let start = out.len();
         let jumbo: Vec<_> = dc.vlans.iter().filter(|v| v.mtu > 1500).collect();
         if let Some(first) = jumbo.first() {
             for v in &jumbo[1..] {
@@ -255,6 +296,7 @@ fn jumbo_consistency(fleet: &Fleet, out: &mut Vec<Diagnostic>) {
                 );
             }
         }
+        affecting(dc, &mut out[start..]);
     }
 }
 
@@ -297,6 +339,7 @@ fn duplicate_vnis(fleet: &Fleet, out: &mut Vec<Diagnostic>) {
 /// S0306: VLAN ids on a DC's leaves are unique (infrastructure and tenant).
 fn duplicate_vlans(fleet: &Fleet, out: &mut Vec<Diagnostic>) {
     for dc in &fleet.dcs {
+        let start = out.len();
         let mut seen: HashMap<u16, (String, Option<Span>)> = HashMap::new();
         let mut items: Vec<(u16, String, Option<Span>)> = dc
             .vlans
@@ -329,6 +372,7 @@ fn duplicate_vlans(fleet: &Fleet, out: &mut Vec<Diagnostic>) {
                 seen.insert(vid, (what, span));
             }
         }
+        affecting(dc, &mut out[start..]);
     }
 }
 
@@ -437,6 +481,7 @@ fn dhcp_coverage(spec: &Spec, fleet: &Fleet, out: &mut Vec<Diagnostic>) {
             .or(b.maas.region_controllers.span_opt())
     });
     for dc in &fleet.dcs {
+        let start = out.len();
         let span = dc
             .overrides
             .iter()
@@ -472,12 +517,14 @@ fn dhcp_coverage(spec: &Spec, fleet: &Fleet, out: &mut Vec<Diagnostic>) {
                 _ => {}
             }
         }
+        affecting(dc, &mut out[start..]);
     }
 }
 
 /// S0403: a Proxmox cluster with an even node count needs a QDevice.
 fn proxmox_quorum(fleet: &Fleet, out: &mut Vec<Diagnostic>) {
     for dc in &fleet.dcs {
+        let start = out.len();
         for c in &dc.proxmox {
             let n = c.nodes.len();
             if n > 0 && n % 2 == 0 && !c.qdevice {
@@ -495,12 +542,14 @@ fn proxmox_quorum(fleet: &Fleet, out: &mut Vec<Diagnostic>) {
                 );
             }
         }
+        affecting(dc, &mut out[start..]);
     }
 }
 
 /// S0404: every availability zone has at least its minimum compute nodes.
 fn az_capacity(fleet: &Fleet, out: &mut Vec<Diagnostic>) {
     for dc in &fleet.dcs {
+        let start = out.len();
         for az in &dc.openstack.availability_zones {
             let n = az.compute.len() as u32;
             if n < az.min_compute {
@@ -518,6 +567,7 @@ fn az_capacity(fleet: &Fleet, out: &mut Vec<Diagnostic>) {
                 );
             }
         }
+        affecting(dc, &mut out[start..]);
     }
 }
 

@@ -240,3 +240,135 @@ fn s0109_and_s0110_sections() {
     only(&loaded.diagnostics, codes::S0110);
     assert_eq!(loaded.diagnostics.len(), 4);
 }
+
+#[test]
+fn s0407_a_cluster_that_cannot_restart_its_ha_vms_is_a_warning() {
+    // Two HA VMs of one node's memory each on three equal nodes: with one node lost,
+    // the other two cannot also hold the MAAS controllers.
+    let t = edit(
+        &base(),
+        "  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 8, memory_mib: 32768,",
+        "  - { name: big1, site: fra1, role: service, cores: 8, memory_mib: 786432, disk_gb: 100, networks: [management], ha_group: all }\n  - { name: big2, site: fra1, role: service, cores: 8, memory_mib: 786432, disk_gb: 100, networks: [management], ha_group: all }\n  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 8, memory_mib: 32768,",
+    );
+    let (_, fleet, d) = analyze(&t);
+    only(&d, codes::S0407);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert!(d[0].message.contains("`fra1`"), "{d:#?}");
+    assert!(!d[0].is_error());
+    assert!(fleet.is_some());
+}
+
+#[test]
+fn s0406_a_vm_that_fits_nowhere_is_not_also_an_ha_shortfall() {
+    let t = edit(
+        &base(),
+        "  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 8, memory_mib: 32768,",
+        "  - { name: huge, site: fra1, role: service, cores: 8, memory_mib: 4000000, disk_gb: 100, networks: [management], ha_group: all }\n  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 8, memory_mib: 32768,",
+    );
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0406);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].span.map(|s| s.line), Some(120));
+}
+
+#[test]
+fn s0204_a_template_collision_is_one_diagnostic_at_the_template() {
+    let t = edit(
+        &base(),
+        "  domain: dc.example.net\n",
+        "  domain: dc.example.net\n  naming: { machine: \"{site}-{rack}-{index}\" }\n",
+    );
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0204);
+    // One cause (the template), reaching both DCs: one diagnostic with each colliding
+    // machine related.
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].span.map(|s| s.line), Some(8));
+    assert_eq!(d[0].related.len(), 4, "{d:#?}");
+}
+
+#[test]
+fn s0208_a_blueprint_reference_error_is_reported_once_at_the_value() {
+    let t = edit(
+        &base(),
+        "        corosync_links: [corosync]",
+        "        corosync_links: [ceph_cluster]",
+    );
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0208);
+    assert_eq!(d.len(), 1, "one per root cause, not one per DC: {d:#?}");
+    assert_eq!(d[0].span.map(|s| (s.line, s.col)), Some((55, 26)));
+}
+
+#[test]
+fn s0313_a_remote_asn_pinned_outside_the_leaf_pool_replaces_the_session_mismatches() {
+    let t = edit(
+        &base(),
+        "    a: { site: fra1 }",
+        "    a: { site: fra1, remote_asn: 65000 }",
+    );
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0313);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    let t = edit(
+        &base(),
+        "    leaves: 4200001000-4200001999",
+        "    leaves: 64512-65535",
+    );
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0313);
+    assert!(d[0].message.contains("65535"), "{d:#?}");
+}
+
+#[test]
+fn s0312_pxe_macs_are_unicast_and_s0210_unique() {
+    let pxe = |serial: &str, mac: &str| {
+        (
+            format!("serial: {serial}, site: "),
+            format!("serial: {serial}, pxe_mac: \"{mac}\", site: "),
+        )
+    };
+    let (old, new) = pxe("F2", "00:00:00:00:00:00");
+    let (_, _, d) = analyze(&edit(&base(), &old, &new));
+    only(&d, codes::S0312);
+    let (old, new) = pxe("F2", "52:54:00:00:00:01");
+    let t = edit(&base(), &old, &new);
+    let (old, new) = pxe("F3", "52:54:00:00:00:01");
+    let (_, _, d) = analyze(&edit(&t, &old, &new));
+    only(&d, codes::S0210);
+    assert_eq!(d[0].related.len(), 1, "{d:#?}");
+}
+
+#[test]
+fn s0311_vni_pools_and_pins_fit_in_24_bits() {
+    let t = edit(&base(), "l3: 50000-50999", "l3: 16777000-16777999");
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0311);
+    assert_eq!(d.len(), 1, "the pool, not each VNI from it: {d:#?}");
+}
+
+#[test]
+fn s0104_an_mtu_out_of_range_is_reported_once_not_again_as_jumbo_trouble() {
+    let t = edit(
+        &base(),
+        "    storage: { vid: 20, mtu: 9000 }",
+        "    storage: { vid: 20, mtu: 10000 }",
+    );
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0104);
+    assert_eq!(d.len(), 1, "{d:#?}");
+}
+
+#[test]
+fn s0404_a_blueprint_minimum_no_dc_meets_is_one_diagnostic_naming_each_dc() {
+    let t = edit(
+        &base(),
+        "      - { name: az1, min_compute: 1 }",
+        "      - { name: az1, min_compute: 2 }",
+    );
+    let (_, _, d) = analyze(&t);
+    only(&d, codes::S0404);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    let dcs: Vec<&str> = d[0].related.iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(dcs, ["in `ams1`", "in `fra1`"], "{d:#?}");
+}

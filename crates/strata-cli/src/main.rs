@@ -25,6 +25,7 @@ mod source;
 /// every configuration file the DCs need, each validated by the tool that consumes it.
 ///
 /// Exit codes: 0 success; 1 the spec has errors (or a command failed); 2 usage error.
+/// A closed stdout (`strata explain | head -1`) ends a command quietly with 0.
 #[derive(Debug, Parser)]
 #[command(
     name = "strata",
@@ -70,6 +71,20 @@ pub struct SpecArgs {
     /// Fail if fleet.lock would change (for CI: allocations must already be committed).
     #[arg(long)]
     pub locked: bool,
+}
+
+/// Where plan, apply and drift keep strata's local state (the apply journal).
+#[derive(Debug, Clone, Args)]
+pub struct StateArgs {
+    /// Directory for local state: the apply journal (SQLite, with its -wal and -shm
+    /// files). Default: DIR/.strata, which holds a `.gitignore` of `*` so that Git
+    /// never sees it.
+    #[arg(long, env = "STRATA_STATE_DIR", value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
+    /// The apply journal file itself (default: STATE_DIR/fleet.journal; a
+    /// DIR/fleet.journal left by strata 0.1 is still used while it exists).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,12 +177,16 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader closed stdout (`strata explain | head -1`): it has what it
+        // wanted. Exit quietly with 0, as ripgrep does.
+        Err(e) if output::is_stdout_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             if json {
-                // Scripts that asked for JSON get the failure as JSON on stdout too.
+                // Scripts that asked for JSON get the failure as JSON on stdout too
+                // (best effort: stdout may be what failed).
                 let doc = serde_json::json!({"ok": false, "error": {"message": format!("{e:#}")}});
-                println!("{doc}");
+                let _ = output::outln!("{doc}");
             }
             ExitCode::from(1)
         }

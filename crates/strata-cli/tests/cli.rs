@@ -136,6 +136,34 @@ fn undeclared_snowflake_fails_conform_with_a_listing() {
     assert_eq!(r["diagnostics"][0]["code"], "S0501");
 }
 
+#[test]
+fn conform_fails_on_design_errors_instead_of_calling_them_conformant() {
+    // The spec compiles and every DC matches the blueprint, but a VM fits on no node.
+    let c = strata(&["conform", "examples/broken/vm-does-not-fit", "-o", "json"]);
+    assert_eq!(
+        c.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&c.stderr)
+    );
+    let r = json(&c);
+    assert_eq!(r["conformant"], false);
+    assert!(
+        r["diagnostics"]
+            .as_array()
+            .expect("diagnostics")
+            .iter()
+            .any(|d| d["code"] == "S0406"),
+        "{r:#}"
+    );
+    let human = strata(&["conform", "examples/broken/vm-does-not-fit"]);
+    assert_eq!(human.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&human.stdout);
+    let stderr = String::from_utf8_lossy(&human.stderr);
+    assert!(!stdout.contains("conformant"), "{stdout}");
+    assert!(stderr.contains("[S0406]"), "{stderr}");
+}
+
 fn copy_renamed(src: &Path, dst: &Path, rename: &dyn Fn(usize, &str) -> String) {
     let mut files = Vec::new();
     fn walk(d: &Path, out: &mut Vec<PathBuf>) {
@@ -217,8 +245,18 @@ fn init_scaffolds_fleets_that_validate() {
     let v = strata(&["validate", s, "-o", "json"]);
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
     assert_eq!(json(&v)["summary"]["dcs"], 3);
+    // plan/apply keep their state in DIR/.strata, which Git is told to ignore.
+    let ignore = fs::read_to_string(starter.join(".gitignore")).expect(".gitignore");
+    assert!(ignore.lines().any(|l| l == "/.strata/"), "{ignore}");
     // Refuses to overwrite.
     assert_eq!(strata(&["init", s]).status.code(), Some(1));
+    // --force keeps what the .gitignore already says, without repeating the entry.
+    fs::write(starter.join(".gitignore"), "*.swp\n/.strata/\n").expect("write");
+    assert!(strata(&["init", s, "--force"]).status.success());
+    assert_eq!(
+        fs::read_to_string(starter.join(".gitignore")).expect(".gitignore"),
+        "*.swp\n/.strata/\n"
+    );
 
     let synth = tmp.path().join("synthetic");
     let s = synth.to_str().expect("utf8");
@@ -329,4 +367,118 @@ fn a_failing_command_asked_for_json_reports_the_failure_as_json() {
     ]);
     assert_eq!(human.status.code(), Some(1));
     assert!(human.stdout.is_empty());
+}
+
+/// Run strata with its stdout connected to a pipe whose reader is already gone, so
+/// that its first write fails with EPIPE (as under `strata ... | head -1` once head
+/// has exited).
+fn strata_into_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run strata")
+}
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let commands: [&[&str]; 7] = [
+        &["explain"],
+        &["explain", "-o", "json"],
+        &["conform", "examples/fleet"],
+        &["compile", "examples/fleet", "--no-write-lock", "-o", "json"],
+        &["validate", "examples/fleet"],
+        &["schema"],
+        &["demo", "--no-twin", "--no-verify"],
+    ];
+    for args in commands {
+        let out = strata_into_closed_pipe(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "strata {args:?}:\n{stderr}"
+        );
+        assert_eq!(out.status.code(), Some(0), "strata {args:?}:\n{stderr}");
+    }
+}
+
+#[test]
+fn strata_explain_piped_into_head_exits_quietly() {
+    // The shell's own case: the reader takes one line and goes away while strata is
+    // still writing.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["explain"])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first)
+        .expect("read a line");
+    assert!(first.starts_with('S'), "{first}");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn a_file_that_cannot_be_rendered_leaves_nothing_on_disk() {
+    // A bond hash policy that is not a plain token cannot be written into
+    // /etc/network/interfaces: the Proxmox renderer fails for those nodes.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fleet = tmp.path().join("fleet");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(root().join("examples/fleet"))
+        .arg(&fleet)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    let hw = fleet.join("hardware.yaml");
+    let text = fs::read_to_string(&hw).expect("hardware.yaml");
+    assert!(text.contains("xmit_hash_policy: layer3+4 }"));
+    fs::write(
+        &hw,
+        text.replace(
+            "xmit_hash_policy: layer3+4 }",
+            "xmit_hash_policy: \"layer3+4 and more\" }",
+        ),
+    )
+    .expect("write");
+    let lock_before = fs::read_to_string(fleet.join("fleet.lock")).expect("lock");
+    let out_dir = tmp.path().join("out");
+    let f = fleet.to_str().expect("utf8");
+    let o = out_dir.to_str().expect("utf8");
+    for format in ["human", "json"] {
+        let out = strata(&["render", f, "--out", o, "-o", format]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!out_dir.exists(), "render wrote {}", out_dir.display());
+        if stderr.contains("could not be rendered") {
+            assert!(
+                stderr.contains("/proxmox/") && stderr.contains("not a plain interface-file token"),
+                "{stderr}"
+            );
+            assert!(stderr.contains("nothing written"), "{stderr}");
+        } else {
+            // A design check may catch the value first; either way nothing is written.
+            assert!(stderr.contains("nothing rendered"), "{stderr}");
+        }
+        if format == "json" {
+            assert_eq!(json(&out)["ok"], false);
+        }
+    }
+    assert_eq!(
+        fs::read_to_string(fleet.join("fleet.lock")).expect("lock"),
+        lock_before
+    );
 }

@@ -22,7 +22,7 @@ fn root() -> PathBuf {
 
 fn skip() -> bool {
     if std::env::var("STRATA_SKIP_LAB_TESTS").is_ok_and(|v| v == "1") {
-        eprintln!("skipped: STRATA_SKIP_LAB_TESTS=1");
+        strata_testkit::skip_note(strata_testkit::OptOut::Lab, "the fabric lab tests");
         return true;
     }
     false

@@ -95,6 +95,25 @@ impl Drop for TwinProcess {
     }
 }
 
+/// Run git in `dir` (no user configuration needed); its stdout.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=strata-test",
+            "-c",
+            "user.email=strata-test@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn fleet_copy(dir: &Path) -> PathBuf {
     let dst = dir.join("fleet");
     let status = Command::new("cp")
@@ -114,7 +133,7 @@ fn python() -> Option<PathBuf> {
 }
 
 fn skip_clients() -> bool {
-    std::env::var_os("STRATA_SKIP_CLIENT_TESTS").is_some()
+    strata_testkit::OptOut::Clients.is_set()
 }
 
 /// Run a Python snippet with the tools venv; `ENDPOINTS` is set to the endpoints file.
@@ -212,6 +231,10 @@ fn assert_no_duplicate_vms(endpoints: &Path) {
 fn plan_apply_converges_and_drift_names_the_changed_field() {
     let tmp = tempfile::tempdir().expect("tmp");
     let fleet = fleet_copy(tmp.path());
+    // The spec is a Git repository, as in real use: apply must leave it clean.
+    git(&fleet, &["init", "-q"]);
+    git(&fleet, &["add", "-A"]);
+    git(&fleet, &["commit", "-q", "-m", "fleet"]);
     let twin = TwinProcess::start(tmp.path(), &[]);
     let ep = twin.endpoints.to_str().expect("utf8");
     let f = fleet.to_str().expect("utf8");
@@ -226,7 +249,10 @@ fn plan_apply_converges_and_drift_names_the_changed_field() {
 
     let apply = run(&["apply", f, "--targets", ep, "--auto-approve"]);
     assert!(apply.status.success(), "{}", text(&apply));
-    assert!(fleet.join("fleet.journal").exists());
+    assert!(fleet.join(".strata/fleet.journal").exists());
+    assert!(!fleet.join("fleet.journal").exists());
+    let status = git(&fleet, &["status", "--porcelain", "--untracked-files=all"]);
+    assert_eq!(status, "", "apply left files in the spec's repository");
 
     let again = run(&[
         "plan",
@@ -243,7 +269,10 @@ fn plan_apply_converges_and_drift_names_the_changed_field() {
     assert_eq!(drift.status.code(), Some(0), "{}", text(&drift));
 
     if skip_clients() {
-        eprintln!("note: STRATA_SKIP_CLIENT_TESTS set; the proxmoxer part is skipped");
+        strata_testkit::skip_note(
+            strata_testkit::OptOut::Clients,
+            "the proxmoxer part of the drift test",
+        );
         return;
     }
     // Change a VM's memory through proxmoxer, behind strata's back.
@@ -428,4 +457,110 @@ fn the_blast_radius_guard_refuses_mass_deletion() {
         "100",
     ]);
     assert!(allowed.status.success(), "{}", text(&allowed));
+}
+
+#[test]
+fn plan_fails_on_a_secret_apply_would_need_and_reads_files_beside_the_spec() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fleet = fleet_copy(tmp.path());
+    // fra1's BMC password from a file, relative to the spec directory.
+    let inv = fleet.join("inventory/fra1.yaml");
+    let text_before = std::fs::read_to_string(&inv).expect("inventory");
+    std::fs::write(
+        &inv,
+        text_before.replace("{ env: BMC_PASSWORD_FRA1 }", "{ file: secrets/fra1-bmc }"),
+    )
+    .expect("write");
+    let twin = TwinProcess::start(tmp.path(), &[]);
+    let ep = twin.endpoints.to_str().expect("utf8");
+    let f = fleet.to_str().expect("utf8");
+
+    // Missing file and unset variable: plan fails, naming each reference and where
+    // it is needed, and prints no plan.
+    let plan = strata()
+        .args(["plan", f, "--targets", ep])
+        .env_remove("BMC_PASSWORD_AMS1")
+        .output()
+        .expect("run strata");
+    let out = text(&plan);
+    assert_eq!(plan.status.code(), Some(1), "{out}");
+    assert!(out.contains("file:secrets/fra1-bmc"), "{out}");
+    assert!(out.contains("env:BMC_PASSWORD_AMS1"), "{out}");
+    assert!(
+        out.contains("environment variable BMC_PASSWORD_AMS1 is not set"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fra1/machine/") && out.contains("ams1/machine/"),
+        "{out}"
+    );
+    assert!(!out.contains("waw1-bmc-secret"), "{out}");
+    assert!(plan.stdout.is_empty(), "{out}");
+
+    // With the file beside the spec (strata runs from elsewhere): the plan stands.
+    std::fs::create_dir_all(fleet.join("secrets")).expect("mkdir");
+    std::fs::write(fleet.join("secrets/fra1-bmc"), "fra1-from-file\n").expect("write");
+    let plan = run(&["plan", f, "--targets", ep, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    assert!(!text(&plan).contains("fra1-from-file"));
+}
+
+#[test]
+fn a_saved_plan_applies_exactly_and_is_refused_once_stale_or_edited() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fleet = fleet_copy(tmp.path());
+    let twin = TwinProcess::start(tmp.path(), &[]);
+    let ep = twin.endpoints.to_str().expect("utf8");
+    let f = fleet.to_str().expect("utf8");
+    let saved = tmp.path().join("fresh.plan.json");
+    let s = saved.to_str().expect("utf8");
+    let stale = tmp.path().join("stale.plan.json");
+    let st = stale.to_str().expect("utf8");
+
+    // Two plans of the fresh twin: same steps.
+    for file in [s, st] {
+        let plan = run(&[
+            "plan",
+            f,
+            "--targets",
+            ep,
+            "--out",
+            file,
+            "--detailed-exitcode",
+        ]);
+        assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    }
+    // The file holds no secret value, only references, and says what it is.
+    let body = std::fs::read_to_string(&saved).expect("plan file");
+    assert!(body.contains("\"format\": \"strata-plan/1\""), "{body}");
+    for secret in ["fra1-bmc-secret", "ams1-bmc-secret", "waw1-bmc-secret"] {
+        assert!(!body.contains(secret), "the plan file holds {secret}");
+    }
+
+    // An edited plan file is refused before anything is observed.
+    let edited = tmp.path().join("edited.plan.json");
+    std::fs::write(&edited, body.replacen("\"memory\"", "\"memory_mb\"", 1)).expect("write");
+    let out = run(&["apply", edited.to_str().expect("utf8"), "--targets", ep]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("changed after it was written"),
+        "{}",
+        text(&out)
+    );
+
+    // Applying the saved plan needs no confirmation (it was reviewed) and converges.
+    let apply = run(&["apply", s, "--targets", ep]);
+    assert!(apply.status.success(), "{}", text(&apply));
+    let again = run(&["plan", f, "--targets", ep, "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+
+    // The other plan was made before that apply: the world has changed since.
+    let out = run(&["apply", st, "--targets", ep]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("refusing to apply") && msg.contains("no longer planned"),
+        "{msg}"
+    );
+    assert!(msg.contains("--out"), "says how to make a new plan: {msg}");
 }

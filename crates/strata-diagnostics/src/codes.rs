@@ -92,6 +92,7 @@ codes! {
     S0207 Error "invalid-override-value" "A site override's value does not fit the blueprint field it replaces.";
     S0208 Error "unknown-reference" "An object refers to something that does not exist (cluster, storage pool, availability zone, tenant network).";
     S0209 Error "role-not-allowed" "A role is used where it cannot run (for example a hypervisor role on a VM).";
+    S0210 Error "duplicate-hardware-address" "Two machines share a hardware address that must be unique across the whole fleet, in whichever files they are written: a PXE MAC (MAAS would enlist them as one machine).";
     S0301 Error "overlapping-prefixes" "Two prefixes in one routing domain overlap.";
     S0302 Error "pool-exhausted" "A pool does not have enough room for what the fleet needs.";
     S0303 Error "vxlan-mtu" "The underlay MTU cannot carry the overlay MTU plus VXLAN encapsulation (50 bytes over IPv4, 70 over IPv6).";
@@ -102,16 +103,22 @@ codes! {
     S0308 Error "bgp-asn-mismatch" "The two ends of a BGP session disagree on an AS number.";
     S0309 Error "bgp-address-mismatch" "The two ends of a BGP session disagree on addresses.";
     S0310 Error "address-outside-subnet" "A pinned address is not inside the subnet it must belong to, or collides with another.";
+    S0311 Error "vni-out-of-range" "A VXLAN network identifier (pinned, or a bound of a VNI pool) does not fit in VXLAN's 24 bits: VNIs are 1-16777215.";
+    S0312 Error "invalid-mac" "A MAC address that must name one interface (the anycast gateway MAC, a PXE NIC) is a group address (multicast or broadcast: the lowest bit of the first octet is set) or all zeros.";
+    S0313 Error "asn-pool-overlap" "ASN pools of different roles overlap, so a spine and a leaf could get the same AS and drop each other's routes as loops; or a pool holds a reserved AS number (0, 23456, 65535, 4294967295).";
     S0401 Error "provisioning-without-dhcp" "The provisioning VLAN has no MAAS rack controller serving DHCP; machines cannot PXE boot.";
     S0402 Warning "single-dhcp-rack-controller" "A DHCP VLAN is served by one rack controller only; losing it stops provisioning (no HA).";
     S0403 Error "proxmox-even-nodes" "A Proxmox cluster has an even number of nodes and no QDevice: a split in half loses quorum on both sides.";
     S0404 Error "az-below-minimum" "An availability zone has fewer compute nodes than its declared minimum.";
     S0405 Error "gpu-flavor-profile" "A GPU flavor references a hardware profile that has no such GPU (or not that many).";
+    S0406 Error "vm-does-not-fit" "A VM needs more vCPUs or memory than any node of its Proxmox cluster has, so it could never start.";
+    S0407 Warning "ha-capacity" "With its largest node lost, a Proxmox cluster has less memory than its HA VMs need: HA could not restart them all. Only memory is compared; CPU is overcommitted by design.";
     S0501 Error "undeclared-snowflake" "A DC differs from the blueprint without a declared reason.";
     S0502 Warning "stale-override" "A declared override does not change anything: the DC already matches the blueprint.";
     S0601 Error "lock-unreadable" "fleet.lock could not be parsed.";
     S0602 Error "lock-outdated" "fleet.lock would change, but --locked was given.";
     S0603 Error "lock-conflict" "An allocation recorded in fleet.lock no longer fits its pool. strata never moves an allocation silently.";
+    S0604 Error "pin-collides-with-lock" "A value pinned in the spec is recorded in fleet.lock for another object. The recorded object keeps its value (allocations never move); change or remove the pin.";
 }
 
 /// Look a code up by its text (for `strata explain`).

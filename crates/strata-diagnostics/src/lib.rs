@@ -9,6 +9,7 @@
 //! caller decides where they go. Source text is borrowed from a [`SourceMap`] the
 //! caller filled.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -208,6 +209,66 @@ pub fn sort(diags: &mut [Diagnostic]) {
     });
 }
 
+/// Fold diagnostics that share one root cause into one.
+///
+/// Two diagnostics share a root cause when they have the same code, the same primary
+/// span and the same help: a blueprint value that is wrong in every DC is one mistake,
+/// not one per DC. The first of each group (in input order) is kept; the related spans
+/// of the others are added to it, and when their messages differ the kept message says
+/// how many more places the same cause reaches. Diagnostics without a span are folded
+/// only when they are identical.
+pub fn merge_same_cause(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    type Key = (Code, Option<Span>, Option<String>, Option<String>);
+    let mut out: Vec<Diagnostic> = Vec::with_capacity(diags.len());
+    let mut extra: Vec<usize> = Vec::with_capacity(diags.len());
+    let mut related_seen: Vec<HashSet<(Span, String)>> = Vec::with_capacity(diags.len());
+    let mut groups: HashMap<Key, Vec<usize>> = HashMap::with_capacity(diags.len());
+    for d in diags {
+        // Without a span only identical diagnostics are one cause: the message is
+        // part of the key and the related spans must match too.
+        let key: Key = (
+            d.code,
+            d.span,
+            d.help.clone(),
+            d.span.is_none().then(|| d.message.clone()),
+        );
+        let candidates = groups.entry(key).or_default();
+        let same = candidates
+            .iter()
+            .copied()
+            .find(|&i| d.span.is_some() || out[i].related == d.related);
+        match same {
+            Some(i) => {
+                if out[i].message != d.message {
+                    extra[i] += 1;
+                }
+                for r in d.related {
+                    if related_seen[i].insert((r.span, r.message.clone())) {
+                        out[i].related.push(r);
+                    }
+                }
+            }
+            None => {
+                candidates.push(out.len());
+                related_seen.push(
+                    d.related
+                        .iter()
+                        .map(|r| (r.span, r.message.clone()))
+                        .collect(),
+                );
+                out.push(d);
+                extra.push(0);
+            }
+        }
+    }
+    for (d, n) in out.iter_mut().zip(extra) {
+        if n > 0 {
+            d.message = format!("{} (and {n} more like it from the same cause)", d.message);
+        }
+    }
+    out
+}
+
 /// Counts by severity, for summaries and exit codes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
@@ -301,5 +362,40 @@ mod tests {
         sort(&mut d);
         let msgs: Vec<_> = d.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(msgs, ["c", "a", "b", "none"]);
+    }
+
+    #[test]
+    fn merge_same_cause_folds_copies_of_one_mistake() {
+        let sp = |line| Span {
+            file: FileId(0),
+            line,
+            col: 1,
+            offset: line * 10,
+            len: 1,
+        };
+        let per_dc = |dc: &str, at: u32| {
+            Diagnostic::new(codes::S0204, format!("collision in `{dc}`"))
+                .at(sp(1))
+                .related(sp(at), format!("a machine of `{dc}`"))
+                .help("fix the template")
+        };
+        let merged = merge_same_cause(vec![
+            per_dc("fra1", 5),
+            per_dc("ams1", 7),
+            per_dc("waw1", 9),
+            Diagnostic::new(codes::S0204, "elsewhere").at(sp(2)),
+            Diagnostic::new(codes::S0110, "no span"),
+            Diagnostic::new(codes::S0110, "no span"),
+        ]);
+        assert_eq!(merged.len(), 3, "{merged:#?}");
+        assert_eq!(
+            merged[0].message,
+            "collision in `fra1` (and 2 more like it from the same cause)"
+        );
+        let related: Vec<u32> = merged[0].related.iter().map(|r| r.span.line).collect();
+        assert_eq!(related, [5, 7, 9]);
+        assert_eq!(merged[1].message, "elsewhere");
+        // Identical copies are folded without a count.
+        assert_eq!(merged[2].message, "no span");
     }
 }

@@ -202,6 +202,9 @@ pub struct Conflict {
     pub key: String,
     pub recorded: String,
     pub reason: ConflictReason,
+    /// The pinned key that holds the recorded slot, when a pin took it: the pin is
+    /// the mistake, not the object that already had the slot.
+    pub pinned_by: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,10 +271,12 @@ pub fn allocate_preferring<'k>(
     let mut out = Allocation::default();
     let mut taken: HashSet<u128> = HashSet::with_capacity(keys.len());
     let pinned: HashSet<&str> = pins.iter().map(|(k, _)| k.as_str()).collect();
+    let mut pin_at: BTreeMap<u128, &str> = BTreeMap::new();
 
     for (k, slot) in pins {
         if *slot < size {
             taken.insert(*slot);
+            pin_at.entry(*slot).or_insert(k.as_str());
         }
         out.slots.insert(k.clone(), *slot);
     }
@@ -286,11 +291,12 @@ pub fn allocate_preferring<'k>(
                 Some(slot) if taken.insert(slot) => {
                     out.slots.insert((*k).to_string(), slot);
                 }
-                Some(_) => {
+                Some(slot) => {
                     out.conflicts.push(Conflict {
                         key: (*k).to_string(),
                         recorded: v.clone(),
                         reason: ConflictReason::Taken,
+                        pinned_by: pin_at.get(&slot).map(|p| (*p).to_string()),
                     });
                     pending.push(k);
                 }
@@ -299,6 +305,7 @@ pub fn allocate_preferring<'k>(
                         key: (*k).to_string(),
                         recorded: v.clone(),
                         reason: ConflictReason::OutsidePool,
+                        pinned_by: None,
                     });
                     pending.push(k);
                 }
@@ -399,6 +406,7 @@ pub fn allocate_prefixes(
                     } else {
                         ConflictReason::OutsidePool
                     },
+                    pinned_by: None,
                 });
                 pending.push(req);
             }
@@ -585,6 +593,18 @@ mod tests {
         assert_eq!(a.conflicts.len(), 1);
         assert_eq!(a.conflicts[0].reason, ConflictReason::OutsidePool);
         assert_eq!(a.unallocated, vec!["z".to_string()]);
+    }
+
+    #[test]
+    fn a_pin_on_a_recorded_slot_names_the_pin() {
+        let s = Space::Numbers { first: 1, last: 9 };
+        let mut rec = BTreeMap::new();
+        rec.insert("works".to_string(), "3".to_string());
+        let a = allocate(&s, ["works", "new"], &[("new".to_string(), 2)], Some(&rec));
+        assert_eq!(a.conflicts.len(), 1);
+        assert_eq!(a.conflicts[0].key, "works");
+        assert_eq!(a.conflicts[0].reason, ConflictReason::Taken);
+        assert_eq!(a.conflicts[0].pinned_by.as_deref(), Some("new"));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! itself ([`allocated`]: switch ports of every link end, addresses, p2p subnets,
 //! ASNs, VNIs, VLANs, VRRP ids and priorities, corosync node ids, and hostnames,
 //! also with `{index}` naming), so a value the compiler derives without recording it
-//! is caught too.
+//! is caught too. A second property pins tenant VNIs onto values the lock already
+//! records for other objects: the pin is reported (S0604) and nothing moves.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -33,6 +34,8 @@ struct World {
     borders: Option<u32>,
     /// Hostnames carry `{index}` (recorded in the lock) instead of only `{slot}`.
     index_naming: bool,
+    /// tenant network -> pinned L2 VNI
+    vni_pins: BTreeMap<u32, u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -51,6 +54,18 @@ enum Op {
     RemoveVip(u32),
     SetSpines(u32),
     SetBorders(u32),
+    PinVni(u32, u32),
+    UnpinVni(u32),
+}
+
+/// The plain operations plus pinning tenant VNIs near the start of the pool, where
+/// the infrastructure VNIs and earlier networks already hold recorded values.
+fn op_with_pins() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => op(),
+        1 => (1..8u32, 10000..10020u32).prop_map(|(n, v)| Op::PinVni(n, v)),
+        1 => (1..8u32).prop_map(Op::UnpinVni),
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -131,6 +146,16 @@ impl World {
             }
             Op::RemoveNet(n) => {
                 self.tenant_nets.remove(&n);
+                self.vni_pins.remove(&n);
+            }
+            Op::PinVni(n, v) => {
+                // Two pins on one VNI are a design error of their own (S0305).
+                if self.tenant_nets.contains(&n) && !self.vni_pins.values().any(|p| *p == v) {
+                    self.vni_pins.insert(n, v);
+                }
+            }
+            Op::UnpinVni(n) => {
+                self.vni_pins.remove(&n);
             }
             Op::AddVip(n) => {
                 self.vips.insert(n);
@@ -222,7 +247,10 @@ impl World {
         }
         s.push_str("tenants:\n  - name: t\n    networks:\n");
         for n in &self.tenant_nets {
-            s.push_str(&format!("      - {{ name: n{n} }}\n"));
+            match self.vni_pins.get(n) {
+                Some(v) => s.push_str(&format!("      - {{ name: n{n}, vni: {v} }}\n")),
+                None => s.push_str(&format!("      - {{ name: n{n} }}\n")),
+            }
         }
         if self.tenant_nets.is_empty() {
             s.push_str("      []\n");
@@ -285,7 +313,7 @@ profiles:
     bios: { vendor: x, version: "1" }
 "#;
 
-fn compile_world(w: &World, lock: &Lock) -> (Option<Fleet>, Lock) {
+fn load_world(w: &World) -> strata_spec::Spec {
     let mut sources = SourceMap::new();
     sources.add("spec.yaml", w.spec_text());
     let loaded = strata_spec::load(&sources, &strata_spec::Limits::default());
@@ -295,7 +323,11 @@ fn compile_world(w: &World, lock: &Lock) -> (Option<Fleet>, Lock) {
         loaded.diagnostics,
         w.spec_text()
     );
-    let c = compile(&loaded.spec, lock);
+    loaded.spec
+}
+
+fn compile_world(w: &World, lock: &Lock) -> (Option<Fleet>, Lock) {
+    let c = compile(&load_world(w), lock);
     assert!(
         c.diagnostics.iter().all(|d| !d.is_error()),
         "{:#?}",
@@ -528,6 +560,48 @@ proptest! {
         // Recompiling with the final lock changes nothing.
         let (_, again) = compile_world(&world, &lock);
         prop_assert_eq!(again, lock);
+    }
+
+    /// A pin on a value the lock records for another object never moves that object:
+    /// the compile fails with S0604 naming the pin (and nothing else), and the lock
+    /// stays as it was until the pin is changed.
+    #[test]
+    fn pins_never_move_recorded_allocations(ops in proptest::collection::vec(op_with_pins(), 1..14)) {
+        let mut world = World::default();
+        world.apply(&Op::AddSite(0));
+        world.apply(&Op::AddNet(1));
+        let (_, mut lock) = compile_world(&world, &Lock::new());
+        for op in &ops {
+            let before = world.clone();
+            world.apply(op);
+            let c = compile(&load_world(&world), &lock);
+            let errors: Vec<_> = c.diagnostics.iter().filter(|d| d.is_error()).collect();
+            if errors.is_empty() {
+                assert_unique(&c.lock, &c.fleet);
+                // A pinned network goes where its pin says; nothing else moves.
+                let mut unpinned = lock.clone();
+                if let Some(l2) = unpinned.pools.get_mut("vnis/l2") {
+                    for n in world.vni_pins.keys() {
+                        l2.remove(&format!("tenant/t/n{n}"));
+                    }
+                }
+                assert_stable(&unpinned, &c.lock);
+                lock = c.lock;
+                continue;
+            }
+            prop_assert!(c.fleet.is_none());
+            prop_assert_eq!(&c.lock, &lock, "a failed compile hands back the lock unchanged");
+            for d in &errors {
+                prop_assert_eq!(d.code, strata_diagnostics::codes::S0604, "{:#?}", d);
+                let pinned = world.vni_pins.iter().any(|(n, v)| {
+                    d.message.contains(&format!("`tenant/t/n{n}` pins `{v}`"))
+                });
+                prop_assert!(pinned, "names a pin of the spec: {}", d.message);
+                prop_assert!(!d.help.as_deref().unwrap_or("").contains("delete"), "{:#?}", d);
+            }
+            // The user moves the pin away again.
+            world = before;
+        }
     }
 }
 

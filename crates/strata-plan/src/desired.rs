@@ -15,10 +15,12 @@ pub const FABRIC: &str = "strata";
 /// The Neutron physical network tenant VLANs ride on.
 pub const PHYSNET: &str = "physnet1";
 
-/// Everything the fleet wants, across all DCs and platforms.
-pub fn desired(fleet: &Fleet) -> ResourceSet {
+/// Everything the fleet wants, across all DCs and platforms; an error when a
+/// machine's user-data (cloud-init) cannot be rendered, so that a template bug never
+/// reaches MAAS.
+pub fn desired(fleet: &Fleet) -> Result<ResourceSet, strata_render::RenderError> {
     let owner = owner_tag(&fleet.organisation.fleet_id);
-    let cloud_init: BTreeMap<String, String> = strata_render::cloud_init::render(fleet)
+    let cloud_init: BTreeMap<String, String> = strata_render::cloud_init::render(fleet)?
         .into_iter()
         .map(|f| (f.path, f.content))
         .collect();
@@ -28,7 +30,7 @@ pub fn desired(fleet: &Fleet) -> ResourceSet {
         proxmox(fleet, dc, &owner, &mut out);
         openstack(fleet, dc, &owner, &mut out);
     }
-    out
+    Ok(out)
 }
 
 fn maas(

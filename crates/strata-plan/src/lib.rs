@@ -2,8 +2,8 @@
 //!
 //! This crate owns the provider-neutral resource model ([`model`]), the desired state
 //! derived from a compiled fleet ([`desired()`]), the diff that turns desired and
-//! observed state into a plan of steps ([`diff()`]), and the plan's human rendering
-//! ([`display`]).
+//! observed state into a plan of steps ([`diff()`]), the plan's human rendering
+//! ([`display`]) and the saved-plan file that `apply PLAN` carries out ([`saved`]).
 //!
 //! Architecture invariant: pure. No I/O, no clock; providers (`strata-providers`) do
 //! the observing and acting, the executor (`strata-apply`) the ordering and journaling.
@@ -13,10 +13,15 @@
 pub mod desired;
 pub mod diff;
 pub mod display;
+pub mod drift;
 pub mod model;
+pub mod saved;
 
 pub use desired::desired;
 pub use diff::{Action, Change, Conflict, Counts, Plan, Step, diff, diff_resuming};
+pub use drift::{Drift, DriftedField, drift};
 pub use model::{
-    Kind, Observed, Platform, Resource, ResourceId, ResourceSet, UnownedObject, owner_tag,
+    Kind, Observed, Platform, Resource, ResourceId, ResourceIdError, ResourceSet, UnownedObject,
+    owner_tag,
 };
+pub use saved::{SavedPlan, SavedPlanError, Staleness};

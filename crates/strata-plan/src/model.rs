@@ -155,6 +155,39 @@ impl fmt::Display for ResourceId {
     }
 }
 
+/// A string that is not `DC/KIND/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{input}` is not a resource id: {why} (expected DC/KIND/NAME, KIND one of {kinds})", kinds = Kind::ALL.map(Kind::as_str).join(", "))]
+pub struct ResourceIdError {
+    pub input: String,
+    pub why: &'static str,
+}
+
+impl std::str::FromStr for ResourceId {
+    type Err = ResourceIdError;
+
+    /// `DC/KIND/NAME`, as [`fmt::Display`] writes it; the name may contain `/`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why| ResourceIdError {
+            input: s.to_string(),
+            why,
+        };
+        let mut it = s.splitn(3, '/');
+        let (dc, kind, name) = match (it.next(), it.next(), it.next()) {
+            (Some(dc), Some(kind), Some(name)) => (dc, kind, name),
+            _ => return Err(err("too few parts")),
+        };
+        if dc.is_empty() || name.is_empty() {
+            return Err(err("empty DC or name"));
+        }
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+            .ok_or_else(|| err("unknown kind"))?;
+        Ok(ResourceId::new(dc, kind, name))
+    }
+}
+
 /// One object, desired or observed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Resource {
@@ -289,4 +322,32 @@ pub struct UnownedObject {
 /// The ownership tag strata puts on everything it creates for a fleet.
 pub fn owner_tag(fleet_id: &str) -> String {
     format!("strata-{fleet_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_ids_round_trip_through_their_text() {
+        for kind in Kind::ALL {
+            let id = ResourceId::new("fra1", kind, "a/b-c");
+            let back: ResourceId = id.to_string().parse().expect("parses");
+            assert_eq!(back, id);
+        }
+    }
+
+    #[test]
+    fn malformed_resource_ids_say_why() {
+        for (text, why) in [
+            ("fra1/vm", "too few parts"),
+            ("/vm/x", "empty DC or name"),
+            ("fra1/vm/", "empty DC or name"),
+            ("fra1/router/x", "unknown kind"),
+        ] {
+            let e = text.parse::<ResourceId>().expect_err(text);
+            assert_eq!(e.why, why, "{text}");
+            assert!(e.to_string().contains("DC/KIND/NAME"));
+        }
+    }
 }

@@ -38,7 +38,7 @@ fn example() -> strata_fleet::Fleet {
 #[test]
 fn every_dc_gets_its_maas_proxmox_and_openstack_objects() {
     let fleet = example();
-    let d = desired(&fleet);
+    let d = desired(&fleet).expect("desired");
     for dc in ["fra1", "ams1", "waw1"] {
         let count = |k: Kind| d.iter().filter(|r| r.id.dc == dc && r.id.kind == k).count();
         assert_eq!(count(Kind::Fabric), 1);
@@ -62,7 +62,7 @@ fn every_dc_gets_its_maas_proxmox_and_openstack_objects() {
 #[test]
 fn secrets_are_references_in_spec_never_fields() {
     let fleet = example();
-    let d = desired(&fleet);
+    let d = desired(&fleet).expect("desired");
     for m in d.iter().filter(|r| r.id.kind == Kind::Machine) {
         assert!(!m.fields.contains_key("power_pass"));
         let p = m.spec["power_pass"].as_str().expect("reference");
@@ -87,7 +87,7 @@ fn secrets_are_references_in_spec_never_fields() {
 #[test]
 fn dhcp_subnets_get_a_dynamic_range_above_every_allocated_address() {
     let fleet = example();
-    let d = desired(&fleet);
+    let d = desired(&fleet).expect("desired");
     let fra1 = fleet.dc("fra1").expect("fra1");
     let prov = fra1
         .vlan(strata_spec::InfraVlan::Provisioning)

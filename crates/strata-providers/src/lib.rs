@@ -9,8 +9,10 @@
 //! Architecture invariants:
 //! - everything strata creates carries the fleet's ownership tag
 //!   ([`strata_plan::owner_tag`]); objects without it are never modified or deleted;
-//! - secrets come from references (environment variables, files) at the moment they
-//!   are needed and are never logged, returned in errors or written to the journal;
+//! - secrets come from references (environment variables, files) through a
+//!   [`secrets::SecretResolver`], never from the environment directly; they are
+//!   never logged, returned in errors or written to the journal, and
+//!   [`Provider::secrets_needed`] lets `plan` resolve every one `apply` will need;
 //! - the providers share no request/response types with the twin (`strata-twin`).
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ pub mod http;
 pub mod maas;
 pub mod openstack;
 pub mod proxmox;
+pub mod secrets;
 pub mod targets;
 
 /// How a step's progress is remembered across crashes (implemented by the apply
@@ -95,19 +98,32 @@ pub trait Provider: Send + Sync {
     async fn observe(&self) -> Result<Observed, ProviderError>;
     /// Carry out one step (create, adopt, update or delete), idempotently.
     async fn act(&self, step: &Step, ctx: &ActContext<'_>) -> Result<Outcome, ProviderError>;
+    /// The secret references `act` will resolve for `step` (beyond the endpoint's
+    /// own credentials, which the targets file resolved already), so that `plan` can
+    /// resolve them first ([`secrets::unresolved`]). Default: none.
+    fn secrets_needed(&self, _step: &Step) -> Vec<secrets::SecretNeed> {
+        Vec::new()
+    }
     /// Requests sent so far to this provider's endpoints.
     fn calls(&self) -> u64;
 }
 
-/// Build every provider a targets file describes.
+/// Build every provider a targets file describes; `secrets` resolves the references
+/// desired state carries (BMC passwords, relative to the spec directory).
 pub fn providers(
     targets: &targets::Targets,
     owner_tag: &str,
+    secrets: Arc<dyn secrets::SecretResolver>,
 ) -> Result<Vec<Arc<dyn Provider>>, ProviderError> {
     let mut out: Vec<Arc<dyn Provider>> = Vec::new();
     for dc in &targets.dcs {
         if let Some(m) = &dc.maas {
-            out.push(Arc::new(maas::MaasProvider::new(&dc.name, m, owner_tag)?));
+            out.push(Arc::new(maas::MaasProvider::new(
+                &dc.name,
+                m,
+                owner_tag,
+                secrets.clone(),
+            )?));
         }
         if let Some(p) = &dc.proxmox {
             out.push(Arc::new(proxmox::ProxmoxProvider::new(

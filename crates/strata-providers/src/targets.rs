@@ -10,32 +10,18 @@
 //! ```
 //!
 //! Any secret (`api_key`, `token_secret`, `password`) may instead be a reference,
-//! `{"env": "VARIABLE"}` or `{"file": "PATH"}`, resolved when the provider starts.
-//! `ca_file` paths are relative to the targets file; `"insecure": true` accepts any
-//! certificate (labs only).
+//! `{"env": "VARIABLE"}` or `{"file": "PATH"}`, resolved through the
+//! [`SecretResolver`] when the file is loaded (so `plan` fails on a missing one).
+//! `file` and `ca_file` paths are relative to the targets file; `"insecure": true`
+//! accepts any certificate (labs only).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::ProviderError;
-
-/// A secret: its value never appears in `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use crate::secrets::Secret;
+use crate::secrets::{SecretRef, SecretResolver};
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -159,41 +145,34 @@ pub struct Targets {
 }
 
 impl Targets {
-    /// Read and resolve a targets file.
-    pub fn load(path: &Path) -> Result<Targets, ProviderError> {
+    /// Read a targets file and resolve its secrets through `secrets`.
+    pub fn load(path: &Path, secrets: &dyn SecretResolver) -> Result<Targets, ProviderError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ProviderError::Refused(format!("cannot read targets file {}: {e}", path.display()))
         })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Targets::parse(&text, &base, &|k| std::env::var(k).ok())
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Absolute, so that `file` references mean the same to any resolver.
+        let base = std::path::absolute(&dir).unwrap_or(dir);
+        Targets::parse(&text, &base, secrets)
     }
 
-    /// Parse a targets document; `env` looks up environment variables.
+    /// Parse a targets document; `file` and `ca_file` paths are relative to `base`.
     pub fn parse(
         text: &str,
         base: &Path,
-        env: &dyn Fn(&str) -> Option<String>,
+        secrets: &dyn SecretResolver,
     ) -> Result<Targets, ProviderError> {
         let raw: RawTargets = serde_json::from_str(text)
             .map_err(|e| ProviderError::Refused(format!("targets file is not valid: {e}")))?;
         let secret = |s: &SecretSource, what: &str| -> Result<Secret, ProviderError> {
-            match s {
-                SecretSource::Literal(v) => Ok(Secret(v.clone())),
-                SecretSource::Env { env: var } => env(var).map(Secret).ok_or_else(|| {
-                    ProviderError::Secret(format!("{what}: environment variable {var} is not set"))
-                }),
-                SecretSource::File { file } => {
-                    let p = resolve(base, file);
-                    std::fs::read_to_string(&p)
-                        .map(|v| Secret(v.trim_end().to_string()))
-                        .map_err(|e| {
-                            ProviderError::Secret(format!(
-                                "{what}: cannot read {}: {e}",
-                                p.display()
-                            ))
-                        })
-                }
-            }
+            let reference = match s {
+                SecretSource::Literal(v) => return Ok(Secret::new(v.clone())),
+                SecretSource::Env { env } => SecretRef::Env(env.clone()),
+                SecretSource::File { file } => SecretRef::File(resolve(base, file)),
+            };
+            secrets
+                .resolve(&reference)
+                .map_err(|e| ProviderError::Secret(format!("{what} ({reference}): {e}")))
         };
         let tls = |ca: &Option<String>, insecure: bool| -> Result<Tls, ProviderError> {
             let ca_pem = match ca {
@@ -262,21 +241,21 @@ fn resolve(base: &Path, file: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::StaticSecrets;
 
     #[test]
     fn secrets_come_from_literals_or_env_and_never_print() {
         let text = r#"{"dcs":[{"name":"fra1",
             "maas":{"url":"http://x/MAAS/","api_key":{"env":"MAAS_KEY"}},
             "openstack":{"auth_url":"http://x/v3","region":"fra1","username":"u","password":"p4ss","project":"admin"}}]}"#;
-        let t = Targets::parse(text, Path::new("."), &|k| {
-            (k == "MAAS_KEY").then(|| "a:b:c".to_string())
-        })
-        .expect("parse");
+        let env = StaticSecrets::new().with(SecretRef::Env("MAAS_KEY".into()), "a:b:c");
+        let t = Targets::parse(text, Path::new("."), &env).expect("parse");
         let m = t.dcs[0].maas.as_ref().expect("maas");
         assert_eq!(m.api_key.expose(), "a:b:c");
         let dbg = format!("{t:?}");
         assert!(!dbg.contains("a:b:c") && !dbg.contains("p4ss"), "{dbg}");
-        let missing = Targets::parse(text, Path::new("."), &|_| None).expect_err("missing env");
+        let missing =
+            Targets::parse(text, Path::new("."), &StaticSecrets::new()).expect_err("missing env");
         assert!(missing.to_string().contains("MAAS_KEY"));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use strata_plan::{
 };
 use strata_providers::http::EndpointConfig;
 use strata_providers::maas::{MaasOptions, MaasProvider};
+use strata_providers::secrets::{SecretRef, SecretResolver, StaticSecrets};
 use strata_providers::targets::{MaasTarget, Targets};
 use strata_providers::{ActContext, IntentLog, Outcome, Provider, ProviderError};
 use strata_twin::{DcSeed, FaultSpec, RunningTwin, SeedMachine, TwinOptions};
@@ -68,7 +70,7 @@ async fn start(machines: Vec<SeedMachine>, faults: FaultSpec) -> Env {
     let path = dir.path().join("endpoints.json");
     twin.write_endpoints(&path).expect("endpoints");
     let text = std::fs::read_to_string(&path).expect("read endpoints");
-    let targets = Targets::parse(&text, dir.path(), &|k| std::env::var(k).ok()).expect("targets");
+    let targets = Targets::parse(&text, dir.path(), &StaticSecrets::new()).expect("targets");
     let target = targets.dcs[0].maas.clone().expect("maas target");
     Env {
         admin: format!("http://{}/_twin", twin.addr),
@@ -94,8 +96,13 @@ fn fast() -> MaasOptions {
     }
 }
 
+/// A resolver that knows no secrets (steps that need one fail, naming it).
+fn no_secrets() -> Arc<dyn SecretResolver> {
+    Arc::new(StaticSecrets::new())
+}
+
 fn provider(env: &Env) -> MaasProvider {
-    MaasProvider::with_options(DC, &env.target, OWNER, fast()).expect("provider")
+    MaasProvider::with_options(DC, &env.target, OWNER, no_secrets(), fast()).expect("provider")
 }
 
 /// A raw MAAS client for checks behind the provider's back.
@@ -511,7 +518,8 @@ async fn fabric_vlans_and_subnets_with_dhcp_converge() {
     let env2 = start(vec![], FaultSpec::default()).await;
     let p2 = provider(&env2);
     let foreign =
-        MaasProvider::with_options(DC, &env2.target, "strata-otherfleet", fast()).expect("p");
+        MaasProvider::with_options(DC, &env2.target, "strata-otherfleet", no_secrets(), fast())
+            .expect("p");
     let step = Step {
         id: ResourceId::new(DC, Kind::Fabric, "strata"),
         action: Action::Create,
@@ -558,10 +566,10 @@ async fn fabric_vlans_and_subnets_with_dhcp_converge() {
 async fn an_enlisted_machine_is_adopted_and_deployed_and_its_bmc_password_never_shows() {
     const VAR: &str = "STRATA_MAAS_TEST_BMC_PASSWORD_ADOPT";
     let secret = format!("pw-{}", uuid::Uuid::new_v4().simple());
-    // SAFETY: set once, before anything reads it; no other test uses this variable.
-    unsafe { std::env::set_var(VAR, &secret) };
     let env = start((0..3).map(seed).collect(), FaultSpec::default()).await;
-    let p = provider(&env);
+    let secrets = StaticSecrets::new().with(SecretRef::Env(VAR.into()), secret.clone());
+    let p = MaasProvider::with_options(DC, &env.target, OWNER, Arc::new(secrets), fast())
+        .expect("provider");
     let raw = Raw::new(&env);
     let reference = format!("env:{VAR}");
     let desired = set([machine(

@@ -22,11 +22,8 @@ const OWNER: &str = "strata-acme";
 // ---------------------------------------------------------------------------------------
 // 1. Every relevant published sample parses with the client's response types.
 
-fn samples_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("STRATA_API_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/api-samples"));
-    dir.is_dir().then_some(dir)
+fn samples_dir() -> PathBuf {
+    strata_testkit::testdata("api-samples")
 }
 
 fn sample<T: DeserializeOwned>(dir: &Path, rel: &str) -> T {
@@ -38,12 +35,7 @@ fn sample<T: DeserializeOwned>(dir: &Path, rel: &str) -> T {
 
 #[test]
 fn api_samples_parse() {
-    let Some(dir) = samples_dir() else {
-        eprintln!(
-            "NOTE: no API samples at /work/shared/api-samples (set STRATA_API_SAMPLES); skipped"
-        );
-        return;
-    };
+    let dir = samples_dir();
     let d = dir.as_path();
 
     // Keystone: scoped tokens carry a project and a catalog with public endpoints.
@@ -219,7 +211,12 @@ async fn region(faults: FaultSpec) -> Region {
     let path = dir.path().join("endpoints.json");
     twin.write_endpoints(&path).expect("write endpoints");
     let text = std::fs::read_to_string(&path).expect("endpoints");
-    let targets = Targets::parse(&text, dir.path(), &|_| None).expect("targets");
+    let targets = Targets::parse(
+        &text,
+        dir.path(),
+        &strata_providers::secrets::StaticSecrets::new(),
+    )
+    .expect("targets");
     let target = targets.dcs[0].openstack.clone().expect("openstack target");
     Region {
         twin,
@@ -1095,9 +1092,13 @@ async fn a_revoked_token_is_renewed_once() {
         r#"{{"dcs":[{{"name":"{DC}","openstack":{{"auth_url":"{}","region":"{DC}","username":"admin","password":"not-the-password","project":"admin"}}}}]}}"#,
         bad.auth_url
     );
-    bad = Targets::parse(&text, Path::new("."), &|_| None)
-        .expect("targets")
-        .dcs[0]
+    bad = Targets::parse(
+        &text,
+        Path::new("."),
+        &strata_providers::secrets::StaticSecrets::new(),
+    )
+    .expect("targets")
+    .dcs[0]
         .openstack
         .clone()
         .expect("target");

@@ -77,7 +77,12 @@ async fn start(extra_vms: usize) -> Env {
     let file = dir.path().join("endpoints.json");
     twin.write_endpoints(&file).expect("endpoints");
     let text = std::fs::read_to_string(&file).expect("read endpoints");
-    let targets = Targets::parse(&text, dir.path(), &|_| None).expect("targets");
+    let targets = Targets::parse(
+        &text,
+        dir.path(),
+        &strata_providers::secrets::StaticSecrets::new(),
+    )
+    .expect("targets");
     let doc: Value = serde_json::from_str(&text).expect("json");
     let p = &doc["dcs"][0]["proxmox"];
     let ca = std::fs::read_to_string(dir.path().join("twin-ca.pem")).expect("ca");
@@ -428,17 +433,9 @@ async fn updates_apply_changed_fields_and_drift_is_observed() {
         .steps
         .pop()
         .expect("step");
-    match act(&p, &step, &intents).await {
-        Ok(_) => {
-            let now = p.observe().await.expect("observe");
-            assert_eq!(now.resources.get(&id).expect("app1").fields["disk_gb"], 8);
-        }
-        // The twin may not simulate `PUT .../resize` yet.
-        Err(e) if e.to_string().contains("not implemented") => {
-            eprintln!("note: the twin does not implement resize: {e}");
-        }
-        Err(e) => panic!("resize: {e}"),
-    }
+    act(&p, &step, &intents).await.expect("resize");
+    let now = p.observe().await.expect("observe");
+    assert_eq!(now.resources.get(&id).expect("app1").fields["disk_gb"], 8);
     env.twin.shutdown().await.expect("shutdown");
 }
 

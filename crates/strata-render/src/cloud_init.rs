@@ -34,19 +34,18 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use minijinja::Environment;
 use serde::Serialize;
 use strata_fleet::{Dc, Fleet, Machine};
 use strata_spec::MachineRole;
 
 use crate::netplan::comment_text;
-use crate::{FileKind, RenderedFile, template};
+use crate::{FileKind, RenderError, RenderedFile, template};
 
 const TEMPLATE: &str = include_str!("../templates/cloud-init/role.yaml.j2");
 
-static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+static ENV: OnceLock<template::Templates> = OnceLock::new();
 
-fn env() -> &'static Environment<'static> {
+fn env() -> &'static template::Templates {
     ENV.get_or_init(|| {
         // Registered without an extension, so that no auto-escaping applies.
         let mut env = template::environment(&[("cloud-init", TEMPLATE)]);
@@ -78,7 +77,7 @@ pub fn packages(role: MachineRole) -> Vec<&'static str> {
 }
 
 /// Render the user-data of every (DC, role) with machines.
-pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
+pub fn render(fleet: &Fleet) -> Result<Vec<RenderedFile>, RenderError> {
     let mut files = Vec::new();
     for dc in &fleet.dcs {
         let mut by_role: BTreeMap<MachineRole, Vec<&Machine>> = BTreeMap::new();
@@ -90,15 +89,14 @@ pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
             by_role.entry(m.role).or_default().push(m);
         }
         for (role, machines) in by_role {
-            files.push(RenderedFile {
-                path: format!("{}/cloud-init/{}.yaml", dc.name, role.as_str()),
-                kind: FileKind::CloudInit,
-                content: template::render(env(), "cloud-init", context(fleet, dc, role, &machines)),
-            });
+            files.push(crate::file(
+                format!("{}/cloud-init/{}.yaml", dc.name, role.as_str()),
+                FileKind::CloudInit,
+                template::render(env(), "cloud-init", context(fleet, dc, role, &machines)),
+            ));
         }
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files
+    crate::collect(files)
 }
 
 #[derive(Serialize)]

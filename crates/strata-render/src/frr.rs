@@ -49,11 +49,11 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use ipnet::IpNet;
-use minijinja::Environment;
+
 use serde::Serialize;
 use strata_fleet::{Dc, Fleet, SessionKind, Switch, SwitchRole};
 
-use crate::{FileKind, RenderedFile, template};
+use crate::{FileKind, RenderError, RenderedFile, template};
 
 const TEMPLATE: &str = "frr/frr.conf.j2";
 
@@ -66,51 +66,27 @@ const DCI_UNDERLAY: &str = "DCI-UNDERLAY";
 /// Route-map limiting DCI EVPN to type-5 routes.
 const DCI_EVPN: &str = "DCI-EVPN-TYPE5";
 
-static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+static ENV: OnceLock<template::Templates> = OnceLock::new();
 
-fn env() -> &'static Environment<'static> {
+fn env() -> &'static template::Templates {
     ENV.get_or_init(|| {
         template::environment(&[(TEMPLATE, include_str!("../templates/frr/frr.conf.j2"))])
     })
 }
 
 /// Render one `frr.conf` per switch of every DC, sorted by path.
-pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
+pub fn render(fleet: &Fleet) -> Result<Vec<RenderedFile>, RenderError> {
     let underlay_blocks = underlay_blocks(fleet);
-    let mut files: Vec<RenderedFile> = fleet
-        .dcs
-        .iter()
-        .flat_map(|dc| {
-            let blocks = &underlay_blocks;
-            dc.switches.iter().map(move |sw| RenderedFile {
-                path: path(dc, sw),
-                kind: FileKind::FrrConf,
-                content: render_config(context(fleet, dc, sw, blocks)),
-            })
+    crate::collect(fleet.dcs.iter().flat_map(|dc| {
+        let blocks = &underlay_blocks;
+        dc.switches.iter().map(move |sw| {
+            crate::file(
+                path(dc, sw),
+                FileKind::FrrConf,
+                template::render(env(), TEMPLATE, context(fleet, dc, sw, blocks)),
+            )
         })
-        .collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files
-}
-
-/// Render the template. A failure (a template bug) yields the error as comments plus
-/// a line vtysh rejects: FRR reads `!` lines as comments, so the shared helper's
-/// failure text alone would pass `vtysh -C`.
-fn render_config(ctx: Ctx<'_>) -> String {
-    match env()
-        .get_template(TEMPLATE)
-        .and_then(|t| t.render(minijinja::value::Serde(&ctx)))
-    {
-        Ok(text) => text,
-        Err(e) => {
-            let mut text = format!("! strata: rendering `{TEMPLATE}` failed:\n");
-            for line in format!("{e:#}").lines() {
-                text.push_str(&format!("! {line}\n"));
-            }
-            text.push_str("strata-render-error\n");
-            text
-        }
-    }
+    }))
 }
 
 /// `<dc>/frr/<switch-hostname>.conf`

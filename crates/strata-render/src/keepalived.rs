@@ -24,23 +24,22 @@
 //!   host's API address. Scripts run as `nobody` under `enable_script_security`.
 //!
 //! A member that is not a host of its DC, or has no address on the VIP's VLAN, cannot
-//! be rendered; its file then says why and contains a keyword keepalived rejects, so
-//! verification fails instead of a VIP silently missing.
+//! be rendered; rendering then fails with a [`RenderError`] that names the file and
+//! says why, instead of a VIP silently missing.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use minijinja::Environment;
 use serde::Serialize;
 use strata_fleet::{Dc, Fleet, Vip};
 
-use crate::{FileKind, RenderedFile, template};
+use crate::{FileKind, RenderError, RenderedFile, template};
 
 const TEMPLATE: &str = "keepalived/keepalived.conf.j2";
 
-static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+static ENV: OnceLock<template::Templates> = OnceLock::new();
 
-fn env() -> &'static Environment<'static> {
+fn env() -> &'static template::Templates {
     ENV.get_or_init(|| {
         template::environment(&[(
             TEMPLATE,
@@ -50,7 +49,7 @@ fn env() -> &'static Environment<'static> {
 }
 
 /// Render one `keepalived.conf` per VIP member host, sorted by path.
-pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
+pub fn render(fleet: &Fleet) -> Result<Vec<RenderedFile>, RenderError> {
     let mut files = Vec::new();
     for dc in &fleet.dcs {
         // Member hostname -> the VIPs (sorted by name) it holds.
@@ -66,15 +65,14 @@ pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
             }
         }
         for (hostname, vips) in hosts {
-            files.push(RenderedFile {
-                path: path(&dc.name, hostname),
-                kind: FileKind::Keepalived,
-                content: render_host(dc, hostname, &vips),
-            });
+            files.push(crate::file(
+                path(&dc.name, hostname),
+                FileKind::Keepalived,
+                render_host(dc, hostname, &vips),
+            ));
         }
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files
+    crate::collect(files)
 }
 
 /// `<dc>/keepalived/<hostname>.conf`
@@ -106,38 +104,19 @@ struct Instance {
     peers: Vec<String>,
 }
 
-fn render_host(dc: &Dc, hostname: &str, vips: &[&Vip]) -> String {
-    let instances: Result<Vec<Instance>, String> =
-        vips.iter().map(|vip| instance(dc, hostname, vip)).collect();
-    match instances {
-        Ok(instances) => {
-            let ctx = Ctx {
-                hostname,
-                dc: &dc.name,
-                instances,
-            };
-            match env()
-                .get_template(TEMPLATE)
-                .and_then(|t| t.render(minijinja::value::Serde(&ctx)))
-            {
-                Ok(text) => text,
-                Err(e) => rejected(hostname, &dc.name, &format!("{e:#}")),
-            }
-        }
-        Err(why) => rejected(hostname, &dc.name, &why),
-    }
-}
-
-/// The file for a host that cannot be rendered: the reason as comments, then an
-/// unknown keyword, which `keepalived --config-test` reports. (A `!` line would not
-/// do: keepalived reads `!` and `#` lines as comments.)
-fn rejected(hostname: &str, dc: &str, why: &str) -> String {
-    let mut text = format!("# strata: cannot render keepalived for {hostname} in {dc}:\n");
-    for line in why.lines() {
-        text.push_str(&format!("# {line}\n"));
-    }
-    text.push_str("strata_render_error\n");
-    text
+/// The host's configuration, or why it cannot be rendered (a member the DC does not
+/// have, no interface on the VIP's VLAN, a template bug).
+fn render_host(dc: &Dc, hostname: &str, vips: &[&Vip]) -> Result<String, String> {
+    let instances = vips
+        .iter()
+        .map(|vip| instance(dc, hostname, vip))
+        .collect::<Result<Vec<Instance>, String>>()?;
+    let ctx = Ctx {
+        hostname,
+        dc: &dc.name,
+        instances,
+    };
+    template::render(env(), TEMPLATE, ctx)
 }
 
 fn instance(dc: &Dc, hostname: &str, vip: &Vip) -> Result<Instance, String> {

@@ -36,16 +36,15 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
-use minijinja::Environment;
 use serde::Serialize;
 use strata_fleet::{Dc, Fleet, HostInterface, Machine};
 use strata_spec::InfraVlan;
 
-use crate::{FileKind, RenderedFile, template};
+use crate::{FileKind, RenderError, RenderedFile, template};
 
-static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+static ENV: OnceLock<template::Templates> = OnceLock::new();
 
-fn env() -> &'static Environment<'static> {
+fn env() -> &'static template::Templates {
     ENV.get_or_init(|| {
         template::environment(&[(
             "kolla/globals.yml",
@@ -55,24 +54,21 @@ fn env() -> &'static Environment<'static> {
 }
 
 /// Render the Kolla-Ansible globals and inventory of every DC that runs OpenStack.
-pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
-    let mut dcs: Vec<&Dc> = fleet.dcs.iter().filter(|dc| has_openstack(dc)).collect();
-    dcs.sort_by(|a, b| a.name.cmp(&b.name));
+pub fn render(fleet: &Fleet) -> Result<Vec<RenderedFile>, RenderError> {
     let mut files = Vec::new();
-    for dc in dcs {
-        files.push(RenderedFile {
-            path: format!("{}/kolla/globals.yml", dc.name),
-            kind: FileKind::KollaGlobals,
-            content: globals(fleet, dc),
-        });
-        files.push(RenderedFile {
-            path: format!("{}/kolla/multinode", dc.name),
-            kind: FileKind::KollaInventory,
-            content: inventory(dc),
-        });
+    for dc in fleet.dcs.iter().filter(|dc| has_openstack(dc)) {
+        files.push(crate::file(
+            format!("{}/kolla/globals.yml", dc.name),
+            FileKind::KollaGlobals,
+            globals(fleet, dc),
+        ));
+        files.push(crate::file(
+            format!("{}/kolla/multinode", dc.name),
+            FileKind::KollaInventory,
+            Ok(inventory(dc)),
+        ));
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files
+    crate::collect(files)
 }
 
 /// Whether the DC has any host in an OpenStack role.
@@ -134,7 +130,7 @@ fn yaml_str(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
 
-fn globals(fleet: &Fleet, dc: &Dc) -> String {
+fn globals(fleet: &Fleet, dc: &Dc) -> Result<String, String> {
     let os = &dc.openstack;
     let vip = os.internal_vip.map(|address| {
         let named = dc.vips.iter().find(|v| v.address == address);

@@ -29,21 +29,20 @@
 
 use std::sync::OnceLock;
 
-use minijinja::Environment;
 use serde::Serialize;
 use strata_fleet::{Dc, Fleet, Machine};
 use strata_spec::{BondMode, HardwareProfile, InfraVlan, LacpRate, MachineRole};
 
-use crate::{FileKind, RenderedFile, template};
+use crate::{FileKind, RenderError, RenderedFile, template};
 
 const TEMPLATE: &str = include_str!("../templates/netplan/machine.yaml.j2");
 
 /// The bond miimon interval (ms) used on every bond.
 pub(crate) const MII_MONITOR_MS: u32 = 100;
 
-static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+static ENV: OnceLock<template::Templates> = OnceLock::new();
 
-fn env() -> &'static Environment<'static> {
+fn env() -> &'static template::Templates {
     ENV.get_or_init(|| {
         // Registered without an extension, so that no auto-escaping applies.
         let mut env = template::environment(&[("netplan", TEMPLATE)]);
@@ -53,23 +52,19 @@ fn env() -> &'static Environment<'static> {
 }
 
 /// Render the netplan file of every non-Proxmox machine of every DC.
-pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
-    let mut files: Vec<RenderedFile> = fleet
-        .dcs
-        .iter()
-        .flat_map(|dc| {
-            dc.machines
-                .iter()
-                .filter(|m| m.role != MachineRole::Proxmox)
-                .map(move |m| RenderedFile {
-                    path: format!("{}/netplan/{}.yaml", dc.name, m.hostname),
-                    kind: FileKind::Netplan,
-                    content: template::render(env(), "netplan", context(fleet, dc, m)),
-                })
-        })
-        .collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files
+pub fn render(fleet: &Fleet) -> Result<Vec<RenderedFile>, RenderError> {
+    crate::collect(fleet.dcs.iter().flat_map(|dc| {
+        dc.machines
+            .iter()
+            .filter(|m| m.role != MachineRole::Proxmox)
+            .map(move |m| {
+                crate::file(
+                    format!("{}/netplan/{}.yaml", dc.name, m.hostname),
+                    FileKind::Netplan,
+                    template::render(env(), "netplan", context(fleet, dc, m)),
+                )
+            })
+    }))
 }
 
 #[derive(Serialize)]
@@ -158,10 +153,10 @@ fn context<'a>(fleet: &'a Fleet, dc: &'a Dc, m: &'a Machine) -> Context<'a> {
         .map(|at| vlans.remove(at));
     let (ethernets, bond) = match link {
         LinkDevice::Bond(b) => (
-            b.members.iter().map(String::as_str).collect(),
+            b.members.iter().map(|m| m.as_str()).collect(),
             Some(BondContext {
                 name: &b.name,
-                members: b.members.iter().map(String::as_str).collect(),
+                members: b.members.iter().map(|m| m.as_str()).collect(),
                 mode: bond_mode(b.mode),
                 lacp_rate: (b.mode == BondMode::Lacp).then(|| lacp_rate(b.lacp_rate)),
                 transmit_hash_policy: (b.mode == BondMode::Lacp)

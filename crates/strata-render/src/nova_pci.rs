@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use strata_fleet::{ComputeNode, Dc, Fleet, GpuInfo};
 
 use crate::kolla::{has_openstack, inventory_name};
-use crate::{FileKind, RenderedFile};
+use crate::{FileKind, RenderError, RenderedFile};
 
 /// Every alias uses this NUMA policy: it matches the GPU flavors'
 /// `hw:pci_numa_affinity_policy` (which takes precedence at scheduling time), and an
@@ -48,7 +48,7 @@ const DEFAULT_FILTERS: [&str; 5] = [
 const NUMA_EXTRA_SPECS: [&str; 3] = ["hw:cpu_policy", "hw:mem_page_size", "hw:numa_nodes"];
 
 /// Render the DC-wide alias file and the per-host device specs of every DC.
-pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
+pub fn render(fleet: &Fleet) -> Result<Vec<RenderedFile>, RenderError> {
     let mut dcs: Vec<&Dc> = fleet.dcs.iter().filter(|dc| has_openstack(dc)).collect();
     dcs.sort_by(|a, b| a.name.cmp(&b.name));
     let mut files = Vec::new();
@@ -81,7 +81,7 @@ pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
         }
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    files
+    Ok(files)
 }
 
 /// One PCI alias of a DC.
@@ -242,7 +242,7 @@ fn host_conf(fleet: &Fleet, node: &ComputeNode, gpu: &GpuInfo) -> String {
     let numa = fleet
         .profile(&node.profile)
         .and_then(|p| p.gpu.as_ref())
-        .map(|g| g.numa.clone())
+        .map(|g| g.numa.iter().map(|n| **n).collect::<Vec<u32>>())
         .unwrap_or_default();
     if !numa.is_empty() {
         let mut per_node: BTreeMap<u32, u32> = BTreeMap::new();

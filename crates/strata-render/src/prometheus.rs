@@ -27,11 +27,10 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use minijinja::Environment;
 use serde::Serialize;
 use strata_fleet::{Dc, Fleet, SwitchRole, VmKind};
 
-use crate::{FileKind, RenderedFile, template};
+use crate::{FileKind, RenderError, RenderedFile, template};
 
 const DC_TEMPLATE: &str = "prometheus/prometheus.yml.j2";
 const FEDERATION_TEMPLATE: &str = "prometheus/federation.yml.j2";
@@ -49,9 +48,9 @@ const PROMETHEUS_PORT: u16 = 9090;
 /// What the global Prometheus pulls from every DC.
 const FEDERATE_MATCH: &[&str] = &[r#"{job=~".+"}"#];
 
-static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+static ENV: OnceLock<template::Templates> = OnceLock::new();
 
-fn env() -> &'static Environment<'static> {
+fn env() -> &'static template::Templates {
     ENV.get_or_init(|| {
         let mut env = template::environment(&[
             (
@@ -72,23 +71,24 @@ fn env() -> &'static Environment<'static> {
 }
 
 /// Render every DC's `prometheus.yml` and the global federation config, sorted by path.
-pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
-    let mut files: Vec<RenderedFile> = fleet
+pub fn render(fleet: &Fleet) -> Result<Vec<RenderedFile>, RenderError> {
+    let mut files: Vec<_> = fleet
         .dcs
         .iter()
-        .map(|dc| RenderedFile {
-            path: dc_path(&dc.name),
-            kind: FileKind::Prometheus,
-            content: template::render(env(), DC_TEMPLATE, dc_context(fleet, dc)),
+        .map(|dc| {
+            crate::file(
+                dc_path(&dc.name),
+                FileKind::Prometheus,
+                template::render(env(), DC_TEMPLATE, dc_context(fleet, dc)),
+            )
         })
         .collect();
-    files.push(RenderedFile {
-        path: FEDERATION_PATH.to_string(),
-        kind: FileKind::Prometheus,
-        content: template::render(env(), FEDERATION_TEMPLATE, federation_context(fleet)),
-    });
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files
+    files.push(crate::file(
+        FEDERATION_PATH.to_string(),
+        FileKind::Prometheus,
+        template::render(env(), FEDERATION_TEMPLATE, federation_context(fleet)),
+    ));
+    crate::collect(files)
 }
 
 /// `<dc>/prometheus/prometheus.yml`

@@ -31,29 +31,29 @@
 //! Invariant: pure and deterministic (clusters and nodes in fleet order, which is
 //! sorted; VLANs by id), no secrets. Interface names and the hash policy come from
 //! the hardware profiles as free text; a value that is not a plain token (letters,
-//! digits, `._+:@-`) cannot be written safely in this format, and the file then
-//! renders as an error text that ifupdown2 rejects rather than as something else.
+//! digits, `._+:@-`) cannot be written safely in this format, and rendering then
+//! fails with a [`RenderError`] naming the file rather than writing something else.
 //! Every file passes ifupdown2's `ifup -s -a` syntax check (checked by the tests).
 
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use minijinja::{Environment, ErrorKind};
+use minijinja::ErrorKind;
 use serde::Serialize;
 use strata_fleet::{Dc, Fleet, Machine, ProxmoxCluster, ProxmoxNode};
 use strata_spec::{BondMode, InfraVlan};
 
 use crate::netplan::{LinkDevice, MII_MONITOR_MS, bond_mode, lacp_rate};
-use crate::{FileKind, RenderedFile, template};
+use crate::{FileKind, RenderError, RenderedFile, template};
 
 const TEMPLATE: &str = include_str!("../templates/proxmox/interfaces.j2");
 
 /// The bridge every node's VLANs and VMs hang off.
 pub const BRIDGE: &str = strata_fleet::PROXMOX_BRIDGE;
 
-static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+static ENV: OnceLock<template::Templates> = OnceLock::new();
 
-fn env() -> &'static Environment<'static> {
+fn env() -> &'static template::Templates {
     ENV.get_or_init(|| {
         // Registered without an extension, so that no auto-escaping applies.
         let mut env = template::environment(&[("interfaces", TEMPLATE)]);
@@ -79,7 +79,7 @@ fn is_token(s: &str) -> bool {
 }
 
 /// Render `/etc/network/interfaces` of every Proxmox node of every DC.
-pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
+pub fn render(fleet: &Fleet) -> Result<Vec<RenderedFile>, RenderError> {
     let mut files = Vec::new();
     for dc in &fleet.dcs {
         for cluster in &dc.proxmox {
@@ -87,20 +87,19 @@ pub fn render(fleet: &Fleet) -> Vec<RenderedFile> {
                 let Some(machine) = dc.machines.iter().find(|m| m.hostname == node.hostname) else {
                     continue;
                 };
-                files.push(RenderedFile {
-                    path: format!("{}/proxmox/{}/interfaces", dc.name, node.hostname),
-                    kind: FileKind::ProxmoxInterfaces,
-                    content: template::render(
+                files.push(crate::file(
+                    format!("{}/proxmox/{}/interfaces", dc.name, node.hostname),
+                    FileKind::ProxmoxInterfaces,
+                    template::render(
                         env(),
                         "interfaces",
                         context(fleet, dc, cluster, node, machine),
                     ),
-                });
+                ));
             }
         }
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    files
+    crate::collect(files)
 }
 
 #[derive(Serialize)]
@@ -155,10 +154,10 @@ fn context<'a>(
     let link = LinkDevice::of(m, fleet.profile(&m.profile));
     let (nics, bond) = match &link {
         LinkDevice::Bond(b) => (
-            b.members.iter().map(String::as_str).collect(),
+            b.members.iter().map(|m| m.as_str()).collect(),
             Some(BondContext {
                 name: &b.name,
-                slaves: b.members.iter().map(String::as_str).collect(),
+                slaves: b.members.iter().map(|m| m.as_str()).collect(),
                 mode: bond_mode(b.mode),
                 lacp_rate: (b.mode == BondMode::Lacp).then(|| lacp_rate(b.lacp_rate)),
                 xmit_hash_policy: (b.mode == BondMode::Lacp).then_some(b.xmit_hash_policy.as_str()),

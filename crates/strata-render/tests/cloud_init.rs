@@ -28,8 +28,9 @@ fn verifier() -> Option<Verifier> {
     match verifier.missing(KIND) {
         None => Some(verifier),
         Some(message) if std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1") => {
-            eprintln!(
-                "note: skipping the cloud-init tool test: {message} (STRATA_SKIP_TOOL_TESTS=1)"
+            strata_testkit::skip_note(
+                strata_testkit::OptOut::Tools,
+                &format!("the cloud-init tool test: {message}"),
             );
             None
         }
@@ -70,7 +71,7 @@ fn failures(checks: &[Check]) -> String {
 
 #[test]
 fn snapshots() {
-    let files = cloud_init::render(&support::example_fleet());
+    let files = cloud_init::render(&support::example_fleet()).expect("renders");
     insta::assert_snapshot!(
         "compute_with_gpus",
         file(&files, "fra1/cloud-init/openstack-compute.yaml").content
@@ -84,9 +85,12 @@ fn snapshots() {
 #[test]
 fn deterministic() {
     let fleet = support::example_fleet();
-    let first = cloud_init::render(&fleet);
-    assert_eq!(first, cloud_init::render(&fleet));
-    assert_eq!(first, cloud_init::render(&support::example_fleet()));
+    let first = cloud_init::render(&fleet).expect("renders");
+    assert_eq!(first, cloud_init::render(&fleet).expect("renders"));
+    assert_eq!(
+        first,
+        cloud_init::render(&support::example_fleet()).expect("renders")
+    );
     let mut sorted = first.clone();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     assert_eq!(first, sorted, "files are sorted by path");
@@ -95,7 +99,7 @@ fn deterministic() {
 #[test]
 fn one_file_per_role_present_in_each_dc() {
     let fleet = support::example_fleet();
-    let files = cloud_init::render(&fleet);
+    let files = cloud_init::render(&fleet).expect("renders");
     assert!(files.iter().all(|f| f.kind == KIND));
     let mut expected = BTreeSet::new();
     for dc in &fleet.dcs {
@@ -151,7 +155,7 @@ fn one_file_per_role_present_in_each_dc() {
 #[test]
 fn cloud_init_accepts_every_file() {
     let Some(verifier) = verifier() else { return };
-    let files = cloud_init::render(&support::example_fleet());
+    let files = cloud_init::render(&support::example_fleet()).expect("renders");
     assert!(!files.is_empty());
     let checks = verify(&verifier, &files);
     assert_eq!(checks.len(), files.len());
@@ -165,7 +169,7 @@ fn cloud_init_accepts_every_file() {
 #[test]
 fn cloud_init_rejects_broken_user_data() {
     let Some(verifier) = verifier() else { return };
-    let files = cloud_init::render(&support::example_fleet());
+    let files = cloud_init::render(&support::example_fleet()).expect("renders");
     let good = file(&files, "fra1/cloud-init/openstack-compute.yaml");
 
     // `packages` as a number instead of a list.

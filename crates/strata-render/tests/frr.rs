@@ -20,7 +20,10 @@ fn verifier(kind: FileKind) -> Option<Verifier> {
     let verifier = Verifier::discover();
     if let Some(missing) = verifier.missing(kind) {
         if std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1") {
-            eprintln!("note: skipping the real-tool check ({missing}); STRATA_SKIP_TOOL_TESTS=1");
+            strata_testkit::skip_note(
+                strata_testkit::OptOut::Tools,
+                &format!("the FRR tool check ({missing})"),
+            );
             return None;
         }
         panic!(
@@ -42,7 +45,7 @@ fn write(root: &Path, files: &[RenderedFile]) {
 #[test]
 fn one_file_per_switch() {
     let fleet = support::example_fleet();
-    let files = frr::render(&fleet);
+    let files = frr::render(&fleet).expect("renders");
     let switches: usize = fleet.dcs.iter().map(|dc| dc.switches.len()).sum();
     assert_eq!(files.len(), switches);
     for f in &files {
@@ -74,7 +77,7 @@ fn one_file_per_switch() {
 #[test]
 fn snapshots() {
     let fleet = support::example_fleet();
-    let files = frr::render(&fleet);
+    let files = frr::render(&fleet).expect("renders");
     insta::assert_snapshot!(
         "waw1_spine01",
         file(&files, "waw1/frr/waw1-spine01.conf").content
@@ -92,8 +95,14 @@ fn snapshots() {
 #[test]
 fn deterministic() {
     let fleet = support::example_fleet();
-    assert_eq!(frr::render(&fleet), frr::render(&fleet));
-    assert_eq!(frr::render(&fleet), frr::render(&support::example_fleet()));
+    assert_eq!(
+        frr::render(&fleet).expect("renders"),
+        frr::render(&fleet).expect("renders")
+    );
+    assert_eq!(
+        frr::render(&fleet).expect("renders"),
+        frr::render(&support::example_fleet()).expect("renders")
+    );
 }
 
 fn config<'a>(files: &'a [RenderedFile], dc: &str, switch: &str) -> &'a str {
@@ -107,7 +116,7 @@ fn has_line(text: &str, line: &str) -> bool {
 #[test]
 fn leaves_peer_with_every_spine_and_spines_have_no_vrfs() {
     let fleet: Fleet = support::example_fleet();
-    let files = frr::render(&fleet);
+    let files = frr::render(&fleet).expect("renders");
     for dc in &fleet.dcs {
         let spines: Vec<_> = dc
             .switches
@@ -209,7 +218,7 @@ fn real_tool_accepts_every_file() {
         return;
     };
     let fleet = support::example_fleet();
-    let files = frr::render(&fleet);
+    let files = frr::render(&fleet).expect("renders");
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), &files);
     let list: Vec<(String, FileKind)> = files.iter().map(|f| (f.path.clone(), f.kind)).collect();
@@ -233,7 +242,7 @@ fn real_tool_rejects_a_broken_file() {
         return;
     };
     let fleet = support::example_fleet();
-    let files = frr::render(&fleet);
+    let files = frr::render(&fleet).expect("renders");
     let leaf = file(&files, "waw1/frr/waw1-r01-leaf1.conf");
     let dir = tempfile::tempdir().expect("tempdir");
 

@@ -22,7 +22,10 @@ fn verifier(kind: FileKind) -> Option<Verifier> {
     let verifier = Verifier::discover();
     if let Some(missing) = verifier.missing(kind) {
         if std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1") {
-            eprintln!("note: skipping the real-tool check ({missing}); STRATA_SKIP_TOOL_TESTS=1");
+            strata_testkit::skip_note(
+                strata_testkit::OptOut::Tools,
+                &format!("the keepalived tool check ({missing})"),
+            );
             return None;
         }
         panic!(
@@ -44,7 +47,7 @@ fn write(root: &Path, files: &[RenderedFile]) {
 #[test]
 fn one_file_per_member_with_one_instance_per_vip() {
     let fleet = support::example_fleet();
-    let files = keepalived::render(&fleet);
+    let files = keepalived::render(&fleet).expect("renders");
     let mut expected = Vec::new();
     for dc in &fleet.dcs {
         for vip in &dc.vips {
@@ -119,15 +122,10 @@ fn interface_names_follow_the_host_conventions() {
             priority,
         })
         .collect();
-    members.push(VipMember {
-        hostname: "waw1-nosuch".to_string(),
-        address: "10.2.12.250".parse().expect("ip"),
-        priority: 110,
-    });
     let vip = &mut dc.vips[0];
     assert_eq!(vip.vlan, InfraVlan::Management);
-    vip.members = members;
-    let files = keepalived::render(&fleet);
+    vip.members = members.clone();
+    let files = keepalived::render(&fleet).expect("renders");
     let interface = |host: &str| -> String {
         let text = &file(&files, &keepalived::path("waw1", host)).content;
         text.lines()
@@ -139,15 +137,35 @@ fn interface_names_follow_the_host_conventions() {
     assert_eq!(interface("waw1-maas-region1"), "eth1");
     assert_eq!(interface("waw1-r01-pve01"), "vmbr0.12");
     assert_eq!(interface("waw1-r01-cmp04"), "bond0.12");
-    let broken = &file(&files, &keepalived::path("waw1", "waw1-nosuch")).content;
-    assert!(broken.contains("neither a machine nor a VM"), "{broken}");
-    assert!(broken.contains("\nstrata_render_error\n"), "{broken}");
+
+    // A member the DC does not have cannot be rendered: an error naming its file,
+    // and no file at all (not even the good members').
+    members.push(VipMember {
+        hostname: "waw1-nosuch".to_string(),
+        address: "10.2.12.250".parse().expect("ip"),
+        priority: 110,
+    });
+    let dc = fleet
+        .dcs
+        .iter_mut()
+        .find(|d| d.name == "waw1")
+        .expect("waw1");
+    dc.vips[0].members = members;
+    let e = keepalived::render(&fleet).expect_err("a member that is not a host");
+    assert_eq!(e.failures.len(), 1, "{e}");
+    assert_eq!(e.failures[0].path, keepalived::path("waw1", "waw1-nosuch"));
+    assert!(
+        e.failures[0].reason.contains("neither a machine nor a VM"),
+        "{e}"
+    );
+    let all = strata_render::render_all(&fleet).expect_err("render_all fails too");
+    assert_eq!(all, e);
 }
 
 #[test]
 fn snapshot() {
     let fleet = support::example_fleet();
-    let files = keepalived::render(&fleet);
+    let files = keepalived::render(&fleet).expect("renders");
     insta::assert_snapshot!(
         "waw1_maas_region1",
         file(&files, "waw1/keepalived/waw1-maas-region1.conf").content
@@ -157,10 +175,13 @@ fn snapshot() {
 #[test]
 fn deterministic() {
     let fleet = support::example_fleet();
-    assert_eq!(keepalived::render(&fleet), keepalived::render(&fleet));
     assert_eq!(
-        keepalived::render(&fleet),
-        keepalived::render(&support::example_fleet())
+        keepalived::render(&fleet).expect("renders"),
+        keepalived::render(&fleet).expect("renders")
+    );
+    assert_eq!(
+        keepalived::render(&fleet).expect("renders"),
+        keepalived::render(&support::example_fleet()).expect("renders")
     );
 }
 
@@ -170,7 +191,7 @@ fn real_tool_accepts_every_file() {
         return;
     };
     let fleet = support::example_fleet();
-    let files = keepalived::render(&fleet);
+    let files = keepalived::render(&fleet).expect("renders");
     assert!(!files.is_empty());
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), &files);
@@ -195,7 +216,7 @@ fn real_tool_rejects_a_broken_file() {
         return;
     };
     let fleet = support::example_fleet();
-    let files = keepalived::render(&fleet);
+    let files = keepalived::render(&fleet).expect("renders");
     let good = &file(&files, "waw1/keepalived/waw1-maas-region1.conf").content;
     let vrid = fleet.dc("waw1").expect("waw1").vips[0].vrid;
     let needle = format!("virtual_router_id {vrid}\n");

@@ -35,8 +35,9 @@ fn verifier() -> Option<Verifier> {
     for kind in KINDS {
         if let Some(message) = verifier.missing(kind) {
             if skip_tool_tests() {
-                eprintln!(
-                    "note: skipping the Kolla tool test: {message} (STRATA_SKIP_TOOL_TESTS=1)"
+                strata_testkit::skip_note(
+                    strata_testkit::OptOut::Tools,
+                    &format!("the Kolla tool test: {message}"),
                 );
                 return None;
             }
@@ -127,7 +128,7 @@ fn globals_pairs(text: &str) -> Vec<(String, String)> {
 
 #[test]
 fn snapshots() {
-    let files = kolla::render(&support::example_fleet());
+    let files = kolla::render(&support::example_fleet()).expect("renders");
     insta::assert_snapshot!(
         "fra1_globals",
         file(&files, "fra1/kolla/globals.yml").content
@@ -141,9 +142,12 @@ fn snapshots() {
 #[test]
 fn deterministic() {
     let fleet = support::example_fleet();
-    let first = kolla::render(&fleet);
-    assert_eq!(first, kolla::render(&fleet));
-    assert_eq!(first, kolla::render(&support::example_fleet()));
+    let first = kolla::render(&fleet).expect("renders");
+    assert_eq!(first, kolla::render(&fleet).expect("renders"));
+    assert_eq!(
+        first,
+        kolla::render(&support::example_fleet()).expect("renders")
+    );
     let mut sorted = first.clone();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     assert_eq!(first, sorted, "files are sorted by path");
@@ -152,7 +156,7 @@ fn deterministic() {
 #[test]
 fn two_files_per_dc_of_the_right_kinds() {
     let fleet = support::example_fleet();
-    let files = kolla::render(&fleet);
+    let files = kolla::render(&fleet).expect("renders");
     let expected: BTreeSet<(String, FileKind)> = fleet
         .dcs
         .iter()
@@ -178,7 +182,7 @@ fn two_files_per_dc_of_the_right_kinds() {
 #[test]
 fn globals_settings() {
     let fleet = support::example_fleet();
-    let files = kolla::render(&fleet);
+    let files = kolla::render(&fleet).expect("renders");
     for dc in &fleet.dcs {
         let path = format!("{}/kolla/globals.yml", dc.name);
         let pairs = globals_pairs(&file(&files, &path).content);
@@ -237,7 +241,7 @@ fn globals_settings() {
 #[test]
 fn inventory_structure() {
     let fleet = support::example_fleet();
-    let files = kolla::render(&fleet);
+    let files = kolla::render(&fleet).expect("renders");
     for dc in &fleet.dcs {
         let path = format!("{}/kolla/multinode", dc.name);
         let text = &file(&files, &path).content;
@@ -419,7 +423,10 @@ fn group_hosts(list: &serde_json::Value, group: &str) -> BTreeSet<String> {
 fn ansible_inventory_sees_the_groups() {
     let Some(program) = ansible_inventory() else {
         if skip_tool_tests() {
-            eprintln!("note: skipping: ansible-inventory not found (STRATA_SKIP_TOOL_TESTS=1)");
+            strata_testkit::skip_note(
+                strata_testkit::OptOut::Tools,
+                "the Kolla inventory tool test: ansible-inventory not found",
+            );
             return;
         }
         panic!(
@@ -427,7 +434,7 @@ fn ansible_inventory_sees_the_groups() {
         );
     };
     let fleet = support::example_fleet();
-    let files = kolla::render(&fleet);
+    let files = kolla::render(&fleet).expect("renders");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("ansible.cfg"), "").expect("ansible.cfg");
     for dc in &fleet.dcs {
@@ -506,7 +513,7 @@ fn ansible_inventory_sees_the_groups() {
 #[test]
 fn real_tools_accept_every_file() {
     let Some(verifier) = verifier() else { return };
-    let files = kolla::render(&support::example_fleet());
+    let files = kolla::render(&support::example_fleet()).expect("renders");
     assert!(!files.is_empty());
     let checks = verify(&verifier, &files);
     assert_eq!(checks.len(), files.len());
@@ -516,7 +523,7 @@ fn real_tools_accept_every_file() {
 #[test]
 fn real_tools_reject_broken_inventories() {
     let Some(verifier) = verifier() else { return };
-    let files = kolla::render(&support::example_fleet());
+    let files = kolla::render(&support::example_fleet()).expect("renders");
     let good = &file(&files, "fra1/kolla/multinode").content;
     let broken = [
         (
@@ -542,7 +549,7 @@ fn real_tools_reject_broken_inventories() {
 #[test]
 fn real_tools_reject_broken_globals() {
     let Some(verifier) = verifier() else { return };
-    let files = kolla::render(&support::example_fleet());
+    let files = kolla::render(&support::example_fleet()).expect("renders");
     let good = &file(&files, "fra1/kolla/globals.yml").content;
     let as_list: String = good
         .lines()
@@ -601,7 +608,7 @@ fn edge_cases() {
             .retain(|i| i.vlan != InfraVlan::Management);
         dc.openstack.internal_vip = None;
     }
-    let files = kolla::render(&fleet);
+    let files = kolla::render(&fleet).expect("renders");
     assert!(
         files
             .iter()

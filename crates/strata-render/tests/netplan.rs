@@ -28,7 +28,10 @@ fn verifier() -> Option<Verifier> {
     match verifier.missing(KIND) {
         None => Some(verifier),
         Some(message) if std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1") => {
-            eprintln!("note: skipping the netplan tool test: {message} (STRATA_SKIP_TOOL_TESTS=1)");
+            strata_testkit::skip_note(
+                strata_testkit::OptOut::Tools,
+                &format!("the netplan tool test: {message}"),
+            );
             None
         }
         Some(message) => panic!(
@@ -68,7 +71,7 @@ fn failures(checks: &[Check]) -> String {
 
 #[test]
 fn snapshots() {
-    let files = netplan::render(&support::example_fleet());
+    let files = netplan::render(&support::example_fleet()).expect("renders");
     insta::assert_snapshot!(
         "compute",
         file(&files, "fra1/netplan/fra1-r01-cmp04.yaml").content
@@ -86,9 +89,12 @@ fn snapshots() {
 #[test]
 fn deterministic() {
     let fleet = support::example_fleet();
-    let first = netplan::render(&fleet);
-    assert_eq!(first, netplan::render(&fleet));
-    assert_eq!(first, netplan::render(&support::example_fleet()));
+    let first = netplan::render(&fleet).expect("renders");
+    assert_eq!(first, netplan::render(&fleet).expect("renders"));
+    assert_eq!(
+        first,
+        netplan::render(&support::example_fleet()).expect("renders")
+    );
     let mut sorted = first.clone();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     assert_eq!(first, sorted, "files are sorted by path");
@@ -98,7 +104,7 @@ fn deterministic() {
 fn every_machine_but_proxmox_nodes_has_its_native_vlan_on_the_bond_and_a_vlan_per_other_interface()
 {
     let fleet = support::example_fleet();
-    let files = netplan::render(&fleet);
+    let files = netplan::render(&fleet).expect("renders");
     assert!(files.iter().all(|f| f.kind == KIND));
     let mut expected = 0;
     for dc in &fleet.dcs {
@@ -178,7 +184,7 @@ fn every_machine_but_proxmox_nodes_has_its_native_vlan_on_the_bond_and_a_vlan_pe
 #[test]
 fn netplan_accepts_every_file() {
     let Some(verifier) = verifier() else { return };
-    let files = netplan::render(&support::example_fleet());
+    let files = netplan::render(&support::example_fleet()).expect("renders");
     assert!(!files.is_empty());
     let checks = verify(&verifier, &files);
     assert_eq!(checks.len(), files.len());
@@ -192,7 +198,7 @@ fn netplan_accepts_every_file() {
 #[test]
 fn netplan_rejects_a_broken_bond_mode() {
     let Some(verifier) = verifier() else { return };
-    let files = netplan::render(&support::example_fleet());
+    let files = netplan::render(&support::example_fleet()).expect("renders");
     let mut broken = file(&files, "fra1/netplan/fra1-r01-cmp04.yaml").clone();
     assert!(broken.content.contains("mode: 802.3ad\n"));
     broken.content = broken
@@ -226,7 +232,7 @@ fn with_bonds(profile: &str, f: impl Fn(&mut strata_spec::Bond)) -> Fleet {
 #[test]
 fn active_backup_bonds_have_no_lacp_parameters() {
     let fleet = with_bonds("storage-dense", |b| b.mode = BondMode::ActiveBackup);
-    let files = netplan::render(&fleet);
+    let files = netplan::render(&fleet).expect("renders");
     let osd = file(&files, "fra1/netplan/fra1-r01-osd10.yaml");
     assert!(
         osd.content.contains("mode: active-backup\n"),
@@ -254,7 +260,7 @@ fn without_a_bond_the_native_vlan_is_on_the_first_nic() {
         .expect("profile");
     p.bonds.clear();
     let nic = p.nics[0].name.clone();
-    let files = netplan::render(&fleet);
+    let files = netplan::render(&fleet).expect("renders");
     let osd = file(&files, "fra1/netplan/fra1-r01-osd10.yaml");
     let dc = fleet.dc("fra1").expect("fra1");
     let m = dc
@@ -287,7 +293,7 @@ fn free_text_from_profiles_cannot_change_the_yaml_structure() {
     let fleet = with_bonds("hv-std", |b| {
         b.xmit_hash_policy = "layer3+4\n      mode: balance-rr".to_string()
     });
-    let files = netplan::render(&fleet);
+    let files = netplan::render(&fleet).expect("renders");
     let cmp = file(&files, "fra1/netplan/fra1-r01-cmp04.yaml");
     assert!(
         cmp.content
@@ -306,7 +312,7 @@ fn free_text_from_profiles_cannot_change_the_yaml_structure() {
 #[test]
 fn hosts_resolve_through_the_maas_region_and_only_on_the_management_interface() {
     let fleet = support::example_fleet();
-    let files = netplan::render(&fleet);
+    let files = netplan::render(&fleet).expect("renders");
     for dc in &fleet.dcs {
         // The resolvers are the region controllers' management addresses.
         let region: Vec<String> = dc

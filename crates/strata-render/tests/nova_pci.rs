@@ -29,8 +29,9 @@ fn verifier() -> Option<Verifier> {
     match verifier.missing(KIND) {
         None => Some(verifier),
         Some(message) if std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1") => {
-            eprintln!(
-                "note: skipping the nova PCI tool test: {message} (STRATA_SKIP_TOOL_TESTS=1)"
+            strata_testkit::skip_note(
+                strata_testkit::OptOut::Tools,
+                &format!("the nova PCI tool test: {message}"),
             );
             None
         }
@@ -105,7 +106,7 @@ fn values<'a>(text: &'a str, section: &str, key: &str) -> Vec<&'a str> {
 #[test]
 fn snapshots() {
     let fleet = support::example_fleet();
-    let files = nova_pci::render(&fleet);
+    let files = nova_pci::render(&fleet).expect("renders");
     let host = fqdn(&fleet, "fra1", "fra1-r02-cmp20");
     insta::assert_snapshot!(
         "fra1_dc",
@@ -120,9 +121,12 @@ fn snapshots() {
 #[test]
 fn deterministic() {
     let fleet = support::example_fleet();
-    let first = nova_pci::render(&fleet);
-    assert_eq!(first, nova_pci::render(&fleet));
-    assert_eq!(first, nova_pci::render(&support::example_fleet()));
+    let first = nova_pci::render(&fleet).expect("renders");
+    assert_eq!(first, nova_pci::render(&fleet).expect("renders"));
+    assert_eq!(
+        first,
+        nova_pci::render(&support::example_fleet()).expect("renders")
+    );
     let mut sorted = first.clone();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     assert_eq!(first, sorted, "files are sorted by path");
@@ -134,9 +138,9 @@ fn deterministic() {
 #[test]
 fn structure() {
     let fleet = support::example_fleet();
-    let files = nova_pci::render(&fleet);
+    let files = nova_pci::render(&fleet).expect("renders");
     assert!(files.iter().all(|f| f.kind == KIND));
-    let inventories = kolla::render(&fleet);
+    let inventories = kolla::render(&fleet).expect("renders");
     let mut expected = BTreeSet::new();
     for dc in &fleet.dcs {
         let inventory = &file(&inventories, &format!("{}/kolla/multinode", dc.name)).content;
@@ -239,7 +243,7 @@ fn dcs_without_gpus() {
             .extra_specs
             .retain(|(k, _)| k != "pci_passthrough:alias");
     }
-    let files = nova_pci::render(&fleet);
+    let files = nova_pci::render(&fleet).expect("renders");
     let first = &fleet.dcs[0].name;
     let second = &fleet.dcs[1].name;
     let first_files: Vec<&str> = files
@@ -266,7 +270,7 @@ fn dcs_without_gpus() {
 #[test]
 fn real_tools_accept_every_file() {
     let Some(verifier) = verifier() else { return };
-    let files = nova_pci::render(&support::example_fleet());
+    let files = nova_pci::render(&support::example_fleet()).expect("renders");
     assert!(!files.is_empty());
     let checks = verify(&verifier, &files);
     assert_eq!(checks.len(), files.len());
@@ -277,7 +281,7 @@ fn real_tools_accept_every_file() {
 fn real_tools_reject_broken_files() {
     let Some(verifier) = verifier() else { return };
     let fleet = support::example_fleet();
-    let files = nova_pci::render(&fleet);
+    let files = nova_pci::render(&fleet).expect("renders");
     let host = fqdn(&fleet, "fra1", "fra1-r02-cmp20");
     let dc = &file(&files, "fra1/kolla/config/nova.conf").content;
     let gpu = &file(&files, &format!("fra1/kolla/config/nova/{host}/nova.conf")).content;

@@ -20,7 +20,10 @@ fn verifier(kind: FileKind) -> Option<Verifier> {
     let verifier = Verifier::discover();
     if let Some(missing) = verifier.missing(kind) {
         if std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1") {
-            eprintln!("note: skipping the real-tool check ({missing}); STRATA_SKIP_TOOL_TESTS=1");
+            strata_testkit::skip_note(
+                strata_testkit::OptOut::Tools,
+                &format!("the promtool tool check ({missing})"),
+            );
             return None;
         }
         panic!(
@@ -42,7 +45,7 @@ fn write(root: &Path, files: &[RenderedFile]) {
 #[test]
 fn one_config_per_dc_plus_federation() {
     let fleet = support::example_fleet();
-    let files = prometheus::render(&fleet);
+    let files = prometheus::render(&fleet).expect("renders");
     let mut expected: Vec<String> = fleet
         .dcs
         .iter()
@@ -60,7 +63,7 @@ fn one_config_per_dc_plus_federation() {
 #[test]
 fn every_host_switch_and_dc_is_scraped() {
     let fleet = support::example_fleet();
-    let files = prometheus::render(&fleet);
+    let files = prometheus::render(&fleet).expect("renders");
     for dc in &fleet.dcs {
         let text = &file(&files, &prometheus::dc_path(&dc.name)).content;
         assert!(text.contains(&format!("dc: \"{}\"\n", dc.name)));
@@ -102,7 +105,7 @@ fn every_host_switch_and_dc_is_scraped() {
 #[test]
 fn snapshots() {
     let fleet = support::example_fleet();
-    let files = prometheus::render(&fleet);
+    let files = prometheus::render(&fleet).expect("renders");
     insta::assert_snapshot!(
         "waw1",
         file(&files, "waw1/prometheus/prometheus.yml").content
@@ -116,10 +119,13 @@ fn snapshots() {
 #[test]
 fn deterministic() {
     let fleet = support::example_fleet();
-    assert_eq!(prometheus::render(&fleet), prometheus::render(&fleet));
     assert_eq!(
-        prometheus::render(&fleet),
-        prometheus::render(&support::example_fleet())
+        prometheus::render(&fleet).expect("renders"),
+        prometheus::render(&fleet).expect("renders")
+    );
+    assert_eq!(
+        prometheus::render(&fleet).expect("renders"),
+        prometheus::render(&support::example_fleet()).expect("renders")
     );
 }
 
@@ -129,7 +135,7 @@ fn real_tool_accepts_every_file() {
         return;
     };
     let fleet = support::example_fleet();
-    let files = prometheus::render(&fleet);
+    let files = prometheus::render(&fleet).expect("renders");
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), &files);
     let list: Vec<(String, FileKind)> = files.iter().map(|f| (f.path.clone(), f.kind)).collect();
@@ -153,7 +159,7 @@ fn real_tool_rejects_a_broken_file() {
         return;
     };
     let fleet = support::example_fleet();
-    let files = prometheus::render(&fleet);
+    let files = prometheus::render(&fleet).expect("renders");
     let good = &file(&files, "waw1/prometheus/prometheus.yml").content;
     let needle = "  scrape_interval: 30s\n";
     assert!(good.contains(needle));

@@ -361,7 +361,7 @@ pub struct Overlay {
     /// Suppress ARP flooding using EVPN type-2 routes.
     pub arp_suppression: bool,
     /// Distributed anycast gateway MAC for routed tenant networks.
-    pub anycast_gateway_mac: MacAddr,
+    pub anycast_gateway_mac: Located<MacAddr>,
 }
 
 impl Default for Overlay {
@@ -370,7 +370,7 @@ impl Default for Overlay {
             kind: OverlayKind::EvpnVxlan,
             vtep: VtepPlacement::Leaf,
             arp_suppression: true,
-            anycast_gateway_mac: MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x01]),
+            anycast_gateway_mac: Located::synthetic(MacAddr([0x00, 0x00, 0x5e, 0x00, 0x01, 0x01])),
         }
     }
 }
@@ -452,7 +452,7 @@ pub struct ProxmoxCluster {
     #[serde(default)]
     pub qdevice: bool,
     /// Corosync links in priority order (link0, link1, ...).
-    pub corosync_links: Vec<InfraVlan>,
+    pub corosync_links: Vec<Located<InfraVlan>>,
     pub storage: Vec<StoragePool>,
     #[serde(default)]
     pub ha_groups: Vec<HaGroup>,
@@ -581,7 +581,7 @@ pub struct Quota {
 pub struct Vip {
     pub name: Located<Name>,
     /// VLAN the VIP lives on (an address is allocated from its subnet).
-    pub vlan: InfraVlan,
+    pub vlan: Located<InfraVlan>,
     /// Which hosts run keepalived for it.
     pub members: VipMembers,
     /// TCP port the health check probes.
@@ -706,7 +706,8 @@ pub enum DiskKind {
 pub struct RaidArray {
     pub name: String,
     pub level: RaidLevel,
-    pub members: Vec<String>,
+    /// Disks of the array, by name (from `disks`).
+    pub members: Vec<Located<String>>,
     /// Where it is mounted (e.g. `/`).
     #[serde(default)]
     pub mount: Option<String>,
@@ -737,7 +738,8 @@ pub struct Nic {
 #[serde(deny_unknown_fields)]
 pub struct Bond {
     pub name: String,
-    pub members: Vec<String>,
+    /// NICs of the bond, by name (from `nics`).
+    pub members: Vec<Located<String>>,
     #[serde(default)]
     pub mode: BondMode,
     #[serde(default)]
@@ -786,9 +788,9 @@ pub struct Gpu {
     pub device_id: String,
     pub pcie_gen: u8,
     pub pcie_width: u8,
-    /// NUMA node of each GPU, in PCI order.
+    /// NUMA node of each GPU, in PCI order (each below the profile's `numa_nodes`).
     #[serde(default)]
-    pub numa: Vec<u32>,
+    pub numa: Vec<Located<u32>>,
 }
 
 // ---------------------------------------------------------------------------
@@ -847,7 +849,7 @@ pub struct Machine {
     /// MAC of the NIC that PXE boots, as enlisted by MAAS.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
-    pub pxe_mac: Option<MacAddr>,
+    pub pxe_mac: Option<Located<MacAddr>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

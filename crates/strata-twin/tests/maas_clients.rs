@@ -27,7 +27,7 @@ fn skip() -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_libmaas_drives_the_lifecycle() {
     if skip() {
-        eprintln!("note: STRATA_SKIP_CLIENT_TESTS=1, skipping the python-libmaas check");
+        strata_testkit::skip_note(strata_testkit::OptOut::Clients, "the python-libmaas check");
         return;
     }
     let py = python();

@@ -4,38 +4,20 @@
 //! parameters; and the running twin really answers each of them (no 405, no
 //! "Unrecognised signature").
 //!
-//! The schema is looked up in `$STRATA_API_SCHEMAS` (a directory), then in
-//! `/work/shared/api-schemas`. Without it the test prints a note and passes, unless
-//! `STRATA_REQUIRE_SCHEMAS=1`.
+//! The schema is the repository's copy (`testdata/api-schemas/`, see its README); a
+//! missing file fails the test.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use serde_json::Value;
 use strata_twin::maas::{META_ROUTES, routes};
 use strata_twin::{DcSeed, FaultSpec, SeedMachine, TwinOptions};
 
-const SCHEMA_FILE: &str = "maas-2.0-openapi.yaml";
+const SCHEMA_FILE: &str = "api-schemas/maas-2.0-openapi.yaml";
 
-fn schema() -> Option<Value> {
-    let mut dirs = Vec::new();
-    if let Ok(d) = std::env::var("STRATA_API_SCHEMAS") {
-        dirs.push(PathBuf::from(d));
-    }
-    dirs.push(PathBuf::from("/work/shared/api-schemas"));
-    for d in dirs {
-        let f = d.join(SCHEMA_FILE);
-        if let Ok(text) = std::fs::read_to_string(&f) {
-            let v: Value =
-                serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-            return Some(v);
-        }
-    }
-    if std::env::var("STRATA_REQUIRE_SCHEMAS").as_deref() == Ok("1") {
-        panic!("{SCHEMA_FILE} not found (set STRATA_API_SCHEMAS to its directory)");
-    }
-    eprintln!("note: {SCHEMA_FILE} not found; MAAS schema conformance not checked");
-    None
+fn schema() -> Value {
+    let text = strata_testkit::read_testdata(SCHEMA_FILE);
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{SCHEMA_FILE}: {e}"))
 }
 
 /// The OpenAPI path of a route: `?op=x` becomes the `op-x` path suffix.
@@ -55,7 +37,7 @@ fn path_params(path: &str) -> Vec<String> {
 
 #[test]
 fn every_route_is_in_the_vendor_schema() {
-    let Some(schema) = schema() else { return };
+    let schema = schema();
     let paths = schema["paths"].as_object().expect("paths");
     let mut missing = Vec::new();
     let served = routes();
@@ -94,6 +76,7 @@ fn every_route_is_in_the_vendor_schema() {
         "routes not in {SCHEMA_FILE}:\n{}",
         missing.join("\n")
     );
+    eprintln!("{} MAAS routes checked against {SCHEMA_FILE}", served.len());
     // The unversioned/anonymous meta routes are deliberately outside the 2.0 schema.
     for (_, p) in META_ROUTES {
         let key = p.trim_start_matches("/api/2.0");

@@ -21,7 +21,10 @@ fn repo_root() -> PathBuf {
 
 fn skip() -> bool {
     if std::env::var("STRATA_SKIP_CLIENT_TESTS").as_deref() == Ok("1") {
-        eprintln!("note: STRATA_SKIP_CLIENT_TESTS=1: skipping the OpenStack client checks");
+        strata_testkit::skip_note(
+            strata_testkit::OptOut::Clients,
+            "the OpenStack client checks",
+        );
         return true;
     }
     false

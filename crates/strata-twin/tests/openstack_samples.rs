@@ -1,5 +1,5 @@
 //! The twin's responses have the shape of the vendors' published API samples
-//! (`/work/shared/api-samples`, or `$STRATA_API_SAMPLES`): for every sample of a route
+//! (the repository's copy in `testdata/api-samples/`, see its README): for every sample of a route
 //! the twin implements, the request that produces it is listed below, and the
 //! response must have the same keys, recursively, with the same JSON types.
 //!
@@ -224,9 +224,7 @@ impl Cmp<'_> {
 }
 
 fn samples_dir() -> PathBuf {
-    std::env::var("STRATA_API_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("/work/shared/api-samples"))
+    strata_testkit::testdata("api-samples")
 }
 
 #[derive(Clone, Copy)]
@@ -1296,12 +1294,6 @@ async fn setup(c: Cloud) -> Env {
 #[tokio::test]
 async fn responses_have_the_shape_of_the_published_samples() {
     let dir = samples_dir();
-    if !dir.exists() {
-        panic!(
-            "API samples not found at {} (set STRATA_API_SAMPLES)",
-            dir.display()
-        );
-    }
     let twin = support::start(&["fra1"]).await;
     let c = Cloud::login(&twin, "fra1").await;
     let mut env = setup(c).await;

@@ -3,39 +3,21 @@
 //! the same parameters, and the running simulator enforces them: required parameters
 //! are required, unknown ones rejected, integers, booleans and enumerations checked.
 //!
-//! The schema is looked up in `$STRATA_API_SCHEMAS` (a directory), then in
-//! `/work/shared/api-schemas`. Without it the test prints a note and passes, unless
-//! `STRATA_REQUIRE_SCHEMAS=1`.
+//! The schema is the repository's copy (`testdata/api-schemas/`, see its README); a
+//! missing file fails the test.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use serde_json::Value;
 use strata_twin::proxmox::{ROUTES, route_params};
 use strata_twin::{DcSeed, FaultSpec, SeedStorage, TwinOptions};
 
-const SCHEMA_FILE: &str = "proxmox-ve-9.1-api.json";
+const SCHEMA_FILE: &str = "api-schemas/proxmox-ve-9.1-api.json";
 
-fn schema() -> Option<Value> {
-    let mut dirs = Vec::new();
-    if let Ok(d) = std::env::var("STRATA_API_SCHEMAS") {
-        dirs.push(PathBuf::from(d));
-    }
-    dirs.push(PathBuf::from("/work/shared/api-schemas"));
-    for d in dirs {
-        let f = d.join(SCHEMA_FILE);
-        if let Ok(text) = std::fs::read_to_string(&f) {
-            return Some(
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display())),
-            );
-        }
-    }
-    if std::env::var("STRATA_REQUIRE_SCHEMAS").as_deref() == Ok("1") {
-        panic!("{SCHEMA_FILE} not found (set STRATA_API_SCHEMAS to its directory)");
-    }
-    eprintln!("note: {SCHEMA_FILE} not found; Proxmox schema conformance not checked");
-    None
+fn schema() -> Value {
+    let text = strata_testkit::read_testdata(SCHEMA_FILE);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{SCHEMA_FILE}: {e}"))
 }
 
 /// path → method → method info.
@@ -85,7 +67,7 @@ fn path_params(path: &str) -> Vec<String> {
 
 #[test]
 fn every_route_and_parameter_is_in_the_vendor_schema() {
-    let Some(schema) = schema() else { return };
+    let schema = schema();
     let idx = index(&schema);
     let mut problems = Vec::new();
     for (method, path) in ROUTES {
@@ -128,6 +110,10 @@ fn every_route_and_parameter_is_in_the_vendor_schema() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    eprintln!(
+        "{} Proxmox VE routes and their parameters checked against {SCHEMA_FILE}",
+        ROUTES.len()
+    );
 }
 
 /// Values for path parameters that exist in a fresh twin.
@@ -163,7 +149,7 @@ fn wrong_value(p: &Value) -> Option<(&'static str, String)> {
 
 #[tokio::test]
 async fn the_simulator_enforces_the_schema() {
-    let Some(schema) = schema() else { return };
+    let schema = schema();
     let idx = index(&schema);
     let twin = strata_twin::start(TwinOptions {
         dcs: vec![DcSeed {

@@ -37,9 +37,9 @@ fn verifier_for(kinds: &[FileKind]) -> Option<Verifier> {
     for &kind in kinds {
         if let Some(message) = verifier.missing(kind) {
             if skipping() {
-                eprintln!(
-                    "note: skipping the {} tool test: {message} (STRATA_SKIP_TOOL_TESTS=1)",
-                    kind.as_str()
+                strata_testkit::skip_note(
+                    strata_testkit::OptOut::Tools,
+                    &format!("the {} tool test: {message}", kind.as_str()),
                 );
                 return None;
             }

@@ -1,16 +1,19 @@
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use strata_apply::{ApplyOptions, Journal, Progress, StepResult, StepStatus};
-use strata_plan::{Step, owner_tag};
+use strata_apply::{
+    ApplyOptions, Journal, LoopOptions, LoopProgress, Progress, StepResult, StepStatus,
+};
+use strata_plan::{ResourceSet, SavedPlan, Step, owner_tag};
 
 use crate::cmd::live;
 use crate::output::{is_json, print_json};
-use crate::{Global, SpecArgs};
+use crate::output::{out, outln};
+use crate::{Global, SpecArgs, StateArgs};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -31,9 +34,8 @@ pub struct ApplyArgs {
     /// Steps in flight at most (each endpoint also has its own limit).
     #[arg(long, default_value_t = 64)]
     pub parallelism: usize,
-    /// The apply journal (default: DIR/fleet.journal, beside fleet.lock).
-    #[arg(long)]
-    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
     /// Rounds of observe → plan → act: when steps fail (a platform error, a timeout),
     /// strata re-observes and retries what is left, like a controller's requeue.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
@@ -87,85 +89,138 @@ impl Progress for Lines {
     }
 }
 
-pub fn run(a: ApplyArgs) -> Result<ExitCode> {
+impl LoopProgress for Bar {
+    fn requeue(&self, round: u32, failed: usize, left: usize) {
+        self.0.inc_length(left as u64);
+        self.0.println(format!(
+            "round {round}: {failed} step(s) failed; re-observed, {left} step(s) left"
+        ));
+    }
+}
+
+impl LoopProgress for Lines {
+    fn requeue(&self, round: u32, failed: usize, left: usize) {
+        eprintln!("round {round}: {failed} step(s) failed; re-observed, {left} step(s) left");
+    }
+}
+
+/// What `apply` carries out: the spec as it is now, or a saved plan file.
+struct Target {
+    spec_dir: PathBuf,
+    fleet_id: String,
+    dcs: Vec<String>,
+    desired: ResourceSet,
+    saved: Option<(PathBuf, SavedPlan)>,
+}
+
+fn target(a: &ApplyArgs) -> Result<Target> {
+    if a.spec.dir.is_file() {
+        let path = a.spec.dir.clone();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the plan file {}", path.display()))?;
+        let saved = SavedPlan::from_json(&text)
+            .with_context(|| format!("{} cannot be applied", path.display()))?;
+        let mut dcs: Vec<String> = saved.desired.iter().map(|r| r.id.dc.clone()).collect();
+        dcs.extend(saved.scopes.iter().map(|(dc, _)| dc.clone()));
+        dcs.sort();
+        dcs.dedup();
+        return Ok(Target {
+            spec_dir: PathBuf::from(&saved.spec_dir),
+            fleet_id: saved.fleet_id.clone(),
+            dcs,
+            desired: saved.desired.clone(),
+            saved: Some((path, saved)),
+        });
+    }
     let fleet = live::fleet_of(&a.spec.dir, &a.global)?;
-    let providers = live::providers_for(&a.targets, &fleet)?;
-    let journal_path = a
-        .journal
-        .clone()
-        .unwrap_or_else(|| a.spec.dir.join("fleet.journal"));
+    Ok(Target {
+        spec_dir: a.spec.dir.clone(),
+        fleet_id: fleet.organisation.fleet_id.clone(),
+        dcs: fleet.dcs.iter().map(|d| d.name.clone()).collect(),
+        desired: strata_plan::desired(&fleet)?,
+        saved: None,
+    })
+}
+
+pub fn run(a: ApplyArgs) -> Result<ExitCode> {
+    let t = target(&a)?;
+    let secrets = live::system_secrets(&t.spec_dir);
+    let providers = live::providers_for_dcs(&a.targets, &t.dcs, &t.fleet_id, secrets.clone())?;
+    let journal_path = live::journal_path(&t.spec_dir, &a.state);
+    let json = is_json(&a.global);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let plan = live::plan(&fleet, &providers, &journal_path).await?;
-        let json = is_json(&a.global);
-        if !json {
-            print!("{}", strata_plan::display::render(&plan, 200));
+        let planned = live::plan(&t.desired, &providers, secrets.as_ref(), &journal_path).await?;
+        let plan = planned.plan;
+        if let Some((path, saved)) = &t.saved {
+            if let Err(stale) = saved.check_current(&plan) {
+                bail!(
+                    "refusing to apply {}: what strata observes now differs from when the plan was made ({stale}); make and review a new plan with `strata plan {} --targets {} --out {}`",
+                    path.display(),
+                    t.spec_dir.display(),
+                    a.targets.display(),
+                    path.display()
+                );
+            }
+        } else if !json {
+            out!("{}", strata_plan::display::render(&plan, 200))?;
         }
         if !plan.conflicts.is_empty() {
             bail!(
-                "refusing to apply: {} desired object(s) conflict with objects strata does not own (see the plan above)",
+                "refusing to apply: {} desired object(s) conflict with objects strata does not own (see the plan)",
                 plan.conflicts.len()
             );
         }
         if plan.is_empty() {
             if json {
-                print_json(&serde_json::json!({"applied": false, "plan": live::plan_json(&plan)}));
+                print_json(&serde_json::json!({"applied": false, "plan": live::plan_json(&plan)}))?;
             } else {
-                println!("Nothing to do: every platform matches the fleet.");
+                outln!("Nothing to do: every platform matches the fleet.")?;
             }
             return Ok(ExitCode::SUCCESS);
         }
-        if !a.auto_approve {
+        // A saved plan was reviewed when it was made: applying it is the approval.
+        if !a.auto_approve && t.saved.is_none() {
             if !std::io::stdin().is_terminal() {
-                bail!("refusing to apply without confirmation: stdin is not a terminal (pass --auto-approve)");
+                bail!("refusing to apply without confirmation: stdin is not a terminal (pass --auto-approve, or apply a saved plan: `strata plan --out FILE`, then `strata apply FILE`)");
             }
-            print!("\nApply these {} changes? Type `yes` to continue: ", plan.counts().total());
-            std::io::stdout().flush()?;
+            out!("\nApply these {} changes? Type `yes` to continue: ", plan.counts().total())?;
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;
             if line.trim() != "yes" {
-                println!("Apply cancelled.");
+                outln!("Apply cancelled.")?;
                 return Ok(ExitCode::from(1));
             }
         }
+        live::prepare_state_dir(&t.spec_dir, &journal_path)?;
         let journal = Journal::open(&journal_path).await?;
-        let opts = ApplyOptions {
-            wave_size: a.wave_size,
-            max_destroy_percent: a.max_destroy_percent,
-            parallelism: a.parallelism,
+        let opts = LoopOptions {
+            apply: ApplyOptions {
+                wave_size: a.wave_size,
+                max_destroy_percent: a.max_destroy_percent,
+                parallelism: a.parallelism,
+            },
+            max_rounds: a.max_rounds,
+            ..LoopOptions::default()
         };
-        let owner = owner_tag(&fleet.organisation.fleet_id);
+        let owner = owner_tag(&t.fleet_id);
+        let saved = t.saved.as_ref().map(|(_, s)| s);
         let started = std::time::Instant::now();
-        let mut plan = plan;
-        let mut round = 1;
-        let mut report = loop {
-            let report = run_round(&plan, &providers, &journal, &owner, &opts, json).await?;
-            if report.succeeded() || round >= a.max_rounds {
-                break report;
-            }
-            // Requeue: back off, observe again, and plan what is still missing.
-            let failed = report.count(StepStatus::Failed);
-            tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(round))).await;
-            round += 1;
-            plan = live::plan(&fleet, &providers, &journal_path).await?;
-            if !json {
-                eprintln!(
-                    "round {round}: {failed} step(s) failed; re-observed, {} step(s) left",
-                    plan.counts().total()
-                );
-            }
-            if !plan.conflicts.is_empty() || plan.is_empty() {
-                let mut done = report;
-                if plan.is_empty() {
-                    done.results.retain(|r| r.status == StepStatus::Done);
-                    done.stopped_after_wave = None;
-                }
-                break done;
-            }
+        let steps = plan.steps.len() as u64;
+        let report = if std::io::stderr().is_terminal() && !json {
+            let bar = ProgressBar::new(steps);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let p = Bar(bar);
+            let r = strata_apply::converge(&t.desired, plan, &providers, &journal, &journal_path, &owner, saved, &opts, &p).await;
+            p.0.finish_and_clear();
+            r?
+        } else {
+            strata_apply::converge(&t.desired, plan, &providers, &journal, &journal_path, &owner, saved, &opts, &Lines).await?
         };
-        report.rounds = round;
         let calls: u64 = providers.iter().map(|p| p.calls()).sum();
-        let rounds = report.rounds;
         if json {
             print_json(&serde_json::json!({
                 "applied": true,
@@ -173,47 +228,29 @@ pub fn run(a: ApplyArgs) -> Result<ExitCode> {
                 "report": report,
                 "api_calls": calls,
                 "seconds": started.elapsed().as_secs_f64(),
-            }));
+            }))?;
         } else {
-            println!(
+            outln!(
                 "\nApply {}: {} done, {} failed, {} skipped in {:.1}s ({} round(s), {} API calls); journal {}",
                 if report.succeeded() { "complete" } else { "FAILED" },
                 report.count(StepStatus::Done),
                 report.count(StepStatus::Failed),
                 report.count(StepStatus::Skipped),
                 started.elapsed().as_secs_f64(),
-                rounds,
+                report.rounds,
                 calls,
                 journal_path.display()
-            );
+            )?;
             if let Some(w) = report.stopped_after_wave {
-                println!("Rollout stopped after wave {}; later waves were not started.", w + 1);
+                outln!("Rollout stopped after wave {}; later waves were not started.", w + 1)?;
+            }
+            if !report.unreviewed.is_empty() {
+                outln!(
+                    "Stopped: retrying needs steps the saved plan does not have ({}); make and review a new plan.",
+                    report.unreviewed.join(", ")
+                )?;
             }
         }
         Ok(if report.succeeded() { ExitCode::SUCCESS } else { ExitCode::from(1) })
     })
-}
-
-/// One round: the plan through the executor, with a progress bar on a terminal.
-async fn run_round(
-    plan: &strata_plan::Plan,
-    providers: &[std::sync::Arc<dyn strata_providers::Provider>],
-    journal: &Journal,
-    owner: &str,
-    opts: &ApplyOptions,
-    json: bool,
-) -> Result<strata_apply::ApplyReport> {
-    if std::io::stderr().is_terminal() && !json {
-        let bar = ProgressBar::new(plan.steps.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        let p = Bar(bar);
-        let r = strata_apply::apply(plan, providers, journal, owner, opts, &p).await;
-        p.0.finish_and_clear();
-        Ok(r?)
-    } else {
-        Ok(strata_apply::apply(plan, providers, journal, owner, opts, &Lines).await?)
-    }
 }

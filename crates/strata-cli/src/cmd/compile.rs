@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
+use crate::output::outln;
 use crate::output::{counts_line, is_json, print_diagnostics, print_json};
 use crate::pipeline::analyze;
 use crate::source::write_lock;
@@ -27,7 +28,7 @@ pub fn run(a: CompileArgs) -> Result<ExitCode> {
             print_json(&serde_json::json!({
                 "ok": false,
                 "diagnostics": crate::output::diagnostics_json(&an.diagnostics, an.sources()),
-            }));
+            }))?;
         } else {
             eprintln!("failed: {}", counts_line(&an.diagnostics));
         }
@@ -42,10 +43,10 @@ pub fn run(a: CompileArgs) -> Result<ExitCode> {
         write_lock(&an.dir.root, &an.lock, an.old_lock_text.as_deref())?
     };
     if is_json(&a.global) {
-        print_json(&serde_json::to_value(fleet)?);
+        print_json(&serde_json::to_value(fleet)?)?;
     } else {
         for dc in &fleet.dcs {
-            println!(
+            outln!(
                 "{:<8} {:<12} {:>3} switches {:>5} machines {:>6} VMs {:>4} BGP sessions  supernet {}",
                 dc.name,
                 dc.region,
@@ -54,15 +55,15 @@ pub fn run(a: CompileArgs) -> Result<ExitCode> {
                 dc.vms.len(),
                 dc.bgp.len() / 2,
                 dc.supernet
-            );
+            )?;
         }
-        println!(
+        outln!(
             "compiled {} DCs ({}); fleet.lock {} ({} allocations)",
             fleet.dcs.len(),
             counts_line(&an.diagnostics),
             if wrote { "updated" } else { "unchanged" },
             an.lock.len()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

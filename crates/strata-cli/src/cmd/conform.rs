@@ -5,6 +5,7 @@ use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets};
 use strata_diagnostics::codes;
 
+use crate::output::outln;
 use crate::output::{diagnostics_json, is_json, print_diagnostics, print_json};
 use crate::pipeline::analyze;
 use crate::{Global, SpecArgs};
@@ -19,14 +20,21 @@ pub struct ConformArgs {
 
 pub fn run(a: ConformArgs) -> Result<ExitCode> {
     let an = analyze(&a.spec.dir, a.spec.locked)?;
-    let Some(report) = &an.conformance else {
-        // The spec does not compile: show why.
+    // Errors other than undeclared differences (design errors, a stale lock) make
+    // the spec invalid: conformance of an invalid spec means nothing.
+    let invalid = an
+        .diagnostics
+        .iter()
+        .any(|d| d.is_error() && d.code != codes::S0501);
+    let report = an.conformance.as_ref().filter(|_| !invalid);
+    let Some(report) = report else {
+        // The spec does not compile or breaks a design rule: show why.
         print_diagnostics(&a.global, &an.diagnostics, an.sources());
         if is_json(&a.global) {
             print_json(&serde_json::json!({
                 "conformant": false,
                 "diagnostics": diagnostics_json(&an.diagnostics, an.sources()),
-            }));
+            }))?;
         }
         eprintln!("failed: the spec has errors; fix them before checking conformance");
         return Ok(ExitCode::from(1));
@@ -40,7 +48,7 @@ pub fn run(a: ConformArgs) -> Result<ExitCode> {
     if is_json(&a.global) {
         let mut v = serde_json::to_value(report)?;
         v["diagnostics"] = diagnostics_json(&conf_diags, an.sources());
-        print_json(&v);
+        print_json(&v)?;
     } else {
         print_diagnostics(&a.global, &conf_diags, an.sources());
         let mut t = Table::new();
@@ -73,11 +81,11 @@ pub fn run(a: ConformArgs) -> Result<ExitCode> {
             }
         }
         if rows > 0 {
-            println!("{t}");
+            outln!("{t}")?;
         }
         for dc in &report.dcs {
             let undeclared = dc.differences.iter().filter(|d| !d.declared).count();
-            println!(
+            outln!(
                 "{:<8} {}",
                 dc.dc,
                 if dc.differences.is_empty() {
@@ -90,7 +98,7 @@ pub fn run(a: ConformArgs) -> Result<ExitCode> {
                 } else {
                     format!("NOT conformant: {undeclared} undeclared difference(s)")
                 }
-            );
+            )?;
         }
     }
     Ok(if report.conformant {

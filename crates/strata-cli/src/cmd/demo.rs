@@ -9,14 +9,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args;
 use strata_diagnostics::SourceMap;
 use strata_fleet::Lock;
+use strata_providers::secrets::{SecretRef, SecretResolver, StaticSecrets, SystemSecrets};
 use strata_render::FileKind;
 
 use crate::Global;
+use crate::output::outln;
 use crate::output::{counts_line, is_json, print_diagnostics, print_json};
 use crate::pipeline::analyze_sources;
 use crate::source::SpecDir;
@@ -103,18 +106,6 @@ pub struct DemoArgs {
 }
 
 pub fn run(a: DemoArgs) -> Result<ExitCode> {
-    // The example inventory references BMC passwords as `env:BMC_PASSWORD_<DC>`; the
-    // twin's BMCs accept any password, so the demo supplies placeholders for those
-    // not set (never real credentials).
-    for dc in ["FRA1", "AMS1", "WAW1"] {
-        let var = format!("BMC_PASSWORD_{dc}");
-        if std::env::var_os(&var).is_none() {
-            // SAFETY: called first thing in the command, on the main thread, before
-            // any other thread (rayon, tokio) exists, so nothing reads the
-            // environment concurrently.
-            unsafe { std::env::set_var(&var, "demo-not-a-secret") };
-        }
-    }
     let mut sources = SourceMap::new();
     for (path, text) in EXAMPLE {
         sources.add(*path, *text);
@@ -134,7 +125,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     };
-    let files = strata_render::render_all(fleet);
+    let files = strata_render::render_all(fleet)?;
     let tmp;
     let out = match &a.out {
         Some(p) => p.clone(),
@@ -176,11 +167,11 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             "verified": verified.map(|(ok, n)| serde_json::json!({"ok": ok, "total": n})),
         });
     } else {
-        println!(
+        outln!(
             "strata demo: example fleet `{}` ({} DCs)\n",
             fleet.organisation.fleet_id,
             fleet.dcs.len()
-        );
+        )?;
         for d in &fleet.dcs {
             let conf = report
                 .and_then(|r| r.dcs.iter().find(|c| c.dc == d.name))
@@ -206,7 +197,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
                 .filter(|f| f.path.starts_with(&format!("{}/", d.name)))
                 .count();
             let count = |role| d.switches.iter().filter(|s| s.role == role).count();
-            println!(
+            outln!(
                 "  {:<5} {:<10} {} spines, {} leaves, {} border leaves, {} machines, {} VMs, {} BGP sessions, {} files; {}",
                 d.name,
                 d.region,
@@ -218,15 +209,15 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
                 d.bgp.len() / 2,
                 dc_files,
                 conf
-            );
+            )?;
         }
-        println!("\nrendered {} files into {}", files.len(), out.display());
+        outln!("\nrendered {} files into {}", files.len(), out.display())?;
         match verified {
-            Some((ok, n)) => println!("verified {ok}/{n} files with the real tools"),
+            Some((ok, n)) => outln!("verified {ok}/{n} files with the real tools")?,
             None if a.no_verify => {}
-            None => println!(
+            None => outln!(
                 "(validators not installed: run scripts/install-test-deps.sh, then the demo verifies every file)"
-            ),
+            )?,
         }
     }
     let mut twin_ok = true;
@@ -238,10 +229,10 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             doc["twin"] = summary;
         }
     } else if !json && a.out.is_none() {
-        println!("(pass --out DIR to keep the files)");
+        outln!("(pass --out DIR to keep the files)")?;
     }
     if json {
-        print_json(&doc);
+        print_json(&doc)?;
     }
     let ok = verified.is_none_or(|(ok, n)| ok == n) && twin_ok;
     Ok(if ok {
@@ -249,6 +240,21 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The example inventory references BMC passwords as `env:BMC_PASSWORD_<DC>`; the
+/// twin's BMCs accept any password, so the demo answers those it finds unset with a
+/// placeholder (never a real credential), without touching the process environment.
+fn demo_secrets() -> Arc<dyn SecretResolver> {
+    let system: Arc<dyn SecretResolver> = Arc::new(SystemSecrets::new("examples/fleet"));
+    let mut secrets = StaticSecrets::new();
+    for dc in ["FRA1", "AMS1", "WAW1"] {
+        let reference = SecretRef::Env(format!("BMC_PASSWORD_{dc}"));
+        if system.resolve(&reference).is_err() {
+            secrets = secrets.with(reference, "demo-not-a-secret");
+        }
+    }
+    Arc::new(secrets.or_else(system))
 }
 
 /// Start the twin, apply the fleet to it, check convergence, print how to explore it.
@@ -280,17 +286,29 @@ async fn run_twin(
     let endpoints = out.join("twin").join("endpoints.json");
     twin.write_endpoints(&endpoints)?;
     if !json {
-        println!();
-        crate::cmd::twin::print_endpoints(&twin.endpoints(), Some(&endpoints));
+        outln!()?;
+        crate::cmd::twin::print_endpoints(&twin.endpoints(), Some(&endpoints))?;
     }
-    let providers = crate::cmd::live::providers_for(&endpoints, fleet)?;
-    let plan = crate::cmd::live::plan(fleet, &providers, &out.join("fleet.journal")).await?;
+    let secrets = demo_secrets();
+    let providers = crate::cmd::live::providers_for(&endpoints, fleet, secrets.clone())?;
+    let desired = strata_plan::desired(fleet)?;
+    let plan = crate::cmd::live::plan(
+        &desired,
+        &providers,
+        secrets.as_ref(),
+        &out.join("fleet.journal"),
+    )
+    .await?
+    .plan;
     let counts = plan.counts();
     if !json {
-        println!(
+        outln!(
             "\nplan against the fresh twin: {} to create, {} to adopt (machines MAAS enlisted), {} to update, {} to delete",
-            counts.create, counts.adopt, counts.update, counts.delete
-        );
+            counts.create,
+            counts.adopt,
+            counts.update,
+            counts.delete
+        )?;
     }
     let journal = strata_apply::Journal::open(&out.join("fleet.journal")).await?;
     let started = std::time::Instant::now();
@@ -318,7 +336,7 @@ async fn run_twin(
     }
     let (observed, _) = crate::cmd::live::observe_all(&providers).await?;
     let again = strata_plan::diff(
-        &strata_plan::desired(fleet),
+        &desired,
         &observed,
         &providers
             .iter()
@@ -348,15 +366,15 @@ async fn run_twin(
             "flavors": flavors, "networks": networks, "projects": projects,
         }));
         if !json {
-            println!(
+            outln!(
                 "  {:<5} MAAS: {deployed} machines deployed · Proxmox: {running} VMs running · OpenStack: {flavors} flavors, {networks} provider networks, {projects} team projects",
                 dc.name
-            );
+            )?;
         }
     }
     let calls: u64 = providers.iter().map(|p| p.calls()).sum();
     if !json {
-        println!(
+        outln!(
             "\napply {} in {seconds:.1}s ({} steps, {calls} API calls); a second plan shows {} changes{}",
             if report.succeeded() {
                 "succeeded"
@@ -366,17 +384,17 @@ async fn run_twin(
             report.results.len(),
             again.counts().total(),
             if again.is_empty() { ": converged" } else { "" }
-        );
+        )?;
         let doc = twin.endpoints();
         let d0 = &doc["dcs"][0];
         let dir = endpoints
             .parent()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        println!(
+        outln!(
             "\nExplore the twin with real clients (the venv from scripts/install-test-deps.sh has them):"
-        );
-        println!(
+        )?;
+        outln!(
             "  /opt/strata-tools/bin/python -c \"from proxmoxer import ProxmoxAPI; p = ProxmoxAPI('{}', port={}, user='{}', token_name='{}', token_value='{}', verify_ssl='{dir}/twin-ca.pem'); print([v['name'] for v in p.cluster.resources.get(type='vm')])\"",
             url_host(d0["proxmox"]["url"].as_str().unwrap_or("")),
             url_port(d0["proxmox"]["url"].as_str().unwrap_or("")),
@@ -393,19 +411,19 @@ async fn run_twin(
                 .nth(1)
                 .unwrap_or(""),
             d0["proxmox"]["token_secret"].as_str().unwrap_or(""),
-        );
-        println!(
+        )?;
+        outln!(
             "  OS_CLIENT_CONFIG_FILE={dir}/clouds.yaml /opt/strata-tools/bin/openstack --os-cloud {} flavor list",
             d0["name"].as_str().unwrap_or("")
-        );
-        println!(
+        )?;
+        outln!(
             "  strata plan examples/fleet --targets {} --detailed-exitcode",
             endpoints.display()
-        );
-        println!(
+        )?;
+        outln!(
             "  curl -s {}counters | head",
             doc["twin"]["admin"].as_str().unwrap_or("")
-        );
+        )?;
     }
     let summary = serde_json::json!({
         "endpoints": endpoints.display().to_string(),
@@ -418,7 +436,7 @@ async fn run_twin(
     });
     if !a.exit {
         if !json {
-            println!("\nThe twin keeps running; press Ctrl-C to stop.");
+            outln!("\nThe twin keeps running; press Ctrl-C to stop.")?;
         }
         crate::cmd::twin::wait_for_signal().await;
     }

@@ -10,12 +10,12 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::cmd::live;
+use crate::output::outln;
 use crate::output::{is_json, print_json};
-use crate::{Global, SpecArgs};
+use crate::{Global, SpecArgs, StateArgs};
 
 #[derive(Debug, Args)]
 pub struct DriftArgs {
@@ -24,29 +24,16 @@ pub struct DriftArgs {
     /// The targets file (see `strata plan --help`).
     #[arg(long)]
     pub targets: PathBuf,
-    /// The apply journal (default: DIR/fleet.journal).
-    #[arg(long)]
-    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
     #[command(flatten)]
     pub global: Global,
 }
 
-#[derive(Serialize)]
-struct Drifted {
-    resource: String,
-    external_id: Option<String>,
-    field: String,
-    expected: Option<Value>,
-    actual: Option<Value>,
-}
-
 pub fn run(a: DriftArgs) -> Result<ExitCode> {
     let fleet = live::fleet_of(&a.spec.dir, &a.global)?;
-    let providers = live::providers_for(&a.targets, &fleet)?;
-    let journal_path = a
-        .journal
-        .clone()
-        .unwrap_or_else(|| a.spec.dir.join("fleet.journal"));
+    let providers = live::providers_for(&a.targets, &fleet, live::system_secrets(&a.spec.dir))?;
+    let journal_path = live::journal_path(&a.spec.dir, &a.state);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let (observed, scopes) = live::observe_all(&providers).await?;
@@ -55,82 +42,45 @@ pub fn run(a: DriftArgs) -> Result<ExitCode> {
         } else {
             BTreeMap::new()
         };
-        let desired = strata_plan::desired(&fleet);
-        let mut drift = Vec::new();
-        let mut missing = Vec::new();
-        for o in observed.resources.iter().filter(|o| o.owned) {
-            let key = o.id.to_string();
-            let expected: BTreeMap<String, Value> = match baseline.get(&key) {
-                Some(Value::Object(m)) => m.clone().into_iter().collect(),
-                _ => match desired.get(&o.id) {
-                    Some(d) => d.fields.clone(),
-                    None => continue,
-                },
-            };
-            for (field, want) in expected {
-                let have = o.fields.get(&field);
-                if have != Some(&want) {
-                    drift.push(Drifted {
-                        resource: key.clone(),
-                        external_id: o.external_id.clone(),
-                        field,
-                        expected: Some(want),
-                        actual: have.cloned(),
-                    });
-                }
-            }
-        }
-        // Objects strata applied that are gone.
-        for key in baseline.keys() {
-            let in_scope = scopes.iter().any(|(dc, p)| key.starts_with(&format!("{dc}/")) && observed_platform(key) == Some(*p));
-            if in_scope && !observed.resources.iter().any(|o| o.owned && o.id.to_string() == *key) {
-                missing.push(key.clone());
-            }
-        }
-        let drifted = !drift.is_empty() || !missing.is_empty();
+        let desired = strata_plan::desired(&fleet)?;
+        let found = strata_plan::drift(&observed, &scopes, &baseline, &desired);
+        let (drift, missing) = (&found.changed, &found.missing);
+        let drifted = !found.is_empty();
         if is_json(&a.global) {
             print_json(&serde_json::json!({
                 "drift": drifted,
                 "changed": drift,
                 "missing": missing,
                 "unowned": observed.unowned,
-            }));
+            }))?;
         } else {
-            for d in &drift {
-                println!(
+            for d in drift {
+                outln!(
                     "~ {}{}: {} = {} (strata set {})",
                     d.resource,
                     d.external_id.as_deref().map(|i| format!(" [{i}]")).unwrap_or_default(),
                     d.field,
                     d.actual.as_ref().map(Value::to_string).unwrap_or_else(|| "(absent)".into()),
                     d.expected.as_ref().map(Value::to_string).unwrap_or_else(|| "(absent)".into()),
-                );
+                )?;
             }
-            for m in &missing {
-                println!("- {m}: deleted outside strata");
+            for m in missing {
+                outln!("- {m}: deleted outside strata")?;
             }
-            println!(
+            outln!(
                 "{}: {} changed field(s), {} missing object(s); {} unowned object(s) listed, not touched",
                 if drifted { "drift" } else { "no drift" },
                 drift.len(),
                 missing.len(),
                 observed.unowned.len()
-            );
+            )?;
             for u in observed.unowned.iter().take(20) {
-                println!("  unowned {} {} {} {} ({})", u.dc, u.platform, u.kind, u.name, u.external_id);
+                outln!("  unowned {} {} {} {} ({})", u.dc, u.platform, u.kind, u.name, u.external_id)?;
             }
             if observed.unowned.len() > 20 {
-                println!("  ... {} more (-o json lists all)", observed.unowned.len() - 20);
+                outln!("  ... {} more (-o json lists all)", observed.unowned.len() - 20)?;
             }
         }
         Ok(if drifted { ExitCode::from(2) } else { ExitCode::SUCCESS })
     })
-}
-
-fn observed_platform(key: &str) -> Option<strata_plan::Platform> {
-    let kind = key.split('/').nth(1)?;
-    strata_plan::Kind::ALL
-        .iter()
-        .find(|k| k.as_str() == kind)
-        .map(|k| k.platform())
 }

@@ -5,6 +5,7 @@ use clap::Args;
 use strata_diagnostics::codes;
 
 use crate::Global;
+use crate::output::outln;
 use crate::output::{is_json, print_json};
 
 #[derive(Debug, Args)]
@@ -27,13 +28,16 @@ pub fn run(a: ExplainArgs) -> Result<ExitCode> {
         None => codes::ALL.iter().collect(),
     };
     if is_json(&a.global) {
-        print_json(&serde_json::to_value(&infos)?);
+        print_json(&serde_json::to_value(&infos)?)?;
     } else {
         for i in infos {
-            println!(
+            outln!(
                 "{} {:<8} {}\n      {}",
-                i.code, i.severity, i.name, i.explanation
-            );
+                i.code,
+                i.severity,
+                i.name,
+                i.explanation
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

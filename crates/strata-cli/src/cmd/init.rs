@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use crate::output::outln;
 use crate::scaffold::{Params, generate};
 
 #[derive(Debug, Args)]
@@ -58,16 +59,42 @@ pub fn run(a: InitArgs) -> Result<ExitCode> {
         fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         bytes += text.len();
     }
+    ignore_state_dir(&a.dir)?;
     let mut schema = strata_spec::json_schema();
     schema.push('\n');
     fs::write(a.dir.join("strata.schema.json"), schema)?;
-    println!(
+    outln!(
         "created {} with {} DCs ({} files, {} KiB); next: strata validate {}",
         a.dir.display(),
         a.dcs,
         files.len() + 1,
         bytes / 1024,
         a.dir.display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// plan/apply keep their journal in DIR/.strata (which also ignores itself); say so
+/// in the spec's `.gitignore` too, keeping whatever else it holds.
+fn ignore_state_dir(dir: &std::path::Path) -> Result<()> {
+    let path = dir.join(".gitignore");
+    let existing = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let listed = existing
+        .lines()
+        .any(|l| matches!(l.trim(), "/.strata/" | ".strata/" | "/.strata" | ".strata"));
+    if !listed {
+        let mut text = existing;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(
+            "# strata's local state: the apply journal (see `strata apply --help`)\n/.strata/\n",
+        );
+        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 use strata_lab::checks::Status;
 use strata_lab::{PlanOptions, TestOptions, UpOptions};
 
+use crate::output::outln;
 use crate::output::{counts_line, diagnostics_json, is_json, print_diagnostics, print_json};
 use crate::pipeline::analyze;
 use crate::{Global, SpecArgs};
@@ -152,7 +153,7 @@ fn up(a: UpArgs) -> Result<ExitCode> {
                     "ok": false,
                     "error": why,
                     "diagnostics": diagnostics_json(&an.diagnostics, an.sources()),
-                }));
+                }))?;
             } else {
                 eprintln!("failed: nothing built: {why}");
             }
@@ -165,8 +166,8 @@ fn up(a: UpArgs) -> Result<ExitCode> {
             counts_line(&an.diagnostics)
         );
     }
-    let mut files = strata_render::frr::render(fleet);
-    files.extend(strata_render::keepalived::render(fleet));
+    let mut files = strata_render::frr::render(fleet)?;
+    files.extend(strata_render::keepalived::render(fleet)?);
     let lab = strata_lab::plan(
         fleet,
         &files,
@@ -230,9 +231,9 @@ fn up(a: UpArgs) -> Result<ExitCode> {
             "dcs": dcs,
             "report": report,
             "notes": notes,
-        }));
+        }))?;
     } else {
-        println!(
+        outln!(
             "lab `{name}` is up in {:.1} s: {} namespaces, {} links, {} switches running FRR, {} hosts, {} processes (state in {})",
             report.seconds,
             report.namespaces,
@@ -241,14 +242,14 @@ fn up(a: UpArgs) -> Result<ExitCode> {
             report.hosts,
             report.processes,
             report.dir.display()
-        );
+        )?;
         for n in &notes {
-            println!("note: {n}");
+            outln!("note: {n}")?;
         }
-        println!(
+        outln!(
             "next: strata lab test --name {name}{}",
             state_dir_arg(&a.id)
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -292,9 +293,9 @@ fn test(a: TestArgs) -> Result<ExitCode> {
             "spec": spec,
             "allow_invalid": allow_invalid,
             "report": report,
-        }));
+        }))?;
     } else {
-        println!(
+        outln!(
             "lab `{}` ({}), built from {spec}{}",
             report.lab,
             report.dcs.join(", "),
@@ -303,31 +304,31 @@ fn test(a: TestArgs) -> Result<ExitCode> {
             } else {
                 ""
             }
-        );
+        )?;
         for c in &report.checks {
-            println!(
+            outln!(
                 "[{}] {}. {} ({:.1} s)",
                 c.status.as_str(),
                 c.id,
                 c.title,
                 c.seconds
-            );
-            println!("       {}", c.summary);
+            )?;
+            outln!("       {}", c.summary)?;
             for p in &c.problems {
-                println!("       problem: {p}");
+                outln!("       problem: {p}")?;
             }
             for e in &c.evidence {
-                println!("       evidence: {}$ {}", e.node, e.command);
+                outln!("       evidence: {}$ {}", e.node, e.command)?;
                 for line in e.output.lines() {
-                    println!("         | {line}");
+                    outln!("         | {line}")?;
                 }
             }
         }
         for n in &report.notes {
-            println!("note: {n}");
+            outln!("note: {n}")?;
         }
         let count = |s: Status| report.checks.iter().filter(|c| c.status == s).count();
-        println!(
+        outln!(
             "{}: {} passed, {} failed, {} skipped, {} unsupported ({:.1} s)",
             if report.ok { "ok" } else { "failed" },
             count(Status::Pass),
@@ -335,7 +336,7 @@ fn test(a: TestArgs) -> Result<ExitCode> {
             count(Status::Skipped),
             count(Status::Unsupported),
             report.seconds
-        );
+        )?;
     }
     Ok(if report.ok {
         ExitCode::SUCCESS
@@ -347,11 +348,11 @@ fn test(a: TestArgs) -> Result<ExitCode> {
 fn down(a: DownArgs) -> Result<ExitCode> {
     let report = strata_lab::exec::down(&a.id.state_dir, &a.id.name)?;
     if is_json(&a.global) {
-        print_json(&json!({"ok": true, "lab": a.id.name, "removed": report}));
+        print_json(&json!({"ok": true, "lab": a.id.name, "removed": report}))?;
     } else if report.nothing() {
-        println!("lab `{}`: nothing to remove", a.id.name);
+        outln!("lab `{}`: nothing to remove", a.id.name)?;
     } else {
-        println!(
+        outln!(
             "lab `{}` is down: stopped {} processes, unmounted {} VRF namespace bind mounts, \
              deleted {} namespaces (with their links){}",
             a.id.name,
@@ -363,7 +364,7 @@ fn down(a: DownArgs) -> Result<ExitCode> {
             } else {
                 String::new()
             }
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,20 +1,72 @@
 //! What plan, apply and drift share: the fleet, the targets, the providers and a
 //! concurrent observation of every platform.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow, bail};
-use futures::future::join_all;
+use anyhow::{Context, Result, anyhow, bail};
+use strata_apply::Planned;
 use strata_fleet::Fleet;
-use strata_plan::{Kind, Observed, Plan, Platform, ResourceId, owner_tag};
+use strata_plan::{Observed, Plan, Platform, ResourceSet, owner_tag};
 use strata_providers::Provider;
+use strata_providers::secrets::{SecretResolver, SystemSecrets};
 use strata_providers::targets::Targets;
 
-use crate::Global;
 use crate::output::print_diagnostics;
 use crate::pipeline::analyze;
+use crate::{Global, StateArgs};
+
+/// The default state directory inside the spec directory.
+pub const STATE_DIR: &str = ".strata";
+/// The journal's file name inside the state directory (and, before state
+/// directories, inside the spec directory).
+pub const JOURNAL_FILE: &str = "fleet.journal";
+
+/// The apply journal `--state-dir`/`--journal` point at. With neither, it lives in
+/// `DIR/.strata/`, unless an older `DIR/fleet.journal` exists and the new one does
+/// not: that one is kept in use (with a note) so that no apply history is lost.
+pub fn journal_path(spec_dir: &Path, state: &StateArgs) -> PathBuf {
+    if let Some(j) = &state.journal {
+        return j.clone();
+    }
+    let dir = state
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| spec_dir.join(STATE_DIR));
+    let journal = dir.join(JOURNAL_FILE);
+    let legacy = spec_dir.join(JOURNAL_FILE);
+    if state.state_dir.is_none() && !journal.exists() && legacy.exists() {
+        eprintln!(
+            "note: using the journal at {} (strata 0.1's place); to move it into the state directory: mkdir -p {dir} && mv {legacy}* {dir}/",
+            legacy.display(),
+            dir = dir.display(),
+            legacy = legacy.display(),
+        );
+        return legacy;
+    }
+    journal
+}
+
+/// Create the journal's directory. The default state directory (`DIR/.strata`)
+/// gets a `.gitignore` of `*`, so nothing in it ever shows up in the spec's
+/// repository.
+pub fn prepare_state_dir(spec_dir: &Path, journal: &Path) -> Result<()> {
+    let Some(dir) = journal.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if dir == spec_dir.join(STATE_DIR) {
+        let ignore = dir.join(".gitignore");
+        if !ignore.exists() {
+            std::fs::write(
+                &ignore,
+                "# strata's local state (the apply journal); never committed.\n*\n",
+            )
+            .with_context(|| format!("writing {}", ignore.display()))?;
+        }
+    }
+    Ok(())
+}
 
 /// Compile the spec; spec errors are printed and become an error.
 pub fn fleet_of(dir: &Path, g: &Global) -> Result<Fleet> {
@@ -31,80 +83,71 @@ pub fn fleet_of(dir: &Path, g: &Global) -> Result<Fleet> {
         .ok_or_else(|| anyhow!("{} did not compile", dir.display()))
 }
 
-/// Providers for every endpoint in the targets file.
-pub fn providers_for(targets: &Path, fleet: &Fleet) -> Result<Vec<Arc<dyn Provider>>> {
-    let t = Targets::load(targets).map_err(|e| anyhow!("{e}"))?;
-    let known: Vec<&str> = fleet.dcs.iter().map(|d| d.name.as_str()).collect();
+/// How plan, apply and drift resolve secret references: the process environment,
+/// and files relative to the spec directory (as the spec documents).
+pub fn system_secrets(spec_dir: &Path) -> Arc<dyn SecretResolver> {
+    Arc::new(SystemSecrets::new(spec_dir))
+}
+
+/// Providers for every endpoint in the targets file (whose own secret references
+/// are resolved now, relative to the targets file).
+pub fn providers_for(
+    targets: &Path,
+    fleet: &Fleet,
+    secrets: Arc<dyn SecretResolver>,
+) -> Result<Vec<Arc<dyn Provider>>> {
+    let dcs: Vec<String> = fleet.dcs.iter().map(|d| d.name.clone()).collect();
+    providers_for_dcs(targets, &dcs, &fleet.organisation.fleet_id, secrets)
+}
+
+/// [`providers_for`] a fleet known by its DC names and id (a saved plan's).
+pub fn providers_for_dcs(
+    targets: &Path,
+    dcs: &[String],
+    fleet_id: &str,
+    secrets: Arc<dyn SecretResolver>,
+) -> Result<Vec<Arc<dyn Provider>>> {
+    let t = Targets::load(targets, secrets.as_ref()).map_err(|e| anyhow!("{e}"))?;
     for d in &t.dcs {
-        if !known.contains(&d.name.as_str()) {
+        if !dcs.contains(&d.name) {
             bail!(
                 "the targets file names DC `{}`, which the fleet does not have (fleet DCs: {})",
                 d.name,
-                known.join(", ")
+                dcs.join(", ")
             );
         }
     }
-    strata_providers::providers(&t, &owner_tag(&fleet.organisation.fleet_id))
-        .map_err(|e| anyhow!("{e}"))
+    strata_providers::providers(&t, &owner_tag(fleet_id), secrets).map_err(|e| anyhow!("{e}"))
 }
 
-/// Observe every provider concurrently.
+/// Observe every provider concurrently (the library's loop does the work).
 pub async fn observe_all(
     providers: &[Arc<dyn Provider>],
 ) -> Result<(Observed, Vec<(String, Platform)>)> {
-    let results = join_all(
-        providers
-            .iter()
-            .map(|p| async move { (p.dc().to_string(), p.platform(), p.observe().await) }),
-    )
-    .await;
-    let mut observed = Observed::default();
-    let mut scopes = Vec::new();
-    let mut errors = Vec::new();
-    for (dc, platform, r) in results {
-        match r {
-            Ok(o) => {
-                observed.extend(o);
-                scopes.push((dc, platform));
-            }
-            Err(e) => errors.push(format!("{dc} {platform}: {e}")),
-        }
-    }
-    if !errors.is_empty() {
-        bail!("could not observe:\n  {}", errors.join("\n  "));
-    }
-    Ok((observed, scopes))
+    Ok(strata_apply::observe(providers).await?)
 }
 
-/// Resources an interrupted apply was creating, from the journal (if there is one).
-pub async fn resuming(journal: &Path) -> Result<BTreeSet<ResourceId>> {
-    if !journal.exists() {
-        return Ok(BTreeSet::new());
+/// Plan `desired` against the live endpoints (through `strata_apply::plan`). Every
+/// secret the plan's steps will need is resolved (and dropped) through `secrets`: a
+/// missing one is an error naming the reference and the resources that need it, never
+/// a plan `apply` cannot carry out.
+pub async fn plan(
+    desired: &ResourceSet,
+    providers: &[Arc<dyn Provider>],
+    secrets: &dyn SecretResolver,
+    journal: &Path,
+) -> Result<Planned> {
+    let planned = strata_apply::plan(desired, providers, journal).await?;
+    let unresolved = strata_providers::secrets::unresolved(&planned.plan, providers, secrets);
+    if !unresolved.is_empty() {
+        let lines: Vec<String> = unresolved.iter().map(ToString::to_string).collect();
+        bail!(
+            "{} secret reference(s) the plan needs cannot be resolved, so apply could not make these changes:\n  {}\nset the variables or create the files (file: paths are relative to the spec directory), then plan again",
+            unresolved.len(),
+            lines.join("\n  ")
+        );
     }
-    let j = strata_apply::Journal::inspect(journal).await?;
-    let keys = j.resuming().await?;
-    Ok(keys
-        .iter()
-        .filter_map(|k| {
-            let mut it = k.splitn(3, '/');
-            let (dc, kind, name) = (it.next()?, it.next()?, it.next()?);
-            let kind = Kind::ALL.iter().find(|x| x.as_str() == kind)?;
-            Some(ResourceId::new(dc, *kind, name))
-        })
-        .collect())
-}
-
-/// Plan `fleet` against the live endpoints.
-pub async fn plan(fleet: &Fleet, providers: &[Arc<dyn Provider>], journal: &Path) -> Result<Plan> {
-    let desired = strata_plan::desired(fleet);
-    for p in providers {
-        p.expect(&desired);
-    }
-    let resuming = resuming(journal).await?;
-    let (observed, scopes) = observe_all(providers).await?;
-    Ok(strata_plan::diff_resuming(
-        &desired, &observed, &scopes, &resuming,
-    ))
+    Ok(planned)
 }
 
 /// The plan as JSON for `-o json`.
@@ -116,4 +159,57 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
         "steps": plan.steps,
         "unowned": plan.unowned,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(state_dir: Option<&Path>, journal: Option<&Path>) -> StateArgs {
+        StateArgs {
+            state_dir: state_dir.map(Path::to_path_buf),
+            journal: journal.map(Path::to_path_buf),
+        }
+    }
+
+    #[test]
+    fn the_journal_lives_in_the_state_dir_and_an_old_one_is_still_found() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let spec = tmp.path();
+        let default = spec.join(".strata/fleet.journal");
+        assert_eq!(journal_path(spec, &state(None, None)), default);
+        // strata 0.1 kept it beside fleet.lock: used while the new one does not exist.
+        std::fs::write(spec.join("fleet.journal"), "").expect("write");
+        assert_eq!(
+            journal_path(spec, &state(None, None)),
+            spec.join("fleet.journal")
+        );
+        prepare_state_dir(spec, &default).expect("prepare");
+        std::fs::write(&default, "").expect("write");
+        assert_eq!(journal_path(spec, &state(None, None)), default);
+        // Explicit choices win.
+        let elsewhere = tmp.path().join("state");
+        assert_eq!(
+            journal_path(spec, &state(Some(&elsewhere), None)),
+            elsewhere.join("fleet.journal")
+        );
+        let file = tmp.path().join("j.sqlite");
+        assert_eq!(
+            journal_path(spec, &state(Some(&elsewhere), Some(&file))),
+            file
+        );
+    }
+
+    #[test]
+    fn the_default_state_dir_ignores_itself() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let spec = tmp.path();
+        prepare_state_dir(spec, &spec.join(".strata/fleet.journal")).expect("prepare");
+        let ignore = std::fs::read_to_string(spec.join(".strata/.gitignore")).expect("ignore");
+        assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
+        // Another state directory is the operator's: created, nothing written into it.
+        let other = tmp.path().join("var/state");
+        prepare_state_dir(spec, &other.join("fleet.journal")).expect("prepare");
+        assert!(other.is_dir() && !other.join(".gitignore").exists());
+    }
 }

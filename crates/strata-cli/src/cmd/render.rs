@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::json;
 use strata_render::{FileKind, RenderedFile};
 
+use crate::output::outln;
 use crate::output::{counts_line, diagnostics_json, is_json, print_diagnostics, print_json};
 use crate::pipeline::analyze;
 use crate::source::write_lock;
@@ -39,7 +40,7 @@ pub fn run(a: RenderArgs) -> Result<ExitCode> {
         if is_json(&a.global) {
             print_json(
                 &json!({"ok": false, "diagnostics": diagnostics_json(&an.diagnostics, an.sources())}),
-            );
+            )?;
         } else {
             eprintln!(
                 "failed: nothing rendered; the spec has {}",
@@ -48,10 +49,26 @@ pub fn run(a: RenderArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::from(1));
     };
+    // Everything is rendered before anything is written: a file that cannot be
+    // rendered (a template bug) leaves the output directory and fleet.lock untouched.
+    let files = match strata_render::render_all(fleet) {
+        Ok(files) => files,
+        Err(e) => {
+            if is_json(&a.global) {
+                print_json(&json!({
+                    "ok": false,
+                    "render_failures": e.failures,
+                    "diagnostics": diagnostics_json(&an.diagnostics, an.sources()),
+                }))?;
+            }
+            eprintln!("error: {e}");
+            eprintln!("failed: nothing written to {}", a.out.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
     if !a.spec.locked {
         write_lock(&an.dir.root, &an.lock, an.old_lock_text.as_deref())?;
     }
-    let files = strata_render::render_all(fleet);
     write_files(&a.out, &files)?;
     let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
     for f in &files {
@@ -92,21 +109,21 @@ pub fn run(a: RenderArgs) -> Result<ExitCode> {
             "files": files.iter().map(|f| json!({"path": f.path, "kind": f.kind})).collect::<Vec<_>>(),
             "verify": checks,
             "diagnostics": diagnostics_json(&an.diagnostics, an.sources()),
-        }));
+        }))?;
     } else {
         let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        println!(
+        outln!(
             "rendered {} files into {}: {}",
             files.len(),
             a.out.display(),
             kinds.join(", ")
-        );
+        )?;
         if a.verify {
             let passed = checks.iter().filter(|c| c.ok).count();
-            println!(
+            outln!(
                 "verified {passed}/{} files with the real tools",
                 checks.len()
-            );
+            )?;
         }
     }
     Ok(if ok {

@@ -1,5 +1,6 @@
 use std::process::ExitCode;
 
+use crate::output::out;
 use anyhow::Result;
 use clap::Args;
 
@@ -15,7 +16,7 @@ pub fn run(a: SchemaArgs) -> Result<ExitCode> {
     s.push('\n');
     match a.out {
         Some(p) => std::fs::write(&p, s)?,
-        None => print!("{s}"),
+        None => out!("{s}")?,
     }
     Ok(ExitCode::SUCCESS)
 }

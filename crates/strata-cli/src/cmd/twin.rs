@@ -10,6 +10,7 @@ use strata_fleet::Fleet;
 use strata_spec::MachineRole;
 use strata_twin::{DcSeed, FaultSpec, SeedGpu, SeedMachine, SeedStorage, TwinOptions};
 
+use crate::output::outln;
 use crate::pipeline::analyze;
 
 #[derive(Debug, Args)]
@@ -86,7 +87,7 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Vec<DcSe
                                         device_id: g.device_id.clone(),
                                         pcie_gen: g.pcie_gen,
                                         pcie_width: g.pcie_width,
-                                        numa_node: g.numa.get(i as usize).copied().unwrap_or(0),
+                                        numa_node: g.numa.get(i as usize).map(|n| **n).unwrap_or(0),
                                     })
                                     .collect()
                             })
@@ -214,7 +215,7 @@ pub fn run(a: TwinArgs) -> Result<ExitCode> {
         if let Some(p) = &a.write_endpoints {
             twin.write_endpoints(p)?;
         }
-        print_endpoints(&twin.endpoints(), a.write_endpoints.as_deref());
+        print_endpoints(&twin.endpoints(), a.write_endpoints.as_deref())?;
         wait_for_signal().await;
         eprintln!("strata twin: shutting down");
         twin.shutdown().await?;
@@ -223,30 +224,31 @@ pub fn run(a: TwinArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn print_endpoints(doc: &serde_json::Value, file: Option<&Path>) {
-    println!(
+pub fn print_endpoints(doc: &serde_json::Value, file: Option<&Path>) -> anyhow::Result<()> {
+    outln!(
         "strata twin: {} DCs",
         doc["dcs"].as_array().map(Vec::len).unwrap_or(0)
-    );
+    )?;
     for d in doc["dcs"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "  {:<6} MAAS {}  Proxmox {}  Keystone {}",
             d["name"].as_str().unwrap_or(""),
             d["maas"]["url"].as_str().unwrap_or(""),
             d["proxmox"]["url"].as_str().unwrap_or(""),
             d["openstack"]["auth_url"].as_str().unwrap_or("")
-        );
+        )?;
     }
-    println!(
+    outln!(
         "  admin API {}",
         doc["twin"]["admin"].as_str().unwrap_or("")
-    );
+    )?;
     if let Some(f) = file {
-        println!(
+        outln!(
             "  endpoints written to {} (with twin-ca.pem and clouds.yaml beside it)",
             f.display()
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// Wait for Ctrl-C or SIGTERM.

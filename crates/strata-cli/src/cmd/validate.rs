@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
+use crate::output::outln;
 use crate::output::{counts_line, diagnostics_json, is_json, print_diagnostics, print_json};
 use crate::pipeline::{Analysis, analyze};
 use crate::{Global, SpecArgs};
@@ -40,12 +41,12 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
             "summary": summary(&an),
             "lock_changed": an.lock_changed,
             "diagnostics": diagnostics_json(&an.diagnostics, an.sources()),
-        }));
+        }))?;
     } else {
         print_diagnostics(&a.global, &an.diagnostics, an.sources());
         let s = summary(&an);
         if ok {
-            println!(
+            outln!(
                 "ok: {} is valid: {} DCs, {} switches, {} machines, {} VMs ({})",
                 a.spec.dir.display(),
                 s["dcs"],
@@ -53,18 +54,18 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
                 s["machines"],
                 s["vms"],
                 counts_line(&an.diagnostics)
-            );
+            )?;
             if an.lock_changed {
-                println!(
+                outln!(
                     "note: fleet.lock would change; run `strata compile` to record the allocations"
-                );
+                )?;
             }
         } else {
-            println!(
+            outln!(
                 "failed: {} has {}",
                 a.spec.dir.display(),
                 counts_line(&an.diagnostics)
-            );
+            )?;
         }
     }
     Ok(if ok {

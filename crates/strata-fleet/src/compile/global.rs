@@ -4,7 +4,7 @@
 use ipnet::IpNet;
 use strata_spec::{Blueprint, InfraVlan, Spec};
 
-use super::ledger::Ledger;
+use super::ledger::{Ledger, PinSpans};
 use super::resolve::{SiteInput, Sites};
 use crate::alloc::{Allocation, Space};
 use crate::model::{InfraVni, Tenant, TenantNetwork};
@@ -324,6 +324,31 @@ pub(crate) fn build_tenants(
         })
         .collect();
     (tenants, infra_vnis)
+}
+
+/// Where each fleet-wide pin (tenant VNIs and VLANs) was written, by pool and key.
+pub(crate) fn pin_spans(spec: &Spec) -> PinSpans {
+    let mut out = PinSpans::new();
+    for t in &spec.tenants {
+        if let Some(v) = &t.l3_vni {
+            out.insert(("vnis/l3".into(), format!("tenant/{}", t.name)), v.span);
+        }
+        for n in &t.networks {
+            if let Some(v) = &n.vni {
+                out.insert(
+                    ("vnis/l2".into(), format!("tenant/{}/{}", t.name, n.name)),
+                    v.span,
+                );
+            }
+            if let Some(v) = &n.vlan {
+                out.insert(
+                    ("vlans/tenant".into(), format!("{}/{}", t.name, n.name)),
+                    v.span,
+                );
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -45,11 +45,13 @@ pub struct Compiled {
 
 /// Compile `spec` against the allocations recorded in `lock`.
 pub fn compile(spec: &Spec, lock: &Lock) -> Compiled {
-    let mut ledger = Ledger::new(lock);
+    let mut ledger = Ledger::new(lock).with_pin_spans(global::pin_spans(spec));
     let fleet = run(spec, &mut ledger);
     let fatal = ledger.fatal || ledger.has_errors();
     let mut diags = std::mem::take(&mut ledger.diags);
     strata_diagnostics::sort(&mut diags);
+    // A blueprint value that is wrong in every DC is one mistake, not one per DC.
+    let diags = strata_diagnostics::merge_same_cause(diags);
     Compiled {
         fleet: if fatal { None } else { fleet },
         lock: if fatal {

@@ -72,13 +72,13 @@ pub(crate) fn index_profiles<'s>(spec: &'s Spec, diags: &mut Vec<Diagnostic>) ->
         }
         for b in &p.bonds {
             for m in &b.members {
-                if !p.nics.iter().any(|n| &n.name == m) {
+                if !p.nics.iter().any(|n| n.name == **m) {
                     diags.push(
                         Diagnostic::new(
                             codes::S0208,
                             format!("bond `{}` of profile `{}` uses NIC `{m}`, which the profile does not have", b.name, p.name),
                         )
-                        .at(p.name.span)
+                        .at(m.span)
                         .expected(format!("one of the profile's NICs: {}", p.nics.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")))
                         .help("fix the bond member or add the NIC to `nics`"),
                     );

@@ -10,6 +10,8 @@ pub(crate) struct Names {
     pub leaf: Template,
     pub border: Template,
     pub machine: Template,
+    /// Where the machine template was written (`None` for the default).
+    pub machine_span: Option<Span>,
     pub vm: Template,
 }
 
@@ -46,6 +48,7 @@ pub(crate) fn naming_templates(
         leaf: leaf?,
         border: border?,
         machine: machine?,
+        machine_span: n.machine.span_opt(),
         vm: vm?,
     };
     // A machine template must tell machines of one rack and role apart.

@@ -73,9 +73,10 @@ pub fn broken_fleets() -> Vec<(String, Fleet)> {
     out
 }
 
-/// What `strata lab up` plans from: the FRR and keepalived files.
-pub fn rendered(fleet: &Fleet) -> Vec<RenderedFile> {
-    let mut files = strata_render::frr::render(fleet);
-    files.extend(strata_render::keepalived::render(fleet));
-    files
+/// What `strata lab up` plans from: the FRR and keepalived files (or, as there, why
+/// they cannot be rendered).
+pub fn rendered(fleet: &Fleet) -> Result<Vec<RenderedFile>, strata_render::RenderError> {
+    let mut files = strata_render::frr::render(fleet)?;
+    files.extend(strata_render::keepalived::render(fleet)?);
+    Ok(files)
 }

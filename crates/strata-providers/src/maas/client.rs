@@ -14,26 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::ProviderError;
 use crate::http::{Endpoint, EndpointConfig, HttpError};
-
-/// A value that must never be printed (a BMC password, the OAuth signature).
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Redacted(String);
-
-impl Redacted {
-    pub(crate) fn new(s: String) -> Self {
-        Redacted(s)
-    }
-
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+use crate::secrets::Secret;
 
 /// Why a call failed.
 #[derive(Debug)]
@@ -127,7 +108,7 @@ pub(crate) struct Client {
     consumer_key: String,
     token_key: String,
     /// The PLAINTEXT signature as it travels in the header: `%26` + the encoded secret.
-    signature: Redacted,
+    signature: Secret,
 }
 
 impl fmt::Debug for Client {
@@ -174,7 +155,7 @@ impl Client {
             api: format!("{base}api/2.0/"),
             consumer_key: ck.to_string(),
             token_key: tk.to_string(),
-            signature: Redacted(format!("%26{}", pct(secret))),
+            signature: Secret::new(format!("%26{}", pct(secret))),
         })
     }
 

@@ -17,12 +17,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use strata_plan::{Action, Step};
+use strata_plan::{Action, ResourceId, Step};
 
-use super::client::{CallError, Form, Redacted, form};
+use super::client::{CallError, Form, form};
 use super::observe::managed_tags;
 use super::wire::{self, Machine, status as S};
 use super::{MaasProvider, observed_str, spec_str};
+use crate::secrets::{Secret, SecretNeed, SecretRef, SecretResolver};
 use crate::{ActContext, Outcome, ProviderError};
 
 const CREATE_ATTEMPTS: u32 = 4;
@@ -96,24 +97,48 @@ impl Want {
     }
 }
 
-/// Resolve a secret reference (`env:VAR`, `file:PATH`). Errors name the reference,
-/// never a value.
-fn resolve_secret(reference: &str) -> Result<Redacted, ProviderError> {
-    if let Some(var) = reference.strip_prefix("env:") {
-        return std::env::var(var).map(Redacted::new).map_err(|_| {
-            ProviderError::Secret(format!("power_pass: environment variable {var} is not set"))
-        });
+/// Resolve the BMC password reference (`env:VAR`, `file:PATH` relative to the spec
+/// directory) of `step` through the provider's resolver. Errors name the resource
+/// and the reference, never a value.
+fn resolve_secret(
+    secrets: &dyn SecretResolver,
+    resource: &ResourceId,
+    reference: &str,
+) -> Result<Secret, ProviderError> {
+    let Some(r) = SecretRef::parse(reference) else {
+        return Err(ProviderError::Secret(format!(
+            "{resource}: the BMC credential (power_pass) must be a reference (env:VARIABLE or file:PATH), not a value"
+        )));
+    };
+    secrets
+        .resolve(&r)
+        .map_err(|e| ProviderError::Secret(format!("{resource}: BMC credential {r}: {e}")))
+}
+
+/// Whether applying `step` writes the BMC password: every create and adoption (the
+/// password cannot be compared, so it is always set), and updates that change a
+/// power field.
+fn writes_power(step: &Step) -> bool {
+    match step.action {
+        Action::Create | Action::Adopt => true,
+        Action::Update => step.changes.iter().any(|c| c.field.starts_with("power_")),
+        Action::Delete => false,
     }
-    if let Some(path) = reference.strip_prefix("file:") {
-        return std::fs::read_to_string(path)
-            .map(|s| Redacted::new(s.trim_end_matches(['\r', '\n']).to_string()))
-            .map_err(|e| {
-                ProviderError::Secret(format!("power_pass: cannot read {path}: {}", e.kind()))
-            });
+}
+
+/// The BMC password `act` will need for `step`, if any.
+pub(super) fn secrets_needed(step: &Step) -> Vec<SecretNeed> {
+    if !writes_power(step) {
+        return Vec::new();
     }
-    Err(ProviderError::Secret(
-        "power_pass must be a reference (env:VARIABLE or file:PATH), not a value".into(),
-    ))
+    spec_str(step, "power_pass")
+        .and_then(|r| SecretRef::parse(&r))
+        .map(|reference| SecretNeed {
+            reference,
+            what: "BMC credential (power_pass)",
+        })
+        .into_iter()
+        .collect()
 }
 
 /// One machine step.
@@ -122,7 +147,7 @@ struct Run<'a> {
     step: &'a Step,
     want: Option<Want>,
     /// The BMC password, once resolved (to scrub it from any error).
-    secret: Option<Redacted>,
+    secret: Option<Secret>,
     done: Vec<String>,
 }
 
@@ -165,11 +190,11 @@ impl Run<'_> {
         self.want.as_ref().expect("desired state parsed")
     }
 
-    fn password(&mut self) -> Result<Option<Redacted>, ProviderError> {
+    fn password(&mut self) -> Result<Option<Secret>, ProviderError> {
         if self.secret.is_none()
             && let Some(r) = self.want().power_pass.clone()
         {
-            self.secret = Some(resolve_secret(&r)?);
+            self.secret = Some(resolve_secret(self.p.secrets.as_ref(), &self.step.id, &r)?);
         }
         Ok(self.secret.clone())
     }
@@ -924,18 +949,22 @@ mod tests {
     #[test]
     fn secret_references_resolve_without_showing_values() {
         let dir = tempfile::tempdir().expect("tmp");
-        let f = dir.path().join("pass");
-        std::fs::write(&f, "hunter2\n").expect("write");
-        let s = resolve_secret(&format!("file:{}", f.display())).expect("file");
+        std::fs::write(dir.path().join("pass"), "hunter2\n").expect("write");
+        // Relative to the resolver's base: the spec directory.
+        let secrets = crate::secrets::SystemSecrets::new(dir.path());
+        let id = ResourceId::new("fra1", strata_plan::Kind::Machine, "SN1");
+        let s = resolve_secret(&secrets, &id, "file:pass").expect("file");
         assert_eq!(s.expose(), "hunter2");
-        assert_eq!(format!("{s:?}"), "***");
-        let e = resolve_secret("env:STRATA_MAAS_UNIT_TEST_UNSET_VARIABLE").expect_err("unset");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        let e = resolve_secret(&secrets, &id, "env:STRATA_MAAS_UNIT_TEST_UNSET_VARIABLE")
+            .expect_err("unset");
         assert!(
             e.to_string()
                 .contains("STRATA_MAAS_UNIT_TEST_UNSET_VARIABLE"),
             "{e}"
         );
-        let e = resolve_secret("hunter2").expect_err("literal");
+        assert!(e.to_string().contains("fra1/machine/SN1"), "{e}");
+        let e = resolve_secret(&secrets, &id, "hunter2").expect_err("literal");
         assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 }

@@ -22,6 +22,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,6 +30,7 @@ use parking_lot::{Mutex, RwLock};
 use strata_plan::{Kind, Observed, Platform, ResourceSet, Step};
 
 use crate::http::EndpointConfig;
+use crate::secrets::SecretResolver;
 use crate::targets::MaasTarget;
 use crate::{ActContext, Outcome, Provider, ProviderError};
 
@@ -90,6 +92,8 @@ pub struct MaasProvider {
     url: String,
     client: Client,
     opts: MaasOptions,
+    /// Resolves the BMC password references of machines.
+    secrets: Arc<dyn SecretResolver>,
     expected: RwLock<Option<Expectations>>,
     /// Tags and zones known to exist (created or seen), so concurrent steps don't ask.
     known_tags: Mutex<HashSet<String>>,
@@ -111,14 +115,20 @@ impl fmt::Debug for MaasProvider {
 }
 
 impl MaasProvider {
-    pub fn new(dc: &str, target: &MaasTarget, owner_tag: &str) -> Result<Self, ProviderError> {
-        Self::with_options(dc, target, owner_tag, MaasOptions::default())
+    pub fn new(
+        dc: &str,
+        target: &MaasTarget,
+        owner_tag: &str,
+        secrets: Arc<dyn SecretResolver>,
+    ) -> Result<Self, ProviderError> {
+        Self::with_options(dc, target, owner_tag, secrets, MaasOptions::default())
     }
 
     pub fn with_options(
         dc: &str,
         target: &MaasTarget,
         owner_tag: &str,
+        secrets: Arc<dyn SecretResolver>,
         opts: MaasOptions,
     ) -> Result<Self, ProviderError> {
         if owner_tag.is_empty()
@@ -140,6 +150,7 @@ impl MaasProvider {
             url: target.url.clone(),
             client,
             opts,
+            secrets,
             expected: RwLock::new(None),
             known_tags: Mutex::new(HashSet::new()),
             known_zones: Mutex::new(HashSet::new()),
@@ -216,6 +227,13 @@ impl Provider for MaasProvider {
             other => Err(ProviderError::Refused(format!(
                 "the MAAS provider does not handle {other} resources"
             ))),
+        }
+    }
+
+    fn secrets_needed(&self, step: &Step) -> Vec<crate::secrets::SecretNeed> {
+        match step.id.kind {
+            Kind::Machine => machine::secrets_needed(step),
+            _ => Vec::new(),
         }
     }
 

@@ -9,7 +9,7 @@ use strata_diagnostics::{Diagnostic, codes};
 use strata_spec::naming::Vars;
 use strata_spec::{Blueprint, InfraVlan};
 
-use super::super::ledger::Ledger;
+use super::super::ledger::{Ledger, PinSpans};
 use super::super::nth;
 use super::super::resolve::SiteInput;
 use super::super::settings::Names;
@@ -129,6 +129,19 @@ pub(crate) fn plan_hosts(
     Some((hosts, maas_vms))
 }
 
+/// Where each pinned BMC address of the DC was written, by pool and key.
+pub(crate) fn bmc_pin_spans(input: &SiteInput<'_>) -> PinSpans {
+    input
+        .machines
+        .iter()
+        .filter_map(|m| {
+            let a = m.bmc.address.as_ref()?;
+            let pool = format!("addresses/{}/bmc", input.name);
+            Some(((pool, format!("bmc:{}", m.serial)), a.span))
+        })
+        .collect()
+}
+
 /// An address per host per VLAN (BMCs and VIPs included) from the VLAN subnets, and
 /// the DC's VLANs with their DHCP servers.
 pub(crate) fn address_hosts(
@@ -205,7 +218,7 @@ pub(crate) fn address_hosts(
         let vip_keys: Vec<String> = bp
             .vips
             .iter()
-            .filter(|v| v.vlan == role)
+            .filter(|v| *v.vlan == role)
             .map(|v| format!("vip:{}", v.name))
             .collect();
         keys.extend(bmc_keys.iter().map(String::as_str));
@@ -219,21 +232,31 @@ pub(crate) fn address_hosts(
             Some(pools.vlan_subnets.get(role).span),
         );
         // Pinned BMC addresses must not collide.
+        let pin_span = |key: &str| {
+            input
+                .machines
+                .iter()
+                .find(|m| key.strip_prefix("bmc:") == Some(m.serial.as_str()))
+                .and_then(|m| m.bmc.address.as_ref())
+                .map(|a| a.span)
+        };
         let mut seen: HashMap<u128, &str> = HashMap::new();
         for (k, s) in &pins {
             if let Some(other) = seen.insert(*s, k) {
-                l.diags.push(
-                    Diagnostic::new(
-                        codes::S0310,
-                        format!(
-                            "`{k}` and `{other}` pin the same BMC address {}",
-                            space.addr(*s)
-                        ),
-                    )
-                    .at(input.span)
-                    .expected("distinct BMC addresses")
-                    .help("fix one of the two pinned addresses"),
-                );
+                let mut d = Diagnostic::new(
+                    codes::S0310,
+                    format!(
+                        "`{k}` and `{other}` pin the same BMC address {}",
+                        space.addr(*s)
+                    ),
+                )
+                .at(pin_span(k).unwrap_or(input.span))
+                .expected("distinct BMC addresses")
+                .help("fix one of the two pinned addresses");
+                if let Some(o) = pin_span(other) {
+                    d = d.related(o, format!("`{other}` pins it"));
+                }
+                l.diags.push(d);
                 l.fatal = true;
             }
         }

@@ -87,7 +87,7 @@ pub(crate) fn build_machines(
                 username: m.bmc.username.clone(),
                 credential: m.bmc.credential.value.clone(),
             },
-            pxe_mac: m.pxe_mac.map(|x| x.to_string()),
+            pxe_mac: m.pxe_mac.as_ref().map(|x| x.to_string()),
             bond,
             uplink,
             interfaces,

@@ -54,7 +54,7 @@ pub(crate) fn build_dc<'s>(
     leaf_asns: &Allocation,
     tsub: &Allocation,
 ) -> (Option<Dc>, Ledger<'s>) {
-    let mut l = Ledger::new(sh.old);
+    let mut l = Ledger::new(sh.old).with_pin_spans(hosts::bmc_pin_spans(input));
     let dc = assemble_dc(sh, input, blocks, leaf_asns, tsub, &mut l);
     (dc, l)
 }
@@ -105,7 +105,7 @@ fn assemble_dc(
     let machines =
         machines::build_machines(sh.names, sh.domain, sh.profiles, input, &addressing, l);
     let vms = vms::build_vms(sh.names, sh.domain, input, &maas_vms, &addressing, l);
-    services::check_hostnames(input, &switches, &machines, &vms, l);
+    services::check_hostnames(sh.names, input, &switches, &machines, &vms, l);
     let proxmox = services::build_proxmox(site, bp, &machines, l);
     let mut openstack = services::build_openstack(site, bp, sh.profiles, &machines, &vms);
     let vips = services::build_vips(

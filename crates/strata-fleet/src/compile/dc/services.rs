@@ -19,6 +19,7 @@ use crate::model::*;
 
 /// Hostnames (switches, machines, VMs) are DNS labels and unique in the DC.
 pub(crate) fn check_hostnames(
+    names: &Names,
     input: &SiteInput<'_>,
     switches: &[Switch],
     machines: &[Machine],
@@ -26,7 +27,7 @@ pub(crate) fn check_hostnames(
     l: &mut Ledger<'_>,
 ) {
     let site = input.name;
-    let mut seen: HashMap<&str, Option<Span>> =
+    let mut seen: HashMap<&str, (Option<Span>, &str)> =
         HashMap::with_capacity(machines.len() + vms.len() + switches.len());
     let named = switches
         .iter()
@@ -47,21 +48,56 @@ pub(crate) fn check_hostnames(
             );
             l.fatal = true;
         }
-        if let Some(first) = seen.insert(name, span) {
-            let mut d = Diagnostic::new(
-                codes::S0204,
-                format!("two objects in `{site}` are both named `{name}`"),
-            )
-            .at_opt(span.or(Some(input.span)))
-            .expected("unique hostnames in a DC")
-            .help("rename one object, or change the naming template so names differ");
-            if let Some(f) = first {
-                d = d.related(f, "the other one");
-            }
-            l.diags.push(d);
+        if let Some((first, first_what)) = seen.insert(name, (span, what)) {
+            l.diags.push(hostname_collision(
+                names,
+                site,
+                name,
+                (span, what),
+                (first, first_what),
+                input.span,
+            ));
             l.fatal = true;
         }
     }
+}
+
+/// S0204: two objects of a DC expand to one hostname. Two machines can only collide
+/// through the machine template (their site, rack, role and slot differ), so a
+/// written template is the cause the diagnostic points at, with both machines related.
+fn hostname_collision(
+    names: &Names,
+    site: &str,
+    name: &str,
+    (span, what): (Option<Span>, &str),
+    (first, first_what): (Option<Span>, &str),
+    site_span: Span,
+) -> Diagnostic {
+    let by_template = what == "machine" && first_what == "machine";
+    let mut d = match (by_template, names.machine_span) {
+        (true, Some(template)) => Diagnostic::new(
+            codes::S0204,
+            format!("the machine naming template gives two machines of `{site}` the hostname `{name}`"),
+        )
+        .at(template)
+        .expected("a template that tells every machine of a DC apart: `{rack}`, `{role}`, and `{slot}` or `{index}`")
+        .help("add the placeholders the colliding machines differ in (the default is `{site}-{rack}-{role}{slot:02}`)"),
+        _ => Diagnostic::new(
+            codes::S0204,
+            format!("two objects in `{site}` are both named `{name}`"),
+        )
+        .at_opt(span.or(Some(site_span)))
+        .expected("unique hostnames in a DC")
+        .help("rename one object, or change the naming template so names differ"),
+    };
+    for (s, label) in [(first, "the one named first"), (span, "the other one")] {
+        if let Some(s) = s
+            && Some(s) != d.span
+        {
+            d = d.related(s, format!("{label} ({name})"));
+        }
+    }
+    d
 }
 
 /// The DC's Proxmox clusters: members, corosync node ids (recorded in the lock),
@@ -93,8 +129,8 @@ pub(crate) fn build_proxmox(
         for link in &c.corosync_links {
             if !bp.host_networks.proxmox.contains(link) {
                 l.diags.push(
-                    Diagnostic::new(codes::S0208, format!("corosync link on VLAN `{link}` of cluster `{}`, but Proxmox nodes are not attached to it", c.name))
-                        .at_opt(c.name.span_opt())
+                    Diagnostic::new(codes::S0208, format!("corosync link on VLAN `{}` of cluster `{}`, but Proxmox nodes are not attached to it", link.value, c.name))
+                        .at_opt(link.span_opt().or(c.name.span_opt()))
                         .expected(format!("`{link}` in `host_networks.proxmox`"))
                         .help("attach the proxmox role to the VLAN, or use another corosync link"),
                 );
@@ -112,7 +148,7 @@ pub(crate) fn build_proxmox(
                     .filter_map(|l| {
                         m.interfaces
                             .iter()
-                            .find(|i| i.vlan == *l)
+                            .find(|i| i.vlan == **l)
                             .map(|i| i.address.addr())
                     })
                     .collect(),
@@ -135,7 +171,7 @@ pub(crate) fn build_proxmox(
             expected_nodes: *c.nodes,
             nodes,
             qdevice: c.qdevice,
-            corosync_links: c.corosync_links.clone(),
+            corosync_links: c.corosync_links.iter().map(|l| **l).collect(),
             storage: c
                 .storage
                 .iter()
@@ -322,6 +358,7 @@ pub(crate) fn build_vips(
             v.name.span_opt(),
         );
         let mut members = Vec::new();
+        let mut detached: Vec<(&str, Option<Span>)> = Vec::new();
         for h in &member_hosts {
             let rank = ranks.get(h).unwrap_or(0);
             let addr = machines
@@ -331,7 +368,7 @@ pub(crate) fn build_vips(
                 .find(|(n, _)| *n == h)
                 .and_then(|(_, ifs)| {
                     ifs.iter()
-                        .find(|f| f.vlan == v.vlan)
+                        .find(|f| f.vlan == *v.vlan)
                         .map(|f| f.address.addr())
                 });
             match addr {
@@ -343,31 +380,54 @@ pub(crate) fn build_vips(
                         priority: vrrp_priority(rank),
                     },
                 )),
-                None => {
-                    l.diags.push(
-                        Diagnostic::new(codes::S0208, format!("VIP `{}` member `{h}` has no interface on VLAN `{}`", v.name, v.vlan))
-                            .at_opt(v.name.span_opt())
-                            .expected(format!("every member attached to `{}`", v.vlan))
-                            .help("attach the members to the VIP's VLAN, or move the VIP to a VLAN they share"),
-                    );
-                    l.fatal = true;
+                None => detached.push((
+                    h.as_str(),
+                    machines
+                        .iter()
+                        .find(|m| m.hostname == *h)
+                        .and_then(|m| m.span)
+                        .or_else(|| vms.iter().find(|x| x.hostname == *h).and_then(|x| x.span)),
+                )),
+            }
+        }
+        if !detached.is_empty() {
+            // One diagnostic per VIP, at its VLAN; the same VIP in every DC folds into it.
+            let members = match v.members {
+                VipMembers::MaasRegion => "maas-region",
+                VipMembers::OpenstackControl => "openstack-control",
+            };
+            let mut d = Diagnostic::new(
+                codes::S0208,
+                format!(
+                    "VIP `{}` is on VLAN `{}`, but its {members} members are not attached to it",
+                    v.name, v.vlan.value
+                ),
+            )
+            .at_opt(v.vlan.span_opt().or(v.name.span_opt()))
+            .expected(format!("a VLAN every {members} member is attached to"))
+            .help("move the VIP to a VLAN its members share, or attach the members to this one");
+            for (h, span) in detached {
+                if let Some(s) = span {
+                    d = d.related(s, format!("`{h}` has no interface on it"));
                 }
             }
+            l.diags.push(d);
+            l.fatal = true;
         }
         // The preferred master (the highest priority) first.
         members.sort_by(|a, b| (a.0, &a.1.hostname).cmp(&(b.0, &b.1.hostname)));
         let members: Vec<VipMember> = members.into_iter().map(|(_, m)| m).collect();
-        let Some(subnet) = addressing.subnets.get(&v.vlan) else {
+        let Some(subnet) = addressing.subnets.get(&*v.vlan) else {
             continue;
         };
         let addr = addressing
             .addr_of
-            .get(&(format!("vip:{}", v.name), v.vlan))
+            .get(&(format!("vip:{}", v.name), *v.vlan))
             .copied()
             .unwrap_or(subnet.network());
         vips.push(Vip {
             name: v.name.to_string(),
-            vlan: v.vlan,
+            vlan: *v.vlan,
             address: addr,
             prefix_len: subnet.prefix_len(),
             vrid: vrids.get(v.name.as_str()).map(|i| i as u8 + 1).unwrap_or(0),

@@ -431,9 +431,42 @@ fn clashing_hostnames_are_reported() {
     );
     let lock = Lock::new();
     let mut l = Ledger::new(&lock);
-    services::check_hostnames(fra1(&w), &sw, &[], &vms, &mut l);
+    services::check_hostnames(&w.names, fra1(&w), &sw, &[], &vms, &mut l);
     assert!(l.fatal);
     assert!(l.diags[0].message.contains("both named `fra1-spine01`"));
+}
+
+#[test]
+fn machines_a_written_template_names_alike_are_reported_at_the_template() {
+    // `{site}-{slot:02}` gives the slot-1 machines of both racks one name.
+    let s = spec(&SMALL.replace(
+        "organisation: { name: x, fleet_id: x, domain: x.net }",
+        "organisation: { name: x, fleet_id: x, domain: x.net, naming: { machine: \"{site}-{slot:02}\" } }",
+    ));
+    let w = world(&s);
+    let empty = Lock::new();
+    let (_, a, _) = addressed(&w, &empty);
+    let machines = machines::build_machines(
+        &w.names,
+        "x.net",
+        &w.profiles,
+        fra1(&w),
+        &a,
+        &mut Ledger::new(&empty),
+    );
+    let mut l = Ledger::new(&empty);
+    services::check_hostnames(&w.names, fra1(&w), &[], &machines, &[], &mut l);
+    assert!(l.fatal);
+    assert_eq!(l.diags.len(), 1, "{:#?}", l.diags);
+    let d = &l.diags[0];
+    assert_eq!(d.code, codes::S0204);
+    assert!(
+        d.message.contains("machine naming template"),
+        "{}",
+        d.message
+    );
+    assert_eq!(d.span, w.names.machine_span);
+    assert_eq!(d.related.len(), 2, "both machines are related");
 }
 
 #[test]
