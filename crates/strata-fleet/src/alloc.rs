@@ -5,7 +5,9 @@
 //!
 //! 1. pinned keys take their pinned slot (the spec said so);
 //! 2. keys recorded in the lock keep their slot, if it still fits and is free;
-//! 3. remaining keys, in sorted order, take the lowest free slots.
+//! 3. new keys with a preferred slot (the conventional layout, such as a switch
+//!    port numbered after the peer's position) take it if it is still free;
+//! 4. remaining keys, in sorted order, take the lowest free slots.
 //!
 //! Keys that are no longer requested are dropped from the lock, freeing their slot.
 //! Nothing that was allocated ever moves unless the user edits the lock.
@@ -25,13 +27,20 @@ pub enum Space {
     Hosts { net: IpNet, reserved: u32 },
     /// Equal blocks of `prefix_len` inside `net`.
     Blocks { net: IpNet, prefix_len: u8 },
+    /// Switch ports `swp<first>..=swp<last>`.
+    Ports { first: u32, last: u32 },
 }
+
+/// The name prefix of a switch port (`swp1`, `swp49`).
+pub const PORT_PREFIX: &str = "swp";
 
 impl Space {
     /// Number of slots (saturating at `u128::MAX`).
     pub fn size(&self) -> u128 {
         match *self {
-            Space::Numbers { first, last } => u128::from(last.saturating_sub(first)) + 1,
+            Space::Numbers { first, last } | Space::Ports { first, last } => {
+                u128::from(last.saturating_sub(first)) + 1
+            }
             Space::Hosts { net, reserved } => {
                 let bits = host_bits(&net);
                 let total = pow2(bits);
@@ -58,6 +67,7 @@ impl Space {
     pub fn value(&self, i: u128) -> String {
         match *self {
             Space::Numbers { first, .. } => (u128::from(first) + i).to_string(),
+            Space::Ports { first, .. } => format!("{PORT_PREFIX}{}", u128::from(first) + i),
             Space::Hosts { .. } => self.addr(i).to_string(),
             Space::Blocks { .. } => self.block(i).to_string(),
         }
@@ -68,6 +78,18 @@ impl Space {
         let slot = match *self {
             Space::Numbers { first, last } => {
                 let v: u32 = value.parse().ok()?;
+                if v < first || v > last {
+                    return None;
+                }
+                u128::from(v - first)
+            }
+            Space::Ports { first, last } => {
+                let digits = value.strip_prefix(PORT_PREFIX)?;
+                // `swp05` is not a port name: only canonical numbers round-trip.
+                if digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                let v: u32 = digits.parse().ok()?;
                 if v < first || v > last {
                     return None;
                 }
@@ -108,7 +130,9 @@ impl Space {
                 &net,
                 to_u128(net.network()) + first_host_offset(&net) + u128::from(reserved) + i,
             ),
-            Space::Numbers { .. } | Space::Blocks { .. } => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Space::Numbers { .. } | Space::Ports { .. } | Space::Blocks { .. } => {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            }
         }
     }
 
@@ -121,7 +145,7 @@ impl Space {
                 make_net(&net, base, prefix_len)
             }
             Space::Hosts { net, .. } => net,
-            Space::Numbers { .. } => IpNet::V4(Ipv4Net::default()),
+            Space::Numbers { .. } | Space::Ports { .. } => IpNet::V4(Ipv4Net::default()),
         }
     }
 }
@@ -224,6 +248,22 @@ pub fn allocate<'k>(
     pins: &[(String, u128)],
     recorded: Option<&BTreeMap<String, String>>,
 ) -> Allocation {
+    allocate_preferring(space, keys, pins, &BTreeMap::new(), recorded)
+}
+
+/// [`allocate`], where the keys that are neither pinned nor recorded and have a
+/// `preferred` slot go first, in the order of those slots: each takes its preferred
+/// slot if it lies in the space and nobody holds it, else the lowest free slot. The
+/// keys without a preference then fill the lowest free slots. Preferred slots never
+/// displace pinned or recorded ones: that is what keeps, say, a switch port where it
+/// was cabled when a new peer's conventional port is already taken.
+pub fn allocate_preferring<'k>(
+    space: &Space,
+    keys: impl IntoIterator<Item = &'k str>,
+    pins: &[(String, u128)],
+    preferred: &BTreeMap<String, u128>,
+    recorded: Option<&BTreeMap<String, String>>,
+) -> Allocation {
     let mut keys: Vec<&str> = keys.into_iter().collect();
     keys.sort_unstable();
     keys.dedup();
@@ -274,18 +314,51 @@ pub fn allocate<'k>(
         }
     }
 
+    // New keys with a preferred slot, in the order of those slots: each takes its
+    // own if free, else the lowest free one (so two new leaves of a new rack take
+    // the next two free ports in order). Then the keys without a preference.
+    let (mut placed_by_preference, unplaced): (Vec<(u128, &str)>, Vec<&str>) = {
+        let mut with = Vec::new();
+        let mut without = Vec::new();
+        for k in pending {
+            match preferred.get(k) {
+                Some(slot) => with.push((*slot, k)),
+                None => without.push(k),
+            }
+        }
+        (with, without)
+    };
+    placed_by_preference.sort_unstable();
+    // The lowest free slot only ever grows, since slots are only ever taken.
     let mut cursor: u128 = 0;
-    for k in pending {
-        while cursor < size && taken.contains(&cursor) {
-            cursor += 1;
+    let lowest_free = |taken: &HashSet<u128>, cursor: &mut u128| {
+        while *cursor < size && taken.contains(cursor) {
+            *cursor += 1;
         }
-        if cursor >= size {
-            out.unallocated.push(k.to_string());
-            continue;
+        (*cursor < size).then_some(*cursor)
+    };
+    for (slot, k) in placed_by_preference {
+        let slot = if slot < size && !taken.contains(&slot) {
+            Some(slot)
+        } else {
+            lowest_free(&taken, &mut cursor)
+        };
+        match slot {
+            Some(slot) => {
+                taken.insert(slot);
+                out.slots.insert(k.to_string(), slot);
+            }
+            None => out.unallocated.push(k.to_string()),
         }
-        taken.insert(cursor);
-        out.slots.insert(k.to_string(), cursor);
-        cursor += 1;
+    }
+    for k in unplaced {
+        match lowest_free(&taken, &mut cursor) {
+            Some(slot) => {
+                taken.insert(slot);
+                out.slots.insert(k.to_string(), slot);
+            }
+            None => out.unallocated.push(k.to_string()),
+        }
     }
 
     for (k, slot) in &out.slots {
@@ -451,6 +524,64 @@ mod tests {
         assert_eq!(a.lock.get("a").map(String::as_str), Some("101"));
         assert_eq!(a.lock.get("c").map(String::as_str), Some("102"));
         assert!(!a.lock.contains_key("gone"));
+    }
+
+    #[test]
+    fn port_space_round_trips_canonical_names_only() {
+        let s = Space::Ports {
+            first: 49,
+            last: 52,
+        };
+        assert_eq!(s.size(), 4);
+        assert_eq!(s.value(0), "swp49");
+        assert_eq!(s.slot_of("swp52"), Some(3));
+        assert_eq!(s.slot_of("swp53"), None);
+        assert_eq!(s.slot_of("swp048"), None);
+        assert_eq!(s.slot_of("swp+50"), None);
+        assert_eq!(s.slot_of("eth50"), None);
+        assert_eq!(s.slot_of("50"), None);
+    }
+
+    #[test]
+    fn preferred_slots_yield_to_the_lock_and_fall_back_to_the_lowest_free() {
+        let s = Space::Ports { first: 1, last: 8 };
+        // Two racks and a border leaf, cabled in the conventional order.
+        let preferred: BTreeMap<String, u128> = [("r01", 0), ("r02", 1), ("border1", 2)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let first = allocate_preferring(&s, ["r01", "r02", "border1"], &[], &preferred, None);
+        assert_eq!(first.lock["border1"], "swp3");
+        // A new rack sorts before the border leaf and prefers its port: the lock wins,
+        // the new rack takes the lowest free port.
+        let preferred: BTreeMap<String, u128> =
+            [("r01", 0), ("r02", 1), ("r03", 2), ("border1", 3)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+        let second = allocate_preferring(
+            &s,
+            ["r01", "r02", "r03", "border1"],
+            &[],
+            &preferred,
+            Some(&first.lock),
+        );
+        assert_eq!(second.lock["border1"], "swp3");
+        assert_eq!(second.lock["r03"], "swp4");
+        assert!(second.conflicts.is_empty());
+        // A preferred slot outside the space is ignored.
+        let outside: BTreeMap<String, u128> = [("x".to_string(), 99)].into_iter().collect();
+        let third = allocate_preferring(&s, ["x"], &[], &outside, None);
+        assert_eq!(third.lock["x"], "swp1");
+    }
+
+    #[test]
+    fn a_key_without_preference_never_takes_a_free_preferred_slot_first() {
+        let s = Space::Numbers { first: 1, last: 3 };
+        let preferred: BTreeMap<String, u128> = [("b".to_string(), 0)].into_iter().collect();
+        let a = allocate_preferring(&s, ["a", "b"], &[], &preferred, None);
+        assert_eq!(a.lock["b"], "1");
+        assert_eq!(a.lock["a"], "2");
     }
 
     #[test]

@@ -140,6 +140,9 @@ pub struct Dc {
 /// The VLAN-aware bridge every Proxmox node carries its VLANs on.
 pub const PROXMOX_BRIDGE: &str = "vmbr0";
 
+/// The infrastructure VLAN that reaches hosts untagged (see [`Vlan::native`]).
+pub const NATIVE_VLAN: InfraVlan = InfraVlan::Provisioning;
+
 impl Dc {
     pub fn vlan(&self, role: InfraVlan) -> Option<&Vlan> {
         self.vlans.iter().find(|v| v.role == role)
@@ -185,6 +188,12 @@ pub struct Vlan {
     pub gateway: IpAddr,
     /// MAAS DHCP: primary and secondary rack controllers (VM hostnames).
     pub dhcp: Option<Dhcp>,
+    /// Untagged on the hosts' uplinks ([`NATIVE_VLAN`], the provisioning network): the
+    /// native VLAN of every host-facing leaf bond, with LACP fallback (a bond member
+    /// forwards on its own until the host speaks LACP), so that a machine PXE-boots
+    /// from MAAS with plain untagged DHCP before any OS has set up its bond. The other
+    /// VLANs are tagged on the bond.
+    pub native: bool,
     #[serde(skip)]
     pub vid_span: Option<Span>,
     #[serde(skip)]
@@ -232,6 +241,8 @@ pub struct Switch {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SwitchInterface {
+    /// The port (`swp3`), recorded in `fleet.lock` for fabric links so that it never
+    /// moves, or `dci-<peer DC>` for an interconnect.
     pub name: String,
     /// Address with prefix length (e.g. `10.253.0.0/31`).
     pub address: IpNet,
@@ -295,9 +306,11 @@ pub struct HostInterface {
     pub vlan: InfraVlan,
     pub vid: u16,
     /// The OS device that carries the address. One convention for every renderer:
-    /// machines `<uplink>.<vid>` (the bond, or the profile's first NIC), Proxmox nodes
-    /// `vmbr0.<vid>` (the VLAN-aware bridge), VMs `eth<N>` (one virtio NIC per VLAN,
-    /// in this list's order, named by Proxmox's cloud-init network config).
+    /// machines `<uplink>.<vid>` (the bond, or the profile's first NIC), and the uplink
+    /// itself for the untagged [`NATIVE_VLAN`]; Proxmox nodes `vmbr0.<vid>` (the
+    /// VLAN-aware bridge, whose uplink port has the native VLAN as its PVID); VMs
+    /// `eth<N>` (one virtio NIC per VLAN, in this list's order, named by Proxmox's
+    /// cloud-init network config).
     pub device: String,
     /// Address with the subnet's prefix length.
     pub address: IpNet,
@@ -418,7 +431,8 @@ pub struct ProxmoxCluster {
 #[derive(Debug, Clone, Serialize)]
 pub struct ProxmoxNode {
     pub hostname: String,
-    /// Corosync node id (1-based, stable: ordered by hostname).
+    /// Corosync node id (1-based), recorded in `fleet.lock` by serial: a node keeps
+    /// its id for life, and a new node takes the lowest free one.
     pub nodeid: u32,
     /// Corosync ring addresses in link order.
     pub links: Vec<IpAddr>,
@@ -504,7 +518,8 @@ pub struct Vip {
     pub prefix_len: u8,
     pub vrid: u8,
     pub port: u16,
-    /// Member hostnames; the first is the preferred master.
+    /// Members by rank (recorded in `fleet.lock`: a new member ranks last); the first
+    /// has the highest priority and is the preferred master.
     pub members: Vec<VipMember>,
 }
 

@@ -1,11 +1,17 @@
 //! Property: allocations are stable and unique.
 //!
-//! For random sequences of additions and removals of sites, racks, machines, VMs and
-//! tenant networks, compiling each step against the previous step's lock never moves
-//! an allocation that both steps have, and no two objects share an address, ASN, VNI
-//! or VLAN in one scope.
+//! For random sequences of additions and removals of sites, racks, spines, border
+//! leaves, machines (compute, control and Proxmox nodes), VMs, VIPs and tenant
+//! networks, compiling each step against the previous step's lock never moves an
+//! allocation that both steps have, and no two objects share a value in one scope.
+//! "Allocation" is read twice: from the lock (every pool) and from the compiled fleet
+//! itself ([`allocated`]: switch ports of every link end, addresses, p2p subnets,
+//! ASNs, VNIs, VLANs, VRRP ids and priorities, corosync node ids, and hostnames,
+//! also with `{index}` naming), so a value the compiler derives without recording it
+//! is caught too. A second property pins tenant VNIs onto values the lock already
+//! records for other objects: the pin is reported (S0604) and nothing moves.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use proptest::prelude::*;
 use strata_diagnostics::SourceMap;
@@ -20,6 +26,14 @@ struct World {
     /// site -> VM numbers
     vms: BTreeMap<usize, BTreeSet<u32>>,
     tenant_nets: BTreeSet<u32>,
+    /// VIP numbers (blueprint-wide).
+    vips: BTreeSet<u32>,
+    /// Spines per DC (0 means the default of 2).
+    spines: u32,
+    /// Border leaves per DC (`None` means the default of 1).
+    borders: Option<u32>,
+    /// Hostnames carry `{index}` (recorded in the lock) instead of only `{slot}`.
+    index_naming: bool,
     /// tenant network -> pinned L2 VNI
     vni_pins: BTreeMap<u32, u32>,
 }
@@ -36,6 +50,10 @@ enum Op {
     RemoveVm(usize, u32),
     AddNet(u32),
     RemoveNet(u32),
+    AddVip(u32),
+    RemoveVip(u32),
+    SetSpines(u32),
+    SetBorders(u32),
     PinVni(u32, u32),
     UnpinVni(u32),
 }
@@ -64,7 +82,21 @@ fn op() -> impl Strategy<Value = Op> {
         (s.clone(), 1..20u32).prop_map(|(a, b)| Op::RemoveVm(a, b)),
         (1..8u32).prop_map(Op::AddNet),
         (1..8u32).prop_map(Op::RemoveNet),
+        (1..5u32).prop_map(Op::AddVip),
+        (1..5u32).prop_map(Op::RemoveVip),
+        (1..5u32).prop_map(Op::SetSpines),
+        (0..3u32).prop_map(Op::SetBorders),
     ]
+}
+
+/// The role of the machine in `slot`: fixed by the slot, so that removing and adding
+/// a machine gives it the same role.
+fn role_of(slot: u32) -> &'static str {
+    match slot % 4 {
+        0 => "proxmox",
+        1 => "openstack-control",
+        _ => "openstack-compute",
+    }
 }
 
 impl World {
@@ -125,11 +157,51 @@ impl World {
             Op::UnpinVni(n) => {
                 self.vni_pins.remove(&n);
             }
+            Op::AddVip(n) => {
+                self.vips.insert(n);
+            }
+            Op::RemoveVip(n) => {
+                self.vips.remove(&n);
+            }
+            Op::SetSpines(n) => self.spines = n,
+            Op::SetBorders(n) => self.borders = Some(n),
         }
     }
 
     fn spec_text(&self) -> String {
-        let mut s = String::from(BASE);
+        let spines = if self.spines == 0 { 2 } else { self.spines };
+        let borders = self.borders.unwrap_or(1);
+        let naming = if self.index_naming {
+            "organisation: { name: x, fleet_id: x, domain: x.net, naming: { machine: \"{site}-{rack}-{role}{index:02}\", vm: \"{site}-{role}{index}-{name}\" } }"
+        } else {
+            "organisation: { name: x, fleet_id: x, domain: x.net }"
+        };
+        let mut s = BASE
+            .replace(
+                "organisation: { name: x, fleet_id: x, domain: x.net }",
+                naming,
+            )
+            .replace(
+                "fabric: { spines: 2, leaves_per_rack: 2, border_leaves: 1 }",
+                &format!(
+                    "fabric: {{ spines: {spines}, leaves_per_rack: 2, border_leaves: {borders} }}"
+                ),
+            );
+        s.push_str("  vips:\n");
+        s.push_str(
+            "    - { name: maas-api, vlan: management, members: maas-region, port: 5240 }\n",
+        );
+        for n in &self.vips {
+            let members = if n % 2 == 0 {
+                "maas-region"
+            } else {
+                "openstack-control"
+            };
+            s.push_str(&format!(
+                "    - {{ name: vip{n}, vlan: management, members: {members}, port: 443 }}\n"
+            ));
+        }
+        s.push_str(PROFILES);
         s.push_str("sites:\n");
         for (si, racks) in &self.sites {
             s.push_str(&format!(
@@ -150,8 +222,8 @@ impl World {
                 for slot in slots {
                     any = true;
                     s.push_str(&format!(
-                        "  - {{ serial: {}-{r}-{slot}, site: {}, rack: r{r:02}, slot: {slot}, profile: p, role: openstack-compute, bmc: {{ credential: {{ env: X }} }} }}\n",
-                        SITES[*si], SITES[*si]
+                        "  - {{ serial: {}-{r}-{slot}, site: {}, rack: r{r:02}, slot: {slot}, profile: p, role: {}, bmc: {{ credential: {{ env: X }} }} }}\n",
+                        SITES[*si], SITES[*si], role_of(*slot)
                     ));
                 }
             }
@@ -227,6 +299,9 @@ blueprint:
     control_nodes: 0
     availability_zones: []
     default_quota: { instances: 1, cores: 1, ram_mib: 1 }
+"#;
+
+const PROFILES: &str = r#"
 profiles:
   - name: p
     cpu: { model: x, sockets: 1, cores_per_socket: 8 }
@@ -261,6 +336,144 @@ fn compile_world(w: &World, lock: &Lock) -> (Option<Fleet>, Lock) {
     (c.fleet, c.lock)
 }
 
+/// Every value the compiler allocated in `fleet`, as `scope -> key -> value`. Within
+/// one scope no two keys may share a value; a key present in two successive fleets
+/// must keep its value.
+fn allocated(fleet: &Fleet) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut put = |scope: String, key: String, value: String| {
+        let previous = out
+            .entry(scope.clone())
+            .or_default()
+            .insert(key.clone(), value);
+        assert!(previous.is_none(), "{scope}: `{key}` listed twice");
+    };
+    for dc in &fleet.dcs {
+        let d = &dc.name;
+        for s in &dc.switches {
+            put(
+                format!("{d}/addresses"),
+                format!("loopback {}", s.name),
+                s.loopback.to_string(),
+            );
+            if let Some(v) = s.vtep {
+                put(format!("{d}/vteps"), s.name.clone(), v.to_string());
+            }
+            if s.role != strata_fleet::SwitchRole::Spine {
+                put(
+                    "leaf asns".into(),
+                    format!("{d}/{}", s.name),
+                    s.asn.to_string(),
+                );
+            }
+            for i in &s.interfaces {
+                put(
+                    format!("{d}/ports/{}", s.name),
+                    format!("to {}", i.peer),
+                    i.name.clone(),
+                );
+            }
+        }
+        for l in &dc.links {
+            put(
+                format!("{d}/p2p"),
+                format!("{}--{}", l.a.device, l.b.device),
+                l.subnet.to_string(),
+            );
+            // The link's ends agree with the switches' interfaces.
+            for (end, peer) in [(&l.a, &l.b), (&l.b, &l.a)] {
+                let sw = dc.switch(&end.device).expect("link end is a switch");
+                let i = sw
+                    .interfaces
+                    .iter()
+                    .find(|i| i.name == end.interface)
+                    .expect("link end is an interface of its switch");
+                assert_eq!(
+                    (i.peer.as_str(), i.peer_interface.as_str()),
+                    (peer.device.as_str(), peer.interface.as_str())
+                );
+            }
+        }
+        for (host, ifs) in dc.hosts() {
+            for i in ifs {
+                put(
+                    format!("{d}/addresses"),
+                    format!("{host} {}", i.vlan),
+                    i.address.addr().to_string(),
+                );
+            }
+        }
+        for m in &dc.machines {
+            put(
+                format!("{d}/bmc"),
+                m.serial.clone(),
+                m.bmc.address.to_string(),
+            );
+        }
+        for v in &dc.vips {
+            put(
+                format!("{d}/addresses"),
+                format!("vip {}", v.name),
+                v.address.to_string(),
+            );
+            put(format!("{d}/vrids"), v.name.clone(), v.vrid.to_string());
+            for m in &v.members {
+                put(
+                    format!("{d}/vrrp/{}", v.name),
+                    m.hostname.clone(),
+                    m.priority.to_string(),
+                );
+            }
+        }
+        for c in &dc.proxmox {
+            for n in &c.nodes {
+                put(
+                    format!("{d}/corosync/{}", c.name),
+                    n.hostname.clone(),
+                    n.nodeid.to_string(),
+                );
+            }
+        }
+        for t in &dc.tenant_subnets {
+            put(
+                "tenant subnets".into(),
+                format!("{d}/{}/{}", t.tenant, t.network),
+                t.subnet.to_string(),
+            );
+        }
+    }
+    for v in &fleet.infra_vnis {
+        put(
+            "vnis".into(),
+            format!("infra/{}", v.vlan),
+            v.vni.to_string(),
+        );
+    }
+    for t in &fleet.tenants {
+        put(
+            "vnis".into(),
+            format!("tenant/{}", t.name),
+            t.l3_vni.to_string(),
+        );
+        for n in &t.networks {
+            put(
+                "vnis".into(),
+                format!("tenant/{}/{}", t.name, n.name),
+                n.vni.to_string(),
+            );
+            put(
+                "vlans".into(),
+                format!("{}/{}", t.name, n.name),
+                n.vlan.to_string(),
+            );
+        }
+    }
+    out
+}
+
+/// No two objects share a value in one scope: a lock pool, or a scope of
+/// [`allocated`] (VRRP priorities excepted: past the eleventh member they all bottom
+/// out at 50, as keepalived allows).
 fn assert_unique(lock: &Lock, fleet: &Option<Fleet>) {
     for (pool, entries) in &lock.pools {
         let mut seen: HashMap<&str, &str> = HashMap::new();
@@ -271,36 +484,15 @@ fn assert_unique(lock: &Lock, fleet: &Option<Fleet>) {
         }
     }
     if let Some(f) = fleet {
-        let mut asns = HashSet::new();
-        for dc in &f.dcs {
-            let mut addrs = HashSet::new();
-            for (host, ifs) in dc.hosts() {
-                for i in ifs {
-                    assert!(
-                        addrs.insert(i.address.addr()),
-                        "{host}: address {} reused in {}",
-                        i.address,
-                        dc.name
-                    );
-                }
+        for (scope, entries) in allocated(f) {
+            if scope.contains("/vrrp/") {
+                continue;
             }
-            for s in &dc.switches {
-                assert!(addrs.insert(s.loopback), "{}: loopback reused", s.name);
-                if s.role != strata_fleet::SwitchRole::Spine {
-                    assert!(asns.insert(s.asn), "{}: ASN {} reused", s.name, s.asn);
+            let mut seen: HashMap<&str, &str> = HashMap::new();
+            for (k, v) in &entries {
+                if let Some(other) = seen.insert(v.as_str(), k.as_str()) {
+                    panic!("{scope}: `{k}` and `{other}` share {v}");
                 }
-            }
-        }
-        let mut vnis = HashSet::new();
-        let mut vlans = HashSet::new();
-        for v in &f.infra_vnis {
-            assert!(vnis.insert(v.vni));
-        }
-        for t in &f.tenants {
-            assert!(vnis.insert(t.l3_vni));
-            for n in &t.networks {
-                assert!(vnis.insert(n.vni), "VNI {} reused", n.vni);
-                assert!(vlans.insert(n.vlan), "VLAN {} reused", n.vlan);
             }
         }
     }
@@ -319,22 +511,51 @@ fn assert_stable(old: &Lock, new: &Lock) {
     }
 }
 
+/// What both fleets allocated keeps its value.
+fn assert_fleet_stable(old: &Option<Fleet>, new: &Option<Fleet>) {
+    let (Some(old), Some(new)) = (old, new) else {
+        return;
+    };
+    let (old, new) = (allocated(old), allocated(new));
+    for (scope, entries) in &old {
+        let Some(now) = new.get(scope) else { continue };
+        for (k, v) in entries {
+            if let Some(v2) = now.get(k) {
+                assert_eq!(v, v2, "{scope}: `{k}` moved from {v} to {v2}");
+            }
+        }
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
-    fn allocations_never_move_and_never_collide(ops in proptest::collection::vec(op(), 1..14)) {
-        let mut world = World::default();
+    fn allocations_never_move_and_never_collide(
+        index_naming in any::<bool>(),
+        ops in proptest::collection::vec(op(), 1..14),
+    ) {
+        let mut world = World { index_naming, ..World::default() };
         world.apply(&Op::AddSite(0));
         world.apply(&Op::AddNet(1));
-        let (fleet, mut lock) = compile_world(&world, &Lock::new());
+        // Machines high in two racks, so that additions below them are common: with
+        // `{index}` naming those must not rename them.
+        world.apply(&Op::AddRack(0, 2));
+        for rack in [1, 2] {
+            for slot in [10, 11] {
+                world.apply(&Op::AddMachine(0, rack, slot));
+            }
+        }
+        let (mut fleet, mut lock) = compile_world(&world, &Lock::new());
         assert_unique(&lock, &fleet);
         for op in &ops {
             world.apply(op);
-            let (fleet, new_lock) = compile_world(&world, &lock);
-            assert_unique(&new_lock, &fleet);
+            let (new_fleet, new_lock) = compile_world(&world, &lock);
+            assert_unique(&new_lock, &new_fleet);
             assert_stable(&lock, &new_lock);
+            assert_fleet_stable(&fleet, &new_fleet);
             lock = new_lock;
+            fleet = new_fleet;
         }
         // Recompiling with the final lock changes nothing.
         let (_, again) = compile_world(&world, &lock);

@@ -10,12 +10,17 @@
 //!   the fabric underlay MTU, matched by kernel name); the bond has the underlay MTU
 //!   and `parameters` mapped from the profile: `mode`, `mii-monitor-interval: 100`,
 //!   and for 802.3ad `lacp-rate` and `transmit-hash-policy`;
-//! * one VLAN per host interface, named `<bond>.<vid>` (e.g. `bond0.12`), with the
-//!   VLAN's MTU and the host's address; VLANs are ordered by VLAN id;
+//! * the provisioning network (the DC's native VLAN, `Vlan::native`) is untagged: its
+//!   address sits on the bond itself, so that the same L2 the machine PXE-booted on
+//!   (leaf port native VLAN with LACP fallback) keeps working once the bond is up. The
+//!   bond keeps the underlay MTU, which its tagged VLANs need;
+//! * one VLAN per other host interface, named `<bond>.<vid>` (e.g. `bond0.12`), with
+//!   the VLAN's MTU and the host's address; VLANs are ordered by VLAN id;
 //! * the default route is `routes: [{to: default, via: <gateway>}]` on the management
 //!   VLAN only (the deprecated `gateway4` is never used); no other VLAN has a route;
 //! * no nameservers: the compiled fleet has no DNS resolvers;
-//! * a machine whose profile has no bond gets its VLANs on the profile's first NIC.
+//! * a machine whose profile has no bond gets its VLANs on the profile's first NIC (and
+//!   the native VLAN's address on the NIC itself).
 //!
 //! Invariant: pure and deterministic (machines in the fleet's order, which is sorted
 //! by DC and hostname; VLANs by id), nothing but addresses and interface names: no
@@ -72,6 +77,8 @@ struct Context<'a> {
     /// Physical NICs to configure (the bond members, or the fallback NIC).
     ethernets: Vec<&'a str>,
     bond: Option<BondContext<'a>>,
+    /// The untagged (native) network, on the bond or the fallback NIC itself.
+    native: Option<VlanContext<'a>>,
     vlans: Vec<VlanContext<'a>>,
 }
 
@@ -111,7 +118,7 @@ fn context<'a>(fleet: &'a Fleet, dc: &'a Dc, m: &'a Machine) -> Context<'a> {
     let link = LinkDevice::of(m, profile);
     let mut interfaces: Vec<_> = m.interfaces.iter().collect();
     interfaces.sort_by_key(|i| (i.vid, i.vlan));
-    let vlans = match link.name() {
+    let mut vlans: Vec<VlanContext<'a>> = match link.name() {
         Some(link) => interfaces
             .iter()
             .map(|i| VlanContext {
@@ -137,6 +144,13 @@ fn context<'a>(fleet: &'a Fleet, dc: &'a Dc, m: &'a Machine) -> Context<'a> {
             .collect(),
         None => Vec::new(),
     };
+    // The native VLAN's interface leaves the VLAN list for its uplink.
+    let native_at = interfaces
+        .iter()
+        .position(|i| dc.vlan(i.vlan).is_some_and(|v| v.native));
+    let native = native_at
+        .filter(|at| *at < vlans.len())
+        .map(|at| vlans.remove(at));
     let (ethernets, bond) = match link {
         LinkDevice::Bond(b) => (
             b.members.iter().map(|m| m.as_str()).collect(),
@@ -161,6 +175,7 @@ fn context<'a>(fleet: &'a Fleet, dc: &'a Dc, m: &'a Machine) -> Context<'a> {
         underlay_mtu: fleet.mtu.underlay,
         ethernets,
         bond,
+        native,
         vlans,
     }
 }

@@ -8,6 +8,9 @@
 //! * `auto <bond>` / `iface <bond> inet manual` with `bond-slaves`, `bond-miimon 100`,
 //!   `bond-mode` (`802.3ad` or `active-backup`), and for 802.3ad `bond-lacp-rate`
 //!   (`fast`/`slow`) and `bond-xmit-hash-policy` (the profile's value), MTU = underlay;
+//!   The bond (the bridge's port) has `bridge-pvid` = the DC's native VLAN (the
+//!   provisioning network, untagged on the leaf ports with LACP fallback for PXE): its
+//!   untagged frames belong to that VLAN on the bridge;
 //! * `auto vmbr0` / `iface vmbr0 inet manual`: a VLAN-aware bridge on the bond with
 //!   `bridge-stp off`, `bridge-fd 0` and `bridge-vids` = every infrastructure VLAN id
 //!   of the DC (VMs such as the MAAS rack controllers sit on any of them) plus the
@@ -20,7 +23,8 @@
 //! * `source /etc/network/interfaces.d/*` last, as Proxmox VE has it (its SDN writes
 //!   there).
 //!
-//! A node whose profile has no bond gets its first NIC as the bridge port. No DNS
+//! A node whose profile has no bond gets its first NIC as the bridge port (with the
+//! `bridge-pvid`). No DNS
 //! options are written (`dns-nameservers` is not an ifupdown2 keyword, and the model
 //! has no resolvers).
 //!
@@ -113,6 +117,8 @@ struct Context<'a> {
     /// The bridge's port: the bond, or the fallback NIC.
     bridge_port: Option<&'a str>,
     bridge_vids: String,
+    /// The untagged VLAN of the bridge port (`bridge-pvid`).
+    native_vid: Option<u16>,
     vlans: Vec<VlanContext>,
 }
 
@@ -187,6 +193,7 @@ fn context<'a>(
         bridge: BRIDGE,
         bridge_port: link.name(),
         bridge_vids: bridge_vids(fleet, dc),
+        native_vid: dc.vlans.iter().find(|v| v.native).map(|v| v.vid),
         vlans,
     }
 }

@@ -101,7 +101,8 @@ fn deterministic() {
 }
 
 #[test]
-fn every_machine_but_proxmox_nodes_has_a_vlan_per_host_interface() {
+fn every_machine_but_proxmox_nodes_has_its_native_vlan_on_the_bond_and_a_vlan_per_other_interface()
+{
     let fleet = support::example_fleet();
     let files = netplan::render(&fleet).expect("renders");
     assert!(files.iter().all(|f| f.kind == KIND));
@@ -119,6 +120,25 @@ fn every_machine_but_proxmox_nodes_has_a_vlan_per_host_interface() {
             let bond = m.bond.as_deref().expect("example machines have a bond");
             assert!(!m.interfaces.is_empty(), "{path}: no host interfaces");
             for i in &m.interfaces {
+                if dc.vlan(i.vlan).is_some_and(|v| v.native) {
+                    // Untagged: the address sits on the bond itself, after its parameters.
+                    assert_eq!(i.device, bond, "{path}: native VLAN device");
+                    let stanza = format!(
+                        "        mii-monitor-interval: 100\n      # {role} (VLAN {vid}): untagged, the leaf ports' native VLAN (LACP fallback, so PXE works before the bond is up)\n      addresses:\n        - {address}\n",
+                        role = i.vlan,
+                        vid = i.vid,
+                        address = i.address,
+                    );
+                    assert!(
+                        text.contains(&stanza),
+                        "{path}: no untagged address on the bond\n{stanza}\nin\n{text}"
+                    );
+                    assert!(
+                        !text.contains(&format!("    {bond}.{}:", i.vid)),
+                        "{path}: the native VLAN is not also tagged"
+                    );
+                    continue;
+                }
                 let stanza = format!(
                     "    {bond}.{vid}:\n      id: {vid}\n      link: {bond}\n      mtu: {mtu}\n      addresses:\n        - {address}\n",
                     vid = i.vid,
@@ -225,6 +245,44 @@ fn active_backup_bonds_have_no_lacp_parameters() {
         "{}",
         osd.content
     );
+    let Some(verifier) = verifier() else { return };
+    let checks = verify(&verifier, std::slice::from_ref(osd));
+    assert!(checks[0].ok, "{}", failures(&checks));
+}
+
+#[test]
+fn without_a_bond_the_native_vlan_is_on_the_first_nic() {
+    let mut fleet = support::example_fleet();
+    let p = fleet
+        .profiles
+        .iter_mut()
+        .find(|p| p.name.as_str() == "storage-dense")
+        .expect("profile");
+    p.bonds.clear();
+    let nic = p.nics[0].name.clone();
+    let files = netplan::render(&fleet).expect("renders");
+    let osd = file(&files, "fra1/netplan/fra1-r01-osd10.yaml");
+    let dc = fleet.dc("fra1").expect("fra1");
+    let m = dc
+        .machines
+        .iter()
+        .find(|m| m.hostname == "fra1-r01-osd10")
+        .expect("osd10");
+    let prov = m
+        .interfaces
+        .iter()
+        .find(|i| i.vlan == InfraVlan::Provisioning)
+        .expect("provisioning");
+    let stanza = format!(
+        "  ethernets:\n    {nic}:\n      mtu: {}\n      # provisioning (VLAN {}): untagged",
+        fleet.mtu.underlay, prov.vid
+    );
+    assert!(
+        osd.content.contains(&stanza),
+        "{stanza}\nin\n{}",
+        osd.content
+    );
+    assert!(!osd.content.contains("bonds:"), "{}", osd.content);
     let Some(verifier) = verifier() else { return };
     let checks = verify(&verifier, std::slice::from_ref(osd));
     assert!(checks[0].ok, "{}", failures(&checks));

@@ -235,6 +235,28 @@ fn bridge_vids_cover_infra_and_tenant_vlans() {
 }
 
 #[test]
+fn the_bond_carries_the_native_vlan_untagged() {
+    let fleet = support::example_fleet();
+    let files = proxmox::render(&fleet).expect("renders");
+    for dc in &fleet.dcs {
+        let native = dc.vlans.iter().find(|v| v.native).expect("a native VLAN");
+        for f in files
+            .iter()
+            .filter(|f| f.path.starts_with(&format!("{}/", dc.name)))
+        {
+            let bond = stanza(&f.content, "bond0");
+            assert!(
+                bond.lines()
+                    .any(|l| l == format!("\tbridge-pvid {}", native.vid)),
+                "{}: {bond}",
+                f.path
+            );
+            assert_eq!(f.content.matches("bridge-pvid").count(), 1, "{}", f.path);
+        }
+    }
+}
+
+#[test]
 fn ifupdown2_accepts_every_file() {
     let Some(verifier) = verifier() else { return };
     let files = proxmox::render(&support::example_fleet()).expect("renders");
