@@ -318,6 +318,32 @@ fn active_backup_bonds_have_no_lacp_options() {
 }
 
 #[test]
+fn without_a_bond_the_first_nic_carries_the_native_vlan() {
+    let mut fleet = support::example_fleet();
+    let p = fleet
+        .profiles
+        .iter_mut()
+        .find(|p| p.name.as_str() == "hv-std")
+        .expect("profile");
+    p.bonds.clear();
+    let nic = p.nics[0].name.clone();
+    let files = proxmox::render(&fleet).expect("renders");
+    let node = file(&files, "fra1/proxmox/fra1-r01-pve01/interfaces");
+    let port = stanza(&node.content, &nic);
+    assert!(port.lines().any(|l| l == "\tbridge-pvid 10"), "{port}");
+    assert_eq!(
+        node.content.matches("bridge-pvid").count(),
+        1,
+        "{}",
+        node.content
+    );
+    assert!(!node.content.contains("iface bond0"), "{}", node.content);
+    let Some(verifier) = verifier() else { return };
+    let checks = verify(&verifier, std::slice::from_ref(node));
+    assert!(checks[0].ok, "{}", failures(&checks));
+}
+
+#[test]
 fn free_text_that_would_inject_lines_is_a_render_error() {
     let fleet = with_bonds(|b| b.xmit_hash_policy = "layer3+4\n\taddress 192.0.2.1/24".to_string());
     let e = proxmox::render(&fleet).expect_err("not a token");

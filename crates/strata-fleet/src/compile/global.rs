@@ -69,6 +69,43 @@ pub(crate) fn allocate_globals(
     l: &mut Ledger<'_>,
 ) -> Globals {
     let site_names: Vec<&str> = inputs.keys().copied().collect();
+    let sites = allocate_site_pools(pools, inputs, &site_names, l);
+    let ids = allocate_overlay_ids(spec, pools, bp, l);
+    let tenant_subnets = allocate_tenant_subnets(spec, pools, &site_names, l);
+    let interconnect_links = allocate_interconnect_links(spec, pools, inputs, l);
+    Globals {
+        supernets: sites.supernets,
+        loopback_blocks: sites.loopback_blocks,
+        vtep_blocks: sites.vtep_blocks,
+        p2p_blocks: sites.p2p_blocks,
+        spine_asns: sites.spine_asns,
+        leaf_asns: sites.leaf_asns,
+        l2_vnis: ids.l2_vnis,
+        l3_vnis: ids.l3_vnis,
+        tenant_vlans: ids.tenant_vlans,
+        tenant_subnets,
+        interconnect_links,
+    }
+}
+
+/// What every site gets from the fleet-wide pools.
+struct SitePools {
+    supernets: Allocation,
+    loopback_blocks: Allocation,
+    vtep_blocks: Allocation,
+    p2p_blocks: Allocation,
+    spine_asns: Allocation,
+    leaf_asns: Allocation,
+}
+
+/// Each site's blocks (supernet, loopbacks, VTEPs, p2p) and spine ASN, and every
+/// leaf's ASN.
+fn allocate_site_pools(
+    pools: &strata_spec::Pools,
+    inputs: &Sites<'_>,
+    site_names: &[&str],
+    l: &mut Ledger<'_>,
+) -> SitePools {
     let supernets = l.alloc(
         "site_supernets".to_string(),
         "site supernets",
@@ -124,8 +161,31 @@ pub(crate) fn allocate_globals(
         &[],
         Some(pools.asns.leaves.span),
     );
+    SitePools {
+        supernets,
+        loopback_blocks,
+        vtep_blocks,
+        p2p_blocks,
+        spine_asns,
+        leaf_asns,
+    }
+}
 
-    // VNIs and tenant VLANs (fleet-wide).
+/// The fleet-wide overlay identifiers.
+struct OverlayIds {
+    l2_vnis: Allocation,
+    l3_vnis: Allocation,
+    tenant_vlans: Allocation,
+}
+
+/// L2 VNIs (infrastructure VLANs and tenant networks), L3 VNIs (tenants) and tenant
+/// VLAN ids, keeping the values the spec pins.
+fn allocate_overlay_ids(
+    spec: &Spec,
+    pools: &strata_spec::Pools,
+    bp: &Blueprint,
+    l: &mut Ledger<'_>,
+) -> OverlayIds {
     let l2 = *pools.vnis.l2;
     let l3 = *pools.vnis.l3;
     let mut l2_keys: Vec<String> = InfraVlan::ALL
@@ -195,16 +255,29 @@ pub(crate) fn allocate_globals(
         &vlan_pins,
         Some(bp.vlans.tenant.span),
     );
+    OverlayIds {
+        l2_vnis: l2_alloc,
+        l3_vnis: l3_alloc,
+        tenant_vlans: vlan_alloc,
+    }
+}
 
+/// Every site's subnet of every tenant network.
+fn allocate_tenant_subnets(
+    spec: &Spec,
+    pools: &strata_spec::Pools,
+    site_names: &[&str],
+    l: &mut Ledger<'_>,
+) -> Allocation {
     let mut tsub_keys = Vec::new();
-    for s in &site_names {
+    for s in site_names {
         for t in &spec.tenants {
             for n in &t.networks {
                 tsub_keys.push(format!("{s}/{}/{}", t.name, n.name));
             }
         }
     }
-    let tsub = l.alloc(
+    l.alloc(
         "tenant_subnets".to_string(),
         "tenant subnets",
         Space::Blocks {
@@ -214,9 +287,16 @@ pub(crate) fn allocate_globals(
         tsub_keys.iter().map(String::as_str),
         &[],
         Some(pools.tenant_subnets.pool.span),
-    );
+    )
+}
 
-    // Interconnect links.
+/// A point-to-point subnet per interconnect link.
+fn allocate_interconnect_links(
+    spec: &Spec,
+    pools: &strata_spec::Pools,
+    inputs: &Sites<'_>,
+    l: &mut Ledger<'_>,
+) -> Allocation {
     let ic_net = *pools.interconnect;
     let mut ic_keys = Vec::new();
     for ic in &spec.interconnects {
@@ -225,7 +305,7 @@ pub(crate) fn allocate_globals(
             ic_keys.push(format!("{}/{}", ic.name, i));
         }
     }
-    let ic_alloc = l.alloc(
+    l.alloc(
         "interconnect".to_string(),
         "interconnect links",
         Space::Blocks {
@@ -235,20 +315,7 @@ pub(crate) fn allocate_globals(
         ic_keys.iter().map(String::as_str),
         &[],
         Some(pools.interconnect.span),
-    );
-    Globals {
-        supernets,
-        loopback_blocks,
-        vtep_blocks,
-        p2p_blocks,
-        spine_asns,
-        leaf_asns,
-        l2_vnis: l2_alloc,
-        l3_vnis: l3_alloc,
-        tenant_vlans: vlan_alloc,
-        tenant_subnets: tsub,
-        interconnect_links: ic_alloc,
-    }
+    )
 }
 
 /// The fleet-wide tenants (spec values, or what the pools gave) and the VNIs of the

@@ -40,7 +40,6 @@ fn site_names<'s>(inputs: &Sites<'s>) -> Vec<&'s str> {
 
 /// The hardware profiles by name; duplicates, NUMA lists and bond members checked.
 pub(crate) fn index_profiles<'s>(spec: &'s Spec, diags: &mut Vec<Diagnostic>) -> Profiles<'s> {
-    // Profiles.
     let mut profiles: BTreeMap<&str, &Located<HardwareProfile>> = BTreeMap::new();
     for p in &spec.profiles {
         if let Some(first) = profiles.insert(p.name.as_str(), p) {
@@ -164,7 +163,6 @@ pub(crate) fn assign_machines<'s>(
     diags: &mut Vec<Diagnostic>,
 ) {
     let site_names = site_names(inputs);
-    // Machines.
     let mut serials: HashMap<&str, Span> = HashMap::with_capacity(spec.machines.len());
     for m in &spec.machines {
         if let Some(first) = serials.insert(m.serial.as_str(), m.serial.span) {
@@ -262,7 +260,6 @@ pub(crate) fn check_rack_room(
     profiles: &Profiles<'_>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    // Rack room.
     for input in inputs.values() {
         let mut by_rack: BTreeMap<&str, Vec<SlotUse<'_>>> = BTreeMap::new();
         for m in &input.machines {
@@ -396,7 +393,6 @@ pub(crate) fn assign_vms<'s>(spec: &'s Spec, inputs: &mut Sites<'s>, diags: &mut
 
 /// Tenant names (unique, short enough for a VRF device) and their networks' names.
 pub(crate) fn check_tenants(spec: &Spec, diags: &mut Vec<Diagnostic>) {
-    // Tenants.
     let mut tenant_names: HashMap<&str, Span> = HashMap::new();
     for t in &spec.tenants {
         if let Some(first) = tenant_names.insert(t.name.as_str(), t.name.span) {
@@ -425,7 +421,6 @@ pub(crate) fn check_tenants(spec: &Spec, diags: &mut Vec<Diagnostic>) {
 /// Interconnects join two different sites that have border leaves.
 pub(crate) fn check_interconnects(spec: &Spec, inputs: &Sites<'_>, diags: &mut Vec<Diagnostic>) {
     let site_names = site_names(inputs);
-    // Interconnects.
     for ic in &spec.interconnects {
         for end in [&ic.a, &ic.b] {
             match inputs.get(end.site.as_str()) {
