@@ -24,7 +24,7 @@ fn root() -> PathBuf {
 }
 
 fn skip() -> bool {
-    if std::env::var("STRATA_SKIP_LAB_TESTS").is_ok_and(|v| v == "1") {
+    if strata_testkit::OptOut::Lab.is_set() {
         strata_testkit::skip_note(strata_testkit::OptOut::Lab, "the fabric lab tests");
         return true;
     }

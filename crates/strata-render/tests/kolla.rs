@@ -25,7 +25,7 @@ fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a RenderedFile {
 }
 
 fn skip_tool_tests() -> bool {
-    std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1")
+    strata_testkit::OptOut::Tools.is_set()
 }
 
 /// The verifier, or `None` (with a note) when a tool is missing and tool tests are

@@ -28,7 +28,7 @@ fn verifier() -> Option<Verifier> {
     let verifier = Verifier::discover();
     match verifier.missing(KIND) {
         None => Some(verifier),
-        Some(message) if std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1") => {
+        Some(message) if strata_testkit::OptOut::Tools.is_set() => {
             strata_testkit::skip_note(
                 strata_testkit::OptOut::Tools,
                 &format!("the nova PCI tool test: {message}"),

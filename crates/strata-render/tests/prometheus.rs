@@ -19,7 +19,7 @@ fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a RenderedFile {
 fn verifier(kind: FileKind) -> Option<Verifier> {
     let verifier = Verifier::discover();
     if let Some(missing) = verifier.missing(kind) {
-        if std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1") {
+        if strata_testkit::OptOut::Tools.is_set() {
             strata_testkit::skip_note(
                 strata_testkit::OptOut::Tools,
                 &format!("the promtool tool check ({missing})"),

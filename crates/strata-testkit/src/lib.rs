@@ -41,16 +41,6 @@ impl OptOut {
         }
     }
 
-    /// The command that installs what this group needs.
-    pub fn install_hint(self) -> &'static str {
-        match self {
-            OptOut::Tools | OptOut::Clients | OptOut::RealOpenstack => {
-                "run `sudo scripts/install-test-deps.sh` from the repository root"
-            }
-            OptOut::Lab => "run the tests as root after `sudo scripts/install-test-deps.sh`",
-        }
-    }
-
     /// Whether the user opted out of this group (`VAR=1`).
     pub fn is_set(self) -> bool {
         std::env::var(self.var()).is_ok_and(|v| v == "1")

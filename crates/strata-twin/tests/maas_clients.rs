@@ -21,7 +21,7 @@ fn python() -> PathBuf {
 }
 
 fn skip() -> bool {
-    std::env::var("STRATA_SKIP_CLIENT_TESTS").is_ok_and(|v| v == "1")
+    strata_testkit::OptOut::Clients.is_set()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ fn repo_root() -> PathBuf {
 }
 
 fn skip() -> bool {
-    if std::env::var("STRATA_SKIP_CLIENT_TESTS").as_deref() == Ok("1") {
+    if strata_testkit::OptOut::Clients.is_set() {
         strata_testkit::skip_note(
             strata_testkit::OptOut::Clients,
             "the OpenStack client checks",

@@ -9,12 +9,7 @@
 #[path = "openstack_support.rs"]
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
-
-fn repo_root() -> PathBuf {
-    strata_testkit::repo_root()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twin_matches_real_keystone_and_placement() {
@@ -34,7 +29,7 @@ async fn twin_matches_real_keystone_and_placement() {
     let dir = tempfile::tempdir().expect("tmp");
     let endpoints = dir.path().join("endpoints.json");
     twin.write_endpoints(&endpoints).expect("endpoints");
-    let script = repo_root().join("scripts/clients/differential_openstack.py");
+    let script = strata_testkit::repo_root().join("scripts/clients/differential_openstack.py");
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .arg(&script)

@@ -21,7 +21,7 @@ fn venv_python() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxmoxer_drives_the_twin() {
-    if std::env::var("STRATA_SKIP_CLIENT_TESTS").as_deref() == Ok("1") {
+    if strata_testkit::OptOut::Clients.is_set() {
         strata_testkit::skip_note(strata_testkit::OptOut::Clients, "the proxmoxer check");
         return;
     }

@@ -27,7 +27,7 @@ fn sample(kind: FileKind, stem: &str) -> PathBuf {
 }
 
 fn skipping() -> bool {
-    std::env::var("STRATA_SKIP_TOOL_TESTS").is_ok_and(|v| v == "1")
+    strata_testkit::OptOut::Tools.is_set()
 }
 
 /// A verifier that has the tools for all of `kinds`; `None` (after a note) when one is

@@ -207,19 +207,24 @@ pub fn run(a: ApplyArgs) -> Result<ExitCode> {
         let saved = t.saved.as_ref().map(|(_, s)| s);
         let started = std::time::Instant::now();
         let steps = plan.steps.len() as u64;
-        let report = if std::io::stderr().is_terminal() && !json {
+        // A progress bar on a terminal, plain lines on stderr otherwise.
+        let bar = (std::io::stderr().is_terminal() && !json).then(|| {
             let bar = ProgressBar::new(steps);
             bar.set_style(
                 ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            let p = Bar(bar);
-            let r = strata_apply::converge(&t.desired, plan, &providers, &journal, &journal_path, &owner, saved, &opts, &p).await;
-            p.0.finish_and_clear();
-            r?
-        } else {
-            strata_apply::converge(&t.desired, plan, &providers, &journal, &journal_path, &owner, saved, &opts, &Lines).await?
+            Bar(bar)
+        });
+        let progress: &dyn LoopProgress = match &bar {
+            Some(b) => b,
+            None => &Lines,
         };
+        let report = strata_apply::converge(&t.desired, plan, &providers, &journal, &journal_path, &owner, saved, &opts, progress).await;
+        if let Some(b) = &bar {
+            b.0.finish_and_clear();
+        }
+        let report = report?;
         let calls: u64 = providers.iter().map(|p| p.calls()).sum();
         if json {
             print_json(&serde_json::json!({
