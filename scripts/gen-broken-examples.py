@@ -16,6 +16,25 @@ M = "hv-std, role: proxmox, bmc: { credential: { env: BMC_PASSWORD } } }"
 
 # name: (what is wrong, [(old, new)])
 VARIANTS = {
+    "ha-rule-more-apart-than-nodes": (
+        "a negative HA rule keeps four VMs apart on a three-node cluster",
+        [("          - { name: rack-apart, type: resource-affinity, affinity: negative, roles: [maas-rack] }",
+          "          - { name: rack-apart, type: resource-affinity, affinity: negative, roles: [maas-rack, maas-region, openstack-control] }  # expect: S0408")],
+    ),
+    "ha-rule-without-affinity": (
+        "a resource-affinity HA rule does not say whether to keep its VMs together or apart",
+        [("          - { name: rack-apart, type: resource-affinity, affinity: negative, roles: [maas-rack] }",
+          "          - { name: rack-apart, type: resource-affinity, roles: [maas-rack] }  # expect: S0408")],
+    ),
+    "ha-rule-unknown-vm": (
+        "an HA rule names a VM that does not exist",
+        [("          - { name: rack-apart, type: resource-affinity, affinity: negative, roles: [maas-rack] }",
+          "          - { name: ctl-pin, type: node-affinity, vms: [os-ctl9] }  # expect: S0208")],
+    ),
+    "ha-groups-retired": (
+        "Proxmox VE 9 has no HA groups; the spec says ha_groups",
+        [("        ha_rules:\n", "        ha_groups:  # expect: S0102\n")],
+    ),
     "overlapping-subnets": (
         "the loopback pool lies inside the site supernets",
         [("  loopbacks: { pool: 10.255.0.0/16, prefix_len: 24 }",

@@ -103,7 +103,7 @@ fn ha_survives_a_node_loss(
     vms: &[&Vm],
     out: &mut Vec<Diagnostic>,
 ) {
-    let ha: Vec<&&Vm> = vms.iter().filter(|v| v.ha_group.is_some()).collect();
+    let ha: Vec<&&Vm> = vms.iter().filter(|v| v.ha).collect();
     let needed: u64 = ha.iter().map(|v| v.memory_mib).sum();
     let total: u64 = nodes.iter().map(|n| n.memory_mib).sum();
     let largest = nodes.iter().map(|n| n.memory_mib).max().unwrap_or(0);
@@ -122,7 +122,7 @@ fn ha_survives_a_node_loss(
     )
     .at_opt(dc.span.or(c.span))
     .expected(format!("at least {needed} MiB on the surviving nodes"))
-    .help("add a node to the cluster, or take VMs out of their HA group");
+    .help("add a node to the cluster, or make fewer VMs HA-managed (`ha: false`, and out of every HA rule)");
     if let Some(s) = c.span {
         d = d.related(s, "the cluster");
     }

@@ -248,7 +248,7 @@ fn s0407_a_cluster_that_cannot_restart_its_ha_vms_is_a_warning() {
     let t = edit(
         &base(),
         "  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 8, memory_mib: 32768,",
-        "  - { name: big1, site: fra1, role: service, cores: 8, memory_mib: 786432, disk_gb: 100, networks: [management], ha_group: all }\n  - { name: big2, site: fra1, role: service, cores: 8, memory_mib: 786432, disk_gb: 100, networks: [management], ha_group: all }\n  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 8, memory_mib: 32768,",
+        "  - { name: big1, site: fra1, role: service, cores: 8, memory_mib: 786432, disk_gb: 100, networks: [management], ha: true }\n  - { name: big2, site: fra1, role: service, cores: 8, memory_mib: 786432, disk_gb: 100, networks: [management], ha: true }\n  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 8, memory_mib: 32768,",
     );
     let (_, fleet, d) = analyze(&t);
     only(&d, codes::S0407);
@@ -263,7 +263,7 @@ fn s0406_a_vm_that_fits_nowhere_is_not_also_an_ha_shortfall() {
     let t = edit(
         &base(),
         "  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 8, memory_mib: 32768,",
-        "  - { name: huge, site: fra1, role: service, cores: 8, memory_mib: 4000000, disk_gb: 100, networks: [management], ha_group: all }\n  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 8, memory_mib: 32768,",
+        "  - { name: huge, site: fra1, role: service, cores: 8, memory_mib: 4000000, disk_gb: 100, networks: [management], ha: true }\n  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 8, memory_mib: 32768,",
     );
     let (_, _, d) = analyze(&t);
     only(&d, codes::S0406);

@@ -247,7 +247,7 @@ blueprint:\n  fabric:\n    spines: 2\n    leaves_per_rack: 2\n    border_leaves:
     );
     let _ = write!(
         s,
-        "        nodes: {}\n        qdevice: false\n        corosync_links: [corosync, management]\n        template: debian-12-cloudinit\n        storage:\n          - {{ name: ceph-vm, kind: rbd, tier: ssd, ceph_pool: vm }}\n          - {{ name: local-nvme, kind: zfspool, tier: nvme }}\n        ha_groups:\n          - {{ name: infra-all, restricted: false, nofailback: true }}\n\n",
+        "        nodes: {}\n        qdevice: false\n        corosync_links: [corosync, management]\n        template: debian-12-cloudinit\n        storage:\n          - {{ name: ceph-vm, kind: rbd, tier: ssd, ceph_pool: vm }}\n          - {{ name: local-nvme, kind: zfspool, tier: nvme }}\n        ha_rules:\n          - {{ name: openstack-control-apart, type: resource-affinity, affinity: negative, roles: [openstack-control] }}\n\n",
         l.proxmox_nodes
     );
     s.push_str(
@@ -303,12 +303,12 @@ fn vms_yaml(name: &str, l: &Layout) -> String {
     for i in 1..=3 {
         let _ = writeln!(
             s,
-            "  - {{ name: os-ctl{i}, site: {name}, role: openstack-control, cores: 16, memory_mib: 65536, disk_gb: 200, storage: ceph-vm, networks: [provisioning, management], ha_group: infra-all }}"
+            "  - {{ name: os-ctl{i}, site: {name}, role: openstack-control, cores: 16, memory_mib: 65536, disk_gb: 200, storage: ceph-vm, networks: [provisioning, management] }}"
         );
     }
     let _ = writeln!(
         s,
-        "  - {{ name: prometheus, site: {name}, role: monitoring, cores: 8, memory_mib: 32768, disk_gb: 500, storage: local-nvme, networks: [management], ha_group: infra-all, tags: [monitoring] }}"
+        "  - {{ name: prometheus, site: {name}, role: monitoring, cores: 8, memory_mib: 32768, disk_gb: 500, storage: local-nvme, networks: [management], ha: true, tags: [monitoring] }}"
     );
     let runners = l.vms.saturating_sub(4);
     let width = if l.synthetic { 5 } else { 1 };

@@ -11,8 +11,8 @@ use ipnet::IpNet;
 use serde::Serialize;
 use strata_diagnostics::Span;
 use strata_spec::{
-    Blueprint, HardwareProfile, InfraVlan, MachineRole, Quota, SecretRef, StorageKind, StorageTier,
-    VmRole,
+    Blueprint, HaAffinity, HaRuleKind, HardwareProfile, InfraVlan, MachineRole, Quota, SecretRef,
+    StorageKind, StorageTier, VmRole,
 };
 
 /// The whole compiled fleet.
@@ -381,7 +381,8 @@ pub struct Vm {
     pub memory_mib: u64,
     pub disk_gb: u64,
     pub storage: String,
-    pub ha_group: Option<String>,
+    /// HA-managed (declared `ha: true`, or selected by one of its cluster's HA rules).
+    pub ha: bool,
     pub interfaces: Vec<HostInterface>,
     pub tags: Vec<String>,
     #[serde(skip)]
@@ -422,7 +423,8 @@ pub struct ProxmoxCluster {
     pub qdevice: bool,
     pub corosync_links: Vec<InfraVlan>,
     pub storage: Vec<ProxmoxStorage>,
-    pub ha_groups: Vec<ProxmoxHaGroup>,
+    /// HA rules, sorted by name, with their VMs and nodes resolved for this DC.
+    pub ha_rules: Vec<ProxmoxHaRule>,
     pub template: String,
     #[serde(skip)]
     pub span: Option<Span>,
@@ -447,13 +449,19 @@ pub struct ProxmoxStorage {
     pub content: Vec<String>,
 }
 
+/// A Proxmox VE 9 HA rule as it must exist in one DC's cluster.
 #[derive(Debug, Clone, Serialize)]
-pub struct ProxmoxHaGroup {
+pub struct ProxmoxHaRule {
     pub name: String,
-    /// `(node, priority)`; higher priority is preferred.
-    pub nodes: Vec<(String, u32)>,
-    pub restricted: bool,
-    pub nofailback: bool,
+    pub kind: HaRuleKind,
+    /// `resource-affinity` rules only.
+    pub affinity: Option<HaAffinity>,
+    /// `node-affinity` rules only: node hostnames, sorted.
+    pub nodes: Vec<String>,
+    /// `node-affinity` rules only.
+    pub strict: bool,
+    /// The VMs it governs: hostnames, sorted.
+    pub vms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

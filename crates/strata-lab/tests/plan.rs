@@ -11,7 +11,8 @@ use std::collections::BTreeSet;
 use strata_lab::plan::{IFNAMSIZ, PlanError, PlanOptions, plan};
 use strata_lab::script;
 use strata_lab::topology::{HostRole, Lab, LinkKind, NsRole, Role, SessionKind};
-use support::{broken_fleets, example_fleet, rendered};
+use strata_testkit::{broken_fleets, example_fleet};
+use support::rendered;
 
 fn opts(racks: usize, dci: bool) -> PlanOptions {
     PlanOptions {

@@ -287,10 +287,7 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                 .field("disk_gb", v.disk_gb)
                 .field("tags", tags)
                 .field("status", "running")
-                .field(
-                    "ha_group",
-                    v.ha_group.clone().map(Value::from).unwrap_or(Value::Null),
-                )
+                .field("ha", v.ha)
                 .field("nets", nets)
                 .field("ipconfig", ipconfig)
                 .field("nameserver", nameserver)
@@ -299,6 +296,28 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                 .spec("storage", v.storage.clone())
                 .spec("cluster", v.cluster.clone()),
         );
+    }
+    for cluster in &dc.proxmox {
+        for rule in &cluster.ha_rules {
+            let mut r = Resource::new(ResourceId::new(&dc.name, Kind::HaRule, rule.name.clone()))
+                .field("type", rule.kind.as_str())
+                .field(
+                    "affinity",
+                    rule.affinity
+                        .map(|a| Value::from(a.as_str()))
+                        .unwrap_or(Value::Null),
+                )
+                .field("nodes", rule.nodes.clone())
+                .field("strict", rule.strict)
+                .field("vms", rule.vms.clone())
+                .spec("cluster", cluster.name.clone());
+            r.depends_on = rule
+                .vms
+                .iter()
+                .map(|v| ResourceId::new(&dc.name, Kind::Vm, v.clone()))
+                .collect();
+            out.insert(r);
+        }
     }
 }
 

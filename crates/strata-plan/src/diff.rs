@@ -197,6 +197,7 @@ fn platform_kind(k: Kind) -> Option<&'static str> {
         Kind::Project => Some("project"),
         Kind::Flavor => Some("flavor"),
         Kind::Network => Some("network"),
+        Kind::HaRule => Some("ha-rule"),
         Kind::Vlan | Kind::Machine | Kind::NodeDns | Kind::Quota => None,
     }
 }

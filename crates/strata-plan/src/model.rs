@@ -61,8 +61,12 @@ impl fmt::Display for Platform {
 /// - `vm` (Proxmox; name = hostname): `cores`, `memory` (MiB), `disk_gb`, `nets`
 ///   (list of Proxmox `netN` strings in order, without MAC addresses), `ipconfig`
 ///   (cloud-init `ipconfigN` per NIC), `nameserver` (space-separated), `searchdomain`,
-///   `tags` (sorted list), `status` (`running`), `ha_group` (or null). Spec:
-///   `template`, `storage`, `cluster`.
+///   `tags` (sorted list), `status` (`running`), `ha` (HA-managed: an HA resource
+///   of the cluster). Spec: `template`, `storage`, `cluster`.
+/// - `ha-rule` (Proxmox VE 9; name = rule id): `type` (`node-affinity` or
+///   `resource-affinity`), `affinity` (`positive`/`negative`, null for node
+///   affinity), `nodes` (sorted node names, empty for resource affinity), `strict`,
+///   `vms` (sorted VM names the rule governs). Depends on those VMs.
 /// - `project` (OpenStack; name = team): `description`, `tags`.
 /// - `flavor` (name = flavor name): `vcpus`, `ram` (MiB), `disk` (GB), `is_public`,
 ///   `extra_specs` (object).
@@ -80,6 +84,7 @@ pub enum Kind {
     Machine,
     NodeDns,
     Vm,
+    HaRule,
     Project,
     Flavor,
     Network,
@@ -91,7 +96,7 @@ impl Kind {
     pub fn platform(self) -> Platform {
         match self {
             Kind::Fabric | Kind::Vlan | Kind::MaasSubnet | Kind::Machine => Platform::Maas,
-            Kind::NodeDns | Kind::Vm => Platform::Proxmox,
+            Kind::NodeDns | Kind::Vm | Kind::HaRule => Platform::Proxmox,
             Kind::Project | Kind::Flavor | Kind::Network | Kind::Subnet | Kind::Quota => {
                 Platform::Openstack
             }
@@ -106,6 +111,7 @@ impl Kind {
             Kind::Machine => "machine",
             Kind::NodeDns => "node-dns",
             Kind::Vm => "vm",
+            Kind::HaRule => "ha-rule",
             Kind::Project => "project",
             Kind::Flavor => "flavor",
             Kind::Network => "network",
@@ -114,13 +120,14 @@ impl Kind {
         }
     }
 
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Fabric,
         Kind::Vlan,
         Kind::MaasSubnet,
         Kind::Machine,
         Kind::NodeDns,
         Kind::Vm,
+        Kind::HaRule,
         Kind::Project,
         Kind::Flavor,
         Kind::Network,

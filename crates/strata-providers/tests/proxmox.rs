@@ -155,6 +155,30 @@ impl Env {
         r.json::<Value>().await.expect("json")["data"].clone()
     }
 
+    /// A direct (non-strata) Proxmox API write, as an operator would make it.
+    async fn pve_form(&self, method: reqwest::Method, path: &str, form: &Value) {
+        let form: Vec<(String, String)> = form
+            .as_object()
+            .expect("form")
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), String::from),
+                )
+            })
+            .collect();
+        let r = self
+            .pve
+            .request(method, format!("{}{path}", self.pve_base))
+            .header("Authorization", &self.pve_auth)
+            .form(&form)
+            .send()
+            .await
+            .expect("pve write");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+
     /// Every guest name in the cluster, with how often it occurs.
     async fn names(&self) -> HashMap<String, usize> {
         let mut out = HashMap::new();
@@ -171,7 +195,7 @@ impl Env {
     }
 }
 
-fn vm(name: &str, memory: u64, ha_group: Option<&str>) -> Resource {
+fn vm(name: &str, memory: u64, ha: bool) -> Resource {
     let mut tags = vec![OWNER.to_string(), "role-test".to_string()];
     tags.sort();
     Resource::new(ResourceId::new(DC, Kind::Vm, name))
@@ -180,11 +204,26 @@ fn vm(name: &str, memory: u64, ha_group: Option<&str>) -> Resource {
         .field("disk_gb", 3)
         .field("tags", tags)
         .field("status", "running")
-        .field("ha_group", ha_group.map(Value::from).unwrap_or(Value::Null))
+        .field("ha", ha)
         .spec("nets", vec!["virtio,bridge=vmbr0,tag=10"])
         .spec("template", TEMPLATE)
         .spec("storage", "ceph-vm")
         .spec("cluster", "pve")
+}
+
+fn rule(name: &str, fields: Value) -> Resource {
+    let mut r = Resource::new(ResourceId::new(DC, Kind::HaRule, name));
+    for (k, v) in fields.as_object().expect("fields") {
+        r = r.field(k, v.clone());
+    }
+    r.depends_on = r.fields["vms"]
+        .as_array()
+        .expect("vms")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|v| ResourceId::new(DC, Kind::Vm, v))
+        .collect();
+    r
 }
 
 fn set(resources: impl IntoIterator<Item = Resource>) -> ResourceSet {
@@ -315,14 +354,25 @@ async fn create_then_observe_matches_and_the_next_plan_is_empty() {
     let env = start(0).await;
     let p = env.provider();
     let intents = MemIntents::default();
-    let desired = set([vm("web1", 2048, None), vm("db1", 4096, Some("infra"))]);
+    let desired = set([
+        vm("web1", 2048, false),
+        vm("db1", 4096, true),
+        rule(
+            "db-pin",
+            json!({"type": "node-affinity", "affinity": null, "nodes": ["pve2", "pve3"], "strict": true, "vms": ["db1"]}),
+        ),
+    ]);
     let observed = p.observe().await.expect("observe");
     let first = plan(&desired, &observed);
-    assert_eq!(first.counts().create, 2);
+    assert_eq!(first.counts().create, 3);
+    // The plan orders the rule after the VMs it names.
+    assert_eq!(first.steps.last().map(|s| s.id.kind), Some(Kind::HaRule));
     for step in &first.steps {
         let out = act(&p, step, &intents).await.expect("create");
         assert!(out.external_id.is_some(), "{out:?}");
-        assert!(out.note.contains("cloned from"), "{out:?}");
+        if step.id.kind == Kind::Vm {
+            assert!(out.note.contains("cloned from"), "{out:?}");
+        }
     }
     let observed = p.observe().await.expect("observe");
     for want in desired.iter() {
@@ -330,6 +380,9 @@ async fn create_then_observe_matches_and_the_next_plan_is_empty() {
         assert!(got.owned);
         for (k, v) in &want.fields {
             assert_eq!(got.fields.get(k), Some(v), "{} {k}", want.id);
+        }
+        if want.id.kind != Kind::Vm {
+            continue;
         }
         // The guest network is observed too (this desired state leaves it unmanaged).
         assert_eq!(
@@ -357,14 +410,43 @@ async fn create_then_observe_matches_and_the_next_plan_is_empty() {
         "{net0}"
     );
     let rules = env.pve_get("/cluster/ha/rules").await;
+    let db1 = observed
+        .resources
+        .get(&ResourceId::new(DC, Kind::Vm, "db1"))
+        .and_then(|r| r.external_id.clone())
+        .expect("db1");
+    let pin = rules
+        .as_array()
+        .expect("rules")
+        .iter()
+        .find(|r| r["rule"] == "db-pin")
+        .unwrap_or_else(|| panic!("{rules:#}"));
+    assert_eq!(pin["resources"], format!("vm:{db1}"));
+    assert_eq!(pin["nodes"], "pve2,pve3");
     assert!(
-        rules
-            .as_array()
-            .expect("rules")
-            .iter()
-            .any(|r| r["rule"] == "ha-group-infra"),
-        "{rules:#}"
+        pin["comment"].as_str().is_some_and(|c| c.contains(OWNER)),
+        "{pin}"
     );
+    // An operator's rule is listed as unowned, and one with the same name as a
+    // desired rule is a conflict, never overwritten.
+    env.pve_form(
+        reqwest::Method::POST,
+        "/cluster/ha/rules",
+        &json!({"rule": "ops-rule", "type": "node-affinity", "nodes": "pve1", "resources": format!("vm:{db1}")}),
+    )
+    .await;
+    let observed = p.observe().await.expect("observe");
+    assert!(
+        observed
+            .unowned
+            .iter()
+            .any(|u| u.kind == "ha-rule" && u.name == "ops-rule")
+    );
+    let theirs = set([rule(
+        "ops-rule",
+        json!({"type": "node-affinity", "affinity": null, "nodes": ["pve1"], "strict": false, "vms": ["db1"]}),
+    )]);
+    assert!(!plan(&theirs, &observed).conflicts.is_empty());
     // Creating again (a re-run of the same step) adopts instead of cloning.
     let step = create_step(desired.iter().next().expect("one"));
     let out = act(&p, &step, &intents).await.expect("re-create");
@@ -378,21 +460,21 @@ async fn updates_apply_changed_fields_and_drift_is_observed() {
     let env = start(0).await;
     let p = env.provider();
     let intents = MemIntents::default();
-    apply(&p, &set([vm("app1", 2048, None)]), &intents).await;
+    apply(&p, &set([vm("app1", 2048, false)]), &intents).await;
     let id = ResourceId::new(DC, Kind::Vm, "app1");
 
-    // strata changes memory and joins an HA group.
-    let desired = set([vm("app1", 3072, Some("infra"))]);
+    // strata changes memory and becomes HA-managed.
+    let desired = set([vm("app1", 3072, true)]);
     let observed = p.observe().await.expect("observe");
     let step = plan(&desired, &observed).steps.pop().expect("a step");
     assert_eq!(step.action, Action::Update);
     let fields: BTreeSet<&str> = step.changes.iter().map(|c| c.field.as_str()).collect();
-    assert_eq!(fields, BTreeSet::from(["ha_group", "memory"]));
+    assert_eq!(fields, BTreeSet::from(["ha", "memory"]));
     act(&p, &step, &intents).await.expect("update");
     let observed = p.observe().await.expect("observe");
     let got = observed.resources.get(&id).expect("app1");
     assert_eq!(got.fields["memory"], 3072);
-    assert_eq!(got.fields["ha_group"], "infra");
+    assert_eq!(got.fields["ha"], true);
     assert!(plan(&desired, &observed).is_empty());
 
     // Someone changes memory behind strata's back.
@@ -415,13 +497,13 @@ async fn updates_apply_changed_fields_and_drift_is_observed() {
     assert!(plan(&desired, &p.observe().await.expect("observe")).is_empty());
 
     // Leave HA, stop, and shrinking the disk is refused before anything is written.
-    let mut stopped = vm("app1", 3072, None);
+    let mut stopped = vm("app1", 3072, false);
     stopped.fields.insert("status".into(), json!("stopped"));
     apply(&p, &set([stopped.clone()]), &intents).await;
     let observed = p.observe().await.expect("observe");
     let got = observed.resources.get(&id).expect("app1");
     assert_eq!(got.fields["status"], "stopped");
-    assert_eq!(got.fields["ha_group"], Value::Null);
+    assert_eq!(got.fields["ha"], false);
     let mut smaller = stopped.clone();
     smaller.fields.insert("disk_gb".into(), json!(2));
     smaller.fields.insert("cores".into(), json!(4));
@@ -455,12 +537,12 @@ async fn delete_removes_owned_vms_and_unowned_ones_are_refused() {
     let intents = MemIntents::default();
     apply(
         &p,
-        &set([vm("tmp1", 2048, Some("infra")), vm("keep1", 2048, None)]),
+        &set([vm("tmp1", 2048, true), vm("keep1", 2048, false)]),
         &intents,
     )
     .await;
     let observed = p.observe().await.expect("observe");
-    let del = plan(&set([vm("keep1", 2048, None)]), &observed);
+    let del = plan(&set([vm("keep1", 2048, false)]), &observed);
     assert_eq!(del.counts().delete, 1);
     let out = act(&p, &del.steps[0], &intents).await.expect("delete");
     assert!(out.note.contains("destroyed"), "{out:?}");
@@ -486,7 +568,7 @@ async fn delete_removes_owned_vms_and_unowned_ones_are_refused() {
         .iter()
         .find(|u| u.name.starts_with("legacy-"))
         .expect("a legacy VM");
-    let mut target = vm(&legacy.name, 2048, None);
+    let mut target = vm(&legacy.name, 2048, false);
     target.owned = true;
     target.external_id = Some(legacy.external_id.clone());
     let delete = Step {
@@ -509,7 +591,7 @@ async fn delete_removes_owned_vms_and_unowned_ones_are_refused() {
             new: Some(json!(8192)),
             sensitive: false,
         }],
-        desired: Some(vm(&legacy.name, 8192, None)),
+        desired: Some(vm(&legacy.name, 8192, false)),
         ..delete.clone()
     };
     let err = act(&p, &update, &intents)
@@ -518,7 +600,7 @@ async fn delete_removes_owned_vms_and_unowned_ones_are_refused() {
     assert!(matches!(err, ProviderError::Refused(_)), "{err}");
     assert!(env.names().await.contains_key(&legacy.name));
     // Creating a VM whose name an unowned VM already has is refused, not duplicated.
-    let err = act(&p, &create_step(&vm(&legacy.name, 2048, None)), &intents)
+    let err = act(&p, &create_step(&vm(&legacy.name, 2048, false)), &intents)
         .await
         .expect_err("create over unowned");
     assert!(matches!(err, ProviderError::Refused(_)), "{err}");
@@ -542,7 +624,7 @@ async fn create_many(
 ) -> Vec<String> {
     let futs = names.iter().enumerate().map(|(i, n)| {
         let p = providers[i % providers.len()].clone();
-        let step = create_step(&vm(n, 1024, None));
+        let step = create_step(&vm(n, 1024, false));
         async move {
             act(p.as_ref(), &step, intents)
                 .await
@@ -574,7 +656,7 @@ async fn concurrent_creates_race_for_nextid_without_duplicates() {
     }
     let observed = one[0].observe().await.expect("observe");
     assert_eq!(observed.resources.len(), 30);
-    let desired = set(names.iter().chain(&names2).map(|n| vm(n, 1024, None)));
+    let desired = set(names.iter().chain(&names2).map(|n| vm(n, 1024, false)));
     assert!(plan(&desired, &observed).is_empty());
     env.twin.shutdown().await.expect("shutdown");
 }
@@ -584,7 +666,7 @@ async fn an_interrupted_create_is_adopted_not_duplicated() {
     let env = start(0).await;
     let p = env.provider();
     let intents = MemIntents::default();
-    let want = vm("crash1", 2048, None);
+    let want = vm("crash1", 2048, false);
     let step = create_step(&want);
     // The clone goes through, then every call naming the new VM fails: the create
     // dies after the clone, before the VM carries the ownership tag.
@@ -625,7 +707,7 @@ async fn an_interrupted_create_is_adopted_not_duplicated() {
     assert!(plan(&set([want]), &observed).is_empty());
 
     // An intent whose vmid now holds something else is not adopted: a fresh clone.
-    let other = vm("crash2", 2048, None);
+    let other = vm("crash2", 2048, false);
     let step2 = create_step(&other);
     intents
         .record(
@@ -646,17 +728,7 @@ async fn creates_converge_through_injected_faults() {
     let intents = MemIntents::default();
     env.faults(json!({"5xx": 0.1, "429": 0.05})).await;
     let names: Vec<String> = (0..8).map(|i| format!("flaky{i}")).collect();
-    let desired = set(names.iter().map(|n| {
-        vm(
-            n,
-            1024,
-            if n.ends_with('0') {
-                Some("infra")
-            } else {
-                None
-            },
-        )
-    }));
+    let desired = set(names.iter().map(|n| vm(n, 1024, n.ends_with('0'))));
     // Each run does what the plan says; a step that still fails is retried by the
     // next run, as an operator re-runs apply.
     let mut converged = false;
@@ -708,17 +780,7 @@ async fn creates_converge_through_timeouts_and_dropped_connections() {
     env.faults(json!({"5xx": 0.1, "429": 0.02, "timeout": 0.05, "drop": 0.05, "timeout_ms": 300}))
         .await;
     let names: Vec<String> = (0..16).map(|i| format!("st{i}")).collect();
-    let desired = set(names.iter().map(|n| {
-        vm(
-            n,
-            1024,
-            if n.ends_with('1') {
-                Some("infra")
-            } else {
-                None
-            },
-        )
-    }));
+    let desired = set(names.iter().map(|n| vm(n, 1024, n.ends_with('1'))));
     for _ in 0..5 {
         let Ok(observed) = providers[0].observe().await else {
             continue;
@@ -831,7 +893,7 @@ async fn a_changed_guest_address_is_drift_and_is_applied_again() {
     let p = env.provider();
     let intents = MemIntents::default();
     let with_network = |name: &str, last: u8| {
-        vm(name, 2048, None)
+        vm(name, 2048, false)
             .field(
                 "nets",
                 vec!["virtio,bridge=vmbr0,tag=10", "virtio,bridge=vmbr0,tag=12"],

@@ -3,8 +3,6 @@
 //! The tool tests need cloud-init (`scripts/install-test-deps.sh`); without it they
 //! fail unless `STRATA_SKIP_TOOL_TESTS=1`, which turns them into a printed note.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -71,7 +69,7 @@ fn failures(checks: &[Check]) -> String {
 
 #[test]
 fn snapshots() {
-    let files = cloud_init::render(&support::example_fleet()).expect("renders");
+    let files = cloud_init::render(&strata_testkit::example_fleet()).expect("renders");
     insta::assert_snapshot!(
         "compute_with_gpus",
         file(&files, "fra1/cloud-init/openstack-compute.yaml").content
@@ -84,12 +82,12 @@ fn snapshots() {
 
 #[test]
 fn deterministic() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let first = cloud_init::render(&fleet).expect("renders");
     assert_eq!(first, cloud_init::render(&fleet).expect("renders"));
     assert_eq!(
         first,
-        cloud_init::render(&support::example_fleet()).expect("renders")
+        cloud_init::render(&strata_testkit::example_fleet()).expect("renders")
     );
     let mut sorted = first.clone();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
@@ -98,7 +96,7 @@ fn deterministic() {
 
 #[test]
 fn one_file_per_role_present_in_each_dc() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = cloud_init::render(&fleet).expect("renders");
     assert!(files.iter().all(|f| f.kind == KIND));
     let mut expected = BTreeSet::new();
@@ -155,7 +153,7 @@ fn one_file_per_role_present_in_each_dc() {
 #[test]
 fn cloud_init_accepts_every_file() {
     let Some(verifier) = verifier() else { return };
-    let files = cloud_init::render(&support::example_fleet()).expect("renders");
+    let files = cloud_init::render(&strata_testkit::example_fleet()).expect("renders");
     assert!(!files.is_empty());
     let checks = verify(&verifier, &files);
     assert_eq!(checks.len(), files.len());
@@ -169,7 +167,7 @@ fn cloud_init_accepts_every_file() {
 #[test]
 fn cloud_init_rejects_broken_user_data() {
     let Some(verifier) = verifier() else { return };
-    let files = cloud_init::render(&support::example_fleet()).expect("renders");
+    let files = cloud_init::render(&strata_testkit::example_fleet()).expect("renders");
     let good = file(&files, "fra1/cloud-init/openstack-compute.yaml");
 
     // `packages` as a number instead of a list.

@@ -1,7 +1,5 @@
 //! FRR renderer: snapshots, determinism, fabric invariants and `vtysh -C` validation.
 
-mod support;
-
 use std::path::Path;
 
 use strata_fleet::{Fleet, SessionKind, SwitchRole};
@@ -44,7 +42,7 @@ fn write(root: &Path, files: &[RenderedFile]) {
 
 #[test]
 fn one_file_per_switch() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = frr::render(&fleet).expect("renders");
     let switches: usize = fleet.dcs.iter().map(|dc| dc.switches.len()).sum();
     assert_eq!(files.len(), switches);
@@ -76,7 +74,7 @@ fn one_file_per_switch() {
 
 #[test]
 fn snapshots() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = frr::render(&fleet).expect("renders");
     insta::assert_snapshot!(
         "waw1_spine01",
@@ -94,14 +92,14 @@ fn snapshots() {
 
 #[test]
 fn deterministic() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     assert_eq!(
         frr::render(&fleet).expect("renders"),
         frr::render(&fleet).expect("renders")
     );
     assert_eq!(
         frr::render(&fleet).expect("renders"),
-        frr::render(&support::example_fleet()).expect("renders")
+        frr::render(&strata_testkit::example_fleet()).expect("renders")
     );
 }
 
@@ -115,7 +113,7 @@ fn has_line(text: &str, line: &str) -> bool {
 
 #[test]
 fn leaves_peer_with_every_spine_and_spines_have_no_vrfs() {
-    let fleet: Fleet = support::example_fleet();
+    let fleet: Fleet = strata_testkit::example_fleet();
     let files = frr::render(&fleet).expect("renders");
     for dc in &fleet.dcs {
         let spines: Vec<_> = dc
@@ -217,7 +215,7 @@ fn real_tool_accepts_every_file() {
     let Some(verifier) = verifier(FileKind::FrrConf) else {
         return;
     };
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = frr::render(&fleet).expect("renders");
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), &files);
@@ -241,7 +239,7 @@ fn real_tool_rejects_a_broken_file() {
     let Some(verifier) = verifier(FileKind::FrrConf) else {
         return;
     };
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = frr::render(&fleet).expect("renders");
     let leaf = file(&files, "waw1/frr/waw1-r01-leaf1.conf");
     let dir = tempfile::tempdir().expect("tempdir");

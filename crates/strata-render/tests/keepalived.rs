@@ -1,8 +1,6 @@
 //! keepalived renderer: snapshot, determinism, fleet consistency and
 //! `keepalived --config-test` validation.
 
-mod support;
-
 use std::path::Path;
 
 use strata_fleet::VipMember;
@@ -46,7 +44,7 @@ fn write(root: &Path, files: &[RenderedFile]) {
 
 #[test]
 fn one_file_per_member_with_one_instance_per_vip() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = keepalived::render(&fleet).expect("renders");
     let mut expected = Vec::new();
     for dc in &fleet.dcs {
@@ -94,7 +92,7 @@ fn one_file_per_member_with_one_instance_per_vip() {
 /// host that does not exist.
 #[test]
 fn interface_names_follow_the_host_conventions() {
-    let mut fleet = support::example_fleet();
+    let mut fleet = strata_testkit::example_fleet();
     let dc = fleet
         .dcs
         .iter_mut()
@@ -164,7 +162,7 @@ fn interface_names_follow_the_host_conventions() {
 
 #[test]
 fn snapshot() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = keepalived::render(&fleet).expect("renders");
     insta::assert_snapshot!(
         "waw1_maas_region1",
@@ -174,14 +172,14 @@ fn snapshot() {
 
 #[test]
 fn deterministic() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     assert_eq!(
         keepalived::render(&fleet).expect("renders"),
         keepalived::render(&fleet).expect("renders")
     );
     assert_eq!(
         keepalived::render(&fleet).expect("renders"),
-        keepalived::render(&support::example_fleet()).expect("renders")
+        keepalived::render(&strata_testkit::example_fleet()).expect("renders")
     );
 }
 
@@ -190,7 +188,7 @@ fn real_tool_accepts_every_file() {
     let Some(verifier) = verifier(FileKind::Keepalived) else {
         return;
     };
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = keepalived::render(&fleet).expect("renders");
     assert!(!files.is_empty());
     let dir = tempfile::tempdir().expect("tempdir");
@@ -215,7 +213,7 @@ fn real_tool_rejects_a_broken_file() {
     let Some(verifier) = verifier(FileKind::Keepalived) else {
         return;
     };
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = keepalived::render(&fleet).expect("renders");
     let good = &file(&files, "waw1/keepalived/waw1-maas-region1.conf").content;
     let vrid = fleet.dc("waw1").expect("waw1").vips[0].vrid;

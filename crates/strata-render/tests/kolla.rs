@@ -5,8 +5,6 @@
 //! The tool tests need the Ansible venv (`scripts/install-test-deps.sh`); without it
 //! they fail unless `STRATA_SKIP_TOOL_TESTS=1`, which turns them into a printed note.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -128,7 +126,7 @@ fn globals_pairs(text: &str) -> Vec<(String, String)> {
 
 #[test]
 fn snapshots() {
-    let files = kolla::render(&support::example_fleet()).expect("renders");
+    let files = kolla::render(&strata_testkit::example_fleet()).expect("renders");
     insta::assert_snapshot!(
         "fra1_globals",
         file(&files, "fra1/kolla/globals.yml").content
@@ -141,12 +139,12 @@ fn snapshots() {
 
 #[test]
 fn deterministic() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let first = kolla::render(&fleet).expect("renders");
     assert_eq!(first, kolla::render(&fleet).expect("renders"));
     assert_eq!(
         first,
-        kolla::render(&support::example_fleet()).expect("renders")
+        kolla::render(&strata_testkit::example_fleet()).expect("renders")
     );
     let mut sorted = first.clone();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
@@ -155,7 +153,7 @@ fn deterministic() {
 
 #[test]
 fn two_files_per_dc_of_the_right_kinds() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = kolla::render(&fleet).expect("renders");
     let expected: BTreeSet<(String, FileKind)> = fleet
         .dcs
@@ -181,7 +179,7 @@ fn two_files_per_dc_of_the_right_kinds() {
 
 #[test]
 fn globals_settings() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = kolla::render(&fleet).expect("renders");
     for dc in &fleet.dcs {
         let path = format!("{}/kolla/globals.yml", dc.name);
@@ -240,7 +238,7 @@ fn globals_settings() {
 
 #[test]
 fn inventory_structure() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = kolla::render(&fleet).expect("renders");
     for dc in &fleet.dcs {
         let path = format!("{}/kolla/multinode", dc.name);
@@ -433,7 +431,7 @@ fn ansible_inventory_sees_the_groups() {
             "ansible-inventory not found; run scripts/install-test-deps.sh (or set STRATA_SKIP_TOOL_TESTS=1)"
         );
     };
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = kolla::render(&fleet).expect("renders");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("ansible.cfg"), "").expect("ansible.cfg");
@@ -513,7 +511,7 @@ fn ansible_inventory_sees_the_groups() {
 #[test]
 fn real_tools_accept_every_file() {
     let Some(verifier) = verifier() else { return };
-    let files = kolla::render(&support::example_fleet()).expect("renders");
+    let files = kolla::render(&strata_testkit::example_fleet()).expect("renders");
     assert!(!files.is_empty());
     let checks = verify(&verifier, &files);
     assert_eq!(checks.len(), files.len());
@@ -523,7 +521,7 @@ fn real_tools_accept_every_file() {
 #[test]
 fn real_tools_reject_broken_inventories() {
     let Some(verifier) = verifier() else { return };
-    let files = kolla::render(&support::example_fleet()).expect("renders");
+    let files = kolla::render(&strata_testkit::example_fleet()).expect("renders");
     let good = &file(&files, "fra1/kolla/multinode").content;
     let broken = [
         (
@@ -549,7 +547,7 @@ fn real_tools_reject_broken_inventories() {
 #[test]
 fn real_tools_reject_broken_globals() {
     let Some(verifier) = verifier() else { return };
-    let files = kolla::render(&support::example_fleet()).expect("renders");
+    let files = kolla::render(&strata_testkit::example_fleet()).expect("renders");
     let good = &file(&files, "fra1/kolla/globals.yml").content;
     let as_list: String = good
         .lines()
@@ -582,7 +580,7 @@ fn real_tools_reject_broken_globals() {
 /// are written with explanatory comments and still parse.
 #[test]
 fn edge_cases() {
-    let mut fleet: Fleet = support::example_fleet();
+    let mut fleet: Fleet = strata_testkit::example_fleet();
     {
         let dc = &mut fleet.dcs[0];
         let os = &mut dc.openstack;

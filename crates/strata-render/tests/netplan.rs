@@ -3,8 +3,6 @@
 //! The tool tests need netplan (`scripts/install-test-deps.sh`); without it they fail
 //! unless `STRATA_SKIP_TOOL_TESTS=1`, which turns them into a printed note.
 
-mod support;
-
 use std::path::Path;
 
 use strata_fleet::Fleet;
@@ -71,7 +69,7 @@ fn failures(checks: &[Check]) -> String {
 
 #[test]
 fn snapshots() {
-    let files = netplan::render(&support::example_fleet()).expect("renders");
+    let files = netplan::render(&strata_testkit::example_fleet()).expect("renders");
     insta::assert_snapshot!(
         "compute",
         file(&files, "fra1/netplan/fra1-r01-cmp04.yaml").content
@@ -88,12 +86,12 @@ fn snapshots() {
 
 #[test]
 fn deterministic() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let first = netplan::render(&fleet).expect("renders");
     assert_eq!(first, netplan::render(&fleet).expect("renders"));
     assert_eq!(
         first,
-        netplan::render(&support::example_fleet()).expect("renders")
+        netplan::render(&strata_testkit::example_fleet()).expect("renders")
     );
     let mut sorted = first.clone();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
@@ -103,7 +101,7 @@ fn deterministic() {
 #[test]
 fn every_machine_but_proxmox_nodes_has_its_native_vlan_on_the_bond_and_a_vlan_per_other_interface()
 {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = netplan::render(&fleet).expect("renders");
     assert!(files.iter().all(|f| f.kind == KIND));
     let mut expected = 0;
@@ -184,7 +182,7 @@ fn every_machine_but_proxmox_nodes_has_its_native_vlan_on_the_bond_and_a_vlan_pe
 #[test]
 fn netplan_accepts_every_file() {
     let Some(verifier) = verifier() else { return };
-    let files = netplan::render(&support::example_fleet()).expect("renders");
+    let files = netplan::render(&strata_testkit::example_fleet()).expect("renders");
     assert!(!files.is_empty());
     let checks = verify(&verifier, &files);
     assert_eq!(checks.len(), files.len());
@@ -198,7 +196,7 @@ fn netplan_accepts_every_file() {
 #[test]
 fn netplan_rejects_a_broken_bond_mode() {
     let Some(verifier) = verifier() else { return };
-    let files = netplan::render(&support::example_fleet()).expect("renders");
+    let files = netplan::render(&strata_testkit::example_fleet()).expect("renders");
     let mut broken = file(&files, "fra1/netplan/fra1-r01-cmp04.yaml").clone();
     assert!(broken.content.contains("mode: 802.3ad\n"));
     broken.content = broken
@@ -219,7 +217,7 @@ fn netplan_rejects_a_broken_bond_mode() {
 
 /// The example fleet with every bond of `profile` changed by `f`.
 fn with_bonds(profile: &str, f: impl Fn(&mut strata_spec::Bond)) -> Fleet {
-    let mut fleet = support::example_fleet();
+    let mut fleet = strata_testkit::example_fleet();
     let p = fleet
         .profiles
         .iter_mut()
@@ -252,7 +250,7 @@ fn active_backup_bonds_have_no_lacp_parameters() {
 
 #[test]
 fn without_a_bond_the_native_vlan_is_on_the_first_nic() {
-    let mut fleet = support::example_fleet();
+    let mut fleet = strata_testkit::example_fleet();
     let p = fleet
         .profiles
         .iter_mut()
@@ -311,7 +309,7 @@ fn free_text_from_profiles_cannot_change_the_yaml_structure() {
 
 #[test]
 fn hosts_resolve_through_the_maas_region_and_only_on_the_management_interface() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = netplan::render(&fleet).expect("renders");
     for dc in &fleet.dcs {
         // The resolvers are the region controllers' management addresses.

@@ -4,8 +4,6 @@
 //! The tool tests need python3 (`scripts/install-test-deps.sh`); without it they fail
 //! unless `STRATA_SKIP_TOOL_TESTS=1`, which turns them into a printed note.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -105,7 +103,7 @@ fn values<'a>(text: &'a str, section: &str, key: &str) -> Vec<&'a str> {
 
 #[test]
 fn snapshots() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = nova_pci::render(&fleet).expect("renders");
     let host = fqdn(&fleet, "fra1", "fra1-r02-cmp20");
     insta::assert_snapshot!(
@@ -120,12 +118,12 @@ fn snapshots() {
 
 #[test]
 fn deterministic() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let first = nova_pci::render(&fleet).expect("renders");
     assert_eq!(first, nova_pci::render(&fleet).expect("renders"));
     assert_eq!(
         first,
-        nova_pci::render(&support::example_fleet()).expect("renders")
+        nova_pci::render(&strata_testkit::example_fleet()).expect("renders")
     );
     let mut sorted = first.clone();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
@@ -137,7 +135,7 @@ fn deterministic() {
 /// the DC's flavors request and enables the PCI filter.
 #[test]
 fn structure() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = nova_pci::render(&fleet).expect("renders");
     assert!(files.iter().all(|f| f.kind == KIND));
     let inventories = kolla::render(&fleet).expect("renders");
@@ -230,7 +228,7 @@ fn structure() {
 /// accepts them); a DC with neither gets no file.
 #[test]
 fn dcs_without_gpus() {
-    let mut fleet = support::example_fleet();
+    let mut fleet = strata_testkit::example_fleet();
     for node in &mut fleet.dcs[0].openstack.compute {
         node.gpu = None;
     }
@@ -270,7 +268,7 @@ fn dcs_without_gpus() {
 #[test]
 fn real_tools_accept_every_file() {
     let Some(verifier) = verifier() else { return };
-    let files = nova_pci::render(&support::example_fleet()).expect("renders");
+    let files = nova_pci::render(&strata_testkit::example_fleet()).expect("renders");
     assert!(!files.is_empty());
     let checks = verify(&verifier, &files);
     assert_eq!(checks.len(), files.len());
@@ -280,7 +278,7 @@ fn real_tools_accept_every_file() {
 #[test]
 fn real_tools_reject_broken_files() {
     let Some(verifier) = verifier() else { return };
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = nova_pci::render(&fleet).expect("renders");
     let host = fqdn(&fleet, "fra1", "fra1-r02-cmp20");
     let dc = &file(&files, "fra1/kolla/config/nova.conf").content;

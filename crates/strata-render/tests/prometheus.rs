@@ -1,8 +1,6 @@
 //! Prometheus renderer: snapshots, determinism, coverage of the fleet and
 //! `promtool check config` validation.
 
-mod support;
-
 use std::path::Path;
 
 use strata_render::{FileKind, RenderedFile, prometheus};
@@ -44,7 +42,7 @@ fn write(root: &Path, files: &[RenderedFile]) {
 
 #[test]
 fn one_config_per_dc_plus_federation() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = prometheus::render(&fleet).expect("renders");
     let mut expected: Vec<String> = fleet
         .dcs
@@ -62,7 +60,7 @@ fn one_config_per_dc_plus_federation() {
 
 #[test]
 fn every_host_switch_and_dc_is_scraped() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = prometheus::render(&fleet).expect("renders");
     for dc in &fleet.dcs {
         let text = &file(&files, &prometheus::dc_path(&dc.name)).content;
@@ -104,7 +102,7 @@ fn every_host_switch_and_dc_is_scraped() {
 
 #[test]
 fn snapshots() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = prometheus::render(&fleet).expect("renders");
     insta::assert_snapshot!(
         "waw1",
@@ -118,14 +116,14 @@ fn snapshots() {
 
 #[test]
 fn deterministic() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     assert_eq!(
         prometheus::render(&fleet).expect("renders"),
         prometheus::render(&fleet).expect("renders")
     );
     assert_eq!(
         prometheus::render(&fleet).expect("renders"),
-        prometheus::render(&support::example_fleet()).expect("renders")
+        prometheus::render(&strata_testkit::example_fleet()).expect("renders")
     );
 }
 
@@ -134,7 +132,7 @@ fn real_tool_accepts_every_file() {
     let Some(verifier) = verifier(FileKind::Prometheus) else {
         return;
     };
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = prometheus::render(&fleet).expect("renders");
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), &files);
@@ -158,7 +156,7 @@ fn real_tool_rejects_a_broken_file() {
     let Some(verifier) = verifier(FileKind::Prometheus) else {
         return;
     };
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = prometheus::render(&fleet).expect("renders");
     let good = &file(&files, "waw1/prometheus/prometheus.yml").content;
     let needle = "  scrape_interval: 30s\n";

@@ -7,8 +7,6 @@
 // Test code: a panic is the failure report, so unwrapping is fine here.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::path::Path;
 
 use strata_fleet::Fleet;
@@ -86,7 +84,7 @@ fn stanza<'a>(text: &'a str, iface: &str) -> &'a str {
 
 #[test]
 fn snapshots() {
-    let files = proxmox::render(&support::example_fleet()).expect("renders");
+    let files = proxmox::render(&strata_testkit::example_fleet()).expect("renders");
     insta::assert_snapshot!(
         "node",
         file(&files, "fra1/proxmox/fra1-r01-pve01/interfaces").content
@@ -95,12 +93,12 @@ fn snapshots() {
 
 #[test]
 fn deterministic() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let first = proxmox::render(&fleet).expect("renders");
     assert_eq!(first, proxmox::render(&fleet).expect("renders"));
     assert_eq!(
         first,
-        proxmox::render(&support::example_fleet()).expect("renders")
+        proxmox::render(&strata_testkit::example_fleet()).expect("renders")
     );
     let mut sorted = first.clone();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
@@ -109,7 +107,7 @@ fn deterministic() {
 
 #[test]
 fn every_node_has_its_corosync_links_and_host_interfaces() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = proxmox::render(&fleet).expect("renders");
     assert!(files.iter().all(|f| f.kind == KIND));
     let mut expected = 0;
@@ -193,7 +191,7 @@ fn every_node_has_its_corosync_links_and_host_interfaces() {
 
 #[test]
 fn bridge_vids_cover_infra_and_tenant_vlans() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = proxmox::render(&fleet).expect("renders");
     for dc in &fleet.dcs {
         let tenant = &dc.blueprint.vlans.tenant;
@@ -236,7 +234,7 @@ fn bridge_vids_cover_infra_and_tenant_vlans() {
 
 #[test]
 fn the_bond_carries_the_native_vlan_untagged() {
-    let fleet = support::example_fleet();
+    let fleet = strata_testkit::example_fleet();
     let files = proxmox::render(&fleet).expect("renders");
     for dc in &fleet.dcs {
         let native = dc.vlans.iter().find(|v| v.native).expect("a native VLAN");
@@ -259,7 +257,7 @@ fn the_bond_carries_the_native_vlan_untagged() {
 #[test]
 fn ifupdown2_accepts_every_file() {
     let Some(verifier) = verifier() else { return };
-    let files = proxmox::render(&support::example_fleet()).expect("renders");
+    let files = proxmox::render(&strata_testkit::example_fleet()).expect("renders");
     assert!(!files.is_empty());
     let checks = verify(&verifier, &files);
     assert_eq!(checks.len(), files.len());
@@ -273,7 +271,7 @@ fn ifupdown2_accepts_every_file() {
 #[test]
 fn ifupdown2_rejects_a_broken_bond_mode() {
     let Some(verifier) = verifier() else { return };
-    let files = proxmox::render(&support::example_fleet()).expect("renders");
+    let files = proxmox::render(&strata_testkit::example_fleet()).expect("renders");
     let mut broken = file(&files, "fra1/proxmox/fra1-r01-pve01/interfaces").clone();
     assert!(broken.content.contains("\tbond-mode 802.3ad\n"));
     broken.content = broken
@@ -294,7 +292,7 @@ fn ifupdown2_rejects_a_broken_bond_mode() {
 
 /// The example fleet with every bond of the Proxmox nodes' profile changed by `f`.
 fn with_bonds(f: impl Fn(&mut strata_spec::Bond)) -> Fleet {
-    let mut fleet = support::example_fleet();
+    let mut fleet = strata_testkit::example_fleet();
     let p = fleet
         .profiles
         .iter_mut()
@@ -319,7 +317,7 @@ fn active_backup_bonds_have_no_lacp_options() {
 
 #[test]
 fn without_a_bond_the_first_nic_carries_the_native_vlan() {
-    let mut fleet = support::example_fleet();
+    let mut fleet = strata_testkit::example_fleet();
     let p = fleet
         .profiles
         .iter_mut()

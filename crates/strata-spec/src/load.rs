@@ -242,6 +242,19 @@ fn backticked(list: &[&str]) -> String {
     v.join(", ")
 }
 
+/// How to migrate a field the spec language no longer has.
+fn retired_field(field: &str) -> Option<&'static str> {
+    match field {
+        "ha_groups" => Some(
+            "Proxmox VE 9 replaced HA groups with HA rules: write `ha_rules:` (e.g. `- { name: ctl-apart, type: resource-affinity, affinity: negative, roles: [openstack-control] }`); a group over every node, as strata's were, needs no rule",
+        ),
+        "ha_group" => Some(
+            "Proxmox VE 9 has no HA groups: write `ha: true` to make the VM HA-managed, and select it from an `ha_rules` entry of its cluster to keep it apart from (or with) other VMs",
+        ),
+        _ => None,
+    }
+}
+
 /// Turn a parser error into a diagnostic with a stable code and a help line.
 fn to_diagnostic(file: FileId, text: &str, err: &serde_saphyr::Error) -> Diagnostic {
     use serde_saphyr::Error as E;
@@ -265,9 +278,10 @@ fn to_diagnostic(file: FileId, text: &str, err: &serde_saphyr::Error) -> Diagnos
             } else {
                 format!("one of {}", backticked(expected))
             });
-            d = match did_you_mean(field, expected.iter().copied()) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help(
+            d = match (retired_field(field), did_you_mean(field, expected.iter().copied())) {
+                (Some(why), _) => d.help(why),
+                (None, Some(s)) => d.help(format!("did you mean `{s}`?")),
+                (None, None) => d.help(
                     "remove it or fix its spelling; `strata schema` prints every field the spec accepts",
                 ),
             };

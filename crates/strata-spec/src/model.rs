@@ -454,8 +454,10 @@ pub struct ProxmoxCluster {
     /// Corosync links in priority order (link0, link1, ...).
     pub corosync_links: Vec<Located<InfraVlan>>,
     pub storage: Vec<StoragePool>,
+    /// Proxmox VE 9 HA rules, identical in every DC: which VMs are kept apart or
+    /// together, and which nodes they prefer. A VM a rule selects is HA-managed.
     #[serde(default)]
-    pub ha_groups: Vec<HaGroup>,
+    pub ha_rules: Vec<HaRule>,
     /// VM template new VMs are cloned from.
     #[serde(default = "default_template")]
     pub template: String,
@@ -502,16 +504,99 @@ pub enum StorageTier {
     Hdd,
 }
 
+/// A Proxmox VE 9 HA rule (`/cluster/ha/rules`). It selects VMs by role (every VM of
+/// the role in the DC, blueprint VMs included) and by name, so one rule in the
+/// blueprint means the same thing in every DC.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HaGroup {
+pub struct HaRule {
+    /// Rule id, unique in the cluster (a Proxmox config id: letters, digits, `-`).
     pub name: Located<Name>,
-    /// Restricted groups never run resources outside their nodes.
+    /// `resource-affinity` (keep the VMs together or apart) or `node-affinity` (run
+    /// the VMs on the given nodes).
+    #[serde(rename = "type")]
+    pub kind: Located<HaRuleKind>,
+    /// `resource-affinity` only, and required there: `negative` keeps every selected VM
+    /// on a different node (the usual rule for a replicated control plane), `positive`
+    /// keeps them on one node.
     #[serde(default)]
-    pub restricted: bool,
-    /// Do not move resources back when a higher-priority node returns.
+    pub affinity: Option<Located<HaAffinity>>,
+    /// `node-affinity` only: the nodes, as the racks whose Proxmox nodes qualify
+    /// (default: every node of the cluster).
     #[serde(default)]
-    pub nofailback: bool,
+    pub racks: Vec<Located<Name>>,
+    /// `node-affinity` only: never run the VMs elsewhere, even when none of the nodes
+    /// is up (default false: prefer the nodes, fall back to any).
+    #[serde(default)]
+    pub strict: Option<Located<bool>>,
+    /// VM roles the rule governs: a declared role (`openstack-control`, `monitoring`,
+    /// ...) or a blueprint VM kind (`maas-region`, `maas-rack`).
+    #[serde(default)]
+    pub roles: Vec<Located<HaVmRole>>,
+    /// VMs the rule governs, by name (declared VMs of the DC or blueprint VMs).
+    #[serde(default)]
+    pub vms: Vec<Located<Name>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum HaRuleKind {
+    NodeAffinity,
+    ResourceAffinity,
+}
+
+impl HaRuleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HaRuleKind::NodeAffinity => "node-affinity",
+            HaRuleKind::ResourceAffinity => "resource-affinity",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HaAffinity {
+    Positive,
+    Negative,
+}
+
+impl HaAffinity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HaAffinity::Positive => "positive",
+            HaAffinity::Negative => "negative",
+        }
+    }
+}
+
+/// The VM roles an HA rule can select: the declared roles and the blueprint's VMs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum HaVmRole {
+    MaasRegion,
+    MaasRack,
+    OpenstackControl,
+    OpenstackNetwork,
+    Monitoring,
+    CiRunner,
+    Service,
+}
+
+impl HaVmRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HaVmRole::MaasRegion => "maas-region",
+            HaVmRole::MaasRack => "maas-rack",
+            HaVmRole::OpenstackControl => "openstack-control",
+            HaVmRole::OpenstackNetwork => "openstack-network",
+            HaVmRole::Monitoring => "monitoring",
+            HaVmRole::CiRunner => "ci-runner",
+            HaVmRole::Service => "service",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -925,9 +1010,10 @@ pub struct Vm {
     pub storage: Option<Located<Name>>,
     /// Infrastructure VLANs the VM is attached to.
     pub networks: Vec<Located<InfraVlan>>,
-    /// HA group that restarts it elsewhere on node failure.
+    /// HA-managed: Proxmox restarts it on another node when its node fails. A VM an
+    /// HA rule selects is HA-managed whatever this says.
     #[serde(default)]
-    pub ha_group: Option<Located<Name>>,
+    pub ha: bool,
     #[serde(default)]
     pub tags: Vec<String>,
 }

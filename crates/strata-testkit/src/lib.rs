@@ -1,7 +1,7 @@
 //! Test support shared by strata's integration tests.
 //!
-//! Owns: where the repository's test data (`testdata/`) and scripts (`scripts/`) are,
-//! found from this crate's `CARGO_MANIFEST_DIR` so a clone anywhere finds them; and the
+//! Owns: where the repository's test data (`testdata/`), scripts (`scripts/`) and
+//! example fleets (`examples/`, loaded and compiled) are, found from this crate's `CARGO_MANIFEST_DIR` so a clone anywhere finds them; and the
 //! one way a test opts out of a part that needs a tool (an explicit `STRATA_SKIP_*=1`
 //! variable, announced with [`SKIP_MARKER`] on the real stderr, which `cargo test` does
 //! not capture, so that `.ci/run` sees every skip and fails on it).
@@ -9,6 +9,10 @@
 //! Must never: be a dependency of a non-test target; read anything outside the
 //! repository; let a test pass silently because its data or tool is missing (a missing
 //! file panics with the command that restores it).
+
+mod examples;
+
+pub use examples::{broken_fleets, example_dir, example_fleet, spec_sources};
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -316,7 +316,7 @@ pub(crate) fn check_rack_room(
     }
 }
 
-/// Each VM to its site, once its cluster, storage and HA group resolve; VM names
+/// Each VM to its site, once its cluster, and storage resolve; VM names
 /// unique per site.
 pub(crate) fn assign_vms<'s>(spec: &'s Spec, inputs: &mut Sites<'s>, diags: &mut Vec<Diagnostic>) {
     let site_names = site_names(inputs);
@@ -366,16 +366,6 @@ pub(crate) fn assign_vms<'s>(spec: &'s Spec, inputs: &mut Sites<'s>, diags: &mut
         {
             let names: Vec<&str> = cluster.storage.iter().map(|p| p.name.as_str()).collect();
             diags.push(unknown_ref("storage pool", s.as_str(), s.span, &names));
-            continue;
-        }
-        if let Some(g) = &v.ha_group
-            && !cluster
-                .ha_groups
-                .iter()
-                .any(|p| p.name.as_str() == g.as_str())
-        {
-            let names: Vec<&str> = cluster.ha_groups.iter().map(|p| p.name.as_str()).collect();
-            diags.push(unknown_ref("HA group", g.as_str(), g.span, &names));
             continue;
         }
         input.vms.push(v);

@@ -294,19 +294,6 @@ pub(crate) fn segment(s: &str) -> String {
     out
 }
 
-/// The HA group name a node-affinity rule stands for: PVE 9 migrated each HA group
-/// `g` to a rule `ha-group-g`, and strata names the rules it creates the same way.
-pub(crate) fn group_of_rule(rule: &str) -> &str {
-    rule.strip_prefix("ha-group-")
-        .filter(|g| !g.is_empty())
-        .unwrap_or(rule)
-}
-
-/// The id of the node-affinity rule strata creates for HA group `g`.
-pub(crate) fn rule_for_group(g: &str) -> String {
-    format!("ha-group-{g}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,9 +382,6 @@ mod tests {
         assert_eq!(upid_node("nope"), None);
         assert_eq!(segment(upid), upid);
         assert_eq!(segment("a b/c"), "a%20b%2Fc");
-        assert_eq!(group_of_rule("ha-group-infra"), "infra");
-        assert_eq!(group_of_rule("pin-a"), "pin-a");
-        assert_eq!(rule_for_group("infra"), "ha-group-infra");
         assert_eq!(as_u64(&json!("101")), Some(101));
         assert_eq!(as_u64(&json!(101)), Some(101));
     }

@@ -1,43 +1,76 @@
-//! HA membership of a VM: strata's `ha_group` field.
+//! High availability as Proxmox VE 9 expresses it: HA resources (`vm:<vmid>` under
+//! `/cluster/ha/resources`: the VM's `ha` field) and HA rules (`/cluster/ha/rules`:
+//! `ha-rule` resources). PVE 9 replaced HA groups with rules (`node-affinity`, and
+//! `resource-affinity` to keep VMs together or apart) and a rule may only name
+//! HA-managed resources, so a rule is created after its VMs joined HA (the plan orders
+//! it after them).
 //!
-//! Proxmox VE 9 replaced HA groups with HA rules: a group `g` became the node-affinity
-//! rule `ha-group-g` (the upgrade migrates them so), and `group` is no longer accepted
-//! on HA resources. strata therefore maps `ha_group: g` to "the VM is an HA resource and
-//! a member of the node-affinity rule `ha-group-g`" (or of a rule named `g` an operator
-//! made), creating that rule over all cluster nodes (non-strict) when it does not
-//! exist, and removing the VM from any other node-affinity rule. `ha_group: null` means
-//! "not HA-managed". On a PVE 8 cluster (no `/cluster/ha/rules`) the resource's own
-//! `group` option is used instead.
+//! A rule is strata's when its `comment` carries the fleet's ownership tag; other
+//! rules are listed as unowned and never changed. Rules name VMs by `vm:<vmid>`;
+//! strata's `vms` field names them by VM name, so observe maps ids to the names of
+//! owned VMs (an id it cannot map stays `vm:<vmid>`, which shows as a difference) and
+//! act maps names back through one `GET /cluster/resources?type=vm`.
 //!
-//! Every write is followed by a fresh read, and the rules file is written with its
-//! `digest`, so concurrent writers (other strata runs, operators) cannot be overwritten
-//! silently; writes from this process are serialised.
+//! The rules file has one digest: every update carries the digest read just before,
+//! so a concurrent writer (an operator, another strata run) is never overwritten
+//! silently; a conflict is read again and retried. Writes from this process are
+//! serialised. Proxmox VE 8 has no rules: `ha` still works there (a resource without
+//! group), and a rule step fails saying the cluster is too old.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use rand::Rng;
 use reqwest::Method;
 use serde_json::Value;
+use strata_plan::{Kind, Resource, ResourceId, Step};
 
 use super::ProxmoxProvider;
 use super::client::{Failure, failure, not_implemented};
-use super::conf::{rule_for_group, segment, text};
-use crate::ProviderError;
+use super::conf::{segment, text};
+use crate::{Outcome, ProviderError};
 
 /// One entry of `GET /cluster/ha/resources`.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct HaResource {
     pub sid: String,
-    /// The PVE 8 group option (absent on PVE 9).
-    pub group: Option<String>,
 }
 
-/// One node-affinity rule of `GET /cluster/ha/rules`.
+/// One rule of `GET /cluster/ha/rules`, whatever its type.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Rule {
     pub id: String,
+    pub kind: String,
+    pub affinity: Option<String>,
+    /// As listed (`node` or `node:priority`), sorted.
+    pub nodes: Vec<String>,
+    pub strict: bool,
+    /// `vm:<vmid>` ids, sorted.
     pub resources: Vec<String>,
+    pub comment: String,
     pub digest: Option<String>,
+}
+
+fn split(v: Option<&Value>) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .map(text)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    out.sort();
+    out
+}
+
+fn flag(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_u64() == Some(1),
+        Some(Value::String(s)) => s == "1" || s == "true",
+        _ => false,
+    }
 }
 
 pub(crate) fn parse_resources(data: &Value) -> Vec<HaResource> {
@@ -47,35 +80,25 @@ pub(crate) fn parse_resources(data: &Value) -> Vec<HaResource> {
         .filter_map(|r| {
             Some(HaResource {
                 sid: r.get("sid")?.as_str()?.to_string(),
-                group: r.get("group").map(text).filter(|g| !g.is_empty()),
             })
         })
         .collect()
 }
 
-/// The node-affinity rules of a rules list (other types are not group membership).
 pub(crate) fn parse_rules(data: &Value) -> Vec<Rule> {
     let mut rules: Vec<Rule> = data
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|r| {
-            r.get("type")
-                .and_then(Value::as_str)
-                .is_none_or(|t| t == "node-affinity")
-        })
         .filter_map(|r| {
             Some(Rule {
                 id: r.get("rule")?.as_str()?.to_string(),
-                resources: r
-                    .get("resources")
-                    .map(text)
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect(),
+                kind: r.get("type").map(text).unwrap_or_default(),
+                affinity: r.get("affinity").map(text).filter(|a| !a.is_empty()),
+                nodes: split(r.get("nodes")),
+                strict: flag(r.get("strict")),
+                resources: split(r.get("resources")),
+                comment: r.get("comment").map(text).unwrap_or_default(),
                 digest: r.get("digest").map(text).filter(|d| !d.is_empty()),
             })
         })
@@ -84,130 +107,127 @@ pub(crate) fn parse_rules(data: &Value) -> Vec<Rule> {
     rules
 }
 
-/// The HA group of every HA-managed guest: `sid → group`.
-pub(crate) fn groups(
-    resources: &[HaResource],
-    rules: Option<&[Rule]>,
-) -> std::collections::HashMap<String, String> {
-    let mut out = std::collections::HashMap::new();
-    if let Some(rules) = rules {
-        for r in rules {
-            for sid in &r.resources {
-                out.entry(sid.clone())
-                    .or_insert_with(|| super::conf::group_of_rule(&r.id).to_string());
-            }
-        }
-    }
-    for r in resources {
-        if let Some(g) = &r.group {
-            out.entry(r.sid.clone()).or_insert_with(|| g.clone());
-        }
-    }
-    out
+/// Whether a rule's comment carries `owner` as a whole word.
+pub(crate) fn owned_by(comment: &str, owner: &str) -> bool {
+    comment
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .any(|w| w == owner)
 }
 
-/// The next change that brings `sid` towards membership of `group`.
+/// The `ha-rule` resource of a rule; `names` maps `vm:<vmid>` to VM names.
+pub(crate) fn rule_resource(dc: &str, rule: &Rule, names: &HashMap<String, String>) -> Resource {
+    let mut vms: Vec<String> = rule
+        .resources
+        .iter()
+        .map(|sid| names.get(sid).cloned().unwrap_or_else(|| sid.clone()))
+        .collect();
+    vms.sort();
+    let node_affinity = rule.kind == "node-affinity";
+    let mut r = Resource::new(ResourceId::new(dc, Kind::HaRule, rule.id.clone()))
+        .field("type", rule.kind.clone())
+        .field(
+            "affinity",
+            rule.affinity
+                .clone()
+                .filter(|_| !node_affinity)
+                .map(Value::from)
+                .unwrap_or(Value::Null),
+        )
+        .field("nodes", rule.nodes.clone())
+        .field("strict", rule.strict)
+        .field("vms", vms);
+    r.owned = true;
+    r.external_id = Some(rule.id.clone());
+    r
+}
+
+/// A rule as the desired state says it must be.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum HaWrite {
-    AddResource {
-        sid: String,
-        state: &'static str,
-        /// PVE 8 only.
-        group: Option<String>,
-    },
-    SetResourceGroup {
-        sid: String,
-        group: String,
-    },
-    RemoveResource {
-        sid: String,
-    },
-    CreateRule {
-        id: String,
-        sid: String,
-        group: String,
-    },
-    SetRuleResources {
-        id: String,
-        resources: Vec<String>,
-        digest: Option<String>,
-    },
-    DeleteRule {
-        id: String,
-    },
+pub(crate) struct DesiredRule {
+    pub kind: String,
+    pub affinity: Option<String>,
+    pub nodes: Vec<String>,
+    pub strict: bool,
+    pub vms: Vec<String>,
 }
 
-/// Decide the next write (`None`: nothing left to do). `rules` is `None` on PVE 8.
-pub(crate) fn next_write(
-    sid: &str,
-    group: Option<&str>,
-    running: bool,
-    resources: &[HaResource],
-    rules: Option<&[Rule]>,
-) -> Option<HaWrite> {
-    let managed = resources.iter().find(|r| r.sid == sid);
-    let Some(g) = group else {
-        return managed.map(|_| HaWrite::RemoveResource { sid: sid.into() });
-    };
-    let Some(managed) = managed else {
-        return Some(HaWrite::AddResource {
-            sid: sid.into(),
-            state: if running { "started" } else { "stopped" },
-            group: rules.is_none().then(|| g.to_string()),
-        });
-    };
-    let Some(rules) = rules else {
-        return (managed.group.as_deref() != Some(g)).then(|| HaWrite::SetResourceGroup {
-            sid: sid.into(),
-            group: g.into(),
-        });
-    };
-    let preferred = rule_for_group(g);
-    let target = rules
-        .iter()
-        .find(|r| r.id == preferred)
-        .or_else(|| rules.iter().find(|r| r.id == g));
-    let target_id = target.map(|r| r.id.clone()).unwrap_or(preferred);
-    if let Some(other) = rules
-        .iter()
-        .find(|r| r.id != target_id && r.resources.iter().any(|s| s == sid))
-    {
-        let rest: Vec<String> = other
-            .resources
-            .iter()
-            .filter(|s| *s != sid)
-            .cloned()
-            .collect();
-        return Some(if rest.is_empty() {
-            // A rule needs at least one resource; PVE itself drops rules left empty.
-            HaWrite::DeleteRule {
-                id: other.id.clone(),
+impl DesiredRule {
+    pub(crate) fn from_resource(r: &Resource) -> Result<DesiredRule, ProviderError> {
+        let bad =
+            |k: &str, why: &str| ProviderError::Refused(format!("{}: field `{k}` {why}", r.id));
+        let list = |k: &str| -> Result<Vec<String>, ProviderError> {
+            match r.fields.get(k) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(String::from)
+                            .ok_or_else(|| bad(k, "must be a list of strings"))
+                    })
+                    .collect(),
+                Some(_) => Err(bad(k, "must be a list of strings")),
             }
-        } else {
-            HaWrite::SetRuleResources {
-                id: other.id.clone(),
-                resources: rest,
-                digest: other.digest.clone(),
+        };
+        let kind = match r.fields.get("type").and_then(Value::as_str) {
+            Some(k @ ("node-affinity" | "resource-affinity")) => k.to_string(),
+            _ => {
+                return Err(bad(
+                    "type",
+                    "must be `node-affinity` or `resource-affinity`",
+                ));
             }
-        });
-    }
-    match target {
-        Some(r) if r.resources.iter().any(|s| s == sid) => None,
-        Some(r) => {
-            let mut resources = r.resources.clone();
-            resources.push(sid.to_string());
-            resources.sort();
-            Some(HaWrite::SetRuleResources {
-                id: r.id.clone(),
-                resources,
-                digest: r.digest.clone(),
-            })
+        };
+        let affinity = r
+            .fields
+            .get("affinity")
+            .and_then(Value::as_str)
+            .map(String::from);
+        if kind == "resource-affinity"
+            && !matches!(affinity.as_deref(), Some("positive" | "negative"))
+        {
+            return Err(bad(
+                "affinity",
+                "must be `positive` or `negative` on a resource-affinity rule",
+            ));
         }
-        None => Some(HaWrite::CreateRule {
-            id: target_id,
-            sid: sid.into(),
-            group: g.into(),
-        }),
+        let nodes = list("nodes")?;
+        if kind == "node-affinity" && nodes.is_empty() {
+            return Err(bad(
+                "nodes",
+                "must name at least one node on a node-affinity rule",
+            ));
+        }
+        let vms = list("vms")?;
+        if vms.is_empty() {
+            return Err(bad("vms", "must name at least one VM"));
+        }
+        Ok(DesiredRule {
+            kind,
+            affinity,
+            nodes,
+            strict: r
+                .fields
+                .get("strict")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            vms,
+        })
+    }
+
+    /// The form of a create or update: the rule's options, with VMs as `vm:<vmid>`.
+    fn form(&self, sids: &[String], comment: Option<String>) -> Vec<(&'static str, String)> {
+        let mut form = vec![("type", self.kind.clone()), ("resources", sids.join(","))];
+        if self.kind == "node-affinity" {
+            form.push(("nodes", self.nodes.join(",")));
+            form.push(("strict", if self.strict { "1" } else { "0" }.to_string()));
+        } else if let Some(a) = &self.affinity {
+            form.push(("affinity", a.clone()));
+        }
+        if let Some(c) = comment {
+            form.push(("comment", c));
+        }
+        form
     }
 }
 
@@ -218,111 +238,180 @@ impl ProxmoxProvider {
         ))
     }
 
-    /// Node-affinity rules, or `None` on a PVE without HA rules (before 9.0).
+    /// Every HA rule, or `None` on a Proxmox VE without HA rules (before 9.0).
     pub(super) async fn ha_rules(&self) -> Result<Option<Vec<Rule>>, ProviderError> {
-        match self
-            .api
-            .get(
-                "/cluster/ha/rules",
-                &[("type", "node-affinity".to_string())],
-            )
-            .await
-        {
+        match self.api.get("/cluster/ha/rules", &[]).await {
             Ok(v) => Ok(Some(parse_rules(&v))),
             Err(e) if not_implemented(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// Make `vm:<vmid>` a member of HA group `group` (`None`: not HA-managed).
+    /// Make `vm:<vmid>` HA-managed (`ha`) or not. Leaving HA also takes the VM out of
+    /// every rule (Proxmox does that itself when the resource is deleted).
     pub(super) async fn converge_ha(
         &self,
         vmid: u32,
-        group: Option<&str>,
+        ha: bool,
         running: bool,
     ) -> Result<(), ProviderError> {
         let sid = format!("vm:{vmid}");
         let _serial = self.ha_lock.lock().await;
+        let managed = self.ha_resources().await?.iter().any(|r| r.sid == sid);
+        match (ha, managed) {
+            (true, false) => {
+                let state = if running { "started" } else { "stopped" };
+                let form = [("sid", sid.clone()), ("state", state.to_string())];
+                self.api.post("/cluster/ha/resources", &form).await?;
+            }
+            (false, true) => {
+                let path = format!("/cluster/ha/resources/{}", segment(&sid));
+                self.api
+                    .call(Method::DELETE, &path, &[], &[], Some(false))
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `vm:<vmid>` of each owned VM named in `vms`, in order; a missing VM is an error
+    /// (the plan orders rules after their VMs, so it was deleted meanwhile).
+    async fn sids_of(&self, step: &Step, vms: &[String]) -> Result<Vec<String>, ProviderError> {
+        let guests = self.guests().await?;
+        let by_name: BTreeMap<&str, u32> = guests
+            .iter()
+            .filter(|g| g.owned_by(&self.owner_tag))
+            .map(|g| (g.name.as_str(), g.vmid))
+            .collect();
+        let mut sids = Vec::with_capacity(vms.len());
+        for v in vms {
+            match by_name.get(v.as_str()) {
+                Some(id) => sids.push(format!("vm:{id}")),
+                None => {
+                    return Err(ProviderError::Api(format!(
+                        "{}: VM `{v}` does not exist (or is not strata's); plan again",
+                        step.id
+                    )));
+                }
+            }
+        }
+        sids.sort();
+        Ok(sids)
+    }
+
+    /// Create, update or delete an `ha-rule`.
+    pub(super) async fn act_rule(&self, step: &Step) -> Result<Outcome, ProviderError> {
+        use strata_plan::Action;
+        let id = step.id.name.clone();
+        let path = format!("/cluster/ha/rules/{}", segment(&id));
+        let _serial = self.ha_lock.lock().await;
         let mut last: Option<ProviderError> = None;
-        for _ in 0..10 {
-            let (resources, rules) = tokio::join!(self.ha_resources(), self.ha_rules());
-            let (resources, rules) = (resources?, rules?);
-            let Some(write) = next_write(&sid, group, running, &resources, rules.as_deref()) else {
-                return Ok(());
+        for _ in 0..5 {
+            let Some(rules) = self.ha_rules().await? else {
+                return Err(ProviderError::Refused(format!(
+                    "{}: this cluster has no HA rules (Proxmox VE before 9.0); upgrade it or remove the rule from the spec",
+                    step.id
+                )));
             };
-            match self.ha_write(&write).await {
-                Ok(()) => {}
+            let current = rules.iter().find(|r| r.id == id);
+            if let Some(r) = current
+                && !owned_by(&r.comment, &self.owner_tag)
+            {
+                return Err(ProviderError::Refused(format!(
+                    "{}: HA rule `{id}` exists and is not strata's (its comment lacks `{}`); rename the rule in the spec or hand it over by adding the tag to its comment",
+                    step.id, self.owner_tag
+                )));
+            }
+            let result = match (step.action, current) {
+                (Action::Delete, None) => {
+                    return Ok(Outcome {
+                        external_id: Some(id),
+                        note: "already gone".into(),
+                    });
+                }
+                (Action::Delete, Some(r)) => {
+                    let mut q = Vec::new();
+                    if let Some(d) = &r.digest {
+                        q.push(("digest", d.clone()));
+                    }
+                    self.api
+                        .call(Method::DELETE, &path, &q, &[], Some(false))
+                        .await
+                }
+                (Action::Adopt, _) => {
+                    return Err(ProviderError::Refused(format!(
+                        "{}: strata does not take over HA rules it did not create",
+                        step.id
+                    )));
+                }
+                (Action::Create | Action::Update, current) => {
+                    let want =
+                        DesiredRule::from_resource(step.desired.as_ref().ok_or_else(|| {
+                            ProviderError::Refused(format!("{}: needs the desired state", step.id))
+                        })?)?;
+                    let sids = self.sids_of(step, &want.vms).await?;
+                    match current {
+                        None => {
+                            let mut form = want.form(
+                                &sids,
+                                Some(format!("managed by strata ({})", self.owner_tag)),
+                            );
+                            form.insert(0, ("rule", id.clone()));
+                            self.api
+                                .post("/cluster/ha/rules", &form)
+                                .await
+                                .map(|_| Value::Null)
+                        }
+                        Some(r) if r.kind != want.kind => {
+                            // A rule's type cannot change: delete it, then create it
+                            // anew on the next pass.
+                            let mut q = Vec::new();
+                            if let Some(d) = &r.digest {
+                                q.push(("digest", d.clone()));
+                            }
+                            self.api
+                                .call(Method::DELETE, &path, &q, &[], Some(false))
+                                .await?;
+                            continue;
+                        }
+                        Some(r) => {
+                            let mut form = want.form(&sids, None);
+                            if let Some(d) = &r.digest {
+                                form.push(("digest", d.clone()));
+                            }
+                            self.api
+                                .call(Method::PUT, &path, &[], &form, Some(false))
+                                .await
+                        }
+                    }
+                }
+            };
+            match result {
+                Ok(_) => {
+                    return Ok(Outcome {
+                        external_id: Some(id),
+                        note: match step.action {
+                            Action::Create => "created HA rule",
+                            Action::Delete => "deleted HA rule",
+                            _ => "updated HA rule",
+                        }
+                        .into(),
+                    });
+                }
                 Err(e) if failure(&e) == Failure::Refused => return Err(e),
                 Err(e) => {
-                    // A digest conflict, or an ambiguous answer: read again and decide.
-                    tracing::debug!("HA write {write:?} failed: {e}");
+                    // A digest conflict, a type change, or an ambiguous answer: read
+                    // again and decide.
+                    tracing::debug!("HA rule write for {} failed: {e}", step.id);
                     last = Some(e);
                     let ms = rand::rng().random_range(50..250);
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                 }
             }
         }
-        Err(last.unwrap_or_else(|| {
-            ProviderError::Api(format!("HA membership of {sid} did not settle"))
-        }))
-    }
-
-    async fn ha_write(&self, w: &HaWrite) -> Result<(), ProviderError> {
-        let no = Some(false);
-        match w {
-            HaWrite::AddResource { sid, state, group } => {
-                let mut form = vec![("sid", sid.clone()), ("state", state.to_string())];
-                if let Some(g) = group {
-                    form.push(("group", g.clone()));
-                }
-                self.api.post("/cluster/ha/resources", &form).await?;
-            }
-            HaWrite::SetResourceGroup { sid, group } => {
-                let path = format!("/cluster/ha/resources/{}", segment(sid));
-                self.api
-                    .call(Method::PUT, &path, &[], &[("group", group.clone())], no)
-                    .await?;
-            }
-            HaWrite::RemoveResource { sid } => {
-                let path = format!("/cluster/ha/resources/{}", segment(sid));
-                self.api.call(Method::DELETE, &path, &[], &[], no).await?;
-            }
-            HaWrite::CreateRule { id, sid, group } => {
-                let nodes = self.node_names().await?;
-                let form = vec![
-                    ("rule", id.clone()),
-                    ("type", "node-affinity".to_string()),
-                    ("nodes", nodes.join(",")),
-                    ("resources", sid.clone()),
-                    ("strict", "0".to_string()),
-                    (
-                        "comment",
-                        format!("HA group {group}, created by strata ({})", self.owner_tag),
-                    ),
-                ];
-                self.api.post("/cluster/ha/rules", &form).await?;
-            }
-            HaWrite::SetRuleResources {
-                id,
-                resources,
-                digest,
-            } => {
-                let mut form = vec![
-                    ("type", "node-affinity".to_string()),
-                    ("resources", resources.join(",")),
-                ];
-                if let Some(d) = digest {
-                    form.push(("digest", d.clone()));
-                }
-                let path = format!("/cluster/ha/rules/{}", segment(id));
-                self.api.call(Method::PUT, &path, &[], &form, no).await?;
-            }
-            HaWrite::DeleteRule { id } => {
-                let path = format!("/cluster/ha/rules/{}", segment(id));
-                self.api.call(Method::DELETE, &path, &[], &[], no).await?;
-            }
-        }
-        Ok(())
+        Err(last
+            .unwrap_or_else(|| ProviderError::Api(format!("{}: HA rule did not settle", step.id))))
     }
 }
 
@@ -331,121 +420,55 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rule(id: &str, res: &[&str]) -> Rule {
-        Rule {
-            id: id.into(),
-            resources: res.iter().map(|s| s.to_string()).collect(),
-            digest: Some("d".into()),
-        }
-    }
-
-    fn managed(sid: &str) -> HaResource {
-        HaResource {
-            sid: sid.into(),
-            group: None,
-        }
-    }
-
     #[test]
-    fn joining_a_group_adds_the_resource_then_the_rule() {
-        let w = next_write("vm:100", Some("infra"), true, &[], Some(&[]));
-        assert!(matches!(
-            w,
-            Some(HaWrite::AddResource {
-                state: "started",
-                group: None,
-                ..
-            })
-        ));
-        let res = [managed("vm:100")];
-        let w = next_write("vm:100", Some("infra"), true, &res, Some(&[]));
-        assert_eq!(
-            w,
-            Some(HaWrite::CreateRule {
-                id: "ha-group-infra".into(),
-                sid: "vm:100".into(),
-                group: "infra".into()
-            })
-        );
-        let rules = [rule("ha-group-infra", &["vm:101"])];
-        let w = next_write("vm:100", Some("infra"), true, &res, Some(&rules));
-        assert!(
-            matches!(&w, Some(HaWrite::SetRuleResources { id, resources, .. }) if id == "ha-group-infra" && resources == &["vm:100", "vm:101"])
-        );
-        let rules = [rule("ha-group-infra", &["vm:100", "vm:101"])];
-        assert_eq!(
-            next_write("vm:100", Some("infra"), true, &res, Some(&rules)),
-            None
-        );
-        // An operator's rule named like the group counts too.
-        let rules = [rule("infra", &["vm:100"])];
-        assert_eq!(
-            next_write("vm:100", Some("infra"), true, &res, Some(&rules)),
-            None
-        );
-    }
-
-    #[test]
-    fn moving_and_leaving_groups() {
-        let res = [managed("vm:100")];
-        let rules = [
-            rule("ha-group-a", &["vm:100"]),
-            rule("ha-group-b", &["vm:7"]),
-        ];
-        assert_eq!(
-            next_write("vm:100", Some("b"), true, &res, Some(&rules)),
-            Some(HaWrite::DeleteRule {
-                id: "ha-group-a".into()
-            })
-        );
-        let rules = [rule("ha-group-a", &["vm:100", "vm:9"])];
-        assert!(matches!(
-            next_write("vm:100", Some("b"), true, &res, Some(&rules)),
-            Some(HaWrite::SetRuleResources { resources, .. }) if resources == ["vm:9"]
-        ));
-        assert_eq!(
-            next_write("vm:100", None, true, &res, Some(&rules)),
-            Some(HaWrite::RemoveResource {
-                sid: "vm:100".into()
-            })
-        );
-        assert_eq!(next_write("vm:100", None, true, &[], Some(&rules)), None);
-    }
-
-    #[test]
-    fn pve8_uses_the_group_option() {
-        let w = next_write("vm:100", Some("g"), false, &[], None);
-        assert_eq!(
-            w,
-            Some(HaWrite::AddResource {
-                sid: "vm:100".into(),
-                state: "stopped",
-                group: Some("g".into())
-            })
-        );
-        let res = [HaResource {
-            sid: "vm:100".into(),
-            group: Some("h".into()),
-        }];
-        assert!(matches!(
-            next_write("vm:100", Some("g"), false, &res, None),
-            Some(HaWrite::SetResourceGroup { .. })
-        ));
-    }
-
-    #[test]
-    fn groups_come_from_rules_or_the_resource() {
-        let resources = parse_resources(
-            &json!([{"sid": "vm:1", "state": "started"}, {"sid": "vm:2", "group": "old"}]),
-        );
+    fn rules_parse_whatever_their_type() {
         let rules = parse_rules(&json!([
-            {"rule": "ha-group-infra", "type": "node-affinity", "resources": "vm:1,vm:3", "nodes": "pve1", "digest": "x"},
+            {"rule": "pin", "type": "node-affinity", "resources": "vm:3,vm:1", "nodes": "pve2,pve1:2", "strict": 1, "comment": "managed by strata (strata-x)", "digest": "d"},
             {"rule": "apart", "type": "resource-affinity", "resources": "vm:1,vm:2", "affinity": "negative"}
         ]));
-        assert_eq!(rules.len(), 1);
-        let g = groups(&resources, Some(&rules));
-        assert_eq!(g.get("vm:1").map(String::as_str), Some("infra"));
-        assert_eq!(g.get("vm:2").map(String::as_str), Some("old"));
-        assert_eq!(g.get("vm:3").map(String::as_str), Some("infra"));
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].id, "apart");
+        assert_eq!(rules[0].affinity.as_deref(), Some("negative"));
+        assert!(!owned_by(&rules[0].comment, "strata-x"));
+        assert_eq!(rules[1].nodes, ["pve1:2", "pve2"]);
+        assert_eq!(rules[1].resources, ["vm:1", "vm:3"]);
+        assert!(rules[1].strict);
+        assert!(owned_by(&rules[1].comment, "strata-x"));
+        assert!(!owned_by(&rules[1].comment, "strata"));
+        let names = HashMap::from([("vm:1".to_string(), "web1".to_string())]);
+        let r = rule_resource("fra1", &rules[1], &names);
+        assert_eq!(r.fields["vms"], json!(["vm:3", "web1"]));
+        assert_eq!(r.fields["affinity"], Value::Null);
+    }
+
+    #[test]
+    fn a_desired_rule_is_checked_before_any_call() {
+        let r = |fields: Value| {
+            let mut r = Resource::new(ResourceId::new("fra1", Kind::HaRule, "x"));
+            for (k, v) in fields.as_object().expect("object") {
+                r = r.field(k, v.clone());
+            }
+            DesiredRule::from_resource(&r)
+        };
+        let ok = r(json!({"type": "resource-affinity", "affinity": "negative", "vms": ["a", "b"], "nodes": [], "strict": false}))
+            .expect("valid");
+        assert_eq!(
+            ok.form(&["vm:1".into(), "vm:2".into()], None),
+            [
+                ("type", "resource-affinity".to_string()),
+                ("resources", "vm:1,vm:2".into()),
+                ("affinity", "negative".into())
+            ]
+        );
+        assert!(r(json!({"type": "resource-affinity", "vms": ["a", "b"]})).is_err());
+        assert!(r(json!({"type": "node-affinity", "vms": ["a"], "nodes": []})).is_err());
+        assert!(r(json!({"type": "group", "vms": ["a"]})).is_err());
+        let pin =
+            r(json!({"type": "node-affinity", "vms": ["a"], "nodes": ["pve1"], "strict": true}))
+                .expect("valid");
+        assert!(
+            pin.form(&["vm:1".into()], Some("c".into()))
+                .contains(&("strict", "1".into()))
+        );
     }
 }

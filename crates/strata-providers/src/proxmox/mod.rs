@@ -6,11 +6,10 @@
 //!
 //! **Observe** costs three list calls per cluster, run concurrently, whatever the
 //! number of guests: `GET /cluster/resources?type=vm`, `GET /cluster/ha/resources` and
-//! `GET /cluster/ha/rules?type=node-affinity` (the last is how PVE 9 expresses HA
-//! groups; see [`ha`]). A VM is owned when its tags contain the fleet's ownership tag;
+//! `GET /cluster/ha/rules` (PVE 9's HA rules, `ha-rule` resources; see [`ha`]). A VM is owned when its tags contain the fleet's ownership tag;
 //! owned VMs become `vm` resources (name = VM name, `external_id` = vmid, fields as in
 //! the model's vocabulary: `cores` = maxcpu, `memory` = maxmem in MiB, `disk_gb` =
-//! boot disk size in GiB (rounded down), `tags` sorted, `status`, `ha_group` or null;
+//! boot disk size in GiB (rounded down), `tags` sorted, `status`, `ha` (an HA resource);
 //! `spec.node` says where it runs). Everything else, templates included, is listed as
 //! unowned. The guest network lives only in each VM's configuration, so observe reads
 //! **one configuration per owned VM** (never for unowned guests), concurrently within
@@ -25,7 +24,7 @@
 //! **Create** clones the template (by name, found in the cluster's resources) onto the
 //! online node with the fewest VMs that can reach the storage, then configures cores,
 //! memory, tags (the ownership tag first makes the VM strata's, so this comes right
-//! after the clone), NICs, grows the boot disk, joins the HA group and starts it. It is
+//! after the clone), NICs, grows the boot disk, joins HA (when `ha`) and starts it. It is
 //! crash- and race-safe: see [`create`].
 //!
 //! **Update** re-reads the configuration and refuses VMs without the ownership tag,
@@ -290,8 +289,8 @@ pub(crate) struct Desired {
     pub disk_gb: Option<u64>,
     pub tags: Option<Vec<String>>,
     pub status: Option<String>,
-    /// `Some(None)`: not HA-managed.
-    pub ha_group: Option<Option<String>>,
+    /// HA-managed (an HA resource of the cluster).
+    pub ha: Option<bool>,
     pub nets: Option<Vec<String>>,
     /// Cloud-init network settings of the guest: `ipconfigN` per NIC, in NIC order, and
     /// its resolvers and search domain. Written with the NICs, never compared.
@@ -309,7 +308,7 @@ const FIELDS: [&str; 10] = [
     "disk_gb",
     "tags",
     "status",
-    "ha_group",
+    "ha",
     "nets",
     "ipconfig",
     "nameserver",
@@ -345,11 +344,10 @@ impl Desired {
             }
         };
         let string = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
-        let ha_group = match r.fields.get("ha_group") {
-            None => None,
-            Some(Value::Null) => Some(None),
-            Some(Value::String(s)) if !s.is_empty() => Some(Some(s.clone())),
-            Some(_) => return Err(bad("ha_group", "must be a group name or null")),
+        let ha = match r.fields.get("ha") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => return Err(bad("ha", "must be true or false")),
         };
         Ok(Desired {
             name: r.id.name.clone(),
@@ -358,7 +356,7 @@ impl Desired {
             disk_gb: num("disk_gb")?,
             tags: list(r.fields.get("tags"), "tags")?,
             status: string(r.fields.get("status")),
-            ha_group,
+            ha,
             nets: list(r.fields.get("nets").or(r.spec.get("nets")), "nets")?,
             ipconfig: list(
                 r.fields.get("ipconfig").or(r.spec.get("ipconfig")),
@@ -407,7 +405,7 @@ impl Provider for ProxmoxProvider {
             self.observe_dns()
         );
         let (guests, resources, rules) = (guests?, resources?, rules?);
-        let groups = ha::groups(&resources, rules.as_deref());
+        let managed: HashSet<&str> = resources.iter().map(|r| r.sid.as_str()).collect();
         let mut out = Observed::default();
         for r in dns? {
             out.resources.insert(r);
@@ -437,21 +435,38 @@ impl Provider for ProxmoxProvider {
                 continue;
             }
             seen.insert(id.clone());
-            let ha_group = groups
-                .get(&format!("vm:{}", g.vmid))
-                .map(|s| Value::from(s.clone()))
-                .unwrap_or(Value::Null);
+            let ha = managed.contains(format!("vm:{}", g.vmid).as_str());
             let mut r = Resource::new(id)
                 .field("cores", g.maxcpu)
                 .field("memory", g.maxmem / MIB)
                 .field("disk_gb", g.maxdisk / GIB)
                 .field("tags", g.tags.clone())
                 .field("status", g.status.clone())
-                .field("ha_group", ha_group)
+                .field("ha", ha)
                 .spec("node", g.node.clone());
             r.owned = true;
             r.external_id = Some(g.vmid.to_string());
             owned.push((g.node.clone(), g.vmid, r));
+        }
+        // HA rules: strata's (the ownership tag in the comment) are `ha-rule`
+        // resources naming their VMs by name; the others are listed as unowned.
+        let names: HashMap<String, String> = owned
+            .iter()
+            .map(|(_, vmid, r)| (format!("vm:{vmid}"), r.id.name.clone()))
+            .collect();
+        for rule in rules.iter().flatten() {
+            if ha::owned_by(&rule.comment, &self.owner_tag) {
+                out.resources
+                    .insert(ha::rule_resource(&self.dc, rule, &names));
+            } else {
+                out.unowned.push(UnownedObject {
+                    dc: self.dc.clone(),
+                    platform: Platform::Proxmox,
+                    kind: "ha-rule".into(),
+                    name: rule.id.clone(),
+                    external_id: rule.id.clone(),
+                });
+            }
         }
         // The guest network (NICs, cloud-init addresses and resolvers) lives only in
         // each VM's configuration: one read per owned VM, concurrently within the
@@ -477,9 +492,12 @@ impl Provider for ProxmoxProvider {
         if step.id.dc == self.dc && step.id.kind == Kind::NodeDns {
             return self.act_dns(step).await;
         }
+        if step.id.dc == self.dc && step.id.kind == Kind::HaRule {
+            return self.act_rule(step).await;
+        }
         if step.id.kind != Kind::Vm || step.id.dc != self.dc {
             return Err(ProviderError::Refused(format!(
-                "{}: the Proxmox provider of {} manages VMs and node resolvers only",
+                "{}: the Proxmox provider of {} manages VMs, HA rules and node resolvers only",
                 step.id, self.dc
             )));
         }
@@ -533,13 +551,13 @@ mod tests {
         let r = Resource::new(ResourceId::new("fra1", Kind::Vm, "a"))
             .field("cores", 2)
             .field("memory", 2048)
-            .field("ha_group", Value::Null)
+            .field("ha", false)
             .field("tags", vec!["strata-x"])
             .spec("nets", vec!["virtio,bridge=vmbr0,tag=10"])
             .spec("template", "tmpl");
         let d = Desired::from_resource(&r).expect("desired");
         assert_eq!((d.cores, d.memory, d.disk_gb), (Some(2), Some(2048), None));
-        assert_eq!(d.ha_group, Some(None));
+        assert_eq!(d.ha, Some(false));
         assert_eq!(d.nets.as_deref().map(<[String]>::len), Some(1));
         assert!(d.wants_running());
         let bad = r.clone().field("cores", "many");

@@ -394,12 +394,9 @@ impl ProxmoxProvider {
             }
         };
         let ha = async {
-            match &want.ha_group {
-                Some(None) if fresh => Ok(()),
-                Some(g) => {
-                    self.converge_ha(vmid, g.as_deref(), want.wants_running())
-                        .await
-                }
+            match want.ha {
+                Some(false) if fresh => Ok(()),
+                Some(ha) => self.converge_ha(vmid, ha, want.wants_running()).await,
                 None => Ok(()),
             }
         };
@@ -473,11 +470,10 @@ impl ProxmoxProvider {
         {
             self.grow_disk(&node, vmid, &conf, gb).await?;
         }
-        if changed.contains("ha_group")
-            && let Some(g) = &want.ha_group
+        if changed.contains("ha")
+            && let Some(ha) = want.ha
         {
-            self.converge_ha(vmid, g.as_deref(), want.wants_running())
-                .await?;
+            self.converge_ha(vmid, ha, want.wants_running()).await?;
         }
         if changed.contains("status")
             && let Some(s) = &want.status
@@ -516,7 +512,7 @@ impl ProxmoxProvider {
         // Leave HA first, so the stop below is a plain stop the HA manager does not undo.
         let sid = format!("vm:{vmid}");
         if self.ha_resources().await?.iter().any(|r| r.sid == sid) {
-            self.converge_ha(vmid, None, false).await?;
+            self.converge_ha(vmid, false, false).await?;
         }
         self.set_power(&node, vmid, "stopped").await?;
         let path = qemu(&node, vmid);

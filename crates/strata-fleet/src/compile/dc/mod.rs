@@ -3,6 +3,7 @@
 //! parallel, each with its own [`Ledger`].
 
 mod fabric;
+mod ha;
 mod hosts;
 mod machines;
 mod services;
@@ -104,9 +105,9 @@ fn assemble_dc(
         hosts::address_hosts(sh.names, input, &subnets, &hosts, sh.infra_vnis, pools, l);
     let machines =
         machines::build_machines(sh.names, sh.domain, sh.profiles, input, &addressing, l);
-    let vms = vms::build_vms(sh.names, sh.domain, input, &maas_vms, &addressing, l);
+    let mut vms = vms::build_vms(sh.names, sh.domain, input, &maas_vms, &addressing, l);
     services::check_hostnames(sh.names, input, &switches, &machines, &vms, l);
-    let proxmox = services::build_proxmox(site, bp, &machines, l);
+    let proxmox = services::build_proxmox(site, bp, &machines, &mut vms, l);
     let mut openstack = services::build_openstack(site, bp, sh.profiles, &machines, &vms);
     let vips = services::build_vips(
         site,

@@ -13,6 +13,7 @@ use super::super::ledger::Ledger;
 use super::super::nth;
 use super::super::resolve::{Profiles, SiteInput};
 use super::super::settings::Names;
+use super::ha;
 use super::hosts::Addressing;
 use crate::alloc::{Allocation, Space};
 use crate::model::*;
@@ -101,11 +102,12 @@ fn hostname_collision(
 }
 
 /// The DC's Proxmox clusters: members, corosync node ids (recorded in the lock),
-/// links and HA groups.
+/// links and HA rules (which mark the VMs they select as HA-managed).
 pub(crate) fn build_proxmox(
     site: &str,
     bp: &Blueprint,
     machines: &[Machine],
+    vms: &mut [Vm],
     l: &mut Ledger<'_>,
 ) -> Vec<ProxmoxCluster> {
     let mut proxmox = Vec::new();
@@ -155,17 +157,15 @@ pub(crate) fn build_proxmox(
             })
             .collect();
         nodes.sort_by(|a, b| a.hostname.cmp(&b.hostname));
-        let mut ha_groups: Vec<ProxmoxHaGroup> = c
-            .ha_groups
+        let in_racks: Vec<ha::NodeInRack<'_>> = members
             .iter()
-            .map(|g| ProxmoxHaGroup {
-                name: g.name.to_string(),
-                nodes: nodes.iter().map(|n| (n.hostname.clone(), 1)).collect(),
-                restricted: g.restricted,
-                nofailback: g.nofailback,
+            .map(|m| ha::NodeInRack {
+                hostname: m.hostname.as_str(),
+                rack: m.rack.as_str(),
             })
             .collect();
-        ha_groups.sort_by(|a, b| a.name.cmp(&b.name));
+        let ha = ha::resolve_ha_rules(site, c, &in_racks, vms, &mut l.diags);
+        l.fatal |= ha.unresolved;
         proxmox.push(ProxmoxCluster {
             name: c.name.to_string(),
             expected_nodes: *c.nodes,
@@ -183,7 +183,7 @@ pub(crate) fn build_proxmox(
                     content: s.content.clone(),
                 })
                 .collect(),
-            ha_groups,
+            ha_rules: ha.rules,
             template: c.template.clone(),
             span: c.nodes.span_opt().or(c.name.span_opt()),
         });

@@ -484,7 +484,7 @@ fn corosync_ids_and_vrrp_ranks_keep_what_the_lock_records() {
         &a,
         &mut Ledger::new(&empty),
     );
-    let vms = vms::build_vms(
+    let mut vms = vms::build_vms(
         &w.names,
         "x.net",
         input,
@@ -501,7 +501,7 @@ fn corosync_ids_and_vrrp_ranks_keep_what_the_lock_records() {
             .collect(),
     );
     let mut l = Ledger::new(&lock);
-    let px = services::build_proxmox("fra1", &input.bp, &machines, &mut l);
+    let px = services::build_proxmox("fra1", &input.bp, &machines, &mut vms, &mut l);
     assert_eq!(px[0].nodes[0].nodeid, 7);
     assert_eq!(px[0].nodes[0].links.len(), 1, "one corosync link");
 

@@ -52,7 +52,7 @@ pub(crate) fn build_vms(
                     .first()
                     .map(|s| s.name.to_string())
                     .unwrap_or_default(),
-                ha_group: c.ha_groups.first().map(|g| g.name.to_string()),
+                ha: false,
                 interfaces: vm_devices(host_interfaces(
                     addressing,
                     bp,
@@ -105,7 +105,7 @@ pub(crate) fn build_vms(
                 .map(|s| s.to_string())
                 .or_else(|| cluster.and_then(|c| c.storage.first().map(|s| s.name.to_string())))
                 .unwrap_or_default(),
-            ha_group: v.ha_group.as_ref().map(|g| g.to_string()),
+            ha: v.ha,
             interfaces: vm_devices(host_interfaces(
                 addressing,
                 bp,
