@@ -85,6 +85,14 @@ pub enum ProviderError {
     Secret(String),
 }
 
+/// A step whose desired or observed state does not fit its kind's vocabulary: refused
+/// before anything is sent.
+impl From<strata_plan::FieldsError> for ProviderError {
+    fn from(e: strata_plan::FieldsError) -> Self {
+        ProviderError::Refused(e.to_string())
+    }
+}
+
 /// One platform of one DC.
 #[async_trait]
 pub trait Provider: Send + Sync {

@@ -24,7 +24,10 @@ use std::future::Future;
 use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use strata_plan::{Action, Kind, Observed, Platform, Resource, ResourceId, Step, UnownedObject};
+use strata_plan::{
+    Action, FlavorFields, Kind, KindFields, NetworkFields, Observed, Platform, ProjectFields,
+    QuotaFields, Resource, ResourceId, Step, SubnetFields, UnownedObject,
+};
 
 use crate::http::{Endpoint, EndpointConfig};
 use crate::targets::OpenstackTarget;
@@ -257,10 +260,10 @@ impl OpenstackProvider {
         step: &Step,
         ctx: &ActContext<'_>,
     ) -> Result<Outcome, ProviderError> {
-        let d = desired(step)?;
+        let d = desired(step)?.fields_as::<ProjectFields>()?;
         let name = step.id.name.as_str();
-        let description = opt_str(d, "description")?.unwrap_or_default();
-        let tags = with_owner(tags_field(d, "tags")?, ctx.owner_tag);
+        let description = d.description;
+        let tags = with_owner(d.tags, ctx.owner_tag);
         let domain_id = self.client.session().await?.domain_id.clone();
         let retry = ctx.intents.previous(ctx.key).await.is_some();
         ctx.intents
@@ -339,18 +342,18 @@ impl OpenstackProvider {
         ctx: &ActContext<'_>,
     ) -> Result<Outcome, ProviderError> {
         let (o, id) = owned_observed(step)?;
-        let d = desired(step)?;
-        let description = opt_str(d, "description")?.unwrap_or_default();
-        let tags = with_owner(tags_field(d, "tags")?, ctx.owner_tag);
+        let o = o.fields_as::<ProjectFields>()?;
+        let d = desired(step)?.fields_as::<ProjectFields>()?;
+        let tags = with_owner(d.tags, ctx.owner_tag);
         let current = api::Project {
             id: id.to_string(),
             name: step.id.name.clone(),
             domain_id: None,
-            description: opt_str(o, "description")?.unwrap_or_default(),
+            description: o.description,
             enabled: None,
-            tags: tags_field(o, "tags")?,
+            tags: o.tags,
         };
-        self.patch_project(&current, &description, &tags).await?;
+        self.patch_project(&current, &d.description, &tags).await?;
         Ok(Outcome {
             external_id: Some(id.to_string()),
             note: format!("updated {}", changed_fields(step)),
@@ -419,13 +422,9 @@ impl OpenstackProvider {
     }
 
     async fn set_quota(&self, step: &Step, ctx: &ActContext<'_>) -> Result<Outcome, ProviderError> {
-        let d = desired(step)?;
-        let mut set = Map::new();
-        for k in ["instances", "cores", "ram"] {
-            set.insert(k.to_string(), Value::from(int(d, k)?));
-        }
+        let d = desired(step)?.fields_as::<QuotaFields>()?;
         let project = self.quota_project(step, ctx).await?;
-        let body = json!({"quota_set": set});
+        let body = json!({"quota_set": d});
         self.client
             .request(
                 Service::Compute,
@@ -439,7 +438,7 @@ impl OpenstackProvider {
             external_id: Some(project),
             note: format!(
                 "quota set: instances {}, cores {}, ram {} MiB",
-                set["instances"], set["cores"], set["ram"]
+                d.instances, d.cores, d.ram
             ),
         })
     }
@@ -566,7 +565,7 @@ impl OpenstackProvider {
         step: &Step,
         ctx: &ActContext<'_>,
     ) -> Result<Outcome, ProviderError> {
-        let want = FlavorWant::from(desired(step)?, ctx.owner_tag)?;
+        let want = FlavorWant::from(desired(step)?.fields_as()?, ctx.owner_tag);
         let previous = ctx.intents.previous(ctx.key).await;
         let flavor_id = previous
             .as_ref()
@@ -601,13 +600,19 @@ impl OpenstackProvider {
         ctx: &ActContext<'_>,
     ) -> Result<Outcome, ProviderError> {
         let (o, id) = owned_observed(step)?;
-        let d = desired(step)?;
-        let want = FlavorWant::from(d, ctx.owner_tag)?;
+        let o = o.fields_as::<FlavorFields>()?;
+        let d = desired(step)?.fields_as::<FlavorFields>()?;
+        let immutable: Vec<&str> = [
+            ("vcpus", o.vcpus != d.vcpus),
+            ("ram", o.ram != d.ram),
+            ("disk", o.disk != d.disk),
+            ("is_public", o.is_public != d.is_public),
+        ]
+        .into_iter()
+        .filter_map(|(k, differs)| differs.then_some(k))
+        .collect();
+        let want = FlavorWant::from(d, ctx.owner_tag);
         let name = step.id.name.as_str();
-        let immutable: Vec<&str> = ["vcpus", "ram", "disk", "is_public"]
-            .into_iter()
-            .filter(|k| o.fields.get(*k) != d.fields.get(*k))
-            .collect();
         let Some(live) = self.get_flavor(id).await? else {
             return Err(ProviderError::Api(format!(
                 "flavor {name} ({id}) disappeared; plan again"
@@ -816,7 +821,7 @@ impl OpenstackProvider {
         step: &Step,
         ctx: &ActContext<'_>,
     ) -> Result<Outcome, ProviderError> {
-        let want = NetworkWant::from(desired(step)?, ctx.owner_tag)?;
+        let want = NetworkWant::from(desired(step)?.fields_as()?, ctx.owner_tag);
         let name = step.id.name.as_str();
         let previous = ctx.intents.previous(ctx.key).await;
         let made_by_us = previous
@@ -927,7 +932,7 @@ impl OpenstackProvider {
         ctx: &ActContext<'_>,
     ) -> Result<Outcome, ProviderError> {
         let (_, id) = owned_observed(step)?;
-        let want = NetworkWant::from(desired(step)?, ctx.owner_tag)?;
+        let want = NetworkWant::from(desired(step)?.fields_as()?, ctx.owner_tag);
         let Some(live) = self.get_network(id).await? else {
             return Err(ProviderError::Api(format!(
                 "network {} ({id}) disappeared; plan again",
@@ -1018,7 +1023,7 @@ impl OpenstackProvider {
         step: &Step,
         ctx: &ActContext<'_>,
     ) -> Result<Outcome, ProviderError> {
-        let want = SubnetWant::from(desired(step)?)?;
+        let want: SubnetFields = desired(step)?.fields_as()?;
         let name = step.id.name.as_str();
         let network = self
             .find_owned_network(&want.network, ctx.owner_tag, None)
@@ -1078,7 +1083,7 @@ impl OpenstackProvider {
     async fn converge_subnet(
         &self,
         s: &api::Subnet,
-        want: &SubnetWant,
+        want: &SubnetFields,
         name: &str,
     ) -> Result<Vec<String>, ProviderError> {
         let mut body = Map::new();
@@ -1112,7 +1117,7 @@ impl OpenstackProvider {
         ctx: &ActContext<'_>,
     ) -> Result<Outcome, ProviderError> {
         let (_, id) = owned_observed(step)?;
-        let want = SubnetWant::from(desired(step)?)?;
+        let want: SubnetFields = desired(step)?.fields_as()?;
         let name = step.id.name.as_str();
         let Some(live) = self.owned_subnet(id, ctx.owner_tag).await? else {
             return Err(ProviderError::Api(format!(
@@ -1365,63 +1370,6 @@ fn changed_fields(step: &Step) -> String {
     }
 }
 
-fn field<'a>(r: &'a Resource, k: &str) -> Result<&'a Value, ProviderError> {
-    r.fields
-        .get(k)
-        .ok_or_else(|| ProviderError::Refused(format!("{}: field `{k}` is missing", r.id)))
-}
-
-fn bad(r: &Resource, k: &str, what: &str) -> ProviderError {
-    ProviderError::Refused(format!("{}: field `{k}` must be {what}", r.id))
-}
-
-fn int(r: &Resource, k: &str) -> Result<i64, ProviderError> {
-    field(r, k)?.as_i64().ok_or_else(|| bad(r, k, "an integer"))
-}
-
-fn uint(r: &Resource, k: &str) -> Result<u64, ProviderError> {
-    field(r, k)?
-        .as_u64()
-        .ok_or_else(|| bad(r, k, "a non-negative integer"))
-}
-
-fn boolean(r: &Resource, k: &str) -> Result<bool, ProviderError> {
-    field(r, k)?
-        .as_bool()
-        .ok_or_else(|| bad(r, k, "true or false"))
-}
-
-fn string(r: &Resource, k: &str) -> Result<String, ProviderError> {
-    field(r, k)?
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| bad(r, k, "a string"))
-}
-
-/// A string field that may be absent or null.
-fn opt_str(r: &Resource, k: &str) -> Result<Option<String>, ProviderError> {
-    match r.fields.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(bad(r, k, "a string or null")),
-    }
-}
-
-fn tags_field(r: &Resource, k: &str) -> Result<Vec<String>, ProviderError> {
-    match r.fields.get(k) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|t| {
-                t.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| bad(r, k, "a list of strings"))
-            })
-            .collect(),
-        Some(_) => Err(bad(r, k, "a list of strings")),
-    }
-}
-
 /// Desired tags, always with the owner tag, sorted.
 fn with_owner(mut tags: Vec<String>, owner: &str) -> Vec<String> {
     tags.push(owner.to_string());
@@ -1442,34 +1390,17 @@ struct FlavorWant {
 }
 
 impl FlavorWant {
-    fn from(d: &Resource, owner: &str) -> Result<FlavorWant, ProviderError> {
-        let mut extra_specs = BTreeMap::new();
-        match d.fields.get("extra_specs") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(m)) => {
-                for (k, v) in m {
-                    let v = match v {
-                        Value::String(s) => s.clone(),
-                        Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
-                        Value::Number(n) => n.to_string(),
-                        _ => return Err(bad(d, "extra_specs", "an object of strings")),
-                    };
-                    extra_specs.insert(k.clone(), v);
-                }
-            }
-            Some(_) => return Err(bad(d, "extra_specs", "an object")),
-        }
+    /// The desired flavor, always marked with the owner.
+    fn from(d: FlavorFields, owner: &str) -> FlavorWant {
+        let mut extra_specs = d.extra_specs;
         extra_specs.insert(OWNER_SPEC.to_string(), owner.to_string());
-        Ok(FlavorWant {
-            vcpus: uint(d, "vcpus")?,
-            ram: uint(d, "ram")?,
-            disk: uint(d, "disk")?,
-            is_public: match d.fields.get("is_public") {
-                None | Some(Value::Null) => true,
-                Some(_) => boolean(d, "is_public")?,
-            },
+        FlavorWant {
+            vcpus: d.vcpus,
+            ram: d.ram,
+            disk: d.disk,
+            is_public: d.is_public,
             extra_specs,
-        })
+        }
     }
 
     fn immutable_differs(&self, f: &api::Flavor) -> bool {
@@ -1489,55 +1420,15 @@ struct NetworkWant {
 }
 
 impl NetworkWant {
-    fn from(d: &Resource, owner: &str) -> Result<NetworkWant, ProviderError> {
-        Ok(NetworkWant {
-            network_type: opt_str(d, "provider_network_type")?,
-            physical_network: opt_str(d, "provider_physical_network")?,
-            segmentation_id: match d.fields.get("provider_segmentation_id") {
-                None | Some(Value::Null) => None,
-                Some(_) => Some(int(d, "provider_segmentation_id")?),
-            },
-            shared: match d.fields.get("shared") {
-                None | Some(Value::Null) => false,
-                Some(_) => boolean(d, "shared")?,
-            },
-            tags: with_owner(tags_field(d, "tags")?, owner),
-        })
-    }
-}
-
-struct SubnetWant {
-    network: String,
-    cidr: String,
-    gateway_ip: Option<String>,
-    enable_dhcp: bool,
-    ip_version: u8,
-}
-
-impl SubnetWant {
-    fn from(d: &Resource) -> Result<SubnetWant, ProviderError> {
-        let ip_version = match d.fields.get("ip_version") {
-            None | Some(Value::Null) => {
-                if string(d, "cidr")?.contains(':') {
-                    6
-                } else {
-                    4
-                }
-            }
-            Some(_) => {
-                u8::try_from(uint(d, "ip_version")?).map_err(|_| bad(d, "ip_version", "4 or 6"))?
-            }
-        };
-        Ok(SubnetWant {
-            network: string(d, "network")?,
-            cidr: string(d, "cidr")?,
-            gateway_ip: opt_str(d, "gateway_ip")?,
-            enable_dhcp: match d.fields.get("enable_dhcp") {
-                None | Some(Value::Null) => true,
-                Some(_) => boolean(d, "enable_dhcp")?,
-            },
-            ip_version,
-        })
+    /// The desired network, its tags always with the owner tag.
+    fn from(d: NetworkFields, owner: &str) -> NetworkWant {
+        NetworkWant {
+            network_type: d.provider_network_type,
+            physical_network: d.provider_physical_network,
+            segmentation_id: d.provider_segmentation_id,
+            shared: d.shared,
+            tags: with_owner(d.tags, owner),
+        }
     }
 }
 
@@ -1559,65 +1450,77 @@ pub fn network_owned(n: &api::Network, owner: &str) -> bool {
     n.tags.iter().any(|t| t == owner)
 }
 
-fn owned_resource(id: ResourceId, external_id: &str) -> Resource {
-    let mut r = Resource::new(id);
+fn owned_resource<F: KindFields>(id: ResourceId, external_id: &str, fields: &F) -> Resource {
+    let mut r = Resource::with_fields(id, fields);
     r.owned = true;
     r.external_id = Some(external_id.to_string());
     r
 }
 
 pub fn project_resource(dc: &str, p: &api::Project) -> Resource {
-    owned_resource(ResourceId::new(dc, Kind::Project, p.name.clone()), &p.id)
-        .field("description", p.description.clone())
-        .field("tags", sorted(&p.tags))
+    owned_resource(
+        ResourceId::new(dc, Kind::Project, p.name.clone()),
+        &p.id,
+        &ProjectFields {
+            description: p.description.clone(),
+            tags: sorted(&p.tags),
+        },
+    )
 }
 
 pub fn quota_resource(dc: &str, p: &api::Project, q: &api::QuotaSet) -> Resource {
-    owned_resource(ResourceId::new(dc, Kind::Quota, p.name.clone()), &p.id)
-        .field("instances", q.instances)
-        .field("cores", q.cores)
-        .field("ram", q.ram)
+    owned_resource(
+        ResourceId::new(dc, Kind::Quota, p.name.clone()),
+        &p.id,
+        &QuotaFields {
+            instances: q.instances,
+            cores: q.cores,
+            ram: q.ram,
+        },
+    )
 }
 
 pub fn flavor_resource(dc: &str, f: &api::Flavor) -> Resource {
-    let specs: Map<String, Value> = f
-        .extra_specs
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), Value::from(v.clone())))
-        .collect();
-    owned_resource(ResourceId::new(dc, Kind::Flavor, f.name.clone()), &f.id)
-        .field("vcpus", f.vcpus)
-        .field("ram", f.ram)
-        .field("disk", f.disk)
-        .field("is_public", f.is_public)
-        .field("extra_specs", Value::Object(specs))
+    owned_resource(
+        ResourceId::new(dc, Kind::Flavor, f.name.clone()),
+        &f.id,
+        &FlavorFields {
+            vcpus: f.vcpus,
+            ram: f.ram,
+            disk: f.disk,
+            is_public: f.is_public,
+            extra_specs: f.extra_specs.clone().unwrap_or_default(),
+        },
+    )
 }
 
 pub fn network_resource(dc: &str, n: &api::Network) -> Resource {
     let (ty, phys, segid) = n.provider();
-    owned_resource(ResourceId::new(dc, Kind::Network, n.name.clone()), &n.id)
-        .field("provider_network_type", opt(ty))
-        .field("provider_physical_network", opt(phys))
-        .field(
-            "provider_segmentation_id",
-            segid.map(Value::from).unwrap_or(Value::Null),
-        )
-        .field("shared", n.shared)
-        .field("tags", sorted(&n.tags))
+    owned_resource(
+        ResourceId::new(dc, Kind::Network, n.name.clone()),
+        &n.id,
+        &NetworkFields {
+            provider_network_type: ty,
+            provider_physical_network: phys,
+            provider_segmentation_id: segid,
+            shared: n.shared,
+            tags: sorted(&n.tags),
+        },
+    )
 }
 
 pub fn subnet_resource(dc: &str, s: &api::Subnet, name: &str, network: &str) -> Resource {
-    owned_resource(ResourceId::new(dc, Kind::Subnet, name), &s.id)
-        .field("network", network)
-        .field("cidr", s.cidr.clone())
-        .field("gateway_ip", opt(s.gateway_ip.clone()))
-        .field("enable_dhcp", s.enable_dhcp)
-        .field("ip_version", s.ip_version)
-}
-
-fn opt(v: Option<String>) -> Value {
-    v.map(Value::from).unwrap_or(Value::Null)
+    owned_resource(
+        ResourceId::new(dc, Kind::Subnet, name),
+        &s.id,
+        &SubnetFields {
+            network: network.to_string(),
+            cidr: s.cidr.clone(),
+            gateway_ip: s.gateway_ip.clone(),
+            enable_dhcp: s.enable_dhcp,
+            ip_version: s.ip_version,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -1715,8 +1618,9 @@ mod tests {
         assert!(flavor_owned(&f, "strata-acme"));
         assert!(!flavor_owned(&f, "strata-other"));
         let r = flavor_resource("fra1", &f);
-        assert_eq!(r.fields["ram"], json!(262144));
-        assert_eq!(r.fields["extra_specs"]["pci_passthrough:alias"], "h100:1");
+        let fields: FlavorFields = r.fields_as().expect("flavor fields");
+        assert_eq!(fields.ram, 262144);
+        assert_eq!(fields.extra_specs["pci_passthrough:alias"], "h100:1");
         assert_eq!(r.external_id.as_deref(), Some("f1"));
 
         let n: api::Network = serde_json::from_value(json!({
@@ -1725,10 +1629,12 @@ mod tests {
             "provider:segmentation_id": 120
         }))
         .expect("network");
-        let r = network_resource("fra1", &n);
-        assert_eq!(r.fields["provider_network_type"], "vlan");
-        assert_eq!(r.fields["provider_segmentation_id"], json!(120));
-        assert_eq!(r.fields["tags"], json!(["strata-acme", "z"]));
+        let r: NetworkFields = network_resource("fra1", &n)
+            .fields_as()
+            .expect("network fields");
+        assert_eq!(r.provider_network_type.as_deref(), Some("vlan"));
+        assert_eq!(r.provider_segmentation_id, Some(120));
+        assert_eq!(r.tags, ["strata-acme", "z"]);
         assert_eq!(
             with_owner(vec!["b".into(), "a".into()], "a"),
             vec!["a", "b"]
