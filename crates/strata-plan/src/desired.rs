@@ -4,10 +4,14 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use serde_json::{Value, json};
 use strata_fleet::{Dc, Fleet, VmKind};
 use strata_spec::{BmcDriver, InfraVlan, MachineRole, SecretRef};
 
+use crate::fields::{
+    AddressRange, FabricFields, FlavorFields, HaRuleFields, HaRuleSpec, MaasSubnetFields,
+    MaasSubnetSpec, MachineFields, MachineSpec, NetworkFields, NodeDnsFields, ProjectFields,
+    QuotaFields, SubnetFields, VlanFields, VmFields, VmSpec,
+};
 use crate::model::{Kind, Resource, ResourceId, ResourceSet, owner_tag};
 
 /// The name of the MAAS fabric strata manages in each DC.
@@ -42,51 +46,47 @@ fn maas(
 ) {
     let d = &dc.name;
     let fabric = ResourceId::new(d, Kind::Fabric, FABRIC);
-    out.insert(Resource::new(fabric.clone()).field(
-        "description",
-        format!(
-            "{owner}: managed by strata for fleet {}",
-            fleet.organisation.fleet_id
-        ),
+    out.insert(Resource::with_fields(
+        fabric.clone(),
+        &FabricFields {
+            description: format!(
+                "{owner}: managed by strata for fleet {}",
+                fleet.organisation.fleet_id
+            ),
+        },
     ));
     for v in &dc.vlans {
         let vlan = ResourceId::new(d, Kind::Vlan, v.role.as_str());
-        let mut r = Resource::new(vlan.clone())
-            .field("vid", v.vid)
-            .field("name", v.role.as_str())
-            .field("mtu", v.mtu)
-            .field("dhcp_on", v.dhcp.is_some())
-            .field(
-                "primary_rack",
-                v.dhcp
-                    .as_ref()
-                    .map(|x| Value::from(x.primary.clone()))
-                    .unwrap_or(Value::Null),
-            )
-            .field(
-                "secondary_rack",
-                v.dhcp
-                    .as_ref()
-                    .and_then(|x| x.secondary.clone())
-                    .map(Value::from)
-                    .unwrap_or(Value::Null),
-            );
+        let mut r = Resource::with_fields(
+            vlan.clone(),
+            &VlanFields {
+                vid: v.vid,
+                name: v.role.as_str().to_string(),
+                mtu: v.mtu,
+                dhcp_on: v.dhcp.is_some(),
+                primary_rack: v.dhcp.as_ref().map(|x| x.primary.clone()),
+                secondary_rack: v.dhcp.as_ref().and_then(|x| x.secondary.clone()),
+            },
+        );
         r.depends_on.push(fabric.clone());
         out.insert(r);
-        let mut s = Resource::new(ResourceId::new(d, Kind::MaasSubnet, v.subnet.to_string()))
-            .field("cidr", v.subnet.to_string())
-            .field("name", format!("{d}-{}", v.role))
-            .field("vid", v.vid)
-            .field("gateway_ip", v.gateway.to_string())
-            .field("managed", true)
-            .spec(
-                "dynamic_range",
-                if v.dhcp.is_some() {
-                    dynamic_range(dc, v)
-                } else {
-                    Value::Null
-                },
-            );
+        let mut s = Resource::with_fields(
+            ResourceId::new(d, Kind::MaasSubnet, v.subnet.to_string()),
+            &MaasSubnetFields {
+                cidr: v.subnet.to_string(),
+                name: format!("{d}-{}", v.role),
+                vid: v.vid,
+                gateway_ip: Some(v.gateway.to_string()),
+                managed: true,
+            },
+        )
+        .with_spec(&MaasSubnetSpec {
+            dynamic_range: if v.dhcp.is_some() {
+                dynamic_range(dc, v)
+            } else {
+                None
+            },
+        });
         s.depends_on.push(vlan);
         out.insert(s);
     }
@@ -98,43 +98,32 @@ fn maas(
             .and_then(|role| cloud_init.get(&format!("{d}/cloud-init/{role}.yaml")));
         let mut tags = vec![owner.to_string(), format!("role-{}", m.role.as_str())];
         tags.sort();
-        let mut r = Resource::new(ResourceId::new(d, Kind::Machine, m.serial.clone()))
-            .field("hostname", m.hostname.clone())
-            .field(
-                "power_type",
-                match m.bmc.driver {
+        let mut r = Resource::with_fields(
+            ResourceId::new(d, Kind::Machine, m.serial.clone()),
+            &MachineFields {
+                hostname: m.hostname.clone(),
+                power_type: match m.bmc.driver {
                     BmcDriver::Ipmi => "ipmi",
                     BmcDriver::Redfish => "redfish",
-                },
-            )
-            .field("power_address", m.bmc.address.to_string())
-            .field("power_user", m.bmc.username.clone())
-            .field("tags", tags)
-            .field("status", "Deployed")
-            .field("distro_series", dc.maas.distro_series.clone())
-            .field(
-                "zone",
-                m.az.clone()
-                    .map(Value::from)
-                    .unwrap_or(Value::from("default")),
-            )
-            .spec("role", m.role.as_str())
-            .spec(
-                "power_pass",
-                match &m.bmc.credential {
-                    SecretRef::Env(v) => format!("env:{v}"),
-                    SecretRef::File(p) => format!("file:{p}"),
-                },
-            );
-        if let Some(mac) = &m.pxe_mac {
-            r = r.spec("pxe_mac", mac.clone());
-        }
-        if let Some(ud) = user_data {
-            r = r.spec(
-                "user_data",
-                base64::engine::general_purpose::STANDARD.encode(ud),
-            );
-        }
+                }
+                .to_string(),
+                power_address: Some(m.bmc.address.to_string()),
+                power_user: Some(m.bmc.username.clone()),
+                tags,
+                status: "Deployed".to_string(),
+                distro_series: dc.maas.distro_series.clone(),
+                zone: m.az.clone().unwrap_or_else(|| "default".to_string()),
+            },
+        )
+        .with_spec(&MachineSpec {
+            pxe_mac: m.pxe_mac.clone(),
+            power_pass: Some(match &m.bmc.credential {
+                SecretRef::Env(v) => format!("env:{v}"),
+                SecretRef::File(p) => format!("file:{p}"),
+            }),
+            user_data: user_data.map(|ud| base64::engine::general_purpose::STANDARD.encode(ud)),
+            role: Some(m.role.as_str().to_string()),
+        });
         r.sensitive.insert("power_pass".into());
         if let Some(p) = &provisioning {
             r.depends_on.push(p.clone());
@@ -147,7 +136,7 @@ fn maas(
 /// subnet, above every address strata allocated (allocation fills from the bottom),
 /// at most 256 addresses and at most half of what is free. Null when too little is
 /// free (fewer than 8 addresses).
-fn dynamic_range(dc: &Dc, v: &strata_fleet::Vlan) -> Value {
+fn dynamic_range(dc: &Dc, v: &strata_fleet::Vlan) -> Option<AddressRange> {
     use std::net::IpAddr;
     let to_u = |a: IpAddr| -> u128 {
         match a {
@@ -182,9 +171,12 @@ fn dynamic_range(dc: &Dc, v: &strata_fleet::Vlan) -> Value {
     let free = top.saturating_sub(highest);
     let size = (free / 2).min(256);
     if size < 8 {
-        return Value::Null;
+        return None;
     }
-    json!({"start": from_u(top - size + 1).to_string(), "end": from_u(top).to_string()})
+    Some(AddressRange {
+        start: from_u(top - size + 1).to_string(),
+        end: from_u(top).to_string(),
+    })
 }
 
 /// The cloud-init file of a machine role (Proxmox nodes get none: Proxmox VE is
@@ -222,15 +214,13 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
         .collect();
     for cluster in &dc.proxmox {
         for node in &cluster.nodes {
-            out.insert(
-                Resource::new(ResourceId::new(
-                    &dc.name,
-                    Kind::NodeDns,
-                    node.hostname.clone(),
-                ))
-                .field("search", dc.host_services.search_domain.clone())
-                .field("dns", resolvers.clone()),
-            );
+            out.insert(Resource::with_fields(
+                ResourceId::new(&dc.name, Kind::NodeDns, node.hostname.clone()),
+                &NodeDnsFields {
+                    search: dc.host_services.search_domain.clone(),
+                    dns: resolvers.clone(),
+                },
+            ));
         }
     }
     for v in &dc.vms {
@@ -244,19 +234,19 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
         tags.push(pve_tag(&role));
         tags.sort();
         tags.dedup();
-        let nets: Vec<Value> = v
+        let nets: Vec<String> = v
             .interfaces
             .iter()
             .map(|i| {
-                json!(format!(
+                format!(
                     "virtio,bridge={},tag={}",
                     strata_fleet::PROXMOX_BRIDGE,
                     i.vid
-                ))
+                )
             })
             .collect();
         // Cloud-init network settings, NIC by NIC; the default route on the management NIC.
-        let ipconfig: Vec<Value> = v
+        let ipconfig: Vec<String> = v
             .interfaces
             .iter()
             .map(|i| {
@@ -264,7 +254,7 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                 if i.vlan == strata_spec::InfraVlan::Management {
                     s.push_str(&format!(",gw={}", i.gateway));
                 }
-                json!(s)
+                s
             })
             .collect();
         let nameserver = dc
@@ -281,36 +271,44 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
             .map(|c| c.template.clone())
             .unwrap_or_default();
         out.insert(
-            Resource::new(ResourceId::new(&dc.name, Kind::Vm, v.hostname.clone()))
-                .field("cores", v.cores)
-                .field("memory", v.memory_mib)
-                .field("disk_gb", v.disk_gb)
-                .field("tags", tags)
-                .field("status", "running")
-                .field("ha", v.ha)
-                .field("nets", nets)
-                .field("ipconfig", ipconfig)
-                .field("nameserver", nameserver)
-                .field("searchdomain", dc.host_services.search_domain.clone())
-                .spec("template", template)
-                .spec("storage", v.storage.clone())
-                .spec("cluster", v.cluster.clone()),
+            Resource::with_fields(
+                ResourceId::new(&dc.name, Kind::Vm, v.hostname.clone()),
+                &VmFields {
+                    cores: u64::from(v.cores),
+                    memory: v.memory_mib,
+                    disk_gb: v.disk_gb,
+                    nets: Some(nets),
+                    ipconfig: Some(ipconfig),
+                    nameserver: Some(nameserver),
+                    searchdomain: Some(dc.host_services.search_domain.clone()),
+                    tags,
+                    status: "running".to_string(),
+                    ha: v.ha,
+                },
+            )
+            .with_spec(&VmSpec {
+                template: Some(template),
+                storage: Some(v.storage.clone()),
+                cluster: Some(v.cluster.clone()),
+                node: None,
+            }),
         );
     }
     for cluster in &dc.proxmox {
         for rule in &cluster.ha_rules {
-            let mut r = Resource::new(ResourceId::new(&dc.name, Kind::HaRule, rule.name.clone()))
-                .field("type", rule.kind.as_str())
-                .field(
-                    "affinity",
-                    rule.affinity
-                        .map(|a| Value::from(a.as_str()))
-                        .unwrap_or(Value::Null),
-                )
-                .field("nodes", rule.nodes.clone())
-                .field("strict", rule.strict)
-                .field("vms", rule.vms.clone())
-                .spec("cluster", cluster.name.clone());
+            let mut r = Resource::with_fields(
+                ResourceId::new(&dc.name, Kind::HaRule, rule.name.clone()),
+                &HaRuleFields {
+                    kind: rule.kind.as_str().to_string(),
+                    affinity: rule.affinity.map(|a| a.as_str().to_string()),
+                    nodes: rule.nodes.clone(),
+                    strict: rule.strict,
+                    vms: rule.vms.clone(),
+                },
+            )
+            .with_spec(&HaRuleSpec {
+                cluster: Some(cluster.name.clone()),
+            });
             r.depends_on = rule
                 .vms
                 .iter()
@@ -329,57 +327,67 @@ fn openstack(fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
     }
     for t in &fleet.teams {
         let project = ResourceId::new(d, Kind::Project, t.name.clone());
-        out.insert(
-            Resource::new(project.clone())
-                .field("description", format!("team {} ({owner})", t.name))
-                .field("tags", vec![owner.to_string()]),
+        out.insert(Resource::with_fields(
+            project.clone(),
+            &ProjectFields {
+                description: format!("team {} ({owner})", t.name),
+                tags: vec![owner.to_string()],
+            },
+        ));
+        let mut q = Resource::with_fields(
+            ResourceId::new(d, Kind::Quota, t.name.clone()),
+            &QuotaFields {
+                instances: i64::from(t.quota.instances),
+                cores: i64::from(t.quota.cores),
+                ram: i64::try_from(t.quota.ram_mib).unwrap_or(i64::MAX),
+            },
         );
-        let mut q = Resource::new(ResourceId::new(d, Kind::Quota, t.name.clone()))
-            .field("instances", t.quota.instances)
-            .field("cores", t.quota.cores)
-            .field("ram", t.quota.ram_mib);
         q.depends_on.push(project);
         out.insert(q);
     }
     for f in &dc.openstack.flavors {
-        let mut extra: serde_json::Map<String, Value> = f
-            .extra_specs
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
-            .collect();
-        extra.insert("strata:owner".into(), Value::from(owner));
-        out.insert(
-            Resource::new(ResourceId::new(d, Kind::Flavor, f.name.clone()))
-                .field("vcpus", f.vcpus)
-                .field("ram", f.ram_mib)
-                .field("disk", f.disk_gb)
-                .field("is_public", true)
-                .field("extra_specs", Value::Object(extra)),
-        );
+        let mut extra_specs: BTreeMap<String, String> = f.extra_specs.iter().cloned().collect();
+        extra_specs.insert("strata:owner".into(), owner.to_string());
+        out.insert(Resource::with_fields(
+            ResourceId::new(d, Kind::Flavor, f.name.clone()),
+            &FlavorFields {
+                vcpus: u64::from(f.vcpus),
+                ram: f.ram_mib,
+                disk: f.disk_gb,
+                is_public: true,
+                extra_specs,
+            },
+        ));
     }
     for t in &fleet.tenants {
         for n in &t.networks {
             let name = format!("{}-{}", t.name, n.name);
             let net = ResourceId::new(d, Kind::Network, name.clone());
-            out.insert(
-                Resource::new(net.clone())
-                    .field("provider_network_type", "vlan")
-                    .field("provider_physical_network", PHYSNET)
-                    .field("provider_segmentation_id", n.vlan)
-                    .field("shared", false)
-                    .field("tags", vec![owner.to_string()]),
-            );
+            out.insert(Resource::with_fields(
+                net.clone(),
+                &NetworkFields {
+                    provider_network_type: Some("vlan".to_string()),
+                    provider_physical_network: Some(PHYSNET.to_string()),
+                    provider_segmentation_id: Some(i64::from(n.vlan)),
+                    shared: false,
+                    tags: vec![owner.to_string()],
+                },
+            ));
             if let Some(s) = dc
                 .tenant_subnets
                 .iter()
                 .find(|s| s.tenant == t.name && s.network == n.name)
             {
-                let mut r = Resource::new(ResourceId::new(d, Kind::Subnet, name.clone()))
-                    .field("network", name.clone())
-                    .field("cidr", s.subnet.to_string())
-                    .field("gateway_ip", s.gateway.to_string())
-                    .field("enable_dhcp", true)
-                    .field("ip_version", if s.subnet.addr().is_ipv4() { 4 } else { 6 });
+                let mut r = Resource::with_fields(
+                    ResourceId::new(d, Kind::Subnet, name.clone()),
+                    &SubnetFields {
+                        network: name.clone(),
+                        cidr: s.subnet.to_string(),
+                        gateway_ip: Some(s.gateway.to_string()),
+                        enable_dhcp: true,
+                        ip_version: if s.subnet.addr().is_ipv4() { 4 } else { 6 },
+                    },
+                );
                 r.depends_on.push(net);
                 out.insert(r);
             }

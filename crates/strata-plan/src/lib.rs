@@ -14,12 +14,18 @@ pub mod desired;
 pub mod diff;
 pub mod display;
 pub mod drift;
+pub mod fields;
 pub mod model;
 pub mod saved;
 
 pub use desired::desired;
 pub use diff::{Action, Change, Conflict, Counts, Plan, Step, diff, diff_resuming};
 pub use drift::{Drift, DriftedField, drift};
+pub use fields::{
+    AddressRange, FabricFields, FieldsError, FlavorFields, HaRuleFields, HaRuleSpec, KindFields,
+    KindSpec, MaasSubnetFields, MaasSubnetSpec, MachineFields, MachineSpec, NetworkFields,
+    NodeDnsFields, ProjectFields, QuotaFields, SubnetFields, VlanFields, VmFields, VmSpec,
+};
 pub use model::{
     Kind, Observed, Platform, Resource, ResourceId, ResourceIdError, ResourceSet, UnownedObject,
     owner_tag,

@@ -8,8 +8,8 @@
 //! holds create-time parameters that are not compared (template, placement, secret
 //! references, user data).
 //!
-//! The field vocabulary per kind is documented on [`Kind`]; providers map API
-//! objects onto exactly these fields.
+//! The field vocabulary per kind is documented on [`Kind`] and typed in
+//! [`crate::fields`]; providers map API objects onto exactly these fields.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -238,11 +238,15 @@ impl Resource {
         }
     }
 
+    /// Set one field by name: for code generic over kinds (the diff's tests). Code
+    /// about one kind builds its fields with [`Resource::with_fields`].
     pub fn field(mut self, k: &str, v: impl Into<Value>) -> Self {
         self.fields.insert(k.to_string(), v.into());
         self
     }
 
+    /// Set one create-time parameter by name (see [`Resource::field`]; code about one
+    /// kind uses [`Resource::with_spec`]).
     pub fn spec(mut self, k: &str, v: impl Into<Value>) -> Self {
         self.spec.insert(k.to_string(), v.into());
         self

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use strata_diagnostics::SourceMap;
-use strata_plan::{Kind, Platform, desired};
+use strata_plan::{FlavorFields, Kind, MachineSpec, NodeDnsFields, Platform, VmFields, desired};
 
 fn example() -> strata_fleet::Fleet {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fleet");
@@ -60,13 +60,9 @@ fn every_dc_gets_its_maas_proxmox_and_openstack_objects() {
             .iter()
             .filter(|r| r.id.dc == dc && r.id.kind == Kind::NodeDns)
         {
-            assert_eq!(r.fields["search"], format!("{dc}.dc.example.net"), "{r:?}");
-            assert!(
-                r.fields["dns"]
-                    .as_array()
-                    .is_some_and(|a| !a.is_empty() && a.len() <= 3),
-                "{r:?}"
-            );
+            let f: NodeDnsFields = r.fields_as().expect("node-dns fields");
+            assert_eq!(f.search, format!("{dc}.dc.example.net"), "{r:?}");
+            assert!(!f.dns.is_empty() && f.dns.len() <= 3, "{r:?}");
         }
         assert_eq!(count(Kind::Project), 2);
         assert_eq!(count(Kind::Quota), 2);
@@ -77,9 +73,8 @@ fn every_dc_gets_its_maas_proxmox_and_openstack_objects() {
             d.scope(dc, Platform::Proxmox)
                 .filter(|r| r.id.kind == Kind::Vm)
                 .all(|r| {
-                    r.fields["tags"]
-                        .as_array()
-                        .is_some_and(|t| t.iter().any(|x| x == "strata-example-prod"))
+                    let f: VmFields = r.fields_as().expect("vm fields");
+                    f.tags.iter().any(|x| x == "strata-example-prod")
                 })
         );
     }
@@ -91,7 +86,8 @@ fn secrets_are_references_in_spec_never_fields() {
     let d = desired(&fleet).expect("desired");
     for m in d.iter().filter(|r| r.id.kind == Kind::Machine) {
         assert!(!m.fields.contains_key("power_pass"));
-        let p = m.spec["power_pass"].as_str().expect("reference");
+        let spec: MachineSpec = m.spec_as().expect("machine spec");
+        let p = spec.power_pass.expect("reference");
         assert!(p.starts_with("env:") || p.starts_with("file:"), "{p}");
         assert!(m.sensitive.contains("power_pass"));
     }
@@ -100,14 +96,9 @@ fn secrets_are_references_in_spec_never_fields() {
         .iter()
         .find(|r| r.id.kind == Kind::Flavor && r.id.name == "g1.h100x1")
         .expect("gpu flavor");
-    assert_eq!(
-        gpu.fields["extra_specs"]["pci_passthrough:alias"],
-        "gpu-h100:1"
-    );
-    assert_eq!(
-        gpu.fields["extra_specs"]["strata:owner"],
-        "strata-example-prod"
-    );
+    let gpu: FlavorFields = gpu.fields_as().expect("flavor fields");
+    assert_eq!(gpu.extra_specs["pci_passthrough:alias"], "gpu-h100:1");
+    assert_eq!(gpu.extra_specs["strata:owner"], "strata-example-prod");
 }
 
 #[test]
@@ -152,4 +143,52 @@ fn dhcp_subnets_get_a_dynamic_range_above_every_allocated_address() {
         .find(|r| r.id.kind == Kind::MaasSubnet && r.id.name == storage.subnet.to_string())
         .expect("subnet");
     assert!(s.spec["dynamic_range"].is_null());
+}
+
+#[test]
+fn every_desired_resource_has_exactly_its_kinds_vocabulary_and_reads_as_its_struct() {
+    use strata_plan::fields::vocabulary;
+    use strata_plan::{
+        FabricFields, HaRuleFields, HaRuleSpec, MaasSubnetFields, MaasSubnetSpec, MachineFields,
+        NetworkFields, ProjectFields, QuotaFields, SubnetFields, VlanFields, VmSpec,
+    };
+    let d = desired(&example()).expect("desired");
+    let mut kinds = std::collections::BTreeSet::new();
+    for r in d.iter() {
+        kinds.insert(r.id.kind);
+        let keys: std::collections::BTreeSet<&str> = r.fields.keys().map(String::as_str).collect();
+        assert_eq!(keys, vocabulary(r.id.kind), "{}", r.id);
+        let typed = match r.id.kind {
+            Kind::Fabric => r.fields_as::<FabricFields>().map(drop),
+            Kind::Vlan => r.fields_as::<VlanFields>().map(drop),
+            Kind::MaasSubnet => r
+                .fields_as::<MaasSubnetFields>()
+                .and_then(|_| r.spec_as::<MaasSubnetSpec>())
+                .map(drop),
+            Kind::Machine => r
+                .fields_as::<MachineFields>()
+                .and_then(|_| r.spec_as::<MachineSpec>())
+                .map(drop),
+            Kind::NodeDns => r.fields_as::<NodeDnsFields>().map(drop),
+            Kind::Vm => r
+                .fields_as::<VmFields>()
+                .and_then(|_| r.spec_as::<VmSpec>())
+                .map(drop),
+            Kind::HaRule => r
+                .fields_as::<HaRuleFields>()
+                .and_then(|_| r.spec_as::<HaRuleSpec>())
+                .map(drop),
+            Kind::Project => r.fields_as::<ProjectFields>().map(drop),
+            Kind::Flavor => r.fields_as::<FlavorFields>().map(drop),
+            Kind::Network => r.fields_as::<NetworkFields>().map(drop),
+            Kind::Subnet => r.fields_as::<SubnetFields>().map(drop),
+            Kind::Quota => r.fields_as::<QuotaFields>().map(drop),
+        };
+        typed.unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(
+        kinds.len(),
+        Kind::ALL.len(),
+        "the example fleet covers every kind"
+    );
 }

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use strata_plan::{Observed, Platform, ResourceSet, Step};
 
+mod create_once;
 pub mod http;
 pub mod maas;
 pub mod openstack;
@@ -83,6 +84,42 @@ pub enum ProviderError {
     Refused(String),
     #[error("secret: {0}")]
     Secret(String),
+}
+
+/// How a failed call failed, the same way for every provider.
+impl ProviderError {
+    /// The HTTP status of a refused request.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ProviderError::Http(h) => h.status().map(|s| s.as_u16()),
+            _ => None,
+        }
+    }
+
+    /// The request may have reached the service (a dropped connection, a timeout, a
+    /// 502/504): whether it took effect is unknown, so a create must look before
+    /// trying again.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self, ProviderError::Http(h) if h.is_ambiguous())
+    }
+
+    /// 409: the object (or something in its way) exists.
+    pub fn is_conflict(&self) -> bool {
+        self.status() == Some(409)
+    }
+
+    /// 404: no such object (already gone, for a delete).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}
+
+/// A step whose desired or observed state does not fit its kind's vocabulary: refused
+/// before anything is sent.
+impl From<strata_plan::FieldsError> for ProviderError {
+    fn from(e: strata_plan::FieldsError) -> Self {
+        ProviderError::Refused(e.to_string())
+    }
 }
 
 /// One platform of one DC.

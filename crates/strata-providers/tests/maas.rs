@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Value, json};
 use strata_plan::{
-    Action, Kind, Observed, Plan, Platform, Resource, ResourceId, ResourceSet, Step,
+    Action, FabricFields, Kind, MaasSubnetFields, MachineFields, MachineSpec, Observed, Plan,
+    Platform, Resource, ResourceId, ResourceSet, Step, VlanFields,
 };
 use strata_providers::http::EndpointConfig;
 use strata_providers::maas::{MaasOptions, MaasProvider};
@@ -172,42 +173,51 @@ impl Raw {
 // Desired state, as strata-plan's desired() builds it.
 
 fn fabric() -> Resource {
-    Resource::new(ResourceId::new(DC, Kind::Fabric, "strata")).field(
-        "description",
-        format!("{OWNER}: managed by strata for fleet testfleet"),
+    Resource::with_fields(
+        ResourceId::new(DC, Kind::Fabric, "strata"),
+        &FabricFields {
+            description: format!("{OWNER}: managed by strata for fleet testfleet"),
+        },
     )
 }
 
 fn vlan(role: &str, vid: u16, mtu: u32, dhcp: Option<(&str, Option<&str>)>) -> Resource {
-    let mut r = Resource::new(ResourceId::new(DC, Kind::Vlan, role))
-        .field("vid", vid)
-        .field("name", role)
-        .field("mtu", mtu)
-        .field("dhcp_on", dhcp.is_some())
-        .field(
-            "primary_rack",
-            dhcp.map(|d| Value::from(d.0)).unwrap_or(Value::Null),
-        )
-        .field(
-            "secondary_rack",
-            dhcp.and_then(|d| d.1)
-                .map(Value::from)
-                .unwrap_or(Value::Null),
-        );
+    let mut r = Resource::with_fields(
+        ResourceId::new(DC, Kind::Vlan, role),
+        &VlanFields {
+            vid,
+            name: role.to_string(),
+            mtu,
+            dhcp_on: dhcp.is_some(),
+            primary_rack: dhcp.map(|d| d.0.to_string()),
+            secondary_rack: dhcp.and_then(|d| d.1).map(str::to_string),
+        },
+    );
     r.depends_on
         .push(ResourceId::new(DC, Kind::Fabric, "strata"));
     r
 }
 
 fn subnet(role: &str, vid: u16, cidr: &str, gw: &str) -> Resource {
-    let mut s = Resource::new(ResourceId::new(DC, Kind::MaasSubnet, cidr))
-        .field("cidr", cidr)
-        .field("name", format!("{DC}-{role}"))
-        .field("vid", vid)
-        .field("gateway_ip", gw)
-        .field("managed", true);
+    let mut s = Resource::with_fields(
+        ResourceId::new(DC, Kind::MaasSubnet, cidr),
+        &MaasSubnetFields {
+            cidr: cidr.to_string(),
+            name: format!("{DC}-{role}"),
+            vid,
+            gateway_ip: Some(gw.to_string()),
+            managed: true,
+        },
+    );
     s.depends_on.push(ResourceId::new(DC, Kind::Vlan, role));
     s
+}
+
+/// The MAAS status of an observed machine.
+fn status(m: &Resource) -> String {
+    m.fields_as::<MachineFields>()
+        .expect("machine fields")
+        .status
 }
 
 fn network() -> Vec<Resource> {
@@ -230,22 +240,27 @@ fn network() -> Vec<Resource> {
 fn machine(serial: &str, hostname: &str, pxe_mac: &str, role: &str, pass_ref: &str) -> Resource {
     let mut tags = vec![OWNER.to_string(), format!("role-{role}")];
     tags.sort();
-    let mut r = Resource::new(ResourceId::new(DC, Kind::Machine, serial))
-        .field("hostname", hostname)
-        .field("power_type", "ipmi")
-        .field("power_address", format!("10.11.0.{}", 10 + hostname.len()))
-        .field("power_user", "admin")
-        .field("tags", tags)
-        .field("status", "Deployed")
-        .field("distro_series", "noble")
-        .field("zone", "default")
-        .spec("role", role)
-        .spec("power_pass", pass_ref)
-        .spec("pxe_mac", pxe_mac)
-        .spec(
-            "user_data",
+    let mut r = Resource::with_fields(
+        ResourceId::new(DC, Kind::Machine, serial),
+        &MachineFields {
+            hostname: hostname.to_string(),
+            power_type: "ipmi".to_string(),
+            power_address: Some(format!("10.11.0.{}", 10 + hostname.len())),
+            power_user: Some("admin".to_string()),
+            tags,
+            status: "Deployed".to_string(),
+            distro_series: "noble".to_string(),
+            zone: "default".to_string(),
+        },
+    )
+    .with_spec(&MachineSpec {
+        pxe_mac: Some(pxe_mac.to_string()),
+        power_pass: Some(pass_ref.to_string()),
+        user_data: Some(
             base64::engine::general_purpose::STANDARD.encode("#cloud-config\npackages: [chrony]\n"),
-        );
+        ),
+        role: Some(role.to_string()),
+    });
     r.sensitive.insert("power_pass".into());
     r
 }
@@ -346,11 +361,7 @@ async fn a_fresh_region_offers_enlisted_machines_for_adoption_at_constant_cost()
         .filter(|r| r.id.kind == Kind::Machine)
         .collect();
     assert_eq!(machines.len(), 2000);
-    assert!(
-        machines
-            .iter()
-            .all(|m| !m.owned && m.fields["status"] == "New")
-    );
+    assert!(machines.iter().all(|m| !m.owned && status(m) == "New"));
     assert!(
         o.resources.iter().all(|r| r.id.kind == Kind::Machine),
         "no owned fabric, VLAN or subnet"
@@ -530,10 +541,12 @@ async fn fabric_vlans_and_subnets_with_dhcp_converge() {
         id: ResourceId::new(DC, Kind::Fabric, "strata"),
         action: Action::Create,
         changes: vec![],
-        desired: Some(
-            Resource::new(ResourceId::new(DC, Kind::Fabric, "strata"))
-                .field("description", "strata-otherfleet: theirs"),
-        ),
+        desired: Some(Resource::with_fields(
+            ResourceId::new(DC, Kind::Fabric, "strata"),
+            &FabricFields {
+                description: "strata-otherfleet: theirs".to_string(),
+            },
+        )),
         observed: None,
         depends_on: vec![],
     };
@@ -589,10 +602,7 @@ async fn an_enlisted_machine_is_adopted_and_deployed_and_its_bmc_password_never_
     let first = plan(&desired, &o);
     assert_eq!(first.counts().adopt, 1);
     let step = &first.steps[0];
-    assert_eq!(
-        step.observed.as_ref().map(|o| o.fields["status"].clone()),
-        Some(json!("New"))
-    );
+    assert_eq!(step.observed.as_ref().map(status), Some("New".to_string()));
 
     let log = MemLog::default();
     let outcome = act(&p, step, &log).await.expect("adopt and deploy");
@@ -614,7 +624,7 @@ async fn an_enlisted_machine_is_adopted_and_deployed_and_its_bmc_password_never_
     );
     let m = o.resources.get(&step.id).expect("machine");
     assert!(m.owned);
-    assert_eq!(m.fields["status"], "Deployed");
+    assert_eq!(status(m), "Deployed");
     assert_eq!(m.external_id.as_deref(), Some(sid.as_str()));
 
     // MAAS got the password, the user data and the OS.
@@ -705,7 +715,7 @@ async fn a_failed_commissioning_fails_the_step_with_maas_message() {
     let o = p.observe().await.expect("observe");
     let m = o.resources.get(&steps[0].id).expect("machine");
     assert!(m.owned);
-    assert_eq!(m.fields["status"], "Failed commissioning");
+    assert_eq!(status(m), "Failed commissioning");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -760,10 +770,8 @@ async fn a_create_interrupted_after_the_post_is_found_by_its_intent_not_made_twi
     let o = p.observe().await.expect("observe");
     assert!(plan(&desired, &o).is_empty());
     assert_eq!(
-        o.resources
-            .get(&step.id)
-            .map(|m| m.fields["status"].clone()),
-        Some(json!("Deployed"))
+        o.resources.get(&step.id).map(status),
+        Some("Deployed".to_string())
     );
 }
 

@@ -1,6 +1,6 @@
 //! The OpenStack provider against the published API samples and the twin's region.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -9,7 +9,8 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use strata_plan::{
-    Action, Kind, Observed, Plan, Platform, Resource, ResourceId, ResourceSet, Step, diff,
+    Action, FlavorFields, Kind, NetworkFields, Observed, Plan, Platform, ProjectFields,
+    QuotaFields, Resource, ResourceId, ResourceSet, Step, SubnetFields, diff,
 };
 use strata_providers::openstack::{OpenstackProvider, api, parse_time};
 use strata_providers::targets::{OpenstackTarget, Targets};
@@ -417,51 +418,75 @@ async fn converge(
     panic!("did not converge in {rounds} rounds: {errors:#?}");
 }
 
-fn project(name: &str) -> Resource {
-    Resource::new(ResourceId::new(DC, Kind::Project, name))
-        .field("description", format!("team {name} ({OWNER})"))
-        .field("tags", vec![OWNER.to_string()])
+fn project_described(name: &str, description: &str) -> Resource {
+    Resource::with_fields(
+        ResourceId::new(DC, Kind::Project, name),
+        &ProjectFields {
+            description: description.to_string(),
+            tags: vec![OWNER.to_string()],
+        },
+    )
 }
 
-fn quota(name: &str, instances: u32, cores: u32, ram: u64) -> Resource {
-    let mut q = Resource::new(ResourceId::new(DC, Kind::Quota, name))
-        .field("instances", instances)
-        .field("cores", cores)
-        .field("ram", ram);
+fn project(name: &str) -> Resource {
+    project_described(name, &format!("team {name} ({OWNER})"))
+}
+
+fn quota(name: &str, instances: i64, cores: i64, ram: i64) -> Resource {
+    let mut q = Resource::with_fields(
+        ResourceId::new(DC, Kind::Quota, name),
+        &QuotaFields {
+            instances,
+            cores,
+            ram,
+        },
+    );
     q.depends_on.push(ResourceId::new(DC, Kind::Project, name));
     q
 }
 
-fn flavor(name: &str, vcpus: u32, ram: u64, disk: u64, specs: &[(&str, &str)]) -> Resource {
-    let mut extra: serde_json::Map<String, Value> = specs
+fn flavor(name: &str, vcpus: u64, ram: u64, disk: u64, specs: &[(&str, &str)]) -> Resource {
+    let mut extra_specs: BTreeMap<String, String> = specs
         .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    extra.insert("strata:owner".into(), json!(OWNER));
-    Resource::new(ResourceId::new(DC, Kind::Flavor, name))
-        .field("vcpus", vcpus)
-        .field("ram", ram)
-        .field("disk", disk)
-        .field("is_public", true)
-        .field("extra_specs", Value::Object(extra))
+    extra_specs.insert("strata:owner".into(), OWNER.to_string());
+    Resource::with_fields(
+        ResourceId::new(DC, Kind::Flavor, name),
+        &FlavorFields {
+            vcpus,
+            ram,
+            disk,
+            is_public: true,
+            extra_specs,
+        },
+    )
 }
 
-fn network(name: &str, vlan: u32) -> Resource {
-    Resource::new(ResourceId::new(DC, Kind::Network, name))
-        .field("provider_network_type", "vlan")
-        .field("provider_physical_network", "physnet1")
-        .field("provider_segmentation_id", vlan)
-        .field("shared", false)
-        .field("tags", vec![OWNER.to_string()])
+fn network(name: &str, vlan: i64) -> Resource {
+    Resource::with_fields(
+        ResourceId::new(DC, Kind::Network, name),
+        &NetworkFields {
+            provider_network_type: Some("vlan".to_string()),
+            provider_physical_network: Some("physnet1".to_string()),
+            provider_segmentation_id: Some(vlan),
+            shared: false,
+            tags: vec![OWNER.to_string()],
+        },
+    )
 }
 
 fn subnet(name: &str, cidr: &str, gateway: &str) -> Resource {
-    let mut s = Resource::new(ResourceId::new(DC, Kind::Subnet, name))
-        .field("network", name)
-        .field("cidr", cidr)
-        .field("gateway_ip", gateway)
-        .field("enable_dhcp", true)
-        .field("ip_version", 4);
+    let mut s = Resource::with_fields(
+        ResourceId::new(DC, Kind::Subnet, name),
+        &SubnetFields {
+            network: name.to_string(),
+            cidr: cidr.to_string(),
+            gateway_ip: Some(gateway.to_string()),
+            enable_dhcp: true,
+            ip_version: 4,
+        },
+    );
     s.depends_on.push(ResourceId::new(DC, Kind::Network, name));
     s
 }
@@ -605,23 +630,23 @@ async fn create_converge_and_see_drift() {
         .get(&ResourceId::new(DC, Kind::Flavor, "g2.h100.1"))
         .expect("gpu flavor");
     assert!(gpu.owned);
-    assert_eq!(
-        gpu.fields["extra_specs"]["pci_passthrough:alias"],
-        "gpu-h100:1"
-    );
+    let gpu: FlavorFields = gpu.fields_as().expect("flavor fields");
+    assert_eq!(gpu.extra_specs["pci_passthrough:alias"], "gpu-h100:1");
     let net = observed
         .resources
         .get(&ResourceId::new(DC, Kind::Network, "acme-app"))
         .expect("network");
-    assert_eq!(net.fields["provider_network_type"], "vlan");
-    assert_eq!(net.fields["provider_physical_network"], "physnet1");
-    assert_eq!(net.fields["provider_segmentation_id"], json!(120));
+    let net: NetworkFields = net.fields_as().expect("network fields");
+    assert_eq!(net.provider_network_type.as_deref(), Some("vlan"));
+    assert_eq!(net.provider_physical_network.as_deref(), Some("physnet1"));
+    assert_eq!(net.provider_segmentation_id, Some(120));
     let sub = observed
         .resources
         .get(&ResourceId::new(DC, Kind::Subnet, "acme-app"))
         .expect("subnet");
-    assert_eq!(sub.fields["network"], "acme-app");
-    assert_eq!(sub.fields["gateway_ip"], "10.20.0.1");
+    let sub: SubnetFields = sub.fields_as().expect("subnet fields");
+    assert_eq!(sub.network, "acme-app");
+    assert_eq!(sub.gateway_ip.as_deref(), Some("10.20.0.1"));
     // The seeded objects are still there and still not ours.
     assert!(observed.unowned.iter().any(|u| u.name == "m1.tiny"));
 
@@ -707,7 +732,7 @@ async fn create_converge_and_see_drift() {
     bigger.insert(network("acme-app", 125));
     bigger.insert(subnet("acme-app", "10.20.0.0/24", "10.20.0.254"));
     bigger.insert(subnet("acme-db", "10.21.8.0/24", "10.21.8.1"));
-    bigger.insert(project("ml").field("description", "machine learning"));
+    bigger.insert(project_described("ml", "machine learning"));
     let edits = plan(&bigger, &p.observe().await.expect("observe"));
     let what: Vec<(String, Vec<String>)> = edits
         .steps
@@ -975,7 +1000,7 @@ async fn everything_converges_under_faults_without_duplicates() {
     for i in 0..8u32 {
         desired.insert(flavor(
             &format!("x{i}.medium"),
-            2 + i,
+            2 + u64::from(i),
             4096,
             20,
             &[("hw:cpu_policy", "shared")],
@@ -983,7 +1008,7 @@ async fn everything_converges_under_faults_without_duplicates() {
     }
     for i in 0..4u32 {
         let name = format!("acme-t{i}");
-        desired.insert(network(&name, 200 + i));
+        desired.insert(network(&name, 200 + i64::from(i)));
         desired.insert(subnet(
             &name,
             &format!("10.3{i}.0.0/24"),
@@ -1025,9 +1050,15 @@ async fn everything_converges_under_faults_without_duplicates() {
     more.insert(flavor("s1.large", 8, 16384, 40, &[]));
     more.insert(network("acme-web", 122));
     for i in 0..8u32 {
-        more.insert(flavor(&format!("y{i}.large"), 4 + i, 8192, 40, &[]));
+        more.insert(flavor(
+            &format!("y{i}.large"),
+            4 + u64::from(i),
+            8192,
+            40,
+            &[],
+        ));
         let name = format!("acme-u{i}");
-        more.insert(network(&name, 300 + i));
+        more.insert(network(&name, 300 + i64::from(i)));
         more.insert(subnet(
             &name,
             &format!("10.4{i}.0.0/24"),

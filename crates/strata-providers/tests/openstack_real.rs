@@ -10,7 +10,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use strata_plan::{Action, Kind, Resource, ResourceId, Step};
+use strata_plan::{Action, Kind, ProjectFields, Resource, ResourceId, Step};
 use strata_providers::openstack::OpenstackProvider;
 use strata_providers::targets::Targets;
 use strata_providers::{ActContext, IntentLog, Provider, ProviderError};
@@ -122,9 +122,13 @@ async fn keystone_and_placement_for_real() {
     let intents = MemIntents::default();
     let name = format!("strata-real-{}", std::process::id());
     let id = ResourceId::new("lab1", Kind::Project, name.clone());
-    let want = Resource::new(id.clone())
-        .field("description", "made by strata's real-Keystone test")
-        .field("tags", vec![OWNER.to_string()]);
+    let want = Resource::with_fields(
+        id.clone(),
+        &ProjectFields {
+            description: "made by strata's real-Keystone test".to_string(),
+            tags: vec![OWNER.to_string()],
+        },
+    );
     let create = Step {
         id: id.clone(),
         action: Action::Create,
@@ -149,9 +153,13 @@ async fn keystone_and_placement_for_real() {
     // Tag and describe it differently.
     let mut tags = vec!["team-ml".to_string(), OWNER.to_string()];
     tags.sort();
-    let changed = Resource::new(id.clone())
-        .field("description", "team ml (strata)")
-        .field("tags", tags.clone());
+    let changed = Resource::with_fields(
+        id.clone(),
+        &ProjectFields {
+            description: "team ml (strata)".to_string(),
+            tags: tags.clone(),
+        },
+    );
     let update = Step {
         id: id.clone(),
         action: Action::Update,

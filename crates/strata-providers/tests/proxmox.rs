@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use strata_plan::{
-    Action, Kind, Observed, Plan, Platform, Resource, ResourceId, ResourceSet, Step, diff, display,
+    Action, Kind, NodeDnsFields, Observed, Plan, Platform, Resource, ResourceId, ResourceSet, Step,
+    VmFields, VmSpec, diff, display,
 };
 use strata_providers::proxmox::ProxmoxProvider;
 use strata_providers::targets::Targets;
@@ -195,20 +196,39 @@ impl Env {
     }
 }
 
-fn vm(name: &str, memory: u64, ha: bool) -> Resource {
+/// A VM on one NIC; its cloud-init network is left unmanaged.
+fn vm_fields(memory: u64, ha: bool) -> VmFields {
     let mut tags = vec![OWNER.to_string(), "role-test".to_string()];
     tags.sort();
-    Resource::new(ResourceId::new(DC, Kind::Vm, name))
-        .field("cores", 2)
-        .field("memory", memory)
-        .field("disk_gb", 3)
-        .field("tags", tags)
-        .field("status", "running")
-        .field("ha", ha)
-        .spec("nets", vec!["virtio,bridge=vmbr0,tag=10"])
-        .spec("template", TEMPLATE)
-        .spec("storage", "ceph-vm")
-        .spec("cluster", "pve")
+    VmFields {
+        cores: 2,
+        memory,
+        disk_gb: 3,
+        nets: Some(vec!["virtio,bridge=vmbr0,tag=10".to_string()]),
+        ipconfig: None,
+        nameserver: None,
+        searchdomain: None,
+        tags,
+        status: "running".to_string(),
+        ha,
+    }
+}
+
+fn vm_with(name: &str, fields: &VmFields) -> Resource {
+    Resource::with_fields(ResourceId::new(DC, Kind::Vm, name), fields).with_spec(&VmSpec {
+        template: Some(TEMPLATE.to_string()),
+        storage: Some("ceph-vm".to_string()),
+        cluster: Some("pve".to_string()),
+        node: None,
+    })
+}
+
+fn vm_seen(r: &Resource) -> VmFields {
+    r.fields_as().expect("vm fields")
+}
+
+fn vm(name: &str, memory: u64, ha: bool) -> Resource {
+    vm_with(name, &vm_fields(memory, ha))
 }
 
 fn rule(name: &str, fields: Value) -> Resource {
@@ -384,10 +404,12 @@ async fn create_then_observe_matches_and_the_next_plan_is_empty() {
         if want.id.kind != Kind::Vm {
             continue;
         }
-        // The guest network is observed too (this desired state leaves it unmanaged).
+        // The guest network is observed too (this desired state leaves the cloud-init
+        // part of it unmanaged).
+        let got: VmFields = got.fields_as().expect("vm fields");
         assert_eq!(
-            got.fields["nets"],
-            json!(["virtio,bridge=vmbr0,tag=10"]),
+            got.nets,
+            Some(vec!["virtio,bridge=vmbr0,tag=10".to_string()]),
             "{}",
             want.id
         );
@@ -473,8 +495,9 @@ async fn updates_apply_changed_fields_and_drift_is_observed() {
     act(&p, &step, &intents).await.expect("update");
     let observed = p.observe().await.expect("observe");
     let got = observed.resources.get(&id).expect("app1");
-    assert_eq!(got.fields["memory"], 3072);
-    assert_eq!(got.fields["ha"], true);
+    let seen = vm_seen(got);
+    assert_eq!(seen.memory, 3072);
+    assert!(seen.ha);
     assert!(plan(&desired, &observed).is_empty());
 
     // Someone changes memory behind strata's back.
@@ -487,7 +510,7 @@ async fn updates_apply_changed_fields_and_drift_is_observed() {
     .await;
     let observed = p.observe().await.expect("observe");
     assert_eq!(
-        observed.resources.get(&id).expect("app1").fields["memory"],
+        vm_seen(observed.resources.get(&id).expect("app1")).memory,
         4096
     );
     let fix = plan(&desired, &observed);
@@ -497,36 +520,50 @@ async fn updates_apply_changed_fields_and_drift_is_observed() {
     assert!(plan(&desired, &p.observe().await.expect("observe")).is_empty());
 
     // Leave HA, stop, and shrinking the disk is refused before anything is written.
-    let mut stopped = vm("app1", 3072, false);
-    stopped.fields.insert("status".into(), json!("stopped"));
+    let stopped_fields = VmFields {
+        status: "stopped".to_string(),
+        ..vm_fields(3072, false)
+    };
+    let stopped = vm_with("app1", &stopped_fields);
     apply(&p, &set([stopped.clone()]), &intents).await;
     let observed = p.observe().await.expect("observe");
     let got = observed.resources.get(&id).expect("app1");
-    assert_eq!(got.fields["status"], "stopped");
-    assert_eq!(got.fields["ha"], false);
-    let mut smaller = stopped.clone();
-    smaller.fields.insert("disk_gb".into(), json!(2));
-    smaller.fields.insert("cores".into(), json!(4));
+    let seen = vm_seen(got);
+    assert_eq!(seen.status, "stopped");
+    assert!(!seen.ha);
+    let smaller = vm_with(
+        "app1",
+        &VmFields {
+            disk_gb: 2,
+            cores: 4,
+            ..stopped_fields.clone()
+        },
+    );
     let step = plan(&set([smaller]), &observed).steps.pop().expect("step");
     let err = act(&p, &step, &intents).await.expect_err("shrink");
     assert!(matches!(err, ProviderError::Refused(_)), "{err}");
     let after = p.observe().await.expect("observe");
     assert_eq!(
-        after.resources.get(&id).expect("app1").fields["cores"],
+        vm_seen(after.resources.get(&id).expect("app1")).cores,
         2,
         "nothing written"
     );
 
     // Growing the disk: a resize task.
-    let mut bigger = stopped;
-    bigger.fields.insert("disk_gb".into(), json!(8));
+    let bigger = vm_with(
+        "app1",
+        &VmFields {
+            disk_gb: 8,
+            ..stopped_fields
+        },
+    );
     let step = plan(&set([bigger.clone()]), &after)
         .steps
         .pop()
         .expect("step");
     act(&p, &step, &intents).await.expect("resize");
     let now = p.observe().await.expect("observe");
-    assert_eq!(now.resources.get(&id).expect("app1").fields["disk_gb"], 8);
+    assert_eq!(vm_seen(now.resources.get(&id).expect("app1")).disk_gb, 8);
     env.twin.shutdown().await.expect("shutdown");
 }
 
@@ -813,9 +850,13 @@ async fn creates_converge_through_timeouts_and_dropped_connections() {
 }
 
 fn node_dns(node: &str, servers: &[&str]) -> Resource {
-    Resource::new(ResourceId::new(DC, Kind::NodeDns, node))
-        .field("search", "fra1.example.net")
-        .field("dns", servers.to_vec())
+    Resource::with_fields(
+        ResourceId::new(DC, Kind::NodeDns, node),
+        &NodeDnsFields {
+            search: "fra1.example.net".to_string(),
+            dns: servers.iter().map(ToString::to_string).collect(),
+        },
+    )
 }
 
 #[tokio::test]
@@ -893,20 +934,22 @@ async fn a_changed_guest_address_is_drift_and_is_applied_again() {
     let p = env.provider();
     let intents = MemIntents::default();
     let with_network = |name: &str, last: u8| {
-        vm(name, 2048, false)
-            .field(
-                "nets",
-                vec!["virtio,bridge=vmbr0,tag=10", "virtio,bridge=vmbr0,tag=12"],
-            )
-            .field(
-                "ipconfig",
-                vec![
+        vm_with(
+            name,
+            &VmFields {
+                nets: Some(vec![
+                    "virtio,bridge=vmbr0,tag=10".to_string(),
+                    "virtio,bridge=vmbr0,tag=12".to_string(),
+                ]),
+                ipconfig: Some(vec![
                     format!("ip=10.1.10.{last}/24"),
                     format!("ip=10.1.12.{last}/24,gw=10.1.12.1"),
-                ],
-            )
-            .field("nameserver", "10.1.12.21 10.1.12.22")
-            .field("searchdomain", "fra1.example.net")
+                ]),
+                nameserver: Some("10.1.12.21 10.1.12.22".to_string()),
+                searchdomain: Some("fra1.example.net".to_string()),
+                ..vm_fields(2048, false)
+            },
+        )
     };
     let desired = set([with_network("net-a", 30), with_network("net-b", 31)]);
     apply(&p, &desired, &intents).await;
@@ -922,7 +965,10 @@ async fn a_changed_guest_address_is_drift_and_is_applied_again() {
         .resources
         .get(&ResourceId::new(DC, Kind::Vm, "net-a"))
         .expect("net-a observed");
-    assert_eq!(a.fields["ipconfig"][1], "ip=10.1.12.30/24,gw=10.1.12.1");
+    assert_eq!(
+        vm_seen(a).ipconfig.expect("ipconfig")[1],
+        "ip=10.1.12.30/24,gw=10.1.12.1"
+    );
 
     // Someone re-addresses net-a's second NIC and changes its resolvers by hand.
     let vmid = a.external_id.clone().expect("vmid");

@@ -353,10 +353,12 @@ async fn run_twin(
                 .count()
         };
         let deployed = n(Kind::Machine, &|r| {
-            r.fields.get("status").and_then(|v| v.as_str()) == Some("Deployed")
+            r.fields_as::<strata_plan::MachineFields>()
+                .is_ok_and(|f| f.status == "Deployed")
         });
         let running = n(Kind::Vm, &|r| {
-            r.fields.get("status").and_then(|v| v.as_str()) == Some("running")
+            r.fields_as::<strata_plan::VmFields>()
+                .is_ok_and(|f| f.status == "running")
         });
         let flavors = n(Kind::Flavor, &|_| true);
         let networks = n(Kind::Network, &|_| true);

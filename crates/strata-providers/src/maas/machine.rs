@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use strata_plan::{Action, ResourceId, Step};
+use strata_plan::{Action, MachineFields, MachineSpec, ResourceId, Step};
 
 use super::client::{CallError, Form, form};
 use super::observe::managed_tags;
 use super::wire::{self, Machine, status as S};
-use super::{MaasProvider, observed_str, spec_str};
+use super::{MaasProvider, desired_fields, observed_fields};
 use crate::secrets::{Secret, SecretNeed, SecretRef, SecretResolver};
 use crate::{ActContext, Outcome, ProviderError};
 
@@ -51,30 +51,13 @@ struct Want {
 
 impl Want {
     fn from(step: &Step) -> Result<Want, ProviderError> {
-        let d = step
-            .desired
-            .as_ref()
-            .ok_or_else(|| ProviderError::Refused(format!("{}: no desired state", step.id)))?;
-        let text = |k: &str| {
-            d.fields
-                .get(k)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
-        let mut tags: Vec<String> = d
-            .fields
-            .get("tags")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let d: MachineFields = desired_fields(step)?;
+        let spec = desired_spec(step)?;
+        let text = |s: String| Some(s).filter(|s| !s.is_empty());
+        let mut tags = d.tags;
         tags.sort();
         tags.dedup();
-        let pxe_mac = match spec_str(step, "pxe_mac") {
+        let pxe_mac = match spec.pxe_mac {
             None => None,
             Some(m) => Some(wire::normalize_mac(&m).ok_or_else(|| {
                 ProviderError::Refused(format!("{}: pxe_mac {m:?} is not a MAC address", step.id))
@@ -82,18 +65,26 @@ impl Want {
         };
         Ok(Want {
             serial: step.id.name.clone(),
-            hostname: text("hostname"),
-            power_type: text("power_type"),
-            power_address: text("power_address"),
-            power_user: text("power_user"),
-            power_pass: spec_str(step, "power_pass").filter(|s| !s.is_empty()),
+            hostname: text(d.hostname),
+            power_type: text(d.power_type),
+            power_address: d.power_address.and_then(text),
+            power_user: d.power_user.and_then(text),
+            power_pass: spec.power_pass.and_then(text),
             tags,
-            status: text("status").unwrap_or_else(|| "Deployed".into()),
-            distro_series: text("distro_series"),
-            zone: text("zone"),
+            status: text(d.status).unwrap_or_else(|| "Deployed".into()),
+            distro_series: text(d.distro_series),
+            zone: text(d.zone),
             pxe_mac,
-            user_data: spec_str(step, "user_data").filter(|s| !s.is_empty()),
+            user_data: spec.user_data.and_then(text),
         })
+    }
+}
+
+/// The desired machine's create-time parameters (none without desired state).
+fn desired_spec(step: &Step) -> Result<MachineSpec, ProviderError> {
+    match &step.desired {
+        Some(d) => Ok(d.spec_as()?),
+        None => Ok(MachineSpec::default()),
     }
 }
 
@@ -131,7 +122,10 @@ pub(super) fn secrets_needed(step: &Step) -> Vec<SecretNeed> {
     if !writes_power(step) {
         return Vec::new();
     }
-    spec_str(step, "power_pass")
+    // A malformed spec is refused when the step runs.
+    desired_spec(step)
+        .ok()
+        .and_then(|s| s.power_pass)
         .and_then(|r| SecretRef::parse(&r))
         .map(|reference| SecretNeed {
             reference,
@@ -498,9 +492,10 @@ impl Run<'_> {
         }
         // Power: always on adoption and on a found (not freshly created) create, since
         // the password cannot be compared; on updates when a power field differs.
+        let seen = observed_fields::<MachineFields>(step)?;
         let power_differs = want.power_type.as_deref() != m.power_type.as_deref()
-            || want.power_address != observed_str(step, "power_address")
-            || want.power_user != observed_str(step, "power_user");
+            || want.power_address != seen.as_ref().and_then(|o| o.power_address.clone())
+            || want.power_user != seen.as_ref().and_then(|o| o.power_user.clone());
         let set_power = match step.action {
             Action::Create => !created,
             Action::Adopt => true,

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::{Mutex, RwLock};
-use strata_plan::{Kind, Observed, Platform, ResourceSet, Step};
+use strata_plan::{Kind, KindFields, MachineSpec, Observed, Platform, ResourceSet, Step};
 
 use crate::http::EndpointConfig;
 use crate::secrets::SecretResolver;
@@ -170,10 +170,13 @@ impl MaasProvider {
             .filter(|r| r.id.dc == self.dc && r.id.kind == Kind::Machine)
         {
             e.serials.insert(r.id.name.clone());
+            // A malformed spec is refused when the machine's step runs; here it only
+            // means the machine cannot be matched by MAC.
             if let Some(mac) = r
-                .spec
-                .get("pxe_mac")
-                .and_then(|v| v.as_str())
+                .spec_as::<MachineSpec>()
+                .ok()
+                .and_then(|s| s.pxe_mac)
+                .as_deref()
                 .and_then(wire::normalize_mac)
             {
                 e.by_mac.insert(mac, r.id.name.clone());
@@ -242,27 +245,19 @@ impl Provider for MaasProvider {
     }
 }
 
-/// A string field of a desired resource.
-fn field_str(step: &Step, k: &str) -> Option<String> {
-    step.desired
+/// The desired resource of a step, its fields read as kind `F`.
+fn desired_fields<F: KindFields>(step: &Step) -> Result<F, ProviderError> {
+    let d = step
+        .desired
         .as_ref()
-        .and_then(|d| d.fields.get(k))
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
+        .ok_or_else(|| ProviderError::Refused(format!("{}: no desired state", step.id)))?;
+    Ok(d.fields_as()?)
 }
 
-fn spec_str(step: &Step, k: &str) -> Option<String> {
-    step.desired
-        .as_ref()
-        .and_then(|d| d.spec.get(k))
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-}
-
-fn observed_str(step: &Step, k: &str) -> Option<String> {
-    step.observed
-        .as_ref()
-        .and_then(|d| d.fields.get(k))
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
+/// The observed resource of a step, its fields read as kind `F` (`None` without one).
+fn observed_fields<F: KindFields>(step: &Step) -> Result<Option<F>, ProviderError> {
+    match &step.observed {
+        Some(o) => Ok(Some(o.fields_as()?)),
+        None => Ok(None),
+    }
 }

@@ -8,12 +8,12 @@ use std::net::IpAddr;
 use reqwest::StatusCode;
 use serde_json::Value;
 use strata_plan::desired::FABRIC;
-use strata_plan::{Action, Step};
+use strata_plan::{Action, FabricFields, MaasSubnetFields, Step, VlanFields};
 
 use super::client::{CallError, Client, Form, form};
 use super::observe::{fabric_vlans, owns_fabric, strata_fabric};
 use super::wire::{Controller, Fabric, IpRange, Subnet, Unreserved, Vlan};
-use super::{MaasProvider, field_str, observed_str};
+use super::{MaasProvider, desired_fields, observed_fields};
 use crate::{Outcome, ProviderError};
 
 /// Attempts at a create whose failure was ambiguous (each after a fresh look-up).
@@ -76,7 +76,7 @@ pub(super) async fn fabric(p: &MaasProvider, step: &Step) -> Result<Outcome, Pro
         c.delete(&format!("fabrics/{}/", f.id)).await?;
         return Ok(outcome(f.id, "deleted"));
     }
-    let want = field_str(step, "description").unwrap_or_default();
+    let want = desired_fields::<FabricFields>(step)?.description;
     if !want.contains(&p.owner_tag) {
         return Err(ProviderError::Refused(format!(
             "the description of fabric {FABRIC} must carry the owner tag {} (it is how ownership is recognised)",
@@ -132,33 +132,21 @@ struct VlanWant {
 }
 
 fn vlan_want(step: &Step) -> Result<VlanWant, ProviderError> {
-    let d = step
-        .desired
-        .as_ref()
-        .ok_or_else(|| ProviderError::Refused(format!("{}: no desired state", step.id)))?;
-    let num = |k: &str| d.fields.get(k).and_then(Value::as_u64);
-    let text = |k: &str| {
-        d.fields
-            .get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    let vid = num("vid")
-        .filter(|v| (1..=4094).contains(v))
-        .ok_or_else(|| ProviderError::Refused(format!("{}: vid must be 1-4094", step.id)))?
-        as u16;
+    let d: VlanFields = desired_fields(step)?;
+    let text = |s: Option<String>| s.filter(|s| !s.is_empty());
+    if !(1..=4094).contains(&d.vid) {
+        return Err(ProviderError::Refused(format!(
+            "{}: vid must be 1-4094",
+            step.id
+        )));
+    }
     let want = VlanWant {
-        vid,
-        name: text("name").unwrap_or_else(|| step.id.name.clone()),
-        mtu: num("mtu").map(|m| m as u32),
-        dhcp_on: d
-            .fields
-            .get("dhcp_on")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        primary: text("primary_rack"),
-        secondary: text("secondary_rack"),
+        vid: d.vid,
+        name: text(Some(d.name)).unwrap_or_else(|| step.id.name.clone()),
+        mtu: Some(d.mtu),
+        dhcp_on: d.dhcp_on,
+        primary: text(d.primary_rack),
+        secondary: text(d.secondary_rack),
     };
     if want.secondary.is_some() && want.primary.is_none() {
         return Err(ProviderError::Refused(format!(
@@ -203,11 +191,9 @@ pub(super) async fn vlan(p: &MaasProvider, step: &Step) -> Result<Outcome, Provi
     let c = &p.client;
     let fab = owned_fabric(p).await?;
     if step.action == Action::Delete {
-        let o = step.observed.as_ref();
-        let vid = o
-            .and_then(|o| o.fields.get("vid"))
-            .and_then(Value::as_u64)
+        let seen = observed_fields::<VlanFields>(step)?
             .ok_or_else(|| ProviderError::Refused(format!("{}: no observed VID", step.id)))?;
+        let vid = u64::from(seen.vid);
         let vlans = fabric_vlans(c, &fab).await?;
         let Some(v) = vlans.iter().find(|v| u64::from(v.vid) == vid) else {
             return Ok(gone("already gone"));
@@ -217,7 +203,7 @@ pub(super) async fn vlan(p: &MaasProvider, step: &Step) -> Result<Outcome, Provi
                 "the fabric's default VLAN is never deleted".into(),
             ));
         }
-        let seen = observed_str(step, "name").unwrap_or_else(|| step.id.name.clone());
+        let seen = seen.name;
         if v.display_name() != seen {
             return Ok(outcome(
                 v.id,
@@ -492,7 +478,6 @@ fn on_fabric(s: &Subnet, fab: &Fabric) -> bool {
 
 pub(super) async fn subnet(p: &MaasProvider, step: &Step) -> Result<Outcome, ProviderError> {
     let c = &p.client;
-    let cidr = field_str(step, "cidr").unwrap_or_else(|| step.id.name.clone());
     if step.action == Action::Delete {
         let subnets: Vec<Subnet> = c.get("subnets/", &[]).await?;
         let Some(s) = subnets.iter().find(|s| same_cidr(&s.cidr, &step.id.name)) else {
@@ -511,22 +496,16 @@ pub(super) async fn subnet(p: &MaasProvider, step: &Step) -> Result<Outcome, Pro
         c.delete(&format!("subnets/{}/", s.id)).await?;
         return Ok(outcome(s.id, "deleted"));
     }
-    let d = step
-        .desired
-        .as_ref()
-        .ok_or_else(|| ProviderError::Refused(format!("{}: no desired state", step.id)))?;
-    let name = field_str(step, "name").unwrap_or_else(|| cidr.clone());
-    let vid = d
-        .fields
-        .get("vid")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| ProviderError::Refused(format!("{}: no vid", step.id)))?;
-    let gateway = field_str(step, "gateway_ip").filter(|g| !g.is_empty());
-    let managed = d
-        .fields
-        .get("managed")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
+    let d: MaasSubnetFields = desired_fields(step)?;
+    let cidr = Some(d.cidr)
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| step.id.name.clone());
+    let name = Some(d.name)
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| cidr.clone());
+    let vid = u64::from(d.vid);
+    let gateway = d.gateway_ip.filter(|g| !g.is_empty());
+    let managed = d.managed;
     let fab = owned_fabric(p).await?;
     let vlans = fabric_vlans(c, &fab).await?;
     let Some(vlan) = vlans.iter().find(|v| u64::from(v.vid) == vid) else {

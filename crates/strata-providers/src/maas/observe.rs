@@ -1,12 +1,15 @@
 //! observe(): five list calls per region, whatever its size.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 use strata_plan::desired::FABRIC;
-use strata_plan::{Kind, Observed, Platform, Resource, ResourceId, UnownedObject};
+use strata_plan::{
+    FabricFields, Kind, MaasSubnetFields, MachineFields, MachineSpec, Observed, Platform, Resource,
+    ResourceId, UnownedObject, VlanFields,
+};
 
 use super::MaasProvider;
 use super::client::{CallError, Client};
@@ -23,11 +26,11 @@ pub(super) struct PowerFields {
     power_user: Option<Value>,
 }
 
-fn as_text(v: &Option<Value>) -> Value {
+fn as_text(v: &Option<Value>) -> String {
     match v {
-        Some(Value::String(s)) => Value::from(s.clone()),
-        Some(Value::Null) | None => Value::from(""),
-        Some(other) => Value::from(other.to_string()),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
     }
 }
 
@@ -83,25 +86,21 @@ pub(super) fn rack_names(racks: &[Controller]) -> HashMap<String, String> {
         .collect()
 }
 
-fn rack_field(id: &Option<String>, names: &HashMap<String, String>) -> Value {
-    match id.as_deref().filter(|s| !s.is_empty()) {
-        None => Value::Null,
-        Some(sid) => Value::from(names.get(sid).cloned().unwrap_or_else(|| sid.to_string())),
-    }
+fn rack_field(id: &Option<String>, names: &HashMap<String, String>) -> Option<String> {
+    id.as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|sid| names.get(sid).cloned().unwrap_or_else(|| sid.to_string()))
 }
 
-pub(super) fn vlan_fields(v: &Vlan, racks: &HashMap<String, String>) -> BTreeMap<String, Value> {
-    let mut f = BTreeMap::new();
-    f.insert("vid".into(), Value::from(v.vid));
-    f.insert("name".into(), Value::from(v.display_name()));
-    f.insert("mtu".into(), Value::from(v.mtu.unwrap_or(1500)));
-    f.insert("dhcp_on".into(), Value::from(v.dhcp_on));
-    f.insert("primary_rack".into(), rack_field(&v.primary_rack, racks));
-    f.insert(
-        "secondary_rack".into(),
-        rack_field(&v.secondary_rack, racks),
-    );
-    f
+pub(super) fn vlan_fields(v: &Vlan, racks: &HashMap<String, String>) -> VlanFields {
+    VlanFields {
+        vid: v.vid,
+        name: v.display_name(),
+        mtu: v.mtu.unwrap_or(1500),
+        dhcp_on: v.dhcp_on,
+        primary_rack: rack_field(&v.primary_rack, racks),
+        secondary_rack: rack_field(&v.secondary_rack, racks),
+    }
 }
 
 /// The strata-managed tags of a machine (the owner tag and `role-*`), sorted.
@@ -149,8 +148,12 @@ pub(super) async fn observe(p: &MaasProvider) -> Result<Observed, ProviderError>
     for f in &fabrics {
         if owns_fabric(f, &p.owner_tag) && owned_fabric.is_none() {
             owned_fabric = Some(f);
-            let mut r = Resource::new(ResourceId::new(dc, Kind::Fabric, FABRIC))
-                .field("description", f.description());
+            let mut r = Resource::with_fields(
+                ResourceId::new(dc, Kind::Fabric, FABRIC),
+                &FabricFields {
+                    description: f.description().to_string(),
+                },
+            );
             r.external_id = Some(f.id.to_string());
             out.resources.insert(r);
         } else {
@@ -164,8 +167,10 @@ pub(super) async fn observe(p: &MaasProvider) -> Result<Observed, ProviderError>
                 // The fabric's default VLAN: MAAS's, not strata's; never a resource.
                 continue;
             }
-            let mut r = Resource::new(ResourceId::new(dc, Kind::Vlan, v.display_name()));
-            r.fields = vlan_fields(&v, &names);
+            let mut r = Resource::with_fields(
+                ResourceId::new(dc, Kind::Vlan, v.display_name()),
+                &vlan_fields(&v, &names),
+            );
             r.external_id = Some(v.id.to_string());
             out.resources.insert(r);
         }
@@ -179,19 +184,16 @@ pub(super) async fn observe(p: &MaasProvider) -> Result<Observed, ProviderError>
         });
         let vid = s.vlan.as_ref().map(|v| v.vid);
         if on_owned && vid.is_some_and(|vid| vid != 0) {
-            let mut r = Resource::new(ResourceId::new(dc, Kind::MaasSubnet, s.cidr.clone()))
-                .field("cidr", s.cidr.clone())
-                .field("name", s.name.clone())
-                .field("vid", vid.unwrap_or(0))
-                .field(
-                    "gateway_ip",
-                    s.gateway_ip
-                        .clone()
-                        .filter(|g| !g.is_empty())
-                        .map(Value::from)
-                        .unwrap_or(Value::Null),
-                )
-                .field("managed", s.managed);
+            let mut r = Resource::with_fields(
+                ResourceId::new(dc, Kind::MaasSubnet, s.cidr.clone()),
+                &MaasSubnetFields {
+                    cidr: s.cidr.clone(),
+                    name: s.name.clone(),
+                    vid: vid.unwrap_or(0),
+                    gateway_ip: s.gateway_ip.clone().filter(|g| !g.is_empty()),
+                    managed: s.managed,
+                },
+            );
             r.external_id = Some(s.id.to_string());
             out.resources.insert(r);
         } else {
@@ -244,25 +246,25 @@ pub(super) async fn observe(p: &MaasProvider) -> Result<Observed, ProviderError>
             continue;
         }
         taken.insert(name.clone(), m.system_id.clone());
-        let mut r = Resource::new(ResourceId::new(dc, Kind::Machine, name))
-            .field("hostname", m.hostname.clone())
-            .field("power_type", m.power_type.clone().unwrap_or_default())
-            .field("tags", managed_tags(m, &p.owner_tag))
-            .field("status", m.status_name())
-            .field("distro_series", m.distro_series.clone().unwrap_or_default())
-            .field("zone", m.zone_name());
-        if let Some(pp) = &power {
-            let f = pp.get(&m.system_id);
-            r = r
-                .field(
-                    "power_address",
-                    as_text(&f.and_then(|f| f.power_address.clone())),
-                )
-                .field("power_user", as_text(&f.and_then(|f| f.power_user.clone())));
-        }
-        if let Some(mac) = m.boot_mac() {
-            r = r.spec("pxe_mac", mac);
-        }
+        // Power fields only when this MAAS lists them (otherwise not compared).
+        let pf = power.as_ref().map(|pp| pp.get(&m.system_id));
+        let mut r = Resource::with_fields(
+            ResourceId::new(dc, Kind::Machine, name),
+            &MachineFields {
+                hostname: m.hostname.clone(),
+                power_type: m.power_type.clone().unwrap_or_default(),
+                power_address: pf.map(|f| as_text(&f.and_then(|f| f.power_address.clone()))),
+                power_user: pf.map(|f| as_text(&f.and_then(|f| f.power_user.clone()))),
+                tags: managed_tags(m, &p.owner_tag),
+                status: m.status_name(),
+                distro_series: m.distro_series.clone().unwrap_or_default(),
+                zone: m.zone_name(),
+            },
+        )
+        .with_spec(&MachineSpec {
+            pxe_mac: m.boot_mac(),
+            ..MachineSpec::default()
+        });
         r.owned = owned;
         r.external_id = Some(m.system_id.clone());
         out.resources.insert(r);

@@ -273,8 +273,7 @@ pub(crate) fn failure(e: &ProviderError) -> Failure {
 
 /// A 501 "Method ... not implemented" (or 404): the server lacks that path.
 pub(crate) fn not_implemented(e: &ProviderError) -> bool {
-    matches!(e, ProviderError::Http(HttpError::Status { status, .. })
-        if *status == StatusCode::NOT_IMPLEMENTED || *status == StatusCode::NOT_FOUND)
+    e.status() == Some(StatusCode::NOT_IMPLEMENTED.as_u16()) || e.is_not_found()
 }
 
 /// "Configuration file ... does not exist" and friends: the guest is not (or no

@@ -10,7 +10,7 @@
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::Value;
-use strata_plan::{Action, Kind, Resource, ResourceId, Step};
+use strata_plan::{Action, Kind, NodeDnsFields, Resource, ResourceId, Step};
 
 use super::ProxmoxProvider;
 use super::conf::text;
@@ -42,21 +42,13 @@ impl NodeDns {
             .desired
             .as_ref()
             .ok_or_else(|| bad("no desired resolver settings"))?;
-        let search = d
-            .fields
-            .get("search")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad("field `search` must be a non-empty domain"))?
-            .to_string();
-        let servers: Vec<String> = match d.fields.get("dns") {
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|v| v.as_str().map(String::from))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| bad("field `dns` must be a list of addresses"))?,
-            _ => return Err(bad("field `dns` must be a list of addresses")),
-        };
+        let NodeDnsFields {
+            search,
+            dns: servers,
+        } = d.fields_as()?;
+        if search.is_empty() {
+            return Err(bad("field `search` must be a non-empty domain"));
+        }
         if servers.len() > 3 {
             return Err(bad("Proxmox VE takes at most three name servers"));
         }
@@ -64,9 +56,13 @@ impl NodeDns {
     }
 
     fn resource(&self, dc: &str, node: &str) -> Resource {
-        let mut r = Resource::new(ResourceId::new(dc, Kind::NodeDns, node))
-            .field("search", self.search.clone())
-            .field("dns", self.servers.clone());
+        let mut r = Resource::with_fields(
+            ResourceId::new(dc, Kind::NodeDns, node),
+            &NodeDnsFields {
+                search: self.search.clone(),
+                dns: self.servers.clone(),
+            },
+        );
         // Nodes carry no ownership tag: strata manages the resolvers of the nodes the
         // fleet declares (and observes no others).
         r.owned = true;

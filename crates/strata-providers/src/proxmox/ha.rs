@@ -5,7 +5,7 @@
 //! HA-managed resources, so a rule is created after its VMs joined HA (the plan orders
 //! it after them).
 //!
-//! A rule is strata's when its `comment` carries the fleet's ownership tag; other
+//! A rule is strata's when its `comment` carries `owner=<the fleet's ownership tag>`; other
 //! rules are listed as unowned and never changed. Rules name VMs by `vm:<vmid>`;
 //! strata's `vms` field names them by VM name, so observe maps ids to the names of
 //! owned VMs (an id it cannot map stays `vm:<vmid>`, which shows as a difference) and
@@ -23,7 +23,7 @@ use std::time::Duration;
 use rand::Rng;
 use reqwest::Method;
 use serde_json::Value;
-use strata_plan::{Kind, Resource, ResourceId, Step};
+use strata_plan::{HaRuleFields, Kind, Resource, ResourceId, Step};
 
 use super::ProxmoxProvider;
 use super::client::{Failure, failure, not_implemented};
@@ -107,11 +107,18 @@ pub(crate) fn parse_rules(data: &Value) -> Vec<Rule> {
     rules
 }
 
-/// Whether a rule's comment carries `owner` as a whole word.
+/// The ownership marker strata writes into the comment of the rules it creates.
+pub(crate) fn owner_marker(owner: &str) -> String {
+    format!("owner={owner}")
+}
+
+/// Whether a rule's comment carries strata's ownership marker for `owner` (a whole
+/// word, so `owner=strata-a` is not `owner=strata-ab`).
 pub(crate) fn owned_by(comment: &str, owner: &str) -> bool {
+    let marker = owner_marker(owner);
     comment
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
-        .any(|w| w == owner)
+        .split(|c: char| c.is_whitespace() || c == ';' || c == ',' || c == '(' || c == ')')
+        .any(|w| w == marker)
 }
 
 /// The `ha-rule` resource of a rule; `names` maps `vm:<vmid>` to VM names.
@@ -123,19 +130,16 @@ pub(crate) fn rule_resource(dc: &str, rule: &Rule, names: &HashMap<String, Strin
         .collect();
     vms.sort();
     let node_affinity = rule.kind == "node-affinity";
-    let mut r = Resource::new(ResourceId::new(dc, Kind::HaRule, rule.id.clone()))
-        .field("type", rule.kind.clone())
-        .field(
-            "affinity",
-            rule.affinity
-                .clone()
-                .filter(|_| !node_affinity)
-                .map(Value::from)
-                .unwrap_or(Value::Null),
-        )
-        .field("nodes", rule.nodes.clone())
-        .field("strict", rule.strict)
-        .field("vms", vms);
+    let mut r = Resource::with_fields(
+        ResourceId::new(dc, Kind::HaRule, rule.id.clone()),
+        &HaRuleFields {
+            kind: rule.kind.clone(),
+            affinity: rule.affinity.clone().filter(|_| !node_affinity),
+            nodes: rule.nodes.clone(),
+            strict: rule.strict,
+            vms,
+        },
+    );
     r.owned = true;
     r.external_id = Some(rule.id.clone());
     r
@@ -153,65 +157,38 @@ pub(crate) struct DesiredRule {
 
 impl DesiredRule {
     pub(crate) fn from_resource(r: &Resource) -> Result<DesiredRule, ProviderError> {
+        let f: HaRuleFields = r.fields_as()?;
         let bad =
             |k: &str, why: &str| ProviderError::Refused(format!("{}: field `{k}` {why}", r.id));
-        let list = |k: &str| -> Result<Vec<String>, ProviderError> {
-            match r.fields.get(k) {
-                None | Some(Value::Null) => Ok(Vec::new()),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|x| {
-                        x.as_str()
-                            .map(String::from)
-                            .ok_or_else(|| bad(k, "must be a list of strings"))
-                    })
-                    .collect(),
-                Some(_) => Err(bad(k, "must be a list of strings")),
-            }
-        };
-        let kind = match r.fields.get("type").and_then(Value::as_str) {
-            Some(k @ ("node-affinity" | "resource-affinity")) => k.to_string(),
-            _ => {
-                return Err(bad(
-                    "type",
-                    "must be `node-affinity` or `resource-affinity`",
-                ));
-            }
-        };
-        let affinity = r
-            .fields
-            .get("affinity")
-            .and_then(Value::as_str)
-            .map(String::from);
-        if kind == "resource-affinity"
-            && !matches!(affinity.as_deref(), Some("positive" | "negative"))
+        if f.kind != "node-affinity" && f.kind != "resource-affinity" {
+            return Err(bad(
+                "type",
+                "must be `node-affinity` or `resource-affinity`",
+            ));
+        }
+        if f.kind == "resource-affinity"
+            && !matches!(f.affinity.as_deref(), Some("positive" | "negative"))
         {
             return Err(bad(
                 "affinity",
                 "must be `positive` or `negative` on a resource-affinity rule",
             ));
         }
-        let nodes = list("nodes")?;
-        if kind == "node-affinity" && nodes.is_empty() {
+        if f.kind == "node-affinity" && f.nodes.is_empty() {
             return Err(bad(
                 "nodes",
                 "must name at least one node on a node-affinity rule",
             ));
         }
-        let vms = list("vms")?;
-        if vms.is_empty() {
+        if f.vms.is_empty() {
             return Err(bad("vms", "must name at least one VM"));
         }
         Ok(DesiredRule {
-            kind,
-            affinity,
-            nodes,
-            strict: r
-                .fields
-                .get("strict")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            vms,
+            kind: f.kind,
+            affinity: f.affinity,
+            nodes: f.nodes,
+            strict: f.strict,
+            vms: f.vms,
         })
     }
 
@@ -319,8 +296,9 @@ impl ProxmoxProvider {
                 && !owned_by(&r.comment, &self.owner_tag)
             {
                 return Err(ProviderError::Refused(format!(
-                    "{}: HA rule `{id}` exists and is not strata's (its comment lacks `{}`); rename the rule in the spec or hand it over by adding the tag to its comment",
-                    step.id, self.owner_tag
+                    "{}: HA rule `{id}` exists and is not strata's (its comment lacks `{}`); rename the rule in the spec or hand it over by adding that to its comment",
+                    step.id,
+                    owner_marker(&self.owner_tag)
                 )));
             }
             let result = match (step.action, current) {
@@ -355,7 +333,10 @@ impl ProxmoxProvider {
                         None => {
                             let mut form = want.form(
                                 &sids,
-                                Some(format!("managed by strata ({})", self.owner_tag)),
+                                Some(format!(
+                                    "managed by strata; {}",
+                                    owner_marker(&self.owner_tag)
+                                )),
                             );
                             form.insert(0, ("rule", id.clone()));
                             self.api
@@ -423,7 +404,7 @@ mod tests {
     #[test]
     fn rules_parse_whatever_their_type() {
         let rules = parse_rules(&json!([
-            {"rule": "pin", "type": "node-affinity", "resources": "vm:3,vm:1", "nodes": "pve2,pve1:2", "strict": 1, "comment": "managed by strata (strata-x)", "digest": "d"},
+            {"rule": "pin", "type": "node-affinity", "resources": "vm:3,vm:1", "nodes": "pve2,pve1:2", "strict": 1, "comment": "managed by strata; owner=strata-x", "digest": "d"},
             {"rule": "apart", "type": "resource-affinity", "resources": "vm:1,vm:2", "affinity": "negative"}
         ]));
         assert_eq!(rules.len(), 2);
@@ -435,6 +416,7 @@ mod tests {
         assert!(rules[1].strict);
         assert!(owned_by(&rules[1].comment, "strata-x"));
         assert!(!owned_by(&rules[1].comment, "strata"));
+        assert!(!owned_by("managed by strata; owner=strata-xy", "strata-x"));
         let names = HashMap::from([("vm:1".to_string(), "web1".to_string())]);
         let r = rule_resource("fra1", &rules[1], &names);
         assert_eq!(r.fields["vms"], json!(["vm:3", "web1"]));
@@ -460,9 +442,21 @@ mod tests {
                 ("affinity", "negative".into())
             ]
         );
-        assert!(r(json!({"type": "resource-affinity", "vms": ["a", "b"]})).is_err());
-        assert!(r(json!({"type": "node-affinity", "vms": ["a"], "nodes": []})).is_err());
-        assert!(r(json!({"type": "group", "vms": ["a"]})).is_err());
+        let base = json!({"affinity": null, "nodes": [], "strict": false, "vms": ["a", "b"]});
+        let with = |extra: Value| {
+            let mut v = base.clone();
+            for (k, x) in extra.as_object().expect("object") {
+                v[k] = x.clone();
+            }
+            r(v)
+        };
+        assert!(with(json!({"type": "resource-affinity"})).is_err());
+        assert!(with(json!({"type": "node-affinity", "vms": ["a"]})).is_err());
+        assert!(with(json!({"type": "group"})).is_err());
+        assert!(
+            r(json!({"type": "node-affinity", "vms": ["a"]})).is_err(),
+            "missing fields"
+        );
         let pin =
             r(json!({"type": "node-affinity", "vms": ["a"], "nodes": ["pve1"], "strict": true}))
                 .expect("valid");

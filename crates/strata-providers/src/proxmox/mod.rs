@@ -52,6 +52,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use strata_plan::{
     Action, Kind, Observed, Platform, Resource, ResourceId, ResourceSet, Step, UnownedObject,
+    VmFields, VmSpec,
 };
 
 use self::client::Client;
@@ -267,16 +268,19 @@ impl Cluster {
 /// A VM resource with its guest network from its configuration: `nets` (NICs in
 /// order, without MAC addresses), `ipconfig` (cloud-init per NIC), `nameserver` and
 /// `searchdomain` (empty when unset, as desired state says "none").
-fn with_guest_network(r: Resource, conf: &modify::Conf) -> Resource {
+fn with_guest_network(r: VmFields, conf: &modify::Conf) -> VmFields {
     let nets: Vec<String> = conf::indexed(conf, "net")
         .iter()
         .map(|n| conf::nic_without_mac(n))
         .collect();
     let value = |k: &str| conf.get(k).map(text).unwrap_or_default();
-    r.field("nets", nets)
-        .field("ipconfig", conf::indexed(conf, "ipconfig"))
-        .field("nameserver", value("nameserver"))
-        .field("searchdomain", value("searchdomain"))
+    VmFields {
+        nets: Some(nets),
+        ipconfig: Some(conf::indexed(conf, "ipconfig")),
+        nameserver: Some(value("nameserver")),
+        searchdomain: Some(value("searchdomain")),
+        ..r
+    }
 }
 
 /// The desired state of a VM, from a step's `desired` resource (absent fields are not
@@ -317,57 +321,33 @@ const FIELDS: [&str; 10] = [
 
 impl Desired {
     fn from_resource(r: &Resource) -> Result<Desired, ProviderError> {
-        let bad =
-            |k: &str, why: &str| ProviderError::Refused(format!("{}: field `{k}` {why}", r.id));
-        let num = |k: &str| -> Result<Option<u64>, ProviderError> {
-            match r.fields.get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => as_u64(v)
-                    .filter(|n| *n > 0)
-                    .map(Some)
-                    .ok_or_else(|| bad(k, "must be a positive integer")),
+        let f: VmFields = r.fields_as()?;
+        let spec: VmSpec = r.spec_as()?;
+        let positive = |k: &str, n: u64| {
+            if n > 0 {
+                Ok(Some(n))
+            } else {
+                Err(ProviderError::Refused(format!(
+                    "{}: field `{k}` must be a positive integer",
+                    r.id
+                )))
             }
         };
-        let list = |v: Option<&Value>, k: &str| -> Result<Option<Vec<String>>, ProviderError> {
-            match v {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|x| {
-                        x.as_str()
-                            .map(String::from)
-                            .ok_or_else(|| bad(k, "must be a list of strings"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Some),
-                Some(_) => Err(bad(k, "must be a list of strings")),
-            }
-        };
-        let string = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
-        let ha = match r.fields.get("ha") {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(_) => return Err(bad("ha", "must be true or false")),
-        };
+        let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
         Ok(Desired {
             name: r.id.name.clone(),
-            cores: num("cores")?,
-            memory: num("memory")?,
-            disk_gb: num("disk_gb")?,
-            tags: list(r.fields.get("tags"), "tags")?,
-            status: string(r.fields.get("status")),
-            ha,
-            nets: list(r.fields.get("nets").or(r.spec.get("nets")), "nets")?,
-            ipconfig: list(
-                r.fields.get("ipconfig").or(r.spec.get("ipconfig")),
-                "ipconfig",
-            )?,
-            nameserver: string(r.fields.get("nameserver").or(r.spec.get("nameserver")))
-                .filter(|s| !s.is_empty()),
-            searchdomain: string(r.fields.get("searchdomain").or(r.spec.get("searchdomain")))
-                .filter(|s| !s.is_empty()),
-            template: string(r.spec.get("template")).filter(|t| !t.is_empty()),
-            storage: string(r.spec.get("storage")).filter(|s| !s.is_empty()),
+            cores: positive("cores", f.cores)?,
+            memory: positive("memory", f.memory)?,
+            disk_gb: positive("disk_gb", f.disk_gb)?,
+            tags: Some(f.tags),
+            status: Some(f.status),
+            ha: Some(f.ha),
+            nets: f.nets,
+            ipconfig: f.ipconfig,
+            nameserver: non_empty(f.nameserver),
+            searchdomain: non_empty(f.searchdomain),
+            template: non_empty(spec.template),
+            storage: non_empty(spec.storage),
         })
     }
 
@@ -410,7 +390,7 @@ impl Provider for ProxmoxProvider {
         for r in dns? {
             out.resources.insert(r);
         }
-        let mut owned: Vec<(String, u32, Resource)> = Vec::new();
+        let mut owned: Vec<(String, u32, ResourceId, VmFields)> = Vec::new();
         let mut seen: HashSet<ResourceId> = HashSet::new();
         for g in guests {
             let id = ResourceId::new(&self.dc, Kind::Vm, g.name.clone());
@@ -435,24 +415,25 @@ impl Provider for ProxmoxProvider {
                 continue;
             }
             seen.insert(id.clone());
-            let ha = managed.contains(format!("vm:{}", g.vmid).as_str());
-            let mut r = Resource::new(id)
-                .field("cores", g.maxcpu)
-                .field("memory", g.maxmem / MIB)
-                .field("disk_gb", g.maxdisk / GIB)
-                .field("tags", g.tags.clone())
-                .field("status", g.status.clone())
-                .field("ha", ha)
-                .spec("node", g.node.clone());
-            r.owned = true;
-            r.external_id = Some(g.vmid.to_string());
-            owned.push((g.node.clone(), g.vmid, r));
+            let fields = VmFields {
+                cores: g.maxcpu,
+                memory: g.maxmem / MIB,
+                disk_gb: g.maxdisk / GIB,
+                nets: None,
+                ipconfig: None,
+                nameserver: None,
+                searchdomain: None,
+                tags: g.tags.clone(),
+                status: g.status.clone(),
+                ha: managed.contains(format!("vm:{}", g.vmid).as_str()),
+            };
+            owned.push((g.node.clone(), g.vmid, id, fields));
         }
         // HA rules: strata's (the ownership tag in the comment) are `ha-rule`
         // resources naming their VMs by name; the others are listed as unowned.
         let names: HashMap<String, String> = owned
             .iter()
-            .map(|(_, vmid, r)| (format!("vm:{vmid}"), r.id.name.clone()))
+            .map(|(_, vmid, id, _)| (format!("vm:{vmid}"), id.name.clone()))
             .collect();
         for rule in rules.iter().flatten() {
             if ha::owned_by(&rule.comment, &self.owner_tag) {
@@ -471,19 +452,27 @@ impl Provider for ProxmoxProvider {
         // The guest network (NICs, cloud-init addresses and resolvers) lives only in
         // each VM's configuration: one read per owned VM, concurrently within the
         // endpoint's limit. Unowned guests are never read.
-        let configs = join_all(owned.iter().map(|(node, vmid, _)| self.config(node, *vmid))).await;
-        for ((_, _, r), conf) in owned.into_iter().zip(configs) {
-            match conf {
-                Ok(conf) => {
-                    out.resources.insert(with_guest_network(r, &conf));
-                }
+        let configs = join_all(
+            owned
+                .iter()
+                .map(|(node, vmid, _, _)| self.config(node, *vmid)),
+        )
+        .await;
+        for ((node, vmid, id, fields), conf) in owned.into_iter().zip(configs) {
+            let fields = match conf {
+                Ok(conf) => with_guest_network(fields, &conf),
                 // Gone between the list and the read: observed without its network,
                 // so a plan updates it and the update finds it missing.
-                Err(e) if client::is_missing(&e) => {
-                    out.resources.insert(r);
-                }
+                Err(e) if client::is_missing(&e) => fields,
                 Err(e) => return Err(e),
-            }
+            };
+            let mut r = Resource::with_fields(id, &fields).with_spec(&VmSpec {
+                node: Some(node),
+                ..VmSpec::default()
+            });
+            r.owned = true;
+            r.external_id = Some(vmid.to_string());
+            out.resources.insert(r);
         }
         Ok(out)
     }
@@ -548,21 +537,45 @@ mod tests {
 
     #[test]
     fn desired_fields_are_checked() {
-        let r = Resource::new(ResourceId::new("fra1", Kind::Vm, "a"))
-            .field("cores", 2)
-            .field("memory", 2048)
-            .field("ha", false)
-            .field("tags", vec!["strata-x"])
-            .spec("nets", vec!["virtio,bridge=vmbr0,tag=10"])
-            .spec("template", "tmpl");
+        let fields = VmFields {
+            cores: 2,
+            memory: 2048,
+            disk_gb: 3,
+            nets: Some(vec!["virtio,bridge=vmbr0,tag=10".into()]),
+            ipconfig: None,
+            nameserver: None,
+            searchdomain: None,
+            tags: vec!["strata-x".into()],
+            status: "running".into(),
+            ha: false,
+        };
+        let r = Resource::with_fields(ResourceId::new("fra1", Kind::Vm, "a"), &fields).with_spec(
+            &VmSpec {
+                template: Some("tmpl".into()),
+                ..VmSpec::default()
+            },
+        );
         let d = Desired::from_resource(&r).expect("desired");
-        assert_eq!((d.cores, d.memory, d.disk_gb), (Some(2), Some(2048), None));
+        assert_eq!(
+            (d.cores, d.memory, d.disk_gb),
+            (Some(2), Some(2048), Some(3))
+        );
         assert_eq!(d.ha, Some(false));
         assert_eq!(d.nets.as_deref().map(<[String]>::len), Some(1));
+        assert_eq!(d.template.as_deref(), Some("tmpl"));
         assert!(d.wants_running());
-        let bad = r.clone().field("cores", "many");
+        let mut bad = r.clone();
+        bad.fields.insert("cores".into(), Value::from("many"));
         assert!(matches!(
             Desired::from_resource(&bad),
+            Err(ProviderError::Refused(_))
+        ));
+        let none = Resource::with_fields(
+            ResourceId::new("fra1", Kind::Vm, "a"),
+            &VmFields { cores: 0, ..fields },
+        );
+        assert!(matches!(
+            Desired::from_resource(&none),
             Err(ProviderError::Refused(_))
         ));
     }

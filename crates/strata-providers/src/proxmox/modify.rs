@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Map, Value};
-use strata_plan::Step;
+use strata_plan::{Step, VmSpec};
 use tokio::time::Instant;
 
 use super::client::{Failure, POLL, TASK_TIMEOUT, TaskEnd, failure, is_missing, message};
@@ -573,11 +573,7 @@ fn target_of(step: &Step) -> Result<(u32, Option<String>), ProviderError> {
         .ok_or_else(|| {
             ProviderError::Refused(format!("{}: the observed VM has no vmid", step.id))
         })?;
-    let node = observed
-        .spec
-        .get("node")
-        .and_then(Value::as_str)
-        .map(String::from);
+    let node = observed.spec_as::<VmSpec>()?.node;
     Ok((vmid, node))
 }
 
