@@ -360,16 +360,21 @@ async fn run_twin(
             r.fields_as::<strata_plan::VmFields>()
                 .is_ok_and(|f| f.status == "running")
         });
+        let ha = n(Kind::Vm, &|r| {
+            r.fields_as::<strata_plan::VmFields>().is_ok_and(|f| f.ha)
+        });
+        let rules = n(Kind::HaRule, &|_| true);
         let flavors = n(Kind::Flavor, &|_| true);
         let networks = n(Kind::Network, &|_| true);
         let projects = n(Kind::Project, &|_| true);
         per_dc.push(serde_json::json!({
             "dc": dc.name, "machines_deployed": deployed, "vms_running": running,
+            "vms_ha_managed": ha, "ha_rules": rules,
             "flavors": flavors, "networks": networks, "projects": projects,
         }));
         if !json {
             outln!(
-                "  {:<5} MAAS: {deployed} machines deployed · Proxmox: {running} VMs running · OpenStack: {flavors} flavors, {networks} provider networks, {projects} team projects",
+                "  {:<5} MAAS: {deployed} machines deployed · Proxmox: {running} VMs running ({ha} HA-managed, {rules} HA rules) · OpenStack: {flavors} flavors, {networks} provider networks, {projects} team projects",
                 dc.name
             )?;
         }
