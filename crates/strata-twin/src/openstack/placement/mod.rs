@@ -1,0 +1,298 @@
+//! Placement (microversions 1.0–1.39): resource providers, inventories, resource
+//! classes, traits, aggregates, allocations, usages and allocation candidates, with
+//! generation checks and placement's error documents.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::model::*;
+use super::seed::{STANDARD_RESOURCE_CLASSES, STANDARD_TRAITS};
+pub(crate) use super::*;
+
+mod allocations;
+mod candidates;
+mod inventories;
+mod ledger;
+mod query;
+mod resource_classes;
+mod resource_providers;
+mod traits;
+
+use allocations::*;
+use candidates::*;
+use inventories::*;
+use ledger::*;
+pub(crate) use ledger::{capacity, fits, rc_exists, release, set_allocations, used};
+use query::*;
+use resource_classes::*;
+use resource_providers::*;
+use traits::*;
+
+pub(crate) const MAX_MINOR: u32 = 39;
+const MAX_INT: i64 = 2_147_483_647;
+
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.add("/placement", &[(GET, root)])
+        .add("/placement/", &[(GET, root)])
+        .add(
+            "/placement/resource_providers",
+            &[(GET, rp_list), (POST, rp_create)],
+        )
+        .add(
+            "/placement/resource_providers/{uuid}",
+            &[(GET, rp_get), (PUT, rp_update), (DELETE, rp_delete)],
+        )
+        .add(
+            "/placement/resource_providers/{uuid}/inventories",
+            &[
+                (GET, inv_list),
+                (PUT, inv_put_all),
+                (POST, inv_post),
+                (DELETE, inv_delete_all),
+            ],
+        )
+        .add(
+            "/placement/resource_providers/{uuid}/inventories/{rc}",
+            &[(GET, inv_get), (PUT, inv_put), (DELETE, inv_delete)],
+        )
+        .add(
+            "/placement/resource_providers/{uuid}/usages",
+            &[(GET, rp_usages)],
+        )
+        .add(
+            "/placement/resource_providers/{uuid}/allocations",
+            &[(GET, rp_allocations)],
+        )
+        .add(
+            "/placement/resource_providers/{uuid}/traits",
+            &[
+                (GET, rp_traits),
+                (PUT, rp_traits_put),
+                (DELETE, rp_traits_delete),
+            ],
+        )
+        .add(
+            "/placement/resource_providers/{uuid}/aggregates",
+            &[(GET, rp_aggs), (PUT, rp_aggs_put)],
+        )
+        .add(
+            "/placement/resource_classes",
+            &[(GET, rc_list), (POST, rc_create)],
+        )
+        .add(
+            "/placement/resource_classes/{name}",
+            &[(GET, rc_get), (PUT, rc_put), (DELETE, rc_delete)],
+        )
+        .add("/placement/traits", &[(GET, trait_list)])
+        .add(
+            "/placement/traits/{name}",
+            &[(GET, trait_get), (PUT, trait_put), (DELETE, trait_delete)],
+        )
+        .add("/placement/allocation_candidates", &[(GET, candidates)])
+        .add("/placement/allocations", &[(POST, alloc_post)])
+        .add(
+            "/placement/allocations/{consumer}",
+            &[(GET, alloc_get), (PUT, alloc_put), (DELETE, alloc_delete)],
+        )
+        .add("/placement/usages", &[(GET, usages)])
+}
+
+// ---------------------------------------------------------------------------------------
+// Microversions, errors, the request wrapper
+
+fn generic(status: u16) -> (&'static str, &'static str) {
+    match status {
+        400 => (
+            "Bad Request",
+            "The server could not comply with the request since it is either malformed or otherwise incorrect.",
+        ),
+        403 => ("Forbidden", "Access was denied to this resource."),
+        404 => ("Not Found", "The resource could not be found."),
+        405 => (
+            "Method Not Allowed",
+            "The method specified is not allowed for this resource.",
+        ),
+        406 => (
+            "Not Acceptable",
+            "The resource could not be generated that was acceptable to your browser (content of type application/json. ",
+        ),
+        409 => (
+            "Conflict",
+            "There was a conflict when trying to complete your request.",
+        ),
+        _ => (
+            "Internal Server Error",
+            "The server has either erred or is incapable of performing the requested operation.",
+        ),
+    }
+}
+
+/// A placement error document. `code` appears from microversion 1.23 on.
+pub(crate) fn perr(mv: u32, status: u16, detail: &str, code: Option<&str>) -> Response {
+    let (title, text) = generic(status);
+    let mut e = json!({
+        "status": status,
+        "title": title,
+        "detail": format!("{text}\n\n {detail}  "),
+        "request_id": format!("req-{}", uuid::Uuid::new_v4()),
+    });
+    if mv >= 23 {
+        e["code"] = json!(code.unwrap_or("placement.undefined_code"));
+    }
+    json_resp(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        json!({"errors": [e]}),
+    )
+}
+
+fn bad(mv: u32, detail: &str) -> Response {
+    perr(mv, 400, detail, None)
+}
+
+/// The requested placement microversion (minor number; 1.0 when absent).
+fn microversion(req: &Req) -> Result<u32, Response> {
+    let Some(h) = req.header("openstack-api-version") else {
+        return Ok(0);
+    };
+    let Some(v) = h
+        .split(',')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("placement ").map(str::trim))
+    else {
+        return Ok(0);
+    };
+    if v == "latest" {
+        return Ok(MAX_MINOR);
+    }
+    let parsed = v
+        .split_once('.')
+        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
+    let Some((major, minor)) = parsed else {
+        let body = json!({"errors": [{
+            "status": 400,
+            "title": "Bad Request",
+            "detail": format!("The server could not comply with the request since it is either malformed or otherwise incorrect.\n\n Invalid microversion: invalid version string: {v}  "),
+            "request_id": format!("req-{}", uuid::Uuid::new_v4()),
+        }]});
+        return Err(json_resp(StatusCode::BAD_REQUEST, body));
+    };
+    if major != 1 || minor > MAX_MINOR {
+        let body = json!({"errors": [{
+            "status": 406,
+            "title": "Not Acceptable",
+            "detail": format!("The resource could not be generated that was acceptable to your browser (content of type application/json. \n\n Invalid microversion: Unacceptable version header: {v}"),
+            "request_id": format!("req-{}", uuid::Uuid::new_v4()),
+            "max_version": format!("1.{MAX_MINOR}"),
+            "min_version": "1.0",
+        }]});
+        return Err(json_resp(StatusCode::NOT_ACCEPTABLE, body));
+    }
+    Ok(minor)
+}
+
+fn add_headers(mv: u32, get: bool, mut r: Response) -> Response {
+    let v = format!("placement 1.{mv}");
+    if let Ok(h) = axum::http::HeaderValue::from_str(&v) {
+        r.headers_mut().insert("openstack-api-version", h);
+    }
+    r.headers_mut().insert(
+        "vary",
+        axum::http::HeaderValue::from_static("openstack-api-version"),
+    );
+    if mv >= 15 && get && r.status() == StatusCode::OK {
+        r = with_header(
+            r,
+            "last-modified",
+            &httpdate::fmt_http_date(std::time::SystemTime::now()),
+        );
+        r = with_header(r, "cache-control", "no-cache");
+    }
+    r
+}
+
+type Inner = fn(&Os, &Req, &mut State, u32) -> R;
+
+/// Authenticate (keystonemiddleware first, as in the real pipeline), negotiate the
+/// microversion, require the admin role, then run the handler.
+fn handle(os: &Os, req: &Req, min: u32, f: Inner) -> R {
+    let mut st = os.st.lock();
+    let caller = os.caller(&st, req)?;
+    let mv = microversion(req)?;
+    let get = req.method == axum::http::Method::GET;
+    let r = if mv < min {
+        Err(perr(mv, 404, "", None))
+    } else if !caller.is_admin() || caller.project_id.is_none() {
+        Err(perr(
+            mv,
+            403,
+            "Policy does not allow this action to be performed.",
+            Some("placement.undefined_code"),
+        ))
+    } else {
+        os.tick(&mut st);
+        f(os, req, &mut st, mv)
+    };
+    let r = match r {
+        Ok(r) | Err(r) => r,
+    };
+    Ok(add_headers(mv, get, r))
+}
+
+macro_rules! handlers {
+    ($($name:ident => $min:expr, $inner:ident;)*) => {
+        $(fn $name(os: &Os, req: &Req) -> R { handle(os, req, $min, $inner) })*
+    };
+}
+
+handlers! {
+    rp_list => 0, rp_list_;
+    rp_create => 0, rp_create_;
+    rp_get => 0, rp_get_;
+    rp_update => 0, rp_update_;
+    rp_delete => 0, rp_delete_;
+    inv_list => 0, inv_list_;
+    inv_put_all => 0, inv_put_all_;
+    inv_post => 0, inv_post_;
+    inv_delete_all => 5, inv_delete_all_;
+    inv_get => 0, inv_get_;
+    inv_put => 0, inv_put_;
+    inv_delete => 0, inv_delete_;
+    rp_usages => 0, rp_usages_;
+    rp_allocations => 0, rp_allocations_;
+    rp_traits => 6, rp_traits_;
+    rp_traits_put => 6, rp_traits_put_;
+    rp_traits_delete => 6, rp_traits_delete_;
+    rp_aggs => 1, rp_aggs_;
+    rp_aggs_put => 1, rp_aggs_put_;
+    rc_list => 2, rc_list_;
+    rc_create => 2, rc_create_;
+    rc_get => 2, rc_get_;
+    rc_put => 2, rc_put_;
+    rc_delete => 2, rc_delete_;
+    trait_list => 6, trait_list_;
+    trait_get => 6, trait_get_;
+    trait_put => 6, trait_put_;
+    trait_delete => 6, trait_delete_;
+    candidates => 10, candidates_;
+    alloc_post => 13, alloc_post_;
+    alloc_get => 0, alloc_get_;
+    alloc_put => 0, alloc_put_;
+    alloc_delete => 0, alloc_delete_;
+    usages => 9, usages_;
+}
+
+fn root(_os: &Os, req: &Req) -> R {
+    let mv = microversion(req)?;
+    let body = json!({"versions": [{
+        "id": "v1.0",
+        "max_version": format!("1.{MAX_MINOR}"),
+        "min_version": "1.0",
+        "status": "CURRENT",
+        // The real service writes an empty self link here, wherever it is mounted.
+        "links": [{"rel": "self", "href": ""}],
+    }]});
+    Ok(add_headers(mv, false, json_resp(StatusCode::OK, body)))
+}
