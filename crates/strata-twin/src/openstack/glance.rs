@@ -383,7 +383,7 @@ fn image_create_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
             &format!("Invalid visibility value: {visibility}"),
         ));
     }
-    let now = now_ms();
+    let now = os.now_ms();
     let props: BTreeMap<String, Value> = b
         .as_object()
         .map(|m| {
@@ -447,7 +447,7 @@ fn image_create_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
     ))
 }
 
-fn image_patch_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
+fn image_patch_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
     let id = req.param("id").to_string();
     let ops = req
         .json()
@@ -511,7 +511,7 @@ fn image_patch_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
             }
             (_, p) => return Err(gerr(req, 403, &format!("Attribute '{p}' is read-only."))),
         }
-        img.updated_ms = now_ms();
+        img.updated_ms = os.now_ms();
     }
     Ok(json_resp(StatusCode::OK, image_json(&st.images[idx])))
 }
@@ -552,7 +552,7 @@ pub(crate) fn snapshot(
     let s = st.servers[server_idx].clone();
     let base = st.images.iter().find(|i| i.id == s.image_id).cloned();
     let id = os.uuid();
-    let now = now_ms();
+    let now = os.now_ms();
     let mut props = base
         .as_ref()
         .map(|b| b.properties.clone())

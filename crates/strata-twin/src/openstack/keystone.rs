@@ -357,7 +357,7 @@ fn issue_token(os: &Os, req: &Req) -> R {
                 .collect()
         })
         .ok_or_else(|| validation("identity", identity, "'methods' is a required property"))?;
-    let now = now_ms();
+    let now = os.now_ms();
     let mut st = os.st.lock();
     // Drop expired tokens now and then.
     st.tokens.retain(|_, t| t.expires_ms > now - 3_600_000);
@@ -537,7 +537,7 @@ fn validate_token(os: &Os, req: &Req) -> R {
     let t = st
         .tokens
         .get(subject)
-        .filter(|t| t.expires_ms > now_ms())
+        .filter(|t| t.expires_ms > os.now_ms())
         .ok_or_else(|| error(StatusCode::NOT_FOUND, "Could not recognize Fernet token"))?;
     // Fernet tokens carry their methods as a bit set; read back, they come in the
     // reverse order of `[auth] methods` (token before password).

@@ -16,7 +16,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -375,13 +374,18 @@ impl Caller {
 impl Os {
     /// Advance every pending transition to now.
     pub fn tick(&self, st: &mut State) {
-        nova::advance(self, st, now_ms());
+        nova::advance(self, st, self.now_ms());
     }
 
     /// The caller behind `X-Auth-Token`, or the 401 every service answers.
     pub fn caller(&self, st: &State, req: &Req) -> Result<Caller, Response> {
         let token = req.header("x-auth-token").unwrap_or("");
-        keystone::token_caller(st, token, now_ms()).ok_or_else(|| unauthorized(self))
+        keystone::token_caller(st, token, self.now_ms()).ok_or_else(|| unauthorized(self))
+    }
+
+    /// Milliseconds since the epoch, on the twin's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.ctx.shared.clock.now_ms() as i64
     }
 
     /// A fresh random UUID from the twin's seeded RNG (so seeded runs repeat their ids).
@@ -417,13 +421,6 @@ impl Os {
 
 // ---------------------------------------------------------------------------------------
 // Time
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn civil(days: i64) -> (i64, u32, u32) {
     // Howard Hinnant's days-to-civil algorithm.

@@ -37,7 +37,7 @@ mod sha1;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -657,13 +657,6 @@ pub fn route_params(method: &str, path: &str) -> Option<Vec<(String, bool)>> {
     Some(out)
 }
 
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// An API error: a status with its message (reason phrase and body), or parameter errors.
 #[derive(Debug)]
 pub(crate) enum ApiError {
@@ -792,6 +785,17 @@ pub struct Pve {
 }
 
 impl Pve {
+    /// The twin's clock.
+    pub(crate) fn clock(&self) -> &crate::core::Clock {
+        &self.ctx.shared.clock
+    }
+
+    /// Seconds since the epoch, on the twin's clock (what Proxmox puts in `starttime`,
+    /// `uptime` and tickets).
+    pub(crate) fn now(&self) -> i64 {
+        self.clock().now_secs()
+    }
+
     fn rand(&self) -> u64 {
         self.ctx.shared.faults.random_u64()
     }
@@ -803,7 +807,7 @@ impl Pve {
         exclusive: bool,
         timeout: Duration,
     ) -> Result<FlockGuard, String> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = self.clock().now_ms() + timeout.as_millis() as u64;
         loop {
             {
                 let mut locks = self.flocks.lock();
@@ -826,12 +830,12 @@ impl Pve {
                     });
                 }
             }
-            if tokio::time::Instant::now() >= deadline {
+            if self.clock().now_ms() >= deadline {
                 return Err(format!(
                     "can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout"
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            self.clock().sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -873,13 +877,13 @@ impl Pve {
         let Some(ticket) = ticket else {
             return Err(AuthFailure("No ticket"));
         };
-        let user = auth::verify_ticket(&self.secret, &ticket, now()).ok_or(FAILED)?;
+        let user = auth::verify_ticket(&self.secret, &ticket, self.now()).ok_or(FAILED)?;
         if user != creds.proxmox_user {
             return Err(FAILED);
         }
         if parts.method != Method::GET {
             let csrf = headers("csrfpreventiontoken").unwrap_or_default();
-            if !auth::verify_csrf(&self.secret, &user, &csrf, now()) {
+            if !auth::verify_csrf(&self.secret, &user, &csrf, self.now()) {
                 return Err(AuthFailure("Permission denied - invalid csrf token"));
             }
         }
@@ -1160,7 +1164,7 @@ impl Service for Pve {
                     Some("running") => {
                         if !vm.running {
                             vm.running = true;
-                            vm.started = now();
+                            vm.started = self.now();
                             vm.pid = pid;
                         }
                     }

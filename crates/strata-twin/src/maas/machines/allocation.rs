@@ -104,7 +104,7 @@ pub fn allocate(s: &Maas, r: &Req) -> Response {
         return conflict(&msg);
     };
     if !dry_run && let Some(m) = st.machine_mut(&chosen) {
-        acquire(m, p.get("agent_name").unwrap_or(""));
+        acquire(m, p.get("agent_name").unwrap_or(""), s.now_ms());
     }
     let Some(m) = st.machine(&chosen) else {
         return not_found("Machine");

@@ -103,7 +103,7 @@ pub fn create(s: &Maas, r: &Req) -> Response {
     }
     let inner = &mut *g;
     let st = &mut inner.st;
-    let now = now_ms();
+    let now = s.now_ms();
     let id = st.next_id("node", 1);
     let system_id = inner.ids.system_id(st);
     let hostname = hostname.unwrap_or_else(|| inner.ids.hostname(st));
@@ -166,7 +166,7 @@ pub fn create(s: &Maas, r: &Req) -> Response {
         m.distro_series = default_series(st);
         m.netboot = false;
         m.power_on = true;
-        set_status(&mut m, S::DEPLOYED, "Deployed");
+        set_status(&mut m, S::DEPLOYED, "Deployed", now);
     } else if commission && !power_type.is_empty() {
         begin_commissioning(st, &mut m, now, s.slow(), false);
     }
@@ -342,7 +342,7 @@ pub fn update(s: &Maas, r: &Req) -> Response {
     if swap.is_some() {
         m.swap_size = swap;
     }
-    m.updated_ms = now_ms();
+    m.updated_ms = s.now_ms();
     render_one(s, st, &sid)
 }
 

@@ -16,13 +16,13 @@ pub(super) fn phase_ms(p: Phase, slow: bool) -> u64 {
     if slow { base * 10 } else { base }
 }
 
-pub(super) fn set_status(m: &mut Machine, st: u8, message: &str) {
+pub(super) fn set_status(m: &mut Machine, st: u8, message: &str, now: u64) {
     if m.status != st {
         m.previous_status = m.status;
     }
     m.status = st;
     m.status_message = message.to_string();
-    m.updated_ms = now_ms();
+    m.updated_ms = now;
     if st == S::NEW || st == S::READY {
         m.owner = None;
     }
@@ -129,7 +129,7 @@ pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) {
                     );
                     finish_set(&mut m.testing, at, script_status::ABORTED, None);
                     m.power_on = false;
-                    set_status(m, S::FAILED_COMMISSIONING, "Failed commissioning");
+                    set_status(m, S::FAILED_COMMISSIONING, "Failed commissioning", now);
                     continue;
                 }
                 // One object carries one fault at a time; it fires once per commissioning.
@@ -143,19 +143,19 @@ pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) {
                 if has_tests {
                     run_set(&mut m.testing, at);
                     let prev = m.previous_status;
-                    set_status(m, S::TESTING, "Testing");
+                    set_status(m, S::TESTING, "Testing", now);
                     m.previous_status = prev;
                     start(m, Phase::Testing, at, p.slow);
                 } else {
                     m.power_on = false;
-                    set_status(m, S::READY, "Ready");
+                    set_status(m, S::READY, "Ready", now);
                 }
             }
             Phase::Testing => {
                 if take_fault(faults, dc, m, &["testing_fails"]).is_some() {
                     finish_set(&mut m.testing, at, script_status::PASSED, Some("*"));
                     m.power_on = false;
-                    set_status(m, S::FAILED_TESTING, "Failed testing");
+                    set_status(m, S::FAILED_TESTING, "Failed testing", now);
                     continue;
                 }
                 finish_set(&mut m.testing, at, script_status::PASSED, None);
@@ -168,7 +168,7 @@ pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) {
                 if back != S::DEPLOYED {
                     m.power_on = false;
                 }
-                set_status(m, back, status_message_for(back));
+                set_status(m, back, status_message_for(back), now);
             }
             Phase::Deploying => {
                 if take_fault(faults, dc, m, &["deploy_fails"]).is_some() {
@@ -177,13 +177,14 @@ pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) {
                         m,
                         S::FAILED_DEPLOYMENT,
                         "Installation failed (refer to the installation log for more information).",
+                        now,
                     );
                     continue;
                 }
                 finish_set(&mut m.installation, at, script_status::PASSED, None);
                 m.netboot = false;
                 m.power_on = true;
-                set_status(m, S::DEPLOYED, "Deployed");
+                set_status(m, S::DEPLOYED, "Deployed", now);
             }
             Phase::Releasing | Phase::DiskErasing => {
                 let (fault, failed) = if p.phase == Phase::Releasing {
@@ -200,10 +201,11 @@ pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) {
                         } else {
                             "Failed to erase disks"
                         },
+                        now,
                     );
                     continue;
                 }
-                released(m);
+                released(m, now);
             }
         }
     }
@@ -218,7 +220,7 @@ pub(super) fn status_message_for(s: u8) -> &'static str {
     }
 }
 
-pub(super) fn released(m: &mut Machine) {
+pub(super) fn released(m: &mut Machine, now: u64) {
     m.power_on = false;
     m.osystem.clear();
     m.distro_series.clear();
@@ -235,5 +237,5 @@ pub(super) fn released(m: &mut Machine) {
             }
         }
     }
-    set_status(m, S::READY, "Released");
+    set_status(m, S::READY, "Released", now);
 }

@@ -75,7 +75,7 @@ pub fn mutate(s: &Maas, st: &mut State, req: &MutateRequest) -> Result<Value, St
                     _ => None,
                 };
                 if let Some(p) = phase {
-                    start(m, p, now_ms(), false);
+                    start(m, p, s.now_ms(), false);
                 }
             }
             "status_message" => m.status_message = as_str(v),
@@ -130,7 +130,7 @@ pub fn mutate(s: &Maas, st: &mut State, req: &MutateRequest) -> Result<Value, St
             other => return Err(format!("field {other} cannot be set on a machine")),
         }
     }
-    m.updated_ms = now_ms();
+    m.updated_ms = s.now_ms();
     if req.set.contains_key("hostname") {
         st.reindex();
     }

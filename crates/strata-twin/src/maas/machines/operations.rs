@@ -64,7 +64,7 @@ pub fn power_on(s: &Maas, r: &Req) -> Response {
             m.distro_series = default_series(st);
         }
         let slow = s.slow();
-        begin_deploy(st, &mut m, now_ms(), slow);
+        begin_deploy(st, &mut m, s.now_ms(), slow);
     } else {
         m.power_on = true;
     }
@@ -99,7 +99,7 @@ pub fn power_off(s: &Maas, r: &Req) -> Response {
     }
     if let Some(m) = st.machine_mut(&sid) {
         m.power_on = false;
-        m.updated_ms = now_ms();
+        m.updated_ms = s.now_ms();
     }
     render_one(s, st, &sid)
 }
@@ -141,7 +141,7 @@ pub fn mark_broken(s: &Maas, r: &Req) -> Response {
     if S::RELEASABLE.contains(&m.status) {
         m.power_on = false;
     }
-    set_status(m, S::BROKEN, "Marking node broken");
+    set_status(m, S::BROKEN, "Marking node broken", s.now_ms());
     m.error_description = comment;
     render_one(s, st, &sid)
 }
@@ -167,7 +167,7 @@ pub fn mark_fixed(s: &Maas, r: &Req) -> Response {
     m.distro_series.clear();
     m.hwe_kernel = None;
     m.installation = None;
-    set_status(m, target, "Marking node fixed");
+    set_status(m, target, "Marking node fixed", s.now_ms());
     render_one(s, st, &sid)
 }
 
@@ -179,7 +179,7 @@ pub fn abort(s: &Maas, r: &Req) -> Response {
     let Some(m) = st.machine_mut(&sid) else {
         return not_found("Machine");
     };
-    let now = now_ms();
+    let now = s.now_ms();
     match m.status {
         S::COMMISSIONING => {
             finish_set(&mut m.commissioning, now, script_status::ABORTED, None);
@@ -188,25 +188,25 @@ pub fn abort(s: &Maas, r: &Req) -> Response {
             m.pending = None;
             m.power_on = false;
             m.owner = None;
-            set_status(m, back, "Aborted commissioning");
+            set_status(m, back, "Aborted commissioning", now);
         }
         S::TESTING => {
             finish_set(&mut m.testing, now, script_status::ABORTED, None);
             let back = m.previous_status;
             m.pending = None;
             m.power_on = false;
-            set_status(m, back, "Aborted testing");
+            set_status(m, back, "Aborted testing", now);
         }
         S::DEPLOYING => {
             finish_set(&mut m.installation, now, script_status::ABORTED, None);
             m.pending = None;
             m.power_on = false;
-            set_status(m, S::ALLOCATED, "Aborted deployment");
+            set_status(m, S::ALLOCATED, "Aborted deployment", now);
         }
         S::DISK_ERASING => {
             m.pending = None;
             m.power_on = false;
-            set_status(m, S::FAILED_DISK_ERASING, "Aborted disk erasing");
+            set_status(m, S::FAILED_DISK_ERASING, "Aborted disk erasing", now);
         }
         other => {
             return conflict(&format!(

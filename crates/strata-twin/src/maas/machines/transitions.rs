@@ -67,7 +67,7 @@ pub(super) fn begin_commissioning(
     run_set(&mut m.commissioning, now);
     m.owner = Some(API_USER.into());
     m.power_on = true;
-    set_status(m, S::COMMISSIONING, "Commissioning");
+    set_status(m, S::COMMISSIONING, "Commissioning", now);
     m.owner = Some(API_USER.into());
     start(m, Phase::Commissioning, now, slow);
 }
@@ -117,7 +117,7 @@ pub fn commission(s: &Maas, r: &Req) -> Response {
         .is_some_and(|t| t.split(',').any(|x| x.trim() == "none"));
     let mut m = m;
     let slow = s.slow();
-    begin_commissioning(st, &mut m, now_ms(), slow, skip_tests);
+    begin_commissioning(st, &mut m, s.now_ms(), slow, skip_tests);
     if let Some(slot) = st.machine_mut(&sid) {
         *slot = m;
     }
@@ -161,7 +161,7 @@ pub fn test(s: &Maas, r: &Req) -> Response {
         .iter()
         .map(|(n, hw)| script(st.next_id("scriptresult", 1), n, *hw))
         .collect();
-    let now = now_ms();
+    let now = s.now_ms();
     let slow = s.slow();
     let Some(m) = st.machine_mut(&sid) else {
         return not_found("Machine");
@@ -175,7 +175,7 @@ pub fn test(s: &Maas, r: &Req) -> Response {
     });
     run_set(&mut m.testing, now);
     m.power_on = true;
-    set_status(m, S::TESTING, "Testing");
+    set_status(m, S::TESTING, "Testing", now);
     start(m, Phase::Testing, now, slow);
     render_one(s, st, &sid)
 }
@@ -242,14 +242,14 @@ pub(super) fn begin_deploy(st: &mut State, m: &mut Machine, now: u64, slow: bool
     });
     run_set(&mut m.installation, now);
     m.power_on = true;
-    set_status(m, S::DEPLOYING, "Deploying");
+    set_status(m, S::DEPLOYING, "Deploying", now);
     start(m, Phase::Deploying, now, slow);
 }
 
-pub(super) fn acquire(m: &mut Machine, agent_name: &str) {
+pub(super) fn acquire(m: &mut Machine, agent_name: &str, now: u64) {
     m.owner = Some(API_USER.into());
     m.agent_name = agent_name.to_string();
-    set_status(m, S::ALLOCATED, "Allocated");
+    set_status(m, S::ALLOCATED, "Allocated", now);
 }
 
 pub fn deploy(s: &Maas, r: &Req) -> Response {
@@ -279,7 +279,7 @@ pub fn deploy(s: &Maas, r: &Req) -> Response {
         if m.owner.as_deref().is_some_and(|o| o != API_USER) {
             return conflict("Can't allocate a machine belonging to another user.");
         }
-        acquire(&mut m, p.get("agent_name").unwrap_or(""));
+        acquire(&mut m, p.get("agent_name").unwrap_or(""), s.now_ms());
     }
     if m.status != S::ALLOCATED {
         return conflict(&format!(
@@ -318,7 +318,7 @@ pub fn deploy(s: &Maas, r: &Req) -> Response {
     });
     m.user_data = p.get("user_data").map(str::to_string);
     let slow = s.slow();
-    begin_deploy(st, &mut m, now_ms(), slow);
+    begin_deploy(st, &mut m, s.now_ms(), slow);
     if let Some(slot) = st.machine_mut(&sid) {
         *slot = m;
     }
@@ -346,12 +346,12 @@ pub fn release(s: &Maas, r: &Req) -> Response {
         let erase = p.bool("erase").ok().flatten().unwrap_or(false)
             || p.bool("secure_erase").ok().flatten().unwrap_or(false)
             || p.bool("quick_erase").ok().flatten().unwrap_or(false);
-        let now = now_ms();
+        let now = s.now_ms();
         if erase {
-            set_status(m, S::DISK_ERASING, "Erasing disks");
+            set_status(m, S::DISK_ERASING, "Erasing disks", now);
             start(m, Phase::DiskErasing, now, slow);
         } else {
-            set_status(m, S::RELEASING, "Releasing");
+            set_status(m, S::RELEASING, "Releasing", now);
             start(m, Phase::Releasing, now, slow);
         }
     } else {
@@ -398,13 +398,13 @@ pub fn release_many(s: &Maas, r: &Req) -> Response {
             failed.join(", ")
         ));
     }
-    let now = now_ms();
+    let now = s.now_ms();
     let mut released = Vec::new();
     for i in &ids {
         if let Some(m) = st.machine_mut(i)
             && S::RELEASABLE.contains(&m.status)
         {
-            set_status(m, S::RELEASING, "Releasing");
+            set_status(m, S::RELEASING, "Releasing", now);
             start(m, Phase::Releasing, now, slow);
             released.push(m.system_id.clone());
         }

@@ -341,7 +341,7 @@ pub(super) fn create_network(
             m
         }
     };
-    let now = now_ms();
+    let now = os.now_ms();
     Ok(Network {
         id: os.uuid(),
         name: str_field(b, "name", 255)?.unwrap_or_default(),
@@ -402,7 +402,7 @@ pub(super) fn network_create_(os: &Os, req: &Req, st: &mut State, c: &Caller) ->
     Ok(json_resp(StatusCode::CREATED, json!({"network": v})))
 }
 
-pub(super) fn network_update_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
+pub(super) fn network_update_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
     let b = body_of(req, "network")?;
     let idx = find_net(st, req.param("id"), c)?;
     if st.networks[idx].project_id != c.project() && !c.is_admin() {
@@ -480,7 +480,7 @@ pub(super) fn network_update_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -
         n.tags = t;
     }
     n.revision += 1;
-    n.updated_ms = now_ms();
+    n.updated_ms = os.now_ms();
     let v = network_json(st, &st.networks[idx], c.is_admin());
     Ok(json_resp(StatusCode::OK, json!({"network": v})))
 }

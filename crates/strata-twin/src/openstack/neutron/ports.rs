@@ -126,7 +126,7 @@ pub(crate) fn ensure_default_sg(os: &Os, st: &mut State, project: &str) -> Strin
         return g.id.clone();
     }
     let id = os.uuid();
-    let now = now_ms();
+    let now = os.now_ms();
     let rule = |os: &Os, dir: &str, eth: &str, remote: Option<&str>| {
         json!({
             "id": os.uuid(), "direction": dir, "ethertype": eth, "protocol": null, "port_range_min": null,
@@ -297,7 +297,7 @@ pub(super) fn build_port(os: &Os, st: &mut State, c: &Caller, b: &Value) -> Resu
         None if port_security => vec![ensure_default_sg(os, st, &project)],
         None => vec![],
     };
-    let now = now_ms();
+    let now = os.now_ms();
     Ok(Port {
         id: os.uuid(),
         name: str_field(b, "name", 255)?.unwrap_or_default(),
@@ -352,7 +352,7 @@ pub(super) fn port_create_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R 
     Ok(json_resp(StatusCode::CREATED, json!({"port": v})))
 }
 
-pub(super) fn port_update_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
+pub(super) fn port_update_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
     let b = body_of(req, "port")?;
     let idx = find_port(st, req.param("id"), c)?;
     if b.get("network_id").is_some() {
@@ -394,7 +394,7 @@ pub(super) fn port_update_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R
         p.tags = t;
     }
     p.revision += 1;
-    p.updated_ms = now_ms();
+    p.updated_ms = os.now_ms();
     let v = port_json(st, &st.ports[idx], c.is_admin());
     Ok(json_resp(StatusCode::OK, json!({"port": v})))
 }
@@ -410,21 +410,21 @@ pub(super) fn port_delete_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R
 }
 
 /// Bind a port to a server on a host (Nova's side of a boot).
-pub(crate) fn bind_port(st: &mut State, port: &str, device: &str, host: &str) {
+pub(crate) fn bind_port(st: &mut State, port: &str, device: &str, host: &str, now: i64) {
     if let Some(p) = st.ports.iter_mut().find(|p| p.id == port) {
         p.device_id = device.to_string();
         p.device_owner = "compute:nova".into();
         p.binding_host = host.to_string();
         p.revision += 1;
-        p.updated_ms = now_ms();
+        p.updated_ms = now;
     }
 }
 
-pub(crate) fn activate_ports(st: &mut State, device: &str) {
+pub(crate) fn activate_ports(st: &mut State, device: &str, now: i64) {
     for p in st.ports.iter_mut().filter(|p| p.device_id == device) {
         p.status = "ACTIVE".into();
         p.revision += 1;
-        p.updated_ms = now_ms();
+        p.updated_ms = now;
     }
 }
 

@@ -45,7 +45,7 @@ pub(super) fn sg_create_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
     }
     check_quota(st, &project, "security_group", 1)?;
     let id = os.uuid();
-    let now = now_ms();
+    let now = os.now_ms();
     let rules = ["IPv4", "IPv6"]
         .iter()
         .map(|eth| {

@@ -202,7 +202,7 @@ pub(super) fn subnet_create_one(
             _ => vec![(first, last)],
         },
     };
-    let now = now_ms();
+    let now = os.now_ms();
     let dns: Vec<String> = b
         .get("dns_nameservers")
         .and_then(Value::as_array)
@@ -265,7 +265,7 @@ pub(super) fn ensure_dhcp_port(os: &Os, st: &mut State, subnet_id: &str) {
     let Some(ip) = next_ip(&st.ports, &s) else {
         return;
     };
-    let now = now_ms();
+    let now = os.now_ms();
     st.next_mac += 1;
     let port = Port {
         id: os.uuid(),
@@ -356,7 +356,7 @@ pub(super) fn subnet_update_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> 
         s.tags = t;
     }
     s.revision += 1;
-    s.updated_ms = now_ms();
+    s.updated_ms = os.now_ms();
     let id = s.id.clone();
     ensure_dhcp_port(os, st, &id);
     let v = subnet_json(st, &st.subnets[idx]);

@@ -31,7 +31,7 @@ pub(super) fn require(s: &Server, action: &str, vm_states: &[&str]) -> Result<()
 }
 
 pub(super) fn begin(os: &Os, s: &mut Server, task: &str, kind: &str, vm_state: &str, power: i64) {
-    let now = now_ms();
+    let now = os.now_ms();
     s.task_state = Some(task.into());
     s.updated_ms = now;
     s.pending = Some(Pending {
@@ -67,7 +67,14 @@ pub(super) fn server_action_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         let event = format!("compute_{}_instance", name.to_lowercase());
         // Actions without a pending transition are over already.
         let done = st.servers[idx].pending.is_none();
-        record(&mut st.servers[idx], &name, &event, &cx.caller, done);
+        record(
+            &mut st.servers[idx],
+            &name,
+            &event,
+            &cx.caller,
+            done,
+            os.now_ms(),
+        );
     }
     Ok(r)
 }
@@ -228,7 +235,7 @@ pub(super) fn server_action_inner(os: &Os, req: &Req, st: &mut State, cx: &Cx) -
             } else {
                 "stopped".into()
             };
-            s.updated_ms = now_ms();
+            s.updated_ms = os.now_ms();
             Ok(empty(StatusCode::NO_CONTENT))
         }
         "revertResize" => {
@@ -379,7 +386,7 @@ pub(super) fn resize(os: &Os, st: &mut State, idx: usize, arg: &Value) -> R {
         ));
     };
     let server = st.servers[idx].clone();
-    let pci = claim(st, h, &server, &want);
+    let pci = claim(st, h, &server, &want, os.now_ms());
     let host = st.hosts[h].host.clone();
     let az = st.hosts[h].az.clone();
     let s = &mut st.servers[idx];
@@ -504,8 +511,14 @@ pub(super) fn create_image(os: &Os, st: &mut State, idx: usize, arg: &Value, cx:
 }
 
 /// Note an instance action with its (first) event.
-pub(super) fn record(s: &mut Server, action: &str, event: &str, caller: &Caller, finished: bool) {
-    let now = now_ms();
+pub(super) fn record(
+    s: &mut Server,
+    action: &str,
+    event: &str,
+    caller: &Caller,
+    finished: bool,
+    now: i64,
+) {
     s.actions.push(InstanceAction {
         action: action.to_string(),
         request_id: format!("req-{}", uuid::Uuid::new_v4()),
@@ -742,7 +755,7 @@ pub(crate) fn advance(os: &Os, st: &mut State, now: i64) {
                 match kind {
                     "build" => {
                         st.servers[idx].launched_ms = Some(p.at_ms);
-                        neutron::activate_ports(st, &id);
+                        neutron::activate_ports(st, &id, now);
                     }
                     "shelve" => {
                         unclaim(st, &id);
@@ -754,7 +767,7 @@ pub(crate) fn advance(os: &Os, st: &mut State, now: i64) {
                         match schedule(st, &want, None, None, None) {
                             Some(h) => {
                                 let server = st.servers[idx].clone();
-                                st.servers[idx].pci = claim(st, h, &server, &want);
+                                st.servers[idx].pci = claim(st, h, &server, &want, now);
                                 st.servers[idx].host = Some(st.hosts[h].host.clone());
                                 st.servers[idx].az = st.hosts[h].az.clone();
                             }
@@ -778,7 +791,7 @@ pub(crate) fn advance(os: &Os, st: &mut State, now: i64) {
                                 .or_else(|| schedule(st, &want, None, None, None))
                             {
                                 let server = st.servers[idx].clone();
-                                st.servers[idx].pci = claim(st, h, &server, &want);
+                                st.servers[idx].pci = claim(st, h, &server, &want, now);
                                 st.servers[idx].host = Some(st.hosts[h].host.clone());
                                 st.servers[idx].az = st.hosts[h].az.clone();
                             }

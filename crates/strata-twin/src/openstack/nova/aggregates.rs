@@ -79,7 +79,7 @@ pub(super) fn agg_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         name,
         hosts: vec![],
         metadata,
-        created_ms: now_ms(),
+        created_ms: os.now_ms(),
         updated_ms: None,
     };
     let v = agg_json(&a, cx.mv, false);
@@ -96,7 +96,7 @@ pub(super) fn agg_get_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     ))
 }
 
-pub(super) fn agg_update_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+pub(super) fn agg_update_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     cx.require_admin("os_compute_api:os-aggregates:update")?;
     let body = req.json().unwrap_or(Value::Null);
     let b = body
@@ -127,7 +127,7 @@ pub(super) fn agg_update_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         }
         _ => {}
     }
-    st.aggregates[i].updated_ms = Some(now_ms());
+    st.aggregates[i].updated_ms = Some(os.now_ms());
     recompute_azs(st);
     Ok(json_resp(
         StatusCode::OK,
@@ -148,7 +148,7 @@ pub(super) fn agg_delete_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     Ok(empty(StatusCode::OK))
 }
 
-pub(super) fn agg_action_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+pub(super) fn agg_action_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     cx.require_admin("os_compute_api:os-aggregates:add_host")?;
     let body = req.json().unwrap_or(Value::Null);
     let i = agg_index(st, req.param("id"))?;
@@ -204,7 +204,7 @@ pub(super) fn agg_action_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
                 }
             }
         }
-        st.aggregates[i].updated_ms = Some(now_ms());
+        st.aggregates[i].updated_ms = Some(os.now_ms());
     } else {
         return Err(invalid(
             "request body",

@@ -124,6 +124,7 @@ pub(super) fn claim(
     host_idx: usize,
     server: &Server,
     want: &BTreeMap<String, i64>,
+    now: i64,
 ) -> Vec<String> {
     let rp = st.hosts[host_idx].uuid.clone();
     placement::set_allocations(
@@ -133,6 +134,7 @@ pub(super) fn claim(
         &server.user_id,
         Some("INSTANCE"),
         BTreeMap::from([(rp, want.clone())]),
+        now,
     );
     let mut pci = Vec::new();
     for alias in st.pci_aliases.clone() {
@@ -532,7 +534,7 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         })
         .filter(|v: &Vec<String>| !v.is_empty())
         .unwrap_or_else(|| vec!["default".to_string()]);
-    let now = now_ms();
+    let now = os.now_ms();
     let reservation_id = format!("r-{}", &os.hex_id()[..8]);
     let hints: BTreeMap<String, Value> = body
         .get("OS-SCH-HNT:scheduler_hints")
@@ -645,13 +647,14 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             "compute__do_build_and_run_instance",
             &cx.caller,
             false,
+            now,
         );
         match schedule(st, &want, az.as_deref(), forced_host.as_deref(), None) {
             Some(h) => {
                 server.host = Some(st.hosts[h].host.clone());
                 // The server is in the AZ of the host it landed on.
                 server.az = st.hosts[h].az.clone();
-                server.pci = claim(st, h, &server, &want);
+                server.pci = claim(st, h, &server, &want, now);
                 server.task_state = Some("spawning".into());
                 // Ports are allocated while the server builds.
                 for n in &nets {
@@ -662,7 +665,7 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
                         }
                         NetReq::Port(p) => p.clone(),
                     };
-                    neutron::bind_port(st, &port, &id, &st.hosts[h].host.clone());
+                    neutron::bind_port(st, &port, &id, &st.hosts[h].host.clone(), now);
                     server.ports.push(port);
                 }
             }

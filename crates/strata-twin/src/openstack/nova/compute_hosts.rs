@@ -27,7 +27,7 @@ pub(super) fn az_list_(_os: &Os, _req: &Req, st: &mut State, _cx: &Cx) -> R {
 
 pub(super) fn az_detail_(os: &Os, _req: &Req, st: &mut State, cx: &Cx) -> R {
     cx.require_admin("os_compute_api:os-availability-zone:detail")?;
-    let now = iso_plain_us(now_ms());
+    let now = iso_plain_us(os.now_ms());
     let ctl = format!("{}-ctl-01", os.ctx.name);
     let mut out = vec![json!({
         "zoneName": "internal",
@@ -108,8 +108,8 @@ pub(super) fn cpu_info(h: &ComputeHost, mv: u32) -> Value {
     }
 }
 
-pub(super) fn uptime_text(h: &ComputeHost) -> String {
-    let secs = ((now_ms() - h.started_ms) / 1000).max(0);
+pub(super) fn uptime_text(h: &ComputeHost, now: i64) -> String {
+    let secs = ((now - h.started_ms) / 1000).max(0);
     let (d, hh, mm) = (secs / 86_400, (secs % 86_400) / 3600, (secs % 3600) / 60);
     format!(" 08:32:11 up {d} days, {hh:2}:{mm:02},  1 user,  load average: 0.20, 0.12, 0.14")
 }
@@ -120,6 +120,7 @@ pub(super) fn hyp_json(
     mv: u32,
     detail: bool,
     servers: Option<bool>,
+    now: i64,
 ) -> Value {
     let mut v = json!({
         "hypervisor_hostname": h.hypervisor_hostname,
@@ -137,7 +138,7 @@ pub(super) fn hyp_json(
             "disabled_reason": h.disabled_reason,
         });
         if mv >= 88 {
-            v["uptime"] = json!(uptime_text(h));
+            v["uptime"] = json!(uptime_text(h, now));
         } else {
             let u = usage(st, h);
             v["cpu_info"] = cpu_info(h, mv);
@@ -220,7 +221,7 @@ pub(super) fn list_hypervisors(os: &Os, req: &Req, st: &State, cx: &Cx, detail: 
     } else {
         (items, None)
     };
-    let mut body = json!({"hypervisors": page.iter().map(|h| hyp_json(st, h, cx.mv, detail, with_servers)).collect::<Vec<_>>()});
+    let mut body = json!({"hypervisors": page.iter().map(|h| hyp_json(st, h, cx.mv, detail, with_servers, os.now_ms())).collect::<Vec<_>>()});
     if let Some(n) = next {
         body["hypervisors_links"] = n;
     }
@@ -256,7 +257,7 @@ pub(super) fn find_hyp<'a>(st: &'a State, id: &str, mv: u32) -> Result<&'a Compu
         })
 }
 
-pub(super) fn hyp_show_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+pub(super) fn hyp_show_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     cx.require_admin("os_compute_api:os-hypervisors:show")?;
     let h = find_hyp(st, req.param("id"), cx.mv)?;
     let with_servers = req
@@ -265,15 +266,15 @@ pub(super) fn hyp_show_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         .and_then(parse_bool);
     Ok(json_resp(
         StatusCode::OK,
-        json!({"hypervisor": hyp_json(st, h, cx.mv, true, with_servers)}),
+        json!({"hypervisor": hyp_json(st, h, cx.mv, true, with_servers, os.now_ms())}),
     ))
 }
 
-pub(super) fn hyp_uptime_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+pub(super) fn hyp_uptime_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     cx.require_admin("os_compute_api:os-hypervisors:uptime")?;
     let h = find_hyp(st, req.param("id"), cx.mv)?;
-    let mut v = hyp_json(st, h, cx.mv, false, None);
-    v["uptime"] = json!(uptime_text(h));
+    let mut v = hyp_json(st, h, cx.mv, false, None, os.now_ms());
+    v["uptime"] = json!(uptime_text(h, os.now_ms()));
     Ok(json_resp(StatusCode::OK, json!({"hypervisor": v})))
 }
 
@@ -305,14 +306,14 @@ pub(super) fn hyp_stats_(_os: &Os, _req: &Req, st: &mut State, cx: &Cx) -> R {
     ))
 }
 
-pub(super) fn hyp_search_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+pub(super) fn hyp_search_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     cx.require_admin("os_compute_api:os-hypervisors:search")?;
     let p = req.param("id");
     let list: Vec<Value> = st
         .hosts
         .iter()
         .filter(|h| h.hypervisor_hostname.contains(p))
-        .map(|h| hyp_json(st, h, cx.mv, false, None))
+        .map(|h| hyp_json(st, h, cx.mv, false, None, os.now_ms()))
         .collect();
     if list.is_empty() {
         return Err(err(
@@ -323,14 +324,14 @@ pub(super) fn hyp_search_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     Ok(json_resp(StatusCode::OK, json!({"hypervisors": list})))
 }
 
-pub(super) fn hyp_servers_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+pub(super) fn hyp_servers_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     cx.require_admin("os_compute_api:os-hypervisors:servers")?;
     let p = req.param("id");
     let list: Vec<Value> = st
         .hosts
         .iter()
         .filter(|h| h.hypervisor_hostname.contains(p))
-        .map(|h| hyp_json(st, h, cx.mv, false, Some(true)))
+        .map(|h| hyp_json(st, h, cx.mv, false, Some(true), os.now_ms()))
         .collect();
     if list.is_empty() {
         return Err(err(
@@ -347,8 +348,9 @@ pub(super) fn service_json(
     binary: &str,
     id: (u64, String),
     mv: u32,
+    now: i64,
 ) -> Value {
-    let now = iso_plain_us(now_ms());
+    let now = iso_plain_us(now);
     let (host, zone, status, state, reason) = match h {
         Some(h) => (
             h.host.clone(),
@@ -391,6 +393,7 @@ pub(super) fn services_list_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             "nova-scheduler",
             (1, uuid_for(&ctl, "scheduler")),
             cx.mv,
+            os.now_ms(),
         ),
         service_json(
             None,
@@ -398,6 +401,7 @@ pub(super) fn services_list_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             "nova-conductor",
             (2, uuid_for(&ctl, "conductor")),
             cx.mv,
+            os.now_ms(),
         ),
     ];
     for h in &st.hosts {
@@ -407,6 +411,7 @@ pub(super) fn services_list_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             "nova-compute",
             (h.service_id, h.service_uuid.clone()),
             cx.mv,
+            os.now_ms(),
         ));
     }
     list.retain(|s| {
@@ -457,6 +462,6 @@ pub(super) fn service_update_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
     let h = &st.hosts[idx];
     Ok(json_resp(
         StatusCode::OK,
-        json!({"service": service_json(Some(h), &ctl, "nova-compute", (h.service_id, h.service_uuid.clone()), cx.mv)}),
+        json!({"service": service_json(Some(h), &ctl, "nova-compute", (h.service_id, h.service_uuid.clone()), cx.mv, os.now_ms())}),
     ))
 }

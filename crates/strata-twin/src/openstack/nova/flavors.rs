@@ -295,7 +295,7 @@ pub(super) fn flavor_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         disabled: false,
         description,
         extra_specs: BTreeMap::new(),
-        created_ms: now_ms(),
+        created_ms: os.now_ms(),
         access: if is_public {
             vec![]
         } else {

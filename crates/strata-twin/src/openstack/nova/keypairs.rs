@@ -145,7 +145,7 @@ pub(super) fn keypair_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
         fingerprint: fingerprint(&public_key),
         public_key,
         kind,
-        created_ms: now_ms(),
+        created_ms: os.now_ms(),
     };
     st.next_keypair += 1;
     let mut v = keypair_json(&kp, cx.mv, false);

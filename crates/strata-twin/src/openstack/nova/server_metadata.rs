@@ -31,23 +31,23 @@ pub(super) fn parse_meta(body: &Value, key: &str) -> Result<BTreeMap<String, Str
         .collect()
 }
 
-pub(super) fn meta_merge_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+pub(super) fn meta_merge_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let body = req.json().unwrap_or(Value::Null);
     let m = parse_meta(&body, "metadata")?;
     let idx = find_server_idx(st, req.param("id"), cx)?;
     let s = &mut st.servers[idx];
     s.metadata.extend(m);
-    s.updated_ms = now_ms();
+    s.updated_ms = os.now_ms();
     Ok(json_resp(StatusCode::OK, json!({"metadata": s.metadata})))
 }
 
-pub(super) fn meta_replace_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+pub(super) fn meta_replace_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let body = req.json().unwrap_or(Value::Null);
     let m = parse_meta(&body, "metadata")?;
     let idx = find_server_idx(st, req.param("id"), cx)?;
     let s = &mut st.servers[idx];
     s.metadata = m;
-    s.updated_ms = now_ms();
+    s.updated_ms = os.now_ms();
     Ok(json_resp(StatusCode::OK, json!({"metadata": s.metadata})))
 }
 
@@ -61,7 +61,7 @@ pub(super) fn meta_get_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     Ok(json_resp(StatusCode::OK, json!({"meta": {key: v}})))
 }
 
-pub(super) fn meta_put_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+pub(super) fn meta_put_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let body = req.json().unwrap_or(Value::Null);
     let m = parse_meta(&body, "meta")?;
     let key = req.param("key").to_string();
@@ -74,7 +74,7 @@ pub(super) fn meta_put_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let idx = find_server_idx(st, req.param("id"), cx)?;
     let s = &mut st.servers[idx];
     s.metadata.extend(m.clone());
-    s.updated_ms = now_ms();
+    s.updated_ms = os.now_ms();
     Ok(json_resp(StatusCode::OK, json!({"meta": m})))
 }
 

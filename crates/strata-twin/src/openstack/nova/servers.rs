@@ -619,7 +619,7 @@ pub(super) fn server_update_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             }
         }
     }
-    st.servers[idx].updated_ms = now_ms();
+    st.servers[idx].updated_ms = os.now_ms();
     let view = if cx.mv >= 75 {
         View::Detail { show: true }
     } else {
@@ -630,11 +630,10 @@ pub(super) fn server_update_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
 }
 
 /// Remove a server now: ports, allocations, PCI devices.
-pub(crate) fn destroy_server(st: &mut State, idx: usize) {
+pub(crate) fn destroy_server(st: &mut State, idx: usize, now: i64) {
     let id = st.servers[idx].id.clone();
     unclaim(st, &id);
     neutron::release_ports(st, &id);
-    let now = now_ms();
     let s = &mut st.servers[idx];
     s.deleted = true;
     s.vm_state = "deleted".into();
@@ -646,7 +645,7 @@ pub(crate) fn destroy_server(st: &mut State, idx: usize) {
     s.ports.clear();
 }
 
-pub(super) fn server_delete_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+pub(super) fn server_delete_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let idx = find_server_idx(st, req.param("id"), cx)?;
     if st.servers[idx].locked && !cx.admin() {
         return Err(err(
@@ -660,7 +659,8 @@ pub(super) fn server_delete_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
         "compute_terminate_instance",
         &cx.caller,
         true,
+        os.now_ms(),
     );
-    destroy_server(st, idx);
+    destroy_server(st, idx, os.now_ms());
     Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -185,7 +185,7 @@ pub(super) fn consumer_type(mv: u32, b: &Value) -> Result<Option<String>, Respon
     }
 }
 
-pub(super) fn alloc_put_(_os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
+pub(super) fn alloc_put_(os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
     let b = body(req, mv)?;
     let consumer = req.param("consumer").to_string();
     if !is_uuid(&consumer) {
@@ -218,11 +218,19 @@ pub(super) fn alloc_put_(_os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
     let ctype = consumer_type(mv, &b)?;
     check_consumer_generation(st, mv, &consumer, &b)?;
     check_capacity(st, mv, &consumer, &allocs)?;
-    set_allocations(st, &consumer, &project, &user, ctype.as_deref(), allocs);
+    set_allocations(
+        st,
+        &consumer,
+        &project,
+        &user,
+        ctype.as_deref(),
+        allocs,
+        os.now_ms(),
+    );
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-pub(super) fn alloc_post_(_os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
+pub(super) fn alloc_post_(os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
     let b = body(req, mv)?;
     let m = b
         .as_object()
@@ -258,7 +266,15 @@ pub(super) fn alloc_post_(_os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
         check_capacity(&tmp, mv, consumer, allocs)?;
     }
     for (consumer, project, user, ctype, allocs) in work {
-        set_allocations(st, &consumer, &project, &user, ctype.as_deref(), allocs);
+        set_allocations(
+            st,
+            &consumer,
+            &project,
+            &user,
+            ctype.as_deref(),
+            allocs,
+            os.now_ms(),
+        );
     }
     Ok(empty(StatusCode::NO_CONTENT))
 }

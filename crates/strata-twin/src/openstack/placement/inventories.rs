@@ -149,7 +149,7 @@ pub(super) fn inv_list_(_os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
     Ok(json_resp(StatusCode::OK, invs_json(rp)))
 }
 
-pub(super) fn inv_put_all_(_os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
+pub(super) fn inv_put_all_(os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
     let b = body(req, mv)?;
     let uuid = req.param("uuid").to_string();
     let idx = rp_index(st, &uuid, mv)?;
@@ -182,7 +182,7 @@ pub(super) fn inv_put_all_(_os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
     let rp = &mut st.rps[idx];
     rp.inventories = new;
     rp.generation += 1;
-    rp.updated_ms = now_ms();
+    rp.updated_ms = os.now_ms();
     Ok(json_resp(StatusCode::OK, invs_json(rp)))
 }
 
@@ -258,7 +258,7 @@ pub(super) fn inv_get_(_os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
     Ok(json_resp(StatusCode::OK, v))
 }
 
-pub(super) fn inv_put_(_os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
+pub(super) fn inv_put_(os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
     let b = body(req, mv)?;
     let uuid = req.param("uuid").to_string();
     let rc = req.param("rc").to_string();
@@ -280,7 +280,7 @@ pub(super) fn inv_put_(_os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
     let rp = &mut st.rps[idx];
     rp.inventories.insert(rc, inv.clone());
     rp.generation += 1;
-    rp.updated_ms = now_ms();
+    rp.updated_ms = os.now_ms();
     let mut v = inv_json(&inv);
     v["resource_provider_generation"] = json!(rp.generation);
     Ok(json_resp(StatusCode::OK, v))

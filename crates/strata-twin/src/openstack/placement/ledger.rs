@@ -50,8 +50,8 @@ pub(crate) fn set_allocations(
     user: &str,
     consumer_type: Option<&str>,
     allocs: BTreeMap<String, BTreeMap<String, i64>>,
+    now: i64,
 ) {
-    let now = now_ms();
     let mut touched: BTreeSet<String> = allocs.keys().cloned().collect();
     if let Some(old) = st.consumers.get(consumer) {
         touched.extend(old.allocations.keys().cloned());

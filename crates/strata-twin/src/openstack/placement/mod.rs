@@ -193,7 +193,7 @@ fn microversion(req: &Req) -> Result<u32, Response> {
     Ok(minor)
 }
 
-fn add_headers(mv: u32, get: bool, mut r: Response) -> Response {
+fn add_headers(os: &Os, mv: u32, get: bool, mut r: Response) -> Response {
     let v = format!("placement 1.{mv}");
     if let Ok(h) = axum::http::HeaderValue::from_str(&v) {
         r.headers_mut().insert("openstack-api-version", h);
@@ -206,7 +206,7 @@ fn add_headers(mv: u32, get: bool, mut r: Response) -> Response {
         r = with_header(
             r,
             "last-modified",
-            &httpdate::fmt_http_date(std::time::SystemTime::now()),
+            &httpdate::fmt_http_date(os.ctx.shared.clock.now()),
         );
         r = with_header(r, "cache-control", "no-cache");
     }
@@ -238,7 +238,7 @@ fn handle(os: &Os, req: &Req, min: u32, f: Inner) -> R {
     let r = match r {
         Ok(r) | Err(r) => r,
     };
-    Ok(add_headers(mv, get, r))
+    Ok(add_headers(os, mv, get, r))
 }
 
 macro_rules! handlers {
@@ -284,7 +284,7 @@ handlers! {
     usages => 9, usages_;
 }
 
-fn root(_os: &Os, req: &Req) -> R {
+fn root(os: &Os, req: &Req) -> R {
     let mv = microversion(req)?;
     let body = json!({"versions": [{
         "id": "v1.0",
@@ -294,5 +294,5 @@ fn root(_os: &Os, req: &Req) -> R {
         // The real service writes an empty self link here, wherever it is mounted.
         "links": [{"rel": "self", "href": ""}],
     }]});
-    Ok(add_headers(mv, false, json_resp(StatusCode::OK, body)))
+    Ok(add_headers(os, mv, false, json_resp(StatusCode::OK, body)))
 }

@@ -169,7 +169,7 @@ pub(super) fn rp_create_(os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
         inventories: BTreeMap::new(),
         traits: BTreeSet::new(),
         aggregates: vec![],
-        updated_ms: now_ms(),
+        updated_ms: os.now_ms(),
     };
     let location = format!("{}/resource_providers/{uuid}", os.ctx.urls.placement);
     let r = if mv >= 20 {
@@ -238,7 +238,7 @@ pub(super) fn rp_update_(os: &Os, req: &Req, st: &mut State, mv: u32) -> R {
         }
     }
     st.rps[idx].name = name;
-    st.rps[idx].updated_ms = now_ms();
+    st.rps[idx].updated_ms = os.now_ms();
     Ok(json_resp(StatusCode::OK, rp_json(os, &st.rps[idx], mv)))
 }
 

@@ -1,0 +1,7 @@
+//! What the three simulated services share: the injected [`Clock`].
+//!
+//! Architecture invariant: nothing here knows a vendor.
+
+mod clock;
+
+pub use clock::Clock;
