@@ -81,7 +81,7 @@ mod network;
 mod render;
 mod seed;
 
-pub use api::{HANDLERS, Handler, Route, routes};
+pub use api::{HANDLERS, Handler, routes};
 
 use http::{ApiKey, Params, Req};
 use model::State;
@@ -352,16 +352,7 @@ impl Service for Maas {
     }
 
     fn routes(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = api::routes()
-            .into_iter()
-            .map(|r| {
-                let path = match r.op {
-                    Some(op) => format!("/api/2.0{}?op={op}", r.path),
-                    None => format!("/api/2.0{}", r.path),
-                };
-                (r.method.to_string(), path)
-            })
-            .collect();
+        let mut out = api::routes().listing("/api/2.0");
         for (m, p) in META_ROUTES {
             out.push((m.to_string(), p.to_string()));
         }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::model::*;
 use super::*;
+use crate::core::{ApiError, ErrorBody};
 
 pub(crate) fn routes(r: Routes) -> Routes {
     r.add("/identity", &[(GET, versions)])
@@ -116,10 +117,19 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response {
         409 => "Conflict",
         _ => status.canonical_reason().unwrap_or("Error"),
     };
-    kresp(
-        status,
-        json!({"error": {"code": status.as_u16(), "message": message, "title": title}}),
-    )
+    KeystoneErrors.render(&ApiError::new(status.as_u16(), title, message))
+}
+
+/// Keystone's error body: `{"error": {"code": STATUS, "message": ..., "title": CODE}}`.
+pub(crate) struct KeystoneErrors;
+
+impl ErrorBody for KeystoneErrors {
+    fn render(&self, e: &ApiError) -> Response {
+        kresp(
+            e.status,
+            json!({"error": {"code": e.status.as_u16(), "message": e.message, "title": e.code}}),
+        )
+    }
 }
 
 fn not_found(kind: &str, id: &str) -> Response {

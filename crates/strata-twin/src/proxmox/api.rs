@@ -295,7 +295,7 @@ impl Pve {
             username == creds.proxmox_user && password == creds.proxmox_password
         };
         if !ok {
-            return Err(ApiError::Status(401, "authentication failure".into()));
+            return Err(ApiError::status(401, "authentication failure"));
         }
         let cluster = self.st.lock().cluster.clone();
         let all =

@@ -280,7 +280,7 @@ impl Pve {
         let vm = vm_on(&st, p.node(), p.vmid()).map_err(ApiError::msg)?;
         if let Some(s) = p.s("snapshot") {
             if p.flag("current") {
-                return Err(ApiError::Params(BTreeMap::from([
+                return Err(ApiError::params(BTreeMap::from([
                     (
                         "snapshot".into(),
                         "cannot use 'snapshot' parameter with 'current'".into(),

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::model::*;
 use super::net::{Cidr, parse_ip};
 pub(crate) use super::*;
+use crate::core::{ApiError, ErrorBody};
 
 mod listing;
 mod networks;
@@ -107,10 +108,23 @@ pub(crate) fn routes(r: Routes) -> Routes {
 // Errors and the request wrapper
 
 pub(crate) fn nerr(status: u16, kind: &str, message: &str) -> Response {
-    json_resp(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-        json!({"NeutronError": {"type": kind, "message": message, "detail": ""}}),
-    )
+    let mut e = ApiError::new(status, kind.to_string(), message);
+    if StatusCode::from_u16(status).is_err() {
+        e.status = StatusCode::BAD_REQUEST;
+    }
+    NeutronErrors.render(&e)
+}
+
+/// Neutron's error body: `{"NeutronError": {"type": CODE, "message": ..., "detail": ""}}`.
+pub(crate) struct NeutronErrors;
+
+impl ErrorBody for NeutronErrors {
+    fn render(&self, e: &ApiError) -> Response {
+        json_resp(
+            e.status,
+            json!({"NeutronError": {"type": e.code, "message": e.message, "detail": ""}}),
+        )
+    }
 }
 
 fn bad(message: &str) -> Response {

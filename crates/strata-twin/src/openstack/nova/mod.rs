@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::model::*;
 pub(crate) use super::*;
+use crate::core::{ApiError, ErrorBody};
 
 mod actions;
 mod aggregates;
@@ -210,10 +211,19 @@ pub(crate) fn err(status: u16, message: &str) -> Response {
         503 => "serviceUnavailable",
         _ => "computeFault",
     };
-    json_resp(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        json!({name: {"code": status, "message": message}}),
-    )
+    NovaErrors.render(&ApiError::new(status, name, message))
+}
+
+/// Nova's error body: `{"<name>": {"code": STATUS, "message": ...}}`.
+pub(crate) struct NovaErrors;
+
+impl ErrorBody for NovaErrors {
+    fn render(&self, e: &ApiError) -> Response {
+        json_resp(
+            e.status,
+            json!({e.code.as_ref(): {"code": e.status.as_u16(), "message": e.message}}),
+        )
+    }
 }
 
 fn bad(message: &str) -> Response {

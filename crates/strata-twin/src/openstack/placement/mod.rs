@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::model::*;
 use super::seed::{STANDARD_RESOURCE_CLASSES, STANDARD_TRAITS};
 pub(crate) use super::*;
+use crate::core::{ApiError, ErrorBody};
 
 mod allocations;
 mod candidates;
@@ -132,20 +133,40 @@ fn generic(status: u16) -> (&'static str, &'static str) {
 
 /// A placement error document. `code` appears from microversion 1.23 on.
 pub(crate) fn perr(mv: u32, status: u16, detail: &str, code: Option<&str>) -> Response {
-    let (title, text) = generic(status);
-    let mut e = json!({
-        "status": status,
-        "title": title,
-        "detail": format!("{text}\n\n {detail}  "),
-        "request_id": format!("req-{}", uuid::Uuid::new_v4()),
-    });
-    if mv >= 23 {
-        e["code"] = json!(code.unwrap_or("placement.undefined_code"));
+    let mut e = ApiError::new(
+        status,
+        code.unwrap_or("placement.undefined_code").to_string(),
+        detail,
+    );
+    if StatusCode::from_u16(status).is_err() {
+        e.status = StatusCode::BAD_REQUEST;
     }
-    json_resp(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-        json!({"errors": [e]}),
-    )
+    PlacementErrors { mv, status }.render(&e)
+}
+
+/// Placement's error body: `{"errors": [{"status", "title", "detail", "request_id",
+/// "code" (from 1.23)}]}`, with webob's generic text for the status before the detail.
+pub(crate) struct PlacementErrors {
+    pub mv: u32,
+    /// The status as the handler gave it (written in the body even when it is not a
+    /// valid HTTP status).
+    pub status: u16,
+}
+
+impl ErrorBody for PlacementErrors {
+    fn render(&self, e: &ApiError) -> Response {
+        let (title, text) = generic(self.status);
+        let mut body = json!({
+            "status": self.status,
+            "title": title,
+            "detail": format!("{text}\n\n {}  ", e.message),
+            "request_id": format!("req-{}", uuid::Uuid::new_v4()),
+        });
+        if self.mv >= 23 {
+            body["code"] = json!(e.code);
+        }
+        json_resp(e.status, json!({"errors": [body]}))
+    }
 }
 
 fn bad(mv: u32, detail: &str) -> Response {
