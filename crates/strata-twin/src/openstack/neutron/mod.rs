@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::model::*;
 use super::net::{Cidr, parse_ip};
-pub(crate) use super::*;
+use super::*;
 use crate::core::{ApiError, ErrorBody};
 
 mod listing;

@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::model::*;
-pub(crate) use super::*;
+use super::*;
 use crate::core::{ApiError, ErrorBody};
 
 mod actions;

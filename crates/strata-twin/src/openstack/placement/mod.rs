@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::model::*;
 use super::seed::{STANDARD_RESOURCE_CLASSES, STANDARD_TRAITS};
-pub(crate) use super::*;
+use super::*;
 use crate::core::{ApiError, ErrorBody};
 
 mod allocations;
