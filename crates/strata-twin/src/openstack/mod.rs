@@ -154,14 +154,40 @@ async fn read_req(req: axum::extract::Request) -> Result<Req, Response> {
 /// The region's route table, filled by the service modules, and the router built from
 /// it.
 pub(crate) struct Routes {
-    pub table: RouteTable<Handler>,
+    pub table: RouteTable<Endpoint>,
+}
+
+/// What a route runs.
+#[derive(Clone, Copy)]
+pub(crate) enum Endpoint {
+    /// A handler that does its own checks (Keystone, Neutron, Glance, Placement, the
+    /// version documents).
+    Plain(Handler),
+    /// A Nova handler, run through Nova's pipeline with the route's microversion range.
+    Nova(nova::Inner),
 }
 
 impl Routes {
     /// Add one path with its handlers per method.
     pub fn add(mut self, path: &str, handlers: &[(MethodFilter, Handler)]) -> Self {
         for &(filter, f) in handlers {
-            self.table.push(Route::new(method_of(filter), path, f));
+            self.table
+                .push(Route::new(method_of(filter), path, Endpoint::Plain(f)));
+        }
+        self
+    }
+
+    /// Add one path with Nova handlers per method, each with the microversion range
+    /// (minor numbers, inclusive) it exists in.
+    pub fn add_versioned(
+        mut self,
+        path: &str,
+        handlers: &[(MethodFilter, nova::Inner, u32, u32)],
+    ) -> Self {
+        for &(filter, f, min, max) in handlers {
+            self.table.push(
+                Route::new(method_of(filter), path, Endpoint::Nova(f)).microversions(min, max),
+            );
         }
         self
     }
@@ -172,17 +198,23 @@ impl Routes {
         for (path, routes) in self.table.by_path() {
             let mut mr: MethodRouter = MethodRouter::new();
             for route in routes {
-                let (os, f) = (os.clone(), route.handler);
+                let (os, endpoint) = (os.clone(), route.handler);
+                let (min, max) = route.microversions.unwrap_or((0, u32::MAX));
                 mr = mr.on(
                     filter_of(&route.method),
                     move |req: axum::extract::Request| {
                         let os = os.clone();
                         async move {
-                            match read_req(req).await {
-                                Ok(req) => match f(&os, &req) {
-                                    Ok(r) | Err(r) => r,
-                                },
-                                Err(r) => r,
+                            let req = match read_req(req).await {
+                                Ok(req) => req,
+                                Err(r) => return r,
+                            };
+                            let answer = match endpoint {
+                                Endpoint::Plain(f) => f(&os, &req),
+                                Endpoint::Nova(f) => nova::handle(&os, &req, min, max, f),
+                            };
+                            match answer {
+                                Ok(r) | Err(r) => r,
                             }
                         }
                     },

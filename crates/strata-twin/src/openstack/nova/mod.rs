@@ -49,148 +49,217 @@ pub(crate) fn routes(r: Routes) -> Routes {
         .add("/compute/v2.1/", &[(GET, version21)])
         .add("/compute/v2", &[(GET, version2)])
         .add("/compute/v2/", &[(GET, version2)])
-        .add(
+        .add_versioned(
             "/compute/v2.1/flavors",
-            &[(GET, flavors_list), (POST, flavor_create)],
+            &[
+                (GET, flavors_list_, 1, MAX_MINOR),
+                (POST, flavor_create_, 1, MAX_MINOR),
+            ],
         )
-        .add("/compute/v2.1/flavors/detail", &[(GET, flavors_detail)])
-        .add(
+        .add_versioned(
+            "/compute/v2.1/flavors/detail",
+            &[(GET, flavors_detail_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
             "/compute/v2.1/flavors/{id}",
             &[
-                (GET, flavor_get),
-                (PUT, flavor_update),
-                (DELETE, flavor_delete),
+                (GET, flavor_get_, 1, MAX_MINOR),
+                (PUT, flavor_update_, 55, MAX_MINOR),
+                (DELETE, flavor_delete_, 1, MAX_MINOR),
             ],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/flavors/{id}/action",
-            &[(POST, flavor_action)],
+            &[(POST, flavor_action_, 1, MAX_MINOR)],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/flavors/{id}/os-flavor-access",
-            &[(GET, flavor_access)],
+            &[(GET, flavor_access_, 1, MAX_MINOR)],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/flavors/{id}/os-extra_specs",
-            &[(GET, specs_list), (POST, specs_create)],
+            &[
+                (GET, specs_list_, 1, MAX_MINOR),
+                (POST, specs_create_, 1, MAX_MINOR),
+            ],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/flavors/{id}/os-extra_specs/{key}",
-            &[(GET, spec_get), (PUT, spec_put), (DELETE, spec_delete)],
+            &[
+                (GET, spec_get_, 1, MAX_MINOR),
+                (PUT, spec_put_, 1, MAX_MINOR),
+                (DELETE, spec_delete_, 1, MAX_MINOR),
+            ],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/os-keypairs",
-            &[(GET, keypairs_list), (POST, keypair_create)],
+            &[
+                (GET, keypairs_list_, 1, MAX_MINOR),
+                (POST, keypair_create_, 1, MAX_MINOR),
+            ],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/os-keypairs/{name}",
-            &[(GET, keypair_get), (DELETE, keypair_delete)],
+            &[
+                (GET, keypair_get_, 1, MAX_MINOR),
+                (DELETE, keypair_delete_, 1, MAX_MINOR),
+            ],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/servers",
-            &[(GET, servers_list), (POST, server_create)],
+            &[
+                (GET, servers_list_, 1, MAX_MINOR),
+                (POST, server_create_, 1, MAX_MINOR),
+            ],
         )
-        .add("/compute/v2.1/servers/detail", &[(GET, servers_detail)])
-        .add(
+        .add_versioned(
+            "/compute/v2.1/servers/detail",
+            &[(GET, servers_detail_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
             "/compute/v2.1/servers/{id}",
             &[
-                (GET, server_get),
-                (PUT, server_update),
-                (DELETE, server_delete),
+                (GET, server_get_, 1, MAX_MINOR),
+                (PUT, server_update_, 1, MAX_MINOR),
+                (DELETE, server_delete_, 1, MAX_MINOR),
             ],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/servers/{id}/action",
-            &[(POST, server_action)],
+            &[(POST, server_action_, 1, MAX_MINOR)],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/servers/{id}/metadata",
-            &[(GET, meta_list), (POST, meta_merge), (PUT, meta_replace)],
+            &[
+                (GET, meta_list_, 1, MAX_MINOR),
+                (POST, meta_merge_, 1, MAX_MINOR),
+                (PUT, meta_replace_, 1, MAX_MINOR),
+            ],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/servers/{id}/metadata/{key}",
-            &[(GET, meta_get), (PUT, meta_put), (DELETE, meta_delete)],
+            &[
+                (GET, meta_get_, 1, MAX_MINOR),
+                (PUT, meta_put_, 1, MAX_MINOR),
+                (DELETE, meta_delete_, 1, MAX_MINOR),
+            ],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/servers/{id}/tags",
-            &[(GET, tags_list), (PUT, tags_replace), (DELETE, tags_clear)],
+            &[
+                (GET, tags_list_, 26, MAX_MINOR),
+                (PUT, tags_replace_, 26, MAX_MINOR),
+                (DELETE, tags_clear_, 26, MAX_MINOR),
+            ],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/servers/{id}/tags/{tag}",
-            &[(GET, tag_check), (PUT, tag_add), (DELETE, tag_delete)],
+            &[
+                (GET, tag_check_, 26, MAX_MINOR),
+                (PUT, tag_add_, 26, MAX_MINOR),
+                (DELETE, tag_delete_, 26, MAX_MINOR),
+            ],
         )
-        .add("/compute/v2.1/servers/{id}/ips", &[(GET, server_ips)])
-        .add(
+        .add_versioned(
+            "/compute/v2.1/servers/{id}/ips",
+            &[(GET, server_ips_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
             "/compute/v2.1/servers/{id}/os-instance-actions",
-            &[(GET, actions_list)],
+            &[(GET, actions_list_, 1, MAX_MINOR)],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/servers/{id}/os-instance-actions/{req}",
-            &[(GET, action_get)],
+            &[(GET, action_get_, 1, MAX_MINOR)],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/servers/{id}/os-interface",
-            &[(GET, server_interfaces)],
+            &[(GET, server_interfaces_, 1, MAX_MINOR)],
         )
-        .add("/compute/v2.1/os-availability-zone", &[(GET, az_list)])
-        .add(
+        .add_versioned(
+            "/compute/v2.1/os-availability-zone",
+            &[(GET, az_list_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
             "/compute/v2.1/os-availability-zone/detail",
-            &[(GET, az_detail)],
+            &[(GET, az_detail_, 1, MAX_MINOR)],
         )
-        .add("/compute/v2.1/os-hypervisors", &[(GET, hyp_list)])
-        .add("/compute/v2.1/os-hypervisors/detail", &[(GET, hyp_detail)])
-        .add(
+        .add_versioned(
+            "/compute/v2.1/os-hypervisors",
+            &[(GET, hyp_list_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-hypervisors/detail",
+            &[(GET, hyp_detail_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
             "/compute/v2.1/os-hypervisors/statistics",
-            &[(GET, hyp_stats)],
+            &[(GET, hyp_stats_, 1, 87)],
         )
-        .add("/compute/v2.1/os-hypervisors/{id}", &[(GET, hyp_show)])
-        .add(
+        .add_versioned(
+            "/compute/v2.1/os-hypervisors/{id}",
+            &[(GET, hyp_show_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
             "/compute/v2.1/os-hypervisors/{id}/uptime",
-            &[(GET, hyp_uptime)],
+            &[(GET, hyp_uptime_, 1, 87)],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/os-hypervisors/{id}/search",
-            &[(GET, hyp_search)],
+            &[(GET, hyp_search_, 1, 52)],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/os-hypervisors/{id}/servers",
-            &[(GET, hyp_servers)],
+            &[(GET, hyp_servers_, 1, 52)],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/os-aggregates",
-            &[(GET, aggs_list), (POST, agg_create)],
+            &[
+                (GET, aggs_list_, 1, MAX_MINOR),
+                (POST, agg_create_, 1, MAX_MINOR),
+            ],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/os-aggregates/{id}",
-            &[(GET, agg_get), (PUT, agg_update), (DELETE, agg_delete)],
+            &[
+                (GET, agg_get_, 1, MAX_MINOR),
+                (PUT, agg_update_, 1, MAX_MINOR),
+                (DELETE, agg_delete_, 1, MAX_MINOR),
+            ],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/os-aggregates/{id}/action",
-            &[(POST, agg_action)],
+            &[(POST, agg_action_, 1, MAX_MINOR)],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/os-aggregates/{id}/images",
-            &[(POST, agg_images)],
+            &[(POST, agg_images_, 81, MAX_MINOR)],
         )
-        .add("/compute/v2.1/os-services", &[(GET, services_list)])
-        .add("/compute/v2.1/os-services/{id}", &[(PUT, service_update)])
-        .add(
+        .add_versioned(
+            "/compute/v2.1/os-services",
+            &[(GET, services_list_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-services/{id}",
+            &[(PUT, service_update_, 53, MAX_MINOR)],
+        )
+        .add_versioned(
             "/compute/v2.1/os-quota-sets/{id}",
             &[
-                (GET, quota_show),
-                (PUT, quota_update),
-                (DELETE, quota_delete),
+                (GET, quota_show_, 1, MAX_MINOR),
+                (PUT, quota_update_, 1, MAX_MINOR),
+                (DELETE, quota_delete_, 1, MAX_MINOR),
             ],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/os-quota-sets/{id}/defaults",
-            &[(GET, quota_defaults)],
+            &[(GET, quota_defaults_, 1, MAX_MINOR)],
         )
-        .add(
+        .add_versioned(
             "/compute/v2.1/os-quota-sets/{id}/detail",
-            &[(GET, quota_detail)],
+            &[(GET, quota_detail_, 1, MAX_MINOR)],
         )
-        .add("/compute/v2.1/limits", &[(GET, limits)])
+        .add_versioned("/compute/v2.1/limits", &[(GET, limits_, 1, MAX_MINOR)])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -304,9 +373,14 @@ impl Cx {
     }
 }
 
-type Inner = fn(&Os, &Req, &mut State, &Cx) -> R;
+/// A Nova handler: runs on the locked state once the caller, microversion and route
+/// range are checked.
+pub(crate) type Inner = fn(&Os, &Req, &mut State, &Cx) -> R;
 
-fn handle(os: &Os, req: &Req, min: u32, max: u32, f: Inner) -> R {
+/// Nova's pipeline around a handler: authenticate, negotiate the microversion, answer
+/// 404 outside the route's range `min..=max`, require a project-scoped token, then run
+/// the handler and add the version headers.
+pub(crate) fn handle(os: &Os, req: &Req, min: u32, max: u32, f: Inner) -> R {
     let mut st = os.st.lock();
     let caller = os.caller(&st, req)?;
     let mv = match microversion(req) {
@@ -330,79 +404,6 @@ fn handle(os: &Os, req: &Req, min: u32, max: u32, f: Inner) -> R {
             Ok(r) | Err(r) => r,
         },
     ))
-}
-
-macro_rules! handlers {
-    ($($name:ident => $min:expr, $max:expr, $inner:ident;)*) => {
-        $(fn $name(os: &Os, req: &Req) -> R { handle(os, req, $min, $max, $inner) })*
-    };
-}
-
-handlers! {
-    flavors_list => 1, MAX_MINOR, flavors_list_;
-    flavors_detail => 1, MAX_MINOR, flavors_detail_;
-    flavor_create => 1, MAX_MINOR, flavor_create_;
-    flavor_get => 1, MAX_MINOR, flavor_get_;
-    flavor_update => 55, MAX_MINOR, flavor_update_;
-    flavor_delete => 1, MAX_MINOR, flavor_delete_;
-    flavor_action => 1, MAX_MINOR, flavor_action_;
-    flavor_access => 1, MAX_MINOR, flavor_access_;
-    specs_list => 1, MAX_MINOR, specs_list_;
-    specs_create => 1, MAX_MINOR, specs_create_;
-    spec_get => 1, MAX_MINOR, spec_get_;
-    spec_put => 1, MAX_MINOR, spec_put_;
-    spec_delete => 1, MAX_MINOR, spec_delete_;
-    keypairs_list => 1, MAX_MINOR, keypairs_list_;
-    keypair_create => 1, MAX_MINOR, keypair_create_;
-    keypair_get => 1, MAX_MINOR, keypair_get_;
-    keypair_delete => 1, MAX_MINOR, keypair_delete_;
-    servers_list => 1, MAX_MINOR, servers_list_;
-    servers_detail => 1, MAX_MINOR, servers_detail_;
-    server_create => 1, MAX_MINOR, server_create_;
-    server_get => 1, MAX_MINOR, server_get_;
-    server_update => 1, MAX_MINOR, server_update_;
-    server_delete => 1, MAX_MINOR, server_delete_;
-    server_action => 1, MAX_MINOR, server_action_;
-    meta_list => 1, MAX_MINOR, meta_list_;
-    meta_merge => 1, MAX_MINOR, meta_merge_;
-    meta_replace => 1, MAX_MINOR, meta_replace_;
-    meta_get => 1, MAX_MINOR, meta_get_;
-    meta_put => 1, MAX_MINOR, meta_put_;
-    meta_delete => 1, MAX_MINOR, meta_delete_;
-    tags_list => 26, MAX_MINOR, tags_list_;
-    tags_replace => 26, MAX_MINOR, tags_replace_;
-    tags_clear => 26, MAX_MINOR, tags_clear_;
-    tag_check => 26, MAX_MINOR, tag_check_;
-    tag_add => 26, MAX_MINOR, tag_add_;
-    tag_delete => 26, MAX_MINOR, tag_delete_;
-    server_ips => 1, MAX_MINOR, server_ips_;
-    actions_list => 1, MAX_MINOR, actions_list_;
-    action_get => 1, MAX_MINOR, action_get_;
-    server_interfaces => 1, MAX_MINOR, server_interfaces_;
-    az_list => 1, MAX_MINOR, az_list_;
-    az_detail => 1, MAX_MINOR, az_detail_;
-    hyp_list => 1, MAX_MINOR, hyp_list_;
-    hyp_detail => 1, MAX_MINOR, hyp_detail_;
-    hyp_stats => 1, 87, hyp_stats_;
-    hyp_show => 1, MAX_MINOR, hyp_show_;
-    hyp_uptime => 1, 87, hyp_uptime_;
-    hyp_search => 1, 52, hyp_search_;
-    hyp_servers => 1, 52, hyp_servers_;
-    aggs_list => 1, MAX_MINOR, aggs_list_;
-    agg_create => 1, MAX_MINOR, agg_create_;
-    agg_get => 1, MAX_MINOR, agg_get_;
-    agg_update => 1, MAX_MINOR, agg_update_;
-    agg_delete => 1, MAX_MINOR, agg_delete_;
-    agg_action => 1, MAX_MINOR, agg_action_;
-    agg_images => 81, MAX_MINOR, agg_images_;
-    services_list => 1, MAX_MINOR, services_list_;
-    service_update => 53, MAX_MINOR, service_update_;
-    quota_show => 1, MAX_MINOR, quota_show_;
-    quota_update => 1, MAX_MINOR, quota_update_;
-    quota_delete => 1, MAX_MINOR, quota_delete_;
-    quota_defaults => 1, MAX_MINOR, quota_defaults_;
-    quota_detail => 1, MAX_MINOR, quota_detail_;
-    limits => 1, MAX_MINOR, limits_;
 }
 
 // ---------------------------------------------------------------------------------------
