@@ -165,6 +165,9 @@ pub(crate) enum Endpoint {
     Plain(Handler),
     /// A Nova handler, run through Nova's pipeline with the route's microversion range.
     Nova(nova::Inner),
+    /// A Placement handler, run through Placement's pipeline with the route's minimum
+    /// microversion.
+    Placement(placement::Inner),
 }
 
 impl Routes {
@@ -192,6 +195,22 @@ impl Routes {
         self
     }
 
+    /// Add one path with Placement handlers per method, each with the microversion
+    /// (minor number) it appears in.
+    pub fn add_placement(
+        mut self,
+        path: &str,
+        handlers: &[(MethodFilter, placement::Inner, u32)],
+    ) -> Self {
+        for &(filter, f, min) in handlers {
+            self.table.push(
+                Route::new(method_of(filter), path, Endpoint::Placement(f))
+                    .microversions(min, placement::MAX_MINOR),
+            );
+        }
+        self
+    }
+
     /// One axum route per path, each method calling its handler on the region.
     fn router(&self, os: &Arc<Os>) -> Router {
         let mut router = Router::new();
@@ -212,6 +231,7 @@ impl Routes {
                             let answer = match endpoint {
                                 Endpoint::Plain(f) => f(&os, &req),
                                 Endpoint::Nova(f) => nova::handle(&os, &req, min, max, f),
+                                Endpoint::Placement(f) => placement::handle(&os, &req, min, f),
                             };
                             match answer {
                                 Ok(r) | Err(r) => r,

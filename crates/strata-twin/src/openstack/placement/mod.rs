@@ -38,67 +38,90 @@ const MAX_INT: i64 = 2_147_483_647;
 pub(crate) fn routes(r: Routes) -> Routes {
     r.add("/placement", &[(GET, root)])
         .add("/placement/", &[(GET, root)])
-        .add(
+        .add_placement(
             "/placement/resource_providers",
-            &[(GET, rp_list), (POST, rp_create)],
+            &[(GET, rp_list_, 0), (POST, rp_create_, 0)],
         )
-        .add(
+        .add_placement(
             "/placement/resource_providers/{uuid}",
-            &[(GET, rp_get), (PUT, rp_update), (DELETE, rp_delete)],
+            &[
+                (GET, rp_get_, 0),
+                (PUT, rp_update_, 0),
+                (DELETE, rp_delete_, 0),
+            ],
         )
-        .add(
+        .add_placement(
             "/placement/resource_providers/{uuid}/inventories",
             &[
-                (GET, inv_list),
-                (PUT, inv_put_all),
-                (POST, inv_post),
-                (DELETE, inv_delete_all),
+                (GET, inv_list_, 0),
+                (PUT, inv_put_all_, 0),
+                (POST, inv_post_, 0),
+                (DELETE, inv_delete_all_, 5),
             ],
         )
-        .add(
+        .add_placement(
             "/placement/resource_providers/{uuid}/inventories/{rc}",
-            &[(GET, inv_get), (PUT, inv_put), (DELETE, inv_delete)],
+            &[
+                (GET, inv_get_, 0),
+                (PUT, inv_put_, 0),
+                (DELETE, inv_delete_, 0),
+            ],
         )
-        .add(
+        .add_placement(
             "/placement/resource_providers/{uuid}/usages",
-            &[(GET, rp_usages)],
+            &[(GET, rp_usages_, 0)],
         )
-        .add(
+        .add_placement(
             "/placement/resource_providers/{uuid}/allocations",
-            &[(GET, rp_allocations)],
+            &[(GET, rp_allocations_, 0)],
         )
-        .add(
+        .add_placement(
             "/placement/resource_providers/{uuid}/traits",
             &[
-                (GET, rp_traits),
-                (PUT, rp_traits_put),
-                (DELETE, rp_traits_delete),
+                (GET, rp_traits_, 6),
+                (PUT, rp_traits_put_, 6),
+                (DELETE, rp_traits_delete_, 6),
             ],
         )
-        .add(
+        .add_placement(
             "/placement/resource_providers/{uuid}/aggregates",
-            &[(GET, rp_aggs), (PUT, rp_aggs_put)],
+            &[(GET, rp_aggs_, 1), (PUT, rp_aggs_put_, 1)],
         )
-        .add(
+        .add_placement(
             "/placement/resource_classes",
-            &[(GET, rc_list), (POST, rc_create)],
+            &[(GET, rc_list_, 2), (POST, rc_create_, 2)],
         )
-        .add(
+        .add_placement(
             "/placement/resource_classes/{name}",
-            &[(GET, rc_get), (PUT, rc_put), (DELETE, rc_delete)],
+            &[
+                (GET, rc_get_, 2),
+                (PUT, rc_put_, 2),
+                (DELETE, rc_delete_, 2),
+            ],
         )
-        .add("/placement/traits", &[(GET, trait_list)])
-        .add(
+        .add_placement("/placement/traits", &[(GET, trait_list_, 6)])
+        .add_placement(
             "/placement/traits/{name}",
-            &[(GET, trait_get), (PUT, trait_put), (DELETE, trait_delete)],
+            &[
+                (GET, trait_get_, 6),
+                (PUT, trait_put_, 6),
+                (DELETE, trait_delete_, 6),
+            ],
         )
-        .add("/placement/allocation_candidates", &[(GET, candidates)])
-        .add("/placement/allocations", &[(POST, alloc_post)])
-        .add(
+        .add_placement(
+            "/placement/allocation_candidates",
+            &[(GET, candidates_, 10)],
+        )
+        .add_placement("/placement/allocations", &[(POST, alloc_post_, 13)])
+        .add_placement(
             "/placement/allocations/{consumer}",
-            &[(GET, alloc_get), (PUT, alloc_put), (DELETE, alloc_delete)],
+            &[
+                (GET, alloc_get_, 0),
+                (PUT, alloc_put_, 0),
+                (DELETE, alloc_delete_, 0),
+            ],
         )
-        .add("/placement/usages", &[(GET, usages)])
+        .add_placement("/placement/usages", &[(GET, usages_, 9)])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -234,11 +257,13 @@ fn add_headers(os: &Os, mv: u32, get: bool, mut r: Response) -> Response {
     r
 }
 
-type Inner = fn(&Os, &Req, &mut State, u32) -> R;
+/// A Placement handler: runs on the locked state, with the negotiated microversion,
+/// once the caller and the route's minimum microversion are checked.
+pub(crate) type Inner = fn(&Os, &Req, &mut State, u32) -> R;
 
 /// Authenticate (keystonemiddleware first, as in the real pipeline), negotiate the
 /// microversion, require the admin role, then run the handler.
-fn handle(os: &Os, req: &Req, min: u32, f: Inner) -> R {
+pub(crate) fn handle(os: &Os, req: &Req, min: u32, f: Inner) -> R {
     let mut st = os.st.lock();
     let caller = os.caller(&st, req)?;
     let mv = microversion(req)?;
@@ -260,49 +285,6 @@ fn handle(os: &Os, req: &Req, min: u32, f: Inner) -> R {
         Ok(r) | Err(r) => r,
     };
     Ok(add_headers(os, mv, get, r))
-}
-
-macro_rules! handlers {
-    ($($name:ident => $min:expr, $inner:ident;)*) => {
-        $(fn $name(os: &Os, req: &Req) -> R { handle(os, req, $min, $inner) })*
-    };
-}
-
-handlers! {
-    rp_list => 0, rp_list_;
-    rp_create => 0, rp_create_;
-    rp_get => 0, rp_get_;
-    rp_update => 0, rp_update_;
-    rp_delete => 0, rp_delete_;
-    inv_list => 0, inv_list_;
-    inv_put_all => 0, inv_put_all_;
-    inv_post => 0, inv_post_;
-    inv_delete_all => 5, inv_delete_all_;
-    inv_get => 0, inv_get_;
-    inv_put => 0, inv_put_;
-    inv_delete => 0, inv_delete_;
-    rp_usages => 0, rp_usages_;
-    rp_allocations => 0, rp_allocations_;
-    rp_traits => 6, rp_traits_;
-    rp_traits_put => 6, rp_traits_put_;
-    rp_traits_delete => 6, rp_traits_delete_;
-    rp_aggs => 1, rp_aggs_;
-    rp_aggs_put => 1, rp_aggs_put_;
-    rc_list => 2, rc_list_;
-    rc_create => 2, rc_create_;
-    rc_get => 2, rc_get_;
-    rc_put => 2, rc_put_;
-    rc_delete => 2, rc_delete_;
-    trait_list => 6, trait_list_;
-    trait_get => 6, trait_get_;
-    trait_put => 6, trait_put_;
-    trait_delete => 6, trait_delete_;
-    candidates => 10, candidates_;
-    alloc_post => 13, alloc_post_;
-    alloc_get => 0, alloc_get_;
-    alloc_put => 0, alloc_put_;
-    alloc_delete => 0, alloc_delete_;
-    usages => 9, usages_;
 }
 
 fn root(os: &Os, req: &Req) -> R {
