@@ -28,6 +28,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub mod admin;
+pub mod core;
 pub mod counters;
 pub mod faults;
 pub mod local;
@@ -37,8 +38,9 @@ pub mod proxmox;
 mod server;
 pub mod tls;
 
+pub use crate::core::Clock;
 pub use faults::FaultSpec;
-pub use server::{RunningTwin, start};
+pub use server::{RunningTwin, start, start_with_clock};
 
 /// What a fresh DC contains.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -144,8 +146,10 @@ pub struct DcContext {
     pub shared: Arc<Shared>,
 }
 
-/// State shared by every DC: fault injection and counters.
+/// State shared by every DC: the clock, fault injection and counters.
 pub struct Shared {
+    /// Every simulated service reads time and waits for simulated work through it.
+    pub clock: Clock,
     pub faults: faults::Faults,
     pub counters: counters::Counters,
     pub latency_ms: u64,

@@ -90,6 +90,7 @@ impl LocalDc {
     /// OpenStack region), deterministic for a given `rng_seed`.
     pub async fn new(rng_seed: u64) -> anyhow::Result<LocalDc> {
         let shared = Arc::new(Shared {
+            clock: crate::Clock::system(),
             faults: Faults::new(FaultSpec::default(), rng_seed.max(1)),
             counters: Counters::default(),
             latency_ms: 0,

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::counters::{CallLabels, Counters};
 use crate::faults::{Faults, Injected};
-use crate::{Credentials, DcContext, Service, Shared, TwinOptions, Urls};
+use crate::{Clock, Credentials, DcContext, Service, Shared, TwinOptions, Urls};
 
 /// One DC's services.
 pub struct DcRuntime {
@@ -136,6 +136,11 @@ pub struct RunningTwin {
 }
 
 impl RunningTwin {
+    /// The clock every service of this twin reads.
+    pub fn clock(&self) -> &Clock {
+        &self.state.shared.clock
+    }
+
     pub fn endpoints(&self) -> serde_json::Value {
         self.state.endpoints_document()
     }
@@ -207,8 +212,15 @@ fn new_credentials() -> Credentials {
     }
 }
 
-/// Start a twin: bind every listener, build every DC's services, serve.
+/// Start a twin on the system clock: bind every listener, build every DC's services,
+/// serve.
 pub async fn start(opts: TwinOptions) -> Result<RunningTwin> {
+    start_with_clock(opts, Clock::system()).await
+}
+
+/// Start a twin whose services read time from `clock` (a virtual clock in tests, so
+/// that asynchronous behaviour is driven by [`Clock::advance`] instead of sleeping).
+pub async fn start_with_clock(opts: TwinOptions, clock: Clock) -> Result<RunningTwin> {
     let saved: Option<Saved> = match &opts.state_file {
         Some(p) if p.exists() => {
             let text =
@@ -221,6 +233,7 @@ pub async fn start(opts: TwinOptions) -> Result<RunningTwin> {
         _ => None,
     };
     let shared = Arc::new(Shared {
+        clock,
         faults: Faults::new(opts.faults.clone(), opts.seed),
         counters: Counters::default(),
         latency_ms: opts.latency_ms,

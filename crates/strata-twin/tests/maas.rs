@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{Value, json};
-use strata_twin::{DcSeed, FaultSpec, RunningTwin, SeedGpu, SeedMachine, TwinOptions};
+use strata_twin::{Clock, DcSeed, FaultSpec, RunningTwin, SeedGpu, SeedMachine, TwinOptions};
 
 fn seed_machine(i: usize, gpus: usize) -> SeedMachine {
     SeedMachine {
@@ -53,6 +53,12 @@ fn opts(machines: Vec<SeedMachine>, state_file: Option<std::path::PathBuf>) -> T
     }
 }
 
+/// A twin on a virtual clock: the machines' asynchronous phases move only when a test
+/// advances it.
+async fn start(o: TwinOptions) -> anyhow::Result<RunningTwin> {
+    strata_twin::start_with_clock(o, Clock::virtual_now()).await
+}
+
 /// A small MAAS client: OAuth PLAINTEXT header built here, as a client would.
 struct Maas {
     http: reqwest::Client,
@@ -60,6 +66,7 @@ struct Maas {
     api: String,
     admin: String,
     key: (String, String, String),
+    clock: Clock,
 }
 
 impl Maas {
@@ -82,6 +89,7 @@ impl Maas {
             root: url,
             admin: format!("http://{}/_twin", twin.addr),
             key,
+            clock: twin.clock().clone(),
         }
     }
 
@@ -172,20 +180,18 @@ impl Maas {
         v
     }
 
+    /// Poll a machine until it reaches `want`, moving the twin's clock 50 ms between
+    /// polls (for at most 20 s of twin time).
     async fn wait_status(&self, sid: &str, want: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        for _ in 0..400 {
             let m = self.machine(sid).await;
             if m["status"] == want {
                 return m;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{sid} stuck in {} waiting for {want}",
-                m["status_name"]
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.clock.advance(Duration::from_millis(50));
         }
+        let m = self.machine(sid).await;
+        panic!("{sid} stuck in {} waiting for {want}", m["status_name"]);
     }
 
     async fn fault(&self, id: &str, fault: &str) {
@@ -218,7 +224,7 @@ fn sid(v: &Value) -> String {
 
 #[tokio::test]
 async fn auth_quirks_and_anonymous_endpoints() {
-    let twin = strata_twin::start(opts(vec![seed_machine(1, 0)], None))
+    let twin = start(opts(vec![seed_machine(1, 0)], None))
         .await
         .expect("start");
     let c = Maas::new(&twin);
@@ -342,7 +348,7 @@ async fn auth_quirks_and_anonymous_endpoints() {
 
 #[tokio::test]
 async fn bodies_form_multipart_and_repeated_keys() {
-    let twin = strata_twin::start(opts((1..=3).map(|i| seed_machine(i, 0)).collect(), None))
+    let twin = start(opts((1..=3).map(|i| seed_machine(i, 0)).collect(), None))
         .await
         .expect("start");
     let c = Maas::new(&twin);
@@ -423,9 +429,7 @@ async fn bodies_form_multipart_and_repeated_keys() {
 #[tokio::test]
 async fn machine_lifecycle() {
     let seeds = vec![seed_machine(1, 0), seed_machine(2, 4), seed_machine(3, 0)];
-    let twin = strata_twin::start(opts(seeds.clone(), None))
-        .await
-        .expect("start");
+    let twin = start(opts(seeds.clone(), None)).await.expect("start");
     let c = Maas::new(&twin);
     let ms = c.machines().await;
     assert_eq!(ms.len(), 3);
@@ -489,15 +493,14 @@ async fn machine_lifecycle() {
         assert_eq!(v["status_name"], "Commissioning");
     }
     let mut saw_testing = false;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    for polls in 0.. {
         let m = c.machine(&gpu_sid).await;
         saw_testing |= m["status"] == 21;
         if m["status"] == 4 {
             break;
         }
-        assert!(Instant::now() < deadline, "stuck in {}", m["status_name"]);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(polls < 1000, "stuck in {}", m["status_name"]);
+        c.clock.advance(Duration::from_millis(20));
     }
     assert!(saw_testing, "commissioning goes through Testing");
     for m in &ms {
@@ -838,9 +841,7 @@ async fn per_object_faults() {
     let seeds: Vec<SeedMachine> = (1..=6)
         .map(|i| seed_machine(i, if i >= 5 { 2 } else { 0 }))
         .collect();
-    let twin = strata_twin::start(opts(seeds.clone(), None))
-        .await
-        .expect("start");
+    let twin = start(opts(seeds.clone(), None)).await.expect("start");
     let c = Maas::new(&twin);
     let ms = c.machines().await;
     let ids: Vec<String> = ms.iter().map(sid).collect();
@@ -930,7 +931,7 @@ async fn per_object_faults() {
 async fn slow_tasks_take_ten_times_longer() {
     let mut o = opts(vec![seed_machine(1, 0)], None);
     o.faults = "slow_task=1".parse().expect("spec");
-    let twin = strata_twin::start(o).await.expect("start");
+    let twin = start(o).await.expect("start");
     let c = Maas::new(&twin);
     let id = sid(&c.machines().await[0]);
     let (s, _, _) = c
@@ -938,14 +939,14 @@ async fn slow_tasks_take_ten_times_longer() {
         .await;
     assert_eq!(s, 200);
     // Commissioning + testing normally end after 0.5 s; slowed, after 5 s.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    twin.clock().advance(Duration::from_millis(1200));
     assert_eq!(c.machine(&id).await["status"], 1, "still commissioning");
     twin.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn networking_and_vlan_dhcp() {
-    let twin = strata_twin::start(opts(vec![], None)).await.expect("start");
+    let twin = start(opts(vec![], None)).await.expect("start");
     let c = Maas::new(&twin);
     let (_, racks, _) = c.get("rackcontrollers/", &[]).await;
     let racks = racks.as_array().expect("racks").clone();
@@ -1136,7 +1137,7 @@ async fn networking_and_vlan_dhcp() {
 
 #[tokio::test]
 async fn admin_mutation_and_summary() {
-    let twin = strata_twin::start(opts((1..=3).map(|i| seed_machine(i, 0)).collect(), None))
+    let twin = start(opts((1..=3).map(|i| seed_machine(i, 0)).collect(), None))
         .await
         .expect("start");
     let c = Maas::new(&twin);
@@ -1196,7 +1197,7 @@ async fn save_and_restore() {
     let dir = tempfile::tempdir().expect("tmp");
     let state = dir.path().join("twin-state.json");
     let seeds: Vec<SeedMachine> = (1..=3).map(|i| seed_machine(i, 0)).collect();
-    let twin = strata_twin::start(opts(seeds.clone(), Some(state.clone())))
+    let twin = start(opts(seeds.clone(), Some(state.clone())))
         .await
         .expect("start");
     let c = Maas::new(&twin);
@@ -1219,7 +1220,7 @@ async fn save_and_restore() {
     twin.shutdown().await.expect("shutdown");
     assert!(state.exists());
 
-    let twin = strata_twin::start(opts(seeds, Some(state.clone())))
+    let twin = start(opts(seeds, Some(state.clone())))
         .await
         .expect("restart");
     let c = Maas::new(&twin);
@@ -1261,7 +1262,7 @@ async fn listing_and_creating_at_scale() {
         .map(|i| seed_machine(i, (i % 8 == 0) as usize))
         .collect();
     let t0 = Instant::now();
-    let twin = strata_twin::start(opts(seeds, None)).await.expect("start");
+    let twin = start(opts(seeds, None)).await.expect("start");
     let start_time = t0.elapsed();
     let c = Maas::new(&twin);
     let t1 = Instant::now();

@@ -1870,9 +1870,12 @@ async fn placement_providers_inventories_classes_candidates() {
 async fn mutate_summary_and_save_restore() {
     let dir = tempfile::tempdir().expect("tmp");
     let state = dir.path().join("state.json");
-    let twin = strata_twin::start(support::opts(&["fra1"], Some(state.clone())))
-        .await
-        .expect("start");
+    let twin = strata_twin::start_with_clock(
+        support::opts(&["fra1"], Some(state.clone())),
+        strata_twin::Clock::virtual_now(),
+    )
+    .await
+    .expect("start");
     let c = Cloud::login(&twin, "fra1").await;
     let mutate = |body: Value| {
         let c = &c;
@@ -1942,9 +1945,12 @@ async fn mutate_summary_and_save_restore() {
     twin.shutdown().await.expect("shutdown");
     assert!(state.exists());
 
-    let twin = strata_twin::start(support::opts(&["fra1"], Some(state.clone())))
-        .await
-        .expect("restart");
+    let twin = strata_twin::start_with_clock(
+        support::opts(&["fra1"], Some(state.clone())),
+        strata_twin::Clock::virtual_now(),
+    )
+    .await
+    .expect("restart");
     let c2 = Cloud::login(&twin, "fra1").await;
     let r = c2.nova("GET", "/flavors/kept", "2.1", None).await;
     assert_eq!(r.status, 200);

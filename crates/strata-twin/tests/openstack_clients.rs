@@ -70,7 +70,7 @@ async fn openstack_cli_against_the_twin() {
         return;
     }
     let osc = tool("openstack");
-    let twin = support::start(&["fra1", "ams1"]).await;
+    let twin = support::start_system_clock(&["fra1", "ams1"]).await;
     let dir = tempfile::tempdir().expect("tmp");
     let endpoints = dir.path().join("endpoints.json");
     twin.write_endpoints(&endpoints).expect("endpoints");
@@ -112,7 +112,7 @@ async fn openstacksdk_against_the_twin() {
         "openstacksdk is not importable by {}: run scripts/install-test-deps.sh, or set STRATA_SKIP_CLIENT_TESTS=1 to skip",
         python.display()
     );
-    let twin = support::start(&["fra1"]).await;
+    let twin = support::start_system_clock(&["fra1"]).await;
     let dir = tempfile::tempdir().expect("tmp");
     let endpoints = dir.path().join("endpoints.json");
     twin.write_endpoints(&endpoints).expect("endpoints");

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use strata_twin::{DcSeed, FaultSpec, RunningTwin, TwinOptions};
+use strata_twin::{Clock, DcSeed, FaultSpec, RunningTwin, TwinOptions};
 
 pub fn opts(dcs: &[&str], state_file: Option<PathBuf>) -> TwinOptions {
     TwinOptions {
@@ -27,7 +27,16 @@ pub fn opts(dcs: &[&str], state_file: Option<PathBuf>) -> TwinOptions {
     }
 }
 
+/// A twin on a virtual clock: builds, reboots and other transitions complete only when
+/// a test advances it (as [`Cloud::wait_server`] does).
 pub async fn start(dcs: &[&str]) -> RunningTwin {
+    strata_twin::start_with_clock(opts(dcs, None), Clock::virtual_now())
+        .await
+        .expect("start twin")
+}
+
+/// A twin on the system clock, for real clients that poll in wall-clock time.
+pub async fn start_system_clock(dcs: &[&str]) -> RunningTwin {
     strata_twin::start(opts(dcs, None))
         .await
         .expect("start twin")
@@ -66,6 +75,8 @@ pub struct Cloud {
     pub username: String,
     pub password: String,
     pub token_body: Value,
+    /// The twin's clock, which [`Cloud::wait_server`] moves between polls.
+    pub clock: Clock,
 }
 
 pub async fn send(
@@ -160,6 +171,7 @@ impl Cloud {
             http,
             dc: dc.to_string(),
             admin: format!("http://{}/_twin", twin.addr),
+            clock: twin.clock().clone(),
             identity: auth_url.trim_end_matches("/v3").to_string(),
             auth_url,
             compute: catalog_url(&tb, "compute"),
@@ -236,7 +248,8 @@ impl Cloud {
         .await
     }
 
-    /// Poll a server until its status is one of `want` (or panic after 20 s).
+    /// Poll a server until its status is one of `want`, moving the twin's clock 100 ms
+    /// between polls (or panic after 20 s of twin time).
     pub async fn wait_server(&self, id: &str, want: &[&str]) -> Value {
         for _ in 0..200 {
             let r = self
@@ -250,7 +263,7 @@ impl Cloud {
             if want.contains(&s.as_str()) {
                 return r.body["server"].clone();
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.clock.advance(Duration::from_millis(100));
         }
         panic!("server {id} never reached {want:?}");
     }

@@ -53,6 +53,8 @@ struct Pve {
     password: String,
     admin: String,
     dc: String,
+    /// The twin's (virtual) clock: polls move it instead of sleeping.
+    clock: strata_twin::Clock,
 }
 
 /// A response: status, reason phrase, body (JSON when there is one).
@@ -122,10 +124,27 @@ fn pve(twin: &RunningTwin, i: usize) -> Pve {
         password: p["password"].as_str().unwrap().into(),
         admin: format!("http://{}/_twin", twin.addr),
         dc: d["name"].as_str().unwrap().into(),
+        clock: twin.clock().clone(),
     }
 }
 
 impl Pve {
+    /// Move the twin's clock and let its task workers run.
+    async fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        tokio::task::yield_now().await;
+    }
+    /// Await `request` while moving the twin's clock, for calls that wait for a task in
+    /// twin time (`background_delay`).
+    async fn advancing<T>(&self, request: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(request);
+        loop {
+            tokio::select! {
+                out = &mut request => return out,
+                () = tokio::task::yield_now() => self.clock.advance(Duration::from_millis(20)),
+            }
+        }
+    }
     async fn get(&self, path: &str) -> Resp {
         read(
             self.http
@@ -187,8 +206,7 @@ impl Pve {
     /// Poll a task until it stops; its status.
     async fn wait(&self, upid: &str) -> Value {
         let node = upid.split(':').nth(1).expect("node in UPID");
-        let start = Instant::now();
-        loop {
+        for polls in 0.. {
             let s = self
                 .get(&format!("/nodes/{node}/tasks/{upid}/status"))
                 .await
@@ -196,12 +214,10 @@ impl Pve {
             if s["status"] == "stopped" {
                 return s;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "task {upid} still running: {s}"
-            );
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            assert!(polls < 750, "task {upid} still running: {s}");
+            self.advance(Duration::from_millis(40)).await;
         }
+        unreachable!()
     }
     async fn nextid(&self) -> String {
         let id = self.get("/cluster/nextid").await.ok();
@@ -229,9 +245,12 @@ impl Pve {
 }
 
 async fn twin(extra_vms: usize) -> (RunningTwin, Pve) {
-    let t = strata_twin::start(opts(vec![seed("fra1", extra_vms)], None))
-        .await
-        .expect("start");
+    let t = strata_twin::start_with_clock(
+        opts(vec![seed("fra1", extra_vms)], None),
+        strata_twin::Clock::virtual_now(),
+    )
+    .await
+    .expect("start");
     let p = pve(&t, 0);
     (t, p)
 }
@@ -529,17 +548,15 @@ async fn clone_creates_a_locked_guest_then_completes() {
     }));
 
     // While the clone runs, the new guest exists on the source node with `lock: clone`.
-    let start = Instant::now();
+    let mut polls = 0;
     let locked = loop {
         let r = p.get(&format!("/nodes/pve1/qemu/{id}/config")).await;
         if r.status == StatusCode::OK {
             break r.ok();
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the new guest never appeared: {r:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        polls += 1;
+        assert!(polls < 1000, "the new guest never appeared: {r:?}");
+        p.advance(Duration::from_millis(5)).await;
     };
     assert_eq!(locked["lock"], "clone", "{locked}");
     let r = p
@@ -734,7 +751,7 @@ async fn config_digest_protects_against_concurrent_changes() {
     );
     // `background_delay` waits for the task and returns null.
     assert_eq!(
-        p.post(&path, &[("onboot", "1"), ("background_delay", "5")])
+        p.advancing(p.post(&path, &[("onboot", "1"), ("background_delay", "5")]))
             .await
             .ok(),
         Value::Null
@@ -964,13 +981,11 @@ async fn ha_resources() {
     assert_eq!(one["max_restart"], 2);
     // The HA manager starts the guest.
     let cur = format!("/nodes/pve1/qemu/{id}/status/current");
-    let start = Instant::now();
+    let mut polls = 0;
     while p.get(&cur).await.ok()["status"] != "running" {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "HA never started the guest"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        polls += 1;
+        assert!(polls < 200, "HA never started the guest");
+        p.advance(Duration::from_millis(50)).await;
     }
     let s = p.get(&cur).await.ok();
     assert_eq!(s["ha"]["managed"], 1);
@@ -1281,9 +1296,12 @@ async fn injected_task_failure_and_error_500() {
 async fn state_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("state.json");
-    let t = strata_twin::start(opts(vec![seed("fra1", 2)], Some(file.clone())))
-        .await
-        .unwrap();
+    let t = strata_twin::start_with_clock(
+        opts(vec![seed("fra1", 2)], Some(file.clone())),
+        strata_twin::Clock::virtual_now(),
+    )
+    .await
+    .unwrap();
     let p = pve(&t, 0);
     assert_eq!(
         p.post("/pools", &[("poolid", "keep")]).await.ok(),
@@ -1307,9 +1325,12 @@ async fn state_survives_a_restart() {
     let conf = p.config("pve1", &id).await;
     t.shutdown().await.unwrap();
 
-    let t = strata_twin::start(opts(vec![seed("fra1", 2)], Some(file)))
-        .await
-        .unwrap();
+    let t = strata_twin::start_with_clock(
+        opts(vec![seed("fra1", 2)], Some(file)),
+        strata_twin::Clock::virtual_now(),
+    )
+    .await
+    .unwrap();
     let q = pve(&t, 0);
     assert_eq!(q.token, p.token, "credentials are kept");
     let again = q.config("pve1", &id).await;
@@ -1367,6 +1388,7 @@ fn build_restores_saved_state() {
         creds,
         urls,
         shared: Arc::new(Shared {
+            clock: strata_twin::Clock::system(),
             faults: strata_twin::faults::Faults::new(FaultSpec::default(), 3),
             counters: Default::default(),
             latency_ms: 0,

@@ -4,12 +4,14 @@
 
 use std::collections::BTreeMap;
 
+use axum::http::Method;
 use axum::response::Response;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::http::Req;
 use super::{Maas, machines as m, misc, network as n};
+use crate::core::{Route, RouteTable};
 
 pub type ActionFn = fn(&Maas, &Req) -> Response;
 
@@ -33,23 +35,15 @@ pub struct Handler {
     pub actions: &'static [Action],
 }
 
-/// One served operation: method, path below `/api/2.0` and `op`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Route {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub op: Option<&'static str>,
-}
-
-/// Every operation the 2.0 API serves.
-pub fn routes() -> Vec<Route> {
+/// Every operation the 2.0 API serves (method, path below `/api/2.0`, `op`), as the
+/// twin's route table.
+pub fn routes() -> RouteTable<ActionFn> {
     HANDLERS
         .iter()
         .flat_map(|h| {
-            h.actions.iter().map(|a| Route {
-                method: a.method,
-                path: h.path,
-                op: a.op,
+            h.actions.iter().map(|a| {
+                let method = Method::from_bytes(a.method.as_bytes()).unwrap_or(Method::GET);
+                Route::new(method, h.path, a.run).op(a.op)
             })
         })
         .collect()

@@ -14,6 +14,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
+use crate::core::http::parse_form;
+use crate::core::{ApiError, ErrorBody};
+
 /// An ordered multimap of request parameters (query string and body together).
 #[derive(Clone, Debug, Default)]
 pub struct Params(pub Vec<(String, String)>);
@@ -103,11 +106,7 @@ impl Req {
 pub async fn read_request(req: Request) -> Result<(String, Params, Params, HeaderMap), Response> {
     let method = req.method().to_string();
     let headers = req.headers().clone();
-    let query = Params(
-        url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
-    );
+    let query = Params(parse_form(req.uri().query().unwrap_or("").as_bytes()));
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -136,9 +135,7 @@ pub async fn read_request(req: Request) -> Result<(String, Params, Params, Heade
         if !bytes.is_empty()
             && (ctype.is_empty() || ctype.starts_with("application/x-www-form-urlencoded"))
         {
-            body.0 = url::form_urlencoded::parse(&bytes)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
+            body.0 = parse_form(&bytes);
         }
     }
     Ok((method, query, body, headers))
@@ -404,18 +401,35 @@ pub fn text(status: StatusCode, msg: &str) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// MAAS's error bodies: form validation errors as `{"field": ["message", ...]}`
+/// (`__all__` for the form), every other error as plain text.
+pub struct MaasErrors;
+
+impl ErrorBody for MaasErrors {
+    fn render(&self, e: &ApiError) -> Response {
+        if e.fields.is_empty() {
+            return text(e.status, &e.message);
+        }
+        let mut map = serde_json::Map::new();
+        for (field, msg) in &e.fields {
+            let entry = map
+                .entry(field.to_string())
+                .or_insert_with(|| serde_json::Value::Array(vec![]));
+            if let Some(a) = entry.as_array_mut() {
+                a.push(serde_json::Value::String(msg.clone()));
+            }
+        }
+        json(e.status, &serde_json::Value::Object(map))
+    }
+}
+
 /// 400 with a form's errors: `{"field": ["message", ...]}` (`__all__` for the form).
 pub fn invalid(errors: &[(&str, String)]) -> Response {
-    let mut map = serde_json::Map::new();
-    for (field, msg) in errors {
-        let entry = map
-            .entry(field.to_string())
-            .or_insert_with(|| serde_json::Value::Array(vec![]));
-        if let Some(a) = entry.as_array_mut() {
-            a.push(serde_json::Value::String(msg.clone()));
-        }
-    }
-    json(StatusCode::BAD_REQUEST, &serde_json::Value::Object(map))
+    let fields = errors
+        .iter()
+        .map(|(f, m)| (f.to_string(), m.clone()))
+        .collect();
+    MaasErrors.render(&ApiError::fields("invalid form", fields))
 }
 
 pub fn invalid1(field: &str, msg: impl Into<String>) -> Response {
@@ -424,19 +438,20 @@ pub fn invalid1(field: &str, msg: impl Into<String>) -> Response {
 
 /// 404 as Django's `get_object_or_404` words it.
 pub fn not_found(model: &str) -> Response {
-    text(
-        StatusCode::NOT_FOUND,
-        &format!("No {model} matches the given query."),
-    )
+    MaasErrors.render(&ApiError::new(
+        404,
+        "not_found",
+        format!("No {model} matches the given query."),
+    ))
 }
 
 /// 409, as MAAS's `NodeStateViolation`.
 pub fn conflict(msg: &str) -> Response {
-    text(StatusCode::CONFLICT, msg)
+    MaasErrors.render(&ApiError::new(409, "node_state_violation", msg))
 }
 
 pub fn bad_request(msg: &str) -> Response {
-    text(StatusCode::BAD_REQUEST, msg)
+    MaasErrors.render(&ApiError::new(400, "bad_request", msg))
 }
 
 pub fn deleted() -> Response {

@@ -81,10 +81,10 @@ mod network;
 mod render;
 mod seed;
 
-pub use api::{HANDLERS, Handler, Route, routes};
+pub use api::{HANDLERS, Handler, routes};
 
 use http::{ApiKey, Params, Req};
-use model::{State, now_ms};
+use model::State;
 
 /// The MAAS version the twin reports.
 pub const MAAS_VERSION: &str = "3.5.4";
@@ -187,7 +187,8 @@ impl Maas {
             }
             _ => {
                 let mut ids = seed::Ids::new(seed_value);
-                let st = seed::fresh(&ctx.name, &ctx.seed.machines, &mut ids);
+                let now = ctx.shared.clock.now_ms();
+                let st = seed::fresh(&ctx.name, &ctx.seed.machines, &mut ids, now);
                 (st, ids)
             }
         };
@@ -210,12 +211,17 @@ impl Maas {
 
     /// Complete every transition that is due.
     fn advance(&self, inner: &mut Inner) {
-        let now = now_ms();
+        let now = self.now_ms();
         for m in inner.st.machines.values_mut() {
             if m.pending.is_some() {
                 machines::advance(m, &self.ctx.shared.faults, &self.ctx.name, now);
             }
         }
+    }
+
+    /// Milliseconds since the epoch, on the twin's clock.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.ctx.shared.clock.now_ms()
     }
 
     fn slow(&self) -> bool {
@@ -346,16 +352,7 @@ impl Service for Maas {
     }
 
     fn routes(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = api::routes()
-            .into_iter()
-            .map(|r| {
-                let path = match r.op {
-                    Some(op) => format!("/api/2.0{}?op={op}", r.path),
-                    None => format!("/api/2.0{}", r.path),
-                };
-                (r.method.to_string(), path)
-            })
-            .collect();
+        let mut out = api::routes().listing("/api/2.0");
         for (m, p) in META_ROUTES {
             out.push((m.to_string(), p.to_string()));
         }

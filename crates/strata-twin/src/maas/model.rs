@@ -779,14 +779,6 @@ pub fn normalize_mac(s: &str) -> Option<String> {
     Some(parts.join(":"))
 }
 
-/// Milliseconds since the epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// MAAS's API date format (`Tue, 27 Nov. 2018 18:06:19`).
 pub fn format_time(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);

@@ -376,9 +376,8 @@ pub fn uuid_from(seed: &str) -> String {
 }
 
 /// A fresh region for `dc` with its seed machines.
-pub fn fresh(dc: &str, machines: &[SeedMachine], ids: &mut Ids) -> State {
+pub fn fresh(dc: &str, machines: &[SeedMachine], ids: &mut Ids, now: u64) -> State {
     let mut st = State::default();
-    let now = now_ms();
     st.domains.insert(
         0,
         Domain {

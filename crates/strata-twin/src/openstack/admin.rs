@@ -38,11 +38,11 @@ pub(crate) fn mutate(os: &Os, req: &MutateRequest) -> Result<Value, String> {
     let st = &mut *st;
     match req.kind.as_str() {
         "flavor" => mutate_flavor(os, st, req),
-        "network" => mutate_network(st, req),
-        "server" => mutate_server(st, req),
+        "network" => mutate_network(os, st, req),
+        "server" => mutate_server(os, st, req),
         "quota" => mutate_quota(st, req),
         "project" => mutate_project(os, st, req),
-        "image" => mutate_image(st, req),
+        "image" => mutate_image(os, st, req),
         "hypervisor" | "host" => mutate_host(st, req),
         other => Err(format!(
             "unknown kind `{other}`; use flavor, network, server, quota, project, image or hypervisor"
@@ -101,7 +101,7 @@ fn mutate_flavor(_os: &Os, st: &mut State, req: &MutateRequest) -> Result<Value,
     Ok(serde_json::to_value(&f).unwrap_or(Value::Null))
 }
 
-fn mutate_network(st: &mut State, req: &MutateRequest) -> Result<Value, String> {
+fn mutate_network(os: &Os, st: &mut State, req: &MutateRequest) -> Result<Value, String> {
     let idx = find(&st.networks, &req.id, |n| (n.id.as_str(), n.name.as_str()))
         .ok_or_else(|| format!("no network `{}`", req.id))?;
     if req.delete {
@@ -148,7 +148,7 @@ fn mutate_network(st: &mut State, req: &MutateRequest) -> Result<Value, String> 
         }
     }
     n.revision += 1;
-    n.updated_ms = now_ms();
+    n.updated_ms = os.now_ms();
     st.networks[idx] = n.clone();
     Ok(serde_json::to_value(&n).unwrap_or(Value::Null))
 }
@@ -168,7 +168,7 @@ fn vm_state_for(status: &str) -> Option<(&'static str, i64)> {
     })
 }
 
-fn mutate_server(st: &mut State, req: &MutateRequest) -> Result<Value, String> {
+fn mutate_server(os: &Os, st: &mut State, req: &MutateRequest) -> Result<Value, String> {
     let idx = st
         .servers
         .iter()
@@ -180,7 +180,7 @@ fn mutate_server(st: &mut State, req: &MutateRequest) -> Result<Value, String> {
         })
         .ok_or_else(|| format!("no server `{}`", req.id))?;
     if req.delete {
-        nova::destroy_server(st, idx);
+        nova::destroy_server(st, idx, os.now_ms());
         return Ok(json!({"deleted": true, "id": st.servers[idx].id}));
     }
     for (k, v) in &req.set {
@@ -199,7 +199,7 @@ fn mutate_server(st: &mut State, req: &MutateRequest) -> Result<Value, String> {
                         code: 500,
                         message: "Set to ERROR by the twin".into(),
                         details: "mutate".into(),
-                        created_ms: now_ms(),
+                        created_ms: os.now_ms(),
                     });
                 }
             }
@@ -249,7 +249,7 @@ fn mutate_server(st: &mut State, req: &MutateRequest) -> Result<Value, String> {
                             .and_then(Value::as_str)
                             .unwrap_or("")
                             .to_string(),
-                        created_ms: now_ms(),
+                        created_ms: os.now_ms(),
                     })
                 }
             }
@@ -263,7 +263,7 @@ fn mutate_server(st: &mut State, req: &MutateRequest) -> Result<Value, String> {
             other => return Err(format!("server has no settable field `{other}`")),
         }
     }
-    st.servers[idx].updated_ms = now_ms();
+    st.servers[idx].updated_ms = os.now_ms();
     Ok(
         json!({"id": st.servers[idx].id, "status": nova::status_of(&st.servers[idx]), "name": st.servers[idx].name}),
     )
@@ -344,7 +344,7 @@ fn mutate_project(os: &Os, st: &mut State, req: &MutateRequest) -> Result<Value,
     Ok(keystone::project_json(os, &p))
 }
 
-fn mutate_image(st: &mut State, req: &MutateRequest) -> Result<Value, String> {
+fn mutate_image(os: &Os, st: &mut State, req: &MutateRequest) -> Result<Value, String> {
     let idx = find(&st.images, &req.id, |i| (i.id.as_str(), i.name.as_str()))
         .ok_or_else(|| format!("no image `{}`", req.id))?;
     if req.delete {
@@ -365,7 +365,7 @@ fn mutate_image(st: &mut State, req: &MutateRequest) -> Result<Value, String> {
             }
         }
     }
-    img.updated_ms = now_ms();
+    img.updated_ms = os.now_ms();
     Ok(json!({"id": img.id, "name": img.name, "status": img.status}))
 }
 

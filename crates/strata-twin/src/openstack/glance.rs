@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::model::*;
 use super::*;
+use crate::core::{ApiError, ErrorBody};
 
 pub(crate) fn routes(r: Routes) -> Routes {
     r.add("/image", &[(GET, versions_300)])
@@ -33,23 +34,46 @@ pub(crate) fn routes(r: Routes) -> Routes {
 
 /// Glance's errors are webob's: JSON when the client accepts JSON, HTML otherwise.
 fn gerr(req: &Req, status: u16, message: &str) -> Response {
-    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-    let reason = code.canonical_reason().unwrap_or("Error");
-    if req.header("accept").is_some_and(|a| a.contains("json")) {
-        return json_resp(
-            code,
-            json!({"message": format!("{message}<br /><br />\n\n\n"), "code": format!("{status} {reason}"), "title": reason}),
-        );
+    let mut e = ApiError::new(status, "", message);
+    if StatusCode::from_u16(status).is_err() {
+        e.status = StatusCode::BAD_REQUEST;
     }
-    let html = format!(
-        "<html>\n <head>\n  <title>{status} {reason}</title>\n </head>\n <body>\n  <h1>{status} {reason}</h1>\n  {message}<br /><br />\n\n\n\n </body>\n</html>"
-    );
-    let mut r = (code, html).into_response();
-    r.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("text/html; charset=UTF-8"),
-    );
-    r
+    GlanceErrors {
+        json: req.header("accept").is_some_and(|a| a.contains("json")),
+        status,
+    }
+    .render(&e)
+}
+
+/// Glance's (webob's) error bodies: `{"message", "code": "STATUS REASON", "title"}`
+/// when the client accepts JSON, an HTML page otherwise.
+pub(crate) struct GlanceErrors {
+    /// The client accepts JSON.
+    pub json: bool,
+    /// The status as the handler gave it (written in the body as is).
+    pub status: u16,
+}
+
+impl ErrorBody for GlanceErrors {
+    fn render(&self, e: &ApiError) -> Response {
+        let (code, status, message) = (e.status, self.status, &e.message);
+        let reason = code.canonical_reason().unwrap_or("Error");
+        if self.json {
+            return json_resp(
+                code,
+                json!({"message": format!("{message}<br /><br />\n\n\n"), "code": format!("{status} {reason}"), "title": reason}),
+            );
+        }
+        let html = format!(
+            "<html>\n <head>\n  <title>{status} {reason}</title>\n </head>\n <body>\n  <h1>{status} {reason}</h1>\n  {message}<br /><br />\n\n\n\n </body>\n</html>"
+        );
+        let mut r = (code, html).into_response();
+        r.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/html; charset=UTF-8"),
+        );
+        r
+    }
 }
 
 fn version_list(os: &Os) -> Value {
@@ -383,7 +407,7 @@ fn image_create_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
             &format!("Invalid visibility value: {visibility}"),
         ));
     }
-    let now = now_ms();
+    let now = os.now_ms();
     let props: BTreeMap<String, Value> = b
         .as_object()
         .map(|m| {
@@ -447,7 +471,7 @@ fn image_create_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
     ))
 }
 
-fn image_patch_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
+fn image_patch_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
     let id = req.param("id").to_string();
     let ops = req
         .json()
@@ -511,7 +535,7 @@ fn image_patch_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
             }
             (_, p) => return Err(gerr(req, 403, &format!("Attribute '{p}' is read-only."))),
         }
-        img.updated_ms = now_ms();
+        img.updated_ms = os.now_ms();
     }
     Ok(json_resp(StatusCode::OK, image_json(&st.images[idx])))
 }
@@ -552,7 +576,7 @@ pub(crate) fn snapshot(
     let s = st.servers[server_idx].clone();
     let base = st.images.iter().find(|i| i.id == s.image_id).cloned();
     let id = os.uuid();
-    let now = now_ms();
+    let now = os.now_ms();
     let mut props = base
         .as_ref()
         .map(|b| b.properties.clone())

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::model::*;
 use super::*;
+use crate::core::{ApiError, ErrorBody};
 
 pub(crate) fn routes(r: Routes) -> Routes {
     r.add("/identity", &[(GET, versions)])
@@ -116,10 +117,19 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response {
         409 => "Conflict",
         _ => status.canonical_reason().unwrap_or("Error"),
     };
-    kresp(
-        status,
-        json!({"error": {"code": status.as_u16(), "message": message, "title": title}}),
-    )
+    KeystoneErrors.render(&ApiError::new(status.as_u16(), title, message))
+}
+
+/// Keystone's error body: `{"error": {"code": STATUS, "message": ..., "title": CODE}}`.
+pub(crate) struct KeystoneErrors;
+
+impl ErrorBody for KeystoneErrors {
+    fn render(&self, e: &ApiError) -> Response {
+        kresp(
+            e.status,
+            json!({"error": {"code": e.status.as_u16(), "message": e.message, "title": e.code}}),
+        )
+    }
 }
 
 fn not_found(kind: &str, id: &str) -> Response {
@@ -357,7 +367,7 @@ fn issue_token(os: &Os, req: &Req) -> R {
                 .collect()
         })
         .ok_or_else(|| validation("identity", identity, "'methods' is a required property"))?;
-    let now = now_ms();
+    let now = os.now_ms();
     let mut st = os.st.lock();
     // Drop expired tokens now and then.
     st.tokens.retain(|_, t| t.expires_ms > now - 3_600_000);
@@ -537,7 +547,7 @@ fn validate_token(os: &Os, req: &Req) -> R {
     let t = st
         .tokens
         .get(subject)
-        .filter(|t| t.expires_ms > now_ms())
+        .filter(|t| t.expires_ms > os.now_ms())
         .ok_or_else(|| error(StatusCode::NOT_FOUND, "Could not recognize Fernet token"))?;
     // Fernet tokens carry their methods as a bit set; read back, they come in the
     // reverse order of `[auth] methods` (token before password).

@@ -16,17 +16,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
+use crate::core::{Route, RouteTable};
 use crate::{DcContext, MutateRequest, Service};
 
 mod admin;
@@ -90,9 +88,7 @@ pub fn build(
 impl OpenStack {
     fn all_routes(&self) -> Routes {
         let mut r = Routes {
-            os: self.os.clone(),
-            router: Router::new(),
-            table: Vec::new(),
+            table: RouteTable::new(),
         };
         r = keystone::routes(r);
         r = nova::routes(r);
@@ -104,7 +100,7 @@ impl OpenStack {
 
 impl Service for OpenStack {
     fn routes(&self) -> Vec<(String, String)> {
-        self.all_routes().table
+        self.all_routes().table.listing("")
     }
 
     fn name(&self) -> &'static str {
@@ -113,8 +109,13 @@ impl Service for OpenStack {
 
     fn router(self: Arc<Self>) -> Router {
         self.all_routes()
-            .router
-            .fallback(|req: Req| async move { not_found_for(&req) })
+            .router(&self.os)
+            .fallback(|req: axum::extract::Request| async move {
+                match read_req(req).await {
+                    Ok(req) => not_found_for(&req),
+                    Err(r) => r,
+                }
+            })
             .layer(axum::middleware::map_response(add_request_id))
     }
 
@@ -137,134 +138,135 @@ impl Service for OpenStack {
 // Requests and routing
 
 /// Everything a handler needs from a request, read up front so handlers are plain
-/// synchronous functions over the locked state.
-pub(crate) struct Req {
-    pub method: Method,
-    /// The path below the DC's `/openstack` mount point.
-    pub path: String,
-    pub query: Vec<(String, String)>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    pub params: Vec<(String, String)>,
+/// synchronous functions over the locked state (the twin's shared request type).
+pub(crate) type Req = crate::core::Request;
+
+/// The largest body the OpenStack services read.
+const MAX_BODY: usize = 32 << 20;
+
+/// Read a request for a handler; a body over [`MAX_BODY`] is answered 413.
+async fn read_req(req: axum::extract::Request) -> Result<Req, Response> {
+    Req::read(req, MAX_BODY)
+        .await
+        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())
 }
 
-impl<S: Send + Sync> FromRequest<S> for Req {
-    type Rejection = Response;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
-        let params = match RawPathParams::from_request_parts(&mut parts, state).await {
-            Ok(p) => p
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        let body = axum::body::to_bytes(body, 32 << 20)
-            .await
-            .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())?;
-        let raw_query = parts.uri.query().unwrap_or("");
-        let query = url::form_urlencoded::parse(raw_query.as_bytes())
-            .into_owned()
-            .collect();
-        let path = parts.uri.path().to_string();
-        Ok(Req {
-            method: parts.method,
-            path,
-            query,
-            headers: parts.headers,
-            body,
-            params,
-        })
-    }
-}
-
-impl Req {
-    /// A path parameter (percent-decoded).
-    pub fn param(&self, name: &str) -> &str {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    }
-
-    /// The first value of a query parameter.
-    pub fn q(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of a query parameter.
-    pub fn q_all(&self, name: &str) -> Vec<&str> {
-        self.query
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The body as JSON (`None` when empty or not JSON).
-    pub fn json(&self) -> Option<Value> {
-        if self.body.iter().all(|b| b.is_ascii_whitespace()) {
-            return None;
-        }
-        serde_json::from_slice(&self.body).ok()
-    }
-
-    pub fn body_is_empty(&self) -> bool {
-        self.body.iter().all(|b| b.is_ascii_whitespace())
-    }
-}
-
-/// Route table builder shared by the service modules.
+/// The region's route table, filled by the service modules, and the router built from
+/// it.
 pub(crate) struct Routes {
-    pub os: Arc<Os>,
-    pub router: Router,
-    /// (method, path) of every handler added, for [`Service::routes`].
-    pub table: Vec<(String, String)>,
+    pub table: RouteTable<Endpoint>,
+}
+
+/// What a route runs.
+#[derive(Clone, Copy)]
+pub(crate) enum Endpoint {
+    /// A handler that does its own checks (Keystone, Neutron, Glance, Placement, the
+    /// version documents).
+    Plain(Handler),
+    /// A Nova handler, run through Nova's pipeline with the route's microversion range.
+    Nova(nova::Inner),
+    /// A Placement handler, run through Placement's pipeline with the route's minimum
+    /// microversion.
+    Placement(placement::Inner),
 }
 
 impl Routes {
     /// Add one path with its handlers per method.
     pub fn add(mut self, path: &str, handlers: &[(MethodFilter, Handler)]) -> Self {
-        let mut mr: MethodRouter = MethodRouter::new();
         for &(filter, f) in handlers {
             self.table
-                .push((method_name(filter).to_string(), path.to_string()));
-            let os = self.os.clone();
-            mr = mr.on(filter, move |req: Req| {
-                let os = os.clone();
-                async move {
-                    match f(&os, &req) {
-                        Ok(r) | Err(r) => r,
-                    }
-                }
-            });
+                .push(Route::new(method_of(filter), path, Endpoint::Plain(f)));
         }
-        self.router = self.router.route(path, mr);
         self
+    }
+
+    /// Add one path with Nova handlers per method, each with the microversion range
+    /// (minor numbers, inclusive) it exists in.
+    pub fn add_versioned(
+        mut self,
+        path: &str,
+        handlers: &[(MethodFilter, nova::Inner, u32, u32)],
+    ) -> Self {
+        for &(filter, f, min, max) in handlers {
+            self.table.push(
+                Route::new(method_of(filter), path, Endpoint::Nova(f)).microversions(min, max),
+            );
+        }
+        self
+    }
+
+    /// Add one path with Placement handlers per method, each with the microversion
+    /// (minor number) it appears in.
+    pub fn add_placement(
+        mut self,
+        path: &str,
+        handlers: &[(MethodFilter, placement::Inner, u32)],
+    ) -> Self {
+        for &(filter, f, min) in handlers {
+            self.table.push(
+                Route::new(method_of(filter), path, Endpoint::Placement(f))
+                    .microversions(min, placement::MAX_MINOR),
+            );
+        }
+        self
+    }
+
+    /// One axum route per path, each method calling its handler on the region.
+    fn router(&self, os: &Arc<Os>) -> Router {
+        let mut router = Router::new();
+        for (path, routes) in self.table.by_path() {
+            let mut mr: MethodRouter = MethodRouter::new();
+            for route in routes {
+                let (os, endpoint) = (os.clone(), route.handler);
+                let (min, max) = route.microversions.unwrap_or((0, u32::MAX));
+                mr = mr.on(
+                    filter_of(&route.method),
+                    move |req: axum::extract::Request| {
+                        let os = os.clone();
+                        async move {
+                            let req = match read_req(req).await {
+                                Ok(req) => req,
+                                Err(r) => return r,
+                            };
+                            let answer = match endpoint {
+                                Endpoint::Plain(f) => f(&os, &req),
+                                Endpoint::Nova(f) => nova::handle(&os, &req, min, max, f),
+                                Endpoint::Placement(f) => placement::handle(&os, &req, min, f),
+                            };
+                            match answer {
+                                Ok(r) | Err(r) => r,
+                            }
+                        }
+                    },
+                );
+            }
+            router = router.route(path, mr);
+        }
+        router
     }
 }
 
-fn method_name(f: MethodFilter) -> &'static str {
-    [
-        (GET, "GET"),
-        (POST, "POST"),
-        (PUT, "PUT"),
-        (PATCH, "PATCH"),
-        (DELETE, "DELETE"),
-        (HEAD, "HEAD"),
-    ]
-    .into_iter()
-    .find(|(m, _)| *m == f)
-    .map_or("GET", |(_, n)| n)
+const METHODS: [(MethodFilter, Method); 6] = [
+    (GET, Method::GET),
+    (POST, Method::POST),
+    (PUT, Method::PUT),
+    (PATCH, Method::PATCH),
+    (DELETE, Method::DELETE),
+    (HEAD, Method::HEAD),
+];
+
+fn method_of(f: MethodFilter) -> Method {
+    METHODS
+        .into_iter()
+        .find(|(m, _)| *m == f)
+        .map_or(Method::GET, |(_, n)| n)
+}
+
+fn filter_of(m: &Method) -> MethodFilter {
+    METHODS
+        .into_iter()
+        .find(|(_, n)| n == m)
+        .map_or(GET, |(f, _)| f)
 }
 
 pub(crate) const GET: MethodFilter = MethodFilter::GET;
@@ -375,13 +377,18 @@ impl Caller {
 impl Os {
     /// Advance every pending transition to now.
     pub fn tick(&self, st: &mut State) {
-        nova::advance(self, st, now_ms());
+        nova::advance(self, st, self.now_ms());
     }
 
     /// The caller behind `X-Auth-Token`, or the 401 every service answers.
     pub fn caller(&self, st: &State, req: &Req) -> Result<Caller, Response> {
         let token = req.header("x-auth-token").unwrap_or("");
-        keystone::token_caller(st, token, now_ms()).ok_or_else(|| unauthorized(self))
+        keystone::token_caller(st, token, self.now_ms()).ok_or_else(|| unauthorized(self))
+    }
+
+    /// Milliseconds since the epoch, on the twin's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.ctx.shared.clock.now_ms() as i64
     }
 
     /// A fresh random UUID from the twin's seeded RNG (so seeded runs repeat their ids).
@@ -417,13 +424,6 @@ impl Os {
 
 // ---------------------------------------------------------------------------------------
 // Time
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn civil(days: i64) -> (i64, u32, u32) {
     // Howard Hinnant's days-to-civil algorithm.

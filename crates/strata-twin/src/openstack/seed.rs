@@ -10,7 +10,6 @@ use serde_json::json;
 use sha2::{Digest, Sha256, Sha512};
 
 use super::model::*;
-use super::now_ms;
 use crate::DcContext;
 
 /// Deterministic ids for seeded objects: the same DC always gets the same ids, so a
@@ -231,7 +230,7 @@ pub fn neutron_default_quotas() -> BTreeMap<String, i64> {
 
 pub fn fresh(ctx: &DcContext) -> State {
     let dc = ctx.name.as_str();
-    let now = now_ms();
+    let now = ctx.shared.clock.now_ms() as i64;
     let mut st = State {
         region: dc.to_string(),
         ..State::default()

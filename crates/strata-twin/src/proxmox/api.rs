@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::auth;
 use super::model::{self, Node, NodeDns, Pool, State, Storage, TEMPLATE_NAME, TEMPLATE_VMID, Vm};
 use super::params::{self, Params};
-use super::{ApiError, ApiResult, Pve, Reply, now};
+use super::{ApiError, ApiResult, Pve, Reply};
 use crate::DcContext;
 
 pub(crate) const PVE_VERSION: &str = "9.1.2";
@@ -75,7 +75,7 @@ fn storage_capacity(kind: &str) -> u64 {
 /// The contents of a fresh cluster: nodes, storages, the template, the unowned guests.
 pub(crate) fn fresh_state(ctx: &DcContext) -> State {
     let rnd = || ctx.shared.faults.random_u64();
-    let t = now();
+    let t = ctx.shared.clock.now_secs();
     let names: Vec<String> = if ctx.seed.proxmox_nodes.is_empty() {
         vec!["pve1".into(), "pve2".into(), "pve3".into()]
     } else {
@@ -288,14 +288,14 @@ impl Pve {
         }
         let password = p.s("password").unwrap_or_default();
         let creds = &self.ctx.creds;
-        let t = now();
+        let t = self.now();
         let ok = if password.starts_with("PVE:") {
             auth::verify_ticket(&self.secret, password, t).is_some_and(|u| u == username)
         } else {
             username == creds.proxmox_user && password == creds.proxmox_password
         };
         if !ok {
-            return Err(ApiError::Status(401, "authentication failure".into()));
+            return Err(ApiError::status(401, "authentication failure"));
         }
         let cluster = self.st.lock().cluster.clone();
         let all =
@@ -349,7 +349,7 @@ impl Pve {
 
     pub(crate) fn nodes(&self) -> ApiResult {
         let st = self.st.lock();
-        let t = now();
+        let t = self.now();
         let list: Vec<Value> = st
             .nodes
             .iter()
@@ -369,7 +369,7 @@ impl Pve {
         let mem = mem.min(n.maxmem);
         let load = format!("{:.2}", 0.3 + running as f64 * 0.05);
         Ok(json!({
-            "uptime": now() - n.boot,
+            "uptime": self.now() - n.boot,
             "cpu": cpu,
             "wait": 0.0004,
             "idle": 0,
@@ -684,7 +684,7 @@ impl Pve {
 
     pub(crate) fn resources(&self, p: &Params) -> ApiResult {
         let st = self.st.lock();
-        let t = now();
+        let t = self.now();
         let ty = p.s("type");
         let mut list = Vec::new();
         if ty.is_none() {
@@ -1267,8 +1267,7 @@ impl Pve {
 
     // ---- pools ----
 
-    fn pool_json(st: &State, id: &str, pool: &Pool, ty: Option<&str>) -> Value {
-        let t = now();
+    fn pool_json(st: &State, id: &str, pool: &Pool, ty: Option<&str>, t: i64) -> Value {
         let mut members: Vec<Value> = Vec::new();
         if ty.is_none() || ty == Some("qemu") {
             for vmid in &pool.vms {
@@ -1305,7 +1304,7 @@ impl Pve {
                 .pools
                 .get(id)
                 .ok_or_else(|| ApiError::msg(format!("pool '{id}' does not exist")))?;
-            return Ok(json!([Self::pool_json(&st, id, pool, p.s("type"))]).into());
+            return Ok(json!([Self::pool_json(&st, id, pool, p.s("type"), self.now())]).into());
         }
         let list: Vec<Value> = st
             .pools
@@ -1328,7 +1327,7 @@ impl Pve {
             .pools
             .get(id)
             .ok_or_else(|| ApiError::msg(format!("pool '{id}' does not exist")))?;
-        Ok(Self::pool_json(&st, id, pool, p.s("type")).into())
+        Ok(Self::pool_json(&st, id, pool, p.s("type"), self.now()).into())
     }
 
     pub(crate) fn pool_create(&self, p: &Params) -> ApiResult {

@@ -37,7 +37,7 @@ mod sha1;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -50,6 +50,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
+use crate::core::{ErrorBody, Route, RouteTable};
 use crate::{DcContext, MutateRequest, Service};
 
 use self::auth::{Auth, AuthFailure};
@@ -171,6 +172,19 @@ enum R {
     PoolGet,
     PoolPut,
     PoolDelete,
+}
+
+/// [`ROUTES`] as the twin's route table; each handler is the route's index (into
+/// [`ROUTES`] and `KINDS`).
+fn route_table() -> RouteTable<usize> {
+    ROUTES
+        .iter()
+        .enumerate()
+        .map(|(i, (m, path))| {
+            let method = Method::from_bytes(m.as_bytes()).unwrap_or(Method::GET);
+            Route::new(method, *path, i)
+        })
+        .collect()
 }
 
 /// What each entry of [`ROUTES`] is (same order; the length is checked by the type).
@@ -657,26 +671,30 @@ pub fn route_params(method: &str, path: &str) -> Option<Vec<(String, bool)>> {
     Some(out)
 }
 
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// An API error: a status with its message (reason phrase and body), or parameter errors.
-#[derive(Debug)]
-pub(crate) enum ApiError {
-    Status(u16, String),
-    Params(Errors),
-}
+/// An API error is the twin's shared one: a status with its message (reason phrase and
+/// body), or parameter errors in `fields`. These are its constructors in Proxmox's
+/// terms.
+pub(crate) use crate::core::ApiError;
 
 impl ApiError {
-    pub(crate) fn msg(m: impl Into<String>) -> ApiError {
-        ApiError::Status(500, m.into())
+    /// A status with its message.
+    pub(crate) fn status(code: u16, m: impl Into<String>) -> ApiError {
+        ApiError::new(code, "", m)
     }
+    /// A 500 with its message, what most of pve's `die` calls answer.
+    pub(crate) fn msg(m: impl Into<String>) -> ApiError {
+        ApiError::status(500, m)
+    }
+    /// Parameter verification errors (400).
+    pub(crate) fn params(errors: Errors) -> ApiError {
+        ApiError::fields(
+            "Parameter verification failed.",
+            errors.into_iter().collect(),
+        )
+    }
+    /// One parameter's verification error (400).
     pub(crate) fn param(name: &str, m: impl Into<String>) -> ApiError {
-        ApiError::Params(BTreeMap::from([(name.to_string(), m.into())]))
+        ApiError::params(BTreeMap::from([(name.to_string(), m.into())]))
     }
 }
 
@@ -722,26 +740,34 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 fn error_response(e: ApiError) -> Response {
-    match e {
-        ApiError::Status(code, msg) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    ProxmoxErrors.render(&e)
+}
+
+/// pveproxy's error bodies: `{"data": null, "message": ...}` for a status, `{"data":
+/// null, "errors": {param: message}, "message": "Parameter verification failed.\n"}`
+/// for parameter errors; the message's first line is the reason phrase.
+pub(crate) struct ProxmoxErrors;
+
+impl ErrorBody for ProxmoxErrors {
+    fn render(&self, e: &ApiError) -> Response {
+        if e.fields.is_empty() {
+            let msg = &e.message;
             let message = if msg.ends_with('\n') {
                 msg.clone()
             } else {
                 format!("{msg}\n")
             };
-            let mut r = json_response(status, &json!({"data": null, "message": message}));
-            reason(&mut r, &msg);
-            r
+            let mut r = json_response(e.status, &json!({"data": null, "message": message}));
+            reason(&mut r, msg);
+            return r;
         }
-        ApiError::Params(errors) => {
-            let mut r = json_response(
-                StatusCode::BAD_REQUEST,
-                &json!({"data": null, "errors": errors, "message": "Parameter verification failed.\n"}),
-            );
-            reason(&mut r, "Parameter verification failed.");
-            r
-        }
+        let errors: Errors = e.fields.iter().cloned().collect();
+        let mut r = json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"data": null, "errors": errors, "message": "Parameter verification failed.\n"}),
+        );
+        reason(&mut r, "Parameter verification failed.");
+        r
     }
 }
 
@@ -792,6 +818,17 @@ pub struct Pve {
 }
 
 impl Pve {
+    /// The twin's clock.
+    pub(crate) fn clock(&self) -> &crate::core::Clock {
+        &self.ctx.shared.clock
+    }
+
+    /// Seconds since the epoch, on the twin's clock (what Proxmox puts in `starttime`,
+    /// `uptime` and tickets).
+    pub(crate) fn now(&self) -> i64 {
+        self.clock().now_secs()
+    }
+
     fn rand(&self) -> u64 {
         self.ctx.shared.faults.random_u64()
     }
@@ -803,7 +840,7 @@ impl Pve {
         exclusive: bool,
         timeout: Duration,
     ) -> Result<FlockGuard, String> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = self.clock().now_ms() + timeout.as_millis() as u64;
         loop {
             {
                 let mut locks = self.flocks.lock();
@@ -826,12 +863,12 @@ impl Pve {
                     });
                 }
             }
-            if tokio::time::Instant::now() >= deadline {
+            if self.clock().now_ms() >= deadline {
                 return Err(format!(
                     "can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout"
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            self.clock().sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -873,13 +910,13 @@ impl Pve {
         let Some(ticket) = ticket else {
             return Err(AuthFailure("No ticket"));
         };
-        let user = auth::verify_ticket(&self.secret, &ticket, now()).ok_or(FAILED)?;
+        let user = auth::verify_ticket(&self.secret, &ticket, self.now()).ok_or(FAILED)?;
         if user != creds.proxmox_user {
             return Err(FAILED);
         }
         if parts.method != Method::GET {
             let csrf = headers("csrfpreventiontoken").unwrap_or_default();
-            if !auth::verify_csrf(&self.secret, &user, &csrf, now()) {
+            if !auth::verify_csrf(&self.secret, &user, &csrf, self.now()) {
                 return Err(AuthFailure("Permission denied - invalid csrf token"));
             }
         }
@@ -901,13 +938,13 @@ impl Pve {
         };
         let bytes = match axum::body::to_bytes(body, 1 << 20).await {
             Ok(b) => b,
-            Err(_) => return error_response(ApiError::Status(413, "request too large".into())),
+            Err(_) => return error_response(ApiError::status(413, "request too large")),
         };
         let method = parts.method.clone();
         let mut raw: BTreeMap<String, Value> = BTreeMap::new();
         if !bytes.is_empty() {
             if method != Method::POST && method != Method::PUT {
-                return error_response(ApiError::Status(
+                return error_response(ApiError::status(
                     501,
                     format!("Unexpected content for method '{method}'"),
                 ));
@@ -952,7 +989,7 @@ impl Pve {
         }
         let params = match params::validate(&spec(kind), &raw) {
             Ok(p) => p,
-            Err(e) => return error_response(ApiError::Params(e)),
+            Err(e) => return error_response(ApiError::params(e)),
         };
         if let Some(vmid) = params.get("vmid").and_then(Value::as_u64) {
             let faults = &self.ctx.shared.faults;
@@ -1057,7 +1094,7 @@ impl Pve {
         }
         let path = parts.uri.path();
         let rel = path.strip_prefix("/api2/json").unwrap_or(path);
-        error_response(ApiError::Status(
+        error_response(ApiError::status(
             501,
             format!("Method '{} {}' not implemented", parts.method, rel),
         ))
@@ -1092,25 +1129,22 @@ impl Service for Pve {
     }
 
     fn routes(&self) -> Vec<(String, String)> {
-        ROUTES
-            .iter()
-            .map(|(m, p)| (m.to_string(), format!("/api2/json{p}")))
-            .collect()
+        route_table().listing("/api2/json")
     }
 
     fn router(self: Arc<Self>) -> Router {
-        let mut by_path: BTreeMap<&'static str, MethodRouter> = BTreeMap::new();
-        for (i, (m, path)) in ROUTES.iter().enumerate() {
-            let svc = self.clone();
-            let handler = move |req: Request| {
-                let svc = svc.clone();
-                async move { svc.dispatch(i, req).await }
-            };
-            let entry = by_path.remove(path).unwrap_or_default();
-            by_path.insert(path, entry.on(method_filter(m), handler));
-        }
+        let table = route_table();
         let mut router = Router::new();
-        for (path, mr) in by_path {
+        for (path, routes) in table.by_path() {
+            let mut mr = MethodRouter::new();
+            for route in routes {
+                let (svc, i) = (self.clone(), route.handler);
+                let handler = move |req: Request| {
+                    let svc = svc.clone();
+                    async move { svc.dispatch(i, req).await }
+                };
+                mr = mr.on(method_filter(route.method.as_str()), handler);
+            }
             let svc = self.clone();
             let mr = mr.fallback(move |req: Request| {
                 let svc = svc.clone();
@@ -1160,7 +1194,7 @@ impl Service for Pve {
                     Some("running") => {
                         if !vm.running {
                             vm.running = true;
-                            vm.started = now();
+                            vm.started = self.now();
                             vm.pid = pid;
                         }
                     }

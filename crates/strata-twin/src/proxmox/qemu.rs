@@ -16,7 +16,7 @@ use super::api::{ParamsExt, check_node};
 use super::auth::Auth;
 use super::model::{self, Action, State, Task, Vm, value_text};
 use super::params::{self, Drive, Params};
-use super::{ApiError, ApiResult, Pve, now};
+use super::{ApiError, ApiResult, Pve};
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -214,7 +214,7 @@ impl Pve {
     pub(crate) fn qemu_list(&self, p: &Params) -> ApiResult {
         let st = self.st.lock();
         check_node(&st, p.node())?;
-        let t = now();
+        let t = self.now();
         let list: Vec<Value> = st
             .vms
             .values()
@@ -280,7 +280,7 @@ impl Pve {
         let vm = vm_on(&st, p.node(), p.vmid()).map_err(ApiError::msg)?;
         if let Some(s) = p.s("snapshot") {
             if p.flag("current") {
-                return Err(ApiError::Params(BTreeMap::from([
+                return Err(ApiError::params(BTreeMap::from([
                     (
                         "snapshot".into(),
                         "cannot use 'snapshot' parameter with 'current'".into(),
@@ -305,7 +305,7 @@ impl Pve {
         let st = self.st.lock();
         check_node(&st, p.node())?;
         let vm = vm_on(&st, p.node(), p.vmid()).map_err(ApiError::msg)?;
-        let mut e = vm.status_entry(now());
+        let mut e = vm.status_entry(self.now());
         e["qmpstatus"] = e["status"].clone();
         e["ha"] = match st.ha.get(&format!("vm:{}", vm.vmid)) {
             Some(o) => {
@@ -371,7 +371,7 @@ impl Pve {
         }
         conf.insert(
             "meta".into(),
-            json!(format!("creation-qemu=10.1.2,ctime={}", now())),
+            json!(format!("creation-qemu=10.1.2,ctime={}", self.now())),
         );
         if !conf.contains_key("boot") {
             let probe = Vm {
@@ -870,8 +870,11 @@ impl Pve {
         let Some(delay) = p.i("background_delay") else {
             return Ok(json!(upid).into());
         };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(delay as u64);
-        while tokio::time::Instant::now() < deadline {
+        let deadline = self
+            .clock()
+            .now_ms()
+            .saturating_add((delay as u64).saturating_mul(1000));
+        while self.clock().now_ms() < deadline {
             let status = {
                 let st = self.st.lock();
                 st.upids
@@ -882,7 +885,7 @@ impl Pve {
             match status {
                 Some(s) if s == "OK" => return Ok(Value::Null.into()),
                 Some(s) => return Err(ApiError::msg(format!("failed to update VM {vmid}: {s}"))),
-                None => tokio::time::sleep(Duration::from_millis(20)).await,
+                None => self.clock().sleep(Duration::from_millis(20)).await,
             }
         }
         Ok(json!(upid).into())
@@ -907,7 +910,7 @@ impl Pve {
         let pid = st.next_pid;
         st.next_pid = st.next_pid.wrapping_add(1 + (self.rand() % 23) as u32) % 0x3F_FFFF;
         let pstart = st.pstart.wrapping_add((seq as u32).wrapping_mul(17));
-        let starttime = now();
+        let starttime = self.now();
         let upid =
             format!("UPID:{node}:{pid:08X}:{pstart:08X}:{starttime:08X}:{ttype}:{id}:{user}:");
 
@@ -1001,7 +1004,7 @@ impl Pve {
     }
 
     async fn run_task(self: Arc<Self>, seq: u64, fork: Duration, work: Duration) {
-        tokio::time::sleep(fork).await;
+        self.clock().sleep(fork).await;
         let locks = {
             let st = self.st.lock();
             match st.tasks.get(&seq) {
@@ -1023,7 +1026,7 @@ impl Pve {
             self.finish_task(seq, Err(e), true);
             return;
         }
-        tokio::time::sleep(work).await;
+        self.clock().sleep(work).await;
         self.finish_task(seq, Ok(()), true);
         drop(guards);
     }
@@ -1308,7 +1311,7 @@ impl Pve {
             log.push("TASK OK".to_string());
         }
         if let Some(t) = st.tasks.get_mut(&seq) {
-            t.endtime = Some(now());
+            t.endtime = Some(self.now());
             t.log.extend(log);
             t.status = Some(match outcome {
                 Ok(()) => "OK".to_string(),
@@ -1364,7 +1367,7 @@ impl Pve {
                 vm.conf = conf.clone();
                 if *start && !vm.is_template() {
                     vm.running = true;
-                    vm.started = now();
+                    vm.started = self.now();
                     vm.pid = pid;
                 }
                 if let Some(pool) = pool
@@ -1407,7 +1410,7 @@ impl Pve {
                     .get_mut(vmid)
                     .ok_or_else(|| conf_missing(node, *vmid))?;
                 vm.running = true;
-                vm.started = now();
+                vm.started = self.now();
                 vm.pid = pid;
                 Ok(())
             }
@@ -1425,7 +1428,7 @@ impl Pve {
                     .vms
                     .get_mut(vmid)
                     .ok_or_else(|| conf_missing(node, *vmid))?;
-                vm.started = now();
+                vm.started = self.now();
                 Ok(())
             }
             Action::Destroy { vmid, purge, .. } => {

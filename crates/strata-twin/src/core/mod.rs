@@ -1,0 +1,12 @@
+//! What the three simulated services share: the injected [`Clock`] and the HTTP core
+//! ([`ApiError`] with a vendor [`ErrorBody`] per service, the [`RouteTable`], the
+//! [`Request`] read up front).
+//!
+//! Architecture invariant: nothing here knows a vendor. The services bring their own
+//! error bodies, handlers and path layouts; this module only carries them.
+
+mod clock;
+pub mod http;
+
+pub use clock::Clock;
+pub use http::{ApiError, ErrorBody, Request, Route, RouteTable};

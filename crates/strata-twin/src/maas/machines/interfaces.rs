@@ -1,0 +1,277 @@
+//! A machine's network interfaces: list, show, update, link and unlink subnets, disconnect.
+
+use super::*;
+
+pub fn interfaces(s: &Maas, r: &Req) -> Response {
+    let g = s.inner.lock();
+    let st = &g.st;
+    let sid = r.path("system_id");
+    if let Some(m) = st.machine(sid) {
+        return ok(Value::Array(
+            m.interfaces
+                .iter()
+                .map(|i| render::interface(st, &s.api, sid, i, 0))
+                .collect(),
+        ));
+    }
+    if let Some(c) = st.controller(sid) {
+        return ok(Value::Array(
+            c.interfaces
+                .iter()
+                .map(|i| render::interface(st, &s.api, sid, i, 0))
+                .collect(),
+        ));
+    }
+    not_found("Node")
+}
+
+pub(super) fn iface_index(m: &Machine, id: &str) -> Option<usize> {
+    m.interfaces.iter().position(|i| {
+        i.id.to_string() == id || i.name == id || Some(i.mac_address.clone()) == normalize_mac(id)
+    })
+}
+
+pub fn interface(s: &Maas, r: &Req) -> Response {
+    let g = s.inner.lock();
+    let st = &g.st;
+    let sid = r.path("system_id");
+    let Some(m) = st.machine(sid) else {
+        if let Some(c) = st.controller(sid)
+            && let Some(i) = c
+                .interfaces
+                .iter()
+                .find(|i| i.id.to_string() == r.path("id"))
+        {
+            return ok(render::interface(st, &s.api, sid, i, 0));
+        }
+        return not_found("Interface");
+    };
+    match iface_index(m, r.path("id")) {
+        Some(i) => ok(render::interface(st, &s.api, sid, &m.interfaces[i], 0)),
+        None => not_found("Interface"),
+    }
+}
+
+pub(super) fn editable(m: &Machine) -> Result<(), Response> {
+    if matches!(
+        m.status,
+        S::NEW
+            | S::READY
+            | S::ALLOCATED
+            | S::BROKEN
+            | S::FAILED_COMMISSIONING
+            | S::FAILED_TESTING
+            | S::FAILED_DEPLOYMENT
+    ) {
+        Ok(())
+    } else {
+        Err(conflict(&format!(
+            "Cannot change the interfaces of a machine in the '{}' state: it must be Ready, Allocated, Broken or New.",
+            S::name(m.status)
+        )))
+    }
+}
+
+pub fn update_interface(s: &Maas, r: &Req) -> Response {
+    let mut g = s.inner.lock();
+    s.advance(&mut g);
+    let sid = r.path("system_id").to_string();
+    let st = &mut g.st;
+    let Some(m) = st.machine(&sid) else {
+        return not_found("Interface");
+    };
+    let Some(idx) = iface_index(m, r.path("id")) else {
+        return not_found("Interface");
+    };
+    if let Err(e) = editable(m) {
+        return e;
+    }
+    let p = &r.params;
+    let vlan = match p.get("vlan") {
+        None => None,
+        Some("") => Some(None),
+        Some(v) => match v.parse::<u64>().ok().filter(|id| st.vlans.contains_key(id)) {
+            Some(id) => Some(Some(id)),
+            None => {
+                return invalid1(
+                    "vlan",
+                    "Select a valid choice. That choice is not one of the available choices.",
+                );
+            }
+        },
+    };
+    let mtu = match p.get_nonempty("mtu") {
+        None => None,
+        Some(v) => match v.parse::<u32>() {
+            Ok(x) if (552..=65535).contains(&x) => Some(x),
+            _ => return invalid1("mtu", "Ensure this value is between 552 and 65535."),
+        },
+    };
+    let Some(m) = st.machine_mut(&sid) else {
+        return not_found("Interface");
+    };
+    let i = &mut m.interfaces[idx];
+    if let Some(n) = p.get_nonempty("name") {
+        i.name = n.to_string();
+    }
+    if let Some(v) = vlan {
+        i.vlan_id = v;
+        i.links.clear();
+    }
+    if let Some(x) = mtu {
+        i.mtu = Some(x);
+    }
+    if p.has("tags") {
+        i.tags = p.list("tags");
+    }
+    let out = render::interface(
+        st,
+        &s.api,
+        &sid,
+        &st.machine(&sid)
+            .map(|m| m.interfaces[idx].clone())
+            .unwrap_or_default(),
+        0,
+    );
+    ok(out)
+}
+
+pub(super) fn ip_in_subnet(ip: &str, cidr: &str) -> bool {
+    super::super::network::ip_in_cidr(ip, cidr)
+}
+
+pub fn link_subnet(s: &Maas, r: &Req) -> Response {
+    let mut g = s.inner.lock();
+    s.advance(&mut g);
+    let sid = r.path("system_id").to_string();
+    let st = &mut g.st;
+    let Some(m) = st.machine(&sid) else {
+        return not_found("Interface");
+    };
+    let Some(idx) = iface_index(m, r.path("id")) else {
+        return not_found("Interface");
+    };
+    if let Err(e) = editable(m) {
+        return e;
+    }
+    let p = &r.params;
+    let mode = p.get("mode").unwrap_or("").to_ascii_lowercase();
+    if !["auto", "dhcp", "static", "link_up"].contains(&mode.as_str()) {
+        return invalid1(
+            "mode",
+            format!("Select a valid choice. {mode} is not one of the available choices."),
+        );
+    }
+    let subnet = match p.get_nonempty("subnet") {
+        None if mode == "link_up" => None,
+        None => return invalid1("subnet", "This field is required."),
+        Some(x) => match st.subnet_by_key(x) {
+            Some(sn) => Some(sn.clone()),
+            None => {
+                return invalid1(
+                    "subnet",
+                    "Select a valid choice. That choice is not one of the available choices.",
+                );
+            }
+        },
+    };
+    let ip = p.get_nonempty("ip_address").map(str::to_string);
+    if let (Some(ip), Some(sn)) = (&ip, &subnet) {
+        if mode != "static" {
+            return invalid1("ip_address", "IP address can only be set in static mode.");
+        }
+        if !ip_in_subnet(ip, &sn.cidr) {
+            return invalid1(
+                "ip_address",
+                format!("IP address is not in the given subnet '{}'.", sn.cidr),
+            );
+        }
+        let used = st
+            .machines
+            .values()
+            .flat_map(|m| m.interfaces.iter().flat_map(|i| i.links.iter()))
+            .any(|l| l.ip_address.as_deref() == Some(ip));
+        if used {
+            return invalid1("ip_address", "IP address is already in use.");
+        }
+    }
+    let ip = match (&mode[..], ip, &subnet) {
+        ("static", None, Some(sn)) => match super::super::network::next_free_ip(st, sn) {
+            Some(x) => Some(x),
+            None => {
+                return http::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("No more IPs available in subnet: {}.", sn.cidr),
+                );
+            }
+        },
+        (_, ip, _) => ip,
+    };
+    let link_id = st.next_id("link", 1);
+    let sub_vlan = subnet.as_ref().map(|s| s.vlan_id);
+    let Some(m) = st.machine_mut(&sid) else {
+        return not_found("Interface");
+    };
+    let i = &mut m.interfaces[idx];
+    if let Some(v) = sub_vlan {
+        i.vlan_id = Some(v);
+    }
+    i.links.retain(|l| l.mode != "link_up");
+    i.links.push(Link {
+        id: link_id,
+        mode,
+        subnet_id: subnet.map(|s| s.id),
+        ip_address: ip,
+    });
+    let iface = i.clone();
+    ok(render::interface(st, &s.api, &sid, &iface, 0))
+}
+
+pub fn unlink_subnet(s: &Maas, r: &Req) -> Response {
+    let mut g = s.inner.lock();
+    let sid = r.path("system_id").to_string();
+    let st = &mut g.st;
+    let Some(m) = st.machine(&sid) else {
+        return not_found("Interface");
+    };
+    let Some(idx) = iface_index(m, r.path("id")) else {
+        return not_found("Interface");
+    };
+    let Some(link) = r.params.get("id").and_then(|v| v.parse::<u64>().ok()) else {
+        return invalid1("id", "This field is required.");
+    };
+    let Some(m) = st.machine_mut(&sid) else {
+        return not_found("Interface");
+    };
+    let i = &mut m.interfaces[idx];
+    let before = i.links.len();
+    i.links.retain(|l| l.id != link);
+    if before == i.links.len() {
+        return invalid1(
+            "id",
+            "Select a valid choice. That choice is not one of the available choices.",
+        );
+    }
+    let iface = i.clone();
+    ok(render::interface(st, &s.api, &sid, &iface, 0))
+}
+
+pub fn disconnect(s: &Maas, r: &Req) -> Response {
+    let mut g = s.inner.lock();
+    let sid = r.path("system_id").to_string();
+    let st = &mut g.st;
+    let Some(m) = st.machine(&sid) else {
+        return not_found("Interface");
+    };
+    let Some(idx) = iface_index(m, r.path("id")) else {
+        return not_found("Interface");
+    };
+    let Some(m) = st.machine_mut(&sid) else {
+        return not_found("Interface");
+    };
+    let i = &mut m.interfaces[idx];
+    i.links.clear();
+    i.vlan_id = None;
+    let iface = i.clone();
+    ok(render::interface(st, &s.api, &sid, &iface, 0))
+}

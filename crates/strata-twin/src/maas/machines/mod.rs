@@ -1,0 +1,185 @@
+//! Machines: listing and filters, enlistment, allocation with constraints, the status
+//! machine (commission → test → ready → allocate → deploy → release), power, node
+//! devices, script results and interfaces.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::http::{self, Params, Req, bad_request, conflict, invalid, invalid1, not_found, ok};
+use super::model::{status as S, *};
+use super::{Maas, render, seed};
+use crate::MutateRequest;
+use crate::faults::Faults;
+
+mod allocation;
+mod crud;
+mod hardware;
+mod interfaces;
+mod lifecycle;
+mod listing;
+mod mutate;
+mod operations;
+mod transitions;
+
+pub use allocation::*;
+pub use crud::*;
+pub use hardware::*;
+pub use interfaces::*;
+pub use lifecycle::*;
+pub use listing::*;
+pub use mutate::*;
+pub use operations::*;
+pub use transitions::*;
+
+// ---------------------------------------------------------------------------------
+// Helpers
+
+fn machine_or_404<'a>(st: &'a State, sid: &str) -> Result<&'a Machine, Response> {
+    st.machine(sid).ok_or_else(|| not_found("Machine"))
+}
+
+fn render_one(s: &Maas, st: &State, sid: &str) -> Response {
+    match st.machine(sid) {
+        Some(m) => ok(render::machine(st, &s.api, m)),
+        None => not_found("Machine"),
+    }
+}
+
+fn parse_num(v: &str) -> Option<f64> {
+    v.trim().parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
+/// Memory in MiB from `4096`, `4G`, `512M`, ...
+fn parse_memory(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (num, mult) = match v.chars().last()? {
+        'K' | 'k' => (&v[..v.len() - 1], 1.0 / 1024.0),
+        'M' | 'm' => (&v[..v.len() - 1], 1.0),
+        'G' | 'g' => (&v[..v.len() - 1], 1024.0),
+        'T' | 't' => (&v[..v.len() - 1], 1024.0 * 1024.0),
+        _ => (v, 1.0),
+    };
+    parse_num(num).map(|n| (n * mult) as u64)
+}
+
+fn fix_architecture(a: &str) -> String {
+    if a.contains('/') {
+        a.to_string()
+    } else {
+        format!("{a}/generic")
+    }
+}
+
+fn check_architecture(a: &str) -> Result<String, Response> {
+    let fixed = fix_architecture(a);
+    if ARCHITECTURES.contains(&fixed.as_str()) {
+        Ok(fixed)
+    } else {
+        Err(invalid1(
+            "architecture",
+            format!(
+                "'{a}' is not a valid architecture.  It should be one of: {}.",
+                ARCHITECTURES
+                    .iter()
+                    .map(|x| format!("'{x}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
+    }
+}
+
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 63
+        && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !h.starts_with('-')
+        && !h.ends_with('-')
+}
+
+/// Power parameters from `power_parameters_<name>` fields and/or a JSON
+/// `power_parameters` object (python-libmaas sends the latter on create).
+fn power_params(p: &Params) -> Result<Vec<(String, String)>, Response> {
+    let mut out: Vec<(String, String)> = p
+        .keys_with_prefix("power_parameters_")
+        .into_iter()
+        .filter(|(k, _)| k != "skip_check")
+        .collect();
+    if let Some(j) = p.get_nonempty("power_parameters") {
+        match serde_json::from_str::<Value>(j) {
+            Ok(Value::Object(o)) => {
+                for (k, v) in o {
+                    let s = match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    out.push((k, s));
+                }
+            }
+            _ => return Err(invalid1("power_parameters", "Enter a valid JSON object.")),
+        }
+    }
+    Ok(out)
+}
+
+fn check_power_type(t: &str) -> Result<(), Response> {
+    if t.is_empty() || POWER_TYPES.contains(&t) {
+        Ok(())
+    } else {
+        Err(invalid1(
+            "power_type",
+            format!("Select a valid choice. {t} is not one of the available choices."),
+        ))
+    }
+}
+
+fn unknown_power_type() -> Response {
+    http::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Unconfigured power type. Please configure the power type and try again.",
+    )
+}
+
+fn power_fault(s: &Maas, m: &Machine) -> Option<Response> {
+    s.fault(&m.fault_ids(), &["power_fails"]).map(|_| {
+        http::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "Power action failed for {}: the BMC did not answer (injected by the twin).",
+                m.hostname
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_suffixes() {
+        assert_eq!(parse_memory("4096"), Some(4096));
+        assert_eq!(parse_memory("4G"), Some(4096));
+        assert_eq!(parse_memory("1T"), Some(1024 * 1024));
+        assert_eq!(parse_memory("x"), None);
+    }
+
+    #[test]
+    fn degraded_hardware() {
+        let hw = Hardware {
+            memory_mib: 1024,
+            gpus: vec![Gpu {
+                link_gen: 5,
+                link_width: 16,
+                max_gen: 5,
+                max_width: 16,
+                ..Gpu::default()
+            }],
+            ..Hardware::default()
+        };
+        let d = commissioned_hardware(&hw, &["gpu_degraded".into(), "memory_missing".into()]);
+        assert_eq!((d.gpus[0].link_gen, d.gpus[0].link_width), (4, 8));
+        assert_eq!(d.memory_mib, 768);
+    }
+}

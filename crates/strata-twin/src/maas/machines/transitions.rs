@@ -1,0 +1,413 @@
+//! Operations that start an asynchronous phase: commission, test, deploy (series and kernel
+//! checks), release and release of many.
+
+use super::*;
+
+pub(super) fn script(id: u64, name: &str, hardware_type: u8) -> ScriptResult {
+    ScriptResult {
+        id,
+        name: name.into(),
+        hardware_type,
+        ..ScriptResult::default()
+    }
+}
+
+/// Commissioning scripts MAAS 3.x runs (built-ins), and the default tests.
+pub(super) const COMMISSIONING_SCRIPTS: &[(&str, u8)] = &[
+    ("maas-support-info", 0),
+    ("maas-lshw", 0),
+    ("maas-list-modaliases", 0),
+    ("20-maas-01-install-lldpd", 0),
+    ("20-maas-03-machine-resources", 0),
+    ("maas-get-fruid-api-data", 0),
+    ("maas-serial-ports", 0),
+    ("30-maas-01-bmc-config", 0),
+    ("40-maas-01-network-interfaces", 4),
+    ("50-maas-01-commissioning", 0),
+    ("maas-capture-lldpd", 4),
+    ("maas-kernel-cmdline", 0),
+];
+pub(super) const TESTING_SCRIPTS: &[(&str, u8)] = &[("smartctl-validate", 3)];
+
+pub(super) fn begin_commissioning(
+    st: &mut State,
+    m: &mut Machine,
+    now: u64,
+    slow: bool,
+    skip_tests: bool,
+) {
+    let cset = st.next_id("scriptset", 1);
+    let results = COMMISSIONING_SCRIPTS
+        .iter()
+        .map(|(n, hw)| script(st.next_id("scriptresult", 1), n, *hw))
+        .collect();
+    m.commissioning = Some(ScriptSet {
+        id: cset,
+        result_type: 0,
+        started_ms: Some(now),
+        ended_ms: None,
+        results,
+    });
+    let tset = st.next_id("scriptset", 1);
+    let results = if skip_tests {
+        vec![]
+    } else {
+        TESTING_SCRIPTS
+            .iter()
+            .map(|(n, hw)| script(st.next_id("scriptresult", 1), n, *hw))
+            .collect()
+    };
+    m.testing = Some(ScriptSet {
+        id: tset,
+        result_type: 2,
+        started_ms: None,
+        ended_ms: None,
+        results,
+    });
+    run_set(&mut m.commissioning, now);
+    m.owner = Some(API_USER.into());
+    m.power_on = true;
+    set_status(m, S::COMMISSIONING, "Commissioning", now);
+    m.owner = Some(API_USER.into());
+    start(m, Phase::Commissioning, now, slow);
+}
+
+pub(super) fn default_series(st: &State) -> String {
+    st.config
+        .get("default_distro_series")
+        .and_then(|v| v.as_str())
+        .unwrap_or("noble")
+        .to_string()
+}
+
+pub fn commission(s: &Maas, r: &Req) -> Response {
+    let mut g = s.inner.lock();
+    s.advance(&mut g);
+    let sid = r.path("system_id").to_string();
+    let st = &mut g.st;
+    let m = match machine_or_404(st, &sid) {
+        Ok(m) => m.clone(),
+        Err(e) => return e,
+    };
+    for key in [
+        "enable_ssh",
+        "skip_bmc_config",
+        "skip_networking",
+        "skip_storage",
+    ] {
+        if let Err(v) = r.params.bool(key) {
+            return invalid1(key, format!("'{v}' value must be either True or False."));
+        }
+    }
+    if !S::COMMISSIONABLE.contains(&m.status) {
+        return conflict(&format!(
+            "Invalid transition: {} -> Commissioning.",
+            S::name(m.status)
+        ));
+    }
+    if m.power_type.is_empty() {
+        return unknown_power_type();
+    }
+    if let Some(e) = power_fault(s, &m) {
+        return e;
+    }
+    let skip_tests = r
+        .params
+        .get("testing_scripts")
+        .is_some_and(|t| t.split(',').any(|x| x.trim() == "none"));
+    let mut m = m;
+    let slow = s.slow();
+    begin_commissioning(st, &mut m, s.now_ms(), slow, skip_tests);
+    if let Some(slot) = st.machine_mut(&sid) {
+        *slot = m;
+    }
+    render_one(s, st, &sid)
+}
+
+pub fn test(s: &Maas, r: &Req) -> Response {
+    let mut g = s.inner.lock();
+    s.advance(&mut g);
+    let sid = r.path("system_id").to_string();
+    let st = &mut g.st;
+    let Some(m) = st.machine(&sid) else {
+        return not_found("Machine");
+    };
+    let allowed = [
+        S::NEW,
+        S::READY,
+        S::ALLOCATED,
+        S::DEPLOYED,
+        S::BROKEN,
+        S::FAILED_COMMISSIONING,
+        S::FAILED_DEPLOYMENT,
+        S::FAILED_TESTING,
+        S::FAILED_RELEASING,
+        S::FAILED_DISK_ERASING,
+        S::MISSING,
+        S::RETIRED,
+        S::RESERVED,
+    ];
+    if !allowed.contains(&m.status) {
+        return conflict(&format!(
+            "Invalid transition: {} -> Testing.",
+            S::name(m.status)
+        ));
+    }
+    if m.power_type.is_empty() {
+        return unknown_power_type();
+    }
+    let tset = st.next_id("scriptset", 1);
+    let results: Vec<ScriptResult> = TESTING_SCRIPTS
+        .iter()
+        .map(|(n, hw)| script(st.next_id("scriptresult", 1), n, *hw))
+        .collect();
+    let now = s.now_ms();
+    let slow = s.slow();
+    let Some(m) = st.machine_mut(&sid) else {
+        return not_found("Machine");
+    };
+    m.testing = Some(ScriptSet {
+        id: tset,
+        result_type: 2,
+        started_ms: Some(now),
+        ended_ms: None,
+        results,
+    });
+    run_set(&mut m.testing, now);
+    m.power_on = true;
+    set_status(m, S::TESTING, "Testing", now);
+    start(m, Phase::Testing, now, slow);
+    render_one(s, st, &sid)
+}
+
+pub(super) fn check_series(st: &State, series: &str) -> Result<String, Response> {
+    let s = series.strip_prefix("ubuntu/").unwrap_or(series);
+    for (name, version) in RELEASES {
+        if s == *name || s == *version {
+            let synced = st
+                .boot_resources
+                .iter()
+                .any(|b| b.name == format!("ubuntu/{name}"));
+            if synced {
+                return Ok(name.to_string());
+            }
+        }
+    }
+    let mut choices = vec!["''".to_string()];
+    choices.extend(RELEASES.iter().map(|(n, _)| format!("'ubuntu/{n}'")));
+    Err(invalid1(
+        "distro_series",
+        format!(
+            "'{series}' is not a valid distro_series.  It should be one of: {}.",
+            choices.join(", ")
+        ),
+    ))
+}
+
+pub(super) fn check_kernel(series: &str, k: &str) -> Result<(), Response> {
+    let version = RELEASES
+        .iter()
+        .find(|(n, _)| *n == series)
+        .map(|(_, v)| *v)
+        .unwrap_or("24.04");
+    let ok_k = [
+        format!("ga-{version}"),
+        format!("hwe-{version}"),
+        format!("hwe-{version}-edge"),
+        "generic".into(),
+    ];
+    if k.is_empty() || ok_k.iter().any(|x| x == k) {
+        Ok(())
+    } else {
+        Err(invalid1(
+            "hwe_kernel",
+            format!("{k} is not available for ubuntu/{series} on amd64/generic."),
+        ))
+    }
+}
+
+pub(super) fn begin_deploy(st: &mut State, m: &mut Machine, now: u64, slow: bool) {
+    let set = st.next_id("scriptset", 1);
+    let results = vec![script(
+        st.next_id("scriptresult", 1),
+        "/var/log/curtin.log",
+        0,
+    )];
+    m.installation = Some(ScriptSet {
+        id: set,
+        result_type: 1,
+        started_ms: Some(now),
+        ended_ms: None,
+        results,
+    });
+    run_set(&mut m.installation, now);
+    m.power_on = true;
+    set_status(m, S::DEPLOYING, "Deploying", now);
+    start(m, Phase::Deploying, now, slow);
+}
+
+pub(super) fn acquire(m: &mut Machine, agent_name: &str, now: u64) {
+    m.owner = Some(API_USER.into());
+    m.agent_name = agent_name.to_string();
+    set_status(m, S::ALLOCATED, "Allocated", now);
+}
+
+pub fn deploy(s: &Maas, r: &Req) -> Response {
+    let mut g = s.inner.lock();
+    s.advance(&mut g);
+    let sid = r.path("system_id").to_string();
+    let st = &mut g.st;
+    let Some(cur) = st.machine(&sid).cloned() else {
+        return not_found("Machine");
+    };
+    let p = &r.params;
+    for key in [
+        "bridge_all",
+        "bridge_stp",
+        "install_kvm",
+        "install_rackd",
+        "ephemeral_deploy",
+        "enable_hw_sync",
+        "register_vmhost",
+    ] {
+        if let Err(v) = p.bool(key) {
+            return invalid1(key, format!("'{v}' value must be either True or False."));
+        }
+    }
+    let mut m = cur;
+    if m.status == S::READY {
+        if m.owner.as_deref().is_some_and(|o| o != API_USER) {
+            return conflict("Can't allocate a machine belonging to another user.");
+        }
+        acquire(&mut m, p.get("agent_name").unwrap_or(""), s.now_ms());
+    }
+    if m.status != S::ALLOCATED {
+        return conflict(&format!(
+            "Can't deploy a machine that is in the '{}' state",
+            S::name(m.status)
+        ));
+    }
+    let series = match p.get_nonempty("distro_series") {
+        Some(sr) => match check_series(st, sr) {
+            Ok(x) => x,
+            Err(e) => return e,
+        },
+        None => default_series(st),
+    };
+    let kernel = p.get("hwe_kernel").unwrap_or("").to_string();
+    if let Err(e) = check_kernel(&series, &kernel) {
+        return e;
+    }
+    if m.power_type.is_empty() {
+        return unknown_power_type();
+    }
+    if let Some(e) = power_fault(s, &m) {
+        return e;
+    }
+    m.osystem = "ubuntu".into();
+    m.distro_series = series;
+    m.hwe_kernel = Some(if kernel.is_empty() {
+        "ga-".to_string()
+            + RELEASES
+                .iter()
+                .find(|(n, _)| *n == m.distro_series)
+                .map(|(_, v)| *v)
+                .unwrap_or("24.04")
+    } else {
+        kernel
+    });
+    m.user_data = p.get("user_data").map(str::to_string);
+    let slow = s.slow();
+    begin_deploy(st, &mut m, s.now_ms(), slow);
+    if let Some(slot) = st.machine_mut(&sid) {
+        *slot = m;
+    }
+    render_one(s, st, &sid)
+}
+
+pub fn release(s: &Maas, r: &Req) -> Response {
+    let mut g = s.inner.lock();
+    s.advance(&mut g);
+    let sid = r.path("system_id").to_string();
+    let slow = s.slow();
+    let st = &mut g.st;
+    let Some(m) = st.machine_mut(&sid) else {
+        return not_found("Machine");
+    };
+    let p = &r.params;
+    for key in ["erase", "secure_erase", "quick_erase", "force"] {
+        if let Err(v) = p.bool(key) {
+            return invalid1(key, format!("'{v}' value must be either True or False."));
+        }
+    }
+    if m.status == S::READY || m.status == S::RELEASING {
+        // Already released or on the way: the postcondition holds.
+    } else if S::RELEASABLE.contains(&m.status) {
+        let erase = p.bool("erase").ok().flatten().unwrap_or(false)
+            || p.bool("secure_erase").ok().flatten().unwrap_or(false)
+            || p.bool("quick_erase").ok().flatten().unwrap_or(false);
+        let now = s.now_ms();
+        if erase {
+            set_status(m, S::DISK_ERASING, "Erasing disks", now);
+            start(m, Phase::DiskErasing, now, slow);
+        } else {
+            set_status(m, S::RELEASING, "Releasing", now);
+            start(m, Phase::Releasing, now, slow);
+        }
+    } else {
+        return conflict(&format!(
+            "Machine cannot be released in its current state ('{}').",
+            S::name(m.status)
+        ));
+    }
+    render_one(s, st, &sid)
+}
+
+/// `POST /machines/?op=release` with repeated `machines`: all or nothing (MAAS rolls the
+/// transaction back when one machine can't be released).
+pub fn release_many(s: &Maas, r: &Req) -> Response {
+    let mut g = s.inner.lock();
+    s.advance(&mut g);
+    let slow = s.slow();
+    let st = &mut g.st;
+    let mut ids: Vec<String> = r
+        .params
+        .all("machines")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let unknown: Vec<&str> = ids
+        .iter()
+        .filter(|i| st.machine(i).is_none())
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        return bad_request(&format!("Unknown machine(s): {}.", unknown.join(", ")));
+    }
+    let failed: Vec<String> = ids
+        .iter()
+        .filter_map(|i| st.machine(i))
+        .filter(|m| m.status != S::READY && !S::RELEASABLE.contains(&m.status))
+        .map(|m| format!("{} ('{}')", m.system_id, S::name(m.status)))
+        .collect();
+    if !failed.is_empty() {
+        return conflict(&format!(
+            "Machine(s) cannot be released in their current state: {}.",
+            failed.join(", ")
+        ));
+    }
+    let now = s.now_ms();
+    let mut released = Vec::new();
+    for i in &ids {
+        if let Some(m) = st.machine_mut(i)
+            && S::RELEASABLE.contains(&m.status)
+        {
+            set_status(m, S::RELEASING, "Releasing", now);
+            start(m, Phase::Releasing, now, slow);
+            released.push(m.system_id.clone());
+        }
+    }
+    ok(json!(released))
+}

@@ -1,0 +1,724 @@
+//! Server create: request validation, the Placement-backed scheduler (flavor resources, PCI
+//! aliases, claims and their release), quota checks, network requests turned into Neutron
+//! ports, and the pending BUILD transition.
+
+use super::*;
+
+pub(super) const CREATE_FIELDS: &[&str] = &[
+    "name",
+    "imageRef",
+    "flavorRef",
+    "networks",
+    "availability_zone",
+    "metadata",
+    "key_name",
+    "security_groups",
+    "user_data",
+    "config_drive",
+    "accessIPv4",
+    "accessIPv6",
+    "OS-DCF:diskConfig",
+    "adminPass",
+    "description",
+    "tags",
+    "trusted_image_certificates",
+    "host",
+    "hypervisor_hostname",
+    "hostname",
+    "block_device_mapping_v2",
+    "block_device_mapping",
+    "min_count",
+    "max_count",
+    "return_reservation_id",
+    "personality",
+];
+
+/// The resources a flavor asks of Placement, with its PCI aliases mapped to their classes.
+pub(super) fn flavor_resources(
+    st: &State,
+    f: &FlavorSnap,
+) -> Result<BTreeMap<String, i64>, String> {
+    let mut want = BTreeMap::from([
+        ("VCPU".to_string(), f.vcpus),
+        ("MEMORY_MB".to_string(), f.ram),
+    ]);
+    if f.disk + f.ephemeral + f.swap / 1024 > 0 {
+        want.insert("DISK_GB".into(), f.disk + f.ephemeral + f.swap / 1024);
+    }
+    for (k, v) in &f.extra_specs {
+        if k == "pci_passthrough:alias" {
+            for (name, n) in parse_alias_spec(v)? {
+                let alias = st
+                    .pci_aliases
+                    .iter()
+                    .find(|a| a.name == name)
+                    .ok_or_else(|| format!("PCI alias {name} is not defined"))?;
+                *want.entry(alias.resource_class.clone()).or_insert(0) += n;
+            }
+        } else if let Some(rc) = k.strip_prefix("resources:")
+            && let Ok(n) = v.parse::<i64>()
+        {
+            if n == 0 {
+                want.remove(rc);
+            } else {
+                want.insert(rc.to_string(), n);
+            }
+        }
+    }
+    Ok(want)
+}
+
+/// Pick a compute host for these resources (filters, then weighers: PCI-less hosts for
+/// PCI-less requests, then the most free RAM).
+pub(super) fn schedule(
+    st: &State,
+    want: &BTreeMap<String, i64>,
+    az: Option<&str>,
+    host: Option<&str>,
+    exclude: Option<&str>,
+) -> Option<usize> {
+    let wants_pci = st
+        .pci_aliases
+        .iter()
+        .any(|a| want.contains_key(&a.resource_class));
+    let mut best: Option<(usize, (bool, i64))> = None;
+    for (i, h) in st.hosts.iter().enumerate() {
+        if h.status != "enabled" || h.state != "up" {
+            continue;
+        }
+        if az.is_some_and(|a| a != h.az)
+            || host.is_some_and(|x| x != h.host && x != h.hypervisor_hostname)
+        {
+            continue;
+        }
+        if exclude == Some(h.host.as_str()) {
+            continue;
+        }
+        let Some(rp) = st.rps.iter().find(|r| r.uuid == h.uuid) else {
+            continue;
+        };
+        if !placement::fits(st, rp, want) {
+            continue;
+        }
+        let has_pci = !h.pci.is_empty();
+        let free_ram = rp
+            .inventories
+            .get("MEMORY_MB")
+            .map(placement::capacity)
+            .unwrap_or(0)
+            - placement::used(st, &rp.uuid)
+                .get("MEMORY_MB")
+                .copied()
+                .unwrap_or(0);
+        let score = (wants_pci == has_pci, free_ram);
+        if best.as_ref().is_none_or(|(_, b)| score > *b) {
+            best = Some((i, score));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+/// Claim resources on a host: Placement allocations and PCI devices.
+pub(super) fn claim(
+    st: &mut State,
+    host_idx: usize,
+    server: &Server,
+    want: &BTreeMap<String, i64>,
+    now: i64,
+) -> Vec<String> {
+    let rp = st.hosts[host_idx].uuid.clone();
+    placement::set_allocations(
+        st,
+        &server.id,
+        &server.project_id,
+        &server.user_id,
+        Some("INSTANCE"),
+        BTreeMap::from([(rp, want.clone())]),
+        now,
+    );
+    let mut pci = Vec::new();
+    for alias in st.pci_aliases.clone() {
+        let n = want.get(&alias.resource_class).copied().unwrap_or(0);
+        for d in st.hosts[host_idx].pci.iter_mut() {
+            if pci.len() as i64 >= n {
+                break;
+            }
+            if d.server.is_none()
+                && d.vendor_id == alias.vendor_id
+                && d.product_id == alias.product_id
+            {
+                d.server = Some(server.id.clone());
+                pci.push(d.address.clone());
+            }
+        }
+    }
+    pci
+}
+
+pub(super) fn unclaim(st: &mut State, server_id: &str) {
+    placement::release(st, server_id);
+    for h in st.hosts.iter_mut() {
+        for d in h.pci.iter_mut() {
+            if d.server.as_deref() == Some(server_id) {
+                d.server = None;
+            }
+        }
+    }
+}
+
+pub(super) fn quota_usage(st: &State, project: &str) -> BTreeMap<&'static str, i64> {
+    let live = st
+        .servers
+        .iter()
+        .filter(|s| !s.deleted && s.project_id == project);
+    let (mut n, mut cores, mut ram) = (0, 0, 0);
+    for s in live {
+        n += 1;
+        cores += s.flavor.vcpus;
+        ram += s.flavor.ram;
+    }
+    BTreeMap::from([("instances", n), ("cores", cores), ("ram", ram)])
+}
+
+pub(super) fn check_quota(
+    st: &State,
+    project: &str,
+    count: i64,
+    f: &FlavorSnap,
+) -> Result<(), Response> {
+    let limits = quota_limits(st, project);
+    let used = quota_usage(st, project);
+    for (k, req) in [
+        ("instances", count),
+        ("cores", f.vcpus * count),
+        ("ram", f.ram * count),
+    ] {
+        let limit = limits.get(k).copied().unwrap_or(-1);
+        let have = used.get(k).copied().unwrap_or(0);
+        if limit >= 0 && have + req > limit {
+            return Err(err(
+                403,
+                &format!(
+                    "Quota exceeded for {k}: Requested {req}, but already used {have} of {limit} {k}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn snap(f: &Flavor) -> FlavorSnap {
+    FlavorSnap {
+        id: f.id.clone(),
+        name: f.name.clone(),
+        vcpus: f.vcpus,
+        ram: f.ram,
+        disk: f.disk,
+        ephemeral: f.ephemeral,
+        swap: f.swap,
+        extra_specs: f.extra_specs.clone(),
+    }
+}
+
+pub(super) fn ref_id(v: &str) -> String {
+    v.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(v)
+        .to_string()
+}
+
+pub(super) enum NetReq {
+    Network(String, Option<String>),
+    Port(String),
+}
+
+pub(super) fn parse_networks(
+    st: &State,
+    cx: &Cx,
+    project: &str,
+    v: Option<&Value>,
+) -> Result<Vec<NetReq>, Response> {
+    let auto = |st: &State| -> Result<Vec<NetReq>, Response> {
+        let candidates: Vec<&Network> = st
+            .networks
+            .iter()
+            .filter(|n| !n.external && (n.project_id == project || n.shared))
+            .collect();
+        match candidates.as_slice() {
+            [one] => Ok(vec![NetReq::Network(one.id.clone(), None)]),
+            [] => Ok(vec![]),
+            _ => Err(err(
+                409,
+                "Multiple possible networks found, use a Network ID to be more specific.",
+            )),
+        }
+    };
+    match v {
+        None => {
+            if cx.mv >= 37 {
+                return Err(invalid(
+                    "server",
+                    &json!({}),
+                    "'networks' is a required property",
+                ));
+            }
+            auto(st)
+        }
+        Some(Value::String(s)) if cx.mv >= 37 && s == "none" => Ok(vec![]),
+        Some(Value::String(s)) if cx.mv >= 37 && s == "auto" => {
+            let nets = auto(st)?;
+            if nets.is_empty() {
+                return Err(bad(&format!(
+                    "Unable to automatically allocate a network for project {project}"
+                )));
+            }
+            Ok(nets)
+        }
+        Some(Value::Array(list)) => {
+            let mut out = Vec::new();
+            for n in list {
+                if let Some(port) = n.get("port").and_then(Value::as_str) {
+                    let p =
+                        st.ports.iter().find(|p| p.id == port).ok_or_else(|| {
+                            err(400, &format!("Port id {port} could not be found."))
+                        })?;
+                    if !p.device_id.is_empty() {
+                        return Err(err(409, &format!("Port {port} is still in use.")));
+                    }
+                    out.push(NetReq::Port(port.to_string()));
+                } else if let Some(uuid) = n.get("uuid").and_then(Value::as_str) {
+                    if !is_uuid(uuid) {
+                        return Err(bad(&format!(
+                            "Bad networks format: network uuid is not in proper format ({uuid})"
+                        )));
+                    }
+                    let net = st
+                        .networks
+                        .iter()
+                        .find(|x| x.id == uuid)
+                        .ok_or_else(|| bad(&format!("Network {uuid} could not be found.")))?;
+                    out.push(NetReq::Network(
+                        net.id.clone(),
+                        n.get("fixed_ip")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                    ));
+                } else {
+                    return Err(invalid(
+                        "networks",
+                        n,
+                        "is not valid under any of the given schemas",
+                    ));
+                }
+            }
+            Ok(out)
+        }
+        Some(other) => Err(invalid(
+            "networks",
+            other,
+            "is not valid under any of the given schemas",
+        )),
+    }
+}
+
+pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let body = req
+        .json()
+        .ok_or_else(|| bad("The request body is not valid JSON."))?;
+    let b = body
+        .get("server")
+        .filter(|s| s.is_object())
+        .ok_or_else(|| invalid("request body", &body, "'server' is a required property"))?
+        .clone();
+    for k in b
+        .as_object()
+        .map(|m| m.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        if !CREATE_FIELDS.contains(&k.as_str()) || (k == "personality" && cx.mv >= 57) {
+            return Err(invalid(
+                "server",
+                &b,
+                &format!("Additional properties are not allowed ('{k}' was unexpected)"),
+            ));
+        }
+    }
+    let name = b
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("server", &b, "'name' is a required property"))?
+        .to_string();
+    if name.is_empty() || name.len() > 255 || (name.trim() != name) {
+        return Err(invalid("name", &json!(name), "is not a valid server name"));
+    }
+    let flavor_ref = b
+        .get("flavorRef")
+        .and_then(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .or_else(|| v.as_i64().map(|n| n.to_string()))
+        })
+        .ok_or_else(|| invalid("server", &b, "'flavorRef' is a required property"))?;
+    let fid = ref_id(&flavor_ref);
+    let flavor = st
+        .flavors
+        .iter()
+        .find(|f| f.id == fid)
+        .ok_or_else(|| bad(&format!("Flavor {fid} could not be found.")))?;
+    if flavor.disabled {
+        return Err(bad("Flavor is disabled."));
+    }
+    let flavor = snap(flavor);
+    let bdm = b
+        .get("block_device_mapping_v2")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let image_id = match b.get("imageRef").and_then(Value::as_str) {
+        Some(r) if !r.is_empty() => {
+            let id = ref_id(r);
+            let img = st
+                .images
+                .iter()
+                .find(|i| i.id == id)
+                .ok_or_else(|| bad(&format!("Image {id} could not be found.")))?;
+            if img.status != "active" {
+                return Err(bad(&format!("Image {id} is not active.")));
+            }
+            if flavor.disk > 0 && img.min_disk > flavor.disk {
+                return Err(bad("Flavor's disk is too small for requested image."));
+            }
+            if img.min_ram > flavor.ram {
+                return Err(bad("Flavor's memory is too small for requested image."));
+            }
+            id
+        }
+        _ => {
+            let boot_from_image = bdm.iter().find_map(|d| {
+                (d.get("boot_index").and_then(as_int) == Some(0)
+                    && d.get("source_type").and_then(Value::as_str) == Some("image"))
+                .then(|| {
+                    d.get("uuid")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                })
+            });
+            if bdm.is_empty() {
+                return Err(bad("Missing imageRef attribute"));
+            }
+            boot_from_image.unwrap_or_default()
+        }
+    };
+    let volumes: Vec<String> = bdm
+        .iter()
+        .filter(|d| d.get("destination_type").and_then(Value::as_str) == Some("volume"))
+        .map(|d| {
+            d.get("uuid")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| os.uuid())
+        })
+        .collect();
+    let project = cx.caller.project().to_string();
+    let nets = parse_networks(st, cx, &project, b.get("networks"))?;
+    let key_name = match b.get("key_name") {
+        Some(Value::String(k)) => {
+            if !st
+                .keypairs
+                .iter()
+                .any(|x| &x.name == k && x.user_id == cx.caller.user_id)
+            {
+                return Err(bad("Invalid key_name provided."));
+            }
+            Some(k.clone())
+        }
+        Some(Value::Null) | None => None,
+        Some(v) => return Err(invalid("key_name", v, "is not of type 'string'")),
+    };
+    let metadata: BTreeMap<String, String> = match b.get("metadata") {
+        None => BTreeMap::new(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                v.as_str()
+                    .map(|s| (k.clone(), s.to_string()))
+                    .ok_or_else(|| invalid("metadata", &b["metadata"], "values must be strings"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(v) => return Err(invalid("metadata", v, "is not of type 'object'")),
+    };
+    if metadata.len() as i64
+        > quota_limits(st, &project)
+            .get("metadata_items")
+            .copied()
+            .unwrap_or(128)
+    {
+        return Err(err(
+            403,
+            "Quota exceeded for metadata_items: Requested too many metadata items",
+        ));
+    }
+    // Availability zone, optionally `az:host[:node]` (admin).
+    let mut forced_host = None;
+    let az = match b.get("availability_zone").and_then(Value::as_str) {
+        Some(raw) => {
+            let mut parts = raw.splitn(3, ':');
+            let zone = parts.next().unwrap_or("").to_string();
+            if let Some(h) = parts.next().filter(|h| !h.is_empty()) {
+                cx.require_admin("os_compute_api:servers:create:forced_host")?;
+                forced_host = Some(h.to_string());
+            }
+            if !zone.is_empty() && !st.hosts.iter().any(|h| h.az == zone) {
+                return Err(bad("The requested availability zone is not available"));
+            }
+            (!zone.is_empty()).then_some(zone)
+        }
+        None => None,
+    };
+    if cx.mv >= 74
+        && let Some(h) = b
+            .get("host")
+            .or(b.get("hypervisor_hostname"))
+            .and_then(Value::as_str)
+    {
+        cx.require_admin("compute:servers:create:requested_destination")?;
+        if !st
+            .hosts
+            .iter()
+            .any(|x| x.host == h || x.hypervisor_hostname == h)
+        {
+            return Err(bad(&format!("Compute host {h} could not be found.")));
+        }
+        forced_host = Some(h.to_string());
+    }
+    let want = flavor_resources(st, &flavor).map_err(|e| bad(&e))?;
+    let min_count = b.get("min_count").and_then(as_int).unwrap_or(1).max(1);
+    let max_count = b
+        .get("max_count")
+        .and_then(as_int)
+        .unwrap_or(min_count)
+        .max(min_count);
+    check_quota(st, &project, min_count, &flavor)?;
+    let count = (min_count..=max_count)
+        .rev()
+        .find(|n| check_quota(st, &project, *n, &flavor).is_ok())
+        .unwrap_or(min_count);
+    let description = match b.get("description") {
+        Some(Value::String(s)) if cx.mv >= 19 => Some(s.clone()),
+        Some(Value::String(_)) => {
+            return Err(invalid(
+                "server",
+                &b,
+                "Additional properties are not allowed ('description' was unexpected)",
+            ));
+        }
+        _ => None,
+    };
+    let tags: Vec<String> = match b.get("tags") {
+        Some(Value::Array(t)) if cx.mv >= 52 => t
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => vec![],
+    };
+    let security_groups: Vec<String> = b
+        .get("security_groups")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.get("name").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .filter(|v: &Vec<String>| !v.is_empty())
+        .unwrap_or_else(|| vec!["default".to_string()]);
+    let now = os.now_ms();
+    let reservation_id = format!("r-{}", &os.hex_id()[..8]);
+    let hints: BTreeMap<String, Value> = body
+        .get("OS-SCH-HNT:scheduler_hints")
+        .or(body.get("os:scheduler_hints"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), if v.is_array() { v.clone() } else { json!([v]) }))
+                .collect()
+        })
+        .unwrap_or_default();
+    let admin_pass = b
+        .get("adminPass")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let s = os.hex_id();
+            s[..12].to_string()
+        });
+    let mut first_id = None;
+    let mut created = Vec::new();
+    for i in 0..count {
+        let id = os.uuid();
+        let sname = if count > 1 {
+            format!("{name}-{}", i + 1)
+        } else {
+            name.clone()
+        };
+        let seq = st.next_instance;
+        st.next_instance += 1;
+        let hostname = b
+            .get("hostname")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| sanitize_hostname(&sname));
+        let mut server = Server {
+            id: id.clone(),
+            name: sname,
+            project_id: project.clone(),
+            user_id: cx.caller.user_id.clone(),
+            flavor: flavor.clone(),
+            old_flavor: None,
+            image_id: image_id.clone(),
+            key_name: key_name.clone(),
+            metadata: metadata.clone(),
+            az: az.clone().unwrap_or_else(|| "nova".into()),
+            host: None,
+            vm_state: "building".into(),
+            task_state: Some("scheduling".into()),
+            power_state: 0,
+            created_ms: now,
+            updated_ms: now,
+            launched_ms: None,
+            terminated_ms: None,
+            deleted: false,
+            fault: None,
+            locked: false,
+            locked_reason: None,
+            tags: tags.clone(),
+            description: description.clone(),
+            access_ipv4: b
+                .get("accessIPv4")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            access_ipv6: b
+                .get("accessIPv6")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            disk_config: b
+                .get("OS-DCF:diskConfig")
+                .and_then(Value::as_str)
+                .unwrap_or("MANUAL")
+                .to_string(),
+            config_drive: match b.get("config_drive") {
+                Some(v) if as_bool(v) == Some(true) => "True".into(),
+                _ => "".into(),
+            },
+            user_data: b
+                .get("user_data")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            seq,
+            launch_index: i as u64,
+            reservation_id: reservation_id.clone(),
+            hostname,
+            ports: vec![],
+            pending: None,
+            pci: vec![],
+            security_groups: security_groups.clone(),
+            trusted_image_certificates: b
+                .get("trusted_image_certificates")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                }),
+            scheduler_hints: hints.clone(),
+            pinned_az: az.clone(),
+            no_valid_host: false,
+            volumes: volumes.clone(),
+            actions: vec![],
+        };
+        record(
+            &mut server,
+            "create",
+            "compute__do_build_and_run_instance",
+            &cx.caller,
+            false,
+            now,
+        );
+        match schedule(st, &want, az.as_deref(), forced_host.as_deref(), None) {
+            Some(h) => {
+                server.host = Some(st.hosts[h].host.clone());
+                // The server is in the AZ of the host it landed on.
+                server.az = st.hosts[h].az.clone();
+                server.pci = claim(st, h, &server, &want, now);
+                server.task_state = Some("spawning".into());
+                // Ports are allocated while the server builds.
+                for n in &nets {
+                    let port = match n {
+                        NetReq::Network(net, ip) => {
+                            neutron::create_port(os, st, net, &project, ip.as_deref())
+                                .map_err(|e| err(400, &e))?
+                        }
+                        NetReq::Port(p) => p.clone(),
+                    };
+                    neutron::bind_port(st, &port, &id, &st.hosts[h].host.clone(), now);
+                    server.ports.push(port);
+                }
+            }
+            None => server.no_valid_host = true,
+        }
+        server.pending = Some(Pending {
+            at_ms: now + os.task_ms(BUILD_MS),
+            vm_state: "active".into(),
+            task_state: None,
+            power_state: 1,
+            kind: "build".into(),
+        });
+        first_id.get_or_insert(id.clone());
+        created.push(id);
+        st.servers.push(server);
+    }
+    if b.get("return_reservation_id").and_then(as_bool) == Some(true) {
+        return Ok(json_resp(
+            StatusCode::ACCEPTED,
+            json!({"reservation_id": reservation_id}),
+        ));
+    }
+    let id = first_id.unwrap_or_default();
+    let v = json!({
+        "id": id,
+        "links": links(os, "servers", &id),
+        "OS-DCF:diskConfig": b.get("OS-DCF:diskConfig").and_then(Value::as_str).unwrap_or("MANUAL"),
+        "security_groups": security_groups.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+        "adminPass": admin_pass,
+    });
+    let r = json_resp(StatusCode::ACCEPTED, json!({"server": v}));
+    Ok(with_header(
+        r,
+        "location",
+        &format!("{}/v2.1/servers/{id}", os.ctx.urls.compute),
+    ))
+}
+
+pub(super) fn sanitize_hostname(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else if c == ' ' || c == '_' || c == '.' {
+                '-'
+            } else {
+                '\0'
+            }
+        })
+        .filter(|c| *c != '\0')
+        .collect();
+    out = out.trim_matches('-').to_string();
+    out.truncate(63);
+    if out.is_empty() { "server".into() } else { out }
+}

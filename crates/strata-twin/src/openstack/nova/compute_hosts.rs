@@ -1,0 +1,467 @@
+//! The compute side of the region: availability zones, hypervisors (list, detail, uptime,
+//! statistics, search, their servers) and compute services (list, enable/disable, forced
+//! down).
+
+use super::*;
+
+pub(super) fn az_list_(_os: &Os, _req: &Req, st: &mut State, _cx: &Cx) -> R {
+    let mut zones: Vec<(String, bool)> = Vec::new();
+    for h in &st.hosts {
+        if h.status != "enabled" {
+            continue;
+        }
+        match zones.iter_mut().find(|(z, _)| z == &h.az) {
+            Some(z) => z.1 |= h.state == "up",
+            None => zones.push((h.az.clone(), h.state == "up")),
+        }
+    }
+    let list: Vec<Value> = zones
+        .into_iter()
+        .map(|(z, up)| json!({"zoneName": z, "zoneState": {"available": up}, "hosts": null}))
+        .collect();
+    Ok(json_resp(
+        StatusCode::OK,
+        json!({"availabilityZoneInfo": list}),
+    ))
+}
+
+pub(super) fn az_detail_(os: &Os, _req: &Req, st: &mut State, cx: &Cx) -> R {
+    cx.require_admin("os_compute_api:os-availability-zone:detail")?;
+    let now = iso_plain_us(os.now_ms());
+    let ctl = format!("{}-ctl-01", os.ctx.name);
+    let mut out = vec![json!({
+        "zoneName": "internal",
+        "zoneState": {"available": true},
+        "hosts": {ctl: {
+            "nova-conductor": {"active": true, "available": true, "updated_at": now},
+            "nova-scheduler": {"active": true, "available": true, "updated_at": now},
+        }},
+    })];
+    let mut zones: Vec<String> = Vec::new();
+    for h in &st.hosts {
+        if !zones.contains(&h.az) {
+            zones.push(h.az.clone());
+        }
+    }
+    for z in zones {
+        let mut hosts = serde_json::Map::new();
+        let mut up = false;
+        for h in st.hosts.iter().filter(|h| h.az == z) {
+            up |= h.state == "up" && h.status == "enabled";
+            hosts.insert(
+                h.host.clone(),
+                json!({"nova-compute": {"active": h.status == "enabled", "available": h.state == "up", "updated_at": now}}),
+            );
+        }
+        out.push(json!({"zoneName": z, "zoneState": {"available": up}, "hosts": hosts}));
+    }
+    Ok(json_resp(
+        StatusCode::OK,
+        json!({"availabilityZoneInfo": out}),
+    ))
+}
+
+pub(super) struct Usage {
+    pub(super) vcpus_used: i64,
+    pub(super) memory_mb_used: i64,
+    pub(super) local_gb_used: i64,
+    pub(super) running_vms: i64,
+}
+
+pub(super) fn usage(st: &State, h: &ComputeHost) -> Usage {
+    let used = placement::used(st, &h.uuid);
+    let reserved = st
+        .rps
+        .iter()
+        .find(|r| r.uuid == h.uuid)
+        .and_then(|r| r.inventories.get("MEMORY_MB"))
+        .map(|i| i.reserved)
+        .unwrap_or(0);
+    Usage {
+        vcpus_used: used.get("VCPU").copied().unwrap_or(0),
+        memory_mb_used: reserved + used.get("MEMORY_MB").copied().unwrap_or(0),
+        local_gb_used: used.get("DISK_GB").copied().unwrap_or(0),
+        running_vms: st
+            .servers
+            .iter()
+            .filter(|s| !s.deleted && s.host.as_deref() == Some(h.host.as_str()))
+            .count() as i64,
+    }
+}
+
+pub(super) fn hyp_id(h: &ComputeHost, mv: u32) -> Value {
+    if mv >= 53 { json!(h.uuid) } else { json!(h.id) }
+}
+
+pub(super) fn cpu_info(h: &ComputeHost, mv: u32) -> Value {
+    let info = json!({
+        "arch": "x86_64",
+        "model": h.cpu_model,
+        "vendor": "AMD",
+        "features": ["avx2", "sse4.2", "svm", "aes"],
+        "topology": {"cores": h.vcpus / 4, "threads": 2, "sockets": 2},
+    });
+    if mv >= 28 {
+        info
+    } else {
+        json!(info.to_string())
+    }
+}
+
+pub(super) fn uptime_text(h: &ComputeHost, now: i64) -> String {
+    let secs = ((now - h.started_ms) / 1000).max(0);
+    let (d, hh, mm) = (secs / 86_400, (secs % 86_400) / 3600, (secs % 3600) / 60);
+    format!(" 08:32:11 up {d} days, {hh:2}:{mm:02},  1 user,  load average: 0.20, 0.12, 0.14")
+}
+
+pub(super) fn hyp_json(
+    st: &State,
+    h: &ComputeHost,
+    mv: u32,
+    detail: bool,
+    servers: Option<bool>,
+    now: i64,
+) -> Value {
+    let mut v = json!({
+        "hypervisor_hostname": h.hypervisor_hostname,
+        "id": hyp_id(h, mv),
+        "state": h.state,
+        "status": h.status,
+    });
+    if detail {
+        v["host_ip"] = json!(h.host_ip);
+        v["hypervisor_type"] = json!("QEMU");
+        v["hypervisor_version"] = json!(8_002_002);
+        v["service"] = json!({
+            "host": h.host,
+            "id": if mv >= 53 { json!(h.service_uuid) } else { json!(h.service_id) },
+            "disabled_reason": h.disabled_reason,
+        });
+        if mv >= 88 {
+            v["uptime"] = json!(uptime_text(h, now));
+        } else {
+            let u = usage(st, h);
+            v["cpu_info"] = cpu_info(h, mv);
+            v["current_workload"] = json!(0);
+            v["vcpus"] = json!(h.vcpus);
+            v["vcpus_used"] = json!(u.vcpus_used);
+            v["memory_mb"] = json!(h.memory_mb);
+            v["memory_mb_used"] = json!(u.memory_mb_used);
+            v["free_ram_mb"] = json!(h.memory_mb - u.memory_mb_used);
+            v["local_gb"] = json!(h.local_gb);
+            v["local_gb_used"] = json!(u.local_gb_used);
+            v["free_disk_gb"] = json!(h.local_gb - u.local_gb_used);
+            v["disk_available_least"] = json!(h.local_gb - u.local_gb_used);
+            v["running_vms"] = json!(u.running_vms);
+        }
+    }
+    if servers == Some(true) {
+        let list: Vec<Value> = st
+            .servers
+            .iter()
+            .filter(|s| !s.deleted && s.host.as_deref() == Some(h.host.as_str()))
+            .map(|s| json!({"name": format!("instance-{:08x}", s.seq), "uuid": s.id}))
+            .collect();
+        if !list.is_empty() || mv >= 75 {
+            v["servers"] = json!(list);
+        }
+    }
+    v
+}
+
+pub(super) fn list_hypervisors(os: &Os, req: &Req, st: &State, cx: &Cx, detail: bool) -> R {
+    cx.require_admin("os_compute_api:os-hypervisors:list")?;
+    let with_servers = match req.q("with_servers") {
+        Some(v) if cx.mv >= 53 => Some(parse_bool(v).ok_or_else(|| {
+            bad(&format!(
+                "Invalid input for query parameters with_servers. Value: {v}."
+            ))
+        })?),
+        _ => None,
+    };
+    let pattern = req.q("hypervisor_hostname_pattern").filter(|_| cx.mv >= 53);
+    if pattern.is_some() && (req.q("limit").is_some() || req.q("marker").is_some()) {
+        return Err(bad(
+            "Paging over hypervisors with the hypervisor_hostname_pattern query parameter is not supported.",
+        ));
+    }
+    let items: Vec<&ComputeHost> = st
+        .hosts
+        .iter()
+        .filter(|h| pattern.is_none_or(|p| h.hypervisor_hostname.contains(p)))
+        .collect();
+    if let Some(p) = pattern
+        && items.is_empty()
+    {
+        return Err(err(
+            404,
+            &format!("No hypervisor matching '{p}' could be found."),
+        ));
+    }
+    let path = if detail {
+        "os-hypervisors/detail"
+    } else {
+        "os-hypervisors"
+    };
+    let (page, next) = if cx.mv >= 33 {
+        paginate(
+            os,
+            req,
+            items,
+            |h| {
+                if cx.mv >= 53 {
+                    h.uuid.clone()
+                } else {
+                    h.id.to_string()
+                }
+            },
+            path,
+            |m| bad(&format!("marker [{m}] not found")),
+        )?
+    } else {
+        (items, None)
+    };
+    let mut body = json!({"hypervisors": page.iter().map(|h| hyp_json(st, h, cx.mv, detail, with_servers, os.now_ms())).collect::<Vec<_>>()});
+    if let Some(n) = next {
+        body["hypervisors_links"] = n;
+    }
+    Ok(json_resp(StatusCode::OK, body))
+}
+
+pub(super) fn hyp_list_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    list_hypervisors(os, req, st, cx, false)
+}
+
+pub(super) fn hyp_detail_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    list_hypervisors(os, req, st, cx, true)
+}
+
+pub(super) fn find_hyp<'a>(st: &'a State, id: &str, mv: u32) -> Result<&'a ComputeHost, Response> {
+    if mv >= 53 && !is_uuid(id) {
+        return Err(bad(&format!("Invalid uuid {id}")));
+    }
+    st.hosts
+        .iter()
+        .find(|h| {
+            if mv >= 53 {
+                h.uuid == id
+            } else {
+                h.id.to_string() == id
+            }
+        })
+        .ok_or_else(|| {
+            err(
+                404,
+                &format!("Hypervisor with ID '{id}' could not be found."),
+            )
+        })
+}
+
+pub(super) fn hyp_show_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    cx.require_admin("os_compute_api:os-hypervisors:show")?;
+    let h = find_hyp(st, req.param("id"), cx.mv)?;
+    let with_servers = req
+        .q("with_servers")
+        .filter(|_| cx.mv >= 53)
+        .and_then(parse_bool);
+    Ok(json_resp(
+        StatusCode::OK,
+        json!({"hypervisor": hyp_json(st, h, cx.mv, true, with_servers, os.now_ms())}),
+    ))
+}
+
+pub(super) fn hyp_uptime_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    cx.require_admin("os_compute_api:os-hypervisors:uptime")?;
+    let h = find_hyp(st, req.param("id"), cx.mv)?;
+    let mut v = hyp_json(st, h, cx.mv, false, None, os.now_ms());
+    v["uptime"] = json!(uptime_text(h, os.now_ms()));
+    Ok(json_resp(StatusCode::OK, json!({"hypervisor": v})))
+}
+
+pub(super) fn hyp_stats_(_os: &Os, _req: &Req, st: &mut State, cx: &Cx) -> R {
+    cx.require_admin("os_compute_api:os-hypervisors:statistics")?;
+    let mut t = BTreeMap::<&str, i64>::new();
+    for h in &st.hosts {
+        let u = usage(st, h);
+        for (k, v) in [
+            ("count", 1),
+            ("current_workload", 0),
+            ("vcpus", h.vcpus),
+            ("vcpus_used", u.vcpus_used),
+            ("memory_mb", h.memory_mb),
+            ("memory_mb_used", u.memory_mb_used),
+            ("free_ram_mb", h.memory_mb - u.memory_mb_used),
+            ("local_gb", h.local_gb),
+            ("local_gb_used", u.local_gb_used),
+            ("free_disk_gb", h.local_gb - u.local_gb_used),
+            ("disk_available_least", h.local_gb - u.local_gb_used),
+            ("running_vms", u.running_vms),
+        ] {
+            *t.entry(k).or_insert(0) += v;
+        }
+    }
+    Ok(json_resp(
+        StatusCode::OK,
+        json!({"hypervisor_statistics": t}),
+    ))
+}
+
+pub(super) fn hyp_search_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    cx.require_admin("os_compute_api:os-hypervisors:search")?;
+    let p = req.param("id");
+    let list: Vec<Value> = st
+        .hosts
+        .iter()
+        .filter(|h| h.hypervisor_hostname.contains(p))
+        .map(|h| hyp_json(st, h, cx.mv, false, None, os.now_ms()))
+        .collect();
+    if list.is_empty() {
+        return Err(err(
+            404,
+            &format!("No hypervisor matching '{p}' could be found."),
+        ));
+    }
+    Ok(json_resp(StatusCode::OK, json!({"hypervisors": list})))
+}
+
+pub(super) fn hyp_servers_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    cx.require_admin("os_compute_api:os-hypervisors:servers")?;
+    let p = req.param("id");
+    let list: Vec<Value> = st
+        .hosts
+        .iter()
+        .filter(|h| h.hypervisor_hostname.contains(p))
+        .map(|h| hyp_json(st, h, cx.mv, false, Some(true), os.now_ms()))
+        .collect();
+    if list.is_empty() {
+        return Err(err(
+            404,
+            &format!("No hypervisor matching '{p}' could be found."),
+        ));
+    }
+    Ok(json_resp(StatusCode::OK, json!({"hypervisors": list})))
+}
+
+pub(super) fn service_json(
+    h: Option<&ComputeHost>,
+    ctl: &str,
+    binary: &str,
+    id: (u64, String),
+    mv: u32,
+    now: i64,
+) -> Value {
+    let now = iso_plain_us(now);
+    let (host, zone, status, state, reason) = match h {
+        Some(h) => (
+            h.host.clone(),
+            h.az.clone(),
+            h.status.clone(),
+            h.state.clone(),
+            h.disabled_reason.clone(),
+        ),
+        None => (
+            ctl.to_string(),
+            "internal".to_string(),
+            "enabled".to_string(),
+            "up".to_string(),
+            None,
+        ),
+    };
+    let mut v = json!({
+        "id": if mv >= 53 { json!(id.1) } else { json!(id.0) },
+        "binary": binary,
+        "disabled_reason": reason,
+        "host": host,
+        "state": state,
+        "status": status,
+        "updated_at": now,
+        "zone": zone,
+    });
+    if mv >= 11 {
+        v["forced_down"] = json!(false);
+    }
+    v
+}
+
+pub(super) fn services_list_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    cx.require_admin("os_compute_api:os-services:list")?;
+    let ctl = format!("{}-ctl-01", os.ctx.name);
+    let mut list = vec![
+        service_json(
+            None,
+            &ctl,
+            "nova-scheduler",
+            (1, uuid_for(&ctl, "scheduler")),
+            cx.mv,
+            os.now_ms(),
+        ),
+        service_json(
+            None,
+            &ctl,
+            "nova-conductor",
+            (2, uuid_for(&ctl, "conductor")),
+            cx.mv,
+            os.now_ms(),
+        ),
+    ];
+    for h in &st.hosts {
+        list.push(service_json(
+            Some(h),
+            &ctl,
+            "nova-compute",
+            (h.service_id, h.service_uuid.clone()),
+            cx.mv,
+            os.now_ms(),
+        ));
+    }
+    list.retain(|s| {
+        req.q("host").is_none_or(|h| s["host"] == h)
+            && req.q("binary").is_none_or(|b| s["binary"] == b)
+    });
+    Ok(json_resp(StatusCode::OK, json!({"services": list})))
+}
+
+pub(super) fn uuid_for(host: &str, what: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("{host}/{what}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
+}
+
+pub(super) fn service_update_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    cx.require_admin("os_compute_api:os-services:update")?;
+    let body = req.json().unwrap_or(Value::Null);
+    let id = req.param("id");
+    let idx = st
+        .hosts
+        .iter()
+        .position(|h| h.service_uuid == id)
+        .ok_or_else(|| err(404, &format!("Service {id} could not be found.")))?;
+    if let Some(s) = body.get("status").and_then(Value::as_str) {
+        if s != "enabled" && s != "disabled" {
+            return Err(invalid(
+                "status",
+                &body["status"],
+                "is not one of ['enabled', 'disabled']",
+            ));
+        }
+        st.hosts[idx].status = s.to_string();
+        st.hosts[idx].disabled_reason = if s == "disabled" {
+            body.get("disabled_reason")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        } else {
+            None
+        };
+    }
+    if let Some(f) = body.get("forced_down").and_then(Value::as_bool) {
+        st.hosts[idx].state = if f { "down".into() } else { "up".into() };
+    }
+    let ctl = format!("{}-ctl-01", os.ctx.name);
+    let h = &st.hosts[idx];
+    Ok(json_resp(
+        StatusCode::OK,
+        json!({"service": service_json(Some(h), &ctl, "nova-compute", (h.service_id, h.service_uuid.clone()), cx.mv, os.now_ms())}),
+    ))
+}

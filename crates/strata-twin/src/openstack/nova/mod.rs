@@ -1,0 +1,530 @@
+//! Nova, compute API v2.1 with microversions 2.1–2.104: version documents, flavors and
+//! extra specs, key pairs, servers (asynchronous build through the Placement-backed
+//! scheduler, with PCI aliases mapped to GPU inventories; actions; metadata; tags),
+//! availability zones, hypervisors and compute services, quotas and limits.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::model::*;
+use super::*;
+use crate::core::{ApiError, ErrorBody};
+
+mod actions;
+mod aggregates;
+mod boot;
+mod compute_hosts;
+mod flavors;
+mod keypairs;
+mod quotas;
+mod server_metadata;
+mod servers;
+
+pub(crate) use actions::advance;
+use actions::*;
+use aggregates::*;
+use boot::*;
+use compute_hosts::*;
+pub(crate) use flavors::parse_alias_spec;
+use flavors::*;
+use keypairs::*;
+pub(crate) use quotas::quota_limits;
+use quotas::*;
+use server_metadata::*;
+use servers::*;
+pub(crate) use servers::{destroy_server, status_of};
+
+pub(crate) const MAX_MINOR: u32 = 104;
+const MAX_LIMIT: usize = 1000;
+const BUILD_MS: i64 = 1500;
+const ACTION_MS: i64 = 500;
+
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.add("/compute", &[(GET, versions)])
+        .add("/compute/", &[(GET, versions)])
+        .add("/compute/v2.1", &[(GET, version21)])
+        .add("/compute/v2.1/", &[(GET, version21)])
+        .add("/compute/v2", &[(GET, version2)])
+        .add("/compute/v2/", &[(GET, version2)])
+        .add_versioned(
+            "/compute/v2.1/flavors",
+            &[
+                (GET, flavors_list_, 1, MAX_MINOR),
+                (POST, flavor_create_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/flavors/detail",
+            &[(GET, flavors_detail_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/flavors/{id}",
+            &[
+                (GET, flavor_get_, 1, MAX_MINOR),
+                (PUT, flavor_update_, 55, MAX_MINOR),
+                (DELETE, flavor_delete_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/flavors/{id}/action",
+            &[(POST, flavor_action_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/flavors/{id}/os-flavor-access",
+            &[(GET, flavor_access_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/flavors/{id}/os-extra_specs",
+            &[
+                (GET, specs_list_, 1, MAX_MINOR),
+                (POST, specs_create_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/flavors/{id}/os-extra_specs/{key}",
+            &[
+                (GET, spec_get_, 1, MAX_MINOR),
+                (PUT, spec_put_, 1, MAX_MINOR),
+                (DELETE, spec_delete_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-keypairs",
+            &[
+                (GET, keypairs_list_, 1, MAX_MINOR),
+                (POST, keypair_create_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-keypairs/{name}",
+            &[
+                (GET, keypair_get_, 1, MAX_MINOR),
+                (DELETE, keypair_delete_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers",
+            &[
+                (GET, servers_list_, 1, MAX_MINOR),
+                (POST, server_create_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers/detail",
+            &[(GET, servers_detail_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers/{id}",
+            &[
+                (GET, server_get_, 1, MAX_MINOR),
+                (PUT, server_update_, 1, MAX_MINOR),
+                (DELETE, server_delete_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers/{id}/action",
+            &[(POST, server_action_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers/{id}/metadata",
+            &[
+                (GET, meta_list_, 1, MAX_MINOR),
+                (POST, meta_merge_, 1, MAX_MINOR),
+                (PUT, meta_replace_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers/{id}/metadata/{key}",
+            &[
+                (GET, meta_get_, 1, MAX_MINOR),
+                (PUT, meta_put_, 1, MAX_MINOR),
+                (DELETE, meta_delete_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers/{id}/tags",
+            &[
+                (GET, tags_list_, 26, MAX_MINOR),
+                (PUT, tags_replace_, 26, MAX_MINOR),
+                (DELETE, tags_clear_, 26, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers/{id}/tags/{tag}",
+            &[
+                (GET, tag_check_, 26, MAX_MINOR),
+                (PUT, tag_add_, 26, MAX_MINOR),
+                (DELETE, tag_delete_, 26, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers/{id}/ips",
+            &[(GET, server_ips_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers/{id}/os-instance-actions",
+            &[(GET, actions_list_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers/{id}/os-instance-actions/{req}",
+            &[(GET, action_get_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers/{id}/os-interface",
+            &[(GET, server_interfaces_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-availability-zone",
+            &[(GET, az_list_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-availability-zone/detail",
+            &[(GET, az_detail_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-hypervisors",
+            &[(GET, hyp_list_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-hypervisors/detail",
+            &[(GET, hyp_detail_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-hypervisors/statistics",
+            &[(GET, hyp_stats_, 1, 87)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-hypervisors/{id}",
+            &[(GET, hyp_show_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-hypervisors/{id}/uptime",
+            &[(GET, hyp_uptime_, 1, 87)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-hypervisors/{id}/search",
+            &[(GET, hyp_search_, 1, 52)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-hypervisors/{id}/servers",
+            &[(GET, hyp_servers_, 1, 52)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-aggregates",
+            &[
+                (GET, aggs_list_, 1, MAX_MINOR),
+                (POST, agg_create_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-aggregates/{id}",
+            &[
+                (GET, agg_get_, 1, MAX_MINOR),
+                (PUT, agg_update_, 1, MAX_MINOR),
+                (DELETE, agg_delete_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-aggregates/{id}/action",
+            &[(POST, agg_action_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-aggregates/{id}/images",
+            &[(POST, agg_images_, 81, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-services",
+            &[(GET, services_list_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-services/{id}",
+            &[(PUT, service_update_, 53, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-quota-sets/{id}",
+            &[
+                (GET, quota_show_, 1, MAX_MINOR),
+                (PUT, quota_update_, 1, MAX_MINOR),
+                (DELETE, quota_delete_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-quota-sets/{id}/defaults",
+            &[(GET, quota_defaults_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-quota-sets/{id}/detail",
+            &[(GET, quota_detail_, 1, MAX_MINOR)],
+        )
+        .add_versioned("/compute/v2.1/limits", &[(GET, limits_, 1, MAX_MINOR)])
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors, microversions, the request wrapper
+
+/// A Nova fault document (`{"itemNotFound": {"code": 404, "message": ...}}`).
+pub(crate) fn err(status: u16, message: &str) -> Response {
+    let name = match status {
+        400 => "badRequest",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "itemNotFound",
+        405 => "badMethod",
+        409 => "conflictingRequest",
+        413 | 429 => "overLimit",
+        415 => "badMediaType",
+        501 => "notImplemented",
+        503 => "serviceUnavailable",
+        _ => "computeFault",
+    };
+    NovaErrors.render(&ApiError::new(status, name, message))
+}
+
+/// Nova's error body: `{"<name>": {"code": STATUS, "message": ...}}`.
+pub(crate) struct NovaErrors;
+
+impl ErrorBody for NovaErrors {
+    fn render(&self, e: &ApiError) -> Response {
+        json_resp(
+            e.status,
+            json!({e.code.as_ref(): {"code": e.status.as_u16(), "message": e.message}}),
+        )
+    }
+}
+
+fn bad(message: &str) -> Response {
+    err(400, message)
+}
+
+fn invalid(field: &str, value: &Value, why: &str) -> Response {
+    bad(&format!(
+        "Invalid input for field/attribute {field}. Value: {value}. {why}"
+    ))
+}
+
+/// The requested compute microversion (minor number; 2.1 when absent).
+fn microversion(req: &Req) -> Result<u32, Response> {
+    let from_new = req.header("openstack-api-version").and_then(|h| {
+        h.split(',')
+            .map(str::trim)
+            .find_map(|p| p.strip_prefix("compute ").map(|v| v.trim().to_string()))
+    });
+    let raw = from_new.or_else(|| {
+        req.header("x-openstack-nova-api-version")
+            .map(|v| v.trim().to_string())
+    });
+    let Some(v) = raw else { return Ok(1) };
+    if v == "latest" {
+        return Ok(MAX_MINOR);
+    }
+    let parsed = v
+        .split_once('.')
+        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
+    let Some((major, minor)) = parsed else {
+        return Err(bad(&format!(
+            "API Version String {v} is of invalid format. Must be of format MajorNum.MinorNum."
+        )));
+    };
+    if major != 2 || !(1..=MAX_MINOR).contains(&minor) {
+        return Err(err(
+            406,
+            &format!(
+                "Version {v} is not supported by the API. Minimum is 2.1 and maximum is 2.{MAX_MINOR}."
+            ),
+        ));
+    }
+    Ok(minor)
+}
+
+fn add_headers(mv: u32, mut r: Response) -> Response {
+    let v = format!("2.{mv}");
+    r = with_header(r, "openstack-api-version", &format!("compute {v}"));
+    r = with_header(r, "x-openstack-nova-api-version", &v);
+    r = with_header(
+        r,
+        "vary",
+        "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
+    );
+    let id = format!("req-{}", uuid::Uuid::new_v4());
+    with_header(r, "x-compute-request-id", &id)
+}
+
+pub(crate) struct Cx {
+    pub mv: u32,
+    pub caller: Caller,
+}
+
+impl Cx {
+    fn admin(&self) -> bool {
+        self.caller.is_admin()
+    }
+    fn require_admin(&self, rule: &str) -> Result<(), Response> {
+        if self.admin() {
+            Ok(())
+        } else {
+            Err(err(
+                403,
+                &format!("Policy doesn't allow {rule} to be performed."),
+            ))
+        }
+    }
+}
+
+/// A Nova handler: runs on the locked state once the caller, microversion and route
+/// range are checked.
+pub(crate) type Inner = fn(&Os, &Req, &mut State, &Cx) -> R;
+
+/// Nova's pipeline around a handler: authenticate, negotiate the microversion, answer
+/// 404 outside the route's range `min..=max`, require a project-scoped token, then run
+/// the handler and add the version headers.
+pub(crate) fn handle(os: &Os, req: &Req, min: u32, max: u32, f: Inner) -> R {
+    let mut st = os.st.lock();
+    let caller = os.caller(&st, req)?;
+    let mv = match microversion(req) {
+        Ok(v) => v,
+        Err(e) => return Ok(e),
+    };
+    let r = if mv < min || mv > max {
+        Err(err(404, "The resource could not be found."))
+    } else if caller.project_id.is_none() {
+        Err(err(
+            403,
+            "Policy doesn't allow this request: a project-scoped token is required.",
+        ))
+    } else {
+        os.tick(&mut st);
+        f(os, req, &mut st, &Cx { mv, caller })
+    };
+    Ok(add_headers(
+        mv,
+        match r {
+            Ok(r) | Err(r) => r,
+        },
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// Version documents
+
+fn version_entry(os: &Os, v21: bool, full: bool) -> Value {
+    let (id, path, status, version, min, updated) = if v21 {
+        (
+            "v2.1",
+            "v2.1/",
+            "CURRENT",
+            format!("2.{MAX_MINOR}"),
+            "2.1",
+            "2013-07-23T11:33:21Z",
+        )
+    } else {
+        (
+            "v2.0",
+            "v2/",
+            "DEPRECATED",
+            String::new(),
+            "",
+            "2025-07-04T12:00:00Z",
+        )
+    };
+    let mut links = vec![json!({"href": format!("{}/{path}", os.ctx.urls.compute), "rel": "self"})];
+    let mut v = json!({"id": id, "status": status, "version": version, "min_version": min, "updated": updated});
+    if full {
+        links.push(json!({"href": "http://docs.openstack.org/", "rel": "describedby", "type": "text/html"}));
+        let media = if v21 {
+            "application/vnd.openstack.compute+json;version=2.1"
+        } else {
+            "application/vnd.openstack.compute+json;version=2"
+        };
+        v["media-types"] = json!([{"base": "application/json", "type": media}]);
+    }
+    v["links"] = json!(links);
+    v
+}
+
+fn versions(os: &Os, _req: &Req) -> R {
+    Ok(json_resp(
+        StatusCode::OK,
+        json!({"versions": [version_entry(os, false, false), version_entry(os, true, false)]}),
+    ))
+}
+
+fn version21(os: &Os, req: &Req) -> R {
+    let mv = microversion(req).unwrap_or(1);
+    Ok(add_headers(
+        mv,
+        json_resp(
+            StatusCode::OK,
+            json!({"version": version_entry(os, true, true)}),
+        ),
+    ))
+}
+
+fn version2(os: &Os, _req: &Req) -> R {
+    Ok(json_resp(
+        StatusCode::OK,
+        json!({"version": version_entry(os, false, true)}),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// Links, pagination
+
+fn links(os: &Os, kind: &str, id: &str) -> Value {
+    json!([
+        {"href": format!("{}/v2.1/{kind}/{id}", os.ctx.urls.compute), "rel": "self"},
+        {"href": format!("{}/{kind}/{id}", os.ctx.urls.compute), "rel": "bookmark"},
+    ])
+}
+
+fn bookmark(os: &Os, kind: &str, id: &str) -> Value {
+    json!([{"href": format!("{}/{kind}/{id}", os.ctx.urls.compute), "rel": "bookmark"}])
+}
+
+fn parse_limit(req: &Req) -> Result<Option<usize>, Response> {
+    match req.q("limit") {
+        None => Ok(None),
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| Some((n as usize).min(MAX_LIMIT)))
+            .ok_or_else(|| bad("limit param must be an integer")),
+    }
+}
+
+/// Cut a sorted list at `marker` and `limit`; the `next` link when the page is full.
+fn paginate<T>(
+    os: &Os,
+    req: &Req,
+    items: Vec<T>,
+    id: impl Fn(&T) -> String,
+    path: &str,
+    marker_missing: impl Fn(&str) -> Response,
+) -> Result<(Vec<T>, Option<Value>), Response> {
+    let limit = parse_limit(req)?;
+    let mut items = items;
+    if let Some(m) = req.q("marker") {
+        let pos = items
+            .iter()
+            .position(|x| id(x) == m)
+            .ok_or_else(|| marker_missing(m))?;
+        items.drain(..=pos);
+    }
+    let effective = limit.unwrap_or(MAX_LIMIT);
+    let full = items.len() >= effective && effective > 0;
+    items.truncate(effective);
+    let next = if full && !items.is_empty() {
+        let last = id(items.last().expect("non-empty"));
+        let q = query_with(
+            &req.query,
+            &[("limit", effective.to_string()), ("marker", last)],
+        );
+        Some(json!([{"href": format!("{}/v2.1/{path}?{q}", os.ctx.urls.compute), "rel": "next"}]))
+    } else {
+        None
+    };
+    Ok((items, next))
+}

@@ -1,0 +1,216 @@
+//! Per-server sub-resources: metadata items, tags, the ips view and the attached
+//! interfaces.
+
+use super::*;
+
+pub(super) fn meta_list_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    Ok(json_resp(
+        StatusCode::OK,
+        json!({"metadata": st.servers[idx].metadata}),
+    ))
+}
+
+pub(super) fn parse_meta(body: &Value, key: &str) -> Result<BTreeMap<String, String>, Response> {
+    let m = body.get(key).and_then(Value::as_object).ok_or_else(|| {
+        invalid(
+            "request body",
+            body,
+            &format!("'{key}' is a required property"),
+        )
+    })?;
+    m.iter()
+        .map(|(k, v)| {
+            if k.is_empty() || k.len() > 255 {
+                return Err(invalid("metadata", &body[key], "key is not valid"));
+            }
+            v.as_str()
+                .map(|s| (k.clone(), s.to_string()))
+                .ok_or_else(|| invalid("metadata", &body[key], "values must be strings"))
+        })
+        .collect()
+}
+
+pub(super) fn meta_merge_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let body = req.json().unwrap_or(Value::Null);
+    let m = parse_meta(&body, "metadata")?;
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    let s = &mut st.servers[idx];
+    s.metadata.extend(m);
+    s.updated_ms = os.now_ms();
+    Ok(json_resp(StatusCode::OK, json!({"metadata": s.metadata})))
+}
+
+pub(super) fn meta_replace_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let body = req.json().unwrap_or(Value::Null);
+    let m = parse_meta(&body, "metadata")?;
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    let s = &mut st.servers[idx];
+    s.metadata = m;
+    s.updated_ms = os.now_ms();
+    Ok(json_resp(StatusCode::OK, json!({"metadata": s.metadata})))
+}
+
+pub(super) fn meta_get_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    let key = req.param("key");
+    let v = st.servers[idx]
+        .metadata
+        .get(key)
+        .ok_or_else(|| err(404, "Metadata item was not found"))?;
+    Ok(json_resp(StatusCode::OK, json!({"meta": {key: v}})))
+}
+
+pub(super) fn meta_put_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let body = req.json().unwrap_or(Value::Null);
+    let m = parse_meta(&body, "meta")?;
+    let key = req.param("key").to_string();
+    if m.len() != 1 {
+        return Err(bad("Request body contains too many items"));
+    }
+    if !m.contains_key(&key) {
+        return Err(bad("Request body and URI mismatch"));
+    }
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    let s = &mut st.servers[idx];
+    s.metadata.extend(m.clone());
+    s.updated_ms = os.now_ms();
+    Ok(json_resp(StatusCode::OK, json!({"meta": m})))
+}
+
+pub(super) fn meta_delete_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    if st.servers[idx].metadata.remove(req.param("key")).is_none() {
+        return Err(err(404, "Metadata item was not found"));
+    }
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub(super) fn check_tag(tag: &str) -> Result<(), Response> {
+    if tag.is_empty() || tag.len() > 60 || tag.contains('/') || tag.contains(',') {
+        return Err(invalid("tag", &json!(tag), "is not a valid tag"));
+    }
+    Ok(())
+}
+
+pub(super) fn tags_list_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    Ok(json_resp(
+        StatusCode::OK,
+        json!({"tags": st.servers[idx].tags}),
+    ))
+}
+
+pub(super) fn tags_replace_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let body = req.json().unwrap_or(Value::Null);
+    let tags: Vec<String> = body
+        .get("tags")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("request body", &body, "'tags' is a required property"))?
+        .iter()
+        .map(|t| {
+            t.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| invalid("tags", t, "is not of type 'string'"))
+        })
+        .collect::<Result<_, _>>()?;
+    for t in &tags {
+        check_tag(t)?;
+    }
+    if tags.len() > 50 {
+        return Err(bad("The number of tags exceeded the per-server limit 50"));
+    }
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    let mut uniq = Vec::new();
+    for t in tags {
+        if !uniq.contains(&t) {
+            uniq.push(t);
+        }
+    }
+    st.servers[idx].tags = uniq;
+    Ok(json_resp(
+        StatusCode::OK,
+        json!({"tags": st.servers[idx].tags}),
+    ))
+}
+
+pub(super) fn tags_clear_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    st.servers[idx].tags.clear();
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub(super) fn tag_check_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    let tag = req.param("tag");
+    if !st.servers[idx].tags.iter().any(|t| t == tag) {
+        return Err(err(404, &format!("Tag {tag} could not be found.")));
+    }
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub(super) fn tag_add_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let tag = req.param("tag").to_string();
+    check_tag(&tag)?;
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    let s = &mut st.servers[idx];
+    if s.tags.contains(&tag) {
+        return Ok(empty(StatusCode::NO_CONTENT));
+    }
+    if s.tags.len() >= 50 {
+        return Err(bad("The number of tags exceeded the per-server limit 50"));
+    }
+    s.tags.push(tag.clone());
+    let r = empty(StatusCode::CREATED);
+    Ok(with_header(
+        r,
+        "location",
+        &format!("{}/v2.1/servers/{}/tags/{tag}", os.ctx.urls.compute, s.id),
+    ))
+}
+
+pub(super) fn tag_delete_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    let tag = req.param("tag");
+    let s = &mut st.servers[idx];
+    let before = s.tags.len();
+    s.tags.retain(|t| t != tag);
+    if before == s.tags.len() {
+        return Err(err(404, &format!("Tag {tag} could not be found.")));
+    }
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub(super) fn server_ips_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    Ok(json_resp(
+        StatusCode::OK,
+        json!({"addresses": addresses(st, &st.servers[idx], false)}),
+    ))
+}
+
+pub(super) fn server_interfaces_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    let list: Vec<Value> = st.servers[idx]
+        .ports
+        .iter()
+        .filter_map(|p| st.ports.iter().find(|x| &x.id == p))
+        .map(|p| {
+            let mut v = json!({
+                "port_state": p.status,
+                "fixed_ips": p.fixed_ips.iter().map(|(s, ip)| json!({"subnet_id": s, "ip_address": ip})).collect::<Vec<_>>(),
+                "port_id": p.id,
+                "net_id": p.network_id,
+                "mac_addr": p.mac_address,
+            });
+            if cx.mv >= 70 {
+                v["tag"] = Value::Null;
+            }
+            v
+        })
+        .collect();
+    Ok(json_resp(
+        StatusCode::OK,
+        json!({"interfaceAttachments": list}),
+    ))
+}
