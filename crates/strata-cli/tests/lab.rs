@@ -20,7 +20,7 @@ static LABS: Mutex<()> = Mutex::new(());
 const ROOT: &str = "/run/strata-lab";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    strata_testkit::repo_root()
 }
 
 fn skip() -> bool {

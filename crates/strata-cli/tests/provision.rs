@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    strata_testkit::repo_root()
 }
 
 fn strata() -> Command {
@@ -127,8 +127,7 @@ fn fleet_copy(dir: &Path) -> PathBuf {
 }
 
 fn python() -> Option<PathBuf> {
-    let venv = std::env::var("STRATA_TOOLS_VENV").unwrap_or_else(|_| "/opt/strata-tools".into());
-    let p = Path::new(&venv).join("bin/python");
+    let p = strata_testkit::venv_bin("python");
     p.exists().then_some(p)
 }
 

@@ -73,6 +73,20 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The venv with the real API clients and Ansible that `scripts/install-test-deps.sh`
+/// builds: `$STRATA_TOOLS_VENV`, default `/opt/strata-tools`.
+pub fn tools_venv() -> PathBuf {
+    std::env::var_os("STRATA_TOOLS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/strata-tools"))
+}
+
+/// A program of the tools venv (`python`, `openstack`, ...); whether it exists is the
+/// caller's check, which names the install command.
+pub fn venv_bin(name: &str) -> PathBuf {
+    tools_venv().join("bin").join(name)
+}
+
 /// A path under the repository's `testdata/`; panics, naming the path, when it is not
 /// there (the data is tracked in Git: a missing file means a broken checkout).
 pub fn testdata(rel: &str) -> PathBuf {

@@ -11,13 +11,10 @@ use std::time::Duration;
 
 use strata_twin::{DcSeed, FaultSpec, SeedGpu, SeedMachine, TwinOptions};
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use strata_testkit::repo_root;
 
 fn python() -> PathBuf {
-    let venv = std::env::var("STRATA_TOOLS_VENV").unwrap_or_else(|_| "/opt/strata-tools".into());
-    PathBuf::from(venv).join("bin/python")
+    strata_testkit::venv_bin("python")
 }
 
 fn skip() -> bool {

@@ -7,14 +7,11 @@
 #[path = "openstack_support.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-const TOOLS: &str = "/opt/strata-tools/bin";
-
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
+    strata_testkit::repo_root()
         .canonicalize()
         .expect("repo root")
 }
@@ -31,7 +28,7 @@ fn skip() -> bool {
 }
 
 fn tool(name: &str) -> PathBuf {
-    let p = Path::new(TOOLS).join(name);
+    let p = strata_testkit::venv_bin(name);
     if p.exists() {
         return p;
     }
@@ -44,7 +41,8 @@ fn tool(name: &str) -> PathBuf {
         }
     }
     panic!(
-        "`{name}` is not installed (looked in {TOOLS} and PATH): run scripts/install-test-deps.sh, or set STRATA_SKIP_CLIENT_TESTS=1 to skip"
+        "`{name}` is not installed (looked in {} and PATH): run scripts/install-test-deps.sh, or set STRATA_SKIP_CLIENT_TESTS=1 to skip",
+        strata_testkit::tools_venv().join("bin").display()
     );
 }
 
@@ -61,7 +59,11 @@ fn run(cmd: &mut Command, what: &str) {
 }
 
 fn path_with_tools() -> String {
-    format!("{TOOLS}:{}", std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        strata_testkit::tools_venv().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

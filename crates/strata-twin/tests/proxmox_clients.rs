@@ -15,8 +15,7 @@ use serde_json::Value;
 use strata_twin::{DcSeed, FaultSpec, SeedStorage, TwinOptions};
 
 fn venv_python() -> PathBuf {
-    let venv = std::env::var("STRATA_TOOLS_VENV").unwrap_or_else(|_| "/opt/strata-tools".into());
-    PathBuf::from(venv).join("bin").join("python")
+    strata_testkit::venv_bin("python")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
