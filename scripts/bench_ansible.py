@@ -384,7 +384,8 @@ def on_sigterm(signum, frame):
 def main():
     signal.signal(signal.SIGTERM, on_sigterm)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--strata", default=str(ROOT / "target/release/strata"))
+    target_dir = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    ap.add_argument("--strata", default=str(target_dir / "release" / "strata"))
     ap.add_argument("--venv", default=DEFAULT_VENV, help="the Ansible venv (see --setup)")
     ap.add_argument("--setup", action="store_true", help="create the venv and pip install ansible proxmoxer requests")
     ap.add_argument("--work", default="/tmp/strata-bench-ansible")
