@@ -405,7 +405,8 @@ def main():
     work.mkdir(parents=True)
     env = dict(os.environ, BMC_PASSWORD="bench")
     fleet = fleet_and_targets(a.strata, work)
-    results = {"latency_ms": int(LATENCY_MS)}
+    results = {"latency_ms": int(LATENCY_MS), "cpus": os.cpu_count(),
+               "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
     if not a.skip_strata:
         twin = start_twin(a.strata, work, "strata", fleet)
@@ -456,6 +457,7 @@ def main():
                               "calls_per_vm": round(s["calls"] / n, 2), **s}
     if "strata" in results and "ansible" in results:
         results["speedup_per_vm"] = round(results["ansible"]["seconds_per_vm"] / results["strata"]["seconds_per_vm"], 1)
+    results["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(results, indent=2))
 
 
