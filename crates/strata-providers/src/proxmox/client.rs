@@ -154,6 +154,9 @@ impl Client {
     }
 
     /// The status of a task until it stops, polling every [`POLL`], at most [`TASK_TIMEOUT`].
+    /// The first look is one [`POLL`] after the start: the tasks strata waits for
+    /// (clone, start, stop, resize, destroy) take longer than that, so a look at once
+    /// would almost always say `running` and only cost a call.
     pub(crate) async fn wait_task(&self, upid: &str, what: &str) -> Result<TaskEnd, ProviderError> {
         let node = upid_node(upid).ok_or_else(|| {
             ProviderError::Api(format!("{what}: the answer is not a task id: {upid:?}"))
@@ -161,6 +164,7 @@ impl Client {
         let path = format!("/nodes/{}/tasks/{}/status", segment(node), segment(upid));
         let deadline = Instant::now() + TASK_TIMEOUT;
         loop {
+            tokio::time::sleep(POLL).await;
             let st = self.get(&path, &[]).await?;
             if st.get("status").and_then(Value::as_str) == Some("stopped") {
                 let exit = st.get("exitstatus").map(text).unwrap_or_default();
@@ -183,7 +187,6 @@ impl Client {
                     TASK_TIMEOUT.as_secs()
                 )));
             }
-            tokio::time::sleep(POLL).await;
         }
     }
 

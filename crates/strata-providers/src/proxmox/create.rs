@@ -195,7 +195,10 @@ impl ProxmoxProvider {
             &step.id.to_string(),
         )?;
         let target = placement.node.clone();
-        let vmid = self.clone_template(ctx, &want, &template, &target).await?;
+        let listed: HashSet<u32> = cluster.guests.iter().map(|g| g.vmid).collect();
+        let vmid = self
+            .clone_template(ctx, &want, &template, &target, &listed)
+            .await?;
         drop(placement);
         self.converge(&target, vmid, &want, owner, true).await?;
         Ok(Outcome {
@@ -279,11 +282,18 @@ impl ProxmoxProvider {
     }
 
     /// A vmid nobody uses, reserved in this process: the cluster's next free id, or
-    /// (after a collision) one a random distance above it.
+    /// (after a collision) one a random distance above it. Above the next free id,
+    /// while parallel creates of this process step over each other's reservations,
+    /// an id the cluster listing `listed` (read at the start of the create) does not
+    /// hold is taken without asking the cluster again; after a collision with
+    /// another creator (`spread` > 0) every id above it is checked with
+    /// `/cluster/nextid?vmid=`. Either way a clone onto an id someone else took
+    /// meanwhile fails and is retried (see [`Self::clone_template`]).
     async fn reserve_vmid(
         &self,
         skip: &HashSet<u32>,
         spread: u32,
+        listed: &HashSet<u32>,
     ) -> Result<Reservation<'_>, ProviderError> {
         let next = self.api.get("/cluster/nextid", &[]).await?;
         let next = as_u64(&next)
@@ -298,7 +308,7 @@ impl ProxmoxProvider {
         for _ in 0..1000 {
             let free_here = {
                 let mut r = self.reserved.lock();
-                !skip.contains(&cand) && r.insert(cand)
+                !skip.contains(&cand) && (cand == next || !listed.contains(&cand)) && r.insert(cand)
             };
             if !free_here {
                 cand += 1;
@@ -308,7 +318,7 @@ impl ProxmoxProvider {
                 provider: self,
                 vmid: cand,
             };
-            if cand == next {
+            if cand == next || spread == 0 {
                 return Ok(res);
             }
             // Above `next`, ask whether the id is free (400 "VM n already exists").
@@ -337,6 +347,7 @@ impl ProxmoxProvider {
         want: &Desired,
         template: &Guest,
         target: &str,
+        listed: &HashSet<u32>,
     ) -> Result<u32, ProviderError> {
         let path = format!(
             "/nodes/{}/qemu/{}/clone",
@@ -352,7 +363,7 @@ impl ProxmoxProvider {
             let (res, token) = match again.take() {
                 Some(x) => x,
                 None => {
-                    let res = self.reserve_vmid(&skip, spread).await?;
+                    let res = self.reserve_vmid(&skip, spread, listed).await?;
                     let token = uuid::Uuid::new_v4().simple().to_string();
                     tokens.push(token.clone());
                     (res, token)

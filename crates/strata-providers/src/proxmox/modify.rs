@@ -149,6 +149,21 @@ pub(crate) fn config_changes(
     Changes { form, nets, delete }
 }
 
+/// `conf` after a successful write of `changes`, without its (now stale) `digest`.
+fn applied(mut conf: Conf, changes: &Changes) -> Conf {
+    conf.remove("digest");
+    for (k, v) in &changes.form {
+        conf.insert((*k).to_string(), Value::from(v.clone()));
+    }
+    for (k, v) in &changes.nets {
+        conf.insert(k.clone(), Value::from(v.clone()));
+    }
+    for k in &changes.delete {
+        conf.remove(k);
+    }
+    conf
+}
+
 impl ProxmoxProvider {
     /// A guest's configuration (with its `digest`). Not retried by the endpoint on 500,
     /// because PVE answers a missing guest with a 500; transient failures are retried
@@ -211,7 +226,8 @@ impl ProxmoxProvider {
     /// Write the configuration changes `want` implies, with the digest of `conf`. On a
     /// failure the configuration is read again: done if the values are there, else
     /// another try with the new digest (once after a digest conflict, i.e. someone
-    /// else wrote meanwhile; a few times after ambiguous answers).
+    /// else wrote meanwhile; a few times after ambiguous answers). Returns the
+    /// configuration as written (not read back; without a digest).
     pub(super) async fn write_config(
         &self,
         node: &str,
@@ -241,7 +257,9 @@ impl ProxmoxProvider {
                 .call(Method::PUT, &path, &[], &form, Some(false))
                 .await
             {
-                Ok(_) => return self.config(node, vmid).await,
+                // The written values, without reading them back: the caller needs the
+                // disks (unchanged by this write) and no digest (now stale).
+                Ok(_) => return Ok(applied(conf, &changes)),
                 Err(e) => {
                     let kind = failure(&e);
                     if kind == Failure::Failed {
@@ -320,12 +338,16 @@ impl ProxmoxProvider {
     }
 
     /// Bring the VM to `running` or `stopped`, and wait until it is (an HA-managed VM
-    /// is started by the HA manager a moment after the request).
+    /// is started by the HA manager a moment after the request). `fresh`: a clone
+    /// strata just made, outside HA, so stopped: no status read before the request,
+    /// and a task that ended OK is trusted without reading the status again (without
+    /// HA, the start task ends once the VM runs).
     pub(super) async fn set_power(
         &self,
         node: &str,
         vmid: u32,
         want: &str,
+        fresh: bool,
     ) -> Result<(), ProviderError> {
         let verb = match want {
             "running" => "start",
@@ -336,7 +358,10 @@ impl ProxmoxProvider {
                 )));
             }
         };
-        if self.current_status(node, vmid).await? == want {
+        if fresh && want == "stopped" {
+            return Ok(());
+        }
+        if !fresh && self.current_status(node, vmid).await? == want {
             return Ok(());
         }
         let path = format!("{}/status/{verb}", qemu(node, vmid));
@@ -353,6 +378,9 @@ impl ProxmoxProvider {
             },
             Err(e) => TaskEnd::Failed(message(&e)),
         };
+        if fresh && outcome == TaskEnd::Ok {
+            return Ok(());
+        }
         let deadline = Instant::now() + TASK_TIMEOUT;
         loop {
             let now = self.current_status(node, vmid).await?;
@@ -404,7 +432,9 @@ impl ProxmoxProvider {
         disk?;
         ha?;
         if let Some(s) = &want.status {
-            self.set_power(node, vmid, s).await?;
+            // A fresh clone that stays outside HA is stopped, and no HA manager starts it.
+            let unmanaged = matches!(want.ha_group, None | Some(None));
+            self.set_power(node, vmid, s, fresh && unmanaged).await?;
         }
         Ok(())
     }
@@ -478,7 +508,7 @@ impl ProxmoxProvider {
         if changed.contains("status")
             && let Some(s) = &want.status
         {
-            self.set_power(&node, vmid, s).await?;
+            self.set_power(&node, vmid, s, false).await?;
         }
         Ok(Outcome {
             external_id: Some(vmid.to_string()),
@@ -514,7 +544,7 @@ impl ProxmoxProvider {
         if self.ha_resources().await?.iter().any(|r| r.sid == sid) {
             self.converge_ha(vmid, false, false).await?;
         }
-        self.set_power(&node, vmid, "stopped").await?;
+        self.set_power(&node, vmid, "stopped", false).await?;
         let path = qemu(&node, vmid);
         let query = [
             ("purge", "1".to_string()),
