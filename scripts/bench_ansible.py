@@ -193,7 +193,7 @@ def desired_vms(strata, fleet, targets, env):
         vms.append({"dc": s["id"]["dc"], "name": s["id"]["name"], "cores": f["cores"], "memory": f["memory"],
                     "disk_gb": f.get("disk_gb"), "tags": f["tags"], "nets": f.get("nets", []),
                     "ipconfig": f.get("ipconfig", []), "nameserver": f.get("nameserver") or "",
-                    "searchdomain": f.get("searchdomain") or "", "ha_group": f.get("ha_group"),
+                    "searchdomain": f.get("searchdomain") or "", "ha": bool(f.get("ha")),
                     "template": spec.get("template"), "storage": spec.get("storage")})
     if not vms:
         raise SystemExit("strata plan planned no VM creates; is the twin fresh?")
@@ -282,7 +282,7 @@ def ansible_inventory(doc, vms):
                 "searchdomains": v["searchdomain"].split() if v["searchdomain"] else None,
                 "boot_disk": disk, "disk_gb": v["disk_gb"],
                 "resize": bool(disk and v["disk_gb"] and v["disk_gb"] > size),
-                "ha_group": v["ha_group"],
+                "ha": v["ha"] or None,
             }
             hosts[v["name"]] = {k: x for k, x in h.items() if x is not None}
     return {"all": {"hosts": hosts}}
@@ -355,8 +355,8 @@ def run_ansible(venv, module, work, inv, forks):
     """Write the inventory, playbook and ansible.cfg; run ansible-playbook; its wall time."""
     adir = work / "ansible"
     adir.mkdir(parents=True, exist_ok=True)
-    if any(h.get("ha_group") for h in inv["all"]["hosts"].values()):
-        raise SystemExit("the sample has VMs in HA groups; the playbook has no HA task")
+    if any(h.get("ha") for h in inv["all"]["hosts"].values()):
+        raise SystemExit("the sample has HA-managed VMs; the playbook has no HA task")
     (adir / "inventory.json").write_text(json.dumps(inv, indent=1))
     collection = module.rsplit(".", 1)[0]
     (adir / "site.yml").write_text(PLAYBOOK.format(kvm=module, disk=collection + ".proxmox_disk"))
@@ -436,9 +436,9 @@ def main():
         try:
             targets, doc = proxmox_only(twin)
             want = desired_vms(a.strata, fleet, targets, env)
-            # VMs in an HA group are left out of the sample (27 of 1,014 here): strata
-            # joins them to PVE 9 HA rules, which the playbook does not model.
-            chosen = sample([v for v in want if not v["ha_group"]], a.ansible_vms)
+            # HA-managed VMs are left out of the sample: strata makes them HA resources
+            # and applies the PVE 9 HA rules over them, which the playbook does not model.
+            chosen = sample([v for v in want if not v["ha"]], a.ansible_vms)
             # Set-up reads (template, nodes, next vmid) before the reset: only the
             # playbook's calls are counted, and only the playbook is timed.
             inv = ansible_inventory(doc, chosen)

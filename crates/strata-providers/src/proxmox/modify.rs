@@ -433,7 +433,7 @@ impl ProxmoxProvider {
         ha?;
         if let Some(s) = &want.status {
             // A fresh clone that stays outside HA is stopped, and no HA manager starts it.
-            let unmanaged = matches!(want.ha_group, None | Some(None));
+            let unmanaged = want.ha != Some(true);
             self.set_power(node, vmid, s, fresh && unmanaged).await?;
         }
         Ok(())
