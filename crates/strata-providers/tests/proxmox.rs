@@ -469,6 +469,36 @@ async fn create_then_observe_matches_and_the_next_plan_is_empty() {
         json!({"type": "node-affinity", "affinity": null, "nodes": ["pve1"], "strict": false, "vms": ["db1"]}),
     )]);
     assert!(!plan(&theirs, &observed).conflicts.is_empty());
+    // A rule changed in the spec is updated in place; one dropped from it is deleted;
+    // the operator's rule is left alone.
+    let mut moved = desired.clone();
+    moved.insert(rule(
+        "db-pin",
+        json!({"type": "node-affinity", "affinity": null, "nodes": ["pve3"], "strict": true, "vms": ["db1"]}),
+    ));
+    let step = plan(&moved, &observed).steps.pop().expect("an update");
+    assert_eq!((step.id.kind, step.action), (Kind::HaRule, Action::Update));
+    act(&p, &step, &intents).await.expect("update the rule");
+    let observed = p.observe().await.expect("observe");
+    assert!(plan(&moved, &observed).is_empty());
+    let without = set(desired.iter().filter(|r| r.id.kind == Kind::Vm).cloned());
+    let del = plan(&without, &observed);
+    assert_eq!(del.steps.len(), 1, "{:#?}", del.steps);
+    assert_eq!(
+        (del.steps[0].id.kind, del.steps[0].action),
+        (Kind::HaRule, Action::Delete)
+    );
+    act(&p, &del.steps[0], &intents)
+        .await
+        .expect("delete the rule");
+    let rules = env.pve_get("/cluster/ha/rules").await;
+    let ids: Vec<&str> = rules
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["rule"].as_str())
+        .collect();
+    assert_eq!(ids, ["ops-rule"]);
     // Creating again (a re-run of the same step) adopts instead of cloning.
     let step = create_step(desired.iter().next().expect("one"));
     let out = act(&p, &step, &intents).await.expect("re-create");

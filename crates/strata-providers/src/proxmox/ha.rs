@@ -308,13 +308,11 @@ impl ProxmoxProvider {
                         note: "already gone".into(),
                     });
                 }
-                (Action::Delete, Some(r)) => {
-                    let mut q = Vec::new();
-                    if let Some(d) = &r.digest {
-                        q.push(("digest", d.clone()));
-                    }
+                (Action::Delete, Some(_)) => {
+                    // `DELETE /cluster/ha/rules/{rule}` takes no digest (the PVE 9.1
+                    // schema lists only `rule`); ownership was checked just above.
                     self.api
-                        .call(Method::DELETE, &path, &q, &[], Some(false))
+                        .call(Method::DELETE, &path, &[], &[], Some(false))
                         .await
                 }
                 (Action::Adopt, _) => {
@@ -347,12 +345,8 @@ impl ProxmoxProvider {
                         Some(r) if r.kind != want.kind => {
                             // A rule's type cannot change: delete it, then create it
                             // anew on the next pass.
-                            let mut q = Vec::new();
-                            if let Some(d) = &r.digest {
-                                q.push(("digest", d.clone()));
-                            }
                             self.api
-                                .call(Method::DELETE, &path, &q, &[], Some(false))
+                                .call(Method::DELETE, &path, &[], &[], Some(false))
                                 .await?;
                             continue;
                         }
