@@ -183,12 +183,13 @@ pub(crate) fn resolve_ha_rules(
                         nodes.iter().filter(|n| n.rack == r.as_str()).collect();
                     if here.is_empty() {
                         let mut racks: Vec<&str> = nodes.iter().map(|n| n.rack).collect();
+                        racks.sort_unstable();
                         racks.dedup();
                         diags.push(
                             Diagnostic::new(codes::S0408, format!("HA rule `{name}` names rack `{}`, which holds no node of cluster `{}` in `{site}`", r.as_str(), cluster.name.as_str()))
                                 .at_opt(r.span_opt().or(rule.name.span_opt()))
                                 .expected(format!("a rack with a Proxmox node: {}", racks.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")))
-                                .help("name a rack that holds nodes of this cluster in every DC, or override the rule for this DC"),
+                                .help("name racks that hold nodes of this cluster in every DC (the rule is the blueprint's, the same everywhere)"),
                         );
                     }
                     rule_nodes.extend(here.iter().map(|n| n.hostname.to_string()));
@@ -205,6 +206,14 @@ pub(crate) fn resolve_ha_rules(
             }
         }
         let has_selector = !rule.roles.is_empty() || !rule.vms.is_empty();
+        if *rule.kind == HaRuleKind::NodeAffinity && has_selector && hosts.is_empty() && !unresolved
+        {
+            diags.push(
+                rule_error(rule, None, format!("HA rule `{name}` selects no VM in `{site}`"))
+                    .expected("at least one VM of the selected roles or names in every DC")
+                    .help("select roles every DC has, or remove the rule (Proxmox refuses a rule without resources)"),
+            );
+        }
         if *rule.kind == HaRuleKind::ResourceAffinity && has_selector && hosts.len() < 2 {
             diags.push(
                 rule_error(rule, None, format!("HA rule `{name}` selects {} VM{} in `{site}`; a resource-affinity rule needs at least two", hosts.len(), if hosts.len() == 1 { "" } else { "s" }))
@@ -453,6 +462,16 @@ mod tests {
         assert_eq!(codes_of(&d), ["S0408", "S0408"], "{d:#?}");
         assert!(d[0].message.contains("two node-affinity rules"));
         assert!(d[1].message.contains("cannot be kept apart and together"));
+    }
+
+    #[test]
+    fn a_rule_whose_roles_this_dc_lacks_is_an_error_here() {
+        let mut r = rule("mon-pin", HaRuleKind::NodeAffinity);
+        r.roles = vec![Located::synthetic(HaVmRole::Monitoring)];
+        let mut d = Vec::new();
+        resolve_ha_rules("fra1", &cluster(vec![r]), &NODES, &mut ctl_vms(), &mut d);
+        assert_eq!(codes_of(&d), ["S0408"], "{d:#?}");
+        assert!(d[0].message.contains("selects no VM in `fra1`"));
     }
 
     #[test]
