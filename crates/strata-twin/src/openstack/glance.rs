@@ -282,18 +282,21 @@ fn images_list_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
         }
         b.id.cmp(&a.id)
     });
-    if let Some(m) = req.q("marker") {
-        let pos = items.iter().position(|i| i.id == m).ok_or_else(|| {
-            gerr(
-                req,
-                400,
-                &format!("Invalid marker. Image {m} could not be found."),
-            )
-        })?;
-        items.drain(..=pos);
-    }
-    let full = items.len() >= limit && limit > 0;
-    items.truncate(limit);
+    let page = crate::core::page(
+        items,
+        |i: &&Image| i.id.clone(),
+        req.q("marker"),
+        Some(limit),
+        crate::core::Direction::Forward,
+    )
+    .map_err(|e| {
+        gerr(
+            req,
+            400,
+            &format!("Invalid marker. Image {} could not be found.", e.0),
+        )
+    })?;
+    let (items, full) = (page.items, page.full);
     let without_marker: Vec<(String, String)> = req
         .query
         .iter()
