@@ -363,8 +363,7 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let fid = ref_id(&flavor_ref);
     let flavor = st
         .flavors
-        .iter()
-        .find(|f| f.id == fid)
+        .get(&fid)
         .ok_or_else(|| bad(&format!("Flavor {fid} could not be found.")))?;
     if flavor.disabled {
         return Err(bad("Flavor is disabled."));
