@@ -347,11 +347,15 @@ fn mutate_project(os: &Os, st: &mut State, req: &MutateRequest) -> Result<Value,
 fn mutate_image(os: &Os, st: &mut State, req: &MutateRequest) -> Result<Value, String> {
     let idx = find(&st.images, &req.id, |i| (i.id.as_str(), i.name.as_str()))
         .ok_or_else(|| format!("no image `{}`", req.id))?;
+    let id = st.images[idx].id.clone();
     if req.delete {
-        let i = st.images.remove(idx);
-        return Ok(json!({"deleted": true, "id": i.id}));
+        st.images.remove(&id);
+        return Ok(json!({"deleted": true, "id": id}));
     }
-    let img = &mut st.images[idx];
+    let img = st
+        .images
+        .get_mut(&id)
+        .ok_or_else(|| format!("no image `{id}`"))?;
     for (k, v) in &req.set {
         match k.as_str() {
             "name" => img.name = string(k, v)?,

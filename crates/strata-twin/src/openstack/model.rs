@@ -39,7 +39,7 @@ pub struct State {
     pub net_quotas: BTreeMap<String, BTreeMap<String, i64>>,
     pub next_mac: u64,
     // Glance
-    pub images: Vec<Image>,
+    pub images: Table<Image>,
     // Placement
     pub rps: Vec<ResourceProvider>,
     pub custom_rcs: Vec<String>,
@@ -473,6 +473,12 @@ pub struct Consumer {
 }
 
 impl Keyed for Flavor {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Keyed for Image {
     fn key(&self) -> &str {
         &self.id
     }

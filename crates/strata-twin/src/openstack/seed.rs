@@ -483,7 +483,7 @@ pub fn fresh(ctx: &DcContext) -> State {
                 .collect(),
         }
     };
-    st.images = vec![
+    st.images = Table::from(vec![
         image(
             "debian-12",
             360_775_680,
@@ -511,7 +511,7 @@ pub fn fresh(ctx: &DcContext) -> State {
                 ("hw_architecture", "x86_64"),
             ],
         ),
-    ];
+    ]);
 
     // --- Neutron: the external network and the admin project's default security group
     let public = seeded_uuid(dc, "network/public");

@@ -379,8 +379,7 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             let id = ref_id(r);
             let img = st
                 .images
-                .iter()
-                .find(|i| i.id == id)
+                .get(&id)
                 .ok_or_else(|| bad(&format!("Image {id} could not be found.")))?;
             if img.status != "active" {
                 return Err(bad(&format!("Image {id} is not active.")));
