@@ -35,15 +35,27 @@ pub struct Handler {
     pub actions: &'static [Action],
 }
 
+/// What a MAAS route runs: the action, and whether its resource is served without
+/// authentication.
+#[derive(Clone, Copy)]
+pub struct Endpoint {
+    pub run: ActionFn,
+    pub anon: bool,
+}
+
 /// Every operation the 2.0 API serves (method, path below `/api/2.0`, `op`), as the
-/// twin's route table.
-pub fn routes() -> RouteTable<ActionFn> {
+/// twin's route table: what the router dispatches through.
+pub fn routes() -> RouteTable<Endpoint> {
     HANDLERS
         .iter()
         .flat_map(|h| {
             h.actions.iter().map(|a| {
                 let method = Method::from_bytes(a.method.as_bytes()).unwrap_or(Method::GET);
-                Route::new(method, h.path, a.run).op(a.op)
+                let endpoint = Endpoint {
+                    run: a.run,
+                    anon: h.anon,
+                };
+                Route::new(method, h.path, endpoint).op(a.op)
             })
         })
         .collect()

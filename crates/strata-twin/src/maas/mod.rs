@@ -69,6 +69,7 @@ use axum::routing::any;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
+use crate::core::Route;
 use crate::{DcContext, MutateRequest, Service};
 
 mod api;
@@ -81,7 +82,7 @@ mod network;
 mod render;
 mod seed;
 
-pub use api::{HANDLERS, Handler, routes};
+pub use api::{Endpoint, HANDLERS, Handler, routes};
 
 use http::{ApiKey, Params, Req};
 use model::State;
@@ -251,7 +252,14 @@ impl Maas {
         None
     }
 
-    async fn dispatch(self: Arc<Self>, h: &'static Handler, req: Request) -> Response {
+    /// Serve a request to `template` (a path below `/api/2.0`) with the route of its
+    /// method and `op` among `routes`, all the routes of that path.
+    async fn dispatch(
+        self: Arc<Self>,
+        template: Arc<str>,
+        routes: Arc<[Route<Endpoint>]>,
+        req: Request,
+    ) -> Response {
         let path = req.uri().path().to_string();
         let forwarded_host = req
             .headers()
@@ -271,7 +279,7 @@ impl Maas {
             .get("op")
             .or_else(|| body.get("op"))
             .map(str::to_string);
-        let allowed: Vec<&str> = h.actions.iter().map(|a| a.method).collect();
+        let allowed: Vec<&str> = routes.iter().map(|r| r.method.as_str()).collect();
         if !allowed.contains(&method.as_str()) {
             let mut uniq = allowed.clone();
             uniq.sort();
@@ -282,7 +290,7 @@ impl Maas {
             }
             return r;
         }
-        if !h.anon {
+        if !routes.iter().all(|r| r.handler.anon) {
             match &self.key {
                 Some(key) => {
                     if let Err(r) = http::check_auth(&headers, &query, key) {
@@ -297,10 +305,9 @@ impl Maas {
                 }
             }
         }
-        let Some(action) = h
-            .actions
+        let Some(route) = routes
             .iter()
-            .find(|a| a.method == method && a.op == op.as_deref())
+            .find(|r| r.method.as_str() == method && r.op == op.as_deref())
         else {
             return http::bad_request(&format!(
                 "Unrecognised signature: method={} op={}",
@@ -317,7 +324,7 @@ impl Maas {
         let r = Req {
             method,
             op,
-            path: api::match_path(h.path, &path),
+            path: api::match_path(&template, &path),
             params,
             origin: forwarded_host,
         };
@@ -329,7 +336,7 @@ impl Maas {
                 "Internal server error (injected by the twin)",
             );
         }
-        (action.run)(&self, &r)
+        (route.handler.run)(&self, &r)
     }
 
     fn describe(&self, origin: &str) -> Value {
@@ -361,16 +368,15 @@ impl Service for Maas {
 
     fn router(self: Arc<Self>) -> Router {
         let mut r = Router::new();
-        let mut seen = std::collections::BTreeSet::new();
-        for h in HANDLERS {
-            if !seen.insert(h.path) {
-                continue;
-            }
-            let full = format!("/api/2.0{}", h.path);
+        let table = routes();
+        for (path, on_path) in table.by_path() {
+            let full = format!("/api/2.0{path}");
+            let template: Arc<str> = Arc::from(path);
+            let on_path: Arc<[Route<Endpoint>]> = on_path.into_iter().cloned().collect();
             let svc = self.clone();
             let handler = move |req: Request| {
-                let svc = svc.clone();
-                async move { svc.dispatch(h, req).await }
+                let (svc, template, on_path) = (svc.clone(), template.clone(), on_path.clone());
+                async move { svc.dispatch(template, on_path, req).await }
             };
             r = r.route(&full, any(handler.clone()));
             let trimmed = full.trim_end_matches('/').to_string();

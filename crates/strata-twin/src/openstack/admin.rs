@@ -53,11 +53,11 @@ pub(crate) fn mutate(os: &Os, req: &MutateRequest) -> Result<Value, String> {
 fn mutate_flavor(_os: &Os, st: &mut State, req: &MutateRequest) -> Result<Value, String> {
     let idx = find(&st.flavors, &req.id, |f| (f.id.as_str(), f.name.as_str()))
         .ok_or_else(|| format!("no flavor `{}`", req.id))?;
+    let mut f = st.flavors[idx].clone();
     if req.delete {
-        let f = st.flavors.remove(idx);
+        st.flavors.remove(&f.id);
         return Ok(json!({"deleted": true, "id": f.id}));
     }
-    let mut f = st.flavors[idx].clone();
     for (k, v) in &req.set {
         match k.as_str() {
             "name" => f.name = string(k, v)?,
@@ -97,7 +97,7 @@ fn mutate_flavor(_os: &Os, st: &mut State, req: &MutateRequest) -> Result<Value,
             other => return Err(format!("flavor has no settable field `{other}`")),
         }
     }
-    st.flavors[idx] = f.clone();
+    st.flavors.insert(f.clone());
     Ok(serde_json::to_value(&f).unwrap_or(Value::Null))
 }
 
@@ -347,11 +347,15 @@ fn mutate_project(os: &Os, st: &mut State, req: &MutateRequest) -> Result<Value,
 fn mutate_image(os: &Os, st: &mut State, req: &MutateRequest) -> Result<Value, String> {
     let idx = find(&st.images, &req.id, |i| (i.id.as_str(), i.name.as_str()))
         .ok_or_else(|| format!("no image `{}`", req.id))?;
+    let id = st.images[idx].id.clone();
     if req.delete {
-        let i = st.images.remove(idx);
-        return Ok(json!({"deleted": true, "id": i.id}));
+        st.images.remove(&id);
+        return Ok(json!({"deleted": true, "id": id}));
     }
-    let img = &mut st.images[idx];
+    let img = st
+        .images
+        .get_mut(&id)
+        .ok_or_else(|| format!("no image `{id}`"))?;
     for (k, v) in &req.set {
         match k.as_str() {
             "name" => img.name = string(k, v)?,

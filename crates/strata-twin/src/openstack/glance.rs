@@ -282,18 +282,21 @@ fn images_list_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
         }
         b.id.cmp(&a.id)
     });
-    if let Some(m) = req.q("marker") {
-        let pos = items.iter().position(|i| i.id == m).ok_or_else(|| {
-            gerr(
-                req,
-                400,
-                &format!("Invalid marker. Image {m} could not be found."),
-            )
-        })?;
-        items.drain(..=pos);
-    }
-    let full = items.len() >= limit && limit > 0;
-    items.truncate(limit);
+    let page = crate::core::page(
+        items,
+        |i: &&Image| i.id.clone(),
+        req.q("marker"),
+        Some(limit),
+        crate::core::Direction::Forward,
+    )
+    .map_err(|e| {
+        gerr(
+            req,
+            400,
+            &format!("Invalid marker. Image {} could not be found.", e.0),
+        )
+    })?;
+    let (items, full) = (page.items, page.full);
     let without_marker: Vec<(String, String)> = req
         .query
         .iter()
@@ -318,13 +321,22 @@ fn images_list_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
     Ok(json_resp(StatusCode::OK, body))
 }
 
+/// The image with this id if the caller may see it; Glance's 404 otherwise.
+fn visible_image<'a>(
+    req: &Req,
+    st: &'a State,
+    id: &str,
+    c: &Caller,
+) -> Result<&'a Image, Response> {
+    st.images
+        .get(id)
+        .filter(|i| visible(i, c))
+        .ok_or_else(|| gerr(req, 404, &format!("No image found with ID {id}")))
+}
+
 fn image_get_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
     let id = req.param("id");
-    let i = st
-        .images
-        .iter()
-        .find(|i| i.id == id && visible(i, c))
-        .ok_or_else(|| gerr(req, 404, &format!("No image found with ID {id}")))?;
+    let i = visible_image(req, st, id, c)?;
     Ok(json_resp(StatusCode::OK, image_json(i)))
 }
 
@@ -362,7 +374,7 @@ fn image_create_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
         .ok_or_else(|| gerr(req, 400, "Malformed JSON in request body."))?;
     let id = match b.get("id").and_then(Value::as_str) {
         Some(i) if is_uuid(i) => {
-            if st.images.iter().any(|x| x.id == i) {
+            if st.images.contains(i) {
                 return Err(gerr(
                     req,
                     409,
@@ -458,7 +470,7 @@ fn image_create_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
         properties: props,
     };
     let v = image_json(&img);
-    st.images.push(img);
+    st.images.insert(img);
     let r = json_resp(StatusCode::CREATED, v.clone());
     Ok(with_header(
         r,
@@ -483,12 +495,8 @@ fn image_patch_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
                 "Request body must be a JSON array of operation objects.",
             )
         })?;
-    let idx = st
-        .images
-        .iter()
-        .position(|i| i.id == id && visible(i, c))
-        .ok_or_else(|| gerr(req, 404, &format!("No image found with ID {id}")))?;
-    if !c.is_admin() && st.images[idx].owner != c.project() {
+    let owner = visible_image(req, st, &id, c)?.owner.clone();
+    if !c.is_admin() && owner != c.project() {
         return Err(gerr(
             req,
             403,
@@ -504,7 +512,10 @@ fn image_patch_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
             .trim_start_matches('/')
             .to_string();
         let value = op.get("value").cloned().unwrap_or(Value::Null);
-        let img = &mut st.images[idx];
+        let img = st
+            .images
+            .get_mut(&id)
+            .ok_or_else(|| gerr(req, 404, &format!("No image found with ID {id}")))?;
         match (kind, path.as_str()) {
             ("add" | "replace", "name") => img.name = value.as_str().unwrap_or("").to_string(),
             ("add" | "replace", "visibility") => {
@@ -537,31 +548,31 @@ fn image_patch_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
         }
         img.updated_ms = os.now_ms();
     }
-    Ok(json_resp(StatusCode::OK, image_json(&st.images[idx])))
+    let img = st
+        .images
+        .get(&id)
+        .ok_or_else(|| gerr(req, 404, &format!("No image found with ID {id}")))?;
+    Ok(json_resp(StatusCode::OK, image_json(img)))
 }
 
 fn image_delete_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
     let id = req.param("id");
-    let idx = st
-        .images
-        .iter()
-        .position(|i| i.id == id && visible(i, c))
-        .ok_or_else(|| gerr(req, 404, &format!("No image found with ID {id}")))?;
-    if !c.is_admin() && st.images[idx].owner != c.project() {
+    let img = visible_image(req, st, id, c)?;
+    if !c.is_admin() && img.owner != c.project() {
         return Err(gerr(
             req,
             403,
             "You are not permitted to delete this image.",
         ));
     }
-    if st.images[idx].protected {
+    if img.protected {
         return Err(gerr(
             req,
             403,
             &format!("Image {id} is protected and cannot be deleted."),
         ));
     }
-    st.images.remove(idx);
+    st.images.remove(id);
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -574,7 +585,7 @@ pub(crate) fn snapshot(
     meta: BTreeMap<String, Value>,
 ) -> String {
     let s = st.servers[server_idx].clone();
-    let base = st.images.iter().find(|i| i.id == s.image_id).cloned();
+    let base = st.images.get(&s.image_id).cloned();
     let id = os.uuid();
     let now = os.now_ms();
     let mut props = base
@@ -587,7 +598,7 @@ pub(crate) fn snapshot(
     props.insert("owner_user_name".into(), json!(""));
     props.extend(meta);
     let size = s.flavor.disk.max(1) * 1024 * 1024 * 256;
-    st.images.push(Image {
+    st.images.insert(Image {
         id: id.clone(),
         name: name.to_string(),
         status: "active".into(),

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::core::{Keyed, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -17,7 +18,7 @@ pub struct State {
     pub services: Vec<CatalogService>,
     pub tokens: BTreeMap<String, Token>,
     // Nova
-    pub flavors: Vec<Flavor>,
+    pub flavors: Table<Flavor>,
     pub keypairs: Vec<Keypair>,
     pub hosts: Vec<ComputeHost>,
     pub servers: Vec<Server>,
@@ -38,7 +39,7 @@ pub struct State {
     pub net_quotas: BTreeMap<String, BTreeMap<String, i64>>,
     pub next_mac: u64,
     // Glance
-    pub images: Vec<Image>,
+    pub images: Table<Image>,
     // Placement
     pub rps: Vec<ResourceProvider>,
     pub custom_rcs: Vec<String>,
@@ -469,4 +470,16 @@ pub struct Consumer {
     pub consumer_type: Option<String>,
     /// Resource provider → resource class → amount.
     pub allocations: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+impl Keyed for Flavor {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Keyed for Image {
+    fn key(&self) -> &str {
+        &self.id
+    }
 }

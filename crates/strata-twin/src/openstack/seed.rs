@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256, Sha512};
 
 use super::model::*;
 use crate::DcContext;
+use crate::core::Table;
 
 /// Deterministic ids for seeded objects: the same DC always gets the same ids, so a
 /// fleet description can refer to them across restarts.
@@ -356,7 +357,7 @@ pub fn fresh(ctx: &DcContext) -> State {
             created_ms: now,
             access: vec![],
         };
-    st.flavors = vec![
+    st.flavors = Table::from(vec![
         flavor("1", "m1.tiny", 1, 512, 1, &[]),
         flavor("2", "m1.small", 1, 2048, 20, &[]),
         flavor("3", "m1.medium", 2, 4096, 40, &[]),
@@ -370,7 +371,7 @@ pub fn fresh(ctx: &DcContext) -> State {
             100,
             &[("pci_passthrough:alias", "gpu-h100:1")],
         ),
-    ];
+    ]);
 
     // --- Compute hosts, hypervisors and their resource providers
     st.pci_aliases.push(PciAlias {
@@ -482,7 +483,7 @@ pub fn fresh(ctx: &DcContext) -> State {
                 .collect(),
         }
     };
-    st.images = vec![
+    st.images = Table::from(vec![
         image(
             "debian-12",
             360_775_680,
@@ -510,7 +511,7 @@ pub fn fresh(ctx: &DcContext) -> State {
                 ("hw_architecture", "x86_64"),
             ],
         ),
-    ];
+    ]);
 
     // --- Neutron: the external network and the admin project's default security group
     let public = seeded_uuid(dc, "network/public");

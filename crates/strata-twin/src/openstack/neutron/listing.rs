@@ -2,6 +2,7 @@
 //! selection and marker/limit pagination with next/previous links.
 
 use super::*;
+use crate::core::Direction;
 
 pub(super) const RESERVED: &[&str] = &[
     "fields",
@@ -130,32 +131,23 @@ pub(super) fn list_response(os: &Os, req: &Req, coll: &str, items: Vec<Value>) -
     .filter(|l| *l > 0);
     let reverse = req.q("page_reverse").and_then(parse_bool).unwrap_or(false);
     let marker = req.q("marker");
-    let id_of = |o: &Value| {
+    let id_of = |o: &Value| -> String {
         o.get("id")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string()
     };
+    let direction = if reverse {
+        Direction::Backward
+    } else {
+        Direction::Forward
+    };
+    let page = crate::core::page(items, id_of, marker, limit, direction)
+        .map_err(|e| not_found(coll.trim_end_matches('s'), &e.0))?;
+    let mut items = page.items;
     let mut links = Vec::new();
-    if let Some(m) = marker {
-        let pos = items
-            .iter()
-            .position(|o| id_of(o) == m)
-            .ok_or_else(|| not_found(coll.trim_end_matches('s'), m))?;
-        if reverse {
-            items.truncate(pos);
-        } else {
-            items.drain(..=pos);
-        }
-    }
     if let Some(l) = limit {
-        let more = items.len() > l;
-        if reverse {
-            let start = items.len().saturating_sub(l);
-            items.drain(..start);
-        } else {
-            items.truncate(l);
-        }
+        let more = page.more;
         let base = format!("{}/v2.0/{coll}", os.ctx.urls.network);
         if let (true, Some(last)) = (more, items.last()) {
             let q = query_with(

@@ -346,8 +346,7 @@ pub(super) fn resize(os: &Os, st: &mut State, idx: usize, arg: &Value) -> R {
     let fid = ref_id(&fref);
     let new = st
         .flavors
-        .iter()
-        .find(|f| f.id == fid)
+        .get(&fid)
         .map(snap)
         .ok_or_else(|| bad(&format!("Unable to find flavor with ID {fid}")))?;
     if new.id == st.servers[idx].flavor.id {

@@ -229,7 +229,7 @@ pub(super) fn agg_images_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         .ok_or_else(|| invalid("request body", &body, "'cache' is a required property"))?;
     for i in list {
         let id = i.get("id").and_then(Value::as_str).unwrap_or("");
-        if !st.images.iter().any(|x| x.id == id) {
+        if !st.images.contains(id) {
             return Err(bad(&format!("Image {id} not found")));
         }
     }

@@ -363,8 +363,7 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let fid = ref_id(&flavor_ref);
     let flavor = st
         .flavors
-        .iter()
-        .find(|f| f.id == fid)
+        .get(&fid)
         .ok_or_else(|| bad(&format!("Flavor {fid} could not be found.")))?;
     if flavor.disabled {
         return Err(bad("Flavor is disabled."));
@@ -380,8 +379,7 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             let id = ref_id(r);
             let img = st
                 .images
-                .iter()
-                .find(|i| i.id == id)
+                .get(&id)
                 .ok_or_else(|| bad(&format!("Image {id} could not be found.")))?;
             if img.status != "active" {
                 return Err(bad(&format!("Image {id} is not active.")));

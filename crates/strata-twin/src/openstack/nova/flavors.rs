@@ -34,8 +34,13 @@ pub(super) fn flavor_json(os: &Os, f: &Flavor, mv: u32, detail: bool) -> Value {
 
 pub(super) fn find_flavor<'a>(st: &'a State, id: &str) -> Result<&'a Flavor, Response> {
     st.flavors
-        .iter()
-        .find(|f| f.id == id)
+        .get(id)
+        .ok_or_else(|| err(404, &format!("Flavor {id} could not be found.")))
+}
+
+fn find_flavor_mut<'a>(st: &'a mut State, id: &str) -> Result<&'a mut Flavor, Response> {
+    st.flavors
+        .get_mut(id)
         .ok_or_else(|| err(404, &format!("Flavor {id} could not be found.")))
 }
 
@@ -279,7 +284,7 @@ pub(super) fn flavor_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             &format!("Flavor with name {name} already exists."),
         ));
     }
-    if st.flavors.iter().any(|x| x.id == id) {
+    if st.flavors.contains(&id) {
         return Err(err(409, &format!("Flavor with ID {id} already exists.")));
     }
     let flavor = Flavor {
@@ -303,7 +308,7 @@ pub(super) fn flavor_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         },
     };
     let v = flavor_json(os, &flavor, cx.mv, true);
-    st.flavors.push(flavor);
+    st.flavors.insert(flavor);
     Ok(json_resp(StatusCode::OK, json!({"flavor": v})))
 }
 
@@ -332,12 +337,7 @@ pub(super) fn flavor_update_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         ));
     }
     let id = req.param("id").to_string();
-    find_flavor(st, &id)?;
-    let f = st
-        .flavors
-        .iter_mut()
-        .find(|f| f.id == id)
-        .expect("flavor exists");
+    let f = find_flavor_mut(st, &id)?;
     f.description = desc.as_str().map(str::to_string);
     Ok(json_resp(
         StatusCode::OK,
@@ -348,12 +348,9 @@ pub(super) fn flavor_update_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
 pub(super) fn flavor_delete_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     cx.require_admin("os_compute_api:os-flavor-manage:delete")?;
     let id = req.param("id");
-    let idx = st
-        .flavors
-        .iter()
-        .position(|f| f.id == id)
+    st.flavors
+        .remove(id)
         .ok_or_else(|| err(404, &format!("Flavor {id} could not be found.")))?;
-    st.flavors.remove(idx);
     Ok(empty(StatusCode::ACCEPTED))
 }
 
@@ -375,12 +372,7 @@ pub(super) fn flavor_action_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
     cx.require_admin("os_compute_api:os-flavor-access:add_tenant_access")?;
     let body = req.json().unwrap_or(Value::Null);
     let id = req.param("id").to_string();
-    find_flavor(st, &id)?;
-    let f = st
-        .flavors
-        .iter_mut()
-        .find(|f| f.id == id)
-        .expect("flavor exists");
+    let f = find_flavor_mut(st, &id)?;
     if let Some(t) = body
         .pointer("/addTenantAccess/tenant")
         .and_then(Value::as_str)
@@ -507,11 +499,7 @@ pub(super) fn specs_create_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         check_spec(k, &v, cx.mv)?;
         parsed.insert(k.clone(), v);
     }
-    let f = st
-        .flavors
-        .iter_mut()
-        .find(|f| f.id == id)
-        .expect("flavor exists");
+    let f = find_flavor_mut(st, &id)?;
     f.extra_specs.extend(parsed.clone());
     Ok(json_resp(StatusCode::OK, json!({"extra_specs": parsed})))
 }
@@ -547,11 +535,7 @@ pub(super) fn spec_put_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     }
     let v = spec_value(v).ok_or_else(|| invalid("extra_specs", &body, "values must be strings"))?;
     check_spec(&key, &v, cx.mv)?;
-    let f = st
-        .flavors
-        .iter_mut()
-        .find(|f| f.id == id)
-        .expect("flavor exists");
+    let f = find_flavor_mut(st, &id)?;
     f.extra_specs.insert(key.clone(), v.clone());
     Ok(json_resp(StatusCode::OK, json!({key: v})))
 }
@@ -560,12 +544,7 @@ pub(super) fn spec_delete_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     cx.require_admin("os_compute_api:os-flavor-extra-specs:delete")?;
     let id = req.param("id").to_string();
     let key = req.param("key");
-    find_flavor(st, &id)?;
-    let f = st
-        .flavors
-        .iter_mut()
-        .find(|f| f.id == id)
-        .expect("flavor exists");
+    let f = find_flavor_mut(st, &id)?;
     if f.extra_specs.remove(key).is_none() {
         return Err(err(
             404,

@@ -505,26 +505,27 @@ fn paginate<T>(
     marker_missing: impl Fn(&str) -> Response,
 ) -> Result<(Vec<T>, Option<Value>), Response> {
     let limit = parse_limit(req)?;
-    let mut items = items;
-    if let Some(m) = req.q("marker") {
-        let pos = items
-            .iter()
-            .position(|x| id(x) == m)
-            .ok_or_else(|| marker_missing(m))?;
-        items.drain(..=pos);
-    }
     let effective = limit.unwrap_or(MAX_LIMIT);
-    let full = items.len() >= effective && effective > 0;
-    items.truncate(effective);
-    let next = if full && !items.is_empty() {
-        let last = id(items.last().expect("non-empty"));
-        let q = query_with(
-            &req.query,
-            &[("limit", effective.to_string()), ("marker", last)],
-        );
-        Some(json!([{"href": format!("{}/v2.1/{path}?{q}", os.ctx.urls.compute), "rel": "next"}]))
-    } else {
-        None
+    let page = crate::core::page(
+        items,
+        &id,
+        req.q("marker"),
+        Some(effective),
+        crate::core::Direction::Forward,
+    )
+    .map_err(|e| marker_missing(&e.0))?;
+    let next = match page.items.last() {
+        Some(last) if page.full => {
+            let q = query_with(
+                &req.query,
+                &[("limit", effective.to_string()), ("marker", id(last))],
+            );
+            Some(
+                json!([{"href": format!("{}/v2.1/{path}?{q}", os.ctx.urls.compute), "rel": "next"}]),
+            )
+        }
+        _ => None,
     };
+    let items = page.items;
     Ok((items, next))
 }

@@ -107,8 +107,7 @@ pub(super) fn image_view(os: &Os, st: &State, s: &Server, mv: u32) -> Value {
     if mv >= 98 {
         let props: BTreeMap<String, Value> = st
             .images
-            .iter()
-            .find(|i| i.id == s.image_id)
+            .get(&s.image_id)
             .map(|i| {
                 i.properties
                     .iter()
