@@ -16,6 +16,13 @@ M = "hv-std, role: proxmox, bmc: { credential: { env: BMC_PASSWORD } } }"
 
 # name: (what is wrong, [(old, new)])
 VARIANTS = {
+    "ha-vm-on-local-storage": (
+        "an HA-managed VM has its disk on a local ZFS pool",
+        [("          - { name: ceph-vm, kind: rbd, tier: ssd, ceph_pool: vm }\n",
+          "          - { name: ceph-vm, kind: rbd, tier: ssd, ceph_pool: vm }\n          - { name: local-nvme, kind: zfspool, tier: nvme }\n"),
+         ("  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 8, memory_mib: 32768, disk_gb: 100, networks: [provisioning, management] }",
+          "  - { name: os-ctl1, site: fra1, role: openstack-control, cores: 8, memory_mib: 32768, disk_gb: 100, storage: local-nvme, networks: [provisioning, management], ha: true }  # expect: S0409")],
+    ),
     "ha-rule-more-apart-than-nodes": (
         "a negative HA rule keeps four VMs apart on a three-node cluster",
         [("          - { name: rack-apart, type: resource-affinity, affinity: negative, roles: [maas-rack] }",

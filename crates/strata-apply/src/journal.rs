@@ -115,6 +115,13 @@ impl Journal {
         Ok(Journal { pool, run: 0 })
     }
 
+    /// Close the connection and wait for its worker thread. Call it before the runtime
+    /// that opened the journal ends: a pool dropped unclosed leaves its maintenance task
+    /// behind, which can keep the runtime from shutting down.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
     pub fn run_id(&self) -> i64 {
         self.run
     }

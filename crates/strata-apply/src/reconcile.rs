@@ -84,9 +84,9 @@ pub async fn resuming(path: &Path) -> Result<BTreeSet<ResourceId>, ReconcileErro
         return Ok(BTreeSet::new());
     }
     let journal = Journal::inspect(path).await?;
-    Ok(journal
-        .resuming()
-        .await?
+    let keys = journal.resuming().await;
+    journal.close().await;
+    Ok(keys?
         .iter()
         .filter_map(|k| k.parse::<ResourceId>().ok())
         .collect())

@@ -1,9 +1,10 @@
-//! Capacity of the Proxmox clusters: every VM fits on at least one node of its
-//! cluster, and each cluster still holds its HA VMs with its largest node lost.
+//! Capacity and placement on the Proxmox clusters: every VM fits on at least one node
+//! of its cluster, each cluster still holds its HA VMs with its largest node lost, and
+//! an HA VM's disk is on storage another node can reach.
 
 use strata_diagnostics::{Diagnostic, codes};
 use strata_fleet::{Dc, Fleet, ProxmoxCluster, Vm};
-use strata_spec::{Cpu, HardwareProfile};
+use strata_spec::{Cpu, HardwareProfile, StorageKind};
 
 /// What one node can give a VM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,7 @@ pub fn check(fleet: &Fleet, out: &mut Vec<Diagnostic>) {
                 continue; // conformance reports a cluster without nodes
             }
             let vms: Vec<&Vm> = dc.vms.iter().filter(|v| v.cluster == c.name).collect();
+            ha_on_shared_storage(dc, c, &vms, out);
             vms_fit(dc, c, &nodes, &vms, out);
             // A VM that fits nowhere is reported once, not again as an HA shortfall.
             let placeable: Vec<&Vm> = vms
@@ -91,6 +93,52 @@ fn vms_fit(
                 c.name
             ))
             .help("shrink the VM, or add a node with a larger hardware profile to the cluster"),
+        );
+    }
+}
+
+/// S0409: an HA-managed VM's disk is on storage every node reaches (Proxmox VE's HA
+/// manager restarts a VM on another node, which must see its disk: pve-docs,
+/// ha-manager "Requirements": shared storage, or ZFS with storage replication, which
+/// the spec cannot declare yet).
+fn ha_on_shared_storage(dc: &Dc, c: &ProxmoxCluster, vms: &[&Vm], out: &mut Vec<Diagnostic>) {
+    let shared: Vec<&str> = c
+        .storage
+        .iter()
+        .filter(|s| s.kind == StorageKind::Rbd)
+        .map(|s| s.name.as_str())
+        .collect();
+    for vm in vms.iter().filter(|v| v.ha) {
+        let Some(pool) = c.storage.iter().find(|s| s.name == vm.storage) else {
+            continue; // an unknown pool is a reference error, reported by the compiler
+        };
+        if pool.kind == StorageKind::Rbd {
+            continue;
+        }
+        let kind = match pool.kind {
+            StorageKind::Zfspool => "a local ZFS pool",
+            StorageKind::Lvmthin => "a local LVM-thin pool",
+            StorageKind::Dir => "a local directory",
+            StorageKind::Rbd => "Ceph RBD",
+        };
+        out.push(
+            Diagnostic::new(
+                codes::S0409,
+                format!(
+                    "VM `{}` of `{}` is HA-managed, but its disk is on `{}`, {kind}: when its node dies, no other node of cluster `{}` can start it",
+                    vm.name, dc.name, pool.name, c.name
+                ),
+            )
+            .at_opt(vm.span.or(c.span).or(dc.span))
+            .expected(if shared.is_empty() {
+                "shared storage (a `kind: rbd` pool) for HA-managed VMs".to_string()
+            } else {
+                format!(
+                    "a shared pool: {}",
+                    shared.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+                )
+            })
+            .help("put the VM on shared storage, or make it not HA-managed (`ha: false`, and out of every HA rule)"),
         );
     }
 }

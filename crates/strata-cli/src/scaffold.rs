@@ -308,7 +308,7 @@ fn vms_yaml(name: &str, l: &Layout) -> String {
     }
     let _ = writeln!(
         s,
-        "  - {{ name: prometheus, site: {name}, role: monitoring, cores: 8, memory_mib: 32768, disk_gb: 500, storage: local-nvme, networks: [management], ha: true, tags: [monitoring] }}"
+        "  - {{ name: prometheus, site: {name}, role: monitoring, cores: 8, memory_mib: 32768, disk_gb: 500, storage: ceph-vm, networks: [management], ha: true, tags: [monitoring] }}"
     );
     let runners = l.vms.saturating_sub(4);
     let width = if l.synthetic { 5 } else { 1 };

@@ -221,6 +221,7 @@ pub fn run(a: ApplyArgs) -> Result<ExitCode> {
             None => &Lines,
         };
         let report = strata_apply::converge(&t.desired, plan, &providers, &journal, &journal_path, &owner, saved, &opts, progress).await;
+        journal.close().await;
         if let Some(b) = &bar {
             b.0.finish_and_clear();
         }

@@ -320,7 +320,9 @@ async fn run_twin(
         &strata_apply::ApplyOptions::default(),
         &strata_apply::Quiet,
     )
-    .await?;
+    .await;
+    journal.close().await;
+    let report = report?;
     let seconds = started.elapsed().as_secs_f64();
     for r in report
         .results

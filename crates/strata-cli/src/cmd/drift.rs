@@ -43,7 +43,12 @@ pub fn run(a: DriftArgs) -> Result<ExitCode> {
         }
         let (observed, scopes) = live::observe_all(&providers).await?;
         let baseline: BTreeMap<String, Value> = if journal_path.exists() {
-            strata_apply::Journal::inspect(&journal_path).await?.applied().await?.into_iter().collect()
+            {
+                let j = strata_apply::Journal::inspect(&journal_path).await?;
+                let applied = j.applied().await;
+                j.close().await;
+                applied?.into_iter().collect()
+            }
         } else {
             BTreeMap::new()
         };

@@ -42,7 +42,10 @@ pub fn run(a: PlanArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     let journal = live::journal_path(&a.spec.dir, &a.state);
     let desired = strata_plan::desired(&fleet)?;
-    let planned = rt.block_on(live::plan(&desired, &providers, secrets.as_ref(), &journal))?;
+    let planned = rt.block_on(live::plan(&desired, &providers, secrets.as_ref(), &journal));
+    // Bounded: a task a library left behind never keeps the command from exiting.
+    rt.shutdown_timeout(std::time::Duration::from_secs(10));
+    let planned = planned?;
     let plan = &planned.plan;
     if let Some(file) = &a.out {
         let spec_dir = std::path::absolute(&a.spec.dir)
