@@ -129,7 +129,7 @@ fn ha_on_shared_storage(dc: &Dc, c: &ProxmoxCluster, vms: &[&Vm], out: &mut Vec<
                     vm.name, dc.name, pool.name, c.name
                 ),
             )
-            .at_opt(vm.span.or(c.span).or(dc.span))
+            .at_opt(vm.storage_span.or(vm.span).or(c.span).or(dc.span))
             .expected(if shared.is_empty() {
                 "shared storage (a `kind: rbd` pool) for HA-managed VMs".to_string()
             } else {

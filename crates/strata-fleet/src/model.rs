@@ -381,6 +381,9 @@ pub struct Vm {
     pub memory_mib: u64,
     pub disk_gb: u64,
     pub storage: String,
+    /// Where `storage` was written, when the VM names its pool (else it is the cluster's first).
+    #[serde(skip)]
+    pub storage_span: Option<Span>,
     /// HA-managed (declared `ha: true`, or selected by one of its cluster's HA rules).
     pub ha: bool,
     pub interfaces: Vec<HostInterface>,

@@ -316,6 +316,7 @@ mod tests {
             memory_mib: 1024,
             disk_gb: 10,
             storage: "local".into(),
+            storage_span: None,
             ha: false,
             interfaces: vec![],
             tags: vec![],

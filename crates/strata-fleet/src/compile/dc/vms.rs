@@ -52,6 +52,7 @@ pub(crate) fn build_vms(
                     .first()
                     .map(|s| s.name.to_string())
                     .unwrap_or_default(),
+                storage_span: None,
                 ha: false,
                 interfaces: vm_devices(host_interfaces(
                     addressing,
@@ -105,6 +106,7 @@ pub(crate) fn build_vms(
                 .map(|s| s.to_string())
                 .or_else(|| cluster.and_then(|c| c.storage.first().map(|s| s.name.to_string())))
                 .unwrap_or_default(),
+            storage_span: v.storage.as_ref().map(|s| s.span),
             ha: v.ha,
             interfaces: vm_devices(host_interfaces(
                 addressing,
