@@ -217,6 +217,23 @@ fn structure() {
             assert_eq!(alias["product_id"], gpu.device_id.as_str());
             assert_eq!(alias["device_type"], "type-PCI");
             assert_eq!(alias["numa_policy"], "preferred");
+            // The pinned, huge-page GPU flavors need the host's pinning sets.
+            let layout = node.layout.as_ref().expect("a GPU host has a layout");
+            assert_eq!(
+                values(text, "compute", "cpu_dedicated_set"),
+                [strata_fleet::numa::cpu_ranges(&layout.dedicated).as_str()],
+                "{path}"
+            );
+            assert_eq!(
+                values(text, "compute", "cpu_shared_set"),
+                [strata_fleet::numa::cpu_ranges(&layout.shared).as_str()],
+                "{path}"
+            );
+            assert_eq!(
+                values(text, "DEFAULT", "reserved_host_memory_mb"),
+                [layout.reserved_host_memory_mb.to_string().as_str()],
+                "{path}"
+            );
         }
         assert!(gpu_hosts > 0, "the example DCs have GPU hosts");
     }
