@@ -63,7 +63,7 @@ pub struct NodeLayout {
 pub fn node_cpus(p: &HardwareProfile) -> Vec<Vec<u32>> {
     let nodes = p.numa_nodes;
     let cores = p.cpu.sockets * p.cpu.cores_per_socket;
-    if nodes == 0 || cores % nodes != 0 {
+    if nodes == 0 || !cores.is_multiple_of(nodes) {
         return Vec::new();
     }
     let per_node = cores / nodes;
@@ -81,7 +81,7 @@ pub fn node_cpus(p: &HardwareProfile) -> Vec<Vec<u32>> {
 pub fn host_layout(p: &HardwareProfile) -> Option<HostLayout> {
     let nodes = p.numa_nodes;
     let cores = p.cpu.sockets * p.cpu.cores_per_socket;
-    if nodes == 0 || cores % nodes != 0 {
+    if nodes == 0 || !cores.is_multiple_of(nodes) {
         return None;
     }
     let per_node = cores / nodes;
@@ -145,7 +145,10 @@ pub fn host_layout(p: &HardwareProfile) -> Option<HostLayout> {
 pub fn flavor_numa_nodes(layout: &HostLayout, vcpus: u32, ram_mib: u64, gpus: u32) -> Option<u32> {
     let count = layout.nodes.len() as u32;
     (1..=count).find(|&n| {
-        if vcpus % n != 0 || ram_mib % u64::from(n) != 0 || gpus % n != 0 {
+        if !vcpus.is_multiple_of(n)
+            || !ram_mib.is_multiple_of(u64::from(n))
+            || !gpus.is_multiple_of(n)
+        {
             return false;
         }
         let (cpus, pages, per_gpus) = (vcpus / n, ram_mib / u64::from(n), gpus / n);

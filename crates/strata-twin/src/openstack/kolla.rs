@@ -210,7 +210,10 @@ fn reserved_pages(values: &[String]) -> Result<Vec<(u32, i64)>, String> {
     Ok(out)
 }
 
-fn device_spec(nova: &Ini) -> Result<Vec<(Option<String>, Option<String>)>, String> {
+/// (vendor_id, product_id) of one `[pci] device_spec` entry; `None` matches any.
+type DeviceMatch = (Option<String>, Option<String>);
+
+fn device_spec(nova: &Ini) -> Result<Vec<DeviceMatch>, String> {
     let mut out = Vec::new();
     let values = nova
         .all("pci", "device_spec")
