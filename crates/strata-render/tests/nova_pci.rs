@@ -236,6 +236,18 @@ fn structure() {
             );
         }
         assert!(gpu_hosts > 0, "the example DCs have GPU hosts");
+        // An 8-GPU flavor does not fit one NUMA cell of an H100 host: it spans both,
+        // the GPUs split; a 1-GPU flavor stays on one.
+        let spec = |name: &str, key: &str| {
+            dc.openstack
+                .flavors
+                .iter()
+                .find(|f| f.name == name)
+                .and_then(|f| f.extra_specs.iter().find(|(k, _)| k == key))
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(spec("g1.h100x8", "hw:numa_nodes").as_deref(), Some("2"));
+        assert_eq!(spec("g1.h100x1", "hw:numa_nodes"), None);
     }
     let got: BTreeSet<String> = files.iter().map(|f| f.path.clone()).collect();
     assert_eq!(got, expected);
