@@ -97,6 +97,10 @@ VARIANTS = {
         [("gpu_model: NVIDIA H100 SXM5 80GB, gpus: 1,", "gpu_model: NVIDIA H100 SXM5 80GB, gpus: 16,"),
          ("vcpus: 24, ram_mib: 196608, disk_gb: 400 }", "vcpus: 24, ram_mib: 196608, disk_gb: 400 }  # expect: S0405")],
     ),
+    "gpu-flavor-numa-unfit": (
+        "a pinned GPU flavor wants more vCPUs than the GPU host's NUMA nodes can pin, split any way",
+        [("gpus: 1, vcpus: 24, ram_mib: 196608, disk_gb: 400 }", "gpus: 8, vcpus: 240, ram_mib: 196608, disk_gb: 400 }  # expect: S0412")],
+    ),
     "provisioning-without-dhcp": (
         "no rack controller serves DHCP on the provisioning VLAN",
         [("      - { name: rack-a, dhcp: [provisioning, bmc] }", "      - { name: rack-a, dhcp: [bmc] }  # expect: S0401"),

@@ -24,6 +24,10 @@ What is checked (exit status 0 when all hold, 1 otherwise, one message per probl
   when present, is one of nova's policies; no keys beyond those nova's alias
   schema allows; aliases that share a name agree on device_type and numa_policy.
 * The deprecated `passthrough_whitelist` name is reported (use `device_spec`).
+* `[compute] cpu_shared_set` and `cpu_dedicated_set`, when present, parse as nova's
+  `parse_cpu_spec` does (ids, `a-b` ranges, `^n` exclusions, comma-separated), are
+  not empty and do not overlap (nova-compute refuses to start when they do);
+  `[DEFAULT] reserved_host_memory_mb`, when present, is a non-negative integer.
 """
 
 import json
@@ -185,6 +189,41 @@ def check_alias(where, value, errors, seen):
                 errors.append("%s: numa_policy mismatch for alias %r (see %s)" % (where, name, previous[2]))
 
 
+def cpu_spec(where, value, errors):
+    cpus, excluded = set(), set()
+    for part in [p.strip() for p in value.split(",") if p.strip()]:
+        try:
+            if part.startswith("^"):
+                excluded.add(int(part[1:]))
+            elif "-" in part:
+                low, high = (int(x) for x in part.split("-", 1))
+                if low > high:
+                    raise ValueError(part)
+                cpus.update(range(low, high + 1))
+            else:
+                cpus.add(int(part))
+        except ValueError:
+            errors.append("%s: invalid range expression %r" % (where, value))
+            return set()
+    cpus -= excluded
+    if not cpus:
+        errors.append("%s: no CPU in %r" % (where, value))
+    return cpus
+
+
+def check_cpu_sets(path, sections, errors):
+    sets = {}
+    for key, value, line_no in sections.get("compute", []):
+        if key in ("cpu_shared_set", "cpu_dedicated_set"):
+            sets[key] = cpu_spec("%s:%d: %s" % (path, line_no, key), value, errors)
+    both = sets.get("cpu_shared_set", set()) & sets.get("cpu_dedicated_set", set())
+    if both:
+        errors.append("%s: cpu_shared_set and cpu_dedicated_set overlap on CPUs %s" % (path, sorted(both)))
+    for key, value, line_no in sections.get("DEFAULT", []):
+        if key == "reserved_host_memory_mb" and not re.match(r"^[0-9]+$", value):
+            errors.append("%s:%d: reserved_host_memory_mb must be a non-negative integer" % (path, line_no))
+
+
 def check(path, text):
     errors = []
     try:
@@ -193,6 +232,7 @@ def check(path, text):
         return ["%s: %s" % (path, exc)]
     if "pci" not in sections:
         return ["%s: no [pci] section" % path]
+    check_cpu_sets(path, sections, errors)
     entries = sections["pci"]
     values = {key: [] for key in MULTI_VALUED}
     for key, value, line_no in entries:

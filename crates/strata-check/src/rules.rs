@@ -640,7 +640,36 @@ fn gpu_flavors(spec: &Spec, fleet: &Fleet, out: &mut Vec<Diagnostic>) {
                 .expected(format!("1 to {}", g.count))
                 .help("a flavor can pass through at most the GPUs one host has"),
             ),
-            Some(_) => {}
+            Some(_) => {
+                // nova `nova/virt/hardware.py` `numa_fit_instance_to_host`: every
+                // instance NUMA node must fit one host cell.
+                let Some(layout) = strata_fleet::numa::host_layout(p) else {
+                    continue;
+                };
+                if strata_fleet::numa::flavor_numa_nodes(&layout, f.vcpus, f.ram_mib, *f.gpus)
+                    .is_none()
+                {
+                    let node = layout.nodes.first();
+                    out.push(
+                        Diagnostic::new(
+                            codes::S0412,
+                            format!(
+                                "GPU flavor `{}` ({} vCPUs, {} MiB, {} GPUs) fits no NUMA layout of profile `{}`",
+                                f.name, f.vcpus, f.ram_mib, *f.gpus, p.name
+                            ),
+                        )
+                        .at(f.name.span)
+                        .expected(format!(
+                            "a flavor that splits evenly over at most {} NUMA nodes, each share at most {} pinned vCPUs, {} GiB of 1 GiB pages and {} GPUs",
+                            layout.nodes.len(),
+                            node.map_or(0, |n| n.dedicated_cpus),
+                            node.map_or(0, |n| n.hugepages_1g),
+                            node.map_or(0, |n| n.gpus),
+                        ))
+                        .help("make the flavor smaller, or give its vCPUs, memory and GPUs a count the host's NUMA nodes divide"),
+                    );
+                }
+            }
         }
     }
 }

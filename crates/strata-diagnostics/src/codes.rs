@@ -115,6 +115,7 @@ codes! {
     S0407 Warning "ha-capacity" "With its largest node lost, a Proxmox cluster has less memory than its HA VMs need: HA could not restart them all. Only memory is compared; CPU is overcommitted by design.";
     S0408 Error "ha-rule-invalid" "A Proxmox VE HA rule that Proxmox would refuse or mark as conflicting: an option its type does not have (or a missing `affinity`), a resource-affinity rule with fewer than two VMs, a negative one with more VMs than the cluster has nodes, a VM in two node-affinity rules, a positive and a negative rule sharing two VMs, or a rule that selects no VM or no node in a DC.";
     S0409 Error "ha-on-local-storage" "An HA-managed VM has its disk on storage only one node can reach (ZFS, LVM-thin, a local directory): when that node dies, no other node can start it. HA needs shared storage (Ceph RBD), or ZFS with storage replication.";
+    S0412 Error "gpu-flavor-numa-unfit" "A pinned, huge-page GPU flavor fits no NUMA layout of its hosts: split evenly over any number of the host's NUMA nodes, a share needs more dedicated CPUs, 1 GiB pages or GPUs than one node has, so nova would answer NoValidHost for every boot.";
     S0501 Error "undeclared-snowflake" "A DC differs from the blueprint without a declared reason.";
     S0502 Warning "stale-override" "A declared override does not change anything: the DC already matches the blueprint.";
     S0601 Error "lock-unreadable" "fleet.lock could not be parsed.";

@@ -16,6 +16,7 @@ pub mod alloc;
 pub mod compile;
 pub mod lock;
 pub mod model;
+pub mod numa;
 pub mod overrides;
 
 pub use compile::{Compiled, compile};

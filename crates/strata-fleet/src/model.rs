@@ -488,6 +488,8 @@ pub struct ComputeNode {
     pub az: Option<String>,
     pub profile: String,
     pub gpu: Option<GpuInfo>,
+    /// How the host is laid out for pinned, huge-page instances (GPU hosts only).
+    pub layout: Option<crate::numa::HostLayout>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -16,8 +16,9 @@ use crate::model::{Kind, Resource, ResourceId, ResourceSet, owner_tag};
 
 /// The name of the MAAS fabric strata manages in each DC.
 pub const FABRIC: &str = "strata";
-/// The Neutron physical network tenant VLANs ride on.
-pub const PHYSNET: &str = "physnet1";
+/// The Neutron physical network tenant VLANs ride on: the one whose VLAN range the
+/// rendered `ml2_conf.ini` declares (`strata_render::kolla::PHYSNET`).
+pub const PHYSNET: &str = strata_render::kolla::PHYSNET;
 
 /// Everything the fleet wants, across all DCs and platforms; an error when a
 /// machine's user-data (cloud-init) cannot be rendered, so that a template bug never

@@ -194,10 +194,33 @@ struct Region {
     http: reqwest::Client,
 }
 
+/// The Kolla files `strata render` writes for the example fleet's `fra1` (the deploy
+/// host's `/etc/kolla/`, keyed by the path below it): what the twin's region is
+/// deployed with, as the real one would be.
+fn rendered_kolla() -> BTreeMap<String, String> {
+    let fleet = strata_testkit::example_fleet();
+    let mut files = strata_render::kolla::render(&fleet).expect("render kolla");
+    files.extend(strata_render::nova_pci::render(&fleet).expect("render nova pci"));
+    let prefix = format!("{DC}/kolla/");
+    files
+        .into_iter()
+        .filter_map(|f| {
+            f.path
+                .strip_prefix(&prefix)
+                .map(|p| (p.to_string(), f.content))
+        })
+        .collect()
+}
+
 async fn region(faults: FaultSpec) -> Region {
+    region_with(faults, rendered_kolla()).await
+}
+
+async fn region_with(faults: FaultSpec, kolla_config: BTreeMap<String, String>) -> Region {
     let twin = strata_twin::start(TwinOptions {
         dcs: vec![DcSeed {
             name: DC.into(),
+            kolla_config,
             ..DcSeed::default()
         }],
         listen: "127.0.0.1:0".parse::<SocketAddr>().expect("addr"),
@@ -597,6 +620,39 @@ async fn a_fresh_region_has_nothing_owned_and_observing_costs_constant_calls() {
     assert!(s.endpoints["identity"].ends_with("/fra1/openstack/identity/v3"));
     let root = p.placement_root().await.expect("placement root");
     assert!(root.versions[0].max_version.starts_with("1."));
+}
+
+// ---------------------------------------------------------------------------------------
+// 2b. A region deployed without strata's ML2 override (Kolla's network_vlan_ranges is
+// empty) refuses the tenant networks with Neutron's 400; with it, they are created.
+
+#[tokio::test]
+async fn tenant_networks_need_the_rendered_ml2_override() {
+    let net = network("acme-app", 120);
+    let mut desired = ResourceSet::default();
+    desired.insert(net);
+    let intents = MemIntents::default();
+
+    let bare = region_with(FaultSpec::default(), BTreeMap::new()).await;
+    let p = bare.provider();
+    let steps = plan(&desired, &p.observe().await.expect("observe")).steps;
+    assert_eq!(steps.len(), 1);
+    let e = act(&p, &steps[0], &intents)
+        .await
+        .expect_err("no VLAN physnet without the override");
+    assert!(
+        e.to_string()
+            .contains("physical_network 'physnet1' unknown for VLAN provider network"),
+        "{e}"
+    );
+
+    let configured = region(FaultSpec::default()).await;
+    let p = configured.provider();
+    let intents = MemIntents::default();
+    let steps = plan(&desired, &p.observe().await.expect("observe")).steps;
+    act(&p, &steps[0], &intents)
+        .await
+        .expect("the rendered ml2_conf.ini names physnet1");
 }
 
 // ---------------------------------------------------------------------------------------

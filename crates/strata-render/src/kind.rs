@@ -20,6 +20,9 @@ pub enum FileKind {
     KollaGlobals,
     /// nova.conf fragment with `[pci] device_spec`/`alias` (checked as INI + JSON values).
     NovaPci,
+    /// Neutron `ml2_conf.ini` override (checked as INI with python's configparser, and
+    /// its VLAN ranges and flat networks as neutron parses them).
+    NeutronMl2,
     /// Prometheus configuration (checked with `promtool check config`).
     Prometheus,
     /// Anything else (documentation, summaries); not verified.
@@ -37,12 +40,13 @@ impl FileKind {
             FileKind::KollaInventory => "kolla-inventory",
             FileKind::KollaGlobals => "kolla-globals",
             FileKind::NovaPci => "nova-pci",
+            FileKind::NeutronMl2 => "neutron-ml2",
             FileKind::Prometheus => "prometheus",
             FileKind::Other => "other",
         }
     }
 
-    pub const VERIFIED: [FileKind; 9] = [
+    pub const VERIFIED: [FileKind; 10] = [
         FileKind::FrrConf,
         FileKind::Netplan,
         FileKind::CloudInit,
@@ -51,6 +55,7 @@ impl FileKind {
         FileKind::KollaInventory,
         FileKind::KollaGlobals,
         FileKind::NovaPci,
+        FileKind::NeutronMl2,
         FileKind::Prometheus,
     ];
 }

@@ -7,7 +7,9 @@
 //!   `pci_passthrough:alias`), which nova-api needs to read flavors and nova-compute
 //!   needs for move operations, and enables the scheduler's `PciPassthroughFilter`.
 //! * `<dc>/kolla/config/nova/<inventory hostname>/nova.conf` for each compute host
-//!   with GPUs: its `[pci] device_spec`. Kolla looks the directory up by
+//!   with GPUs: its `[pci] device_spec`, and the layout pinned, huge-page GPU
+//!   flavors need (`[compute] cpu_shared_set`/`cpu_dedicated_set`, `[DEFAULT]
+//!   reserved_host_memory_mb`, from [`strata_fleet::numa`]). Kolla looks the directory up by
 //!   `inventory_hostname`, which is the host's FQDN (see [`crate::kolla`]).
 //!
 //! Kolla merges the per-host file after the DC-wide one, key by key, so the per-host
@@ -254,6 +256,31 @@ fn host_conf(fleet: &Fleet, node: &ComputeNode, gpu: &GpuInfo) -> String {
             .map(|(node, count)| format!("{count} on NUMA node {node}"))
             .collect();
         let _ = writeln!(out, "# GPU NUMA layout: {}.", layout.join(", "));
+    }
+    if let Some(layout) = &node.layout {
+        let _ = write!(
+            out,
+            "\
+# Pinned, huge-page instances (the GPU flavors): per NUMA node, {cores} cores and
+# their sibling threads stay with the host (cpu_shared_set) and the rest are pinned
+# (cpu_dedicated_set); {host_gib} GiB per node stay outside 1 GiB pages. The kernel
+# command line of this host (a MAAS tag's kernel_opts) must carry:
+#   {kernel_opts}
+
+[DEFAULT]
+reserved_host_memory_mb = {reserved}
+
+[compute]
+cpu_shared_set = {shared}
+cpu_dedicated_set = {dedicated}
+",
+            cores = strata_fleet::numa::HOST_CORES_PER_NODE,
+            host_gib = strata_fleet::numa::HOST_MEMORY_GIB_PER_NODE,
+            kernel_opts = layout.kernel_opts,
+            reserved = layout.reserved_host_memory_mb,
+            shared = strata_fleet::numa::cpu_ranges(&layout.shared),
+            dedicated = strata_fleet::numa::cpu_ranges(&layout.dedicated),
+        );
     }
     out.push_str("\n[pci]\n");
     let _ = writeln!(

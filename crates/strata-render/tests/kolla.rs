@@ -13,7 +13,11 @@ use strata_render::{FileKind, RenderedFile, kolla};
 use strata_spec::InfraVlan;
 use strata_verify::{Check, Verifier};
 
-const KINDS: [FileKind; 2] = [FileKind::KollaInventory, FileKind::KollaGlobals];
+const KINDS: [FileKind; 3] = [
+    FileKind::KollaInventory,
+    FileKind::KollaGlobals,
+    FileKind::NeutronMl2,
+];
 
 fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a RenderedFile {
     files
@@ -135,6 +139,52 @@ fn snapshots() {
         "fra1_multinode",
         file(&files, "fra1/kolla/multinode").content
     );
+    insta::assert_snapshot!(
+        "fra1_ml2_conf",
+        file(&files, "fra1/kolla/config/neutron/ml2_conf.ini").content
+    );
+}
+
+/// Kolla leaves `network_vlan_ranges` empty; the override names the tenant VLAN range
+/// on the physnet strata's tenant networks use, and globals.yml bridges that physnet.
+#[test]
+fn ml2_override_declares_the_tenant_vlan_range() {
+    let fleet = strata_testkit::example_fleet();
+    let files = kolla::render(&fleet).expect("renders");
+    for dc in &fleet.dcs {
+        let ml2 = file(
+            &files,
+            &format!("{}/kolla/config/neutron/ml2_conf.ini", dc.name),
+        );
+        let tenant = *dc.blueprint.vlans.tenant;
+        let s = sections(&ml2.content);
+        assert_eq!(
+            s["ml2_type_vlan"],
+            [format!(
+                "network_vlan_ranges = {}:{}:{}",
+                kolla::PHYSNET,
+                tenant.first,
+                tenant.last
+            )]
+        );
+        for t in &fleet.tenants {
+            for n in &t.networks {
+                assert!(
+                    (tenant.first..=tenant.last).contains(&u32::from(n.vlan)),
+                    "{}-{}: VLAN {} outside the range",
+                    t.name,
+                    n.name,
+                    n.vlan
+                );
+            }
+        }
+        let globals =
+            globals_pairs(&file(&files, &format!("{}/kolla/globals.yml", dc.name)).content);
+        assert!(globals.contains(&(
+            "neutron_physical_networks".to_string(),
+            format!("\"{}\"", kolla::PHYSNET)
+        )));
+    }
 }
 
 #[test]
@@ -152,7 +202,7 @@ fn deterministic() {
 }
 
 #[test]
-fn two_files_per_dc_of_the_right_kinds() {
+fn three_files_per_dc_of_the_right_kinds() {
     let fleet = strata_testkit::example_fleet();
     let files = kolla::render(&fleet).expect("renders");
     let expected: BTreeSet<(String, FileKind)> = fleet
@@ -167,6 +217,10 @@ fn two_files_per_dc_of_the_right_kinds() {
                 (
                     format!("{}/kolla/multinode", dc.name),
                     FileKind::KollaInventory,
+                ),
+                (
+                    format!("{}/kolla/config/neutron/ml2_conf.ini", dc.name),
+                    FileKind::NeutronMl2,
                 ),
             ]
         })

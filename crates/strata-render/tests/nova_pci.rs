@@ -217,8 +217,37 @@ fn structure() {
             assert_eq!(alias["product_id"], gpu.device_id.as_str());
             assert_eq!(alias["device_type"], "type-PCI");
             assert_eq!(alias["numa_policy"], "preferred");
+            // The pinned, huge-page GPU flavors need the host's pinning sets.
+            let layout = node.layout.as_ref().expect("a GPU host has a layout");
+            assert_eq!(
+                values(text, "compute", "cpu_dedicated_set"),
+                [strata_fleet::numa::cpu_ranges(&layout.dedicated).as_str()],
+                "{path}"
+            );
+            assert_eq!(
+                values(text, "compute", "cpu_shared_set"),
+                [strata_fleet::numa::cpu_ranges(&layout.shared).as_str()],
+                "{path}"
+            );
+            assert_eq!(
+                values(text, "DEFAULT", "reserved_host_memory_mb"),
+                [layout.reserved_host_memory_mb.to_string().as_str()],
+                "{path}"
+            );
         }
         assert!(gpu_hosts > 0, "the example DCs have GPU hosts");
+        // An 8-GPU flavor does not fit one NUMA cell of an H100 host: it spans both,
+        // the GPUs split; a 1-GPU flavor stays on one.
+        let spec = |name: &str, key: &str| {
+            dc.openstack
+                .flavors
+                .iter()
+                .find(|f| f.name == name)
+                .and_then(|f| f.extra_specs.iter().find(|(k, _)| k == key))
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(spec("g1.h100x8", "hw:numa_nodes").as_deref(), Some("2"));
+        assert_eq!(spec("g1.h100x1", "hw:numa_nodes"), None);
     }
     let got: BTreeSet<String> = files.iter().map(|f| f.path.clone()).collect();
     assert_eq!(got, expected);

@@ -54,6 +54,35 @@ pub struct DcSeed {
     pub proxmox_storages: Vec<SeedStorage>,
     /// Pre-existing VMs not created by strata (unowned), per DC, for scale tests.
     pub extra_vms: usize,
+    /// The OpenStack region's Kolla-Ansible configuration, as the deploy host's
+    /// `/etc/kolla/` holds it: path relative to that directory (`globals.yml`,
+    /// `config/nova.conf`, `config/nova/<host>/nova.conf`, `config/neutron/ml2_conf.ini`)
+    /// → text. The region's PCI aliases, pinning sets and physnets come from it
+    /// (`openstack/kolla.rs`); empty is Kolla's defaults.
+    #[serde(default)]
+    pub kolla_config: std::collections::BTreeMap<String, String>,
+    /// The OpenStack compute hosts (nova-compute on each); empty for the twin's own
+    /// three plain hosts and one GPU host.
+    #[serde(default)]
+    pub compute_hosts: Vec<SeedComputeHost>,
+}
+
+/// A compute host as nova-compute finds it through libvirt: hardware, and what the
+/// kernel it booted set aside.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SeedComputeHost {
+    /// Host name (nova's service host); its Kolla per-host directory is its FQDN, whose
+    /// first label this is.
+    pub name: String,
+    /// CPU ids of each NUMA node.
+    pub numa_cpus: Vec<Vec<u32>>,
+    pub memory_mib: u64,
+    pub local_gb: u64,
+    pub cpu_model: String,
+    pub gpus: Vec<SeedGpu>,
+    /// 1 GiB huge pages from the kernel command line (`hugepages=`), spread evenly
+    /// over the NUMA nodes.
+    pub hugepages_1g: u64,
 }
 
 /// A machine as MAAS sees it after PXE enlistment: identified by its boot MAC and serial.

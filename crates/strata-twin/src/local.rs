@@ -82,6 +82,8 @@ fn seed() -> DcSeed {
             content: vec!["images".into(), "rootdir".into()],
         }],
         extra_vms: 1,
+        kolla_config: Default::default(),
+        compute_hosts: Vec::new(),
     }
 }
 

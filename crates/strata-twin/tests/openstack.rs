@@ -1312,7 +1312,7 @@ async fn neutron_networks_subnets_ports_quotas() {
     assert_eq!(r.status, 201);
     let r = c.neutron("POST", "/networks", Some(json!({"network": {"name": "vx2", "provider:network_type": "vxlan", "provider:segmentation_id": 5001}}))).await;
     assert_eq!(r.body["NeutronError"]["type"], "TunnelIdInUse");
-    let r = c.neutron("POST", "/networks", Some(json!({"network": {"name": "flat2", "provider:network_type": "flat", "provider:physical_network": "external"}}))).await;
+    let r = c.neutron("POST", "/networks", Some(json!({"network": {"name": "flat2", "provider:network_type": "flat", "provider:physical_network": "physnet1"}}))).await;
     assert_eq!(r.body["NeutronError"]["type"], "FlatNetworkInUse");
     let r = c
         .neutron(

@@ -1101,7 +1101,7 @@ async fn setup(c: Cloud) -> Env {
     vars.insert("vlan", "1600".into());
 
     // A flavor with a description and extra specs; a key pair; the cirros image.
-    let r = c.nova("POST", "/flavors", "2.55", Some(json!({"flavor": {"name": "m1.sample", "id": "sample-flavor", "vcpus": 1, "ram": 512, "disk": 1, "description": "test description"}}))).await;
+    let r = c.nova("POST", "/flavors", "2.55", Some(json!({"flavor": {"name": "m1.sample", "id": "sample-flavor", "vcpus": 2, "ram": 1024, "disk": 1, "description": "test description"}}))).await;
     assert_eq!(r.status, 200, "{}", r.body);
     c.nova(
         "POST",

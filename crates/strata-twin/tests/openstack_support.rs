@@ -2,6 +2,7 @@
 //! own as an empty test crate).
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub fn opts(dcs: &[&str], state_file: Option<PathBuf>) -> TwinOptions {
             .map(|n| DcSeed {
                 name: n.to_string(),
                 proxmox_nodes: vec!["pve1".into()],
+                kolla_config: kolla_config(n),
                 ..DcSeed::default()
             })
             .collect(),
@@ -25,6 +27,28 @@ pub fn opts(dcs: &[&str], state_file: Option<PathBuf>) -> TwinOptions {
         state_file,
         seed: 7,
     }
+}
+
+/// The Kolla files these tests deploy each region with (what `strata render` writes
+/// under `<dc>/kolla/`, trimmed to what the twin reads): the GPU alias (with the
+/// resource class the tests' Placement queries name), the GPU host's device spec, and
+/// the ML2 physnets: `physnet1` with a tenant range, `physnet2` for provider networks
+/// only.
+pub fn kolla_config(dc: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "config/nova.conf".to_string(),
+            "[pci]\nalias = {\"name\": \"gpu-h100\", \"vendor_id\": \"10de\", \"product_id\": \"2330\", \"device_type\": \"type-PCI\", \"numa_policy\": \"preferred\", \"resource_class\": \"CUSTOM_GPU_H100\"}\n".to_string(),
+        ),
+        (
+            format!("config/nova/{dc}-gpu-01.{dc}.example.net/nova.conf"),
+            "[pci]\ndevice_spec = {\"vendor_id\": \"10de\", \"product_id\": \"2330\"}\n".to_string(),
+        ),
+        (
+            "config/neutron/ml2_conf.ini".to_string(),
+            "[ml2_type_vlan]\nnetwork_vlan_ranges = physnet1:1000:2999,physnet2\n\n[ml2_type_flat]\nflat_networks = physnet1\n".to_string(),
+        ),
+    ])
 }
 
 /// A twin on a virtual clock: builds, reboots and other transitions complete only when

@@ -103,6 +103,12 @@
 //! `device_spec` and `alias` JSON values against nova's rules: see the script's
 //! docstring. Python is the venv's, else `/usr/bin/python3`.
 //!
+//! # `neutron-ml2`: `python3 scripts/verify-helpers/neutron_ml2_check.py FILE`
+//! Parses the file with python's configparser (strict: duplicate sections or options
+//! fail) and checks `network_vlan_ranges` and `flat_networks` the way neutron-lib's
+//! `parse_network_vlan_ranges` reads them (a bad entry stops neutron-server). It does
+//! not know which physnets the hosts' bridges map.
+//!
 //! # `prometheus`: `promtool check config FILE` (Prometheus 2.42)
 //! Exits 1 on unknown fields, bad durations (`scrape_interval: banana`), duplicate
 //! job names, `scrape_timeout` greater than `scrape_interval`, and `rule_files` that
@@ -130,6 +136,7 @@ pub(crate) fn tool_name(kind: FileKind) -> &'static str {
         FileKind::KollaInventory => "ansible-inventory",
         FileKind::KollaGlobals => "ansible",
         FileKind::NovaPci => "nova_pci_check.py",
+        FileKind::NeutronMl2 => "neutron_ml2_check.py",
         FileKind::Prometheus => "promtool",
         FileKind::Other => "none",
     }
@@ -189,7 +196,14 @@ pub(crate) fn run_kind(
         FileKind::Keepalived => keepalived(verifier, file, scratch),
         FileKind::KollaInventory => kolla_inventory(verifier, file, scratch),
         FileKind::KollaGlobals => kolla_globals(verifier, file, scratch),
-        FileKind::NovaPci => nova_pci(verifier, file, scratch),
+        FileKind::NovaPci => helper(verifier, file, scratch, "nova_pci_check.py", NOVA_PCI_CHECK),
+        FileKind::NeutronMl2 => helper(
+            verifier,
+            file,
+            scratch,
+            "neutron_ml2_check.py",
+            NEUTRON_ML2_CHECK,
+        ),
         FileKind::Prometheus => promtool(verifier, &tool(&verifier.promtool), file, scratch),
         FileKind::Other => Verdict {
             command: String::new(),
@@ -599,12 +613,17 @@ fn kolla_globals(verifier: &Verifier, file: &Path, scratch: &Path) -> Verdict {
 /// The helper script, embedded so that the check works from any directory.
 const NOVA_PCI_CHECK: &str = include_str!("../../../scripts/verify-helpers/nova_pci_check.py");
 
-fn nova_pci(verifier: &Verifier, file: &Path, scratch: &Path) -> Verdict {
+const NEUTRON_ML2_CHECK: &str =
+    include_str!("../../../scripts/verify-helpers/neutron_ml2_check.py");
+
+/// One of `scripts/verify-helpers/` (standard-library python), written to the scratch
+/// directory and run on `file`.
+fn helper(verifier: &Verifier, file: &Path, scratch: &Path, name: &str, source: &str) -> Verdict {
     let Some(python) = &verifier.python else {
         return Verdict::failed(String::new(), "python3 not found".to_string());
     };
-    let script = scratch.join("nova_pci_check.py");
-    if let Err(e) = fs::write(&script, NOVA_PCI_CHECK) {
+    let script = scratch.join(name);
+    if let Err(e) = fs::write(&script, source) {
         return Verdict::failed(
             String::new(),
             format!("cannot write {}: {e}", script.display()),
@@ -612,7 +631,7 @@ fn nova_pci(verifier: &Verifier, file: &Path, scratch: &Path) -> Verdict {
     }
     let invocation = Invocation::new(python, scratch).arg(&script).arg(file);
     let command = format!(
-        "{} scripts/verify-helpers/nova_pci_check.py {}",
+        "{} scripts/verify-helpers/{name} {}",
         shell_quote(&python.to_string_lossy()),
         shell_quote(&file.to_string_lossy())
     );

@@ -158,7 +158,7 @@ impl Verifier {
             FileKind::Keepalived => &[("keepalived", &self.keepalived)],
             FileKind::KollaInventory => &[("ansible-inventory", &self.ansible_inventory)],
             FileKind::KollaGlobals => &[("ansible", &self.ansible)],
-            FileKind::NovaPci => &[("python3", &self.python)],
+            FileKind::NovaPci | FileKind::NeutronMl2 => &[("python3", &self.python)],
             FileKind::Prometheus => &[("promtool", &self.promtool)],
             FileKind::Other => &[],
         };

@@ -144,6 +144,11 @@ fn nova_pci() {
 }
 
 #[test]
+fn neutron_ml2() {
+    good_and_broken(FileKind::NeutronMl2, "the range ends before it starts");
+}
+
+#[test]
 fn prometheus() {
     good_and_broken(FileKind::Prometheus, "not a valid duration string");
 }

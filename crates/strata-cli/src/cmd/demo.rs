@@ -266,7 +266,7 @@ async fn run_twin(
     use strata_plan::{Kind, owner_tag};
 
     let json = is_json(&a.global);
-    let seeds = crate::cmd::twin::seeds_from_fleet(fleet, fleet.dcs.len(), 0);
+    let seeds = crate::cmd::twin::seeds_from_fleet(fleet, fleet.dcs.len(), 0)?;
     let mut opts = strata_twin::TwinOptions {
         dcs: seeds,
         listen: a.listen,

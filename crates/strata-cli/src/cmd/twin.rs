@@ -1,5 +1,6 @@
 //! `strata twin`: run the simulated MAAS, Proxmox VE and OpenStack endpoints.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +9,9 @@ use anyhow::{Result, bail};
 use clap::Args;
 use strata_fleet::Fleet;
 use strata_spec::MachineRole;
-use strata_twin::{DcSeed, FaultSpec, SeedGpu, SeedMachine, SeedStorage, TwinOptions};
+use strata_twin::{
+    DcSeed, FaultSpec, SeedComputeHost, SeedGpu, SeedMachine, SeedStorage, TwinOptions,
+};
 
 use crate::output::outln;
 use crate::pipeline::analyze;
@@ -49,10 +52,66 @@ pub struct TwinArgs {
     pub seed: u64,
 }
 
+/// Each DC's Kolla configuration as `strata render` writes it under `<dc>/kolla/`
+/// (the deploy host's `/etc/kolla/`), keyed by the path below that directory.
+fn kolla_files(fleet: &Fleet) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+    let mut files = strata_render::kolla::render(fleet)?;
+    files.extend(strata_render::nova_pci::render(fleet)?);
+    let mut by_dc: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for f in files {
+        if let Some((dc, rest)) = f.path.split_once("/kolla/") {
+            by_dc
+                .entry(dc.to_string())
+                .or_default()
+                .insert(rest.to_string(), f.content);
+        }
+    }
+    Ok(by_dc)
+}
+
+/// The DC's OpenStack compute hosts as libvirt would show them: the profile's CPUs per
+/// NUMA node, memory, GPUs, and the 1 GiB pages of the kernel command line strata
+/// gives GPU hosts.
+fn compute_hosts(fleet: &Fleet, dc: &strata_fleet::Dc) -> Vec<SeedComputeHost> {
+    dc.openstack
+        .compute
+        .iter()
+        .filter_map(|c| {
+            let p = fleet.profile(&c.profile)?;
+            Some(SeedComputeHost {
+                name: c.hostname.clone(),
+                numa_cpus: strata_fleet::numa::node_cpus(p),
+                memory_mib: u64::from(p.memory_gib) * 1024,
+                local_gb: p.disks.iter().map(|d| d.size_gb).sum(),
+                cpu_model: p.cpu.model.clone(),
+                gpus: p
+                    .gpu
+                    .as_ref()
+                    .map(|g| {
+                        (0..g.count)
+                            .map(|i| SeedGpu {
+                                model: g.model.clone(),
+                                vendor_id: g.vendor_id.clone(),
+                                device_id: g.device_id.clone(),
+                                pcie_gen: g.pcie_gen,
+                                pcie_width: g.pcie_width,
+                                numa_node: g.numa.get(i as usize).map(|n| **n).unwrap_or(0),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                hugepages_1g: c.layout.as_ref().map_or(0, |l| u64::from(l.hugepages_1g)),
+            })
+        })
+        .collect()
+}
+
 /// Seeds for the twin from a compiled fleet: each DC's inventory, Proxmox nodes and
-/// storages.
-pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Vec<DcSeed> {
-    fleet
+/// storages, its OpenStack compute hosts, and its rendered Kolla configuration (which
+/// the twin's region is configured from, as the real one is after a Kolla deploy).
+pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Result<Vec<DcSeed>> {
+    let mut kolla = kolla_files(fleet)?;
+    Ok(fleet
         .dcs
         .iter()
         .take(dcs)
@@ -123,9 +182,11 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Vec<DcSe
                 proxmox_nodes: nodes,
                 proxmox_storages: storages,
                 extra_vms,
+                kolla_config: kolla.remove(&dc.name).unwrap_or_default(),
+                compute_hosts: compute_hosts(fleet, dc),
             }
         })
-        .collect()
+        .collect())
 }
 
 /// Generic seeds: `machines` enlisted machines per DC, three Proxmox nodes.
@@ -157,6 +218,8 @@ pub fn generic_seeds(dcs: u32, machines: u32, extra_vms: usize) -> Vec<DcSeed> {
                 }],
                 extra_vms,
                 name,
+                kolla_config: BTreeMap::new(),
+                compute_hosts: Vec::new(),
             }
         })
         .collect()
@@ -197,7 +260,7 @@ pub fn run(a: TwinArgs) -> Result<ExitCode> {
             if (a.dcs as usize) > fleet.dcs.len() {
                 bail!("--dcs {} but the fleet has {} DCs", a.dcs, fleet.dcs.len());
             }
-            seeds_from_fleet(fleet, a.dcs as usize, a.vms_per_dc as usize)
+            seeds_from_fleet(fleet, a.dcs as usize, a.vms_per_dc as usize)?
         }
         None => generic_seeds(a.dcs, a.machines_per_dc, a.vms_per_dc as usize),
     };

@@ -44,8 +44,9 @@ pub(crate) fn mutate(os: &Os, req: &MutateRequest) -> Result<Value, String> {
         "project" => mutate_project(os, st, req),
         "image" => mutate_image(os, st, req),
         "hypervisor" | "host" => mutate_host(st, req),
+        "kolla-config" => reconfigure(st, req),
         other => Err(format!(
-            "unknown kind `{other}`; use flavor, network, server, quota, project, image or hypervisor"
+            "unknown kind `{other}`; use flavor, network, server, quota, project, image, hypervisor or kolla-config"
         )),
     }
 }
@@ -373,6 +374,24 @@ fn mutate_image(os: &Os, st: &mut State, req: &MutateRequest) -> Result<Value, S
     Ok(json!({"id": img.id, "name": img.name, "status": img.status}))
 }
 
+/// `kolla-ansible reconfigure` with these files (`set`: path under `/etc/kolla/` →
+/// text, the whole configuration): the services restart with what the files set.
+fn reconfigure(st: &mut State, req: &MutateRequest) -> Result<Value, String> {
+    let files: std::collections::BTreeMap<String, String> = req
+        .set
+        .iter()
+        .map(|(k, v)| string(k, v).map(|text| (k.clone(), text)))
+        .collect::<Result<_, _>>()?;
+    let mut next = st.clone();
+    kolla::apply(&mut next, &files)?;
+    *st = next;
+    Ok(json!({
+        "pci_aliases": st.pci_aliases.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
+        "vlan_physnets": st.ml2.vlan_ranges.keys().cloned().collect::<Vec<_>>(),
+        "flat_networks": st.ml2.flat_networks,
+    }))
+}
+
 fn mutate_host(st: &mut State, req: &MutateRequest) -> Result<Value, String> {
     let idx = st
         .hosts
@@ -393,6 +412,15 @@ fn mutate_host(st: &mut State, req: &MutateRequest) -> Result<Value, String> {
             "status" => h.status = string(k, v)?,
             "state" => h.state = string(k, v)?,
             "disabled_reason" => h.disabled_reason = opt_string(v),
+            // The host rebooted with `hugepagesz=1G hugepages=N` on its kernel command
+            // line: N pages, spread evenly over its NUMA cells.
+            "hugepages_1g" => {
+                let total = int(k, v)?;
+                let cells = h.numa_cells.len().max(1) as i64;
+                for c in h.numa_cells.iter_mut() {
+                    c.pages_1g = total / cells;
+                }
+            }
             other => return Err(format!("hypervisor has no settable field `{other}`")),
         }
     }

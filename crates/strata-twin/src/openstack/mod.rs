@@ -30,6 +30,7 @@ use crate::{DcContext, MutateRequest, Service};
 mod admin;
 mod glance;
 mod keystone;
+mod kolla;
 mod model;
 mod net;
 mod neutron;
@@ -70,7 +71,8 @@ pub fn build(
             seed::refresh_catalog(&mut st, &ctx);
             st
         }
-        _ => seed::fresh(&ctx),
+        _ => seed::fresh(&ctx)
+            .map_err(|e| anyhow::anyhow!("{}: the Kolla configuration: {e}", ctx.name))?,
     };
     let path_of = |u: &str| {
         url::Url::parse(u)

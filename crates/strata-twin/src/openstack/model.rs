@@ -45,6 +45,22 @@ pub struct State {
     pub custom_rcs: Vec<String>,
     pub custom_traits: Vec<String>,
     pub consumers: BTreeMap<String, Consumer>,
+    /// What the region's Kolla configuration sets for Neutron's ML2 type drivers (the
+    /// physnets and VLAN ranges); see [`super::kolla`].
+    #[serde(default)]
+    pub ml2: Ml2Config,
+}
+
+/// `[ml2_type_vlan] network_vlan_ranges` and `[ml2_type_flat] flat_networks` as
+/// neutron-server read them from `ml2_conf.ini`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Ml2Config {
+    /// Physical network → the VLAN ranges tenant networks are allocated from. A
+    /// physnet listed without a range is known (provider networks may use it) but
+    /// has nothing to allocate.
+    pub vlan_ranges: BTreeMap<String, Vec<(i64, i64)>>,
+    /// Physical networks flat networks may use (`*` for any).
+    pub flat_networks: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -223,6 +239,38 @@ pub struct ComputeHost {
     pub disabled_reason: Option<String>,
     pub pci: Vec<PciDevice>,
     pub started_ms: i64,
+    /// The host's NUMA cells as libvirt reports them (hardware and kernel facts).
+    #[serde(default)]
+    pub numa_cells: Vec<NumaCell>,
+    /// What this host's nova-compute was configured with (its merged `nova.conf`).
+    #[serde(default)]
+    pub conf: ComputeConf,
+}
+
+/// One NUMA cell of a compute host.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NumaCell {
+    pub id: u32,
+    /// Host CPU ids in this cell.
+    pub cpus: Vec<u32>,
+    pub memory_mb: i64,
+    /// 1 GiB huge pages the kernel set aside in this cell (`hugepages=` on its
+    /// command line).
+    pub pages_1g: i64,
+}
+
+/// The nova-compute options the twin acts on.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ComputeConf {
+    /// `[compute] cpu_dedicated_set`: the host CPUs pinned instances may use.
+    pub cpu_dedicated_set: Option<Vec<u32>>,
+    /// `[compute] cpu_shared_set`: the host CPUs unpinned instances float on.
+    pub cpu_shared_set: Option<Vec<u32>>,
+    /// `[DEFAULT] reserved_huge_pages`: (NUMA node, 1 GiB pages) kept from instances.
+    pub reserved_pages_1g: Vec<(u32, i64)>,
+    /// `[pci] device_spec`: which devices nova-compute may pass through, as
+    /// (vendor_id, product_id); a `None` matches any.
+    pub device_spec: Vec<(Option<String>, Option<String>)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -304,9 +352,27 @@ pub struct Server {
     pub no_valid_host: bool,
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// The host NUMA cells the instance's cells were fitted to (pinned CPUs, huge
+    /// pages), empty for an instance without a NUMA topology.
+    #[serde(default)]
+    pub numa: Vec<CellClaim>,
     /// What was done to the server (`os-instance-actions`), oldest first.
     #[serde(default)]
     pub actions: Vec<InstanceAction>,
+}
+
+/// One instance NUMA cell on a host cell.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CellClaim {
+    pub host_cell: u32,
+    /// Host CPUs pinned to the instance (empty unless `hw:cpu_policy=dedicated`).
+    pub pinned: Vec<u32>,
+    /// Unpinned vCPUs placed on the cell.
+    pub vcpus: i64,
+    /// 1 GiB pages taken (huge-page instances).
+    pub pages_1g: i64,
+    /// Small-page memory taken.
+    pub memory_mb: i64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! What a fresh region contains: the Keystone bootstrap (default domain, `admin` and
 //! `service` projects, the admin user with the admin role, the service catalog), the
 //! devstack flavors plus a GPU flavor, a few compute hosts (one with eight H100 GPUs)
-//! and their resource providers, a few public images, an external network and default
+//! and their resource providers (configured from the region's Kolla files), a few public images, an external network and default
 //! quotas.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -229,7 +229,107 @@ pub fn neutron_default_quotas() -> BTreeMap<String, i64> {
     .collect()
 }
 
-pub fn fresh(ctx: &DcContext) -> State {
+/// A host's NUMA cells: its CPUs and memory split evenly over `cells` cells (CPU ids
+/// in blocks, as Linux numbers a socket's cores), no huge pages until a kernel command
+/// line asks for them.
+pub fn numa_cells(vcpus: i64, memory_mb: i64, cells: u32) -> Vec<NumaCell> {
+    let cells = cells.max(1);
+    let per = (vcpus.max(0) as u32) / cells;
+    (0..cells)
+        .map(|id| NumaCell {
+            id,
+            cpus: (id * per..(id + 1) * per).collect(),
+            memory_mb: memory_mb / i64::from(cells),
+            pages_1g: 0,
+        })
+        .collect()
+}
+
+/// One compute host to create.
+struct HostSpec {
+    host: String,
+    vcpus: i64,
+    memory_mb: i64,
+    local_gb: i64,
+    cpu_model: String,
+    pci: Vec<PciDevice>,
+    numa_cells: Vec<NumaCell>,
+}
+
+/// The twin's own hosts: three plain ones and one with eight H100s, four per node.
+fn default_hosts(dc: &str) -> Vec<HostSpec> {
+    let plain = (1..=3).map(|i| HostSpec {
+        host: format!("{dc}-cmp-{i:02}"),
+        vcpus: 64,
+        memory_mb: 262_144,
+        local_gb: 1900,
+        cpu_model: "EPYC-Milan".into(),
+        pci: vec![],
+        numa_cells: numa_cells(64, 262_144, 2),
+    });
+    let gpu = HostSpec {
+        host: format!("{dc}-gpu-01"),
+        vcpus: 128,
+        memory_mb: 1_048_576,
+        local_gb: 3800,
+        cpu_model: "EPYC-Genoa".into(),
+        pci: ["18", "2a", "3a", "5d", "9a", "ab", "ba", "db"]
+            .iter()
+            .enumerate()
+            .map(|(n, bus)| PciDevice {
+                address: format!("0000:{bus}:00.0"),
+                vendor_id: "10de".into(),
+                product_id: "2330".into(),
+                numa_node: (n / 4) as u32,
+                server: None,
+            })
+            .collect(),
+        numa_cells: numa_cells(128, 1_048_576, 2),
+    };
+    plain.chain(std::iter::once(gpu)).collect()
+}
+
+/// A host the DC seed describes.
+fn host_spec(h: &crate::SeedComputeHost) -> HostSpec {
+    let vcpus: usize = h.numa_cpus.iter().map(Vec::len).sum();
+    let memory_mb = i64::try_from(h.memory_mib).unwrap_or(i64::MAX);
+    let nodes = h.numa_cpus.len().max(1) as i64;
+    let pages = i64::try_from(h.hugepages_1g).unwrap_or(0) / nodes;
+    HostSpec {
+        host: h.name.clone(),
+        vcpus: vcpus as i64,
+        memory_mb,
+        local_gb: i64::try_from(h.local_gb).unwrap_or(i64::MAX),
+        cpu_model: h.cpu_model.clone(),
+        pci: h
+            .gpus
+            .iter()
+            .enumerate()
+            .map(|(n, g)| PciDevice {
+                address: format!("0000:{:02x}:00.0", 0x18 + 0x10 * n),
+                vendor_id: g.vendor_id.to_ascii_lowercase(),
+                product_id: g.device_id.to_ascii_lowercase(),
+                numa_node: g.numa_node,
+                server: None,
+            })
+            .collect(),
+        numa_cells: h
+            .numa_cpus
+            .iter()
+            .enumerate()
+            .map(|(id, cpus)| NumaCell {
+                id: id as u32,
+                cpus: cpus.clone(),
+                memory_mb: memory_mb / nodes,
+                pages_1g: pages,
+            })
+            .collect(),
+    }
+}
+
+/// A fresh region, configured from the DC's Kolla files; an error when those files
+/// would keep a service from starting.
+pub fn fresh(ctx: &DcContext) -> Result<State, String> {
     let dc = ctx.name.as_str();
     let now = ctx.shared.clock.now_ms() as i64;
     let mut st = State {
@@ -373,41 +473,27 @@ pub fn fresh(ctx: &DcContext) -> State {
         ),
     ]);
 
-    // --- Compute hosts, hypervisors and their resource providers
-    st.pci_aliases.push(PciAlias {
-        name: "gpu-h100".into(),
-        vendor_id: "10de".into(),
-        product_id: "2330".into(),
-        resource_class: "CUSTOM_GPU_H100".into(),
-    });
-    st.custom_rcs.push("CUSTOM_GPU_H100".into());
+    // --- Compute hosts, hypervisors and their resource providers. The PCI aliases,
+    // device specs, pinning sets and VLAN physnets are not seeded: they come from the
+    // region's Kolla configuration (`kolla::apply` below).
     let octet = 20 + (ctx.index % 200);
-    let specs: Vec<(String, bool)> = (1..=3)
-        .map(|i| (format!("{dc}-cmp-{i:02}"), false))
-        .chain(std::iter::once((format!("{dc}-gpu-01"), true)))
-        .collect();
-    for (i, (host, gpu)) in specs.into_iter().enumerate() {
+    let hosts: Vec<HostSpec> = if ctx.seed.compute_hosts.is_empty() {
+        default_hosts(dc)
+    } else {
+        ctx.seed.compute_hosts.iter().map(host_spec).collect()
+    };
+    for (i, spec) in hosts.into_iter().enumerate() {
+        let HostSpec {
+            host,
+            vcpus,
+            memory_mb,
+            local_gb,
+            cpu_model,
+            pci,
+            numa_cells,
+        } = spec;
+        let gpu = !pci.is_empty();
         let uuid = seeded_uuid(dc, &format!("compute-node/{host}"));
-        let (vcpus, memory_mb, local_gb) = if gpu {
-            (128, 1_048_576, 3800)
-        } else {
-            (64, 262_144, 1900)
-        };
-        let pci = if gpu {
-            ["18", "2a", "3a", "5d", "9a", "ab", "ba", "db"]
-                .iter()
-                .enumerate()
-                .map(|(n, bus)| PciDevice {
-                    address: format!("0000:{bus}:00.0"),
-                    vendor_id: "10de".into(),
-                    product_id: "2330".into(),
-                    numa_node: (n / 4) as u32,
-                    server: None,
-                })
-                .collect()
-        } else {
-            vec![]
-        };
         let hypervisor_hostname = format!("{host}.{dc}.twin");
         st.hosts.push(ComputeHost {
             id: (i + 1) as u64,
@@ -420,25 +506,20 @@ pub fn fresh(ctx: &DcContext) -> State {
             vcpus,
             memory_mb,
             local_gb,
-            cpu_model: if gpu {
-                "EPYC-Genoa".into()
-            } else {
-                "EPYC-Milan".into()
-            },
+            cpu_model,
             az: "nova".into(),
             status: "enabled".into(),
             state: "up".into(),
             disabled_reason: None,
             pci,
             started_ms: now,
+            numa_cells,
+            conf: ComputeConf::default(),
         });
         let mut inventories = BTreeMap::new();
         inventories.insert("VCPU".to_string(), inv(vcpus, 0, 4.0, vcpus));
         inventories.insert("MEMORY_MB".to_string(), inv(memory_mb, 512, 1.0, memory_mb));
         inventories.insert("DISK_GB".to_string(), inv(local_gb, 0, 1.0, local_gb));
-        if gpu {
-            inventories.insert("CUSTOM_GPU_H100".to_string(), inv(8, 0, 1.0, 8));
-        }
         st.rps.push(ResourceProvider {
             uuid: uuid.clone(),
             name: hypervisor_hostname,
@@ -525,7 +606,7 @@ pub fn fresh(ctx: &DcContext) -> State {
         external: true,
         mtu: 1500,
         network_type: "flat".into(),
-        physical_network: Some("external".into()),
+        physical_network: Some("physnet1".into()),
         segmentation_id: None,
         status: "ACTIVE".into(),
         tags: vec![],
@@ -560,5 +641,6 @@ pub fn fresh(ctx: &DcContext) -> State {
         ipv6_ra_mode: None,
     });
     st.next_mac = u64::from(seeded_uuid(dc, "mac").as_bytes()[0]) << 16;
-    st
+    super::kolla::apply(&mut st, &ctx.seed.kolla_config)?;
+    Ok(st)
 }

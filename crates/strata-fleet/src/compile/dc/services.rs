@@ -249,6 +249,11 @@ pub(crate) fn build_openstack(
                     alias: p.name.to_string(),
                 })
             }),
+            // GPU hosts serve the pinned, huge-page GPU flavors.
+            layout: profiles
+                .get(m.profile.as_str())
+                .filter(|p| p.gpu.is_some())
+                .and_then(|p| crate::numa::host_layout(p)),
         })
         .collect();
     let mut azs: Vec<AvailabilityZone> = os
@@ -286,12 +291,25 @@ pub(crate) fn build_openstack(
             ram_mib: g.ram_mib,
             disk_gb: g.disk_gb,
             pci_alias: Some(alias.clone()),
-            extra_specs: vec![
-                ("hw:cpu_policy".into(), "dedicated".into()),
-                ("hw:mem_page_size".into(), "large".into()),
-                ("hw:pci_numa_affinity_policy".into(), "preferred".into()),
-                ("pci_passthrough:alias".into(), alias),
-            ],
+            extra_specs: {
+                let mut specs: Vec<(String, String)> = vec![
+                    ("hw:cpu_policy".into(), "dedicated".into()),
+                    ("hw:mem_page_size".into(), "large".into()),
+                ];
+                // Spread over as many NUMA nodes as it takes to fit its hosts' cells
+                // (an 8-GPU flavor takes both nodes of a two-node host, the GPUs
+                // split); one that fits no split is S0412 (strata-check).
+                let nodes = profiles
+                    .get(g.profile.as_str())
+                    .and_then(|p| crate::numa::host_layout(p))
+                    .and_then(|l| crate::numa::flavor_numa_nodes(&l, g.vcpus, g.ram_mib, *g.gpus));
+                if let Some(n) = nodes.filter(|n| *n > 1) {
+                    specs.push(("hw:numa_nodes".into(), n.to_string()));
+                }
+                specs.push(("hw:pci_numa_affinity_policy".into(), "preferred".into()));
+                specs.push(("pci_passthrough:alias".into(), alias));
+                specs
+            },
         });
     }
     flavors.sort_by(|a, b| a.name.cmp(&b.name));

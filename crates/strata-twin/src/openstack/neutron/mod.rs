@@ -135,7 +135,8 @@ fn invalid_input(message: &str) -> Response {
     nerr(
         400,
         "InvalidInput",
-        &format!("Invalid input for operation: {message}"),
+        // neutron-lib `exceptions.InvalidInput`: "Invalid input for operation: %(error_message)s."
+        &format!("Invalid input for operation: {message}."),
     )
 }
 

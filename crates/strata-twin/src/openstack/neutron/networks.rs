@@ -114,6 +114,18 @@ pub(super) fn provider_attrs(
                     "segmentation_id specified for flat provider network",
                 ));
             }
+            // The physnets ml2_conf.ini allows (neutron
+            // `neutron/plugins/ml2/drivers/type_flat.py` `validate_provider_segment`:
+            // `*` allows any, an empty list disables flat networks).
+            let flat = &st.ml2.flat_networks;
+            if flat.is_empty() {
+                return Err(invalid_input("Flat provider networks are disabled"));
+            }
+            if !flat.iter().any(|f| f == "*" || *f == p) {
+                return Err(invalid_input(&format!(
+                    "physical_network '{p}' unknown for flat provider network"
+                )));
+            }
             if taken(&|n| {
                 n.network_type == "flat" && n.physical_network.as_deref() == Some(p.as_str())
             }) {
@@ -126,6 +138,20 @@ pub(super) fn provider_attrs(
             Ok(Some((ty, Some(p), None)))
         }
         "vlan" => {
+            // neutron `neutron/plugins/ml2/drivers/type_vlan.py`
+            // `VlanTypeDriver.validate_provider_segment`: the physnet must be one
+            // `[ml2_type_vlan] network_vlan_ranges` names; a given segmentation id only
+            // has to be a VLAN tag (an admin's provider network may sit outside the
+            // tenant ranges); without one, `reserve_provider_segment` allocates from
+            // the ranges and answers NoNetworkAvailable when none is free.
+            let ranges = &st.ml2.vlan_ranges;
+            if let Some(p) = &phys
+                && !ranges.contains_key(p)
+            {
+                return Err(invalid_input(&format!(
+                    "physical_network '{p}' unknown for VLAN provider network"
+                )));
+            }
             let (p, s) = match (phys, seg) {
                 (Some(p), Some(s)) => (p, s),
                 (None, Some(_)) => {
@@ -134,17 +160,32 @@ pub(super) fn provider_attrs(
                     ));
                 }
                 (p, None) => {
-                    let p = p.unwrap_or_else(|| "physnet1".to_string());
-                    let s = (1000..=2999)
-                        .find(|s| !taken(&|n| n.network_type == "vlan" && n.physical_network.as_deref() == Some(p.as_str()) && n.segmentation_id == Some(*s)))
-                        .ok_or_else(|| nerr(503, "NoNetworkAvailable", "Unable to create the network. No tenant network is available for allocation."))?;
-                    (p, s)
+                    let candidates = ranges
+                        .iter()
+                        .filter(|(name, _)| p.as_ref().is_none_or(|p| p == *name))
+                        .flat_map(|(name, rs)| {
+                            rs.iter().flat_map(move |(lo, hi)| {
+                                (*lo..=*hi).map(move |s| (name.clone(), s))
+                            })
+                        });
+                    let mut free = None;
+                    for (name, s) in candidates {
+                        if !taken(&|n| {
+                            n.network_type == "vlan"
+                                && n.physical_network.as_deref() == Some(name.as_str())
+                                && n.segmentation_id == Some(s)
+                        }) {
+                            free = Some((name, s));
+                            break;
+                        }
+                    }
+                    free.ok_or_else(|| nerr(503, "NoNetworkAvailable", "Unable to create the network. No tenant network is available for allocation."))?
                 }
             };
             if !(1..=4094).contains(&s) {
-                return Err(invalid_input(&format!(
-                    "provider:segmentation_id out of range ({s} is not between 1 and 4094)"
-                )));
+                return Err(invalid_input(
+                    "segmentation_id out of range (1 through 4094)",
+                ));
             }
             if taken(&|n| {
                 n.network_type == "vlan"

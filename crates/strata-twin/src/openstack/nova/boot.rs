@@ -2,6 +2,8 @@
 //! aliases, claims and their release), quota checks, network requests turned into Neutron
 //! ports, and the pending BUILD transition.
 
+use std::collections::BTreeSet;
+
 use super::*;
 
 pub(super) const CREATE_FIELDS: &[&str] = &[
@@ -38,8 +40,15 @@ pub(super) fn flavor_resources(
     st: &State,
     f: &FlavorSnap,
 ) -> Result<BTreeMap<String, i64>, String> {
+    // Pinned instances ask Placement for PCPU, not VCPU (nova
+    // `nova/scheduler/utils.py` `ResourceRequest._translate_pinning_policies`).
+    let cpu_class = if f.extra_specs.get("hw:cpu_policy").map(String::as_str) == Some("dedicated") {
+        "PCPU"
+    } else {
+        "VCPU"
+    };
     let mut want = BTreeMap::from([
-        ("VCPU".to_string(), f.vcpus),
+        (cpu_class.to_string(), f.vcpus),
         ("MEMORY_MB".to_string(), f.ram),
     ]);
     if f.disk + f.ephemeral + f.swap / 1024 > 0 {
@@ -77,11 +86,201 @@ pub(super) fn schedule(
     host: Option<&str>,
     exclude: Option<&str>,
 ) -> Option<usize> {
+    schedule_fitting(st, want, None, az, host, exclude).map(|(h, _)| h)
+}
+
+/// What a flavor asks of a host's NUMA cells (nova `nova/virt/hardware.py`
+/// `numa_get_constraints`): an instance has a NUMA topology when its flavor pins CPUs
+/// (`hw:cpu_policy=dedicated`), sets a page size (`hw:mem_page_size`) or a node count
+/// (`hw:numa_nodes`, default 1), and its vCPUs and memory are split evenly over the
+/// instance's nodes, each of which must fit one host cell.
+#[derive(Clone, Debug)]
+pub(super) struct NumaRequest {
+    cells: u32,
+    dedicated: bool,
+    pages: PageSize,
+    vcpus_per_cell: i64,
+    ram_per_cell: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum PageSize {
+    Small,
+    Any,
+    Large,
+    /// An explicit size in KiB.
+    Kib(i64),
+}
+
+/// The flavor's NUMA request, `None` for an instance without a NUMA topology, an error
+/// (nova's 400 at boot) for extra specs nova rejects.
+pub(super) fn numa_request(f: &FlavorSnap) -> Result<Option<NumaRequest>, String> {
+    let spec = |k: &str| f.extra_specs.get(k).map(String::as_str);
+    let dedicated = match spec("hw:cpu_policy") {
+        None | Some("shared") | Some("mixed") => false,
+        Some("dedicated") => true,
+        Some(other) => return Err(format!("Invalid CPU allocation policy '{other}' specified")),
+    };
+    let pages = match spec("hw:mem_page_size")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => None,
+        Some("small") => Some(PageSize::Small),
+        Some("any") => Some(PageSize::Any),
+        Some("large") => Some(PageSize::Large),
+        Some("1gb") | Some("1g") | Some("1048576") | Some("1048576kb") => {
+            Some(PageSize::Kib(1_048_576))
+        }
+        Some("2mb") | Some("2m") | Some("2048") | Some("2048kb") => Some(PageSize::Kib(2048)),
+        Some(other) => {
+            return Err(format!("Invalid memory page size '{other}'"));
+        }
+    };
+    let cells = match spec("hw:numa_nodes") {
+        None => None,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if n >= 1 => Some(n),
+            _ => return Err(format!("Invalid hw:numa_nodes '{v}'")),
+        },
+    };
+    if !dedicated && pages.is_none() && cells.is_none() {
+        return Ok(None);
+    }
+    let cells = cells.unwrap_or(1);
+    let n = i64::from(cells);
+    if f.vcpus % n != 0 || f.ram % n != 0 {
+        // nova.exception.ImageNUMATopologyAsymmetric
+        return Err("Instance CPUs and/or memory cannot be evenly distributed across instance NUMA nodes. Explicit assignment of CPUs and memory to nodes is required".into());
+    }
+    Ok(Some(NumaRequest {
+        cells,
+        dedicated,
+        pages: pages.unwrap_or(PageSize::Small),
+        vcpus_per_cell: f.vcpus / n,
+        ram_per_cell: f.ram / n,
+    }))
+}
+
+/// Fit the instance's cells to distinct host cells, as nova's `numa_fit_instance_to_host`
+/// (`nova/virt/hardware.py`, run by the scheduler's `NUMATopologyFilter` and again by
+/// the compute host's claim) does: pinned vCPUs need as many free CPUs of the host's
+/// `cpu_dedicated_set` in the cell, huge-page memory as many free pages of the cell
+/// (less `reserved_huge_pages`), small-page memory the cell's remaining memory.
+pub(super) fn numa_fit(
+    st: &State,
+    h: &ComputeHost,
+    req: &NumaRequest,
+    exclude_server: Option<&str>,
+) -> Option<Vec<CellClaim>> {
+    let claims: Vec<&CellClaim> = st
+        .servers
+        .iter()
+        .filter(|s| !s.deleted && s.host.as_deref() == Some(h.host.as_str()))
+        .filter(|s| Some(s.id.as_str()) != exclude_server)
+        .flat_map(|s| s.numa.iter())
+        .collect();
+    let fit_cell = |cell: &NumaCell| -> Option<CellClaim> {
+        let mine = || claims.iter().filter(|c| c.host_cell == cell.id);
+        let mut claim = CellClaim {
+            host_cell: cell.id,
+            ..CellClaim::default()
+        };
+        if req.dedicated {
+            let pinned: BTreeSet<u32> = mine().flat_map(|c| c.pinned.iter().copied()).collect();
+            let free: Vec<u32> = h
+                .conf
+                .cpu_dedicated_set
+                .iter()
+                .flatten()
+                .filter(|c| cell.cpus.contains(c) && !pinned.contains(c))
+                .copied()
+                .collect();
+            if (free.len() as i64) < req.vcpus_per_cell {
+                return None;
+            }
+            claim.pinned = free[..req.vcpus_per_cell as usize].to_vec();
+        } else {
+            let usable = match &h.conf.cpu_shared_set {
+                Some(set) => set.iter().filter(|c| cell.cpus.contains(c)).count() as i64,
+                None => cell.cpus.len() as i64,
+            };
+            if usable < req.vcpus_per_cell {
+                return None;
+            }
+            claim.vcpus = req.vcpus_per_cell;
+        }
+        let reserved: i64 = h
+            .conf
+            .reserved_pages_1g
+            .iter()
+            .filter(|(node, _)| *node == cell.id)
+            .map(|(_, n)| n)
+            .sum();
+        let free_pages = cell.pages_1g - reserved - mine().map(|c| c.pages_1g).sum::<i64>();
+        let pages_needed = (req.ram_per_cell + 1023) / 1024;
+        let small_free =
+            cell.memory_mb - cell.pages_1g * 1024 - mine().map(|c| c.memory_mb).sum::<i64>();
+        let huge = match req.pages {
+            PageSize::Large | PageSize::Kib(1_048_576) => true,
+            PageSize::Kib(_) => return None, // the twin's hosts have only 1 GiB pages
+            PageSize::Any => free_pages >= pages_needed,
+            PageSize::Small => false,
+        };
+        if huge {
+            if free_pages < pages_needed {
+                return None;
+            }
+            claim.pages_1g = pages_needed;
+        } else {
+            if small_free < req.ram_per_cell {
+                return None;
+            }
+            claim.memory_mb = req.ram_per_cell;
+        }
+        Some(claim)
+    };
+    // Choose `cells` distinct host cells, in order, first fit.
+    fn pick(
+        cells: &[NumaCell],
+        from: usize,
+        left: u32,
+        fit: &dyn Fn(&NumaCell) -> Option<CellClaim>,
+        out: &mut Vec<CellClaim>,
+    ) -> bool {
+        if left == 0 {
+            return true;
+        }
+        for i in from..cells.len() {
+            if let Some(c) = fit(&cells[i]) {
+                out.push(c);
+                if pick(cells, i + 1, left - 1, fit, out) {
+                    return true;
+                }
+                out.pop();
+            }
+        }
+        false
+    }
+    let mut out = Vec::new();
+    pick(&h.numa_cells, 0, req.cells, &fit_cell, &mut out).then_some(out)
+}
+
+/// [`schedule`], with the NUMA topology filter when the flavor has a NUMA request: the
+/// host and where the instance's cells go on it.
+pub(super) fn schedule_fitting(
+    st: &State,
+    want: &BTreeMap<String, i64>,
+    numa: Option<&NumaRequest>,
+    az: Option<&str>,
+    host: Option<&str>,
+    exclude: Option<&str>,
+) -> Option<(usize, Vec<CellClaim>)> {
     let wants_pci = st
         .pci_aliases
         .iter()
         .any(|a| want.contains_key(&a.resource_class));
-    let mut best: Option<(usize, (bool, i64))> = None;
+    let mut best: Option<(usize, (bool, i64), Vec<CellClaim>)> = None;
     for (i, h) in st.hosts.iter().enumerate() {
         if h.status != "enabled" || h.state != "up" {
             continue;
@@ -100,6 +299,13 @@ pub(super) fn schedule(
         if !placement::fits(st, rp, want) {
             continue;
         }
+        let cells = match numa {
+            Some(req) => match numa_fit(st, h, req, None) {
+                Some(c) => c,
+                None => continue,
+            },
+            None => Vec::new(),
+        };
         let has_pci = !h.pci.is_empty();
         let free_ram = rp
             .inventories
@@ -111,11 +317,11 @@ pub(super) fn schedule(
                 .copied()
                 .unwrap_or(0);
         let score = (wants_pci == has_pci, free_ram);
-        if best.as_ref().is_none_or(|(_, b)| score > *b) {
-            best = Some((i, score));
+        if best.as_ref().is_none_or(|(_, b, _)| score > *b) {
+            best = Some((i, score, cells));
         }
     }
-    best.map(|(i, _)| i)
+    best.map(|(i, _, cells)| (i, cells))
 }
 
 /// Claim resources on a host: Placement allocations and PCI devices.
@@ -157,6 +363,9 @@ pub(super) fn claim(
 
 pub(super) fn unclaim(st: &mut State, server_id: &str) {
     placement::release(st, server_id);
+    for s in st.servers.iter_mut().filter(|s| s.id == server_id) {
+        s.numa.clear();
+    }
     for h in st.hosts.iter_mut() {
         for d in h.pci.iter_mut() {
             if d.server.as_deref() == Some(server_id) {
@@ -492,6 +701,7 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         forced_host = Some(h.to_string());
     }
     let want = flavor_resources(st, &flavor).map_err(|e| bad(&e))?;
+    let numa = numa_request(&flavor).map_err(|e| bad(&e))?;
     let min_count = b.get("min_count").and_then(as_int).unwrap_or(1).max(1);
     let max_count = b
         .get("max_count")
@@ -636,6 +846,7 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             scheduler_hints: hints.clone(),
             pinned_az: az.clone(),
             no_valid_host: false,
+            numa: vec![],
             volumes: volumes.clone(),
             actions: vec![],
         };
@@ -647,8 +858,16 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             false,
             now,
         );
-        match schedule(st, &want, az.as_deref(), forced_host.as_deref(), None) {
-            Some(h) => {
+        match schedule_fitting(
+            st,
+            &want,
+            numa.as_ref(),
+            az.as_deref(),
+            forced_host.as_deref(),
+            None,
+        ) {
+            Some((h, cells)) => {
+                server.numa = cells;
                 server.host = Some(st.hosts[h].host.clone());
                 // The server is in the AZ of the host it landed on.
                 server.az = st.hosts[h].az.clone();
