@@ -54,6 +54,10 @@ pub struct DcSeed {
     pub proxmox_storages: Vec<SeedStorage>,
     /// Pre-existing VMs not created by strata (unowned), per DC, for scale tests.
     pub extra_vms: usize,
+    /// Custom images an operator uploaded to MAAS (`custom/NAME` or `NAME`), besides
+    /// the synced Ubuntu releases.
+    #[serde(default)]
+    pub boot_images: Vec<String>,
 }
 
 /// A machine as MAAS sees it after PXE enlistment: identified by its boot MAC and serial.
@@ -68,6 +72,17 @@ pub struct SeedMachine {
     pub nics: Vec<String>,
     pub gpus: Vec<SeedGpu>,
     pub zone: Option<String>,
+    /// Already runs an operating system (powered on, not PXE booting): it did not
+    /// enlist itself, and MAAS knows it only once someone creates it.
+    #[serde(default)]
+    pub running: bool,
+    /// The BMC's own MAC. With it, the BMC takes its address from DHCP: it answers
+    /// only at the address MAAS reserved for this MAC (else at `bmc_address`).
+    #[serde(default)]
+    pub bmc_mac: Option<String>,
+    /// An address configured on the BMC by hand (used when no reservation exists).
+    #[serde(default)]
+    pub bmc_address: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -73,6 +73,7 @@ fn seed() -> DcSeed {
                 nics: vec![format!("52:54:00:00:00:{i:02x}")],
                 gpus: Vec::new(),
                 zone: None,
+                ..SeedMachine::default()
             })
             .collect(),
         proxmox_nodes: vec!["pve1".into(), "pve2".into()],
@@ -82,6 +83,7 @@ fn seed() -> DcSeed {
             content: vec!["images".into(), "rootdir".into()],
         }],
         extra_vms: 1,
+        boot_images: Vec::new(),
     }
 }
 
