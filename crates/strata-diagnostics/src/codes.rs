@@ -115,6 +115,9 @@ codes! {
     S0407 Warning "ha-capacity" "With its largest node lost, a Proxmox cluster has less memory than its HA VMs need: HA could not restart them all. Only memory is compared; CPU is overcommitted by design.";
     S0408 Error "ha-rule-invalid" "A Proxmox VE HA rule that Proxmox would refuse or mark as conflicting: an option its type does not have (or a missing `affinity`), a resource-affinity rule with fewer than two VMs, a negative one with more VMs than the cluster has nodes, a VM in two node-affinity rules, a positive and a negative rule sharing two VMs, or a rule that selects no VM or no node in a DC.";
     S0409 Error "ha-on-local-storage" "An HA-managed VM has its disk on storage only one node can reach (ZFS, LVM-thin, a local directory): when that node dies, no other node can start it. HA needs shared storage (Ceph RBD), or ZFS with storage replication.";
+    S0420 Error "bootstrap-order" "A DC's bootstrap order cannot happen: a stage needs what only a later stage brings up (MAAS deploying machines before MAAS runs, MAAS deploying the Proxmox nodes its own VMs run on, VMs starting before the Proxmox nodes they run on).";
+    S0421 Error "bootstrap-coverage" "A machine or VM role of the fleet is in no bootstrap stage or in two, or a stage names a VM role that does not exist: the order in which the DC comes up is not fully stated.";
+    S0422 Error "role-image" "A machine role's image cannot carry what the role runs, or is not an image name MAAS understands: Proxmox VE 9 runs on Debian 13 (a custom image such as `custom/debian-13-pve`), not Ubuntu; images are `OS/RELEASE` or a bare Ubuntu series.";
     S0501 Error "undeclared-snowflake" "A DC differs from the blueprint without a declared reason.";
     S0502 Warning "stale-override" "A declared override does not change anything: the DC already matches the blueprint.";
     S0601 Error "lock-unreadable" "fleet.lock could not be parsed.";

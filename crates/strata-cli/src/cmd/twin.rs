@@ -93,6 +93,14 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Vec<DcSe
                             })
                             .unwrap_or_default(),
                         zone: m.az.clone(),
+                        running: m.running,
+                        // A BMC with a known MAC takes its address from MAAS's DHCP
+                        // (strata reserves it); one without is modelled only when
+                        // its address is pinned, i.e. configured on the BMC by hand.
+                        bmc_mac: m.bmc.mac.clone().or_else(|| {
+                            m.bmc.pinned.then(|| mac_for(&format!("bmc:{}", m.serial)))
+                        }),
+                        bmc_address: m.bmc.pinned.then(|| m.bmc.address.to_string()),
                     }
                 })
                 .collect();
@@ -117,12 +125,23 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Vec<DcSe
                         .collect()
                 })
                 .unwrap_or_default();
+            // The custom images the fleet's roles use: uploaded to MAAS by the
+            // operator before strata runs.
+            let mut boot_images: Vec<String> = dc
+                .machines
+                .iter()
+                .filter(|m| m.image.starts_with("custom/"))
+                .map(|m| m.image.clone())
+                .collect();
+            boot_images.sort();
+            boot_images.dedup();
             DcSeed {
                 name: dc.name.clone(),
                 machines,
                 proxmox_nodes: nodes,
                 proxmox_storages: storages,
                 extra_vms,
+                boot_images,
             }
         })
         .collect()
@@ -146,6 +165,7 @@ pub fn generic_seeds(dcs: u32, machines: u32, extra_vms: usize) -> Vec<DcSeed> {
                             nics: vec!["ens1f0np0".into(), "ens1f1np1".into()],
                             gpus: Vec::new(),
                             zone: None,
+                            ..SeedMachine::default()
                         }
                     })
                     .collect(),
@@ -156,6 +176,7 @@ pub fn generic_seeds(dcs: u32, machines: u32, extra_vms: usize) -> Vec<DcSeed> {
                     content: vec!["images".into(), "rootdir".into()],
                 }],
                 extra_vms,
+                boot_images: Vec::new(),
                 name,
             }
         })
