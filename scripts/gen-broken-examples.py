@@ -14,8 +14,39 @@ OUT = ROOT / "examples" / "broken"
 
 M = "hv-std, role: proxmox, bmc: { credential: { env: BMC_PASSWORD } } }"
 
+QUOTA = "    default_quota: { instances: 10, cores: 40, ram_mib: 163840 }\n"
+RACK_B = "      - { name: rack-b, dhcp: [provisioning, bmc] }\n"
+PVE_IMAGE = RACK_B + "    images: [{ role: proxmox, image: custom/debian-13-pve }]\n"
+HYPERVISORS = "    - { stage: hypervisors, machines: [proxmox], install: preinstalled }\n"
+MAAS_STAGE = "    - { stage: maas, vms: [maas-region, maas-rack] }\n"
+CONTROL = "    - { stage: control, vms: [openstack-control] }\n"
+HOSTS = "    - { stage: hosts, machines: [openstack-compute], install: maas }\n"
+
 # name: (what is wrong, [(old, new)])
 VARIANTS = {
+    "maas-deploys-its-own-hypervisors": (
+        "MAAS would deploy the Proxmox nodes its own VMs run on",
+        [(RACK_B, PVE_IMAGE),
+         (QUOTA, QUOTA + "  bootstrap:\n"
+          + "    - { stage: hypervisors, machines: [proxmox], install: maas }  # expect: S0420\n"
+          + MAAS_STAGE + CONTROL + HOSTS)],
+    ),
+    "deployed-before-maas-runs": (
+        "a bootstrap stage has MAAS deploy machines before the stage that starts MAAS",
+        [(QUOTA, QUOTA + "  bootstrap:\n" + HYPERVISORS
+          + "    - { stage: hosts, machines: [openstack-compute], install: maas }  # expect: S0420\n"
+          + MAAS_STAGE + CONTROL)],
+    ),
+    "bootstrap-without-a-role": (
+        "the bootstrap order brings up no openstack-compute machines although the inventory has some",
+        [(QUOTA, QUOTA + "  bootstrap:\n"
+          + "    - { stage: hypervisors, machines: [proxmox], install: preinstalled }  # expect: S0421\n"
+          + MAAS_STAGE + CONTROL)],
+    ),
+    "proxmox-on-ubuntu": (
+        "the Proxmox role's image is Ubuntu, but Proxmox VE 9 runs on Debian 13",
+        [(RACK_B, RACK_B + "    images: [{ role: proxmox, image: ubuntu/noble }]  # expect: S0422\n")],
+    ),
     "ha-vm-on-local-storage": (
         "an HA-managed VM has its disk on a local ZFS pool",
         [("          - { name: ceph-vm, kind: rbd, tier: ssd, ceph_pool: vm }\n",

@@ -3,13 +3,15 @@
 //! [`check`] runs every design rule (MTU, jumbo frames, VNI/VLAN/router-id
 //! uniqueness, BGP session agreement, DHCP coverage, quorum, AZ capacity, GPU
 //! flavors, overlapping prefixes; the domains of VNIs, MACs, ASN pools, MTUs and
-//! VLAN ranges; hardware references and addresses; Proxmox capacity) and returns
+//! VLAN ranges; hardware references and addresses; Proxmox capacity; the bootstrap
+//! order and each role's image) and returns
 //! diagnostics with stable codes, one per root cause.
 //! [`conform()`] compares each DC with the blueprint ("zero snowflakes").
 //!
 //! Architecture invariant: pure functions of `(Spec, Fleet)`; no I/O. Every rule has
 //! its own function and its own unit test.
 
+mod bootstrap;
 mod capacity;
 mod conform;
 mod domains;

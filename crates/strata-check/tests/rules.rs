@@ -372,3 +372,98 @@ fn s0404_a_blueprint_minimum_no_dc_meets_is_one_diagnostic_naming_each_dc() {
     let dcs: Vec<&str> = d[0].related.iter().map(|r| r.message.as_str()).collect();
     assert_eq!(dcs, ["in `ams1`", "in `fra1`"], "{d:#?}");
 }
+
+const QUOTA: &str = "    default_quota: { instances: 10, cores: 40, ram_mib: 163840 }\n";
+
+fn with_bootstrap(stages: &str) -> String {
+    edit(&base(), QUOTA, &format!("{QUOTA}  bootstrap:\n{stages}"))
+}
+
+#[test]
+fn s0420_the_bootstrap_order_must_be_possible() {
+    // A correct order is clean, and it marks the Proxmox nodes running.
+    let good = "    - { stage: hypervisors, machines: [proxmox], install: preinstalled }\n    - { stage: maas, vms: [maas-region, maas-rack] }\n    - { stage: control, vms: [openstack-control] }\n    - { stage: hosts, machines: [openstack-compute] }\n";
+    let (_, fleet, d) = analyze(&with_bootstrap(good));
+    assert!(d.is_empty(), "{d:#?}");
+    let fleet = fleet.expect("fleet");
+    for m in &fleet.dcs[0].machines {
+        assert_eq!(
+            m.running,
+            m.role == strata_spec::MachineRole::Proxmox,
+            "{}",
+            m.hostname
+        );
+    }
+    // VMs before the Proxmox nodes they run on.
+    let vms_first = "    - { stage: maas, vms: [maas-region, maas-rack] }\n    - { stage: hypervisors, machines: [proxmox], install: preinstalled }\n    - { stage: control, vms: [openstack-control] }\n    - { stage: hosts, machines: [openstack-compute] }\n";
+    let (_, _, d) = analyze(&with_bootstrap(vms_first));
+    only(&d, codes::S0420);
+    assert!(d[0].message.contains("before the Proxmox nodes"), "{d:#?}");
+}
+
+#[test]
+fn s0421_every_role_in_exactly_one_stage() {
+    let twice = "    - { stage: hypervisors, machines: [proxmox], install: preinstalled }\n    - { stage: maas, vms: [maas-region, maas-rack] }\n    - { stage: control, vms: [openstack-control, maas-rack, ctl] }\n    - { stage: hosts, machines: [openstack-compute] }\n";
+    let (_, _, d) = analyze(&with_bootstrap(twice));
+    only(&d, codes::S0421);
+    assert_eq!(d.len(), 2, "{d:#?}");
+    assert!(d.iter().any(|x| {
+        x.message
+            .contains("`maas-rack` is in bootstrap stage `maas` and again")
+    }));
+    assert!(
+        d.iter()
+            .any(|x| x.message.contains("`ctl`, which does not exist"))
+    );
+}
+
+#[test]
+fn s0422_images_are_maas_names_and_proxmox_is_not_ubuntu() {
+    let rack_b = "      - { name: rack-b, dhcp: [provisioning, bmc] }\n";
+    let bad_name = edit(
+        &base(),
+        rack_b,
+        &format!("{rack_b}    images: [{{ role: openstack-compute, image: custom/ }}]\n"),
+    );
+    let (_, _, d) = analyze(&bad_name);
+    only(&d, codes::S0422);
+    // Preinstalled Proxmox nodes need no image; MAAS deploying them with the default
+    // (Ubuntu) series is wrong twice (its own hypervisors, and Ubuntu).
+    let maas_deploys_pve = with_bootstrap(
+        "    - { stage: maas, vms: [maas-region, maas-rack] }\n    - { stage: hypervisors, machines: [proxmox], install: preinstalled }\n",
+    );
+    let (_, _, d) = analyze(&maas_deploys_pve);
+    assert!(
+        !codes_of(&d).contains(&codes::S0422),
+        "preinstalled: no image needed"
+    );
+    let (_, _, d) = analyze(&with_bootstrap(
+        "    - { stage: maas, vms: [maas-region, maas-rack] }
+    - { stage: hypervisors, machines: [proxmox], install: maas }
+    - { stage: control, vms: [openstack-control] }
+    - { stage: hosts, machines: [openstack-compute] }
+",
+    ));
+    let found = codes_of(&d);
+    assert!(found.contains(&codes::S0422), "{d:#?}");
+    assert!(found.contains(&codes::S0420), "{d:#?}");
+    // The role image flows to the fleet.
+    let custom = edit(
+        &base(),
+        rack_b,
+        &format!("{rack_b}    images: [{{ role: proxmox, image: custom/debian-13-pve }}]\n"),
+    );
+    let (_, fleet, d) = analyze(&custom);
+    assert!(d.is_empty(), "{d:#?}");
+    let fleet = fleet.expect("fleet");
+    let pve = fleet.dcs[0]
+        .machines
+        .iter()
+        .find(|m| m.role == strata_spec::MachineRole::Proxmox)
+        .expect("a Proxmox node");
+    assert_eq!(pve.image, "custom/debian-13-pve");
+    assert!(
+        pve.running,
+        "default bootstrap: Proxmox nodes are preinstalled"
+    );
+}

@@ -267,6 +267,32 @@ fn plan_apply_converges_and_drift_names_the_changed_field() {
     let drift = run(&["drift", f, "--targets", ep]);
     assert_eq!(drift.status.code(), Some(0), "{}", text(&drift));
 
+    // The Proxmox nodes under MAAS and the control plane (preinstalled) and the
+    // compute node already in production were registered as deployed: the twin's
+    // BMCs saw no power action on them. The hosts MAAS deployed were driven through
+    // their BMCs, at the addresses strata reserved for them.
+    let summary: serde_json::Value = serde_json::from_slice(
+        &Command::new("curl")
+            .arg("-s")
+            .arg(format!("{}dcs/fra1/maas/summary", twin.admin()))
+            .output()
+            .expect("curl")
+            .stdout,
+    )
+    .expect("summary json");
+    let actions = &summary["power_actions"];
+    for running in ["FRA1R01U01", "FRA1R01U02", "FRA1R02U01", "FRA1R02U05"] {
+        assert_eq!(actions[running], 0, "{running} was power-cycled: {summary}");
+    }
+    assert!(
+        actions["FRA1R01U04"].as_u64().unwrap_or(0) >= 2,
+        "{summary}"
+    );
+    assert!(
+        summary["reserved_ips"].as_u64().unwrap_or(0) >= 13,
+        "{summary}"
+    );
+
     if skip_clients() {
         strata_testkit::skip_note(
             strata_testkit::OptOut::Clients,

@@ -13,6 +13,7 @@
 //!   succeeded, so consumers never meet a half-built object.
 
 pub mod alloc;
+pub mod bootstrap;
 pub mod compile;
 pub mod lock;
 pub mod model;

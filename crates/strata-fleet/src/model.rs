@@ -321,6 +321,11 @@ pub struct HostInterface {
 #[derive(Debug, Clone, Serialize)]
 pub struct Bmc {
     pub address: IpAddr,
+    /// The BMC's MAC, for the DHCP reservation of `address`.
+    pub mac: Option<String>,
+    /// The spec pins `address` (configured on the BMC by hand) rather than strata
+    /// allocating it.
+    pub pinned: bool,
     pub driver: strata_spec::BmcDriver,
     pub username: String,
     /// Where the password comes from (never the password).
@@ -348,6 +353,13 @@ pub struct Machine {
     pub interfaces: Vec<HostInterface>,
     /// GPUs (from the profile) if any.
     pub gpus: u32,
+    /// Already runs an OS (its role is preinstalled in the bootstrap, or the
+    /// inventory says `running`): registered in MAAS as deployed, never
+    /// commissioned or power-cycled.
+    pub running: bool,
+    /// The image MAAS deploys (`ubuntu/noble`, `custom/debian-13-pve`, or a bare
+    /// Ubuntu series).
+    pub image: String,
     #[serde(skip)]
     pub span: Option<Span>,
 }

@@ -112,7 +112,11 @@ fn maas(
                 power_user: Some(m.bmc.username.clone()),
                 tags,
                 status: "Deployed".to_string(),
-                distro_series: dc.maas.distro_series.clone(),
+                distro_series: if m.running {
+                    String::new()
+                } else {
+                    release_of(&m.image)
+                },
                 zone: m.az.clone().unwrap_or_else(|| "default".to_string()),
             },
         )
@@ -124,10 +128,21 @@ fn maas(
             }),
             user_data: user_data.map(|ud| base64::engine::general_purpose::STANDARD.encode(ud)),
             role: Some(m.role.as_str().to_string()),
+            deployed: m.running,
+            image: (!m.running).then(|| m.image.clone()),
+            bmc_mac: m.bmc.mac.clone(),
         });
         r.sensitive.insert("power_pass".into());
         if let Some(p) = &provisioning {
             r.depends_on.push(p.clone());
+        }
+        // The BMC address is reserved on the BMC subnet, which must exist first.
+        if let Some(v) = dc
+            .vlan(InfraVlan::Bmc)
+            .filter(|v| m.bmc.mac.is_some() && v.subnet.contains(&m.bmc.address))
+        {
+            r.depends_on
+                .push(ResourceId::new(d, Kind::MaasSubnet, v.subnet.to_string()));
         }
         out.insert(r);
     }
@@ -178,6 +193,16 @@ fn dynamic_range(dc: &Dc, v: &strata_fleet::Vlan) -> Option<AddressRange> {
         start: from_u(top - size + 1).to_string(),
         end: from_u(top).to_string(),
     })
+}
+
+/// The release MAAS reports for an image (`custom/debian-13-pve` → `debian-13-pve`,
+/// `ubuntu/noble` → `noble`; a bare series is itself).
+fn release_of(image: &str) -> String {
+    image
+        .split_once('/')
+        .map(|(_, r)| r)
+        .unwrap_or(image)
+        .to_string()
 }
 
 /// The cloud-init file of a machine role (Proxmox nodes get none: Proxmox VE is

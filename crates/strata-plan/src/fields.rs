@@ -178,6 +178,8 @@ pub struct MachineFields {
     pub tags: Vec<String>,
     /// The MAAS status name; desired `Deployed`.
     pub status: String,
+    /// The release MAAS reports (`noble`, `debian-13-pve`); empty for a machine
+    /// registered as deployed, whose OS MAAS did not install and does not know.
     pub distro_series: String,
     pub zone: String,
 }
@@ -199,6 +201,18 @@ pub struct MachineSpec {
     pub user_data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// The machine already runs an OS: created with `deployed=true` (MAAS registers
+    /// it as Deployed) and never commissioned, deployed or power-cycled.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deployed: bool,
+    /// The image deploy asks for, as MAAS names it (`custom/debian-13-pve`,
+    /// `ubuntu/noble`, `noble`); absent: the field `distro_series`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The BMC's MAC: its `power_address` is reserved for it in MAAS's DHCP before
+    /// MAAS is pointed at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bmc_mac: Option<String>,
 }
 
 impl KindSpec for MachineSpec {
@@ -507,11 +521,21 @@ mod tests {
             power_pass: Some(s("env:BMC")),
             user_data: Some(s("I2Nsb3VkLWNvbmZpZw==")),
             role: Some(s("compute")),
+            ..MachineSpec::default()
         };
         let r = Resource::new(ResourceId::new("fra1", Kind::Machine, "x")).with_spec(&spec);
         let keys: Vec<&str> = r.spec.keys().map(String::as_str).collect();
+        // `deployed` is written only when true; absent image and BMC MAC are absent.
         assert_eq!(keys, ["power_pass", "pxe_mac", "role", "user_data"]);
         assert_eq!(r.spec_as::<MachineSpec>().expect("spec"), spec);
+        let running = MachineSpec {
+            deployed: true,
+            bmc_mac: Some(s("52:54:02:00:00:01")),
+            ..spec
+        };
+        let r = Resource::new(ResourceId::new("fra1", Kind::Machine, "x")).with_spec(&running);
+        assert_eq!(r.spec["deployed"], Value::Bool(true));
+        assert_eq!(r.spec_as::<MachineSpec>().expect("spec"), running);
     }
 
     #[test]

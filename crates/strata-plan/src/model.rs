@@ -53,8 +53,12 @@ impl fmt::Display for Platform {
 ///   the DHCP range MAAS serves; null when the VLAN has no DHCP).
 /// - `machine` (name = serial): `hostname`, `power_type`, `power_address`,
 ///   `power_user`, `tags` (sorted list), `status` (MAAS status name, desired
-///   `Deployed`), `distro_series`, `zone`. Spec: `pxe_mac`, `power_pass` (a secret
-///   reference such as `env:BMC_PASSWORD`), `user_data` (base64), `role`.
+///   `Deployed`), `distro_series` (empty for a machine registered as deployed),
+///   `zone`. Spec: `pxe_mac`, `power_pass` (a secret reference such as
+///   `env:BMC_PASSWORD`), `user_data` (base64), `role`, `deployed` (already runs:
+///   registered with `deployed=true`, never commissioned or power-cycled), `image`
+///   (what deploy installs), `bmc_mac` (the BMC's MAC, for the DHCP reservation of
+///   `power_address`).
 /// - `node-dns` (Proxmox; name = node hostname): `search` (the DC's search domain),
 ///   `dns` (up to three resolvers, in order): what `/nodes/{node}/dns` holds. Always
 ///   present on a node, so never created or deleted; only updated.

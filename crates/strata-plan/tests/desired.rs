@@ -192,3 +192,50 @@ fn every_desired_resource_has_exactly_its_kinds_vocabulary_and_reads_as_its_stru
         "the example fleet covers every kind"
     );
 }
+
+#[test]
+fn running_hosts_are_registered_deployed_and_the_rest_get_their_role_image() {
+    let fleet = example();
+    let d = desired(&fleet).expect("desired");
+    let bmc_subnet = |dc: &str| {
+        fleet
+            .dcs
+            .iter()
+            .find(|x| x.name == dc)
+            .and_then(|x| x.vlan(strata_spec::InfraVlan::Bmc))
+            .map(|v| v.subnet.to_string())
+            .expect("bmc vlan")
+    };
+    let mut running = 0;
+    for r in d.iter().filter(|r| r.id.kind == Kind::Machine) {
+        let spec: MachineSpec = r.spec_as().expect("spec");
+        let fields: strata_plan::MachineFields = r.fields_as().expect("fields");
+        let role = spec.role.clone().unwrap_or_default();
+        // Every BMC has its MAC, and the machine waits for the BMC subnet its
+        // reservation lives on.
+        assert!(spec.bmc_mac.is_some(), "{}", r.id);
+        assert!(
+            r.depends_on
+                .iter()
+                .any(|x| x.kind == Kind::MaasSubnet && x.name == bmc_subnet(&r.id.dc)),
+            "{}",
+            r.id
+        );
+        if role == "proxmox" || r.id.name == "FRA1R02U05" {
+            // Preinstalled Proxmox nodes (they host MAAS and the control plane) and
+            // the compute node already in production.
+            running += 1;
+            assert!(spec.deployed, "{}", r.id);
+            assert_eq!(spec.image, None);
+            assert_eq!(
+                fields.distro_series, "",
+                "MAAS records no OS it did not deploy"
+            );
+        } else {
+            assert!(!spec.deployed, "{}", r.id);
+            assert_eq!(spec.image.as_deref(), Some("noble"));
+            assert_eq!(fields.distro_series, "noble");
+        }
+    }
+    assert_eq!(running, 10);
+}

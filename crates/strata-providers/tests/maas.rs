@@ -52,13 +52,21 @@ struct Env {
 }
 
 async fn start(machines: Vec<SeedMachine>, faults: FaultSpec) -> Env {
-    let twin = strata_twin::start(TwinOptions {
-        dcs: vec![DcSeed {
+    start_dc(
+        DcSeed {
             name: DC.into(),
             machines,
             proxmox_nodes: vec!["pve1".into()],
             ..DcSeed::default()
-        }],
+        },
+        faults,
+    )
+    .await
+}
+
+async fn start_dc(dc: DcSeed, faults: FaultSpec) -> Env {
+    let twin = strata_twin::start(TwinOptions {
+        dcs: vec![dc],
         listen: "127.0.0.1:0".parse::<SocketAddr>().expect("addr"),
         faults,
         latency_ms: 0,
@@ -260,6 +268,7 @@ fn machine(serial: &str, hostname: &str, pxe_mac: &str, role: &str, pass_ref: &s
             base64::engine::general_purpose::STANDARD.encode("#cloud-config\npackages: [chrony]\n"),
         ),
         role: Some(role.to_string()),
+        ..MachineSpec::default()
     });
     r.sensitive.insert("power_pass".into());
     r
@@ -868,4 +877,159 @@ async fn a_batch_converges_without_duplicates_under_faults() {
         .map(|c| c.count)
         .sum();
     assert!(injected > 0, "the faults were meant to fire");
+}
+
+/// The twin's count of power actions driven through a machine's BMC, by serial.
+fn power_actions(env: &Env, serial: &str) -> u64 {
+    let s = env.twin.state.service(DC, "maas").expect("maas").summary();
+    s["power_actions"][serial].as_u64().unwrap_or(0)
+}
+
+/// A host that already runs (a Proxmox node under MAAS and the control plane) is
+/// registered with `deployed=true` and never power-cycled; one that MAAS knows only
+/// as New is refused, not commissioned. A deployed machine's BMC address is reserved
+/// for the BMC's MAC before MAAS is pointed at it (the twin's BMCs answer only
+/// there), and deploy asks for the role's image (a custom Debian 13 image).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn running_hosts_are_registered_deployed_and_bmc_addresses_are_reserved() {
+    let bmc = |i: usize| mac(0x55, i);
+    let running = SeedMachine {
+        running: true,
+        bmc_mac: Some(bmc(10)),
+        ..seed(10)
+    };
+    let enlisted = SeedMachine {
+        bmc_mac: Some(bmc(11)),
+        ..seed(11)
+    };
+    let enlisted_but_running = SeedMachine {
+        bmc_mac: Some(bmc(12)),
+        ..seed(12)
+    };
+    let env = start_dc(
+        DcSeed {
+            name: DC.into(),
+            machines: vec![running, enlisted, enlisted_but_running],
+            proxmox_nodes: vec!["pve1".into()],
+            boot_images: vec!["custom/debian-13-pve".into()],
+            ..DcSeed::default()
+        },
+        FaultSpec::default(),
+    )
+    .await;
+    let p = provider(&env);
+    let dir = tempfile::tempdir().expect("tmp");
+    let pass = dir.path().join("bmc");
+    std::fs::write(&pass, "s3cret\n").expect("write");
+    let pass_ref = format!("file:{}", pass.display());
+
+    let with = |r: Resource, f: &dyn Fn(&mut MachineFields, &mut MachineSpec)| -> Resource {
+        let mut fields: MachineFields = r.fields_as().expect("fields");
+        let mut spec: MachineSpec = r.spec_as().expect("spec");
+        f(&mut fields, &mut spec);
+        let mut out = Resource::with_fields(r.id.clone(), &fields).with_spec(&spec);
+        out.sensitive = r.sensitive.clone();
+        out.depends_on
+            .push(ResourceId::new(DC, Kind::MaasSubnet, "10.11.0.0/24"));
+        out
+    };
+    let hypervisor = with(
+        machine("SN00010", "fra1-pve-1", &mac(0, 10), "proxmox", &pass_ref),
+        &|f, s| {
+            f.distro_series = String::new();
+            s.deployed = true;
+            s.user_data = None;
+            s.bmc_mac = Some(bmc(10));
+        },
+    );
+    let compute = with(
+        machine(
+            "SN00011",
+            "fra1-compute-11",
+            &mac(0, 11),
+            "compute",
+            &pass_ref,
+        ),
+        &|f, s| {
+            f.distro_series = "debian-13-pve".into();
+            s.image = Some("custom/debian-13-pve".into());
+            s.bmc_mac = Some(bmc(11));
+        },
+    );
+    let mut desired = set(network());
+    desired.insert(hypervisor.clone());
+    desired.insert(compute.clone());
+    let o = p.observe().await.expect("observe");
+    let first = plan(&desired, &o);
+    let log = MemLog::default();
+    let results = apply(&p, &first, &log).await;
+    assert_all_ok(&results);
+
+    // The hypervisor: registered as Deployed, never powered; no OS recorded.
+    let raw = Raw::new(&env);
+    let found = raw.get("machines/", &[("mac_address", &mac(0, 10))]).await;
+    assert_eq!(found[0]["status_name"], "Deployed", "{found}");
+    assert_eq!(found[0]["distro_series"], "");
+    assert_eq!(power_actions(&env, "SN00010"), 0);
+    // The compute node: its BMC address reserved for its MAC, then commissioned and
+    // deployed with the role's image through that BMC.
+    let reserved = raw.get("reservedips/", &[]).await;
+    let reserved: Vec<(String, String)> = reserved
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|r| {
+            (
+                r["ip"].as_str().unwrap_or_default().to_string(),
+                r["mac_address"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        reserved.contains(&("10.11.0.25".to_string(), bmc(11))),
+        "{reserved:?}"
+    );
+    assert!(
+        reserved.contains(&("10.11.0.20".to_string(), bmc(10))),
+        "{reserved:?}"
+    );
+    let found = raw.get("machines/", &[("mac_address", &mac(0, 11))]).await;
+    assert_eq!(found[0]["status_name"], "Deployed");
+    assert_eq!(found[0]["osystem"], "custom");
+    assert_eq!(found[0]["distro_series"], "debian-13-pve");
+    assert!(power_actions(&env, "SN00011") >= 2, "commission and deploy");
+
+    // Converged: nothing left to do, and a second apply drives no BMC.
+    let o = p.observe().await.expect("re-observe");
+    let again = plan(&desired, &o);
+    assert!(
+        again.is_empty(),
+        "{}",
+        strata_plan::display::render(&again, 0)
+    );
+
+    // A host that runs but that MAAS holds as New (it PXE-enlisted once): strata
+    // refuses rather than commission (power-cycle) it.
+    let running_but_new = with(
+        machine("SN00012", "fra1-pve-02", &mac(0, 12), "proxmox", &pass_ref),
+        &|f, s| {
+            f.distro_series = String::new();
+            s.deployed = true;
+            s.user_data = None;
+            s.bmc_mac = Some(bmc(12));
+        },
+    );
+    let mut desired = set(network());
+    desired.insert(running_but_new);
+    let step_plan = plan(&desired, &o);
+    let step = step_plan
+        .steps
+        .iter()
+        .find(|s| s.id.kind == Kind::Machine)
+        .expect("machine step");
+    assert_eq!(step.action, Action::Adopt);
+    let err = act(&p, step, &log).await.expect_err("refused");
+    assert!(matches!(err, ProviderError::Refused(_)), "{err}");
+    assert!(err.to_string().contains("never commissions"), "{err}");
+    assert_eq!(power_actions(&env, "SN00012"), 0);
 }

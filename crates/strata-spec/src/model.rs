@@ -306,6 +306,43 @@ pub struct Blueprint {
     /// Virtual IPs held by keepalived (VRRP) in every DC.
     #[serde(default)]
     pub vips: Vec<Vip>,
+    /// The order every DC comes up in, first stage first: which machine roles already
+    /// run before MAAS exists (`install: preinstalled`, e.g. the Proxmox nodes that
+    /// host MAAS and the OpenStack control plane), which VMs start on them, and which
+    /// roles MAAS then deploys (`install: maas`). Absent: Proxmox nodes are
+    /// preinstalled, then the MAAS VMs, the declared VMs, and every other role
+    /// through MAAS.
+    #[serde(default)]
+    pub bootstrap: Vec<BootstrapStage>,
+}
+
+/// One stage of a DC's bootstrap.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapStage {
+    pub stage: Located<Name>,
+    /// Machine roles this stage brings up.
+    #[serde(default)]
+    pub machines: Vec<Located<MachineRole>>,
+    /// VM roles this stage starts on Proxmox (`maas-region`, `maas-rack`, or a
+    /// declared VM role such as `openstack-control`).
+    #[serde(default)]
+    pub vms: Vec<Located<String>>,
+    /// How the stage's machines get their OS (default `maas`).
+    #[serde(default)]
+    pub install: Option<Located<Install>>,
+}
+
+/// How a machine gets its operating system.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Install {
+    /// Installed by hand before MAAS exists, and running: MAAS registers it as
+    /// deployed and never commissions or power-cycles it.
+    Preinstalled,
+    /// Commissioned and deployed by MAAS.
+    #[default]
+    Maas,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -421,6 +458,19 @@ pub struct Maas {
     /// Ubuntu series deployed by default.
     #[serde(default = "default_distro")]
     pub distro_series: String,
+    /// The image MAAS deploys per machine role, as MAAS names it (`ubuntu/noble`, or
+    /// an uploaded `custom/debian-13-pve`: Proxmox VE 9 runs on Debian 13); roles not
+    /// listed get `distro_series`.
+    #[serde(default)]
+    pub images: Vec<RoleImage>,
+}
+
+/// The image of one machine role.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleImage {
+    pub role: Located<MachineRole>,
+    pub image: Located<String>,
 }
 
 fn default_distro() -> String {
@@ -935,6 +985,11 @@ pub struct Machine {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub pxe_mac: Option<Located<MacAddr>>,
+    /// Already runs in production: MAAS registers it as deployed and never
+    /// commissions or power-cycles it (besides the roles the bootstrap marks
+    /// preinstalled).
+    #[serde(default)]
+    pub running: Option<Located<bool>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -944,6 +999,11 @@ pub struct Bmc {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub address: Option<Located<IpAddr>>,
+    /// The BMC's own MAC: MAAS's DHCP reserves the BMC address for it, so the BMC
+    /// really answers where strata points MAAS.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub mac: Option<Located<MacAddr>>,
     #[serde(default)]
     pub driver: BmcDriver,
     /// BMC user name.

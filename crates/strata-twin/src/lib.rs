@@ -65,6 +65,10 @@ pub struct DcSeed {
     /// three plain hosts and one GPU host.
     #[serde(default)]
     pub compute_hosts: Vec<SeedComputeHost>,
+    /// Custom images an operator uploaded to MAAS (`custom/NAME` or `NAME`), besides
+    /// the synced Ubuntu releases.
+    #[serde(default)]
+    pub boot_images: Vec<String>,
 }
 
 /// A compute host as nova-compute finds it through libvirt: hardware, and what the
@@ -97,6 +101,17 @@ pub struct SeedMachine {
     pub nics: Vec<String>,
     pub gpus: Vec<SeedGpu>,
     pub zone: Option<String>,
+    /// Already runs an operating system (powered on, not PXE booting): it did not
+    /// enlist itself, and MAAS knows it only once someone creates it.
+    #[serde(default)]
+    pub running: bool,
+    /// The BMC's own MAC. With it, the BMC takes its address from DHCP: it answers
+    /// only at the address MAAS reserved for this MAC (else at `bmc_address`).
+    #[serde(default)]
+    pub bmc_mac: Option<String>,
+    /// An address configured on the BMC by hand (used when no reservation exists).
+    #[serde(default)]
+    pub bmc_address: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -73,6 +73,7 @@ fn seed() -> DcSeed {
                 nics: vec![format!("52:54:00:00:00:{i:02x}")],
                 gpus: Vec::new(),
                 zone: None,
+                ..SeedMachine::default()
             })
             .collect(),
         proxmox_nodes: vec!["pve1".into(), "pve2".into()],
@@ -84,6 +85,7 @@ fn seed() -> DcSeed {
         extra_vms: 1,
         kolla_config: Default::default(),
         compute_hosts: Vec::new(),
+        boot_images: Vec::new(),
     }
 }
 

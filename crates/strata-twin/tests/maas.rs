@@ -34,6 +34,7 @@ fn seed_machine(i: usize, gpus: usize) -> SeedMachine {
             })
             .collect(),
         zone: None,
+        ..SeedMachine::default()
     }
 }
 
@@ -1303,5 +1304,247 @@ async fn listing_and_creating_at_scale() {
         create_time < Duration::from_secs(20),
         "creating 200 machines took {create_time:?}"
     );
+    twin.shutdown().await.expect("shutdown");
+}
+
+/// A machine that already runs is created with `deployed=true`: straight to Deployed,
+/// owned, no commissioning, no power action, no OS recorded (MAAS's
+/// `AdminMachineForm._setup_deployed_machine`). Without it, creating the same
+/// machine commissions it: a power cycle through its BMC. A BMC answers only at the
+/// address MAAS's DHCP reserved for its MAC (`/reservedips/`); a power action at any
+/// other `power_address` fails as a MAAS power error. Deploy accepts only images
+/// MAAS has (synced Ubuntu releases, uploaded custom images).
+#[tokio::test]
+async fn running_hosts_reserved_bmc_addresses_and_images() {
+    let running = SeedMachine {
+        running: true,
+        bmc_mac: Some("52:55:00:00:00:01".into()),
+        ..seed_machine(1, 0)
+    };
+    let enlisted = SeedMachine {
+        bmc_mac: Some("52:55:00:00:00:02".into()),
+        ..seed_machine(2, 0)
+    };
+    let mut o = opts(vec![running.clone(), enlisted.clone()], None);
+    o.dcs[0].boot_images = vec!["custom/debian-13-pve".into()];
+    let twin = start(o).await.expect("start");
+    let c = Maas::new(&twin);
+    let power_actions = |serial: &str| -> u64 {
+        let s = twin.state.service("fra1", "maas").expect("maas").summary();
+        s["power_actions"][serial].as_u64().unwrap_or(0)
+    };
+    // A running host did not PXE boot: MAAS does not know it.
+    let ms = c.machines().await;
+    assert_eq!(ms.len(), 1, "only the PXE-enlisted machine: {ms:?}");
+
+    // deployed=true must be a boolean.
+    let (s, v, t) = c
+        .post(
+            "machines/",
+            None,
+            &[("mac_addresses", &running.pxe_mac), ("deployed", "maybe")],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+    assert!(
+        v["deployed"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("maybe")),
+        "{v}"
+    );
+    // Registered as deployed: no commissioning, no power action, no OS recorded.
+    let (s, v, t) = c
+        .post(
+            "machines/",
+            None,
+            &[
+                ("mac_addresses", &running.pxe_mac),
+                ("architecture", "amd64/generic"),
+                ("deployed", "true"),
+                ("power_type", "redfish"),
+                ("power_parameters_power_address", "10.11.0.5"),
+                ("power_parameters_power_user", "strata"),
+                ("power_parameters_power_pass", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(v["status_name"], "Deployed");
+    assert_eq!(v["osystem"], "");
+    assert_eq!(v["distro_series"], "");
+    assert!(v["owner"].is_string(), "{v}");
+    let running_sid = sid(&v);
+    c.clock.advance(Duration::from_secs(600));
+    assert_eq!(c.machine(&running_sid).await["status_name"], "Deployed");
+    assert_eq!(power_actions(&running.serial), 0);
+
+    // The enlisted machine: its BMC has no reserved address yet, so pointing MAAS at
+    // 10.11.0.9 reaches nothing; commissioning fails as a power error, the BMC is
+    // never driven.
+    let enlisted_sid = sid(&ms[0]);
+    let (s, _, t) = c
+        .put(
+            &format!("machines/{enlisted_sid}/"),
+            &[
+                ("power_type", "redfish"),
+                ("power_parameters_power_address", "10.11.0.9"),
+                ("power_parameters_power_user", "strata"),
+                ("power_parameters_power_pass", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let (s, _, t) = c
+        .post(
+            &format!("machines/{enlisted_sid}/"),
+            Some("commission"),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 503, "{t}");
+    assert!(
+        t.contains("no BMC answers at power_address '10.11.0.9'"),
+        "{t}"
+    );
+    assert_eq!(power_actions(&enlisted.serial), 0);
+
+    // Reserved IPs: MAAS's form rules.
+    let (s, v, t) = c
+        .post(
+            "reservedips/",
+            None,
+            &[("ip", "10.11.0.9"), ("mac_address", "52:55:00:00:00:02")],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+    assert!(
+        v["subnet"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("There is no subnet for 10.11.0.9")),
+        "{v}"
+    );
+    let (s, _, t) = c.post("subnets/", None, &[("cidr", "10.11.0.0/24")]).await;
+    assert_eq!(s, 200, "{t}");
+    let (s, v, t) = c
+        .post(
+            "reservedips/",
+            None,
+            &[("ip", "10.11.0.0"), ("mac_address", "52:55:00:00:00:02")],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+    assert_eq!(v["ip"][0], "The network address cannot be a reserved IP.");
+    let (s, v, t) = c
+        .post(
+            "reservedips/",
+            None,
+            &[("ip", "10.11.0.9"), ("mac_address", "nope")],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+    assert!(v["mac_address"][0].is_string(), "{v}");
+    let (s, v, t) = c
+        .post(
+            "reservedips/",
+            None,
+            &[
+                ("ip", "10.11.0.9"),
+                ("mac_address", "52:55:00:00:00:02"),
+                ("comment", "BMC"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(v["subnet"]["cidr"], "10.11.0.0/24");
+    assert_eq!(v["mac_address"], "52:55:00:00:00:02");
+    let reservation = v["id"].as_u64().expect("id");
+    let (s, v, t) = c
+        .post(
+            "reservedips/",
+            None,
+            &[("ip", "10.11.0.9"), ("mac_address", "52:55:00:00:00:03")],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+    assert_eq!(
+        v["ip"][0],
+        "Reserved IP with this IP address already exists."
+    );
+    let (s, v, t) = c
+        .put(
+            &format!("reservedips/{reservation}/"),
+            &[("ip", "10.11.0.10")],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+    assert!(
+        v["__all__"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("immutable")),
+        "{v}"
+    );
+    let (s, v, _) = c.get("reservedips/", &[]).await;
+    assert_eq!(s, 200);
+    assert_eq!(v.as_array().map(Vec::len), Some(1));
+
+    // Now the BMC holds 10.11.0.9: commissioning powers the machine (one action).
+    let (s, _, t) = c
+        .post(
+            &format!("machines/{enlisted_sid}/"),
+            Some("commission"),
+            &[("testing_scripts", "none")],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(power_actions(&enlisted.serial), 1);
+    c.wait_status(&enlisted_sid, 4).await;
+
+    // Deploy: an image MAAS does not have is refused by the form; the uploaded
+    // custom image deploys, recorded as osystem `custom`.
+    let (s, _, t) = c
+        .post(
+            "machines/",
+            Some("allocate"),
+            &[("system_id", &enlisted_sid)],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let (s, v, t) = c
+        .post(
+            &format!("machines/{enlisted_sid}/"),
+            Some("deploy"),
+            &[("distro_series", "custom/debian-12-pve")],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+    let msg = v["distro_series"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.contains("'custom/debian-12-pve' is not a valid distro_series")
+            && msg.contains("'custom/debian-13-pve'"),
+        "{msg}"
+    );
+    let (s, _, t) = c
+        .post(
+            &format!("machines/{enlisted_sid}/"),
+            Some("deploy"),
+            &[("distro_series", "custom/debian-13-pve")],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let m = c.wait_status(&enlisted_sid, 6).await;
+    assert_eq!(m["osystem"], "custom");
+    assert_eq!(m["distro_series"], "debian-13-pve");
+    assert_eq!(power_actions(&enlisted.serial), 2);
+    // The reservation gone, the BMC falls back to nothing: power actions fail again.
+    let (s, _, _) = c.delete(&format!("reservedips/{reservation}/")).await;
+    assert_eq!(s, 204);
+    let (s, _, t) = c
+        .post(&format!("machines/{enlisted_sid}/"), Some("power_off"), &[])
+        .await;
+    assert_eq!(s, 503, "{t}");
+    assert_eq!(power_actions(&enlisted.serial), 2);
     twin.shutdown().await.expect("shutdown");
 }

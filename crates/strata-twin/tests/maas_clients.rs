@@ -66,6 +66,7 @@ async fn python_libmaas_drives_the_lifecycle() {
                 vec![]
             },
             zone: None,
+            ..SeedMachine::default()
         })
         .collect();
     let twin = strata_twin::start(TwinOptions {

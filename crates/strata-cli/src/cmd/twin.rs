@@ -152,6 +152,14 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Result<V
                             })
                             .unwrap_or_default(),
                         zone: m.az.clone(),
+                        running: m.running,
+                        // A BMC with a known MAC takes its address from MAAS's DHCP
+                        // (strata reserves it); one without is modelled only when
+                        // its address is pinned, i.e. configured on the BMC by hand.
+                        bmc_mac: m.bmc.mac.clone().or_else(|| {
+                            m.bmc.pinned.then(|| mac_for(&format!("bmc:{}", m.serial)))
+                        }),
+                        bmc_address: m.bmc.pinned.then(|| m.bmc.address.to_string()),
                     }
                 })
                 .collect();
@@ -176,6 +184,16 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Result<V
                         .collect()
                 })
                 .unwrap_or_default();
+            // The custom images the fleet's roles use: uploaded to MAAS by the
+            // operator before strata runs.
+            let mut boot_images: Vec<String> = dc
+                .machines
+                .iter()
+                .filter(|m| m.image.starts_with("custom/"))
+                .map(|m| m.image.clone())
+                .collect();
+            boot_images.sort();
+            boot_images.dedup();
             DcSeed {
                 name: dc.name.clone(),
                 machines,
@@ -184,6 +202,7 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Result<V
                 extra_vms,
                 kolla_config: kolla.remove(&dc.name).unwrap_or_default(),
                 compute_hosts: compute_hosts(fleet, dc),
+                boot_images,
             }
         })
         .collect())
@@ -207,6 +226,7 @@ pub fn generic_seeds(dcs: u32, machines: u32, extra_vms: usize) -> Vec<DcSeed> {
                             nics: vec!["ens1f0np0".into(), "ens1f1np1".into()],
                             gpus: Vec::new(),
                             zone: None,
+                            ..SeedMachine::default()
                         }
                     })
                     .collect(),
@@ -217,6 +237,7 @@ pub fn generic_seeds(dcs: u32, machines: u32, extra_vms: usize) -> Vec<DcSeed> {
                     content: vec!["images".into(), "rootdir".into()],
                 }],
                 extra_vms,
+                boot_images: Vec::new(),
                 name,
                 kolla_config: BTreeMap::new(),
                 compute_hosts: Vec::new(),

@@ -12,6 +12,12 @@
 //! the PXE MAC as the step's intent before `POST /machines/`, so a retry after a crash
 //! finds the machine by MAC instead of enlisting it twice. Delete releases, then
 //! deletes, and only machines carrying the owner tag.
+//!
+//! A machine that already runs (spec `deployed`: a preinstalled hypervisor under the
+//! control plane, a production host) is created with `deployed=true` and never sent
+//! a lifecycle action: strata refuses to go on when MAAS has it in any other state.
+//! Before MAAS gets a `power_address`, the address is reserved for the BMC's MAC in
+//! MAAS's DHCP, so the BMC really answers there.
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +53,12 @@ struct Want {
     zone: Option<String>,
     pxe_mac: Option<String>,
     user_data: Option<String>,
+    /// Already runs: registered with `deployed=true`, never commissioned or powered.
+    deployed: bool,
+    /// What deploy asks MAAS for (`custom/debian-13-pve`); else `distro_series`.
+    image: Option<String>,
+    /// The BMC's MAC (normalised), for the DHCP reservation of `power_address`.
+    bmc_mac: Option<String>,
 }
 
 impl Want {
@@ -63,7 +75,16 @@ impl Want {
                 ProviderError::Refused(format!("{}: pxe_mac {m:?} is not a MAC address", step.id))
             })?),
         };
+        let bmc_mac = match spec.bmc_mac {
+            None => None,
+            Some(m) => Some(wire::normalize_mac(&m).ok_or_else(|| {
+                ProviderError::Refused(format!("{}: bmc_mac {m:?} is not a MAC address", step.id))
+            })?),
+        };
         Ok(Want {
+            deployed: spec.deployed,
+            image: spec.image.and_then(text),
+            bmc_mac,
             serial: step.id.name.clone(),
             hostname: text(d.hostname),
             power_type: text(d.power_type),
@@ -232,6 +253,11 @@ impl Run<'_> {
             )));
         }
         let (m, created) = self.locate(ctx).await?;
+        // Nothing is written to a running host that MAAS holds in another state.
+        self.refuse_if_running(&m)?;
+        if !created {
+            self.reserve_bmc_address().await?;
+        }
         let m = self.claim(m, created, ctx).await?;
         let m = self.tag(m).await?;
         let m = self.configure(m, created).await?;
@@ -277,7 +303,24 @@ impl Run<'_> {
                 step.id
             )));
         }
+        // The BMC must hold its address before MAAS first drives it (a create
+        // commissions at once).
+        self.reserve_bmc_address().await?;
         Ok((self.create(ctx).await?, true))
+    }
+
+    /// A machine that already runs is never commissioned, deployed or powered:
+    /// refused unless MAAS has it as Deployed.
+    fn refuse_if_running(&self, m: &Machine) -> Result<(), ProviderError> {
+        if !self.want().deployed || m.code() == Some(S::DEPLOYED) {
+            return Ok(());
+        }
+        Err(ProviderError::Refused(format!(
+            "{}: machine {} already runs (preinstalled or in production) but MAAS has it as {}; strata never commissions, deploys or power-cycles a running host: delete it from MAAS so that strata registers it as deployed, or mark it deployed yourself",
+            self.step.id,
+            Self::label(m),
+            m.failure()
+        )))
     }
 
     async fn create(&mut self, ctx: &ActContext<'_>) -> Result<Machine, ProviderError> {
@@ -295,6 +338,12 @@ impl Run<'_> {
         ]);
         if let Some(h) = &self.want().hostname {
             body.push(("hostname".into(), h.clone()));
+        }
+        if self.want().deployed {
+            // MAAS registers it as Deployed and does not commission (power-cycle) it
+            // (canonical/maas src/maasserver/api/machines.py, `MachinesHandler.create`;
+            // src/maasserver/forms/__init__.py, `AdminMachineForm`).
+            body.push(("deployed".into(), "true".into()));
         }
         body.extend(self.power_form()?);
         // Durable before the call: a run killed after MAAS enlisted the machine finds it
@@ -433,6 +482,90 @@ impl Run<'_> {
         Ok(m)
     }
 
+    /// Reserve the BMC's address for its MAC in MAAS's DHCP (`/reservedips/`, MAAS
+    /// 3.6: canonical/maas src/maasserver/api/reservedip.py), so that the BMC holds
+    /// the `power_address` strata gives MAAS. Idempotent: an existing reservation of
+    /// this address for this MAC is kept; an older reservation of this MAC that
+    /// strata made is replaced (MAAS never changes one in place); anything else is
+    /// refused, not overwritten.
+    async fn reserve_bmc_address(&mut self) -> Result<(), ProviderError> {
+        let want = self.want();
+        let (Some(ip), Some(mac)) = (want.power_address.clone(), want.bmc_mac.clone()) else {
+            return Ok(());
+        };
+        let owner = self.p.owner_tag.clone();
+        let comment = format!("{owner}: BMC of {}", want.serial);
+        let listed: Vec<Value> = self.p.client.get("reservedips/", &[]).await?;
+        let field = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
+        for r in &listed {
+            if field(r, "ip").as_deref() != Some(ip.as_str()) {
+                continue;
+            }
+            let theirs = field(r, "mac_address").and_then(|m| wire::normalize_mac(&m));
+            if theirs.as_deref() == Some(mac.as_str()) {
+                return Ok(());
+            }
+            return Err(ProviderError::Refused(format!(
+                "{}: MAAS reserves {ip} for MAC {} ({}), not for this BMC ({mac})",
+                self.step.id,
+                theirs.unwrap_or_default(),
+                field(r, "comment").unwrap_or_default()
+            )));
+        }
+        for r in &listed {
+            let theirs = field(r, "mac_address").and_then(|m| wire::normalize_mac(&m));
+            if theirs.as_deref() != Some(mac.as_str()) {
+                continue;
+            }
+            let ours = field(r, "comment").is_some_and(|c| c.starts_with(&format!("{owner}:")));
+            let old = field(r, "ip").unwrap_or_default();
+            if !ours {
+                return Err(ProviderError::Refused(format!(
+                    "{}: MAAS reserves {old} for this BMC ({mac}), not the desired {ip}; the reservation is not strata's, so strata leaves it: delete it to move the BMC",
+                    self.step.id
+                )));
+            }
+            let id = r.get("id").and_then(Value::as_u64).unwrap_or_default();
+            self.p.client.delete(&format!("reservedips/{id}/")).await?;
+            self.done
+                .push(format!("dropped the old BMC reservation {old}"));
+        }
+        let body = form([
+            ("ip", ip.clone()),
+            ("mac_address", mac.clone()),
+            ("comment", comment),
+        ]);
+        match self
+            .p
+            .client
+            .post::<Value>("reservedips/", None, &body, false)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.ambiguous() => {
+                // Made by this very request if it is listed now.
+                let listed: Vec<Value> = self.p.client.get("reservedips/", &[]).await?;
+                let made = listed.iter().any(|r| {
+                    field(r, "ip").as_deref() == Some(ip.as_str())
+                        && field(r, "mac_address").and_then(|m| wire::normalize_mac(&m))
+                            == Some(mac.clone())
+                });
+                if !made {
+                    return Err(e.into());
+                }
+            }
+            Err(e) => {
+                return Err(ProviderError::Api(format!(
+                    "{}: reserving the BMC address {ip} for {mac} refused: {}",
+                    self.step.id,
+                    maas_reason(&e)
+                )));
+            }
+        }
+        self.done.push(format!("reserved {ip} for the BMC"));
+        Ok(())
+    }
+
     fn power_form(&mut self) -> Result<Form, ProviderError> {
         let want = self.want();
         let mut f: Form = Vec::new();
@@ -534,6 +667,9 @@ impl Run<'_> {
         // how often an action was sent at all (ambiguous answers are retried).
         let (mut commissioned, mut deployed, mut released) = (false, false, false);
         let mut sent = 0u32;
+        // Commissioning or deploying it would power-cycle a host that runs (a
+        // hypervisor under the control plane, or a production machine).
+        self.refuse_if_running(&m)?;
         for _ in 0..MAX_TRANSITIONS {
             let code = m.code().unwrap_or(-1);
             match code {
@@ -602,7 +738,7 @@ impl Run<'_> {
                     }
                     let mut body: Form = Vec::new();
                     let want = self.want();
-                    if let Some(d) = &want.distro_series {
+                    if let Some(d) = want.image.as_ref().or(want.distro_series.as_ref()) {
                         body.push(("distro_series".into(), d.clone()));
                     }
                     if let Some(u) = &want.user_data {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::http::Req;
-use super::{Maas, machines as m, misc, network as n};
+use super::{Maas, machines as m, misc, network as n, reservedips as rip};
 use crate::core::{Route, RouteTable};
 
 pub type ActionFn = fn(&Maas, &Req) -> Response;
@@ -460,6 +460,29 @@ pub static HANDLERS: &[Handler] = &[
             get(n::iprange, "Read an IP range."),
             put(n::update_iprange, "Update an IP range."),
             delete(n::delete_iprange, "Delete an IP range."),
+        ],
+    },
+    Handler {
+        name: "ReservedIpsHandler",
+        path: "/reservedips/",
+        params: &[],
+        anon: false,
+        doc: "Manage Reserved IPs.",
+        actions: &[
+            get(rip::list, "List all available Reserved IPs."),
+            post(rip::create, "Create a Reserved IP."),
+        ],
+    },
+    Handler {
+        name: "ReservedIpHandler",
+        path: "/reservedips/{id}/",
+        params: &["id"],
+        anon: false,
+        doc: "Manage Reserved IP.",
+        actions: &[
+            get(rip::read, "Read a Reserved IP."),
+            put(rip::update, "Update a reserved IP."),
+            delete(rip::delete, "Delete a reserved IP."),
         ],
     },
     Handler {

@@ -80,6 +80,7 @@ mod misc;
 mod model;
 mod network;
 mod render;
+mod reservedips;
 mod seed;
 
 pub use api::{Endpoint, HANDLERS, Handler, routes};
@@ -189,7 +190,7 @@ impl Maas {
             _ => {
                 let mut ids = seed::Ids::new(seed_value);
                 let now = ctx.shared.clock.now_ms();
-                let st = seed::fresh(&ctx.name, &ctx.seed.machines, &mut ids, now);
+                let st = seed::fresh(&ctx.name, &ctx.seed, &mut ids, now);
                 (st, ids)
             }
         };
@@ -452,6 +453,13 @@ impl Service for Maas {
             "tags": st.tags.len(),
             "domains": st.domains.len(),
             "boot_resources": st.boot_resources.len(),
+            "reserved_ips": st.reserved_ips.len(),
+            // Power actions driven through each machine's BMC, by hardware serial.
+            "power_actions": st
+                .machines
+                .values()
+                .map(|m| (m.actual.serial.clone(), m.power_actions))
+                .collect::<BTreeMap<String, u64>>(),
         })
     }
 }

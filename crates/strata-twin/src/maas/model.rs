@@ -227,6 +227,9 @@ pub struct State {
     pub tags: BTreeMap<String, Tag>,
     pub domains: BTreeMap<u64, Domain>,
     pub boot_resources: Vec<BootResource>,
+    /// Reserved IPs (`/reservedips/`, MAAS 3.6): DHCP host entries, address by MAC.
+    #[serde(default)]
+    pub reserved_ips: BTreeMap<u64, ReservedIp>,
     pub config: BTreeMap<String, serde_json::Value>,
     /// State of the identifier generator (system ids, hostnames).
     pub rng_state: u64,
@@ -597,6 +600,14 @@ pub struct Machine {
     pub updated_ms: u64,
     #[serde(default)]
     pub hardware_uuid: String,
+    /// Power actions (on, off, cycle) the twin drove through this machine's BMC;
+    /// never rendered (evidence for tests: a running host must see none).
+    #[serde(default)]
+    pub power_actions: u64,
+    /// The last power action or query could not reach the BMC (`power_state`
+    /// `error`, as MAAS shows it).
+    #[serde(default)]
+    pub power_error: bool,
 }
 
 impl Machine {
@@ -613,6 +624,8 @@ impl Machine {
     pub fn power_state(&self) -> &'static str {
         if self.power_type.is_empty() || self.power_type == "manual" {
             "unknown"
+        } else if self.power_error {
+            "error"
         } else if self.power_on {
             "on"
         } else {
@@ -712,6 +725,16 @@ pub struct IpRange {
     pub start_ip: String,
     pub end_ip: String,
     pub subnet_id: u64,
+    pub comment: String,
+}
+
+/// A reserved IP: MAAS's DHCP serves `ip` to `mac_address` (a host entry).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReservedIp {
+    pub id: u64,
+    pub ip: String,
+    pub subnet_id: u64,
+    pub mac_address: String,
     pub comment: String,
 }
 

@@ -357,6 +357,8 @@ pub fn enlist(state: &mut State, ids: &mut Ids, s: &SeedMachine, now: u64) -> St
         created_ms: now,
         updated_ms: now,
         hardware_uuid: uuid_from(&s.serial),
+        power_actions: 0,
+        power_error: false,
     };
     state.insert_machine(m);
     system_id
@@ -375,8 +377,10 @@ pub fn uuid_from(seed: &str) -> String {
     )
 }
 
-/// A fresh region for `dc` with its seed machines.
-pub fn fresh(dc: &str, machines: &[SeedMachine], ids: &mut Ids, now: u64) -> State {
+/// A fresh region for `dc` with its seed machines (those already running an OS did
+/// not PXE boot, so they are not enlisted) and the custom images an operator uploaded.
+pub fn fresh(dc: &str, seed: &crate::DcSeed, ids: &mut Ids, now: u64) -> State {
+    let machines = &seed.machines;
     let mut st = State::default();
     st.domains.insert(
         0,
@@ -479,6 +483,19 @@ pub fn fresh(dc: &str, machines: &[SeedMachine], ids: &mut Ids, now: u64) -> Sta
         ),
         "Ubuntu 24.04 LTS",
     );
+    // Uploaded custom images: MAAS lists a name without `/` as osystem `custom`
+    // (canonical/maas src/maasserver/utils/osystems.py, list_all_usable_osystems).
+    for image in &seed.boot_images {
+        let id = st.next_id("boot_resource", 1);
+        st.boot_resources.push(BootResource {
+            id,
+            kind: "Uploaded".into(),
+            name: image.strip_prefix("custom/").unwrap_or(image).to_string(),
+            architecture: "amd64/generic".into(),
+            subarches: None,
+            title: image.clone(),
+        });
+    }
     for (k, v) in super::DEFAULT_CONFIG {
         st.config.insert(
             k.to_string(),
@@ -504,7 +521,7 @@ pub fn fresh(dc: &str, machines: &[SeedMachine], ids: &mut Ids, now: u64) -> Sta
         );
         st.controllers.push(rack);
     }
-    for m in machines {
+    for m in machines.iter().filter(|m| !m.running) {
         enlist(&mut st, ids, m, now);
     }
     st.rng_state = ids.next_u64();

@@ -4,13 +4,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use strata_spec::naming::{Var, Vars};
-use strata_spec::{InfraVlan, MachineRole};
+use strata_spec::{InfraVlan, Install, MachineRole};
 
 use super::super::ledger::Ledger;
 use super::super::resolve::{Profiles, SiteInput};
 use super::super::settings::Names;
 use super::hosts::{Addressing, host_interfaces};
 use crate::alloc::Space;
+use crate::bootstrap;
 use crate::model::*;
 
 /// Every machine of the DC, sorted by hostname.
@@ -81,8 +82,13 @@ pub(crate) fn build_machines(
                         .or_else(|| first_cluster.map(|c| c.name.to_string()))
                 })
                 .flatten(),
+            running: m.running.as_ref().is_some_and(|r| **r)
+                || bootstrap::install_of(bp, *m.role) == Install::Preinstalled,
+            image: bootstrap::image_of(bp, *m.role),
             bmc: Bmc {
                 address: bmc_addr,
+                mac: m.bmc.mac.as_ref().map(|x| x.to_string()),
+                pinned: m.bmc.address.is_some(),
                 driver: m.bmc.driver,
                 username: m.bmc.username.clone(),
                 credential: m.bmc.credential.value.clone(),

@@ -97,7 +97,19 @@ pub fn create(s: &Maas, r: &Req) -> Response {
             true
         }
     };
-    let deployed = p.bool("deployed").ok().flatten().unwrap_or(false);
+    // `deployed` (admins, new machines only): the machine already runs an OS. MAAS
+    // registers it straight as Deployed, owned by the caller, and neither
+    // commissions nor powers it (canonical/maas src/maasserver/forms/__init__.py,
+    // `AdminMachineForm._setup_deployed_machine`; src/maasserver/api/machines.py,
+    // `MachinesHandler.create` skips the `CommissionForm` when `deployed`). The
+    // form validates it as a boolean.
+    let deployed = match p.bool("deployed") {
+        Ok(v) => v.unwrap_or(false),
+        Err(v) => {
+            errors.push(("deployed", format!("'{v}' is not a valid boolean")));
+            false
+        }
+    };
     if !errors.is_empty() {
         return invalid(&errors);
     }
@@ -160,15 +172,22 @@ pub fn create(s: &Maas, r: &Req) -> Response {
         ..Machine::default()
     };
     if deployed {
-        m.reported = Some(m.actual.clone());
+        // No commissioning ran, so MAAS knows no hardware details, and it records no
+        // operating system: it did not deploy one (osystem and distro_series stay
+        // empty; the deploy form is what sets them).
+        m.reported = None;
         m.owner = Some(API_USER.into());
-        m.osystem = "ubuntu".into();
-        m.distro_series = default_series(st);
         m.netboot = false;
         m.power_on = true;
         set_status(&mut m, S::DEPLOYED, "Deployed", now);
     } else if commission && !power_type.is_empty() {
-        begin_commissioning(st, &mut m, now, s.slow(), false);
+        // Commissioning starts by powering the machine on through its BMC; when that
+        // fails, MAAS aborts and reverts the machine to its previous status
+        // (canonical/maas src/maasserver/models/node.py, `_start_bmc_unavailable`).
+        match power_action(s, st, &mut m) {
+            Ok(()) => begin_commissioning(st, &mut m, now, s.slow(), false),
+            Err(_) => m.power_error = true,
+        }
     }
     st.insert_machine(m);
     render_one(s, st, &system_id)

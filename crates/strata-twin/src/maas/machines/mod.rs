@@ -153,6 +153,63 @@ fn power_fault(s: &Maas, m: &Machine) -> Option<Response> {
     })
 }
 
+/// Where the BMC behind `m` answers, when the twin models it (a seed machine with a
+/// BMC MAC): at the address MAAS's DHCP reserved for that MAC, else at the address
+/// set on the BMC by hand, else nowhere. `None` when the BMC is not modelled (any
+/// address reaches it).
+fn bmc_answers_at(s: &Maas, st: &State, m: &Machine) -> Option<Option<String>> {
+    let seed = m
+        .interfaces
+        .iter()
+        .find_map(|i| s.seed_by_mac.get(&i.mac_address))
+        .and_then(|i| s.ctx.seed.machines.get(*i))?;
+    let bmc_mac = seed.bmc_mac.as_deref().and_then(normalize_mac)?;
+    let reserved = st
+        .reserved_ips
+        .values()
+        .find(|r| normalize_mac(&r.mac_address).as_deref() == Some(bmc_mac.as_str()))
+        .map(|r| r.ip.clone());
+    Some(reserved.or_else(|| seed.bmc_address.clone()))
+}
+
+/// Can MAAS reach this machine's BMC at its `power_address`? The power drivers
+/// (canonical/maas src/provisioningserver/drivers/power/) talk to that address only,
+/// and a BMC answers only at the address it holds; otherwise MAAS reports a power
+/// error (503, as the twin's other power failures).
+fn bmc_reachable(s: &Maas, st: &State, m: &Machine) -> Result<(), Response> {
+    let Some(at) = bmc_answers_at(s, st, m) else {
+        return Ok(());
+    };
+    let address = m
+        .power_parameters
+        .get("power_address")
+        .map(|a| a.trim().to_string())
+        .unwrap_or_default();
+    if at.as_deref() == Some(address.as_str()) && !address.is_empty() {
+        return Ok(());
+    }
+    Err(http::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!(
+            "Power action failed for {}: no BMC answers at power_address '{address}' ({}): connection timed out.",
+            m.hostname, m.power_type
+        ),
+    ))
+}
+
+/// One power action (on, off, cycle) through the machine's BMC: refused as MAAS
+/// reports a failed power action (an injected fault, or no BMC at `power_address`);
+/// counted on the machine when it goes through.
+fn power_action(s: &Maas, st: &State, m: &mut Machine) -> Result<(), Response> {
+    if let Some(e) = power_fault(s, m) {
+        return Err(e);
+    }
+    bmc_reachable(s, st, m)?;
+    m.power_actions += 1;
+    m.power_error = false;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,10 +50,10 @@ pub fn power_on(s: &Maas, r: &Req) -> Response {
     if cur.power_type.is_empty() {
         return unknown_power_type();
     }
-    if let Some(e) = power_fault(s, &cur) {
+    let mut m = cur;
+    if let Err(e) = power_action(s, st, &mut m) {
         return e;
     }
-    let mut m = cur;
     if let Some(ud) = r.params.get("user_data") {
         m.user_data = Some(ud.to_string());
     }
@@ -94,10 +94,12 @@ pub fn power_off(s: &Maas, r: &Req) -> Response {
     if cur.power_type.is_empty() {
         return unknown_power_type();
     }
-    if let Some(e) = power_fault(s, &cur) {
+    let mut probe = cur;
+    if let Err(e) = power_action(s, st, &mut probe) {
         return e;
     }
     if let Some(m) = st.machine_mut(&sid) {
+        m.power_actions = probe.power_actions;
         m.power_on = false;
         m.updated_ms = s.now_ms();
     }
@@ -114,6 +116,9 @@ pub fn query_power_state(s: &Maas, r: &Req) -> Response {
         return unknown_power_type();
     }
     if let Some(e) = power_fault(s, m) {
+        return e;
+    }
+    if let Err(e) = bmc_reachable(s, &g.st, m) {
         return e;
     }
     ok(json!({"state": m.power_state()}))

@@ -108,14 +108,14 @@ pub fn commission(s: &Maas, r: &Req) -> Response {
     if m.power_type.is_empty() {
         return unknown_power_type();
     }
-    if let Some(e) = power_fault(s, &m) {
+    let mut m = m;
+    if let Err(e) = power_action(s, st, &mut m) {
         return e;
     }
     let skip_tests = r
         .params
         .get("testing_scripts")
         .is_some_and(|t| t.split(',').any(|x| x.trim() == "none"));
-    let mut m = m;
     let slow = s.slow();
     begin_commissioning(st, &mut m, s.now_ms(), slow, skip_tests);
     if let Some(slot) = st.machine_mut(&sid) {
@@ -156,6 +156,10 @@ pub fn test(s: &Maas, r: &Req) -> Response {
     if m.power_type.is_empty() {
         return unknown_power_type();
     }
+    let mut probe = m.clone();
+    if let Err(e) = power_action(s, st, &mut probe) {
+        return e;
+    }
     let tset = st.next_id("scriptset", 1);
     let results: Vec<ScriptResult> = TESTING_SCRIPTS
         .iter()
@@ -166,6 +170,7 @@ pub fn test(s: &Maas, r: &Req) -> Response {
     let Some(m) = st.machine_mut(&sid) else {
         return not_found("Machine");
     };
+    m.power_actions = probe.power_actions;
     m.testing = Some(ScriptSet {
         id: tset,
         result_type: 2,
@@ -180,21 +185,50 @@ pub fn test(s: &Maas, r: &Req) -> Response {
     render_one(s, st, &sid)
 }
 
-pub(super) fn check_series(st: &State, series: &str) -> Result<String, Response> {
-    let s = series.strip_prefix("ubuntu/").unwrap_or(series);
-    for (name, version) in RELEASES {
-        if s == *name || s == *version {
-            let synced = st
-                .boot_resources
-                .iter()
-                .any(|b| b.name == format!("ubuntu/{name}"));
-            if synced {
-                return Ok(name.to_string());
+/// The operating system and release a deploy's `distro_series` names, among the
+/// usable images: synced Ubuntu releases (by name or version, with or without
+/// `ubuntu/`) and uploaded custom images (`custom/NAME` or `NAME`). MAAS flattens
+/// `distro_series` the same way (canonical/maas src/maasserver/forms/__init__.py,
+/// `MachineForm.set_distro_series` and
+/// `find_osystem_and_release_from_release_name_or_alias`; the usable set comes from
+/// the boot resources, `src/maasserver/utils/osystems.py`
+/// `list_all_usable_osystems`), and an image MAAS does not have fails the form's
+/// choice validation with this message.
+pub(super) fn check_series(st: &State, series: &str) -> Result<(String, String), Response> {
+    let (os, release) = match series.split_once('/') {
+        Some((os, release)) => (Some(os), release),
+        None => (None, series),
+    };
+    if os.is_none() || os == Some("ubuntu") {
+        for (name, version) in RELEASES {
+            if release == *name || release == *version {
+                let synced = st
+                    .boot_resources
+                    .iter()
+                    .any(|b| b.name == format!("ubuntu/{name}"));
+                if synced {
+                    return Ok(("ubuntu".into(), name.to_string()));
+                }
             }
+        }
+    }
+    if os.is_none() || os == Some("custom") {
+        let uploaded = st
+            .boot_resources
+            .iter()
+            .any(|b| b.kind == "Uploaded" && b.name == release);
+        if uploaded {
+            return Ok(("custom".into(), release.to_string()));
         }
     }
     let mut choices = vec!["''".to_string()];
     choices.extend(RELEASES.iter().map(|(n, _)| format!("'ubuntu/{n}'")));
+    choices.extend(
+        st.boot_resources
+            .iter()
+            .filter(|b| b.kind == "Uploaded")
+            .map(|b| format!("'custom/{}'", b.name)),
+    );
     Err(invalid1(
         "distro_series",
         format!(
@@ -287,35 +321,41 @@ pub fn deploy(s: &Maas, r: &Req) -> Response {
             S::name(m.status)
         ));
     }
-    let series = match p.get_nonempty("distro_series") {
+    let (osystem, series) = match p.get_nonempty("distro_series") {
         Some(sr) => match check_series(st, sr) {
             Ok(x) => x,
             Err(e) => return e,
         },
-        None => default_series(st),
+        None => ("ubuntu".to_string(), default_series(st)),
     };
     let kernel = p.get("hwe_kernel").unwrap_or("").to_string();
-    if let Err(e) = check_kernel(&series, &kernel) {
+    if osystem == "ubuntu"
+        && let Err(e) = check_kernel(&series, &kernel)
+    {
         return e;
     }
     if m.power_type.is_empty() {
         return unknown_power_type();
     }
-    if let Some(e) = power_fault(s, &m) {
+    if let Err(e) = power_action(s, st, &mut m) {
         return e;
     }
-    m.osystem = "ubuntu".into();
+    m.osystem = osystem.clone();
     m.distro_series = series;
-    m.hwe_kernel = Some(if kernel.is_empty() {
-        "ga-".to_string()
-            + RELEASES
-                .iter()
-                .find(|(n, _)| *n == m.distro_series)
-                .map(|(_, v)| *v)
-                .unwrap_or("24.04")
+    m.hwe_kernel = if osystem != "ubuntu" {
+        None
     } else {
-        kernel
-    });
+        Some(if kernel.is_empty() {
+            "ga-".to_string()
+                + RELEASES
+                    .iter()
+                    .find(|(n, _)| *n == m.distro_series)
+                    .map(|(_, v)| *v)
+                    .unwrap_or("24.04")
+        } else {
+            kernel
+        })
+    };
     m.user_data = p.get("user_data").map(str::to_string);
     let slow = s.slow();
     begin_deploy(st, &mut m, s.now_ms(), slow);
@@ -347,6 +387,8 @@ pub fn release(s: &Maas, r: &Req) -> Response {
             || p.bool("secure_erase").ok().flatten().unwrap_or(false)
             || p.bool("quick_erase").ok().flatten().unwrap_or(false);
         let now = s.now_ms();
+        // Releasing powers the machine off through its BMC.
+        m.power_actions += 1;
         if erase {
             set_status(m, S::DISK_ERASING, "Erasing disks", now);
             start(m, Phase::DiskErasing, now, slow);
@@ -404,6 +446,7 @@ pub fn release_many(s: &Maas, r: &Req) -> Response {
         if let Some(m) = st.machine_mut(i)
             && S::RELEASABLE.contains(&m.status)
         {
+            m.power_actions += 1;
             set_status(m, S::RELEASING, "Releasing", now);
             start(m, Phase::Releasing, now, slow);
             released.push(m.system_id.clone());
