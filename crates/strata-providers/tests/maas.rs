@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Value, json};
 use strata_plan::{
-    Action, Kind, MaasSubnetFields, MaasSubnetSpec, MachineFields, MachineSpec, Observed, Plan,
-    Platform, Resource, ResourceId, ResourceSet, Step, VlanFields, VlanSpec,
+    Action, DnsDomainFields, DnsRecordFields, Kind, MaasSubnetFields, MaasSubnetSpec,
+    MachineFields, MachineSpec, Observed, Plan, Platform, Resource, ResourceId, ResourceSet, Step,
+    VlanFields, VlanSpec,
 };
 use strata_providers::http::EndpointConfig;
 use strata_providers::maas::{MaasOptions, MaasProvider};
@@ -948,4 +949,77 @@ async fn a_batch_converges_without_duplicates_under_faults() {
         .map(|c| c.count)
         .sum();
     assert!(injected > 0, "the faults were meant to fire");
+}
+
+fn dns(domain: &str, fqdn: &str, ip: &str) -> Vec<Resource> {
+    let d = Resource::with_fields(
+        ResourceId::new(DC, Kind::DnsDomain, domain),
+        &DnsDomainFields {
+            authoritative: true,
+        },
+    );
+    let mut r = Resource::with_fields(
+        ResourceId::new(DC, Kind::DnsRecord, fqdn),
+        &DnsRecordFields {
+            fqdn: fqdn.to_string(),
+            ip_addresses: vec![ip.to_string()],
+        },
+    );
+    r.depends_on.push(d.id.clone());
+    vec![d, r]
+}
+
+/// The DC's domain and Kolla's API name land in MAAS DNS; a record that already
+/// exists with another address is corrected, not duplicated; nothing is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dcs_domain_and_kollas_api_name_are_published_in_maas_dns() {
+    let env = start(vec![], FaultSpec::default()).await;
+    let p = provider(&env);
+    let raw = Raw::new(&env);
+    let desired = set(dns(
+        "fra1.example.net",
+        "openstack-api.fra1.example.net",
+        "10.12.0.10",
+    ));
+    p.expect_machines(&desired);
+    let o = p.observe().await.expect("observe");
+    let first = plan(&desired, &o);
+    assert_eq!(first.counts().create, 2, "{:?}", first.steps);
+    let log = MemLog::default();
+    assert_all_ok(&apply(&p, &first, &log).await);
+    let o = p.observe().await.expect("observe");
+    assert!(plan(&desired, &o).is_empty());
+    let records = raw.get("dnsresources/", &[]).await;
+    assert_eq!(records[0]["fqdn"], "openstack-api.fra1.example.net");
+    assert_eq!(records[0]["ip_addresses"][0]["ip"], "10.12.0.10");
+
+    // The VIP moves: one update, same record.
+    let moved = set(dns(
+        "fra1.example.net",
+        "openstack-api.fra1.example.net",
+        "10.12.0.11",
+    ));
+    p.expect_machines(&moved);
+    let o = p.observe().await.expect("observe");
+    let step = plan(&moved, &o);
+    assert_eq!(
+        step.steps
+            .iter()
+            .map(|s| (s.id.kind, s.action))
+            .collect::<Vec<_>>(),
+        vec![(Kind::DnsRecord, Action::Update)]
+    );
+    assert_all_ok(&apply(&p, &step, &log).await);
+    let records = raw.get("dnsresources/", &[]).await;
+    assert_eq!(records.as_array().map(Vec::len), Some(1));
+    assert_eq!(records[0]["ip_addresses"][0]["ip"], "10.12.0.11");
+
+    // Dropped from the design: left in place (MAAS DNS names carry no owner mark).
+    p.expect_machines(&set([]));
+    let o = p.observe().await.expect("observe");
+    assert!(plan(&set([]), &o).is_empty());
+    assert_eq!(
+        raw.get("dnsresources/", &[]).await.as_array().map(Vec::len),
+        Some(1)
+    );
 }
