@@ -143,6 +143,14 @@ pub const PROXMOX_BRIDGE: &str = "vmbr0";
 /// The infrastructure VLAN that reaches hosts untagged (see [`Vlan::native`]).
 pub const NATIVE_VLAN: InfraVlan = InfraVlan::Provisioning;
 
+/// The one routed infrastructure VLAN: hosts and VMs take their default route through
+/// its gateway (netplan `routes`, the Proxmox node's `gateway`, the VMs' cloud-init
+/// `gw`). Every other infrastructure VLAN is a routerless L2 segment inside the DC
+/// (provisioning and BMC reach the racks directly; storage, Ceph, corosync traffic
+/// never leaves it), so nothing may be told it has a gateway there (MAAS subnets of
+/// those VLANs get no `gateway_ip`).
+pub const ROUTED_VLAN: InfraVlan = InfraVlan::Management;
+
 impl Dc {
     pub fn vlan(&self, role: InfraVlan) -> Option<&Vlan> {
         self.vlans.iter().find(|v| v.role == role)
@@ -184,7 +192,8 @@ pub struct Vlan {
     pub vni: u32,
     pub mtu: u32,
     pub subnet: IpNet,
-    /// The subnet's first address: the leaves' anycast gateway.
+    /// The subnet's first address: the leaves' anycast gateway. Used as a gateway
+    /// only on the [`ROUTED_VLAN`] (see [`Vlan::routed`]).
     pub gateway: IpAddr,
     /// MAAS DHCP: primary and secondary rack controllers (VM hostnames).
     pub dhcp: Option<Dhcp>,
@@ -198,6 +207,13 @@ pub struct Vlan {
     pub vid_span: Option<Span>,
     #[serde(skip)]
     pub mtu_span: Option<Span>,
+}
+
+impl Vlan {
+    /// Whether the VLAN has a router (only the [`ROUTED_VLAN`]).
+    pub fn routed(&self) -> bool {
+        self.role == ROUTED_VLAN
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,20 +1,22 @@
 //! Desired state: what every platform of every DC should contain, from the compiled
 //! fleet. Pure: the fleet (and its rendered cloud-init) in, resources out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
-use strata_fleet::{Dc, Fleet, VmKind};
+use strata_fleet::{Dc, Fleet, NATIVE_VLAN, VmKind};
 use strata_spec::{BmcDriver, InfraVlan, MachineRole, SecretRef};
 
 use crate::fields::{
-    AddressRange, FabricFields, FlavorFields, HaRuleFields, HaRuleSpec, MaasSubnetFields,
-    MaasSubnetSpec, MachineFields, MachineSpec, NetworkFields, NodeDnsFields, ProjectFields,
-    QuotaFields, SubnetFields, VlanFields, VmFields, VmSpec,
+    AddressRange, DnsDomainFields, DnsRecordFields, FlavorFields, HaRuleFields, HaRuleSpec,
+    MaasSubnetFields, MaasSubnetSpec, MachineFields, MachineSpec, NetworkFields, NodeDnsFields,
+    ProjectFields, QuotaFields, SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
 };
 use crate::model::{Kind, Resource, ResourceId, ResourceSet, owner_tag};
 
-/// The name of the MAAS fabric strata manages in each DC.
+/// The name of the MAAS fabric earlier strata versions created in each DC (strata
+/// now attaches the design to the fabrics MAAS's controllers created; an owned
+/// fabric of this name is still recognised, so that it can be removed).
 pub const FABRIC: &str = "strata";
 /// The Neutron physical network tenant VLANs ride on: the one whose VLAN range the
 /// rendered `ml2_conf.ini` declares (`strata_render::kolla::PHYSNET`).
@@ -46,38 +48,62 @@ fn maas(
     out: &mut ResourceSet,
 ) {
     let d = &dc.name;
-    let fabric = ResourceId::new(d, Kind::Fabric, FABRIC);
-    out.insert(Resource::with_fields(
-        fabric.clone(),
-        &FabricFields {
-            description: format!(
-                "{owner}: managed by strata for fleet {}",
-                fleet.organisation.fleet_id
-            ),
-        },
-    ));
+    // MAAS's VLANs are what its controllers' registration made (canonical/maas
+    // `metadataserver/builtin_scripts/network.py`, `guess_vlan_for_interface`): a
+    // controller VM has one virtio NIC per VLAN, untagged inside the guest, so each
+    // VLAN a controller sits on is the untagged VLAN (VID 0) of the fabric MAAS
+    // created for that NIC's subnet. strata attaches the design to those VLANs (by
+    // CIDR) instead of making its own fabric. The VLANs no controller sits on are
+    // tagged with their VID on the fabric of the hosts' native VLAN, where the hosts'
+    // bonds carry them; strata creates those.
+    let controller_vlans: BTreeSet<InfraVlan> = dc
+        .vms
+        .iter()
+        .filter(|v| matches!(v.kind, VmKind::MaasRegion | VmKind::MaasRack))
+        .flat_map(|v| v.interfaces.iter().map(|i| i.vlan))
+        .collect();
+    let home = dc.vlan(NATIVE_VLAN);
+    let home_cidr = home.map(|v| v.subnet.to_string()).unwrap_or_default();
+    // A tagged VLAN is made on the fabric that carries the native VLAN's subnet, so
+    // it waits for that subnet.
+    let home_id = home.map(|v| ResourceId::new(d, Kind::MaasSubnet, v.subnet.to_string()));
     for v in &dc.vlans {
+        let maas_vid = if controller_vlans.contains(&v.role) {
+            0
+        } else {
+            v.vid
+        };
         let vlan = ResourceId::new(d, Kind::Vlan, v.role.as_str());
         let mut r = Resource::with_fields(
             vlan.clone(),
             &VlanFields {
-                vid: v.vid,
+                vid: maas_vid,
                 name: v.role.as_str().to_string(),
                 mtu: v.mtu,
                 dhcp_on: v.dhcp.is_some(),
                 primary_rack: v.dhcp.as_ref().map(|x| x.primary.clone()),
                 secondary_rack: v.dhcp.as_ref().and_then(|x| x.secondary.clone()),
             },
-        );
-        r.depends_on.push(fabric.clone());
+        )
+        .with_spec(&VlanSpec {
+            cidr: v.subnet.to_string(),
+            home: NATIVE_VLAN.as_str().to_string(),
+            home_cidr: home_cidr.clone(),
+        });
+        if maas_vid != 0
+            && let Some(h) = home_id.as_ref().filter(|h| h.name != v.subnet.to_string())
+        {
+            r.depends_on.push(h.clone());
+        }
         out.insert(r);
         let mut s = Resource::with_fields(
             ResourceId::new(d, Kind::MaasSubnet, v.subnet.to_string()),
             &MaasSubnetFields {
                 cidr: v.subnet.to_string(),
                 name: format!("{d}-{}", v.role),
-                vid: v.vid,
-                gateway_ip: Some(v.gateway.to_string()),
+                vid: maas_vid,
+                // Only a routed VLAN has a gateway (see `strata_fleet::ROUTED_VLAN`).
+                gateway_ip: v.routed().then(|| v.gateway.to_string()),
                 managed: true,
             },
         )
@@ -87,9 +113,30 @@ fn maas(
             } else {
                 None
             },
+            vlan: Some(v.role.as_str().to_string()),
         });
         s.depends_on.push(vlan);
         out.insert(s);
+    }
+    // DNS: the DC's domain (every FQDN of the DC lies in it) is a MAAS domain, and the
+    // name Kolla's endpoints use resolves to the API VIP there.
+    let domain = ResourceId::new(d, Kind::DnsDomain, dc.host_services.search_domain.clone());
+    out.insert(Resource::with_fields(
+        domain.clone(),
+        &DnsDomainFields {
+            authoritative: true,
+        },
+    ));
+    if let Some((fqdn, address)) = strata_render::kolla::api_endpoint(fleet, dc) {
+        let mut r = Resource::with_fields(
+            ResourceId::new(d, Kind::DnsRecord, fqdn.clone()),
+            &DnsRecordFields {
+                fqdn,
+                ip_addresses: vec![address.to_string()],
+            },
+        );
+        r.depends_on.push(domain);
+        out.insert(r);
     }
     let provisioning = dc
         .vlan(InfraVlan::Provisioning)
@@ -277,7 +324,7 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
             .iter()
             .map(|i| {
                 let mut s = format!("ip={}", i.address);
-                if i.vlan == strata_spec::InfraVlan::Management {
+                if i.vlan == strata_fleet::ROUTED_VLAN {
                     s.push_str(&format!(",gw={}", i.gateway));
                 }
                 s

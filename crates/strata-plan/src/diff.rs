@@ -5,7 +5,8 @@
 //! - desired, observed but not owned (a machine MAAS enlisted, matched by serial) →
 //!   `adopt`: take ownership and converge it;
 //! - desired and owned, fields differ → `update` with field-level changes;
-//! - owned, not desired → `delete`;
+//! - owned, not desired → `delete`, unless strata adopted it (`Resource::adopted`):
+//!   what existed before strata is left in place;
 //! - never touch anything else.
 //!
 //! Steps are ordered so that dependencies come first (fabric, VLAN, subnet, machine;
@@ -198,7 +199,12 @@ fn platform_kind(k: Kind) -> Option<&'static str> {
         Kind::Flavor => Some("flavor"),
         Kind::Network => Some("network"),
         Kind::HaRule => Some("ha-rule"),
-        Kind::Vlan | Kind::Machine | Kind::NodeDns | Kind::Quota => None,
+        Kind::Vlan
+        | Kind::DnsDomain
+        | Kind::DnsRecord
+        | Kind::Machine
+        | Kind::NodeDns
+        | Kind::Quota => None,
     }
 }
 
@@ -314,7 +320,7 @@ pub fn diff_resuming(
     let mut deletes: Vec<Step> = observed
         .resources
         .iter()
-        .filter(|o| o.owned && in_scope(&o.id) && desired.get(&o.id).is_none())
+        .filter(|o| o.owned && !o.adopted && in_scope(&o.id) && desired.get(&o.id).is_none())
         .map(|o| Step {
             id: o.id.clone(),
             action: Action::Delete,
@@ -361,6 +367,24 @@ mod tests {
         let mut r = Resource::new(ResourceId::new("fra1", kind, name)).field("memory", mem);
         r.owned = owned;
         r
+    }
+
+    #[test]
+    fn what_strata_adopted_is_never_deleted() {
+        let mut observed = Observed::default();
+        let mut adopted = res(Kind::Vlan, "bmc", true, 0);
+        adopted.adopted = true;
+        observed.resources.insert(adopted);
+        observed
+            .resources
+            .insert(res(Kind::Vlan, "storage", true, 0));
+        let plan = diff(
+            &ResourceSet::default(),
+            &observed,
+            &[("fra1".to_string(), Platform::Maas)],
+        );
+        let deletes: Vec<&str> = plan.steps.iter().map(|s| s.id.name.as_str()).collect();
+        assert_eq!(deletes, ["storage"]);
     }
 
     #[test]

@@ -130,6 +130,23 @@ impl KindFields for VlanFields {
     const KIND: Kind = Kind::Vlan;
 }
 
+/// The create-time parameters of a `vlan`: how the provider finds the MAAS VLAN the
+/// design attaches to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VlanSpec {
+    /// The design subnet on this VLAN: the VLAN that carries it in MAAS (made by a
+    /// controller's registration, or by strata) is this VLAN.
+    pub cidr: String,
+    /// The hosts' native (provisioning) VLAN and its subnet: the fabric that carries
+    /// them is where a tagged VLAN is looked for by VID, and created when missing.
+    pub home: String,
+    pub home_cidr: String,
+}
+
+impl KindSpec for VlanSpec {
+    const KIND: Kind = Kind::Vlan;
+}
+
 /// `maas-subnet` (name = CIDR).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MaasSubnetFields {
@@ -151,6 +168,29 @@ pub struct AddressRange {
     pub end: String,
 }
 
+/// `dns-domain` (MAAS; name = the domain).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DnsDomainFields {
+    /// MAAS answers for the domain (rather than forwarding it).
+    pub authoritative: bool,
+}
+
+impl KindFields for DnsDomainFields {
+    const KIND: Kind = Kind::DnsDomain;
+}
+
+/// `dns-record` (MAAS DNS resource; name = FQDN).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DnsRecordFields {
+    pub fqdn: String,
+    /// The A/AAAA records, sorted.
+    pub ip_addresses: Vec<String>,
+}
+
+impl KindFields for DnsRecordFields {
+    const KIND: Kind = Kind::DnsRecord;
+}
+
 /// The create-time parameters of a `maas-subnet`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MaasSubnetSpec {
@@ -158,6 +198,9 @@ pub struct MaasSubnetSpec {
     /// the VLAN has no DHCP.
     #[serde(default)]
     pub dynamic_range: Option<AddressRange>,
+    /// The `vlan` resource (infrastructure role) the subnet belongs on.
+    #[serde(default)]
+    pub vlan: Option<String>,
 }
 
 impl KindSpec for MaasSubnetSpec {
@@ -398,6 +441,8 @@ pub fn vocabulary(kind: Kind) -> BTreeSet<&'static str> {
             "secondary_rack",
         ],
         Kind::MaasSubnet => &["cidr", "name", "vid", "gateway_ip", "managed"],
+        Kind::DnsDomain => &["authoritative"],
+        Kind::DnsRecord => &["fqdn", "ip_addresses"],
         Kind::Machine => &[
             "hostname",
             "power_type",
@@ -492,6 +537,7 @@ mod tests {
                 start: s("10.0.0.200"),
                 end: s("10.0.0.254"),
             }),
+            vlan: Some(s("provisioning")),
         };
         let r = Resource::new(ResourceId::new("fra1", Kind::MaasSubnet, "x")).with_spec(&spec);
         assert_eq!(

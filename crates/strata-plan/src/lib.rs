@@ -22,9 +22,10 @@ pub use desired::desired;
 pub use diff::{Action, Change, Conflict, Counts, Plan, Step, diff, diff_resuming};
 pub use drift::{Drift, DriftedField, drift};
 pub use fields::{
-    AddressRange, FabricFields, FieldsError, FlavorFields, HaRuleFields, HaRuleSpec, KindFields,
-    KindSpec, MaasSubnetFields, MaasSubnetSpec, MachineFields, MachineSpec, NetworkFields,
-    NodeDnsFields, ProjectFields, QuotaFields, SubnetFields, VlanFields, VmFields, VmSpec,
+    AddressRange, DnsDomainFields, DnsRecordFields, FabricFields, FieldsError, FlavorFields,
+    HaRuleFields, HaRuleSpec, KindFields, KindSpec, MaasSubnetFields, MaasSubnetSpec,
+    MachineFields, MachineSpec, NetworkFields, NodeDnsFields, ProjectFields, QuotaFields,
+    SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
 };
 pub use model::{
     Kind, Observed, Platform, Resource, ResourceId, ResourceIdError, ResourceSet, UnownedObject,

@@ -51,6 +51,13 @@ impl fmt::Display for Platform {
 /// - `maas-subnet` (name = CIDR): `cidr`, `name`, `vid`, `gateway_ip`, `managed`.
 ///   Spec: `dynamic_range` (`{start, end}` above every address strata allocated, for
 ///   the DHCP range MAAS serves; null when the VLAN has no DHCP).
+/// - `dns-domain` (MAAS; name = the domain, `<dc>.<organisation.domain>`):
+///   `authoritative`. A MAAS domain carries no owner mark: strata manages the domain
+///   it names and never deletes one (observed as adopted).
+/// - `dns-record` (MAAS DNS resource; name = FQDN): `fqdn`, `ip_addresses` (sorted):
+///   the names Kolla's endpoints use (`kolla_internal_fqdn`, and
+///   `kolla_external_fqdn`, the same name) pointing at the VIP. Depends on its
+///   domain. Like domains, never deleted.
 /// - `machine` (name = serial): `hostname`, `power_type`, `power_address`,
 ///   `power_user`, `tags` (sorted list), `status` (MAAS status name, desired
 ///   `Deployed`), `distro_series` (empty for a machine registered as deployed),
@@ -85,6 +92,8 @@ pub enum Kind {
     Fabric,
     Vlan,
     MaasSubnet,
+    DnsDomain,
+    DnsRecord,
     Machine,
     NodeDns,
     Vm,
@@ -99,7 +108,12 @@ pub enum Kind {
 impl Kind {
     pub fn platform(self) -> Platform {
         match self {
-            Kind::Fabric | Kind::Vlan | Kind::MaasSubnet | Kind::Machine => Platform::Maas,
+            Kind::Fabric
+            | Kind::Vlan
+            | Kind::MaasSubnet
+            | Kind::DnsDomain
+            | Kind::DnsRecord
+            | Kind::Machine => Platform::Maas,
             Kind::NodeDns | Kind::Vm | Kind::HaRule => Platform::Proxmox,
             Kind::Project | Kind::Flavor | Kind::Network | Kind::Subnet | Kind::Quota => {
                 Platform::Openstack
@@ -112,6 +126,8 @@ impl Kind {
             Kind::Fabric => "fabric",
             Kind::Vlan => "vlan",
             Kind::MaasSubnet => "maas-subnet",
+            Kind::DnsDomain => "dns-domain",
+            Kind::DnsRecord => "dns-record",
             Kind::Machine => "machine",
             Kind::NodeDns => "node-dns",
             Kind::Vm => "vm",
@@ -124,10 +140,12 @@ impl Kind {
         }
     }
 
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Fabric,
         Kind::Vlan,
         Kind::MaasSubnet,
+        Kind::DnsDomain,
+        Kind::DnsRecord,
         Kind::Machine,
         Kind::NodeDns,
         Kind::Vm,
@@ -221,6 +239,11 @@ pub struct Resource {
     pub sensitive: BTreeSet<String>,
     /// Whether the object carries this fleet's ownership tag (observed objects).
     pub owned: bool,
+    /// Owned because strata adopted it (it existed before strata, e.g. a fabric,
+    /// VLAN or subnet a MAAS rack controller created when it registered): managed,
+    /// but never deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
     /// The platform's id (`system_id`, `vmid`, UUID), for observed objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
@@ -237,6 +260,7 @@ impl Resource {
             spec: BTreeMap::new(),
             sensitive: BTreeSet::new(),
             owned: true,
+            adopted: false,
             external_id: None,
             depends_on: Vec::new(),
         }

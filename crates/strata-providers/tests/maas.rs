@@ -11,15 +11,18 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Value, json};
 use strata_plan::{
-    Action, FabricFields, Kind, MaasSubnetFields, MachineFields, MachineSpec, Observed, Plan,
-    Platform, Resource, ResourceId, ResourceSet, Step, VlanFields,
+    Action, DnsDomainFields, DnsRecordFields, Kind, MaasSubnetFields, MaasSubnetSpec,
+    MachineFields, MachineSpec, Observed, Plan, Platform, Resource, ResourceId, ResourceSet, Step,
+    VlanFields, VlanSpec,
 };
 use strata_providers::http::EndpointConfig;
 use strata_providers::maas::{MaasOptions, MaasProvider};
 use strata_providers::secrets::{SecretRef, SecretResolver, StaticSecrets, SystemSecrets};
 use strata_providers::targets::{MaasTarget, Targets};
 use strata_providers::{ActContext, IntentLog, Outcome, Provider, ProviderError};
-use strata_twin::{DcSeed, FaultSpec, RunningTwin, SeedMachine, TwinOptions};
+use strata_twin::{
+    DcSeed, FaultSpec, RunningTwin, SeedController, SeedMachine, SeedNic, TwinOptions,
+};
 
 const DC: &str = "fra1";
 const OWNER: &str = "strata-testfleet";
@@ -52,11 +55,55 @@ struct Env {
 }
 
 async fn start(machines: Vec<SeedMachine>, faults: FaultSpec) -> Env {
+    start_with(machines, Vec::new(), faults).await
+}
+
+fn nic(name: &str, address: &str, gateway: Option<&str>) -> SeedNic {
+    SeedNic {
+        name: name.into(),
+        address: address.into(),
+        gateway: gateway.map(str::to_string),
+        vlan: None,
+    }
+}
+
+/// The controllers as the example fleet's VMs register: one NIC per VLAN, untagged
+/// in the guest; the default route on management.
+fn registered_controllers() -> Vec<SeedController> {
+    let mut out = vec![SeedController {
+        hostname: "fra1-maas-region1".into(),
+        rack: false,
+        interfaces: vec![
+            nic("eth0", "10.10.0.2/24", None),
+            nic("eth1", "10.12.0.2/24", Some("10.12.0.1")),
+        ],
+    }];
+    for (i, r) in ["a", "b"].iter().enumerate() {
+        let host = 5 + i;
+        out.push(SeedController {
+            hostname: format!("fra1-maas-rack-{r}"),
+            rack: true,
+            interfaces: vec![
+                nic("eth0", &format!("10.10.0.{host}/24"), None),
+                nic("eth1", &format!("10.11.0.{host}/24"), None),
+                nic("eth2", &format!("10.12.0.{host}/24"), Some("10.12.0.1")),
+            ],
+        });
+    }
+    out
+}
+
+async fn start_with(
+    machines: Vec<SeedMachine>,
+    controllers: Vec<SeedController>,
+    faults: FaultSpec,
+) -> Env {
     start_dc(
         DcSeed {
             name: DC.into(),
             machines,
             proxmox_nodes: vec!["pve1".into()],
+            controllers,
             ..DcSeed::default()
         },
         faults,
@@ -180,16 +227,17 @@ impl Raw {
 // ---------------------------------------------------------------------------------
 // Desired state, as strata-plan's desired() builds it.
 
-fn fabric() -> Resource {
-    Resource::with_fields(
-        ResourceId::new(DC, Kind::Fabric, "strata"),
-        &FabricFields {
-            description: format!("{OWNER}: managed by strata for fleet testfleet"),
-        },
-    )
-}
+const HOME: &str = "10.10.0.0/24";
 
-fn vlan(role: &str, vid: u16, mtu: u32, dhcp: Option<(&str, Option<&str>)>) -> Resource {
+/// A design VLAN as desired() builds it: `vid` is MAAS's (0 where the controllers sit
+/// on it untagged).
+fn vlan(
+    role: &str,
+    vid: u16,
+    cidr: &str,
+    mtu: u32,
+    dhcp: Option<(&str, Option<&str>)>,
+) -> Resource {
     let mut r = Resource::with_fields(
         ResourceId::new(DC, Kind::Vlan, role),
         &VlanFields {
@@ -200,23 +248,34 @@ fn vlan(role: &str, vid: u16, mtu: u32, dhcp: Option<(&str, Option<&str>)>) -> R
             primary_rack: dhcp.map(|d| d.0.to_string()),
             secondary_rack: dhcp.and_then(|d| d.1).map(str::to_string),
         },
-    );
-    r.depends_on
-        .push(ResourceId::new(DC, Kind::Fabric, "strata"));
+    )
+    .with_spec(&VlanSpec {
+        cidr: cidr.to_string(),
+        home: "provisioning".to_string(),
+        home_cidr: HOME.to_string(),
+    });
+    if vid != 0 {
+        r.depends_on
+            .push(ResourceId::new(DC, Kind::MaasSubnet, HOME));
+    }
     r
 }
 
-fn subnet(role: &str, vid: u16, cidr: &str, gw: &str) -> Resource {
+fn subnet(role: &str, vid: u16, cidr: &str, gw: Option<&str>) -> Resource {
     let mut s = Resource::with_fields(
         ResourceId::new(DC, Kind::MaasSubnet, cidr),
         &MaasSubnetFields {
             cidr: cidr.to_string(),
             name: format!("{DC}-{role}"),
             vid,
-            gateway_ip: Some(gw.to_string()),
+            gateway_ip: gw.map(str::to_string),
             managed: true,
         },
-    );
+    )
+    .with_spec(&MaasSubnetSpec {
+        dynamic_range: None,
+        vlan: Some(role.to_string()),
+    });
     s.depends_on.push(ResourceId::new(DC, Kind::Vlan, role));
     s
 }
@@ -230,18 +289,26 @@ fn status(m: &Resource) -> String {
 
 fn network() -> Vec<Resource> {
     vec![
-        fabric(),
         vlan(
             "provisioning",
-            10,
+            0,
+            HOME,
             1500,
             Some(("fra1-maas-rack-a", Some("fra1-maas-rack-b"))),
         ),
-        vlan("bmc", 11, 1500, Some(("fra1-maas-rack-b", None))),
-        vlan("storage", 20, 9000, None),
-        subnet("provisioning", 10, "10.10.0.0/24", "10.10.0.1"),
-        subnet("bmc", 11, "10.11.0.0/24", "10.11.0.1"),
-        subnet("storage", 20, "10.20.0.0/24", "10.20.0.1"),
+        vlan(
+            "bmc",
+            0,
+            "10.11.0.0/24",
+            1500,
+            Some(("fra1-maas-rack-b", None)),
+        ),
+        vlan("management", 0, "10.12.0.0/24", 1500, None),
+        vlan("storage", 20, "10.20.0.0/24", 9000, None),
+        subnet("provisioning", 0, HOME, None),
+        subnet("bmc", 0, "10.11.0.0/24", None),
+        subnet("management", 0, "10.12.0.0/24", Some("10.12.0.1")),
+        subnet("storage", 20, "10.20.0.0/24", None),
     ]
 }
 
@@ -359,8 +426,8 @@ async fn a_fresh_region_offers_enlisted_machines_for_adoption_at_constant_cost()
     let o = p.observe().await.expect("observe");
     let cost = p.calls() - before;
     assert_eq!(
-        cost, 5,
-        "fabrics, subnets, rack controllers, machines, power parameters"
+        cost, 7,
+        "fabrics, subnets, rack controllers, machines, power parameters, domains, DNS resources"
     );
 
     // Without expectations every enlisted machine (serial known) is adoptable.
@@ -426,18 +493,57 @@ async fn a_fresh_region_offers_enlisted_machines_for_adoption_at_constant_cost()
     assert_eq!(q.calls(), cost);
 }
 
+/// The VLANs and subnets of a MAAS VLAN as MAAS itself shows them.
+async fn maas_subnet(raw: &Raw, cidr: &str) -> Value {
+    raw.get("subnets/", &[])
+        .await
+        .as_array()
+        .expect("subnets")
+        .iter()
+        .find(|s| s["cidr"] == cidr)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fabric_vlans_and_subnets_with_dhcp_converge() {
-    let env = start(vec![seed(1)], FaultSpec::default()).await;
+async fn the_racks_network_is_adopted_and_the_design_attached_to_it() {
+    let env = start_with(
+        vec![seed(1)],
+        registered_controllers(),
+        FaultSpec::default(),
+    )
+    .await;
     let p = provider(&env);
     let raw = Raw::new(&env);
     let desired = set(network());
+    p.expect_machines(&desired);
     let o = p.observe().await.expect("observe");
     let first = plan(&desired, &o);
-    assert_eq!(first.counts().create, 7);
+    // What the controllers' registration made is adopted (matched by CIDR); only
+    // the storage VLAN, which no controller sits on, and its subnet are created.
+    let actions: Vec<(String, Action)> = first
+        .steps
+        .iter()
+        .map(|s| (s.id.name.clone(), s.action))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("bmc".to_string(), Action::Adopt),
+            ("management".to_string(), Action::Adopt),
+            ("provisioning".to_string(), Action::Adopt),
+            ("storage".to_string(), Action::Create),
+            ("10.10.0.0/24".to_string(), Action::Adopt),
+            ("10.11.0.0/24".to_string(), Action::Adopt),
+            ("10.12.0.0/24".to_string(), Action::Adopt),
+            ("10.20.0.0/24".to_string(), Action::Create),
+        ],
+        "{}",
+        strata_plan::display::render(&first, 0)
+    );
+    assert!(first.conflicts.is_empty(), "{:?}", first.conflicts);
     let log = MemLog::default();
-    let results = apply(&p, &first, &log).await;
-    assert_all_ok(&results);
+    assert_all_ok(&apply(&p, &first, &log).await);
 
     let o = p.observe().await.expect("re-observe");
     let again = plan(&desired, &o);
@@ -446,148 +552,120 @@ async fn fabric_vlans_and_subnets_with_dhcp_converge() {
         "{}",
         strata_plan::display::render(&again, 0)
     );
-    let vlan = &o
-        .resources
-        .get(&ResourceId::new(DC, Kind::Vlan, "provisioning"))
-        .expect("vlan")
-        .fields;
-    assert_eq!(vlan["dhcp_on"], true);
-    assert_eq!(vlan["primary_rack"], "fra1-maas-rack-a");
-    assert_eq!(vlan["secondary_rack"], "fra1-maas-rack-b");
+    let get = |kind: Kind, name: &str| {
+        o.resources
+            .get(&ResourceId::new(DC, kind, name))
+            .cloned()
+            .expect("resource")
+    };
+    let prov = get(Kind::Vlan, "provisioning");
+    assert!(prov.owned && prov.adopted);
+    assert_eq!(prov.fields["dhcp_on"], true);
+    assert_eq!(prov.fields["primary_rack"], "fra1-maas-rack-a");
+    assert_eq!(prov.fields["secondary_rack"], "fra1-maas-rack-b");
+    let storage = get(Kind::Vlan, "storage");
+    assert!(storage.owned && !storage.adopted);
 
-    // MAAS itself: racks by system id, a dynamic range on the provisioning subnet.
-    let racks = raw.get("rackcontrollers/", &[]).await;
-    let rack_a = racks
-        .as_array()
-        .expect("racks")
-        .iter()
-        .find(|r| r["hostname"] == "fra1-maas-rack-a")
-        .expect("rack a")["system_id"]
-        .clone();
+    // MAAS itself: no strata fabric; the design sits on the racks' fabrics; the
+    // unrouted subnets have no gateway, the routed one keeps its gateway; the tagged
+    // VLAN is on the provisioning VLAN's fabric.
     let fabrics = raw.get("fabrics/", &[]).await;
-    let strata = fabrics
-        .as_array()
-        .expect("fabrics")
-        .iter()
-        .find(|f| f["name"] == "strata")
-        .expect("strata fabric");
-    let v10 = strata["vlans"]
-        .as_array()
-        .expect("vlans")
-        .iter()
-        .find(|v| v["vid"] == 10)
-        .expect("vid 10");
-    assert_eq!(v10["primary_rack"], rack_a);
+    assert!(
+        fabrics
+            .as_array()
+            .expect("fabrics")
+            .iter()
+            .all(|f| f["name"] != "strata"),
+        "{fabrics}"
+    );
+    let prov_subnet = maas_subnet(&raw, HOME).await;
+    assert_eq!(prov_subnet["vlan"]["name"], "provisioning");
+    assert_eq!(prov_subnet["gateway_ip"], Value::Null);
+    assert_eq!(
+        prov_subnet["description"],
+        format!("{OWNER}: adopted by strata")
+    );
+    let mgmt = maas_subnet(&raw, "10.12.0.0/24").await;
+    assert_eq!(mgmt["gateway_ip"], "10.12.0.1");
+    let st = maas_subnet(&raw, "10.20.0.0/24").await;
+    assert_eq!(
+        (st["vlan"]["vid"].clone(), st["vlan"]["fabric_id"].clone()),
+        (json!(20), prov_subnet["vlan"]["fabric_id"].clone())
+    );
+    assert_eq!(st["vlan"]["mtu"], 9000);
     let ranges = raw.get("ipranges/", &[]).await;
     assert!(
         ranges
             .as_array()
             .expect("ranges")
             .iter()
-            .any(|r| r["type"] == "dynamic" && r["subnet"]["cidr"] == "10.10.0.0/24"),
+            .any(|r| r["type"] == "dynamic" && r["subnet"]["cidr"] == HOME),
         "{ranges}"
     );
 
-    // Drift behind strata's back: DHCP off, racks swapped. One update restores it.
-    let rack_b = racks
-        .as_array()
-        .expect("racks")
-        .iter()
-        .find(|r| r["hostname"] == "fra1-maas-rack-b")
-        .expect("rack b")["system_id"]
-        .clone();
-    let r = reqwest::Client::new()
-        .post(format!("{}/dcs/{DC}/maas/mutate", env.admin))
-        .json(&json!({"kind": "vlan", "id": "strata/10",
-            "set": {"dhcp_on": false, "primary_rack": rack_b, "secondary_rack": rack_a}}))
-        .send()
-        .await
-        .expect("mutate");
-    assert!(
-        r.status().is_success(),
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
-    let o = p.observe().await.expect("observe");
-    let drift = plan(&desired, &o);
-    assert_eq!(
-        drift.steps.len(),
-        1,
-        "{}",
-        strata_plan::display::render(&drift, 0)
-    );
-    assert_eq!(drift.steps[0].action, Action::Update);
-    assert_all_ok(&apply(&p, &drift, &log).await);
-    let o = p.observe().await.expect("observe");
-    assert!(plan(&desired, &o).is_empty());
-
     // Repeating every step (as after a crash) changes nothing and duplicates nothing.
-    let results = apply(&p, &first, &log).await;
-    assert_all_ok(&results);
+    assert_all_ok(&apply(&p, &first, &log).await);
     let o = p.observe().await.expect("observe");
     assert!(plan(&desired, &o).is_empty());
     assert_eq!(
         raw.get("subnets/", &[]).await.as_array().map(Vec::len),
-        Some(3)
-    );
-    assert_eq!(
-        raw.get("ipranges/", &[]).await.as_array().map(Vec::len),
-        Some(2)
+        Some(4)
     );
 
-    // An unowned fabric named strata is never taken over.
-    let env2 = start(vec![], FaultSpec::default()).await;
-    let p2 = provider(&env2);
-    let foreign = MaasProvider::with_options(
-        DC,
-        &env2.target,
-        "strata-otherfleet",
-        system_secrets(),
-        fast(),
-    )
-    .expect("p");
-    let step = Step {
-        id: ResourceId::new(DC, Kind::Fabric, "strata"),
-        action: Action::Create,
-        changes: vec![],
-        desired: Some(Resource::with_fields(
-            ResourceId::new(DC, Kind::Fabric, "strata"),
-            &FabricFields {
-                description: "strata-otherfleet: theirs".to_string(),
-            },
-        )),
-        observed: None,
-        depends_on: vec![],
-    };
-    let key = intent_key(&step);
-    foreign
-        .act(
-            &step,
-            &ActContext {
-                key: &key,
-                intents: &log,
-                owner_tag: "strata-otherfleet",
-            },
-        )
-        .await
-        .expect("their fabric");
-    let o = p2.observe().await.expect("observe");
-    assert!(o.resources.is_empty());
-    // The plan already refuses: an unowned namesake is a conflict, not a create.
-    let blocked = plan(&set([fabric()]), &o);
-    assert!(blocked.steps.is_empty());
-    assert_eq!(blocked.conflicts.len(), 1, "{blocked:#?}");
-    // And the provider refuses even a step that claims to create it.
-    let forced = Step {
-        id: fabric().id,
-        action: strata_plan::Action::Create,
-        changes: Vec::new(),
-        desired: Some(fabric()),
-        observed: None,
-        depends_on: Vec::new(),
-    };
-    let err = act(&p2, &forced, &log).await.expect_err("not ours");
-    assert!(matches!(err, ProviderError::Refused(_)), "{err}");
+    // Dropped from the design: what strata created goes, what it adopted stays.
+    let smaller = set(network()
+        .into_iter()
+        .filter(|r| r.id.name != "storage" && r.id.name != "10.20.0.0/24")
+        .filter(|r| r.id.name != "bmc" && r.id.name != "10.11.0.0/24"));
+    p.expect_machines(&smaller);
+    let o = p.observe().await.expect("observe");
+    let shrink = plan(&smaller, &o);
+    let deletes: Vec<String> = shrink
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Delete)
+        .map(|s| s.id.name.clone())
+        .collect();
+    assert_eq!(
+        deletes,
+        vec!["10.20.0.0/24".to_string(), "storage".to_string()],
+        "{}",
+        strata_plan::display::render(&shrink, 0)
+    );
+    assert_all_ok(&apply(&p, &shrink, &log).await);
+    assert_eq!(maas_subnet(&raw, "10.20.0.0/24").await, Value::Null);
+    assert_ne!(maas_subnet(&raw, "10.11.0.0/24").await, Value::Null);
+}
+
+/// strata never sets a rack on a VLAN it has no interface on: the twin refuses it as
+/// MAAS does, and a design that asks for it fails at its VLAN step with MAAS's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rack_without_an_interface_on_the_vid_is_refused() {
+    let env = start_with(vec![], registered_controllers(), FaultSpec::default()).await;
+    let p = provider(&env);
+    let mut resources = network();
+    resources.push(vlan(
+        "corosync",
+        30,
+        "10.30.0.0/24",
+        1500,
+        Some(("fra1-maas-rack-a", None)),
+    ));
+    resources.push(subnet("corosync", 30, "10.30.0.0/24", None));
+    let desired = set(resources);
+    p.expect_machines(&desired);
+    let o = p.observe().await.expect("observe");
+    let log = MemLog::default();
+    let results = apply(&p, &plan(&desired, &o), &log).await;
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(id, r)| r.as_ref().err().map(|e| format!("{id}: {e}")))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].contains("corosync") && failed[0].contains("Select a valid choice"),
+        "{failed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -829,7 +907,7 @@ async fn a_batch_converges_without_duplicates_under_faults() {
     let o = p.observe().await.expect("observe");
     let first = plan(&desired, &o);
     let c = first.counts();
-    assert_eq!((c.create, c.adopt), (7 + 4, 5), "{:?}", first.steps);
+    assert_eq!((c.create, c.adopt), (8 + 4, 5), "{:?}", first.steps);
     let log = MemLog::default();
     let results = apply(&p, &first, &log).await;
     assert_all_ok(&results);
@@ -847,13 +925,16 @@ async fn a_batch_converges_without_duplicates_under_faults() {
     for i in 0..3 {
         assert_eq!(raw.machines_with_mac(&mac(2, i)).await, 1);
     }
+    // No controller registered an address: the provisioning VLAN takes the default
+    // fabric's untagged VLAN, the other untagged ones a fabric each (as MAAS places
+    // interfaces on new L2 segments).
     assert_eq!(
         raw.get("fabrics/", &[]).await.as_array().map(Vec::len),
-        Some(2)
+        Some(3)
     );
     assert_eq!(
         raw.get("subnets/", &[]).await.as_array().map(Vec::len),
-        Some(3)
+        Some(4)
     );
     let owned = all
         .iter()
@@ -1032,4 +1113,76 @@ async fn running_hosts_are_registered_deployed_and_bmc_addresses_are_reserved() 
     assert!(matches!(err, ProviderError::Refused(_)), "{err}");
     assert!(err.to_string().contains("never commissions"), "{err}");
     assert_eq!(power_actions(&env, "SN00012"), 0);
+
+fn dns(domain: &str, fqdn: &str, ip: &str) -> Vec<Resource> {
+    let d = Resource::with_fields(
+        ResourceId::new(DC, Kind::DnsDomain, domain),
+        &DnsDomainFields {
+            authoritative: true,
+        },
+    );
+    let mut r = Resource::with_fields(
+        ResourceId::new(DC, Kind::DnsRecord, fqdn),
+        &DnsRecordFields {
+            fqdn: fqdn.to_string(),
+            ip_addresses: vec![ip.to_string()],
+        },
+    );
+    r.depends_on.push(d.id.clone());
+    vec![d, r]
+}
+
+/// The DC's domain and Kolla's API name land in MAAS DNS; a record that already
+/// exists with another address is corrected, not duplicated; nothing is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dcs_domain_and_kollas_api_name_are_published_in_maas_dns() {
+    let env = start(vec![], FaultSpec::default()).await;
+    let p = provider(&env);
+    let raw = Raw::new(&env);
+    let desired = set(dns(
+        "fra1.example.net",
+        "openstack-api.fra1.example.net",
+        "10.12.0.10",
+    ));
+    p.expect_machines(&desired);
+    let o = p.observe().await.expect("observe");
+    let first = plan(&desired, &o);
+    assert_eq!(first.counts().create, 2, "{:?}", first.steps);
+    let log = MemLog::default();
+    assert_all_ok(&apply(&p, &first, &log).await);
+    let o = p.observe().await.expect("observe");
+    assert!(plan(&desired, &o).is_empty());
+    let records = raw.get("dnsresources/", &[]).await;
+    assert_eq!(records[0]["fqdn"], "openstack-api.fra1.example.net");
+    assert_eq!(records[0]["ip_addresses"][0]["ip"], "10.12.0.10");
+
+    // The VIP moves: one update, same record.
+    let moved = set(dns(
+        "fra1.example.net",
+        "openstack-api.fra1.example.net",
+        "10.12.0.11",
+    ));
+    p.expect_machines(&moved);
+    let o = p.observe().await.expect("observe");
+    let step = plan(&moved, &o);
+    assert_eq!(
+        step.steps
+            .iter()
+            .map(|s| (s.id.kind, s.action))
+            .collect::<Vec<_>>(),
+        vec![(Kind::DnsRecord, Action::Update)]
+    );
+    assert_all_ok(&apply(&p, &step, &log).await);
+    let records = raw.get("dnsresources/", &[]).await;
+    assert_eq!(records.as_array().map(Vec::len), Some(1));
+    assert_eq!(records[0]["ip_addresses"][0]["ip"], "10.12.0.11");
+
+    // Dropped from the design: left in place (MAAS DNS names carry no owner mark).
+    p.expect_machines(&set([]));
+    let o = p.observe().await.expect("observe");
+    assert!(plan(&set([]), &o).is_empty());
+    assert_eq!(
+        raw.get("dnsresources/", &[]).await.as_array().map(Vec::len),
+        Some(1)
+    );
 }

@@ -183,15 +183,30 @@ fn yaml_str(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
 
+/// The name Kolla's API endpoints use in a DC (`kolla_internal_fqdn`, and
+/// `kolla_external_fqdn`, which Kolla derives from it while the external VIP is the
+/// internal one) and the VIP it must resolve to: `<vip>.<dc>.<organisation.domain>`.
+/// `None` when the DC has no OpenStack VIP. strata publishes the name in MAAS DNS
+/// (`strata_plan::desired`).
+pub fn api_endpoint(fleet: &Fleet, dc: &Dc) -> Option<(String, std::net::IpAddr)> {
+    let address = dc.openstack.internal_vip?;
+    let named = dc.vips.iter().find(|v| v.address == address);
+    let name = named.map_or("openstack-api", |v| v.name.as_str());
+    Some((
+        format!("{name}.{}.{}", dc.name, fleet.organisation.domain),
+        address,
+    ))
+}
+
 fn globals(fleet: &Fleet, dc: &Dc) -> Result<String, String> {
     let os = &dc.openstack;
-    let vip = os.internal_vip.map(|address| {
+    let vip = api_endpoint(fleet, dc).map(|(fqdn, address)| {
         let named = dc.vips.iter().find(|v| v.address == address);
         let name = named.map_or("openstack-api", |v| v.name.as_str());
         VipCtx {
             name: name.to_string(),
             address_yaml: yaml_str(&address.to_string()),
-            fqdn_yaml: yaml_str(&format!("{name}.{}.{}", dc.name, fleet.organisation.domain)),
+            fqdn_yaml: yaml_str(&fqdn),
             vlan: named.map_or(InfraVlan::Management, |v| v.vlan).as_str(),
         }
     });

@@ -128,7 +128,7 @@ fn context<'a>(fleet: &'a Fleet, dc: &'a Dc, m: &'a Machine) -> Context<'a> {
                 role: i.vlan.as_str(),
                 address: i.address.to_string(),
                 mtu: i.mtu,
-                default_via: (i.vlan == InfraVlan::Management).then(|| i.gateway.to_string()),
+                default_via: (i.vlan == strata_fleet::ROUTED_VLAN).then(|| i.gateway.to_string()),
                 nameservers: (i.vlan == InfraVlan::Management
                     && !dc.host_services.resolvers.is_empty())
                 .then(|| Nameservers {

@@ -177,7 +177,7 @@ fn context<'a>(
             role: i.vlan.as_str(),
             address: i.address.to_string(),
             mtu: i.mtu,
-            gateway: (i.vlan == InfraVlan::Management).then(|| i.gateway.to_string()),
+            gateway: (i.vlan == strata_fleet::ROUTED_VLAN).then(|| i.gateway.to_string()),
             corosync_links: corosync_links(cluster, node, i.vlan, i.address.addr()),
         })
         .collect();

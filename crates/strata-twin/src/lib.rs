@@ -69,6 +69,10 @@ pub struct DcSeed {
     /// the synced Ubuntu releases.
     #[serde(default)]
     pub boot_images: Vec<String>,
+    /// The MAAS controllers as they registered, in registration order (regions
+    /// first). Empty: one region and two racks with a single unaddressed NIC each.
+    #[serde(default)]
+    pub controllers: Vec<SeedController>,
 }
 
 /// A compute host as nova-compute finds it through libvirt: hardware, and what the
@@ -87,6 +91,31 @@ pub struct SeedComputeHost {
     /// 1 GiB huge pages from the kernel command line (`hugepages=`), spread evenly
     /// over the NUMA nodes.
     pub hugepages_1g: u64,
+}
+
+/// A MAAS controller and the interfaces its rackd/regiond reported at registration;
+/// MAAS builds fabrics, VLANs and subnets from these (see `maas::seed::register`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SeedController {
+    pub hostname: String,
+    /// Runs a rack controller (DHCP, PXE); otherwise a region controller only.
+    pub rack: bool,
+    pub interfaces: Vec<SeedNic>,
+}
+
+/// One controller interface with its static address.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SeedNic {
+    /// `eth0`, or `eth0.11` for a VLAN interface.
+    pub name: String,
+    /// Address with prefix length (`10.0.10.5/24`).
+    pub address: String,
+    /// The default gateway the OS uses through this interface, if any.
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// A VLAN interface: the tag and the parent interface's name.
+    #[serde(default)]
+    pub vlan: Option<(u16, String)>,
 }
 
 /// A machine as MAAS sees it after PXE enlistment: identified by its boot MAC and serial.

@@ -86,6 +86,7 @@ fn seed() -> DcSeed {
         kolla_config: Default::default(),
         compute_hosts: Vec::new(),
         boot_images: Vec::new(),
+        controllers: Vec::new(),
     }
 }
 

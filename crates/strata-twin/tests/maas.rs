@@ -1078,6 +1078,29 @@ async fn networking_and_vlan_dhcp() {
         v["__all__"][0],
         "dhcp can only be turned on when a primary rack controller is set."
     );
+    // A rack without an interface on a VLAN of this VID is not a valid choice.
+    let (s, v, _) = c
+        .put(&path, &[("dhcp_on", "true"), ("primary_rack", &ra)])
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        v["primary_rack"][0],
+        format!("Select a valid choice. {ra} is not one of the available choices.")
+    );
+    let (s, v, _) = c.put(&path, &[("secondary_rack", &rb)]).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["secondary_rack"][0].is_string(), "{v}");
+    // Once rackd reports an interface on the VID, the racks may serve it.
+    for r in [&ra, &rb] {
+        let http = c.http.clone();
+        let resp = http
+            .post(format!("{}/dcs/fra1/maas/mutate", c.admin))
+            .json(&json!({"kind": "rack_controller", "id": r, "set": {"add_vlan_interface": vlan_id}}))
+            .send()
+            .await
+            .expect("mutate");
+        assert_eq!(resp.status().as_u16(), 200);
+    }
     let (s, v, t) = c
         .put(
             &path,
@@ -1546,5 +1569,235 @@ async fn running_hosts_reserved_bmc_addresses_and_images() {
         .await;
     assert_eq!(s, 503, "{t}");
     assert_eq!(power_actions(&enlisted.serial), 2);
+
+fn nic(name: &str, address: &str, gateway: Option<&str>) -> strata_twin::SeedNic {
+    strata_twin::SeedNic {
+        name: name.into(),
+        address: address.into(),
+        gateway: gateway.map(str::to_string),
+        vlan: None,
+    }
+}
+
+/// Controllers registered as MAAS registers them: a region with NICs on the
+/// provisioning and management networks, a rack with NICs on provisioning, BMC and
+/// management and a VLAN interface (tag 20) for storage.
+fn registered() -> TwinOptions {
+    let mut o = opts(vec![seed_machine(1, 0)], None);
+    o.dcs[0].controllers = vec![
+        strata_twin::SeedController {
+            hostname: "fra1-maas-region1".into(),
+            rack: false,
+            interfaces: vec![
+                nic("eth0", "10.0.10.2/24", None),
+                nic("eth1", "10.0.12.2/24", Some("10.0.12.1")),
+            ],
+        },
+        strata_twin::SeedController {
+            hostname: "fra1-maas-rack-a".into(),
+            rack: true,
+            interfaces: vec![
+                nic("eth0", "10.0.10.5/24", None),
+                nic("eth1", "10.0.11.5/24", None),
+                nic("eth2", "10.0.12.5/24", Some("10.0.12.1")),
+                strata_twin::SeedNic {
+                    vlan: Some((20, "eth0".into())),
+                    ..nic("eth0.20", "10.0.20.5/24", None)
+                },
+            ],
+        },
+    ];
+    o
+}
+
+#[tokio::test]
+async fn registered_controllers_make_the_network_model_and_racks_serve_only_their_vids() {
+    let twin = start(registered()).await.expect("start");
+    let c = Maas::new(&twin);
+    // MAAS's registration: the first interface takes fabric-0's untagged VLAN, every
+    // other new L2 segment a new fabric; known subnets are joined; the VLAN interface
+    // makes VLAN 20 on its parent's fabric.
+    let (_, fabrics, _) = c.get("fabrics/", &[]).await;
+    let names: Vec<&str> = fabrics
+        .as_array()
+        .expect("fabrics")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(names, ["fabric-0", "fabric-1", "fabric-2"]);
+    let (_, subnets, _) = c.get("subnets/", &[]).await;
+    let view: Vec<(String, String, u64, Value)> = subnets
+        .as_array()
+        .expect("subnets")
+        .iter()
+        .map(|s| {
+            (
+                s["cidr"].as_str().unwrap_or("").to_string(),
+                s["vlan"]["fabric"].as_str().unwrap_or("").to_string(),
+                s["vlan"]["vid"].as_u64().unwrap_or(99),
+                s["gateway_ip"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        vec![
+            ("10.0.10.0/24".into(), "fabric-0".into(), 0, Value::Null),
+            (
+                "10.0.12.0/24".into(),
+                "fabric-1".into(),
+                0,
+                json!("10.0.12.1")
+            ),
+            ("10.0.11.0/24".into(), "fabric-2".into(), 0, Value::Null),
+            ("10.0.20.0/24".into(), "fabric-0".into(), 20, Value::Null),
+        ]
+    );
+    assert_eq!(subnets[0]["name"], "10.0.10.0/24");
+    // The machine enlisted where it PXE-booted: the provisioning VLAN.
+    let ms = c.machines().await;
+    assert_eq!(ms[0]["boot_interface"]["vlan"]["fabric"], "fabric-0");
+    let (_, racks, _) = c.get("rackcontrollers/", &[]).await;
+    let rack = sid(&racks[0]);
+    // The rack has interfaces on VID 0 and VID 20: it may be primary there...
+    let (s, v, t) = c
+        .put("fabrics/0/vlans/20/", &[("primary_rack", &rack)])
+        .await;
+    assert_eq!((s, v["primary_rack"].clone()), (200, json!(rack)), "{t}");
+    let (s, _, t) = c
+        .put("fabrics/2/vlans/0/", &[("primary_rack", &rack)])
+        .await;
+    assert_eq!(s, 200, "{t}");
+    // ... but not on a VID it has no interface on.
+    let (s, _, t) = c
+        .post(
+            "fabrics/0/vlans/",
+            None,
+            &[("vid", "30"), ("name", "corosync")],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let (s, v, _) = c
+        .put("fabrics/0/vlans/30/", &[("primary_rack", &rack)])
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        v["primary_rack"][0],
+        format!("Select a valid choice. {rack} is not one of the available choices.")
+    );
+    // A region controller is no rack at all.
+    let (s, _, _) = c
+        .put(
+            "fabrics/0/vlans/0/",
+            &[("primary_rack", "fra1-maas-region1")],
+        )
+        .await;
+    assert_eq!(s, 400);
+    // The controllers' addresses are taken in their subnets.
+    let (_, free, _) = c
+        .get(
+            &format!("subnets/{}/", subnets[0]["id"]),
+            &[("op", "unreserved_ip_ranges")],
+        )
+        .await;
+    assert_eq!(free[0]["start"], "10.0.10.1");
+    assert_eq!(free[0]["end"], "10.0.10.1");
+    assert_eq!(free[1]["start"], "10.0.10.3");
+    twin.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn domains_and_dns_resources() {
+    let twin = start(opts(vec![], None)).await.expect("start");
+    let c = Maas::new(&twin);
+    let (s, d, t) = c
+        .post(
+            "domains/",
+            None,
+            &[("name", "fra1.example.net"), ("authoritative", "false")],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let did = d["id"].to_string();
+    let (s, d, _) = c
+        .put(&format!("domains/{did}/"), &[("authoritative", "true")])
+        .await;
+    assert_eq!((s, d["authoritative"].clone()), (200, json!(true)));
+    let (s, v, _) = c
+        .put(&format!("domains/{did}/"), &[("name", "bad_name.example")])
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(v["name"][0], "Invalid domain name: bad_name.example.");
+
+    // fqdn is split into name and domain; the addresses become A records.
+    let (s, r, t) = c
+        .post(
+            "dnsresources/",
+            None,
+            &[
+                ("fqdn", "openstack-api.fra1.example.net"),
+                ("ip_addresses", "10.0.12.10"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(r["fqdn"], "openstack-api.fra1.example.net");
+    assert_eq!(r["ip_addresses"][0]["ip"], "10.0.12.10");
+    let rid = r["id"].to_string();
+    let (s, v, _) = c
+        .post(
+            "dnsresources/",
+            None,
+            &[("name", "openstack-api"), ("domain", &did)],
+        )
+        .await;
+    assert_eq!(s, 400, "one name per domain: {v}");
+    // An unknown domain is a 404 (the handler looks it up before the form runs).
+    let (s, _, _) = c
+        .post(
+            "dnsresources/",
+            None,
+            &[("fqdn", "x.nowhere.example"), ("ip_addresses", "10.0.0.1")],
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, v, _) = c
+        .post(
+            "dnsresources/",
+            None,
+            &[("name", "bad_label"), ("domain", &did)],
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(v["name"][0], "Invalid dnsresource name: bad_label.");
+    let (s, v, _) = c
+        .post(
+            "dnsresources/",
+            None,
+            &[
+                ("name", "y"),
+                ("domain", &did),
+                ("ip_addresses", "not-an-ip"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(v["ip_addresses"][0].is_string(), "{v}");
+    let (s, r, _) = c
+        .put(
+            &format!("dnsresources/{rid}/"),
+            &[("ip_addresses", "10.0.12.11 10.0.12.12")],
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(r["ip_addresses"].as_array().map(Vec::len), Some(2));
+    let (_, list, _) = c
+        .get("dnsresources/", &[("domain", "fra1.example.net")])
+        .await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    let (s, _, _) = c.delete(&format!("dnsresources/{rid}/")).await;
+    assert_eq!(s, 204);
+    let (s, _, _) = c.get(&format!("dnsresources/{rid}/"), &[]).await;
+    assert_eq!(s, 404);
     twin.shutdown().await.expect("shutdown");
 }

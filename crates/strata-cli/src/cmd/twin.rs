@@ -10,7 +10,8 @@ use clap::Args;
 use strata_fleet::Fleet;
 use strata_spec::MachineRole;
 use strata_twin::{
-    DcSeed, FaultSpec, SeedComputeHost, SeedGpu, SeedMachine, SeedStorage, TwinOptions,
+    DcSeed, FaultSpec, SeedComputeHost, SeedController, SeedGpu, SeedMachine, SeedNic, SeedStorage,
+    TwinOptions,
 };
 
 use crate::output::outln;
@@ -203,9 +204,41 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Result<V
                 kolla_config: kolla.remove(&dc.name).unwrap_or_default(),
                 compute_hosts: compute_hosts(fleet, dc),
                 boot_images,
+                controllers: maas_controllers(dc),
             }
         })
         .collect())
+}
+
+/// The DC's MAAS controllers as they register with MAAS: the region VMs first, then
+/// the rack VMs, each with the interfaces the compiled fleet gives it (one virtio NIC
+/// per VLAN, `eth<N>` in order, untagged inside the guest) and the default route on
+/// the routed VLAN only, as its cloud-init configures it.
+fn maas_controllers(dc: &strata_fleet::Dc) -> Vec<SeedController> {
+    use strata_fleet::VmKind;
+    let mut out = Vec::new();
+    for (kind, rack) in [(VmKind::MaasRegion, false), (VmKind::MaasRack, true)] {
+        let mut vms: Vec<&strata_fleet::Vm> = dc.vms.iter().filter(|v| v.kind == kind).collect();
+        vms.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+        for vm in vms {
+            out.push(SeedController {
+                hostname: vm.hostname.clone(),
+                rack,
+                interfaces: vm
+                    .interfaces
+                    .iter()
+                    .map(|i| SeedNic {
+                        name: i.device.clone(),
+                        address: i.address.to_string(),
+                        gateway: (i.vlan == strata_fleet::ROUTED_VLAN)
+                            .then(|| i.gateway.to_string()),
+                        vlan: None,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    out
 }
 
 /// Generic seeds: `machines` enlisted machines per DC, three Proxmox nodes.
@@ -241,6 +274,7 @@ pub fn generic_seeds(dcs: u32, machines: u32, extra_vms: usize) -> Vec<DcSeed> {
                 name,
                 kolla_config: BTreeMap::new(),
                 compute_hosts: Vec::new(),
+                controllers: Vec::new(),
             }
         })
         .collect()

@@ -3,18 +3,25 @@
 //! - **Auth**: OAuth 1.0 PLAINTEXT from the API key, a fresh nonce and timestamp per
 //!   request; bodies form-urlencoded, `op` in the query string ([`client`]).
 //! - **observe**: a constant number of list calls per region, whatever the number of
-//!   machines: fabrics (VLANs embedded), subnets, rack controllers, machines and the
-//!   power parameters of all machines (`GET machines/?op=power_parameters`); one VLAN
-//!   list per strata fabric only if a MAAS does not embed VLANs ([`observe`]).
-//! - **Ownership**: the fabric named `strata` whose description carries the owner tag;
-//!   its VLANs and their subnets; machines tagged with the owner tag. An untagged
+//!   machines: fabrics (VLANs embedded), subnets, rack controllers, machines, the
+//!   power parameters of all machines (`GET machines/?op=power_parameters`), DNS
+//!   domains and DNS resources; one VLAN list per fabric only if a MAAS does not
+//!   embed VLANs ([`observe`]).
+//! - **Ownership**: VLANs and subnets whose description carries strata's mark
+//!   (`<owner tag>: <role> VLAN, created by strata` / `adopted by strata`); MAAS's
+//!   controllers make fabrics, VLANs and subnets when they register, and strata
+//!   adopts those (matched by the design subnet's CIDR, or a tagged VLAN's VID on the
+//!   fabric of the native VLAN) rather than making its own: adopted objects are
+//!   managed and never deleted. An owned fabric named `strata` (made by earlier
+//!   versions) is still recognised. Machines tagged with the owner tag. An untagged
 //!   machine identified by serial (or, with [`MaasProvider::expect_machines`], by boot
 //!   MAC) is returned with `owned: false` so the plan adopts it; everything else
-//!   (other fabrics and their subnets, other machines, the rack controllers) is
-//!   listed as unowned and never modified. A machine strata enlisted itself carries
+//!   (other fabrics and subnets, other machines, the rack controllers) is listed as
+//!   unowned and never modified. DNS domains and records carry no mark: the ones
+//!   the desired state names are managed (as adopted), never deleted ([`dns`]). A machine strata enlisted itself carries
 //!   `strata-serial=<serial>` in its description until its hardware reports that
 //!   serial (and after a boot-MAC adoption, where it never will).
-//! - **act**: fabric/VLAN/subnet create-or-update looked up by name/VID/CIDR first
+//! - **act**: VLAN/subnet adopt-create-or-update looked up by mark/CIDR/VID first
 //!   ([`network`]); machines are tagged first, configured, then walked through MAAS's
 //!   lifecycle to `Deployed` ([`machine`]).
 //!
@@ -35,6 +42,7 @@ use crate::targets::MaasTarget;
 use crate::{ActContext, Outcome, Provider, ProviderError};
 
 mod client;
+mod dns;
 mod machine;
 mod network;
 mod observe;
@@ -83,6 +91,13 @@ struct Expectations {
     serials: HashSet<String>,
     /// Normalised PXE MAC → serial.
     by_mac: HashMap<String, String>,
+    /// Design VLANs: role → (VID in MAAS, where to find it).
+    vlans: Vec<(String, u16, strata_plan::VlanSpec)>,
+    /// Design subnet CIDRs.
+    subnets: Vec<String>,
+    /// DNS domains and record FQDNs.
+    domains: Vec<String>,
+    records: Vec<String>,
 }
 
 /// One DC's MAAS region.
@@ -98,10 +113,10 @@ pub struct MaasProvider {
     /// Tags and zones known to exist (created or seen), so concurrent steps don't ask.
     known_tags: Mutex<HashSet<String>>,
     known_zones: Mutex<HashSet<String>>,
-    /// VIDs of VLANs whose DHCP waits for a subnet (with a dynamic range) to exist:
+    /// Ids of VLANs whose DHCP waits for a subnet (with a dynamic range) to exist:
     /// a VLAN step runs before its subnet's step, and MAAS serves DHCP only on a VLAN
     /// with a dynamic range, so the subnet step finishes the job.
-    pending_dhcp: Mutex<HashSet<u16>>,
+    pending_dhcp: Mutex<HashSet<u64>>,
 }
 
 impl fmt::Debug for MaasProvider {
@@ -182,6 +197,22 @@ impl MaasProvider {
                 e.by_mac.insert(mac, r.id.name.clone());
             }
         }
+        for r in desired.iter().filter(|r| r.id.dc == self.dc) {
+            match r.id.kind {
+                Kind::Vlan => {
+                    if let (Ok(f), Ok(spec)) = (
+                        r.fields_as::<strata_plan::VlanFields>(),
+                        r.spec_as::<strata_plan::VlanSpec>(),
+                    ) {
+                        e.vlans.push((r.id.name.clone(), f.vid, spec));
+                    }
+                }
+                Kind::MaasSubnet => e.subnets.push(r.id.name.clone()),
+                Kind::DnsDomain => e.domains.push(r.id.name.clone()),
+                Kind::DnsRecord => e.records.push(r.id.name.clone()),
+                _ => {}
+            }
+        }
         *self.expected.write() = Some(e);
     }
 
@@ -226,6 +257,8 @@ impl Provider for MaasProvider {
             Kind::Fabric => network::fabric(self, step).await,
             Kind::Vlan => network::vlan(self, step).await,
             Kind::MaasSubnet => network::subnet(self, step).await,
+            Kind::DnsDomain => dns::domain(self, step).await,
+            Kind::DnsRecord => dns::record(self, step).await,
             Kind::Machine => machine::act(self, step, ctx).await,
             other => Err(ProviderError::Refused(format!(
                 "the MAAS provider does not handle {other} resources"

@@ -8,12 +8,14 @@ use std::net::IpAddr;
 use reqwest::StatusCode;
 use serde_json::Value;
 use strata_plan::desired::FABRIC;
-use strata_plan::{Action, FabricFields, MaasSubnetFields, Step, VlanFields};
+use strata_plan::{
+    Action, FabricFields, MaasSubnetFields, MaasSubnetSpec, Step, VlanFields, VlanSpec,
+};
 
 use super::client::{CallError, Client, Form, form};
 use super::observe::{fabric_vlans, owns_fabric, strata_fabric};
 use super::wire::{Controller, Fabric, IpRange, Subnet, Unreserved, Vlan};
-use super::{MaasProvider, desired_fields, observed_fields};
+use super::{MaasProvider, desired_fields};
 use crate::{Outcome, ProviderError};
 
 /// Attempts at a create whose failure was ambiguous (each after a fresh look-up).
@@ -42,20 +44,6 @@ fn reread(e: &CallError) -> bool {
 async fn find_fabric(c: &Client) -> Result<Option<Fabric>, CallError> {
     let fabrics: Vec<Fabric> = c.get("fabrics/", &[]).await?;
     Ok(strata_fabric(&fabrics).cloned())
-}
-
-/// The strata fabric, which must exist and be owned.
-async fn owned_fabric(p: &MaasProvider) -> Result<Fabric, ProviderError> {
-    match find_fabric(&p.client).await? {
-        Some(f) if owns_fabric(&f, &p.owner_tag) => Ok(f),
-        Some(f) => Err(ProviderError::Refused(format!(
-            "fabric {FABRIC} (id {}) does not carry the owner tag {}",
-            f.id, p.owner_tag
-        ))),
-        None => Err(ProviderError::Api(format!(
-            "fabric {FABRIC} does not exist (its step must succeed first)"
-        ))),
-    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -119,6 +107,143 @@ pub(super) async fn fabric(p: &MaasProvider, step: &Step) -> Result<Outcome, Pro
 }
 
 // ---------------------------------------------------------------------------------
+// Ownership marks. MAAS VLANs and subnets carry no tags, so strata writes its mark in
+// their description: which fleet, which design VLAN, and whether strata created the
+// object or adopted one MAAS already had (a controller's registration makes fabrics,
+// VLANs and subnets). Adopted objects are managed but never deleted.
+
+const CREATED: &str = "created by strata";
+const ADOPTED: &str = "adopted by strata";
+
+pub(super) fn vlan_mark(owner: &str, role: &str, adopted: bool) -> String {
+    format!(
+        "{owner}: {role} VLAN, {}",
+        if adopted { ADOPTED } else { CREATED }
+    )
+}
+
+/// `(design VLAN, adopted)` of a VLAN description carrying this fleet's mark.
+pub(super) fn read_vlan_mark(owner: &str, description: &str) -> Option<(String, bool)> {
+    let rest = description.strip_prefix(owner)?.strip_prefix(": ")?;
+    let (role, how) = rest.split_once(" VLAN, ")?;
+    match how {
+        CREATED => Some((role.to_string(), false)),
+        ADOPTED => Some((role.to_string(), true)),
+        _ => None,
+    }
+}
+
+pub(super) fn subnet_mark(owner: &str, adopted: bool) -> String {
+    format!("{owner}: {}", if adopted { ADOPTED } else { CREATED })
+}
+
+/// `Some(adopted)` for a subnet description carrying this fleet's mark.
+pub(super) fn read_subnet_mark(owner: &str, description: &str) -> Option<bool> {
+    match description.strip_prefix(owner)?.strip_prefix(": ")? {
+        CREATED => Some(false),
+        ADOPTED => Some(true),
+        _ => None,
+    }
+}
+
+/// Every fabric, VLAN and subnet of a region (two list calls, plus one per fabric
+/// whose listing does not embed its VLANs).
+pub(super) struct Net {
+    pub fabrics: Vec<Fabric>,
+    /// `(fabric id, VLAN)`.
+    pub vlans: Vec<(u64, Vlan)>,
+    pub subnets: Vec<Subnet>,
+}
+
+impl Net {
+    pub(super) async fn read(c: &Client) -> Result<Net, CallError> {
+        let (fabrics, subnets) = futures::try_join!(
+            c.get::<Vec<Fabric>>("fabrics/", &[]),
+            c.get::<Vec<Subnet>>("subnets/", &[]),
+        )?;
+        Net::from_lists(c, fabrics, subnets).await
+    }
+
+    pub(super) async fn from_lists(
+        c: &Client,
+        fabrics: Vec<Fabric>,
+        subnets: Vec<Subnet>,
+    ) -> Result<Net, CallError> {
+        let mut vlans = Vec::new();
+        for f in &fabrics {
+            for v in fabric_vlans(c, f).await? {
+                vlans.push((f.id, v));
+            }
+        }
+        Ok(Net {
+            fabrics,
+            vlans,
+            subnets,
+        })
+    }
+
+    pub(super) fn subnet(&self, cidr: &str) -> Option<&Subnet> {
+        self.subnets.iter().find(|s| same_cidr(&s.cidr, cidr))
+    }
+
+    pub(super) fn vlan_by_id(&self, id: u64) -> Option<&(u64, Vlan)> {
+        self.vlans.iter().find(|(_, v)| v.id == id)
+    }
+
+    /// The VLAN a subnet is on.
+    pub(super) fn vlan_of(&self, s: &Subnet) -> Option<&(u64, Vlan)> {
+        s.vlan.as_ref().and_then(|v| self.vlan_by_id(v.id))
+    }
+
+    pub(super) fn marked(&self, owner: &str, role: &str) -> Option<&(u64, Vlan)> {
+        self.vlans.iter().find(|(_, v)| {
+            read_vlan_mark(owner, v.description.as_deref().unwrap_or(""))
+                .is_some_and(|(r, _)| r == role)
+        })
+    }
+
+    /// The fabric of the hosts' native VLAN: the one carrying its subnet, else the
+    /// one whose VLAN carries its mark.
+    pub(super) fn home_fabric(&self, owner: &str, spec: &VlanSpec) -> Option<u64> {
+        self.subnet(&spec.home_cidr)
+            .and_then(|s| self.vlan_of(s))
+            .or_else(|| self.marked(owner, &spec.home))
+            .map(|(f, _)| *f)
+    }
+
+    /// The MAAS VLAN a design VLAN attaches to: the one marked for it, else the one
+    /// carrying its subnet (matched by CIDR), else, for a tagged VLAN, the VLAN with
+    /// its VID on the home fabric.
+    pub(super) fn find_vlan(
+        &self,
+        owner: &str,
+        role: &str,
+        vid: u16,
+        spec: &VlanSpec,
+    ) -> Option<&(u64, Vlan)> {
+        self.marked(owner, role)
+            .or_else(|| self.subnet(&spec.cidr).and_then(|s| self.vlan_of(s)))
+            .or_else(|| {
+                let home = self.home_fabric(owner, spec)?;
+                (vid != 0)
+                    .then(|| self.vlans.iter().find(|(f, v)| *f == home && v.vid == vid))
+                    .flatten()
+            })
+    }
+
+    /// Whether anything (a subnet, another design VLAN's mark) already uses a VLAN.
+    fn vlan_in_use(&self, owner: &str, id: u64) -> bool {
+        self.subnets
+            .iter()
+            .any(|s| s.vlan.as_ref().is_some_and(|v| v.id == id))
+            || self.vlans.iter().any(|(_, v)| {
+                v.id == id
+                    && read_vlan_mark(owner, v.description.as_deref().unwrap_or("")).is_some()
+            })
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // VLAN
 
 #[derive(Debug)]
@@ -134,9 +259,9 @@ struct VlanWant {
 fn vlan_want(step: &Step) -> Result<VlanWant, ProviderError> {
     let d: VlanFields = desired_fields(step)?;
     let text = |s: Option<String>| s.filter(|s| !s.is_empty());
-    if !(1..=4094).contains(&d.vid) {
+    if d.vid > 4094 {
         return Err(ProviderError::Refused(format!(
-            "{}: vid must be 1-4094",
+            "{}: vid must be 0 (untagged) or 1-4094",
             step.id
         )));
     }
@@ -169,10 +294,6 @@ fn vlan_want(step: &Step) -> Result<VlanWant, ProviderError> {
     Ok(want)
 }
 
-async fn list_vlans(c: &Client, fabric_id: u64) -> Result<Vec<Vlan>, CallError> {
-    c.get(&format!("fabrics/{fabric_id}/vlans/"), &[]).await
-}
-
 /// Rack controller hostnames (or FQDNs, or system ids) → system ids.
 async fn rack_ids(c: &Client) -> Result<HashMap<String, String>, CallError> {
     let racks: Vec<Controller> = c.get("rackcontrollers/", &[]).await?;
@@ -187,68 +308,124 @@ async fn rack_ids(c: &Client) -> Result<HashMap<String, String>, CallError> {
     Ok(out)
 }
 
+fn vlan_path(fabric: u64, v: &Vlan) -> String {
+    format!("fabrics/{fabric}/vlans/{}/", v.vid)
+}
+
 pub(super) async fn vlan(p: &MaasProvider, step: &Step) -> Result<Outcome, ProviderError> {
     let c = &p.client;
-    let fab = owned_fabric(p).await?;
+    let owner = p.owner_tag.as_str();
+    let role = step.id.name.as_str();
     if step.action == Action::Delete {
-        let seen = observed_fields::<VlanFields>(step)?
-            .ok_or_else(|| ProviderError::Refused(format!("{}: no observed VID", step.id)))?;
-        let vid = u64::from(seen.vid);
-        let vlans = fabric_vlans(c, &fab).await?;
-        let Some(v) = vlans.iter().find(|v| u64::from(v.vid) == vid) else {
+        let net = Net::read(c).await?;
+        let Some((fab, v)) = net.marked(owner, role) else {
             return Ok(gone("already gone"));
         };
-        if v.vid == 0 {
-            return Err(ProviderError::Refused(
-                "the fabric's default VLAN is never deleted".into(),
-            ));
+        let adopted =
+            read_vlan_mark(owner, v.description.as_deref().unwrap_or("")).is_some_and(|(_, a)| a);
+        if adopted || v.vid == 0 {
+            return Err(ProviderError::Refused(format!(
+                "VLAN {} (id {}) was not created by strata (adopted or a fabric's default); not deleting it",
+                v.display_name(),
+                v.id
+            )));
         }
-        let seen = seen.name;
-        if v.display_name() != seen {
-            return Ok(outcome(
-                v.id,
-                format!(
-                    "VLAN {} is now named {}; left alone",
-                    v.vid,
-                    v.display_name()
-                ),
-            ));
-        }
-        let path = format!("fabrics/{}/vlans/{}/", fab.id, v.vid);
+        let path = vlan_path(*fab, v);
         if v.dhcp_on {
             let _: Value = c.put(&path, &form([("dhcp_on", "false")])).await?;
         }
         c.delete(&path).await?;
-        p.pending_dhcp.lock().remove(&v.vid);
+        p.pending_dhcp.lock().remove(&v.id);
         return Ok(outcome(v.id, "deleted"));
     }
     let want = vlan_want(step)?;
-    let mut existing = fabric_vlans(c, &fab).await?;
+    let spec: VlanSpec = step
+        .desired
+        .as_ref()
+        .ok_or_else(|| ProviderError::Refused(format!("{}: no desired state", step.id)))?
+        .spec_as()
+        .map_err(|e| ProviderError::Refused(e.to_string()))?;
     let mut attempt = 0;
-    let (cur, created) = loop {
-        if let Some(v) = existing.iter().find(|v| v.vid == want.vid) {
-            break (v.clone(), attempt > 0);
-        }
+    let (fab, cur, adopted, verb) = loop {
         attempt += 1;
-        let mut body = form([("vid", want.vid.to_string()), ("name", want.name.clone())]);
+        let net = Net::read(c).await?;
+        if let Some((fab, v)) = net.find_vlan(owner, role, want.vid, &spec) {
+            let mark = read_vlan_mark(owner, v.description.as_deref().unwrap_or(""));
+            let (adopted, verb) = match mark {
+                Some((_, adopted)) => (adopted, "updated"),
+                // Found unmarked: MAAS (a controller's registration, or an operator)
+                // made it, unless an interrupted attempt of this step did.
+                None if attempt > 1 => (false, "created"),
+                None => (true, "adopted"),
+            };
+            break (*fab, v.clone(), adopted, verb);
+        }
+        if want.vid == 0 {
+            // An untagged VLAN nothing registered: the default fabric's untagged VLAN
+            // while unused (as MAAS places a first interface), else a new fabric's.
+            let default = net
+                .fabrics
+                .iter()
+                .map(|f| f.id)
+                .min()
+                .and_then(|f| net.vlans.iter().find(|(x, v)| *x == f && v.vid == 0))
+                .filter(|(_, v)| !net.vlan_in_use(owner, v.id));
+            if let Some((fab, v)) = default {
+                break (*fab, v.clone(), true, "adopted");
+            }
+            match c
+                .post::<Fabric>(
+                    "fabrics/",
+                    None,
+                    &form([("description", vlan_mark(owner, role, false))]),
+                    false,
+                )
+                .await
+            {
+                Ok(f) => {
+                    let vlans = fabric_vlans(c, &f).await?;
+                    let Some(v) = vlans.into_iter().find(|v| v.vid == 0) else {
+                        return Err(ProviderError::Api(format!(
+                            "fabric {} was created without its untagged VLAN",
+                            f.id
+                        )));
+                    };
+                    break (f.id, v, false, "created");
+                }
+                Err(e) if reread(&e) && attempt < CREATE_ATTEMPTS => {
+                    tracing::warn!(error = %e, "creating a fabric failed; looking again");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let Some(home) = net.home_fabric(owner, &spec) else {
+            return Err(ProviderError::Api(format!(
+                "no fabric carries {} yet (the native VLAN's subnet step must succeed first)",
+                spec.home_cidr
+            )));
+        };
+        let mut body = form([
+            ("vid", want.vid.to_string()),
+            ("name", want.name.clone()),
+            ("description", vlan_mark(owner, role, false)),
+        ]);
         if let Some(m) = want.mtu {
             body.push(("mtu".into(), m.to_string()));
         }
         match c
-            .post::<Vlan>(&format!("fabrics/{}/vlans/", fab.id), None, &body, false)
+            .post::<Vlan>(&format!("fabrics/{home}/vlans/"), None, &body, false)
             .await
         {
-            Ok(v) => break (v, true),
+            Ok(v) => break (home, v, false, "created"),
             Err(e) if reread(&e) && attempt < CREATE_ATTEMPTS => {
                 tracing::warn!(vid = want.vid, error = %e, "creating the VLAN failed; looking again");
-                existing = list_vlans(c, fab.id).await?;
             }
             Err(e) => return Err(e.into()),
         }
     };
     let id = cur.id;
-    let note = converge_vlan(p, &fab, cur, &want).await?;
-    let verb = if created { "created" } else { "updated" };
+    let note = converge_vlan(p, fab, cur, &want, &vlan_mark(owner, role, adopted)).await?;
     Ok(outcome(
         id,
         if note.is_empty() {
@@ -265,16 +442,20 @@ pub(super) async fn vlan(p: &MaasProvider, step: &Step) -> Result<Outcome, Provi
 /// subnet's step.
 async fn converge_vlan(
     p: &MaasProvider,
-    fab: &Fabric,
+    fab: u64,
     mut cur: Vlan,
     want: &VlanWant,
+    mark: &str,
 ) -> Result<String, ProviderError> {
     let c = &p.client;
-    let path = format!("fabrics/{}/vlans/{}/", fab.id, cur.vid);
+    let path = vlan_path(fab, &cur);
     let mut note = String::new();
     let mut basics: Form = Vec::new();
     if cur.display_name() != want.name {
         basics.push(("name".into(), want.name.clone()));
+    }
+    if cur.description.as_deref() != Some(mark) {
+        basics.push(("description".into(), mark.to_string()));
     }
     if let Some(m) = want.mtu
         && cur.mtu != Some(m)
@@ -315,15 +496,15 @@ async fn converge_vlan(
     if want.dhcp_on && !cur.dhcp_on {
         if ensure_dynamic_range(c, cur.id, &p.owner_tag).await? {
             cur = c.put(&path, &form([("dhcp_on", "true")])).await?;
-            p.pending_dhcp.lock().remove(&cur.vid);
+            p.pending_dhcp.lock().remove(&cur.id);
         } else {
-            p.pending_dhcp.lock().insert(cur.vid);
+            p.pending_dhcp.lock().insert(cur.id);
             note = "DHCP goes on when the VLAN's subnet is created".into();
         }
     } else {
-        p.pending_dhcp.lock().remove(&cur.vid);
+        p.pending_dhcp.lock().remove(&cur.id);
     }
-    let pending = p.pending_dhcp.lock().contains(&cur.vid);
+    let pending = p.pending_dhcp.lock().contains(&cur.id);
     let ok = cur.display_name() == want.name
         && want.mtu.is_none_or(|m| cur.mtu == Some(m))
         && (cur.dhcp_on == want.dhcp_on || pending)
@@ -462,101 +643,110 @@ fn cidr_key(s: &str) -> Option<(u128, u8, bool)> {
     Some((v & mask, len, ip.is_ipv4()))
 }
 
-fn same_cidr(a: &str, b: &str) -> bool {
+pub(super) fn same_cidr(a: &str, b: &str) -> bool {
     match (cidr_key(a), cidr_key(b)) {
         (Some(x), Some(y)) => x == y,
         _ => a.trim().eq_ignore_ascii_case(b.trim()),
     }
 }
 
-fn on_fabric(s: &Subnet, fab: &Fabric) -> bool {
-    s.vlan.as_ref().is_some_and(|v| {
-        v.fabric_id == Some(fab.id)
-            || (v.fabric_id.is_none() && v.fabric.as_deref() == Some(&fab.name))
-    })
-}
-
 pub(super) async fn subnet(p: &MaasProvider, step: &Step) -> Result<Outcome, ProviderError> {
     let c = &p.client;
+    let owner = p.owner_tag.as_str();
     if step.action == Action::Delete {
         let subnets: Vec<Subnet> = c.get("subnets/", &[]).await?;
         let Some(s) = subnets.iter().find(|s| same_cidr(&s.cidr, &step.id.name)) else {
             return Ok(gone("already gone"));
         };
-        let owned = match find_fabric(c).await? {
-            Some(f) if owns_fabric(&f, &p.owner_tag) => on_fabric(s, &f),
-            _ => false,
-        };
-        if !owned {
+        if read_subnet_mark(owner, s.description.as_deref().unwrap_or("")) != Some(false) {
             return Err(ProviderError::Refused(format!(
-                "subnet {} is not on the owned fabric {FABRIC}; not deleting it",
-                s.cidr
+                "subnet {} (id {}) was not created by strata; not deleting it",
+                s.cidr, s.id
             )));
         }
         c.delete(&format!("subnets/{}/", s.id)).await?;
         return Ok(outcome(s.id, "deleted"));
     }
     let d: MaasSubnetFields = desired_fields(step)?;
+    let spec: MaasSubnetSpec = step
+        .desired
+        .as_ref()
+        .ok_or_else(|| ProviderError::Refused(format!("{}: no desired state", step.id)))?
+        .spec_as()
+        .map_err(|e| ProviderError::Refused(e.to_string()))?;
     let cidr = Some(d.cidr)
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| step.id.name.clone());
     let name = Some(d.name)
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| cidr.clone());
-    let vid = u64::from(d.vid);
     let gateway = d.gateway_ip.filter(|g| !g.is_empty());
     let managed = d.managed;
-    let fab = owned_fabric(p).await?;
-    let vlans = fabric_vlans(c, &fab).await?;
-    let Some(vlan) = vlans.iter().find(|v| u64::from(v.vid) == vid) else {
-        return Err(ProviderError::Api(format!(
-            "VLAN {vid} does not exist on fabric {FABRIC} (its step must succeed first)"
-        )));
-    };
     let mut attempt = 0;
-    let (s, verb) = loop {
+    let (s, vlan_id, verb) = loop {
         attempt += 1;
-        let subnets: Vec<Subnet> = c.get("subnets/", &[]).await?;
-        match subnets.iter().find(|s| same_cidr(&s.cidr, &cidr)) {
-            Some(s) if on_fabric(s, &fab) => {
-                let mut body: Form = Vec::new();
-                if s.name != name {
-                    body.push(("name".into(), name.clone()));
-                }
-                if s.vlan.as_ref().map(|v| v.id) != Some(vlan.id) {
-                    body.push(("vlan".into(), vlan.id.to_string()));
-                }
-                if s.gateway_ip.clone().filter(|g| !g.is_empty()) != gateway {
-                    body.push(("gateway_ip".into(), gateway.clone().unwrap_or_default()));
-                }
-                if s.managed != managed {
-                    body.push(("managed".into(), managed.to_string()));
-                }
-                if body.is_empty() {
-                    break (s.clone(), "already as desired");
-                }
-                let updated: Subnet = c.put(&format!("subnets/{}/", s.id), &body).await?;
-                break (updated, "updated");
+        let net = Net::read(c).await?;
+        // The VLAN the design puts this subnet on: the one marked for its design
+        // VLAN (its step ran first).
+        let target = spec
+            .vlan
+            .as_deref()
+            .and_then(|role| net.marked(owner, role))
+            .map(|(_, v)| v.id);
+        if let Some(s) = net.subnet(&cidr) {
+            let mark = read_subnet_mark(owner, s.description.as_deref().unwrap_or(""));
+            let adopted = mark.unwrap_or(attempt == 1);
+            let here = s.vlan.as_ref().map(|v| v.id);
+            let mut body: Form = Vec::new();
+            if s.name != name {
+                body.push(("name".into(), name.clone()));
             }
-            Some(s) => {
-                return Err(ProviderError::Refused(format!(
-                    "subnet {} (id {}) exists outside fabric {FABRIC}; strata does not take it over",
-                    s.cidr, s.id
-                )));
+            if let Some(t) = target
+                && here != Some(t)
+            {
+                body.push(("vlan".into(), t.to_string()));
             }
-            None => {}
+            if s.gateway_ip.clone().filter(|g| !g.is_empty()) != gateway {
+                body.push(("gateway_ip".into(), gateway.clone().unwrap_or_default()));
+            }
+            if s.managed != managed {
+                body.push(("managed".into(), managed.to_string()));
+            }
+            let want_mark = subnet_mark(owner, adopted);
+            if s.description.as_deref() != Some(want_mark.as_str()) {
+                body.push(("description".into(), want_mark));
+            }
+            let verb = match mark {
+                None if adopted => "adopted",
+                None => "created",
+                Some(_) if body.is_empty() => "already as desired",
+                Some(_) => "updated",
+            };
+            let vlan_id = target.or(here);
+            if body.is_empty() {
+                break (s.clone(), vlan_id, verb);
+            }
+            let updated: Subnet = c.put(&format!("subnets/{}/", s.id), &body).await?;
+            break (updated, vlan_id, verb);
         }
+        let Some(t) = target else {
+            return Err(ProviderError::Api(format!(
+                "no VLAN carries the mark of {} yet (its step must succeed first)",
+                spec.vlan.as_deref().unwrap_or("the subnet's VLAN")
+            )));
+        };
         let mut body = form([
             ("cidr", cidr.clone()),
             ("name", name.clone()),
-            ("vlan", vlan.id.to_string()),
+            ("vlan", t.to_string()),
             ("managed", managed.to_string()),
+            ("description", subnet_mark(owner, false)),
         ]);
         if let Some(g) = &gateway {
             body.push(("gateway_ip".into(), g.clone()));
         }
         match c.post::<Subnet>("subnets/", None, &body, false).await {
-            Ok(s) => break (s, "created"),
+            Ok(s) => break (s, Some(t), "created"),
             Err(e) if reread(&e) && attempt < CREATE_ATTEMPTS => {
                 tracing::warn!(%cidr, error = %e, "creating the subnet failed; looking again");
             }
@@ -564,23 +754,27 @@ pub(super) async fn subnet(p: &MaasProvider, step: &Step) -> Result<Outcome, Pro
         }
     };
     let mut note = verb.to_string();
-    let pending = p.pending_dhcp.lock().contains(&vlan.vid);
+    let net = Net::read(c).await?;
+    let Some((fab, vlan)) = vlan_id.and_then(|id| net.vlan_by_id(id)).cloned() else {
+        return Ok(outcome(s.id, note));
+    };
+    let pending = p.pending_dhcp.lock().contains(&vlan.id);
     if pending {
-        let path = format!("fabrics/{}/vlans/{}/", fab.id, vlan.vid);
+        let path = vlan_path(fab, &vlan);
         let cur: Vlan = c.get(&path, &[]).await?;
         if !cur.dhcp_on {
             if cur.primary_rack.is_none() {
                 return Err(ProviderError::Api(format!(
                     "VLAN {} has no primary rack controller for DHCP",
-                    vlan.vid
+                    vlan.display_name()
                 )));
             }
             if ensure_dynamic_range(c, cur.id, &p.owner_tag).await? {
                 let _: Value = c.put(&path, &form([("dhcp_on", "true")])).await?;
-                note.push_str(&format!("; DHCP on VLAN {} turned on", vlan.vid));
+                note.push_str(&format!("; DHCP on VLAN {} turned on", vlan.display_name()));
             }
         }
-        p.pending_dhcp.lock().remove(&vlan.vid);
+        p.pending_dhcp.lock().remove(&vlan.id);
     }
     Ok(outcome(s.id, note))
 }

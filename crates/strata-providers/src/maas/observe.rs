@@ -1,4 +1,4 @@
-//! observe(): five list calls per region, whatever its size.
+//! observe(): seven list calls per region, whatever its size.
 
 use std::collections::HashMap;
 
@@ -13,6 +13,7 @@ use strata_plan::{
 
 use super::MaasProvider;
 use super::client::{CallError, Client};
+use super::network::{Net, read_subnet_mark, read_vlan_mark, same_cidr};
 use super::wire::{Controller, Fabric, Machine, Subnet, Vlan};
 use crate::ProviderError;
 
@@ -118,12 +119,13 @@ pub(super) fn managed_tags(m: &Machine, owner_tag: &str) -> Vec<String> {
 
 pub(super) async fn observe(p: &MaasProvider) -> Result<Observed, ProviderError> {
     let c = &p.client;
-    let (fabrics, subnets, racks, machines, power) = futures::try_join!(
+    let (fabrics, subnets, racks, machines, power, (domains, records)) = futures::try_join!(
         c.get::<Vec<Fabric>>("fabrics/", &[]),
         c.get::<Vec<Subnet>>("subnets/", &[]),
         c.get::<Vec<Controller>>("rackcontrollers/", &[]),
         c.get::<Vec<Machine>>("machines/", &[]),
         power_parameters(c),
+        super::dns::lists(c),
     )?;
     let dc = p.dc.as_str();
     let mut out = Observed::default();
@@ -143,11 +145,14 @@ pub(super) async fn observe(p: &MaasProvider) -> Result<Observed, ProviderError>
         ));
     }
 
-    // Fabric, VLANs, subnets.
-    let mut owned_fabric = None;
-    for f in &fabrics {
-        if owns_fabric(f, &p.owner_tag) && owned_fabric.is_none() {
-            owned_fabric = Some(f);
+    // Fabrics, VLANs, subnets. Only the fabric an earlier strata created is a
+    // resource (so that it can go); VLANs and subnets are strata's when they carry
+    // its mark (created or adopted), and adoptable when they match a design VLAN
+    // (by CIDR, or by VID on the home fabric) or a design subnet (by CIDR).
+    let net = Net::from_lists(c, fabrics, subnets).await?;
+    let expected = p.expected.read();
+    for f in &net.fabrics {
+        if owns_fabric(f, &p.owner_tag) {
             let mut r = Resource::with_fields(
                 ResourceId::new(dc, Kind::Fabric, FABRIC),
                 &FabricFields {
@@ -161,46 +166,75 @@ pub(super) async fn observe(p: &MaasProvider) -> Result<Observed, ProviderError>
                 .push(unowned("fabric", f.name.clone(), f.id.to_string()));
         }
     }
-    if let Some(f) = owned_fabric {
-        for v in fabric_vlans(c, f).await? {
-            if v.vid == 0 {
-                // The fabric's default VLAN: MAAS's, not strata's; never a resource.
+    let owner = p.owner_tag.as_str();
+    let mut vlan_roles: HashMap<u64, String> = HashMap::new();
+    for (_, v) in &net.vlans {
+        if let Some((role, adopted)) = read_vlan_mark(owner, v.description.as_deref().unwrap_or(""))
+        {
+            let mut r = Resource::with_fields(
+                ResourceId::new(dc, Kind::Vlan, role.clone()),
+                &vlan_fields(v, &names),
+            );
+            r.adopted = adopted;
+            r.external_id = Some(v.id.to_string());
+            out.resources.insert(r);
+            vlan_roles.insert(v.id, role);
+        }
+    }
+    if let Some(e) = expected.as_ref() {
+        for (role, vid, spec) in &e.vlans {
+            if vlan_roles.values().any(|r| r == role) {
+                continue;
+            }
+            let Some((_, v)) = net.find_vlan(owner, role, *vid, spec) else {
+                continue;
+            };
+            if vlan_roles.contains_key(&v.id) {
                 continue;
             }
             let mut r = Resource::with_fields(
-                ResourceId::new(dc, Kind::Vlan, v.display_name()),
-                &vlan_fields(&v, &names),
+                ResourceId::new(dc, Kind::Vlan, role.clone()),
+                &vlan_fields(v, &names),
             );
+            r.owned = false;
             r.external_id = Some(v.id.to_string());
             out.resources.insert(r);
+            vlan_roles.insert(v.id, role.clone());
         }
     }
-    for s in &subnets {
-        let on_owned = owned_fabric.is_some_and(|f| {
-            s.vlan.as_ref().is_some_and(|v| {
-                v.fabric_id == Some(f.id)
-                    || (v.fabric_id.is_none() && v.fabric.as_deref() == Some(FABRIC))
-            })
-        });
-        let vid = s.vlan.as_ref().map(|v| v.vid);
-        if on_owned && vid.is_some_and(|vid| vid != 0) {
-            let mut r = Resource::with_fields(
-                ResourceId::new(dc, Kind::MaasSubnet, s.cidr.clone()),
-                &MaasSubnetFields {
-                    cidr: s.cidr.clone(),
-                    name: s.name.clone(),
-                    vid: vid.unwrap_or(0),
-                    gateway_ip: s.gateway_ip.clone().filter(|g| !g.is_empty()),
-                    managed: s.managed,
-                },
-            );
-            r.external_id = Some(s.id.to_string());
-            out.resources.insert(r);
-        } else {
+    for s in &net.subnets {
+        let mark = read_subnet_mark(owner, s.description.as_deref().unwrap_or(""));
+        let wanted = expected
+            .as_ref()
+            .is_some_and(|e| e.subnets.iter().any(|c| same_cidr(c, &s.cidr)));
+        if mark.is_none() && !wanted {
             out.unowned
                 .push(unowned("subnet", s.cidr.clone(), s.id.to_string()));
+            continue;
         }
+        let name = expected
+            .as_ref()
+            .and_then(|e| e.subnets.iter().find(|c| same_cidr(c, &s.cidr)).cloned())
+            .unwrap_or_else(|| s.cidr.clone());
+        let mut r = Resource::with_fields(
+            ResourceId::new(dc, Kind::MaasSubnet, name),
+            &MaasSubnetFields {
+                cidr: s.cidr.clone(),
+                name: s.name.clone(),
+                vid: s.vlan.as_ref().map(|v| v.vid).unwrap_or(0),
+                gateway_ip: s.gateway_ip.clone().filter(|g| !g.is_empty()),
+                managed: s.managed,
+            },
+        );
+        r.owned = mark.is_some();
+        r.adopted = mark.unwrap_or(false);
+        r.external_id = Some(s.id.to_string());
+        out.resources.insert(r);
     }
+    if let Some(e) = expected.as_ref() {
+        super::dns::observe(dc, &domains, &records, &e.domains, &e.records, &mut out);
+    }
+    drop(expected);
 
     // Machines.
     let expected = p.expected.read();

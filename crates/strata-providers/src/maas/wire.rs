@@ -36,9 +36,7 @@ pub(crate) struct Vlan {
     #[serde(default)]
     pub secondary_rack: Option<String>,
     #[serde(default)]
-    pub fabric_id: Option<u64>,
-    #[serde(default)]
-    pub fabric: Option<String>,
+    pub description: Option<String>,
 }
 
 impl Vlan {
@@ -64,6 +62,8 @@ pub(crate) struct Subnet {
     pub gateway_ip: Option<String>,
     #[serde(default = "yes")]
     pub managed: bool,
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 fn yes() -> bool {

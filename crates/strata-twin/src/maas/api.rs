@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::http::Req;
-use super::{Maas, machines as m, misc, network as n, reservedips as rip};
+use super::{Maas, dns, machines as m, misc, network as n, reservedips as rip};
 use crate::core::{Route, RouteTable};
 
 pub type ActionFn = fn(&Maas, &Req) -> Response;
@@ -645,7 +645,33 @@ pub static HANDLERS: &[Handler] = &[
         params: &["id"],
         anon: false,
         doc: "Manage domain.",
-        actions: &[get(misc::domain, "Read a domain.")],
+        actions: &[
+            get(misc::domain, "Read a domain."),
+            put(dns::update_domain, "Update a domain."),
+        ],
+    },
+    Handler {
+        name: "DNSResourcesHandler",
+        path: "/dnsresources/",
+        params: &[],
+        anon: false,
+        doc: "Manage dnsresources.",
+        actions: &[
+            get(dns::dnsresources, "List resources."),
+            post(dns::create_dnsresource, "Create a DNS resource."),
+        ],
+    },
+    Handler {
+        name: "DNSResourceHandler",
+        path: "/dnsresources/{id}/",
+        params: &["id"],
+        anon: false,
+        doc: "Manage dnsresource.",
+        actions: &[
+            get(dns::dnsresource, "Read a DNS resource."),
+            put(dns::update_dnsresource, "Update a DNS resource."),
+            delete(dns::delete_dnsresource, "Delete a DNS resource."),
+        ],
     },
     Handler {
         name: "UsersHandler",

@@ -74,6 +74,7 @@ use crate::{DcContext, MutateRequest, Service};
 
 mod api;
 mod bson;
+mod dns;
 mod http;
 mod machines;
 mod misc;
@@ -190,7 +191,7 @@ impl Maas {
             _ => {
                 let mut ids = seed::Ids::new(seed_value);
                 let now = ctx.shared.clock.now_ms();
-                let st = seed::fresh(&ctx.name, &ctx.seed, &mut ids, now);
+                let st = seed::fresh(&ctx.seed, &mut ids, now);
                 (st, ids)
             }
         };

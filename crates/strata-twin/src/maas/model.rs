@@ -226,6 +226,9 @@ pub struct State {
     pub pools: BTreeMap<u64, Pool>,
     pub tags: BTreeMap<String, Tag>,
     pub domains: BTreeMap<u64, Domain>,
+    /// DNS resources (address records) by id.
+    #[serde(default)]
+    pub dnsresources: BTreeMap<u64, DnsResource>,
     pub boot_resources: Vec<BootResource>,
     /// Reserved IPs (`/reservedips/`, MAAS 3.6): DHCP host entries, address by MAC.
     #[serde(default)]
@@ -774,6 +777,17 @@ pub struct Domain {
     pub authoritative: bool,
     pub ttl: Option<u32>,
     pub is_default: bool,
+}
+
+/// A DNS resource: a name in a domain with its address records.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DnsResource {
+    pub id: u64,
+    /// The label (`@` for the domain itself).
+    pub name: String,
+    pub domain_id: u64,
+    pub address_ttl: Option<u32>,
+    pub ip_addresses: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

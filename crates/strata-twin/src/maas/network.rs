@@ -102,8 +102,13 @@ fn reserved(st: &State, s: &Subnet) -> Vec<(u128, u128, String)> {
             out.push((a, b, r.kind.clone()));
         }
     }
-    for m in st.machines.values() {
-        for i in &m.interfaces {
+    let interfaces = st
+        .machines
+        .values()
+        .flat_map(|m| m.interfaces.iter())
+        .chain(st.controllers.iter().flat_map(|c| c.interfaces.iter()));
+    {
+        for i in interfaces {
             for l in &i.links {
                 if l.subnet_id == Some(s.id)
                     && let Some(a) = l.ip_address.as_deref().and_then(ip)
@@ -429,16 +434,29 @@ pub fn create_vlan(s: &Maas, r: &Req) -> Response {
     ok(render::vlan(st, &s.api, &st.vlans[&id]))
 }
 
+/// A rack controller field of the VLAN form. MAAS offers only the racks with an
+/// interface on a VLAN of this VLAN's VID (canonical/maas
+/// `src/maasserver/forms/vlan.py`, `VLANForm._set_up_rack_fields`: a
+/// `NodeChoiceField` over `RackController.objects.filter_by_vids([instance.vid])`,
+/// `src/maasserver/models/node.py` `NodeQueriesMixin.filter_by_vids`), so a rack
+/// without such an interface is an invalid choice, like an unknown one.
 fn rack_param(
     st: &State,
     p: &Params,
     key: &'static str,
+    vid: u16,
     errors: &mut Vec<(&'static str, String)>,
 ) -> Option<Option<String>> {
     match p.get(key) {
         None => None,
         Some("") | Some("null") | Some("None") => Some(None),
-        Some(x) => match st.rack(x) {
+        Some(x) => match st.rack(x).filter(|c| {
+            c.interfaces.iter().any(|i| {
+                i.vlan_id
+                    .and_then(|v| st.vlans.get(&v))
+                    .is_some_and(|v| v.vid == vid)
+            })
+        }) {
             Some(c) => Some(Some(c.system_id.clone())),
             None => {
                 errors.push((
@@ -472,8 +490,8 @@ fn apply_vlan_update(st: &mut State, id: u64, p: &Params) -> Result<(), Response
         }
     };
     let space = space_param(st, p, &mut errors).unwrap_or(cur.space_id);
-    let primary_given = rack_param(st, p, "primary_rack", &mut errors);
-    let secondary_given = rack_param(st, p, "secondary_rack", &mut errors);
+    let primary_given = rack_param(st, p, "primary_rack", cur.vid, &mut errors);
+    let secondary_given = rack_param(st, p, "secondary_rack", cur.vid, &mut errors);
     let relay = match p.get("relay_vlan") {
         None => cur.relay_vlan,
         Some("") | Some("null") => None,
@@ -1455,6 +1473,42 @@ pub fn mutate(s: &Maas, st: &mut State, kind: &str, req: &MutateRequest) -> Resu
             }
             if let Some(h) = p.get("hostname") {
                 st.controllers[pos].hostname = h.to_string();
+            }
+            // What rackd reports after a VLAN interface appears on the controller
+            // (`eth0.<vid>` on the VLAN with this id).
+            if let Some(v) = p.get("add_vlan_interface") {
+                let vlan = v
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|id| st.vlans.get(&id))
+                    .cloned()
+                    .ok_or("add_vlan_interface: no such VLAN id")?;
+                let id = st.next_id("interface", 1);
+                let base = st.controllers[pos]
+                    .interfaces
+                    .first()
+                    .map(|i| i.name.clone())
+                    .unwrap_or_else(|| "eth0".into());
+                let mac = st.controllers[pos]
+                    .interfaces
+                    .first()
+                    .map(|i| i.mac_address.clone())
+                    .unwrap_or_default();
+                st.controllers[pos].interfaces.push(Interface {
+                    id,
+                    name: format!("{base}.{}", vlan.vid),
+                    mac_address: mac,
+                    vlan_id: Some(vlan.id),
+                    enabled: true,
+                    vendor: None,
+                    product: None,
+                    pci_address: None,
+                    link_speed: 0,
+                    interface_speed: 0,
+                    mtu: None,
+                    tags: vec![],
+                    links: vec![],
+                });
             }
             Ok(render::controller(st, &s.api, &st.controllers[pos]))
         }

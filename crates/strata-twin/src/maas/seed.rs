@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
 use super::model::*;
-use crate::{SeedGpu, SeedMachine};
+use crate::{DcSeed, SeedController, SeedGpu, SeedMachine, SeedNic};
 
 /// MAAS's unambiguous system-id alphabet (base 24).
 const ZCHARS: &[u8] = b"34678abcdefghkmnpqrstwxy";
@@ -377,9 +377,188 @@ pub fn uuid_from(seed: &str) -> String {
     )
 }
 
-/// A fresh region for `dc` with its seed machines (those already running an OS did
-/// not PXE boot, so they are not enlisted) and the custom images an operator uploaded.
-pub fn fresh(dc: &str, seed: &crate::DcSeed, ids: &mut Ids, now: u64) -> State {
+/// A new fabric as MAAS makes one (`fabric-<id>`, with its untagged default VLAN);
+/// returns the default VLAN's id.
+fn new_fabric(st: &mut State) -> u64 {
+    let id = st.next_id("fabric", 1);
+    st.fabrics.insert(
+        id,
+        Fabric {
+            id,
+            name: format!("fabric-{id}"),
+            description: String::new(),
+            class_type: None,
+        },
+    );
+    let vlan_id = st.next_id("vlan", 5001);
+    st.vlans.insert(
+        vlan_id,
+        Vlan {
+            id: vlan_id,
+            fabric_id: id,
+            vid: 0,
+            name: None,
+            mtu: 1500,
+            ..Vlan::default()
+        },
+    );
+    vlan_id
+}
+
+/// The network of an `address/prefix`, as MAAS stores a subnet's CIDR.
+fn network_of(address: &str) -> Option<(String, String)> {
+    let (ip, _) = address.split_once('/')?;
+    let (net, len) = super::network::parse_cidr(address)?;
+    Some((format!("{net}/{len}"), ip.to_string()))
+}
+
+fn has_interface_on(st: &State, vlan_id: u64) -> bool {
+    st.controllers
+        .iter()
+        .flat_map(|c| c.interfaces.iter())
+        .chain(st.machines.values().flat_map(|m| m.interfaces.iter()))
+        .any(|i| i.vlan_id == Some(vlan_id))
+}
+
+/// Register a controller's interfaces the way MAAS does when rackd/regiond reports
+/// them (canonical/maas `src/metadataserver/builtin_scripts/network.py`:
+/// `get_interface_vlan_from_links`, `guess_vlan_for_interface`, `update_links`;
+/// controllers always get auto-created VLANs, `auto_vlan_creation`):
+/// - an interface whose address lies in a known subnet joins that subnet's VLAN;
+/// - otherwise a physical interface takes the default fabric's untagged VLAN while
+///   no interface is on it, else a new fabric (`fabric-N`) with its untagged VLAN;
+/// - a VLAN interface takes the VLAN with its tag on its parent's fabric (created
+///   when missing);
+/// - the subnet of an unknown address is created on that VLAN, named by its CIDR,
+///   with the interface's gateway when it lies inside it.
+fn register(st: &mut State, owner: &str, nics: &[SeedNic]) -> Vec<Interface> {
+    let mut out: Vec<Interface> = Vec::new();
+    for (i, n) in nics.iter().enumerate() {
+        let Some((cidr, ip)) = network_of(&n.address) else {
+            continue;
+        };
+        let known = st
+            .subnets
+            .values()
+            .find(|s| s.cidr == cidr)
+            .map(|s| (s.id, s.vlan_id));
+        let vlan_id = match (known, &n.vlan) {
+            (Some((_, v)), _) => v,
+            (None, Some((vid, parent))) => {
+                let fabric = out
+                    .iter()
+                    .find(|p| &p.name == parent)
+                    .and_then(|p| p.vlan_id)
+                    .and_then(|v| st.vlans.get(&v))
+                    .map(|v| v.fabric_id)
+                    .unwrap_or(0);
+                match st.vlan_by_fabric_vid(fabric, *vid) {
+                    Some(v) => v.id,
+                    None => {
+                        let id = st.next_id("vlan", 5001);
+                        st.vlans.insert(
+                            id,
+                            Vlan {
+                                id,
+                                fabric_id: fabric,
+                                vid: *vid,
+                                mtu: 1500,
+                                ..Vlan::default()
+                            },
+                        );
+                        id
+                    }
+                }
+            }
+            (None, None) => match st.default_vlan_id() {
+                Some(d)
+                    if !has_interface_on(st, d) && !out.iter().any(|i| i.vlan_id == Some(d)) =>
+                {
+                    d
+                }
+                _ => new_fabric(st),
+            },
+        };
+        let subnet_id = match known {
+            Some((id, _)) => id,
+            None => {
+                let id = st.next_id("subnet", 1);
+                let gateway = n
+                    .gateway
+                    .clone()
+                    .filter(|g| super::network::ip_in_cidr(g, &cidr));
+                st.subnets.insert(
+                    id,
+                    Subnet {
+                        id,
+                        name: cidr.clone(),
+                        description: String::new(),
+                        vlan_id,
+                        cidr: cidr.clone(),
+                        gateway_ip: gateway,
+                        dns_servers: vec![],
+                        rdns_mode: 2,
+                        allow_dns: true,
+                        allow_proxy: true,
+                        active_discovery: false,
+                        managed: true,
+                        disabled_boot_architectures: vec![],
+                    },
+                );
+                id
+            }
+        };
+        let is_vlan = n.vlan.is_some();
+        let link_id = st.next_id("link", 1);
+        out.push(Interface {
+            id: st.next_id("interface", 1),
+            name: n.name.clone(),
+            mac_address: derived_mac(&format!(
+                "{owner}/{}",
+                if is_vlan { "vlan" } else { &n.name }
+            )),
+            vlan_id: Some(vlan_id),
+            enabled: true,
+            vendor: (!is_vlan).then(|| "Red Hat, Inc.".to_string()),
+            product: (!is_vlan).then(|| "Virtio network device".to_string()),
+            pci_address: (!is_vlan).then(|| format!("0000:00:{:02x}.0", 0x12 + i)),
+            link_speed: 10000,
+            interface_speed: 10000,
+            mtu: None,
+            tags: vec![],
+            links: vec![Link {
+                id: link_id,
+                mode: "static".into(),
+                subnet_id: Some(subnet_id),
+                ip_address: Some(ip),
+            }],
+        });
+    }
+    out
+}
+
+fn seeded_controller(st: &mut State, ids: &mut Ids, c: &SeedController) -> Controller {
+    let id = st.next_id("node", 1);
+    let system_id = ids.system_id(st);
+    let interfaces = register(st, &c.hostname, &c.interfaces);
+    Controller {
+        id,
+        system_id,
+        hostname: c.hostname.clone(),
+        node_type: if c.rack { 2 } else { 3 },
+        domain_id: st.default_domain_id(),
+        zone_id: st.default_zone_id(),
+        cpu_count: 16,
+        memory_mib: 65536,
+        version: super::MAAS_VERSION.to_string(),
+        interfaces,
+        tags: vec![],
+    }
+}
+
+/// A fresh region for a DC with its seed machines.
+pub fn fresh(seed: &DcSeed, ids: &mut Ids, now: u64) -> State {
+    let dc = seed.name.as_str();
     let machines = &seed.machines;
     let mut st = State::default();
     st.domains.insert(
@@ -507,6 +686,17 @@ pub fn fresh(dc: &str, seed: &crate::DcSeed, ids: &mut Ids, now: u64) -> State {
         serde_json::Value::String(format!("{dc}-maas")),
     );
 
+    if !seed.controllers.is_empty() {
+        for c in &seed.controllers {
+            let ctl = seeded_controller(&mut st, ids, c);
+            st.controllers.push(ctl);
+        }
+        for m in machines {
+            enlist(&mut st, ids, m, now);
+        }
+        st.rng_state = ids.next_u64();
+        return st;
+    }
     let vlan = Some(vlan_id);
     let region = controller(&mut st, ids, format!("{dc}-maas-region"), 3, vlan, dc);
     st.controllers.push(region);
