@@ -262,6 +262,15 @@ pub struct VmSpec {
     pub cluster: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Observed: the fields with a change waiting in the VM's `[PENDING]` section for
+    /// its next boot (Proxmox `GET .../pending`), with the value the running VM has
+    /// (the observed fields are those after the next boot).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending: BTreeMap<String, Value>,
+    /// Observed: the VM's `hotplug` setting, when set (PVE's default is
+    /// `network,disk,usb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hotplug: Option<String>,
 }
 
 impl KindSpec for VmSpec {
@@ -281,9 +290,18 @@ pub struct HaRuleFields {
     pub nodes: Vec<String>,
     /// Node-affinity rules only: never run elsewhere.
     pub strict: bool,
+    /// Node-affinity rules only (always true on the others): the `failback` flag of
+    /// the HA resource of each VM the rule governs (false: stay where the VM was
+    /// recovered to when a preferred node comes back).
+    #[serde(default = "yes")]
+    pub failback: bool,
     /// The VMs the rule governs, by name, sorted (an id strata cannot map to an owned
     /// VM stays `vm:<vmid>`).
     pub vms: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl KindFields for HaRuleFields {
@@ -407,7 +425,7 @@ pub fn vocabulary(kind: Kind) -> BTreeSet<&'static str> {
             "status",
             "ha",
         ],
-        Kind::HaRule => &["type", "affinity", "nodes", "strict", "vms"],
+        Kind::HaRule => &["type", "affinity", "nodes", "strict", "failback", "vms"],
         Kind::Project => &["description", "tags"],
         Kind::Flavor => &["vcpus", "ram", "disk", "is_public", "extra_specs"],
         Kind::Network => &[
@@ -555,6 +573,7 @@ mod tests {
             affinity: Some(s("negative")),
             nodes: vec![],
             strict: false,
+            failback: true,
             vms: vec![s("fra1-os-ctl1"), s("fra1-os-ctl2")],
         });
         round_trips(HaRuleFields {
@@ -562,6 +581,7 @@ mod tests {
             affinity: None,
             nodes: vec![s("pve1"), s("pve2")],
             strict: true,
+            failback: true,
             vms: vec![s("fra1-db1")],
         });
     }

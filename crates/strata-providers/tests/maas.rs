@@ -549,6 +549,7 @@ async fn fabric_vlans_and_subnets_with_dhcp_converge() {
         )),
         observed: None,
         depends_on: vec![],
+        reboot: None,
     };
     let key = intent_key(&step);
     foreign
@@ -576,6 +577,7 @@ async fn fabric_vlans_and_subnets_with_dhcp_converge() {
         desired: Some(fabric()),
         observed: None,
         depends_on: Vec::new(),
+        reboot: None,
     };
     let err = act(&p2, &forced, &log).await.expect_err("not ours");
     assert!(matches!(err, ProviderError::Refused(_)), "{err}");

@@ -219,7 +219,7 @@ fn vm_with(name: &str, fields: &VmFields) -> Resource {
         template: Some(TEMPLATE.to_string()),
         storage: Some("ceph-vm".to_string()),
         cluster: Some("pve".to_string()),
-        node: None,
+        ..VmSpec::default()
     })
 }
 
@@ -309,6 +309,7 @@ fn create_step(r: &Resource) -> Step {
         desired: Some(r.clone()),
         observed: None,
         depends_on: Vec::new(),
+        reboot: None,
     }
 }
 
@@ -645,6 +646,7 @@ async fn delete_removes_owned_vms_and_unowned_ones_are_refused() {
         desired: None,
         observed: Some(target.clone()),
         depends_on: Vec::new(),
+        reboot: None,
     };
     let err = act(&p, &delete, &intents)
         .await

@@ -86,6 +86,19 @@ fn check_shape(rule: &HaRule, diags: &mut Vec<Diagnostic>) {
                     .help("remove `strict`"),
                 );
             }
+            if let Some(f) = &rule.failback {
+                diags.push(
+                    rule_error(
+                        rule,
+                        f.span_opt(),
+                        format!(
+                            "HA rule `{name}` is a resource-affinity rule, which has no preferred nodes to fail back to"
+                        ),
+                    )
+                    .expected("`failback` only on `type: node-affinity` rules")
+                    .help("remove `failback`, or set it on the node-affinity rule of these VMs"),
+                );
+            }
         }
         HaRuleKind::NodeAffinity => {
             if let Some(a) = &rule.affinity {
@@ -242,6 +255,7 @@ pub(crate) fn resolve_ha_rules(
             affinity: rule.affinity.as_ref().map(|a| **a),
             nodes: rule_nodes,
             strict: rule.strict.as_ref().is_some_and(|s| **s),
+            failback: rule.failback.as_ref().is_none_or(|f| **f),
             vms: hosts.iter().cloned().collect(),
         });
         selected.push((rule, hosts));
@@ -334,6 +348,7 @@ mod tests {
             affinity: None,
             racks: vec![],
             strict: None,
+            failback: None,
             roles: vec![],
             vms: vec![],
         }
