@@ -558,7 +558,7 @@ mod tests {
             template: Some(s("tmpl")),
             storage: Some(s("ceph")),
             cluster: Some(s("pve")),
-            node: None,
+            ..VmSpec::default()
         };
         let r = Resource::new(ResourceId::new("fra1", Kind::Vm, "x")).with_spec(&spec);
         let keys: Vec<&str> = r.spec.keys().map(String::as_str).collect();

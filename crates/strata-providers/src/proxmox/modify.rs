@@ -376,6 +376,12 @@ impl ProxmoxProvider {
                     if kind == Failure::Failed {
                         conflicts += 1;
                     }
+                    if let ProviderError::Refused(why) = &e {
+                        // A permission refusal keeps its kind (and its advice).
+                        return Err(ProviderError::Refused(format!(
+                            "VM {vmid}: configuration update failed: {why}"
+                        )));
+                    }
                     if kind == Failure::Refused || conflicts > 1 || attempt == 4 {
                         return Err(ProviderError::Api(format!(
                             "VM {vmid}: configuration update failed: {}",

@@ -24,7 +24,15 @@ use super::ApiError;
 
 /// The privileges by category and level (`$privgroups`): `(category, root, admin,
 /// user, audit)`.
-const PRIV_GROUPS: &[(&str, &[&str], &[&str], &[&str], &[&str])] = &[
+type PrivGroup = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+const PRIV_GROUPS: &[PrivGroup] = &[
     (
         "VM",
         &[],
@@ -568,7 +576,7 @@ impl Pve {
             return Err(ApiError::msg(format!("no such user ('{user}')")));
         };
         if u.tokens.contains_key(&id) {
-            return Err(ApiError::msg(format!("Token already exists.")));
+            return Err(ApiError::msg("Token already exists."));
         }
         let privsep = p.b("privsep").unwrap_or(true);
         let comment = p.s("comment").map(String::from);
