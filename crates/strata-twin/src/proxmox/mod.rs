@@ -23,7 +23,17 @@
 //!   the same id and one of them fails (synchronously, or in its clone task).
 //! - HA resources and HA rules as in PVE 9 (HA groups are migrated to node-affinity
 //!   rules there, so the `group` parameter and the groups API answer with an error);
-//!   the HA manager starts and stops guests to match their requested state.
+//!   the HA manager starts and stops guests to match their requested state; HA resources
+//!   list PVE 9's `failback` (default 1).
+//! - Pending changes ([`model::Pending`]): changes to a running guest that cannot be
+//!   hot-plugged (`cores`, and `memory` without memory hotplug) wait in `[PENDING]`
+//!   until it stops, starts or reboots; `GET .../pending`, `config?current=1`.
+//! - Users, API tokens, roles and ACLs ([`access`], `/access/acl`, `/access/roles`,
+//!   `/access/users`): every route checks the privileges PVE checks ([`perms`]); lists
+//!   leave out what the caller may not see. The configured token is an
+//!   `Administrator` token without privilege separation.
+//! - Storages restricted to nodes or disabled (`/_twin/` mutation of kind `storage`):
+//!   new volumes on a node where the storage is not enabled are refused.
 //!
 //! Routes are listed in [`ROUTES`] (checked against the vendor schema by
 //! `tests/proxmox_schema.rs`); [`route_params`] gives each one's parameters.

@@ -490,6 +490,46 @@ mod tests {
     }
 
     #[test]
+    fn failback_belongs_to_node_affinity_rules_and_defaults_to_on() {
+        let mut pin = rule("region-r02", HaRuleKind::NodeAffinity);
+        pin.racks = vec![name("r02")];
+        pin.roles = vec![Located::synthetic(HaVmRole::MaasRegion)];
+        pin.failback = Some(Located::synthetic(false));
+        let mut any = rule("ci-anywhere", HaRuleKind::NodeAffinity);
+        any.vms = vec![name("ci1")];
+        let mut d = Vec::new();
+        let got = resolve_ha_rules(
+            "fra1",
+            &cluster(vec![pin, any]),
+            &NODES,
+            &mut ctl_vms(),
+            &mut d,
+        );
+        assert!(d.is_empty(), "{d:#?}");
+        let failback: Vec<(&str, bool)> = got
+            .rules
+            .iter()
+            .map(|r| (r.name.as_str(), r.failback))
+            .collect();
+        assert_eq!(failback, [("ci-anywhere", true), ("region-r02", false)]);
+
+        let mut apart = rule("apart", HaRuleKind::ResourceAffinity);
+        apart.affinity = Some(Located::synthetic(HaAffinity::Negative));
+        apart.roles = vec![Located::synthetic(HaVmRole::OpenstackControl)];
+        apart.failback = Some(Located::synthetic(false));
+        let mut d = Vec::new();
+        resolve_ha_rules(
+            "fra1",
+            &cluster(vec![apart]),
+            &NODES,
+            &mut ctl_vms(),
+            &mut d,
+        );
+        assert_eq!(codes_of(&d), ["S0408"], "{d:#?}");
+        assert!(d[0].message.contains("no preferred nodes"), "{d:#?}");
+    }
+
+    #[test]
     fn options_of_the_other_type_and_unknown_names_are_reported() {
         let mut r = rule("odd", HaRuleKind::NodeAffinity);
         r.affinity = Some(Located::synthetic(HaAffinity::Negative));
