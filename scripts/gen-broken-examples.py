@@ -64,6 +64,11 @@ VARIANTS = {
         [("          - { name: rack-apart, type: resource-affinity, affinity: negative, roles: [maas-rack] }",
           "          - { name: rack-apart, type: resource-affinity, roles: [maas-rack] }  # expect: S0408")],
     ),
+    "ha-rule-failback-without-nodes": (
+        "`failback: false` (PVE 8's nofailback) on a resource-affinity rule, which has no preferred nodes",
+        [("          - { name: rack-apart, type: resource-affinity, affinity: negative, roles: [maas-rack] }",
+          "          - { name: rack-apart, type: resource-affinity, affinity: negative, failback: false, roles: [maas-rack] }  # expect: S0408")],
+    ),
     "ha-rule-unknown-vm": (
         "an HA rule names a VM that does not exist",
         [("          - { name: rack-apart, type: resource-affinity, affinity: negative, roles: [maas-rack] }",

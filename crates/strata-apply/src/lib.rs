@@ -152,6 +152,11 @@ pub async fn apply(
             max: opts.max_destroy_percent,
         });
     }
+    // Reboots of running VMs (changes Proxmox keeps pending) count against the same
+    // blast radius: over it, the change is written and reported pending.
+    let mut plan = plan.clone();
+    plan.limit_reboots(opts.max_destroy_percent);
+    let plan = &plan;
     let by_scope: HashMap<(String, Platform), Arc<dyn Provider>> = providers
         .iter()
         .map(|p| ((p.dc().to_string(), p.platform()), p.clone()))

@@ -589,3 +589,52 @@ fn a_saved_plan_applies_exactly_and_is_refused_once_stale_or_edited() {
     );
     assert!(msg.contains("--out"), "says how to make a new plan: {msg}");
 }
+
+/// Through proxmoxer with the twin's administrator token, what the README's `pveum`
+/// commands do in every DC: the StrataProvisioner role, a user and a
+/// privilege-separated token with it on `/`. Writes an endpoints file that uses those
+/// tokens and prints its path.
+const MINIMAL_TOKENS: &str = r#"
+import json, os
+from urllib.parse import urlparse
+from proxmoxer import ProxmoxAPI
+ROLE = "Datastore.AllocateSpace,Datastore.Audit,SDN.Use,Sys.Audit,Sys.Console,Sys.Modify,VM.Allocate,VM.Audit,VM.Clone,VM.Config.CPU,VM.Config.Cloudinit,VM.Config.Disk,VM.Config.Memory,VM.Config.Network,VM.Config.Options,VM.PowerMgmt"
+path = os.environ["ENDPOINTS"]
+doc = json.load(open(path))
+for dc in doc["dcs"]:
+    p = dc["proxmox"]; u = urlparse(p["url"])
+    user, token = p["token_id"].split("!")
+    api = ProxmoxAPI(u.hostname, port=u.port, user=user, token_name=token, token_value=p["token_secret"], verify_ssl=p["ca_file"])
+    api.access.roles.post(roleid="StrataProvisioner", privs=ROLE)
+    api.access.users.post(userid="provisioner@pve")
+    t = api.access.users("provisioner@pve").token("strata").post(privsep=1)
+    api.access.acl.put(path="/", users="provisioner@pve", roles="StrataProvisioner")
+    api.access.acl.put(path="/", tokens="provisioner@pve!strata", roles="StrataProvisioner")
+    p["token_id"] = t["full-tokenid"]; p["token_secret"] = t["value"]
+out = os.path.join(os.path.dirname(path), "endpoints-minimal.json")
+json.dump(doc, open(out, "w"))
+print(out)
+"#;
+
+#[test]
+fn the_example_fleet_converges_with_the_documented_minimal_proxmox_role() {
+    if skip_clients() {
+        strata_testkit::skip_note(
+            strata_testkit::OptOut::Clients,
+            "the minimal Proxmox role test (its tokens are made with proxmoxer)",
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fleet = fleet_copy(tmp.path());
+    let twin = TwinProcess::start(tmp.path(), &[]);
+    let made = py(MINIMAL_TOKENS, &twin.endpoints);
+    assert!(made.status.success(), "{}", text(&made));
+    let ep = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    let f = fleet.to_str().expect("utf8");
+    let apply = run(&["apply", f, "--targets", &ep, "--auto-approve"]);
+    assert!(apply.status.success(), "{}", text(&apply));
+    let again = run(&["plan", f, "--targets", &ep, "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_no_duplicate_vms(&twin.endpoints);
+}

@@ -491,6 +491,9 @@ pub struct ProxmoxHaRule {
     pub nodes: Vec<String>,
     /// `node-affinity` rules only.
     pub strict: bool,
+    /// `node-affinity` rules only (true on the others): the `failback` flag of the HA
+    /// resource of each VM it governs.
+    pub failback: bool,
     /// The VMs it governs: hostnames, sorted.
     pub vms: Vec<String>,
 }

@@ -364,6 +364,7 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                 storage: Some(v.storage.clone()),
                 cluster: Some(v.cluster.clone()),
                 node: None,
+                ..VmSpec::default()
             }),
         );
     }
@@ -376,6 +377,7 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                     affinity: rule.affinity.map(|a| a.as_str().to_string()),
                     nodes: rule.nodes.clone(),
                     strict: rule.strict,
+                    failback: rule.failback,
                     vms: rule.vms.clone(),
                 },
             )

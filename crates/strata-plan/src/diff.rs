@@ -64,6 +64,78 @@ pub struct Step {
     pub observed: Option<Resource>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<ResourceId>,
+    /// A VM update that takes effect only when the VM boots again (see [`Reboot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot: Option<Reboot>,
+}
+
+/// Why an update of a running VM needs a reboot, and whether apply may do it.
+///
+/// Proxmox VE applies a configuration change to a running guest at once only when it
+/// can hot-plug it; the rest waits in the configuration's `[PENDING]` section until
+/// the guest stops or starts (qemu-server `vmconfig_hotplug_pending`): `cores` always,
+/// `memory` unless the VM's `hotplug` includes `memory`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reboot {
+    /// The fields that wait for the reboot.
+    pub fields: Vec<String>,
+    /// Whether apply reboots the VM (false: apply writes the change and reports it
+    /// pending; the blast-radius policy deferred the reboot).
+    pub allowed: bool,
+}
+
+/// VM fields a running Proxmox guest cannot take without a reboot, given its observed
+/// `hotplug` features (`None`: PVE's default `network,disk,usb`; `0`: none).
+pub fn vm_fields_needing_reboot(hotplug: Option<&str>) -> Vec<&'static str> {
+    let features: Vec<&str> = match hotplug {
+        None | Some("1") => vec!["network", "disk", "usb"],
+        Some(h) => h.split(',').map(str::trim).collect(),
+    };
+    let mut out = vec!["cores"];
+    if !features.contains(&"memory") {
+        out.push("memory");
+    }
+    if !features.contains(&"network") {
+        out.push("nets");
+    }
+    out
+}
+
+/// The reboot VM `o` needs to become `d`: it runs and stays running, and a field
+/// Proxmox cannot change live (or one already waiting in `[PENDING]`) differs from
+/// what the VM runs with now (the observed value, or the running value the observed
+/// spec lists for a pending field). A change that only undoes a pending one needs no
+/// reboot.
+fn vm_reboot(d: &Resource, o: &Resource) -> Option<Reboot> {
+    if d.id.kind != Kind::Vm {
+        return None;
+    }
+    let status = |r: &Resource| {
+        r.fields
+            .get("status")
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    if status(o).as_deref() != Some("running") || status(d).as_deref() == Some("stopped") {
+        return None;
+    }
+    let spec: crate::fields::VmSpec = o.spec_as().unwrap_or_default();
+    let slow = vm_fields_needing_reboot(spec.hotplug.as_deref());
+    let mut fields: Vec<String> = d
+        .fields
+        .iter()
+        .filter(|(f, _)| slow.contains(&f.as_str()) || spec.pending.contains_key(*f))
+        .filter(|(f, want)| {
+            let running = spec.pending.get(*f).or_else(|| o.fields.get(*f));
+            running != Some(*want)
+        })
+        .map(|(f, _)| f.clone())
+        .collect();
+    fields.sort();
+    (!fields.is_empty()).then_some(Reboot {
+        fields,
+        allowed: true,
+    })
 }
 
 impl Step {
@@ -172,6 +244,27 @@ impl Plan {
             0.0
         } else {
             100.0 * deletes as f64 / owned as f64
+        }
+    }
+
+    /// Defer the reboots over the blast-radius budget: per DC, one apply reboots at
+    /// most `max_percent` of its owned Proxmox objects (at least one VM), in plan
+    /// order; the others keep `reboot.allowed = false` and are reported pending.
+    pub fn limit_reboots(&mut self, max_percent: f64) {
+        let mut used: BTreeMap<String, usize> = BTreeMap::new();
+        let owned = self.owned_counts.clone();
+        for s in &mut self.steps {
+            let Some(r) = s.reboot.as_mut() else {
+                continue;
+            };
+            let key = format!("{}/{}", s.id.dc, s.id.platform());
+            let count = owned.get(&key).copied().unwrap_or(0) as f64;
+            let budget = ((count * max_percent / 100.0).floor() as usize).max(1);
+            let n = used.entry(key).or_insert(0);
+            r.allowed = *n < budget;
+            if r.allowed {
+                *n += 1;
+            }
         }
     }
 
@@ -293,6 +386,7 @@ pub fn diff_resuming(
                 desired: Some(d.clone()),
                 observed: None,
                 depends_on: d.depends_on.clone(),
+                reboot: None,
             }),
             Some(o) if !o.owned => steps.push(Step {
                 id: d.id.clone(),
@@ -301,10 +395,14 @@ pub fn diff_resuming(
                 desired: Some(d.clone()),
                 observed: Some(o.clone()),
                 depends_on: d.depends_on.clone(),
+                reboot: None,
             }),
             Some(o) => {
                 let c = changes(d, o);
-                if !c.is_empty() {
+                // A change written earlier may still wait for a reboot: an update
+                // without field changes, only to reboot.
+                let reboot = vm_reboot(d, o);
+                if !c.is_empty() || reboot.is_some() {
                     steps.push(Step {
                         id: d.id.clone(),
                         action: Action::Update,
@@ -312,6 +410,7 @@ pub fn diff_resuming(
                         desired: Some(d.clone()),
                         observed: Some(o.clone()),
                         depends_on: d.depends_on.clone(),
+                        reboot,
                     });
                 }
             }
@@ -328,6 +427,7 @@ pub fn diff_resuming(
             desired: None,
             observed: Some(o.clone()),
             depends_on: Vec::new(),
+            reboot: None,
         })
         .collect();
     steps.sort_by_key(order_key);

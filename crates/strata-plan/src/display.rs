@@ -77,6 +77,21 @@ pub fn render(plan: &Plan, max_lines: usize) -> String {
                     );
                     lines += 1;
                 }
+                if let Some(r) = &s.reboot {
+                    let fields = r.fields.join(", ");
+                    let _ = if r.allowed {
+                        writeln!(
+                            out,
+                            "      ⟳ reboot: {fields} take effect only when the VM boots again; apply reboots it"
+                        )
+                    } else {
+                        writeln!(
+                            out,
+                            "      ⟳ reboot deferred: {fields} stay pending until the VM boots again (over the blast-radius policy)"
+                        )
+                    };
+                    lines += 1;
+                }
             }
         }
     }
@@ -102,6 +117,13 @@ pub fn render(plan: &Plan, max_lines: usize) -> String {
         "\nPlan: {} to create, {} to adopt, {} to update, {} to delete.",
         c.create, c.adopt, c.update, c.delete
     );
+    let reboots = plan.steps.iter().filter(|s| s.reboot.is_some()).count();
+    if reboots > 0 {
+        let _ = writeln!(
+            out,
+            "{reboots} running VM(s) need a reboot for their changes to take effect."
+        );
+    }
     if !plan.unowned.is_empty() {
         let _ = writeln!(
             out,

@@ -319,6 +319,15 @@ pub struct VmSpec {
     pub cluster: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Observed: the fields with a change waiting in the VM's `[PENDING]` section for
+    /// its next boot (Proxmox `GET .../pending`), with the value the running VM has
+    /// (the observed fields are those after the next boot).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending: BTreeMap<String, Value>,
+    /// Observed: the VM's `hotplug` setting, when set (PVE's default is
+    /// `network,disk,usb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hotplug: Option<String>,
 }
 
 impl KindSpec for VmSpec {
@@ -338,9 +347,18 @@ pub struct HaRuleFields {
     pub nodes: Vec<String>,
     /// Node-affinity rules only: never run elsewhere.
     pub strict: bool,
+    /// Node-affinity rules only (always true on the others): the `failback` flag of
+    /// the HA resource of each VM the rule governs (false: stay where the VM was
+    /// recovered to when a preferred node comes back).
+    #[serde(default = "yes")]
+    pub failback: bool,
     /// The VMs the rule governs, by name, sorted (an id strata cannot map to an owned
     /// VM stays `vm:<vmid>`).
     pub vms: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl KindFields for HaRuleFields {
@@ -466,7 +484,7 @@ pub fn vocabulary(kind: Kind) -> BTreeSet<&'static str> {
             "status",
             "ha",
         ],
-        Kind::HaRule => &["type", "affinity", "nodes", "strict", "vms"],
+        Kind::HaRule => &["type", "affinity", "nodes", "strict", "failback", "vms"],
         Kind::Project => &["description", "tags"],
         Kind::Flavor => &["vcpus", "ram", "disk", "is_public", "extra_specs"],
         Kind::Network => &[
@@ -610,7 +628,7 @@ mod tests {
             template: Some(s("tmpl")),
             storage: Some(s("ceph")),
             cluster: Some(s("pve")),
-            node: None,
+            ..VmSpec::default()
         };
         let r = Resource::new(ResourceId::new("fra1", Kind::Vm, "x")).with_spec(&spec);
         let keys: Vec<&str> = r.spec.keys().map(String::as_str).collect();
@@ -625,6 +643,7 @@ mod tests {
             affinity: Some(s("negative")),
             nodes: vec![],
             strict: false,
+            failback: true,
             vms: vec![s("fra1-os-ctl1"), s("fra1-os-ctl2")],
         });
         round_trips(HaRuleFields {
@@ -632,6 +651,7 @@ mod tests {
             affinity: None,
             nodes: vec![s("pve1"), s("pve2")],
             strict: true,
+            failback: true,
             vms: vec![s("fra1-db1")],
         });
     }

@@ -19,7 +19,10 @@ pub mod model;
 pub mod saved;
 
 pub use desired::desired;
-pub use diff::{Action, Change, Conflict, Counts, Plan, Step, diff, diff_resuming};
+pub use diff::{
+    Action, Change, Conflict, Counts, Plan, Reboot, Step, diff, diff_resuming,
+    vm_fields_needing_reboot,
+};
 pub use drift::{Drift, DriftedField, drift};
 pub use fields::{
     AddressRange, DnsDomainFields, DnsRecordFields, FabricFields, FieldsError, FlavorFields,

@@ -77,7 +77,8 @@ impl fmt::Display for Platform {
 /// - `ha-rule` (Proxmox VE 9; name = rule id): `type` (`node-affinity` or
 ///   `resource-affinity`), `affinity` (`positive`/`negative`, null for node
 ///   affinity), `nodes` (sorted node names, empty for resource affinity), `strict`,
-///   `vms` (sorted VM names the rule governs). Depends on those VMs.
+///   `failback` (node affinity: the `failback` flag of the VMs' HA resources; true on
+///   resource affinity), `vms` (sorted VM names the rule governs). Depends on those VMs.
 /// - `project` (OpenStack; name = team): `description`, `tags`.
 /// - `flavor` (name = flavor name): `vcpus`, `ram` (MiB), `disk` (GB), `is_public`,
 ///   `extra_specs` (object).

@@ -919,6 +919,7 @@ async fn unowned_objects_are_never_changed() {
         desired: None,
         observed: Some(forged.clone()),
         depends_on: vec![],
+        reboot: None,
     };
     let e = act(&p, &del, &intents).await.expect_err("refused");
     assert!(matches!(e, ProviderError::Refused(_)), "{e}");

@@ -136,6 +136,7 @@ async fn keystone_and_placement_for_real() {
         desired: Some(want.clone()),
         observed: None,
         depends_on: vec![],
+        reboot: None,
     };
     let made = act(&p, &create, &intents).await.expect("create project");
     let project_id = made.external_id.clone().expect("project id");
@@ -167,6 +168,7 @@ async fn keystone_and_placement_for_real() {
         desired: Some(changed.clone()),
         observed: Some(seen.clone()),
         depends_on: vec![],
+        reboot: None,
     };
     act(&p, &update, &intents).await.expect("update project");
     let o = p.observe_projects().await.expect("projects");
@@ -189,6 +191,7 @@ async fn keystone_and_placement_for_real() {
         desired: None,
         observed: Some(forged),
         depends_on: vec![],
+        reboot: None,
     };
     let e = act(&p, &del_service, &intents).await.expect_err("refused");
     assert!(matches!(e, ProviderError::Refused(_)), "{e}");
@@ -201,6 +204,7 @@ async fn keystone_and_placement_for_real() {
         desired: None,
         observed: Some(seen.clone()),
         depends_on: vec![],
+        reboot: None,
     };
     let gone = act(&p, &delete, &intents).await.expect("delete project");
     assert!(gone.note.starts_with("deleted project"), "{}", gone.note);

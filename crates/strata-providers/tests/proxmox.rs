@@ -219,7 +219,7 @@ fn vm_with(name: &str, fields: &VmFields) -> Resource {
         template: Some(TEMPLATE.to_string()),
         storage: Some("ceph-vm".to_string()),
         cluster: Some("pve".to_string()),
-        node: None,
+        ..VmSpec::default()
     })
 }
 
@@ -309,6 +309,7 @@ fn create_step(r: &Resource) -> Step {
         desired: Some(r.clone()),
         observed: None,
         depends_on: Vec::new(),
+        reboot: None,
     }
 }
 
@@ -645,6 +646,7 @@ async fn delete_removes_owned_vms_and_unowned_ones_are_refused() {
         desired: None,
         observed: Some(target.clone()),
         depends_on: Vec::new(),
+        reboot: None,
     };
     let err = act(&p, &delete, &intents)
         .await
@@ -1034,4 +1036,346 @@ async fn a_changed_guest_address_is_drift_and_is_applied_again() {
     assert_eq!(conf["nameserver"], "10.1.12.21 10.1.12.22");
     let again = plan(&desired, &p.observe().await.expect("observe"));
     assert!(again.is_empty(), "{}", display::render(&again, 0));
+}
+
+#[tokio::test]
+async fn a_cpu_change_to_a_running_vm_is_rebooted_in_or_reported_pending() {
+    // Proxmox keeps `cores` of a running VM pending until it boots again: the plan
+    // says so, apply reboots within the blast radius and never calls the rest updated.
+    let env = start(0).await;
+    let p = env.provider();
+    let intents = MemIntents::default();
+    apply(
+        &p,
+        &set([vm("app1", 2048, false), vm("app2", 2048, false)]),
+        &intents,
+    )
+    .await;
+    let four = |name: &str| {
+        vm_with(
+            name,
+            &VmFields {
+                cores: 4,
+                ..vm_fields(2048, false)
+            },
+        )
+    };
+    let desired = set([four("app1"), four("app2")]);
+    let mut first = plan(&desired, &p.observe().await.expect("observe"));
+    assert_eq!(first.steps.len(), 2);
+    for s in &first.steps {
+        let r = s.reboot.as_ref().expect("a reboot");
+        assert_eq!(
+            (r.fields.clone(), r.allowed),
+            (vec!["cores".to_string()], true)
+        );
+    }
+    let shown = display::render(&first, 0);
+    assert!(shown.contains("⟳ reboot: cores"), "{shown}");
+    assert!(
+        serde_json::to_string(&first)
+            .expect("json")
+            .contains("\"reboot\"")
+    );
+    // Two owned VMs, 10%: one reboot now, the other deferred.
+    first.limit_reboots(10.0);
+    let allowed: Vec<bool> = first
+        .steps
+        .iter()
+        .map(|s| s.reboot.as_ref().is_some_and(|r| r.allowed))
+        .collect();
+    assert_eq!(allowed, [true, false]);
+    assert!(display::render(&first, 0).contains("reboot deferred"));
+    let done = act(&p, &first.steps[0], &intents).await.expect("app1");
+    assert_eq!(done.note, "updated cores (rebooted to apply them)");
+    let deferred = act(&p, &first.steps[1], &intents).await.expect("app2");
+    assert!(
+        !deferred.note.contains("updated") && deferred.note.contains("pending until VM"),
+        "{}",
+        deferred.note
+    );
+
+    // Observe reports what waits; the next plan is a reboot of app2 alone.
+    let observed = p.observe().await.expect("observe");
+    let app2 = observed
+        .resources
+        .get(&ResourceId::new(DC, Kind::Vm, "app2"))
+        .expect("app2");
+    let spec: VmSpec = app2.spec_as().expect("spec");
+    assert_eq!(spec.pending.get("cores"), Some(&json!(2)), "{spec:?}");
+    assert_eq!(vm_seen(app2).cores, 4);
+    let next = plan(&desired, &observed);
+    assert_eq!(next.steps.len(), 1, "{}", display::render(&next, 0));
+    assert_eq!(next.steps[0].id.name, "app2");
+    assert!(next.steps[0].changes.is_empty());
+    let done = act(&p, &next.steps[0], &intents).await.expect("reboot");
+    assert!(
+        done.note.starts_with("rebooted to apply cores"),
+        "{}",
+        done.note
+    );
+    let now = p.observe().await.expect("observe");
+    assert!(plan(&desired, &now).is_empty());
+    for name in ["app1", "app2"] {
+        let r = now
+            .resources
+            .get(&ResourceId::new(DC, Kind::Vm, name))
+            .expect("vm");
+        let vmid = r.external_id.clone().expect("vmid");
+        let node = r.spec_as::<VmSpec>().expect("spec").node.expect("node");
+        let current = env
+            .pve_get(&format!("/nodes/{node}/qemu/{vmid}/config?current=1"))
+            .await;
+        assert_eq!(current["cores"], 4, "{name}");
+    }
+
+    // Someone else's pending change is drift; undoing it needs no reboot.
+    let r = now
+        .resources
+        .get(&ResourceId::new(DC, Kind::Vm, "app1"))
+        .expect("app1");
+    let vmid = r.external_id.clone().expect("vmid");
+    let node = r.spec_as::<VmSpec>().expect("spec").node.expect("node");
+    env.pve_form(
+        reqwest::Method::PUT,
+        &format!("/nodes/{node}/qemu/{vmid}/config"),
+        &json!({"memory": "4096"}),
+    )
+    .await;
+    let fix = plan(&desired, &p.observe().await.expect("observe"));
+    assert_eq!(fix.steps.len(), 1);
+    assert_eq!(fix.steps[0].changes[0].field, "memory");
+    assert!(fix.steps[0].reboot.is_none(), "{:?}", fix.steps[0].reboot);
+    let done = act(&p, &fix.steps[0], &intents).await.expect("fix");
+    assert_eq!(done.note, "updated memory");
+    assert!(plan(&desired, &p.observe().await.expect("observe")).is_empty());
+    env.twin.shutdown().await.expect("shutdown");
+}
+
+/// The custom role the README documents for strata (`pveum role add StrataProvisioner`).
+const STRATA_ROLE: &str = "Datastore.AllocateSpace,Datastore.Audit,SDN.Use,Sys.Audit,Sys.Console,Sys.Modify,VM.Allocate,VM.Audit,VM.Clone,VM.Config.CPU,VM.Config.Cloudinit,VM.Config.Disk,VM.Config.Memory,VM.Config.Network,VM.Config.Options,VM.PowerMgmt";
+
+impl Env {
+    /// Through the twin's administrator token, as the README's `pveum` commands do:
+    /// the role, a user with it on `/`, a privilege-separated token with it on `/`. A
+    /// provider that uses that token.
+    async fn minimal_token_provider(&self, privs: &str) -> ProxmoxProvider {
+        let post = |path: &str, form: Value| {
+            let path = path.to_string();
+            async move { self.pve_form(reqwest::Method::POST, &path, &form).await }
+        };
+        post(
+            "/access/roles",
+            json!({"roleid": "StrataProvisioner", "privs": privs}),
+        )
+        .await;
+        post("/access/users", json!({"userid": "provisioner@pve"})).await;
+        let r = self
+            .pve
+            .post(format!(
+                "{}/access/users/provisioner@pve/token/strata",
+                self.pve_base
+            ))
+            .header("Authorization", &self.pve_auth)
+            .form(&[("privsep", "1")])
+            .send()
+            .await
+            .expect("token");
+        let token: Value = r.json().await.expect("json");
+        let secret = token["data"]["value"].as_str().expect("secret").to_string();
+        for (kind, who) in [
+            ("users", "provisioner@pve"),
+            ("tokens", "provisioner@pve!strata"),
+        ] {
+            self.pve_form(
+                reqwest::Method::PUT,
+                "/access/acl",
+                &json!({"path": "/", kind: who, "roles": "StrataProvisioner"}),
+            )
+            .await;
+        }
+        let mut t = self.targets.dcs[0].proxmox.clone().expect("proxmox target");
+        t.token_id = "provisioner@pve!strata".into();
+        t.token_secret = strata_providers::secrets::Secret::new(secret);
+        ProxmoxProvider::new(DC, &t, OWNER).expect("provider")
+    }
+}
+
+#[tokio::test]
+async fn a_token_with_the_documented_role_converges_and_a_missing_privilege_is_named() {
+    let env = start(2).await;
+    let p = env.minimal_token_provider(STRATA_ROLE).await;
+    let intents = MemIntents::default();
+    let desired = set([
+        vm("app1", 2048, true),
+        vm("app2", 2048, false),
+        rule(
+            "pin",
+            json!({"type": "node-affinity", "affinity": null, "nodes": ["pve1", "pve2"], "strict": false, "failback": false, "vms": ["app1"]}),
+        ),
+        node_dns("pve1", &["10.0.0.2"]),
+    ]);
+    p.expect(&desired);
+    apply(&p, &desired, &intents).await;
+    let observed = p.observe().await.expect("observe");
+    assert!(
+        plan(&desired, &observed).is_empty(),
+        "{}",
+        display::render(&plan(&desired, &observed), 0)
+    );
+    // The unowned guests stay visible (VM.Audit on /vms through `/`).
+    assert!(observed.unowned.iter().any(|u| u.name == TEMPLATE));
+
+    // Updates (with the reboot they need) and deletes work too.
+    let bigger = set([vm("app2", 3072, false)]);
+    let step = plan(&bigger, &p.observe().await.expect("observe"))
+        .steps
+        .into_iter()
+        .find(|s| s.action == Action::Update)
+        .expect("update");
+    act(&p, &step, &intents)
+        .await
+        .expect("update with the role");
+
+    // Without VM.Config.Memory: the error names the privilege, the path and the fix.
+    let less: Vec<&str> = STRATA_ROLE
+        .split(',')
+        .filter(|p| *p != "VM.Config.Memory")
+        .collect();
+    env.pve_form(
+        reqwest::Method::PUT,
+        "/access/roles/StrataProvisioner",
+        &json!({"privs": less.join(",")}),
+    )
+    .await;
+    let again = set([vm("app2", 4096, false)]);
+    let step = plan(&again, &p.observe().await.expect("observe"))
+        .steps
+        .into_iter()
+        .find(|s| s.action == Action::Update)
+        .expect("update");
+    let err = act(&p, &step, &intents)
+        .await
+        .expect_err("no memory privilege");
+    let msg = err.to_string();
+    assert!(matches!(err, ProviderError::Refused(_)), "{msg}");
+    assert!(
+        msg.contains("Permission check failed (/vms/")
+            && msg.contains("VM.Config.Memory)")
+            && msg.contains("provisioner@pve!strata")
+            && msg.contains("--privs VM.Config.Memory"),
+        "{msg}"
+    );
+    let delete = plan(&set([]), &p.observe().await.expect("observe"));
+    for s in delete.steps.iter().filter(|s| s.id.kind != Kind::NodeDns) {
+        act(&p, s, &intents).await.expect("delete with the role");
+    }
+    env.twin.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_node_affinity_rule_sets_failback_on_its_ha_resources() {
+    // PVE 9: `failback` is a flag of each HA resource (pve-ha-manager `Groups.pm`
+    // migrates a group's `nofailback` to it).
+    let env = start(0).await;
+    let p = env.provider();
+    let intents = MemIntents::default();
+    let pin = |failback: bool| {
+        rule(
+            "pin",
+            json!({"type": "node-affinity", "affinity": null, "nodes": ["pve1"], "strict": true, "failback": failback, "vms": ["db1"]}),
+        )
+    };
+    let desired = set([vm("db1", 2048, true), pin(false)]);
+    apply(&p, &desired, &intents).await;
+    let observed = p.observe().await.expect("observe");
+    assert!(plan(&desired, &observed).is_empty());
+    let vmid = observed
+        .resources
+        .get(&ResourceId::new(DC, Kind::Vm, "db1"))
+        .and_then(|r| r.external_id.clone())
+        .expect("vmid");
+    let res = env
+        .pve_get(&format!("/cluster/ha/resources/vm:{vmid}"))
+        .await;
+    assert_eq!(res["failback"], 0, "{res}");
+
+    let back = set([vm("db1", 2048, true), pin(true)]);
+    let step = plan(&back, &observed).steps.pop().expect("step");
+    assert_eq!(step.changes[0].field, "failback");
+    act(&p, &step, &intents).await.expect("failback on");
+    let res = env
+        .pve_get(&format!("/cluster/ha/resources/vm:{vmid}"))
+        .await;
+    assert_eq!(res["failback"], 1, "{res}");
+    assert!(plan(&back, &p.observe().await.expect("observe")).is_empty());
+    env.twin.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn create_preconditions_fail_the_plan_naming_what_to_fix() {
+    let env = start(0).await;
+    let p = env.provider();
+    let observe_err = |desired: ResourceSet| {
+        let p = &p;
+        async move {
+            p.expect(&desired);
+            p.observe().await.expect_err("preconditions").to_string()
+        }
+    };
+    // No such template.
+    let missing = vm_with("app1", &vm_fields(2048, false));
+    let mut missing = missing;
+    missing
+        .spec
+        .insert("template".into(), json!("ubuntu-24.04"));
+    let e = observe_err(set([missing])).await;
+    assert!(
+        e.contains("template `ubuntu-24.04` does not exist") && e.contains("app1"),
+        "{e}"
+    );
+    // No such storage.
+    let mut nowhere = vm("app1", 2048, false);
+    nowhere.spec.insert("storage".into(), json!("nfs-fast"));
+    let e = observe_err(set([nowhere])).await;
+    assert!(
+        e.contains("storage `nfs-fast` is not enabled on any node"),
+        "{e}"
+    );
+    // The storage is disabled.
+    let storage = |set: Value| {
+        let env = &env;
+        async move {
+            env.admin(
+                reqwest::Method::POST,
+                &format!("/dcs/{DC}/proxmox/mutate"),
+                json!({"kind": "storage", "id": "ceph-vm", "set": set}),
+            )
+            .await;
+        }
+    };
+    storage(json!({"disabled": true})).await;
+    let e = observe_err(set([vm("app1", 2048, false)])).await;
+    assert!(
+        e.contains("storage `ceph-vm` is not enabled on any node"),
+        "{e}"
+    );
+    storage(json!({"disabled": false})).await;
+    // The template has no cloud-init drive.
+    env.admin(
+        reqwest::Method::POST,
+        &format!("/dcs/{DC}/proxmox/mutate"),
+        json!({"kind": "qemu", "id": "9000", "set": {"ide2": null}}),
+    )
+    .await;
+    let e = observe_err(set([vm("app1", 2048, false)])).await;
+    assert!(
+        e.contains("has no cloud-init drive")
+            && e.contains("qm set 9000 --ide2 <storage>:cloudinit"),
+        "{e}"
+    );
+    // Nothing to create: nothing checked (and no extra call).
+    p.expect(&set([]));
+    p.observe().await.expect("observe");
+    env.twin.shutdown().await.expect("shutdown");
 }

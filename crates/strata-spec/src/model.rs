@@ -579,6 +579,11 @@ pub struct HaRule {
     /// is up (default false: prefer the nodes, fall back to any).
     #[serde(default)]
     pub strict: Option<Located<bool>>,
+    /// `node-affinity` only: move a VM back to a preferred node when that node is up
+    /// again (default true). `false` is Proxmox VE 8's `nofailback`; in Proxmox VE 9 it
+    /// is the `failback` flag of each selected VM's HA resource.
+    #[serde(default)]
+    pub failback: Option<Located<bool>>,
     /// VM roles the rule governs: a declared role (`openstack-control`, `monitoring`,
     /// ...) or a blueprint VM kind (`maas-region`, `maas-rack`).
     #[serde(default)]

@@ -1676,3 +1676,287 @@ async fn templates_pools_storage_and_ha_rules() {
     );
     t.shutdown().await.unwrap();
 }
+
+/// A client of the same twin that authenticates with another API token.
+fn with_token(p: &Pve, tokenid: &str, secret: &str) -> Pve {
+    Pve {
+        token: format!("PVEAPIToken={tokenid}={secret}"),
+        ..p.clone()
+    }
+}
+
+#[tokio::test]
+async fn running_guests_keep_cpu_and_memory_changes_pending_until_they_boot_again() {
+    // qemu-server `vmconfig_hotplug_pending`: without `cpu`/`memory` hotplug, `cores`
+    // and `memory` of a running guest wait in `[PENDING]`; tags apply at once.
+    let (_t, p) = twin(0).await;
+    let id = p.clone_template("pending").await;
+    let vm = format!("/nodes/pve1/qemu/{id}");
+    let upid = p.post(&format!("{vm}/status/start"), &[]).await.ok();
+    assert_eq!(p.wait(upid.as_str().unwrap()).await["exitstatus"], "OK");
+    let before = p.config("pve1", &id).await;
+
+    p.put(
+        &format!("{vm}/config"),
+        &[("cores", "4"), ("memory", "4096"), ("tags", "web")],
+    )
+    .await
+    .ok();
+    // `GET config` shows the pending values, `current=1` what runs; the digest covers
+    // the `[PENDING]` section.
+    let conf = p.config("pve1", &id).await;
+    assert_eq!(
+        (conf["cores"].clone(), conf["memory"].clone()),
+        (json!(4), json!("4096"))
+    );
+    assert_ne!(conf["digest"], before["digest"]);
+    let current = p.get(&format!("{vm}/config?current=1")).await.ok();
+    assert_eq!(current["cores"], before["cores"]);
+    assert_eq!(current["memory"], before["memory"]);
+    assert_eq!(current["tags"], "web");
+    let pending = p.get(&format!("{vm}/pending")).await.ok();
+    let entry = |k: &str| {
+        pending
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["key"] == k)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(entry("cores")["value"], before["cores"]);
+    assert_eq!(entry("cores")["pending"], 4);
+    assert_eq!(entry("memory")["pending"], "4096");
+    assert!(entry("tags").get("pending").is_none(), "{pending}");
+    // What the guest runs with is unchanged.
+    let res = p.get("/cluster/resources?type=vm").await.ok();
+    let listed = res
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["vmid"].to_string().as_str() == id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["maxcpu"], before["cores"]);
+
+    // A reboot applies them.
+    let upid = p.post(&format!("{vm}/status/reboot"), &[]).await.ok();
+    assert_eq!(p.wait(upid.as_str().unwrap()).await["exitstatus"], "OK");
+    let current = p.get(&format!("{vm}/config?current=1")).await.ok();
+    assert_eq!(current["cores"], 4);
+    let pending = p.get(&format!("{vm}/pending")).await.ok();
+    assert!(
+        pending
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.get("pending").is_none()),
+        "{pending}"
+    );
+
+    // Writing back the running value cancels a pending change (`cleanup_pending`).
+    p.put(&format!("{vm}/config"), &[("cores", "8")]).await.ok();
+    p.put(&format!("{vm}/config"), &[("cores", "4")]).await.ok();
+    let pending = p.get(&format!("{vm}/pending")).await.ok();
+    assert!(
+        pending
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.get("pending").is_none()),
+        "{pending}"
+    );
+
+    // With memory hotplug, memory goes live.
+    p.put(
+        &format!("{vm}/config"),
+        &[("hotplug", "network,disk,memory")],
+    )
+    .await
+    .ok();
+    let upid = p.post(&format!("{vm}/status/reboot"), &[]).await.ok();
+    p.wait(upid.as_str().unwrap()).await;
+    p.put(&format!("{vm}/config"), &[("memory", "8192")])
+        .await
+        .ok();
+    let current = p.get(&format!("{vm}/config?current=1")).await.ok();
+    assert_eq!(current["memory"], "8192");
+
+    // A stopped guest takes everything at once.
+    let upid = p.post(&format!("{vm}/status/stop"), &[]).await.ok();
+    p.wait(upid.as_str().unwrap()).await;
+    p.put(&format!("{vm}/config"), &[("cores", "1")]).await.ok();
+    let current = p.get(&format!("{vm}/config?current=1")).await.ok();
+    assert_eq!(current["cores"], 1);
+}
+
+#[tokio::test]
+async fn privilege_separated_tokens_see_and_do_only_what_their_acls_allow() {
+    // pve-access-control: roles, ACL inheritance, privsep tokens; 403 "Permission
+    // check failed (path, privilege)"; `/cluster/resources` filters silently.
+    let (_t, p) = twin(2).await;
+    let ok = |r: Resp| r.ok();
+    ok(p.post(
+        "/access/roles",
+        &[("roleid", "Watcher"), ("privs", "VM.Audit,Sys.Audit")],
+    )
+    .await);
+    let bad = p
+        .post("/access/roles", &[("roleid", "Bad"), ("privs", "VM.Fly")])
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.raw);
+    ok(p.post("/access/users", &[("userid", "ops@pve")]).await);
+    let tok = ok(p
+        .post("/access/users/ops@pve/token/watch", &[("privsep", "1")])
+        .await);
+    assert_eq!(tok["full-tokenid"], "ops@pve!watch");
+    let secret = tok["value"].as_str().unwrap().to_string();
+    let w = with_token(&p, "ops@pve!watch", &secret);
+
+    // No ACL yet: the token sees nothing, and may not read the HA resources.
+    let res = w.get("/cluster/resources").await.ok();
+    assert_eq!(res.as_array().map(Vec::len), Some(0), "{res}");
+    let r = w.get("/cluster/ha/resources").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.reason, "Permission check failed (/, Sys.Audit)");
+
+    // The token's ACL alone is not enough: its user must have the privileges too.
+    ok(p.put(
+        "/access/acl",
+        &[
+            ("path", "/"),
+            ("tokens", "ops@pve!watch"),
+            ("roles", "Watcher"),
+        ],
+    )
+    .await);
+    let res = w.get("/cluster/resources").await.ok();
+    assert_eq!(res.as_array().map(Vec::len), Some(0), "{res}");
+    ok(p.put(
+        "/access/acl",
+        &[
+            ("path", "/vms"),
+            ("users", "ops@pve"),
+            ("roles", "PVEVMAdmin"),
+        ],
+    )
+    .await);
+    let res = w.get("/cluster/resources").await.ok();
+    let kinds: Vec<&str> = res
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    // Guests (VM.Audit on /vms, inherited), but no nodes or storages (no Sys.Audit
+    // or Datastore privilege on their paths for the user).
+    assert!(
+        kinds.iter().all(|k| *k == "qemu") && kinds.len() == 3,
+        "{res}"
+    );
+
+    // Writes need their privilege; the answer names the path and the privilege.
+    let r = w
+        .put("/nodes/pve1/qemu/9000/config", &[("cores", "4")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.raw);
+    assert_eq!(
+        r.body["message"],
+        "Permission check failed (/vms/9000, VM.Config.Disk|VM.Config.CDROM|VM.Config.CPU|VM.Config.Memory|VM.Config.Network|VM.Config.HWType|VM.Config.Options|VM.Config.Cloudinit)\n"
+    );
+    let r = w.post("/nodes/pve1/qemu/9000/status/start", &[]).await;
+    assert_eq!(
+        r.reason,
+        "Permission check failed (/vms/9000, VM.PowerMgmt)"
+    );
+
+    // A role with CPU but not memory: cores go through, memory is refused.
+    ok(p.put(
+        "/access/roles/Watcher",
+        &[("privs", "VM.Config.CPU"), ("append", "1")],
+    )
+    .await);
+    let id = p.clone_template("acl").await;
+    w.put(&format!("/nodes/pve1/qemu/{id}/config"), &[("cores", "2")])
+        .await
+        .ok();
+    let r = w
+        .put(
+            &format!("/nodes/pve1/qemu/{id}/config"),
+            &[("memory", "4096")],
+        )
+        .await;
+    assert_eq!(
+        r.reason,
+        format!("Permission check failed (/vms/{id}, VM.Config.Memory)")
+    );
+    // A deeper NoAccess entry replaces what was inherited.
+    ok(p.put(
+        "/access/acl",
+        &[
+            ("path", &format!("/vms/{id}")),
+            ("tokens", "ops@pve!watch"),
+            ("roles", "NoAccess"),
+        ],
+    )
+    .await);
+    let res = w.get("/cluster/resources?type=vm").await.ok();
+    assert!(
+        res.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["vmid"].to_string().as_str() != id.as_str()),
+        "{res}"
+    );
+    let acl = p.get("/access/acl").await.ok();
+    assert!(
+        acl.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["ugid"] == "ops@pve!watch"
+                && e["type"] == "token"
+                && e["roleid"] == "NoAccess"),
+        "{acl}"
+    );
+}
+
+#[tokio::test]
+async fn storages_are_usable_only_on_the_nodes_they_are_enabled_on() {
+    // pve-storage `storage_check_node`: "storage 'X' is not available on node 'Y'".
+    let (_t, p) = twin(0).await;
+    let url = format!("{}/dcs/{}/proxmox/mutate", p.admin, p.dc);
+    let r = p
+        .http
+        .post(&url)
+        .json(&json!({"kind": "storage", "id": "ceph-vm", "set": {"nodes": "pve1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let res = p.get("/cluster/resources?type=storage").await.ok();
+    let on: Vec<String> = res
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["storage"] == "ceph-vm")
+        .map(|s| s["node"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(on, vec!["pve1".to_string()]);
+    let id = p.nextid().await;
+    let r = p
+        .post(
+            "/nodes/pve1/qemu/9000/clone",
+            &[
+                ("newid", id.as_str()),
+                ("name", "x"),
+                ("target", "pve2"),
+                ("full", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.raw);
+    assert_eq!(
+        r.reason,
+        "storage 'ceph-vm' is not available on node 'pve2'"
+    );
+}

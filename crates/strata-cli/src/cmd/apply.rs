@@ -151,18 +151,21 @@ pub fn run(a: ApplyArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let planned = live::plan(&t.desired, &providers, secrets.as_ref(), &journal_path).await?;
-        let plan = planned.plan;
-        if let Some((path, saved)) = &t.saved {
-            if let Err(stale) = saved.check_current(&plan) {
-                bail!(
-                    "refusing to apply {}: what strata observes now differs from when the plan was made ({stale}); make and review a new plan with `strata plan {} --targets {} --out {}`",
-                    path.display(),
-                    t.spec_dir.display(),
-                    a.targets.display(),
-                    path.display()
-                );
-            }
-        } else if !json {
+        let mut plan = planned.plan;
+        if let Some((path, saved)) = &t.saved
+            && let Err(stale) = saved.check_current(&plan)
+        {
+            bail!(
+                "refusing to apply {}: what strata observes now differs from when the plan was made ({stale}); make and review a new plan with `strata plan {} --targets {} --out {}`",
+                path.display(),
+                t.spec_dir.display(),
+                a.targets.display(),
+                path.display()
+            );
+        }
+        // Show which reboots this apply will do and which it defers.
+        plan.limit_reboots(a.max_destroy_percent);
+        if t.saved.is_none() && !json {
             out!("{}", strata_plan::display::render(&plan, 200))?;
         }
         if !plan.conflicts.is_empty() {

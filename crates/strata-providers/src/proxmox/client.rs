@@ -29,6 +29,8 @@ pub(crate) struct Client {
     base: String,
     auth: HeaderValue,
     http: Endpoint,
+    /// `USER@REALM!TOKENID` (named in permission errors; never the secret).
+    token_id: String,
 }
 
 /// What a failed call means for a caller deciding whether something happened.
@@ -69,7 +71,12 @@ impl Client {
             })?;
         auth.set_sensitive(true);
         let base = format!("{}/api2/json", url.trim_end_matches('/'));
-        Ok(Client { base, auth, http })
+        Ok(Client {
+            base,
+            auth,
+            http,
+            token_id: token_id.to_string(),
+        })
     }
 
     pub(crate) fn calls(&self) -> u64 {
@@ -110,6 +117,9 @@ impl Client {
                     Some(StatusCode::UNAUTHORIZED) => ProviderError::Api(format!(
                         "{method} {path}: authentication failed (HTTP 401): check the API token id and secret"
                     )),
+                    Some(StatusCode::FORBIDDEN) => {
+                        permission_error(&method, path, &self.token_id, &ProviderError::Http(e))
+                    }
                     _ => ProviderError::Http(e),
                 })?;
             let body = match resp.bytes().await {
@@ -203,6 +213,30 @@ impl Client {
     }
 }
 
+/// A 403: the token lacks a privilege. PVE names the path and the privilege
+/// ("Permission check failed (/vms/100, VM.Config.CPU)"); the error says what to grant.
+fn permission_error(
+    method: &Method,
+    path: &str,
+    token_id: &str,
+    e: &ProviderError,
+) -> ProviderError {
+    let msg = message(e);
+    let what = msg
+        .split_once('(')
+        .and_then(|(_, rest)| rest.rsplit_once(')'))
+        .map(|(inner, _)| inner.to_string());
+    let fix = match what.as_deref().and_then(|w| w.split_once(", ")) {
+        Some((acl_path, privilege)) => format!(
+            "the token lacks `{privilege}` on `{acl_path}`: add it to the token's role, e.g. `pveum role modify StrataProvisioner --append 1 --privs {privilege}` (a privilege-separated token needs it in its own ACL and in its user's; the README lists the role strata needs)"
+        ),
+        None => "grant the token the role the README lists for strata".to_string(),
+    };
+    ProviderError::Refused(format!(
+        "{method} {path}: Proxmox refused API token `{token_id}`: {msg}; {fix}"
+    ))
+}
+
 /// The message PVE gave for a failed call (from the body; see the module docs).
 pub(crate) fn message(e: &ProviderError) -> String {
     match e {
@@ -270,6 +304,7 @@ pub(crate) fn failure(e: &ProviderError) -> Failure {
             }
         }
         ProviderError::Timeout(_) => Failure::Ambiguous,
+        ProviderError::Refused(_) => Failure::Refused,
         _ => Failure::Failed,
     }
 }

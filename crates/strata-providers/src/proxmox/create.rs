@@ -536,3 +536,135 @@ mod tests {
         assert!(description("strata-x", "abc").contains("abc"));
     }
 }
+
+/// A VM the desired state has in this cluster, as `expect` saw it: what its create
+/// would clone and where.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PlannedVm {
+    pub name: String,
+    pub template: Option<String>,
+    pub storage: Option<String>,
+}
+
+/// Whether a configuration has a cloud-init drive (`STORAGE:vm-N-cloudinit`).
+fn has_cloudinit_drive(conf: &Conf) -> bool {
+    conf.iter()
+        .filter(|(k, _)| is_disk_key(k))
+        .any(|(_, v)| text(v).contains("cloudinit"))
+}
+
+impl ProxmoxProvider {
+    /// Plan-time preconditions of the creates the desired state implies (VMs desired
+    /// but not among the owned ones): the template exists, has a cloud-init drive, and
+    /// the VM's storage exists and is enabled on an online node that can hold the
+    /// clone (the template's node, unless the template's disks and the storage are
+    /// shared). Checked in observe, so a plan that cannot be applied fails before any
+    /// step runs, with what to fix. Costs one configuration read per template, and
+    /// nothing when no VM is to be created.
+    pub(super) async fn check_create_preconditions(
+        &self,
+        cluster: &Cluster,
+        owned: &HashSet<String>,
+    ) -> Result<(), ProviderError> {
+        let planned = self.planned.lock().clone();
+        let mut by_template: std::collections::BTreeMap<&str, Vec<&PlannedVm>> =
+            std::collections::BTreeMap::new();
+        for v in planned.iter().filter(|v| !owned.contains(&v.name)) {
+            if let Some(t) = v.template.as_deref() {
+                by_template.entry(t).or_default().push(v);
+            }
+        }
+        let dc = &self.dc;
+        let online: Vec<&str> = cluster
+            .nodes
+            .iter()
+            .filter(|(_, up)| *up)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        for (tname, vms) in by_template {
+            let names: Vec<&str> = vms.iter().map(|v| v.name.as_str()).collect();
+            let Some(template) = cluster
+                .guests
+                .iter()
+                .filter(|g| g.kind == "qemu" && g.template && g.name == tname)
+                .min_by_key(|g| g.vmid)
+            else {
+                return Err(ProviderError::Refused(format!(
+                    "{dc}: cannot create {}: template `{tname}` does not exist in the Proxmox cluster (or the API token may not see it: it needs VM.Audit on /vms); make one (a VM with a cloud-init drive, then `qm template <vmid>`) or fix `template` in the spec",
+                    names.join(", ")
+                )));
+            };
+            let tconf = self.config(&template.node, template.vmid).await?;
+            if !has_cloudinit_drive(&tconf) {
+                return Err(ProviderError::Refused(format!(
+                    "{dc}: cannot create {}: template `{tname}` (VM {} on node {}) has no cloud-init drive, so its clones would boot without their addresses and keys; add one with `qm set {} --ide2 <storage>:cloudinit`",
+                    names.join(", "),
+                    template.vmid,
+                    template.node,
+                    template.vmid
+                )));
+            }
+            let shared = |sid: &str| {
+                cluster
+                    .storages
+                    .iter()
+                    .any(|s| s.storage == sid && s.shared)
+            };
+            let template_shared = tconf
+                .iter()
+                .filter(|(k, _)| is_disk_key(k))
+                .filter_map(|(_, v)| Drive::parse(&text(v)))
+                .filter(|d| !d.is_cdrom())
+                .all(|d| d.storage().is_some_and(shared));
+            let mut storages: Vec<&str> = vms.iter().filter_map(|v| v.storage.as_deref()).collect();
+            storages.sort();
+            storages.dedup();
+            for sid in storages {
+                let these: Vec<&str> = vms
+                    .iter()
+                    .filter(|v| v.storage.as_deref() == Some(sid))
+                    .map(|v| v.name.as_str())
+                    .collect();
+                let on: Vec<&str> = cluster
+                    .storages
+                    .iter()
+                    .filter(|s| s.storage == sid && s.available)
+                    .map(|s| s.node.as_str())
+                    .collect();
+                if on.is_empty() {
+                    return Err(ProviderError::Refused(format!(
+                        "{dc}: cannot create {}: storage `{sid}` is not enabled on any node of the Proxmox cluster (or the API token lacks Datastore.Audit/Datastore.AllocateSpace on /storage/{sid}); add it (`pvesm add`), enable it for the nodes (`pvesm set {sid} --nodes <nodes> --disable 0`), or fix `storage` in the spec",
+                        these.join(", ")
+                    )));
+                }
+                let candidates: Vec<&str> = online
+                    .iter()
+                    .copied()
+                    .filter(|n| on.contains(n))
+                    .filter(|n| *n == template.node || (template_shared && shared(sid)))
+                    .collect();
+                if candidates.is_empty() {
+                    let why = if template_shared && shared(sid) {
+                        format!(
+                            "it is enabled only on {} and none of them is online",
+                            on.join(", ")
+                        )
+                    } else {
+                        format!(
+                            "template `{tname}` has disks only node {} reaches (or `{sid}` is local), so clones must be made on {}, where `{sid}` is not enabled (it is on: {})",
+                            template.node,
+                            template.node,
+                            on.join(", ")
+                        )
+                    };
+                    return Err(ProviderError::Refused(format!(
+                        "{dc}: cannot create {}: no online node can hold a clone of `{tname}` on storage `{sid}`: {why}; enable `{sid}` on node {} (`pvesm set {sid} --nodes ...`) or move the template to shared storage",
+                        these.join(", "),
+                        template.node
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}

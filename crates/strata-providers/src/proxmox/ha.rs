@@ -34,6 +34,10 @@ use crate::{Outcome, ProviderError};
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct HaResource {
     pub sid: String,
+    /// PVE 9's `failback` (default true; pve-ha-manager `src/PVE/HA/Config.pm`
+    /// `read_and_check_resources_config`). It replaced HA groups' `nofailback`
+    /// (`src/PVE/HA/Groups.pm` migrates `nofailback` to `failback = !nofailback`).
+    pub failback: bool,
 }
 
 /// One rule of `GET /cluster/ha/rules`, whatever its type.
@@ -80,6 +84,7 @@ pub(crate) fn parse_resources(data: &Value) -> Vec<HaResource> {
         .filter_map(|r| {
             Some(HaResource {
                 sid: r.get("sid")?.as_str()?.to_string(),
+                failback: r.get("failback").is_none_or(|f| flag(Some(f))),
             })
         })
         .collect()
@@ -121,8 +126,15 @@ pub(crate) fn owned_by(comment: &str, owner: &str) -> bool {
         .any(|w| w == marker)
 }
 
-/// The `ha-rule` resource of a rule; `names` maps `vm:<vmid>` to VM names.
-pub(crate) fn rule_resource(dc: &str, rule: &Rule, names: &HashMap<String, String>) -> Resource {
+/// The `ha-rule` resource of a rule; `names` maps `vm:<vmid>` to VM names,
+/// `failback` to the `failback` flag of the HA resources. A node-affinity rule's
+/// `failback` is false when any of its resources has it off.
+pub(crate) fn rule_resource(
+    dc: &str,
+    rule: &Rule,
+    names: &HashMap<String, String>,
+    failback: &HashMap<String, bool>,
+) -> Resource {
     let mut vms: Vec<String> = rule
         .resources
         .iter()
@@ -137,6 +149,11 @@ pub(crate) fn rule_resource(dc: &str, rule: &Rule, names: &HashMap<String, Strin
             affinity: rule.affinity.clone().filter(|_| !node_affinity),
             nodes: rule.nodes.clone(),
             strict: rule.strict,
+            failback: !node_affinity
+                || rule
+                    .resources
+                    .iter()
+                    .all(|sid| failback.get(sid).copied().unwrap_or(true)),
             vms,
         },
     );
@@ -152,6 +169,7 @@ pub(crate) struct DesiredRule {
     pub affinity: Option<String>,
     pub nodes: Vec<String>,
     pub strict: bool,
+    pub failback: bool,
     pub vms: Vec<String>,
 }
 
@@ -183,11 +201,13 @@ impl DesiredRule {
         if f.vms.is_empty() {
             return Err(bad("vms", "must name at least one VM"));
         }
+        let failback = f.failback || f.kind != "node-affinity";
         Ok(DesiredRule {
             kind: f.kind,
             affinity: f.affinity,
             nodes: f.nodes,
             strict: f.strict,
+            failback,
             vms: f.vms,
         })
     }
@@ -248,6 +268,26 @@ impl ProxmoxProvider {
                     .await?;
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Set `failback` on the HA resources `sids` where it differs (PVE 9 keeps the
+    /// flag on the resource, not on the rule).
+    async fn set_failback(&self, sids: &[String], failback: bool) -> Result<(), ProviderError> {
+        let have = self.ha_resources().await?;
+        for sid in sids {
+            let Some(r) = have.iter().find(|r| &r.sid == sid) else {
+                continue;
+            };
+            if r.failback == failback {
+                continue;
+            }
+            let path = format!("/cluster/ha/resources/{}", segment(sid));
+            let form = [("failback", if failback { "1" } else { "0" }.to_string())];
+            self.api
+                .call(Method::PUT, &path, &[], &form, Some(true))
+                .await?;
         }
         Ok(())
     }
@@ -364,6 +404,14 @@ impl ProxmoxProvider {
             };
             match result {
                 Ok(_) => {
+                    if let Some(d) = &step.desired
+                        && step.action != Action::Delete
+                        && let Ok(want) = DesiredRule::from_resource(d)
+                        && want.kind == "node-affinity"
+                    {
+                        let sids = self.sids_of(step, &want.vms).await?;
+                        self.set_failback(&sids, want.failback).await?;
+                    }
                     return Ok(Outcome {
                         external_id: Some(id),
                         note: match step.action {
@@ -412,7 +460,7 @@ mod tests {
         assert!(!owned_by(&rules[1].comment, "strata"));
         assert!(!owned_by("managed by strata; owner=strata-xy", "strata-x"));
         let names = HashMap::from([("vm:1".to_string(), "web1".to_string())]);
-        let r = rule_resource("fra1", &rules[1], &names);
+        let r = rule_resource("fra1", &rules[1], &names, &HashMap::new());
         assert_eq!(r.fields["vms"], json!(["vm:3", "web1"]));
         assert_eq!(r.fields["affinity"], Value::Null);
     }

@@ -44,7 +44,7 @@ mod dns;
 mod ha;
 mod modify;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use futures::future::join_all;
@@ -76,6 +76,9 @@ pub struct ProxmoxProvider {
     ha_lock: tokio::sync::Mutex<()>,
     /// The nodes whose resolvers the desired state manages (from `expect`), sorted.
     dns_nodes: Mutex<Vec<String>>,
+    /// The VMs the desired state has in this DC (from `expect`), for the plan-time
+    /// preconditions of their creates.
+    planned: Mutex<Vec<create::PlannedVm>>,
 }
 
 impl ProxmoxProvider {
@@ -118,6 +121,7 @@ impl ProxmoxProvider {
             placing: Mutex::new(HashMap::new()),
             ha_lock: tokio::sync::Mutex::new(()),
             dns_nodes: Mutex::new(Vec::new()),
+            planned: Mutex::new(Vec::new()),
         })
     }
 
@@ -283,6 +287,39 @@ fn with_guest_network(r: VmFields, conf: &modify::Conf) -> VmFields {
     }
 }
 
+/// A VM's fields as its configuration will have them after its next boot (what
+/// `GET .../config` shows, pending changes included), the fields whose running value
+/// differs (with that value: `cores` and `memory` against what `/cluster/resources`
+/// says it runs with, the guest network against the configuration's current
+/// section), and its `hotplug` setting.
+fn observed_vm(
+    running: VmFields,
+    c: &modify::PendingConf,
+) -> (VmFields, BTreeMap<String, Value>, Option<String>) {
+    let now = with_guest_network(running.clone(), &c.current);
+    let mut f = with_guest_network(running, &c.effective);
+    let mut pending = BTreeMap::new();
+    let cores = modify::conf_cpus(&c.effective);
+    if cores != f.cores {
+        pending.insert("cores".to_string(), Value::from(f.cores));
+        f.cores = cores;
+    }
+    let memory = modify::conf_memory_mib(&c.effective);
+    if memory != f.memory {
+        pending.insert("memory".to_string(), Value::from(f.memory));
+        f.memory = memory;
+    }
+    let as_value = |v: &Option<Vec<String>>| serde_json::to_value(v).unwrap_or(Value::Null);
+    if now.nets != f.nets {
+        pending.insert("nets".into(), as_value(&now.nets));
+    }
+    if now.ipconfig != f.ipconfig {
+        pending.insert("ipconfig".into(), as_value(&now.ipconfig));
+    }
+    let hotplug = c.current.get("hotplug").map(text);
+    (f, pending, hotplug)
+}
+
 /// The desired state of a VM, from a step's `desired` resource (absent fields are not
 /// managed).
 #[derive(Clone, Debug, Default)]
@@ -375,17 +412,37 @@ impl Provider for ProxmoxProvider {
             .collect();
         nodes.sort();
         *self.dns_nodes.lock() = nodes;
+        let planned: Vec<create::PlannedVm> = desired
+            .iter()
+            .filter(|r| r.id.dc == self.dc && r.id.kind == Kind::Vm)
+            .map(|r| {
+                let spec: VmSpec = r.spec_as().unwrap_or_default();
+                create::PlannedVm {
+                    name: r.id.name.clone(),
+                    template: spec.template.filter(|t| !t.is_empty()),
+                    storage: spec.storage.filter(|s| !s.is_empty()),
+                }
+            })
+            .collect();
+        *self.planned.lock() = planned;
     }
 
     async fn observe(&self) -> Result<Observed, ProviderError> {
-        let (guests, resources, rules, dns) = tokio::join!(
-            self.guests(),
+        // The whole of `/cluster/resources` (guests, nodes, storages): the same one
+        // call, and what the create preconditions need.
+        let (cluster, resources, rules, dns) = tokio::join!(
+            self.cluster(),
             self.ha_resources(),
             self.ha_rules(),
             self.observe_dns()
         );
-        let (guests, resources, rules) = (guests?, resources?, rules?);
+        let (cluster, resources, rules) = (cluster?, resources?, rules?);
+        let guests = cluster.guests.clone();
         let managed: HashSet<&str> = resources.iter().map(|r| r.sid.as_str()).collect();
+        let failback: HashMap<String, bool> = resources
+            .iter()
+            .map(|r| (r.sid.clone(), r.failback))
+            .collect();
         let mut out = Observed::default();
         for r in dns? {
             out.resources.insert(r);
@@ -429,6 +486,10 @@ impl Provider for ProxmoxProvider {
             };
             owned.push((g.node.clone(), g.vmid, id, fields));
         }
+        let owned_names: HashSet<String> =
+            owned.iter().map(|(_, _, id, _)| id.name.clone()).collect();
+        self.check_create_preconditions(&cluster, &owned_names)
+            .await?;
         // HA rules: strata's (the ownership tag in the comment) are `ha-rule`
         // resources naming their VMs by name; the others are listed as unowned.
         let names: HashMap<String, String> = owned
@@ -438,7 +499,7 @@ impl Provider for ProxmoxProvider {
         for rule in rules.iter().flatten() {
             if ha::owned_by(&rule.comment, &self.owner_tag) {
                 out.resources
-                    .insert(ha::rule_resource(&self.dc, rule, &names));
+                    .insert(ha::rule_resource(&self.dc, rule, &names, &failback));
             } else {
                 out.unowned.push(UnownedObject {
                     dc: self.dc.clone(),
@@ -452,22 +513,26 @@ impl Provider for ProxmoxProvider {
         // The guest network (NICs, cloud-init addresses and resolvers) lives only in
         // each VM's configuration: one read per owned VM, concurrently within the
         // endpoint's limit. Unowned guests are never read.
+        // `GET .../pending` gives the current configuration and what waits for the
+        // VM's next boot in one call.
         let configs = join_all(
             owned
                 .iter()
-                .map(|(node, vmid, _, _)| self.config(node, *vmid)),
+                .map(|(node, vmid, _, _)| self.pending_config(node, *vmid)),
         )
         .await;
         for ((node, vmid, id, fields), conf) in owned.into_iter().zip(configs) {
-            let fields = match conf {
-                Ok(conf) => with_guest_network(fields, &conf),
+            let (fields, pending, hotplug) = match conf {
+                Ok(c) => observed_vm(fields, &c),
                 // Gone between the list and the read: observed without its network,
                 // so a plan updates it and the update finds it missing.
-                Err(e) if client::is_missing(&e) => fields,
+                Err(e) if client::is_missing(&e) => (fields, BTreeMap::new(), None),
                 Err(e) => return Err(e),
             };
             let mut r = Resource::with_fields(id, &fields).with_spec(&VmSpec {
                 node: Some(node),
+                pending,
+                hotplug,
                 ..VmSpec::default()
             });
             r.owned = true;

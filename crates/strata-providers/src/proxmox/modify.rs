@@ -164,7 +164,118 @@ fn applied(mut conf: Conf, changes: &Changes) -> Conf {
     conf
 }
 
+/// A guest's configuration from `GET .../pending` (entries `{key, value, pending,
+/// delete}`): as it is now (`value`), and with its pending changes applied (what the
+/// guest runs with after its next boot, and what `GET .../config` shows).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct PendingConf {
+    pub current: Conf,
+    pub effective: Conf,
+}
+
+pub(crate) fn parse_pending(data: &Value) -> PendingConf {
+    let mut out = PendingConf::default();
+    for e in data.as_array().into_iter().flatten() {
+        let Some(key) = e.get("key").and_then(Value::as_str) else {
+            continue;
+        };
+        if let Some(v) = e.get("value") {
+            out.current.insert(key.to_string(), v.clone());
+        }
+        let deleting = e.get("delete").and_then(as_u64).unwrap_or(0) > 0;
+        match e.get("pending") {
+            _ if deleting => {}
+            Some(p) => {
+                out.effective.insert(key.to_string(), p.clone());
+            }
+            None => {
+                if let Some(v) = e.get("value") {
+                    out.effective.insert(key.to_string(), v.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The vCPUs a configuration gives (`vcpus`, else `sockets` × `cores`, each 1 when
+/// unset).
+pub(crate) fn conf_cpus(conf: &Conf) -> u64 {
+    if let Some(v) = conf.get("vcpus").and_then(as_u64) {
+        return v;
+    }
+    let n = |k: &str| conf.get(k).and_then(as_u64).unwrap_or(1);
+    n("sockets") * n("cores")
+}
+
+/// `memory` of a configuration in MiB (PVE's default 512 when unset).
+pub(crate) fn conf_memory_mib(conf: &Conf) -> u64 {
+    conf_memory(conf).unwrap_or(512)
+}
+
 impl ProxmoxProvider {
+    /// A guest's configuration now and after its next boot (one call; see
+    /// [`parse_pending`]). Retried like [`Self::config`].
+    pub(super) async fn pending_config(
+        &self,
+        node: &str,
+        vmid: u32,
+    ) -> Result<PendingConf, ProviderError> {
+        let path = format!("{}/pending", qemu(node, vmid));
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self
+                .api
+                .call(Method::GET, &path, &[], &[], Some(false))
+                .await
+            {
+                Ok(v @ Value::Array(_)) => return Ok(parse_pending(&v)),
+                Ok(other) => {
+                    return Err(ProviderError::Api(format!(
+                        "GET {path}: unexpected answer {other}"
+                    )));
+                }
+                Err(e) if is_missing(&e) || failure(&e) == Failure::Refused || tries >= 4 => {
+                    return Err(e);
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200 * tries)).await,
+            }
+        }
+    }
+
+    /// Reboot a running VM (`POST .../status/reboot`: a shutdown and a start, which
+    /// applies the pending changes) and wait for its task.
+    pub(super) async fn reboot(&self, node: &str, vmid: u32) -> Result<(), ProviderError> {
+        let path = format!("{}/status/reboot", qemu(node, vmid));
+        let what = format!("reboot of VM {vmid}");
+        let data = self
+            .api
+            .call(Method::POST, &path, &[], &[], Some(false))
+            .await?;
+        self.api.finish(&data, &what).await
+    }
+
+    /// After configuration writes to a VM: the fields among `fields` (`cores`,
+    /// `memory`) whose change still waits for the next boot.
+    async fn still_pending(
+        &self,
+        node: &str,
+        vmid: u32,
+        fields: &BTreeSet<String>,
+    ) -> Result<Vec<String>, ProviderError> {
+        let c = self.pending_config(node, vmid).await?;
+        let mut out = Vec::new();
+        if fields.contains("cores") && conf_cpus(&c.current) != conf_cpus(&c.effective) {
+            out.push("cores".to_string());
+        }
+        if fields.contains("memory") && conf_memory_mib(&c.current) != conf_memory_mib(&c.effective)
+        {
+            out.push("memory".to_string());
+        }
+        Ok(out)
+    }
+
     /// A guest's configuration (with its `digest`). Not retried by the endpoint on 500,
     /// because PVE answers a missing guest with a 500; transient failures are retried
     /// here a few times instead.
@@ -264,6 +375,12 @@ impl ProxmoxProvider {
                     let kind = failure(&e);
                     if kind == Failure::Failed {
                         conflicts += 1;
+                    }
+                    if let ProviderError::Refused(why) = &e {
+                        // A permission refusal keeps its kind (and its advice).
+                        return Err(ProviderError::Refused(format!(
+                            "VM {vmid}: configuration update failed: {why}"
+                        )));
                     }
                     if kind == Failure::Refused || conflicts > 1 || attempt == 4 {
                         return Err(ProviderError::Api(format!(
@@ -436,6 +553,19 @@ impl ProxmoxProvider {
             let unmanaged = want.ha != Some(true);
             self.set_power(node, vmid, s, fresh && unmanaged).await?;
         }
+        // A VM found running (an earlier attempt started it) keeps CPU and memory
+        // changes pending: it is the VM being created, so it is rebooted at once.
+        if !fresh && want.wants_running() {
+            let config_fields: BTreeSet<String> =
+                ["cores", "memory"].iter().map(|s| s.to_string()).collect();
+            if !self
+                .still_pending(node, vmid, &config_fields)
+                .await?
+                .is_empty()
+            {
+                self.reboot(node, vmid).await?;
+            }
+        }
         Ok(())
     }
 
@@ -510,12 +640,66 @@ impl ProxmoxProvider {
         {
             self.set_power(&node, vmid, s, false).await?;
         }
+        // Without CPU/memory hotplug Proxmox keeps such changes to a running VM
+        // pending until it boots again: reboot it when the plan allows, else say so.
+        let config_fields: BTreeSet<String> = changed
+            .iter()
+            .chain(step.reboot.iter().flat_map(|r| r.fields.iter()))
+            .filter(|f| matches!(f.as_str(), "cores" | "memory"))
+            .cloned()
+            .collect();
+        let mut pending = if config_fields.is_empty() {
+            Vec::new()
+        } else {
+            self.still_pending(&node, vmid, &config_fields).await?
+        };
+        let mut rebooted = false;
+        if !pending.is_empty() && step.reboot.as_ref().is_some_and(|r| r.allowed) {
+            self.reboot(&node, vmid).await?;
+            pending = self.still_pending(&node, vmid, &config_fields).await?;
+            if !pending.is_empty() {
+                return Err(ProviderError::Api(format!(
+                    "{}: VM {vmid} was rebooted but {} is still pending",
+                    step.id,
+                    pending.join(", ")
+                )));
+            }
+            rebooted = true;
+        }
+        let applied: Vec<String> = changed
+            .iter()
+            .filter(|f| !pending.contains(f))
+            .cloned()
+            .collect();
+        let mut note = String::new();
+        if !applied.is_empty() {
+            note = format!("updated {}", applied.join(", "));
+            if rebooted {
+                note.push_str(" (rebooted to apply them)");
+            }
+        } else if rebooted {
+            note = format!(
+                "rebooted to apply {}, pending since an earlier apply",
+                config_fields.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        if !pending.is_empty() {
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            let why = if step.reboot.is_some() {
+                "the blast-radius policy deferred the reboot"
+            } else {
+                "the plan did not expect a reboot; plan again"
+            };
+            note.push_str(&format!(
+                "{} written but pending until VM {vmid} boots again ({why})",
+                pending.join(", ")
+            ));
+        }
         Ok(Outcome {
             external_id: Some(vmid.to_string()),
-            note: format!(
-                "updated {}",
-                changed.iter().cloned().collect::<Vec<_>>().join(", ")
-            ),
+            note,
         })
     }
 

@@ -115,6 +115,8 @@ pub(crate) fn fresh_state(ctx: &DcContext) -> State {
             },
             shared: storage_kind_shared(&s.kind),
             total: storage_capacity(&s.kind),
+            nodes: None,
+            disabled: false,
         })
         .collect();
     if !storages.iter().any(|s| s.id == "local") {
@@ -126,6 +128,8 @@ pub(crate) fn fresh_state(ctx: &DcContext) -> State {
                 content: vec!["backup".into(), "iso".into(), "vztmpl".into()],
                 shared: false,
                 total: 94 * GIB,
+                nodes: None,
+                disabled: false,
             },
         );
     }
@@ -136,6 +140,8 @@ pub(crate) fn fresh_state(ctx: &DcContext) -> State {
             content: vec!["images".into(), "rootdir".into()],
             shared: false,
             total: storage_capacity("lvmthin"),
+            nodes: None,
+            disabled: false,
         });
     }
     let image_store = storages
@@ -155,6 +161,7 @@ pub(crate) fn fresh_state(ctx: &DcContext) -> State {
         ha: BTreeMap::new(),
         ha_rules: BTreeMap::new(),
         pools: BTreeMap::new(),
+        access: Default::default(),
         tasks: BTreeMap::new(),
         next_task: 1,
         next_pid: 0x1000 + (rnd() % 0x8000) as u32,
@@ -211,6 +218,7 @@ pub(crate) fn fresh_state(ctx: &DcContext) -> State {
             running: false,
             started: 0,
             pid: 0,
+            pending: Default::default(),
         },
     );
 
@@ -265,6 +273,7 @@ pub(crate) fn fresh_state(ctx: &DcContext) -> State {
                 } else {
                     0
                 },
+                pending: Default::default(),
             },
         );
         vmid += 1;
@@ -710,7 +719,9 @@ impl Pve {
         if ty.is_none() || ty == Some("storage") {
             let usage = Self::storage_usage(&st);
             for s in &st.storages {
-                for n in &st.nodes {
+                // Only where it is configured and enabled (pvestatd reports the
+                // storages active on each node).
+                for n in st.nodes.iter().filter(|n| s.usable_on(&n.name).is_ok()) {
                     let e = Self::storage_entry(s, &n.name, &usage);
                     let (used, total) = (e["used"].clone(), e["total"].clone());
                     list.push(json!({
@@ -903,6 +914,12 @@ impl Pve {
 
     fn ha_json(st: &State, sid: &str, opts: &BTreeMap<String, Value>) -> Value {
         let mut v = json!({"sid": sid, "type": sid.split(':').next().unwrap_or("vm"), "digest": st.ha_digest()});
+        // The defaults of what is unset (pve-ha-manager `src/PVE/HA/Config.pm`
+        // `read_and_check_resources_config`; `failback` is PVE 9's).
+        v["state"] = json!("started");
+        v["failback"] = json!(1);
+        v["max_restart"] = json!(1);
+        v["max_relocate"] = json!(1);
         for (k, val) in opts {
             v[k] = val.clone();
         }

@@ -23,15 +23,27 @@
 //!   the same id and one of them fails (synchronously, or in its clone task).
 //! - HA resources and HA rules as in PVE 9 (HA groups are migrated to node-affinity
 //!   rules there, so the `group` parameter and the groups API answer with an error);
-//!   the HA manager starts and stops guests to match their requested state.
+//!   the HA manager starts and stops guests to match their requested state; HA resources
+//!   list PVE 9's `failback` (default 1).
+//! - Pending changes ([`model::Pending`]): changes to a running guest that cannot be
+//!   hot-plugged (`cores`, and `memory` without memory hotplug) wait in `[PENDING]`
+//!   until it stops, starts or reboots; `GET .../pending`, `config?current=1`.
+//! - Users, API tokens, roles and ACLs ([`access`], `/access/acl`, `/access/roles`,
+//!   `/access/users`): every route checks the privileges PVE checks ([`perms`]); lists
+//!   leave out what the caller may not see. The configured token is an
+//!   `Administrator` token without privilege separation.
+//! - Storages restricted to nodes or disabled (`/_twin/` mutation of kind `storage`):
+//!   new volumes on a node where the storage is not enabled are refused.
 //!
 //! Routes are listed in [`ROUTES`] (checked against the vendor schema by
 //! `tests/proxmox_schema.rs`); [`route_params`] gives each one's parameters.
 
+mod access;
 mod api;
 mod auth;
 mod model;
 pub mod params;
+mod perms;
 mod qemu;
 mod sha1;
 
@@ -80,6 +92,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/nodes/{node}/qemu/{vmid}/config"),
     ("POST", "/nodes/{node}/qemu/{vmid}/config"),
     ("PUT", "/nodes/{node}/qemu/{vmid}/config"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/pending"),
     ("POST", "/nodes/{node}/qemu/{vmid}/clone"),
     ("POST", "/nodes/{node}/qemu/{vmid}/template"),
     ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
@@ -114,6 +127,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/pools/{poolid}"),
     ("PUT", "/pools/{poolid}"),
     ("DELETE", "/pools/{poolid}"),
+    ("GET", "/access/acl"),
+    ("PUT", "/access/acl"),
+    ("GET", "/access/roles"),
+    ("POST", "/access/roles"),
+    ("GET", "/access/roles/{roleid}"),
+    ("PUT", "/access/roles/{roleid}"),
+    ("DELETE", "/access/roles/{roleid}"),
+    ("POST", "/access/users"),
+    ("POST", "/access/users/{userid}/token/{tokenid}"),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +160,7 @@ enum R {
     ConfigGet,
     ConfigPost,
     ConfigPut,
+    PendingGet,
     Clone,
     Template,
     Resize,
@@ -172,6 +195,15 @@ enum R {
     PoolGet,
     PoolPut,
     PoolDelete,
+    AclList,
+    AclPut,
+    RoleList,
+    RoleCreate,
+    RoleGet,
+    RolePut,
+    RoleDelete,
+    UserCreate,
+    TokenCreate,
 }
 
 /// [`ROUTES`] as the twin's route table; each handler is the route's index (into
@@ -209,6 +241,7 @@ const KINDS: [R; ROUTES.len()] = [
     R::ConfigGet,
     R::ConfigPost,
     R::ConfigPut,
+    R::PendingGet,
     R::Clone,
     R::Template,
     R::Resize,
@@ -243,6 +276,15 @@ const KINDS: [R; ROUTES.len()] = [
     R::PoolGet,
     R::PoolPut,
     R::PoolDelete,
+    R::AclList,
+    R::AclPut,
+    R::RoleList,
+    R::RoleCreate,
+    R::RoleGet,
+    R::RolePut,
+    R::RoleDelete,
+    R::UserCreate,
+    R::TokenCreate,
 ];
 
 const S: Ty = Ty::Str;
@@ -600,6 +642,39 @@ static POOL_PUT: &[P] = &[
     P::opt("vms", S).fmt(Fmt::VmidList),
 ];
 static POOL_DELETE: &[P] = &[POOLID];
+static ACL_PUT: &[P] = &[
+    P::opt("delete", B),
+    P::opt("groups", S),
+    P::req("path", S),
+    P::opt("propagate", B),
+    P::req("roles", S),
+    P::opt("tokens", S),
+    P::opt("users", S),
+];
+const ROLEID: P = P::req("roleid", S);
+static ROLE_CREATE: &[P] = &[P::opt("privs", S), ROLEID];
+static ROLE_ONLY: &[P] = &[ROLEID];
+static ROLE_PUT: &[P] = &[P::opt("append", B), P::opt("privs", S), ROLEID];
+const USERID: P = P::req("userid", S).max(64);
+static USER_CREATE: &[P] = &[
+    P::opt("comment", S).max(2048),
+    P::opt("email", S).max(254),
+    P::opt("enable", B),
+    P::opt("expire", NONNEG),
+    P::opt("firstname", S).max(1024),
+    P::opt("groups", S),
+    P::opt("keys", S),
+    P::opt("lastname", S).max(1024),
+    P::opt("password", S).max(64),
+    USERID,
+];
+static TOKEN_CREATE: &[P] = &[
+    P::opt("comment", S),
+    P::opt("expire", NONNEG),
+    P::opt("privsep", B),
+    P::req("tokenid", S),
+    USERID,
+];
 
 fn spec(r: R) -> Spec {
     let (params, qemu): (&'static [P], bool) = match r {
@@ -615,7 +690,7 @@ fn spec(r: R) -> Spec {
         R::TaskLog => (TASK_LOG, false),
         R::QemuList => (QEMU_LIST, false),
         R::QemuCreate => (QEMU_CREATE, true),
-        R::QemuIndex | R::StatusIndex | R::StatusCurrent => (NODE_VMID, false),
+        R::QemuIndex | R::StatusIndex | R::StatusCurrent | R::PendingGet => (NODE_VMID, false),
         R::QemuDelete => (QEMU_DELETE, false),
         R::ConfigGet => (CONFIG_GET, false),
         R::ConfigPut => (CONFIG_PUT, true),
@@ -649,6 +724,13 @@ fn spec(r: R) -> Spec {
         R::PoolGet => (POOL_GET, false),
         R::PoolPut => (POOL_PUT, false),
         R::PoolDelete => (POOL_DELETE, false),
+        R::AclList | R::RoleList => (NONE, false),
+        R::AclPut => (ACL_PUT, false),
+        R::RoleCreate => (ROLE_CREATE, false),
+        R::RoleGet | R::RoleDelete => (ROLE_ONLY, false),
+        R::RolePut => (ROLE_PUT, false),
+        R::UserCreate => (USER_CREATE, false),
+        R::TokenCreate => (TOKEN_CREATE, false),
     };
     Spec { params, qemu }
 }
@@ -818,6 +900,41 @@ pub struct Pve {
 }
 
 impl Pve {
+    /// `/_twin/` mutation of a storage's `storage.cfg` entry: `nodes` (comma-separated,
+    /// or null for all) and `disabled`.
+    fn mutate_storage(&self, req: &MutateRequest) -> Result<Value, String> {
+        let mut st = self.st.lock();
+        let names: Vec<String> = st.nodes.iter().map(|n| n.name.clone()).collect();
+        let Some(s) = st.storages.iter_mut().find(|s| s.id == req.id) else {
+            return Err(format!("storage '{}' does not exist", req.id));
+        };
+        for (k, v) in &req.set {
+            match k.as_str() {
+                "nodes" => {
+                    s.nodes = match v {
+                        Value::Null => None,
+                        Value::String(list) => {
+                            let nodes: std::collections::BTreeSet<String> =
+                                params::split_list(list).map(String::from).collect();
+                            if let Some(n) = nodes.iter().find(|n| !names.contains(n)) {
+                                return Err(format!("no such cluster node '{n}'"));
+                            }
+                            Some(nodes)
+                        }
+                        _ => return Err("`nodes` is a comma-separated list or null".into()),
+                    }
+                }
+                "disabled" => {
+                    s.disabled = v
+                        .as_bool()
+                        .ok_or_else(|| "`disabled` is true or false".to_string())?
+                }
+                other => return Err(format!("unknown storage setting '{other}'")),
+            }
+        }
+        Ok(serde_json::to_value(&*s).unwrap_or(Value::Null))
+    }
+
     /// The twin's clock.
     pub(crate) fn clock(&self) -> &crate::core::Clock {
         &self.ctx.shared.clock
@@ -900,7 +1017,10 @@ impl Pve {
                 .and_then(|a| auth::extract_auth_value(a, "PVEAPIToken"))
         {
             let (id, secret) = auth::split_token(&token).ok_or(FAILED)?;
-            if id == creds.proxmox_token_id && secret == creds.proxmox_token_secret {
+            // The configured token and those created through `/access/users`.
+            if (id == creds.proxmox_token_id && secret == creds.proxmox_token_secret)
+                || self.st.lock().access.token_matches(id, secret)
+            {
                 return Ok(Auth {
                     user: id.to_string(),
                 });
@@ -1005,8 +1125,19 @@ impl Pve {
                 )));
             }
         }
+        // Privileges (checked before the handler, as PVE's `check` permissions are).
+        if kind != R::Ticket {
+            let st = self.st.lock();
+            if let Err(e) = perms::authorize(&st.access, &st, kind, &auth, &params) {
+                return error_response(e);
+            }
+        }
         match self.call(kind, &auth, &params).await {
-            Ok(Reply { data, total }) => {
+            Ok(Reply { mut data, total }) => {
+                {
+                    let st = self.st.lock();
+                    perms::filter(&st.access, &st, kind, &auth, &mut data);
+                }
                 let mut body = json!({"data": data});
                 if let Some(t) = total {
                     body["total"] = json!(t);
@@ -1039,6 +1170,7 @@ impl Pve {
             R::ConfigGet => self.config_get(p),
             R::ConfigPut => self.config_put(auth, p).await,
             R::ConfigPost => self.config_post(auth, p).await,
+            R::PendingGet => self.pending_get(p),
             R::Clone => self.clone_vm(auth, p),
             R::Template => self.template(auth, p),
             R::Resize => self.resize(auth, p),
@@ -1083,6 +1215,15 @@ impl Pve {
             R::PoolGet => self.pool_get(p),
             R::PoolPut => self.pool_put(p),
             R::PoolDelete => self.pool_delete(p),
+            R::AclList => self.acl_list(auth),
+            R::AclPut => self.acl_put(p),
+            R::RoleList => self.role_list(),
+            R::RoleCreate => self.role_create(p),
+            R::RoleGet => self.role_get(p),
+            R::RolePut => self.role_put(p),
+            R::RoleDelete => self.role_delete(p),
+            R::UserCreate => self.user_create(p),
+            R::TokenCreate => self.token_create(p),
         }
     }
 
@@ -1164,8 +1305,14 @@ impl Service for Pve {
     }
 
     fn mutate(&self, req: &MutateRequest) -> Result<Value, String> {
+        if req.kind == "storage" {
+            return self.mutate_storage(req);
+        }
         if req.kind != "qemu" && req.kind != "vm" {
-            return Err(format!("unknown kind `{}`; use `qemu`", req.kind));
+            return Err(format!(
+                "unknown kind `{}`; use `qemu` or `storage`",
+                req.kind
+            ));
         }
         let vmid: u32 = req
             .id
@@ -1245,6 +1392,37 @@ impl Service for Pve {
     }
 }
 
+/// The configured API token (`strata@pve!twin` unless the credentials say otherwise)
+/// exists, with its current secret, as a token without privilege separation of a user
+/// who is `Administrator` on `/`: what `pveum user token add strata@pve twin
+/// --privsep 0` after `pveum acl modify / --users strata@pve --roles Administrator`
+/// leaves. Tokens made through `/access/users/{userid}/token/{tokenid}` get only what
+/// their ACLs give.
+fn seed_access(st: &mut State, creds: &crate::Credentials) {
+    let Some((user, id)) = access::split_tokenid(&creds.proxmox_token_id) else {
+        return;
+    };
+    let known = st.access.users.contains_key(user);
+    let u = st.access.users.entry(user.to_string()).or_default();
+    u.tokens.insert(
+        id.to_string(),
+        access::Token {
+            secret: creds.proxmox_token_secret.clone(),
+            privsep: false,
+            comment: None,
+        },
+    );
+    if !known {
+        st.access.acl.insert(access::AclEntry {
+            path: "/".into(),
+            kind: access::Ugid::User,
+            ugid: user.to_string(),
+            roleid: "Administrator".into(),
+            propagate: true,
+        });
+    }
+}
+
 /// Build this DC's Proxmox VE cluster (from saved state when given).
 pub fn build(ctx: Arc<DcContext>, saved: Option<Value>) -> anyhow::Result<Arc<dyn Service>> {
     let state = match saved {
@@ -1256,6 +1434,8 @@ pub fn build(ctx: Arc<DcContext>, saved: Option<Value>) -> anyhow::Result<Arc<dy
         }
         _ => api::fresh_state(&ctx),
     };
+    let mut state = state;
+    seed_access(&mut state, &ctx.creds);
     let secret = hex::decode(&state.secret).unwrap_or_else(|_| state.secret.as_bytes().to_vec());
     let pve = Arc::new(Pve {
         ctx,

@@ -50,9 +50,29 @@ pub struct Storage {
     pub shared: bool,
     /// Capacity in bytes (per node for local storages).
     pub total: u64,
+    /// The nodes it is configured on (`nodes` in `storage.cfg`); `None`: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<BTreeSet<String>>,
+    /// `disable` in `storage.cfg`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
 
 impl Storage {
+    /// Whether guests on `node` may use it, or PVE's refusal (pve-storage
+    /// `src/PVE/Storage.pm` `storage_check_enabled` / `storage_check_node`).
+    pub fn usable_on(&self, node: &str) -> Result<(), String> {
+        if self.disabled {
+            return Err(format!("storage '{}' is disabled", self.id));
+        }
+        if self.nodes.as_ref().is_some_and(|n| !n.contains(node)) {
+            return Err(format!(
+                "storage '{}' is not available on node '{node}'",
+                self.id
+            ));
+        }
+        Ok(())
+    }
     pub fn has_images(&self) -> bool {
         self.content.iter().any(|c| c == "images")
     }
@@ -75,6 +95,94 @@ pub struct Vm {
     pub started: i64,
     #[serde(default)]
     pub pid: u32,
+    /// The `[PENDING]` section: changes made while it ran that take effect when it
+    /// next starts (see [`Pending`]).
+    #[serde(default, skip_serializing_if = "Pending::is_empty")]
+    pub pending: Pending,
+}
+
+/// Changes to a running guest that could not be hot-plugged, kept in the configuration's
+/// `[PENDING]` section until the guest stops or starts (qemu-server
+/// `PVE/QemuServer.pm` `vmconfig_hotplug_pending` leaves them there and
+/// `vmconfig_apply_pending` applies them, from `vm_start` and `vm_stop_cleanup`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    /// Values to set.
+    pub set: BTreeMap<String, Value>,
+    /// Keys to delete.
+    pub delete: BTreeSet<String>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.delete.is_empty()
+    }
+}
+
+/// Options PVE changes at once on a running guest whatever its `hotplug` setting: its
+/// `$fast_plug_option` list plus the cloud-init options (qemu-server
+/// `PVE/QemuServer.pm`), and the ones it can change live in any case (ballooning
+/// target, CPU shares and limit, guest agent, unused volumes).
+const FAST_PLUG: &[&str] = &[
+    "description",
+    "hookscript",
+    "lock",
+    "migrate_downtime",
+    "migrate_speed",
+    "name",
+    "onboot",
+    "protection",
+    "shares",
+    "startup",
+    "tags",
+    "vmstatestorage",
+    "cicustom",
+    "cipassword",
+    "citype",
+    "ciuser",
+    "ciupgrade",
+    "nameserver",
+    "searchdomain",
+    "sshkeys",
+    "balloon",
+    "cpuunits",
+    "cpulimit",
+    "agent",
+];
+
+/// The hotplug features of a `hotplug` value (`1` or absent: PVE's default
+/// `network,disk,usb`; `0`: none).
+pub fn hotplug_features(value: Option<&str>) -> BTreeSet<String> {
+    let v = match value {
+        None | Some("1") => "network,disk,usb",
+        Some("0") => "",
+        Some(v) => v,
+    };
+    params::split_list(v).map(String::from).collect()
+}
+
+/// Whether PVE applies a change of `key` to a running guest at once (true) or keeps it
+/// pending until the next start (false), given the guest's hotplug features. Follows
+/// `vmconfig_hotplug_pending`: `cores`, `sockets`, `cpu` and the hardware options are
+/// never hot-plugged; `memory` only with the `memory` feature, `vcpus` only with `cpu`,
+/// NICs with `network`, SCSI/VirtIO disks with `disk`.
+pub fn hot_pluggable(key: &str, features: &BTreeSet<String>) -> bool {
+    let has = |f: &str| features.contains(f);
+    if FAST_PLUG.contains(&key) || key.starts_with("ipconfig") || key.starts_with("unused") {
+        return true;
+    }
+    if key.starts_with("net") && key[3..].parse::<u32>().is_ok() {
+        return has("network");
+    }
+    if params::is_drive_key(key) {
+        let slow = ["efidisk", "tpmstate", "ide", "sata"];
+        return has("disk") && !slow.iter().any(|p| key.starts_with(p));
+    }
+    match key {
+        "memory" => has("memory"),
+        "vcpus" => has("cpu"),
+        _ => false,
+    }
 }
 
 pub fn value_text(v: &Value) -> String {
@@ -219,7 +327,78 @@ impl Vm {
             out.push_str(&value_text(v));
             out.push('\n');
         }
+        if !self.pending.is_empty() {
+            out.push_str("\n[PENDING]\n");
+            if !self.pending.delete.is_empty() {
+                let keys: Vec<&str> = self.pending.delete.iter().map(String::as_str).collect();
+                out.push_str(&format!("delete: {}\n", keys.join(",")));
+            }
+            for (k, v) in &self.pending.set {
+                out.push_str(&format!("{k}: {}\n", value_text(v)));
+            }
+        }
         out
+    }
+
+    /// The configuration with its pending changes applied (what `GET .../config`
+    /// returns unless `current=1`).
+    pub fn conf_with_pending(&self) -> BTreeMap<String, Value> {
+        let mut conf = self.conf.clone();
+        for k in &self.pending.delete {
+            conf.remove(k);
+        }
+        conf.extend(self.pending.set.clone());
+        conf
+    }
+
+    /// Apply the pending changes (at start and after a stop).
+    pub fn apply_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.conf = self.conf_with_pending();
+        self.pending = Pending::default();
+    }
+
+    /// Take `new` (the whole configuration after an update): everything at once when the
+    /// guest is stopped; when it runs, what can be hot-plugged at once and the rest into
+    /// `[PENDING]` (a pending entry that matches the current value is dropped, as
+    /// `cleanup_pending` does).
+    pub fn update_conf(&mut self, new: BTreeMap<String, Value>) {
+        if !self.running {
+            self.conf = new;
+            self.pending = Pending::default();
+            return;
+        }
+        let features = hotplug_features(self.get("hotplug").as_deref());
+        let keys: BTreeSet<String> = new.keys().chain(self.conf.keys()).cloned().collect();
+        for k in keys {
+            let (have, want) = (self.conf.get(&k).cloned(), new.get(&k).cloned());
+            if have == want {
+                self.pending.set.remove(&k);
+                self.pending.delete.remove(&k);
+                continue;
+            }
+            if hot_pluggable(&k, &features) {
+                match want {
+                    Some(v) => self.conf.insert(k.clone(), v),
+                    None => self.conf.remove(&k),
+                };
+                self.pending.set.remove(&k);
+                self.pending.delete.remove(&k);
+                continue;
+            }
+            match want {
+                Some(v) => {
+                    self.pending.delete.remove(&k);
+                    self.pending.set.insert(k, v);
+                }
+                None => {
+                    self.pending.set.remove(&k);
+                    self.pending.delete.insert(k);
+                }
+            }
+        }
     }
     /// SHA-1 of the configuration file.
     pub fn digest(&self) -> String {
@@ -443,6 +622,9 @@ pub struct State {
     #[serde(default)]
     pub ha_rules: BTreeMap<String, BTreeMap<String, Value>>,
     pub pools: BTreeMap<String, Pool>,
+    /// Users, tokens, custom roles and the ACL (`/etc/pve/user.cfg`).
+    #[serde(default)]
+    pub access: super::access::Access,
     pub tasks: BTreeMap<u64, Task>,
     pub next_task: u64,
     pub next_pid: u32,
@@ -559,7 +741,47 @@ mod tests {
             running: false,
             started: 0,
             pid: 0,
+            pending: Pending::default(),
         }
+    }
+
+    #[test]
+    fn changes_to_a_running_guest_wait_for_its_next_start() {
+        let mut v =
+            vm(json!({"cores": 2, "memory": "2048", "tags": "a", "net0": "virtio,bridge=vmbr0"}));
+        v.running = true;
+        let mut new = v.conf.clone();
+        new.insert("cores".into(), json!(4));
+        new.insert("memory".into(), json!("4096"));
+        new.insert("tags".into(), json!("a;b"));
+        new.insert("net0".into(), json!("virtio,bridge=vmbr0,tag=5"));
+        let before = v.digest();
+        v.update_conf(new.clone());
+        // Tags and NICs (default hotplug) at once; cores and memory pending.
+        assert_eq!(v.get("tags").as_deref(), Some("a;b"));
+        assert_eq!(v.get("net0").as_deref(), Some("virtio,bridge=vmbr0,tag=5"));
+        assert_eq!(v.get("cores").as_deref(), Some("2"));
+        assert_eq!(
+            v.pending.set.keys().cloned().collect::<Vec<_>>(),
+            vec!["cores".to_string(), "memory".to_string()]
+        );
+        assert!(v.conf_text().contains("\n[PENDING]\ncores: 4\n"));
+        assert_ne!(v.digest(), before);
+        assert_eq!(v.conf_with_pending().get("cores"), Some(&json!(4)));
+        // With memory hotplug, memory goes live; writing the old cores back drops it.
+        v.conf
+            .insert("hotplug".into(), json!("network,disk,memory"));
+        let mut back = new.clone();
+        back.insert("cores".into(), json!(2));
+        back.insert("hotplug".into(), json!("network,disk,memory"));
+        v.update_conf(back);
+        assert_eq!(v.get("memory").as_deref(), Some("4096"));
+        assert!(v.pending.is_empty(), "{:?}", v.pending);
+        // Stopped: everything at once.
+        v.running = false;
+        v.update_conf(new);
+        assert_eq!(v.get("cores").as_deref(), Some("4"));
+        assert!(v.pending.is_empty());
     }
 
     #[test]
@@ -595,6 +817,7 @@ mod tests {
             ha: BTreeMap::new(),
             ha_rules: BTreeMap::new(),
             pools: BTreeMap::new(),
+            access: Default::default(),
             tasks: BTreeMap::new(),
             next_task: 0,
             next_pid: 1,

@@ -85,7 +85,13 @@ impl Pve {
     // ---- configuration changes ----
 
     /// A new volume for `STORAGE:SIZE` (GiB), `STORAGE:cloudinit` or `import-from`.
-    fn alloc_drive(st: &State, vmid: u32, mut d: Drive, next: &mut u32) -> Result<Drive, String> {
+    fn alloc_drive(
+        st: &State,
+        node: &str,
+        vmid: u32,
+        mut d: Drive,
+        next: &mut u32,
+    ) -> Result<Drive, String> {
         if d.file == "none" || d.file == "cdrom" || d.file.starts_with('/') {
             return Ok(d);
         }
@@ -99,6 +105,11 @@ impl Pve {
         let stor = st
             .storage(&sid)
             .ok_or_else(|| format!("storage '{sid}' does not exist"))?;
+        let allocates =
+            vol == "cloudinit" || params::is_number(&vol) || d.opts.contains_key("import-from");
+        if allocates {
+            stor.usable_on(node)?;
+        }
         if vol == "cloudinit" {
             let name = if stor.kind == "dir" {
                 format!("{vmid}/vm-{vmid}-cloudinit.qcow2")
@@ -138,6 +149,7 @@ impl Pve {
     fn apply_config(
         &self,
         st: &State,
+        node: &str,
         vmid: u32,
         conf: &mut BTreeMap<String, Value>,
         set: &BTreeMap<String, Value>,
@@ -177,7 +189,7 @@ impl Pve {
                 text = net.print();
             } else if params::is_drive_key(&key) {
                 let d = params::parse_drive(&key, &text)?;
-                let d = Self::alloc_drive(st, vmid, d, &mut next)?;
+                let d = Self::alloc_drive(st, node, vmid, d, &mut next)?;
                 text = d.print();
                 if let Some(old) = conf.get(&key).map(value_text)
                     && !key.starts_with("unused")
@@ -293,12 +305,56 @@ impl Pve {
             }
             return Err(ApiError::msg(format!("snapshot '{s}' does not exist")));
         }
-        let mut conf = json!(vm.conf);
+        // Pending values unless `current` (qemu-server `API2/Qemu.pm` `vm_config`,
+        // `load_current_config`).
+        let mut conf = if p.flag("current") {
+            json!(vm.conf)
+        } else {
+            json!(vm.conf_with_pending())
+        };
         conf["digest"] = json!(vm.digest());
         if conf.get("cipassword").is_some() {
             conf["cipassword"] = json!("**********");
         }
         Ok(conf.into())
+    }
+
+    /// `GET .../pending`: every key with its current value and, where one is pending,
+    /// the new value or `delete: 1` (qemu-server `API2/Qemu.pm` `vm_pending`).
+    pub(crate) fn pending_get(&self, p: &Params) -> ApiResult {
+        let st = self.st.lock();
+        check_node(&st, p.node())?;
+        let vm = vm_on(&st, p.node(), p.vmid()).map_err(ApiError::msg)?;
+        let keys: std::collections::BTreeSet<&String> = vm
+            .conf
+            .keys()
+            .chain(vm.pending.set.keys())
+            .chain(vm.pending.delete.iter())
+            .collect();
+        let mask = |k: &str, v: &Value| {
+            if k == "cipassword" {
+                json!("**********")
+            } else {
+                v.clone()
+            }
+        };
+        let list: Vec<Value> = keys
+            .into_iter()
+            .map(|k| {
+                let mut e = json!({"key": k});
+                if let Some(v) = vm.conf.get(k) {
+                    e["value"] = mask(k, v);
+                }
+                if let Some(v) = vm.pending.set.get(k) {
+                    e["pending"] = mask(k, v);
+                }
+                if vm.pending.delete.contains(k) {
+                    e["delete"] = json!(1);
+                }
+                e
+            })
+            .collect();
+        Ok(json!(list).into())
     }
 
     pub(crate) fn status_current(&self, p: &Params) -> ApiResult {
@@ -351,7 +407,7 @@ impl Pve {
         }
         let (set, _) = config_changes(p);
         let mut conf = BTreeMap::new();
-        self.apply_config(&st, vmid, &mut conf, &set, &[])
+        self.apply_config(&st, &node, vmid, &mut conf, &set, &[])
             .map_err(|e| ApiError::msg(format!("unable to create VM {vmid} - {e}")))?;
         conf.remove("lock");
         if !conf.contains_key("smbios1") {
@@ -381,6 +437,7 @@ impl Pve {
                 running: false,
                 started: 0,
                 pid: 0,
+                pending: Default::default(),
             };
             let drives = probe.drives();
             let mut order: Vec<String> = Vec::new();
@@ -416,6 +473,7 @@ impl Pve {
                 running: false,
                 started: 0,
                 pid: 0,
+                pending: Default::default(),
             },
         );
         let action = Action::Create {
@@ -473,6 +531,7 @@ impl Pve {
                     "can't clone to non-shared storage '{sid}'"
                 )));
             }
+            s.usable_on(&target).map_err(ApiError::msg)?;
         }
         check_lock(&src).map_err(ApiError::msg)?;
         if let Some(s) = p.s("snapname") {
@@ -498,6 +557,11 @@ impl Pve {
                     "Linked clone feature is not supported for '{}' ({key})",
                     d.file
                 )));
+            }
+            if storage.is_none()
+                && let Some(s) = d.volume().and_then(|(sid, _)| st.storage(sid))
+            {
+                s.usable_on(&target).map_err(ApiError::msg)?;
             }
             if target != node
                 && d.volume()
@@ -825,12 +889,12 @@ impl Pve {
             let mut conf = st
                 .vms
                 .get(&vmid)
-                .map(|v| v.conf.clone())
+                .map(Vm::conf_with_pending)
                 .unwrap_or_default();
-            self.apply_config(&st, vmid, &mut conf, &set, &delete)
+            self.apply_config(&st, &node, vmid, &mut conf, &set, &delete)
                 .map_err(ApiError::msg)?;
             if let Some(vm) = st.vms.get_mut(&vmid) {
-                vm.conf = conf;
+                vm.update_conf(conf);
             }
             Ok(Value::Null.into())
         };
@@ -1275,6 +1339,7 @@ impl Pve {
                 running: false,
                 started: 0,
                 pid: 0,
+                pending: Default::default(),
             },
         );
         Ok(())
@@ -1409,6 +1474,8 @@ impl Pve {
                     .vms
                     .get_mut(vmid)
                     .ok_or_else(|| conf_missing(node, *vmid))?;
+                // `vm_start` applies what is pending before it launches the guest.
+                vm.apply_pending();
                 vm.running = true;
                 vm.started = self.now();
                 vm.pid = pid;
@@ -1421,6 +1488,8 @@ impl Pve {
                     .ok_or_else(|| conf_missing(node, *vmid))?;
                 vm.running = false;
                 vm.pid = 0;
+                // `vm_stop_cleanup` applies the pending changes.
+                vm.apply_pending();
                 Ok(())
             }
             Action::Reboot { vmid } => {
@@ -1428,6 +1497,8 @@ impl Pve {
                     .vms
                     .get_mut(vmid)
                     .ok_or_else(|| conf_missing(node, *vmid))?;
+                // A reboot is a shutdown and a start: the pending changes apply.
+                vm.apply_pending();
                 vm.started = self.now();
                 Ok(())
             }
@@ -1469,10 +1540,14 @@ impl Pve {
                 skiplock,
             } => {
                 Self::update_checks(st, node, *vmid, digest.as_deref(), *skiplock)?;
-                let mut conf = st.vms.get(vmid).map(|v| v.conf.clone()).unwrap_or_default();
-                self.apply_config(st, *vmid, &mut conf, set, delete)?;
+                let mut conf = st
+                    .vms
+                    .get(vmid)
+                    .map(Vm::conf_with_pending)
+                    .unwrap_or_default();
+                self.apply_config(st, node, *vmid, &mut conf, set, delete)?;
                 if let Some(vm) = st.vms.get_mut(vmid) {
-                    vm.conf = conf;
+                    vm.update_conf(conf);
                 }
                 Ok(())
             }

@@ -86,6 +86,19 @@ fn check_shape(rule: &HaRule, diags: &mut Vec<Diagnostic>) {
                     .help("remove `strict`"),
                 );
             }
+            if let Some(f) = &rule.failback {
+                diags.push(
+                    rule_error(
+                        rule,
+                        f.span_opt(),
+                        format!(
+                            "HA rule `{name}` is a resource-affinity rule, which has no preferred nodes to fail back to"
+                        ),
+                    )
+                    .expected("`failback` only on `type: node-affinity` rules")
+                    .help("remove `failback`, or set it on the node-affinity rule of these VMs"),
+                );
+            }
         }
         HaRuleKind::NodeAffinity => {
             if let Some(a) = &rule.affinity {
@@ -242,6 +255,7 @@ pub(crate) fn resolve_ha_rules(
             affinity: rule.affinity.as_ref().map(|a| **a),
             nodes: rule_nodes,
             strict: rule.strict.as_ref().is_some_and(|s| **s),
+            failback: rule.failback.as_ref().is_none_or(|f| **f),
             vms: hosts.iter().cloned().collect(),
         });
         selected.push((rule, hosts));
@@ -335,6 +349,7 @@ mod tests {
             affinity: None,
             racks: vec![],
             strict: None,
+            failback: None,
             roles: vec![],
             vms: vec![],
         }
@@ -473,6 +488,46 @@ mod tests {
         resolve_ha_rules("fra1", &cluster(vec![r]), &NODES, &mut ctl_vms(), &mut d);
         assert_eq!(codes_of(&d), ["S0408"], "{d:#?}");
         assert!(d[0].message.contains("selects no VM in `fra1`"));
+    }
+
+    #[test]
+    fn failback_belongs_to_node_affinity_rules_and_defaults_to_on() {
+        let mut pin = rule("region-r02", HaRuleKind::NodeAffinity);
+        pin.racks = vec![name("r02")];
+        pin.roles = vec![Located::synthetic(HaVmRole::MaasRegion)];
+        pin.failback = Some(Located::synthetic(false));
+        let mut any = rule("ci-anywhere", HaRuleKind::NodeAffinity);
+        any.vms = vec![name("ci1")];
+        let mut d = Vec::new();
+        let got = resolve_ha_rules(
+            "fra1",
+            &cluster(vec![pin, any]),
+            &NODES,
+            &mut ctl_vms(),
+            &mut d,
+        );
+        assert!(d.is_empty(), "{d:#?}");
+        let failback: Vec<(&str, bool)> = got
+            .rules
+            .iter()
+            .map(|r| (r.name.as_str(), r.failback))
+            .collect();
+        assert_eq!(failback, [("ci-anywhere", true), ("region-r02", false)]);
+
+        let mut apart = rule("apart", HaRuleKind::ResourceAffinity);
+        apart.affinity = Some(Located::synthetic(HaAffinity::Negative));
+        apart.roles = vec![Located::synthetic(HaVmRole::OpenstackControl)];
+        apart.failback = Some(Located::synthetic(false));
+        let mut d = Vec::new();
+        resolve_ha_rules(
+            "fra1",
+            &cluster(vec![apart]),
+            &NODES,
+            &mut ctl_vms(),
+            &mut d,
+        );
+        assert_eq!(codes_of(&d), ["S0408"], "{d:#?}");
+        assert!(d[0].message.contains("no preferred nodes"), "{d:#?}");
     }
 
     #[test]
