@@ -8,9 +8,10 @@ use strata_fleet::{Dc, Fleet, VmKind};
 use strata_spec::{BmcDriver, InfraVlan, MachineRole, SecretRef};
 
 use crate::fields::{
-    AddressRange, FabricFields, FlavorFields, HaRuleFields, HaRuleSpec, MaasSubnetFields,
-    MaasSubnetSpec, MachineFields, MachineSpec, NetworkFields, NodeDnsFields, ProjectFields,
-    QuotaFields, SubnetFields, VlanFields, VmFields, VmSpec,
+    AddressRange, FabricFields, FlavorAccessFields, FlavorFields, HaRuleFields, HaRuleSpec,
+    MaasSubnetFields, MaasSubnetSpec, MachineFields, MachineSpec, NetworkFields, NetworkRbacFields,
+    NodeDnsFields, ProjectFields, QuotaFields, RoleAssignmentFields, SubnetFields, VlanFields,
+    VmFields, VmSpec,
 };
 use crate::model::{Kind, Resource, ResourceId, ResourceSet, owner_tag};
 
@@ -18,6 +19,12 @@ use crate::model::{Kind, Resource, ResourceId, ResourceSet, owner_tag};
 pub const FABRIC: &str = "strata";
 /// The Neutron physical network tenant VLANs ride on.
 pub const PHYSNET: &str = "physnet1";
+/// The Keystone role team members get on their team's project: `member`, one of the
+/// three roles `keystone-manage bootstrap` creates (admin, member, reader) and the one
+/// Nova's and Neutron's default policies give project users.
+pub const MEMBER_ROLE: &str = "member";
+/// The Neutron RBAC action that lets a project use (attach ports to) a network.
+pub const ACCESS_AS_SHARED: &str = "access_as_shared";
 
 /// Everything the fleet wants, across all DCs and platforms; an error when a
 /// machine's user-data (cloud-init) cannot be rendered, so that a template bug never
@@ -342,22 +349,58 @@ fn openstack(fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                 ram: i64::try_from(t.quota.ram_mib).unwrap_or(i64::MAX),
             },
         );
-        q.depends_on.push(project);
+        q.depends_on.push(project.clone());
         out.insert(q);
+        for user in &t.members {
+            let mut r = Resource::with_fields(
+                ResourceId::new(d, Kind::RoleAssignment, format!("{}:{user}", t.name)),
+                &RoleAssignmentFields {
+                    project: t.name.clone(),
+                    user: user.clone(),
+                    role: MEMBER_ROLE.to_string(),
+                },
+            );
+            r.depends_on.push(project.clone());
+            out.insert(r);
+        }
     }
     for f in &dc.openstack.flavors {
         let mut extra_specs: BTreeMap<String, String> = f.extra_specs.iter().cloned().collect();
         extra_specs.insert("strata:owner".into(), owner.to_string());
+        // GPU flavors are private: only the teams that list them may see and boot them.
+        let gpu = f.pci_alias.is_some();
+        let flavor = ResourceId::new(d, Kind::Flavor, f.name.clone());
         out.insert(Resource::with_fields(
-            ResourceId::new(d, Kind::Flavor, f.name.clone()),
+            flavor.clone(),
             &FlavorFields {
                 vcpus: u64::from(f.vcpus),
                 ram: f.ram_mib,
                 disk: f.disk_gb,
-                is_public: true,
+                is_public: !gpu,
                 extra_specs,
             },
         ));
+        if !gpu {
+            continue;
+        }
+        for t in fleet
+            .teams
+            .iter()
+            .filter(|t| t.gpu_flavors.contains(&f.name))
+        {
+            let mut a = Resource::with_fields(
+                ResourceId::new(d, Kind::FlavorAccess, format!("{}:{}", f.name, t.name)),
+                &FlavorAccessFields {
+                    flavor: f.name.clone(),
+                    project: t.name.clone(),
+                },
+            );
+            a.depends_on = vec![
+                flavor.clone(),
+                ResourceId::new(d, Kind::Project, t.name.clone()),
+            ];
+            out.insert(a);
+        }
     }
     for t in &fleet.tenants {
         for n in &t.networks {
@@ -388,7 +431,25 @@ fn openstack(fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                         ip_version: if s.subnet.addr().is_ipv4() { 4 } else { 6 },
                     },
                 );
-                r.depends_on.push(net);
+                r.depends_on.push(net.clone());
+                out.insert(r);
+            }
+            // The network is the admin project's; each team that uses the tenant gets
+            // it shared with its project (Neutron hides another project's network
+            // that is not shared with the caller).
+            for team in fleet.teams.iter().filter(|x| x.tenants.contains(&t.name)) {
+                let mut r = Resource::with_fields(
+                    ResourceId::new(d, Kind::NetworkRbac, format!("{name}:{}", team.name)),
+                    &NetworkRbacFields {
+                        network: name.clone(),
+                        project: team.name.clone(),
+                        action: ACCESS_AS_SHARED.to_string(),
+                    },
+                );
+                r.depends_on = vec![
+                    net.clone(),
+                    ResourceId::new(d, Kind::Project, team.name.clone()),
+                ];
                 out.insert(r);
             }
         }

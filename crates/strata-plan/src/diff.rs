@@ -198,7 +198,13 @@ fn platform_kind(k: Kind) -> Option<&'static str> {
         Kind::Flavor => Some("flavor"),
         Kind::Network => Some("network"),
         Kind::HaRule => Some("ha-rule"),
-        Kind::Vlan | Kind::Machine | Kind::NodeDns | Kind::Quota => None,
+        Kind::Vlan
+        | Kind::Machine
+        | Kind::NodeDns
+        | Kind::Quota
+        | Kind::RoleAssignment
+        | Kind::FlavorAccess
+        | Kind::NetworkRbac => None,
     }
 }
 

@@ -18,13 +18,14 @@ pub mod fields;
 pub mod model;
 pub mod saved;
 
-pub use desired::desired;
+pub use desired::{ACCESS_AS_SHARED, MEMBER_ROLE, desired};
 pub use diff::{Action, Change, Conflict, Counts, Plan, Step, diff, diff_resuming};
 pub use drift::{Drift, DriftedField, drift};
 pub use fields::{
-    AddressRange, FabricFields, FieldsError, FlavorFields, HaRuleFields, HaRuleSpec, KindFields,
-    KindSpec, MaasSubnetFields, MaasSubnetSpec, MachineFields, MachineSpec, NetworkFields,
-    NodeDnsFields, ProjectFields, QuotaFields, SubnetFields, VlanFields, VmFields, VmSpec,
+    AddressRange, FabricFields, FieldsError, FlavorAccessFields, FlavorFields, HaRuleFields,
+    HaRuleSpec, KindFields, KindSpec, MaasSubnetFields, MaasSubnetSpec, MachineFields, MachineSpec,
+    NetworkFields, NetworkRbacFields, NodeDnsFields, ProjectFields, QuotaFields,
+    RoleAssignmentFields, SubnetFields, VlanFields, VmFields, VmSpec,
 };
 pub use model::{
     Kind, Observed, Platform, Resource, ResourceId, ResourceIdError, ResourceSet, UnownedObject,

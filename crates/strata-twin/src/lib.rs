@@ -54,6 +54,10 @@ pub struct DcSeed {
     pub proxmox_storages: Vec<SeedStorage>,
     /// Pre-existing VMs not created by strata (unowned), per DC, for scale tests.
     pub extra_vms: usize,
+    /// Keystone users the identity backend already has (in the `Default` domain):
+    /// people strata gives roles to but never creates.
+    #[serde(default)]
+    pub keystone_users: Vec<String>,
 }
 
 /// A machine as MAAS sees it after PXE enlistment: identified by its boot MAC and serial.

@@ -82,6 +82,7 @@ fn seed() -> DcSeed {
             content: vec!["images".into(), "rootdir".into()],
         }],
         extra_vms: 1,
+        keystone_users: Vec::new(),
     }
 }
 

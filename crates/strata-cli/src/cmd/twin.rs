@@ -123,6 +123,14 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Vec<DcSe
                 proxmox_nodes: nodes,
                 proxmox_storages: storages,
                 extra_vms,
+                // The teams' members, as the identity backend would have them.
+                keystone_users: fleet
+                    .teams
+                    .iter()
+                    .flat_map(|t| t.members.iter().cloned())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
             }
         })
         .collect()
@@ -156,6 +164,7 @@ pub fn generic_seeds(dcs: u32, machines: u32, extra_vms: usize) -> Vec<DcSeed> {
                     content: vec!["images".into(), "rootdir".into()],
                 }],
                 extra_vms,
+                keystone_users: Vec::new(),
                 name,
             }
         })
