@@ -307,11 +307,10 @@ pub(super) fn flavor_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         description,
         extra_specs: BTreeMap::new(),
         created_ms: os.now_ms(),
-        access: if is_public {
-            vec![]
-        } else {
-            vec![cx.caller.project().to_string()]
-        },
+        // A private flavor starts with an empty access list: Nova does not add the
+        // creating project (nova/api/openstack/compute/flavor_manage.py `_create`,
+        // "non public flavor access is not being added for created tenant").
+        access: vec![],
     };
     let v = flavor_json(os, &flavor, cx.mv, true);
     st.flavors.insert(flavor);
