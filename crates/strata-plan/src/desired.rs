@@ -341,6 +341,13 @@ fn openstack(fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                 tags: vec![owner.to_string()],
             },
         ));
+        // The team's `gpus` quota is not set: Kolla-Ansible 2025.1 leaves Nova on the
+        // legacy DbQuotaDriver (no `[quota] driver` in kolla-ansible
+        // ansible/roles/nova/templates/nova.conf.j2), which has no per-resource-class
+        // quota, and Nova's unified limits (`class:<RC>` Keystone limits,
+        // nova/limit/placement.py) do not count PCI-alias devices (openstack/nova
+        // nova/tests/functional/regressions/test_bug_2140631.py). GPU use is bounded
+        // by the private GPU flavors' per-team access instead.
         let mut q = Resource::with_fields(
             ResourceId::new(d, Kind::Quota, t.name.clone()),
             &QuotaFields {
