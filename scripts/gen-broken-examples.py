@@ -234,6 +234,16 @@ VARIANTS = {
         "a corosync link runs on a VLAN the Proxmox nodes are not attached to",
         [("        corosync_links: [corosync]", "        corosync_links: [ceph_cluster]  # expect: S0208")],
     ),
+    "team-unknown-tenant": (
+        "a team uses the networks of a tenant that does not exist",
+        [("tenants:\n  - name: prod\n",
+          "teams:\n  - { name: web-team, members: [alice], tenants: [prd] }  # expect: S0208\ntenants:\n  - name: prod\n")],
+    ),
+    "team-unknown-gpu-flavor": (
+        "a team is given access to a GPU flavor the blueprint does not define",
+        [("tenants:\n  - name: prod\n",
+          "teams:\n  - { name: ml, members: [carol], gpu_flavors: [g1.h100x8] }  # expect: S0208\ntenants:\n  - name: prod\n")],
+    ),
     "vip-on-detached-vlan": (
         "a VIP lives on a VLAN its members are not attached to",
         [("    default_quota: { instances: 10, cores: 40, ram_mib: 163840 }\n",

@@ -339,6 +339,18 @@ def run(real, twin):
     d.check("assign a role", r, t)
     r, t = both("PUT", lambda s: f"/projects/{s.vars['new_project']}/users/{s.vars['user_id']}/roles/nope")
     d.check("assign a missing role", r, t, values=("error.code", "error.message"))
+    # What strata observes (one list, with names) and how it grants and revokes a
+    # team member's role: granting twice is not an error; revoking twice is a 404.
+    r, t = both("PUT", lambda s: f"/projects/{s.vars['new_project']}/users/{s.vars['user_id']}/roles/{s.vars['member']}")
+    d.check("assign a role again", r, t)
+    r, t = both("GET", lambda s: f"/role_assignments?scope.project.id={s.vars['new_project']}&include_names=true")
+    d.check("list a project's role assignments with names", r, t,
+            values=("role_assignments.0.role.name", "role_assignments.0.user.name",
+                    "role_assignments.0.scope.project.name"))
+    r, t = both("DELETE", lambda s: f"/projects/{s.vars['new_project']}/users/{s.vars['user_id']}/roles/{s.vars['member']}")
+    d.check("revoke a role", r, t)
+    r, t = both("DELETE", lambda s: f"/projects/{s.vars['new_project']}/users/{s.vars['user_id']}/roles/{s.vars['member']}")
+    d.check("revoke a role that is gone", r, t, values=("error.code",))
     r, t = both("DELETE", lambda s: f"/projects/{s.vars['new_project']}")
     d.check("delete project", r, t)
 

@@ -465,6 +465,13 @@ fn the_blast_radius_guard_refuses_mass_deletion() {
         .collect();
     std::fs::write(fleet.join("vms.yaml"), kept).expect("write");
     std::fs::write(fleet.join("tenants.yaml"), "tenants: []\n").expect("write");
+    let teams = std::fs::read_to_string(fleet.join("teams.yaml")).expect("teams.yaml");
+    let teams: String = teams
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("tenants:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(fleet.join("teams.yaml"), teams).expect("write");
     let refused = run(&["apply", f, "--targets", ep, "--auto-approve"]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(

@@ -99,7 +99,12 @@ pub struct InfraVni {
 pub struct Team {
     pub name: String,
     pub quota: Quota,
+    /// Keystone user names, sorted.
     pub members: Vec<String>,
+    /// Tenants whose networks the team's project uses (sorted).
+    pub tenants: Vec<String>,
+    /// GPU flavors the team's project may boot (sorted).
+    pub gpu_flavors: Vec<String>,
 }
 
 /// One data centre, fully resolved.

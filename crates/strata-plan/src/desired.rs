@@ -8,9 +8,10 @@ use strata_fleet::{Dc, Fleet, NATIVE_VLAN, VmKind};
 use strata_spec::{BmcDriver, InfraVlan, MachineRole, SecretRef};
 
 use crate::fields::{
-    AddressRange, DnsDomainFields, DnsRecordFields, FlavorFields, HaRuleFields, HaRuleSpec,
-    MaasSubnetFields, MaasSubnetSpec, MachineFields, MachineSpec, NetworkFields, NodeDnsFields,
-    ProjectFields, QuotaFields, SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
+    AddressRange, DnsDomainFields, DnsRecordFields, FlavorAccessFields, FlavorFields, HaRuleFields,
+    HaRuleSpec, MaasSubnetFields, MaasSubnetSpec, MachineFields, MachineSpec, NetworkFields,
+    NetworkRbacFields, NodeDnsFields, ProjectFields, QuotaFields, RoleAssignmentFields, SubnetFields,
+    VlanFields, VlanSpec, VmFields, VmSpec,
 };
 use crate::model::{Kind, Resource, ResourceId, ResourceSet, owner_tag};
 
@@ -21,6 +22,12 @@ pub const FABRIC: &str = "strata";
 /// The Neutron physical network tenant VLANs ride on: the one whose VLAN range the
 /// rendered `ml2_conf.ini` declares (`strata_render::kolla::PHYSNET`).
 pub const PHYSNET: &str = strata_render::kolla::PHYSNET;
+/// The Keystone role team members get on their team's project: `member`, one of the
+/// three roles `keystone-manage bootstrap` creates (admin, member, reader) and the one
+/// Nova's and Neutron's default policies give project users.
+pub const MEMBER_ROLE: &str = "member";
+/// The Neutron RBAC action that lets a project use (attach ports to) a network.
+pub const ACCESS_AS_SHARED: &str = "access_as_shared";
 
 /// Everything the fleet wants, across all DCs and platforms; an error when a
 /// machine's user-data (cloud-init) cannot be rendered, so that a template bug never
@@ -409,6 +416,13 @@ fn openstack(fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                 tags: vec![owner.to_string()],
             },
         ));
+        // The team's `gpus` quota is not set: Kolla-Ansible 2025.1 leaves Nova on the
+        // legacy DbQuotaDriver (no `[quota] driver` in kolla-ansible
+        // ansible/roles/nova/templates/nova.conf.j2), which has no per-resource-class
+        // quota, and Nova's unified limits (`class:<RC>` Keystone limits,
+        // nova/limit/placement.py) do not count PCI-alias devices (openstack/nova
+        // nova/tests/functional/regressions/test_bug_2140631.py). GPU use is bounded
+        // by the private GPU flavors' per-team access instead.
         let mut q = Resource::with_fields(
             ResourceId::new(d, Kind::Quota, t.name.clone()),
             &QuotaFields {
@@ -417,22 +431,58 @@ fn openstack(fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                 ram: i64::try_from(t.quota.ram_mib).unwrap_or(i64::MAX),
             },
         );
-        q.depends_on.push(project);
+        q.depends_on.push(project.clone());
         out.insert(q);
+        for user in &t.members {
+            let mut r = Resource::with_fields(
+                ResourceId::new(d, Kind::RoleAssignment, format!("{}:{user}", t.name)),
+                &RoleAssignmentFields {
+                    project: t.name.clone(),
+                    user: user.clone(),
+                    role: MEMBER_ROLE.to_string(),
+                },
+            );
+            r.depends_on.push(project.clone());
+            out.insert(r);
+        }
     }
     for f in &dc.openstack.flavors {
         let mut extra_specs: BTreeMap<String, String> = f.extra_specs.iter().cloned().collect();
         extra_specs.insert("strata:owner".into(), owner.to_string());
+        // GPU flavors are private: only the teams that list them may see and boot them.
+        let gpu = f.pci_alias.is_some();
+        let flavor = ResourceId::new(d, Kind::Flavor, f.name.clone());
         out.insert(Resource::with_fields(
-            ResourceId::new(d, Kind::Flavor, f.name.clone()),
+            flavor.clone(),
             &FlavorFields {
                 vcpus: u64::from(f.vcpus),
                 ram: f.ram_mib,
                 disk: f.disk_gb,
-                is_public: true,
+                is_public: !gpu,
                 extra_specs,
             },
         ));
+        if !gpu {
+            continue;
+        }
+        for t in fleet
+            .teams
+            .iter()
+            .filter(|t| t.gpu_flavors.contains(&f.name))
+        {
+            let mut a = Resource::with_fields(
+                ResourceId::new(d, Kind::FlavorAccess, format!("{}:{}", f.name, t.name)),
+                &FlavorAccessFields {
+                    flavor: f.name.clone(),
+                    project: t.name.clone(),
+                },
+            );
+            a.depends_on = vec![
+                flavor.clone(),
+                ResourceId::new(d, Kind::Project, t.name.clone()),
+            ];
+            out.insert(a);
+        }
     }
     for t in &fleet.tenants {
         for n in &t.networks {
@@ -463,7 +513,25 @@ fn openstack(fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                         ip_version: if s.subnet.addr().is_ipv4() { 4 } else { 6 },
                     },
                 );
-                r.depends_on.push(net);
+                r.depends_on.push(net.clone());
+                out.insert(r);
+            }
+            // The network is the admin project's; each team that uses the tenant gets
+            // it shared with its project (Neutron hides another project's network
+            // that is not shared with the caller).
+            for team in fleet.teams.iter().filter(|x| x.tenants.contains(&t.name)) {
+                let mut r = Resource::with_fields(
+                    ResourceId::new(d, Kind::NetworkRbac, format!("{name}:{}", team.name)),
+                    &NetworkRbacFields {
+                        network: name.clone(),
+                        project: team.name.clone(),
+                        action: ACCESS_AS_SHARED.to_string(),
+                    },
+                );
+                r.depends_on = vec![
+                    net.clone(),
+                    ResourceId::new(d, Kind::Project, team.name.clone()),
+                ];
                 out.insert(r);
             }
         }

@@ -297,7 +297,10 @@ fn platform_kind(k: Kind) -> Option<&'static str> {
         | Kind::DnsRecord
         | Kind::Machine
         | Kind::NodeDns
-        | Kind::Quota => None,
+        | Kind::Quota
+        | Kind::RoleAssignment
+        | Kind::FlavorAccess
+        | Kind::NetworkRbac => None,
     }
 }
 

@@ -445,6 +445,49 @@ impl KindFields for QuotaFields {
     const KIND: Kind = Kind::Quota;
 }
 
+/// `role-assignment` (Keystone; name = `<team>:<user>`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoleAssignmentFields {
+    /// The team's project name.
+    pub project: String,
+    /// The Keystone user's name.
+    pub user: String,
+    /// The role's name (`member`).
+    pub role: String,
+}
+
+impl KindFields for RoleAssignmentFields {
+    const KIND: Kind = Kind::RoleAssignment;
+}
+
+/// `flavor-access` (Nova; name = `<flavor>:<team>`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlavorAccessFields {
+    /// The private flavor's name.
+    pub flavor: String,
+    /// The project (team) given access.
+    pub project: String,
+}
+
+impl KindFields for FlavorAccessFields {
+    const KIND: Kind = Kind::FlavorAccess;
+}
+
+/// `network-rbac` (Neutron; name = `<network>:<team>`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkRbacFields {
+    /// The network's name.
+    pub network: String,
+    /// The target project (team).
+    pub project: String,
+    /// `access_as_shared`.
+    pub action: String,
+}
+
+impl KindFields for NetworkRbacFields {
+    const KIND: Kind = Kind::NetworkRbac;
+}
+
 /// The documented field names of every kind (what [`Kind`]'s doc lists), for tests
 /// and tools that check a map against the vocabulary.
 pub fn vocabulary(kind: Kind) -> BTreeSet<&'static str> {
@@ -496,6 +539,9 @@ pub fn vocabulary(kind: Kind) -> BTreeSet<&'static str> {
         ],
         Kind::Subnet => &["network", "cidr", "gateway_ip", "enable_dhcp", "ip_version"],
         Kind::Quota => &["instances", "cores", "ram"],
+        Kind::RoleAssignment => &["project", "user", "role"],
+        Kind::FlavorAccess => &["flavor", "project"],
+        Kind::NetworkRbac => &["network", "project", "action"],
     };
     names.iter().copied().collect()
 }
@@ -653,6 +699,24 @@ mod tests {
             strict: true,
             failback: true,
             vms: vec![s("fra1-db1")],
+        });
+    }
+
+    #[test]
+    fn tenancy_fields() {
+        round_trips(RoleAssignmentFields {
+            project: s("ml-research"),
+            user: s("carol"),
+            role: s("member"),
+        });
+        round_trips(FlavorAccessFields {
+            flavor: s("g1.h100x8"),
+            project: s("ml-research"),
+        });
+        round_trips(NetworkRbacFields {
+            network: s("ml-training"),
+            project: s("ml-research"),
+            action: s("access_as_shared"),
         });
     }
 

@@ -18,17 +18,17 @@ pub mod fields;
 pub mod model;
 pub mod saved;
 
-pub use desired::desired;
+pub use desired::{ACCESS_AS_SHARED, MEMBER_ROLE, desired};
 pub use diff::{
     Action, Change, Conflict, Counts, Plan, Reboot, Step, diff, diff_resuming,
     vm_fields_needing_reboot,
 };
 pub use drift::{Drift, DriftedField, drift};
 pub use fields::{
-    AddressRange, DnsDomainFields, DnsRecordFields, FabricFields, FieldsError, FlavorFields,
-    HaRuleFields, HaRuleSpec, KindFields, KindSpec, MaasSubnetFields, MaasSubnetSpec,
-    MachineFields, MachineSpec, NetworkFields, NodeDnsFields, ProjectFields, QuotaFields,
-    SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
+    AddressRange, DnsDomainFields, DnsRecordFields, FabricFields, FieldsError, FlavorAccessFields,
+    FlavorFields, HaRuleFields, HaRuleSpec, KindFields, KindSpec, MaasSubnetFields, MaasSubnetSpec,
+    MachineFields, MachineSpec, NetworkFields, NetworkRbacFields, NodeDnsFields, ProjectFields,
+    QuotaFields, RoleAssignmentFields, SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
 };
 pub use model::{
     Kind, Observed, Platform, Resource, ResourceId, ResourceIdError, ResourceSet, UnownedObject,

@@ -87,6 +87,13 @@ impl fmt::Display for Platform {
 /// - `subnet` (OpenStack; name = the network's name): `network`, `cidr`,
 ///   `gateway_ip`, `enable_dhcp`, `ip_version`.
 /// - `quota` (name = team project): `instances`, `cores`, `ram`.
+/// - `role-assignment` (Keystone; name = `<team>:<user>`): `project` (the team's
+///   project), `user` (a Keystone user name), `role` (`member`). Depends on the project.
+/// - `flavor-access` (Nova; name = `<flavor>:<team>`): `flavor`, `project`: the team's
+///   project may see and boot the private flavor. Depends on both.
+/// - `network-rbac` (Neutron; name = `<network>:<team>`): `network`, `project`,
+///   `action` (`access_as_shared`): an RBAC policy sharing the network with the team's
+///   project. Depends on both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
@@ -104,6 +111,9 @@ pub enum Kind {
     Network,
     Subnet,
     Quota,
+    RoleAssignment,
+    FlavorAccess,
+    NetworkRbac,
 }
 
 impl Kind {
@@ -116,9 +126,14 @@ impl Kind {
             | Kind::DnsRecord
             | Kind::Machine => Platform::Maas,
             Kind::NodeDns | Kind::Vm | Kind::HaRule => Platform::Proxmox,
-            Kind::Project | Kind::Flavor | Kind::Network | Kind::Subnet | Kind::Quota => {
-                Platform::Openstack
-            }
+            Kind::Project
+            | Kind::Flavor
+            | Kind::Network
+            | Kind::Subnet
+            | Kind::Quota
+            | Kind::RoleAssignment
+            | Kind::FlavorAccess
+            | Kind::NetworkRbac => Platform::Openstack,
         }
     }
 
@@ -138,10 +153,13 @@ impl Kind {
             Kind::Network => "network",
             Kind::Subnet => "subnet",
             Kind::Quota => "quota",
+            Kind::RoleAssignment => "role-assignment",
+            Kind::FlavorAccess => "flavor-access",
+            Kind::NetworkRbac => "network-rbac",
         }
     }
 
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Fabric,
         Kind::Vlan,
         Kind::MaasSubnet,
@@ -156,6 +174,9 @@ impl Kind {
         Kind::Network,
         Kind::Subnet,
         Kind::Quota,
+        Kind::RoleAssignment,
+        Kind::FlavorAccess,
+        Kind::NetworkRbac,
     ];
 }
 

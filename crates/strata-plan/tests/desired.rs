@@ -3,7 +3,10 @@
 use std::path::Path;
 
 use strata_diagnostics::SourceMap;
-use strata_plan::{FlavorFields, Kind, MachineSpec, NodeDnsFields, Platform, VmFields, desired};
+use strata_plan::{
+    FlavorAccessFields, FlavorFields, Kind, MachineSpec, NetworkRbacFields, NodeDnsFields,
+    Platform, ResourceId, RoleAssignmentFields, VmFields, desired,
+};
 
 fn example() -> strata_fleet::Fleet {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fleet");
@@ -71,6 +74,31 @@ fn every_dc_gets_its_maas_proxmox_and_openstack_objects() {
         assert_eq!(count(Kind::Flavor), 4);
         assert_eq!(count(Kind::Network), 4);
         assert_eq!(count(Kind::Subnet), 4);
+        // alice, bob (platform) and carol (ml-research) get the member role.
+        assert_eq!(count(Kind::RoleAssignment), 3);
+        // ml-research may boot both GPU flavors, which are private.
+        assert_eq!(count(Kind::FlavorAccess), 2);
+        for r in d
+            .iter()
+            .filter(|r| r.id.dc == dc && r.id.kind == Kind::Flavor)
+        {
+            let f: FlavorFields = r.fields_as().expect("flavor fields");
+            let gpu = f.extra_specs.contains_key("pci_passthrough:alias");
+            assert_eq!(f.is_public, !gpu, "{r:?}");
+        }
+        // platform uses prod's two networks, ml-research ml's two.
+        assert_eq!(count(Kind::NetworkRbac), 4);
+        let rbac = d
+            .get(&ResourceId::new(
+                dc,
+                Kind::NetworkRbac,
+                "ml-training:ml-research",
+            ))
+            .expect("ml-training shared with ml-research");
+        assert!(
+            rbac.depends_on
+                .contains(&ResourceId::new(dc, Kind::Network, "ml-training"))
+        );
         assert!(
             d.scope(dc, Platform::Proxmox)
                 .filter(|r| r.id.kind == Kind::Vm)
@@ -191,6 +219,9 @@ fn every_desired_resource_has_exactly_its_kinds_vocabulary_and_reads_as_its_stru
             Kind::Network => r.fields_as::<NetworkFields>().map(drop),
             Kind::Subnet => r.fields_as::<SubnetFields>().map(drop),
             Kind::Quota => r.fields_as::<QuotaFields>().map(drop),
+            Kind::RoleAssignment => r.fields_as::<RoleAssignmentFields>().map(drop),
+            Kind::FlavorAccess => r.fields_as::<FlavorAccessFields>().map(drop),
+            Kind::NetworkRbac => r.fields_as::<NetworkRbacFields>().map(drop),
         };
         typed.unwrap_or_else(|e| panic!("{e}"));
     }

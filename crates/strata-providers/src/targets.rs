@@ -14,6 +14,16 @@
 //! [`SecretResolver`] when the file is loaded (so `plan` fails on a missing one).
 //! `file` and `ca_file` paths are relative to the targets file; `"insecure": true`
 //! accepts any certificate (labs only).
+//!
+//! `"interface"` (OpenStack, optional) picks which of the catalog's endpoints strata
+//! talks to: `internal` (the default), `public` or `admin`. A Kolla-Ansible
+//! deployment registers every service's `internal` endpoint on the internal VIP
+//! (`kolla_internal_fqdn`) and its `public` one on the external VIP; the
+//! `admin-openrc.sh` Kolla writes for the operator sets `OS_INTERFACE=internal`
+//! (openstack/kolla-ansible `ansible/roles/common/templates/admin-openrc.sh.j2`;
+//! `public-openrc.sh.j2` beside it is for users outside), so a
+//! deploy host on the management network uses the internal endpoints, and a
+//! controller outside it names `"interface": "public"`.
 
 use std::path::{Path, PathBuf};
 
@@ -85,6 +95,30 @@ struct RawOpenstack {
     ca_file: Option<String>,
     #[serde(default)]
     insecure: bool,
+    #[serde(default)]
+    interface: Interface,
+}
+
+/// Which endpoint of each catalog service strata uses (Keystone's `interface`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interface {
+    Public,
+    /// What Kolla's `admin-openrc.sh` selects (`OS_INTERFACE=internal`).
+    #[default]
+    Internal,
+    Admin,
+}
+
+impl Interface {
+    /// The catalog's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interface::Public => "public",
+            Interface::Internal => "internal",
+            Interface::Admin => "admin",
+        }
+    }
 }
 
 fn default_domain() -> String {
@@ -129,6 +163,8 @@ pub struct OpenstackTarget {
     pub user_domain: String,
     pub project_domain: String,
     pub tls: Tls,
+    /// The catalog endpoints strata uses (default `internal`).
+    pub interface: Interface,
 }
 
 #[derive(Clone, Debug)]
@@ -219,6 +255,7 @@ impl Targets {
                     project: o.project,
                     user_domain: o.user_domain,
                     project_domain: o.project_domain,
+                    interface: o.interface,
                 }),
                 None => None,
             };
@@ -257,5 +294,26 @@ mod tests {
         let missing =
             Targets::parse(text, Path::new("."), &StaticSecrets::new()).expect_err("missing env");
         assert!(missing.to_string().contains("MAAS_KEY"));
+    }
+
+    #[test]
+    fn the_openstack_interface_defaults_to_internal_and_can_be_public() {
+        let doc = |extra: &str| {
+            format!(
+                r#"{{"dcs":[{{"name":"fra1","openstack":{{"auth_url":"http://x/v3","region":"fra1",
+                "username":"u","password":"p","project":"admin"{extra}}}}}]}}"#
+            )
+        };
+        let parse = |extra: &str| {
+            Targets::parse(&doc(extra), Path::new("."), &StaticSecrets::new())
+                .map(|t| t.dcs[0].openstack.as_ref().expect("openstack").interface)
+        };
+        assert_eq!(parse("").expect("default"), Interface::Internal);
+        assert_eq!(
+            parse(r#","interface":"public""#).expect("public"),
+            Interface::Public
+        );
+        let bad = parse(r#","interface":"internalURL""#).expect_err("unknown interface");
+        assert!(bad.to_string().contains("internalURL"), "{bad}");
     }
 }

@@ -9,11 +9,12 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use strata_plan::{
-    Action, FlavorFields, Kind, NetworkFields, Observed, Plan, Platform, ProjectFields,
-    QuotaFields, Resource, ResourceId, ResourceSet, Step, SubnetFields, diff,
+    Action, FlavorAccessFields, FlavorFields, Kind, NetworkFields, NetworkRbacFields, Observed,
+    Plan, Platform, ProjectFields, QuotaFields, Resource, ResourceId, ResourceSet,
+    RoleAssignmentFields, Step, SubnetFields, diff,
 };
 use strata_providers::openstack::{OpenstackProvider, api, parse_time};
-use strata_providers::targets::{OpenstackTarget, Targets};
+use strata_providers::targets::{Interface, OpenstackTarget, Targets};
 use strata_providers::{ActContext, IntentLog, Provider, ProviderError};
 use strata_twin::{DcSeed, FaultSpec, RunningTwin, TwinOptions};
 
@@ -221,6 +222,7 @@ async fn region_with(faults: FaultSpec, kolla_config: BTreeMap<String, String>) 
         dcs: vec![DcSeed {
             name: DC.into(),
             kolla_config,
+            keystone_users: vec!["carol".into()],
             ..DcSeed::default()
         }],
         listen: "127.0.0.1:0".parse::<SocketAddr>().expect("addr"),
@@ -326,10 +328,23 @@ impl Region {
     /// A token of our own (not the provider's) and the catalog's compute URL.
     async fn token(&self) -> (String, Value) {
         let t = &self.target;
+        self.token_as(&t.username, t.password.expose(), &t.project)
+            .await
+            .expect("admin token")
+    }
+
+    /// A token of `user` scoped to `project` (domain Default), or the refusal's status.
+    async fn token_as(
+        &self,
+        user: &str,
+        password: &str,
+        project: &str,
+    ) -> Result<(String, Value), u16> {
+        let t = &self.target;
         let body = json!({"auth": {
             "identity": {"methods": ["password"], "password": {"user": {
-                "name": t.username, "domain": {"name": t.user_domain}, "password": t.password.expose()}}},
-            "scope": {"project": {"name": t.project, "domain": {"name": t.project_domain}}}}});
+                "name": user, "domain": {"name": t.user_domain}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"name": t.project_domain}}}}});
         let r = self
             .http
             .post(format!("{}/auth/tokens", t.auth_url))
@@ -337,14 +352,29 @@ impl Region {
             .send()
             .await
             .expect("auth");
-        assert_eq!(r.status().as_u16(), 201);
+        if r.status().as_u16() != 201 {
+            return Err(r.status().as_u16());
+        }
         let token = r
             .headers()
             .get("x-subject-token")
             .and_then(|v| v.to_str().ok())
             .expect("token")
             .to_string();
-        (token, r.json().await.expect("token body"))
+        Ok((token, r.json().await.expect("token body")))
+    }
+
+    /// GET `url` with `token`: status and body.
+    async fn get_with(&self, token: &str, url: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(url)
+            .header("x-auth-token", token)
+            .header("openstack-api-version", "compute 2.61")
+            .send()
+            .await
+            .expect("get");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 }
 
@@ -430,6 +460,9 @@ async fn converge(
         let plan = plan(desired, &observed);
         if plan.is_empty() {
             return round;
+        }
+        if round + 1 == rounds {
+            errors.push(format!("still planned: {:#?}", plan.steps));
         }
         for step in &plan.steps {
             match act(p, step, intents).await {
@@ -588,30 +621,33 @@ async fn a_fresh_region_has_nothing_owned_and_observing_costs_constant_calls() {
             .all(|u| u.platform == Platform::Openstack && u.dc == DC)
     );
 
-    // One token, then one list call per collection: projects, flavors, networks, subnets.
-    assert_eq!(p.calls(), 5);
+    // One token, then one list call per collection: projects, flavors, networks,
+    // subnets, role assignments, network RBAC policies.
+    assert_eq!(p.calls(), 7);
     let (total, routes) = r.counted().await;
-    assert_eq!(total, 5, "{routes:#?}");
+    assert_eq!(total, 7, "{routes:#?}");
     for route in [
         "POST /identity/v3/auth/tokens",
         "GET /identity/v3/projects",
+        "GET /identity/v3/role_assignments",
         "GET /compute/v2.1/flavors/detail",
         "GET /network/v2.0/networks",
         "GET /network/v2.0/subnets",
+        "GET /network/v2.0/rbac-policies",
     ] {
         assert_eq!(routes.get(route), Some(&1), "{route}: {routes:#?}");
     }
-    // The token is cached: the next observe costs the four lists only.
+    // The token is cached: the next observe costs the six lists only.
     let again = p.observe().await.expect("observe again");
     assert_eq!(again, o);
-    assert_eq!(p.calls(), 9);
-    assert_eq!(r.counted().await.0, 9);
+    assert_eq!(p.calls(), 13);
+    assert_eq!(r.counted().await.0, 13);
 
     // Small pages: every next link is followed, the result is the same.
     let paged = r.provider().with_page_size(2);
     let o2 = paged.observe().await.expect("paged observe");
     assert_eq!(o2, o);
-    assert!(paged.calls() > 5, "pages were followed: {}", paged.calls());
+    assert!(paged.calls() > 7, "pages were followed: {}", paged.calls());
 
     // What the session found in the catalog.
     let s = p.authenticate().await.expect("session");
@@ -620,6 +656,202 @@ async fn a_fresh_region_has_nothing_owned_and_observing_costs_constant_calls() {
     assert!(s.endpoints["identity"].ends_with("/fra1/openstack/identity/v3"));
     let root = p.placement_root().await.expect("placement root");
     assert!(root.versions[0].max_version.starts_with("1."));
+}
+
+/// A Kolla region registers `internal` endpoints on the internal VIP and `public` ones on
+/// the external VIP. strata uses the target's `interface` (default `internal`, as Kolla's
+/// admin-openrc.sh): with the public compute endpoint unreachable, the default target
+/// still observes everything, and a target that asks for `public` gets the public URL.
+#[tokio::test]
+async fn the_targets_interface_picks_the_catalog_endpoints() {
+    let r = region(FaultSpec::default()).await;
+    let internal = r.provider().authenticate().await.expect("session");
+    assert_eq!(internal.endpoints.len(), 4, "{:?}", internal.endpoints);
+    let unreachable = "http://127.0.0.1:9/compute/v2.1";
+    r.mutate(json!({"kind": "endpoint", "id": "compute/public", "set": {"url": unreachable}}))
+        .await;
+
+    let p = r.provider();
+    assert_eq!(r.target.interface, Interface::Internal);
+    let s = p.authenticate().await.expect("session");
+    assert_eq!(s.endpoints["compute"], internal.endpoints["compute"]);
+    p.observe()
+        .await
+        .expect("observe through the internal endpoints");
+
+    let mut public = r.target.clone();
+    public.interface = Interface::Public;
+    let p = OpenstackProvider::new(DC, &public, OWNER).expect("provider");
+    let s = p.authenticate().await.expect("session");
+    assert_eq!(s.endpoints["compute"], unreachable);
+    assert_eq!(s.endpoints["network"], internal.endpoints["network"]);
+
+    // A catalog without the interface asked for is refused, naming it.
+    let mut admin = r.target.clone();
+    admin.interface = Interface::Admin;
+    let p = OpenstackProvider::new(DC, &admin, OWNER).expect("provider");
+    let e = p
+        .observe()
+        .await
+        .expect_err("no admin endpoints in a Kolla catalog");
+    assert!(e.to_string().contains("has no admin "), "{e}");
+}
+
+fn private_flavor(name: &str, specs: &[(&str, &str)]) -> Resource {
+    let public = flavor(name, 16, 131_072, 200, specs);
+    let mut fields: FlavorFields = public.fields_as().expect("flavor fields");
+    fields.is_public = false;
+    Resource::with_fields(public.id, &fields)
+}
+
+fn linked<F: strata_plan::KindFields>(name: &str, fields: &F, on: &[ResourceId]) -> Resource {
+    let mut r = Resource::with_fields(ResourceId::new(DC, F::KIND, name), fields);
+    r.depends_on = on.to_vec();
+    r
+}
+
+/// A team project whose member uses a private GPU flavor and a tenant network.
+fn tenancy_fleet(with_access: bool) -> ResourceSet {
+    let mut d = ResourceSet::default();
+    let ml = ResourceId::new(DC, Kind::Project, "ml");
+    let gpu = ResourceId::new(DC, Kind::Flavor, "g2.h100.1");
+    let net = ResourceId::new(DC, Kind::Network, "acme-app");
+    for r in [
+        project("ml"),
+        quota("ml", 10, 20, 51_200),
+        private_flavor("g2.h100.1", &[("pci_passthrough:alias", "gpu-h100:1")]),
+        network("acme-app", 120),
+        subnet("acme-app", "10.20.0.0/24", "10.20.0.1"),
+    ] {
+        d.insert(r);
+    }
+    if with_access {
+        d.insert(linked(
+            "ml:carol",
+            &RoleAssignmentFields {
+                project: "ml".into(),
+                user: "carol".into(),
+                role: "member".into(),
+            },
+            std::slice::from_ref(&ml),
+        ));
+        d.insert(linked(
+            "g2.h100.1:ml",
+            &FlavorAccessFields {
+                flavor: "g2.h100.1".into(),
+                project: "ml".into(),
+            },
+            &[gpu, ml.clone()],
+        ));
+        d.insert(linked(
+            "acme-app:ml",
+            &NetworkRbacFields {
+                network: "acme-app".into(),
+                project: "ml".into(),
+                action: "access_as_shared".into(),
+            },
+            &[net, ml],
+        ));
+    }
+    d
+}
+
+/// Without a role, a flavor access and an RBAC policy, a team member can neither log
+/// in to the project nor see the private GPU flavor or the admin-owned tenant network
+/// (Keystone, Nova and Neutron refuse as the real services do). strata grants all three,
+/// converges to an empty plan, and takes them away again when the spec drops them.
+#[tokio::test]
+async fn team_members_get_their_role_private_flavors_and_shared_networks() {
+    let r = region(FaultSpec::default()).await;
+    let p = r.provider();
+    let intents = MemIntents::default();
+    converge(&p, &tenancy_fleet(false), &intents, 4).await;
+    // carol exists (the identity backend's) but has no role on ml: no token for it.
+    let (admin, _) = r.token().await;
+    let (status, users) = r
+        .get_with(&admin, &format!("{}/users?name=carol", r.target.auth_url))
+        .await;
+    assert_eq!(status, 200, "{users}");
+    let carol = users["users"][0]["id"].as_str().expect("carol").to_string();
+    let set_pw = r
+        .http
+        .patch(format!("{}/users/{carol}", r.target.auth_url))
+        .header("x-auth-token", &admin)
+        .json(&json!({"user": {"password": "carol-pw"}}))
+        .send()
+        .await
+        .expect("patch user");
+    assert!(set_pw.status().is_success());
+    assert_eq!(r.token_as("carol", "carol-pw", "ml").await.err(), Some(401));
+
+    // The plan grants exactly the three links; applying them converges.
+    let o = p.observe().await.expect("observe");
+    let desired = tenancy_fleet(true);
+    let steps = plan(&desired, &o).steps;
+    let kinds: Vec<Kind> = steps.iter().map(|s| s.id.kind).collect();
+    assert_eq!(
+        kinds,
+        [Kind::RoleAssignment, Kind::FlavorAccess, Kind::NetworkRbac],
+        "{steps:#?}"
+    );
+    assert!(steps.iter().all(|s| s.action == Action::Create));
+    converge(&p, &desired, &intents, 3).await;
+    let o = p.observe().await.expect("observe");
+    assert!(plan(&desired, &o).is_empty());
+    let rbac: NetworkRbacFields = o
+        .resources
+        .get(&ResourceId::new(DC, Kind::NetworkRbac, "acme-app:ml"))
+        .expect("observed policy")
+        .fields_as()
+        .expect("rbac fields");
+    assert_eq!(rbac.action, "access_as_shared");
+
+    // carol, as a member of ml, sees the private flavor and the shared network.
+    let (token, body) = r
+        .token_as("carol", "carol-pw", "ml")
+        .await
+        .expect("carol's token");
+    let (status, flavors) = r
+        .get_with(&token, &format!("{}/flavors", catalog(&body, "compute")))
+        .await;
+    assert_eq!(status, 200, "{flavors}");
+    assert!(flavors.to_string().contains("g2.h100.1"), "{flavors}");
+    let (status, nets) = r
+        .get_with(
+            &token,
+            &format!("{}/v2.0/networks?name=acme-app", catalog(&body, "network")),
+        )
+        .await;
+    assert_eq!(status, 200, "{nets}");
+    assert_eq!(nets["networks"][0]["name"], "acme-app", "{nets}");
+    assert_eq!(nets["networks"][0]["shared"], true, "{nets}");
+
+    // Granting twice is harmless: the steps are idempotent against a live object.
+    for step in &plan(&desired, &Observed::default()).steps {
+        if matches!(
+            step.id.kind,
+            Kind::RoleAssignment | Kind::FlavorAccess | Kind::NetworkRbac
+        ) {
+            act(&p, step, &intents).await.expect("again");
+        }
+    }
+    assert!(plan(&desired, &p.observe().await.expect("observe")).is_empty());
+
+    // Dropped from the spec: the links are deleted, and carol is locked out again.
+    let without = tenancy_fleet(false);
+    let o = p.observe().await.expect("observe");
+    let steps = plan(&without, &o).steps;
+    assert_eq!(steps.len(), 3, "{steps:#?}");
+    assert!(steps.iter().all(|s| s.action == Action::Delete));
+    converge(&p, &without, &intents, 3).await;
+    assert_eq!(r.token_as("carol", "carol-pw", "ml").await.err(), Some(401));
+    let state = r.state();
+    assert_eq!(
+        state["rbac_policies"],
+        json!([]),
+        "{}",
+        state["rbac_policies"]
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -677,8 +909,8 @@ async fn create_converge_and_see_drift() {
 
     let calls = p.calls();
     let observed = p.observe().await.expect("observe");
-    // Four lists plus one quota read per owned project.
-    assert_eq!(p.calls() - calls, 4 + 2);
+    // Six lists plus one quota read per owned project.
+    assert_eq!(p.calls() - calls, 6 + 2);
     let again = plan(&desired, &observed);
     assert!(again.is_empty(), "{:#?}", again.steps);
     let gpu = observed

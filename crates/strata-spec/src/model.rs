@@ -1143,8 +1143,18 @@ pub struct Team {
     /// Quota of the team's projects (defaults to the blueprint's default quota).
     #[serde(default)]
     pub quota: Option<Quota>,
+    /// Keystone users (in the domain strata's projects live in) given the `member`
+    /// role on the team's project.
     #[serde(default)]
     pub members: Vec<String>,
+    /// Tenants whose networks the team's project may use: each of their networks is
+    /// shared with the project through a Neutron RBAC policy (`access_as_shared`).
+    #[serde(default)]
+    pub tenants: Vec<Located<Name>>,
+    /// GPU flavors the team's project may boot. GPU flavors are private; only the
+    /// projects of the teams that list them get access.
+    #[serde(default)]
+    pub gpu_flavors: Vec<Located<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -73,6 +73,10 @@ pub struct DcSeed {
     /// first). Empty: one region and two racks with a single unaddressed NIC each.
     #[serde(default)]
     pub controllers: Vec<SeedController>,
+    /// Keystone users the identity backend already has (in the `Default` domain):
+    /// people strata gives roles to but never creates.
+    #[serde(default)]
+    pub keystone_users: Vec<String>,
 }
 
 /// A compute host as nova-compute finds it through libvirt: hardware, and what the

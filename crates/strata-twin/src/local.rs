@@ -87,6 +87,7 @@ fn seed() -> DcSeed {
         compute_hosts: Vec::new(),
         boot_images: Vec::new(),
         controllers: Vec::new(),
+        keystone_users: Vec::new(),
     }
 }
 

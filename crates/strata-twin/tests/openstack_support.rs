@@ -172,20 +172,41 @@ impl Cloud {
             .expect("dc")
             .clone();
         let o = &d["openstack"];
+        let username = o["username"].as_str().expect("user").to_string();
+        let password = o["password"].as_str().expect("password").to_string();
+        let project = o["project"].as_str().expect("project").to_string();
+        Cloud::login_as(twin, dc, &username, &password, &project).await
+    }
+
+    /// Log in to one DC as `username` (domain Default) scoped to `project`.
+    pub async fn login_as(
+        twin: &RunningTwin,
+        dc: &str,
+        username: &str,
+        password: &str,
+        project: &str,
+    ) -> Cloud {
+        let doc = twin.endpoints();
+        let d = doc["dcs"]
+            .as_array()
+            .expect("dcs")
+            .iter()
+            .find(|d| d["name"] == dc)
+            .expect("dc")
+            .clone();
+        let o = &d["openstack"];
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
+        let (username, password) = (username.to_string(), password.to_string());
         let auth_url = o["auth_url"].as_str().expect("auth_url").to_string();
-        let username = o["username"].as_str().expect("user").to_string();
-        let password = o["password"].as_str().expect("password").to_string();
-        let project = o["project"].as_str().expect("project").to_string();
         let r = send(
             &http,
             "POST",
             &format!("{auth_url}/auth/tokens"),
             &[],
-            Some(&password_auth(&username, &password, Some(&project))),
+            Some(&password_auth(&username, &password, Some(project))),
         )
         .await;
         assert_eq!(r.status, 201, "{}", r.body);

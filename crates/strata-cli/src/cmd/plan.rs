@@ -15,7 +15,9 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
     /// The targets file (the endpoints file `strata twin --write-endpoints` writes, or
-    /// the same format for real endpoints; secrets may be `{"env": "VAR"}`).
+    /// the same format for real endpoints; secrets may be `{"env": "VAR"}`). An
+    /// OpenStack target's `"interface"` picks the catalog endpoints: `internal`
+    /// (default, as Kolla's admin-openrc.sh), `public` or `admin`.
     #[arg(long)]
     pub targets: PathBuf,
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.

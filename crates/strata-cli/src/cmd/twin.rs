@@ -205,6 +205,14 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Result<V
                 compute_hosts: compute_hosts(fleet, dc),
                 boot_images,
                 controllers: maas_controllers(dc),
+                // The teams' members, as the identity backend would have them.
+                keystone_users: fleet
+                    .teams
+                    .iter()
+                    .flat_map(|t| t.members.iter().cloned())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
             }
         })
         .collect())
@@ -271,6 +279,7 @@ pub fn generic_seeds(dcs: u32, machines: u32, extra_vms: usize) -> Vec<DcSeed> {
                 }],
                 extra_vms,
                 boot_images: Vec::new(),
+                keystone_users: Vec::new(),
                 name,
                 kolla_config: BTreeMap::new(),
                 compute_hosts: Vec::new(),

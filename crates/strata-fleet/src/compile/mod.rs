@@ -78,6 +78,7 @@ fn run(spec: &Spec, l: &mut Ledger<'_>) -> Option<Fleet> {
     resolve::check_rack_room(&inputs, &profiles, &mut l.diags);
     resolve::assign_vms(spec, &mut inputs, &mut l.diags);
     resolve::check_tenants(spec, &mut l.diags);
+    resolve::check_teams(spec, bp, &mut l.diags);
     resolve::check_interconnects(spec, &inputs, &mut l.diags);
     if l.has_errors() {
         l.fatal = true;
@@ -147,7 +148,9 @@ fn run(spec: &Spec, l: &mut Ledger<'_>) -> Option<Fleet> {
                 .quota
                 .clone()
                 .unwrap_or_else(|| bp.openstack.default_quota.clone()),
-            members: t.members.clone(),
+            members: sorted_names(t.members.iter().map(String::as_str)),
+            tenants: sorted_names(t.tenants.iter().map(|x| x.as_str())),
+            gpu_flavors: sorted_names(t.gpu_flavors.iter().map(|x| x.as_str())),
         })
         .collect();
     teams.sort_by(|a, b| a.name.cmp(&b.name));
@@ -177,6 +180,12 @@ fn run(spec: &Spec, l: &mut Ledger<'_>) -> Option<Fleet> {
         blueprint: bp.value.clone(),
         teams,
     })
+}
+
+/// Names sorted and without repeats.
+fn sorted_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let set: std::collections::BTreeSet<&str> = names.collect();
+    set.into_iter().map(str::to_string).collect()
 }
 
 /// A DC's share of the fleet-wide pools: its blocks and its spines' ASN.

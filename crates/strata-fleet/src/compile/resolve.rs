@@ -408,6 +408,29 @@ pub(crate) fn check_tenants(spec: &Spec, diags: &mut Vec<Diagnostic>) {
     }
 }
 
+/// Teams name tenants and GPU flavors that exist.
+pub(crate) fn check_teams(spec: &Spec, bp: &Blueprint, diags: &mut Vec<Diagnostic>) {
+    let tenants: Vec<&str> = spec.tenants.iter().map(|t| t.name.as_str()).collect();
+    let gpu_flavors: Vec<&str> = bp
+        .openstack
+        .gpu_flavors
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    for team in &spec.teams {
+        for t in &team.tenants {
+            if !tenants.contains(&t.as_str()) {
+                diags.push(unknown_ref("tenant", t.as_str(), t.span, &tenants));
+            }
+        }
+        for f in &team.gpu_flavors {
+            if !gpu_flavors.contains(&f.as_str()) {
+                diags.push(unknown_ref("GPU flavor", f.as_str(), f.span, &gpu_flavors));
+            }
+        }
+    }
+}
+
 /// Interconnects join two different sites that have border leaves.
 pub(crate) fn check_interconnects(spec: &Spec, inputs: &Sites<'_>, diags: &mut Vec<Diagnostic>) {
     let site_names = site_names(inputs);

@@ -97,11 +97,21 @@ impl CatalogEndpoint {
 
 /// The `public` URL of a service type in a region.
 pub fn public_url(catalog: &[CatalogService], kind: &str, region: &str) -> Option<String> {
+    endpoint_url(catalog, kind, region, "public")
+}
+
+/// The URL of a service type's endpoint with this `interface` in a region.
+pub fn endpoint_url(
+    catalog: &[CatalogService],
+    kind: &str,
+    region: &str,
+    interface: &str,
+) -> Option<String> {
     catalog
         .iter()
         .filter(|s| s.kind == kind)
         .flat_map(|s| s.endpoints.iter())
-        .find(|e| e.interface == "public" && e.in_region(region))
+        .find(|e| e.interface == interface && e.in_region(region))
         .map(|e| e.url.clone())
 }
 
@@ -398,4 +408,82 @@ where
             "swap {other} is not a size"
         ))),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tenancy: role assignments, flavor access, network RBAC
+
+/// `GET /v3/role_assignments?include_names=true`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RoleAssignmentList {
+    pub role_assignments: Vec<RoleAssignment>,
+}
+
+/// One assignment; group and domain/system assignments leave `user` or
+/// `scope.project` empty.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RoleAssignment {
+    pub role: NamedRef,
+    #[serde(default)]
+    pub user: Option<NamedRef>,
+    #[serde(default)]
+    pub scope: AssignmentScope,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct AssignmentScope {
+    #[serde(default)]
+    pub project: Option<NamedRef>,
+}
+
+/// `GET /v3/users?name=...` (only what strata reads).
+#[derive(Clone, Debug, Deserialize)]
+pub struct UserList {
+    pub users: Vec<User>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+}
+
+/// `GET /v3/roles?name=...`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RoleList {
+    pub roles: Vec<NamedRef>,
+}
+
+/// `GET /flavors/{id}/os-flavor-access` and the `addTenantAccess` /
+/// `removeTenantAccess` actions' answer.
+#[derive(Clone, Debug, Deserialize)]
+pub struct FlavorAccessList {
+    pub flavor_access: Vec<FlavorAccess>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct FlavorAccess {
+    pub flavor_id: String,
+    pub tenant_id: String,
+}
+
+/// `GET /v2.0/rbac-policies`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RbacPolicyList {
+    pub rbac_policies: Vec<RbacPolicy>,
+}
+
+/// `POST /v2.0/rbac-policies`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RbacPolicyResponse {
+    pub rbac_policy: RbacPolicy,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct RbacPolicy {
+    pub id: String,
+    pub object_type: String,
+    pub object_id: String,
+    pub action: String,
+    pub target_tenant: String,
 }

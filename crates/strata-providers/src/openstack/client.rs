@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::api;
 use crate::ProviderError;
 use crate::http::{Endpoint, HttpError};
-use crate::targets::{OpenstackTarget, Secret};
+use crate::targets::{Interface, OpenstackTarget, Secret};
 
 /// The compute API microversion every Nova request asks for: 2.61 is the first that
 /// embeds `extra_specs` in `GET /flavors/detail` (one call for all flavors).
@@ -52,8 +52,10 @@ pub struct Session {
     pub project_id: String,
     /// The domain of the scoped project; strata creates its projects there.
     pub domain_id: String,
-    /// Public endpoint per catalog type in the target's region (normalised).
+    /// The endpoint of the target's interface per catalog type in the target's region
+    /// (normalised).
     pub endpoints: BTreeMap<String, String>,
+    pub interface: Interface,
 }
 
 impl Session {
@@ -63,7 +65,8 @@ impl Session {
             .map(String::as_str)
             .ok_or_else(|| {
                 ProviderError::Refused(format!(
-                    "the service catalog has no public {} endpoint in this region",
+                    "the service catalog has no {} {} endpoint in this region (the target's `interface`)",
+                    self.interface.as_str(),
                     svc.catalog_type()
                 ))
             })
@@ -91,6 +94,7 @@ pub struct Client {
     project: String,
     user_domain: String,
     project_domain: String,
+    interface: Interface,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
     /// `limit` asked of paginated lists.
     pub page_size: usize,
@@ -107,6 +111,7 @@ impl Client {
             project: target.project.clone(),
             user_domain: target.user_domain.clone(),
             project_domain: target.project_domain.clone(),
+            interface: target.interface,
             session: tokio::sync::Mutex::new(None),
             page_size: 1000,
         }
@@ -186,6 +191,7 @@ impl Client {
             TokenId::new(token),
             &parsed.token,
             &self.region,
+            self.interface,
             &self.auth_url,
             SystemTime::now(),
         )
@@ -355,6 +361,7 @@ pub fn session_from(
     token: TokenId,
     t: &api::Token,
     region: &str,
+    interface: Interface,
     auth_url: &str,
     now: SystemTime,
 ) -> Result<Session, ProviderError> {
@@ -373,7 +380,9 @@ pub fn session_from(
         Service::Network,
         Service::Placement,
     ] {
-        if let Some(u) = api::public_url(&t.catalog, svc.catalog_type(), region) {
+        if let Some(u) =
+            api::endpoint_url(&t.catalog, svc.catalog_type(), region, interface.as_str())
+        {
             endpoints.insert(svc.catalog_type().to_string(), normalise(svc, &u));
         }
     }
@@ -389,6 +398,7 @@ pub fn session_from(
         project_id: project.id.clone(),
         domain_id,
         endpoints,
+        interface,
     })
 }
 

@@ -19,7 +19,10 @@ use crate::create_once::{Made, create_once};
 use crate::{ActContext, Outcome, ProviderError};
 
 impl OpenstackProvider {
-    async fn find_flavor(&self, name: &str) -> Result<Option<api::Flavor>, ProviderError> {
+    pub(super) async fn find_flavor(
+        &self,
+        name: &str,
+    ) -> Result<Option<api::Flavor>, ProviderError> {
         Ok(self
             .list_flavors()
             .await?

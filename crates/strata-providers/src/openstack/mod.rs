@@ -2,16 +2,20 @@
 //! Neutron) over HTTP.
 //!
 //! - **Authentication**: Keystone password method with a project scope; the token
-//!   (`X-Subject-Token`) and the catalog's `public` endpoints of `identity`, `compute`,
-//!   `network` (and `placement`) in the target's region are cached, renewed five
-//!   minutes before expiry and once after a 401 ([`client`]).
+//!   (`X-Subject-Token`) and the catalog's endpoints of `identity`, `compute`,
+//!   `network` (and `placement`) for the target's `interface` (default `internal`, as
+//!   Kolla's admin-openrc.sh) in its region are cached, renewed five minutes before
+//!   expiry and once after a 401 ([`client`]).
 //! - **Microversion**: every Nova request sends `OpenStack-API-Version: compute 2.61`,
 //!   the first microversion whose `GET /flavors/detail` embeds `extra_specs`.
 //! - **observe()**: list calls only — projects, flavors (`is_public=None`, all of them,
-//!   with extra specs), networks, subnets — plus one `GET /os-quota-sets/{id}` per owned
-//!   project, following pagination links. Ownership: projects and networks by tag,
-//!   flavors by the `strata:owner` extra spec, subnets by their network. Everything
-//!   else is listed as unowned and never touched.
+//!   with extra specs), networks, subnets, role assignments, network RBAC policies —
+//!   plus one `GET /os-quota-sets/{id}` per owned project and one `GET
+//!   /flavors/{id}/os-flavor-access` per owned private flavor, following pagination
+//!   links. Ownership: projects and networks by tag, flavors by the `strata:owner`
+//!   extra spec, subnets and RBAC policies by their network, flavor access by its
+//!   flavor, `member` assignments by their project ([`tenancy`]). Everything else is
+//!   listed as unowned and never touched.
 //! - **act()**: one step at a time, idempotently. Creates re-observe before trying
 //!   again after an ambiguous failure or an interrupted earlier attempt (flavors record
 //!   the id they are about to create, so a flavor created just before a crash is found
@@ -20,10 +24,11 @@
 //!
 //! One module per concept: [`observe`] (list calls and the mapping onto the field
 //! vocabulary), [`projects`] (projects and quotas), [`flavors`], [`networks`]
-//! (networks and subnets); this module holds the provider, its dispatch and the
+//! (networks and subnets), [`tenancy`] (role assignments, flavor access, network RBAC);
+//! this module holds the provider, its dispatch and the
 //! helpers they share.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use reqwest::Method;
@@ -39,6 +44,7 @@ mod flavors;
 mod networks;
 mod observe;
 mod projects;
+mod tenancy;
 
 pub use client::{COMPUTE_MICROVERSION, parse_time};
 use client::{Client, Service};
@@ -57,7 +63,7 @@ pub struct SessionInfo {
     /// The scoped project's domain: where strata creates projects.
     pub domain_id: String,
     pub expires_at: String,
-    /// Public endpoint per service type in the region (as strata uses them).
+    /// The endpoint per service type in the region (of the target's interface).
     pub endpoints: BTreeMap<String, String>,
 }
 
@@ -157,20 +163,47 @@ impl Provider for OpenstackProvider {
     }
 
     async fn observe(&self) -> Result<Observed, ProviderError> {
-        let (projects, flavors, networks, subnets) = tokio::try_join!(
+        let (projects, flavors, networks, subnets, assignments, policies) = tokio::try_join!(
             self.list_projects(),
             self.list_flavors(),
             self.list_networks(),
             self.list_subnets(),
+            self.list_role_assignments(),
+            self.list_rbac_policies(),
         )?;
         let mut out = Observed::default();
         let owned = self.add_projects(&mut out, &projects);
-        let quotas = futures::future::try_join_all(owned.iter().map(|p| self.quota(&p.id))).await?;
+        let private: Vec<&api::Flavor> = flavors
+            .iter()
+            .filter(|f| !f.is_public && flavor_owned(f, &self.owner_tag))
+            .collect();
+        let (quotas, access) = tokio::try_join!(
+            futures::future::try_join_all(owned.iter().map(|p| self.quota(&p.id))),
+            futures::future::try_join_all(private.iter().map(|f| self.flavor_access(&f.id))),
+        )?;
         for (p, q) in owned.iter().zip(quotas) {
             out.resources.insert(quota_resource(&self.dc, p, &q));
         }
+        let owned_projects: HashMap<String, String> = owned
+            .iter()
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect();
+        let all_projects: HashMap<String, String> = projects
+            .iter()
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect();
+        self.add_role_assignments(&mut out, &owned_projects, &assignments);
         self.add_flavors(&mut out, &flavors);
+        for (f, a) in private.iter().zip(access) {
+            self.add_flavor_access(&mut out, f, &all_projects, &a);
+        }
         self.add_networks(&mut out, &networks, &subnets);
+        let owned_networks: HashMap<&str, &str> = networks
+            .iter()
+            .filter(|n| network_owned(n, &self.owner_tag))
+            .map(|n| (n.id.as_str(), n.name.as_str()))
+            .collect();
+        self.add_rbac_policies(&mut out, &owned_networks, &all_projects, &policies);
         out.unowned.sort();
         Ok(out)
     }
@@ -201,6 +234,20 @@ impl Provider for OpenstackProvider {
             (Kind::Subnet, Action::Create) => self.create_subnet(step, ctx).await,
             (Kind::Subnet, Action::Update) => self.update_subnet(step, ctx).await,
             (Kind::Subnet, Action::Delete) => self.delete_subnet(step, ctx).await,
+            (Kind::RoleAssignment, Action::Create) => self.grant_role(step, ctx).await,
+            (Kind::RoleAssignment, Action::Delete) => self.revoke_role(step, ctx).await,
+            (Kind::FlavorAccess, Action::Create) => self.add_flavor_tenant(step, ctx).await,
+            (Kind::FlavorAccess, Action::Delete) => self.remove_flavor_tenant(step, ctx).await,
+            (Kind::NetworkRbac, Action::Create) => self.create_network_rbac(step, ctx).await,
+            (Kind::NetworkRbac, Action::Delete) => self.delete_network_rbac(step, ctx).await,
+            (Kind::RoleAssignment | Kind::FlavorAccess | Kind::NetworkRbac, Action::Update) => {
+                Err(ProviderError::Refused(format!(
+                    "{}: a {} is identified by what it links; it is created or deleted, never changed ({})",
+                    step.id,
+                    step.id.kind,
+                    changed_fields(step)
+                )))
+            }
             (kind, _) => Err(ProviderError::Refused(format!(
                 "{kind} is not an OpenStack kind"
             ))),

@@ -29,7 +29,7 @@ impl OpenstackProvider {
     }
 
     /// The one owned network called `name` (or the one an interrupted attempt made).
-    async fn find_owned_network(
+    pub(super) async fn find_owned_network(
         &self,
         name: &str,
         owner: &str,

@@ -17,7 +17,7 @@ use crate::create_once::{Made, create_once};
 use crate::{ActContext, Outcome, ProviderError};
 
 impl OpenstackProvider {
-    async fn find_project(
+    pub(super) async fn find_project(
         &self,
         name: &str,
         domain_id: &str,

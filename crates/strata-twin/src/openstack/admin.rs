@@ -45,10 +45,37 @@ pub(crate) fn mutate(os: &Os, req: &MutateRequest) -> Result<Value, String> {
         "image" => mutate_image(os, st, req),
         "hypervisor" | "host" => mutate_host(st, req),
         "kolla-config" => reconfigure(st, req),
+        "endpoint" => mutate_endpoint(st, req),
         other => Err(format!(
-            "unknown kind `{other}`; use flavor, network, server, quota, project, image, hypervisor or kolla-config"
+            "unknown kind `{other}`; use flavor, network, server, quota, project, image, hypervisor, kolla-config or endpoint"
         )),
     }
+}
+
+/// A catalog endpoint, named `<service type>/<interface>` (`compute/public`): its `url`
+/// (as an operator re-registers an endpoint behind another VIP).
+fn mutate_endpoint(st: &mut State, req: &MutateRequest) -> Result<Value, String> {
+    let (kind, interface) = req
+        .id
+        .split_once('/')
+        .ok_or_else(|| format!("endpoint `{}` is not `<service type>/<interface>`", req.id))?;
+    let e = st
+        .services
+        .iter_mut()
+        .filter(|s| s.kind == kind)
+        .flat_map(|s| s.endpoints.iter_mut())
+        .find(|e| e.interface == interface)
+        .ok_or_else(|| format!("no endpoint `{}`", req.id))?;
+    if req.delete {
+        return Err("catalog endpoints cannot be deleted here".into());
+    }
+    for (k, v) in &req.set {
+        match k.as_str() {
+            "url" => e.url = string(k, v)?,
+            other => return Err(format!("unknown endpoint field `{other}`")),
+        }
+    }
+    Ok(json!({"id": e.id, "interface": e.interface, "url": e.url}))
 }
 
 fn mutate_flavor(_os: &Os, st: &mut State, req: &MutateRequest) -> Result<Value, String> {

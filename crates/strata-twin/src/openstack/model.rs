@@ -37,6 +37,9 @@ pub struct State {
     pub ports: Vec<Port>,
     pub security_groups: Vec<SecurityGroup>,
     pub net_quotas: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Neutron RBAC policies (`/v2.0/rbac-policies`) on networks.
+    #[serde(default)]
+    pub rbac_policies: Vec<RbacPolicy>,
     pub next_mac: u64,
     // Glance
     pub images: Table<Image>,
@@ -394,6 +397,19 @@ pub struct ActionEvent {
     pub finish_ms: Option<i64>,
     pub result: Option<String>,
     pub host: Option<String>,
+}
+
+/// A Neutron RBAC policy: `action` on network `object_id` for `target_tenant` (a
+/// project id, or `*` for every project).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RbacPolicy {
+    pub id: String,
+    /// The project that owns the policy (who created it).
+    pub project_id: String,
+    pub object_type: String,
+    pub object_id: String,
+    pub action: String,
+    pub target_tenant: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

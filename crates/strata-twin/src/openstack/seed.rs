@@ -407,6 +407,18 @@ pub fn fresh(ctx: &DcContext) -> Result<State, String> {
         system: true,
         role_id: admin_role.clone(),
     });
+    for name in &ctx.seed.keystone_users {
+        st.users.push(User {
+            id: seeded_hex(dc, &format!("user/person/{name}")),
+            name: name.clone(),
+            domain_id: "default".into(),
+            password: seeded_hex(dc, &format!("password/person/{name}")),
+            enabled: true,
+            email: None,
+            description: None,
+            default_project_id: None,
+        });
+    }
     for svc in ["nova", "neutron", "glance", "placement"] {
         let id = seeded_hex(dc, &format!("user/{svc}"));
         st.users.push(User {

@@ -17,15 +17,18 @@ mod listing;
 mod networks;
 mod ports;
 mod quotas;
+mod rbac;
 mod security_groups;
 mod subnets;
 mod tags;
 
 use listing::*;
+pub(crate) use networks::network_usable_by;
 use networks::*;
 use ports::*;
 pub(crate) use ports::{activate_ports, bind_port, create_port, ensure_default_sg, release_ports};
 use quotas::*;
+use rbac::*;
 use security_groups::*;
 use subnets::*;
 use tags::*;
@@ -81,6 +84,14 @@ pub(crate) fn routes(r: Routes) -> Routes {
         .add(
             "/network/v2.0/security-group-rules",
             &[(GET, sg_rules_list)],
+        )
+        .add(
+            "/network/v2.0/rbac-policies",
+            &[(GET, rbac_list), (POST, rbac_create)],
+        )
+        .add(
+            "/network/v2.0/rbac-policies/{id}",
+            &[(GET, rbac_get), (PUT, rbac_update), (DELETE, rbac_delete)],
         )
         .add("/network/v2.0/availability_zones", &[(GET, azs_list)])
         .add("/network/v2.0/quotas", &[(GET, quotas_list)])
@@ -210,6 +221,11 @@ handlers! {
     sg_delete => sg_delete_;
     sg_rules_list => sg_rules_list_;
     azs_list => azs_list_;
+    rbac_list => rbac_list_;
+    rbac_create => rbac_create_;
+    rbac_get => rbac_get_;
+    rbac_update => rbac_update_;
+    rbac_delete => rbac_delete_;
     quotas_list => quotas_list_;
     quota_get => quota_get_;
     quota_put => quota_put_;
@@ -327,6 +343,11 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
         "quotas",
         "Quota management support",
         "Expose functions for quotas management per project",
+    ),
+    (
+        "rbac-policies",
+        "RBAC Policies",
+        "Allows creation and modification of policies that control tenant access to resources.",
     ),
     (
         "quota_details",

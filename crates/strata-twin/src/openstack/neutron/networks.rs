@@ -46,23 +46,54 @@ pub(super) fn network_json(st: &State, n: &Network, admin: bool) -> Value {
     v
 }
 
-pub(super) fn net_visible(n: &Network, c: &Caller) -> bool {
-    c.is_admin() || n.project_id == c.project() || n.shared || n.external
+/// Whether a network is visible to the caller: admins see every network, projects their
+/// own, shared and external ones and those an RBAC policy shares with them.
+pub(super) fn net_visible(st: &State, n: &Network, c: &Caller) -> bool {
+    c.is_admin() || network_usable_by(st, n, c.project())
+}
+
+/// Whether `project` (not an admin) may see and use network `n`: it owns it, the
+/// network is shared (with everyone) or external, or an RBAC policy shares it with the
+/// project (neutron `db_base_plugin_common` network query hooks: owner, or a matching
+/// `networkrbacs` entry with `access_as_shared`/`access_as_external`).
+pub(crate) fn network_usable_by(st: &State, n: &Network, project: &str) -> bool {
+    n.project_id == project || n.shared || n.external || shared_with(st, &n.id, project)
+}
+
+/// Whether an `access_as_shared` policy on the network names `project` (or `*`): what
+/// Neutron reports as `shared` to that project.
+pub(super) fn shared_with(st: &State, network_id: &str, project: &str) -> bool {
+    st.rbac_policies.iter().any(|p| {
+        p.object_type == "network"
+            && p.object_id == network_id
+            && p.action == "access_as_shared"
+            && (p.target_tenant == project || p.target_tenant == "*")
+    })
 }
 
 pub(super) fn find_net(st: &State, id: &str, c: &Caller) -> Result<usize, Response> {
     st.networks
         .iter()
-        .position(|n| n.id == id && net_visible(n, c))
+        .position(|n| n.id == id && net_visible(st, n, c))
         .ok_or_else(|| not_found("network", id))
+}
+
+/// The network as the caller sees it: `shared` is true where a policy shares it with
+/// the caller's project.
+fn network_view(st: &State, n: &Network, c: &Caller) -> Value {
+    let mut v = network_json(st, n, c.is_admin());
+    if !n.shared && shared_with(st, &n.id, c.project()) {
+        v["shared"] = json!(true);
+    }
+    v
 }
 
 pub(super) fn networks_list_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R {
     let items: Vec<Value> = st
         .networks
         .iter()
-        .filter(|n| net_visible(n, c))
-        .map(|n| network_json(st, n, c.is_admin()))
+        .filter(|n| net_visible(st, n, c))
+        .map(|n| network_view(st, n, c))
         .collect();
     list_response(os, req, "networks", items)
 }
@@ -71,7 +102,7 @@ pub(super) fn network_get_(_os: &Os, req: &Req, st: &mut State, c: &Caller) -> R
     let idx = find_net(st, req.param("id"), c)?;
     Ok(json_resp(
         StatusCode::OK,
-        json!({"network": show_fields(req, network_json(st, &st.networks[idx], c.is_admin()))}),
+        json!({"network": show_fields(req, network_view(st, &st.networks[idx], c))}),
     ))
 }
 
@@ -543,6 +574,8 @@ pub(crate) fn remove_network(st: &mut State, id: &str) -> Result<(), Response> {
     }
     st.ports.retain(|p| p.network_id != id);
     st.subnets.retain(|s| s.network_id != id);
+    // A network's RBAC policies go with it (a foreign key with ON DELETE CASCADE).
+    st.rbac_policies.retain(|p| p.object_id != id);
     st.networks.retain(|n| n.id != id);
     Ok(())
 }

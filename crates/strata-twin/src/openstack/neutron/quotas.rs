@@ -51,7 +51,14 @@ pub(super) fn usage_of(st: &State, project: &str) -> BTreeMap<String, i64> {
             .map(|g| g.rules.len() as i64)
             .sum(),
     );
-    for k in ["router", "floatingip", "rbac_policy", "subnetpool"] {
+    u.insert(
+        "rbac_policy".to_string(),
+        st.rbac_policies
+            .iter()
+            .filter(|p| p.project_id == project)
+            .count() as i64,
+    );
+    for k in ["router", "floatingip", "subnetpool"] {
         u.insert(k.to_string(), 0);
     }
     u

@@ -48,7 +48,7 @@ pub(super) fn find_subnet(st: &State, id: &str, c: &Caller) -> Result<usize, Res
                     || st
                         .networks
                         .iter()
-                        .any(|n| n.id == s.network_id && (n.shared || n.external)))
+                        .any(|n| n.id == s.network_id && network_usable_by(st, n, c.project())))
         })
         .ok_or_else(|| not_found("subnet", id))
 }
@@ -63,7 +63,7 @@ pub(super) fn subnets_list_(os: &Os, req: &Req, st: &mut State, c: &Caller) -> R
                 || st
                     .networks
                     .iter()
-                    .any(|n| n.id == s.network_id && (n.shared || n.external))
+                    .any(|n| n.id == s.network_id && network_usable_by(st, n, c.project()))
         })
         .map(|s| subnet_json(st, s))
         .collect();

@@ -452,7 +452,7 @@ pub(super) fn parse_networks(
         let candidates: Vec<&Network> = st
             .networks
             .iter()
-            .filter(|n| !n.external && (n.project_id == project || n.shared))
+            .filter(|n| !n.external && neutron::network_usable_by(st, n, project))
             .collect();
         match candidates.as_slice() {
             [one] => Ok(vec![NetReq::Network(one.id.clone(), None)]),
@@ -502,10 +502,17 @@ pub(super) fn parse_networks(
                             "Bad networks format: network uuid is not in proper format ({uuid})"
                         )));
                     }
+                    // Nova asks Neutron for the networks with the caller's token, so a
+                    // network the project may not use (another project's, not shared
+                    // with it by an RBAC policy) is not found (nova/network/neutron.py
+                    // `validate_networks` → `NetworkNotFound`, a 400 from servers.py).
                     let net = st
                         .networks
                         .iter()
-                        .find(|x| x.id == uuid)
+                        .find(|x| {
+                            x.id == uuid
+                                && (cx.admin() || neutron::network_usable_by(st, x, project))
+                        })
                         .ok_or_else(|| bad(&format!("Network {uuid} could not be found.")))?;
                     out.push(NetReq::Network(
                         net.id.clone(),
@@ -570,9 +577,14 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         })
         .ok_or_else(|| invalid("server", &b, "'flavorRef' is a required property"))?;
     let fid = ref_id(&flavor_ref);
+    // A private flavor exists only for admins and the projects on its access list
+    // (nova/objects/flavor.py `_flavor_get_query_from_db` filters non-admin contexts
+    // to public flavors and those whose `projects` include the caller's), so booting
+    // one without access is FlavorNotFound, a 400 from servers.py `create`.
     let flavor = st
         .flavors
         .get(&fid)
+        .filter(|f| flavor_visible(f, cx, None))
         .ok_or_else(|| bad(&format!("Flavor {fid} could not be found.")))?;
     if flavor.disabled {
         return Err(bad("Flavor is disabled."));

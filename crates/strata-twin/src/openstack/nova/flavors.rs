@@ -149,7 +149,13 @@ pub(super) fn flavors_detail_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
 }
 
 pub(super) fn flavor_get_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
-    let f = find_flavor(st, req.param("id"))?;
+    // nova/api/openstack/compute/flavors.py `show` reads the flavor with the caller's
+    // context: a private flavor the project has no access to is not found.
+    let id = req.param("id");
+    let f = find_flavor(st, id)?;
+    if !flavor_visible(f, cx, None) {
+        return Err(err(404, &format!("Flavor {id} could not be found.")));
+    }
     Ok(json_resp(
         StatusCode::OK,
         json!({"flavor": flavor_json(os, f, cx.mv, true)}),
@@ -301,11 +307,10 @@ pub(super) fn flavor_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         description,
         extra_specs: BTreeMap::new(),
         created_ms: os.now_ms(),
-        access: if is_public {
-            vec![]
-        } else {
-            vec![cx.caller.project().to_string()]
-        },
+        // A private flavor starts with an empty access list: Nova does not add the
+        // creating project (nova/api/openstack/compute/flavor_manage.py `_create`,
+        // "non public flavor access is not being added for created tenant").
+        access: vec![],
     };
     let v = flavor_json(os, &flavor, cx.mv, true);
     st.flavors.insert(flavor);
@@ -372,11 +377,18 @@ pub(super) fn flavor_action_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
     cx.require_admin("os_compute_api:os-flavor-access:add_tenant_access")?;
     let body = req.json().unwrap_or(Value::Null);
     let id = req.param("id").to_string();
-    let f = find_flavor_mut(st, &id)?;
+    find_flavor_mut(st, &id)?;
     if let Some(t) = body
         .pointer("/addTenantAccess/tenant")
         .and_then(Value::as_str)
     {
+        // nova/api/openstack/compute/flavor_access.py `_add_tenant_access` checks the
+        // project with Keystone first (nova/api/openstack/identity.py
+        // `verify_project_id`).
+        if !st.projects.iter().any(|p| p.id == t) {
+            return Err(bad(&format!("Project ID {t} is not a valid project.")));
+        }
+        let f = find_flavor_mut(st, &id)?;
         if f.is_public {
             return Err(err(409, "Can not add access to a public flavor."));
         }
@@ -393,6 +405,7 @@ pub(super) fn flavor_action_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
         .pointer("/removeTenantAccess/tenant")
         .and_then(Value::as_str)
     {
+        let f = find_flavor_mut(st, &id)?;
         let before = f.access.len();
         f.access.retain(|a| a != t);
         if before == f.access.len() {
@@ -404,6 +417,7 @@ pub(super) fn flavor_action_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
     } else {
         return Err(bad("There is no such action"));
     }
+    let f = find_flavor_mut(st, &id)?;
     let list: Vec<Value> = f
         .access
         .iter()
