@@ -10,8 +10,8 @@ use strata_spec::{BmcDriver, InfraVlan, MachineRole, SecretRef};
 use crate::fields::{
     AddressRange, DnsDomainFields, DnsRecordFields, FlavorAccessFields, FlavorFields, HaRuleFields,
     HaRuleSpec, MaasSubnetFields, MaasSubnetSpec, MachineFields, MachineSpec, NetworkFields,
-    NetworkRbacFields, NodeDnsFields, ProjectFields, QuotaFields, RoleAssignmentFields, SubnetFields,
-    VlanFields, VlanSpec, VmFields, VmSpec,
+    NetworkRbacFields, NodeDnsFields, ProjectFields, QuotaFields, RoleAssignmentFields,
+    SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
 };
 use crate::model::{Kind, Resource, ResourceId, ResourceSet, owner_tag};
 

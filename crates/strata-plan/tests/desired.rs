@@ -280,6 +280,7 @@ fn running_hosts_are_registered_deployed_and_the_rest_get_their_role_image() {
         }
     }
     assert_eq!(running, 10);
+}
 
 /// MAAS's network as the controllers' registration makes it: every VLAN a MAAS
 /// controller VM has a NIC on (untagged in the guest) is MAAS's untagged VLAN of its

@@ -1113,6 +1113,7 @@ async fn running_hosts_are_registered_deployed_and_bmc_addresses_are_reserved() 
     assert!(matches!(err, ProviderError::Refused(_)), "{err}");
     assert!(err.to_string().contains("never commissions"), "{err}");
     assert_eq!(power_actions(&env, "SN00012"), 0);
+}
 
 fn dns(domain: &str, fqdn: &str, ip: &str) -> Vec<Resource> {
     let d = Resource::with_fields(

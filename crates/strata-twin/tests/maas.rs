@@ -1569,6 +1569,7 @@ async fn running_hosts_reserved_bmc_addresses_and_images() {
         .await;
     assert_eq!(s, 503, "{t}");
     assert_eq!(power_actions(&enlisted.serial), 2);
+}
 
 fn nic(name: &str, address: &str, gateway: Option<&str>) -> strata_twin::SeedNic {
     strata_twin::SeedNic {
