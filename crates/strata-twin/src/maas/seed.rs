@@ -691,7 +691,7 @@ pub fn fresh(seed: &DcSeed, ids: &mut Ids, now: u64) -> State {
             let ctl = seeded_controller(&mut st, ids, c);
             st.controllers.push(ctl);
         }
-        for m in machines {
+        for m in machines.iter().filter(|m| !m.running) {
             enlist(&mut st, ids, m, now);
         }
         st.rng_state = ids.next_u64();
