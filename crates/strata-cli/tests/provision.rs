@@ -292,6 +292,19 @@ fn plan_apply_converges_and_drift_names_the_changed_field() {
         summary["reserved_ips"].as_u64().unwrap_or(0) >= 13,
         "{summary}"
     );
+    // The GPU host (and only it) booted its deployed OS with the kernel options of
+    // its profile's tag: IOMMU in pass-through mode and its 1 GiB pages.
+    let kernel = summary["kernel_opts"].as_object().expect("kernel_opts");
+    assert_eq!(
+        kernel.keys().collect::<Vec<_>>(),
+        vec!["FRA1R02U20"],
+        "{summary}"
+    );
+    let opts = kernel["FRA1R02U20"].as_str().unwrap_or("");
+    assert!(
+        opts.contains("iommu=pt") && opts.contains("hugepagesz=1G hugepages="),
+        "{opts}"
+    );
 
     if skip_clients() {
         strata_testkit::skip_note(

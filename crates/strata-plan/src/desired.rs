@@ -9,9 +9,9 @@ use strata_spec::{BmcDriver, InfraVlan, MachineRole, SecretRef};
 
 use crate::fields::{
     AddressRange, DnsDomainFields, DnsRecordFields, FlavorAccessFields, FlavorFields, HaRuleFields,
-    HaRuleSpec, MaasSubnetFields, MaasSubnetSpec, MachineFields, MachineSpec, NetworkFields,
-    NetworkRbacFields, NodeDnsFields, ProjectFields, QuotaFields, RoleAssignmentFields,
-    SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
+    HaRuleSpec, MaasSubnetFields, MaasSubnetSpec, MaasTagFields, MachineFields, MachineSpec,
+    NetworkFields, NetworkRbacFields, NodeDnsFields, ProjectFields, QuotaFields,
+    RoleAssignmentFields, SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
 };
 use crate::model::{Kind, Resource, ResourceId, ResourceSet, owner_tag};
 
@@ -148,10 +148,32 @@ fn maas(
     let provisioning = dc
         .vlan(InfraVlan::Provisioning)
         .map(|v| ResourceId::new(d, Kind::MaasSubnet, v.subnet.to_string()));
+    // Kernel options: a GPU host needs IOMMU in pass-through mode and its 1 GiB pages
+    // on the kernel command line before nova-compute starts. MAAS puts a tag's
+    // `kernel_opts` on the command line of every machine it deploys with that tag, so
+    // each GPU hardware profile gets one tag, `kernel-<profile>`.
+    let mut kernel_tag: BTreeMap<&str, ResourceId> = BTreeMap::new();
+    for c in &dc.openstack.compute {
+        let Some(layout) = &c.layout else { continue };
+        let name = kernel_tag_name(&c.profile);
+        let id = ResourceId::new(d, Kind::MaasTag, name.clone());
+        if out.get(&id).is_none() {
+            out.insert(Resource::with_fields(
+                id.clone(),
+                &MaasTagFields {
+                    comment: kernel_tag_comment(&c.profile, owner),
+                    kernel_opts: layout.kernel_opts.clone(),
+                },
+            ));
+        }
+        kernel_tag.insert(c.hostname.as_str(), id);
+    }
     for m in &dc.machines {
         let user_data = role_file(m.role)
             .and_then(|role| cloud_init.get(&format!("{d}/cloud-init/{role}.yaml")));
+        let kernel = kernel_tag.get(m.hostname.as_str());
         let mut tags = vec![owner.to_string(), format!("role-{}", m.role.as_str())];
+        tags.extend(kernel.map(|k| k.name.clone()));
         tags.sort();
         let mut r = Resource::with_fields(
             ResourceId::new(d, Kind::Machine, m.serial.clone()),
@@ -187,6 +209,7 @@ fn maas(
             bmc_mac: m.bmc.mac.clone(),
         });
         r.sensitive.insert("power_pass".into());
+        r.depends_on.extend(kernel.cloned());
         if let Some(p) = &provisioning {
             r.depends_on.push(p.clone());
         }
@@ -200,6 +223,17 @@ fn maas(
         }
         out.insert(r);
     }
+}
+
+/// The MAAS tag carrying the kernel options of hosts with this hardware profile.
+pub fn kernel_tag_name(profile: &str) -> String {
+    format!("kernel-{profile}")
+}
+
+/// A kernel-option tag's comment: what it is for, and the fleet's ownership mark
+/// (MAAS tags have no other free-form field).
+pub fn kernel_tag_comment(profile: &str, owner: &str) -> String {
+    format!("kernel options for {profile} hosts (managed by strata: {owner})")
 }
 
 /// The DHCP range MAAS hands out while enlisting and commissioning: the top of the

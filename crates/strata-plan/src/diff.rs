@@ -292,6 +292,7 @@ fn platform_kind(k: Kind) -> Option<&'static str> {
         Kind::Flavor => Some("flavor"),
         Kind::Network => Some("network"),
         Kind::HaRule => Some("ha-rule"),
+        Kind::MaasTag => Some("tag"),
         Kind::Vlan
         | Kind::DnsDomain
         | Kind::DnsRecord

@@ -191,6 +191,20 @@ impl KindFields for DnsRecordFields {
     const KIND: Kind = Kind::DnsRecord;
 }
 
+/// `maas-tag` (a MAAS tag that carries kernel options; name = tag name).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MaasTagFields {
+    /// Says what the tag is for and carries the ownership mark
+    /// (`... (managed by strata: <owner tag>)`).
+    pub comment: String,
+    /// The kernel command line options MAAS adds when it deploys a machine with the tag.
+    pub kernel_opts: String,
+}
+
+impl KindFields for MaasTagFields {
+    const KIND: Kind = Kind::MaasTag;
+}
+
 /// The create-time parameters of a `maas-subnet`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MaasSubnetSpec {
@@ -504,6 +518,7 @@ pub fn vocabulary(kind: Kind) -> BTreeSet<&'static str> {
         Kind::MaasSubnet => &["cidr", "name", "vid", "gateway_ip", "managed"],
         Kind::DnsDomain => &["authoritative"],
         Kind::DnsRecord => &["fqdn", "ip_addresses"],
+        Kind::MaasTag => &["comment", "kernel_opts"],
         Kind::Machine => &[
             "hostname",
             "power_type",

@@ -27,8 +27,9 @@ pub use drift::{Drift, DriftedField, drift};
 pub use fields::{
     AddressRange, DnsDomainFields, DnsRecordFields, FabricFields, FieldsError, FlavorAccessFields,
     FlavorFields, HaRuleFields, HaRuleSpec, KindFields, KindSpec, MaasSubnetFields, MaasSubnetSpec,
-    MachineFields, MachineSpec, NetworkFields, NetworkRbacFields, NodeDnsFields, ProjectFields,
-    QuotaFields, RoleAssignmentFields, SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
+    MaasTagFields, MachineFields, MachineSpec, NetworkFields, NetworkRbacFields, NodeDnsFields,
+    ProjectFields, QuotaFields, RoleAssignmentFields, SubnetFields, VlanFields, VlanSpec, VmFields,
+    VmSpec,
 };
 pub use model::{
     Kind, Observed, Platform, Resource, ResourceId, ResourceIdError, ResourceSet, UnownedObject,

@@ -58,6 +58,10 @@ impl fmt::Display for Platform {
 ///   the names Kolla's endpoints use (`kolla_internal_fqdn`, and
 ///   `kolla_external_fqdn`, the same name) pointing at the VIP. Depends on its
 ///   domain. Like domains, never deleted.
+/// - `maas-tag` (MAAS; name = tag name, `kernel-<hardware profile>`): `comment` (carries
+///   the ownership mark), `kernel_opts` (the kernel command line MAAS gives the
+///   machines carrying the tag at deploy: IOMMU and 1 GiB pages for GPU hosts). Only
+///   strata's kernel-option tags are resources; role tags belong to their machines.
 /// - `machine` (name = serial): `hostname`, `power_type`, `power_address`,
 ///   `power_user`, `tags` (sorted list), `status` (MAAS status name, desired
 ///   `Deployed`), `distro_series` (empty for a machine registered as deployed),
@@ -102,6 +106,7 @@ pub enum Kind {
     MaasSubnet,
     DnsDomain,
     DnsRecord,
+    MaasTag,
     Machine,
     NodeDns,
     Vm,
@@ -124,6 +129,7 @@ impl Kind {
             | Kind::MaasSubnet
             | Kind::DnsDomain
             | Kind::DnsRecord
+            | Kind::MaasTag
             | Kind::Machine => Platform::Maas,
             Kind::NodeDns | Kind::Vm | Kind::HaRule => Platform::Proxmox,
             Kind::Project
@@ -144,6 +150,7 @@ impl Kind {
             Kind::MaasSubnet => "maas-subnet",
             Kind::DnsDomain => "dns-domain",
             Kind::DnsRecord => "dns-record",
+            Kind::MaasTag => "maas-tag",
             Kind::Machine => "machine",
             Kind::NodeDns => "node-dns",
             Kind::Vm => "vm",
@@ -159,12 +166,13 @@ impl Kind {
         }
     }
 
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Fabric,
         Kind::Vlan,
         Kind::MaasSubnet,
         Kind::DnsDomain,
         Kind::DnsRecord,
+        Kind::MaasTag,
         Kind::Machine,
         Kind::NodeDns,
         Kind::Vm,

@@ -197,6 +197,7 @@ fn every_desired_resource_has_exactly_its_kinds_vocabulary_and_reads_as_its_stru
                 .map(drop),
             Kind::DnsDomain => r.fields_as::<DnsDomainFields>().map(drop),
             Kind::DnsRecord => r.fields_as::<DnsRecordFields>().map(drop),
+            Kind::MaasTag => r.fields_as::<strata_plan::MaasTagFields>().map(drop),
             Kind::MaasSubnet => r
                 .fields_as::<MaasSubnetFields>()
                 .and_then(|_| r.spec_as::<MaasSubnetSpec>())
@@ -394,4 +395,61 @@ fn kollas_api_name_is_a_dns_record_in_the_dcs_domain() {
                 .contains(&format!("kolla_internal_vip_address: \"{vip}\""))
         );
     }
+}
+
+/// Every GPU host carries its profile's kernel-option tag, whose `kernel_opts` is the
+/// command line its host layout needs (IOMMU, 1 GiB pages), and waits for the tag;
+/// no other machine carries one.
+#[test]
+fn gpu_hosts_carry_the_kernel_tag_of_their_layout() {
+    use strata_plan::{MaasTagFields, MachineFields};
+    let fleet = example();
+    let d = desired(&fleet).expect("desired");
+    let mut gpu_hosts = 0;
+    for dc in &fleet.dcs {
+        let layouts: std::collections::BTreeMap<&str, (&str, &str)> = dc
+            .openstack
+            .compute
+            .iter()
+            .filter_map(|c| {
+                c.layout.as_ref().map(|l| {
+                    (
+                        c.hostname.as_str(),
+                        (c.profile.as_str(), l.kernel_opts.as_str()),
+                    )
+                })
+            })
+            .collect();
+        for m in &dc.machines {
+            let r = d
+                .get(&ResourceId::new(&dc.name, Kind::Machine, m.serial.clone()))
+                .expect("machine");
+            let f: MachineFields = r.fields_as().expect("fields");
+            let kernel: Vec<&String> = f.tags.iter().filter(|t| t.starts_with("kernel-")).collect();
+            match layouts.get(m.hostname.as_str()) {
+                Some((profile, opts)) => {
+                    gpu_hosts += 1;
+                    let tag = ResourceId::new(&dc.name, Kind::MaasTag, format!("kernel-{profile}"));
+                    assert_eq!(kernel, vec![&tag.name], "{}", m.hostname);
+                    assert!(r.depends_on.contains(&tag), "{}", m.hostname);
+                    let t: MaasTagFields =
+                        d.get(&tag).expect("tag").fields_as().expect("tag fields");
+                    assert_eq!(t.kernel_opts, *opts);
+                    assert!(
+                        t.kernel_opts.contains("iommu=pt") && t.kernel_opts.contains("hugepages=")
+                    );
+                    assert!(
+                        t.comment.ends_with(&format!(
+                            "(managed by strata: {})",
+                            strata_plan::owner_tag(&fleet.organisation.fleet_id)
+                        )),
+                        "{}",
+                        t.comment
+                    );
+                }
+                None => assert!(kernel.is_empty(), "{}: {kernel:?}", m.hostname),
+            }
+        }
+    }
+    assert!(gpu_hosts > 0, "the example fleet has GPU hosts");
 }

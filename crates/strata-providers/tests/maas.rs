@@ -12,8 +12,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 use strata_plan::{
     Action, DnsDomainFields, DnsRecordFields, Kind, MaasSubnetFields, MaasSubnetSpec,
-    MachineFields, MachineSpec, Observed, Plan, Platform, Resource, ResourceId, ResourceSet, Step,
-    VlanFields, VlanSpec,
+    MaasTagFields, MachineFields, MachineSpec, Observed, Plan, Platform, Resource, ResourceId,
+    ResourceSet, Step, VlanFields, VlanSpec,
 };
 use strata_providers::http::EndpointConfig;
 use strata_providers::maas::{MaasOptions, MaasProvider};
@@ -426,8 +426,8 @@ async fn a_fresh_region_offers_enlisted_machines_for_adoption_at_constant_cost()
     let o = p.observe().await.expect("observe");
     let cost = p.calls() - before;
     assert_eq!(
-        cost, 7,
-        "fabrics, subnets, rack controllers, machines, power parameters, domains, DNS resources"
+        cost, 8,
+        "fabrics, subnets, rack controllers, machines, power parameters, domains, DNS resources, tags"
     );
 
     // Without expectations every enlisted machine (serial known) is adoptable.
@@ -1186,4 +1186,112 @@ async fn the_dcs_domain_and_kollas_api_name_are_published_in_maas_dns() {
         raw.get("dnsresources/", &[]).await.as_array().map(Vec::len),
         Some(1)
     );
+}
+
+fn kernel_tag(owner: &str, opts: &str) -> Resource {
+    Resource::with_fields(
+        ResourceId::new(DC, Kind::MaasTag, "kernel-gpu-h100"),
+        &MaasTagFields {
+            comment: strata_plan::desired::kernel_tag_comment("gpu-h100", owner),
+            kernel_opts: opts.to_string(),
+        },
+    )
+}
+
+/// A GPU host's kernel options (IOMMU, 1 GiB pages) reach MAAS as a tag's
+/// `kernel_opts` that the machine carries, so MAAS boots its deployed OS with them
+/// (MAAS takes the first tag, by name, with kernel options). A change of the options
+/// is an update of the tag; a `kernel-*` tag another fleet made is a conflict in the
+/// plan and is never changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gpu_hosts_kernel_options_reach_maas_as_a_tag_it_boots_with() {
+    const VAR: &str = "STRATA_MAAS_TEST_BMC_PASSWORD_KERNEL";
+    let env = start((0..2).map(seed).collect(), FaultSpec::default()).await;
+    let secrets = StaticSecrets::new().with(SecretRef::Env(VAR.into()), "pw".to_string());
+    let p = MaasProvider::with_options(DC, &env.target, OWNER, Arc::new(secrets), fast())
+        .expect("provider");
+    let opts = "intel_iommu=on iommu=pt default_hugepagesz=1G hugepagesz=1G hugepages=1920";
+    let gpu_host = || {
+        let mut m = machine(
+            "SN00001",
+            "fra1-gpu-1",
+            &mac(0, 1),
+            "compute",
+            &format!("env:{VAR}"),
+        );
+        let mut f: MachineFields = m.fields_as().expect("fields");
+        f.tags.push("kernel-gpu-h100".into());
+        f.tags.sort();
+        let spec: MachineSpec = m.spec_as().expect("spec");
+        let sensitive = m.sensitive.clone();
+        m = Resource::with_fields(m.id.clone(), &f).with_spec(&spec);
+        m.sensitive = sensitive;
+        m.depends_on.push(kernel_tag(OWNER, opts).id);
+        m
+    };
+    let desired = set([kernel_tag(OWNER, opts), gpu_host()]);
+    p.expect_machines(&desired);
+    let log = MemLog::default();
+    let first = plan(&desired, &p.observe().await.expect("observe"));
+    assert_eq!(first.counts().create, 1, "{first:#?}");
+    assert_all_ok(&apply(&p, &first, &log).await);
+    let summary = env.twin.state.service(DC, "maas").expect("maas").summary();
+    assert_eq!(summary["kernel_opts"]["SN00001"], opts, "{summary}");
+    assert_eq!(summary["kernel_opts"]["SN00002"], Value::Null, "{summary}");
+    assert!(plan(&desired, &p.observe().await.expect("observe")).is_empty());
+
+    // New options (another page count): the tag is updated in place.
+    let more = opts.replace("hugepages=1920", "hugepages=1984");
+    let changed = set([kernel_tag(OWNER, &more), gpu_host()]);
+    let update = plan(&changed, &p.observe().await.expect("observe"));
+    let kinds: Vec<(Kind, Action)> = update.steps.iter().map(|s| (s.id.kind, s.action)).collect();
+    assert_eq!(kinds, vec![(Kind::MaasTag, Action::Update)], "{update:#?}");
+    assert_all_ok(&apply(&p, &update, &log).await);
+    let tag = Raw::new(&env).get("tags/kernel-gpu-h100/", &[]).await;
+    assert_eq!(tag["kernel_opts"], more.as_str(), "{tag}");
+    assert!(plan(&changed, &p.observe().await.expect("observe")).is_empty());
+
+    // Another fleet's tag of the same name: a conflict, and a forced step is refused.
+    let env2 = start(vec![], FaultSpec::default()).await;
+    let theirs = MaasProvider::with_options(
+        DC,
+        &env2.target,
+        "strata-otherfleet",
+        system_secrets(),
+        fast(),
+    )
+    .expect("provider");
+    let made = strata_plan::diff(
+        &set([kernel_tag("strata-otherfleet", opts)]),
+        &theirs.observe().await.expect("observe"),
+        &[(DC.to_string(), Platform::Maas)],
+    );
+    let key = intent_key(&made.steps[0]);
+    theirs
+        .act(
+            &made.steps[0],
+            &ActContext {
+                key: &key,
+                intents: &log,
+                owner_tag: "strata-otherfleet",
+            },
+        )
+        .await
+        .expect("their tag");
+    let ours = provider(&env2);
+    let o = ours.observe().await.expect("observe");
+    assert!(o.resources.is_empty(), "{:?}", o.resources);
+    let blocked = plan(&set([kernel_tag(OWNER, opts)]), &o);
+    assert!(blocked.steps.is_empty(), "{blocked:#?}");
+    assert_eq!(blocked.conflicts.len(), 1, "{blocked:#?}");
+    let forced = strata_plan::diff(
+        &set([kernel_tag(OWNER, opts)]),
+        &Observed::default(),
+        &[(DC.to_string(), Platform::Maas)],
+    );
+    let err = act(&ours, &forced.steps[0], &log)
+        .await
+        .expect_err("not ours");
+    assert!(matches!(err, ProviderError::Refused(_)), "{err}");
+    assert!(err.to_string().contains("another owner"), "{err}");
 }

@@ -46,6 +46,7 @@ mod dns;
 mod machine;
 mod network;
 mod observe;
+mod tags;
 mod wire;
 
 use client::Client;
@@ -259,6 +260,7 @@ impl Provider for MaasProvider {
             Kind::MaasSubnet => network::subnet(self, step).await,
             Kind::DnsDomain => dns::domain(self, step).await,
             Kind::DnsRecord => dns::record(self, step).await,
+            Kind::MaasTag => tags::act(self, step).await,
             Kind::Machine => machine::act(self, step, ctx).await,
             other => Err(ProviderError::Refused(format!(
                 "the MAAS provider does not handle {other} resources"

@@ -1,4 +1,4 @@
-//! observe(): seven list calls per region, whatever its size.
+//! observe(): eight list calls per region, whatever its size.
 
 use std::collections::HashMap;
 
@@ -104,12 +104,13 @@ pub(super) fn vlan_fields(v: &Vlan, racks: &HashMap<String, String>) -> VlanFiel
     }
 }
 
-/// The strata-managed tags of a machine (the owner tag and `role-*`), sorted.
+/// The strata-managed tags of a machine (the owner tag, `role-*` and the kernel-option
+/// tags `kernel-*`), sorted.
 pub(super) fn managed_tags(m: &Machine, owner_tag: &str) -> Vec<String> {
     let mut t: Vec<String> = m
         .tag_names
         .iter()
-        .filter(|t| *t == owner_tag || t.starts_with("role-"))
+        .filter(|t| *t == owner_tag || t.starts_with("role-") || t.starts_with(super::tags::PREFIX))
         .cloned()
         .collect();
     t.sort();
@@ -119,16 +120,18 @@ pub(super) fn managed_tags(m: &Machine, owner_tag: &str) -> Vec<String> {
 
 pub(super) async fn observe(p: &MaasProvider) -> Result<Observed, ProviderError> {
     let c = &p.client;
-    let (fabrics, subnets, racks, machines, power, (domains, records)) = futures::try_join!(
+    let (fabrics, subnets, racks, machines, power, (domains, records), tags) = futures::try_join!(
         c.get::<Vec<Fabric>>("fabrics/", &[]),
         c.get::<Vec<Subnet>>("subnets/", &[]),
         c.get::<Vec<Controller>>("rackcontrollers/", &[]),
         c.get::<Vec<Machine>>("machines/", &[]),
         power_parameters(c),
         super::dns::lists(c),
+        super::tags::list(c),
     )?;
     let dc = p.dc.as_str();
     let mut out = Observed::default();
+    super::tags::observe(dc, &p.owner_tag, &tags, &mut out);
     let unowned = |kind: &str, name: String, id: String| UnownedObject {
         dc: dc.to_string(),
         platform: Platform::Maas,

@@ -461,6 +461,13 @@ impl Service for Maas {
                 .values()
                 .map(|m| (m.actual.serial.clone(), m.power_actions))
                 .collect::<BTreeMap<String, u64>>(),
+            // The kernel options each deployed machine booted with, by serial.
+            "kernel_opts": st
+                .machines
+                .values()
+                .filter(|m| !m.deployed_kernel_opts.is_empty())
+                .map(|m| (m.actual.serial.clone(), m.deployed_kernel_opts.clone()))
+                .collect::<BTreeMap<String, String>>(),
         })
     }
 }

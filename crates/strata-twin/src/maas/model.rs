@@ -611,6 +611,10 @@ pub struct Machine {
     /// `error`, as MAAS shows it).
     #[serde(default)]
     pub power_error: bool,
+    /// The extra kernel options the deployed OS was booted with (MAAS's effective
+    /// kernel options at deploy); never rendered, evidence for tests.
+    #[serde(default)]
+    pub deployed_kernel_opts: String,
 }
 
 impl Machine {

@@ -358,6 +358,7 @@ pub fn enlist(state: &mut State, ids: &mut Ids, s: &SeedMachine, now: u64) -> St
         updated_ms: now,
         hardware_uuid: uuid_from(&s.serial),
         power_actions: 0,
+        deployed_kernel_opts: String::new(),
         power_error: false,
     };
     state.insert_machine(m);

@@ -275,9 +275,30 @@ pub(super) fn begin_deploy(st: &mut State, m: &mut Machine, now: u64, slow: bool
         results,
     });
     run_set(&mut m.installation, now);
+    m.deployed_kernel_opts = effective_kernel_opts(st, m);
     m.power_on = true;
     set_status(m, S::DEPLOYING, "Deploying", now);
     start(m, Phase::Deploying, now, slow);
+}
+
+/// The kernel options MAAS boots a machine with: those of its first tag, by name, whose
+/// `kernel_opts` is not empty, else the global `kernel_opts` setting (canonical/maas
+/// `src/maasserver/models/node.py`, `Node.get_effective_kernel_options`).
+fn effective_kernel_opts(st: &State, m: &Machine) -> String {
+    let mut tags: Vec<&String> = m.tags.iter().collect();
+    tags.sort();
+    tags.iter()
+        .filter_map(|t| st.tags.get(t.as_str()))
+        .map(|t| t.kernel_opts.as_str())
+        .find(|k| !k.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            st.config
+                .get("kernel_opts")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        })
 }
 
 pub(super) fn acquire(m: &mut Machine, agent_name: &str, now: u64) {
