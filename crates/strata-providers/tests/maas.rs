@@ -1232,6 +1232,23 @@ async fn a_gpu_hosts_kernel_options_reach_maas_as_a_tag_it_boots_with() {
     let desired = set([kernel_tag(OWNER, opts), gpu_host()]);
     p.expect_machines(&desired);
     let log = MemLog::default();
+    // The machine step never makes the tag itself (it would lack options and mark).
+    let early = plan(&desired, &p.observe().await.expect("observe"));
+    let machine_step = early
+        .steps
+        .iter()
+        .find(|s| s.id.kind == Kind::Machine)
+        .expect("machine step");
+    let err = act(&p, machine_step, &log).await.expect_err("tag missing");
+    assert!(err.to_string().contains("must succeed first"), "{err}");
+    assert_eq!(
+        Raw::new(&env)
+            .get("tags/", &[])
+            .await
+            .as_array()
+            .map(|t| t.iter().filter(|t| t["name"] == "kernel-gpu-h100").count()),
+        Some(0)
+    );
     let first = plan(&desired, &p.observe().await.expect("observe"));
     assert_eq!(first.counts().create, 1, "{first:#?}");
     assert_all_ok(&apply(&p, &first, &log).await);

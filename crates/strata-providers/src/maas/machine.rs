@@ -995,6 +995,15 @@ impl MaasProvider {
         let path = format!("tags/{}/", super::client::pct(name));
         match self.client.get::<Value>(&path, &[]).await {
             Ok(_) => {}
+            // A kernel-option tag is made, with its options and mark, by its own
+            // `maas-tag` step, which the machine depends on; never here without them.
+            Err(e)
+                if e.is_status(StatusCode::NOT_FOUND) && name.starts_with(super::tags::PREFIX) =>
+            {
+                return Err(ProviderError::Api(format!(
+                    "MAAS tag {name} does not exist (its maas-tag step must succeed first)"
+                )));
+            }
             Err(e) if e.is_status(StatusCode::NOT_FOUND) => {
                 let body = form([
                     ("name", name.to_string()),
