@@ -201,7 +201,18 @@ pub(super) fn check_dci(rt: &Runtime, scope: &Scope, opts: &TestOptions) -> Chec
     }
     let mtu = scope.lab.mtu.overlay;
     let results = parallel_map(&reach, |(src, dst, must)| {
-        let p = ping(rt, src, dst.ip(), if *must { 3 } else { 1 }, None);
+        let mut p = ping(rt, src, dst.ip(), if *must { 3 } else { 1 }, None);
+        if *must && !p.result.answered() {
+            // Right after the type-5 route arrives the kernel may still lack what
+            // zebra installs separately (the remote VTEP's router MAC on the L3 VNI's
+            // SVI), so the first packets of a pair that must reach are retried within
+            // the convergence window; only a reply counts, and a pair that must stay
+            // unreachable is never retried.
+            wait_until(opts.converge.min(Duration::from_secs(10)), || {
+                p = ping(rt, src, dst.ip(), 3, None);
+                p.result.answered()
+            });
+        }
         let df = must.then(|| {
             flush_route_cache(rt, src);
             ping(rt, src, dst.ip(), 2, Some(mtu - 28))
