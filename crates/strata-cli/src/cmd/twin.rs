@@ -70,6 +70,20 @@ fn kolla_files(fleet: &Fleet) -> Result<BTreeMap<String, BTreeMap<String, String
     Ok(by_dc)
 }
 
+/// A profile's GPUs as the hardware reports them, each on its NUMA node.
+fn seed_gpus(g: &strata_spec::Gpu) -> Vec<SeedGpu> {
+    (0..g.count)
+        .map(|i| SeedGpu {
+            model: g.model.clone(),
+            vendor_id: g.vendor_id.clone(),
+            device_id: g.device_id.clone(),
+            pcie_gen: g.pcie_gen,
+            pcie_width: g.pcie_width,
+            numa_node: g.numa.get(i as usize).map(|n| **n).unwrap_or(0),
+        })
+        .collect()
+}
+
 /// The DC's OpenStack compute hosts as libvirt would show them: the profile's CPUs per
 /// NUMA node, memory, GPUs, and the 1 GiB pages of the kernel command line strata
 /// gives GPU hosts.
@@ -85,22 +99,7 @@ fn compute_hosts(fleet: &Fleet, dc: &strata_fleet::Dc) -> Vec<SeedComputeHost> {
                 memory_mib: u64::from(p.memory_gib) * 1024,
                 local_gb: p.disks.iter().map(|d| d.size_gb).sum(),
                 cpu_model: p.cpu.model.clone(),
-                gpus: p
-                    .gpu
-                    .as_ref()
-                    .map(|g| {
-                        (0..g.count)
-                            .map(|i| SeedGpu {
-                                model: g.model.clone(),
-                                vendor_id: g.vendor_id.clone(),
-                                device_id: g.device_id.clone(),
-                                pcie_gen: g.pcie_gen,
-                                pcie_width: g.pcie_width,
-                                numa_node: g.numa.get(i as usize).map(|n| **n).unwrap_or(0),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                gpus: p.gpu.as_deref().map(seed_gpus).unwrap_or_default(),
                 hugepages_1g: c.layout.as_ref().map_or(0, |l| u64::from(l.hugepages_1g)),
             })
         })
@@ -138,19 +137,8 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Result<V
                             .map(|p| p.nics.iter().map(|n| n.name.clone()).collect())
                             .unwrap_or_default(),
                         gpus: p
-                            .and_then(|p| p.gpu.as_ref())
-                            .map(|g| {
-                                (0..g.count)
-                                    .map(|i| SeedGpu {
-                                        model: g.model.clone(),
-                                        vendor_id: g.vendor_id.clone(),
-                                        device_id: g.device_id.clone(),
-                                        pcie_gen: g.pcie_gen,
-                                        pcie_width: g.pcie_width,
-                                        numa_node: g.numa.get(i as usize).map(|n| **n).unwrap_or(0),
-                                    })
-                                    .collect()
-                            })
+                            .and_then(|p| p.gpu.as_deref())
+                            .map(seed_gpus)
                             .unwrap_or_default(),
                         zone: m.az.clone(),
                         running: m.running,

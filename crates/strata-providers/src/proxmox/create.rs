@@ -221,18 +221,7 @@ impl ProxmoxProvider {
         storage: Option<&str>,
         what: &str,
     ) -> Result<Placement<'_>, ProviderError> {
-        let shared = |sid: &str| {
-            cluster
-                .storages
-                .iter()
-                .any(|s| s.storage == sid && s.shared)
-        };
-        let template_shared = tconf
-            .iter()
-            .filter(|(k, _)| is_disk_key(k))
-            .filter_map(|(_, v)| Drive::parse(&text(v)))
-            .filter(|d| !d.is_cdrom())
-            .all(|d| d.storage().is_some_and(shared));
+        let template_shared = template_disks_shared(cluster, tconf);
         if let Some(sid) = storage
             && !cluster.storages.is_empty()
             && !cluster.storages.iter().any(|s| s.storage == sid)
@@ -241,7 +230,9 @@ impl ProxmoxProvider {
                 "{what}: storage {sid} does not exist in the cluster"
             )));
         }
-        let target_shared = storage.map(shared).unwrap_or(template_shared);
+        let target_shared = storage
+            .map(|sid| shared_storage(cluster, sid))
+            .unwrap_or(template_shared);
         let reaches = |node: &str| {
             storage.is_none_or(|sid| {
                 cluster.storages.is_empty()
@@ -604,18 +595,7 @@ impl ProxmoxProvider {
                     template.vmid
                 )));
             }
-            let shared = |sid: &str| {
-                cluster
-                    .storages
-                    .iter()
-                    .any(|s| s.storage == sid && s.shared)
-            };
-            let template_shared = tconf
-                .iter()
-                .filter(|(k, _)| is_disk_key(k))
-                .filter_map(|(_, v)| Drive::parse(&text(v)))
-                .filter(|d| !d.is_cdrom())
-                .all(|d| d.storage().is_some_and(shared));
+            let template_shared = template_disks_shared(cluster, &tconf);
             let mut storages: Vec<&str> = vms.iter().filter_map(|v| v.storage.as_deref()).collect();
             storages.sort();
             storages.dedup();
@@ -641,10 +621,12 @@ impl ProxmoxProvider {
                     .iter()
                     .copied()
                     .filter(|n| on.contains(n))
-                    .filter(|n| *n == template.node || (template_shared && shared(sid)))
+                    .filter(|n| {
+                        *n == template.node || (template_shared && shared_storage(cluster, sid))
+                    })
                     .collect();
                 if candidates.is_empty() {
-                    let why = if template_shared && shared(sid) {
+                    let why = if template_shared && shared_storage(cluster, sid) {
                         format!(
                             "it is enabled only on {} and none of them is online",
                             on.join(", ")
@@ -667,4 +649,23 @@ impl ProxmoxProvider {
         }
         Ok(())
     }
+}
+
+/// Every disk of the template (CD-ROMs aside) is on storage all nodes share, so a
+/// clone can be made from any node.
+fn template_disks_shared(cluster: &Cluster, tconf: &Conf) -> bool {
+    tconf
+        .iter()
+        .filter(|(k, _)| is_disk_key(k))
+        .filter_map(|(_, v)| Drive::parse(&text(v)))
+        .filter(|d| !d.is_cdrom())
+        .all(|d| d.storage().is_some_and(|sid| shared_storage(cluster, sid)))
+}
+
+/// The storage is shared by the cluster's nodes.
+fn shared_storage(cluster: &Cluster, sid: &str) -> bool {
+    cluster
+        .storages
+        .iter()
+        .any(|s| s.storage == sid && s.shared)
 }

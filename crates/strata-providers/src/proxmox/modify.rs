@@ -222,20 +222,27 @@ impl ProxmoxProvider {
         vmid: u32,
     ) -> Result<PendingConf, ProviderError> {
         let path = format!("{}/pending", qemu(node, vmid));
+        match self.guest_read(&path).await? {
+            v @ Value::Array(_) => Ok(parse_pending(&v)),
+            other => Err(ProviderError::Api(format!(
+                "GET {path}: unexpected answer {other}"
+            ))),
+        }
+    }
+
+    /// GET a guest's configuration path. Not retried by the endpoint on 500, because
+    /// PVE answers a missing guest with a 500; transient failures are retried here a
+    /// few times instead (a missing guest or a refusal at once).
+    async fn guest_read(&self, path: &str) -> Result<Value, ProviderError> {
         let mut tries = 0;
         loop {
             tries += 1;
             match self
                 .api
-                .call(Method::GET, &path, &[], &[], Some(false))
+                .call(Method::GET, path, &[], &[], Some(false))
                 .await
             {
-                Ok(v @ Value::Array(_)) => return Ok(parse_pending(&v)),
-                Ok(other) => {
-                    return Err(ProviderError::Api(format!(
-                        "GET {path}: unexpected answer {other}"
-                    )));
-                }
+                Ok(v) => return Ok(v),
                 Err(e) if is_missing(&e) || failure(&e) == Failure::Refused || tries >= 4 => {
                     return Err(e);
                 }
@@ -276,30 +283,14 @@ impl ProxmoxProvider {
         Ok(out)
     }
 
-    /// A guest's configuration (with its `digest`). Not retried by the endpoint on 500,
-    /// because PVE answers a missing guest with a 500; transient failures are retried
-    /// here a few times instead.
+    /// A guest's configuration (with its `digest`), retried as [`Self::guest_read`] says.
     pub(super) async fn config(&self, node: &str, vmid: u32) -> Result<Conf, ProviderError> {
         let path = format!("{}/config", qemu(node, vmid));
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self
-                .api
-                .call(Method::GET, &path, &[], &[], Some(false))
-                .await
-            {
-                Ok(Value::Object(m)) => return Ok(m),
-                Ok(other) => {
-                    return Err(ProviderError::Api(format!(
-                        "GET {path}: unexpected answer {other}"
-                    )));
-                }
-                Err(e) if is_missing(&e) || failure(&e) == Failure::Refused || tries >= 4 => {
-                    return Err(e);
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200 * tries)).await,
-            }
+        match self.guest_read(&path).await? {
+            Value::Object(m) => Ok(m),
+            other => Err(ProviderError::Api(format!(
+                "GET {path}: unexpected answer {other}"
+            ))),
         }
     }
 
