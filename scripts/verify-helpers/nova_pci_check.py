@@ -13,7 +13,14 @@ What is checked (exit status 0 when all hold, 1 otherwise, one message per probl
   lines, surrounding matching quotes stripped from values, and repeated keys
   collecting into a list (that is how the multi-valued options `device_spec` and
   `alias` are written: one line per value).
-* There is a `[pci]` section with at least one `device_spec` or `alias`.
+* There is a `[pci]` section with at least one `device_spec` or `alias`, unless the
+  file switches the quota driver (a region without GPUs on unified limits).
+* `[quota] driver`, when present, is one of nova's drivers; with
+  `nova.quota.UnifiedLimitsDriver` the `[oslo_limit]` section says whose limits to
+  read (`endpoint_id`, or `endpoint_service_type`) and how to authenticate
+  (`auth_url`, `auth_type`, `username`, a user domain, and one scope).
+  `[filter_scheduler] pci_in_placement` and `[pci] report_in_placement`, when
+  present, are booleans as oslo.config reads them.
 * Every `device_spec` value is JSON: an object, or a list of objects (nova accepts
   both). Each object has `vendor_id` and `product_id`, each four hex digits.
   (Nova itself also accepts "*" or an address/devname-only spec; strata always
@@ -224,15 +231,60 @@ def check_cpu_sets(path, sections, errors):
             errors.append("%s:%d: reserved_host_memory_mb must be a non-negative integer" % (path, line_no))
 
 
+QUOTA_DRIVERS = (
+    "nova.quota.DbQuotaDriver",
+    "nova.quota.NoopQuotaDriver",
+    "nova.quota.UnifiedLimitsDriver",
+)
+# The spellings oslo.config's Boolean type accepts.
+BOOLEANS = ("true", "false", "1", "0", "yes", "no", "on", "off")
+
+
+def last(sections, section, key):
+    values = [v for k, v, _ in sections.get(section, []) if k == key]
+    return values[-1] if values else None
+
+
+def check_quota(path, sections, errors):
+    driver = last(sections, "quota", "driver")
+    if driver is None:
+        return
+    if driver not in QUOTA_DRIVERS:
+        errors.append("%s: [quota] driver %r is not one of %s" % (path, driver, ", ".join(QUOTA_DRIVERS)))
+        return
+    if driver != "nova.quota.UnifiedLimitsDriver":
+        return
+    if "oslo_limit" not in sections:
+        errors.append("%s: the unified-limits driver needs an [oslo_limit] section" % path)
+        return
+    if not last(sections, "oslo_limit", "endpoint_id") and not last(sections, "oslo_limit", "endpoint_service_type"):
+        errors.append("%s: [oslo_limit] needs endpoint_id or endpoint_service_type" % path)
+    for key in ("auth_url", "auth_type", "username", "password"):
+        if not last(sections, "oslo_limit", key):
+            errors.append("%s: [oslo_limit] %s is missing" % (path, key))
+    if not (last(sections, "oslo_limit", "user_domain_id") or last(sections, "oslo_limit", "user_domain_name")):
+        errors.append("%s: [oslo_limit] needs user_domain_id or user_domain_name" % path)
+    scopes = [k for k in ("system_scope", "project_id", "project_name", "domain_id", "domain_name") if last(sections, "oslo_limit", k)]
+    if len(scopes) != 1 and not (set(scopes) <= {"project_name", "project_id"} and scopes):
+        errors.append("%s: [oslo_limit] needs exactly one scope (system_scope, a project or a domain), got %s" % (path, scopes or "none"))
+
+
 def check(path, text):
     errors = []
     try:
         sections = parse_ini(text)
     except ParseError as exc:
         return ["%s: %s" % (path, exc)]
+    check_quota(path, sections, errors)
     if "pci" not in sections:
+        if "quota" in sections:
+            return errors
         return ["%s: no [pci] section" % path]
     check_cpu_sets(path, sections, errors)
+    for section, key in (("pci", "report_in_placement"), ("filter_scheduler", "pci_in_placement")):
+        for k, value, line_no in sections.get(section, []):
+            if k == key and value.lower() not in BOOLEANS:
+                errors.append("%s:%d: [%s] %s must be a boolean, got %r" % (path, line_no, section, key, value))
     entries = sections["pci"]
     values = {key: [] for key in MULTI_VALUED}
     for key, value, line_no in entries:
@@ -268,8 +320,9 @@ def main(argv):
         print(error, file=sys.stderr)
     if errors:
         return 1
-    device_specs = sum(1 for key, _, _ in parse_ini(text)["pci"] if key == "device_spec")
-    aliases = sum(1 for key, _, _ in parse_ini(text)["pci"] if key == "alias")
+    pci = parse_ini(text).get("pci", [])
+    device_specs = sum(1 for key, _, _ in pci if key == "device_spec")
+    aliases = sum(1 for key, _, _ in pci if key == "alias")
     print("%s: [pci] valid: %d device_spec, %d alias" % (path, device_specs, aliases))
     return 0
 

@@ -29,6 +29,7 @@ pub fn check(spec: &Spec, fleet: &Fleet) -> Vec<Diagnostic> {
     proxmox_quorum(fleet, &mut out);
     az_capacity(fleet, &mut out);
     gpu_flavors(spec, fleet, &mut out);
+    gpu_quota_enforcement(spec, fleet, &mut out);
     crate::domains::check(spec, fleet, &mut out);
     crate::hardware::check(spec, &mut out);
     crate::capacity::check(fleet, &mut out);
@@ -570,6 +571,46 @@ fn az_capacity(fleet: &Fleet, out: &mut Vec<Diagnostic>) {
         }
         affecting(dc, &mut out[start..]);
     }
+}
+
+/// S0430: a team GPU quota the blueprint's Kolla release cannot enforce (see
+/// [`strata_fleet::quota`]): Nova before 2026.2 does not count passthrough GPUs against
+/// any quota, so the team could use every GPU its flavors reach.
+fn gpu_quota_enforcement(spec: &Spec, fleet: &Fleet, out: &mut Vec<Diagnostic>) {
+    let Some(bp) = spec.blueprint.as_ref() else {
+        return;
+    };
+    let release = &bp.openstack.kolla_release;
+    if strata_fleet::quota::unified_limits(release.as_str()) || bp.openstack.gpu_flavors.is_empty()
+    {
+        return;
+    }
+    let teams: Vec<String> = fleet
+        .teams
+        .iter()
+        .filter(|t| t.quota.gpus > 0)
+        .map(|t| format!("`{}` ({})", t.name, t.quota.gpus))
+        .collect();
+    if teams.is_empty() {
+        return;
+    }
+    out.push(
+        Diagnostic::new(
+            codes::S0430,
+            format!(
+                "Kolla release {} cannot enforce the GPU quota of team {}: its Nova counts no passthrough GPU against a quota",
+                release.as_str(),
+                teams.join(", ")
+            ),
+        )
+        .at(release.span)
+        .expected(format!(
+            "kolla_release {}.{} or later (Nova unified limits that count PCI devices)",
+            strata_fleet::quota::UNIFIED_LIMITS_SINCE.0,
+            strata_fleet::quota::UNIFIED_LIMITS_SINCE.1
+        ))
+        .help("upgrade the release, or set `gpus: 0` and bound GPU use by which teams may boot each private GPU flavor"),
+    );
 }
 
 /// S0201/S0405: GPU flavors name a profile that has that GPU, enough of them.

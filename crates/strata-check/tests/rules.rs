@@ -467,3 +467,36 @@ fn s0422_images_are_maas_names_and_proxmox_is_not_ubuntu() {
         "default bootstrap: Proxmox nodes are preinstalled"
     );
 }
+
+#[test]
+fn s0430_gpu_quota_a_release_cannot_enforce() {
+    let base = base();
+    let tenant = base
+        .lines()
+        .skip_while(|l| !l.starts_with("tenants:"))
+        .nth(1)
+        .and_then(|l| l.split("name:").nth(1))
+        .and_then(|l| l.split([',', '}']).next())
+        .map(|s| s.trim().to_string())
+        .expect("a tenant in the base");
+    let with_team = |gpus: u32| {
+        format!(
+            "{base}\nteams:\n  - {{ name: ml, members: [carol], tenants: [{tenant}], gpu_flavors: [g1.h100x1], quota: {{ instances: 4, cores: 96, ram_mib: 786432, gpus: {gpus} }} }}\n"
+        )
+    };
+    // 2025.1 (the base) cannot count passthrough GPUs against any quota.
+    let (_, _, d) = analyze(&with_team(2));
+    only(&d, codes::S0430);
+    assert!(d[0].message.contains("`ml` (2)"), "{}", d[0].message);
+    // A team with no GPU quota asks for nothing the release cannot do.
+    let (_, _, d) = analyze(&with_team(0));
+    assert!(d.is_empty(), "{d:#?}");
+    // 2026.2 enforces it through unified limits.
+    let t = edit(
+        &with_team(2),
+        "kolla_release: \"2025.1\"",
+        "kolla_release: \"2026.2\"",
+    );
+    let (_, _, d) = analyze(&t);
+    assert!(d.is_empty(), "{d:#?}");
+}

@@ -251,7 +251,7 @@ blueprint:\n  fabric:\n    spines: 2\n    leaves_per_rack: 2\n    border_leaves:
         l.proxmox_nodes
     );
     s.push_str(
-        "  openstack:\n    kolla_release: \"2025.1\"\n    control_nodes: 3\n    availability_zones:\n      - { name: az1, min_compute: 2 }\n      - { name: az2, min_compute: 2 }\n    flavors:\n      - { name: gp1.small, vcpus: 2, ram_mib: 4096, disk_gb: 40 }\n      - { name: gp1.large, vcpus: 8, ram_mib: 32768, disk_gb: 160 }\n    gpu_flavors:\n      - { name: g1.h100x1, profile: gpu-h100, gpu_model: NVIDIA H100 SXM5 80GB, gpus: 1, vcpus: 24, ram_mib: 196608, disk_gb: 400 }\n    default_quota: { instances: 50, cores: 400, ram_mib: 1638400, gpus: 8 }\n\n  vips:\n    - { name: maas-api, vlan: management, members: maas-region, port: 5240 }\n    - { name: openstack-api, vlan: management, members: openstack-control, port: 5000 }\n",
+        "  openstack:\n    kolla_release: \"2026.2\"\n    control_nodes: 3\n    availability_zones:\n      - { name: az1, min_compute: 2 }\n      - { name: az2, min_compute: 2 }\n    flavors:\n      - { name: gp1.small, vcpus: 2, ram_mib: 4096, disk_gb: 40 }\n      - { name: gp1.large, vcpus: 8, ram_mib: 32768, disk_gb: 160 }\n    gpu_flavors:\n      - { name: g1.h100x1, profile: gpu-h100, gpu_model: NVIDIA H100 SXM5 80GB, gpus: 1, vcpus: 24, ram_mib: 196608, disk_gb: 400 }\n    default_quota: { instances: 50, cores: 400, ram_mib: 1638400, gpus: 8 }\n\n  vips:\n    - { name: maas-api, vlan: management, members: maas-region, port: 5240 }\n    - { name: openstack-api, vlan: management, members: openstack-control, port: 5000 }\n",
     );
     s
 }

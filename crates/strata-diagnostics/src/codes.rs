@@ -119,6 +119,7 @@ codes! {
     S0420 Error "bootstrap-order" "A DC's bootstrap order cannot happen: a stage needs what only a later stage brings up (MAAS deploying machines before MAAS runs, MAAS deploying the Proxmox nodes its own VMs run on, VMs starting before the Proxmox nodes they run on).";
     S0421 Error "bootstrap-coverage" "A machine or VM role of the fleet is in no bootstrap stage or in two, or a stage names a VM role that does not exist: the order in which the DC comes up is not fully stated.";
     S0422 Error "role-image" "A machine role's image cannot carry what the role runs, or is not an image name MAAS understands: Proxmox VE 9 runs on Debian 13 (a custom image such as `custom/debian-13-pve`), not Ubuntu; images are `OS/RELEASE` or a bare Ubuntu series.";
+    S0430 Warning "gpu-quota-unenforced" "A team has a GPU quota, but the Kolla release's Nova cannot enforce it: before 2026.2, Nova's unified limits never count GPUs passed through by PCI alias, and the legacy quota driver has no per-device quota. The quota would be silently dropped.";
     S0501 Error "undeclared-snowflake" "A DC differs from the blueprint without a declared reason.";
     S0502 Warning "stale-override" "A declared override does not change anything: the DC already matches the blueprint.";
     S0601 Error "lock-unreadable" "fleet.lock could not be parsed.";

@@ -19,6 +19,7 @@ pub mod lock;
 pub mod model;
 pub mod numa;
 pub mod overrides;
+pub mod quota;
 
 pub use compile::{Compiled, compile};
 pub use lock::{Lock, LockError};

@@ -518,6 +518,27 @@ pub struct OpenStackRegion {
     pub internal_vip: Option<IpAddr>,
 }
 
+impl OpenStackRegion {
+    /// The Placement resource classes of the region's passthrough GPUs (one per GPU
+    /// model of its compute hosts), sorted.
+    pub fn gpu_classes(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .compute
+            .iter()
+            .filter_map(|c| c.gpu.as_ref())
+            .map(|g| crate::quota::pci_resource_class(&g.vendor_id, &g.device_id))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Whether the region's Nova runs unified limits (see [`crate::quota`]).
+    pub fn unified_limits(&self) -> bool {
+        crate::quota::unified_limits(&self.kolla_release)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ComputeNode {
     pub hostname: String,

@@ -10,8 +10,9 @@ use strata_spec::{BmcDriver, InfraVlan, MachineRole, SecretRef};
 use crate::fields::{
     AddressRange, DnsDomainFields, DnsRecordFields, FlavorAccessFields, FlavorFields, HaRuleFields,
     HaRuleSpec, MaasSubnetFields, MaasSubnetSpec, MaasTagFields, MachineFields, MachineSpec,
-    NetworkFields, NetworkRbacFields, NodeDnsFields, ProjectFields, QuotaFields,
-    RoleAssignmentFields, SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
+    NetworkFields, NetworkRbacFields, NodeDnsFields, ProjectFields, ProjectLimitFields,
+    QuotaFields, RegisteredLimitFields, RoleAssignmentFields, SubnetFields, VlanFields, VlanSpec,
+    VmFields, VmSpec,
 };
 use crate::model::{Kind, Resource, ResourceId, ResourceSet, owner_tag};
 
@@ -435,11 +436,35 @@ fn proxmox(_fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
     }
 }
 
+/// The value a quota gives one unified limit.
+fn quota_value(q: &strata_spec::Quota, from: strata_fleet::quota::QuotaField) -> i64 {
+    use strata_fleet::quota::QuotaField;
+    match from {
+        QuotaField::Instances => i64::from(q.instances),
+        QuotaField::Cores => i64::from(q.cores),
+        QuotaField::Ram => i64::try_from(q.ram_mib).unwrap_or(i64::MAX),
+        QuotaField::Gpus => i64::from(q.gpus),
+    }
+}
+
 fn openstack(fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
     let d = &dc.name;
     let has_openstack = !(dc.openstack.control.is_empty() && dc.openstack.compute.is_empty());
     if !has_openstack {
         return;
+    }
+    let unified = dc.openstack.unified_limits();
+    let limits = strata_fleet::quota::limit_names(&dc.openstack.gpu_classes());
+    if unified {
+        let defaults = &dc.blueprint.openstack.default_quota;
+        for l in &limits {
+            out.insert(Resource::with_fields(
+                ResourceId::new(d, Kind::RegisteredLimit, l.resource.clone()),
+                &RegisteredLimitFields {
+                    default_limit: quota_value(defaults, l.from),
+                },
+            ));
+        }
     }
     for t in &fleet.teams {
         let project = ResourceId::new(d, Kind::Project, t.name.clone());
@@ -450,23 +475,42 @@ fn openstack(fleet: &Fleet, dc: &Dc, owner: &str, out: &mut ResourceSet) {
                 tags: vec![owner.to_string()],
             },
         ));
-        // The team's `gpus` quota is not set: Kolla-Ansible 2025.1 leaves Nova on the
-        // legacy DbQuotaDriver (no `[quota] driver` in kolla-ansible
-        // ansible/roles/nova/templates/nova.conf.j2), which has no per-resource-class
-        // quota, and Nova's unified limits (`class:<RC>` Keystone limits,
-        // nova/limit/placement.py) do not count PCI-alias devices (openstack/nova
-        // nova/tests/functional/regressions/test_bug_2140631.py). GPU use is bounded
-        // by the private GPU flavors' per-team access instead.
-        let mut q = Resource::with_fields(
-            ResourceId::new(d, Kind::Quota, t.name.clone()),
-            &QuotaFields {
-                instances: i64::from(t.quota.instances),
-                cores: i64::from(t.quota.cores),
-                ram: i64::try_from(t.quota.ram_mib).unwrap_or(i64::MAX),
-            },
-        );
-        q.depends_on.push(project.clone());
-        out.insert(q);
+        if unified {
+            // Unified limits: Nova reads the team's quota from Keystone (a quota set
+            // written through Nova would be ignored: `nova/api/openstack/compute/
+            // quota_sets.py` `update` drops the body under unified limits).
+            for l in &limits {
+                let mut r = Resource::with_fields(
+                    ResourceId::new(d, Kind::ProjectLimit, format!("{}:{}", t.name, l.resource)),
+                    &ProjectLimitFields {
+                        project: t.name.clone(),
+                        resource: l.resource.clone(),
+                        limit: quota_value(&t.quota, l.from),
+                    },
+                );
+                r.depends_on.push(project.clone());
+                r.depends_on.push(ResourceId::new(
+                    d,
+                    Kind::RegisteredLimit,
+                    l.resource.clone(),
+                ));
+                out.insert(r);
+            }
+        } else {
+            // The legacy quota driver has no per-device quota: the team's `gpus` cannot
+            // be set (diagnostic S0430 says so); GPU use is bounded by the private GPU
+            // flavors' per-team access.
+            let mut q = Resource::with_fields(
+                ResourceId::new(d, Kind::Quota, t.name.clone()),
+                &QuotaFields {
+                    instances: i64::from(t.quota.instances),
+                    cores: i64::from(t.quota.cores),
+                    ram: i64::try_from(t.quota.ram_mib).unwrap_or(i64::MAX),
+                },
+            );
+            q.depends_on.push(project.clone());
+            out.insert(q);
+        }
         for user in &t.members {
             let mut r = Resource::with_fields(
                 ResourceId::new(d, Kind::RoleAssignment, format!("{}:{user}", t.name)),

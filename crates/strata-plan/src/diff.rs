@@ -299,6 +299,8 @@ fn platform_kind(k: Kind) -> Option<&'static str> {
         | Kind::Machine
         | Kind::NodeDns
         | Kind::Quota
+        | Kind::RegisteredLimit
+        | Kind::ProjectLimit
         | Kind::RoleAssignment
         | Kind::FlavorAccess
         | Kind::NetworkRbac => None,

@@ -459,6 +459,32 @@ impl KindFields for QuotaFields {
     const KIND: Kind = Kind::Quota;
 }
 
+/// `registered-limit` (Keystone unified limits of the compute service in the region;
+/// name = the resource, e.g. `class:VCPU`): the default every project gets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegisteredLimitFields {
+    pub default_limit: i64,
+}
+
+impl KindFields for RegisteredLimitFields {
+    const KIND: Kind = Kind::RegisteredLimit;
+}
+
+/// `project-limit` (Keystone unified limit of the compute service for a team's project;
+/// name = `<team>:<resource>`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProjectLimitFields {
+    /// The team's project name.
+    pub project: String,
+    /// Keystone's `resource_name`, e.g. `servers`, `class:CUSTOM_PCI_10DE_2330`.
+    pub resource: String,
+    pub limit: i64,
+}
+
+impl KindFields for ProjectLimitFields {
+    const KIND: Kind = Kind::ProjectLimit;
+}
+
 /// `role-assignment` (Keystone; name = `<team>:<user>`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoleAssignmentFields {
@@ -554,6 +580,8 @@ pub fn vocabulary(kind: Kind) -> BTreeSet<&'static str> {
         ],
         Kind::Subnet => &["network", "cidr", "gateway_ip", "enable_dhcp", "ip_version"],
         Kind::Quota => &["instances", "cores", "ram"],
+        Kind::RegisteredLimit => &["default_limit"],
+        Kind::ProjectLimit => &["project", "resource", "limit"],
         Kind::RoleAssignment => &["project", "user", "role"],
         Kind::FlavorAccess => &["flavor", "project"],
         Kind::NetworkRbac => &["network", "project", "action"],
@@ -782,6 +810,12 @@ mod tests {
             instances: 10,
             cores: -1,
             ram: 65536,
+        });
+        round_trips(RegisteredLimitFields { default_limit: 8 });
+        round_trips(ProjectLimitFields {
+            project: "ml".into(),
+            resource: "class:CUSTOM_PCI_10DE_2330".into(),
+            limit: 16,
         });
     }
 

@@ -28,8 +28,8 @@ pub use fields::{
     AddressRange, DnsDomainFields, DnsRecordFields, FabricFields, FieldsError, FlavorAccessFields,
     FlavorFields, HaRuleFields, HaRuleSpec, KindFields, KindSpec, MaasSubnetFields, MaasSubnetSpec,
     MaasTagFields, MachineFields, MachineSpec, NetworkFields, NetworkRbacFields, NodeDnsFields,
-    ProjectFields, QuotaFields, RoleAssignmentFields, SubnetFields, VlanFields, VlanSpec, VmFields,
-    VmSpec,
+    ProjectFields, ProjectLimitFields, QuotaFields, RegisteredLimitFields, RoleAssignmentFields,
+    SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
 };
 pub use model::{
     Kind, Observed, Platform, Resource, ResourceId, ResourceIdError, ResourceSet, UnownedObject,

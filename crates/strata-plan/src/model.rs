@@ -91,6 +91,12 @@ impl fmt::Display for Platform {
 /// - `subnet` (OpenStack; name = the network's name): `network`, `cidr`,
 ///   `gateway_ip`, `enable_dhcp`, `ip_version`.
 /// - `quota` (name = team project): `instances`, `cores`, `ram`.
+/// - `registered-limit` (Keystone; name = a unified-limit resource of the compute
+///   service, e.g. `class:VCPU`): `default_limit`, from the blueprint's default quota.
+///   Only in regions whose Nova runs unified limits (`strata_fleet::quota`).
+/// - `project-limit` (Keystone; name = `<team>:<resource>`): `project`, `resource`,
+///   `limit`. Depends on the project and on the resource's registered limit (Keystone
+///   refuses a project limit without one).
 /// - `role-assignment` (Keystone; name = `<team>:<user>`): `project` (the team's
 ///   project), `user` (a Keystone user name), `role` (`member`). Depends on the project.
 /// - `flavor-access` (Nova; name = `<flavor>:<team>`): `flavor`, `project`: the team's
@@ -116,6 +122,8 @@ pub enum Kind {
     Network,
     Subnet,
     Quota,
+    RegisteredLimit,
+    ProjectLimit,
     RoleAssignment,
     FlavorAccess,
     NetworkRbac,
@@ -137,6 +145,8 @@ impl Kind {
             | Kind::Network
             | Kind::Subnet
             | Kind::Quota
+            | Kind::RegisteredLimit
+            | Kind::ProjectLimit
             | Kind::RoleAssignment
             | Kind::FlavorAccess
             | Kind::NetworkRbac => Platform::Openstack,
@@ -160,13 +170,15 @@ impl Kind {
             Kind::Network => "network",
             Kind::Subnet => "subnet",
             Kind::Quota => "quota",
+            Kind::RegisteredLimit => "registered-limit",
+            Kind::ProjectLimit => "project-limit",
             Kind::RoleAssignment => "role-assignment",
             Kind::FlavorAccess => "flavor-access",
             Kind::NetworkRbac => "network-rbac",
         }
     }
 
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Fabric,
         Kind::Vlan,
         Kind::MaasSubnet,
@@ -182,6 +194,8 @@ impl Kind {
         Kind::Network,
         Kind::Subnet,
         Kind::Quota,
+        Kind::RegisteredLimit,
+        Kind::ProjectLimit,
         Kind::RoleAssignment,
         Kind::FlavorAccess,
         Kind::NetworkRbac,

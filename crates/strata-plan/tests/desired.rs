@@ -70,7 +70,34 @@ fn every_dc_gets_its_maas_proxmox_and_openstack_objects() {
             assert!(!f.dns.is_empty() && f.dns.len() <= 3, "{r:?}");
         }
         assert_eq!(count(Kind::Project), 2);
-        assert_eq!(count(Kind::Quota), 2);
+        // Kolla 2026.2: team quotas are Keystone unified limits, no quota sets. One
+        // registered default and one limit per team for servers, VCPU, PCPU, MEMORY_MB
+        // and each GPU class of the DC.
+        assert_eq!(count(Kind::Quota), 0);
+        let classes = fleet
+            .dcs
+            .iter()
+            .find(|d| d.name == dc)
+            .map(|d| d.openstack.gpu_classes())
+            .unwrap_or_default();
+        assert_eq!(count(Kind::RegisteredLimit), 4 + classes.len());
+        assert_eq!(count(Kind::ProjectLimit), 2 * (4 + classes.len()));
+        for rc in &classes {
+            let gpus = d
+                .get(&ResourceId::new(
+                    dc,
+                    Kind::ProjectLimit,
+                    format!("ml-research:class:{rc}"),
+                ))
+                .expect("ml-research's GPU limit");
+            let f: strata_plan::ProjectLimitFields = gpus.fields_as().expect("limit fields");
+            assert_eq!(f.limit, 16, "{gpus:?}");
+            assert!(gpus.depends_on.contains(&ResourceId::new(
+                dc,
+                Kind::RegisteredLimit,
+                format!("class:{rc}")
+            )));
+        }
         assert_eq!(count(Kind::Flavor), 4);
         assert_eq!(count(Kind::Network), 4);
         assert_eq!(count(Kind::Subnet), 4);
@@ -180,8 +207,8 @@ fn every_desired_resource_has_exactly_its_kinds_vocabulary_and_reads_as_its_stru
     use strata_plan::fields::vocabulary;
     use strata_plan::{
         DnsDomainFields, DnsRecordFields, FabricFields, HaRuleFields, HaRuleSpec, MaasSubnetFields,
-        MaasSubnetSpec, MachineFields, NetworkFields, ProjectFields, QuotaFields, SubnetFields,
-        VlanFields, VlanSpec, VmSpec,
+        MaasSubnetSpec, MachineFields, NetworkFields, ProjectFields, ProjectLimitFields,
+        QuotaFields, RegisteredLimitFields, SubnetFields, VlanFields, VlanSpec, VmSpec,
     };
     let d = desired(&example()).expect("desired");
     let mut kinds = std::collections::BTreeSet::new();
@@ -220,6 +247,8 @@ fn every_desired_resource_has_exactly_its_kinds_vocabulary_and_reads_as_its_stru
             Kind::Network => r.fields_as::<NetworkFields>().map(drop),
             Kind::Subnet => r.fields_as::<SubnetFields>().map(drop),
             Kind::Quota => r.fields_as::<QuotaFields>().map(drop),
+            Kind::RegisteredLimit => r.fields_as::<RegisteredLimitFields>().map(drop),
+            Kind::ProjectLimit => r.fields_as::<ProjectLimitFields>().map(drop),
             Kind::RoleAssignment => r.fields_as::<RoleAssignmentFields>().map(drop),
             Kind::FlavorAccess => r.fields_as::<FlavorAccessFields>().map(drop),
             Kind::NetworkRbac => r.fields_as::<NetworkRbacFields>().map(drop),
@@ -227,11 +256,13 @@ fn every_desired_resource_has_exactly_its_kinds_vocabulary_and_reads_as_its_stru
         typed.unwrap_or_else(|e| panic!("{e}"));
     }
     // Every kind but `fabric`, which strata only still recognises (earlier versions
-    // made one) and never wants.
+    // made one) and never wants, and `quota`, the legacy quota driver's: the example
+    // fleet's Kolla 2026.2 regions take team quotas as Keystone limits.
     assert!(!kinds.contains(&Kind::Fabric));
+    assert!(!kinds.contains(&Kind::Quota));
     assert_eq!(
         kinds.len(),
-        Kind::ALL.len() - 1,
+        Kind::ALL.len() - 2,
         "the example fleet covers every other kind"
     );
 }

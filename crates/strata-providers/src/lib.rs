@@ -146,11 +146,14 @@ pub trait Provider: Send + Sync {
 }
 
 /// Build every provider a targets file describes; `secrets` resolves the references
-/// desired state carries (BMC passwords, relative to the spec directory).
+/// desired state carries (BMC passwords, relative to the spec directory);
+/// `unified_limits` names the DCs whose Nova takes team quotas as Keystone unified
+/// limits ([`openstack::QuotaModel`]).
 pub fn providers(
     targets: &targets::Targets,
     owner_tag: &str,
     secrets: Arc<dyn secrets::SecretResolver>,
+    unified_limits: &[String],
 ) -> Result<Vec<Arc<dyn Provider>>, ProviderError> {
     let mut out: Vec<Arc<dyn Provider>> = Vec::new();
     for dc in &targets.dcs {
@@ -168,9 +171,14 @@ pub fn providers(
             )?));
         }
         if let Some(o) = &dc.openstack {
-            out.push(Arc::new(openstack::OpenstackProvider::new(
-                &dc.name, o, owner_tag,
-            )?));
+            let model = if unified_limits.contains(&dc.name) {
+                openstack::QuotaModel::UnifiedLimits
+            } else {
+                openstack::QuotaModel::QuotaSets
+            };
+            out.push(Arc::new(
+                openstack::OpenstackProvider::new(&dc.name, o, owner_tag)?.with_quota_model(model),
+            ));
         }
     }
     Ok(out)

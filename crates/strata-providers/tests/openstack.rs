@@ -10,10 +10,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use strata_plan::{
     Action, FlavorAccessFields, FlavorFields, Kind, NetworkFields, NetworkRbacFields, Observed,
-    Plan, Platform, ProjectFields, QuotaFields, Resource, ResourceId, ResourceSet,
-    RoleAssignmentFields, Step, SubnetFields, diff,
+    Plan, Platform, ProjectFields, ProjectLimitFields, QuotaFields, RegisteredLimitFields,
+    Resource, ResourceId, ResourceSet, RoleAssignmentFields, Step, SubnetFields, diff,
 };
-use strata_providers::openstack::{OpenstackProvider, api, parse_time};
+use strata_providers::openstack::{OpenstackProvider, QuotaModel, api, parse_time};
 use strata_providers::targets::{Interface, OpenstackTarget, Targets};
 use strata_providers::{ActContext, IntentLog, Provider, ProviderError};
 use strata_twin::{DcSeed, FaultSpec, RunningTwin, TwinOptions};
@@ -196,10 +196,15 @@ struct Region {
 }
 
 /// The Kolla files `strata render` writes for the example fleet's `fra1` (the deploy
-/// host's `/etc/kolla/`, keyed by the path below it): what the twin's region is
-/// deployed with, as the real one would be.
-fn rendered_kolla() -> BTreeMap<String, String> {
-    let fleet = strata_testkit::example_fleet();
+/// host's `/etc/kolla/`, keyed by the path below it), with the blueprint's Kolla release
+/// set to `release`: what the twin's region is deployed with, as the real one would be.
+/// From 2026.2 on, Nova runs unified limits (team quotas are Keystone limits); before,
+/// the legacy quota driver (quota sets).
+fn rendered_kolla_at(release: &str) -> BTreeMap<String, String> {
+    let mut fleet = strata_testkit::example_fleet();
+    for dc in &mut fleet.dcs {
+        dc.openstack.kolla_release = release.to_string();
+    }
     let mut files = strata_render::kolla::render(&fleet).expect("render kolla");
     files.extend(strata_render::nova_pci::render(&fleet).expect("render nova pci"));
     let prefix = format!("{DC}/kolla/");
@@ -213,8 +218,10 @@ fn rendered_kolla() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A region on the legacy quota driver (Kolla 2025.1), where team quotas are Nova quota
+/// sets: most tests here exercise the quota-set path.
 async fn region(faults: FaultSpec) -> Region {
-    region_with(faults, rendered_kolla()).await
+    region_with(faults, rendered_kolla_at("2025.1")).await
 }
 
 async fn region_with(faults: FaultSpec, kolla_config: BTreeMap<String, String>) -> Region {
@@ -1429,4 +1436,242 @@ async fn a_revoked_token_is_renewed_once() {
         .expect_err("bad password");
     assert!(matches!(e, ProviderError::Refused(_)), "{e}");
     assert!(!e.to_string().contains("not-the-password"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Team quotas as Keystone unified limits (Kolla 2026.2 and later).
+
+/// What the planner wants in fra1 for the example fleet's teams on a unified-limits
+/// region: the projects, the registered defaults and one limit per team and resource.
+fn unified_quota_fleet() -> ResourceSet {
+    let mut fleet = strata_testkit::example_fleet();
+    for dc in &mut fleet.dcs {
+        dc.openstack.kolla_release = "2026.2".into();
+    }
+    let all = strata_plan::desired(&fleet).expect("desired");
+    let mut out = ResourceSet::default();
+    for r in all.resources.values() {
+        match r.id.kind {
+            // The fleet's projects, under this test's owner tag.
+            Kind::Project if r.id.dc == DC => out.insert(project(&r.id.name)),
+            Kind::RegisteredLimit | Kind::ProjectLimit if r.id.dc == DC => out.insert(r.clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
+async fn send_json(
+    r: &Region,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let (token, _) = r.token().await;
+    let mut req = r.http.request(method, url).header("x-auth-token", &token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// On a 2026.2 region the team quotas (GPUs included) become Keystone limits of the
+/// compute service: created after their registered defaults, read back by Nova's quota
+/// API, observed without drift, corrected when changed by hand, adopted when a create's
+/// answer was lost, and removed with the team. Limits strata did not make are never
+/// touched.
+#[tokio::test]
+async fn team_quotas_are_keystone_unified_limits() {
+    let r = region_with(FaultSpec::default(), rendered_kolla_at("2026.2")).await;
+    let p = r.provider().with_quota_model(QuotaModel::UnifiedLimits);
+    let intents = MemIntents::default();
+    let desired = unified_quota_fleet();
+    let gpu_limit = ResourceId::new(
+        DC,
+        Kind::ProjectLimit,
+        "ml-research:class:CUSTOM_PCI_10DE_2330",
+    );
+    assert!(
+        desired.resources.contains_key(&gpu_limit),
+        "{:#?}",
+        desired.resources.keys()
+    );
+    assert!(
+        !desired.resources.keys().any(|id| id.kind == Kind::Quota),
+        "no quota sets on a unified-limits region"
+    );
+
+    // A limit somebody registered by hand: observed as unowned, never changed.
+    let url = |path: &str| format!("{}{path}", r.target.auth_url);
+    let (_, services) = send_json(
+        &r,
+        reqwest::Method::GET,
+        &url("/services?type=compute"),
+        None,
+    )
+    .await;
+    let service = services["services"][0]["id"]
+        .as_str()
+        .expect("compute service")
+        .to_string();
+    let (status, body) = send_json(
+        &r,
+        reqwest::Method::POST,
+        &url("/registered_limits"),
+        Some(json!({"registered_limits": [{"service_id": service, "region_id": DC, "resource_name": "class:DISK_GB", "default_limit": 5000}]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let first = plan(&desired, &p.observe().await.expect("observe"));
+    let position = |kind: Kind| first.steps.iter().position(|s| s.id.kind == kind);
+    assert!(
+        position(Kind::RegisteredLimit) < position(Kind::ProjectLimit),
+        "registered defaults before project limits: {:#?}",
+        first.steps
+    );
+    converge(&p, &desired, &intents, 4).await;
+    let observed = p.observe().await.expect("observe");
+    assert!(plan(&desired, &observed).is_empty());
+    let gpu: ProjectLimitFields = observed
+        .resources
+        .get(&gpu_limit)
+        .expect("gpu limit")
+        .fields_as()
+        .expect("fields");
+    assert_eq!((gpu.project.as_str(), gpu.limit), ("ml-research", 16));
+    assert!(
+        observed
+            .unowned
+            .iter()
+            .any(|u| u.kind == "registered-limit" && u.name == "class:DISK_GB"),
+        "{:#?}",
+        observed.unowned
+    );
+
+    // Nova's quota API answers from Keystone: the team's instances and cores.
+    let (token, body) = r.token().await;
+    let (_, projects) = r.get_with(&token, &url("/projects?name=ml-research")).await;
+    let project = projects["projects"][0]["id"]
+        .as_str()
+        .expect("project")
+        .to_string();
+    let (status, q) = r
+        .get_with(
+            &token,
+            &format!("{}/os-quota-sets/{project}", catalog(&body, "compute")),
+        )
+        .await;
+    assert_eq!(status, 200, "{q}");
+    assert_eq!(q["quota_set"]["instances"], 20, "{q}");
+    assert_eq!(q["quota_set"]["cores"], 800, "{q}");
+
+    // Changed by hand: the plan puts it back.
+    let external = observed
+        .resources
+        .get(&gpu_limit)
+        .expect("gpu limit")
+        .external_id
+        .clone()
+        .expect("id");
+    let (status, body) = send_json(
+        &r,
+        reqwest::Method::PATCH,
+        &url(&format!("/limits/{external}")),
+        Some(json!({"limit": {"resource_limit": 64}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let drift = plan(&desired, &p.observe().await.expect("observe"));
+    assert_eq!(drift.steps.len(), 1, "{:#?}", drift.steps);
+    assert_eq!(drift.steps[0].id, gpu_limit);
+    assert_eq!(drift.steps[0].changes[0].old, Some(json!(64)));
+    assert_eq!(drift.steps[0].changes[0].new, Some(json!(16)));
+    converge(&p, &desired, &intents, 2).await;
+
+    // The blueprint's default changes. Keystone changes no registered limit that
+    // project limits use; strata takes its own off and puts them back around it.
+    let servers = ResourceId::new(DC, Kind::RegisteredLimit, "servers");
+    let mut new_default = desired.clone();
+    new_default.insert(Resource::with_fields(
+        servers.clone(),
+        &RegisteredLimitFields { default_limit: 7 },
+    ));
+    let steps = plan(&new_default, &p.observe().await.expect("observe")).steps;
+    assert_eq!(steps.len(), 1, "{steps:#?}");
+    assert_eq!(
+        (steps[0].id.clone(), steps[0].action),
+        (servers.clone(), Action::Update)
+    );
+    let out = act(&p, &steps[0], &intents).await.expect("new default");
+    assert!(out.note.contains("put back"), "{}", out.note);
+    assert!(plan(&new_default, &p.observe().await.expect("observe")).is_empty());
+    converge(&p, &desired, &intents, 2).await;
+
+    // A create whose answer was lost is run again: Keystone's 409, and strata adopts
+    // its own limit instead of failing or duplicating.
+    for step in plan(&desired, &Observed::default())
+        .steps
+        .iter()
+        .filter(|s| matches!(s.id.kind, Kind::RegisteredLimit | Kind::ProjectLimit))
+    {
+        let out = act(&p, step, &intents).await.expect("create again");
+        assert!(
+            out.note.contains("already existed"),
+            "{}: {}",
+            step.id,
+            out.note
+        );
+    }
+    let state = r.state();
+    assert_eq!(
+        state["limits"].as_array().map(Vec::len),
+        Some(
+            desired
+                .resources
+                .keys()
+                .filter(|id| id.kind == Kind::ProjectLimit)
+                .count()
+        ),
+        "{}",
+        state["limits"]
+    );
+    assert!(plan(&desired, &p.observe().await.expect("observe")).is_empty());
+
+    // The team leaves the spec: its limits go (before its project), the defaults stay.
+    let mut without = desired.clone();
+    without
+        .resources
+        .retain(|id, _| !id.name.starts_with("ml-research"));
+    let steps = plan(&without, &p.observe().await.expect("observe")).steps;
+    assert!(
+        steps.iter().all(|s| s.action == Action::Delete),
+        "{steps:#?}"
+    );
+    assert!(steps.iter().any(|s| s.id.kind == Kind::Project));
+    converge(&p, &without, &intents, 3).await;
+    let state = r.state();
+    assert!(
+        state["limits"]
+            .as_array()
+            .expect("limits")
+            .iter()
+            .all(|l| l["project_id"] != json!(project)),
+        "{}",
+        state["limits"]
+    );
+    // The hand-made default is still there, unchanged.
+    assert!(
+        state["registered_limits"]
+            .as_array()
+            .expect("registered limits")
+            .iter()
+            .any(|l| l["resource_name"] == "class:DISK_GB" && l["default_limit"] == 5000),
+        "{}",
+        state["registered_limits"]
+    );
 }

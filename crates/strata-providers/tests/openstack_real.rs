@@ -1,7 +1,10 @@
 //! The OpenStack provider's Keystone part against the real services: Keystone 30 and
 //! Placement 16, started by the repository's `scripts/openstack-real.sh` (installed by
-//! `scripts/install-test-deps.sh`; a missing install fails the test with that command). Nova and Neutron are not available
-//! for real here, so flavors, networks, subnets and quotas are covered by the twin only.
+//! `scripts/install-test-deps.sh`; a missing install fails the test with that command):
+//! projects, and team quotas as Keystone unified limits (registered defaults and
+//! project limits of the compute service, with Keystone's own refusals). Nova and
+//! Neutron are not available for real here, so flavors, networks, subnets and quota
+//! sets are covered by the twin only.
 //!
 //! `STRATA_SKIP_REAL_OPENSTACK=1` opts out explicitly (`.ci/run` never sets it).
 
@@ -10,7 +13,10 @@ use std::path::Path;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use strata_plan::{Action, Kind, ProjectFields, Resource, ResourceId, Step};
+use strata_plan::{
+    Action, Kind, ProjectFields, ProjectLimitFields, RegisteredLimitFields, Resource, ResourceId,
+    Step,
+};
 use strata_providers::openstack::OpenstackProvider;
 use strata_providers::targets::Targets;
 use strata_providers::{ActContext, IntentLog, Provider, ProviderError};
@@ -196,6 +202,10 @@ async fn keystone_and_placement_for_real() {
     let e = act(&p, &del_service, &intents).await.expect_err("refused");
     assert!(matches!(e, ProviderError::Refused(_)), "{e}");
 
+    // Team quotas as unified limits, in real Keystone: register a compute service (Kolla
+    // does for nova), then the registered default and the project's GPU limit.
+    unified_limits_for_real(&real.keystone, &p, &name, &intents).await;
+
     // Delete ours; deleting again is a no-op.
     let delete = Step {
         id: id.clone(),
@@ -223,4 +233,185 @@ async fn keystone_and_placement_for_real() {
     assert!(!e.to_string().contains("not-the-secret"), "{e}");
     eprintln!("{} calls to the real services", p.calls());
     drop(real);
+}
+
+/// An admin token of our own, for what the provider does not do (registering a
+/// service, as a Kolla deploy does).
+async fn admin_token(keystone: &str) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{}/auth/tokens", keystone.trim_end_matches('/')))
+        .json(
+            &json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": "secret"}}},
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}),
+        )
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(r.status().as_u16(), 201);
+    r.headers()["x-subject-token"]
+        .to_str()
+        .expect("token header")
+        .to_string()
+}
+
+fn step(
+    id: ResourceId,
+    action: Action,
+    desired: Option<Resource>,
+    observed: Option<Resource>,
+) -> Step {
+    Step {
+        id,
+        action,
+        changes: vec![],
+        desired,
+        observed,
+        depends_on: vec![],
+        reboot: None,
+    }
+}
+
+async fn unified_limits_for_real(
+    keystone: &str,
+    p: &OpenstackProvider,
+    project: &str,
+    intents: &MemIntents,
+) {
+    let base = keystone.trim_end_matches('/');
+    let http = reqwest::Client::new();
+    let token = admin_token(keystone).await;
+    // Without a compute service, a limit has nothing to hang on: a clear refusal.
+    let rc = "class:CUSTOM_PCI_10DE_2330";
+    let reg_id = ResourceId::new("lab1", Kind::RegisteredLimit, rc);
+    let reg = Resource::with_fields(reg_id.clone(), &RegisteredLimitFields { default_limit: 0 });
+    let create_reg = step(reg_id.clone(), Action::Create, Some(reg.clone()), None);
+    let e = act(p, &create_reg, intents)
+        .await
+        .expect_err("no compute service");
+    assert!(e.to_string().contains("no compute service"), "{e}");
+
+    let r = http
+        .post(format!("{base}/services"))
+        .header("x-auth-token", &token)
+        .json(&json!({"service": {"type": "compute", "name": "nova", "enabled": true}}))
+        .send()
+        .await
+        .expect("create service");
+    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+
+    // A project limit before its registered default: Keystone refuses (403), and the
+    // provider says what is missing.
+    let lim_id = ResourceId::new("lab1", Kind::ProjectLimit, format!("{project}:{rc}"));
+    let lim = Resource::with_fields(
+        lim_id.clone(),
+        &ProjectLimitFields {
+            project: project.to_string(),
+            resource: rc.to_string(),
+            limit: 8,
+        },
+    );
+    let create_lim = step(lim_id.clone(), Action::Create, Some(lim.clone()), None);
+    let e = act(p, &create_lim, intents)
+        .await
+        .expect_err("no registered limit");
+    assert!(e.to_string().contains("registered"), "{e}");
+
+    // The default, then the project's limit; both again (a lost answer): adopted.
+    act(p, &create_reg, intents)
+        .await
+        .expect("registered limit");
+    let made = act(p, &create_lim, intents).await.expect("project limit");
+    assert!(made.external_id.is_some());
+    let again = act(p, &create_lim, intents).await.expect("again");
+    assert!(again.note.contains("already existed"), "{}", again.note);
+    assert_eq!(again.external_id, made.external_id);
+    let again = act(p, &create_reg, intents).await.expect("again");
+    assert!(again.note.contains("already existed"), "{}", again.note);
+
+    // Observed as ours, with the values set.
+    let o = p.observe_identity().await.expect("observe identity");
+    let seen_reg = o
+        .resources
+        .get(&reg_id)
+        .expect("registered limit observed")
+        .clone();
+    let seen_lim = o
+        .resources
+        .get(&lim_id)
+        .expect("project limit observed")
+        .clone();
+    assert!(seen_reg.owned && seen_lim.owned);
+    assert_eq!(seen_lim.fields, lim.fields);
+    assert_eq!(seen_reg.fields, reg.fields);
+
+    // Update both values. Keystone refuses to change a registered limit that a project
+    // limit uses (403); the provider takes its own limit off and puts it back.
+    let reg2 = Resource::with_fields(reg_id.clone(), &RegisteredLimitFields { default_limit: 1 });
+    let out = act(
+        p,
+        &step(
+            reg_id.clone(),
+            Action::Update,
+            Some(reg2.clone()),
+            Some(seen_reg.clone()),
+        ),
+        intents,
+    )
+    .await
+    .expect("update registered");
+    assert!(
+        out.note
+            .contains("1 project limit(s) taken off and put back"),
+        "{}",
+        out.note
+    );
+    let o = p.observe_identity().await.expect("observe identity");
+    let seen_lim = o.resources.get(&lim_id).expect("put back").clone();
+    assert_eq!(seen_lim.fields, lim.fields);
+    let lim2 = Resource::with_fields(
+        lim_id.clone(),
+        &ProjectLimitFields {
+            project: project.to_string(),
+            resource: rc.to_string(),
+            limit: 16,
+        },
+    );
+    act(
+        p,
+        &step(
+            lim_id.clone(),
+            Action::Update,
+            Some(lim2.clone()),
+            Some(seen_lim.clone()),
+        ),
+        intents,
+    )
+    .await
+    .expect("update limit");
+    let o = p.observe_identity().await.expect("observe identity");
+    assert_eq!(o.resources.get(&reg_id).expect("reg").fields, reg2.fields);
+    assert_eq!(o.resources.get(&lim_id).expect("lim").fields, lim2.fields);
+
+    // Keystone will not drop the default while the project limit hangs on it; the
+    // project limit first, then the default; both twice.
+    let del_reg = step(reg_id.clone(), Action::Delete, None, Some(seen_reg));
+    let e = act(p, &del_reg, intents).await.expect_err("referenced");
+    assert!(
+        e.to_string().contains("403") || e.to_string().contains("project limits"),
+        "{e}"
+    );
+    let del_lim = step(lim_id.clone(), Action::Delete, None, Some(seen_lim));
+    act(p, &del_lim, intents).await.expect("delete limit");
+    act(p, &del_reg, intents).await.expect("delete registered");
+    assert_eq!(
+        act(p, &del_lim, intents).await.expect("again").note,
+        "already gone"
+    );
+    assert_eq!(
+        act(p, &del_reg, intents).await.expect("again").note,
+        "already gone"
+    );
+    let o = p.observe_identity().await.expect("observe identity");
+    assert!(o.resources.get(&reg_id).is_none() && o.resources.get(&lim_id).is_none());
 }

@@ -272,7 +272,7 @@ fn dcs_without_gpus() {
     }
     let files = nova_pci::render(&fleet).expect("renders");
     let first = &fleet.dcs[0].name;
-    let second = &fleet.dcs[1].name;
+    let second = fleet.dcs[1].name.clone();
     let first_files: Vec<&str> = files
         .iter()
         .filter(|f| f.path.starts_with(&format!("{first}/")))
@@ -284,11 +284,33 @@ fn dcs_without_gpus() {
             .content
             .contains("alias = {\"name\": \"gpu-h100\"")
     );
+    // The DC without any GPU still gets the DC-wide file on Kolla 2026.2: it switches
+    // Nova to unified limits (team quotas), with no `[pci]` section.
+    let second_files: Vec<&RenderedFile> = files
+        .iter()
+        .filter(|f| f.path.starts_with(&format!("{second}/")))
+        .collect();
+    assert_eq!(second_files.len(), 1, "{second_files:#?}");
+    let conf = &second_files[0].content;
     assert!(
-        files
+        conf.contains("driver = nova.quota.UnifiedLimitsDriver"),
+        "{conf}"
+    );
+    assert!(
+        !conf.contains("[pci]") && !conf.contains("pci_in_placement"),
+        "{conf}"
+    );
+    // On the legacy quota driver, a DC without GPUs gets nothing.
+    for dc in &mut fleet.dcs {
+        dc.openstack.kolla_release = "2025.1".into();
+    }
+    let legacy = nova_pci::render(&fleet).expect("renders");
+    assert!(
+        legacy
             .iter()
             .all(|f| !f.path.starts_with(&format!("{second}/")))
     );
+    assert!(legacy.iter().all(|f| !f.content.contains("[quota]")));
     let Some(verifier) = verifier() else { return };
     let checks = verify(&verifier, &files);
     assert!(checks.iter().all(|c| c.ok), "{}", failures(&checks));
@@ -333,6 +355,28 @@ fn real_tools_reject_broken_files() {
         (
             "deprecated passthrough_whitelist",
             gpu.replace("device_spec =", "passthrough_whitelist ="),
+        ),
+        (
+            "unknown quota driver",
+            dc.replace(
+                "nova.quota.UnifiedLimitsDriver",
+                "nova.quota.KeystoneDriver",
+            ),
+        ),
+        (
+            "unified limits without the service to read",
+            dc.replace("endpoint_service_type = compute", ""),
+        ),
+        (
+            "unified limits with two scopes",
+            dc.replace(
+                "system_scope = all",
+                "system_scope = all\nproject_name = service",
+            ),
+        ),
+        (
+            "report_in_placement that is not a boolean",
+            gpu.replace("report_in_placement = true", "report_in_placement = maybe"),
         ),
     ];
     for (what, text) in broken {

@@ -72,14 +72,20 @@ fn decoded_requests_reach_the_handlers() {
     eprintln!("statuses: {histogram:?}");
     let unauthorized = statuses.iter().filter(|s| **s == 401).count();
     let ok = statuses.iter().filter(|s| (200..300).contains(*s)).count();
+    // Answers only a handler gives: success, or a refusal of the body or the object's
+    // state (the router answers 404/405, authentication 401).
+    let handled = statuses
+        .iter()
+        .filter(|s| (200..300).contains(*s) || matches!(**s, 400 | 403 | 409 | 422))
+        .count();
     assert!(
         unauthorized < statuses.len() / 4,
         "{unauthorized} of {} got 401",
         statuses.len()
     );
     assert!(
-        ok > statuses.len() / 10,
-        "only {ok} of {} succeeded",
+        ok > statuses.len() / 20 && handled > statuses.len() / 5,
+        "only {ok} of {} succeeded and {handled} were answered by a handler",
         statuses.len()
     );
 }

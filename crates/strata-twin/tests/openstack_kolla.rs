@@ -296,3 +296,153 @@ async fn pinned_huge_page_flavors_fit_numa_cells_or_get_no_valid_host() {
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
 }
+
+/// `[quota] driver = nova.quota.UnifiedLimitsDriver`: Nova takes every limit from
+/// Keystone (servers needs one; other resources are unlimited without), counts the
+/// passthrough GPUs of a flavor's PCI alias by their Placement class, and the quota-set
+/// API only reads. Keystone refuses what the real one does.
+#[tokio::test]
+async fn unified_limits_count_passthrough_gpus() {
+    let twin = support::start(&["fra1"]).await;
+    let c = Cloud::login(&twin, "fra1").await;
+    let nova_conf = support::kolla_config("fra1")["config/nova.conf"].clone();
+
+    // The driver without [oslo_limit]: nova-api could not tell whose limits to read.
+    let r = reconfigure(
+        &c,
+        files_with(&[(
+            "config/nova.conf",
+            &format!("{nova_conf}\n[quota]\ndriver = nova.quota.UnifiedLimitsDriver\n"),
+        )]),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.to_string().contains("oslo_limit"), "{}", r.body);
+    let r = reconfigure(
+        &c,
+        files_with(&[(
+            "config/nova.conf",
+            &format!(
+                "{nova_conf}\n[quota]\ndriver = nova.quota.UnifiedLimitsDriver\n\n[oslo_limit]\nendpoint_service_type = compute\nsystem_scope = all\n"
+            ),
+        )]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let image = c.glance("GET", "/images?name=cirros", None).await.body["images"][0]["id"].clone();
+    let try_boot = |name: &'static str| {
+        let image = image.clone();
+        let c = &c;
+        async move {
+            c.nova("POST", "/servers", "2.37", Some(json!({"server": {"name": name, "flavorRef": "6", "imageRef": image, "networks": "none"}})))
+                .await
+        }
+    };
+    // No limit registered for servers: nothing may boot (nova's require list).
+    let r = try_boot("gpu-0").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.to_string().contains("instances"), "{}", r.body);
+
+    let svc = c.keystone("GET", "/services?type=compute", None).await;
+    let service = svc.body["services"][0]["id"]
+        .as_str()
+        .expect("compute service")
+        .to_string();
+    // A project limit before its registered limit: Keystone's 403.
+    let limit = |resource: &str, n: i64| json!({"limits": [{"service_id": service, "region_id": "fra1", "project_id": c.project_id, "resource_name": resource, "resource_limit": n}]});
+    let r = c
+        .keystone("POST", "/limits", Some(limit("class:CUSTOM_GPU_H100", 1)))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let registered = |resource: &str, n: i64| json!({"service_id": service, "region_id": "fra1", "resource_name": resource, "default_limit": n});
+    let r = c
+        .keystone(
+            "POST",
+            "/registered_limits",
+            Some(json!({"registered_limits": [
+                registered("servers", 10),
+                registered("class:VCPU", 1000),
+                registered("class:PCPU", 1000),
+                registered("class:MEMORY_MB", 10_000_000),
+                registered("class:CUSTOM_GPU_H100", 0),
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let gpu_registered = r.body["registered_limits"][4]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let r = c
+        .keystone(
+            "POST",
+            "/registered_limits",
+            Some(json!({"registered_limits": [registered("servers", 5)]})),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+
+    // The default GPU limit is 0: the GPU flavor is refused, by its GPU class.
+    let r = try_boot("gpu-0").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body.to_string().contains("class:CUSTOM_GPU_H100"),
+        "{}",
+        r.body
+    );
+
+    // One GPU for this project: one server boots, the second is over the limit.
+    let r = c
+        .keystone("POST", "/limits", Some(limit("class:CUSTOM_GPU_H100", 1)))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = c
+        .keystone("POST", "/limits", Some(limit("class:CUSTOM_GPU_H100", 2)))
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let r = try_boot("gpu-1").await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let s = c
+        .wait_server(
+            r.body["server"]["id"].as_str().expect("id"),
+            &["ACTIVE", "ERROR"],
+        )
+        .await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let r = try_boot("gpu-2").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body["forbidden"]["message"].as_str().is_some_and(
+            |m| m.contains("Requested 1, but already used 1 of 1 class:CUSTOM_GPU_H100")
+        ),
+        "{}",
+        r.body
+    );
+
+    // The registered limit cannot go while a project limit hangs on it.
+    let r = c
+        .keystone(
+            "DELETE",
+            &format!("/registered_limits/{gpu_registered}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    // The quota-set API reads Keystone's limits and ignores writes.
+    let path = format!("/os-quota-sets/{}", c.project_id);
+    let r = c
+        .nova(
+            "PUT",
+            &path,
+            "2.1",
+            Some(json!({"quota_set": {"instances": 99}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["quota_set"]["instances"], 10, "{}", r.body);
+    let r = c.nova("GET", &path, "2.1", None).await;
+    assert_eq!(r.body["quota_set"]["instances"], 10, "{}", r.body);
+    assert_eq!(r.body["quota_set"]["cores"], 1000, "{}", r.body);
+}

@@ -145,7 +145,8 @@ fn target(a: &ApplyArgs) -> Result<Target> {
 pub fn run(a: ApplyArgs) -> Result<ExitCode> {
     let t = target(&a)?;
     let secrets = live::system_secrets(&t.spec_dir);
-    let providers = live::providers_for_dcs(&a.targets, &t.dcs, &t.fleet_id, secrets.clone())?;
+    let providers =
+        live::providers_for_dcs(&a.targets, &t.dcs, &t.fleet_id, secrets.clone(), &t.desired)?;
     let journal_path = live::journal_path(&t.spec_dir, &a.state);
     let json = is_json(&a.global);
     let rt = tokio::runtime::Runtime::new()?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use strata_apply::Planned;
 use strata_fleet::Fleet;
-use strata_plan::{Observed, Plan, Platform, ResourceSet, owner_tag};
+use strata_plan::{Kind, Observed, Plan, Platform, ResourceSet, owner_tag};
 use strata_providers::Provider;
 use strata_providers::secrets::{SecretResolver, SystemSecrets};
 use strata_providers::targets::Targets;
@@ -97,15 +97,25 @@ pub fn providers_for(
     secrets: Arc<dyn SecretResolver>,
 ) -> Result<Vec<Arc<dyn Provider>>> {
     let dcs: Vec<String> = fleet.dcs.iter().map(|d| d.name.clone()).collect();
-    providers_for_dcs(targets, &dcs, &fleet.organisation.fleet_id, secrets)
+    let desired = strata_plan::desired(fleet)?;
+    providers_for_dcs(
+        targets,
+        &dcs,
+        &fleet.organisation.fleet_id,
+        secrets,
+        &desired,
+    )
 }
 
-/// [`providers_for`] a fleet known by its DC names and id (a saved plan's).
+/// [`providers_for`] a fleet known by its DC names, id and desired state (a saved
+/// plan's). The desired state says which DCs take team quotas as Keystone unified
+/// limits (those with registered limits).
 pub fn providers_for_dcs(
     targets: &Path,
     dcs: &[String],
     fleet_id: &str,
     secrets: Arc<dyn SecretResolver>,
+    desired: &ResourceSet,
 ) -> Result<Vec<Arc<dyn Provider>>> {
     let t = Targets::load(targets, secrets.as_ref()).map_err(|e| anyhow!("{e}"))?;
     for d in &t.dcs {
@@ -117,7 +127,15 @@ pub fn providers_for_dcs(
             );
         }
     }
-    strata_providers::providers(&t, &owner_tag(fleet_id), secrets).map_err(|e| anyhow!("{e}"))
+    let mut unified: Vec<String> = desired
+        .iter()
+        .filter(|r| r.id.kind == Kind::RegisteredLimit)
+        .map(|r| r.id.dc.clone())
+        .collect();
+    unified.sort();
+    unified.dedup();
+    strata_providers::providers(&t, &owner_tag(fleet_id), secrets, &unified)
+        .map_err(|e| anyhow!("{e}"))
 }
 
 /// Observe every provider concurrently (the library's loop does the work).

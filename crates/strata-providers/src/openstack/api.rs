@@ -487,3 +487,71 @@ pub struct RbacPolicy {
     pub action: String,
     pub target_tenant: String,
 }
+
+/// `GET /v3/services?type=...`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServiceList {
+    pub services: Vec<IdentityService>,
+}
+
+/// A Keystone service.
+#[derive(Clone, Debug, Deserialize)]
+pub struct IdentityService {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `GET|POST /v3/registered_limits`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RegisteredLimitList {
+    pub registered_limits: Vec<RegisteredLimit>,
+}
+
+/// `PATCH /v3/registered_limits/{id}`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RegisteredLimitResponse {
+    pub registered_limit: RegisteredLimit,
+}
+
+/// A Keystone registered limit (the default of a resource for every project).
+#[derive(Clone, Debug, Deserialize)]
+pub struct RegisteredLimit {
+    pub id: String,
+    pub service_id: String,
+    #[serde(default)]
+    pub region_id: Option<String>,
+    pub resource_name: String,
+    pub default_limit: i64,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `GET|POST /v3/limits`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LimitList {
+    pub limits: Vec<ProjectLimit>,
+}
+
+/// `PATCH /v3/limits/{id}`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LimitResponse {
+    pub limit: ProjectLimit,
+}
+
+/// A Keystone limit of one project (or domain).
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProjectLimit {
+    pub id: String,
+    pub service_id: String,
+    #[serde(default)]
+    pub region_id: Option<String>,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    pub resource_name: String,
+    pub resource_limit: i64,
+    #[serde(default)]
+    pub description: Option<String>,
+}

@@ -121,6 +121,11 @@ impl Client {
         self.http.calls()
     }
 
+    /// The target's region (Keystone region id).
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
     /// The current session, authenticating when there is none or it is about to expire.
     pub async fn session(&self) -> Result<Arc<Session>, ProviderError> {
         let mut guard = self.session.lock().await;

@@ -10,7 +10,9 @@
 //!   the first microversion whose `GET /flavors/detail` embeds `extra_specs`.
 //! - **observe()**: list calls only — projects, flavors (`is_public=None`, all of them,
 //!   with extra specs), networks, subnets, role assignments, network RBAC policies —
-//!   plus one `GET /os-quota-sets/{id}` per owned project and one `GET
+//!   plus, by the region's [`QuotaModel`], one `GET /os-quota-sets/{id}` per owned
+//!   project or the compute service's Keystone unified limits (three calls,
+//!   [`limits`]), and one `GET
 //!   /flavors/{id}/os-flavor-access` per owned private flavor, following pagination
 //!   links. Ownership: projects and networks by tag, flavors by the `strata:owner`
 //!   extra spec, subnets and RBAC policies by their network, flavor access by its
@@ -23,7 +25,8 @@
 //!   and deletes check ownership on the live object first.
 //!
 //! One module per concept: [`observe`] (list calls and the mapping onto the field
-//! vocabulary), [`projects`] (projects and quotas), [`flavors`], [`networks`]
+//! vocabulary), [`projects`] (projects and quotas), [`limits`] (team quotas as
+//! Keystone unified limits), [`flavors`], [`networks`]
 //! (networks and subnets), [`tenancy`] (role assignments, flavor access, network RBAC);
 //! this module holds the provider, its dispatch and the
 //! helpers they share.
@@ -41,6 +44,7 @@ use crate::{ActContext, Outcome, Provider, ProviderError};
 pub mod api;
 mod client;
 mod flavors;
+mod limits;
 mod networks;
 mod observe;
 mod projects;
@@ -67,10 +71,23 @@ pub struct SessionInfo {
     pub endpoints: BTreeMap<String, String>,
 }
 
+/// How the region's Nova takes team quotas: the plan's desired state says (a DC whose
+/// desired state has registered limits runs unified limits), and the provider observes
+/// only that form: under unified limits Nova's quota sets merely echo Keystone's limits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QuotaModel {
+    /// The legacy driver: `os-quota-sets` per project.
+    #[default]
+    QuotaSets,
+    /// `[quota] driver = nova.quota.UnifiedLimitsDriver`: Keystone limits.
+    UnifiedLimits,
+}
+
 pub struct OpenstackProvider {
     dc: String,
     owner_tag: String,
     client: Client,
+    quota_model: QuotaModel,
 }
 
 impl OpenstackProvider {
@@ -95,7 +112,14 @@ impl OpenstackProvider {
             dc: dc.to_string(),
             owner_tag: owner_tag.to_string(),
             client: Client::new(http, target),
+            quota_model: QuotaModel::default(),
         })
+    }
+
+    /// Observe and act on team quotas in this form (default: quota sets).
+    pub fn with_quota_model(mut self, m: QuotaModel) -> Self {
+        self.quota_model = m;
+        self
     }
 
     /// Ask for pages of `n` items (default 1000) from paginated lists.
@@ -132,6 +156,21 @@ impl OpenstackProvider {
         Ok(out)
     }
 
+    /// The Keystone part of [`Provider::observe`] on a unified-limits region: projects
+    /// and the compute service's registered and project limits.
+    pub async fn observe_identity(&self) -> Result<Observed, ProviderError> {
+        let (projects, limits) = tokio::try_join!(self.list_projects(), self.list_limits())?;
+        let mut out = Observed::default();
+        let owned = self.add_projects(&mut out, &projects);
+        let names: HashMap<String, String> = owned
+            .iter()
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect();
+        self.add_limits(&mut out, &names, &limits);
+        out.unowned.sort();
+        Ok(out)
+    }
+
     fn unowned(&self, kind: &str, name: &str, id: &str) -> UnownedObject {
         UnownedObject {
             dc: self.dc.clone(),
@@ -163,13 +202,19 @@ impl Provider for OpenstackProvider {
     }
 
     async fn observe(&self) -> Result<Observed, ProviderError> {
-        let (projects, flavors, networks, subnets, assignments, policies) = tokio::try_join!(
+        let (projects, flavors, networks, subnets, assignments, policies, limits) = tokio::try_join!(
             self.list_projects(),
             self.list_flavors(),
             self.list_networks(),
             self.list_subnets(),
             self.list_role_assignments(),
             self.list_rbac_policies(),
+            async {
+                match self.quota_model {
+                    QuotaModel::UnifiedLimits => self.list_limits().await.map(Some),
+                    QuotaModel::QuotaSets => Ok(None),
+                }
+            },
         )?;
         let mut out = Observed::default();
         let owned = self.add_projects(&mut out, &projects);
@@ -177,11 +222,15 @@ impl Provider for OpenstackProvider {
             .iter()
             .filter(|f| !f.is_public && flavor_owned(f, &self.owner_tag))
             .collect();
+        let quota_sets: &[&api::Project] = match self.quota_model {
+            QuotaModel::QuotaSets => &owned,
+            QuotaModel::UnifiedLimits => &[],
+        };
         let (quotas, access) = tokio::try_join!(
-            futures::future::try_join_all(owned.iter().map(|p| self.quota(&p.id))),
+            futures::future::try_join_all(quota_sets.iter().map(|p| self.quota(&p.id))),
             futures::future::try_join_all(private.iter().map(|f| self.flavor_access(&f.id))),
         )?;
-        for (p, q) in owned.iter().zip(quotas) {
+        for (p, q) in quota_sets.iter().zip(quotas) {
             out.resources.insert(quota_resource(&self.dc, p, &q));
         }
         let owned_projects: HashMap<String, String> = owned
@@ -193,6 +242,9 @@ impl Provider for OpenstackProvider {
             .map(|p| (p.id.clone(), p.name.clone()))
             .collect();
         self.add_role_assignments(&mut out, &owned_projects, &assignments);
+        if let Some(limits) = &limits {
+            self.add_limits(&mut out, &owned_projects, limits);
+        }
         self.add_flavors(&mut out, &flavors);
         for (f, a) in private.iter().zip(access) {
             self.add_flavor_access(&mut out, f, &all_projects, &a);
@@ -225,6 +277,18 @@ impl Provider for OpenstackProvider {
             (Kind::Project, Action::Delete) => self.delete_project(step, ctx).await,
             (Kind::Quota, Action::Create | Action::Update) => self.set_quota(step, ctx).await,
             (Kind::Quota, Action::Delete) => self.reset_quota(step, ctx).await,
+            (Kind::RegisteredLimit, Action::Create) => {
+                self.create_registered_limit(step, ctx).await
+            }
+            (Kind::RegisteredLimit, Action::Update) => {
+                self.update_registered_limit(step, ctx).await
+            }
+            (Kind::RegisteredLimit, Action::Delete) => {
+                self.delete_registered_limit(step, ctx).await
+            }
+            (Kind::ProjectLimit, Action::Create) => self.create_project_limit(step, ctx).await,
+            (Kind::ProjectLimit, Action::Update) => self.update_project_limit(step, ctx).await,
+            (Kind::ProjectLimit, Action::Delete) => self.delete_project_limit(step, ctx).await,
             (Kind::Flavor, Action::Create) => self.create_flavor(step, ctx).await,
             (Kind::Flavor, Action::Update) => self.update_flavor(step, ctx).await,
             (Kind::Flavor, Action::Delete) => self.delete_flavor(step, ctx).await,

@@ -1,6 +1,6 @@
 //! Keystone v3: version discovery, tokens (password and token methods; project, domain,
 //! system or no scope), the service catalog, projects, users, domains, roles and role
-//! assignments, regions, services and endpoints.
+//! assignments, regions, services and endpoints. Unified limits are in [`super::limits`].
 
 use std::collections::BTreeSet;
 
@@ -952,6 +952,8 @@ pub(crate) fn remove_project(st: &mut State, id: &str) -> Result<(), ()> {
     st.assignments
         .retain(|a| a.project_id.as_deref() != Some(id));
     st.tokens.retain(|_, t| t.project_id.as_deref() != Some(id));
+    // keystone's project-deleted callback drops the project's limits.
+    st.limits.retain(|l| l.project_id.as_deref() != Some(id));
     Ok(())
 }
 

@@ -301,6 +301,7 @@ pub fn apply(st: &mut State, files: &BTreeMap<String, String>) -> Result<(), Str
     let dc_nova = layered(files, &["config/global.conf", "config/nova.conf"])?;
     let aliases = aliases(&dc_nova)?;
     let ml2 = ml2(files)?;
+    let unified_limits = quota_driver(&dc_nova)?;
 
     let mut hosts = Vec::with_capacity(st.hosts.len());
     for h in &st.hosts {
@@ -417,7 +418,30 @@ pub fn apply(st: &mut State, files: &BTreeMap<String, String>) -> Result<(), Str
     st.hosts = hosts;
     st.pci_aliases = aliases;
     st.ml2 = ml2;
+    st.nova_unified_limits = unified_limits;
     Ok(())
+}
+
+/// `[quota] driver`: `Some(service type)` for the unified-limits driver, whose
+/// `[oslo_limit]` must say whose limits to read; nova-api cannot enforce without it
+/// (oslo.limit needs `endpoint_id`, or `endpoint_service_type` to look it up).
+fn quota_driver(nova: &Ini) -> Result<Option<String>, String> {
+    match nova.last("quota", "driver") {
+        None | Some("nova.quota.DbQuotaDriver") | Some("nova.quota.NoopQuotaDriver") => Ok(None),
+        Some("nova.quota.UnifiedLimitsDriver") => {
+            let service_type = nova.last("oslo_limit", "endpoint_service_type");
+            match (service_type, nova.last("oslo_limit", "endpoint_id")) {
+                (Some(t), _) => Ok(Some(t.to_string())),
+                (None, Some(_)) => Ok(Some("compute".to_string())),
+                (None, None) => Err(
+                    "nova.conf [quota] driver = nova.quota.UnifiedLimitsDriver needs [oslo_limit] endpoint_id or endpoint_service_type".into(),
+                ),
+            }
+        }
+        Some(other) => Err(format!(
+            "nova.conf [quota] driver = {other}: nova knows DbQuotaDriver, NoopQuotaDriver and UnifiedLimitsDriver"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ mod admin;
 mod glance;
 mod keystone;
 mod kolla;
+mod limits;
 mod model;
 mod net;
 mod neutron;
@@ -93,6 +94,7 @@ impl OpenStack {
             table: RouteTable::new(),
         };
         r = keystone::routes(r);
+        r = limits::routes(r);
         r = nova::routes(r);
         r = neutron::routes(r);
         r = glance::routes(r);

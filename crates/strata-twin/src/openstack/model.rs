@@ -16,6 +16,12 @@ pub struct State {
     pub roles: Vec<Role>,
     pub assignments: Vec<Assignment>,
     pub services: Vec<CatalogService>,
+    /// Keystone unified limits: defaults per service and resource ([`super::limits`]).
+    #[serde(default)]
+    pub registered_limits: Vec<RegisteredLimit>,
+    /// Keystone unified limits of one project (or domain).
+    #[serde(default)]
+    pub limits: Vec<Limit>,
     pub tokens: BTreeMap<String, Token>,
     // Nova
     pub flavors: Table<Flavor>,
@@ -25,6 +31,10 @@ pub struct State {
     /// PCI aliases as nova.conf `[pci] alias` defines them.
     pub pci_aliases: Vec<PciAlias>,
     pub nova_quotas: BTreeMap<String, BTreeMap<String, i64>>,
+    /// `Some(service type)` when nova runs the unified-limits quota driver and reads
+    /// the limits of that Keystone service (`[oslo_limit] endpoint_service_type`).
+    #[serde(default)]
+    pub nova_unified_limits: Option<String>,
     #[serde(default)]
     pub aggregates: Vec<Aggregate>,
     #[serde(default)]
@@ -122,6 +132,30 @@ pub struct Assignment {
     #[serde(default)]
     pub system: bool,
     pub role_id: String,
+}
+
+/// A Keystone registered limit: the default of a resource for every project.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegisteredLimit {
+    pub id: String,
+    pub service_id: String,
+    pub region_id: Option<String>,
+    pub resource_name: String,
+    pub default_limit: i64,
+    pub description: Option<String>,
+}
+
+/// A Keystone limit of one project or domain.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Limit {
+    pub id: String,
+    pub service_id: String,
+    pub region_id: Option<String>,
+    pub project_id: Option<String>,
+    pub domain_id: Option<String>,
+    pub resource_name: String,
+    pub resource_limit: i64,
+    pub description: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -395,6 +395,9 @@ pub(super) fn check_quota(
     count: i64,
     f: &FlavorSnap,
 ) -> Result<(), Response> {
+    if let Some(service_type) = &st.nova_unified_limits {
+        return super::quotas::unified_check(st, service_type, project, count, f);
+    }
     let limits = quota_limits(st, project);
     let used = quota_usage(st, project);
     for (k, req) in [

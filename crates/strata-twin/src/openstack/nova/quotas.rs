@@ -1,10 +1,109 @@
 //! Compute quotas and limits: per-project quota sets with defaults and usage, updates and
-//! resets, and the absolute limits document.
+//! resets, and the absolute limits document. Under the unified-limits driver
+//! (`[quota] driver = nova.quota.UnifiedLimitsDriver`) the limits are Keystone's
+//! ([`unified_check`]) and the quota-set API only reads.
 
 use super::*;
 
+/// Keystone resource names nova's unified-limits driver shows as legacy quota keys
+/// (`nova/limit/placement.py` `LEGACY_LIMITS`).
+const LEGACY_NAMES: &[(&str, &str)] = &[
+    ("servers", "instances"),
+    ("class:VCPU", "cores"),
+    ("class:MEMORY_MB", "ram"),
+];
+
+/// The resources nova enforces even with no limit registered: their limit is then 0
+/// (`[quota] unified_limits_resource_strategy = require`, whose default list is
+/// `servers`).
+const REQUIRED: &[&str] = &["servers"];
+
+/// The id of the Keystone service whose limits nova reads (`[oslo_limit]
+/// endpoint_service_type`).
+fn limits_service<'a>(st: &'a State, service_type: &str) -> Option<&'a str> {
+    st.services
+        .iter()
+        .find(|s| s.kind == service_type)
+        .map(|s| s.id.as_str())
+}
+
+/// A project's limit on one Keystone resource as nova enforces it: its own limit,
+/// else the registered default; unregistered resources are unlimited (-1) unless
+/// required (0).
+fn unified_limit(st: &State, service: &str, project: &str, resource: &str) -> i64 {
+    super::super::limits::effective_limit(st, service, project, resource)
+        .unwrap_or(if REQUIRED.contains(&resource) { 0 } else { -1 })
+}
+
+/// What a project holds, by Keystone resource name: its servers and the Placement
+/// resources of their flavors (`class:VCPU`, `class:CUSTOM_PCI_10DE_2330`, ...).
+fn unified_usage(st: &State, project: &str) -> BTreeMap<String, i64> {
+    let mut used = BTreeMap::from([("servers".to_string(), 0)]);
+    for s in st
+        .servers
+        .iter()
+        .filter(|s| !s.deleted && s.project_id == project)
+    {
+        *used.entry("servers".into()).or_insert(0) += 1;
+        for (rc, n) in flavor_resources(st, &s.flavor).unwrap_or_default() {
+            *used.entry(format!("class:{rc}")).or_insert(0) += n;
+        }
+    }
+    used
+}
+
+/// Nova's unified-limits check for `count` servers of a flavor
+/// (`nova/limit/placement.py` `enforce_num_instances_and_flavor`): every resource of
+/// the request, GPUs included, against the project's Keystone limit.
+pub(super) fn unified_check(
+    st: &State,
+    service_type: &str,
+    project: &str,
+    count: i64,
+    f: &FlavorSnap,
+) -> Result<(), Response> {
+    let Some(service) = limits_service(st, service_type) else {
+        return Err(err(
+            500,
+            &format!("Keystone has no service of type {service_type} to read limits from"),
+        ));
+    };
+    let mut deltas = BTreeMap::from([("servers".to_string(), count)]);
+    for (rc, n) in flavor_resources(st, f).map_err(|e| bad(&e))? {
+        deltas.insert(format!("class:{rc}"), n * count);
+    }
+    let used = unified_usage(st, project);
+    for (resource, delta) in &deltas {
+        let limit = unified_limit(st, service, project, resource);
+        let have = used.get(resource).copied().unwrap_or(0);
+        if limit >= 0 && have + delta > limit {
+            let name = LEGACY_NAMES
+                .iter()
+                .find(|(k, _)| k == resource)
+                .map_or(resource.as_str(), |(_, legacy)| *legacy);
+            return Err(err(
+                403,
+                &format!(
+                    "Quota exceeded for {name}: Requested {delta}, but already used {have} of {limit} {name}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn quota_limits(st: &State, project: &str) -> BTreeMap<String, i64> {
     let mut q = super::seed::nova_default_quotas();
+    if let Some(service_type) = &st.nova_unified_limits {
+        let service = limits_service(st, service_type).unwrap_or("");
+        for (resource, legacy) in LEGACY_NAMES {
+            q.insert(
+                (*legacy).to_string(),
+                unified_limit(st, service, project, resource),
+            );
+        }
+        return q;
+    }
     if let Some(over) = st.nova_quotas.get(project) {
         q.extend(over.clone());
     }
@@ -161,6 +260,11 @@ pub(super) fn quota_update_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             )));
         }
         updates.insert(k.clone(), n);
+    }
+    // Under unified limits the API is read-only: it checks the body and answers the
+    // current (Keystone) limits (`nova/api/openstack/compute/quota_sets.py` update).
+    if st.nova_unified_limits.is_some() {
+        updates.clear();
     }
     st.nova_quotas
         .entry(id.clone())
