@@ -313,6 +313,38 @@ fn plan_apply_converges_and_drift_names_the_changed_field() {
         );
         return;
     }
+    // The team quotas are Keystone unified limits (Kolla 2026.2), as the openstack CLI
+    // lists them: ml-research's 16 GPUs of fra1's H100 class, and its 20 servers.
+    if !skip_clients() {
+        let limits = py(
+            r#"
+import json, os, subprocess, sys
+env = dict(os.environ, OS_CLIENT_CONFIG_FILE=os.path.join(os.path.dirname(os.environ["ENDPOINTS"]), "clouds.yaml"))
+osc = os.path.join(os.path.dirname(sys.executable), "openstack")
+def run(*args):
+    r = subprocess.run([osc, "--os-cloud", "fra1", *args, "-f", "json"], env=env, check=True, capture_output=True, text=True)
+    return json.loads(r.stdout)
+projects = {p["ID"]: p["Name"] for p in run("project", "list")}
+out = {"registered": {r["Resource Name"]: r["Default Limit"] for r in run("registered", "limit", "list")},
+       "limits": {projects.get(l["Project ID"], "?") + ":" + l["Resource Name"]: l["Resource Limit"] for l in run("limit", "list")}}
+print(json.dumps(out))
+"#,
+            &twin.endpoints,
+        );
+        assert!(limits.status.success(), "{}", text(&limits));
+        let v: serde_json::Value = serde_json::from_slice(&limits.stdout).expect("json");
+        assert_eq!(v["registered"]["class:CUSTOM_PCI_10DE_2330"], 8, "{v:#}");
+        assert_eq!(
+            v["limits"]["ml-research:class:CUSTOM_PCI_10DE_2330"], 16,
+            "{v:#}"
+        );
+        assert_eq!(v["limits"]["ml-research:servers"], 20, "{v:#}");
+        assert_eq!(
+            v["limits"]["platform:class:CUSTOM_PCI_10DE_2330"], 8,
+            "{v:#}"
+        );
+    }
+
     // Change a VM's memory through proxmoxer, behind strata's back.
     let change = py(
         r#"
