@@ -1802,3 +1802,239 @@ async fn domains_and_dns_resources() {
     assert_eq!(s, 404);
     twin.shutdown().await.expect("shutdown");
 }
+
+/// A machine's network model as MAAS's interface forms build it before deploy: a bond
+/// of members on one VLAN, with MAAS's modes; VLAN interfaces on tagged VLANs of the
+/// parent's fabric, once each; a static link; the default gateway; deleting a bond
+/// takes its VLANs. What MAAS refuses, the twin refuses with MAAS's field errors.
+#[tokio::test]
+async fn bonds_vlans_and_the_default_gateway_follow_maas_rules() {
+    let twin = start(opts(vec![seed_machine(1, 0)], None))
+        .await
+        .expect("start");
+    let c = Maas::new(&twin);
+    let m = &c.machines().await[0];
+    let sid = sid(m);
+    let ifaces = format!("nodes/{sid}/interfaces/");
+    let iface = |name: &str| {
+        m["interface_set"]
+            .as_array()
+            .expect("interfaces")
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .clone()
+    };
+    let (eno1, eno2) = (iface("eno1"), iface("eno2"));
+    let untagged = eno1["vlan"]["id"].as_u64().expect("PXE VLAN").to_string();
+    let (e1, e2) = (eno1["id"].to_string(), eno2["id"].to_string());
+
+    // Members on different VLANs cannot bond; put eno2 on the PXE VLAN first.
+    let bond = |extra: &[(&'static str, &'static str)]| {
+        let mut f: Vec<(&str, String)> = vec![
+            ("name", "bond0".into()),
+            ("parents", e1.clone()),
+            ("parents", e2.clone()),
+        ];
+        f.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        f
+    };
+    let form = |f: &[(&str, String)]| -> Vec<(String, String)> {
+        f.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    };
+    let post = |f: Vec<(String, String)>, op: &'static str, path: String| {
+        let c = &c;
+        async move {
+            let pairs: Vec<(&str, &str)> =
+                f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            c.post(&path, Some(op), &pairs).await
+        }
+    };
+    let (s, v, t) = post(form(&bond(&[])), "create_bond", ifaces.clone()).await;
+    assert_eq!(s, 400, "{t}");
+    assert!(
+        v["parents"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("same VLAN")),
+        "{t}"
+    );
+    let (s, _, t) = c
+        .put(&format!("{ifaces}{e2}/"), &[("vlan", untagged.as_str())])
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let (s, v, t) = post(
+        form(&bond(&[("bond_mode", "lacp")])),
+        "create_bond",
+        ifaces.clone(),
+    )
+    .await;
+    assert_eq!(s, 400, "{t}");
+    assert!(
+        v["bond_mode"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("valid choice")),
+        "{t}"
+    );
+    let (s, b, t) = post(
+        form(&bond(&[
+            ("bond_mode", "802.3ad"),
+            ("bond_lacp_rate", "fast"),
+            ("bond_xmit_hash_policy", "layer3+4"),
+            ("mtu", "9000"),
+        ])),
+        "create_bond",
+        ifaces.clone(),
+    )
+    .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(b["type"], "bond");
+    assert_eq!(b["parents"], json!(["eno1", "eno2"]));
+    assert_eq!(b["params"]["bond_mode"], "802.3ad");
+    assert_eq!(b["params"]["bond_lacp_rate"], "fast");
+    assert_eq!(b["params"]["bond_xmit_hash_policy"], "layer3+4");
+    assert_eq!(b["effective_mtu"], 9000);
+    assert_eq!(b["mac_address"], eno1["mac_address"]);
+    let bond_id = b["id"].to_string();
+    let (s, v, t) = c
+        .post(
+            &ifaces,
+            Some("create_bond"),
+            &[("name", "bond1"), ("parents", e1.as_str())],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+    assert!(
+        v["parents"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("in-use by another bond")),
+        "{t}"
+    );
+    let (_, eno1_now, _) = c.get(&format!("{ifaces}{e1}/"), &[]).await;
+    assert_eq!(eno1_now["children"], json!(["bond0"]), "{eno1_now}");
+
+    // A tagged VLAN with a subnet on the PXE VLAN's fabric.
+    let fabric = eno1["vlan"]["fabric_id"]
+        .as_u64()
+        .expect("fabric")
+        .to_string();
+    let (s, vlan12, t) = c
+        .post(
+            &format!("fabrics/{fabric}/vlans/"),
+            None,
+            &[("vid", "12"), ("mtu", "1500")],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let vlan12 = vlan12["id"].to_string();
+    let (s, _, t) = c
+        .post(
+            "subnets/",
+            None,
+            &[
+                ("cidr", "10.12.0.0/24"),
+                ("vlan", vlan12.as_str()),
+                ("gateway_ip", "10.12.0.1"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+
+    // VLAN interfaces: tagged VLANs only, one per parent and VLAN, never on a VLAN.
+    let (s, v, t) = c
+        .post(
+            &ifaces,
+            Some("create_vlan"),
+            &[("parent", bond_id.as_str()), ("vlan", untagged.as_str())],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+    assert!(
+        v["vlan"][0].as_str().is_some_and(|m| m.contains("tagged")),
+        "{t}"
+    );
+    let (s, v12, t) = c
+        .post(
+            &ifaces,
+            Some("create_vlan"),
+            &[("parent", bond_id.as_str()), ("vlan", vlan12.as_str())],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(
+        (v12["name"].clone(), v12["type"].clone()),
+        (json!("bond0.12"), json!("vlan"))
+    );
+    assert_eq!(v12["parents"], json!(["bond0"]));
+    let (s, _, t) = c
+        .post(
+            &ifaces,
+            Some("create_vlan"),
+            &[("parent", bond_id.as_str()), ("vlan", vlan12.as_str())],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+    let v12_id = v12["id"].to_string();
+    let (s, _, t) = c
+        .post(
+            &ifaces,
+            Some("create_vlan"),
+            &[("parent", v12_id.as_str()), ("vlan", vlan12.as_str())],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+
+    // No link with a gateway yet; then a static address and the default route.
+    let (s, _, t) = c
+        .post(
+            &format!("{ifaces}{v12_id}/"),
+            Some("set_default_gateway"),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+    let (s, linked, t) = c
+        .post(
+            &format!("{ifaces}{v12_id}/"),
+            Some("link_subnet"),
+            &[
+                ("mode", "STATIC"),
+                ("subnet", "10.12.0.0/24"),
+                ("ip_address", "10.12.0.10"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(linked["links"][0]["ip_address"], "10.12.0.10");
+    let (s, _, t) = c
+        .post(
+            &format!("{ifaces}{v12_id}/"),
+            Some("set_default_gateway"),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let m = c.machine(&sid).await;
+    assert_eq!(
+        m["default_gateways"]["ipv4"]["gateway_ip"], "10.12.0.1",
+        "{m}"
+    );
+
+    // A physical interface cannot be deleted; the bond can, with its VLAN.
+    let (s, _, _) = c.delete(&format!("{ifaces}{e1}/")).await;
+    assert_eq!(s, 400);
+    let (s, _, t) = c.delete(&format!("{ifaces}{bond_id}/")).await;
+    assert_eq!(s, 204, "{t}");
+    let m = c.machine(&sid).await;
+    let names: Vec<&str> = m["interface_set"]
+        .as_array()
+        .expect("interfaces")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(names, ["eno1", "eno2"]);
+    assert_eq!(
+        m["default_gateways"]["ipv4"]["gateway_ip"],
+        Value::Null,
+        "{m}"
+    );
+}

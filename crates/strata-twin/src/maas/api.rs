@@ -263,7 +263,11 @@ pub static HANDLERS: &[Handler] = &[
         params: &["system_id"],
         anon: false,
         doc: "Manage interfaces on a node.",
-        actions: &[get(m::interfaces, "List interfaces.")],
+        actions: &[
+            get(m::interfaces, "List interfaces."),
+            post_op("create_bond", m::create_bond, "Create a bond interface."),
+            post_op("create_vlan", m::create_vlan, "Create a VLAN interface."),
+        ],
     },
     Handler {
         name: "InterfaceHandler",
@@ -288,6 +292,12 @@ pub static HANDLERS: &[Handler] = &[
                 "Unlink an interface from a subnet.",
             ),
             post_op("disconnect", m::disconnect, "Disconnect an interface."),
+            post_op(
+                "set_default_gateway",
+                m::set_default_gateway,
+                "Set the node's default gateway to a link of this interface.",
+            ),
+            delete(m::delete_interface, "Delete a bond or VLAN interface."),
         ],
     },
     Handler {

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// MAAS node statuses (`NODE_STATUS` in MAAS), numeric as on the wire.
 pub mod status {
@@ -484,6 +485,27 @@ pub struct Interface {
     pub mtu: Option<u32>,
     pub tags: Vec<String>,
     pub links: Vec<Link>,
+    /// `physical` (empty: physical), `bond` or `vlan`.
+    #[serde(default)]
+    pub kind: String,
+    /// The interfaces (ids) a bond is made of, or the one a VLAN interface rides on.
+    #[serde(default)]
+    pub parents: Vec<u64>,
+    /// A bond's `bond_*` parameters as MAAS stores them (`bond_mode`, `bond_miimon`,
+    /// `bond_lacp_rate`, `bond_xmit_hash_policy`, ...).
+    #[serde(default)]
+    pub params: BTreeMap<String, Value>,
+}
+
+impl Interface {
+    /// `physical`, `bond` or `vlan`.
+    pub fn kind(&self) -> &str {
+        if self.kind.is_empty() {
+            "physical"
+        } else {
+            &self.kind
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -615,6 +637,10 @@ pub struct Machine {
     /// kernel options at deploy); never rendered, evidence for tests.
     #[serde(default)]
     pub deployed_kernel_opts: String,
+    /// The link (`Link::id`) whose subnet's gateway is the machine's IPv4 default
+    /// gateway (`set_default_gateway`); `None`: MAAS picks one.
+    #[serde(default)]
+    pub gateway_link_ipv4: Option<u64>,
 }
 
 impl Machine {

@@ -1508,6 +1508,9 @@ pub fn mutate(s: &Maas, st: &mut State, kind: &str, req: &MutateRequest) -> Resu
                     mtu: None,
                     tags: vec![],
                     links: vec![],
+                    kind: String::new(),
+                    parents: Vec::new(),
+                    params: Default::default(),
                 });
             }
             Ok(render::controller(st, &s.api, &st.controllers[pos]))

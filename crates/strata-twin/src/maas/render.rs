@@ -196,18 +196,43 @@ pub fn interface(st: &State, api: &str, system_id: &str, i: &Interface, numa: u3
         })
         .collect();
     let mtu = i.mtu.or(v.map(|v| v.mtu)).unwrap_or(1500);
+    // Parents and children by name, as MAAS lists them, from the node's interfaces.
+    let siblings: Vec<&Interface> = st
+        .machine(system_id)
+        .map(|m| m.interfaces.iter().collect())
+        .unwrap_or_default();
+    let parents: Vec<&str> = i
+        .parents
+        .iter()
+        .filter_map(|p| {
+            siblings
+                .iter()
+                .find(|x| x.id == *p)
+                .map(|x| x.name.as_str())
+        })
+        .collect();
+    let children: Vec<&str> = siblings
+        .iter()
+        .filter(|x| x.parents.contains(&i.id))
+        .map(|x| x.name.as_str())
+        .collect();
+    let mut params = serde_json::Map::new();
+    params.insert("mtu".into(), json!(mtu));
+    for (k, v) in &i.params {
+        params.insert(k.clone(), v.clone());
+    }
     json!({
         "id": i.id,
         "name": i.name,
-        "type": "physical",
+        "type": i.kind(),
         "vlan": v.map(|v| vlan(st, api, v)),
         "mac_address": i.mac_address,
-        "parents": [],
-        "children": [],
+        "parents": parents,
+        "children": children,
         "tags": i.tags,
         "enabled": i.enabled,
         "links": links,
-        "params": {"mtu": mtu},
+        "params": params,
         "discovered": null,
         "effective_mtu": mtu,
         "vendor": i.vendor,
@@ -221,6 +246,30 @@ pub fn interface(st: &State, api: &str, system_id: &str, i: &Interface, numa: u3
         "sriov_max_vf": 0,
         "resource_uri": format!("{api}nodes/{system_id}/interfaces/{}/", i.id),
     })
+}
+
+/// The machine's IPv4 default gateway as (link id, gateway): the link chosen with
+/// `set_default_gateway`, else (as MAAS's `get_default_gateways`) the first static or
+/// DHCP link whose subnet has a gateway.
+pub fn default_gateway_ipv4(st: &State, m: &Machine) -> Option<(u64, String)> {
+    let links = m.interfaces.iter().flat_map(|i| i.links.iter());
+    let with_gw = |l: &Link| {
+        l.subnet_id
+            .and_then(|s| st.subnets.get(&s))
+            .and_then(|s| s.gateway_ip.clone())
+            .filter(|g| !g.is_empty() && !s_is_v6(g))
+            .map(|g| (l.id, g))
+    };
+    match m.gateway_link_ipv4 {
+        Some(id) => links.clone().find(|l| l.id == id).and_then(with_gw),
+        None => links
+            .filter(|l| matches!(l.mode.as_str(), "static" | "auto" | "dhcp"))
+            .find_map(with_gw),
+    }
+}
+
+fn s_is_v6(ip: &str) -> bool {
+    ip.contains(':')
 }
 
 pub fn disk_id(machine_id: u64, index: usize) -> u64 {
@@ -370,6 +419,9 @@ pub fn machine(st: &State, api: &str, m: &Machine) -> Value {
         .iter()
         .flat_map(|i| i.links.iter().filter_map(|l| l.ip_address.clone()))
         .collect();
+    let default_gateway = default_gateway_ipv4(st, m)
+        .map(|(link, gw)| json!({"gateway_ip": gw, "link_id": link}))
+        .unwrap_or_else(|| json!({"gateway_ip": null, "link_id": null}));
     let (cs, csn) = test_status(m.commissioning.as_ref());
     let (ts, tsn) = test_status(m.testing.as_ref());
     let zone = st.zones.get(&m.zone_id).map(|z| zone(api, z));
@@ -412,6 +464,7 @@ pub fn machine(st: &State, api: &str, m: &Machine) -> Value {
         "tag_names": m.tags,
         "address_ttl": null,
         "ip_addresses": ips,
+        "default_gateways": {"ipv4": default_gateway, "ipv6": {"gateway_ip": null, "link_id": null}},
         "interface_set": ifaces,
         "zone": zone,
         "pool": pool,
@@ -426,10 +479,6 @@ pub fn machine(st: &State, api: &str, m: &Machine) -> Value {
         "node_type": 0,
         "node_type_name": "Machine",
         "pod": null,
-        "default_gateways": {
-            "ipv4": {"gateway_ip": null, "link_id": null},
-            "ipv6": {"gateway_ip": null, "link_id": null},
-        },
     });
     let rest = json!({
         "current_commissioning_result_id": m.commissioning.as_ref().map(|s| s.id),

@@ -241,6 +241,9 @@ pub fn interfaces_from_seed(
             mtu: None,
             tags: vec![],
             links: vec![],
+            kind: String::new(),
+            parents: Vec::new(),
+            params: Default::default(),
         })
         .collect()
 }
@@ -290,6 +293,9 @@ fn controller(
         mtu: None,
         tags: vec![],
         links: vec![],
+        kind: String::new(),
+        parents: Vec::new(),
+        params: Default::default(),
     };
     let zone_id = state.default_zone_id();
     let domain_id = state.default_domain_id();
@@ -360,6 +366,7 @@ pub fn enlist(state: &mut State, ids: &mut Ids, s: &SeedMachine, now: u64) -> St
         power_actions: 0,
         deployed_kernel_opts: String::new(),
         power_error: false,
+        gateway_link_ipv4: None,
     };
     state.insert_machine(m);
     system_id
@@ -533,6 +540,9 @@ fn register(st: &mut State, owner: &str, nics: &[SeedNic]) -> Vec<Interface> {
                 subnet_id: Some(subnet_id),
                 ip_address: Some(ip),
             }],
+            kind: String::new(),
+            parents: Vec::new(),
+            params: Default::default(),
         });
     }
     out

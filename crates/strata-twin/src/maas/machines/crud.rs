@@ -146,6 +146,9 @@ pub fn create(s: &Maas, r: &Req) -> Response {
             mtu: None,
             tags: vec![],
             links: vec![],
+            kind: String::new(),
+            parents: Vec::new(),
+            params: Default::default(),
         })
         .collect();
     let mut m = Machine {

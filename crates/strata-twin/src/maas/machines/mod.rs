@@ -19,6 +19,7 @@ mod interfaces;
 mod lifecycle;
 mod listing;
 mod mutate;
+mod netconfig;
 mod operations;
 mod transitions;
 
@@ -29,6 +30,7 @@ pub use interfaces::*;
 pub use lifecycle::*;
 pub use listing::*;
 pub use mutate::*;
+pub use netconfig::*;
 pub use operations::*;
 pub use transitions::*;
 
