@@ -126,6 +126,50 @@ def main(argv):
         raise AssertionError("allocation left the machine %s" % _status(allocated))
     summary["allocated"] = _status(allocated)
 
+    # Network model before deploy: a bond of both NICs (eno2 moved onto the PXE
+    # VLAN first, as MAAS wants bond members on one VLAN), a static address on it
+    # with the subnet's gateway as the default route; read back through libmaas.
+    from maas.client.enum import InterfaceType, LinkMode
+
+    by_name = {i.name: i for i in allocated.interfaces}
+    eno1, eno2 = by_name["eno1"], by_name["eno2"]
+    if eno2.vlan is None or eno2.vlan.id != eno1.vlan.id:
+        eno2.vlan = eno1.vlan
+        eno2.save()
+    bond = allocated.interfaces.create(
+        InterfaceType.BOND,
+        name="bond0",
+        parents=[eno1, eno2],
+        bond_mode="802.3ad",
+        bond_lacp_rate="fast",
+        bond_xmit_hash_policy="layer3+4",
+        mtu=9000,
+    )
+    subnets = [sn for sn in client.subnets.list() if sn.vlan.id == eno1.vlan.id and sn.gateway_ip]
+    if not subnets:
+        subnets = [client.subnets.create("10.77.0.0/24", eno1.vlan, gateway_ip="10.77.0.1")]
+    link = bond.links.create(LinkMode.STATIC, subnet=subnets[0], default_gateway=True)
+    allocated = client.machines.get(system_id=allocated.system_id)
+    bond = {i.name: i for i in allocated.interfaces}["bond0"]
+    summary["bond"] = {
+        "type": bond.type.value,
+        "parents": sorted(p.name for p in bond.parents),
+        "mode": bond.params.get("bond_mode"),
+        "lacp_rate": bond.params.get("bond_lacp_rate"),
+        "mtu": bond.effective_mtu,
+        "address": [l.ip_address for l in bond.links],
+    }
+    if summary["bond"]["parents"] != ["eno1", "eno2"] or summary["bond"]["mode"] != "802.3ad":
+        raise AssertionError("bond read back wrong: %r" % summary["bond"])
+    if link.ip_address is None or summary["bond"]["address"] != [link.ip_address]:
+        raise AssertionError("static link read back wrong: %r" % summary["bond"])
+    try:
+        allocated.interfaces.create(InterfaceType.BOND, name="bond1", parents=[eno1])
+    except Exception as e:  # MAAS answers 400 with the field error
+        summary["second_bond"] = "refused: %s" % type(e).__name__
+    else:
+        raise AssertionError("a second bond over eno1 was accepted")
+
     # Deploy and wait.
     allocated.deploy(
         distro_series="noble",

@@ -207,6 +207,29 @@ pub fn link_subnet(s: &Maas, r: &Req) -> Response {
         },
         (_, ip, _) => ip,
     };
+    // `default_gateway`: only with AUTO and STATIC, and only on a subnet with a
+    // gateway (maasserver/forms/interface_link.py).
+    let default_gateway = matches!(
+        p.get("default_gateway")
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("true" | "1" | "on" | "yes")
+    );
+    if default_gateway {
+        if !matches!(mode.as_str(), "auto" | "static") {
+            return invalid1(
+                "default_gateway",
+                "Cannot use in mode '".to_string() + &mode + "'.",
+            );
+        }
+        if subnet
+            .as_ref()
+            .and_then(|s| s.gateway_ip.as_deref())
+            .is_none_or(str::is_empty)
+        {
+            return invalid1("default_gateway", "Subnet has no gateway IP address.");
+        }
+    }
     let link_id = st.next_id("link", 1);
     let sub_vlan = subnet.as_ref().map(|s| s.vlan_id);
     let Some(m) = st.machine_mut(&sid) else {
@@ -224,6 +247,9 @@ pub fn link_subnet(s: &Maas, r: &Req) -> Response {
         ip_address: ip,
     });
     let iface = i.clone();
+    if default_gateway {
+        m.gateway_link_ipv4 = Some(link_id);
+    }
     ok(render::interface(st, &s.api, &sid, &iface, 0))
 }
 
