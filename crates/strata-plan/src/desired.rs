@@ -9,10 +9,10 @@ use strata_spec::{BmcDriver, InfraVlan, MachineRole, SecretRef};
 
 use crate::fields::{
     AddressRange, DnsDomainFields, DnsRecordFields, FlavorAccessFields, FlavorFields, HaRuleFields,
-    HaRuleSpec, MaasSubnetFields, MaasSubnetSpec, MaasTagFields, MachineFields, MachineSpec,
-    NetworkFields, NetworkRbacFields, NodeDnsFields, ProjectFields, ProjectLimitFields,
-    QuotaFields, RegisteredLimitFields, RoleAssignmentFields, SubnetFields, VlanFields, VlanSpec,
-    VmFields, VmSpec,
+    HaRuleSpec, MaasSubnetFields, MaasSubnetSpec, MaasTagFields, MachineBond, MachineFields,
+    MachineLink, MachineNetwork, MachineSpec, NetworkFields, NetworkRbacFields, NodeDnsFields,
+    ProjectFields, ProjectLimitFields, QuotaFields, RegisteredLimitFields, RoleAssignmentFields,
+    SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
 };
 use crate::model::{Kind, Resource, ResourceId, ResourceSet, owner_tag};
 
@@ -173,6 +173,7 @@ fn maas(
         let user_data = role_file(m.role)
             .and_then(|role| cloud_init.get(&format!("{d}/cloud-init/{role}.yaml")));
         let kernel = kernel_tag.get(m.hostname.as_str());
+        let network = machine_network(fleet, dc, m, &controller_vlans);
         let mut tags = vec![owner.to_string(), format!("role-{}", m.role.as_str())];
         tags.extend(kernel.map(|k| k.name.clone()));
         tags.sort();
@@ -195,6 +196,7 @@ fn maas(
                     release_of(&m.image)
                 },
                 zone: m.az.clone().unwrap_or_else(|| "default".to_string()),
+                network: network.as_ref().map(MachineNetwork::summary),
             },
         )
         .with_spec(&MachineSpec {
@@ -208,8 +210,23 @@ fn maas(
             deployed: m.running,
             image: (!m.running).then(|| m.image.clone()),
             bmc_mac: m.bmc.mac.clone(),
+            network: network.clone(),
         });
         r.sensitive.insert("power_pass".into());
+        // Every subnet the machine is linked to must exist in MAAS first.
+        let linked = network.iter().flat_map(|n| &n.links);
+        for i in linked.filter_map(|l| {
+            m.interfaces
+                .iter()
+                .find(|i| i.address.to_string() == l.address)
+        }) {
+            if let Some(v) = dc.vlan(i.vlan) {
+                let id = ResourceId::new(d, Kind::MaasSubnet, v.subnet.to_string());
+                if !r.depends_on.contains(&id) {
+                    r.depends_on.push(id);
+                }
+            }
+        }
         r.depends_on.extend(kernel.cloned());
         if let Some(p) = &provisioning {
             r.depends_on.push(p.clone());
@@ -224,6 +241,57 @@ fn maas(
         }
         out.insert(r);
     }
+}
+
+/// The network MAAS configures on a machine before deploying it: what its netplan
+/// file says ([`strata_render::netplan::host_network`]). Not for a machine that
+/// already runs (MAAS registers it deployed, with its boot NIC only) nor for a Proxmox
+/// node, whose VLANs ride a VLAN-aware bridge MAAS would have to model as one.
+///
+/// A VLAN the MAAS controllers sit on untagged (other than the native one) is, in
+/// MAAS, the untagged VLAN of a fabric of its own (see [`maas`]); MAAS links a
+/// machine's VLAN interface only to a tagged VLAN of its parent's fabric, so those
+/// links are left out until the controllers' VLANs are moved onto the hosts' fabric.
+fn machine_network(
+    fleet: &Fleet,
+    dc: &Dc,
+    m: &strata_fleet::Machine,
+    controller_vlans: &BTreeSet<InfraVlan>,
+) -> Option<MachineNetwork> {
+    if m.running || m.role == MachineRole::Proxmox {
+        return None;
+    }
+    let mut n = strata_render::netplan::host_network(fleet, dc, m)?;
+    n.links.retain(|l| {
+        l.native
+            || m.interfaces
+                .iter()
+                .find(|i| i.address.to_string() == l.address)
+                .is_some_and(|i| !controller_vlans.contains(&i.vlan))
+    });
+    Some(MachineNetwork {
+        bond: n.bond.map(|b| MachineBond {
+            name: b.name,
+            members: b.members,
+            mode: b.mode,
+            lacp_rate: b.lacp_rate,
+            xmit_hash_policy: b.xmit_hash_policy,
+        }),
+        uplink: n.uplink,
+        mtu: n.uplink_mtu,
+        links: n
+            .links
+            .into_iter()
+            .map(|l| MachineLink {
+                device: l.device,
+                vid: l.vid,
+                native: l.native,
+                address: l.address,
+                mtu: l.mtu,
+                gateway: l.gateway,
+            })
+            .collect(),
+    })
 }
 
 /// The MAAS tag carrying the kernel options of hosts with this hardware profile.

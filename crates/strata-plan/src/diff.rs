@@ -307,10 +307,30 @@ fn platform_kind(k: Kind) -> Option<&'static str> {
     }
 }
 
+/// Fields whose value is a map of paths: a change is reported per path
+/// (`network.bond0.mtu`), so a plan and drift name exactly what differs.
+const PATH_FIELDS: &[&str] = &["network"];
+
 fn changes(desired: &Resource, observed: &Resource) -> Vec<Change> {
     let mut out = Vec::new();
     for (k, want) in &desired.fields {
         let have = observed.fields.get(k);
+        if let (true, Some(Value::Object(w)), Some(Value::Object(h))) =
+            (PATH_FIELDS.contains(&k.as_str()), Some(want), have)
+        {
+            let keys: BTreeSet<&String> = w.keys().chain(h.keys()).collect();
+            for path in keys {
+                if w.get(path) != h.get(path) {
+                    out.push(Change {
+                        field: format!("{k}.{path}"),
+                        old: h.get(path).cloned(),
+                        new: w.get(path).cloned(),
+                        sensitive: desired.sensitive.contains(k),
+                    });
+                }
+            }
+            continue;
+        }
         if have != Some(want) {
             out.push(Change {
                 field: k.clone(),

@@ -239,6 +239,12 @@ pub struct MachineFields {
     /// registered as deployed, whose OS MAAS did not install and does not know.
     pub distro_series: String,
     pub zone: String,
+    /// The machine's network in MAAS, flattened to `device.property` → value
+    /// ([`MachineNetwork::summary`]), so drift names the path (`bond0.mtu`). Absent
+    /// for a machine registered as already running (MAAS holds only its boot NIC and
+    /// strata does not model it) and where the profile gives the VLANs no device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<BTreeMap<String, String>>,
 }
 
 impl KindFields for MachineFields {
@@ -270,6 +276,85 @@ pub struct MachineSpec {
     /// MAAS is pointed at it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bmc_mac: Option<String>,
+    /// The network MAAS configures before deploy (curtin writes the deployed OS's
+    /// network from MAAS's interface model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<MachineNetwork>,
+}
+
+/// A machine's network as MAAS models it: a bond of NICs (or one NIC) carrying the
+/// native network untagged and a VLAN device per tagged VLAN, each with a static
+/// address, and the default gateway.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineNetwork {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bond: Option<MachineBond>,
+    /// The bond, or the NIC that carries the VLANs.
+    pub uplink: String,
+    /// The uplink's MTU.
+    pub mtu: u32,
+    pub links: Vec<MachineLink>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineBond {
+    pub name: String,
+    /// Member NICs by kernel name.
+    pub members: Vec<String>,
+    /// MAAS's `bond_mode` (`802.3ad`, `active-backup`).
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lacp_rate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmit_hash_policy: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineLink {
+    /// The uplink for the native network, `<uplink>.<vid>` for a tagged VLAN.
+    pub device: String,
+    pub vid: u16,
+    /// Untagged on the uplink (the network the machine PXE-boots on).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub native: bool,
+    /// The static address with its prefix length (`10.20.4.17/22`).
+    pub address: String,
+    pub mtu: u32,
+    /// The default gateway, on the routed VLAN's link only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
+impl MachineNetwork {
+    /// The comparable form: `<bond>.members`, `.mode`, `.lacp_rate`,
+    /// `.xmit_hash_policy`, `<uplink>.mtu`, `<device>.address`, `<vlan device>.mtu`
+    /// and `gateway`. Observe builds the same keys from MAAS's interfaces.
+    pub fn summary(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Some(b) = &self.bond {
+            let mut members = b.members.clone();
+            members.sort();
+            out.insert(format!("{}.members", b.name), members.join(","));
+            out.insert(format!("{}.mode", b.name), b.mode.clone());
+            if let Some(r) = &b.lacp_rate {
+                out.insert(format!("{}.lacp_rate", b.name), r.clone());
+            }
+            if let Some(h) = &b.xmit_hash_policy {
+                out.insert(format!("{}.xmit_hash_policy", b.name), h.clone());
+            }
+        }
+        out.insert(format!("{}.mtu", self.uplink), self.mtu.to_string());
+        for l in &self.links {
+            out.insert(format!("{}.address", l.device), l.address.clone());
+            if !l.native {
+                out.insert(format!("{}.mtu", l.device), l.mtu.to_string());
+            }
+            if let Some(g) = &l.gateway {
+                out.insert("gateway".into(), g.clone());
+            }
+        }
+        out
+    }
 }
 
 impl KindSpec for MachineSpec {
@@ -550,6 +635,7 @@ pub fn vocabulary(kind: Kind) -> BTreeSet<&'static str> {
             "power_type",
             "power_address",
             "power_user",
+            "network",
             "tags",
             "status",
             "distro_series",
@@ -668,6 +754,7 @@ mod tests {
             status: s("Deployed"),
             distro_series: s("noble"),
             zone: s("default"),
+            network: Some(BTreeMap::from([(s("bond0.mtu"), s("9000"))])),
         });
         let spec = MachineSpec {
             pxe_mac: Some(s("52:54:00:00:00:01")),

@@ -215,7 +215,16 @@ fn every_desired_resource_has_exactly_its_kinds_vocabulary_and_reads_as_its_stru
     for r in d.iter() {
         kinds.insert(r.id.kind);
         let keys: std::collections::BTreeSet<&str> = r.fields.keys().map(String::as_str).collect();
-        assert_eq!(keys, vocabulary(r.id.kind), "{}", r.id);
+        let mut vocab = vocabulary(r.id.kind);
+        // A machine that already runs, or a Proxmox node, has no network for MAAS
+        // to configure.
+        if r.id.kind == Kind::Machine && !keys.contains("network") {
+            let spec: MachineSpec = r.spec_as().expect("machine spec");
+            let role = spec.role.as_deref().unwrap_or("");
+            assert!(spec.deployed || role == "proxmox", "{}: no network", r.id);
+            vocab.remove("network");
+        }
+        assert_eq!(keys, vocab, "{}", r.id);
         let typed = match r.id.kind {
             Kind::Fabric => r.fields_as::<FabricFields>().map(drop),
             Kind::Vlan => r
@@ -483,4 +492,78 @@ fn gpu_hosts_carry_the_kernel_tag_of_their_layout() {
         }
     }
     assert!(gpu_hosts > 0, "the example fleet has GPU hosts");
+}
+
+#[test]
+fn machines_maas_deploys_carry_their_netplan_network() {
+    let fleet = example();
+    let d = desired(&fleet).expect("desired");
+    let mut seen = 0;
+    for dc in &fleet.dcs {
+        for m in dc
+            .machines
+            .iter()
+            .filter(|m| !m.running && m.role != strata_spec::MachineRole::Proxmox)
+        {
+            let r = d
+                .get(&ResourceId::new(&dc.name, Kind::Machine, m.serial.clone()))
+                .expect("machine");
+            let spec: MachineSpec = r.spec_as().expect("spec");
+            let net = spec.network.expect("a network for MAAS to configure");
+            // The same devices and addresses as the machine's interfaces.
+            assert_eq!(
+                Some(net.uplink.as_str()),
+                m.uplink.as_deref(),
+                "{}",
+                m.hostname
+            );
+            assert_eq!(net.mtu, fleet.mtu.underlay);
+            // Each link is one of the machine's interfaces; the native one and every
+            // VLAN MAAS has tagged on the hosts' fabric (not the controllers' own).
+            let tagged_in_maas = |vlan| {
+                d.get(&ResourceId::new(
+                    &dc.name,
+                    Kind::Vlan,
+                    strata_spec::InfraVlan::as_str(vlan),
+                ))
+                .and_then(|v| v.fields_as::<strata_plan::VlanFields>().ok())
+                .is_some_and(|f| f.vid != 0)
+            };
+            for i in &m.interfaces {
+                let native = dc.vlan(i.vlan).is_some_and(|v| v.native);
+                let l = net
+                    .links
+                    .iter()
+                    .find(|l| l.address == i.address.to_string());
+                assert_eq!(
+                    l.is_some(),
+                    native || tagged_in_maas(i.vlan),
+                    "{}: {}",
+                    m.hostname,
+                    i.address
+                );
+                let Some(l) = l else { continue };
+                assert_eq!(l.vid, i.vid);
+                assert_eq!(l.gateway.is_some(), i.vlan == strata_fleet::ROUTED_VLAN);
+                // Each subnet must exist in MAAS before the machine step.
+                let subnet = dc.vlan(i.vlan).expect("vlan").subnet.to_string();
+                assert!(
+                    r.depends_on
+                        .contains(&ResourceId::new(&dc.name, Kind::MaasSubnet, subnet)),
+                    "{}",
+                    m.hostname
+                );
+            }
+            assert_eq!(net.links.iter().filter(|l| l.native).count(), 1);
+            let fields: strata_plan::MachineFields = r.fields_as().expect("fields");
+            assert_eq!(fields.network, Some(spec_summary(r)));
+            seen += 1;
+        }
+    }
+    assert!(seen > 0);
+}
+
+fn spec_summary(r: &strata_plan::Resource) -> std::collections::BTreeMap<String, String> {
+    let spec: MachineSpec = r.spec_as().expect("spec");
+    spec.network.expect("network").summary()
 }

@@ -326,6 +326,7 @@ fn machine(serial: &str, hostname: &str, pxe_mac: &str, role: &str, pass_ref: &s
             status: "Deployed".to_string(),
             distro_series: "noble".to_string(),
             zone: "default".to_string(),
+            network: None,
         },
     )
     .with_spec(&MachineSpec {

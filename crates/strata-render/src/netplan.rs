@@ -180,6 +180,82 @@ fn context<'a>(fleet: &'a Fleet, dc: &'a Dc, m: &'a Machine) -> Context<'a> {
     }
 }
 
+/// A machine's network as MAAS must model it before deploy (curtin writes the deployed
+/// OS's network from MAAS's model, not from user-data): the same bond, VLAN devices,
+/// addresses, MTUs and default route as its netplan file, because both come from the
+/// one [`context`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostNetwork {
+    pub bond: Option<HostBond>,
+    /// The device that carries the native (PXE) network untagged and is the parent of
+    /// the VLAN devices: the bond, or the profile's first NIC.
+    pub uplink: String,
+    /// The uplink's (and the bond members') MTU: the fabric underlay's.
+    pub uplink_mtu: u32,
+    /// The native link first (on the uplink, `native: true`), then the VLAN devices by
+    /// VID.
+    pub links: Vec<HostLink>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostBond {
+    pub name: String,
+    /// Member NICs by kernel name, in the profile's order.
+    pub members: Vec<String>,
+    /// The kernel's mode name (`802.3ad`, `active-backup`).
+    pub mode: String,
+    /// 802.3ad only.
+    pub lacp_rate: Option<String>,
+    /// 802.3ad only.
+    pub xmit_hash_policy: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostLink {
+    /// `bond0` for the native network, `bond0.12` for VID 12.
+    pub device: String,
+    pub vid: u16,
+    /// The untagged network the machine PXE-boots on.
+    pub native: bool,
+    /// Address with prefix length, e.g. `10.20.4.17/22`.
+    pub address: String,
+    pub mtu: u32,
+    /// The default route's next hop, on the routed VLAN only.
+    pub gateway: Option<String>,
+}
+
+/// [`HostNetwork`] of a machine; `None` when its profile gives it nothing to carry
+/// the VLANs.
+pub fn host_network(fleet: &Fleet, dc: &Dc, m: &Machine) -> Option<HostNetwork> {
+    let c = context(fleet, dc, m);
+    let uplink = match &c.bond {
+        Some(b) => b.name.to_string(),
+        None => c.ethernets.first()?.to_string(),
+    };
+    let link = |v: &VlanContext<'_>, native: bool| HostLink {
+        device: v.name.clone(),
+        vid: v.id,
+        native,
+        address: v.address.clone(),
+        mtu: if native { c.underlay_mtu } else { v.mtu },
+        gateway: v.default_via.clone(),
+    };
+    let mut links: Vec<HostLink> = c.native.iter().map(|v| link(v, true)).collect();
+    links.extend(c.vlans.iter().map(|v| link(v, false)));
+    Some(HostNetwork {
+        bond: c.bond.as_ref().map(|b| HostBond {
+            name: b.name.to_string(),
+            members: b.members.iter().map(|m| m.to_string()).collect(),
+            mode: b.mode.to_string(),
+            lacp_rate: b.lacp_rate.map(str::to_string),
+            xmit_hash_policy: b.transmit_hash_policy.map(str::to_string),
+        }),
+        uplink,
+        uplink_mtu: c.underlay_mtu,
+        links,
+    })
+}
+
 /// What a machine's VLANs sit on.
 pub(crate) enum LinkDevice<'a> {
     Bond(&'a strata_spec::Bond),

@@ -59,6 +59,8 @@ struct Want {
     image: Option<String>,
     /// The BMC's MAC (normalised), for the DHCP reservation of `power_address`.
     bmc_mac: Option<String>,
+    /// The network MAAS configures before deploy.
+    network: Option<strata_plan::MachineNetwork>,
 }
 
 impl Want {
@@ -82,6 +84,7 @@ impl Want {
             })?),
         };
         Ok(Want {
+            network: spec.network,
             deployed: spec.deployed,
             image: spec.image.and_then(text),
             bmc_mac,
@@ -694,6 +697,25 @@ impl Run<'_> {
                             m.distro_series.as_deref().unwrap_or("")
                         )));
                     }
+                    // A deployed machine's network is what curtin wrote at deploy:
+                    // changing MAAS's model now would change nothing on the host.
+                    let network_change = self
+                        .step
+                        .changes
+                        .iter()
+                        .any(|c| c.field == "network" || c.field.starts_with("network."));
+                    if let Some(net) = want.network.as_ref().filter(|_| network_change) {
+                        let diff =
+                            super::netconfig::differences(&net.summary(), &m.network_summary());
+                        if !diff.is_empty() {
+                            return Err(ProviderError::Refused(format!(
+                                "{}: machine {} is deployed and its network differs from the design ({}); the change takes a release and redeploy, which strata does not do on its own",
+                                self.step.id,
+                                Self::label(&m),
+                                diff.join(", ")
+                            )));
+                        }
+                    }
                     return Ok(m);
                 }
                 S::READY if target_ready => return Ok(m),
@@ -735,6 +757,13 @@ impl Run<'_> {
                 S::ALLOCATED => {
                     if deployed {
                         return Err(self.failed("deployment", &m));
+                    }
+                    // The network MAAS hands curtin: configured now, before deploy.
+                    if let Some(net) = self.want().network.clone() {
+                        let done = p.configure_network(&self.step.id, &m, &net).await?;
+                        if !done.is_empty() {
+                            self.done.push(format!("network: {}", done.join("; ")));
+                        }
                     }
                     let mut body: Form = Vec::new();
                     let want = self.want();

@@ -44,6 +44,7 @@ use crate::{ActContext, Outcome, Provider, ProviderError};
 mod client;
 mod dns;
 mod machine;
+mod netconfig;
 mod network;
 mod observe;
 mod tags;

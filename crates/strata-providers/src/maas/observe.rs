@@ -296,6 +296,7 @@ pub(super) async fn observe(p: &MaasProvider) -> Result<Observed, ProviderError>
                 status: m.status_name(),
                 distro_series: m.distro_series.clone().unwrap_or_default(),
                 zone: m.zone_name(),
+                network: Some(m.network_summary()),
             },
         )
         .with_spec(&MachineSpec {

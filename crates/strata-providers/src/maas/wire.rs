@@ -104,10 +104,74 @@ pub(crate) struct Named {
     pub name: String,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub(crate) struct Iface {
     #[serde(default)]
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
     pub mac_address: Option<String>,
+    /// `physical`, `bond`, `vlan`, `bridge`.
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    /// Parent interfaces by name.
+    #[serde(default)]
+    pub parents: Vec<String>,
+    #[serde(default)]
+    pub vlan: Option<Vlan>,
+    #[serde(default)]
+    pub effective_mtu: Option<u32>,
+    #[serde(default)]
+    pub params: Option<serde_json::Value>,
+    #[serde(default)]
+    pub links: Vec<IfaceLink>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct IfaceLink {
+    #[serde(default)]
+    pub id: u64,
+    #[serde(default)]
+    pub mode: String,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    #[serde(default)]
+    pub subnet: Option<Subnet>,
+}
+
+impl Iface {
+    fn param(&self, key: &str) -> Option<String> {
+        self.params
+            .as_ref()
+            .and_then(|p| p.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }
+
+    /// Static addresses with their subnet's prefix length (`10.0.0.5/22`).
+    pub fn addresses(&self) -> Vec<String> {
+        self.links
+            .iter()
+            .filter_map(|l| {
+                let ip = l.ip_address.as_deref()?;
+                let prefix = l.subnet.as_ref()?.cidr.split_once('/')?.1;
+                Some(format!("{ip}/{prefix}"))
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct GatewayRef {
+    #[serde(default)]
+    pub gateway_ip: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct DefaultGateways {
+    #[serde(default)]
+    pub ipv4: Option<GatewayRef>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -145,6 +209,8 @@ pub(crate) struct Machine {
     pub interface_set: Vec<Iface>,
     #[serde(default)]
     pub hardware_info: Option<HardwareInfo>,
+    #[serde(default)]
+    pub default_gateways: Option<DefaultGateways>,
 }
 
 impl Machine {
@@ -174,6 +240,71 @@ impl Machine {
     }
 
     /// The boot interface's MAC, else the first interface's.
+    /// The machine's network in MAAS in the keys of
+    /// [`strata_plan::MachineNetwork::summary`]: bonds (members, mode, and for 802.3ad
+    /// the LACP rate and hash policy) and their MTU, every interface's static
+    /// addresses, a VLAN interface's MTU, the default gateway. A NIC that only serves
+    /// as a bond member, or has no address, adds nothing but its bond's keys.
+    pub fn network_summary(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        let carries_vlans = |name: &str| {
+            self.interface_set
+                .iter()
+                .any(|i| i.kind == "vlan" && i.parents.iter().any(|p| p == name))
+        };
+        for i in &self.interface_set {
+            let addresses = self.addresses_of(i);
+            match i.kind.as_str() {
+                "bond" => {
+                    let mut members = i.parents.clone();
+                    members.sort();
+                    out.insert(format!("{}.members", i.name), members.join(","));
+                    let mode = i.param("bond_mode").unwrap_or_default();
+                    if mode == "802.3ad" {
+                        for k in ["lacp_rate", "xmit_hash_policy"] {
+                            if let Some(v) = i.param(&format!("bond_{k}")) {
+                                out.insert(format!("{}.{k}", i.name), v);
+                            }
+                        }
+                    }
+                    out.insert(format!("{}.mode", i.name), mode);
+                    if let Some(m) = i.effective_mtu {
+                        out.insert(format!("{}.mtu", i.name), m.to_string());
+                    }
+                }
+                "vlan" => {
+                    if let Some(m) = i.effective_mtu {
+                        out.insert(format!("{}.mtu", i.name), m.to_string());
+                    }
+                }
+                _ => {
+                    // A NIC that carries the VLANs itself (no bond): its MTU counts.
+                    if carries_vlans(&i.name)
+                        && let Some(m) = i.effective_mtu
+                    {
+                        out.insert(format!("{}.mtu", i.name), m.to_string());
+                    }
+                }
+            }
+            if !addresses.is_empty() {
+                out.insert(format!("{}.address", i.name), addresses.join(","));
+            }
+        }
+        if let Some(g) = self
+            .default_gateways
+            .as_ref()
+            .and_then(|d| d.ipv4.as_ref())
+            .and_then(|g| g.gateway_ip.clone())
+        {
+            out.insert("gateway".into(), g);
+        }
+        out
+    }
+
+    fn addresses_of(&self, i: &Iface) -> Vec<String> {
+        i.addresses()
+    }
+
     pub fn boot_mac(&self) -> Option<String> {
         self.boot_interface
             .as_ref()
