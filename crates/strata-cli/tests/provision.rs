@@ -690,3 +690,57 @@ fn the_example_fleet_converges_with_the_documented_minimal_proxmox_role() {
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert_no_duplicate_vms(&twin.endpoints);
 }
+
+/// MAAS holds each deployed machine's network (curtin wrote it at deploy). A design
+/// change to it shows in the plan per path, and apply refuses to pretend it changed
+/// the host: the step says it takes a redeploy, the rest of the apply goes on.
+#[test]
+fn a_deployed_machines_network_change_is_planned_per_path_and_needs_a_redeploy() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fleet = fleet_copy(tmp.path());
+    let twin = TwinProcess::start(tmp.path(), &[]);
+    let ep = twin.endpoints.to_str().expect("utf8");
+    let f = fleet.to_str().expect("utf8");
+    let apply = run(&["apply", f, "--targets", ep, "--auto-approve"]);
+    assert!(apply.status.success(), "{}", text(&apply));
+    let again = run(&["plan", f, "--targets", ep, "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+
+    let spec = std::fs::read_to_string(fleet.join("fleet.yaml")).expect("fleet.yaml");
+    std::fs::write(
+        fleet.join("fleet.yaml"),
+        spec.replace("underlay: 9216", "underlay: 9100"),
+    )
+    .expect("write");
+    let plan = run(&["plan", f, "--targets", ep, "-o", "json"]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    let v: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("plan json");
+    let steps = v["steps"].as_array().expect("steps");
+    let mtu_changes: Vec<&serde_json::Value> = steps
+        .iter()
+        .filter(|s| {
+            s["id"]["kind"] == "machine"
+                || s["id"].as_str().is_some_and(|i| i.contains("/machine/"))
+        })
+        .flat_map(|s| s["changes"].as_array().into_iter().flatten())
+        .filter(|c| {
+            c["field"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("network.") && f.ends_with(".mtu"))
+        })
+        .collect();
+    assert!(!mtu_changes.is_empty(), "{v:#}");
+    assert!(
+        mtu_changes
+            .iter()
+            .all(|c| c["old"] == "9216" && c["new"] == "9100"),
+        "{mtu_changes:#?}"
+    );
+    let refused = run(&["apply", f, "--targets", ep, "--auto-approve"]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    let out = text(&refused);
+    assert!(
+        out.contains("redeploy") && out.contains(".mtu: 9216 → 9100"),
+        "{out}"
+    );
+}
