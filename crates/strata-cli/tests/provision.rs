@@ -326,7 +326,8 @@ def run(*args):
     return json.loads(r.stdout)
 projects = {p["ID"]: p["Name"] for p in run("project", "list")}
 out = {"registered": {r["Resource Name"]: r["Default Limit"] for r in run("registered", "limit", "list")},
-       "limits": {projects.get(l["Project ID"], "?") + ":" + l["Resource Name"]: l["Resource Limit"] for l in run("limit", "list")}}
+       "limits": {projects.get(l["Project ID"], "?") + ":" + l["Resource Name"]: l["Resource Limit"] for l in run("limit", "list")},
+       "nova_system_roles": sorted(a["Role"] for a in run("role", "assignment", "list", "--system", "all", "--user", "nova", "--user-domain", "Default", "--names"))}
 print(json.dumps(out))
 "#,
             &twin.endpoints,
@@ -341,6 +342,13 @@ print(json.dumps(out))
         assert_eq!(v["limits"]["ml-research:servers"], 20, "{v:#}");
         assert_eq!(
             v["limits"]["platform:class:CUSTOM_PCI_10DE_2330"], 8,
+            "{v:#}"
+        );
+        // Nova can read them: its service user holds the system reader role.
+        assert!(
+            v["nova_system_roles"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x == "reader")),
             "{v:#}"
         );
     }

@@ -1537,6 +1537,21 @@ async fn team_quotas_are_keystone_unified_limits() {
     converge(&p, &desired, &intents, 4).await;
     let observed = p.observe().await.expect("observe");
     assert!(plan(&desired, &observed).is_empty());
+    // Nova's service user may now read the limits (system-scoped reader).
+    let (token, _) = r.token().await;
+    let (status, grants) = r
+        .get_with(
+            &token,
+            &url("/role_assignments?scope.system=all&include_names=true"),
+        )
+        .await;
+    assert_eq!(status, 200, "{grants}");
+    assert!(
+        grants["role_assignments"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|x| { x["user"]["name"] == "nova" && x["role"]["name"] == "reader" })),
+        "{grants}"
+    );
     let gpu: ProjectLimitFields = observed
         .resources
         .get(&gpu_limit)

@@ -317,10 +317,45 @@ async fn unified_limits_for_real(
         .expect_err("no registered limit");
     assert!(e.to_string().contains("registered"), "{e}");
 
+    // Nova reads the limits as its service user (Kolla's `nova`), which strata grants
+    // the system reader role; without that user strata refuses to set limits nova
+    // could not read.
+    let e = act(p, &create_reg, intents)
+        .await
+        .expect_err("no nova user");
+    assert!(e.to_string().contains("no user nova"), "{e}");
+    let r = http
+        .post(format!("{base}/users"))
+        .header("x-auth-token", &token)
+        .json(&json!({"user": {"name": "nova", "domain_id": "default", "password": "nova-secret"}}))
+        .send()
+        .await
+        .expect("create nova user");
+    assert_eq!(r.status().as_u16(), 201);
+    let nova: Value = r.json().await.expect("user json");
+    let nova_id = nova["user"]["id"].as_str().expect("nova id").to_string();
+
     // The default, then the project's limit; both again (a lost answer): adopted.
     act(p, &create_reg, intents)
         .await
         .expect("registered limit");
+    let grants: Value = http
+        .get(format!(
+            "{base}/role_assignments?user.id={nova_id}&scope.system=all&include_names=true"
+        ))
+        .header("x-auth-token", &token)
+        .send()
+        .await
+        .expect("role assignments")
+        .json()
+        .await
+        .expect("assignments json");
+    assert!(
+        grants["role_assignments"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|x| x["role"]["name"] == "reader" && x["scope"]["system"]["all"] == true)),
+        "{grants}"
+    );
     let made = act(p, &create_lim, intents).await.expect("project limit");
     assert!(made.external_id.is_some());
     let again = act(p, &create_lim, intents).await.expect("again");

@@ -231,8 +231,7 @@ driver = {driver}
 
 [oslo_limit]
 # How nova reads the limits: the nova service user, through Keystone's internal
-# endpoint. It needs the system-scoped reader role:
-#   openstack role add --user nova --user-domain Default --system all reader
+# endpoint, with the system-scoped reader role (strata grants it with the limits).
 auth_url = {{{{ keystone_internal_url }}}}
 auth_type = password
 user_domain_id = {{{{ default_user_domain_id }}}}

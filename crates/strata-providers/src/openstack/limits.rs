@@ -32,6 +32,13 @@ use crate::{ActContext, Outcome, ProviderError};
 /// endpoint_service_type`, as strata renders it).
 const COMPUTE_SERVICE_TYPE: &str = "compute";
 
+/// Kolla's nova service user (`nova_keystone_user`, in the `default` domain): nova reads
+/// the unified limits as this user, through oslo.limit, and needs Keystone's
+/// system-scoped `reader` role for it (`[oslo_limit] system_scope = all`, as strata
+/// renders nova.conf).
+const LIMITS_READER: (&str, &str) = ("nova", "default");
+const READER_ROLE: &str = "reader";
+
 /// The description that marks a limit as strata's.
 pub fn mark(owner: &str) -> String {
     format!("managed by strata: {owner}")
@@ -201,6 +208,62 @@ impl OpenstackProvider {
         }
     }
 
+    /// Grant nova's service user the system-scoped reader role, without which nova
+    /// cannot read the limits it enforces (oslo.limit gets 403 and every boot fails).
+    /// Idempotent (`PUT` of an existing grant is a 204 again); never revoked: the grant
+    /// is Kolla's nova's, not a team's.
+    async fn ensure_limits_reader(&self, step: &Step) -> Result<(), ProviderError> {
+        let (user, domain) = LIMITS_READER;
+        let users: api::UserList = self
+            .client
+            .get(
+                Service::Identity,
+                &format!("/users?{}", query(&[("name", user), ("domain_id", domain)])),
+            )
+            .await?
+            .parse("users")?;
+        let user_id = users
+            .users
+            .into_iter()
+            .find(|u| u.name == user)
+            .map(|u| u.id)
+            .ok_or_else(|| {
+                ProviderError::Refused(format!(
+                    "{}: Keystone has no user {user} in domain {domain}; nova's service user reads the unified limits, so Nova must be deployed (Kolla creates it) before team quotas can be",
+                    step.id
+                ))
+            })?;
+        let roles: api::RoleList = self
+            .client
+            .get(
+                Service::Identity,
+                &format!("/roles?{}", query(&[("name", READER_ROLE)])),
+            )
+            .await?
+            .parse("roles")?;
+        let role_id = roles
+            .roles
+            .into_iter()
+            .find(|r| r.name.as_deref() == Some(READER_ROLE))
+            .and_then(|r| r.id)
+            .ok_or_else(|| {
+                ProviderError::Refused(format!(
+                    "{}: Keystone has no role {READER_ROLE} (keystone-manage bootstrap creates it)",
+                    step.id
+                ))
+            })?;
+        self.client
+            .request(
+                Service::Identity,
+                Method::PUT,
+                &format!("/system/users/{}/roles/{}", seg(&user_id), seg(&role_id)),
+                None,
+                Some(true),
+            )
+            .await?;
+        Ok(())
+    }
+
     pub(super) async fn create_registered_limit(
         &self,
         step: &Step,
@@ -209,6 +272,7 @@ impl OpenstackProvider {
         let d = desired(step)?.fields_as::<RegisteredLimitFields>()?;
         let resource = step.id.name.as_str();
         let service = self.required_compute_service(step).await?;
+        self.ensure_limits_reader(step).await?;
         let body = json!({"registered_limits": [{
             "service_id": service,
             "region_id": self.client.region(),

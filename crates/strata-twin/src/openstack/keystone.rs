@@ -66,6 +66,15 @@ pub(crate) fn routes(r: Routes) -> Routes {
             ],
         )
         .add(
+            "/identity/v3/system/users/{user}/roles/{role}",
+            &[
+                (PUT, grant_system_role),
+                (GET, check_system_role),
+                (HEAD, check_system_role),
+                (DELETE, revoke_system_role),
+            ],
+        )
+        .add(
             "/identity/v3/role_assignments",
             &[(GET, list_role_assignments)],
         )
@@ -971,14 +980,31 @@ fn role_json(os: &Os, r: &Role) -> Value {
     })
 }
 
-fn assignment_target(st: &State, req: &Req, domain: bool) -> Result<Assignment, Response> {
-    let id = req.param("id");
-    if domain {
-        if !st.domains.iter().any(|d| d.id == id) {
+/// What a grant route assigns the role on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum On {
+    Project,
+    Domain,
+    /// `/v3/system/users/{user}/roles/{role}`: the whole deployment.
+    System,
+}
+
+fn assignment_target(st: &State, req: &Req, on: On) -> Result<Assignment, Response> {
+    let id = if on == On::System {
+        "all"
+    } else {
+        req.param("id")
+    };
+    let domain = on == On::Domain;
+    match on {
+        On::System => {}
+        On::Domain if !st.domains.iter().any(|d| d.id == id) => {
             return Err(not_found("domain", id));
         }
-    } else if find_project(st, id).is_none() {
-        return Err(not_found("project", id));
+        On::Project if find_project(st, id).is_none() => {
+            return Err(not_found("project", id));
+        }
+        _ => {}
     }
     let user = req.param("user");
     if !st.users.iter().any(|u| u.id == user) {
@@ -990,27 +1016,27 @@ fn assignment_target(st: &State, req: &Req, domain: bool) -> Result<Assignment, 
     }
     Ok(Assignment {
         user_id: user.into(),
-        project_id: (!domain).then(|| id.to_string()),
+        project_id: (on == On::Project).then(|| id.to_string()),
         domain_id: domain.then(|| id.to_string()),
-        system: false,
+        system: on == On::System,
         role_id: role.into(),
     })
 }
 
-fn grant(os: &Os, req: &Req, domain: bool) -> R {
+fn grant(os: &Os, req: &Req, on: On) -> R {
     let mut st = os.st.lock();
     admin(os, &st, req, "create_grant")?;
-    let a = assignment_target(&st, req, domain)?;
+    let a = assignment_target(&st, req, on)?;
     if !st.assignments.contains(&a) {
         st.assignments.push(a);
     }
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-fn check(os: &Os, req: &Req, domain: bool) -> R {
+fn check(os: &Os, req: &Req, on: On) -> R {
     let st = os.st.lock();
     admin(os, &st, req, "check_grant")?;
-    let a = assignment_target(&st, req, domain)?;
+    let a = assignment_target(&st, req, on)?;
     if st.assignments.contains(&a) {
         Ok(empty(StatusCode::NO_CONTENT))
     } else {
@@ -1020,16 +1046,20 @@ fn check(os: &Os, req: &Req, domain: bool) -> R {
                 "Could not find role assignment with role: {}, user or group: {}, project, domain, or system: {}.",
                 a.role_id,
                 a.user_id,
-                req.param("id")
+                if on == On::System {
+                    "all"
+                } else {
+                    req.param("id")
+                }
             ),
         ))
     }
 }
 
-fn revoke(os: &Os, req: &Req, domain: bool) -> R {
+fn revoke(os: &Os, req: &Req, on: On) -> R {
     let mut st = os.st.lock();
     admin(os, &st, req, "revoke_grant")?;
-    let a = assignment_target(&st, req, domain)?;
+    let a = assignment_target(&st, req, on)?;
     let before = st.assignments.len();
     st.assignments.retain(|x| x != &a);
     if st.assignments.len() == before {
@@ -1039,7 +1069,11 @@ fn revoke(os: &Os, req: &Req, domain: bool) -> R {
                 "Could not find role assignment with role: {}, user or group: {}, project, domain, or system: {}.",
                 a.role_id,
                 a.user_id,
-                req.param("id")
+                if on == On::System {
+                    "all"
+                } else {
+                    req.param("id")
+                }
             ),
         ));
     }
@@ -1047,22 +1081,31 @@ fn revoke(os: &Os, req: &Req, domain: bool) -> R {
 }
 
 fn grant_project_role(os: &Os, req: &Req) -> R {
-    grant(os, req, false)
+    grant(os, req, On::Project)
 }
 fn check_project_role(os: &Os, req: &Req) -> R {
-    check(os, req, false)
+    check(os, req, On::Project)
 }
 fn revoke_project_role(os: &Os, req: &Req) -> R {
-    revoke(os, req, false)
+    revoke(os, req, On::Project)
 }
 fn grant_domain_role(os: &Os, req: &Req) -> R {
-    grant(os, req, true)
+    grant(os, req, On::Domain)
 }
 fn check_domain_role(os: &Os, req: &Req) -> R {
-    check(os, req, true)
+    check(os, req, On::Domain)
 }
 fn revoke_domain_role(os: &Os, req: &Req) -> R {
-    revoke(os, req, true)
+    revoke(os, req, On::Domain)
+}
+fn grant_system_role(os: &Os, req: &Req) -> R {
+    grant(os, req, On::System)
+}
+fn check_system_role(os: &Os, req: &Req) -> R {
+    check(os, req, On::System)
+}
+fn revoke_system_role(os: &Os, req: &Req) -> R {
+    revoke(os, req, On::System)
 }
 
 fn list_project_user_roles(os: &Os, req: &Req) -> R {
