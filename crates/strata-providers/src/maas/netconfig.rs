@@ -286,7 +286,12 @@ impl MaasProvider {
                         .iter()
                         .find(|k| k.ip_address.as_deref() == Some(ip))
                         .map(|k| k.id)
-                        .unwrap_or_default()
+                        .ok_or_else(|| {
+                            ProviderError::Api(format!(
+                                "{step}: MAAS answered the link of {ip} on {} without it",
+                                l.device
+                            ))
+                        })?
                 }
             };
             if let Some(g) = &l.gateway {
