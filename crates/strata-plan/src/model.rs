@@ -65,11 +65,15 @@ impl fmt::Display for Platform {
 /// - `machine` (name = serial): `hostname`, `power_type`, `power_address`,
 ///   `power_user`, `tags` (sorted list), `status` (MAAS status name, desired
 ///   `Deployed`), `distro_series` (empty for a machine registered as deployed),
-///   `zone`. Spec: `pxe_mac`, `power_pass` (a secret reference such as
-///   `env:BMC_PASSWORD`), `user_data` (base64), `role`, `deployed` (already runs:
-///   registered with `deployed=true`, never commissioned or power-cycled), `image`
-///   (what deploy installs), `bmc_mac` (the BMC's MAC, for the DHCP reservation of
-///   `power_address`).
+///   `zone`, `network` (the machine's network in MAAS as `device.property` →
+///   value, e.g. `bond0.mtu`; absent for a machine that already runs and for a
+///   Proxmox node; changes are reported per path, `network.bond0.mtu`). Spec:
+///   `pxe_mac`, `power_pass` (a secret reference such as `env:BMC_PASSWORD`),
+///   `user_data` (base64), `role`, `deployed` (already runs: registered with
+///   `deployed=true`, never commissioned or power-cycled), `image` (what deploy
+///   installs), `bmc_mac` (the BMC's MAC, for the DHCP reservation of
+///   `power_address`), `network` (the bond, links and gateway MAAS configures
+///   before deploy).
 /// - `node-dns` (Proxmox; name = node hostname): `search` (the DC's search domain),
 ///   `dns` (up to three resolvers, in order): what `/nodes/{node}/dns` holds. Always
 ///   present on a node, so never created or deleted; only updated.

@@ -22,6 +22,10 @@ use super::client::Form;
 use super::wire::{Iface, Machine, Subnet};
 use crate::ProviderError;
 
+/// Passes over a machine's network before its step gives up on MAAS's transient
+/// failures.
+const NETWORK_PASSES: u32 = 6;
+
 /// Whether `ip` lies in `cidr` (IPv4 or IPv6).
 pub(crate) fn cidr_contains(cidr: &str, ip: &str) -> bool {
     let Some((net, len)) = cidr.split_once('/') else {
@@ -58,15 +62,46 @@ impl MaasProvider {
             .await?)
     }
 
-    /// Configure `want` on machine `sid` (Ready or Allocated); returns what was done.
+    /// Configure `want` on machine `m` (Ready or Allocated); returns what was done.
+    ///
+    /// Its creates are not idempotent POSTs: when one fails in a way that leaves open
+    /// whether MAAS made it (a timeout, a 502/504) or MAAS is briefly unable (5xx,
+    /// 429), the whole pass runs again after a pause, from a fresh read, so it finds
+    /// what the failed call did and does only what is still missing.
     pub(super) async fn configure_network(
         &self,
         step: &ResourceId,
         m: &Machine,
         want: &MachineNetwork,
     ) -> Result<Vec<String>, ProviderError> {
-        let sid = m.system_id.as_str();
         let mut done = Vec::new();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.configure_network_pass(step, m, want, &mut done).await {
+                Ok(()) => return Ok(done),
+                Err(e)
+                    if attempt < NETWORK_PASSES
+                        && (e.is_ambiguous()
+                            || e.status().is_some_and(|s| s == 429 || s >= 500)) =>
+                {
+                    tracing::warn!(%step, attempt, error = %e, "configuring the machine's network failed; reading it again");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
+                        .await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn configure_network_pass(
+        &self,
+        step: &ResourceId,
+        m: &Machine,
+        want: &MachineNetwork,
+        done: &mut Vec<String>,
+    ) -> Result<(), ProviderError> {
+        let sid = m.system_id.as_str();
         let subnets: Vec<Subnet> = self.client.get("subnets/", &[]).await?;
         let subnet_of = |l: &MachineLink| -> Result<&Subnet, ProviderError> {
             subnets
@@ -320,7 +355,7 @@ impl MaasProvider {
                 done.push(format!("default gateway {gw}"));
             }
         }
-        Ok(done)
+        Ok(())
     }
 }
 
