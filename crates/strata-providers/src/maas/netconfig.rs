@@ -411,3 +411,88 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod summary_tests {
+    use strata_plan::{MachineBond, MachineLink, MachineNetwork};
+
+    use super::super::wire::Machine;
+
+    fn machine(interfaces: serde_json::Value) -> Machine {
+        serde_json::from_value(serde_json::json!({
+            "system_id": "abc123",
+            "interface_set": interfaces,
+            "default_gateways": {"ipv4": {"gateway_ip": "10.12.0.1", "link_id": 9}},
+        }))
+        .expect("machine")
+    }
+
+    fn link(ip: &str, cidr: &str) -> serde_json::Value {
+        serde_json::json!({"id": 9, "mode": "static", "ip_address": ip, "subnet": {"id": 1, "cidr": cidr}})
+    }
+
+    /// What observe reads from MAAS and what the plan wants compare equal when MAAS
+    /// holds the design: with a bond, and with a single NIC as the uplink.
+    #[test]
+    fn observed_and_desired_summaries_agree() {
+        let bonded = machine(serde_json::json!([
+            {"id": 1, "name": "eno1", "type": "physical", "effective_mtu": 9216, "links": []},
+            {"id": 2, "name": "eno2", "type": "physical", "effective_mtu": 9216, "links": []},
+            {"id": 3, "name": "bond0", "type": "bond", "parents": ["eno2", "eno1"], "effective_mtu": 9216,
+             "params": {"bond_mode": "802.3ad", "bond_lacp_rate": "fast", "bond_xmit_hash_policy": "layer3+4"},
+             "links": [link("10.10.0.5", "10.10.0.0/22")]},
+            {"id": 4, "name": "bond0.12", "type": "vlan", "parents": ["bond0"], "effective_mtu": 1500,
+             "links": [link("10.12.0.5", "10.12.0.0/24")]},
+        ]));
+        let want = MachineNetwork {
+            bond: Some(MachineBond {
+                name: "bond0".into(),
+                members: vec!["eno1".into(), "eno2".into()],
+                mode: "802.3ad".into(),
+                lacp_rate: Some("fast".into()),
+                xmit_hash_policy: Some("layer3+4".into()),
+            }),
+            uplink: "bond0".into(),
+            mtu: 9216,
+            links: vec![
+                MachineLink {
+                    device: "bond0".into(),
+                    vid: 10,
+                    native: true,
+                    address: "10.10.0.5/22".into(),
+                    mtu: 9216,
+                    gateway: None,
+                },
+                MachineLink {
+                    device: "bond0.12".into(),
+                    vid: 12,
+                    native: false,
+                    address: "10.12.0.5/24".into(),
+                    mtu: 1500,
+                    gateway: Some("10.12.0.1".into()),
+                },
+            ],
+        };
+        assert_eq!(bonded.network_summary(), want.summary());
+
+        let single = machine(serde_json::json!([
+            {"id": 1, "name": "eno1", "type": "physical", "effective_mtu": 9216,
+             "links": [link("10.10.0.5", "10.10.0.0/22")]},
+            {"id": 2, "name": "eno2", "type": "physical", "effective_mtu": 1500, "links": []},
+        ]));
+        let want = MachineNetwork {
+            bond: None,
+            uplink: "eno1".into(),
+            mtu: 9216,
+            links: vec![MachineLink {
+                device: "eno1".into(),
+                vid: 10,
+                native: true,
+                address: "10.10.0.5/22".into(),
+                mtu: 9216,
+                gateway: Some("10.12.0.1".into()),
+            }],
+        };
+        assert_eq!(single.network_summary(), want.summary());
+    }
+}

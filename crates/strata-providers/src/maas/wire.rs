@@ -278,8 +278,10 @@ impl Machine {
                     }
                 }
                 _ => {
-                    // A NIC that carries the VLANs itself (no bond): its MTU counts.
-                    if carries_vlans(&i.name)
+                    // A NIC that is the uplink itself (no bond: it carries the native
+                    // address or the VLANs): its MTU counts. A bond member has
+                    // neither.
+                    if (carries_vlans(&i.name) || !addresses.is_empty())
                         && let Some(m) = i.effective_mtu
                     {
                         out.insert(format!("{}.mtu", i.name), m.to_string());
