@@ -12,6 +12,7 @@ use strata_spec::{HardwareProfile, Located, MacAddr, Spec};
 pub fn check(spec: &Spec, out: &mut Vec<Diagnostic>) {
     for p in &spec.profiles {
         raid_members(p, out);
+        raid_layout(p, out);
         gpu_numa(p, out);
     }
     duplicate_pxe_macs(spec, out);
@@ -46,6 +47,144 @@ fn raid_members(p: &HardwareProfile, out: &mut Vec<Diagnostic>) {
                 Some(s) => d.help(format!("did you mean `{s}`?")),
                 None => d.help("fix the RAID member, or add the disk to `disks`"),
             });
+        }
+    }
+}
+
+/// S0211: the RAID layout can be built as MAAS builds it: enough members for the
+/// level (MAAS's minimums, `models/filesystemgroup.py`), each disk in one array only,
+/// each mount point used once and absolute, swap not mounted, and one array mounted
+/// at `/` (MAAS deploys only a machine whose root filesystem is mounted, and strata
+/// replaces MAAS's default layout with the arrays).
+fn raid_layout(p: &HardwareProfile, out: &mut Vec<Diagnostic>) {
+    if let Some(first) = p.raid.first()
+        && !p.raid.iter().any(|a| {
+            a.mount.as_ref().is_some_and(|m| {
+                m.value.trim_end_matches('/').is_empty() && m.value.starts_with('/')
+            })
+        })
+    {
+        out.push(
+            Diagnostic::new(
+                codes::S0211,
+                format!(
+                    "the RAID arrays of profile `{}` give its machines no root filesystem",
+                    p.name
+                ),
+            )
+            .at(first.members.first().map_or(p.name.span, |m| m.span))
+            .expected("one array with `mount: /`")
+            .help("strata replaces MAAS's default disk layout with the profile's arrays, and MAAS deploys only a machine whose `/` is mounted: add `mount: /` to the array that holds the OS"),
+        );
+    }
+    let mut disk_owner: HashMap<&str, &str> = HashMap::new();
+    let mut mounts: HashMap<&str, (&str, Span)> = HashMap::new();
+    for array in &p.raid {
+        let members: Vec<&str> = array.members.iter().map(|m| m.value.as_str()).collect();
+        let min = array.level.min_members();
+        if members.len() < min {
+            let at = array.members.last().map(|m| m.span);
+            let d = Diagnostic::new(
+                codes::S0211,
+                format!(
+                    "RAID array `{}` of profile `{}` is {} with {} member(s); {} needs at least {min}",
+                    array.name,
+                    p.name,
+                    array.level.maas_name(),
+                    members.len(),
+                    array.level.maas_name()
+                ),
+            )
+            .expected(format!("at least {min} disks in `members`"))
+            .help("add disks to the array, or choose a level that works with these disks (raid1 needs 2, raid5 and raid10 need 3, raid6 needs 4)");
+            out.push(match at {
+                Some(s) => d.at(s),
+                None => d,
+            });
+        }
+        for m in &array.members {
+            match disk_owner.get(m.value.as_str()) {
+                Some(other) if *other == array.name.as_str() => out.push(
+                    Diagnostic::new(
+                        codes::S0211,
+                        format!(
+                            "RAID array `{}` of profile `{}` lists disk `{}` twice",
+                            array.name, p.name, m.value
+                        ),
+                    )
+                    .at(m.span)
+                    .expected("each member once")
+                    .help("remove the repeated member"),
+                ),
+                Some(other) => out.push(
+                    Diagnostic::new(
+                        codes::S0211,
+                        format!(
+                            "disk `{}` of profile `{}` is in RAID arrays `{other}` and `{}`",
+                            m.value, p.name, array.name
+                        ),
+                    )
+                    .at(m.span)
+                    .expected("a disk that no other array uses")
+                    .help("a disk (or its one partition) can belong to one array only; give this array another disk"),
+                ),
+                None => {
+                    disk_owner.insert(m.value.as_str(), array.name.as_str());
+                }
+            }
+        }
+        let Some(mount) = &array.mount else { continue };
+        if array.filesystem() == Some(strata_spec::Filesystem::Swap) {
+            out.push(
+                Diagnostic::new(
+                    codes::S0211,
+                    format!(
+                        "RAID array `{}` of profile `{}` is swap but has mount point `{}`",
+                        array.name, p.name, mount.value
+                    ),
+                )
+                .at(mount.span)
+                .expected("no `mount` on a swap array")
+                .help("remove `mount` (swap is not mounted), or choose another `format`"),
+            );
+            continue;
+        }
+        if !mount.value.starts_with('/') {
+            out.push(
+                Diagnostic::new(
+                    codes::S0211,
+                    format!(
+                        "RAID array `{}` of profile `{}` has mount point `{}`, which is not an absolute path",
+                        array.name, p.name, mount.value
+                    ),
+                )
+                .at(mount.span)
+                .expected("an absolute path such as `/` or `/var/lib/docker`")
+                .help(format!("write `/{}`", mount.value.trim_start_matches("./"))),
+            );
+            continue;
+        }
+        let key = match mount.value.trim_end_matches('/') {
+            "" => "/",
+            k => k,
+        };
+        match mounts.get(key) {
+            Some((other, at)) => out.push(
+                Diagnostic::new(
+                    codes::S0211,
+                    format!(
+                        "RAID arrays `{other}` and `{}` of profile `{}` are both mounted at `{key}`",
+                        array.name, p.name
+                    ),
+                )
+                .at(mount.span)
+                .related(*at, format!("`{other}` is mounted here"))
+                .expected("one filesystem per mount point")
+                .help("mount one of them elsewhere"),
+            ),
+            None => {
+                mounts.insert(key, (array.name.as_str(), mount.span));
+            }
         }
     }
 }

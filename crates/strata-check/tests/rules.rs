@@ -500,3 +500,74 @@ fn s0430_gpu_quota_a_release_cannot_enforce() {
     let (_, _, d) = analyze(&t);
     assert!(d.is_empty(), "{d:#?}");
 }
+
+/// The hv-std profile of the base with four disks and `raid` set to `arrays`.
+fn with_raid(arrays: &str) -> String {
+    edit(
+        &base(),
+        "    disks: [{ name: sda, kind: ssd, size_gb: 480 }]\n",
+        &format!(
+            "    disks: [{{ name: sda, kind: ssd, size_gb: 480 }}, {{ name: sdb, kind: ssd, size_gb: 480 }}, {{ name: sdc, kind: hdd, size_gb: 4000 }}, {{ name: sdd, kind: hdd, size_gb: 4000 }}]\n    raid:\n{arrays}"
+        ),
+    )
+}
+
+#[test]
+fn s0211_a_buildable_raid_layout_is_clean() {
+    let t = with_raid(
+        "      - { name: md0, level: raid1, members: [sda, sdb], mount: / }\n      - { name: md1, level: raid1, members: [sdc, sdd], format: xfs, mount: /var/lib/data/ }\n",
+    );
+    let (_, _, d) = analyze(&t);
+    assert!(d.is_empty(), "{d:#?}");
+}
+
+#[test]
+fn s0211_each_unbuildable_raid_layout_is_named_at_its_line() {
+    let cases = [
+        // Too few members for the level, at the last member.
+        (
+            "      - { name: md0, level: raid5, members: [sda, sdb], mount: / }\n",
+            "raid-5 with 2 member(s); raid-5 needs at least 3",
+        ),
+        (
+            "      - { name: md0, level: raid6, members: [sda, sdb, sdc], mount: / }\n",
+            "needs at least 4",
+        ),
+        (
+            "      - { name: md0, level: raid1, members: [sda, sdb], mount: / }\n      - { name: md1, level: raid1, members: [sdb, sdc] }\n",
+            "disk `sdb` of profile `hv-std` is in RAID arrays `md0` and `md1`",
+        ),
+        (
+            "      - { name: md0, level: raid1, members: [sda, sda], mount: / }\n",
+            "lists disk `sda` twice",
+        ),
+        (
+            "      - { name: md0, level: raid1, members: [sda, sdb], mount: / }\n      - { name: md1, level: raid1, members: [sdc, sdd], mount: // }\n",
+            "both mounted at `/`",
+        ),
+        (
+            "      - { name: md0, level: raid1, members: [sda, sdb], mount: / }\n      - { name: md1, level: raid1, members: [sdc, sdd], mount: var/lib }\n",
+            "not an absolute path",
+        ),
+        (
+            "      - { name: md0, level: raid1, members: [sda, sdb], mount: / }\n      - { name: md1, level: raid1, members: [sdc, sdd], format: swap, mount: /swap }\n",
+            "is swap but has mount point",
+        ),
+        // Arrays, but none holds `/`: MAAS would refuse to deploy.
+        (
+            "      - { name: md0, level: raid1, members: [sda, sdb], mount: /data }\n",
+            "no root filesystem",
+        ),
+    ];
+    for (arrays, says) in cases {
+        let (_, _, d) = analyze(&with_raid(arrays));
+        only(&d, codes::S0211);
+        assert_eq!(d.len(), 1, "{arrays}: {d:#?}");
+        assert!(d[0].message.contains(says), "{arrays}: {}", d[0].message);
+        let line = d[0].span.map(|s| s.line).expect("a location");
+        let text = with_raid(arrays);
+        let at = text.lines().nth(line as usize - 1).unwrap_or_default();
+        assert!(at.contains("name: md"), "{arrays}: line {line} is `{at}`");
+        assert!(d[0].help.is_some(), "{d:#?}");
+    }
+}

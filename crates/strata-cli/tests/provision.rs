@@ -699,11 +699,11 @@ fn the_example_fleet_converges_with_the_documented_minimal_proxmox_role() {
     assert_no_duplicate_vms(&twin.endpoints);
 }
 
-/// MAAS holds each deployed machine's network (curtin wrote it at deploy). A design
-/// change to it shows in the plan per path, and apply refuses to pretend it changed
+/// MAAS holds each deployed machine's network and disks (curtin wrote them at
+/// deploy). A design change to either shows in the plan per path, and apply refuses to pretend it changed
 /// the host: the step says it takes a redeploy, the rest of the apply goes on.
 #[test]
-fn a_deployed_machines_network_change_is_planned_per_path_and_needs_a_redeploy() {
+fn a_deployed_machines_network_or_raid_change_is_planned_per_path_and_needs_a_redeploy() {
     let tmp = tempfile::tempdir().expect("tmp");
     let fleet = fleet_copy(tmp.path());
     let twin = TwinProcess::start(tmp.path(), &[]);
@@ -718,6 +718,15 @@ fn a_deployed_machines_network_change_is_planned_per_path_and_needs_a_redeploy()
     std::fs::write(
         fleet.join("fleet.yaml"),
         spec.replace("underlay: 9216", "underlay: 9100"),
+    )
+    .expect("write");
+    // And the GPU hosts' root array becomes RAID-0.
+    let hw = std::fs::read_to_string(fleet.join("hardware.yaml")).expect("hardware.yaml");
+    let gpu_root = "{ name: md0, level: raid1, members: [nvme0n1, nvme1n1], mount: / }";
+    assert!(hw.contains(gpu_root), "the example's GPU profile changed");
+    std::fs::write(
+        fleet.join("hardware.yaml"),
+        hw.replace(gpu_root, &gpu_root.replace("raid1", "raid0")),
     )
     .expect("write");
     let plan = run(&["plan", f, "--targets", ep, "-o", "json"]);
@@ -744,6 +753,18 @@ fn a_deployed_machines_network_change_is_planned_per_path_and_needs_a_redeploy()
             .all(|c| c["old"] == "9216" && c["new"] == "9100"),
         "{mtu_changes:#?}"
     );
+    let level_changes: Vec<&serde_json::Value> = steps
+        .iter()
+        .flat_map(|s| s["changes"].as_array().into_iter().flatten())
+        .filter(|c| c["field"] == "storage.md0.level")
+        .collect();
+    assert!(!level_changes.is_empty(), "{v:#}");
+    assert!(
+        level_changes
+            .iter()
+            .all(|c| c["old"] == "raid-1" && c["new"] == "raid-0"),
+        "{level_changes:#?}"
+    );
     let refused = run(&["apply", f, "--targets", ep, "--auto-approve"]);
     assert!(!refused.status.success(), "{}", text(&refused));
     let out = text(&refused);
@@ -751,17 +772,18 @@ fn a_deployed_machines_network_change_is_planned_per_path_and_needs_a_redeploy()
         out.contains("redeploy") && out.contains(".mtu: 9216 → 9100"),
         "{out}"
     );
+    assert!(
+        out.contains("its storage (") && out.contains("md0.level: raid-1 → raid-0"),
+        "{out}"
+    );
 }
 
 /// Proof that a deployed machine comes up as designed: after apply, what MAAS holds
 /// for each machine it deployed (read back through python-libmaas: what curtin gets)
-/// has the same bond, VLAN devices, MTUs and addresses as the netplan file strata
-/// renders for it, for every role of the example fleet.
-///
-/// The one known gap, asserted exactly so that it cannot grow: VLANs the MAAS
-/// controllers sit on untagged are, in MAAS, untagged VLANs of fabrics of their own,
-/// to which MAAS links no machine VLAN interface; those devices (and the default route
-/// when it is on one of them) are not in MAAS yet.
+/// has the same bond, VLAN devices, MTUs, addresses and default gateway as the netplan
+/// file strata renders for it, for every role of the example fleet — including the
+/// VLANs the MAAS controllers registered untagged on fabrics of their own, which the
+/// VLAN steps moved onto the hosts' fabric.
 #[test]
 fn maas_holds_the_network_each_machine_netplan_describes() {
     if skip_clients() {
@@ -794,17 +816,6 @@ fn maas_holds_the_network_each_machine_netplan_describes() {
     let example = strata_testkit::example_fleet();
     let mut roles = std::collections::BTreeSet::new();
     for dc in &example.dcs {
-        let controller_vlans: std::collections::BTreeSet<strata_spec::InfraVlan> = dc
-            .vms
-            .iter()
-            .filter(|vm| {
-                matches!(
-                    vm.kind,
-                    strata_fleet::VmKind::MaasRegion | strata_fleet::VmKind::MaasRack
-                )
-            })
-            .flat_map(|vm| vm.interfaces.iter().map(|i| i.vlan))
-            .collect();
         for m in dc
             .machines
             .iter()
@@ -813,32 +824,216 @@ fn maas_holds_the_network_each_machine_netplan_describes() {
             let c = &v["compared"][&m.hostname];
             assert_eq!(c["status"], "Deployed", "{}: {c}", m.hostname);
             assert_eq!(c["mismatch"], serde_json::json!([]), "{}: {c}", m.hostname);
-            let mut gap: Vec<String> = m
-                .interfaces
-                .iter()
-                .filter(|i| {
-                    controller_vlans.contains(&i.vlan) && !dc.vlan(i.vlan).is_some_and(|x| x.native)
-                })
-                .map(|i| i.device.clone())
-                .collect();
-            gap.sort();
-            let mut only: Vec<String> = c["only_netplan"]
-                .as_array()
-                .expect("only_netplan")
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect();
-            only.sort();
-            assert_eq!(only, gap, "{}: {c}", m.hostname);
+            assert_eq!(
+                c["only_netplan"],
+                serde_json::json!([]),
+                "{}: {c}",
+                m.hostname
+            );
             let gw = &v["gateways"][&m.hostname];
-            if controller_vlans.contains(&strata_fleet::ROUTED_VLAN) {
-                assert_eq!(gw[1], serde_json::Value::Null, "{}: {gw}", m.hostname);
-            } else {
-                assert_eq!(gw[0], gw[1], "{}: {gw}", m.hostname);
-            }
+            assert!(!gw[0].is_null(), "{}: {gw}", m.hostname);
+            assert_eq!(gw[0], gw[1], "{}: {gw}", m.hostname);
             roles.insert(m.role.as_str());
         }
     }
     // Every role MAAS deploys with netplan was compared.
     assert!(roles.len() >= 3, "{roles:?}");
+}
+
+/// Raw MAAS API calls (python's standard library, OAuth 1 PLAINTEXT as MAAS takes it)
+/// against the first DC: `call(method, path, form)`.
+const MAAS_HTTP: &str = r#"
+import json, os, time, uuid, urllib.parse, urllib.request
+doc = json.load(open(os.environ["ENDPOINTS"]))
+maas = doc["dcs"][0]["maas"]
+ck, tk, ts = maas["api_key"].split(":")
+base = maas["url"].rstrip("/") + "/api/2.0/"
+def call(method, path, form=None):
+    auth = ('OAuth oauth_version="1.0", oauth_signature_method="PLAINTEXT", '
+            f'oauth_consumer_key="{ck}", oauth_token="{tk}", oauth_signature="&{ts}", '
+            f'oauth_nonce="{uuid.uuid4().hex}", oauth_timestamp="{int(time.time())}"')
+    data = urllib.parse.urlencode(form or {}, doseq=True).encode() if method != "GET" else None
+    req = urllib.request.Request(base + path, data=data, method=method, headers={"Authorization": auth})
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read() or b"null")
+def machine(serial):
+    for m in call("GET", "machines/"):
+        if (m.get("hardware_info") or {}).get("system_serial") == serial:
+            return m
+    raise SystemExit(f"no machine {serial}")
+"#;
+
+/// Release a deployed machine and give it MAAS's flat layout, as someone working
+/// around strata would; print its system id.
+const MAAS_FLATTEN: &str = r#"
+m = machine(os.environ["SERIAL"])
+sid = m["system_id"]
+call("POST", f"machines/{sid}/?op=release")
+for _ in range(600):
+    if call("GET", f"machines/{sid}/")["status_name"] == "Ready":
+        break
+    time.sleep(0.1)
+call("POST", f"machines/{sid}/?op=set_storage_layout", {"storage_layout": "flat"})
+print(sid)
+"#;
+
+/// What MAAS holds for the first DC's machines' storage, read through python-libmaas
+/// (what curtin gets): per hostname, its RAIDs with their member disks and the
+/// filesystem on each, and the boot disk.
+const LIBMAAS_STORAGE: &str = r#"
+import asyncio, json, os
+asyncio.set_event_loop(asyncio.new_event_loop())
+import maas.client
+doc = json.load(open(os.environ["ENDPOINTS"]))
+c = maas.client.connect(doc["dcs"][0]["maas"]["url"], apikey=doc["dcs"][0]["maas"]["api_key"])
+out = {}
+for m in c.machines.list():
+    names = {d.id: d.name for d in m.block_devices}
+    raids = []
+    for r in m.raids:
+        r.refresh()  # the machine listing holds references only
+        members = []
+        for d in r.devices:
+            if type(d).__name__ == "Partition":
+                members.append(names.get(d.block_device.id))
+            else:
+                members.append(d.name)
+        fs = r.virtual_device.filesystem
+        raids.append({
+            "name": r.name,
+            "level": r.level.value,
+            "members": sorted(members),
+            "fstype": fs.fstype if fs else None,
+            "mount": fs.mount_point if fs else None,
+        })
+    boot = m.boot_disk.name if m.boot_disk else None
+    efi = [
+        p.filesystem.mount_point
+        for d in m.block_devices if d.name == boot
+        for p in d.partitions if p.filesystem and p.filesystem.fstype == "fat32"
+    ]
+    out[m.hostname] = {"status": m.status_name, "raids": raids, "boot_disk": boot, "efi": efi}
+print(json.dumps(out))
+"#;
+
+fn libmaas_storage(endpoints: &Path) -> serde_json::Value {
+    let o = py(LIBMAAS_STORAGE, endpoints);
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice(&o.stdout).expect("json")
+}
+
+/// The RAIDs a machine's profile declares, as the libmaas read shows them.
+fn profile_raids(m: &strata_fleet::Machine) -> serde_json::Value {
+    let example = strata_testkit::example_fleet();
+    let p = example.profile(&m.profile).expect("profile");
+    serde_json::Value::Array(
+        p.raid
+            .iter()
+            .map(|a| {
+                let mut members: Vec<String> = a.members.iter().map(|m| m.value.clone()).collect();
+                members.sort();
+                serde_json::json!({
+                    "name": a.name,
+                    "level": a.level.maas_name(),
+                    "members": members,
+                    "fstype": a.filesystem().map(|f| f.as_str()),
+                    "mount": a.mount.as_ref().map(|m| m.value.clone()),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Proof that a deployed machine's disks are as designed: after apply, every machine
+/// MAAS deployed holds its profile's RAID arrays (members, level, filesystem, mount
+/// point; the boot disk is the root array's first member), read back through
+/// python-libmaas. A machine released and given another layout behind strata's back
+/// is drift per path, and the next apply rebuilds the design and deploys it again.
+#[test]
+fn maas_holds_each_machines_raid_and_a_changed_raid_is_drift_that_apply_repairs() {
+    if skip_clients() {
+        strata_testkit::skip_note(strata_testkit::OptOut::Clients, "the MAAS storage proof");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fleet = fleet_copy(tmp.path());
+    let twin = TwinProcess::start(tmp.path(), &[]);
+    let ep = twin.endpoints.to_str().expect("utf8");
+    let f = fleet.to_str().expect("utf8");
+    let apply = run(&["apply", f, "--targets", ep, "--auto-approve"]);
+    assert!(apply.status.success(), "{}", text(&apply));
+
+    let example = strata_testkit::example_fleet();
+    let dc = &example.dcs[0];
+    let held = libmaas_storage(&twin.endpoints);
+    let mut checked = 0;
+    for m in dc.machines.iter().filter(|m| !m.running) {
+        let h = &held[&m.hostname];
+        assert_eq!(h["status"], "Deployed", "{}: {h}", m.hostname);
+        let want = profile_raids(m);
+        assert_eq!(h["raids"], want, "{}: {h}", m.hostname);
+        let root_first = want
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["mount"] == "/"))
+            .map(|r| r["members"][0].clone());
+        if let Some(first) = root_first {
+            assert_eq!(h["boot_disk"], first, "{}: {h}", m.hostname);
+            assert_eq!(
+                h["efi"],
+                serde_json::json!(["/boot/efi"]),
+                "{}: {h}",
+                m.hostname
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "{held:#}");
+
+    // Someone releases a deployed machine and gives it MAAS's flat layout.
+    let serial = dc
+        .machines
+        .iter()
+        .find(|m| !m.running && m.role == strata_spec::MachineRole::OpenstackCompute)
+        .map(|m| m.serial.clone())
+        .expect("a compute machine MAAS deploys");
+    let code = format!("{MAAS_HTTP}{MAAS_FLATTEN}");
+    let o = Command::new(python().expect("venv"))
+        .arg("-c")
+        .arg(&code)
+        .env("ENDPOINTS", &twin.endpoints)
+        .env("SERIAL", &serial)
+        .output()
+        .expect("python");
+    assert!(o.status.success(), "{}", text(&o));
+
+    let drift = run(&["drift", f, "--targets", ep, "-o", "json"]);
+    assert_eq!(drift.status.code(), Some(2), "{}", text(&drift));
+    let v: serde_json::Value = serde_json::from_slice(&drift.stdout).expect("json");
+    let fields: Vec<&str> = v["changed"]
+        .as_array()
+        .expect("changed")
+        .iter()
+        .filter(|c| c["resource"].as_str().is_some_and(|r| r.ends_with(&serial)))
+        .filter_map(|c| c["field"].as_str())
+        .collect();
+    for path in [
+        "storage.md0.level",
+        "storage.md0.members",
+        "storage.md0.mount",
+        "status",
+    ] {
+        assert!(fields.contains(&path), "{path} not in {fields:?}: {v:#}");
+    }
+
+    let fix = run(&["apply", f, "--targets", ep, "--auto-approve"]);
+    assert!(fix.status.success(), "{}", text(&fix));
+    assert_eq!(run(&["drift", f, "--targets", ep]).status.code(), Some(0));
+    let again = libmaas_storage(&twin.endpoints);
+    let m = dc
+        .machines
+        .iter()
+        .find(|m| m.serial == serial)
+        .expect("machine");
+    assert_eq!(again[&m.hostname]["raids"], profile_raids(m), "{again:#}");
+    assert_eq!(again[&m.hostname]["status"], "Deployed", "{again:#}");
 }

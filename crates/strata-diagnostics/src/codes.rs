@@ -93,6 +93,7 @@ codes! {
     S0208 Error "unknown-reference" "An object refers to something that does not exist (cluster, storage pool, availability zone, tenant network).";
     S0209 Error "role-not-allowed" "A role is used where it cannot run (for example a hypervisor role on a VM).";
     S0210 Error "duplicate-hardware-address" "Two machines share a hardware address that must be unique across the whole fleet, in whichever files they are written: a PXE MAC (MAAS would enlist them as one machine).";
+    S0211 Error "unbuildable-storage-layout" "A hardware profile's RAID layout cannot be built: too few members for the level, a disk in two arrays, two filesystems on one mount point, a mount point that is not an absolute path, or a mount point on swap.";
     S0301 Error "overlapping-prefixes" "Two prefixes in one routing domain overlap.";
     S0302 Error "pool-exhausted" "A pool does not have enough room for what the fleet needs.";
     S0303 Error "vxlan-mtu" "The underlay MTU cannot carry the overlay MTU plus VXLAN encapsulation (50 bytes over IPv4, 70 over IPv6).";

@@ -1,7 +1,7 @@
 //! Desired state: what every platform of every DC should contain, from the compiled
 //! fleet. Pure: the fleet (and its rendered cloud-init) in, resources out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use base64::Engine;
 use strata_fleet::{Dc, Fleet, NATIVE_VLAN, VmKind};
@@ -10,9 +10,10 @@ use strata_spec::{BmcDriver, InfraVlan, MachineRole, SecretRef};
 use crate::fields::{
     AddressRange, DnsDomainFields, DnsRecordFields, FlavorAccessFields, FlavorFields, HaRuleFields,
     HaRuleSpec, MaasSubnetFields, MaasSubnetSpec, MaasTagFields, MachineBond, MachineFields,
-    MachineLink, MachineNetwork, MachineSpec, NetworkFields, NetworkRbacFields, NodeDnsFields,
-    ProjectFields, ProjectLimitFields, QuotaFields, RegisteredLimitFields, RoleAssignmentFields,
-    SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
+    MachineLink, MachineNetwork, MachineRaid, MachineSpec, MachineStorage, NetworkFields,
+    NetworkRbacFields, NodeDnsFields, ProjectFields, ProjectLimitFields, QuotaFields,
+    RegisteredLimitFields, RoleAssignmentFields, SubnetFields, VlanFields, VlanSpec, VmFields,
+    VmSpec,
 };
 use crate::model::{Kind, Resource, ResourceId, ResourceSet, owner_tag};
 
@@ -56,31 +57,22 @@ fn maas(
     out: &mut ResourceSet,
 ) {
     let d = &dc.name;
-    // MAAS's VLANs are what its controllers' registration made (canonical/maas
+    // MAAS's VLANs start as what its controllers' registration made (canonical/maas
     // `metadataserver/builtin_scripts/network.py`, `guess_vlan_for_interface`): a
     // controller VM has one virtio NIC per VLAN, untagged inside the guest, so each
-    // VLAN a controller sits on is the untagged VLAN (VID 0) of the fabric MAAS
-    // created for that NIC's subnet. strata attaches the design to those VLANs (by
-    // CIDR) instead of making its own fabric. The VLANs no controller sits on are
-    // tagged with their VID on the fabric of the hosts' native VLAN, where the hosts'
-    // bonds carry them; strata creates those.
-    let controller_vlans: BTreeSet<InfraVlan> = dc
-        .vms
-        .iter()
-        .filter(|v| matches!(v.kind, VmKind::MaasRegion | VmKind::MaasRack))
-        .flat_map(|v| v.interfaces.iter().map(|i| i.vlan))
-        .collect();
+    // VLAN a controller sits on is at first the untagged VLAN of a fabric MAAS made
+    // for that NIC's subnet. The design puts every VLAN but the native one on the
+    // fabric of the hosts' native VLAN, tagged with its VID (where the hosts' bonds
+    // carry it, and where MAAS links a machine's VLAN interface only): the VLAN step
+    // makes it there and moves the controllers' NICs onto it, which moves their
+    // subnets along and removes the emptied fabric (MAAS's `interface_vlan_update`).
     let home = dc.vlan(NATIVE_VLAN);
     let home_cidr = home.map(|v| v.subnet.to_string()).unwrap_or_default();
     // A tagged VLAN is made on the fabric that carries the native VLAN's subnet, so
     // it waits for that subnet.
     let home_id = home.map(|v| ResourceId::new(d, Kind::MaasSubnet, v.subnet.to_string()));
     for v in &dc.vlans {
-        let maas_vid = if controller_vlans.contains(&v.role) {
-            0
-        } else {
-            v.vid
-        };
+        let maas_vid = if v.role == NATIVE_VLAN { 0 } else { v.vid };
         let vlan = ResourceId::new(d, Kind::Vlan, v.role.as_str());
         let mut r = Resource::with_fields(
             vlan.clone(),
@@ -173,7 +165,8 @@ fn maas(
         let user_data = role_file(m.role)
             .and_then(|role| cloud_init.get(&format!("{d}/cloud-init/{role}.yaml")));
         let kernel = kernel_tag.get(m.hostname.as_str());
-        let network = machine_network(fleet, dc, m, &controller_vlans);
+        let network = machine_network(fleet, dc, m);
+        let storage = machine_storage(fleet, m);
         let mut tags = vec![owner.to_string(), format!("role-{}", m.role.as_str())];
         tags.extend(kernel.map(|k| k.name.clone()));
         tags.sort();
@@ -197,6 +190,7 @@ fn maas(
                 },
                 zone: m.az.clone().unwrap_or_else(|| "default".to_string()),
                 network: network.as_ref().map(MachineNetwork::summary),
+                storage: storage.as_ref().map(MachineStorage::summary),
             },
         )
         .with_spec(&MachineSpec {
@@ -211,6 +205,7 @@ fn maas(
             image: (!m.running).then(|| m.image.clone()),
             bmc_mac: m.bmc.mac.clone(),
             network: network.clone(),
+            storage,
         });
         r.sensitive.insert("power_pass".into());
         // Every subnet the machine is linked to must exist in MAAS first.
@@ -247,28 +242,11 @@ fn maas(
 /// file says ([`strata_render::netplan::host_network`]). Not for a machine that
 /// already runs (MAAS registers it deployed, with its boot NIC only) nor for a Proxmox
 /// node, whose VLANs ride a VLAN-aware bridge MAAS would have to model as one.
-///
-/// A VLAN the MAAS controllers sit on untagged (other than the native one) is, in
-/// MAAS, the untagged VLAN of a fabric of its own (see [`maas`]); MAAS links a
-/// machine's VLAN interface only to a tagged VLAN of its parent's fabric, so those
-/// links are left out until the controllers' VLANs are moved onto the hosts' fabric.
-fn machine_network(
-    fleet: &Fleet,
-    dc: &Dc,
-    m: &strata_fleet::Machine,
-    controller_vlans: &BTreeSet<InfraVlan>,
-) -> Option<MachineNetwork> {
+fn machine_network(fleet: &Fleet, dc: &Dc, m: &strata_fleet::Machine) -> Option<MachineNetwork> {
     if m.running || m.role == MachineRole::Proxmox {
         return None;
     }
-    let mut n = strata_render::netplan::host_network(fleet, dc, m)?;
-    n.links.retain(|l| {
-        l.native
-            || m.interfaces
-                .iter()
-                .find(|i| i.address.to_string() == l.address)
-                .is_some_and(|i| !controller_vlans.contains(&i.vlan))
-    });
+    let n = strata_render::netplan::host_network(fleet, dc, m)?;
     Some(MachineNetwork {
         bond: n.bond.map(|b| MachineBond {
             name: b.name,
@@ -289,6 +267,32 @@ fn machine_network(
                 address: l.address,
                 mtu: l.mtu,
                 gateway: l.gateway,
+            })
+            .collect(),
+    })
+}
+
+/// The storage MAAS configures on a machine before deploying it: the profile's RAID
+/// arrays. None for a machine that already runs (MAAS did not install it and holds no
+/// layout for it) and for a profile without arrays (MAAS's default layout stands).
+fn machine_storage(fleet: &Fleet, m: &strata_fleet::Machine) -> Option<MachineStorage> {
+    if m.running {
+        return None;
+    }
+    let profile = fleet.profile(&m.profile)?;
+    if profile.raid.is_empty() {
+        return None;
+    }
+    Some(MachineStorage {
+        raids: profile
+            .raid
+            .iter()
+            .map(|a| MachineRaid {
+                name: a.name.clone(),
+                level: a.level.maas_name().to_string(),
+                members: a.members.iter().map(|m| m.value.clone()).collect(),
+                fstype: a.filesystem().map(|f| f.as_str().to_string()),
+                mount: a.mount.as_ref().map(|m| m.value.clone()),
             })
             .collect(),
     })

@@ -308,8 +308,9 @@ fn platform_kind(k: Kind) -> Option<&'static str> {
 }
 
 /// Fields whose value is a map of paths: a change is reported per path
-/// (`network.bond0.mtu`), so a plan and drift name exactly what differs.
-const PATH_FIELDS: &[&str] = &["network"];
+/// (`network.bond0.mtu`, `storage.md0.level`), so a plan and drift name exactly what
+/// differs.
+pub(crate) const PATH_FIELDS: &[&str] = &["network", "storage"];
 
 fn changes(desired: &Resource, observed: &Resource) -> Vec<Change> {
     let mut out = Vec::new();

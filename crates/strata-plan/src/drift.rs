@@ -59,6 +59,26 @@ pub fn drift(
         };
         for (field, want) in expected {
             let have = o.fields.get(&field);
+            // A map of paths drifts per path (`storage.md0.level`).
+            if let (true, Value::Object(w), Some(Value::Object(h))) = (
+                crate::diff::PATH_FIELDS.contains(&field.as_str()),
+                &want,
+                have,
+            ) {
+                let paths: std::collections::BTreeSet<&String> = w.keys().chain(h.keys()).collect();
+                for path in paths {
+                    if w.get(path) != h.get(path) {
+                        out.changed.push(DriftedField {
+                            resource: key.clone(),
+                            external_id: o.external_id.clone(),
+                            field: format!("{field}.{path}"),
+                            expected: w.get(path).cloned(),
+                            actual: h.get(path).cloned(),
+                        });
+                    }
+                }
+                continue;
+            }
             if have != Some(&want) {
                 out.changed.push(DriftedField {
                     resource: key.clone(),
@@ -122,6 +142,27 @@ mod tests {
         assert_eq!(d.changed[0].expected, Some(json!(2048)));
         assert_eq!(d.changed[0].actual, Some(json!(4096)));
         assert!(d.missing.is_empty());
+    }
+
+    #[test]
+    fn a_map_of_paths_drifts_per_path() {
+        let m = |level: &str| {
+            Resource::new(ResourceId::new("fra1", Kind::Machine, "S1"))
+                .field("storage", json!({"md0.level": level, "md0.mount": "/"}))
+        };
+        let mut desired = ResourceSet::default();
+        desired.insert(m("raid-1"));
+        let scopes = vec![("fra1".to_string(), Platform::Maas)];
+        let d = drift(
+            &observed(vec![m("raid-0")]),
+            &scopes,
+            &BTreeMap::new(),
+            &desired,
+        );
+        assert_eq!(d.changed.len(), 1, "{d:?}");
+        assert_eq!(d.changed[0].field, "storage.md0.level");
+        assert_eq!(d.changed[0].expected, Some(json!("raid-1")));
+        assert_eq!(d.changed[0].actual, Some(json!("raid-0")));
     }
 
     #[test]

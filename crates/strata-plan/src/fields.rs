@@ -245,6 +245,11 @@ pub struct MachineFields {
     /// strata does not model it) and where the profile gives the VLANs no device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<BTreeMap<String, String>>,
+    /// The machine's storage in MAAS ([`MachineStorage::summary`]: `md0.level`,
+    /// `md0.members`, `md0.fstype`, `md0.mount`). Absent where the profile declares no
+    /// RAID (MAAS's default layout stands) and for a machine registered as running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<BTreeMap<String, String>>,
 }
 
 impl KindFields for MachineFields {
@@ -280,6 +285,73 @@ pub struct MachineSpec {
     /// network from MAAS's interface model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<MachineNetwork>,
+    /// The disks' layout MAAS configures before deploy (curtin partitions and formats
+    /// the deployed machine from MAAS's storage model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<MachineStorage>,
+}
+
+/// A machine's storage as MAAS models it: software RAID arrays, each built from one
+/// partition per member disk that fills it, with the filesystem made on the array and
+/// where it is mounted; the root array's first disk is the boot disk, with an EFI
+/// system partition (`/boot/efi`) before its member partition. Disks in no array stay
+/// unused (Ceph and local pools take them after deploy).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineStorage {
+    pub raids: Vec<MachineRaid>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineRaid {
+    /// The array's name (`md0`).
+    pub name: String,
+    /// MAAS's level name (`raid-1`).
+    pub level: String,
+    /// Member disks by kernel name (`sda`); each gets one partition that fills it.
+    pub members: Vec<String>,
+    /// The filesystem made on the array (`ext4`); absent: a bare array.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fstype: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
+}
+
+impl MachineStorage {
+    /// The array mounted at `/`.
+    pub fn root(&self) -> Option<&MachineRaid> {
+        self.raids.iter().find(|r| r.mount.as_deref() == Some("/"))
+    }
+
+    /// The disk the bootloader and the EFI system partition go on: the root array's
+    /// first member.
+    pub fn boot_disk(&self) -> Option<&str> {
+        self.root()?.members.first().map(String::as_str)
+    }
+
+    /// The comparable form: `<array>.level`, `.members` (disk names, sorted),
+    /// `.fstype` and `.mount` (when set), `boot.disk` and `boot.efi` (the EFI system
+    /// partition's mount point on it). Observe builds the same keys from MAAS's block
+    /// devices.
+    pub fn summary(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Some(d) = self.boot_disk() {
+            out.insert("boot.disk".to_string(), d.to_string());
+            out.insert("boot.efi".to_string(), "/boot/efi".to_string());
+        }
+        for r in &self.raids {
+            let mut members = r.members.clone();
+            members.sort();
+            out.insert(format!("{}.level", r.name), r.level.clone());
+            out.insert(format!("{}.members", r.name), members.join(","));
+            if let Some(f) = &r.fstype {
+                out.insert(format!("{}.fstype", r.name), f.clone());
+            }
+            if let Some(m) = &r.mount {
+                out.insert(format!("{}.mount", r.name), m.clone());
+            }
+        }
+        out
+    }
 }
 
 /// A machine's network as MAAS models it: a bond of NICs (or one NIC) carrying the
@@ -636,6 +708,7 @@ pub fn vocabulary(kind: Kind) -> BTreeSet<&'static str> {
             "power_address",
             "power_user",
             "network",
+            "storage",
             "tags",
             "status",
             "distro_series",
@@ -755,6 +828,7 @@ mod tests {
             distro_series: s("noble"),
             zone: s("default"),
             network: Some(BTreeMap::from([(s("bond0.mtu"), s("9000"))])),
+            storage: Some(BTreeMap::from([(s("md0.level"), s("raid-1"))])),
         });
         let spec = MachineSpec {
             pxe_mac: Some(s("52:54:00:00:00:01")),

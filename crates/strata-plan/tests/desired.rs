@@ -224,6 +224,12 @@ fn every_desired_resource_has_exactly_its_kinds_vocabulary_and_reads_as_its_stru
             assert!(spec.deployed || role == "proxmox", "{}: no network", r.id);
             vocab.remove("network");
         }
+        // Nor does one whose profile declares no RAID, nor one that already runs.
+        if r.id.kind == Kind::Machine && !keys.contains("storage") {
+            let spec: MachineSpec = r.spec_as().expect("machine spec");
+            assert!(spec.deployed, "{}: no storage", r.id);
+            vocab.remove("storage");
+        }
         assert_eq!(keys, vocab, "{}", r.id);
         let typed = match r.id.kind {
             Kind::Fabric => r.fields_as::<FabricFields>().map(drop),
@@ -323,12 +329,13 @@ fn running_hosts_are_registered_deployed_and_the_rest_get_their_role_image() {
     assert_eq!(running, 10);
 }
 
-/// MAAS's network as the controllers' registration makes it: every VLAN a MAAS
-/// controller VM has a NIC on (untagged in the guest) is MAAS's untagged VLAN of its
-/// own fabric (VID 0); the rest are tagged with their design VID. Only the routed
-/// VLAN has a gateway. The racks serve DHCP only on VLANs they have a NIC on.
+/// MAAS's network as the design puts it: the native VLAN untagged (VID 0), every
+/// other VLAN tagged with its design VID on the native VLAN's fabric, including those
+/// the controllers registered untagged on fabrics of their own (the VLAN step moves
+/// them). Only the routed VLAN has a gateway. The racks serve DHCP only on VLANs they
+/// have a NIC on.
 #[test]
-fn maas_vlans_follow_the_controllers_and_only_the_routed_vlan_has_a_gateway() {
+fn maas_vlans_are_tagged_on_the_hosts_fabric_and_only_the_routed_vlan_has_a_gateway() {
     use strata_plan::{MaasSubnetFields, VlanFields, VlanSpec};
     use strata_spec::InfraVlan;
     let fleet = example();
@@ -351,11 +358,9 @@ fn maas_vlans_follow_the_controllers_and_only_the_routed_vlan_has_a_gateway() {
             let f: VlanFields = r.fields_as().expect("fields");
             let spec: VlanSpec = r.spec_as().expect("spec");
             assert_eq!(spec.cidr, v.subnet.to_string());
-            let on_controllers = matches!(
-                v.role,
-                InfraVlan::Provisioning | InfraVlan::Bmc | InfraVlan::Management
-            );
-            assert_eq!(f.vid, if on_controllers { 0 } else { v.vid }, "{}", v.role);
+            let native = v.role == InfraVlan::Provisioning;
+            assert_eq!(f.vid, if native { 0 } else { v.vid }, "{}", v.role);
+            assert_eq!(spec.home, "provisioning");
             if let Some(primary) = &f.primary_rack {
                 let rack = racks
                     .iter()
@@ -518,31 +523,19 @@ fn machines_maas_deploys_carry_their_netplan_network() {
                 m.hostname
             );
             assert_eq!(net.mtu, fleet.mtu.underlay);
-            // Each link is one of the machine's interfaces; the native one and every
-            // VLAN MAAS has tagged on the hosts' fabric (not the controllers' own).
-            let tagged_in_maas = |vlan| {
-                d.get(&ResourceId::new(
-                    &dc.name,
-                    Kind::Vlan,
-                    strata_spec::InfraVlan::as_str(vlan),
-                ))
-                .and_then(|v| v.fields_as::<strata_plan::VlanFields>().ok())
-                .is_some_and(|f| f.vid != 0)
-            };
+            // Every interface of the machine is a link, the native one untagged and
+            // the others tagged on the hosts' fabric; one has the default gateway.
+            assert_eq!(net.links.len(), m.interfaces.len(), "{}", m.hostname);
             for i in &m.interfaces {
                 let native = dc.vlan(i.vlan).is_some_and(|v| v.native);
                 let l = net
                     .links
                     .iter()
                     .find(|l| l.address == i.address.to_string());
-                assert_eq!(
-                    l.is_some(),
-                    native || tagged_in_maas(i.vlan),
-                    "{}: {}",
-                    m.hostname,
-                    i.address
-                );
-                let Some(l) = l else { continue };
+                let Some(l) = l else {
+                    panic!("{}: no link for {}", m.hostname, i.address)
+                };
+                assert_eq!(l.native, native, "{}: {}", m.hostname, i.address);
                 assert_eq!(l.vid, i.vid);
                 assert_eq!(l.gateway.is_some(), i.vlan == strata_fleet::ROUTED_VLAN);
                 // Each subnet must exist in MAAS before the machine step.
@@ -566,4 +559,49 @@ fn machines_maas_deploys_carry_their_netplan_network() {
 fn spec_summary(r: &strata_plan::Resource) -> std::collections::BTreeMap<String, String> {
     let spec: MachineSpec = r.spec_as().expect("spec");
     spec.network.expect("network").summary()
+}
+
+#[test]
+fn machines_maas_deploys_carry_their_profiles_raid_and_running_ones_none() {
+    let fleet = example();
+    let d = desired(&fleet).expect("desired");
+    let (mut with, mut running) = (0, 0);
+    for dc in &fleet.dcs {
+        for m in &dc.machines {
+            let r = d
+                .get(&ResourceId::new(&dc.name, Kind::Machine, m.serial.clone()))
+                .expect("machine");
+            let spec: MachineSpec = r.spec_as().expect("spec");
+            let fields: strata_plan::MachineFields = r.fields_as().expect("fields");
+            if m.running {
+                // MAAS did not install it and holds no layout for it.
+                assert_eq!(spec.storage, None, "{}", m.hostname);
+                assert_eq!(fields.storage, None, "{}", m.hostname);
+                running += 1;
+                continue;
+            }
+            let profile = fleet.profile(&m.profile).expect("profile");
+            let st = spec.storage.expect("storage for MAAS to configure");
+            assert_eq!(st.raids.len(), profile.raid.len(), "{}", m.hostname);
+            for (got, a) in st.raids.iter().zip(&profile.raid) {
+                assert_eq!(got.name, a.name);
+                assert_eq!(got.level, a.level.maas_name());
+                let members: Vec<&str> = a.members.iter().map(|m| m.value.as_str()).collect();
+                assert_eq!(got.members, members);
+                // Mounted without a `format`: ext4.
+                assert_eq!(got.fstype.as_deref(), Some("ext4"));
+            }
+            assert_eq!(fields.storage, Some(st.summary()), "{}", m.hostname);
+            assert_eq!(
+                fields
+                    .storage
+                    .as_ref()
+                    .and_then(|s| s.get("md0.level"))
+                    .map(String::as_str),
+                Some("raid-1")
+            );
+            with += 1;
+        }
+    }
+    assert!(with > 0 && running > 0, "{with} {running}");
 }

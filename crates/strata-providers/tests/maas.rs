@@ -327,6 +327,7 @@ fn machine(serial: &str, hostname: &str, pxe_mac: &str, role: &str, pass_ref: &s
             distro_series: "noble".to_string(),
             zone: "default".to_string(),
             network: None,
+            storage: None,
         },
     )
     .with_spec(&MachineSpec {

@@ -850,7 +850,46 @@ pub struct RaidArray {
     pub members: Vec<Located<String>>,
     /// Where it is mounted (e.g. `/`).
     #[serde(default)]
-    pub mount: Option<String>,
+    pub mount: Option<Located<String>>,
+    /// The filesystem made on it; `ext4` when it is mounted and this is absent.
+    #[serde(default)]
+    pub format: Option<Located<Filesystem>>,
+}
+
+impl RaidArray {
+    /// The filesystem made on the array: `format`, else `ext4` when it is mounted,
+    /// else none (a bare array, e.g. for Ceph or LVM made later by the OS).
+    pub fn filesystem(&self) -> Option<Filesystem> {
+        match (&self.format, &self.mount) {
+            (Some(f), _) => Some(f.value),
+            (None, Some(_)) => Some(Filesystem::Ext4),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A filesystem MAAS can make on a block device (its `fstype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Filesystem {
+    Ext4,
+    Xfs,
+    Btrfs,
+    Vfat,
+    Swap,
+}
+
+impl Filesystem {
+    /// The name MAAS (and mkfs) use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Filesystem::Ext4 => "ext4",
+            Filesystem::Xfs => "xfs",
+            Filesystem::Btrfs => "btrfs",
+            Filesystem::Vfat => "vfat",
+            Filesystem::Swap => "swap",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -861,6 +900,28 @@ pub enum RaidLevel {
     Raid5,
     Raid6,
     Raid10,
+}
+
+impl RaidLevel {
+    /// MAAS's name for the level (`raid-1`).
+    pub fn maas_name(self) -> &'static str {
+        match self {
+            RaidLevel::Raid0 => "raid-0",
+            RaidLevel::Raid1 => "raid-1",
+            RaidLevel::Raid5 => "raid-5",
+            RaidLevel::Raid6 => "raid-6",
+            RaidLevel::Raid10 => "raid-10",
+        }
+    }
+
+    /// The fewest active members MAAS (and mdadm, for a useful array) accept.
+    pub fn min_members(self) -> usize {
+        match self {
+            RaidLevel::Raid0 | RaidLevel::Raid1 => 2,
+            RaidLevel::Raid5 | RaidLevel::Raid10 => 3,
+            RaidLevel::Raid6 => 4,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

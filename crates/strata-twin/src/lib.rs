@@ -145,6 +145,21 @@ pub struct SeedMachine {
     /// An address configured on the BMC by hand (used when no reservation exists).
     #[serde(default)]
     pub bmc_address: Option<String>,
+    /// The machine's disks, in the order commissioning finds them. Empty: one `sda`
+    /// of `storage_gb`.
+    #[serde(default)]
+    pub disks: Vec<SeedDisk>,
+}
+
+/// One disk of a seed machine.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SeedDisk {
+    /// The kernel's name for it (`sda`, `nvme0n1`).
+    pub name: String,
+    /// Size in GB (10^9 bytes).
+    pub size_gb: u64,
+    /// `nvme`, `ssd` or `hdd`: sets the model and MAAS's tags (`ssd`, or `rotary`).
+    pub kind: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -1,15 +1,16 @@
 //! The twin's MAAS against the real python-libmaas client
-//! (`scripts/clients/libmaas_check.py`, run with the test-tools venv).
+//! (`scripts/clients/libmaas_check.py` for the lifecycle, this crate's
+//! `tests/clients/libmaas_storage.py` for storage; run with the test-tools venv).
 //!
 //! Set `STRATA_SKIP_CLIENT_TESTS=1` to skip; otherwise a missing venv or library is a
 //! failure (install them with `scripts/install-test-deps.sh`). `STRATA_TOOLS_VENV`
 //! selects another venv (default `/opt/strata-tools`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use strata_twin::{DcSeed, FaultSpec, SeedGpu, SeedMachine, TwinOptions};
+use strata_twin::{DcSeed, FaultSpec, RunningTwin, SeedDisk, SeedGpu, SeedMachine, TwinOptions};
 
 use strata_testkit::repo_root;
 
@@ -21,12 +22,8 @@ fn skip() -> bool {
     strata_testkit::OptOut::Clients.is_set()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_libmaas_drives_the_lifecycle() {
-    if skip() {
-        strata_testkit::skip_note(strata_testkit::OptOut::Clients, "the python-libmaas check");
-        return;
-    }
+/// The venv's python, with python-libmaas importable (a failure otherwise).
+async fn libmaas_python() -> PathBuf {
     let py = python();
     assert!(
         py.exists(),
@@ -44,6 +41,43 @@ async fn python_libmaas_drives_the_lifecycle() {
         py.display(),
         String::from_utf8_lossy(&probe.stderr)
     );
+    py
+}
+
+/// Runs `script` with the twin's endpoints document; its JSON summary.
+async fn run_script(py: &Path, script: &Path, twin: &RunningTwin) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("tmp");
+    let endpoints = dir.path().join("endpoints.json");
+    twin.write_endpoints(&endpoints).expect("endpoints");
+    let child = tokio::process::Command::new(py)
+        .arg(script)
+        .arg(&endpoints)
+        .env("PYTHONWARNINGS", "default")
+        .kill_on_drop(true)
+        .output();
+    let name = script.display();
+    let out = tokio::time::timeout(Duration::from_secs(180), child)
+        .await
+        .unwrap_or_else(|_| panic!("{name} timed out"))
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{name} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    eprintln!("{name}:\n{stdout}{stderr}");
+    serde_json::from_str(&stdout).expect("summary JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_libmaas_drives_the_lifecycle() {
+    if skip() {
+        strata_testkit::skip_note(strata_testkit::OptOut::Clients, "the python-libmaas check");
+        return;
+    }
+    let py = libmaas_python().await;
 
     let machines: Vec<SeedMachine> = (0..4)
         .map(|i| SeedMachine {
@@ -83,30 +117,8 @@ async fn python_libmaas_drives_the_lifecycle() {
     })
     .await
     .expect("start");
-    let dir = tempfile::tempdir().expect("tmp");
-    let endpoints = dir.path().join("endpoints.json");
-    twin.write_endpoints(&endpoints).expect("endpoints");
-
     let script = repo_root().join("scripts/clients/libmaas_check.py");
-    let child = tokio::process::Command::new(&py)
-        .arg(&script)
-        .arg(&endpoints)
-        .env("PYTHONWARNINGS", "default")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(180), child)
-        .await
-        .expect("libmaas_check.py timed out")
-        .expect("run libmaas_check.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "libmaas_check.py failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-    eprintln!("libmaas_check.py:\n{stdout}{stderr}");
-    let summary: serde_json::Value = serde_json::from_str(&stdout).expect("summary JSON");
+    let summary = run_script(&py, &script, &twin).await;
     assert_eq!(summary["ok"], true, "{summary}");
     assert_eq!(summary["machines"], 4);
     assert_eq!(summary["released"], "READY");
@@ -118,5 +130,93 @@ async fn python_libmaas_drives_the_lifecycle() {
     let sid = summary["machine"]["system_id"].as_str().expect("system_id");
     let s = twin.state.service("ams1", "maas").expect("maas").summary();
     assert_eq!(s["machines"]["by_status"]["Ready"], 1, "{s} ({sid})");
+    twin.shutdown().await.expect("shutdown");
+}
+
+/// python-libmaas reads what the twin renders for storage: after it builds a RAID-1
+/// `md0` over partitions of sda and sdb (`Partitions.create`, `Raids.create`,
+/// `BlockDevice.format`/`mount`), `machine.block_devices` with their `partitions`,
+/// and `machine.raids` (references MAAS lists on the machine, loaded with `refresh`)
+/// with their members and virtual device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_libmaas_builds_and_reads_a_raid() {
+    if skip() {
+        strata_testkit::skip_note(
+            strata_testkit::OptOut::Clients,
+            "the python-libmaas storage check",
+        );
+        return;
+    }
+    let py = libmaas_python().await;
+    let disk = |name: &str, size_gb| SeedDisk {
+        name: name.into(),
+        size_gb,
+        kind: "ssd".into(),
+    };
+    let twin = strata_twin::start(TwinOptions {
+        dcs: vec![DcSeed {
+            name: "ams1".into(),
+            machines: vec![SeedMachine {
+                serial: "LIBMAASRAID".into(),
+                pxe_mac: "52:54:00:1b:01:01".into(),
+                nics: vec!["eno1".into()],
+                disks: vec![disk("sda", 480), disk("sdb", 480)],
+                ..SeedMachine::default()
+            }],
+            ..DcSeed::default()
+        }],
+        listen: "127.0.0.1:0".parse::<SocketAddr>().expect("addr"),
+        faults: FaultSpec::default(),
+        latency_ms: 0,
+        state_file: None,
+        seed: 9,
+    })
+    .await
+    .expect("start");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/libmaas_storage.py");
+    let s = run_script(&py, &script, &twin).await;
+    assert_eq!(s["ok"], true, "{s}");
+    // The flat layout MAAS applied at commissioning, read through the client.
+    assert_eq!(s["boot_disk"], "sda");
+    assert_eq!(
+        s["flat"][0],
+        serde_json::json!([
+            "/dev/disk/by-dname/sda-part1",
+            536870912,
+            "fat32",
+            "/boot/efi"
+        ])
+    );
+    assert_eq!(s["flat"][1][2], "ext4");
+    assert_eq!(s["flat"][1][3], "/");
+    // Block devices and partitions.
+    let bds = &s["block_devices"];
+    assert_eq!(bds["md0"]["type"], "virtual");
+    assert_eq!(bds["md0"]["filesystem"], serde_json::json!(["ext4", "/"]));
+    assert_eq!(
+        bds["md0"]["used_for"],
+        "ext4 formatted filesystem mounted at /"
+    );
+    for disk in ["sda", "sdb"] {
+        let p = &bds[disk]["partitions"][0];
+        assert_eq!(p["block_device"], s["block_device_ids"][disk], "{s}");
+        assert_eq!(p["used_for"], "Active raid-1 device for md0");
+        assert_eq!(p["fstype"], "raid");
+        assert_eq!(bds[disk]["used_for"], "GPT partitioned with 1 partition");
+    }
+    // RAIDs.
+    let r = &s["raids"][0];
+    assert_eq!(r["name"], "md0");
+    assert_eq!(r["level"], "raid-1");
+    assert_eq!(
+        r["devices"],
+        serde_json::json!([
+            ["Partition", "/dev/disk/by-dname/sda-part1"],
+            ["Partition", "/dev/disk/by-dname/sdb-part1"]
+        ])
+    );
+    assert_eq!(r["virtual_device"], "md0");
+    assert_eq!(r["filesystem"], serde_json::json!(["ext4", "/"]));
+    assert_eq!(s["raid_list"], serde_json::json!(["md0"]));
     twin.shutdown().await.expect("shutdown");
 }

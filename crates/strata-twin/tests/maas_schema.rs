@@ -132,6 +132,7 @@ async fn the_twin_answers_every_listed_route() {
             .path
             .replace("{system_id}", "xxxxxx")
             .replace("{fabric_id}", "0")
+            .replace("{device_id}", "999")
             .replace("{vid}", "0")
             .replace("{id}", "999")
             .replace("{name}", "nope")

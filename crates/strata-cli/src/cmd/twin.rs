@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::Args;
 use strata_fleet::Fleet;
-use strata_spec::MachineRole;
+use strata_spec::{DiskKind, MachineRole};
 use strata_twin::{
-    DcSeed, FaultSpec, SeedComputeHost, SeedController, SeedGpu, SeedMachine, SeedNic, SeedStorage,
-    TwinOptions,
+    DcSeed, FaultSpec, SeedComputeHost, SeedController, SeedDisk, SeedGpu, SeedMachine, SeedNic,
+    SeedStorage, TwinOptions,
 };
 
 use crate::output::outln;
@@ -135,6 +135,23 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Result<V
                             .unwrap_or(480),
                         nics: p
                             .map(|p| p.nics.iter().map(|n| n.name.clone()).collect())
+                            .unwrap_or_default(),
+                        disks: p
+                            .map(|p| {
+                                p.disks
+                                    .iter()
+                                    .map(|d| SeedDisk {
+                                        name: d.name.clone(),
+                                        size_gb: d.size_gb,
+                                        kind: match d.kind {
+                                            DiskKind::Nvme => "nvme",
+                                            DiskKind::Ssd => "ssd",
+                                            DiskKind::Hdd => "hdd",
+                                        }
+                                        .to_string(),
+                                    })
+                                    .collect()
+                            })
                             .unwrap_or_default(),
                         gpus: p
                             .and_then(|p| p.gpu.as_deref())

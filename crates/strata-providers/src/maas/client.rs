@@ -264,6 +264,26 @@ impl Client {
         decode(resp, &Method::POST, path).await
     }
 
+    /// `POST path?op=OP` whose answer is not JSON (MAAS answers `set_boot_disk` with
+    /// a plain-text `OK`): only the status counts.
+    pub(crate) async fn post_ok(
+        &self,
+        path: &str,
+        op: &str,
+        body: &Form,
+        idempotent: bool,
+    ) -> Result<(), CallError> {
+        self.exchange(
+            Method::POST,
+            path,
+            &[("op", op)],
+            Some(body),
+            Some(idempotent),
+        )
+        .await
+        .map(drop)
+    }
+
     /// `DELETE path`; `Ok(false)` when it was already gone (404).
     pub(crate) async fn delete(&self, path: &str) -> Result<bool, CallError> {
         match self.exchange(Method::DELETE, path, &[], None, None).await {

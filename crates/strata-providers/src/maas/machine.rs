@@ -61,6 +61,8 @@ struct Want {
     bmc_mac: Option<String>,
     /// The network MAAS configures before deploy.
     network: Option<strata_plan::MachineNetwork>,
+    /// The storage MAAS configures before allocation.
+    storage: Option<strata_plan::MachineStorage>,
 }
 
 impl Want {
@@ -85,6 +87,7 @@ impl Want {
         };
         Ok(Want {
             network: spec.network,
+            storage: spec.storage,
             deployed: spec.deployed,
             image: spec.image.and_then(text),
             bmc_mac,
@@ -697,28 +700,45 @@ impl Run<'_> {
                             m.distro_series.as_deref().unwrap_or("")
                         )));
                     }
-                    // A deployed machine's network is what curtin wrote at deploy:
-                    // changing MAAS's model now would change nothing on the host.
-                    let network_change = self
-                        .step
-                        .changes
-                        .iter()
-                        .any(|c| c.field == "network" || c.field.starts_with("network."));
-                    if let Some(net) = want.network.as_ref().filter(|_| network_change) {
+                    // A deployed machine's network and disks are what curtin wrote at
+                    // deploy: changing MAAS's model now would change nothing on the host.
+                    let changed = |what: &str| {
+                        self.step
+                            .changes
+                            .iter()
+                            .any(|c| c.field == what || c.field.starts_with(&format!("{what}.")))
+                    };
+                    let mut differs = Vec::new();
+                    if let Some(net) = want.network.as_ref().filter(|_| changed("network")) {
                         let diff =
                             super::netconfig::differences(&net.summary(), &m.network_summary());
                         if !diff.is_empty() {
-                            return Err(ProviderError::Refused(format!(
-                                "{}: machine {} is deployed and its network differs from the design ({}); the change takes a release and redeploy, which strata does not do on its own",
-                                self.step.id,
-                                Self::label(&m),
-                                diff.join(", ")
-                            )));
+                            differs.push(format!("its network ({})", diff.join(", ")));
                         }
+                    }
+                    if let Some(st) = want.storage.as_ref().filter(|_| changed("storage")) {
+                        let diff = super::storage::storage_differences(&m, st);
+                        if !diff.is_empty() {
+                            differs.push(format!(
+                                "its storage ({}; a redeploy erases its disks)",
+                                diff.join(", ")
+                            ));
+                        }
+                    }
+                    if !differs.is_empty() {
+                        return Err(ProviderError::Refused(format!(
+                            "{}: machine {} is deployed and {} differs from the design; the change takes a release and redeploy, which strata does not do on its own",
+                            self.step.id,
+                            Self::label(&m),
+                            differs.join(" and ")
+                        )));
                     }
                     return Ok(m);
                 }
-                S::READY if target_ready => return Ok(m),
+                S::READY if target_ready => {
+                    self.storage(&m).await?;
+                    return self.read_required(&sid).await;
+                }
                 S::NEW | S::FAILED_COMMISSIONING | S::FAILED_TESTING => {
                     if commissioned {
                         return Err(self.failed("commissioning", &m));
@@ -747,6 +767,8 @@ impl Run<'_> {
                         .await?;
                 }
                 S::READY => {
+                    // Disks first: MAAS changes partitions and RAIDs only while Ready.
+                    self.storage(&m).await?;
                     sent += 1;
                     self.allocate(&sid).await?;
                     m = self.read_required(&sid).await?;
@@ -757,6 +779,38 @@ impl Run<'_> {
                 S::ALLOCATED => {
                     if deployed {
                         return Err(self.failed("deployment", &m));
+                    }
+                    // Allocated with other disks than the design (by an earlier run
+                    // or by hand): MAAS builds RAIDs only on a Ready machine, so our
+                    // allocation is released first and the loop comes back through
+                    // Ready.
+                    if let Some(st) = &self.want().storage {
+                        let diff = super::storage::storage_differences(&m, st);
+                        if !diff.is_empty() {
+                            if released {
+                                return Err(ProviderError::Api(format!(
+                                    "{}: machine {} is allocated again with storage that differs from the design ({})",
+                                    self.step.id,
+                                    Self::label(&m),
+                                    diff.join(", ")
+                                )));
+                            }
+                            sent += 1;
+                            p.release(&sid).await?;
+                            released = true;
+                            self.done.push(format!(
+                                "released to rebuild its disks ({})",
+                                diff.join(", ")
+                            ));
+                            m = self
+                                .wait(
+                                    &sid,
+                                    &[S::RELEASING, S::DISK_ERASING],
+                                    p.opts.release_timeout,
+                                )
+                                .await?;
+                            continue;
+                        }
                     }
                     // The network MAAS hands curtin: configured now, before deploy.
                     if let Some(net) = self.want().network.clone() {
@@ -836,6 +890,17 @@ impl Run<'_> {
             Self::label(&m),
             m.failure()
         )))
+    }
+
+    /// Configure the machine's disks (it is Ready) when the design names them.
+    async fn storage(&mut self, m: &Machine) -> Result<(), ProviderError> {
+        if let Some(st) = self.want().storage.clone() {
+            let done = self.p.configure_storage(&self.step.id, m, &st).await?;
+            if !done.is_empty() {
+                self.done.push(format!("storage: {}", done.join("; ")));
+            }
+        }
+        Ok(())
     }
 
     fn failed(&self, what: &str, m: &Machine) -> ProviderError {

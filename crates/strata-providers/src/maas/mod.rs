@@ -47,6 +47,7 @@ mod machine;
 mod netconfig;
 mod network;
 mod observe;
+mod storage;
 mod tags;
 mod wire;
 

@@ -211,9 +211,13 @@ impl Net {
             .map(|(f, _)| *f)
     }
 
-    /// The MAAS VLAN a design VLAN attaches to: the one marked for it, else the one
-    /// carrying its subnet (matched by CIDR), else, for a tagged VLAN, the VLAN with
-    /// its VID on the home fabric.
+    /// The MAAS VLAN a design VLAN attaches to. Untagged (the native VLAN): the one
+    /// marked for it, else the one carrying its subnet (matched by CIDR). Tagged: a
+    /// VLAN on the home fabric only — the one marked for it (whatever its VID, which
+    /// the step corrects), else the one with its VID carrying its subnet, else the
+    /// one with its VID. A VLAN elsewhere that carries its subnet (the untagged VLAN
+    /// of the fabric a controller's registration made) is not it: the step moves
+    /// the subnet from there.
     pub(super) fn find_vlan(
         &self,
         owner: &str,
@@ -221,14 +225,38 @@ impl Net {
         vid: u16,
         spec: &VlanSpec,
     ) -> Option<&(u64, Vlan)> {
-        self.marked(owner, role)
-            .or_else(|| self.subnet(&spec.cidr).and_then(|s| self.vlan_of(s)))
+        if vid == 0 {
+            return self
+                .marked(owner, role)
+                .or_else(|| self.subnet(&spec.cidr).and_then(|s| self.vlan_of(s)));
+        }
+        let home = self.home_fabric(owner, spec)?;
+        let marked = self.vlans.iter().find(|(f, v)| {
+            *f == home
+                && read_vlan_mark(owner, v.description.as_deref().unwrap_or(""))
+                    .is_some_and(|(r, _)| r == role)
+        });
+        marked
             .or_else(|| {
-                let home = self.home_fabric(owner, spec)?;
-                (vid != 0)
-                    .then(|| self.vlans.iter().find(|(f, v)| *f == home && v.vid == vid))
-                    .flatten()
+                self.subnet(&spec.cidr)
+                    .and_then(|s| self.vlan_of(s))
+                    .filter(|(f, v)| *f == home && v.vid == vid)
             })
+            .or_else(|| self.vlans.iter().find(|(f, v)| *f == home && v.vid == vid))
+    }
+
+    /// VLANs other than `keep` that carry the mark of design VLAN `role` (where the
+    /// design VLAN was before it moved).
+    fn stale_marks(&self, owner: &str, role: &str, keep: u64) -> Vec<(u64, Vlan)> {
+        self.vlans
+            .iter()
+            .filter(|(_, v)| {
+                v.id != keep
+                    && read_vlan_mark(owner, v.description.as_deref().unwrap_or(""))
+                        .is_some_and(|(r, _)| r == role)
+            })
+            .cloned()
+            .collect()
     }
 
     /// Whether anything (a subnet, another design VLAN's mark) already uses a VLAN.
@@ -425,15 +453,69 @@ pub(super) async fn vlan(p: &MaasProvider, step: &Step) -> Result<Outcome, Provi
         }
     };
     let id = cur.id;
+    // The controllers' NICs on the design VLAN's subnet belong on it (before a rack
+    // can serve DHCP there); the subnet moves with them.
+    let moved = if want.vid != 0 {
+        move_controllers(c, &spec.cidr, &cur).await?
+    } else {
+        Vec::new()
+    };
+    // Where the design VLAN was before: its mark comes off (MAAS removes a fabric
+    // that moving the NICs emptied; one that still holds something stays, unmarked).
+    let net = Net::read(c).await?;
+    for (f, old) in net.stale_marks(owner, role, id) {
+        let path = vlan_path(f, &old);
+        let mut body = form([("description", "")]);
+        if old.dhcp_on {
+            body.push(("dhcp_on".into(), "false".into()));
+        }
+        let _: Value = c.put(&path, &body).await?;
+    }
     let note = converge_vlan(p, fab, cur, &want, &vlan_mark(owner, role, adopted)).await?;
-    Ok(outcome(
-        id,
-        if note.is_empty() {
-            verb.to_string()
-        } else {
-            format!("{verb}; {note}")
-        },
-    ))
+    let mut notes = vec![verb.to_string()];
+    notes.extend(moved);
+    if !note.is_empty() {
+        notes.push(note);
+    }
+    Ok(outcome(id, notes.join("; ")))
+}
+
+/// Put every controller (rack or region) interface with an address in `cidr` on VLAN
+/// `to`. MAAS's `ControllerInterfaceForm` changes only a controller interface's VLAN,
+/// and `interface_vlan_update` (`maasserver/models/signals/interfaces.py`) moves the
+/// subnets linked to it along and deletes the fabric it leaves empty.
+async fn move_controllers(c: &Client, cidr: &str, to: &Vlan) -> Result<Vec<String>, ProviderError> {
+    let (racks, regions) = futures::try_join!(
+        c.get::<Vec<Controller>>("rackcontrollers/", &[]),
+        c.get::<Vec<Controller>>("regioncontrollers/", &[]),
+    )?;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for ctl in racks.iter().chain(&regions) {
+        if !seen.insert(ctl.system_id.clone()) {
+            continue;
+        }
+        for i in &ctl.interface_set {
+            let on_cidr = i
+                .links
+                .iter()
+                .any(|l| l.subnet.as_ref().is_some_and(|s| same_cidr(&s.cidr, cidr)));
+            if !on_cidr || i.vlan.as_ref().is_some_and(|v| v.id == to.id) {
+                continue;
+            }
+            let _: Value = c
+                .put(
+                    &format!("nodes/{}/interfaces/{}/", ctl.system_id, i.id),
+                    &form([("vlan", to.id.to_string())]),
+                )
+                .await?;
+            out.push(format!(
+                "{} {} moved onto VLAN {}",
+                ctl.hostname, i.name, to.vid
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Bring a VLAN to `want`. Racks change in an order MAAS's form accepts (secondary
@@ -448,9 +530,13 @@ async fn converge_vlan(
     mark: &str,
 ) -> Result<String, ProviderError> {
     let c = &p.client;
-    let path = vlan_path(fab, &cur);
+    let mut path = vlan_path(fab, &cur);
     let mut note = String::new();
     let mut basics: Form = Vec::new();
+    // A tagged design VLAN whose VID changed: MAAS's VLAN form takes a new VID.
+    if want.vid != 0 && cur.vid != want.vid {
+        basics.push(("vid".into(), want.vid.to_string()));
+    }
     if cur.display_name() != want.name {
         basics.push(("name".into(), want.name.clone()));
     }
@@ -467,6 +553,7 @@ async fn converge_vlan(
     }
     if !basics.is_empty() {
         cur = c.put(&path, &basics).await?;
+        path = vlan_path(fab, &cur);
     }
     let (want_p, want_s) = if want.primary.is_some() || want.secondary.is_some() {
         let ids = rack_ids(c).await?;
@@ -505,7 +592,8 @@ async fn converge_vlan(
         p.pending_dhcp.lock().remove(&cur.id);
     }
     let pending = p.pending_dhcp.lock().contains(&cur.id);
-    let ok = cur.display_name() == want.name
+    let ok = (want.vid == 0 || cur.vid == want.vid)
+        && cur.display_name() == want.name
         && want.mtu.is_none_or(|m| cur.mtu == Some(m))
         && (cur.dhcp_on == want.dhcp_on || pending)
         && cur.primary_rack == want_p
@@ -782,6 +870,76 @@ pub(super) async fn subnet(p: &MaasProvider, step: &Step) -> Result<Outcome, Pro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vlan(id: u64, vid: u16, description: &str) -> Vlan {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "vid": vid, "description": description
+        }))
+        .expect("vlan")
+    }
+
+    fn subnet(id: u64, cidr: &str, on: &Vlan) -> Subnet {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "cidr": cidr, "vlan": {"id": on.id, "vid": on.vid}
+        }))
+        .expect("subnet")
+    }
+
+    /// A MAAS as the controllers' registration leaves it: the provisioning subnet
+    /// untagged on fabric 0, the BMC subnet untagged on fabric 2 (the rack's NIC).
+    #[test]
+    fn a_tagged_design_vlan_is_found_on_the_home_fabric_only() {
+        let owner = "strata-acme";
+        let prov = vlan(5001, 0, "");
+        let bmc_untagged = vlan(5003, 0, "");
+        let mut net = Net {
+            fabrics: vec![],
+            vlans: vec![(0, prov.clone()), (2, bmc_untagged.clone())],
+            subnets: vec![
+                subnet(1, "10.10.0.0/24", &prov),
+                subnet(2, "10.11.0.0/24", &bmc_untagged),
+            ],
+        };
+        let bmc = VlanSpec {
+            cidr: "10.11.0.0/24".into(),
+            home: "provisioning".into(),
+            home_cidr: "10.10.0.0/24".into(),
+        };
+        // Not the untagged VLAN that carries its subnet on another fabric.
+        assert!(net.find_vlan(owner, "bmc", 11, &bmc).is_none());
+        // The native VLAN is found by its subnet.
+        let prov_spec = VlanSpec {
+            cidr: "10.10.0.0/24".into(),
+            ..bmc.clone()
+        };
+        assert_eq!(
+            net.find_vlan(owner, "provisioning", 0, &prov_spec)
+                .map(|(_, v)| v.id),
+            Some(5001)
+        );
+        // An unmarked VLAN with its VID on the home fabric is it.
+        net.vlans.push((0, vlan(5010, 11, "")));
+        assert_eq!(
+            net.find_vlan(owner, "bmc", 11, &bmc).map(|(_, v)| v.id),
+            Some(5010)
+        );
+        // The one marked for it on the home fabric wins, whatever its VID (the step
+        // corrects the VID); a mark elsewhere is stale.
+        net.vlans
+            .push((0, vlan(5011, 12, &vlan_mark(owner, "bmc", false))));
+        net.vlans
+            .push((2, vlan(5012, 0, &vlan_mark(owner, "bmc", true))));
+        assert_eq!(
+            net.find_vlan(owner, "bmc", 11, &bmc).map(|(_, v)| v.id),
+            Some(5011)
+        );
+        let stale: Vec<u64> = net
+            .stale_marks(owner, "bmc", 5011)
+            .iter()
+            .map(|(_, v)| v.id)
+            .collect();
+        assert_eq!(stale, vec![5012]);
+    }
 
     #[test]
     fn the_dynamic_range_is_the_upper_half_of_the_largest_free_block() {

@@ -297,6 +297,7 @@ pub(super) async fn observe(p: &MaasProvider) -> Result<Observed, ProviderError>
                 distro_series: m.distro_series.clone().unwrap_or_default(),
                 zone: m.zone_name(),
                 network: Some(m.network_summary()),
+                storage: Some(m.storage_summary()),
             },
         )
         .with_spec(&MachineSpec {

@@ -96,6 +96,8 @@ pub(crate) struct Controller {
     pub hostname: String,
     #[serde(default)]
     pub fqdn: Option<String>,
+    #[serde(default)]
+    pub interface_set: Vec<Iface>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -211,6 +213,53 @@ pub(crate) struct Machine {
     pub hardware_info: Option<HardwareInfo>,
     #[serde(default)]
     pub default_gateways: Option<DefaultGateways>,
+    /// The machine's block devices, physical (with their partitions) and virtual (a
+    /// RAID's `md0`), read leniently: one odd entry must not make the whole machine
+    /// list unreadable. (The listing's `raids` holds references only; what a RAID is
+    /// made of shows in its members' `used_for`.)
+    #[serde(default)]
+    pub blockdevice_set: Option<serde_json::Value>,
+    #[serde(default)]
+    pub boot_disk: Option<serde_json::Value>,
+}
+
+/// Where the EFI system partition is mounted.
+pub(crate) const EFI_MOUNT: &str = "/boot/efi";
+
+/// A block device or a partition.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct BlockRef {
+    #[serde(default)]
+    pub id: u64,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `physical`, `virtual`, `partition`.
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub filesystem: Option<Filesystem>,
+    /// MAAS's description of its use (`Active raid-1 device for md0`).
+    #[serde(default)]
+    pub used_for: Option<String>,
+    /// A block device's partitions.
+    #[serde(default)]
+    pub partitions: Vec<BlockRef>,
+}
+
+/// `(level, array)` of a RAID member's `used_for` (`Active raid-1 device for md0`;
+/// MAAS's `utils/storage.py`). Spares are not members.
+fn raid_membership(used_for: &str) -> Option<(&str, &str)> {
+    let rest = used_for.strip_prefix("Active ")?;
+    let (level, array) = rest.split_once(" device for ")?;
+    level.starts_with("raid-").then_some((level, array.trim()))
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct Filesystem {
+    #[serde(default)]
+    pub fstype: Option<String>,
+    #[serde(default)]
+    pub mount_point: Option<String>,
 }
 
 impl Machine {
@@ -253,7 +302,7 @@ impl Machine {
                 .any(|i| i.kind == "vlan" && i.parents.iter().any(|p| p == name))
         };
         for i in &self.interface_set {
-            let addresses = self.addresses_of(i);
+            let addresses = i.addresses();
             match i.kind.as_str() {
                 "bond" => {
                     let mut members = i.parents.clone();
@@ -303,8 +352,73 @@ impl Machine {
         out
     }
 
-    fn addresses_of(&self, i: &Iface) -> Vec<String> {
-        i.addresses()
+    /// The machine's block devices (physical and virtual) as MAAS lists them.
+    pub fn block_devices(&self) -> Vec<BlockRef> {
+        let Some(serde_json::Value::Array(items)) = &self.blockdevice_set else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|r| serde_json::from_value(r.clone()).ok())
+            .collect()
+    }
+
+    /// The machine's storage in MAAS in the keys of
+    /// [`strata_plan::MachineStorage::summary`], from one machine listing: per RAID
+    /// (the array its active members name) its level and member disks (a partition
+    /// counts as its disk) and the filesystem on its virtual device; the boot disk,
+    /// and the EFI system partition mounted on it.
+    pub fn storage_summary(&self) -> std::collections::BTreeMap<String, String> {
+        use std::collections::BTreeMap;
+        let disks = self.block_devices();
+        let mut out = BTreeMap::new();
+        let mut arrays: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+        for d in disks.iter().filter(|d| d.kind == "physical") {
+            let name = d.name.clone().unwrap_or_else(|| format!("#{}", d.id));
+            let uses = std::iter::once(d).chain(d.partitions.iter());
+            for (level, array) in uses.filter_map(|u| raid_membership(u.used_for.as_deref()?)) {
+                arrays
+                    .entry(array.to_string())
+                    .or_insert_with(|| (level.to_string(), Vec::new()))
+                    .1
+                    .push(name.clone());
+            }
+        }
+        for (array, (level, mut members)) in arrays {
+            members.sort();
+            out.insert(format!("{array}.level"), level);
+            out.insert(format!("{array}.members"), members.join(","));
+            let fs = disks
+                .iter()
+                .find(|d| d.kind == "virtual" && d.name.as_deref() == Some(array.as_str()))
+                .and_then(|d| d.filesystem.clone())
+                .unwrap_or_default();
+            if let Some(f) = fs.fstype.filter(|f| !f.is_empty()) {
+                out.insert(format!("{array}.fstype"), f);
+            }
+            if let Some(m) = fs.mount_point.filter(|m| !m.is_empty()) {
+                out.insert(format!("{array}.mount"), m);
+            }
+        }
+        let boot = self
+            .boot_disk
+            .as_ref()
+            .and_then(|b| b.get("name"))
+            .and_then(|n| n.as_str())
+            .map(str::to_string);
+        if let Some(boot) = boot {
+            let efi = disks
+                .iter()
+                .filter(|d| d.kind == "physical" && d.name.as_deref() == Some(boot.as_str()))
+                .flat_map(|d| d.partitions.iter())
+                .filter_map(|p| p.filesystem.as_ref())
+                .find_map(|f| f.mount_point.clone().filter(|m| m == EFI_MOUNT));
+            out.insert("boot.disk".into(), boot);
+            if let Some(e) = efi {
+                out.insert("boot.efi".into(), e);
+            }
+        }
+        out
     }
 
     pub fn boot_mac(&self) -> Option<String> {
@@ -491,6 +605,73 @@ pub(crate) mod status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A machine as MAAS lists it (MAAS 3.5 `api/machines.py`: `raids` holds
+    /// references only): RAID-1 md0 of a partition on sda (after the ESP) and the whole
+    /// of sdb, formatted and mounted; the summary's keys are the plan's.
+    #[test]
+    fn storage_summary_reads_arrays_from_their_members_used_for() {
+        let m: Machine = serde_json::from_value(serde_json::json!({
+            "system_id": "abc123",
+            "raids": [{"system_id": "abc123", "id": 1, "__incomplete__": true}],
+            "boot_disk": {"id": 11, "name": "sda"},
+            "blockdevice_set": [
+                {"id": 11, "name": "sda", "type": "physical", "filesystem": null,
+                 "used_for": "GPT partitioned with 2 partitions",
+                 "partitions": [
+                    {"id": 1, "type": "partition", "device_id": 11,
+                     "used_for": "fat32 formatted filesystem mounted at /boot/efi",
+                     "filesystem": {"fstype": "fat32", "mount_point": "/boot/efi"}},
+                    {"id": 2, "type": "partition", "device_id": 11,
+                     "used_for": "Active raid-1 device for md0",
+                     "filesystem": {"fstype": "raid", "mount_point": null}}
+                 ]},
+                {"id": 12, "name": "sdb", "type": "physical",
+                 "used_for": "Active raid-1 device for md0", "partitions": []},
+                {"id": 13, "name": "nvme0n1", "type": "physical", "used_for": "Unused"},
+                {"id": 14, "name": "nvme1n1", "type": "physical",
+                 "used_for": "Spare raid-1 device for md0"},
+                {"id": 20, "name": "md0", "type": "virtual",
+                 "filesystem": {"fstype": "ext4", "mount_point": "/", "label": null}},
+                "not an object"
+            ]
+        }))
+        .expect("parses");
+        let want = strata_plan::MachineStorage {
+            raids: vec![strata_plan::MachineRaid {
+                name: "md0".into(),
+                level: "raid-1".into(),
+                members: vec!["sdb".into(), "sda".into()],
+                fstype: Some("ext4".into()),
+                mount: Some("/".into()),
+            }],
+        };
+        // The boot disk is the root array's first member in the design: sdb there,
+        // sda in MAAS.
+        let mut got = m.storage_summary();
+        assert_eq!(got.remove("boot.disk").as_deref(), Some("sda"));
+        let mut expected = want.summary();
+        assert_eq!(expected.remove("boot.disk").as_deref(), Some("sdb"));
+        assert_eq!(got, expected);
+        // MAAS's flat layout: no arrays, the ESP on the boot disk only.
+        let flat: Machine = serde_json::from_value(serde_json::json!({
+            "system_id": "x",
+            "boot_disk": {"name": "sda"},
+            "blockdevice_set": [{"id": 1, "name": "sda", "type": "physical", "partitions": [
+                {"id": 1, "type": "partition", "filesystem": {"fstype": "fat32", "mount_point": "/boot/efi"}},
+                {"id": 2, "type": "partition", "filesystem": {"fstype": "ext4", "mount_point": "/"}}
+            ]}]
+        }))
+        .expect("parses");
+        let s = flat.storage_summary();
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!(s["boot.efi"], "/boot/efi");
+        // A machine MAAS registered as deployed: no disks, nothing.
+        let bare: Machine =
+            serde_json::from_value(serde_json::json!({"system_id": "x", "boot_disk": null}))
+                .expect("parses");
+        assert!(bare.storage_summary().is_empty());
+    }
 
     #[test]
     fn status_names_are_maas_names() {

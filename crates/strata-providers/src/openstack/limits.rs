@@ -432,37 +432,49 @@ impl OpenstackProvider {
         step: &Step,
         ctx: &ActContext<'_>,
     ) -> Result<Outcome, ProviderError> {
+        self.delete_ours(
+            step,
+            ctx,
+            "registered_limits",
+            "registered_limit",
+            "the default",
+        )
+        .await
+    }
+
+    /// Delete a limit (`collection` `registered_limits` or `limits`, `one` its
+    /// singular key) after checking the live object carries strata's mark; what is gone
+    /// is done.
+    async fn delete_ours(
+        &self,
+        step: &Step,
+        ctx: &ActContext<'_>,
+        collection: &str,
+        one: &str,
+        what: &str,
+    ) -> Result<Outcome, ProviderError> {
         let (_, id) = owned_observed(step)?;
-        let live = gone_as_none(
-            self.client
-                .get(
-                    Service::Identity,
-                    &format!("/registered_limits/{}", seg(id)),
-                )
-                .await,
-        )?;
-        let Some(live) = live else {
+        let path = format!("/{collection}/{}", seg(id));
+        let Some(live) = gone_as_none(self.client.get(Service::Identity, &path).await)? else {
             return Ok(gone(id));
         };
-        let live = live
-            .parse::<api::RegisteredLimitResponse>("registered limit")?
-            .registered_limit;
-        if !ours(live.description.as_deref(), ctx.owner_tag) {
+        let live = &live.body[one];
+        let resource = live["resource_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !ours(live["description"].as_str(), ctx.owner_tag) {
             return Err(not_ours(
-                "registered limit",
-                &live.resource_name,
+                &one.replace('_', " "),
+                &resource,
                 id,
                 ctx.owner_tag,
             ));
         }
-        self.delete(
-            Service::Identity,
-            &format!("/registered_limits/{}", seg(id)),
-        )
-        .await?;
+        self.delete(Service::Identity, &path).await?;
         Ok(Outcome {
             external_id: Some(id.to_string()),
-            note: format!("removed the default {} limit", live.resource_name),
+            note: format!("removed {what} {resource} limit"),
         })
     }
 
@@ -593,25 +605,7 @@ impl OpenstackProvider {
         step: &Step,
         ctx: &ActContext<'_>,
     ) -> Result<Outcome, ProviderError> {
-        let (_, id) = owned_observed(step)?;
-        let live = gone_as_none(
-            self.client
-                .get(Service::Identity, &format!("/limits/{}", seg(id)))
-                .await,
-        )?;
-        let Some(live) = live else {
-            return Ok(gone(id));
-        };
-        let live = live.parse::<api::LimitResponse>("limit")?.limit;
-        if !ours(live.description.as_deref(), ctx.owner_tag) {
-            return Err(not_ours("limit", &live.resource_name, id, ctx.owner_tag));
-        }
-        self.delete(Service::Identity, &format!("/limits/{}", seg(id)))
-            .await?;
-        Ok(Outcome {
-            external_id: Some(id.to_string()),
-            note: format!("removed the {} limit", live.resource_name),
-        })
+        self.delete_ours(step, ctx, "limits", "limit", "the").await
     }
 }
 

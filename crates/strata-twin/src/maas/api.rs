@@ -26,7 +26,8 @@ pub struct Action {
 pub struct Handler {
     /// Piston handler class name (python-libmaas derives its object names from it).
     pub name: &'static str,
-    /// Path below `/api/2.0`, with `{param}` placeholders; always ends with `/`.
+    /// Path below `/api/2.0`, with `{param}` placeholders; ends with `/` as MAAS's
+    /// URL patterns do (all but the partition's).
     pub path: &'static str,
     pub params: &'static [&'static str],
     /// Served without authentication.
@@ -206,6 +207,16 @@ pub static HANDLERS: &[Handler] = &[
             ),
             post_op("lock", m::lock, "Lock the machine."),
             post_op("unlock", m::unlock, "Unlock the machine."),
+            post_op(
+                "set_storage_layout",
+                m::set_storage_layout,
+                "Replace the storage configuration with a layout (storage_layout=blank|flat).",
+            ),
+            post_op(
+                "restore_storage_configuration",
+                m::restore_storage_configuration,
+                "Apply the default storage layout again.",
+            ),
         ],
     },
     Handler {
@@ -306,7 +317,10 @@ pub static HANDLERS: &[Handler] = &[
         params: &["system_id"],
         anon: false,
         doc: "Manage block devices on a machine.",
-        actions: &[get(m::blockdevices, "List block devices.")],
+        actions: &[get(
+            m::blockdevices,
+            "List block devices (physical disks and RAIDs' virtual devices).",
+        )],
     },
     Handler {
         name: "BlockDeviceHandler",
@@ -314,7 +328,105 @@ pub static HANDLERS: &[Handler] = &[
         params: &["system_id", "id"],
         anon: false,
         doc: "Manage a block device on a machine.",
-        actions: &[get(m::blockdevice, "Read a block device.")],
+        actions: &[
+            get(m::blockdevice, "Read a block device (by id or name)."),
+            post_op(
+                "format",
+                m::format_blockdevice,
+                "Format a block device (fstype, uuid, label).",
+            ),
+            post_op(
+                "unformat",
+                m::unformat_blockdevice,
+                "Remove a block device's filesystem.",
+            ),
+            post_op(
+                "mount",
+                m::mount_blockdevice,
+                "Mount a block device's filesystem (mount_point, mount_options).",
+            ),
+            post_op(
+                "unmount",
+                m::unmount_blockdevice,
+                "Unmount a block device's filesystem.",
+            ),
+            post_op(
+                "set_boot_disk",
+                m::set_boot_disk,
+                "Make a physical block device the boot disk.",
+            ),
+        ],
+    },
+    Handler {
+        name: "PartitionsHandler",
+        path: "/nodes/{system_id}/blockdevices/{device_id}/partitions/",
+        params: &["system_id", "device_id"],
+        anon: false,
+        doc: "Manage partitions on a block device.",
+        actions: &[
+            get(m::partitions, "List the partitions of a block device."),
+            post(
+                m::create_partition,
+                "Create a partition (size, uuid, bootable).",
+            ),
+        ],
+    },
+    Handler {
+        name: "PartitionHandler",
+        // No trailing slash: MAAS's partition route has none.
+        path: "/nodes/{system_id}/blockdevices/{device_id}/partition/{id}",
+        params: &["system_id", "device_id", "id"],
+        anon: false,
+        doc: "Manage a partition on a block device.",
+        actions: &[
+            get(m::partition, "Read a partition (by id or name)."),
+            delete(m::delete_partition, "Delete a partition."),
+            post_op(
+                "format",
+                m::format_partition,
+                "Format a partition (fstype, uuid, label).",
+            ),
+            post_op(
+                "unformat",
+                m::unformat_partition,
+                "Remove a partition's filesystem.",
+            ),
+            post_op(
+                "mount",
+                m::mount_partition,
+                "Mount a partition's filesystem (mount_point, mount_options).",
+            ),
+            post_op(
+                "unmount",
+                m::unmount_partition,
+                "Unmount a partition's filesystem.",
+            ),
+        ],
+    },
+    Handler {
+        name: "RaidsHandler",
+        path: "/nodes/{system_id}/raids/",
+        params: &["system_id"],
+        anon: false,
+        doc: "Manage all RAIDs (Redundant Array of Independent Disks) on a machine.",
+        actions: &[
+            get(m::raids, "List the machine's RAIDs."),
+            post(
+                m::create_raid,
+                "Set up a RAID (name, uuid, level, block_devices, partitions, spare_devices, spare_partitions).",
+            ),
+        ],
+    },
+    Handler {
+        name: "RaidHandler",
+        path: "/nodes/{system_id}/raid/{id}/",
+        params: &["system_id", "id"],
+        anon: false,
+        doc: "Manage a specific RAID (Redundant Array of Independent Disks) on a machine.",
+        actions: &[
+            get(m::raid, "Read a RAID."),
+            delete(m::delete_raid, "Delete a RAID."),
+        ],
     },
     Handler {
         name: "RackControllersHandler",

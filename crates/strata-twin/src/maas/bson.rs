@@ -202,7 +202,11 @@ pub fn machine_resources(m: &Machine, h: &Hardware) -> Value {
     let disks: Vec<Value> = h
         .disks
         .iter()
-        .map(|d| json!({"id": d.name, "model": d.model, "serial": d.serial, "size": d.size_bytes, "type": "scsi", "rpm": 0, "numa_node": 0, "block_size": 512}))
+        .map(|d| {
+            let rpm = if d.tags.iter().any(|t| t == "rotary") { 7200 } else { 0 };
+            let kind = if d.name.starts_with("nvme") { "nvme" } else { "scsi" };
+            json!({"id": d.name, "model": d.model, "serial": d.serial, "size": d.size_bytes, "type": kind, "rpm": rpm, "numa_node": 0, "block_size": 512})
+        })
         .collect();
     json!({
         "api_extensions": ["resources", "resources_v2", "resources_cpu_socket", "resources_gpu", "resources_numa", "resources_system", "resources_pci_iommu"],

@@ -46,6 +46,21 @@
 //! - `GET /api/2.0/machines/{system_id}/?op=details`: BSON
 //!   `{"lshw": Binary(XML), "lldp": Binary(XML)}` (`application/bson`), as MAAS sends.
 //!
+//! # Storage
+//!
+//! Each machine has MAAS's storage model over its reported disks (`storage.rs`):
+//! GPT partitions, RAIDs (`raid-0|1|5|6|10`) with their virtual `md` block devices,
+//! and filesystems, with MAAS's sizes, `used_for` strings, state rules and refusals.
+//! Commissioning clears it and ends with MAAS's default layout (flat: a fat32 EFI
+//! partition at `/boot/efi` and ext4 `/` on the boot disk); `set_storage_layout
+//! blank|flat` replaces it; `/nodes/{system_id}/blockdevices/`, `.../partitions/`,
+//! `.../partition/{id}` and `/nodes/{system_id}/raids/`, `/raid/{id}/` change it;
+//! allocation works on copies of the filesystems that release drops; a deploy
+//! without `/` is refused. The machine's `raids` lists references
+//! (`{system_id, id, __incomplete__}`) as MAAS's does; the RAIDs' devices, members
+//! (`used_for: "Active raid-1 device for md0"`) and filesystems are in
+//! `blockdevice_set`.
+//!
 //! Per-object faults (`POST /_twin/faults/object` with service `maas` and the machine's
 //! system id, serial or hostname as id): `commission_fails`, `testing_fails`,
 //! `deploy_fails`, `release_fails`, `erase_fails`, `gpu_degraded` (first GPU reports a
@@ -83,6 +98,7 @@ mod network;
 mod render;
 mod reservedips;
 mod seed;
+mod storage;
 
 pub use api::{Endpoint, HANDLERS, Handler, routes};
 
@@ -212,13 +228,20 @@ impl Maas {
         })
     }
 
-    /// Complete every transition that is due.
+    /// Complete every transition that is due; a machine whose commissioning ended
+    /// gets MAAS's default storage layout.
     fn advance(&self, inner: &mut Inner) {
         let now = self.now_ms();
+        let mut commissioned = Vec::new();
         for m in inner.st.machines.values_mut() {
-            if m.pending.is_some() {
-                machines::advance(m, &self.ctx.shared.faults, &self.ctx.name, now);
+            if m.pending.is_some()
+                && machines::advance(m, &self.ctx.shared.faults, &self.ctx.name, now)
+            {
+                commissioned.push(m.id);
             }
+        }
+        for id in commissioned {
+            machines::apply_default_layout(&mut inner.st, id);
         }
     }
 
@@ -383,7 +406,14 @@ impl Service for Maas {
             r = r.route(&full, any(handler.clone()));
             let trimmed = full.trim_end_matches('/').to_string();
             if trimmed != full {
-                r = r.route(&trimmed, any(handler));
+                r = r.route(&trimmed, any(handler.clone()));
+            }
+            // MAAS's partition route also answers as `partitions/{id}` (LP:1715230).
+            if full.ends_with("/partition/{id}") {
+                r = r.route(
+                    &full.replace("/partition/{id}", "/partitions/{id}"),
+                    any(handler),
+                );
             }
         }
         let svc = self.clone();
@@ -499,7 +529,7 @@ mod tests {
     fn every_handler_path_is_well_formed() {
         for h in HANDLERS {
             assert!(
-                h.path.starts_with('/') && h.path.ends_with('/'),
+                h.path.starts_with('/') && (h.path.ends_with('/') || h.name == "PartitionHandler"),
                 "{}",
                 h.path
             );

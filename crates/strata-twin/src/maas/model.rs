@@ -451,6 +451,91 @@ pub struct Disk {
     pub model: String,
     pub serial: String,
     pub size_bytes: u64,
+    /// Tags commissioning gives the disk (`ssd`, or `rotary` and `<rpm>rpm`, plus
+    /// `sata`), as MAAS's `_get_tags_from_block_info` does.
+    #[serde(default = "ssd_tags")]
+    pub tags: Vec<String>,
+}
+
+fn ssd_tags() -> Vec<String> {
+    vec!["ssd".into()]
+}
+
+/// A machine's storage configuration over its physical disks (MAAS's partition
+/// tables, partitions, RAIDs with their virtual block devices, and filesystems).
+/// Partition, RAID and virtual block device ids are region-wide (`State::next_id`),
+/// as MAAS's are.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Storage {
+    /// The boot disk chosen with `set_boot_disk`; `None`: MAAS's fallback, the
+    /// physical disk with the lowest id of at least 512 MiB.
+    #[serde(default)]
+    pub boot_disk: Option<u64>,
+    /// Block devices (ids) carrying a partition table (always GPT in the twin).
+    #[serde(default)]
+    pub partition_tables: Vec<u64>,
+    #[serde(default)]
+    pub partitions: Vec<Partition>,
+    #[serde(default)]
+    pub raids: Vec<Raid>,
+    #[serde(default)]
+    pub filesystems: Vec<Filesystem>,
+}
+
+/// A partition in the partition table of block device `device_id`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Partition {
+    pub id: u64,
+    pub uuid: String,
+    pub device_id: u64,
+    /// The partition number (`sda-part<index>`).
+    pub index: u32,
+    pub size: u64,
+    pub bootable: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A RAID (MAAS filesystem group) and its virtual block device.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Raid {
+    pub id: u64,
+    pub uuid: String,
+    pub name: String,
+    /// `raid-0`, `raid-1`, `raid-5`, `raid-6` or `raid-10`.
+    pub level: String,
+    /// The virtual block device's id, uuid and size (set when the RAID is built).
+    pub device_id: u64,
+    pub device_uuid: String,
+    pub size: u64,
+}
+
+/// What a filesystem sits on.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Holder {
+    /// A block device, physical or virtual, by id.
+    BlockDevice(u64),
+    /// A partition, by id.
+    Partition(u64),
+}
+
+/// A filesystem on a block device or partition. RAID members carry one of type
+/// `raid` (or `raid-spare`) naming their RAID in `raid`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Filesystem {
+    pub uuid: String,
+    pub fstype: String,
+    pub label: Option<String>,
+    pub mount_point: Option<String>,
+    pub mount_options: Option<String>,
+    pub on: Holder,
+    #[serde(default)]
+    pub raid: Option<u64>,
+    /// Made while the machine was allocated (MAAS's `acquired`): what an
+    /// allocated machine sees, dropped when it is released.
+    #[serde(default)]
+    pub acquired: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -641,6 +726,13 @@ pub struct Machine {
     /// gateway (`set_default_gateway`); `None`: MAAS picks one.
     #[serde(default)]
     pub gateway_link_ipv4: Option<u64>,
+    /// Partitions, RAIDs and filesystems on the reported disks.
+    #[serde(default)]
+    pub storage: Storage,
+    /// The running commissioning was started with `skip_storage`: it keeps the
+    /// storage configuration and applies no default layout.
+    #[serde(default)]
+    pub skip_storage: bool,
 }
 
 impl Machine {

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::model::*;
+use super::storage;
 
 pub fn vlan(st: &State, api: &str, v: &Vlan) -> Value {
     let fabric = st
@@ -257,7 +258,7 @@ pub fn default_gateway_ipv4(st: &State, m: &Machine) -> Option<(u64, String)> {
         l.subnet_id
             .and_then(|s| st.subnets.get(&s))
             .and_then(|s| s.gateway_ip.clone())
-            .filter(|g| !g.is_empty() && !s_is_v6(g))
+            .filter(|g| !g.is_empty() && !g.contains(':'))
             .map(|g| (l.id, g))
     };
     match m.gateway_link_ipv4 {
@@ -268,60 +269,165 @@ pub fn default_gateway_ipv4(st: &State, m: &Machine) -> Option<(u64, String)> {
     }
 }
 
-fn s_is_v6(ip: &str) -> bool {
-    ip.contains(':')
-}
-
 pub fn disk_id(machine_id: u64, index: usize) -> u64 {
     machine_id * 100 + index as u64 + 1
 }
 
-pub fn blockdevice(api: &str, m: &Machine, index: usize, d: &Disk) -> Value {
-    let id = disk_id(m.id, index);
-    let deployed = matches!(m.status, status::DEPLOYED | status::DEPLOYING) && index == 0;
-    let (used, used_for, partitions) = if deployed {
-        let part = json!({
-            "id": id * 10 + 1,
-            "uuid": super::seed::uuid_from(&format!("{}-p1", d.serial)),
-            "size": d.size_bytes.saturating_sub(4 * 1024 * 1024),
-            "bootable": false,
-            "tags": [],
-            "type": "partition",
-            "used_for": "ext4 formatted filesystem mounted at /",
-            "system_id": m.system_id,
-            "path": format!("/dev/disk/by-dname/{}-part1", d.name),
-            "filesystem": {"fstype": "ext4", "label": "root", "uuid": super::seed::uuid_from(&format!("{}-fs", d.serial)), "mount_point": "/", "mount_options": null},
-            "device_id": id,
-            "resource_uri": format!("{api}nodes/{}/blockdevices/{id}/partition/{}", m.system_id, id * 10 + 1),
-        });
-        (d.size_bytes, "GPT partitioned with 1 partition", vec![part])
-    } else {
-        (0, "Unused", vec![])
-    };
+/// A filesystem as the block device and partition handlers show it.
+fn filesystem(fs: Option<&Filesystem>) -> Value {
+    match fs {
+        None => Value::Null,
+        Some(f) => json!({
+            "fstype": f.fstype,
+            "label": f.label,
+            "uuid": f.uuid,
+            "mount_point": f.mount_point,
+            "mount_options": f.mount_options,
+        }),
+    }
+}
+
+/// A partition (partitions.py `DISPLAYED_PARTITION_FIELDS`). Its resource URI has no
+/// trailing slash, as MAAS's `partition_handler` route has none.
+pub fn partition(api: &str, m: &Machine, p: &Partition) -> Value {
+    let disk = storage::block_device(m, p.device_id)
+        .map(|b| b.name.to_string())
+        .unwrap_or_default();
     json!({
-        "id": id,
         "system_id": m.system_id,
-        "name": d.name,
-        "model": d.model,
-        "serial": d.serial,
-        "path": format!("/dev/disk/by-dname/{}", d.name),
-        "id_path": format!("/dev/disk/by-id/wwn-0x{}", &hex::encode(d.serial.as_bytes())[..16.min(d.serial.len() * 2)]),
-        "size": d.size_bytes,
+        "device_id": p.device_id,
+        "id": p.id,
+        "uuid": p.uuid,
+        "path": format!("/dev/disk/by-dname/{disk}-part{}", p.index),
+        "type": "partition",
+        "size": p.size,
+        "bootable": p.bootable,
+        "filesystem": filesystem(storage::effective_fs(m, Holder::Partition(p.id))),
+        "used_for": storage::partition_used_for(m, p),
+        "tags": p.tags,
+        "resource_uri": format!("{api}nodes/{}/blockdevices/{}/partition/{}", m.system_id, p.device_id, p.id),
+    })
+}
+
+/// A block device, physical or virtual (blockdevices.py
+/// `DISPLAYED_BLOCKDEVICE_FIELDS`): physical ones carry model, serial, `id_path`
+/// and firmware; virtual ones (a RAID's `md` device) their own uuid.
+pub fn blockdevice(api: &str, m: &Machine, b: &storage::BlockDev) -> Value {
+    let partitions: Vec<Value> = storage::partitions_of(m, b.id)
+        .into_iter()
+        .map(|p| partition(api, m, p))
+        .collect();
+    let mut v = json!({
+        "id": b.id,
+        "system_id": m.system_id,
+        "name": b.name,
+        "path": format!("/dev/disk/by-dname/{}", b.name),
+        "size": b.size,
         "block_size": 512,
-        "available_size": d.size_bytes - used,
-        "used_size": used,
-        "used_for": used_for,
-        "tags": ["ssd"],
-        "type": "physical",
-        "filesystem": null,
-        "partition_table_type": if deployed { json!("GPT") } else { Value::Null },
+        "available_size": storage::available_size(m, b),
+        "used_size": storage::used_size(m, b),
+        "used_for": storage::device_used_for(m, b),
+        "type": b.type_name(),
+        "filesystem": filesystem(storage::effective_fs(m, Holder::BlockDevice(b.id))),
+        "partition_table_type": if storage::has_table(m, b.id) { json!("GPT") } else { Value::Null },
         "partitions": partitions,
         "storage_pool": null,
-        "uuid": null,
-        "numa_node": 0,
-        "firmware_version": "1.0",
-        "resource_uri": format!("{api}nodes/{}/blockdevices/{id}/", m.system_id),
+        "resource_uri": format!("{api}nodes/{}/blockdevices/{}/", m.system_id, b.id),
+    });
+    let extra = match b.kind {
+        storage::BdKind::Physical(d) => json!({
+            "model": d.model,
+            "serial": d.serial,
+            "id_path": format!("/dev/disk/by-id/wwn-0x{}", &hex::encode(d.serial.as_bytes())[..16.min(d.serial.len() * 2)]),
+            "tags": d.tags,
+            "uuid": null,
+            "numa_node": 0,
+            "firmware_version": "1.0",
+        }),
+        storage::BdKind::Virtual(r) => json!({
+            "model": null,
+            "serial": null,
+            "id_path": null,
+            "tags": [],
+            "uuid": r.device_uuid,
+            "numa_node": null,
+        }),
+    };
+    if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+        o.extend(e);
+    }
+    v
+}
+
+fn storage_member(api: &str, m: &Machine, h: Holder) -> Value {
+    match h {
+        Holder::BlockDevice(id) => storage::block_device(m, id)
+            .map(|b| blockdevice(api, m, &b))
+            .unwrap_or(Value::Null),
+        Holder::Partition(id) => m
+            .storage
+            .partitions
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| partition(api, m, p))
+            .unwrap_or(Value::Null),
+    }
+}
+
+/// A RAID (raid.py `DISPLAYED_RAID_FIELDS`): members and spares as block devices or
+/// partitions, and its virtual block device.
+pub fn raid(api: &str, m: &Machine, r: &Raid) -> Value {
+    let members = |spares| -> Vec<Value> {
+        storage::raid_members(m, r.id, spares)
+            .into_iter()
+            .map(|h| storage_member(api, m, h))
+            .collect()
+    };
+    json!({
+        "system_id": m.system_id,
+        "id": r.id,
+        "uuid": r.uuid,
+        "name": r.name,
+        "level": r.level,
+        "devices": members(false),
+        "spare_devices": members(true),
+        "size": r.size,
+        "human_size": storage::human_size(r.size),
+        "virtual_device": storage_member(api, m, Holder::BlockDevice(r.device_id)),
+        "resource_uri": format!("{api}nodes/{}/raid/{}/", m.system_id, r.id),
     })
+}
+
+/// The machine's RAIDs as its read shows them (machines.py `raids`): references
+/// (`system_id`, `id`, `__incomplete__`), in the order their first member appears
+/// among the block devices and their partitions. What each RAID is, is in
+/// `blockdevice_set`: its virtual device (with its filesystem) and its members'
+/// `used_for` (`Active raid-1 device for md0`) and `filesystem` (`raid`).
+fn raid_refs(m: &Machine) -> Vec<Value> {
+    let mut order: Vec<u64> = Vec::new();
+    for b in storage::block_devices(m) {
+        let on_device = m
+            .storage
+            .filesystems
+            .iter()
+            .filter(|f| f.on == Holder::BlockDevice(b.id));
+        let parts = storage::partitions_of(m, b.id);
+        let on_parts =
+            m.storage.filesystems.iter().filter(
+                |f| matches!(f.on, Holder::Partition(p) if parts.iter().any(|x| x.id == p)),
+            );
+        for f in on_device.chain(on_parts) {
+            if let Some(id) = f.raid
+                && !order.contains(&id)
+            {
+                order.push(id);
+            }
+        }
+    }
+    order
+        .into_iter()
+        .map(|id| json!({"system_id": m.system_id, "id": id, "__incomplete__": true}))
+        .collect()
 }
 
 fn unknown_hw_info() -> Value {
@@ -405,15 +511,17 @@ pub fn machine(st: &State, api: &str, m: &Machine) -> Value {
         .map(|i| interface(st, api, &m.system_id, i, 0))
         .collect();
     let hw = m.reported.as_ref();
-    let disks: Vec<Value> = hw
-        .map(|h| {
-            h.disks
-                .iter()
-                .enumerate()
-                .map(|(i, d)| blockdevice(api, m, i, d))
-                .collect()
-        })
-        .unwrap_or_default();
+    let devices = storage::block_devices(m);
+    let render_all = |physical: Option<bool>| -> Vec<Value> {
+        devices
+            .iter()
+            .filter(|b| physical.is_none_or(|p| b.is_physical() == p))
+            .map(|b| blockdevice(api, m, b))
+            .collect()
+    };
+    let boot_disk = storage::boot_disk(m)
+        .map(|b| blockdevice(api, m, &b))
+        .unwrap_or(Value::Null);
     let ips: Vec<String> = m
         .interfaces
         .iter()
@@ -469,12 +577,12 @@ pub fn machine(st: &State, api: &str, m: &Machine) -> Value {
         "zone": zone,
         "pool": pool,
         "disable_ipv4": false,
-        "boot_disk": disks.first().cloned(),
-        "blockdevice_set": disks,
-        "physicalblockdevice_set": disks,
-        "virtualblockdevice_set": [],
+        "boot_disk": boot_disk,
+        "blockdevice_set": render_all(None),
+        "physicalblockdevice_set": render_all(Some(true)),
+        "virtualblockdevice_set": render_all(Some(false)),
         "volume_groups": [],
-        "raids": [],
+        "raids": raid_refs(m),
         "special_filesystems": [],
         "node_type": 0,
         "node_type_name": "Machine",

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
 use super::model::*;
-use crate::{DcSeed, SeedController, SeedGpu, SeedMachine, SeedNic};
+use crate::{DcSeed, SeedController, SeedDisk, SeedGpu, SeedMachine, SeedNic};
 
 /// MAAS's unambiguous system-id alphabet (base 24).
 const ZCHARS: &[u8] = b"34678abcdefghkmnpqrstwxy";
@@ -136,6 +136,36 @@ fn gpu_from_seed(i: usize, g: &SeedGpu) -> Gpu {
     }
 }
 
+/// The tags commissioning gives a disk of this kind (MAAS's
+/// `_get_tags_from_block_info`, metadataserver/builtin_scripts/hooks.py): flash
+/// storage (an NVMe drive included) is `ssd`, a spinning disk `rotary` with its
+/// speed; SATA drives also get `sata`.
+fn disk_tags(kind: &str) -> Vec<String> {
+    let tags: &[&str] = match kind {
+        "nvme" => &["ssd"],
+        "hdd" => &["rotary", "7200rpm", "sata"],
+        _ => &["ssd", "sata"],
+    };
+    tags.iter().map(|t| t.to_string()).collect()
+}
+
+/// Seed disk `i` of the machine with serial `serial`.
+fn disk_from_seed(serial: &str, i: usize, d: &SeedDisk) -> Disk {
+    let kind = d.kind.to_ascii_lowercase();
+    let model = match kind.as_str() {
+        "nvme" => "TWIN-NVME",
+        "hdd" => "TWIN-HDD",
+        _ => "TWIN-SSD",
+    };
+    Disk {
+        name: d.name.clone(),
+        model: model.into(),
+        serial: format!("{serial}-D{i}"),
+        size_bytes: d.size_gb * 1_000_000_000,
+        tags: disk_tags(&kind),
+    }
+}
+
 /// The hardware behind a seed machine.
 pub fn hardware_from_seed(s: &SeedMachine) -> Hardware {
     let cpu_count = if s.cpu_count == 0 { 8 } else { s.cpu_count };
@@ -152,6 +182,21 @@ pub fn hardware_from_seed(s: &SeedMachine) -> Hardware {
         .unwrap_or(1)
         .max(if cpu_count >= 32 { 2 } else { 1 });
     let storage_gb = if s.storage_gb == 0 { 480 } else { s.storage_gb };
+    let disks = if s.disks.is_empty() {
+        vec![Disk {
+            name: "sda".into(),
+            model: "TWIN-SSD".into(),
+            serial: format!("{}-D0", s.serial),
+            size_bytes: storage_gb * 1_000_000_000,
+            tags: disk_tags("ssd"),
+        }]
+    } else {
+        s.disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| disk_from_seed(&s.serial, i, d))
+            .collect()
+    };
     Hardware {
         serial: s.serial.clone(),
         vendor: "Strata Twin".into(),
@@ -165,12 +210,7 @@ pub fn hardware_from_seed(s: &SeedMachine) -> Hardware {
             s.memory_mib
         },
         numa_nodes,
-        disks: vec![Disk {
-            name: "sda".into(),
-            model: "TWIN-SSD".into(),
-            serial: format!("{}-D0", s.serial),
-            size_bytes: storage_gb * 1_000_000_000,
-        }],
+        disks,
         gpus,
     }
 }
@@ -191,6 +231,7 @@ pub fn generic_hardware(serial: &str) -> Hardware {
             model: "TWIN-SSD".into(),
             serial: format!("{serial}-D0"),
             size_bytes: 240_000_000_000,
+            tags: disk_tags("ssd"),
         }],
         gpus: vec![],
     }
@@ -367,6 +408,8 @@ pub fn enlist(state: &mut State, ids: &mut Ids, s: &SeedMachine, now: u64) -> St
         deployed_kernel_opts: String::new(),
         power_error: false,
         gateway_link_ipv4: None,
+        storage: Storage::default(),
+        skip_storage: false,
     };
     state.insert_machine(m);
     system_id

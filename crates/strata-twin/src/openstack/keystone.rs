@@ -103,7 +103,7 @@ pub(crate) fn routes(r: Routes) -> Routes {
 // Errors
 
 /// Keystone's JSON responses carry `Vary: X-Auth-Token`.
-fn kresp(status: StatusCode, body: Value) -> Response {
+pub(super) fn kresp(status: StatusCode, body: Value) -> Response {
     with_header(json_resp(status, body), "vary", "X-Auth-Token")
 }
 
@@ -113,7 +113,7 @@ fn unauth(os: &Os) -> Response {
 }
 
 /// The caller behind `X-Auth-Token`, or Keystone's 401.
-fn kcaller(os: &Os, st: &State, req: &Req) -> Result<Caller, Response> {
+pub(super) fn kcaller(os: &Os, st: &State, req: &Req) -> Result<Caller, Response> {
     os.caller(st, req).map_err(|_| unauth(os))
 }
 
@@ -141,7 +141,7 @@ impl ErrorBody for KeystoneErrors {
     }
 }
 
-fn not_found(kind: &str, id: &str) -> Response {
+pub(super) fn not_found(kind: &str, id: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
         &format!("Could not find {kind}: {id}."),
@@ -155,18 +155,18 @@ fn forbidden(action: &str) -> Response {
     )
 }
 
-fn bad_request(msg: &str) -> Response {
+pub(super) fn bad_request(msg: &str) -> Response {
     error(StatusCode::BAD_REQUEST, msg)
 }
 
-fn validation(field: &str, value: &Value, why: &str) -> Response {
+pub(super) fn validation(field: &str, value: &Value, why: &str) -> Response {
     bad_request(&format!(
         "Invalid input for field/attribute {field}. Value: {value}. {why}"
     ))
 }
 
 /// The caller, who must hold the admin role.
-fn admin(os: &Os, st: &State, req: &Req, action: &str) -> Result<Caller, Response> {
+pub(super) fn admin(os: &Os, st: &State, req: &Req, action: &str) -> Result<Caller, Response> {
     let c = kcaller(os, st, req)?;
     if !c.is_admin() {
         return Err(forbidden(action));

@@ -12,7 +12,7 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::keystone::error;
+use super::keystone::{admin, bad_request, error, kcaller, kresp, not_found, validation};
 use super::model::*;
 use super::*;
 
@@ -47,48 +47,11 @@ pub(crate) fn routes(r: Routes) -> Routes {
 /// The largest limit keystone's schema takes (`limit/schema.py`).
 const MAX_LIMIT: i64 = 2_147_483_647;
 
-fn kjson(status: StatusCode, body: Value) -> Response {
-    with_header(json_resp(status, body), "vary", "X-Auth-Token")
-}
-
-fn caller(os: &Os, st: &State, req: &Req) -> Result<Caller, Response> {
-    os.caller(st, req)
-        .map_err(|_| with_header(unauthorized(os), "vary", "X-Auth-Token"))
-}
-
-fn admin(os: &Os, st: &State, req: &Req, action: &str) -> Result<Caller, Response> {
-    let c = caller(os, st, req)?;
-    if !c.is_admin() {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            &format!("You are not authorized to perform the requested action: identity:{action}."),
-        ));
-    }
-    Ok(c)
-}
-
-fn bad(msg: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, msg)
-}
-
 /// keystone's `ValidationError(attribute=..., target=...)` wording.
 fn missing(attribute: &str, target: &str) -> Response {
-    bad(&format!(
+    bad_request(&format!(
         "Expecting to find {attribute} in {target}. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error."
     ))
-}
-
-fn schema(field: &str, value: &Value, why: &str) -> Response {
-    bad(&format!(
-        "Invalid input for field/attribute {field}. Value: {value}. {why}"
-    ))
-}
-
-fn not_found(kind: &str, id: &str) -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        &format!("Could not find {kind}: {id}."),
-    )
 }
 
 fn filter(req: &Req, key: &str, value: Option<&str>) -> bool {
@@ -135,19 +98,19 @@ fn string_field(
     max: usize,
 ) -> Result<Option<String>, Response> {
     match o.get(key) {
-        None if required => Err(schema(
+        None if required => Err(validation(
             key,
             &Value::Null,
             &format!("'{key}' is a required property"),
         )),
         None | Some(Value::Null) if !required => Ok(None),
         Some(Value::String(s)) if !s.is_empty() && s.len() <= max => Ok(Some(s.clone())),
-        Some(v) => Err(schema(
+        Some(v) => Err(validation(
             key,
             v,
             &format!("is not a valid {key} (a string of 1 to {max} characters)"),
         )),
-        None => Err(schema(key, &Value::Null, "is required")),
+        None => Err(validation(key, &Value::Null, "is required")),
     }
 }
 
@@ -157,7 +120,7 @@ fn limit_value(
     required: bool,
 ) -> Result<Option<i64>, Response> {
     match o.get(key) {
-        None if required => Err(schema(
+        None if required => Err(validation(
             key,
             &Value::Null,
             &format!("'{key}' is a required property"),
@@ -165,7 +128,7 @@ fn limit_value(
         None => Ok(None),
         Some(v) => match v.as_i64() {
             Some(n) if (-1..=MAX_LIMIT).contains(&n) && !v.is_f64() => Ok(Some(n)),
-            _ => Err(schema(
+            _ => Err(validation(
                 key,
                 v,
                 "is not an integer from -1 (unlimited) to 2147483647",
@@ -178,13 +141,17 @@ fn description(o: &serde_json::Map<String, Value>) -> Result<Option<String>, Res
     match o.get("description") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => Err(schema("description", v, "is not of type 'string', 'null'")),
+        Some(v) => Err(validation(
+            "description",
+            v,
+            "is not of type 'string', 'null'",
+        )),
     }
 }
 
 fn unknown_keys(o: &serde_json::Map<String, Value>, allowed: &[&str]) -> Result<(), Response> {
     match o.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(bad(&format!(
+        Some(k) => Err(bad_request(&format!(
             "Invalid input for field/attribute {k}. Additional properties are not allowed ('{k}' was unexpected)"
         ))),
         None => Ok(()),
@@ -211,14 +178,14 @@ fn check_refs(
 
 fn items<'a>(body: &'a Value, key: &str) -> Result<&'a Vec<Value>, Response> {
     let list = body.get(key).and_then(Value::as_array).ok_or_else(|| {
-        schema(
+        validation(
             "request body",
             body,
             &format!("'{key}' is a required property"),
         )
     })?;
     if list.is_empty() {
-        return Err(schema(key, &json!([]), "[] is too short"));
+        return Err(validation(key, &json!([]), "[] is too short"));
     }
     Ok(list)
 }
@@ -245,7 +212,7 @@ const REGISTERED_FIELDS: &[&str] = &[
 
 fn list_registered(os: &Os, req: &Req) -> R {
     let st = os.st.lock();
-    caller(os, &st, req)?;
+    kcaller(os, &st, req)?;
     let out: Vec<Value> = st
         .registered_limits
         .iter()
@@ -256,7 +223,7 @@ fn list_registered(os: &Os, req: &Req) -> R {
         })
         .map(|l| registered_json(os, l))
         .collect();
-    Ok(kjson(
+    Ok(kresp(
         StatusCode::OK,
         json!({"registered_limits": out, "links": list_links(os, "registered_limits")}),
     ))
@@ -270,7 +237,7 @@ fn create_registered(os: &Os, req: &Req) -> R {
     for item in items(&body, "registered_limits")? {
         let o = item
             .as_object()
-            .ok_or_else(|| schema("registered_limits", item, "is not of type 'object'"))?;
+            .ok_or_else(|| validation("registered_limits", item, "is not of type 'object'"))?;
         unknown_keys(o, REGISTERED_FIELDS)?;
         let l = RegisteredLimit {
             id: os.hex_id(),
@@ -306,7 +273,7 @@ fn create_registered(os: &Os, req: &Req) -> R {
     }
     let out: Vec<Value> = made.iter().map(|l| registered_json(os, l)).collect();
     st.registered_limits.extend(made);
-    Ok(kjson(
+    Ok(kresp(
         StatusCode::CREATED,
         json!({"registered_limits": out}),
     ))
@@ -314,14 +281,14 @@ fn create_registered(os: &Os, req: &Req) -> R {
 
 fn get_registered(os: &Os, req: &Req) -> R {
     let st = os.st.lock();
-    caller(os, &st, req)?;
+    kcaller(os, &st, req)?;
     let id = req.param("id");
     let l = st
         .registered_limits
         .iter()
         .find(|l| l.id == id)
         .ok_or_else(|| not_found("registered limit", id))?;
-    Ok(kjson(
+    Ok(kresp(
         StatusCode::OK,
         json!({"registered_limit": registered_json(os, l)}),
     ))
@@ -345,7 +312,7 @@ fn update_registered(os: &Os, req: &Req) -> R {
         .get("registered_limit")
         .and_then(Value::as_object)
         .ok_or_else(|| {
-            schema(
+            validation(
                 "request body",
                 &body,
                 "'registered_limit' is a required property",
@@ -408,7 +375,7 @@ fn update_registered(os: &Os, req: &Req) -> R {
     }
     let v = registered_json(os, &next);
     st.registered_limits[idx] = next;
-    Ok(kjson(StatusCode::OK, json!({"registered_limit": v})))
+    Ok(kresp(StatusCode::OK, json!({"registered_limit": v})))
 }
 
 fn delete_registered(os: &Os, req: &Req) -> R {
@@ -448,8 +415,8 @@ const LIMIT_FIELDS: &[&str] = &[
 /// Keystone's default enforcement model.
 fn limit_model(os: &Os, req: &Req) -> R {
     let st = os.st.lock();
-    caller(os, &st, req)?;
-    Ok(kjson(
+    kcaller(os, &st, req)?;
+    Ok(kresp(
         StatusCode::OK,
         json!({"model": {"name": "flat", "description": "Limit enforcement and validation does not take project hierarchy into consideration."}}),
     ))
@@ -461,7 +428,7 @@ fn visible(c: &Caller, l: &Limit) -> bool {
 
 fn list_limits(os: &Os, req: &Req) -> R {
     let st = os.st.lock();
-    let c = caller(os, &st, req)?;
+    let c = kcaller(os, &st, req)?;
     let out: Vec<Value> = st
         .limits
         .iter()
@@ -475,7 +442,7 @@ fn list_limits(os: &Os, req: &Req) -> R {
         })
         .map(|l| limit_json(os, l))
         .collect();
-    Ok(kjson(
+    Ok(kresp(
         StatusCode::OK,
         json!({"limits": out, "links": list_links(os, "limits")}),
     ))
@@ -489,7 +456,7 @@ fn create_limits(os: &Os, req: &Req) -> R {
     for item in items(&body, "limits")? {
         let o = item
             .as_object()
-            .ok_or_else(|| schema("limits", item, "is not of type 'object'"))?;
+            .ok_or_else(|| validation("limits", item, "is not of type 'object'"))?;
         unknown_keys(o, LIMIT_FIELDS)?;
         let l = Limit {
             id: os.hex_id(),
@@ -503,7 +470,7 @@ fn create_limits(os: &Os, req: &Req) -> R {
         };
         match (&l.project_id, &l.domain_id) {
             (Some(_), Some(_)) | (None, None) => {
-                return Err(schema(
+                return Err(validation(
                     "limits",
                     item,
                     "exactly one of project_id and domain_id must be set",
@@ -551,19 +518,19 @@ fn create_limits(os: &Os, req: &Req) -> R {
     }
     let out: Vec<Value> = made.iter().map(|l| limit_json(os, l)).collect();
     st.limits.extend(made);
-    Ok(kjson(StatusCode::CREATED, json!({"limits": out})))
+    Ok(kresp(StatusCode::CREATED, json!({"limits": out})))
 }
 
 fn get_limit(os: &Os, req: &Req) -> R {
     let st = os.st.lock();
-    let c = caller(os, &st, req)?;
+    let c = kcaller(os, &st, req)?;
     let id = req.param("id");
     let l = st
         .limits
         .iter()
         .find(|l| l.id == id && visible(&c, l))
         .ok_or_else(|| not_found("limit", id))?;
-    Ok(kjson(StatusCode::OK, json!({"limit": limit_json(os, l)})))
+    Ok(kresp(StatusCode::OK, json!({"limit": limit_json(os, l)})))
 }
 
 fn update_limit(os: &Os, req: &Req) -> R {
@@ -574,7 +541,7 @@ fn update_limit(os: &Os, req: &Req) -> R {
     let o = body
         .get("limit")
         .and_then(Value::as_object)
-        .ok_or_else(|| schema("request body", &body, "'limit' is a required property"))?;
+        .ok_or_else(|| validation("request body", &body, "'limit' is a required property"))?;
     // Only the value and the description change (`limit/schema.py` limit_update).
     unknown_keys(o, &["resource_limit", "description"])?;
     let idx = st
@@ -596,7 +563,7 @@ fn update_limit(os: &Os, req: &Req) -> R {
         l.description = d;
     }
     let v = limit_json(os, l);
-    Ok(kjson(StatusCode::OK, json!({"limit": v})))
+    Ok(kresp(StatusCode::OK, json!({"limit": v})))
 }
 
 fn delete_limit(os: &Os, req: &Req) -> R {

@@ -1,5 +1,5 @@
 //! A node's hardware sub-resources: PCI/USB devices, commissioning and testing script
-//! results (with their output downloads) and block devices.
+//! results (with their output downloads).
 
 use super::*;
 
@@ -320,44 +320,4 @@ pub fn download(s: &Maas, r: &Req) -> Response {
             .join("\n")
     };
     http::text(StatusCode::OK, &text)
-}
-
-pub fn blockdevices(s: &Maas, r: &Req) -> Response {
-    let mut g = s.inner.lock();
-    s.advance(&mut g);
-    let Some(m) = g.st.machine(r.path("system_id")) else {
-        return not_found("Machine");
-    };
-    let disks = m
-        .reported
-        .as_ref()
-        .map(|h| h.disks.clone())
-        .unwrap_or_default();
-    ok(Value::Array(
-        disks
-            .iter()
-            .enumerate()
-            .map(|(i, d)| render::blockdevice(&s.api, m, i, d))
-            .collect(),
-    ))
-}
-
-pub fn blockdevice(s: &Maas, r: &Req) -> Response {
-    let mut g = s.inner.lock();
-    s.advance(&mut g);
-    let Some(m) = g.st.machine(r.path("system_id")) else {
-        return not_found("Machine");
-    };
-    let disks = m
-        .reported
-        .as_ref()
-        .map(|h| h.disks.clone())
-        .unwrap_or_default();
-    let id = r.path("id");
-    disks
-        .iter()
-        .enumerate()
-        .find(|(i, d)| render::disk_id(m.id, *i).to_string() == id || d.name == id)
-        .map(|(i, d)| ok(render::blockdevice(&s.api, m, i, d)))
-        .unwrap_or_else(|| not_found("BlockDevice"))
 }

@@ -52,6 +52,19 @@ pub fn interface(s: &Maas, r: &Req) -> Response {
     }
 }
 
+/// The request's interface (`{id}`) on machine `sid` when MAAS lets it change: the
+/// machine and the interface's index, or MAAS's answer.
+pub(super) fn editable_iface<'a>(
+    st: &'a State,
+    sid: &str,
+    r: &Req,
+) -> Result<(&'a Machine, usize), Response> {
+    let m = st.machine(sid).ok_or_else(|| not_found("Interface"))?;
+    let idx = iface_index(m, r.path("id")).ok_or_else(|| not_found("Interface"))?;
+    editable(m)?;
+    Ok((m, idx))
+}
+
 pub(super) fn editable(m: &Machine) -> Result<(), Response> {
     if matches!(
         m.status,
@@ -77,15 +90,13 @@ pub fn update_interface(s: &Maas, r: &Req) -> Response {
     s.advance(&mut g);
     let sid = r.path("system_id").to_string();
     let st = &mut g.st;
-    let Some(m) = st.machine(&sid) else {
-        return not_found("Interface");
-    };
-    let Some(idx) = iface_index(m, r.path("id")) else {
-        return not_found("Interface");
-    };
-    if let Err(e) = editable(m) {
-        return e;
+    if st.controller(&sid).is_some() {
+        return update_controller_interface(st, &s.api, &sid, r);
     }
+    let (_, idx) = match editable_iface(st, &sid, r) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
     let p = &r.params;
     let vlan = match p.get("vlan") {
         None => None,
@@ -145,15 +156,10 @@ pub fn link_subnet(s: &Maas, r: &Req) -> Response {
     s.advance(&mut g);
     let sid = r.path("system_id").to_string();
     let st = &mut g.st;
-    let Some(m) = st.machine(&sid) else {
-        return not_found("Interface");
+    let (_, idx) = match editable_iface(st, &sid, r) {
+        Ok(x) => x,
+        Err(e) => return e,
     };
-    let Some(idx) = iface_index(m, r.path("id")) else {
-        return not_found("Interface");
-    };
-    if let Err(e) = editable(m) {
-        return e;
-    }
     let p = &r.params;
     let mode = p.get("mode").unwrap_or("").to_ascii_lowercase();
     if !["auto", "dhcp", "static", "link_up"].contains(&mode.as_str()) {
@@ -300,4 +306,149 @@ pub fn disconnect(s: &Maas, r: &Req) -> Response {
     i.vlan_id = None;
     let iface = i.clone();
     ok(render::interface(st, &s.api, &sid, &iface, 0))
+}
+
+/// A controller's interface: MAAS's `ControllerInterfaceForm` (`forms/interface.py`)
+/// takes only `vlan`, `link_connected`, `interface_speed` and `link_speed`; other
+/// fields are ignored. A new VLAN moves the subnets linked to the interface onto it,
+/// moves its VLAN interfaces to the VLAN with their tag on the new fabric (made when
+/// missing), and deletes the fabric it left when nothing is on it any more
+/// (`interface_vlan_update`, `models/signals/interfaces.py`).
+fn update_controller_interface(st: &mut State, api: &str, sid: &str, r: &Req) -> Response {
+    let p = &r.params;
+    let Some(idx) = st.controller(sid).and_then(|c| {
+        c.interfaces
+            .iter()
+            .position(|i| i.id.to_string() == r.path("id") || i.name == r.path("id"))
+    }) else {
+        return not_found("Interface");
+    };
+    let vlan = match p.get("vlan") {
+        None => None,
+        Some("") => Some(None),
+        Some(v) => match v.parse::<u64>().ok().filter(|id| st.vlans.contains_key(id)) {
+            Some(id) => Some(Some(id)),
+            None => {
+                return invalid1(
+                    "vlan",
+                    "Select a valid choice. That choice is not one of the available choices.",
+                );
+            }
+        },
+    };
+    let mut speeds = Vec::new();
+    for key in ["interface_speed", "link_speed"] {
+        if let Some(v) = p.get_nonempty(key) {
+            match v.parse::<u64>() {
+                Ok(x) => speeds.push((key, x)),
+                Err(_) => return invalid1(key, "Enter a whole number."),
+            }
+        }
+    }
+    if let Some(Some(new)) = vlan {
+        move_controller_interface(st, sid, idx, new);
+    } else if let Some(None) = vlan
+        && let Some(c) = st.controllers.iter_mut().find(|c| c.system_id == sid)
+    {
+        c.interfaces[idx].vlan_id = None;
+    }
+    let Some(c) = st.controllers.iter_mut().find(|c| c.system_id == sid) else {
+        return not_found("Interface");
+    };
+    for (key, x) in speeds {
+        let i = &mut c.interfaces[idx];
+        if key == "link_speed" {
+            i.link_speed = x;
+        } else {
+            i.interface_speed = x;
+        }
+    }
+    let Some(i) = st
+        .controller(sid)
+        .and_then(|c| c.interfaces.get(idx))
+        .cloned()
+    else {
+        return not_found("Interface");
+    };
+    ok(render::interface(st, api, sid, &i, 0))
+}
+
+/// Put controller `sid`'s interface `idx` on VLAN `new`, with MAAS's consequences.
+fn move_controller_interface(st: &mut State, sid: &str, idx: usize, new: u64) {
+    let Some(c) = st.controllers.iter().find(|c| c.system_id == sid) else {
+        return;
+    };
+    let iface = &c.interfaces[idx];
+    let Some(old) = iface.vlan_id.filter(|o| *o != new) else {
+        if iface.vlan_id.is_none()
+            && let Some(c) = st.controllers.iter_mut().find(|c| c.system_id == sid)
+        {
+            c.interfaces[idx].vlan_id = Some(new);
+        }
+        return;
+    };
+    let subnets: Vec<u64> = iface.links.iter().filter_map(|l| l.subnet_id).collect();
+    let children: Vec<(usize, u16)> = c
+        .interfaces
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.kind() == "vlan" && x.parents.contains(&iface.id))
+        .filter_map(|(n, x)| {
+            let vid = st.vlans.get(&x.vlan_id?)?.vid;
+            Some((n, vid))
+        })
+        .collect();
+    for sub in subnets {
+        if let Some(s) = st.subnets.get_mut(&sub) {
+            s.vlan_id = new;
+        }
+    }
+    if let Some(c) = st.controllers.iter_mut().find(|c| c.system_id == sid) {
+        c.interfaces[idx].vlan_id = Some(new);
+    }
+    let fabric = st.vlans.get(&new).map(|v| v.fabric_id).unwrap_or(0);
+    for (child, vid) in children {
+        let target = match st.vlan_by_fabric_vid(fabric, vid) {
+            Some(v) => v.id,
+            None => {
+                let id = st.next_id("vlan", 5001);
+                st.vlans.insert(
+                    id,
+                    Vlan {
+                        id,
+                        fabric_id: fabric,
+                        vid,
+                        mtu: 1500,
+                        ..Vlan::default()
+                    },
+                );
+                id
+            }
+        };
+        move_controller_interface(st, sid, child, target);
+    }
+    // The fabric left behind goes when none of its VLANs has a subnet or an
+    // interface.
+    let Some(old_fabric) = st.vlans.get(&old).map(|v| v.fabric_id) else {
+        return;
+    };
+    let vlans: Vec<u64> = st
+        .vlans
+        .values()
+        .filter(|v| v.fabric_id == old_fabric)
+        .map(|v| v.id)
+        .collect();
+    let used = st.subnets.values().any(|s| vlans.contains(&s.vlan_id))
+        || st
+            .controllers
+            .iter()
+            .flat_map(|c| c.interfaces.iter())
+            .chain(st.machines.values().flat_map(|m| m.interfaces.iter()))
+            .any(|i| i.vlan_id.is_some_and(|v| vlans.contains(&v)));
+    if !used && Some(&old_fabric) != st.fabrics.keys().next() {
+        for v in &vlans {
+            st.vlans.remove(v);
+        }
+        st.fabrics.remove(&old_fabric);
+    }
 }

@@ -110,11 +110,15 @@ pub(super) fn commissioned_hardware(actual: &Hardware, faults: &[String]) -> Har
     hw
 }
 
-/// Complete the machine's pending phases that are due at `now`.
-pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) {
+/// Complete the machine's pending phases that are due at `now`. True when
+/// commissioning ended with its results processed: the caller then applies MAAS's
+/// default storage layout (metadataserver/builtin_scripts/hooks.py calls
+/// `set_default_storage_layout` once the block devices are known).
+pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) -> bool {
+    let mut commissioned = false;
     while let Some(p) = m.pending.clone() {
         if p.due_ms > now {
-            return;
+            return commissioned;
         }
         let at = p.due_ms;
         m.pending = None;
@@ -138,6 +142,7 @@ pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) {
                         .into_iter()
                         .collect();
                 m.reported = Some(commissioned_hardware(&m.actual, &hw_faults));
+                commissioned = true;
                 finish_set(&mut m.commissioning, at, script_status::PASSED, None);
                 let has_tests = m.testing.as_ref().is_some_and(|t| !t.results.is_empty());
                 if has_tests {
@@ -209,6 +214,7 @@ pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) {
             }
         }
     }
+    commissioned
 }
 
 pub(super) fn status_message_for(s: u8) -> &'static str {

@@ -8,11 +8,12 @@ use serde_json::{Value, json};
 
 use super::http::{self, Params, Req, bad_request, conflict, invalid, invalid1, not_found, ok};
 use super::model::{status as S, *};
-use super::{Maas, render, seed};
+use super::{Maas, render, seed, storage};
 use crate::MutateRequest;
 use crate::faults::Faults;
 
 mod allocation;
+mod blockdevices;
 mod crud;
 mod hardware;
 mod interfaces;
@@ -24,6 +25,7 @@ mod operations;
 mod transitions;
 
 pub use allocation::*;
+pub use blockdevices::*;
 pub use crud::*;
 pub use hardware::*;
 pub use interfaces::*;

@@ -316,15 +316,10 @@ pub fn set_default_gateway(s: &Maas, r: &Req) -> Response {
     s.advance(&mut g);
     let sid = r.path("system_id").to_string();
     let st = &mut g.st;
-    let Some(m) = st.machine(&sid) else {
-        return not_found("Interface");
+    let (m, idx) = match editable_iface(st, &sid, r) {
+        Ok(x) => x,
+        Err(e) => return e,
     };
-    let Some(idx) = iface_index(m, r.path("id")) else {
-        return not_found("Interface");
-    };
-    if let Err(e) = editable(m) {
-        return e;
-    }
     let iface = &m.interfaces[idx];
     let has_gateway = |l: &Link| {
         l.subnet_id
@@ -360,15 +355,10 @@ pub fn delete_interface(s: &Maas, r: &Req) -> Response {
     s.advance(&mut g);
     let sid = r.path("system_id").to_string();
     let st = &mut g.st;
-    let Some(m) = st.machine(&sid) else {
-        return not_found("Interface");
+    let (m, idx) = match editable_iface(st, &sid, r) {
+        Ok(x) => x,
+        Err(e) => return e,
     };
-    let Some(idx) = iface_index(m, r.path("id")) else {
-        return not_found("Interface");
-    };
-    if let Err(e) = editable(m) {
-        return e;
-    }
     if m.interfaces[idx].kind() == "physical" {
         return bad_request(
             "A physical interface can only be deleted when the machine no longer has it; re-commission instead.",

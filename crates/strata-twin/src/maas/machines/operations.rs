@@ -51,6 +51,16 @@ pub fn power_on(s: &Maas, r: &Req) -> Response {
         return unknown_power_type();
     }
     let mut m = cur;
+    if m.status == S::ALLOCATED {
+        let osystem = if m.osystem.is_empty() {
+            "ubuntu"
+        } else {
+            &m.osystem
+        };
+        if let Err(e) = check_deploy_storage(&m, osystem, false) {
+            return e;
+        }
+    }
     if let Err(e) = power_action(s, st, &mut m) {
         return e;
     }

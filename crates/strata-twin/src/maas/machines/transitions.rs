@@ -65,6 +65,11 @@ pub(super) fn begin_commissioning(
         results,
     });
     run_set(&mut m.commissioning, now);
+    // Commissioning starts from a blank storage configuration unless told to skip
+    // storage (node.py `start_commissioning`).
+    if !m.skip_storage {
+        storage::clear(m);
+    }
     m.owner = Some(API_USER.into());
     m.power_on = true;
     set_status(m, S::COMMISSIONING, "Commissioning", now);
@@ -117,6 +122,12 @@ pub fn commission(s: &Maas, r: &Req) -> Response {
         .get("testing_scripts")
         .is_some_and(|t| t.split(',').any(|x| x.trim() == "none"));
     let slow = s.slow();
+    m.skip_storage = r
+        .params
+        .bool("skip_storage")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
     begin_commissioning(st, &mut m, s.now_ms(), slow, skip_tests);
     if let Some(slot) = st.machine_mut(&sid) {
         *slot = m;
@@ -305,6 +316,27 @@ pub(super) fn acquire(m: &mut Machine, agent_name: &str, now: u64) {
     m.owner = Some(API_USER.into());
     m.agent_name = agent_name.to_string();
     set_status(m, S::ALLOCATED, "Allocated", now);
+    storage::acquire(m);
+}
+
+/// MAAS refuses to start a deployment whose storage cannot boot
+/// (node.py `_start_deployment`: `{"storage": [issues]}`); an ephemeral deployment
+/// has no storage to check.
+pub(super) fn check_deploy_storage(
+    m: &Machine,
+    osystem: &str,
+    ephemeral: bool,
+) -> Result<(), Response> {
+    if ephemeral {
+        return Ok(());
+    }
+    let issues = storage::deploy_issues(m, osystem);
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        let errors: Vec<(&str, String)> = issues.into_iter().map(|i| ("storage", i)).collect();
+        Err(invalid(&errors))
+    }
 }
 
 pub fn deploy(s: &Maas, r: &Req) -> Response {
@@ -353,6 +385,11 @@ pub fn deploy(s: &Maas, r: &Req) -> Response {
     if osystem == "ubuntu"
         && let Err(e) = check_kernel(&series, &kernel)
     {
+        return e;
+    }
+    // The storage check runs on the OS being deployed, before the power action.
+    let ephemeral = p.bool("ephemeral_deploy").ok().flatten().unwrap_or(false);
+    if let Err(e) = check_deploy_storage(&m, &osystem, ephemeral) {
         return e;
     }
     if m.power_type.is_empty() {
@@ -408,8 +445,10 @@ pub fn release(s: &Maas, r: &Req) -> Response {
             || p.bool("secure_erase").ok().flatten().unwrap_or(false)
             || p.bool("quick_erase").ok().flatten().unwrap_or(false);
         let now = s.now_ms();
-        // Releasing powers the machine off through its BMC.
+        // Releasing powers the machine off through its BMC, and drops the
+        // filesystems made while it was allocated.
         m.power_actions += 1;
+        storage::release(m);
         if erase {
             set_status(m, S::DISK_ERASING, "Erasing disks", now);
             start(m, Phase::DiskErasing, now, slow);
@@ -468,6 +507,7 @@ pub fn release_many(s: &Maas, r: &Req) -> Response {
             && S::RELEASABLE.contains(&m.status)
         {
             m.power_actions += 1;
+            storage::release(m);
             set_status(m, S::RELEASING, "Releasing", now);
             start(m, Phase::Releasing, now, slow);
             released.push(m.system_id.clone());
