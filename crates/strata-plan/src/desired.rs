@@ -9,11 +9,11 @@ use strata_spec::{BmcDriver, InfraVlan, MachineRole, SecretRef};
 
 use crate::fields::{
     AddressRange, DnsDomainFields, DnsRecordFields, FlavorAccessFields, FlavorFields, HaRuleFields,
-    HaRuleSpec, MaasSubnetFields, MaasSubnetSpec, MaasTagFields, MachineBond, MachineFields,
-    MachineLink, MachineNetwork, MachineRaid, MachineSpec, MachineStorage, NetworkFields,
-    NetworkRbacFields, NodeDnsFields, ProjectFields, ProjectLimitFields, QuotaFields,
-    RegisteredLimitFields, RoleAssignmentFields, SubnetFields, VlanFields, VlanSpec, VmFields,
-    VmSpec,
+    HaRuleSpec, MaasSubnetFields, MaasSubnetSpec, MaasTagFields, MachineBond, MachineBridge,
+    MachineFields, MachineLink, MachineNetwork, MachineRaid, MachineSpec, MachineStorage,
+    NetworkFields, NetworkRbacFields, NodeDnsFields, ProjectFields, ProjectLimitFields,
+    QuotaFields, RegisteredLimitFields, RoleAssignmentFields, SubnetFields, VlanFields, VlanSpec,
+    VmFields, VmSpec,
 };
 use crate::model::{Kind, Resource, ResourceId, ResourceSet, owner_tag};
 
@@ -239,15 +239,30 @@ fn maas(
 }
 
 /// The network MAAS configures on a machine before deploying it: what its netplan
-/// file says ([`strata_render::netplan::host_network`]). Not for a machine that
-/// already runs (MAAS registers it deployed, with its boot NIC only) nor for a Proxmox
-/// node, whose VLANs ride a VLAN-aware bridge MAAS would have to model as one.
+/// file says ([`strata_render::netplan::host_network`]). A Proxmox node's VLANs ride
+/// its bridge (`vmbr0`, VLAN-aware in its ifupdown2 file): in MAAS a bridge on the
+/// bond carries the native address, and the VLAN devices (`vmbr0.<vid>`) sit on it.
+/// None for a machine that already runs (MAAS registers it deployed, with its boot NIC
+/// only).
 fn machine_network(fleet: &Fleet, dc: &Dc, m: &strata_fleet::Machine) -> Option<MachineNetwork> {
-    if m.running || m.role == MachineRole::Proxmox {
+    if m.running {
         return None;
     }
-    let n = strata_render::netplan::host_network(fleet, dc, m)?;
+    let mut n = strata_render::netplan::host_network(fleet, dc, m)?;
+    let bridge = (m.role == MachineRole::Proxmox).then(|| {
+        let br = strata_fleet::PROXMOX_BRIDGE.to_string();
+        for l in &mut n.links {
+            l.device = if l.native {
+                br.clone()
+            } else {
+                format!("{br}.{}", l.vid)
+            };
+        }
+        let parent = std::mem::replace(&mut n.uplink, br.clone());
+        MachineBridge { name: br, parent }
+    });
     Some(MachineNetwork {
+        bridge,
         bond: n.bond.map(|b| MachineBond {
             name: b.name,
             members: b.members,

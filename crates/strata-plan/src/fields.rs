@@ -361,7 +361,11 @@ impl MachineStorage {
 pub struct MachineNetwork {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bond: Option<MachineBond>,
-    /// The bond, or the NIC that carries the VLANs.
+    /// A bridge on the bond (or the first NIC) that carries the native address and
+    /// the VLAN devices: a Proxmox node's `vmbr0`. It is then the uplink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<MachineBridge>,
+    /// The bond, the bridge or the NIC that carries the VLANs.
     pub uplink: String,
     /// The uplink's MTU.
     pub mtu: u32,
@@ -382,6 +386,13 @@ pub struct MachineBond {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineBridge {
+    pub name: String,
+    /// The bond or NIC it is made of.
+    pub parent: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MachineLink {
     /// The uplink for the native network, `<uplink>.<vid>` for a tagged VLAN.
     pub device: String,
@@ -399,7 +410,8 @@ pub struct MachineLink {
 
 impl MachineNetwork {
     /// The comparable form: `<bond>.members`, `.mode`, `.lacp_rate`,
-    /// `.xmit_hash_policy`, `<uplink>.mtu`, `<device>.address`, `<vlan device>.mtu`
+    /// `.xmit_hash_policy`, `<uplink>.mtu`, `<bridge>.parent` (and the bond's `.mtu`
+    /// under a bridge), `<device>.address`, `<vlan device>.mtu`
     /// and `gateway`. Observe builds the same keys from MAAS's interfaces.
     pub fn summary(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
@@ -416,6 +428,12 @@ impl MachineNetwork {
             }
         }
         out.insert(format!("{}.mtu", self.uplink), self.mtu.to_string());
+        if let Some(br) = &self.bridge {
+            out.insert(format!("{}.parent", br.name), br.parent.clone());
+            if self.bond.is_some() {
+                out.insert(format!("{}.mtu", br.parent), self.mtu.to_string());
+            }
+        }
         for l in &self.links {
             out.insert(format!("{}.address", l.device), l.address.clone());
             if !l.native {

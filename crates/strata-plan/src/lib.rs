@@ -27,10 +27,10 @@ pub use drift::{Drift, DriftedField, drift};
 pub use fields::{
     AddressRange, DnsDomainFields, DnsRecordFields, FabricFields, FieldsError, FlavorAccessFields,
     FlavorFields, HaRuleFields, HaRuleSpec, KindFields, KindSpec, MaasSubnetFields, MaasSubnetSpec,
-    MaasTagFields, MachineBond, MachineFields, MachineLink, MachineNetwork, MachineRaid,
-    MachineSpec, MachineStorage, NetworkFields, NetworkRbacFields, NodeDnsFields, ProjectFields,
-    ProjectLimitFields, QuotaFields, RegisteredLimitFields, RoleAssignmentFields, SubnetFields,
-    VlanFields, VlanSpec, VmFields, VmSpec,
+    MaasTagFields, MachineBond, MachineBridge, MachineFields, MachineLink, MachineNetwork,
+    MachineRaid, MachineSpec, MachineStorage, NetworkFields, NetworkRbacFields, NodeDnsFields,
+    ProjectFields, ProjectLimitFields, QuotaFields, RegisteredLimitFields, RoleAssignmentFields,
+    SubnetFields, VlanFields, VlanSpec, VmFields, VmSpec,
 };
 pub use model::{
     Kind, Observed, Platform, Resource, ResourceId, ResourceIdError, ResourceSet, UnownedObject,

@@ -12,7 +12,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 use strata_plan::{
     Action, DnsDomainFields, DnsRecordFields, Kind, MaasSubnetFields, MaasSubnetSpec,
-    MaasTagFields, MachineFields, MachineSpec, Observed, Plan, Platform, Resource, ResourceId,
+    MaasTagFields, MachineBond, MachineBridge, MachineFields, MachineLink, MachineNetwork,
+    MachineRaid, MachineSpec, MachineStorage, Observed, Plan, Platform, Resource, ResourceId,
     ResourceSet, Step, VlanFields, VlanSpec,
 };
 use strata_providers::http::EndpointConfig;
@@ -21,7 +22,7 @@ use strata_providers::secrets::{SecretRef, SecretResolver, StaticSecrets, System
 use strata_providers::targets::{MaasTarget, Targets};
 use strata_providers::{ActContext, IntentLog, Outcome, Provider, ProviderError};
 use strata_twin::{
-    DcSeed, FaultSpec, RunningTwin, SeedController, SeedMachine, SeedNic, TwinOptions,
+    DcSeed, FaultSpec, RunningTwin, SeedController, SeedDisk, SeedMachine, SeedNic, TwinOptions,
 };
 
 const DC: &str = "fra1";
@@ -229,8 +230,8 @@ impl Raw {
 
 const HOME: &str = "10.10.0.0/24";
 
-/// A design VLAN as desired() builds it: `vid` is MAAS's (0 where the controllers sit
-/// on it untagged).
+/// A design VLAN as desired() builds it: `vid` is MAAS's (0 for the native VLAN, the
+/// design VID on the home fabric for every other).
 fn vlan(
     role: &str,
     vid: u16,
@@ -298,16 +299,16 @@ fn network() -> Vec<Resource> {
         ),
         vlan(
             "bmc",
-            0,
+            11,
             "10.11.0.0/24",
             1500,
             Some(("fra1-maas-rack-b", None)),
         ),
-        vlan("management", 0, "10.12.0.0/24", 1500, None),
+        vlan("management", 12, "10.12.0.0/24", 1500, None),
         vlan("storage", 20, "10.20.0.0/24", 9000, None),
         subnet("provisioning", 0, HOME, None),
-        subnet("bmc", 0, "10.11.0.0/24", None),
-        subnet("management", 0, "10.12.0.0/24", Some("10.12.0.1")),
+        subnet("bmc", 11, "10.11.0.0/24", None),
+        subnet("management", 12, "10.12.0.0/24", Some("10.12.0.1")),
         subnet("storage", 20, "10.20.0.0/24", None),
     ]
 }
@@ -389,14 +390,29 @@ async fn act(p: &MaasProvider, step: &Step, log: &dyn IntentLog) -> Result<Outco
     p.act(step, &ctx).await
 }
 
-/// Network steps one by one in plan order, then every machine step at once.
+/// Network steps one by one, each after the steps it depends on (as the apply
+/// engine orders them), then every machine step at once.
 async fn apply(
     p: &MaasProvider,
     plan: &Plan,
     log: &dyn IntentLog,
 ) -> Vec<(String, Result<Outcome, ProviderError>)> {
     let mut out = Vec::new();
-    for s in plan.steps.iter().filter(|s| s.id.kind != Kind::Machine) {
+    let mut pending: Vec<&Step> = plan
+        .steps
+        .iter()
+        .filter(|s| s.id.kind != Kind::Machine)
+        .collect();
+    while !pending.is_empty() {
+        let ready = pending
+            .iter()
+            .position(|s| {
+                !s.depends_on
+                    .iter()
+                    .any(|d| pending.iter().any(|x| &x.id == d))
+            })
+            .unwrap_or(0);
+        let s = pending.remove(ready);
         out.push((s.id.to_string(), act(p, s, log).await));
     }
     let machines: Vec<_> = plan
@@ -521,8 +537,10 @@ async fn the_racks_network_is_adopted_and_the_design_attached_to_it() {
     p.expect_machines(&desired);
     let o = p.observe().await.expect("observe");
     let first = plan(&desired, &o);
-    // What the controllers' registration made is adopted (matched by CIDR); only
-    // the storage VLAN, which no controller sits on, and its subnet are created.
+    // What the controllers' registration made is adopted (matched by CIDR): the
+    // native VLAN and every subnet. The other VLANs are made tagged on the native
+    // VLAN's fabric (the controllers sit on bmc and management untagged, on fabrics
+    // of their own); the storage subnet, which nothing registered, is created.
     let actions: Vec<(String, Action)> = first
         .steps
         .iter()
@@ -531,8 +549,8 @@ async fn the_racks_network_is_adopted_and_the_design_attached_to_it() {
     assert_eq!(
         actions,
         vec![
-            ("bmc".to_string(), Action::Adopt),
-            ("management".to_string(), Action::Adopt),
+            ("bmc".to_string(), Action::Create),
+            ("management".to_string(), Action::Create),
             ("provisioning".to_string(), Action::Adopt),
             ("storage".to_string(), Action::Create),
             ("10.10.0.0/24".to_string(), Action::Adopt),
@@ -567,6 +585,10 @@ async fn the_racks_network_is_adopted_and_the_design_attached_to_it() {
     assert_eq!(prov.fields["secondary_rack"], "fra1-maas-rack-b");
     let storage = get(Kind::Vlan, "storage");
     assert!(storage.owned && !storage.adopted);
+    let bmc = get(Kind::Vlan, "bmc");
+    assert_eq!(bmc.fields["vid"], 11);
+    assert_eq!(bmc.fields["primary_rack"], "fra1-maas-rack-b");
+    assert_eq!(bmc.fields["dhcp_on"], true);
 
     // MAAS itself: no strata fabric; the design sits on the racks' fabrics; the
     // unrouted subnets have no gateway, the routed one keeps its gateway; the tagged
@@ -589,6 +611,28 @@ async fn the_racks_network_is_adopted_and_the_design_attached_to_it() {
     );
     let mgmt = maas_subnet(&raw, "10.12.0.0/24").await;
     assert_eq!(mgmt["gateway_ip"], "10.12.0.1");
+    // The controllers' NICs moved with their subnets onto the tagged VLANs of the
+    // native VLAN's fabric, and the fabrics their registration made are gone.
+    for (cidr, vid) in [("10.11.0.0/24", 11), ("10.12.0.0/24", 12)] {
+        let s = maas_subnet(&raw, cidr).await;
+        assert_eq!(
+            (s["vlan"]["vid"].clone(), s["vlan"]["fabric_id"].clone()),
+            (json!(vid), prov_subnet["vlan"]["fabric_id"].clone()),
+            "{s}"
+        );
+    }
+    assert_eq!(fabrics.as_array().map(Vec::len), Some(1), "{fabrics}");
+    let racks = raw.get("rackcontrollers/", &[]).await;
+    for rack in racks.as_array().expect("racks") {
+        for i in rack["interface_set"].as_array().expect("interfaces") {
+            let on_bmc = i["links"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|l| l["subnet"]["cidr"] == "10.11.0.0/24"));
+            if on_bmc {
+                assert_eq!(i["vlan"]["vid"], 11, "{i}");
+            }
+        }
+    }
     let st = maas_subnet(&raw, "10.20.0.0/24").await;
     assert_eq!(
         (st["vlan"]["vid"].clone(), st["vlan"]["fabric_id"].clone()),
@@ -618,7 +662,7 @@ async fn the_racks_network_is_adopted_and_the_design_attached_to_it() {
     let smaller = set(network()
         .into_iter()
         .filter(|r| r.id.name != "storage" && r.id.name != "10.20.0.0/24")
-        .filter(|r| r.id.name != "bmc" && r.id.name != "10.11.0.0/24"));
+        .filter(|r| r.id.name != "10.11.0.0/24"));
     p.expect_machines(&smaller);
     let o = p.observe().await.expect("observe");
     let shrink = plan(&smaller, &o);
@@ -867,7 +911,7 @@ async fn a_create_interrupted_after_the_post_is_found_by_its_intent_not_made_twi
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn a_batch_converges_without_duplicates_under_faults() {
     let faults: FaultSpec = "5xx=0.1,429=0.05".parse().expect("faults");
-    let env = start((0..6).map(seed).collect(), faults).await;
+    let env = start_with((0..6).map(seed).collect(), registered_controllers(), faults).await;
     let raw = Raw::new(&env);
     let dir = tempfile::tempdir().expect("tmp");
     let pass = dir.path().join("bmc");
@@ -909,7 +953,15 @@ async fn a_batch_converges_without_duplicates_under_faults() {
     let o = p.observe().await.expect("observe");
     let first = plan(&desired, &o);
     let c = first.counts();
-    assert_eq!((c.create, c.adopt), (8 + 4, 5), "{:?}", first.steps);
+    // Created: the three tagged VLANs, the storage subnet, four new machines.
+    // Adopted: the provisioning VLAN and the three subnets the controllers
+    // registered, five enlisted machines.
+    assert_eq!(
+        (c.create, c.adopt),
+        (3 + 1 + 4, 1 + 3 + 5),
+        "{:?}",
+        first.steps
+    );
     let log = MemLog::default();
     let results = apply(&p, &first, &log).await;
     assert_all_ok(&results);
@@ -927,12 +979,11 @@ async fn a_batch_converges_without_duplicates_under_faults() {
     for i in 0..3 {
         assert_eq!(raw.machines_with_mac(&mac(2, i)).await, 1);
     }
-    // No controller registered an address: the provisioning VLAN takes the default
-    // fabric's untagged VLAN, the other untagged ones a fabric each (as MAAS places
-    // interfaces on new L2 segments).
+    // The controllers' registration made a fabric per NIC; moving their NICs onto
+    // the tagged VLANs of the provisioning fabric left only that one.
     assert_eq!(
         raw.get("fabrics/", &[]).await.as_array().map(Vec::len),
-        Some(3)
+        Some(1)
     );
     assert_eq!(
         raw.get("subnets/", &[]).await.as_array().map(Vec::len),
@@ -995,6 +1046,7 @@ async fn running_hosts_are_registered_deployed_and_bmc_addresses_are_reserved() 
             machines: vec![running, enlisted, enlisted_but_running],
             proxmox_nodes: vec!["pve1".into()],
             boot_images: vec!["custom/debian-13-pve".into()],
+            controllers: registered_controllers(),
             ..DcSeed::default()
         },
         FaultSpec::default(),
@@ -1313,4 +1365,148 @@ async fn a_gpu_hosts_kernel_options_reach_maas_as_a_tag_it_boots_with() {
         .expect_err("not ours");
     assert!(matches!(err, ProviderError::Refused(_)), "{err}");
     assert!(err.to_string().contains("another owner"), "{err}");
+}
+
+/// A Proxmox node MAAS deploys: its bond is the port of bridge `vmbr0`, which
+/// carries the native address, with the VLAN devices on the bridge; its disks are a
+/// RAID-1 root. Apply builds both in MAAS before deploy (the disks while the machine
+/// is Ready), and observe then reads back exactly the design.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bridged_node_with_a_raid_root_is_configured_before_deploy() {
+    let disk = |name: &str| SeedDisk {
+        name: name.into(),
+        size_gb: 480,
+        kind: "ssd".into(),
+    };
+    let node = SeedMachine {
+        nics: vec!["eno1".into(), "eno2".into()],
+        disks: vec![disk("sda"), disk("sdb"), disk("sdc")],
+        ..seed(1)
+    };
+    let env = start_with(vec![node], registered_controllers(), FaultSpec::default()).await;
+    let p = provider(&env);
+    let raw = Raw::new(&env);
+    let dir = tempfile::tempdir().expect("tmp");
+    let pass = dir.path().join("bmc");
+    std::fs::write(&pass, "pw").expect("write");
+    let mut m = machine(
+        "SN00001",
+        "fra1-pve9",
+        &mac(0, 1),
+        "proxmox",
+        &format!("file:{}", pass.display()),
+    );
+    let net = MachineNetwork {
+        bond: Some(MachineBond {
+            name: "bond0".into(),
+            members: vec!["eno1".into(), "eno2".into()],
+            mode: "802.3ad".into(),
+            lacp_rate: Some("fast".into()),
+            xmit_hash_policy: Some("layer3+4".into()),
+        }),
+        bridge: Some(MachineBridge {
+            name: "vmbr0".into(),
+            parent: "bond0".into(),
+        }),
+        uplink: "vmbr0".into(),
+        mtu: 1500,
+        links: vec![
+            MachineLink {
+                device: "vmbr0".into(),
+                vid: 10,
+                native: true,
+                address: "10.10.0.50/24".into(),
+                mtu: 1500,
+                gateway: None,
+            },
+            MachineLink {
+                device: "vmbr0.12".into(),
+                vid: 12,
+                native: false,
+                address: "10.12.0.50/24".into(),
+                mtu: 1500,
+                gateway: Some("10.12.0.1".into()),
+            },
+        ],
+    };
+    let storage = MachineStorage {
+        raids: vec![MachineRaid {
+            name: "md0".into(),
+            level: "raid-1".into(),
+            members: vec!["sda".into(), "sdb".into()],
+            fstype: Some("ext4".into()),
+            mount: Some("/".into()),
+        }],
+    };
+    m.fields.insert("network".into(), json!(net.summary()));
+    m.fields.insert("storage".into(), json!(storage.summary()));
+    m.spec.insert(
+        "network".into(),
+        serde_json::to_value(&net).expect("network"),
+    );
+    m.spec.insert(
+        "storage".into(),
+        serde_json::to_value(&storage).expect("storage"),
+    );
+    for cidr in [HOME, "10.12.0.0/24"] {
+        m.depends_on
+            .push(ResourceId::new(DC, Kind::MaasSubnet, cidr));
+    }
+    let mut resources = network();
+    resources.push(m);
+    let desired = set(resources);
+    p.expect_machines(&desired);
+    let o = p.observe().await.expect("observe");
+    let first = plan(&desired, &o);
+    let log = MemLog::default();
+    assert_all_ok(&apply(&p, &first, &log).await);
+
+    let o = p.observe().await.expect("re-observe");
+    let again = plan(&desired, &o);
+    assert!(
+        again.is_empty(),
+        "{}",
+        strata_plan::display::render(&again, 0)
+    );
+    let seen = o
+        .resources
+        .get(&ResourceId::new(DC, Kind::Machine, "SN00001"))
+        .expect("machine");
+    assert_eq!(status(seen), "Deployed");
+    let sid = seen.external_id.clone().expect("system id");
+    let ifaces = raw.get(&format!("nodes/{sid}/interfaces/"), &[]).await;
+    let by = |name: &str| {
+        ifaces
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["name"] == name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(by("vmbr0")["type"], "bridge", "{ifaces}");
+    assert_eq!(by("vmbr0")["parents"], json!(["bond0"]), "{ifaces}");
+    assert_eq!(by("vmbr0.12")["parents"], json!(["vmbr0"]), "{ifaces}");
+    assert_eq!(by("vmbr0.12")["links"][0]["ip_address"], "10.12.0.50");
+    assert_eq!(
+        by("bond0")["links"],
+        json!([]),
+        "the bond's address moved to the bridge"
+    );
+    let disks = raw.get(&format!("nodes/{sid}/blockdevices/"), &[]).await;
+    let md0 = disks
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["name"] == "md0"))
+        .cloned()
+        .expect("md0");
+    assert_eq!(md0["filesystem"]["mount_point"], "/");
+    let sdc = disks
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["name"] == "sdc"))
+        .cloned()
+        .expect("sdc");
+    assert_eq!(sdc["used_for"], "Unused", "a disk in no array stays unused");
+
+    // Repeating every step (as after a crash) changes nothing.
+    assert_all_ok(&apply(&p, &first, &log).await);
+    let o = p.observe().await.expect("observe");
+    assert!(plan(&desired, &o).is_empty());
 }

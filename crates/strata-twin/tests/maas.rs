@@ -1906,7 +1906,7 @@ async fn bonds_vlans_and_the_default_gateway_follow_maas_rules() {
     assert!(
         v["parents"][0]
             .as_str()
-            .is_some_and(|m| m.contains("in-use by another bond")),
+            .is_some_and(|m| m == "Interfaces already in-use: eno1."),
         "{t}"
     );
     let (_, eno1_now, _) = c.get(&format!("{ifaces}{e1}/"), &[]).await;
@@ -2037,4 +2037,84 @@ async fn bonds_vlans_and_the_default_gateway_follow_maas_rules() {
         Value::Null,
         "{m}"
     );
+
+    // Bridges (BridgeInterfaceForm): one parent, not a bridge, not already in a bond
+    // or a bridge; MAAS's defaults; VLAN interfaces may sit on it.
+    let (s, v, t) = c
+        .post(
+            &ifaces,
+            Some("create_bridge"),
+            &[
+                ("name", "br0"),
+                ("parents", e1.as_str()),
+                ("parents", e2.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+    assert!(
+        v["parents"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("exactly one parent")),
+        "{t}"
+    );
+    let (s, v, t) = c
+        .post(
+            &ifaces,
+            Some("create_bridge"),
+            &[
+                ("name", "br0"),
+                ("parents", e1.as_str()),
+                ("bridge_type", "linux"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 400, "{t}");
+    assert!(v["bridge_type"][0].is_string(), "{t}");
+    let (s, br, t) = c
+        .post(
+            &ifaces,
+            Some("create_bridge"),
+            &[("name", "br0"), ("parent", e1.as_str())],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(br["type"], "bridge");
+    assert_eq!(br["parents"], json!(["eno1"]));
+    assert_eq!(br["params"]["bridge_type"], "standard");
+    assert_eq!(br["params"]["bridge_stp"], false);
+    assert_eq!(br["params"]["bridge_fd"], 15);
+    assert_eq!(br["vlan"]["id"], eno1["vlan"]["id"]);
+    let br_id = br["id"].to_string();
+    for (name, parent) in [("br1", e1.as_str()), ("br2", br_id.as_str())] {
+        let (s, _, t) = c
+            .post(
+                &ifaces,
+                Some("create_bridge"),
+                &[("name", name), ("parents", parent)],
+            )
+            .await;
+        assert_eq!(s, 400, "{name} on {parent}: {t}");
+    }
+    let (s, _, t) = c
+        .post(
+            &ifaces,
+            Some("create_bond"),
+            &[
+                ("name", "bond1"),
+                ("parents", e1.as_str()),
+                ("parents", e2.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(s, 400, "a bridge port cannot join a bond: {t}");
+    let (s, vb, t) = c
+        .post(
+            &ifaces,
+            Some("create_vlan"),
+            &[("parent", br_id.as_str()), ("vlan", vlan12.as_str())],
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(vb["name"], "br0.12");
 }

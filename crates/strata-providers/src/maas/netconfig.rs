@@ -218,6 +218,73 @@ impl MaasProvider {
                 ifaces = self.interfaces(sid).await?;
             }
         }
+        // 1b. A bridge on it (a Proxmox node's vmbr0), which then carries the rest.
+        if let Some(br) = &want.bridge {
+            let Some(port) = by_name(&ifaces, &br.parent) else {
+                return Err(ProviderError::Refused(format!(
+                    "{step}: machine {sid} has no interface {} for bridge {}",
+                    br.parent, br.name
+                )));
+            };
+            let existing = by_name(&ifaces, &br.name);
+            let fits = existing
+                .as_ref()
+                .is_some_and(|i| i.kind == "bridge" && i.parents == [br.parent.clone()]);
+            if let (Some(i), false) = (&existing, fits) {
+                self.client
+                    .delete(&format!("nodes/{sid}/interfaces/{}/", i.id))
+                    .await?;
+                done.push(format!("removed {} (on another port)", i.name));
+                ifaces = self.interfaces(sid).await?;
+            }
+            if !fits {
+                // A port's VLAN interfaces would leave their address off the
+                // bridge: they are made again on the bridge below.
+                for child in ifaces
+                    .iter()
+                    .filter(|i| i.kind == "vlan" && i.parents == [br.parent.clone()])
+                {
+                    self.client
+                        .delete(&format!("nodes/{sid}/interfaces/{}/", child.id))
+                        .await?;
+                }
+                let mut body: Form = vec![
+                    ("name".into(), br.name.clone()),
+                    ("parents".into(), port.id.to_string()),
+                    ("bridge_type".into(), "standard".into()),
+                    ("bridge_stp".into(), "false".into()),
+                    ("bridge_fd".into(), "0".into()),
+                    ("mtu".into(), want.mtu.to_string()),
+                ];
+                if let Some(v) = native_vlan {
+                    body.push(("vlan".into(), v.to_string()));
+                }
+                let _: Value = self
+                    .client
+                    .post(
+                        &format!("nodes/{sid}/interfaces/"),
+                        Some("create_bridge"),
+                        &body,
+                        false,
+                    )
+                    .await?;
+                done.push(format!("bridge {} on {}", br.name, br.parent));
+                ifaces = self.interfaces(sid).await?;
+            }
+            if want.bond.is_some()
+                && let Some(port) = by_name(&ifaces, &br.parent)
+                && port.effective_mtu != Some(want.mtu)
+            {
+                let _: Value = self
+                    .client
+                    .put(
+                        &format!("nodes/{sid}/interfaces/{}/", port.id),
+                        &vec![("mtu".into(), want.mtu.to_string())],
+                    )
+                    .await?;
+                done.push(format!("{} mtu {}", br.parent, want.mtu));
+            }
+        }
         let Some(uplink) = by_name(&ifaces, &want.uplink) else {
             return Err(ProviderError::Refused(format!(
                 "{step}: machine {sid} has no interface {}",
@@ -452,6 +519,7 @@ mod summary_tests {
                 lacp_rate: Some("fast".into()),
                 xmit_hash_policy: Some("layer3+4".into()),
             }),
+            bridge: None,
             uplink: "bond0".into(),
             mtu: 9216,
             links: vec![
@@ -482,6 +550,7 @@ mod summary_tests {
         ]));
         let want = MachineNetwork {
             bond: None,
+            bridge: None,
             uplink: "eno1".into(),
             mtu: 9216,
             links: vec![MachineLink {
@@ -494,5 +563,52 @@ mod summary_tests {
             }],
         };
         assert_eq!(single.network_summary(), want.summary());
+
+        // A Proxmox node: the bond is the bridge's port, the bridge carries the rest.
+        let bridged = machine(serde_json::json!([
+            {"id": 1, "name": "eno1", "type": "physical", "effective_mtu": 9216, "links": []},
+            {"id": 2, "name": "eno2", "type": "physical", "effective_mtu": 9216, "links": []},
+            {"id": 3, "name": "bond0", "type": "bond", "parents": ["eno1", "eno2"], "effective_mtu": 9216,
+             "params": {"bond_mode": "active-backup"}, "links": []},
+            {"id": 5, "name": "vmbr0", "type": "bridge", "parents": ["bond0"], "effective_mtu": 9216,
+             "params": {"bridge_type": "standard", "bridge_stp": false, "bridge_fd": 0},
+             "links": [link("10.10.0.5", "10.10.0.0/22")]},
+            {"id": 4, "name": "vmbr0.12", "type": "vlan", "parents": ["vmbr0"], "effective_mtu": 1500,
+             "links": [link("10.12.0.5", "10.12.0.0/24")]},
+        ]));
+        let want = MachineNetwork {
+            bond: Some(MachineBond {
+                name: "bond0".into(),
+                members: vec!["eno1".into(), "eno2".into()],
+                mode: "active-backup".into(),
+                lacp_rate: None,
+                xmit_hash_policy: None,
+            }),
+            bridge: Some(strata_plan::MachineBridge {
+                name: "vmbr0".into(),
+                parent: "bond0".into(),
+            }),
+            uplink: "vmbr0".into(),
+            mtu: 9216,
+            links: vec![
+                MachineLink {
+                    device: "vmbr0".into(),
+                    vid: 10,
+                    native: true,
+                    address: "10.10.0.5/22".into(),
+                    mtu: 9216,
+                    gateway: None,
+                },
+                MachineLink {
+                    device: "vmbr0.12".into(),
+                    vid: 12,
+                    native: false,
+                    address: "10.12.0.5/24".into(),
+                    mtu: 1500,
+                    gateway: Some("10.12.0.1".into()),
+                },
+            ],
+        };
+        assert_eq!(bridged.network_summary(), want.summary());
     }
 }

@@ -326,6 +326,12 @@ impl Machine {
                         out.insert(format!("{}.mtu", i.name), m.to_string());
                     }
                 }
+                "bridge" => {
+                    out.insert(format!("{}.parent", i.name), i.parents.join(","));
+                    if let Some(m) = i.effective_mtu {
+                        out.insert(format!("{}.mtu", i.name), m.to_string());
+                    }
+                }
                 _ => {
                     // A NIC that is the uplink itself (no bond: it carries the native
                     // address or the VLANs): its MTU counts. A bond member has

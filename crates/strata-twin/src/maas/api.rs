@@ -278,6 +278,11 @@ pub static HANDLERS: &[Handler] = &[
             get(m::interfaces, "List interfaces."),
             post_op("create_bond", m::create_bond, "Create a bond interface."),
             post_op("create_vlan", m::create_vlan, "Create a VLAN interface."),
+            post_op(
+                "create_bridge",
+                m::create_bridge,
+                "Create a bridge interface.",
+            ),
         ],
     },
     Handler {

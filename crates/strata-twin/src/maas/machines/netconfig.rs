@@ -112,22 +112,18 @@ pub fn create_bond(s: &Maas, r: &Req) -> Response {
             format!("A bond cannot be made of a VLAN interface: {}.", v.name),
         );
     }
-    let in_bond: Vec<&str> = parents
+    // A parent with any child (a bond, a bridge, a VLAN interface) is taken
+    // (`ChildInterfaceForm.validate_parental_fidelity`).
+    let mut in_use: Vec<&str> = parents
         .iter()
-        .filter(|i| {
-            m.interfaces
-                .iter()
-                .any(|x| x.kind() == "bond" && x.parents.contains(&i.id))
-        })
+        .filter(|i| m.interfaces.iter().any(|x| x.parents.contains(&i.id)))
         .map(|i| i.name.as_str())
         .collect();
-    if !in_bond.is_empty() {
+    in_use.sort();
+    if !in_use.is_empty() {
         return invalid1(
             "parents",
-            format!(
-                "Interface(s) {} are already in-use by another bond.",
-                in_bond.join(", ")
-            ),
+            format!("Interfaces already in-use: {}.", in_use.join(", ")),
         );
     }
     let vlans: std::collections::BTreeSet<Option<u64>> =
@@ -210,6 +206,140 @@ pub fn create_bond(s: &Maas, r: &Req) -> Response {
         mtu,
         kind: "bond".into(),
         parents: parent_ids,
+        params,
+        ..Interface::default()
+    });
+    response(s, st, &sid, id)
+}
+
+/// `POST /nodes/{system_id}/interfaces/?op=create_bridge` (MAAS's
+/// `BridgeInterfaceForm`, `forms/interface.py`): exactly one parent, which is not a
+/// bridge and not already in a bond or a bridge (its VLAN interfaces may stay);
+/// `bridge_type` `standard` or `ovs`, `bridge_stp` off and `bridge_fd` 15 unless
+/// given. The bridge takes its parent's VLAN and MAC unless given; the parent's links
+/// are cleared and it joins the bridge's VLAN (`update_interface_parents`).
+pub fn create_bridge(s: &Maas, r: &Req) -> Response {
+    let mut g = s.inner.lock();
+    s.advance(&mut g);
+    let sid = r.path("system_id").to_string();
+    let st = &mut g.st;
+    let Some(m) = st.machine(&sid) else {
+        return not_found("Node");
+    };
+    if let Err(e) = editable(m) {
+        return e;
+    }
+    let p = &r.params;
+    let Some(name) = p.get_nonempty("name").map(str::to_string) else {
+        return invalid1("name", "This field is required.");
+    };
+    if m.interfaces.iter().any(|i| i.name == name) {
+        return invalid1(
+            "name",
+            format!("Interface with this name already exists on this node: {name}."),
+        );
+    }
+    // `parent` is the deprecated spelling of `parents`.
+    let mut wanted = p.list("parents");
+    wanted.extend(p.list("parent"));
+    let parent = match wanted.as_slice() {
+        [one] => match iface_index(m, one) {
+            Some(i) => &m.interfaces[i],
+            None => return choice("parents", one),
+        },
+        [] => {
+            return invalid1(
+                "parents",
+                "A bridge interface must have one or more parents.",
+            );
+        }
+        _ => {
+            return invalid1(
+                "parents",
+                "A bridge interface must have exactly one parent.",
+            );
+        }
+    };
+    if parent.kind() == "bridge" {
+        return invalid1(
+            "parents",
+            "A bridge interface can't have another bridge interface as parent.",
+        );
+    }
+    if m.interfaces
+        .iter()
+        .any(|x| matches!(x.kind(), "bond" | "bridge") && x.parents.contains(&parent.id))
+    {
+        return invalid1(
+            "parents",
+            "A bridge interface can't have a parent that is already in a bond or a bridge.",
+        );
+    }
+    let bridge_type = p.get_nonempty("bridge_type").unwrap_or("standard");
+    if !["standard", "ovs"].contains(&bridge_type) {
+        return choice("bridge_type", bridge_type);
+    }
+    let stp = match p.get_nonempty("bridge_stp") {
+        None => false,
+        Some(v) => match v.to_ascii_lowercase().as_str() {
+            "true" | "1" | "on" | "yes" => true,
+            "false" | "0" | "off" | "no" => false,
+            _ => return invalid1("bridge_stp", "Enter a valid boolean."),
+        },
+    };
+    let fd = match int_param(p, "bridge_fd", 15) {
+        Ok(x) if x >= 0 => x,
+        Ok(_) => {
+            return invalid1(
+                "bridge_fd",
+                "Ensure this value is greater than or equal to 0.",
+            );
+        }
+        Err(e) => return e,
+    };
+    let mtu = match mtu_param(p) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let vlan_id = match p.get_nonempty("vlan") {
+        Some(v) => match v.parse::<u64>().ok().filter(|id| st.vlans.contains_key(id)) {
+            Some(id) => Some(id),
+            None => return choice("vlan", v),
+        },
+        None => parent.vlan_id,
+    };
+    let mac = match p.get_nonempty("mac_address") {
+        Some(v) => match normalize_mac(v) {
+            Some(mac) => mac,
+            None => return invalid1("mac_address", format!("'{v}' is not a valid MAC address.")),
+        },
+        None => parent.mac_address.clone(),
+    };
+    let (parent_id, speed) = (parent.id, parent.interface_speed);
+    let params: BTreeMap<String, Value> = BTreeMap::from([
+        ("bridge_type".into(), json!(bridge_type)),
+        ("bridge_stp".into(), json!(stp)),
+        ("bridge_fd".into(), json!(fd)),
+    ]);
+    let id = st.next_id("interface", 1);
+    let Some(m) = st.machine_mut(&sid) else {
+        return not_found("Node");
+    };
+    if let Some(i) = m.interfaces.iter_mut().find(|i| i.id == parent_id) {
+        i.links.clear();
+        i.vlan_id = vlan_id;
+    }
+    m.interfaces.push(Interface {
+        id,
+        name,
+        mac_address: mac,
+        vlan_id,
+        enabled: true,
+        link_speed: speed,
+        interface_speed: speed,
+        mtu,
+        kind: "bridge".into(),
+        parents: vec![parent_id],
         params,
         ..Interface::default()
     });
