@@ -863,8 +863,8 @@ def machine(serial):
     raise SystemExit(f"no machine {serial}")
 "#;
 
-/// Release a deployed machine and give it MAAS's flat layout, as someone working
-/// around strata would; print its system id.
+/// Release a deployed machine, give it MAAS's flat layout and its bond another MTU,
+/// as someone working around strata would; print its system id.
 const MAAS_FLATTEN: &str = r#"
 m = machine(os.environ["SERIAL"])
 sid = m["system_id"]
@@ -874,6 +874,8 @@ for _ in range(600):
         break
     time.sleep(0.1)
 call("POST", f"machines/{sid}/?op=set_storage_layout", {"storage_layout": "flat"})
+bond = next(i for i in call("GET", f"nodes/{sid}/interfaces/") if i["type"] == "bond")
+call("PUT", f"nodes/{sid}/interfaces/{bond['id']}/", {"mtu": "1500"})
 print(sid)
 "#;
 
@@ -947,8 +949,9 @@ fn profile_raids(m: &strata_fleet::Machine) -> serde_json::Value {
 /// Proof that a deployed machine's disks are as designed: after apply, every machine
 /// MAAS deployed holds its profile's RAID arrays (members, level, filesystem, mount
 /// point; the boot disk is the root array's first member), read back through
-/// python-libmaas. A machine released and given another layout behind strata's back
-/// is drift per path, and the next apply rebuilds the design and deploys it again.
+/// python-libmaas. A machine released and given another disk layout and bond MTU behind
+/// strata's back is drift per path, and the next apply rebuilds the design and deploys
+/// it again.
 #[test]
 fn maas_holds_each_machines_raid_and_a_changed_raid_is_drift_that_apply_repairs() {
     if skip_clients() {
@@ -1020,6 +1023,7 @@ fn maas_holds_each_machines_raid_and_a_changed_raid_is_drift_that_apply_repairs(
         "storage.md0.level",
         "storage.md0.members",
         "storage.md0.mount",
+        "network.bond0.mtu",
         "status",
     ] {
         assert!(fields.contains(&path), "{path} not in {fields:?}: {v:#}");
