@@ -170,6 +170,24 @@ def main(argv):
     else:
         raise AssertionError("a second bond over eno1 was accepted")
 
+    # A bridge on the bond (a Proxmox node's vmbr0), made and read back through
+    # libmaas, then removed again.
+    allocated.interfaces.create(
+        InterfaceType.BRIDGE, name="br0", parent=bond, bridge_stp=False, bridge_fd=0
+    )
+    allocated = client.machines.get(system_id=allocated.system_id)
+    br = {i.name: i for i in allocated.interfaces}["br0"]
+    summary["bridge"] = {
+        "type": br.type.value,
+        "parents": [p.name for p in br.parents],
+        "bridge_type": br.params.get("bridge_type"),
+        "bridge_fd": br.params.get("bridge_fd"),
+    }
+    wanted = {"type": "bridge", "parents": ["bond0"], "bridge_type": "standard", "bridge_fd": 0}
+    if summary["bridge"] != wanted:
+        raise AssertionError("bridge read back wrong: %r" % summary["bridge"])
+    br.delete()
+
     # Deploy and wait.
     allocated.deploy(
         distro_series="noble",

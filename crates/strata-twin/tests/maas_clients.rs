@@ -125,6 +125,11 @@ async fn python_libmaas_drives_the_lifecycle() {
     assert_eq!(summary["deployed"]["status"], "DEPLOYED");
     assert_eq!(summary["deployed"]["distro_series"], "noble");
     assert_eq!(summary["impossible_allocation"], "refused");
+    assert_eq!(
+        summary["bridge"]["parents"],
+        serde_json::json!(["bond0"]),
+        "{summary}"
+    );
 
     // The machine the client drove is back to Ready, untagged by release.
     let sid = summary["machine"]["system_id"].as_str().expect("system_id");
