@@ -1,0 +1,327 @@
+//! The store's protocol, run against both databases: SQLite in a temporary file and
+//! the PostgreSQL that runs beside the tests (127.0.0.1:5432, trust auth, database
+//! `test`; `STRATA_TEST_POSTGRES` overrides the URL), each test in a schema of its own.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use strata_store::{Failed, StepSpec, Store, now_ms};
+
+fn pg_base() -> String {
+    std::env::var("STRATA_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A PostgreSQL store in a fresh schema, and the schema's name.
+async fn postgres() -> (Store, String) {
+    let schema = format!("strata_test_{}", uuid::Uuid::new_v4().simple());
+    // A schema of its own, made through a plain connection, then used by the store's
+    // connections through their search path.
+    let base = pg_base();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432 (or STRATA_TEST_POSTGRES)");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut conn)
+        .await
+        .expect("schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let store = Store::connect(&format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+        .await
+        .expect("store");
+    (store, schema)
+}
+
+async fn drop_schema(schema: &str) {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&pg_base())
+        .await
+        .expect("connect");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut conn)
+        .await
+        .expect("drop schema");
+}
+
+async fn sqlite(dir: &tempfile::TempDir) -> Store {
+    Store::connect(&format!(
+        "sqlite:{}",
+        dir.path().join("strata.db").display()
+    ))
+    .await
+    .expect("sqlite")
+}
+
+fn steps(names: &[&str]) -> Vec<StepSpec> {
+    names
+        .iter()
+        .map(|n| StepSpec {
+            max_attempts: 3,
+            timeout: Duration::from_secs(60),
+            ..StepSpec::new(*n)
+        })
+        .collect()
+}
+
+/// Steps run in order, one claim at a time; a workflow is started once per key; the
+/// last step completes the workflow; results record evidence and events.
+async fn steps_run_in_order_and_complete_the_workflow(s: &Store) {
+    let (id, created) = s
+        .start(
+            "onboard:SN1",
+            "onboard",
+            "SN1",
+            &steps(&["enlist", "commission", "deploy"]),
+        )
+        .await
+        .expect("start");
+    assert!(created);
+    let (again, created) = s
+        .start("onboard:SN1", "onboard", "SN1", &steps(&["enlist"]))
+        .await
+        .expect("start again");
+    assert_eq!((again.as_str(), created), (id.as_str(), false));
+    let now = now_ms();
+    let c = s
+        .claim("w1", None, now)
+        .await
+        .expect("claim")
+        .expect("a step");
+    assert_eq!((c.name.as_str(), c.step, c.attempt), ("enlist", 0, 1));
+    assert_eq!(c.key(), format!("{id}:0"));
+    // The next step waits for this one.
+    assert_eq!(s.claim("w2", None, now).await.expect("claim"), None);
+    assert!(
+        s.complete(&c, &json!({"system_id": "abc"}))
+            .await
+            .expect("complete")
+    );
+    for name in ["commission", "deploy"] {
+        let c = s
+            .claim("w2", None, now)
+            .await
+            .expect("claim")
+            .expect("a step");
+        assert_eq!(c.name, name);
+        assert!(
+            s.complete(&c, &json!({"ok": name}))
+                .await
+                .expect("complete")
+        );
+    }
+    assert_eq!(s.claim("w1", None, now).await.expect("claim"), None);
+    let w = s.workflow(&id).await.expect("read").expect("workflow");
+    assert_eq!(w.state, "done");
+    assert_eq!(w.steps[0].evidence, Some(json!({"system_id": "abc"})));
+    let kinds: Vec<String> = s
+        .events(&id)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("started"));
+    assert_eq!(kinds.last().map(String::as_str), Some("done"));
+}
+
+/// A failed attempt is retried after its backoff; the last failure fails the
+/// workflow; a worker whose lease ran out cannot record over its successor; a
+/// crashed worker's step is taken over when its lease runs out (resume).
+async fn failures_retry_stale_claims_are_refused_and_crashes_resume(s: &Store) {
+    let (id, _) = s
+        .start(
+            "upgrade:pve1",
+            "upgrade",
+            "pve1",
+            &steps(&["drain", "upgrade"]),
+        )
+        .await
+        .expect("start");
+    let t0 = now_ms();
+    let c1 = s.claim("a", None, t0).await.expect("claim").expect("step");
+    let Failed::Retrying { retry_at_ms } = s.fail(&c1, "API 503", t0).await.expect("fail") else {
+        panic!("expected a retry");
+    };
+    assert!(retry_at_ms >= t0 + 1000);
+    assert_eq!(
+        s.claim("a", None, t0).await.expect("claim"),
+        None,
+        "backoff"
+    );
+    // The retry is claimed after the backoff; that worker then "crashes".
+    let c2 = s
+        .claim("b", None, retry_at_ms)
+        .await
+        .expect("claim")
+        .expect("retry");
+    assert_eq!((c2.step, c2.attempt), (0, 2));
+    // After the lease (60 s) runs out another worker resumes the step.
+    let late = retry_at_ms + 61_000;
+    let c3 = s
+        .claim("c", None, late)
+        .await
+        .expect("claim")
+        .expect("resume");
+    assert_eq!((c3.step, c3.attempt, c3.worker.as_str()), (0, 3, "c"));
+    // The crashed worker comes back: its result is refused.
+    assert!(!s.complete(&c2, &json!({})).await.expect("complete"));
+    assert_eq!(
+        s.fail(&c2, "late", late).await.expect("fail"),
+        Failed::Stale
+    );
+    // The third attempt was the last: its failure fails the workflow.
+    assert_eq!(
+        s.fail(&c3, "still down", late).await.expect("fail"),
+        Failed::Exhausted
+    );
+    let w = s.workflow(&id).await.expect("read").expect("workflow");
+    assert_eq!(w.state, "failed");
+    assert_eq!(w.steps[0].error.as_deref(), Some("still down"));
+    assert_eq!(w.steps[1].state, "pending");
+    assert_eq!(
+        s.claim("d", None, late + 10_000_000).await.expect("claim"),
+        None
+    );
+
+    // Cancelled: nothing more is claimed and a step in flight cannot record.
+    let (id, _) = s
+        .start(
+            "decommission:SN9",
+            "decommission",
+            "SN9",
+            &steps(&["drain"]),
+        )
+        .await
+        .expect("start");
+    let c = s
+        .claim("a", None, late)
+        .await
+        .expect("claim")
+        .expect("step");
+    assert!(s.cancel(&id).await.expect("cancel"));
+    assert!(!s.complete(&c, &json!({})).await.expect("complete"));
+    assert!(!s.cancel(&id).await.expect("cancel twice"));
+    let w = s.workflow(&id).await.expect("read").expect("workflow");
+    assert_eq!(
+        (w.state.as_str(), w.steps[0].state.as_str()),
+        ("cancelled", "cancelled")
+    );
+}
+
+/// The leader lease: one holder at a time; renewal keeps the fencing counter, a
+/// takeover after expiry raises it, and the old holder's counter no longer fences.
+async fn the_lease_has_one_holder_and_fences_the_old_one(s: &Store) {
+    let ttl = Duration::from_secs(10);
+    let t = now_ms();
+    let a = s
+        .acquire_lease("leader", "a", ttl, t)
+        .await
+        .expect("a")
+        .expect("a leads");
+    assert_eq!(
+        s.acquire_lease("leader", "b", ttl, t + 1).await.expect("b"),
+        None
+    );
+    assert_eq!(
+        s.acquire_lease("leader", "a", ttl, t + 5_000)
+            .await
+            .expect("renew"),
+        Some(a)
+    );
+    assert!(s.fence("leader", a).await.expect("fence"));
+    // a pauses past its lease; b takes over with a higher counter.
+    let b = s
+        .acquire_lease("leader", "b", ttl, t + 16_000)
+        .await
+        .expect("b")
+        .expect("b leads");
+    assert!(b > a);
+    assert!(!s.fence("leader", a).await.expect("fence"));
+    assert!(s.fence("leader", b).await.expect("fence"));
+    assert_eq!(
+        s.acquire_lease("leader", "a", ttl, t + 17_000)
+            .await
+            .expect("a"),
+        None
+    );
+}
+
+/// Concurrent workers never claim one step twice.
+async fn concurrent_workers_claim_each_step_once(s: Arc<Store>) {
+    for i in 0..40 {
+        s.start(
+            &format!("bulk:{i}"),
+            "onboard",
+            &format!("M{i}"),
+            &steps(&["only"]),
+        )
+        .await
+        .expect("start");
+    }
+    let now = now_ms();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(c) = s.claim(&format!("w{w}"), None, now).await.expect("claim") {
+                assert!(s.complete(&c, &json!({})).await.expect("complete"));
+                got.push(c.key());
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "a step was claimed twice");
+    assert!(all.len() >= 40, "{}", all.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_store() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = sqlite(&dir).await;
+    steps_run_in_order_and_complete_the_workflow(&s).await;
+    failures_retry_stale_claims_are_refused_and_crashes_resume(&s).await;
+    the_lease_has_one_holder_and_fences_the_old_one(&s).await;
+    concurrent_workers_claim_each_step_once(Arc::new(s)).await;
+    // Everything survives reopening the file.
+    let s = sqlite(&dir).await;
+    assert!(s.claim("x", None, now_ms()).await.expect("claim").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_store() {
+    let (s, schema) = postgres().await;
+    steps_run_in_order_and_complete_the_workflow(&s).await;
+    failures_retry_stale_claims_are_refused_and_crashes_resume(&s).await;
+    the_lease_has_one_holder_and_fences_the_old_one(&s).await;
+    let s = Arc::new(s);
+    concurrent_workers_claim_each_step_once(s.clone()).await;
+    // A second server on the same database migrates nothing twice.
+    let base = pg_base();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let again = Store::connect(&format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+        .await
+        .expect("second server");
+    assert!(
+        again
+            .claim("x", None, now_ms())
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    drop(again);
+    drop(s);
+    drop_schema(&schema).await;
+}
+
+#[tokio::test]
+async fn a_bad_url_is_a_clear_error() {
+    let e = Store::connect("mysql://x").await.err().expect("refused");
+    assert!(e.to_string().contains("sqlite:PATH or postgres://"), "{e}");
+}
