@@ -398,8 +398,9 @@ impl Store {
         }))
     }
 
-    /// Whether `claim` is still the live attempt of its step.
-    fn current(claim: &Claim) -> (&str, i64, i64, &str) {
+    /// The columns that identify `claim`'s attempt: workflow, step, attempt, worker.
+    /// An update matches them only while the claim is the step's live attempt.
+    fn attempt_of(claim: &Claim) -> (&str, i64, i64, &str) {
         (
             &claim.workflow,
             i64::from(claim.step),
@@ -411,7 +412,7 @@ impl Store {
     /// Record the step done with its evidence; the workflow is done with its last
     /// step. `false` (nothing recorded) when the claim is no longer current.
     pub async fn complete(&self, claim: &Claim, evidence: &Value) -> Result<bool, StoreError> {
-        let (w, idx, attempt, worker) = Self::current(claim);
+        let (w, idx, attempt, worker) = Self::attempt_of(claim);
         let done = sqlx::query(
             "UPDATE steps SET state = 'done', evidence = $1, error = NULL, lease_owner = NULL \
              WHERE workflow_id = $2 AND idx = $3 AND attempts = $4 AND lease_owner = $5 \
@@ -450,7 +451,7 @@ impl Store {
     /// Record a failed attempt: retried after a backoff while attempts remain, else
     /// the step and its workflow fail.
     pub async fn fail(&self, claim: &Claim, error: &str, now: i64) -> Result<Failed, StoreError> {
-        let (w, idx, attempt, worker) = Self::current(claim);
+        let (w, idx, attempt, worker) = Self::attempt_of(claim);
         let retry_at = now + backoff_ms(claim.attempt);
         let row = sqlx::query(
             "UPDATE steps SET \

@@ -365,7 +365,7 @@ impl Machine {
         };
         items
             .iter()
-            .filter_map(|r| serde_json::from_value(r.clone()).ok())
+            .filter_map(|r| BlockRef::deserialize(r).ok())
             .collect()
     }
 

@@ -69,27 +69,35 @@ fn response(s: &Maas, st: &State, sid: &str, id: u64) -> Response {
 }
 
 /// `POST /nodes/{system_id}/interfaces/?op=create_bond`.
+/// The machine a bond or bridge is made on, when MAAS lets its interfaces change,
+/// and the new interface's name: required, and unique on the machine.
+fn new_interface<'a>(st: &'a State, sid: &str, r: &Req) -> Result<(&'a Machine, String), Response> {
+    let m = st.machine(sid).ok_or_else(|| not_found("Node"))?;
+    editable(m)?;
+    let name = r
+        .params
+        .get_nonempty("name")
+        .map(str::to_string)
+        .ok_or_else(|| invalid1("name", "This field is required."))?;
+    if m.interfaces.iter().any(|i| i.name == name) {
+        return Err(invalid1(
+            "name",
+            format!("Interface with this name already exists on this node: {name}."),
+        ));
+    }
+    Ok((m, name))
+}
+
 pub fn create_bond(s: &Maas, r: &Req) -> Response {
     let mut g = s.inner.lock();
     s.advance(&mut g);
     let sid = r.path("system_id").to_string();
     let st = &mut g.st;
-    let Some(m) = st.machine(&sid) else {
-        return not_found("Node");
+    let (m, name) = match new_interface(st, &sid, r) {
+        Ok(x) => x,
+        Err(e) => return e,
     };
-    if let Err(e) = editable(m) {
-        return e;
-    }
     let p = &r.params;
-    let Some(name) = p.get_nonempty("name").map(str::to_string) else {
-        return invalid1("name", "This field is required.");
-    };
-    if m.interfaces.iter().any(|i| i.name == name) {
-        return invalid1(
-            "name",
-            format!("Interface with this name already exists on this node: {name}."),
-        );
-    }
     let wanted = p.list("parents");
     if wanted.is_empty() {
         return invalid1("parents", "A bond interface must have one or more parents.");
@@ -223,22 +231,11 @@ pub fn create_bridge(s: &Maas, r: &Req) -> Response {
     s.advance(&mut g);
     let sid = r.path("system_id").to_string();
     let st = &mut g.st;
-    let Some(m) = st.machine(&sid) else {
-        return not_found("Node");
+    let (m, name) = match new_interface(st, &sid, r) {
+        Ok(x) => x,
+        Err(e) => return e,
     };
-    if let Err(e) = editable(m) {
-        return e;
-    }
     let p = &r.params;
-    let Some(name) = p.get_nonempty("name").map(str::to_string) else {
-        return invalid1("name", "This field is required.");
-    };
-    if m.interfaces.iter().any(|i| i.name == name) {
-        return invalid1(
-            "name",
-            format!("Interface with this name already exists on this node: {name}."),
-        );
-    }
     // `parent` is the deprecated spelling of `parents`.
     let mut wanted = p.list("parents");
     wanted.extend(p.list("parent"));
