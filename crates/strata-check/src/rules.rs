@@ -34,6 +34,7 @@ pub fn check(spec: &Spec, fleet: &Fleet) -> Vec<Diagnostic> {
     crate::hardware::check(spec, &mut out);
     crate::capacity::check(fleet, &mut out);
     crate::bootstrap::check(spec, &mut out);
+    crate::policy::check(spec, &mut out);
     // A pinned remote AS outside the leaf pool (S0313) causes the session mismatches
     // it creates (S0308); an MTU out of range (S0104) causes the jumbo disagreements
     // it creates (S0304). Report the cause only.

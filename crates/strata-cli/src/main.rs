@@ -142,6 +142,12 @@ enum Command {
     Lab(cmd::lab::LabArgs),
     /// Explain a diagnostic code, or list them all.
     Explain(cmd::explain::ExplainArgs),
+    /// Run the GitOps server: follow a spec repository, plan each commit, apply what
+    /// the spec's policy allows, wait for approvals for the rest, reconcile drift.
+    ///
+    /// Example: strata serve --spec-repo /srv/fleet.git --targets targets.yaml --admin-token-file admin.token
+    /// HA: start two or three with the same --database postgres://…; one leads.
+    Serve(cmd::serve::ServeArgs),
 }
 
 /// Whether the command line asked for `-o json` (on the innermost subcommand).
@@ -174,6 +180,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Lab(a) => cmd::lab::run(a),
         Command::Explain(a) => cmd::explain::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
     };
     match result {
         Ok(code) => code,

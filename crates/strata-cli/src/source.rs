@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use strata_diagnostics::{Diagnostic, SourceMap, Span, codes};
+use strata_diagnostics::{Diagnostic, SourceMap};
 use strata_fleet::Lock;
 use strata_spec::Limits;
 
@@ -49,49 +49,23 @@ pub fn read_spec_dir(root: &Path, limits: &Limits) -> Result<SpecDir> {
         let size = fs::metadata(&path)
             .with_context(|| format!("reading {}", path.display()))?
             .len();
-        if size > limits.max_file_bytes as u64 {
-            let id = sources.add(shown, String::new());
-            diagnostics.push(
-                Diagnostic::new(
-                    codes::S0106,
-                    format!(
-                        "file is {size} bytes, more than the limit of {} bytes",
-                        limits.max_file_bytes
-                    ),
-                )
-                .at(Span::file_start(id))
-                .expected(format!("at most {} bytes", limits.max_file_bytes))
-                .help("split the data over several files (e.g. one inventory file per site)"),
-            );
-            continue;
+        let mut bytes = Vec::new();
+        if size <= limits.max_file_bytes as u64 {
+            bytes.reserve(size as usize);
+            fs::File::open(&path)
+                .and_then(|f| {
+                    f.take(limits.max_file_bytes as u64 + 1)
+                        .read_to_end(&mut bytes)
+                })
+                .with_context(|| format!("reading {}", path.display()))?;
         }
-        let mut bytes = Vec::with_capacity(size as usize);
-        fs::File::open(&path)
-            .and_then(|f| {
-                f.take(limits.max_file_bytes as u64 + 1)
-                    .read_to_end(&mut bytes)
-            })
-            .with_context(|| format!("reading {}", path.display()))?;
-        match String::from_utf8(bytes) {
-            Ok(text) => {
-                sources.add(shown, text);
-            }
-            Err(e) => {
-                let id = sources.add(shown, String::new());
-                diagnostics.push(
-                    Diagnostic::new(
-                        codes::S0111,
-                        format!(
-                            "file is not UTF-8 (invalid byte at offset {})",
-                            e.utf8_error().valid_up_to()
-                        ),
-                    )
-                    .at(Span::file_start(id))
-                    .expected("UTF-8 text")
-                    .help("re-save the file as UTF-8"),
-                );
-            }
-        }
+        diagnostics.extend(strata_spec::add_source(
+            &mut sources,
+            shown,
+            size.max(bytes.len() as u64),
+            bytes,
+            limits,
+        ));
     }
     Ok(SpecDir {
         root: root.to_path_buf(),

@@ -2,129 +2,13 @@
 //! `apply` and `drift` against it, with real third-party clients (proxmoxer, the
 //! openstack CLI, python-libmaas) counting what exists.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-fn root() -> PathBuf {
-    strata_testkit::repo_root()
-}
-
-fn strata() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-    c.current_dir(root())
-        .env("NO_COLOR", "1")
-        .env("BMC_PASSWORD_FRA1", "fra1-bmc-secret")
-        .env("BMC_PASSWORD_AMS1", "ams1-bmc-secret")
-        .env("BMC_PASSWORD_WAW1", "waw1-bmc-secret");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    strata().args(args).output().expect("run strata")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// A `strata twin` process, killed on drop.
-struct TwinProcess {
-    child: Child,
-    endpoints: PathBuf,
-}
-
-impl TwinProcess {
-    fn start(dir: &Path, extra: &[&str]) -> TwinProcess {
-        let endpoints = dir.join("twin").join("endpoints.json");
-        let mut args = vec![
-            "twin",
-            "--dcs",
-            "3",
-            "--fleet",
-            "examples/fleet",
-            "--listen",
-            "127.0.0.1:0",
-            "--write-endpoints",
-        ];
-        let ep = endpoints.to_str().expect("utf8").to_string();
-        args.push(&ep);
-        args.extend_from_slice(extra);
-        let child = strata()
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn strata twin");
-        let t = TwinProcess { child, endpoints };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !t.endpoints.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "strata twin did not write its endpoints"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // The file is written whole after every listener is up.
-        std::thread::sleep(Duration::from_millis(200));
-        t
-    }
-
-    fn doc(&self) -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(&self.endpoints).expect("endpoints"))
-            .expect("json")
-    }
-
-    fn admin(&self) -> String {
-        self.doc()["twin"]["admin"]
-            .as_str()
-            .expect("admin url")
-            .to_string()
-    }
-}
-
-impl Drop for TwinProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Run git in `dir` (no user configuration needed); its stdout.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=strata-test",
-            "-c",
-            "user.email=strata-test@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run git");
-    assert!(out.status.success(), "git {args:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fleet_copy(dir: &Path) -> PathBuf {
-    let dst = dir.join("fleet");
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(root().join("examples/fleet"))
-        .arg(&dst)
-        .status()
-        .expect("cp");
-    assert!(status.success());
-    dst
-}
+use common::*;
 
 fn python() -> Option<PathBuf> {
     let p = strata_testkit::venv_bin("python");

@@ -86,6 +86,22 @@ impl Lock {
         }
     }
 
+    /// Add every entry of `other` that this lock lacks (a key missing from its pool);
+    /// entries both have keep this lock's value. Returns how many were added.
+    pub fn merge_missing(&mut self, other: &Lock) -> usize {
+        let mut added = 0;
+        for (pool, entries) in &other.pools {
+            let mine = self.pools.entry(pool.clone()).or_default();
+            for (k, v) in entries {
+                if !mine.contains_key(k) {
+                    mine.insert(k.clone(), v.clone());
+                    added += 1;
+                }
+            }
+        }
+        added
+    }
+
     /// Number of recorded allocations.
     pub fn len(&self) -> usize {
         self.pools.values().map(BTreeMap::len).sum()

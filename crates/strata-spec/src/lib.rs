@@ -15,10 +15,10 @@ pub mod model;
 pub mod naming;
 pub mod values;
 
-pub use load::{Limits, Loaded, load, parse_file};
+pub use load::{Limits, Loaded, add_source, load, parse_file};
 pub use located::{Located, from_spanned_json, to_spanned_json};
 pub use model::*;
-pub use values::{MacAddr, Name, NumRange, SecretRef, VlanId};
+pub use values::{MacAddr, Name, NumRange, SecretRef, TimeOfDay, VlanId};
 
 /// The JSON Schema of one spec file, pretty-printed (what `strata schema` prints).
 pub fn json_schema() -> String {

@@ -41,6 +41,55 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// Add one spec file's bytes to `sources` as `shown`. `size` is the file's size (the
+/// bytes of a file over the limit need not have been read). A file over the size limit
+/// or not UTF-8 is added empty, with the diagnostic that says so. The CLI (files on
+/// disk) and the server (blobs of a Git commit) both read files through this.
+pub fn add_source(
+    sources: &mut SourceMap,
+    shown: String,
+    size: u64,
+    bytes: Vec<u8>,
+    limits: &Limits,
+) -> Option<Diagnostic> {
+    if size > limits.max_file_bytes as u64 {
+        let id = sources.add(shown, String::new());
+        return Some(
+            Diagnostic::new(
+                codes::S0106,
+                format!(
+                    "file is {size} bytes, more than the limit of {} bytes",
+                    limits.max_file_bytes
+                ),
+            )
+            .at(Span::file_start(id))
+            .expected(format!("at most {} bytes", limits.max_file_bytes))
+            .help("split the data over several files (e.g. one inventory file per site)"),
+        );
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => {
+            sources.add(shown, text);
+            None
+        }
+        Err(e) => {
+            let id = sources.add(shown, String::new());
+            Some(
+                Diagnostic::new(
+                    codes::S0111,
+                    format!(
+                        "file is not UTF-8 (invalid byte at offset {})",
+                        e.utf8_error().valid_up_to()
+                    ),
+                )
+                .at(Span::file_start(id))
+                .expected("UTF-8 text")
+                .help("re-save the file as UTF-8"),
+            )
+        }
+    }
+}
+
 /// Parse every file of `sources` and merge them into one [`Spec`].
 pub fn load(sources: &SourceMap, limits: &Limits) -> Loaded {
     let files: Vec<(FileId, &str)> = sources
@@ -128,6 +177,7 @@ fn merge(out: &mut Loaded, part: Spec) {
     single(d, &mut s.pools, part.pools, "pools");
     single(d, &mut s.mtu, part.mtu, "mtu");
     single(d, &mut s.blueprint, part.blueprint, "blueprint");
+    single(d, &mut s.policy, part.policy, "policy");
     s.sites.extend(part.sites);
     s.profiles.extend(part.profiles);
     s.machines.extend(part.machines);

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::located::Located;
-use crate::values::{MacAddr, Name, NumRange, SecretRef, VlanId};
+use crate::values::{MacAddr, Name, NumRange, SecretRef, TimeOfDay, VlanId};
 
 /// The fleet spec; also the shape of each YAML file in the spec directory. A file may
 /// hold any subset of these sections; list sections from all files are concatenated,
@@ -55,6 +55,8 @@ pub struct Spec {
     /// Service level objectives.
     #[serde(default)]
     pub slos: Vec<Located<Slo>>,
+    /// What `strata serve` applies on its own and what waits for an approval.
+    pub policy: Option<Located<Policy>>,
 }
 
 // ---------------------------------------------------------------------------
@@ -1235,4 +1237,104 @@ pub struct Slo {
 
 fn default_window() -> String {
     "30d".into()
+}
+
+// ---------------------------------------------------------------------------
+// Change policy (what the server applies on its own)
+
+/// What `strata serve` may apply without a person approving the plan. Deletes, and any
+/// plan over the blast-radius limit, always wait for an approval, whatever this says.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Plan actions applied automatically: `create`, `adopt`, `update`. A plan with any
+    /// other action waits for an approval. Default: creates and adoptions.
+    #[serde(default = "default_auto_apply")]
+    pub auto_apply: Vec<Located<PolicyAction>>,
+    /// When automatic applies may run (UTC). Empty: at any time. Outside every window a
+    /// plan that would apply on its own waits until the next window opens.
+    #[serde(default)]
+    pub change_windows: Vec<Located<ChangeWindow>>,
+    /// Drift the periodic reconcile finds: `report` it, or `correct` it (through this
+    /// same policy: a correction that is an update applies only if `update` is allowed).
+    #[serde(default)]
+    pub drift: DriftAction,
+    /// A plan that deletes or reboots more than this share of a DC's owned objects
+    /// (percent) waits for an approval, and apply refuses it without one.
+    #[serde(default = "default_max_destroy_percent")]
+    pub max_destroy_percent: Located<f64>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            auto_apply: default_auto_apply(),
+            change_windows: Vec::new(),
+            drift: DriftAction::default(),
+            max_destroy_percent: default_max_destroy_percent(),
+        }
+    }
+}
+
+fn default_auto_apply() -> Vec<Located<PolicyAction>> {
+    vec![
+        Located::synthetic(PolicyAction::Create),
+        Located::synthetic(PolicyAction::Adopt),
+    ]
+}
+
+fn default_max_destroy_percent() -> Located<f64> {
+    Located::synthetic(10.0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyAction {
+    Create,
+    Adopt,
+    Update,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftAction {
+    #[default]
+    Report,
+    Correct,
+}
+
+/// A weekly window in UTC: the days it opens and the times it opens and closes
+/// (`end` after `start`; `24:00` closes at midnight).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeWindow {
+    /// Days the window opens: `mon` … `sun`. Default: every day.
+    #[serde(default = "every_day")]
+    pub days: Vec<Weekday>,
+    pub start: Located<TimeOfDay>,
+    pub end: Located<TimeOfDay>,
+}
+
+fn every_day() -> Vec<Weekday> {
+    use Weekday::*;
+    vec![Mon, Tue, Wed, Thu, Fri, Sat, Sun]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Weekday {
+    /// Days after Monday (Mon = 0).
+    pub fn index(self) -> u8 {
+        self as u8
+    }
 }

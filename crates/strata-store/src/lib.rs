@@ -28,6 +28,9 @@ use serde_json::Value;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
+mod gitops;
+pub use gitops::{ApprovalView, CommitView, PlanView};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("unsupported database URL {0:?}: use sqlite:PATH or postgres://…")]
@@ -42,7 +45,10 @@ pub enum StoreError {
 
 /// The schema, in order; each is applied once, in one transaction, and recorded in
 /// `strata_schema`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_workflows.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_workflows.sql")),
+    (2, include_str!("../migrations/0002_gitops.sql")),
+];
 
 /// The statements of a migration: `;`-separated, `--` comments dropped.
 fn statements(sql: &str) -> Vec<String> {
@@ -407,6 +413,39 @@ impl Store {
             i64::from(claim.attempt),
             &claim.worker,
         )
+    }
+
+    /// Extend a running step's lease to `until_ms` (a long step renews while it works,
+    /// so no one takes it over). `false` when the claim is no longer current: the
+    /// worker must stop.
+    pub async fn heartbeat(&self, claim: &Claim, until_ms: i64) -> Result<bool, StoreError> {
+        let (w, idx, attempt, worker) = Self::attempt_of(claim);
+        let r = sqlx::query(
+            "UPDATE steps SET lease_until_ms = $1 \
+             WHERE workflow_id = $2 AND idx = $3 AND attempts = $4 AND lease_owner = $5 \
+               AND state = 'running'",
+        )
+        .bind(until_ms)
+        .bind(w)
+        .bind(idx)
+        .bind(attempt)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// The evidence a workflow's step `idx` recorded when it completed.
+    pub async fn evidence(&self, workflow: &str, idx: u32) -> Result<Option<Value>, StoreError> {
+        let row = sqlx::query(
+            "SELECT evidence FROM steps WHERE workflow_id = $1 AND idx = $2 AND state = 'done'",
+        )
+        .bind(workflow)
+        .bind(i64::from(idx))
+        .fetch_optional(&self.pool)
+        .await?;
+        let text: Option<String> = row.map(|r| r.try_get(0)).transpose()?.flatten();
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     /// Record the step done with its evidence; the workflow is done with its last

@@ -288,10 +288,135 @@ async fn sqlite_store() {
     steps_run_in_order_and_complete_the_workflow(&s).await;
     failures_retry_stale_claims_are_refused_and_crashes_resume(&s).await;
     the_lease_has_one_holder_and_fences_the_old_one(&s).await;
+    commits_plans_and_approvals(&s).await;
     concurrent_workers_claim_each_step_once(Arc::new(s)).await;
     // Everything survives reopening the file.
     let s = sqlite(&dir).await;
     assert!(s.claim("x", None, now_ms()).await.expect("claim").is_none());
+}
+
+/// Commits, plans, approvals and named values: recorded once, moved between states
+/// only from the state the caller expects (an approval is acted on once), listed
+/// newest first; heartbeats keep a long step's claim, evidence reads back.
+async fn commits_plans_and_approvals(s: &Store) {
+    assert!(s.record_commit("aaa", "main").await.expect("record"));
+    assert!(
+        !s.record_commit("aaa", "main").await.expect("again"),
+        "recorded once"
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(s.record_commit("bbb", "main").await.expect("record"));
+    s.set_commit("aaa", "applied", Some(&json!({"counts": {"create": 3}})))
+        .await
+        .expect("set");
+    let a = s.commit("aaa").await.expect("read").expect("exists");
+    assert_eq!(a.state, "applied");
+    assert_eq!(a.result, Some(json!({"counts": {"create": 3}})));
+    s.set_commit("aaa", "superseded", None)
+        .await
+        .expect("state only");
+    let a = s.commit("aaa").await.expect("read").expect("exists");
+    assert_eq!((a.state.as_str(), a.result.is_some()), ("superseded", true));
+    let list = s.commits(10, None).await.expect("list");
+    let shas: Vec<&str> = list.iter().map(|c| c.sha.as_str()).collect();
+    assert_eq!(shas, ["bbb", "aaa"], "newest first");
+    let older = s.commits(10, Some(list[0].seen_ms)).await.expect("page");
+    assert_eq!(
+        older.iter().map(|c| c.sha.as_str()).collect::<Vec<_>>(),
+        ["aaa"]
+    );
+    assert!(s.commit("ccc").await.expect("read").is_none());
+
+    let reasons = vec!["1 delete(s)".to_string()];
+    s.save_plan("h1", "aaa", "commit", "waiting", &reasons, "{}")
+        .await
+        .expect("save");
+    s.save_plan("h1", "aaa", "commit", "applied", &[], "{}")
+        .await
+        .expect("save twice keeps the first");
+    s.save_plan("h2", "bbb", "commit", "waiting", &reasons, "{}")
+        .await
+        .expect("save");
+    let p = s.plan("h1").await.expect("read").expect("exists");
+    assert_eq!(
+        (p.state.as_str(), p.reasons.clone()),
+        ("waiting", reasons.clone())
+    );
+    assert_eq!(s.supersede_waiting("h2").await.expect("supersede"), 1);
+    assert_eq!(s.plans(Some("waiting"), 10).await.expect("list").len(), 1);
+    assert!(
+        s.move_plan("h2", "waiting", "approved")
+            .await
+            .expect("move")
+    );
+    assert!(
+        !s.move_plan("h2", "waiting", "approved")
+            .await
+            .expect("move"),
+        "a second approval finds it approved"
+    );
+    s.record_approval("h2", "alice", "accepted", "")
+        .await
+        .expect("record");
+    s.record_approval("h2", "bob", "refused", "plan is approved")
+        .await
+        .expect("record");
+    let who: Vec<String> = s
+        .approvals("h2")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|a| format!("{}:{}", a.approver, a.outcome))
+        .collect();
+    assert_eq!(who, ["alice:accepted", "bob:refused"]);
+
+    assert_eq!(s.get_value("lock").await.expect("get"), None);
+    s.put_value("lock", "one").await.expect("put");
+    s.put_value("lock", "two").await.expect("replace");
+    assert_eq!(
+        s.get_value("lock").await.expect("get").as_deref(),
+        Some("two")
+    );
+
+    let (id, _) = s
+        .start("long:1", "long", "x", &steps(&["work"]))
+        .await
+        .expect("start");
+    let c = s
+        .claim("w1", None, now_ms())
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert!(s.heartbeat(&c, now_ms() + 600_000).await.expect("beat"));
+    // Past the original timeout, the renewed lease still holds the step.
+    assert!(
+        s.claim("w2", None, now_ms() + 120_000)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    assert!(
+        s.complete(&c, &json!({"did": "it"}))
+            .await
+            .expect("complete")
+    );
+    assert!(
+        !s.heartbeat(&c, now_ms() + 600_000).await.expect("beat"),
+        "done: nothing to renew"
+    );
+    assert_eq!(
+        s.evidence(&id, 0).await.expect("evidence"),
+        Some(json!({"did": "it"}))
+    );
+    let kinds: Vec<String> = s
+        .workflows(Some("long"), 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|(_, kind, _, state)| format!("{kind}:{state}"))
+        .collect();
+    assert_eq!(kinds, ["long:done"]);
+    assert!(s.lease_holder("leader").await.expect("read").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -300,6 +425,7 @@ async fn postgres_store() {
     steps_run_in_order_and_complete_the_workflow(&s).await;
     failures_retry_stale_claims_are_refused_and_crashes_resume(&s).await;
     the_lease_has_one_holder_and_fences_the_old_one(&s).await;
+    commits_plans_and_approvals(&s).await;
     let s = Arc::new(s);
     concurrent_workers_claim_each_step_once(s.clone()).await;
     // A second server on the same database migrates nothing twice.

@@ -12,5 +12,6 @@ pub mod live;
 pub mod plan;
 pub mod render;
 pub mod schema;
+pub mod serve;
 pub mod twin;
 pub mod validate;

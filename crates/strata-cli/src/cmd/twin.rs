@@ -80,6 +80,7 @@ fn seed_gpus(g: &strata_spec::Gpu) -> Vec<SeedGpu> {
             pcie_gen: g.pcie_gen,
             pcie_width: g.pcie_width,
             numa_node: g.numa.get(i as usize).map(|n| **n).unwrap_or(0),
+            ..SeedGpu::default()
         })
         .collect()
 }
@@ -166,6 +167,7 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Result<V
                             m.bmc.pinned.then(|| mac_for(&format!("bmc:{}", m.serial)))
                         }),
                         bmc_address: m.bmc.pinned.then(|| m.bmc.address.to_string()),
+                        ..SeedMachine::default()
                     }
                 })
                 .collect();

@@ -1,0 +1,454 @@
+//! The server's HTTP surface.
+//!
+//! Open: `GET /healthz`, `GET /readyz` (both JSON, saying whether this instance leads),
+//! `GET /metrics`. Signed: `POST /webhooks/github`, `POST /webhooks/gitlab` (a bad
+//! signature is 401 and changes nothing). Everything under `/api/v1` needs
+//! `Authorization: Bearer <token>`. Errors are `application/problem+json` with a
+//! stable `code`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::work::{self, ApproveError};
+use crate::{LEADER_LEASE, Server, webhook};
+
+type S = State<Arc<Server>>;
+
+/// An API error: status, stable code, what happened.
+pub struct Problem {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Problem {
+        Problem {
+            status,
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "type": format!("https://strata.invalid/problems/{}", self.code),
+            "title": self.status.canonical_reason().unwrap_or("error"),
+            "status": self.status.as_u16(),
+            "code": self.code,
+            "detail": self.detail,
+        });
+        let mut r = (self.status, body.to_string()).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        r
+    }
+}
+
+impl From<strata_store::StoreError> for Problem {
+    fn from(e: strata_store::StoreError) -> Self {
+        tracing::warn!(error = %e, "store error");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store-unavailable",
+            "the database did not answer; try again",
+        )
+    }
+}
+
+pub fn router(s: Arc<Server>) -> Router {
+    let api = Router::new()
+        .route("/commits", get(commits))
+        .route("/commits/{sha}", get(commit))
+        .route("/commits/{sha}/summary", get(commit_summary))
+        .route("/plans", get(plans))
+        .route("/plans/{hash}", get(plan))
+        .route("/plans/{hash}/approve", post(approve))
+        .route("/workflows", get(workflows))
+        .route("/workflows/{id}", get(workflow))
+        .route("/sync", post(sync))
+        .fallback(api_not_found)
+        .route_layer(middleware::from_fn_with_state(s.clone(), bearer));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/webhooks/github", post(github))
+        .route("/webhooks/gitlab", post(gitlab))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        // Webhook payloads are small; GitHub caps them at 25 MB.
+        .layer(DefaultBodyLimit::max(25 * 1024 * 1024))
+        .with_state(s)
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route")
+}
+
+async fn api_not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "no such API route")
+}
+
+async fn bearer(State(s): S, req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    match token {
+        Some(t) if s.admin_token_ok(t).await => next.run(req).await,
+        Some(_) => Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", "the token is not valid").into_response(),
+        None => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "send Authorization: Bearer <token> (the first admin token is written to --admin-token-file on first start)",
+        )
+        .into_response(),
+    }
+}
+
+async fn healthz(State(s): S) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "instance": s.cfg.instance,
+        "leader": s.is_leader(),
+    }))
+}
+
+async fn readyz(State(s): S) -> Response {
+    match s.store.lease_holder(LEADER_LEASE).await {
+        Ok(holder) => {
+            let now = strata_store::now_ms();
+            let leader = holder
+                .as_ref()
+                .filter(|(_, _, until)| *until >= now)
+                .map(|(h, _, _)| h.clone());
+            Json(json!({
+                "ready": true,
+                "instance": s.cfg.instance,
+                "leader": s.is_leader(),
+                "leader_instance": leader,
+                "fencing": s.is_leader().then(|| s.fencing()),
+                "database": format!("{:?}", s.store.backend()).to_lowercase(),
+            }))
+            .into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"ready": false, "instance": s.cfg.instance, "leader": false, "reason": "the database does not answer"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// OpenMetrics for clients that ask for it (Prometheus does), the classic text
+/// format otherwise (curl, promtool).
+async fn metrics(State(s): S, headers: HeaderMap) -> Response {
+    let open = headers
+        .get(header::ACCEPT)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let (body, kind) = if open {
+        (
+            s.metrics.encode(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+    } else {
+        (
+            s.metrics.encode_classic(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+    };
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    r
+}
+
+/// A verified push (or ping): poll now when it is for the followed branch.
+fn accepted(s: &Server, provider: &str, body: &[u8]) -> Response {
+    let branch = webhook::pushed_branch(body);
+    let relevant = branch.as_deref() == Some(s.cfg.branch.as_str());
+    if relevant {
+        s.poke();
+    }
+    s.metrics
+        .webhooks
+        .get_or_create(&crate::metrics::WebhookLabels {
+            provider: provider.into(),
+            outcome: if relevant { "accepted" } else { "ignored" }.into(),
+        })
+        .inc();
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"accepted": true, "polling": relevant, "branch": branch})),
+    )
+        .into_response()
+}
+
+fn rejected(s: &Server, provider: &str, detail: &str) -> Response {
+    s.metrics
+        .webhooks
+        .get_or_create(&crate::metrics::WebhookLabels {
+            provider: provider.into(),
+            outcome: "rejected".into(),
+        })
+        .inc();
+    tracing::warn!(provider, "webhook rejected: {detail}");
+    Problem::new(StatusCode::UNAUTHORIZED, "bad-signature", detail).into_response()
+}
+
+async fn github(State(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(secret) = &s.cfg.github_secret else {
+        return Problem::new(
+            StatusCode::NOT_FOUND,
+            "webhook-disabled",
+            "no GitHub webhook secret is configured (--github-secret-file)",
+        )
+        .into_response();
+    };
+    let sig = headers
+        .get("x-hub-signature-256")
+        .and_then(|h| h.to_str().ok());
+    if !webhook::github_signature_ok(secret, &body, sig) {
+        return rejected(
+            &s,
+            "github",
+            "X-Hub-Signature-256 is missing or does not match the body",
+        );
+    }
+    accepted(&s, "github", &body)
+}
+
+async fn gitlab(State(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(token) = &s.cfg.gitlab_token else {
+        return Problem::new(
+            StatusCode::NOT_FOUND,
+            "webhook-disabled",
+            "no GitLab webhook token is configured (--gitlab-token-file)",
+        )
+        .into_response();
+    };
+    let got = headers.get("x-gitlab-token").and_then(|h| h.to_str().ok());
+    if !webhook::gitlab_token_ok(token, got) {
+        return rejected(&s, "gitlab", "X-Gitlab-Token is missing or wrong");
+    }
+    accepted(&s, "gitlab", &body)
+}
+
+#[derive(Deserialize)]
+struct Page {
+    limit: Option<u32>,
+    before_ms: Option<i64>,
+    state: Option<String>,
+    kind: Option<String>,
+}
+
+fn bad_query(e: axum::extract::rejection::QueryRejection) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "bad-query", e.body_text())
+}
+
+async fn commits(
+    State(s): S,
+    q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    let Query(q) = q.map_err(bad_query)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let list = s.store.commits(limit, q.before_ms).await?;
+    let next = (list.len() == limit as usize)
+        .then(|| list.last().map(|c| c.seen_ms))
+        .flatten();
+    // The list leaves out each result's bulk (diagnostics, summary).
+    let items: Vec<Value> = list
+        .iter()
+        .map(|c| {
+            json!({
+                "sha": c.sha,
+                "branch": c.branch,
+                "state": c.state,
+                "seen_ms": c.seen_ms,
+                "updated_ms": c.updated_ms,
+                "plan_hash": c.result.as_ref().and_then(|r| r.get("plan_hash")).cloned(),
+                "counts": c.result.as_ref().and_then(|r| r.get("counts")).cloned(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "next_before_ms": next})))
+}
+
+async fn find_commit(s: &Server, sha: &str) -> Result<strata_store::CommitView, Problem> {
+    if sha.len() > 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-commit-id",
+            "a commit id is 40 (or 64) hexadecimal digits",
+        ));
+    }
+    s.store
+        .commit(&sha.to_ascii_lowercase())
+        .await?
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "commit-not-found",
+                format!("the server has not seen commit {sha}"),
+            )
+        })
+}
+
+async fn commit(State(s): S, Path(sha): Path<String>) -> Result<Json<Value>, Problem> {
+    let c = find_commit(&s, &sha).await?;
+    Ok(Json(serde_json::to_value(c).unwrap_or(Value::Null)))
+}
+
+async fn commit_summary(State(s): S, Path(sha): Path<String>) -> Result<Response, Problem> {
+    let c = find_commit(&s, &sha).await?;
+    let md = c
+        .result
+        .as_ref()
+        .and_then(|r| r.get("summary"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("### strata: commit `{}` is {}\n", c.sha, c.state));
+    let mut r = md.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/markdown; charset=utf-8"),
+    );
+    Ok(r)
+}
+
+async fn plans(
+    State(s): S,
+    q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    let Query(q) = q.map_err(bad_query)?;
+    let list = s
+        .store
+        .plans(q.state.as_deref(), q.limit.unwrap_or(50).clamp(1, 500))
+        .await?;
+    Ok(Json(json!({"items": list})))
+}
+
+fn check_hash(hash: &str) -> Result<(), Problem> {
+    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-plan-hash",
+            "a plan hash is 64 hexadecimal digits (SHA-256)",
+        ))
+    }
+}
+
+async fn plan(State(s): S, Path(hash): Path<String>) -> Result<Json<Value>, Problem> {
+    check_hash(&hash)?;
+    let Some(view) = s.store.plan(&hash).await? else {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "plan-not-found",
+            format!("no plan {hash}"),
+        ));
+    };
+    let saved: Value = serde_json::from_str(&view.saved).unwrap_or(Value::Null);
+    let approvals = s.store.approvals(&hash).await?;
+    Ok(Json(json!({
+        "plan": view,
+        "steps": saved["plan"]["steps"],
+        "conflicts": saved["plan"]["conflicts"],
+        "approvals": approvals,
+    })))
+}
+
+async fn approve(State(s): S, Path(hash): Path<String>) -> Result<Response, Problem> {
+    check_hash(&hash)?;
+    match work::approve(&s, &hash, "admin").await {
+        Ok(workflow) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"approved": true, "plan_hash": hash, "workflow": workflow})),
+        )
+            .into_response()),
+        Err(ApproveError::NotFound) => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "plan-not-found",
+            format!("no plan {hash}"),
+        )),
+        Err(ApproveError::NotWaiting(state)) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "plan-not-waiting",
+            format!("the plan is not waiting for an approval ({state})"),
+        )),
+        Err(ApproveError::Stale(detail)) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "plan-stale",
+            format!(
+                "{detail}; the approval was refused: review the new plan the next reconcile makes"
+            ),
+        )),
+        Err(ApproveError::Unavailable(detail)) => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "platforms-unavailable",
+            format!("cannot check the plan against the platforms: {detail}"),
+        )),
+        Err(ApproveError::Store(detail)) => {
+            tracing::warn!(%detail, "approval failed");
+            Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "the database did not answer; try again",
+            ))
+        }
+    }
+}
+
+async fn workflows(
+    State(s): S,
+    q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    let Query(q) = q.map_err(bad_query)?;
+    let list = s
+        .store
+        .workflows(q.kind.as_deref(), q.limit.unwrap_or(50).clamp(1, 500))
+        .await?;
+    let items: Vec<Value> = list
+        .into_iter()
+        .map(|(id, kind, subject, state)| json!({"id": id, "kind": kind, "subject": subject, "state": state}))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+async fn workflow(State(s): S, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
+    let Some(w) = s.store.workflow(&id).await? else {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "workflow-not-found",
+            format!("no workflow {id}"),
+        ));
+    };
+    let events = s.store.events(&id).await?;
+    Ok(Json(json!({"workflow": w, "events": events})))
+}
+
+async fn sync(State(s): S) -> Response {
+    s.poke();
+    (StatusCode::ACCEPTED, Json(json!({"polling": true}))).into_response()
+}

@@ -1,0 +1,371 @@
+//! `strata serve`: the server that keeps the fleet equal to its Git repository.
+//!
+//! - **GitOps** ([`repo`]): the server follows one branch of the spec repository
+//!   (polled, and at once on a signed webhook). Each new commit becomes a durable
+//!   `commit` workflow in the store: `plan` (read the commit's files → validate →
+//!   compile → observe every platform → diff → the [`policy`] decides) then `apply`
+//!   (re-observe, carry out what the policy allows, through the library loop
+//!   `strata_apply::converge`). A plan the policy does not allow waits, saved with its
+//!   hash; an approval binds to that hash and is refused if the platforms changed
+//!   since. A periodic `reconcile` workflow re-plans the last applied commit: drift is
+//!   reported, or corrected where the policy says so.
+//! - **Durability**: workflows, their step evidence, plans, approvals and the
+//!   allocation lock the server applied with live in the store (`strata-store`, SQLite
+//!   or PostgreSQL), never only in memory. A step's lease is renewed while it runs; a
+//!   crashed server's step is taken over once its lease runs out and resumes from the
+//!   last completed step (apply is idempotent through its journal).
+//! - **Leadership**: every instance serves reads; only the holder of the `leader`
+//!   lease polls Git and runs steps, and a side effect first checks the lease's
+//!   fencing counter.
+//! - **HTTP** ([`http`]): `/healthz`, `/readyz`, `/metrics`, the webhooks and the
+//!   `/api/v1` routes (bearer token).
+//!
+//! This crate owns the server's wiring and decisions; it never talks to a platform
+//! except through `strata-providers`, and never writes the spec repository.
+
+pub mod http;
+pub mod metrics;
+pub mod policy;
+pub mod repo;
+pub mod webhook;
+mod work;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use strata_providers::secrets::SecretResolver;
+use strata_store::{Store, now_ms};
+use tokio::sync::{Notify, watch};
+
+use crate::metrics::Metrics;
+use crate::repo::SpecRepo;
+
+/// The lease every instance competes for.
+pub const LEADER_LEASE: &str = "leader";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] strata_store::StoreError),
+    #[error(transparent)]
+    Repo(#[from] repo::RepoError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// How the server runs (the CLI fills it from `strata serve`'s flags).
+pub struct Config {
+    /// A local repository path or a clone URL.
+    pub spec_repo: String,
+    pub branch: String,
+    /// The spec's directory inside the repository (`""`: the root).
+    pub spec_path: String,
+    /// The targets file (endpoints and credentials per DC).
+    pub targets: PathBuf,
+    /// `sqlite:PATH` or `postgres://…`.
+    pub database: String,
+    pub listen: SocketAddr,
+    /// The clone of a remote spec repository and the apply journal live here.
+    pub state_dir: PathBuf,
+    pub poll_interval: Duration,
+    pub reconcile_interval: Duration,
+    /// GitHub's webhook secret (`X-Hub-Signature-256`); `None`: the route answers 404.
+    pub github_secret: Option<Vec<u8>>,
+    /// GitLab's webhook token (`X-Gitlab-Token`); `None`: the route answers 404.
+    pub gitlab_token: Option<Vec<u8>>,
+    /// Where the first admin token is written on first start (mode 0600).
+    pub admin_token_file: Option<PathBuf>,
+    /// This instance's name in the leader lease.
+    pub instance: String,
+    /// How secret references in the spec and the targets file resolve.
+    pub secrets: Arc<dyn SecretResolver>,
+    /// How long the leader lease lasts without renewal.
+    pub lease_ttl: Duration,
+}
+
+impl Config {
+    pub fn journal_path(&self) -> PathBuf {
+        self.state_dir.join("fleet.journal")
+    }
+}
+
+/// The running server's shared state.
+pub struct Server {
+    pub cfg: Config,
+    pub store: Store,
+    pub repo: Arc<SpecRepo>,
+    pub metrics: Metrics,
+    leader: AtomicBool,
+    fencing: AtomicI64,
+    /// Wakes the Git poller (a webhook arrived).
+    poke: Notify,
+    /// Wakes the workers (a workflow was started).
+    work: Notify,
+}
+
+impl Server {
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::SeqCst)
+    }
+
+    pub fn fencing(&self) -> i64 {
+        self.fencing.load(Ordering::SeqCst)
+    }
+
+    /// Ask the poller to look at the repository now.
+    pub fn poke(&self) {
+        self.poke.notify_one();
+    }
+
+    /// Whether `token` is the admin token (compared by SHA-256 in constant time).
+    pub async fn admin_token_ok(&self, token: &str) -> bool {
+        let Ok(Some(want)) = self.store.get_value(ADMIN_TOKEN_KEY).await else {
+            return false;
+        };
+        let got = hex::encode(Sha256::digest(token.as_bytes()));
+        subtle::ConstantTimeEq::ct_eq(got.as_bytes(), want.as_bytes()).into()
+    }
+}
+
+const ADMIN_TOKEN_KEY: &str = "admin-token-sha256";
+
+/// On first start (no admin token in the store), make one, write it to `path` (mode
+/// 0600, never overwriting a file) and store its hash. Later starts, and every other
+/// instance on the same database, use the stored hash.
+async fn first_admin_token(store: &Store, path: Option<&PathBuf>) -> Result<(), ServerError> {
+    if store.get_value(ADMIN_TOKEN_KEY).await?.is_some() {
+        return Ok(());
+    }
+    let Some(path) = path else {
+        tracing::warn!(
+            "no admin token yet: start once with --admin-token-file FILE to create one; /api/v1 answers 401 until then"
+        );
+        return Ok(());
+    };
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    let token = format!("strata_{}", hex::encode(bytes));
+    write_private(path, &token)?;
+    store
+        .put_value(
+            ADMIN_TOKEN_KEY,
+            &hex::encode(Sha256::digest(token.as_bytes())),
+        )
+        .await?;
+    tracing::info!(path = %path.display(), "wrote the first admin token");
+    Ok(())
+}
+
+fn write_private(path: &PathBuf, text: &str) -> Result<(), ServerError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| {
+        ServerError::Io(format!(
+            "cannot create the admin token file {} ({e}); remove it, or point --admin-token-file elsewhere",
+            path.display()
+        ))
+    })?;
+    f.write_all(format!("{text}\n").as_bytes())
+        .map_err(|e| ServerError::Io(format!("writing {}: {e}", path.display())))
+}
+
+/// A started server: its address and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub server: Arc<Server>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stop every task and the listener (waits for them).
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Open the store and the repository, bind the listener and start the loops.
+pub async fn start(cfg: Config) -> Result<Running, ServerError> {
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|e| {
+        ServerError::Io(format!(
+            "cannot create the state directory {}: {e}",
+            cfg.state_dir.display()
+        ))
+    })?;
+    let store = Store::connect(&cfg.database).await?;
+    first_admin_token(&store, cfg.admin_token_file.as_ref()).await?;
+    let (source, cache, branch, subdir) = (
+        cfg.spec_repo.clone(),
+        cfg.state_dir.clone(),
+        cfg.branch.clone(),
+        cfg.spec_path.clone(),
+    );
+    let repo =
+        tokio::task::spawn_blocking(move || SpecRepo::open(&source, &cache, &branch, &subdir))
+            .await
+            .map_err(|e| ServerError::Io(e.to_string()))??;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| ServerError::Io(format!("cannot listen on {}: {e}", cfg.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServerError::Io(e.to_string()))?;
+    let server = Arc::new(Server {
+        cfg,
+        store,
+        repo: Arc::new(repo),
+        metrics: Metrics::new(),
+        leader: AtomicBool::new(false),
+        fencing: AtomicI64::new(0),
+        poke: Notify::new(),
+        work: Notify::new(),
+    });
+    let (shutdown, rx) = watch::channel(false);
+    let mut tasks = vec![
+        tokio::spawn(lease_loop(server.clone(), rx.clone())),
+        tokio::spawn(poll_loop(server.clone(), rx.clone())),
+        tokio::spawn(work::worker_loop(server.clone(), rx.clone())),
+        tokio::spawn(reconcile_loop(server.clone(), rx.clone())),
+    ];
+    let app = http::router(server.clone());
+    let mut stop = rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    }));
+    tracing::info!(%addr, instance = %server.cfg.instance, repo = %server.repo.source, "strata serve started");
+    Ok(Running {
+        addr,
+        server,
+        shutdown,
+        tasks,
+    })
+}
+
+/// Sleep `d`, or return true at once when shutdown was asked for.
+async fn stopped_within(rx: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    let stop = tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = rx.wait_for(|s| *s) => true,
+    };
+    stop || *rx.borrow()
+}
+
+async fn lease_loop(s: Arc<Server>, mut rx: watch::Receiver<bool>) {
+    let ttl = s.cfg.lease_ttl;
+    loop {
+        match s
+            .store
+            .acquire_lease(LEADER_LEASE, &s.cfg.instance, ttl, now_ms())
+            .await
+        {
+            Ok(Some(fencing)) => {
+                s.fencing.store(fencing, Ordering::SeqCst);
+                if !s.leader.swap(true, Ordering::SeqCst) {
+                    // A new leader looks at the repository and the queue at once.
+                    tracing::info!(fencing, "became the leader");
+                    s.work.notify_one();
+                    s.poke.notify_one();
+                }
+            }
+            Ok(None) => {
+                if s.is_leader() {
+                    tracing::warn!("lost the leader lease");
+                }
+                s.leader.store(false, Ordering::SeqCst);
+            }
+            Err(e) => {
+                // Cannot renew: stop acting before the lease runs out elsewhere.
+                if s.is_leader() {
+                    tracing::warn!(error = %e, "cannot renew the leader lease; stepping down");
+                }
+                s.leader.store(false, Ordering::SeqCst);
+            }
+        }
+        s.metrics.leader.set(i64::from(s.is_leader()));
+        if stopped_within(&mut rx, ttl / 3).await {
+            s.leader.store(false, Ordering::SeqCst);
+            return;
+        }
+    }
+}
+
+/// Look at the branch once: a commit the store has not seen becomes a workflow.
+pub async fn check_repo(s: &Arc<Server>) -> Result<Option<String>, ServerError> {
+    let repo = s.repo.clone();
+    let sha = tokio::task::spawn_blocking(move || repo.refresh())
+        .await
+        .map_err(|e| ServerError::Io(e.to_string()))??;
+    if s.store.commit(&sha).await?.is_some() {
+        return Ok(None);
+    }
+    // Start first (idempotent by key), then record: a crash in between starts
+    // nothing twice and still records the commit at the next poll.
+    work::start_commit(s, &sha).await?;
+    s.store.record_commit(&sha, &s.cfg.branch).await?;
+    tracing::info!(%sha, "new commit");
+    s.work.notify_one();
+    Ok(Some(sha))
+}
+
+async fn poll_loop(s: Arc<Server>, mut rx: watch::Receiver<bool>) {
+    loop {
+        if s.is_leader()
+            && let Err(e) = check_repo(&s).await
+        {
+            tracing::warn!(error = %e, "cannot read the spec repository");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(s.cfg.poll_interval) => {}
+            _ = s.poke.notified() => {}
+            _ = rx.wait_for(|x| *x) => return,
+        }
+        if *rx.borrow() {
+            return;
+        }
+    }
+}
+
+async fn reconcile_loop(s: Arc<Server>, mut rx: watch::Receiver<bool>) {
+    loop {
+        if stopped_within(&mut rx, s.cfg.reconcile_interval).await {
+            return;
+        }
+        if s.is_leader() {
+            match work::start_reconcile(&s).await {
+                Ok(true) => s.work.notify_one(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot start a reconcile"),
+            }
+        }
+    }
+}
+
+/// A name for this instance: host name, process id and a random suffix.
+pub fn default_instance() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "strata".into());
+    let mut b = [0u8; 3];
+    rand::fill(&mut b);
+    format!("{host}-{}-{}", std::process::id(), hex::encode(b))
+}
