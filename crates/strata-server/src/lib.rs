@@ -149,13 +149,16 @@ async fn first_admin_token(store: &Store, path: Option<&PathBuf>) -> Result<(), 
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
     let token = format!("strata_{}", hex::encode(bytes));
-    write_private(path, &token)?;
-    store
-        .put_value(
-            ADMIN_TOKEN_KEY,
-            &hex::encode(Sha256::digest(token.as_bytes())),
-        )
-        .await?;
+    // Servers starting together on one database: one wins and writes the file.
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    if !store.put_value_if_absent(ADMIN_TOKEN_KEY, &hash).await? {
+        return Ok(());
+    }
+    if let Err(e) = write_private(path, &token) {
+        // Nobody would know the token: forget it, so the next start tries again.
+        store.delete_value(ADMIN_TOKEN_KEY).await?;
+        return Err(e);
+    }
     tracing::info!(path = %path.display(), "wrote the first admin token");
     Ok(())
 }

@@ -42,6 +42,10 @@ impl<E: std::fmt::Display> From<E> for StepError {
 type StepResult = Result<Value, StepError>;
 
 const LOCK_KEY: &str = "lock";
+/// How long a claim holds a step without renewal. A running step renews it every third
+/// of this, so a live worker keeps its step and a dead one's step is taken over this
+/// long after it died.
+const STEP_LEASE: Duration = Duration::from_secs(30);
 const APPLIED_KEY: &str = "applied-commit";
 
 fn step(name: &str, attempts: u32, timeout: Duration) -> StepSpec {
@@ -59,10 +63,7 @@ pub async fn start_commit(s: &Server, sha: &str) -> Result<(), ServerError> {
             &format!("commit:{sha}"),
             "commit",
             sha,
-            &[
-                step("plan", 5, Duration::from_secs(120)),
-                step("apply", 5, Duration::from_secs(120)),
-            ],
+            &[step("plan", 5, STEP_LEASE), step("apply", 5, STEP_LEASE)],
         )
         .await?;
     Ok(())
@@ -81,7 +82,7 @@ pub async fn start_reconcile(s: &Server) -> Result<bool, ServerError> {
             &format!("reconcile:{sha}:{slot}"),
             "reconcile",
             &sha,
-            &[step("drift", 3, Duration::from_secs(120))],
+            &[step("drift", 3, STEP_LEASE)],
         )
         .await?;
     Ok(new)
@@ -95,7 +96,7 @@ pub async fn start_approved(s: &Server, hash: &str) -> Result<String, ServerErro
             &format!("approved:{hash}"),
             "approved",
             hash,
-            &[step("apply", 5, Duration::from_secs(120))],
+            &[step("apply", 5, STEP_LEASE)],
         )
         .await?;
     s.work.notify_one();
@@ -141,13 +142,13 @@ async fn run_claim(s: &Arc<Server>, c: Claim) {
         let s = s.clone();
         let c = c.clone();
         tokio::spawn(async move {
-            let every = Duration::from_secs(20);
+            let every = STEP_LEASE / 3;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
                     _ = done_rx.wait_for(|d| *d) => return,
                 }
-                let until = now_ms() + 120_000;
+                let until = now_ms() + STEP_LEASE.as_millis() as i64;
                 if !matches!(s.store.heartbeat(&c, until).await, Ok(true)) {
                     return;
                 }

@@ -300,6 +300,29 @@ impl Store {
         Ok(())
     }
 
+    /// Set `key` only if it has no value yet. Returns whether this call set it (of
+    /// servers racing to do a first-start task, exactly one wins).
+    pub async fn put_value_if_absent(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO kv (key, value, updated_ms) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Remove `key`.
+    pub async fn delete_value(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM kv WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Who holds lease `name` and until when (`None`: never taken).
     pub async fn lease_holder(&self, name: &str) -> Result<Option<(String, i64, i64)>, StoreError> {
         let row = sqlx::query("SELECT holder, fencing, expires_ms FROM leases WHERE name = $1")

@@ -212,12 +212,22 @@ impl Store {
     /// Apply the migrations this database lacks. On PostgreSQL an advisory lock
     /// makes servers that start together migrate one after the other.
     async fn migrate(&self) -> Result<(), StoreError> {
+        // `CREATE TABLE IF NOT EXISTS` is not safe against a concurrent creator on
+        // PostgreSQL (both pass the check, one fails on the catalog's unique index):
+        // take the lock first.
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(74210001)")
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS strata_schema \
              (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
         )
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         for (version, sql) in MIGRATIONS {
             let mut tx = self.pool.begin().await?;
             if self.backend == Backend::Postgres {
