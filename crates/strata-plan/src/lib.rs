@@ -15,6 +15,7 @@ pub mod diff;
 pub mod display;
 pub mod drift;
 pub mod fields;
+pub mod hardware;
 pub mod model;
 pub mod saved;
 

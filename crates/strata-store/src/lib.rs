@@ -204,6 +204,15 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(StoreError::Connect)?;
+        if backend == Backend::Sqlite && !url.contains(":memory:") {
+            // Write-ahead logging: one fsync per commit instead of the rollback
+            // journal's several, and readers never block the writer. The mode is
+            // stored in the file; synchronous stays FULL (a commit survives power loss).
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await
+                .map_err(StoreError::Connect)?;
+        }
         let store = Store { pool, backend };
         store.migrate().await?;
         Ok(store)
