@@ -149,6 +149,95 @@ pub struct SeedMachine {
     /// of `storage_gb`.
     #[serde(default)]
     pub disks: Vec<SeedDisk>,
+    /// The CPU's model string as the kernel reports it (`/proc/cpuinfo` "model
+    /// name", LXD's socket `name`), e.g. `Intel(R) Xeon(R) Platinum 8480+` or
+    /// `Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz`. MAAS shows it in
+    /// `hardware_info.cpu_model` without the ` @ ...` suffix and takes `cpu_speed`
+    /// from that suffix. Empty: the twin's generic model.
+    #[serde(default)]
+    pub cpu_model: String,
+    /// The CPU's maximum (turbo) frequency in MHz, MAAS's `cpu_speed` when the
+    /// model carries no ` @ x.xxGHz`. 0: 2400.
+    #[serde(default)]
+    pub cpu_speed_mhz: u32,
+    /// DMI facts (vendor, product, board, BIOS/firmware, chassis), by MAAS's
+    /// `hardware_info` keys.
+    #[serde(default)]
+    pub hardware_info: SeedHardwareInfo,
+    /// NUMA nodes as the kernel reports them (MAAS `numanode_set`). Empty: the CPUs
+    /// and memory split evenly over one node, or two when there are 32 CPUs or
+    /// more or a GPU sits on node 1.
+    #[serde(default)]
+    pub numa_nodes: Vec<SeedNumaNode>,
+    /// Port speed of every NIC in Mbit/s (MAAS `interface_speed`, and `link_speed`
+    /// when the link negotiated it). 0: 25000.
+    #[serde(default)]
+    pub nic_speed_mbps: u64,
+    /// Per-NIC overrides of speed, negotiated link, link state and NUMA node.
+    #[serde(default)]
+    pub nic_speeds: Vec<SeedNicSpeed>,
+    /// Commissioning always fails on this machine: the builtin
+    /// `50-maas-01-commissioning` script exits 1, MAAS processes no hardware from
+    /// it and the machine ends in Failed commissioning (status 2).
+    #[serde(default)]
+    pub commissioning_fails: bool,
+}
+
+/// DMI facts of a seed machine, named as MAAS names them in `hardware_info`
+/// (canonical/maas src/maasserver/api/nodes.py `hardware_info`, filled by
+/// src/metadataserver/builtin_scripts/hooks.py `_process_system_information`
+/// from LXD's `resources.system`). `None`: the twin's default.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SeedHardwareInfo {
+    pub system_vendor: Option<String>,
+    pub system_product: Option<String>,
+    pub system_family: Option<String>,
+    pub system_version: Option<String>,
+    pub system_sku: Option<String>,
+    pub mainboard_vendor: Option<String>,
+    pub mainboard_product: Option<String>,
+    pub mainboard_version: Option<String>,
+    /// The BIOS/UEFI firmware's vendor, version (e.g. `2.4.1`, `U46 v2.10`) and
+    /// release date (`MM/DD/YYYY`, as DMI gives it).
+    pub mainboard_firmware_vendor: Option<String>,
+    pub mainboard_firmware_version: Option<String>,
+    pub mainboard_firmware_date: Option<String>,
+    pub chassis_vendor: Option<String>,
+    pub chassis_type: Option<String>,
+    pub chassis_version: Option<String>,
+}
+
+/// One NUMA node: its index, memory and CPU (thread) ids.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SeedNumaNode {
+    pub index: u32,
+    /// MiB.
+    pub memory_mib: u64,
+    /// CPU (thread) ids on this node.
+    pub cores: Vec<u32>,
+}
+
+/// Speed and link of one NIC port.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SeedNicSpeed {
+    /// The NIC as the machine's interfaces are named (`eno1`, an entry of `nics`)
+    /// or its MAC address.
+    pub nic: String,
+    /// What the port supports, Mbit/s (MAAS `interface_speed`: the fastest of the
+    /// port's supported link modes). 0: the machine's `nic_speed_mbps`.
+    #[serde(default)]
+    pub speed_mbps: u64,
+    /// What the link negotiated, Mbit/s (MAAS `link_speed`). `None`: the port's
+    /// speed, or 0 when the link is down.
+    #[serde(default)]
+    pub link_speed_mbps: Option<u64>,
+    /// Carrier detected (MAAS `link_connected`). `None`: connected.
+    #[serde(default)]
+    pub link_connected: Option<bool>,
+    /// The NUMA node of the NIC's PCI function. `None`: 0.
+    #[serde(default)]
+    pub numa_node: Option<u32>,
 }
 
 /// One disk of a seed machine.
@@ -162,14 +251,29 @@ pub struct SeedDisk {
     pub kind: String,
 }
 
+/// One GPU: PCI ids, the PCIe link it negotiated, and where it sits.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SeedGpu {
     pub model: String,
+    /// PCI vendor and device ids, hex without `0x` (`10de`, `2330`).
     pub vendor_id: String,
     pub device_id: String,
+    /// The negotiated PCIe link: generation (3, 4, 5, 6) and width (lanes). 0:
+    /// Gen4, x16.
     pub pcie_gen: u8,
     pub pcie_width: u8,
+    /// The NUMA node of its PCI function.
     pub numa_node: u32,
+    /// Its PCI address (`0000:18:00.0`). `None`: one the twin picks on its NUMA
+    /// node's root complex.
+    #[serde(default)]
+    pub pci_address: Option<String>,
+    /// What the device and slot support (sysfs `max_link_speed`/`max_link_width`).
+    /// 0: the negotiated generation/width, i.e. a link that trained at full speed.
+    #[serde(default)]
+    pub max_pcie_gen: u8,
+    #[serde(default)]
+    pub max_pcie_width: u8,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -1,6 +1,8 @@
 //! The twin's MAAS against the real python-libmaas client
 //! (`scripts/clients/libmaas_check.py` for the lifecycle, this crate's
-//! `tests/clients/libmaas_storage.py` for storage; run with the test-tools venv).
+//! `tests/clients/libmaas_storage.py` for storage and
+//! `tests/clients/libmaas_hardware.py` for hardware facts and commissioning
+//! scripts; run with the test-tools venv).
 //!
 //! Set `STRATA_SKIP_CLIENT_TESTS=1` to skip; otherwise a missing venv or library is a
 //! failure (install them with `scripts/install-test-deps.sh`). `STRATA_TOOLS_VENV`
@@ -10,7 +12,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use strata_twin::{DcSeed, FaultSpec, RunningTwin, SeedDisk, SeedGpu, SeedMachine, TwinOptions};
+use strata_twin::{
+    DcSeed, FaultSpec, RunningTwin, SeedDisk, SeedGpu, SeedHardwareInfo, SeedMachine, SeedNicSpeed,
+    SeedNumaNode, TwinOptions,
+};
 
 use strata_testkit::repo_root;
 
@@ -95,6 +100,7 @@ async fn python_libmaas_drives_the_lifecycle() {
                     pcie_gen: 4,
                     pcie_width: 16,
                     numa_node: 1,
+                    ..SeedGpu::default()
                 }]
             } else {
                 vec![]
@@ -223,5 +229,116 @@ async fn python_libmaas_builds_and_reads_a_raid() {
     assert_eq!(r["virtual_device"], "md0");
     assert_eq!(r["filesystem"], serde_json::json!(["ext4", "/"]));
     assert_eq!(s["raid_list"], serde_json::json!(["md0"]));
+    twin.shutdown().await.expect("shutdown");
+}
+
+/// python-libmaas reads the hardware facts an onboarding check compares with the
+/// hardware profile (CPU, memory, NUMA nodes, BIOS version, NIC speeds, GPUs with
+/// their PCI address and NUMA node), uploads a commissioning script through its
+/// generated handlers, and reads that script's output: the PCIe links the script
+/// found in the machine's sysfs (one GPU trained at x8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_libmaas_reads_hardware_facts_and_script_output() {
+    if skip() {
+        strata_testkit::skip_note(
+            strata_testkit::OptOut::Clients,
+            "the python-libmaas hardware check",
+        );
+        return;
+    }
+    let py = libmaas_python().await;
+    let gpu = |numa_node: u32, addr: &str, width: u8| SeedGpu {
+        model: "H100 SXM5 80GB".into(),
+        vendor_id: "10de".into(),
+        device_id: "2330".into(),
+        pcie_gen: 5,
+        pcie_width: width,
+        numa_node,
+        pci_address: Some(addr.into()),
+        max_pcie_width: 16,
+        ..SeedGpu::default()
+    };
+    let twin = strata_twin::start(TwinOptions {
+        dcs: vec![DcSeed {
+            name: "ams1".into(),
+            machines: vec![SeedMachine {
+                serial: "LIBMAASHW".into(),
+                pxe_mac: "52:54:00:1b:02:01".into(),
+                cpu_count: 4,
+                memory_mib: 32768,
+                nics: vec!["eno1".into(), "eno2".into()],
+                gpus: vec![gpu(0, "0000:19:00.0", 16), gpu(1, "0000:9b:00.0", 8)],
+                cpu_model: "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz".into(),
+                hardware_info: SeedHardwareInfo {
+                    system_vendor: Some("Dell Inc.".into()),
+                    mainboard_firmware_version: Some("1.4.2".into()),
+                    ..SeedHardwareInfo::default()
+                },
+                numa_nodes: vec![
+                    SeedNumaNode {
+                        index: 0,
+                        memory_mib: 16384,
+                        cores: vec![0, 1],
+                    },
+                    SeedNumaNode {
+                        index: 1,
+                        memory_mib: 16384,
+                        cores: vec![2, 3],
+                    },
+                ],
+                nic_speeds: vec![SeedNicSpeed {
+                    nic: "eno2".into(),
+                    speed_mbps: 10000,
+                    ..SeedNicSpeed::default()
+                }],
+                ..SeedMachine::default()
+            }],
+            ..DcSeed::default()
+        }],
+        listen: "127.0.0.1:0".parse::<SocketAddr>().expect("addr"),
+        faults: FaultSpec::default(),
+        latency_ms: 0,
+        state_file: None,
+        seed: 13,
+    })
+    .await
+    .expect("start");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/libmaas_hardware.py");
+    let s = run_script(&py, &script, &twin).await;
+    assert_eq!(s["ok"], true, "{s}");
+    assert_eq!(
+        s["script"],
+        serde_json::json!(["pcie-links", "Commissioning script"])
+    );
+    assert_eq!(s["status"], "READY");
+    assert_eq!(
+        (s["cpus"].clone(), s["memory"].clone()),
+        (4.into(), 32768.into())
+    );
+    assert_eq!(s["cpu_model"], "Intel(R) Xeon(R) Gold 6338 CPU");
+    assert_eq!(s["system_vendor"], "Dell Inc.");
+    assert_eq!(s["bios_version"], "1.4.2");
+    assert_eq!(
+        s["numa"],
+        serde_json::json!([[0, 16384, [0, 1]], [1, 16384, [2, 3]]])
+    );
+    assert_eq!(
+        s["interfaces"],
+        serde_json::json!({"eno1": [25000, 25000, true], "eno2": [10000, 10000, true]})
+    );
+    assert_eq!(
+        s["gpus"],
+        serde_json::json!([
+            ["0000:19:00.0", 0, "10de", "2330"],
+            ["0000:9b:00.0", 1, "10de", "2330"]
+        ])
+    );
+    assert_eq!(s["pcie_links"]["status"], "Passed");
+    assert_eq!(s["pcie_links"]["exit_status"], 0);
+    assert_eq!(
+        s["pcie_links"]["stdout"],
+        "0000:19:00.0 32.0 GT/s PCIe x16\n0000:9b:00.0 32.0 GT/s PCIe x8\n"
+    );
     twin.shutdown().await.expect("shutdown");
 }

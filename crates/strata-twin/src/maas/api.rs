@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::http::Req;
-use super::{Maas, dns, machines as m, misc, network as n, reservedips as rip};
+use super::{Maas, dns, machines as m, misc, network as n, reservedips as rip, scripts as sc};
 use crate::core::{Route, RouteTable};
 
 pub type ActionFn = fn(&Maas, &Req) -> Response;
@@ -266,6 +266,44 @@ pub static HANDLERS: &[Handler] = &[
                 "Get a script result set (id, current-commissioning, current-testing, current-installation).",
             ),
             get_op("download", m::download, "Download script output."),
+        ],
+    },
+    Handler {
+        name: "NodeScriptsHandler",
+        path: "/scripts/",
+        params: &[],
+        anon: false,
+        doc: "Manage custom scripts.\n\nThis functionality is only available to administrators.",
+        actions: &[
+            get(
+                sc::list,
+                "List stored scripts (type, hardware_type, filters, include_script).",
+            ),
+            post(
+                sc::create,
+                "Create a new script (name, script, type, hardware_type, timeout, ...).",
+            ),
+        ],
+    },
+    Handler {
+        name: "NodeScriptHandler",
+        // No trailing slash: MAAS's script route has none.
+        path: "/scripts/{name}",
+        params: &["name"],
+        anon: false,
+        doc: "Manage or view a custom script.",
+        actions: &[
+            get(sc::read, "Return script metadata (by name or id)."),
+            put(sc::update, "Update a script."),
+            delete(sc::delete, "Delete a script."),
+            get_op("download", sc::download, "Download a script's text."),
+            post_op(
+                "revert",
+                sc::revert,
+                "Revert a script to an earlier revision.",
+            ),
+            post_op("add_tag", sc::add_tag, "Add a tag to a script."),
+            post_op("remove_tag", sc::remove_tag, "Remove a tag from a script."),
         ],
     },
     Handler {

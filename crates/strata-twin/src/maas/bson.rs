@@ -55,7 +55,21 @@ pub fn lshw_xml(m: &Machine, h: &Hardware) -> String {
         esc(&h.vendor),
         esc(&h.serial)
     ));
-    x.push_str(" <node id=\"core\" claimed=\"true\" class=\"bus\" handle=\"DMI:0002\">\n  <description>Motherboard</description>\n");
+    let dmi: std::collections::BTreeMap<&str, String> = super::render::dmi(h).into_iter().collect();
+    let d = |k: &str| esc(dmi.get(k).map(String::as_str).unwrap_or(""));
+    x.push_str(&format!(
+        " <node id=\"core\" claimed=\"true\" class=\"bus\" handle=\"DMI:0002\">\n  <description>Motherboard</description>\n  <product>{}</product>\n  <vendor>{}</vendor>\n  <version>{}</version>\n  <serial>{}</serial>\n",
+        d("mainboard_product"),
+        d("mainboard_vendor"),
+        d("mainboard_version"),
+        d("mainboard_serial")
+    ));
+    x.push_str(&format!(
+        "  <node id=\"firmware\" claimed=\"true\" class=\"memory\">\n   <description>BIOS</description>\n   <vendor>{}</vendor>\n   <version>{}</version>\n   <date>{}</date>\n  </node>\n",
+        d("mainboard_firmware_vendor"),
+        d("mainboard_firmware_version"),
+        d("mainboard_firmware_date")
+    ));
     let per_socket = h.cpu_count / h.numa_nodes.max(1);
     for sock in 0..h.numa_nodes.max(1) {
         x.push_str(&format!(
@@ -125,79 +139,137 @@ pub fn lldp_xml(m: &Machine) -> String {
     x
 }
 
-/// The machine-resources document (LXD resources format) commissioning stores as
-/// `20-maas-03-machine-resources`; PCI devices carry the twin's link fields.
+/// The machine-resources document (LXD's resources API format, `GET /1.0/resources`,
+/// with MAAS's `networks` section) that the builtin `20-maas-03-machine-resources`
+/// and `50-maas-01-commissioning` scripts print and MAAS's commissioning hook reads
+/// (canonical/maas src/provisioningserver/refresh/50-maas-01-commissioning,
+/// src/metadataserver/builtin_scripts/hooks.py `process_lxd_results`): CPU sockets
+/// with each thread's NUMA node, memory per NUMA node, GPUs, NIC ports with their
+/// supported modes, negotiated speed and carrier, disks, PCI devices and the DMI
+/// `system` facts. LXD reports no PCIe link state, so neither does this document.
 pub fn machine_resources(m: &Machine, h: &Hardware) -> Value {
-    let numa = h.numa_nodes.max(1);
-    let per = h.cpu_count / numa;
-    let sockets: Vec<Value> = (0..numa)
-        .map(|s| {
+    let numa = h.numa_layout();
+    let sockets: Vec<Value> = numa
+        .iter()
+        .enumerate()
+        .map(|(s, n)| {
             json!({
                 "socket": s,
                 "name": h.cpu_model,
                 "vendor": "GenuineIntel",
-                "cores": (0..per).map(|c| json!({"core": c, "numa_node": s, "threads": [{"id": s * per + c, "numa_node": s, "online": true}]})).collect::<Vec<_>>(),
+                "cores": n.cores.iter().enumerate().map(|(c, id)| json!({
+                    "core": c,
+                    "die": 0,
+                    "frequency": h.cpu_speed,
+                    "threads": [{"id": id, "thread": 0, "numa_node": n.index, "online": true, "isolated": false}],
+                })).collect::<Vec<_>>(),
                 "frequency": h.cpu_speed,
+                "frequency_minimum": 800,
+                "frequency_turbo": h.cpu_speed,
             })
         })
         .collect();
-    let mem_nodes: Vec<Value> = (0..numa)
-        .map(|n| json!({"numa_node": n, "total": h.memory_mib * 1024 * 1024 / numa as u64}))
-        .collect();
-    let cards: Vec<Value> = h
-        .gpus
+    let mib = 1024 * 1024;
+    let mem_nodes: Vec<Value> = numa
         .iter()
-        .map(|g| {
-            json!({
-                "driver": "",
-                "driver_version": "",
-                "numa_node": g.numa_node,
-                "pci_address": g.pci_address,
-                "vendor": g.vendor_name,
-                "vendor_id": g.vendor_id,
-                "product": g.model,
-                "product_id": g.product_id,
-            })
-        })
+        .map(|n| json!({"numa_node": n.index, "hugepages_used": 0, "hugepages_total": 0, "used": 0, "total": n.memory_mib * mib}))
         .collect();
+    let gpu = |g: &super::model::Gpu| {
+        json!({
+            "driver": "",
+            "driver_version": "",
+            "numa_node": g.numa_node,
+            "pci_address": g.pci_address,
+            "vendor": g.vendor_name,
+            "vendor_id": g.vendor_id,
+            "product": g.model,
+            "product_id": g.product_id,
+        })
+    };
+    let cards: Vec<Value> = h.gpus.iter().map(gpu).collect();
     let mut pci: Vec<Value> = h
         .gpus
         .iter()
-        .map(|g| {
-            json!({
-                "driver": "",
-                "numa_node": g.numa_node,
-                "pci_address": g.pci_address,
-                "vendor": g.vendor_name,
-                "vendor_id": g.vendor_id,
-                "product": g.model,
-                "product_id": g.product_id,
-                "link": {"gen": g.link_gen, "width": g.link_width, "max_gen": g.max_gen, "max_width": g.max_width},
-            })
+        .enumerate()
+        .map(|(i, g)| {
+            let mut d = gpu(g);
+            if let Some(o) = d.as_object_mut() {
+                o.insert("iommu_group".into(), json!(20 + i));
+                o.insert("vpd".into(), json!({}));
+            }
+            d
         })
         .collect();
     let mut nics = Vec::new();
-    for n in &m.interfaces {
+    let mut networks = serde_json::Map::new();
+    for (i, n) in m
+        .interfaces
+        .iter()
+        .filter(|n| n.kind() == "physical")
+        .enumerate()
+    {
+        let vendor_id = n.vendor_id.as_deref().unwrap_or("15b3");
+        let product_id = n.product_id.as_deref().unwrap_or("101d");
+        let driver = n.driver.as_deref().unwrap_or("mlx5_core");
         if let Some(addr) = &n.pci_address {
             pci.push(json!({
-                "driver": "mlx5_core",
-                "numa_node": 0,
+                "driver": driver,
+                "driver_version": "",
+                "numa_node": n.numa_node,
                 "pci_address": addr,
                 "vendor": n.vendor,
-                "vendor_id": "15b3",
+                "vendor_id": vendor_id,
                 "product": n.product,
-                "product_id": "101d",
-                "link": {"gen": 4, "width": 16, "max_gen": 4, "max_width": 16},
+                "product_id": product_id,
+                "iommu_group": 40 + i,
+                "vpd": {},
             }));
         }
-        nics.push(json!({
-            "driver": "mlx5_core",
-            "numa_node": 0,
-            "pci_address": n.pci_address,
+        let mode = match n.interface_speed {
+            s if s >= 100_000 => format!("{s}baseCR4/Full"),
+            s if s > 10_000 => format!("{s}baseCR/Full"),
+            s if s > 1000 => format!("{s}baseSR/Full"),
+            s => format!("{s}baseT/Full"),
+        };
+        let mut card = json!({
+            "driver": driver,
+            "driver_version": "",
+            "numa_node": n.numa_node,
             "vendor": n.vendor,
+            "vendor_id": vendor_id,
             "product": n.product,
-            "ports": [{"id": n.name, "address": n.mac_address, "port": 0, "protocol": "ethernet", "link_detected": true, "link_speed": n.link_speed}],
-        }));
+            "product_id": product_id,
+            "firmware_version": "1.0.0",
+            "ports": [{
+                "id": n.name,
+                "address": n.mac_address,
+                "port": 0,
+                "protocol": "ethernet",
+                "supported_modes": if n.interface_speed > 0 { vec![mode] } else { vec![] },
+                "auto_negotiation": true,
+                "link_detected": !n.link_down,
+                "link_speed": n.link_speed,
+                "link_duplex": if n.link_down { "" } else { "full" },
+            }],
+        });
+        if let (Some(o), Some(addr)) = (card.as_object_mut(), &n.pci_address) {
+            o.insert("pci_address".into(), json!(addr));
+        }
+        nics.push(card);
+        networks.insert(
+            n.name.clone(),
+            json!({
+                "addresses": [],
+                "counters": {"bytes_received": 0, "bytes_sent": 0, "packets_received": 0, "packets_sent": 0},
+                "hwaddr": n.mac_address,
+                "mtu": n.mtu.unwrap_or(1500),
+                "state": if n.link_down { "down" } else { "up" },
+                "type": "broadcast",
+                "bond": null,
+                "bridge": null,
+                "vlan": null,
+            }),
+        );
     }
     let disks: Vec<Value> = h
         .disks
@@ -205,23 +277,45 @@ pub fn machine_resources(m: &Machine, h: &Hardware) -> Value {
         .map(|d| {
             let rpm = if d.tags.iter().any(|t| t == "rotary") { 7200 } else { 0 };
             let kind = if d.name.starts_with("nvme") { "nvme" } else { "scsi" };
-            json!({"id": d.name, "model": d.model, "serial": d.serial, "size": d.size_bytes, "type": kind, "rpm": rpm, "numa_node": 0, "block_size": 512})
+            json!({"id": d.name, "model": d.model, "serial": d.serial, "size": d.size_bytes, "type": kind, "read_only": false, "removable": false, "rpm": rpm, "numa_node": 0, "block_size": 512, "partitions": []})
         })
         .collect();
+    let dmi: std::collections::BTreeMap<&str, String> = super::render::dmi(h).into_iter().collect();
+    let d = |k: &str| dmi.get(k).cloned().unwrap_or_default();
     json!({
-        "api_extensions": ["resources", "resources_v2", "resources_cpu_socket", "resources_gpu", "resources_numa", "resources_system", "resources_pci_iommu"],
+        "api_extensions": ["resources", "resources_v2", "resources_cpu_socket", "resources_gpu", "resources_numa", "resources_system", "resources_pci_iommu", "resources_network_usb", "resources_disk_address"],
         "api_version": "1.0",
         "resources": {
             "cpu": {"architecture": "x86_64", "sockets": sockets, "total": h.cpu_count},
-            "memory": {"nodes": mem_nodes, "total": h.memory_mib * 1024 * 1024},
+            "memory": {"nodes": mem_nodes, "hugepages_total": 0, "hugepages_used": 0, "hugepages_size": 2097152, "used": 0, "total": h.memory_mib * mib},
             "gpu": {"cards": cards, "total": h.gpus.len()},
-            "network": {"cards": nics, "total": m.interfaces.len()},
+            "network": {"cards": nics, "total": nics_total(m)},
             "storage": {"disks": disks, "total": h.disks.len()},
-            "pci": {"devices": pci, "total": h.gpus.len() + m.interfaces.iter().filter(|n| n.pci_address.is_some()).count()},
-            "system": {"uuid": m.hardware_uuid, "vendor": h.vendor, "product": h.product, "serial": h.serial, "type": "physical"},
+            "usb": {"devices": [], "total": 0},
+            "pci": {"total": pci.len(), "devices": pci},
+            "system": {
+                "uuid": m.hardware_uuid,
+                "vendor": h.vendor,
+                "product": h.product,
+                "family": d("system_family"),
+                "version": d("system_version"),
+                "sku": d("system_sku"),
+                "serial": h.serial,
+                "type": "physical",
+                "firmware": {"vendor": d("mainboard_firmware_vendor"), "date": d("mainboard_firmware_date"), "version": d("mainboard_firmware_version")},
+                "chassis": {"vendor": d("chassis_vendor"), "type": d("chassis_type"), "serial": d("chassis_serial"), "version": d("chassis_version")},
+                "motherboard": {"vendor": d("mainboard_vendor"), "product": d("mainboard_product"), "serial": d("mainboard_serial"), "version": d("mainboard_version")},
+            },
         },
-        "networks": {},
+        "networks": networks,
     })
+}
+
+fn nics_total(m: &Machine) -> usize {
+    m.interfaces
+        .iter()
+        .filter(|n| n.kind() == "physical")
+        .count()
 }
 
 #[cfg(test)]

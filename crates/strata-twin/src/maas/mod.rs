@@ -11,40 +11,62 @@
 //!   state resumes where it was.
 //! - Hardware is exposed on the machine (`cpu_count`, `memory`, `storage`,
 //!   `numanode_set`, `hardware_info`, block devices, interfaces), per device through
-//!   `GET /api/2.0/nodes/{system_id}/devices/` (MAAS 3.x node devices, with a twin
-//!   extension `pcie_link` on PCIe devices), through commissioning script results
-//!   (`/nodes/{system_id}/results/`) and as BSON lshw/lldp via `op=details`.
+//!   `GET /api/2.0/nodes/{system_id}/devices/` (MAAS 3.x node devices), through
+//!   commissioning script results (`/nodes/{system_id}/results/`) and as BSON
+//!   lshw/lldp via `op=details`.
+//! - Scripts (`/api/2.0/scripts/`, `scripts.rs`): the builtins and uploaded ones;
+//!   an uploaded commissioning (or testing) script really runs when its phase ends,
+//!   against a fake sysfs of the machine (`sysfs.rs`), and its output, exit status
+//!   and status are its result's.
 //!
 //! # Hardware as commissioning reports it
 //!
 //! Seed machines are enlisted New with their hardware already known (MAAS runs the
 //! commissioning scripts during enlistment); commissioning re-reports it, with the
-//! `gpu_degraded`/`memory_missing` faults applied. Machines created through the API
-//! without a seed behind their MAC have no hardware until commissioned.
+//! `gpu_degraded`/`memory_missing` faults applied, and records what it found of the
+//! NIC ports on the interfaces with their MACs. Machines created through the API
+//! without a seed behind their MAC have no hardware until commissioned. Where each
+//! fact shows is where MAAS 3.x shows it (canonical/maas
+//! src/metadataserver/builtin_scripts/hooks.py `process_lxd_results` reads them
+//! from LXD's resources document; src/maasserver/api/machines.py,
+//! src/maasserver/api/nodes.py, src/maasserver/api/interfaces.py,
+//! src/maasserver/api/nodedevices.py render them):
 //!
-//! - Machine (`GET /api/2.0/machines/{system_id}/`): `cpu_count`, `cpu_speed` (MHz),
-//!   `memory` (MiB), `storage` (MB, float), `hardware_info.{system_vendor,
-//!   system_product, system_serial, cpu_model, mainboard_*, chassis_*}`,
-//!   `numanode_set: [{index, cores: [cpu ids], memory (MiB), hugepages_set: []}]`,
-//!   `physicalblockdevice_set`/`blockdevice_set`/`boot_disk` (`name`, `size` bytes,
-//!   `model`, `serial`, ...), `interface_set`/`boot_interface` (`name`,
-//!   `mac_address`, `vlan`, `links`, `link_speed`/`interface_speed` Mbit/s,
-//!   `numa_node`, `vendor`, `product`).
+//! - Machine (`GET /api/2.0/machines/{system_id}/`, and each machine of the
+//!   listing): `cpu_count`, `cpu_speed` (MHz: the model's ` @ x.xxGHz`, else the
+//!   turbo frequency), `memory` (MiB), `storage` (MB, float), `hardware_info.
+//!   {system_vendor, system_product, system_family, system_version, system_sku,
+//!   system_serial, cpu_model (without ` @ ...`), mainboard_{vendor, product, serial,
+//!   version}, mainboard_firmware_{vendor, date, version} (the BIOS), chassis_{vendor,
+//!   type, serial, version}}`, `numanode_set: [{index, cores: [cpu ids], memory (MiB),
+//!   hugepages_set: []}]`, `physicalblockdevice_set`/`blockdevice_set`/`boot_disk`
+//!   (`name`, `size` bytes, `model`, `serial`, ...), `interface_set`/`boot_interface`.
+//! - Interfaces (there and `GET /nodes/{system_id}/interfaces/`): `name`,
+//!   `mac_address`, `vendor`, `product`, `interface_speed` (Mbit/s, the fastest mode
+//!   the port supports), `link_speed` (Mbit/s negotiated, 0 when down),
+//!   `link_connected`, `numa_node`, `vlan`, `links`.
 //! - Devices (`GET /api/2.0/nodes/{system_id}/devices/[?hardware_type=gpu|network]`):
 //!   `[{id, bus: 1, bus_name: "PCIE", hardware_type: 5 (GPU) | 4 (network),
 //!   hardware_type_name, system_id, numa_node, vendor_id ("10de"), product_id
 //!   ("2330"), vendor_name, product_name (the model), commissioning_driver,
 //!   pci_address ("0000:18:00.0"), physical_interface, physical_blockdevice,
-//!   bus_number, device_number, pcie_link: {gen, width, max_gen, max_width},
-//!   resource_uri}]`. `pcie_link` is the twin's extension (real MAAS does not
-//!   report link state): negotiated generation/width and what the slot supports.
+//!   bus_number, device_number, resource_uri}]`. MAAS records no PCIe link state:
+//!   generation and width are read by a commissioning script from sysfs.
 //! - Script results (`GET /api/2.0/nodes/{system_id}/results/?type=commissioning&include_output=1`):
-//!   script sets with `results[].{name, status, status_name, output (base64)}`;
-//!   `20-maas-03-machine-resources` carries an LXD-resources document
-//!   (`resources.{cpu, memory.nodes, gpu.cards, pci.devices[].link, network, storage}`),
-//!   `maas-lshw` the lshw XML.
+//!   script sets with `results[].{name, status, status_name, exit_status,
+//!   script_id, script_revision_id, output, stdout, stderr, result (base64)}`, sorted
+//!   by name; `50-maas-01-commissioning` and `20-maas-03-machine-resources` carry the
+//!   machine-resources document (LXD resources: `resources.{cpu, memory.nodes,
+//!   gpu.cards, network.cards[].ports, storage, pci.devices, system}`), `maas-lshw`
+//!   the lshw XML; an uploaded script's streams are what it printed.
 //! - `GET /api/2.0/machines/{system_id}/?op=details`: BSON
 //!   `{"lshw": Binary(XML), "lldp": Binary(XML)}` (`application/bson`), as MAAS sends.
+//!
+//! A seed's `commissioning_fails` makes every commissioning of the machine fail
+//! (Failed commissioning, status 2, `50-maas-01-commissioning` exiting 1); an
+//! uploaded script that exits non-zero or runs past its timeout fails its
+//! commissioning the same way (MAAS's `_process_commissioning`), though MAAS still
+//! records the hardware the builtins reported.
 //!
 //! # Storage
 //!
@@ -63,9 +85,11 @@
 //!
 //! Per-object faults (`POST /_twin/faults/object` with service `maas` and the machine's
 //! system id, serial or hostname as id): `commission_fails`, `testing_fails`,
-//! `deploy_fails`, `release_fails`, `erase_fails`, `gpu_degraded` (first GPU reports a
-//! narrower/slower PCIe link: x8 — or half the width when that is 8 or less — and one
-//! generation lower), `memory_missing` (commissioning reports 3/4 of the memory),
+//! `deploy_fails`, `release_fails`, `erase_fails`, `gpu_degraded` (the first GPU's link
+//! trains narrower and slower: x8 — or half the width when that is 8 or less — and one
+//! generation lower, as sysfs shows it to a commissioning script),
+//! `memory_missing` (commissioning reports 3/4 of the memory, missing from the last
+//! NUMA node),
 //! `power_fails` (power actions answer 503) and `error_500` (by system id: any request
 //! on that machine's URLs answers 500). Faults without `times` fire until cleared.
 
@@ -97,8 +121,10 @@ mod model;
 mod network;
 mod render;
 mod reservedips;
+mod scripts;
 mod seed;
 mod storage;
+mod sysfs;
 
 pub use api::{Endpoint, HANDLERS, Handler, routes};
 
@@ -528,8 +554,11 @@ mod tests {
     #[test]
     fn every_handler_path_is_well_formed() {
         for h in HANDLERS {
+            // MAAS's partition and script routes have no trailing slash.
             assert!(
-                h.path.starts_with('/') && (h.path.ends_with('/') || h.name == "PartitionHandler"),
+                h.path.starts_with('/')
+                    && (h.path.ends_with('/')
+                        || ["PartitionHandler", "NodeScriptHandler"].contains(&h.name)),
                 "{}",
                 h.path
             );

@@ -155,14 +155,21 @@ pub mod status {
     }
 }
 
-/// Script (commissioning/testing result) statuses, as MAAS reports them.
+/// Script (commissioning/testing result) statuses, as MAAS reports them
+/// (canonical/maas src/maascommon/enums/scriptresult.py, src/metadataserver/enum.py
+/// `SCRIPT_STATUS_CHOICES`).
 pub mod script_status {
     pub const PENDING: u8 = 0;
     pub const RUNNING: u8 = 1;
     pub const PASSED: u8 = 2;
     pub const FAILED: u8 = 3;
+    pub const TIMEDOUT: u8 = 4;
     pub const ABORTED: u8 = 5;
     pub const DEGRADED: u8 = 6;
+    pub const INSTALLING: u8 = 7;
+    pub const FAILED_INSTALLING: u8 = 8;
+    pub const APPLYING_NETCONF: u8 = 10;
+    pub const FAILED_APPLYING_NETCONF: u8 = 11;
 
     pub fn name(code: u8) -> &'static str {
         match code {
@@ -176,6 +183,8 @@ pub mod script_status {
             7 => "Installing dependencies",
             8 => "Failed installing dependencies",
             9 => "Skipped",
+            10 => "Applying custom network configuration",
+            11 => "Failed to apply custom network configuration",
             _ => "Unknown",
         }
     }
@@ -234,6 +243,10 @@ pub struct State {
     /// Reserved IPs (`/reservedips/`, MAAS 3.6): DHCP host entries, address by MAC.
     #[serde(default)]
     pub reserved_ips: BTreeMap<u64, ReservedIp>,
+    /// User scripts (`/scripts/`) by id; MAAS's builtin scripts are not stored
+    /// (`scripts::BUILTIN`).
+    #[serde(default)]
+    pub scripts: BTreeMap<u64, Script>,
     pub config: BTreeMap<String, serde_json::Value>,
     /// State of the identifier generator (system ids, hostnames).
     pub rng_state: u64,
@@ -443,6 +456,89 @@ pub struct Hardware {
     pub numa_nodes: u32,
     pub disks: Vec<Disk>,
     pub gpus: Vec<Gpu>,
+    /// DMI facts by MAAS `hardware_info` key (`system_family`,
+    /// `mainboard_firmware_version`, `chassis_type`, ...), over the twin's defaults.
+    #[serde(default)]
+    pub info: BTreeMap<String, String>,
+    /// The NUMA nodes with their memory and CPU ids; empty: `numa_nodes` nodes
+    /// sharing CPUs and memory evenly.
+    #[serde(default)]
+    pub numa: Vec<NumaNode>,
+    /// The physical NIC ports, as commissioning finds them.
+    #[serde(default)]
+    pub nics: Vec<Nic>,
+}
+
+impl Hardware {
+    /// The NUMA nodes: the explicit ones, or `numa_nodes` nodes sharing the CPUs
+    /// and memory evenly (the last one takes the remainder).
+    pub fn numa_layout(&self) -> Vec<NumaNode> {
+        if !self.numa.is_empty() {
+            return self.numa.clone();
+        }
+        let n = self.numa_nodes.max(1);
+        let per_cpu = self.cpu_count / n;
+        let per_mem = self.memory_mib / u64::from(n);
+        (0..n)
+            .map(|i| {
+                let last = i + 1 == n;
+                let start = i * per_cpu;
+                let end = if last {
+                    self.cpu_count
+                } else {
+                    start + per_cpu
+                };
+                NumaNode {
+                    index: i,
+                    memory_mib: if last {
+                        self.memory_mib - per_mem * u64::from(n - 1)
+                    } else {
+                        per_mem
+                    },
+                    cores: (start..end).collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// A DMI fact by its `hardware_info` key, if known.
+    pub fn dmi(&self, key: &str) -> Option<&str> {
+        self.info.get(key).map(String::as_str)
+    }
+}
+
+/// One NUMA node (MAAS `NUMANode`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct NumaNode {
+    pub index: u32,
+    /// MiB.
+    pub memory_mib: u64,
+    /// CPU (thread) ids.
+    pub cores: Vec<u32>,
+}
+
+/// A physical NIC port and its PCI function, as commissioning reports it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Nic {
+    pub name: String,
+    pub mac_address: String,
+    pub vendor: String,
+    pub product: String,
+    /// PCI ids, hex without `0x`.
+    pub vendor_id: String,
+    pub product_id: String,
+    /// The kernel driver bound during commissioning.
+    pub driver: String,
+    pub pci_address: String,
+    /// Mbit/s: what the port supports (`interface_speed`) and what its link
+    /// negotiated (`link_speed`, 0 when down).
+    pub interface_speed: u64,
+    pub link_speed: u64,
+    pub link_connected: bool,
+    pub numa_node: u32,
+    /// The PCIe link of the NIC's function (negotiated = supported).
+    pub pcie_gen: u8,
+    pub pcie_width: u8,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -573,6 +669,20 @@ pub struct Interface {
     /// `physical` (empty: physical), `bond` or `vlan`.
     #[serde(default)]
     pub kind: String,
+    /// No carrier on the port (MAAS `link_connected: false`).
+    #[serde(default)]
+    pub link_down: bool,
+    /// The NUMA node of the port's PCI function.
+    #[serde(default)]
+    pub numa_node: u32,
+    /// PCI vendor and product ids and the driver commissioning saw bound (physical
+    /// ports only; `None` for state saved before the twin recorded them).
+    #[serde(default)]
+    pub vendor_id: Option<String>,
+    #[serde(default)]
+    pub product_id: Option<String>,
+    #[serde(default)]
+    pub driver: Option<String>,
     /// The interfaces (ids) a bond is made of, or the one a VLAN interface rides on.
     #[serde(default)]
     pub parents: Vec<u64>,
@@ -630,7 +740,27 @@ pub struct ScriptResult {
     pub ended_ms: Option<u64>,
     /// `node`, `cpu`, `memory`, `storage`, `network`, `gpu` (hardware_type of the script).
     pub hardware_type: u8,
+    /// The combined output (stdout and stderr interleaved as they came), then each
+    /// stream alone and the YAML result file, as MAAS stores them; meaningful when
+    /// `captured` (builtin scripts' outputs are generated from the reported hardware).
     pub output: String,
+    #[serde(default)]
+    pub stdout: String,
+    #[serde(default)]
+    pub stderr: String,
+    #[serde(default)]
+    pub result: String,
+    #[serde(default)]
+    pub captured: bool,
+    /// The script (and its revision, a versioned text file) this result runs.
+    #[serde(default)]
+    pub script_id: Option<u64>,
+    #[serde(default)]
+    pub script_revision_id: Option<u64>,
+    /// A user script waiting to run: its text and timeout (seconds, 0: none),
+    /// taken when the set was created (MAAS pins the revision); cleared once run.
+    #[serde(default)]
+    pub pending_script: Option<(String, u64)>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -644,27 +774,34 @@ pub struct ScriptSet {
 }
 
 impl ScriptSet {
-    /// The set's status, derived from its results as MAAS does.
+    /// The set's status, derived from its results as MAAS does: the first status
+    /// present in MAAS's order of precedence, the running ones reported as Running
+    /// and the failed ones (timed out included) as Failed (canonical/maas
+    /// src/maasserver/models/scriptset.py `get_overall_status`).
     pub fn status(&self) -> u8 {
         use script_status::*;
-        let s: Vec<u8> = self.results.iter().map(|r| r.status).collect();
-        if s.contains(&RUNNING) {
-            RUNNING
-        } else if s.contains(&PENDING) {
-            if s.iter().all(|x| *x == PENDING) {
-                PENDING
-            } else {
-                RUNNING
+        let present: Vec<u8> = self.results.iter().map(|r| r.status).collect();
+        for s in [
+            RUNNING,
+            APPLYING_NETCONF,
+            INSTALLING,
+            PENDING,
+            ABORTED,
+            FAILED,
+            FAILED_APPLYING_NETCONF,
+            FAILED_INSTALLING,
+            TIMEDOUT,
+            DEGRADED,
+        ] {
+            if present.contains(&s) {
+                return match s {
+                    RUNNING | APPLYING_NETCONF | INSTALLING => RUNNING,
+                    FAILED | FAILED_APPLYING_NETCONF | FAILED_INSTALLING | TIMEDOUT => FAILED,
+                    other => other,
+                };
             }
-        } else if s.contains(&FAILED) {
-            FAILED
-        } else if s.contains(&ABORTED) {
-            ABORTED
-        } else if s.contains(&DEGRADED) {
-            DEGRADED
-        } else {
-            PASSED
         }
+        PASSED
     }
 }
 
@@ -733,6 +870,9 @@ pub struct Machine {
     /// storage configuration and applies no default layout.
     #[serde(default)]
     pub skip_storage: bool,
+    /// Every commissioning of this machine fails (a seed's `commissioning_fails`).
+    #[serde(default)]
+    pub commissioning_fails: bool,
 }
 
 impl Machine {
@@ -851,6 +991,47 @@ pub struct IpRange {
     pub end_ip: String,
     pub subnet_id: u64,
     pub comment: String,
+}
+
+/// A user script (MAAS `Script`, canonical/maas src/maasserver/models/script.py):
+/// metadata, and its text as a versioned file (newest revision first).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Script {
+    pub id: u64,
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// 0 commissioning, 2 testing, 3 release, 4 deployment.
+    pub script_type: u8,
+    /// 0 node, 1 cpu, 2 memory, 3 storage, 4 network, 5 gpu.
+    pub hardware_type: u8,
+    /// 0 disabled, 1 instance, 2 any.
+    pub parallel: u8,
+    pub results: Value,
+    pub parameters: Value,
+    pub packages: Value,
+    /// Seconds; 0: no timeout.
+    pub timeout_s: u64,
+    pub destructive: bool,
+    pub for_hardware: Vec<String>,
+    pub may_reboot: bool,
+    pub recommission: bool,
+    pub apply_configured_networking: bool,
+    /// Revisions, newest first.
+    pub history: Vec<ScriptRevision>,
+    /// Shipped with MAAS (the builtins are never stored; see `scripts::BUILTIN`).
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// One revision of a script's text (MAAS `VersionedTextFile`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ScriptRevision {
+    pub id: u64,
+    pub comment: Option<String>,
+    pub created_ms: u64,
+    pub data: String,
 }
 
 /// A reserved IP: MAAS's DHCP serves `ip` to `mac_address` (a host entry).

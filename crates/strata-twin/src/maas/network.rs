@@ -1511,6 +1511,7 @@ pub fn mutate(s: &Maas, st: &mut State, kind: &str, req: &MutateRequest) -> Resu
                     kind: String::new(),
                     parents: Vec::new(),
                     params: Default::default(),
+                    ..Interface::default()
                 });
             }
             Ok(render::controller(st, &s.api, &st.controllers[pos]))

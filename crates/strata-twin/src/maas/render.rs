@@ -178,7 +178,7 @@ pub fn boot_resource(api: &str, b: &BootResource) -> Value {
     v
 }
 
-pub fn interface(st: &State, api: &str, system_id: &str, i: &Interface, numa: u32) -> Value {
+pub fn interface(st: &State, api: &str, system_id: &str, i: &Interface) -> Value {
     let v = i.vlan_id.and_then(|id| st.vlans.get(&id));
     let links: Vec<Value> = i
         .links
@@ -240,10 +240,10 @@ pub fn interface(st: &State, api: &str, system_id: &str, i: &Interface, numa: u3
         "product": i.product,
         "firmware_version": "1.0.0",
         "system_id": system_id,
-        "link_connected": true,
+        "link_connected": !i.link_down,
         "interface_speed": i.interface_speed,
         "link_speed": i.link_speed,
-        "numa_node": numa,
+        "numa_node": i.numa_node,
         "sriov_max_vf": 0,
         "resource_uri": format!("{api}nodes/{system_id}/interfaces/{}/", i.id),
     })
@@ -442,46 +442,83 @@ fn unknown_hw_info() -> Value {
     })
 }
 
-pub fn hardware_info(h: Option<&Hardware>) -> Value {
-    let Some(h) = h else { return unknown_hw_info() };
-    json!({
-        "system_vendor": h.vendor,
-        "system_product": h.product,
-        "system_family": "Server",
-        "system_version": "1.0",
-        "system_sku": "TWIN-1",
-        "system_serial": h.serial,
-        "cpu_model": h.cpu_model,
-        "mainboard_vendor": h.vendor,
-        "mainboard_product": "Twin Board",
-        "mainboard_serial": format!("{}-MB", h.serial),
-        "mainboard_version": "1.0",
-        "mainboard_firmware_vendor": h.vendor,
-        "mainboard_firmware_date": "01/15/2025",
-        "mainboard_firmware_version": "2.4.1",
-        "chassis_vendor": h.vendor,
-        "chassis_type": "Rack Mount Chassis",
-        "chassis_serial": h.serial,
-        "chassis_version": "1.0",
-    })
+/// The DMI facts of reported hardware: the seed's, over the twin's defaults.
+pub fn dmi(h: &Hardware) -> Vec<(&'static str, String)> {
+    let v = |key: &str, default: &str| h.dmi(key).unwrap_or(default).to_string();
+    vec![
+        ("system_vendor", h.vendor.clone()),
+        ("system_product", h.product.clone()),
+        ("system_family", v("system_family", "Server")),
+        ("system_version", v("system_version", "1.0")),
+        ("system_sku", v("system_sku", "TWIN-1")),
+        ("system_serial", h.serial.clone()),
+        ("mainboard_vendor", v("mainboard_vendor", &h.vendor)),
+        ("mainboard_product", v("mainboard_product", "Twin Board")),
+        ("mainboard_serial", format!("{}-MB", h.serial)),
+        ("mainboard_version", v("mainboard_version", "1.0")),
+        (
+            "mainboard_firmware_vendor",
+            v("mainboard_firmware_vendor", &h.vendor),
+        ),
+        (
+            "mainboard_firmware_date",
+            v("mainboard_firmware_date", "01/15/2025"),
+        ),
+        (
+            "mainboard_firmware_version",
+            v("mainboard_firmware_version", "2.4.1"),
+        ),
+        ("chassis_vendor", v("chassis_vendor", &h.vendor)),
+        ("chassis_type", v("chassis_type", "Rack Mount Chassis")),
+        ("chassis_serial", h.serial.clone()),
+        ("chassis_version", v("chassis_version", "1.0")),
+    ]
 }
 
+/// The CPU model as MAAS stores it: the socket name up to its ` @ <speed>`
+/// (canonical/maas src/provisioningserver/utils/lxd.py `parse_lxd_cpuinfo`).
+pub fn cpu_model(h: &Hardware) -> &str {
+    match h.cpu_model.split_once(" @") {
+        Some((m, _)) => m,
+        None => &h.cpu_model,
+    }
+}
+
+/// `hardware_info` (canonical/maas src/maasserver/api/nodes.py `hardware_info`):
+/// "Unknown" for every key commissioning did not report, empty values included
+/// (hooks.py `_process_system_information` stores none for those).
+pub fn hardware_info(h: Option<&Hardware>) -> Value {
+    let mut out = unknown_hw_info();
+    let Some(h) = h else { return out };
+    if let Some(o) = out.as_object_mut() {
+        let placeholder = |v: &str| {
+            v.trim().is_empty() || ["0123456789", "none"].contains(&v.to_ascii_lowercase().as_str())
+        };
+        for (k, v) in dmi(h) {
+            if !placeholder(&v) {
+                o.insert(k.into(), json!(v));
+            }
+        }
+        let model = cpu_model(h);
+        if !model.is_empty() {
+            o.insert("cpu_model".into(), json!(model));
+        }
+    }
+    out
+}
+
+/// `numanode_set`: each node's index, CPU ids and memory (MiB), with no huge pages
+/// (MAAS records those only for deployed machines).
 pub fn numa_nodes(h: Option<&Hardware>) -> Value {
     let Some(h) = h else {
         return json!([{"index": 0, "memory": 0, "cores": [], "hugepages_set": []}]);
     };
-    let n = h.numa_nodes.max(1);
-    let per_cpu = h.cpu_count / n;
-    let per_mem = h.memory_mib / n as u64;
-    let nodes: Vec<Value> = (0..n)
-        .map(|i| {
-            let start = i * per_cpu;
-            let end = if i + 1 == n { h.cpu_count } else { start + per_cpu };
-            let mem = if i + 1 == n { h.memory_mib - per_mem * (n as u64 - 1) } else { per_mem };
-            json!({"index": i, "memory": mem, "cores": (start..end).collect::<Vec<_>>(), "hugepages_set": []})
-        })
-        .collect();
-    Value::Array(nodes)
+    Value::Array(
+        h.numa_layout()
+            .into_iter()
+            .map(|n| json!({"index": n.index, "memory": n.memory_mib, "cores": n.cores, "hugepages_set": []}))
+            .collect(),
+    )
 }
 
 fn test_status(set: Option<&ScriptSet>) -> (i32, &'static str) {
@@ -508,7 +545,7 @@ pub fn machine(st: &State, api: &str, m: &Machine) -> Value {
     let ifaces: Vec<Value> = m
         .interfaces
         .iter()
-        .map(|i| interface(st, api, &m.system_id, i, 0))
+        .map(|i| interface(st, api, &m.system_id, i))
         .collect();
     let hw = m.reported.as_ref();
     let devices = storage::block_devices(m);
@@ -693,7 +730,7 @@ pub fn controller(st: &State, api: &str, c: &Controller) -> Value {
         "power_type": "",
         "power_state": "unknown",
         "ip_addresses": c.interfaces.iter().flat_map(|i| i.links.iter().filter_map(|l| l.ip_address.clone())).collect::<Vec<_>>(),
-        "interface_set": c.interfaces.iter().map(|i| interface(st, api, &c.system_id, i, 0)).collect::<Vec<_>>(),
+        "interface_set": c.interfaces.iter().map(|i| interface(st, api, &c.system_id, i)).collect::<Vec<_>>(),
         "zone": st.zones.get(&c.zone_id).map(|z| zone(api, z)),
         "tag_names": c.tags,
         "status_action": "",
@@ -709,64 +746,74 @@ pub fn controller(st: &State, api: &str, c: &Controller) -> Value {
     })
 }
 
-/// Node devices found by commissioning: NICs (hardware type 4) and GPUs (5), with the
-/// twin's `pcie_link` extension (negotiated and maximum PCIe generation and width).
+/// Node devices found by commissioning (canonical/maas
+/// src/maasserver/api/nodedevices.py `NodeDeviceHandler.fields`, created by
+/// src/metadataserver/builtin_scripts/hooks.py `update_node_devices` from LXD's
+/// `pci.devices`): the NIC ports' functions (hardware type 4, with their interface)
+/// and the GPUs (5). MAAS records no PCIe link state: negotiated generation and
+/// width are only visible to a commissioning script reading sysfs (`sysfs.rs`).
 pub fn node_devices(st: &State, api: &str, m: &Machine) -> Vec<Value> {
-    let Some(hw) = m.reported.as_ref() else {
+    if m.reported.is_none() {
         return vec![];
-    };
+    }
     let mut out = Vec::new();
     let mut k = 0u64;
+    let device = |k: u64, hw: (u8, &str), d: Value| -> Value {
+        let id = m.id * 100 + k;
+        let mut v = json!({
+            "id": id,
+            "bus": 1,
+            "bus_name": "PCIE",
+            "hardware_type": hw.0,
+            "hardware_type_name": hw.1,
+            "system_id": m.system_id,
+            "physical_blockdevice": null,
+            "bus_number": null,
+            "device_number": null,
+            "resource_uri": format!("{api}nodes/{}/devices/{id}/", m.system_id),
+        });
+        if let (Some(o), Value::Object(d)) = (v.as_object_mut(), d) {
+            o.extend(d);
+        }
+        v
+    };
     for i in &m.interfaces {
         let Some(addr) = &i.pci_address else { continue };
+        if i.kind() != "physical" {
+            continue;
+        }
         k += 1;
-        let id = m.id * 100 + k;
-        out.push(json!({
-            "id": id,
-            "bus": 1,
-            "bus_name": "PCIE",
-            "hardware_type": 4,
-            "hardware_type_name": "Network",
-            "system_id": m.system_id,
-            "numa_node": 0,
-            "physical_blockdevice": null,
-            "physical_interface": interface(st, api, &m.system_id, i, 0),
-            "vendor_id": "15b3",
-            "product_id": "101d",
-            "vendor_name": i.vendor,
-            "product_name": i.product,
-            "commissioning_driver": "mlx5_core",
-            "bus_number": null,
-            "device_number": null,
-            "pci_address": addr,
-            "pcie_link": {"gen": 4, "width": 16, "max_gen": 4, "max_width": 16},
-            "resource_uri": format!("{api}nodes/{}/devices/{id}/", m.system_id),
-        }));
+        out.push(device(
+            k,
+            (4, "Network"),
+            json!({
+                "numa_node": i.numa_node,
+                "physical_interface": interface(st, api, &m.system_id, i),
+                "vendor_id": i.vendor_id.as_deref().unwrap_or("15b3"),
+                "product_id": i.product_id.as_deref().unwrap_or("101d"),
+                "vendor_name": i.vendor,
+                "product_name": i.product,
+                "commissioning_driver": i.driver.as_deref().unwrap_or("mlx5_core"),
+                "pci_address": addr,
+            }),
+        ));
     }
-    for g in &hw.gpus {
+    for g in m.reported.iter().flat_map(|h| h.gpus.iter()) {
         k += 1;
-        let id = m.id * 100 + k;
-        out.push(json!({
-            "id": id,
-            "bus": 1,
-            "bus_name": "PCIE",
-            "hardware_type": 5,
-            "hardware_type_name": "GPU",
-            "system_id": m.system_id,
-            "numa_node": g.numa_node,
-            "physical_blockdevice": null,
-            "physical_interface": null,
-            "vendor_id": g.vendor_id,
-            "product_id": g.product_id,
-            "vendor_name": g.vendor_name,
-            "product_name": g.model,
-            "commissioning_driver": "",
-            "bus_number": null,
-            "device_number": null,
-            "pci_address": g.pci_address,
-            "pcie_link": {"gen": g.link_gen, "width": g.link_width, "max_gen": g.max_gen, "max_width": g.max_width},
-            "resource_uri": format!("{api}nodes/{}/devices/{id}/", m.system_id),
-        }));
+        out.push(device(
+            k,
+            (5, "GPU"),
+            json!({
+                "numa_node": g.numa_node,
+                "physical_interface": null,
+                "vendor_id": g.vendor_id,
+                "product_id": g.product_id,
+                "vendor_name": g.vendor_name,
+                "product_name": g.model,
+                "commissioning_driver": "",
+                "pci_address": g.pci_address,
+            }),
+        ));
     }
     out
 }

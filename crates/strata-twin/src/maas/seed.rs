@@ -6,6 +6,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
+use std::collections::BTreeMap;
+
 use super::model::*;
 use crate::{DcSeed, SeedController, SeedDisk, SeedGpu, SeedMachine, SeedNic};
 
@@ -122,17 +124,24 @@ fn gpu_from_seed(i: usize, g: &SeedGpu) -> Gpu {
     let width = if g.pcie_width == 0 { 16 } else { g.pcie_width };
     // Buses 0x18, 0x2a, ... on NUMA node 0 and 0x98, ... on node 1 (like a 2-socket box).
     let bus = (if g.numa_node == 0 { 0x18 } else { 0x98 }) + (i as u32 % 8) * 0x12;
+    let pci_address = g
+        .pci_address
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_else(|| format!("0000:{:02x}:00.0", bus & 0xff));
     Gpu {
         model: g.model.clone(),
         vendor_id: g.vendor_id.to_ascii_lowercase(),
         product_id: g.device_id.to_ascii_lowercase(),
         vendor_name: vendor_name(&g.vendor_id).to_string(),
-        pci_address: format!("0000:{:02x}:00.0", bus & 0xff),
+        pci_address,
         numa_node: g.numa_node,
         link_gen: gen_,
         link_width: width,
-        max_gen: gen_,
-        max_width: width,
+        max_gen: g.max_pcie_gen.max(gen_),
+        max_width: g.max_pcie_width.max(width),
     }
 }
 
@@ -166,83 +175,74 @@ fn disk_from_seed(serial: &str, i: usize, d: &SeedDisk) -> Disk {
     }
 }
 
-/// The hardware behind a seed machine.
-pub fn hardware_from_seed(s: &SeedMachine) -> Hardware {
-    let cpu_count = if s.cpu_count == 0 { 8 } else { s.cpu_count };
-    let gpus: Vec<Gpu> = s
-        .gpus
-        .iter()
-        .enumerate()
-        .map(|(i, g)| gpu_from_seed(i, g))
-        .collect();
-    let numa_nodes = gpus
-        .iter()
-        .map(|g| g.numa_node + 1)
-        .max()
-        .unwrap_or(1)
-        .max(if cpu_count >= 32 { 2 } else { 1 });
-    let storage_gb = if s.storage_gb == 0 { 480 } else { s.storage_gb };
-    let disks = if s.disks.is_empty() {
-        vec![Disk {
-            name: "sda".into(),
-            model: "TWIN-SSD".into(),
-            serial: format!("{}-D0", s.serial),
-            size_bytes: storage_gb * 1_000_000_000,
-            tags: disk_tags("ssd"),
-        }]
-    } else {
-        s.disks
-            .iter()
-            .enumerate()
-            .map(|(i, d)| disk_from_seed(&s.serial, i, d))
-            .collect()
-    };
-    Hardware {
-        serial: s.serial.clone(),
-        vendor: "Strata Twin".into(),
-        product: "Twin Server".into(),
-        cpu_count,
-        cpu_model: "Twin Xeon(R) CPU @ 2.40GHz".into(),
-        cpu_speed: 2400,
-        memory_mib: if s.memory_mib == 0 {
-            16384
-        } else {
-            s.memory_mib
-        },
-        numa_nodes,
-        disks,
-        gpus,
+/// The twin's CPU model when a seed names none.
+pub const DEFAULT_CPU_MODEL: &str = "Twin Xeon(R) CPU @ 2.40GHz";
+
+/// The frequency (MHz) in a CPU model's ` @ x.xxGHz` suffix, as MAAS reads it
+/// (canonical/maas src/provisioningserver/utils/lxd.py `parse_lxd_cpuinfo`).
+pub fn model_speed_mhz(model: &str) -> Option<u32> {
+    let (_, rest) = model.rsplit_once(" @ ")?;
+    let ghz = rest.trim().strip_suffix("GHz")?;
+    let v: f64 = ghz.trim().parse().ok()?;
+    (v.is_finite() && v > 0.0).then(|| (v * 1000.0).round() as u32)
+}
+
+/// A NIC model by the speed of its ports: (vendor, product, vendor id, product id,
+/// driver, PCIe generation, PCIe width).
+fn nic_model(
+    speed: u64,
+) -> (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    u8,
+    u8,
+) {
+    match speed {
+        s if s >= 100_000 => (
+            "Mellanox Technologies",
+            "MT28908 Family [ConnectX-6]",
+            "15b3",
+            "101b",
+            "mlx5_core",
+            4,
+            16,
+        ),
+        s if s > 10_000 => (
+            "Mellanox Technologies",
+            "MT2892 Family [ConnectX-6 Dx]",
+            "15b3",
+            "101d",
+            "mlx5_core",
+            4,
+            16,
+        ),
+        s if s > 1000 => (
+            "Intel Corporation",
+            "Ethernet Controller X710 for 10GbE SFP+",
+            "8086",
+            "1572",
+            "i40e",
+            3,
+            8,
+        ),
+        _ => (
+            "Intel Corporation",
+            "I350 Gigabit Network Connection",
+            "8086",
+            "1521",
+            "igb",
+            2,
+            4,
+        ),
     }
 }
 
-/// Generic hardware for machines created through the API without a seed behind them.
-pub fn generic_hardware(serial: &str) -> Hardware {
-    Hardware {
-        serial: serial.to_string(),
-        vendor: "Strata Twin".into(),
-        product: "Twin Server".into(),
-        cpu_count: 4,
-        cpu_model: "Twin Xeon(R) CPU @ 2.40GHz".into(),
-        cpu_speed: 2400,
-        memory_mib: 8192,
-        numa_nodes: 1,
-        disks: vec![Disk {
-            name: "sda".into(),
-            model: "TWIN-SSD".into(),
-            serial: format!("{serial}-D0"),
-            size_bytes: 240_000_000_000,
-            tags: disk_tags("ssd"),
-        }],
-        gpus: vec![],
-    }
-}
-
-/// The interfaces of a seed machine; the PXE interface first.
-pub fn interfaces_from_seed(
-    state: &mut State,
-    s: &SeedMachine,
-    vlan: Option<u64>,
-) -> Vec<Interface> {
+/// The NIC ports of a seed machine, the PXE port first: names and MACs from `nics`
+/// (an entry is a name or a MAC), speeds from `nic_speed_mbps` and `nic_speeds`.
+pub fn seed_nics(s: &SeedMachine) -> Vec<Nic> {
     let pxe = normalize_mac(&s.pxe_mac).unwrap_or_else(|| derived_mac(&s.serial));
     let mut nics: Vec<(String, String)> = Vec::new();
     if s.nics.is_empty() {
@@ -266,25 +266,251 @@ pub fn interfaces_from_seed(
             nics.insert(0, boot);
         }
     }
+    let default_speed = if s.nic_speed_mbps == 0 {
+        25_000
+    } else {
+        s.nic_speed_mbps
+    };
     nics.into_iter()
         .enumerate()
-        .map(|(i, (name, mac))| Interface {
-            id: state.next_id("interface", 1),
-            name,
-            mac_address: mac,
-            vlan_id: if i == 0 { vlan } else { None },
-            enabled: true,
-            vendor: Some("Mellanox Technologies".into()),
-            product: Some("MT2892 Family [ConnectX-6 Dx]".into()),
-            pci_address: Some(format!("0000:{:02x}:00.{}", 0x31 + i / 2, i % 2)),
-            link_speed: 25000,
-            interface_speed: 25000,
-            mtu: None,
-            tags: vec![],
-            links: vec![],
-            kind: String::new(),
-            parents: Vec::new(),
-            params: Default::default(),
+        .map(|(i, (name, mac))| {
+            let over = s
+                .nic_speeds
+                .iter()
+                .find(|o| o.nic == name || normalize_mac(&o.nic).is_some_and(|m| m == mac));
+            let speed = over
+                .map(|o| o.speed_mbps)
+                .filter(|v| *v > 0)
+                .unwrap_or(default_speed);
+            let connected = over.and_then(|o| o.link_connected).unwrap_or(true);
+            let link_speed = over
+                .and_then(|o| o.link_speed_mbps)
+                .unwrap_or(if connected { speed } else { 0 });
+            let (vendor, product, vendor_id, product_id, driver, pcie_gen, pcie_width) =
+                nic_model(speed);
+            Nic {
+                name,
+                mac_address: mac,
+                vendor: vendor.into(),
+                product: product.into(),
+                vendor_id: vendor_id.into(),
+                product_id: product_id.into(),
+                driver: driver.into(),
+                pci_address: format!("0000:{:02x}:00.{}", 0x31 + i / 2, i % 2),
+                interface_speed: speed,
+                link_speed,
+                link_connected: connected,
+                numa_node: over.and_then(|o| o.numa_node).unwrap_or(0),
+                pcie_gen,
+                pcie_width,
+            }
+        })
+        .collect()
+}
+
+/// DMI facts a seed sets, by `hardware_info` key.
+fn seed_dmi(s: &SeedMachine) -> BTreeMap<String, String> {
+    let h = &s.hardware_info;
+    [
+        ("system_family", &h.system_family),
+        ("system_version", &h.system_version),
+        ("system_sku", &h.system_sku),
+        ("mainboard_vendor", &h.mainboard_vendor),
+        ("mainboard_product", &h.mainboard_product),
+        ("mainboard_version", &h.mainboard_version),
+        ("mainboard_firmware_vendor", &h.mainboard_firmware_vendor),
+        ("mainboard_firmware_version", &h.mainboard_firmware_version),
+        ("mainboard_firmware_date", &h.mainboard_firmware_date),
+        ("chassis_vendor", &h.chassis_vendor),
+        ("chassis_type", &h.chassis_type),
+        ("chassis_version", &h.chassis_version),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
+    .collect()
+}
+
+/// The hardware behind a seed machine.
+pub fn hardware_from_seed(s: &SeedMachine) -> Hardware {
+    let mut numa: Vec<NumaNode> = s
+        .numa_nodes
+        .iter()
+        .map(|n| NumaNode {
+            index: n.index,
+            memory_mib: n.memory_mib,
+            cores: n.cores.clone(),
+        })
+        .collect();
+    numa.sort_by_key(|n| n.index);
+    let numa_cpus: u32 = numa.iter().map(|n| n.cores.len() as u32).sum();
+    let numa_mem: u64 = numa.iter().map(|n| n.memory_mib).sum();
+    let cpu_count = match s.cpu_count {
+        0 if numa_cpus > 0 => numa_cpus,
+        0 => 8,
+        n => n,
+    };
+    let memory_mib = match s.memory_mib {
+        0 if numa_mem > 0 => numa_mem,
+        0 => 16384,
+        n => n,
+    };
+    let gpus: Vec<Gpu> = s
+        .gpus
+        .iter()
+        .enumerate()
+        .map(|(i, g)| gpu_from_seed(i, g))
+        .collect();
+    let nics = seed_nics(s);
+    let numa_nodes = if numa.is_empty() {
+        gpus.iter()
+            .map(|g| g.numa_node + 1)
+            .chain(nics.iter().map(|n| n.numa_node + 1))
+            .max()
+            .unwrap_or(1)
+            .max(if cpu_count >= 32 { 2 } else { 1 })
+    } else {
+        numa.len() as u32
+    };
+    let storage_gb = if s.storage_gb == 0 { 480 } else { s.storage_gb };
+    let disks = if s.disks.is_empty() {
+        vec![Disk {
+            name: "sda".into(),
+            model: "TWIN-SSD".into(),
+            serial: format!("{}-D0", s.serial),
+            size_bytes: storage_gb * 1_000_000_000,
+            tags: disk_tags("ssd"),
+        }]
+    } else {
+        s.disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| disk_from_seed(&s.serial, i, d))
+            .collect()
+    };
+    let cpu_model = if s.cpu_model.trim().is_empty() {
+        DEFAULT_CPU_MODEL.to_string()
+    } else {
+        s.cpu_model.trim().to_string()
+    };
+    let cpu_speed = model_speed_mhz(&cpu_model).unwrap_or(if s.cpu_speed_mhz == 0 {
+        2400
+    } else {
+        s.cpu_speed_mhz
+    });
+    Hardware {
+        serial: s.serial.clone(),
+        vendor: s
+            .hardware_info
+            .system_vendor
+            .clone()
+            .unwrap_or_else(|| "Strata Twin".into()),
+        product: s
+            .hardware_info
+            .system_product
+            .clone()
+            .unwrap_or_else(|| "Twin Server".into()),
+        cpu_count,
+        cpu_model,
+        cpu_speed,
+        memory_mib,
+        numa_nodes,
+        disks,
+        gpus,
+        info: seed_dmi(s),
+        numa,
+        nics,
+    }
+}
+
+/// Generic hardware for machines created through the API without a seed behind them.
+pub fn generic_hardware(serial: &str) -> Hardware {
+    Hardware {
+        serial: serial.to_string(),
+        vendor: "Strata Twin".into(),
+        product: "Twin Server".into(),
+        cpu_count: 4,
+        cpu_model: DEFAULT_CPU_MODEL.into(),
+        cpu_speed: 2400,
+        memory_mib: 8192,
+        numa_nodes: 1,
+        disks: vec![Disk {
+            name: "sda".into(),
+            model: "TWIN-SSD".into(),
+            serial: format!("{serial}-D0"),
+            size_bytes: 240_000_000_000,
+            tags: disk_tags("ssd"),
+        }],
+        gpus: vec![],
+        info: BTreeMap::new(),
+        numa: vec![],
+        nics: vec![],
+    }
+}
+
+/// An interface as MAAS records a NIC port commissioning found.
+pub fn interface_from_nic(id: u64, n: &Nic, vlan: Option<u64>) -> Interface {
+    Interface {
+        id,
+        name: n.name.clone(),
+        mac_address: n.mac_address.clone(),
+        vlan_id: vlan,
+        enabled: true,
+        mtu: None,
+        tags: vec![],
+        links: vec![],
+        kind: String::new(),
+        parents: Vec::new(),
+        params: Default::default(),
+        ..Interface::default()
+    }
+    .with_nic(n)
+}
+
+impl Interface {
+    /// This interface with the details commissioning reports for its port (name,
+    /// vendor, product, PCI function, speeds, carrier, NUMA node), as MAAS's
+    /// `update_interface_details` records them (canonical/maas
+    /// src/metadataserver/builtin_scripts/hooks.py, `parse_interfaces`).
+    pub fn with_nic(mut self, n: &Nic) -> Self {
+        self.apply_nic(n);
+        self
+    }
+
+    pub fn apply_nic(&mut self, n: &Nic) {
+        self.name = n.name.clone();
+        self.vendor = Some(n.vendor.clone());
+        self.product = Some(n.product.clone());
+        self.pci_address = Some(n.pci_address.clone());
+        self.link_speed = n.link_speed;
+        self.interface_speed = n.interface_speed;
+        self.link_down = !n.link_connected;
+        self.numa_node = n.numa_node;
+        self.vendor_id = Some(n.vendor_id.clone());
+        self.product_id = Some(n.product_id.clone());
+        self.driver = Some(n.driver.clone());
+    }
+}
+
+/// The interfaces of a seed machine; the PXE interface first, on `vlan`.
+#[cfg(test)]
+pub fn interfaces_from_seed(
+    state: &mut State,
+    s: &SeedMachine,
+    vlan: Option<u64>,
+) -> Vec<Interface> {
+    interfaces_from_nics(state, &seed_nics(s), vlan)
+}
+
+/// Interfaces for NIC ports; the first (the PXE port) on `vlan`.
+pub fn interfaces_from_nics(state: &mut State, nics: &[Nic], vlan: Option<u64>) -> Vec<Interface> {
+    nics.iter()
+        .enumerate()
+        .map(|(i, n)| {
+            interface_from_nic(
+                state.next_id("interface", 1),
+                n,
+                if i == 0 { vlan } else { None },
+            )
         })
         .collect()
 }
@@ -337,6 +563,7 @@ fn controller(
         kind: String::new(),
         parents: Vec::new(),
         params: Default::default(),
+        ..Interface::default()
     };
     let zone_id = state.default_zone_id();
     let domain_id = state.default_domain_id();
@@ -364,8 +591,8 @@ pub fn enlist(state: &mut State, ids: &mut Ids, s: &SeedMachine, now: u64) -> St
     let zone_id = zone_for(state, s.zone.as_deref());
     let pool_id = state.default_pool_id();
     let domain_id = state.default_domain_id();
-    let interfaces = interfaces_from_seed(state, s, vlan);
     let actual = hardware_from_seed(s);
+    let interfaces = interfaces_from_nics(state, &actual.nics, vlan);
     let m = Machine {
         id,
         system_id: system_id.clone(),
@@ -410,6 +637,7 @@ pub fn enlist(state: &mut State, ids: &mut Ids, s: &SeedMachine, now: u64) -> St
         gateway_link_ipv4: None,
         storage: Storage::default(),
         skip_storage: false,
+        commissioning_fails: s.commissioning_fails,
     };
     state.insert_machine(m);
     system_id
@@ -586,6 +814,7 @@ fn register(st: &mut State, owner: &str, nics: &[SeedNic]) -> Vec<Interface> {
             kind: String::new(),
             parents: Vec::new(),
             params: Default::default(),
+            ..Interface::default()
         });
     }
     out

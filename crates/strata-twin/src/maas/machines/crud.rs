@@ -149,6 +149,7 @@ pub fn create(s: &Maas, r: &Req) -> Response {
             kind: String::new(),
             parents: Vec::new(),
             params: Default::default(),
+            ..Interface::default()
         })
         .collect();
     let mut m = Machine {
@@ -172,6 +173,7 @@ pub fn create(s: &Maas, r: &Req) -> Response {
         actual,
         created_ms: now,
         updated_ms: now,
+        commissioning_fails: seed_hw.is_some_and(|sm| sm.commissioning_fails),
         ..Machine::default()
     };
     if deployed {
@@ -188,7 +190,11 @@ pub fn create(s: &Maas, r: &Req) -> Response {
         // fails, MAAS aborts and reverts the machine to its previous status
         // (canonical/maas src/maasserver/models/node.py, `_start_bmc_unavailable`).
         match power_action(s, st, &mut m) {
-            Ok(()) => begin_commissioning(st, &mut m, now, s.slow(), false),
+            Ok(()) => {
+                // Nothing named: every builtin and the scripts that run by default.
+                let plan = plan_commissioning(st, &m, &[], &[]).unwrap_or_default();
+                begin_commissioning(st, &mut m, now, s.slow(), plan)
+            }
             Err(_) => m.power_error = true,
         }
     }

@@ -10,7 +10,7 @@ pub fn interfaces(s: &Maas, r: &Req) -> Response {
         return ok(Value::Array(
             m.interfaces
                 .iter()
-                .map(|i| render::interface(st, &s.api, sid, i, 0))
+                .map(|i| render::interface(st, &s.api, sid, i))
                 .collect(),
         ));
     }
@@ -18,7 +18,7 @@ pub fn interfaces(s: &Maas, r: &Req) -> Response {
         return ok(Value::Array(
             c.interfaces
                 .iter()
-                .map(|i| render::interface(st, &s.api, sid, i, 0))
+                .map(|i| render::interface(st, &s.api, sid, i))
                 .collect(),
         ));
     }
@@ -42,12 +42,12 @@ pub fn interface(s: &Maas, r: &Req) -> Response {
                 .iter()
                 .find(|i| i.id.to_string() == r.path("id"))
         {
-            return ok(render::interface(st, &s.api, sid, i, 0));
+            return ok(render::interface(st, &s.api, sid, i));
         }
         return not_found("Interface");
     };
     match iface_index(m, r.path("id")) {
-        Some(i) => ok(render::interface(st, &s.api, sid, &m.interfaces[i], 0)),
+        Some(i) => ok(render::interface(st, &s.api, sid, &m.interfaces[i])),
         None => not_found("Interface"),
     }
 }
@@ -142,7 +142,6 @@ pub fn update_interface(s: &Maas, r: &Req) -> Response {
         &st.machine(&sid)
             .map(|m| m.interfaces[idx].clone())
             .unwrap_or_default(),
-        0,
     );
     ok(out)
 }
@@ -256,7 +255,7 @@ pub fn link_subnet(s: &Maas, r: &Req) -> Response {
     if default_gateway {
         m.gateway_link_ipv4 = Some(link_id);
     }
-    ok(render::interface(st, &s.api, &sid, &iface, 0))
+    ok(render::interface(st, &s.api, &sid, &iface))
 }
 
 pub fn unlink_subnet(s: &Maas, r: &Req) -> Response {
@@ -285,7 +284,7 @@ pub fn unlink_subnet(s: &Maas, r: &Req) -> Response {
         );
     }
     let iface = i.clone();
-    ok(render::interface(st, &s.api, &sid, &iface, 0))
+    ok(render::interface(st, &s.api, &sid, &iface))
 }
 
 pub fn disconnect(s: &Maas, r: &Req) -> Response {
@@ -305,7 +304,7 @@ pub fn disconnect(s: &Maas, r: &Req) -> Response {
     i.links.clear();
     i.vlan_id = None;
     let iface = i.clone();
-    ok(render::interface(st, &s.api, &sid, &iface, 0))
+    ok(render::interface(st, &s.api, &sid, &iface))
 }
 
 /// A controller's interface: MAAS's `ControllerInterfaceForm` (`forms/interface.py`)
@@ -370,7 +369,7 @@ fn update_controller_interface(st: &mut State, api: &str, sid: &str, r: &Req) ->
     else {
         return not_found("Interface");
     };
-    ok(render::interface(st, api, sid, &i, 0))
+    ok(render::interface(st, api, sid, &i))
 }
 
 /// Put controller `sid`'s interface `idx` on VLAN `new`, with MAAS's consequences.

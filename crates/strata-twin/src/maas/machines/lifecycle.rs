@@ -103,11 +103,72 @@ pub(super) fn commissioned_hardware(actual: &Hardware, faults: &[String]) -> Har
                     g.link_gen = g.max_gen.saturating_sub(1).max(1);
                 }
             }
-            "memory_missing" => hw.memory_mib = hw.memory_mib * 3 / 4,
+            "memory_missing" => {
+                let missing = hw.memory_mib - hw.memory_mib * 3 / 4;
+                hw.memory_mib -= missing;
+                // The DIMMs gone are the last node's.
+                if let Some(n) = hw.numa.last_mut() {
+                    n.memory_mib = n.memory_mib.saturating_sub(missing);
+                }
+            }
             _ => {}
         }
     }
     hw
+}
+
+/// Record what commissioning found of the machine's NIC ports on its interfaces
+/// (matched by MAC), as MAAS's commissioning hook does.
+pub(super) fn apply_nics(m: &mut Machine, hw: &Hardware) {
+    for i in m.interfaces.iter_mut().filter(|i| i.kind() == "physical") {
+        if let Some(n) = hw.nics.iter().find(|n| n.mac_address == i.mac_address) {
+            i.apply_nic(n);
+        }
+    }
+}
+
+/// Run the user scripts waiting in `set` on the machine with hardware `hw` (its
+/// sysfs, and the machine-resources document of it), recording each outcome as MAAS
+/// stores it, at twin time `at`. True when one failed (or timed out).
+pub(super) fn run_user_scripts(
+    m: &Machine,
+    set: &mut Option<ScriptSet>,
+    hw: &Hardware,
+    at: u64,
+) -> bool {
+    let Some(set) = set else { return false };
+    if !set.results.iter().any(|r| r.pending_script.is_some()) {
+        return false;
+    }
+    let mut seen = m.clone();
+    apply_nics(&mut seen, hw);
+    let resources = super::super::bson::machine_resources(&seen, hw);
+    let mut failed = false;
+    for r in &mut set.results {
+        let Some((text, timeout)) = r.pending_script.take() else {
+            continue;
+        };
+        let o = super::super::sysfs::run(&text, timeout, hw, &resources);
+        failed |= o.status != script_status::PASSED;
+        r.status = o.status;
+        r.exit_status = Some(o.exit_status);
+        r.output = o.output;
+        r.stdout = o.stdout;
+        r.stderr = o.stderr;
+        r.result = o.result;
+        r.captured = true;
+        r.started_ms = Some(at);
+        r.ended_ms = Some(at);
+    }
+    failed
+}
+
+/// A failed commissioning: the tests that were to follow are aborted and the
+/// machine is powered off (metadataserver/api.py `_process_commissioning`).
+fn commissioning_failed(m: &mut Machine, at: u64, now: u64) {
+    finish_set(&mut m.testing, at, script_status::ABORTED, None);
+    m.power_on = false;
+    set_status(m, S::FAILED_COMMISSIONING, "Failed commissioning", now);
 }
 
 /// Complete the machine's pending phases that are due at `now`. True when
@@ -124,26 +185,53 @@ pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) -> bool {
         m.pending = None;
         match p.phase {
             Phase::Commissioning => {
-                if take_fault(faults, dc, m, &["commission_fails"]).is_some() {
+                let fails = take_fault(faults, dc, m, &["commission_fails"]).is_some()
+                    || m.commissioning_fails;
+                // One object carries one fault at a time; it fires once per commissioning.
+                let hw_faults: Vec<String> = if fails {
+                    vec![]
+                } else {
+                    take_fault(faults, dc, m, &["gpu_degraded", "memory_missing"])
+                        .into_iter()
+                        .collect()
+                };
+                let hw = commissioned_hardware(&m.actual, &hw_faults);
+                // Every script runs, whichever fails (maas_run_remote_scripts.py).
+                let mut set = m.commissioning.take();
+                let user_failed = run_user_scripts(m, &mut set, &hw, at);
+                m.commissioning = set;
+                if fails {
+                    // The builtin that gathers the commissioning data fails: MAAS
+                    // processes no hardware from it.
+                    let failing = "50-maas-01-commissioning";
                     finish_set(
                         &mut m.commissioning,
                         at,
                         script_status::PASSED,
-                        Some("50-maas-01-commissioning"),
+                        Some(failing),
                     );
-                    finish_set(&mut m.testing, at, script_status::ABORTED, None);
-                    m.power_on = false;
-                    set_status(m, S::FAILED_COMMISSIONING, "Failed commissioning", now);
+                    if let Some(r) = m
+                        .commissioning
+                        .iter_mut()
+                        .flat_map(|s| s.results.iter_mut())
+                        .find(|r| r.name == failing)
+                    {
+                        let msg = "Failed to read the machine resources: commissioning failed on this machine (twin)\n";
+                        r.output = msg.into();
+                        r.stderr = msg.into();
+                        r.captured = true;
+                    }
+                    commissioning_failed(m, at, now);
                     continue;
                 }
-                // One object carries one fault at a time; it fires once per commissioning.
-                let hw_faults: Vec<String> =
-                    take_fault(faults, dc, m, &["gpu_degraded", "memory_missing"])
-                        .into_iter()
-                        .collect();
-                m.reported = Some(commissioned_hardware(&m.actual, &hw_faults));
+                m.reported = Some(hw.clone());
+                apply_nics(m, &hw);
                 commissioned = true;
                 finish_set(&mut m.commissioning, at, script_status::PASSED, None);
+                if user_failed {
+                    commissioning_failed(m, at, now);
+                    continue;
+                }
                 let has_tests = m.testing.as_ref().is_some_and(|t| !t.results.is_empty());
                 if has_tests {
                     run_set(&mut m.testing, at);
@@ -157,6 +245,10 @@ pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) -> bool {
                 }
             }
             Phase::Testing => {
+                let hw = m.reported.clone().unwrap_or_else(|| m.actual.clone());
+                let mut set = m.testing.take();
+                let user_failed = run_user_scripts(m, &mut set, &hw, at);
+                m.testing = set;
                 if take_fault(faults, dc, m, &["testing_fails"]).is_some() {
                     finish_set(&mut m.testing, at, script_status::PASSED, Some("*"));
                     m.power_on = false;
@@ -164,6 +256,11 @@ pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) -> bool {
                     continue;
                 }
                 finish_set(&mut m.testing, at, script_status::PASSED, None);
+                if user_failed {
+                    m.power_on = false;
+                    set_status(m, S::FAILED_TESTING, "Failed testing", now);
+                    continue;
+                }
                 // Testing returns a machine to Ready from commissioning and failure
                 // states, otherwise to where it was (MAAS's testing reset rules).
                 let back = match m.previous_status {

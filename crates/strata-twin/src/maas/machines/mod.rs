@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::http::{self, Params, Req, bad_request, conflict, invalid, invalid1, not_found, ok};
 use super::model::{status as S, *};
+use super::scripts::{self, Selected};
 use super::{Maas, render, seed, storage};
 use crate::MutateRequest;
 use crate::faults::Faults;

@@ -63,7 +63,7 @@ fn response(s: &Maas, st: &State, sid: &str, id: u64) -> Response {
         .machine(sid)
         .and_then(|m| m.interfaces.iter().find(|i| i.id == id))
     {
-        Some(i) => ok(render::interface(st, &s.api, sid, i, 0)),
+        Some(i) => ok(render::interface(st, &s.api, sid, i)),
         None => not_found("Interface"),
     }
 }

@@ -3,43 +3,49 @@
 
 use super::*;
 
-pub(super) fn script(id: u64, name: &str, hardware_type: u8) -> ScriptResult {
+/// A pending result for a script picked for a run (a user script carries its text
+/// and timeout, to run when the phase ends).
+pub(super) fn script_result(st: &mut State, s: Selected) -> ScriptResult {
     ScriptResult {
-        id,
-        name: name.into(),
-        hardware_type,
+        id: st.next_id("scriptresult", 1),
+        name: s.name,
+        hardware_type: s.hardware_type,
+        script_id: Some(s.script_id),
+        script_revision_id: Some(s.revision_id),
+        pending_script: s.run,
         ..ScriptResult::default()
     }
 }
 
-/// Commissioning scripts MAAS 3.x runs (built-ins), and the default tests.
-pub(super) const COMMISSIONING_SCRIPTS: &[(&str, u8)] = &[
-    ("maas-support-info", 0),
-    ("maas-lshw", 0),
-    ("maas-list-modaliases", 0),
-    ("20-maas-01-install-lldpd", 0),
-    ("20-maas-03-machine-resources", 0),
-    ("maas-get-fruid-api-data", 0),
-    ("maas-serial-ports", 0),
-    ("30-maas-01-bmc-config", 0),
-    ("40-maas-01-network-interfaces", 4),
-    ("50-maas-01-commissioning", 0),
-    ("maas-capture-lldpd", 4),
-    ("maas-kernel-cmdline", 0),
-];
-pub(super) const TESTING_SCRIPTS: &[(&str, u8)] = &[("smartctl-validate", 3)];
+/// The scripts a commissioning takes: every builtin and the user scripts
+/// `commissioning_scripts` names (or all that run by default), then the tests
+/// `testing_scripts` names (by default those tagged `commissioning`; `none`: none).
+/// `for_hardware` scripts apply to the hardware MAAS knows. `Err`: MAAS's form
+/// error for the field naming an unknown script.
+pub(super) fn plan_commissioning(
+    st: &State,
+    m: &Machine,
+    commissioning: &[String],
+    testing: &[String],
+) -> Result<(Vec<Selected>, Vec<Selected>), Response> {
+    let hw = m.reported.as_ref();
+    let c = scripts::select(st, 0, commissioning, hw)
+        .map_err(|e| invalid1("commissioning_scripts", e))?;
+    let t = scripts::select(st, 2, testing, hw).map_err(|e| invalid1("testing_scripts", e))?;
+    Ok((c, t))
+}
 
 pub(super) fn begin_commissioning(
     st: &mut State,
     m: &mut Machine,
     now: u64,
     slow: bool,
-    skip_tests: bool,
+    (commissioning, testing): (Vec<Selected>, Vec<Selected>),
 ) {
     let cset = st.next_id("scriptset", 1);
-    let results = COMMISSIONING_SCRIPTS
-        .iter()
-        .map(|(n, hw)| script(st.next_id("scriptresult", 1), n, *hw))
+    let results = commissioning
+        .into_iter()
+        .map(|s| script_result(st, s))
         .collect();
     m.commissioning = Some(ScriptSet {
         id: cset,
@@ -49,14 +55,7 @@ pub(super) fn begin_commissioning(
         results,
     });
     let tset = st.next_id("scriptset", 1);
-    let results = if skip_tests {
-        vec![]
-    } else {
-        TESTING_SCRIPTS
-            .iter()
-            .map(|(n, hw)| script(st.next_id("scriptresult", 1), n, *hw))
-            .collect()
-    };
+    let results = testing.into_iter().map(|s| script_result(st, s)).collect();
     m.testing = Some(ScriptSet {
         id: tset,
         result_type: 2,
@@ -110,6 +109,15 @@ pub fn commission(s: &Maas, r: &Req) -> Response {
             S::name(m.status)
         ));
     }
+    let plan = match plan_commissioning(
+        st,
+        &m,
+        &r.params.list("commissioning_scripts"),
+        &r.params.list("testing_scripts"),
+    ) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
     if m.power_type.is_empty() {
         return unknown_power_type();
     }
@@ -117,10 +125,6 @@ pub fn commission(s: &Maas, r: &Req) -> Response {
     if let Err(e) = power_action(s, st, &mut m) {
         return e;
     }
-    let skip_tests = r
-        .params
-        .get("testing_scripts")
-        .is_some_and(|t| t.split(',').any(|x| x.trim() == "none"));
     let slow = s.slow();
     m.skip_storage = r
         .params
@@ -128,7 +132,7 @@ pub fn commission(s: &Maas, r: &Req) -> Response {
         .ok()
         .flatten()
         .unwrap_or(false);
-    begin_commissioning(st, &mut m, s.now_ms(), slow, skip_tests);
+    begin_commissioning(st, &mut m, s.now_ms(), slow, plan);
     if let Some(slot) = st.machine_mut(&sid) {
         *slot = m;
     }
@@ -167,15 +171,21 @@ pub fn test(s: &Maas, r: &Req) -> Response {
     if m.power_type.is_empty() {
         return unknown_power_type();
     }
+    let tests = match scripts::select(
+        st,
+        2,
+        &r.params.list("testing_scripts"),
+        m.reported.as_ref(),
+    ) {
+        Ok(t) => t,
+        Err(e) => return invalid1("testing_scripts", e),
+    };
     let mut probe = m.clone();
     if let Err(e) = power_action(s, st, &mut probe) {
         return e;
     }
     let tset = st.next_id("scriptset", 1);
-    let results: Vec<ScriptResult> = TESTING_SCRIPTS
-        .iter()
-        .map(|(n, hw)| script(st.next_id("scriptresult", 1), n, *hw))
-        .collect();
+    let results: Vec<ScriptResult> = tests.into_iter().map(|t| script_result(st, t)).collect();
     let now = s.now_ms();
     let slow = s.slow();
     let Some(m) = st.machine_mut(&sid) else {
@@ -273,11 +283,11 @@ pub(super) fn check_kernel(series: &str, k: &str) -> Result<(), Response> {
 
 pub(super) fn begin_deploy(st: &mut State, m: &mut Machine, now: u64, slow: bool) {
     let set = st.next_id("scriptset", 1);
-    let results = vec![script(
-        st.next_id("scriptresult", 1),
-        "/var/log/curtin.log",
-        0,
-    )];
+    let results = vec![ScriptResult {
+        id: st.next_id("scriptresult", 1),
+        name: "/var/log/curtin.log".into(),
+        ..ScriptResult::default()
+    }];
     m.installation = Some(ScriptSet {
         id: set,
         result_type: 1,
