@@ -925,3 +925,96 @@ fn maas_holds_each_machines_raid_and_a_changed_raid_is_drift_that_apply_repairs(
     assert_eq!(again[&m.hostname]["raids"], profile_raids(m), "{again:#}");
     assert_eq!(again[&m.hostname]["status"], "Deployed", "{again:#}");
 }
+
+/// Machines whose hardware differs from their profile are quarantined, never
+/// deployed: a GPU that trained at x8, an old BIOS, a failed commissioning. The
+/// apply names each deviation; MAAS holds the quarantine tag and the reason; every
+/// other machine deploys.
+#[test]
+fn machines_that_differ_from_their_profile_are_quarantined_with_the_reason() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fleet = fleet_copy(tmp.path());
+    let twin = TwinProcess::start(
+        tmp.path(),
+        &[
+            "--hardware-fault",
+            "FRA1R02U20=gpu-x8",
+            "--hardware-fault",
+            "FRA1R01U12=old-bios",
+            "--hardware-fault",
+            "FRA1R01U10=commissioning-fails",
+        ],
+    );
+    let ep = twin.endpoints.to_str().expect("utf8");
+    let f = fleet.to_str().expect("utf8");
+    let apply = run(&[
+        "apply",
+        f,
+        "--targets",
+        ep,
+        "--auto-approve",
+        "--max-rounds",
+        "1",
+    ]);
+    let out = text(&apply);
+    assert_eq!(apply.status.code(), Some(1), "{out}");
+    for needle in [
+        "fra1/machine/FRA1R02U20: machine fra1-r02-cmp20",
+        "link: expected PCIe Gen5 x16, found PCIe Gen5 x8",
+        "fra1/machine/FRA1R01U12",
+        "bios version: expected Dell Inc. 1.9.2, found Dell Inc. 0.9.0",
+        "fra1/machine/FRA1R01U10",
+        "commissioning: expected to pass",
+        "is quarantined, not deployed (tagged strata-quarantine)",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    // Nothing else failed: the other DCs and the other machines went ahead.
+    let failed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("FAILED @") || l.contains("  FAILED "))
+        .collect();
+    assert_eq!(failed.len(), 3, "{failed:#?}");
+    if python().is_none() || skip_clients() {
+        return;
+    }
+    let o = py(
+        r#"
+import asyncio, json, os
+asyncio.set_event_loop(asyncio.new_event_loop())
+import maas.client
+doc = json.load(open(os.environ["ENDPOINTS"]))
+dc = next(d for d in doc["dcs"] if d["name"] == "fra1")
+c = maas.client.connect(dc["maas"]["url"], apikey=dc["maas"]["api_key"])
+out = {}
+for m in c.machines.list():
+    out[m.hostname] = {"tags": [t.name for t in m.tags], "status": m.status.name, "description": m._data.get("description")}
+print(json.dumps(out))
+"#,
+        &twin.endpoints,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let gpu = &v["fra1-r02-cmp20"];
+    assert!(
+        gpu["tags"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|x| x == "strata-quarantine")),
+        "{gpu}"
+    );
+    assert!(
+        gpu["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("found PCIe Gen5 x8")),
+        "{gpu}"
+    );
+    assert_ne!(gpu["status"], "DEPLOYED", "{gpu}");
+    let ok = &v["fra1-r01-cmp04"];
+    assert_eq!(ok["status"], "DEPLOYED", "{ok}");
+    assert!(
+        !ok["tags"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|x| x == "strata-quarantine")),
+        "{ok}"
+    );
+}

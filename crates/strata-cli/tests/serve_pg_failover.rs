@@ -89,7 +89,13 @@ impl Drop for Cluster {
             let _ = Command::new("runuser")
                 .args(["-u", "postgres", "--"])
                 .arg(format!("{PG_BIN}/pg_ctl"))
-                .args(["-D", data.to_str().unwrap_or_default(), "stop", "-m", "immediate"])
+                .args([
+                    "-D",
+                    data.to_str().unwrap_or_default(),
+                    "stop",
+                    "-m",
+                    "immediate",
+                ])
                 .output();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -98,7 +104,15 @@ impl Drop for Cluster {
 
 fn curl(method: &str, url: &str, token: &str) -> (u16, Value) {
     let out = Command::new("curl")
-        .args(["-s", "-X", method, "-w", "\n%{http_code}", "--max-time", "30"])
+        .args([
+            "-s",
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+            "--max-time",
+            "30",
+        ])
         .arg("-H")
         .arg(format!("Authorization: Bearer {token}"))
         .arg(url)
@@ -138,13 +152,28 @@ fn the_server_carries_on_after_a_postgresql_failover() {
     let dir = PathBuf::from(format!("/tmp/strata-pg-failover-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let status = Command::new("chown").args(["postgres:postgres"]).arg(&dir).status().expect("chown");
+    let status = Command::new("chown")
+        .args(["postgres:postgres"])
+        .arg(&dir)
+        .status()
+        .expect("chown");
     assert!(status.success());
     let cluster = Cluster { dir: dir.clone() };
     let d = |p: &str| dir.join(p).to_str().expect("utf8").to_string();
     let (p1, p2) = (strata_testkit::free_port(), strata_testkit::free_port());
 
-    pg("initdb", &["-D", &d("primary"), "-U", "postgres", "--auth=trust", "-E", "UTF8"]);
+    pg(
+        "initdb",
+        &[
+            "-D",
+            &d("primary"),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ],
+    );
     let conf = format!(
         "port = {p1}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = replica\nmax_wal_senders = 5\nhot_standby = on\nfsync = off\n",
         dir.display()
@@ -154,17 +183,36 @@ fn the_server_carries_on_after_a_postgresql_failover() {
         .open(dir.join("primary/postgresql.conf"))
         .expect("conf");
     f.write_all(conf.as_bytes()).expect("write conf");
-    pg("pg_ctl", &["-D", &d("primary"), "-l", &d("primary.log"), "-w", "start"]);
+    pg(
+        "pg_ctl",
+        &["-D", &d("primary"), "-l", &d("primary.log"), "-w", "start"],
+    );
     pg(
         "pg_basebackup",
-        &["-h", "127.0.0.1", "-p", &p1.to_string(), "-U", "postgres", "-D", &d("standby"), "-R", "-X", "stream"],
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &p1.to_string(),
+            "-U",
+            "postgres",
+            "-D",
+            &d("standby"),
+            "-R",
+            "-X",
+            "stream",
+        ],
     );
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(dir.join("standby/postgresql.auto.conf"))
         .expect("auto conf");
-    f.write_all(format!("port = {p2}\n").as_bytes()).expect("write");
-    pg("pg_ctl", &["-D", &d("standby"), "-l", &d("standby.log"), "-w", "start"]);
+    f.write_all(format!("port = {p2}\n").as_bytes())
+        .expect("write");
+    pg(
+        "pg_ctl",
+        &["-D", &d("standby"), "-l", &d("standby.log"), "-w", "start"],
+    );
 
     let target = Arc::new(AtomicU16::new(p1));
     let vip = forwarder(target.clone());
@@ -177,13 +225,29 @@ fn the_server_carries_on_after_a_postgresql_failover() {
     let yaml = std::fs::read_to_string(&fleet_yaml).expect("fleet.yaml");
     std::fs::write(
         &fleet_yaml,
-        yaml.replace("auto_apply: [create, adopt]", "auto_apply: [create, adopt, update]"),
+        yaml.replace(
+            "auto_apply: [create, adopt]",
+            "auto_apply: [create, adopt, update]",
+        ),
     )
     .expect("write");
     let bare = work_dir.join("fleet.git");
     git(&work, &["init", "-q", "-b", "main"]);
-    git(&work_dir, &["init", "-q", "--bare", "-b", "main", bare.to_str().expect("utf8")]);
-    git(&work, &["remote", "add", "origin", bare.to_str().expect("utf8")]);
+    git(
+        &work_dir,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "main",
+            bare.to_str().expect("utf8"),
+        ],
+    );
+    git(
+        &work,
+        &["remote", "add", "origin", bare.to_str().expect("utf8")],
+    );
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "fleet"]);
     git(&work, &["push", "-q", "origin", "main"]);
@@ -221,11 +285,18 @@ fn the_server_carries_on_after_a_postgresql_failover() {
         .expect("spawn strata serve");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !work_dir.join("admin.token").exists() {
-        assert!(Instant::now() < deadline, "no admin token: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "no admin token: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let token = std::fs::read_to_string(work_dir.join("admin.token")).expect("token").trim().to_string();
+    let token = std::fs::read_to_string(work_dir.join("admin.token"))
+        .expect("token")
+        .trim()
+        .to_string();
     wait_applied(&base, &token, &first, &log);
 
     // Let the standby replay everything, then lose the primary and promote the standby.

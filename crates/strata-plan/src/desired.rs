@@ -206,6 +206,10 @@ fn maas(
             bmc_mac: m.bmc.mac.clone(),
             network: network.clone(),
             storage,
+            hardware: fleet
+                .profile(&m.profile)
+                .filter(|_| !m.running)
+                .map(crate::hardware::HardwareExpectation::of),
         });
         r.sensitive.insert("power_pass".into());
         // Every subnet the machine is linked to must exist in MAAS first.

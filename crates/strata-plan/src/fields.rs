@@ -289,6 +289,10 @@ pub struct MachineSpec {
     /// the deployed machine from MAAS's storage model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<MachineStorage>,
+    /// What commissioning must find (the hardware profile): a machine that differs is
+    /// quarantined, never deployed. Absent for machines that already run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<crate::hardware::HardwareExpectation>,
 }
 
 /// A machine's storage as MAAS models it: software RAID arrays, each built from one

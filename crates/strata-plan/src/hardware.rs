@@ -115,10 +115,54 @@ fn within(found: f64, expected: f64, tolerance: f64) -> bool {
 }
 
 fn speed(mbps: u64) -> String {
-    if mbps >= 1000 && mbps % 1000 == 0 {
+    if mbps == 0 {
+        "no link".to_string()
+    } else if mbps >= 1000 && mbps.is_multiple_of(1000) {
         format!("{}G", mbps / 1000)
     } else {
         format!("{mbps}M")
+    }
+}
+
+impl HardwareExpectation {
+    /// What a machine bought to `profile` must report.
+    pub fn of(profile: &strata_spec::HardwareProfile) -> HardwareExpectation {
+        HardwareExpectation {
+            profile: profile.name.to_string(),
+            cpu_model: profile.cpu.model.clone(),
+            cpu_threads: profile.cpu.sockets
+                * profile.cpu.cores_per_socket
+                * profile.cpu.threads_per_core,
+            memory_mib: u64::from(profile.memory_gib) * 1024,
+            numa_nodes: profile.numa_nodes,
+            disks: profile
+                .disks
+                .iter()
+                .map(|d| ExpectedDisk {
+                    name: d.name.clone(),
+                    size_gb: d.size_gb,
+                })
+                .collect(),
+            nics: profile
+                .nics
+                .iter()
+                .map(|n| ExpectedNic {
+                    name: n.name.clone(),
+                    speed_mbps: u64::from(n.speed_gbps) * 1000,
+                })
+                .collect(),
+            bios_vendor: profile.bios.vendor.clone(),
+            bios_version: profile.bios.version.clone(),
+            gpus: profile.gpu.as_ref().map(|g| ExpectedGpus {
+                model: g.model.clone(),
+                count: g.count,
+                vendor_id: g.vendor_id.to_ascii_lowercase(),
+                device_id: g.device_id.to_ascii_lowercase(),
+                pcie_gen: g.pcie_gen,
+                pcie_width: g.pcie_width,
+                numa: g.numa.iter().map(|n| n.value).collect(),
+            }),
+        }
     }
 }
 
@@ -151,7 +195,11 @@ pub fn validate(want: &HardwareExpectation, facts: &HardwareFacts) -> Vec<Deviat
     }
     for d in &want.disks {
         match facts.disks.iter().find(|(n, _)| *n == d.name) {
-            None => out.push(dev(format!("disk {}", d.name), format!("{} GB", d.size_gb), "missing")),
+            None => out.push(dev(
+                format!("disk {}", d.name),
+                format!("{} GB", d.size_gb),
+                "missing",
+            )),
             Some((_, bytes)) => {
                 let gb = *bytes as f64 / 1e9;
                 if !within(gb, d.size_gb as f64, DISK_TOLERANCE) {
@@ -166,7 +214,11 @@ pub fn validate(want: &HardwareExpectation, facts: &HardwareFacts) -> Vec<Deviat
     }
     for n in &want.nics {
         match facts.nics.iter().find(|(name, _)| *name == n.name) {
-            None => out.push(dev(format!("nic {}", n.name), speed(n.speed_mbps), "missing")),
+            None => out.push(dev(
+                format!("nic {}", n.name),
+                speed(n.speed_mbps),
+                "missing",
+            )),
             Some((_, s)) if *s != n.speed_mbps => out.push(dev(
                 format!("nic {} speed", n.name),
                 speed(n.speed_mbps),
@@ -197,7 +249,10 @@ pub fn validate(want: &HardwareExpectation, facts: &HardwareFacts) -> Vec<Deviat
             if found.len() != g.count as usize {
                 out.push(dev(
                     "gpu count",
-                    format!("{} × {} ({}:{})", g.count, g.model, g.vendor_id, g.device_id),
+                    format!(
+                        "{} × {} ({}:{})",
+                        g.count, g.model, g.vendor_id, g.device_id
+                    ),
                     found.len(),
                 ));
             }
@@ -305,7 +360,10 @@ mod tests {
         f.bios_version = "1.4".into();
         f.gpus[1].link_width = Some(8); // trained at x8
         f.gpus[0].link_gen = Some(4);
-        let d: Vec<String> = validate(&want(), &f).iter().map(ToString::to_string).collect();
+        let d: Vec<String> = validate(&want(), &f)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             d,
             [
@@ -325,10 +383,19 @@ mod tests {
         f.disks.clear();
         f.gpus[0].numa_node = Some(1);
         f.gpus[0].link_gen = None;
-        let d: Vec<String> = validate(&want(), &f).iter().map(ToString::to_string).collect();
+        let d: Vec<String> = validate(&want(), &f)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(d.len(), 4, "{d:?}");
-        assert!(d[0].starts_with("disk nvme0n1: expected 3840 GB, found missing"), "{d:?}");
-        assert!(d[1].starts_with("gpu count: expected 2 × NVIDIA H100"), "{d:?}");
+        assert!(
+            d[0].starts_with("disk nvme0n1: expected 3840 GB, found missing"),
+            "{d:?}"
+        );
+        assert!(
+            d[1].starts_with("gpu count: expected 2 × NVIDIA H100"),
+            "{d:?}"
+        );
         assert!(d[2].contains("not reported"), "{d:?}");
         assert_eq!(d[3], "gpu 0000:1b:00.0 numa node: expected 0, found 1");
     }

@@ -10,8 +10,8 @@ use clap::Args;
 use strata_fleet::Fleet;
 use strata_spec::{DiskKind, MachineRole};
 use strata_twin::{
-    DcSeed, FaultSpec, SeedComputeHost, SeedController, SeedDisk, SeedGpu, SeedMachine, SeedNic,
-    SeedStorage, TwinOptions,
+    DcSeed, FaultSpec, SeedComputeHost, SeedController, SeedDisk, SeedGpu, SeedHardwareInfo,
+    SeedMachine, SeedNic, SeedNicSpeed, SeedNumaNode, SeedStorage, TwinOptions,
 };
 
 use crate::output::outln;
@@ -51,6 +51,73 @@ pub struct TwinArgs {
     /// Seed for fault injection (0 = random).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Make a fleet machine's hardware differ from its profile, as commissioning will
+    /// report it: SERIAL=KIND with KIND one of gpu-x8 (a GPU trained at x8), gpu-gen4
+    /// (a GPU at Gen4), missing-dimm (64 GiB less memory), nic-10g (the first NIC at
+    /// 10G), old-bios, commissioning-fails. Repeatable. Needs --fleet.
+    #[arg(long, value_name = "SERIAL=KIND")]
+    pub hardware_fault: Vec<String>,
+}
+
+/// Hardware faults the twin can give a machine (see `--hardware-fault`).
+pub const HARDWARE_FAULTS: &[&str] = &[
+    "gpu-x8",
+    "gpu-gen4",
+    "missing-dimm",
+    "nic-10g",
+    "old-bios",
+    "commissioning-fails",
+];
+
+/// Apply `SERIAL=KIND` faults to the seeds (an unknown serial or kind is an error).
+pub fn apply_hardware_faults(seeds: &mut [DcSeed], faults: &[String]) -> Result<()> {
+    for f in faults {
+        let Some((serial, kind)) = f.split_once('=') else {
+            bail!(
+                "--hardware-fault {f}: write SERIAL=KIND (kinds: {})",
+                HARDWARE_FAULTS.join(", ")
+            );
+        };
+        let Some(m) = seeds
+            .iter_mut()
+            .flat_map(|d| d.machines.iter_mut())
+            .find(|m| m.serial == serial)
+        else {
+            bail!("--hardware-fault {f}: no machine with serial {serial} in the simulated DCs");
+        };
+        match kind {
+            "gpu-x8" | "gpu-gen4" => {
+                let Some(g) = m.gpus.last_mut() else {
+                    bail!("--hardware-fault {f}: machine {serial} has no GPU");
+                };
+                if kind == "gpu-x8" {
+                    g.pcie_width = 8;
+                } else {
+                    g.pcie_gen = 4;
+                }
+            }
+            "missing-dimm" => {
+                m.memory_mib = m.memory_mib.saturating_sub(64 * 1024);
+                let per_node = m.memory_mib / (m.numa_nodes.len() as u64).max(1);
+                for n in &mut m.numa_nodes {
+                    n.memory_mib = per_node;
+                }
+            }
+            "nic-10g" => {
+                let Some(n) = m.nic_speeds.first_mut() else {
+                    bail!("--hardware-fault {f}: machine {serial} has no NIC");
+                };
+                n.speed_mbps = 10_000;
+            }
+            "old-bios" => m.hardware_info.mainboard_firmware_version = Some("0.9.0".into()),
+            "commissioning-fails" => m.commissioning_fails = true,
+            _ => bail!(
+                "--hardware-fault {f}: unknown kind `{kind}` (kinds: {})",
+                HARDWARE_FAULTS.join(", ")
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Each DC's Kolla configuration as `strata render` writes it under `<dc>/kolla/`
@@ -81,6 +148,32 @@ fn seed_gpus(g: &strata_spec::Gpu) -> Vec<SeedGpu> {
             pcie_width: g.pcie_width,
             numa_node: g.numa.get(i as usize).map(|n| **n).unwrap_or(0),
             ..SeedGpu::default()
+        })
+        .collect()
+}
+
+/// A profile's DMI facts: its BIOS vendor and version.
+fn seed_dmi(p: &strata_spec::HardwareProfile) -> SeedHardwareInfo {
+    SeedHardwareInfo {
+        system_vendor: Some(p.bios.vendor.clone()),
+        mainboard_vendor: Some(p.bios.vendor.clone()),
+        mainboard_firmware_vendor: Some(p.bios.vendor.clone()),
+        mainboard_firmware_version: Some(p.bios.version.clone()),
+        ..SeedHardwareInfo::default()
+    }
+}
+
+/// A profile's NUMA nodes: its CPUs as Linux numbers them, memory split evenly.
+fn seed_numa(p: &strata_spec::HardwareProfile) -> Vec<SeedNumaNode> {
+    let nodes = strata_fleet::numa::node_cpus(p);
+    let per_node = u64::from(p.memory_gib) * 1024 / (nodes.len() as u64).max(1);
+    nodes
+        .into_iter()
+        .enumerate()
+        .map(|(i, cores)| SeedNumaNode {
+            index: i as u32,
+            memory_mib: per_node,
+            cores,
         })
         .collect()
 }
@@ -167,6 +260,23 @@ pub fn seeds_from_fleet(fleet: &Fleet, dcs: usize, extra_vms: usize) -> Result<V
                             m.bmc.pinned.then(|| mac_for(&format!("bmc:{}", m.serial)))
                         }),
                         bmc_address: m.bmc.pinned.then(|| m.bmc.address.to_string()),
+                        // What commissioning reports is the profile's hardware: the
+                        // CPU model, BIOS, NUMA layout and NIC speeds strata validates.
+                        cpu_model: p.map(|p| p.cpu.model.clone()).unwrap_or_default(),
+                        hardware_info: p.map(seed_dmi).unwrap_or_default(),
+                        numa_nodes: p.map(seed_numa).unwrap_or_default(),
+                        nic_speeds: p
+                            .map(|p| {
+                                p.nics
+                                    .iter()
+                                    .map(|n| SeedNicSpeed {
+                                        nic: n.name.clone(),
+                                        speed_mbps: u64::from(n.speed_gbps) * 1000,
+                                        ..SeedNicSpeed::default()
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
                         ..SeedMachine::default()
                     }
                 })
@@ -331,9 +441,16 @@ pub fn run(a: TwinArgs) -> Result<ExitCode> {
             if (a.dcs as usize) > fleet.dcs.len() {
                 bail!("--dcs {} but the fleet has {} DCs", a.dcs, fleet.dcs.len());
             }
-            seeds_from_fleet(fleet, a.dcs as usize, a.vms_per_dc as usize)?
+            let mut seeds = seeds_from_fleet(fleet, a.dcs as usize, a.vms_per_dc as usize)?;
+            apply_hardware_faults(&mut seeds, &a.hardware_fault)?;
+            seeds
         }
-        None => generic_seeds(a.dcs, a.machines_per_dc, a.vms_per_dc as usize),
+        None => {
+            if !a.hardware_fault.is_empty() {
+                bail!("--hardware-fault needs --fleet (it names machines of the fleet)");
+            }
+            generic_seeds(a.dcs, a.machines_per_dc, a.vms_per_dc as usize)
+        }
     };
     let opts = TwinOptions {
         dcs: seeds,

@@ -63,6 +63,8 @@ struct Want {
     network: Option<strata_plan::MachineNetwork>,
     /// The storage MAAS configures before allocation.
     storage: Option<strata_plan::MachineStorage>,
+    /// What commissioning must find; a machine that differs is quarantined.
+    hardware: Option<strata_plan::hardware::HardwareExpectation>,
 }
 
 impl Want {
@@ -88,6 +90,7 @@ impl Want {
         Ok(Want {
             network: spec.network,
             storage: spec.storage,
+            hardware: spec.hardware,
             deployed: spec.deployed,
             image: spec.image.and_then(text),
             bmc_mac,
@@ -736,12 +739,22 @@ impl Run<'_> {
                     return Ok(m);
                 }
                 S::READY if target_ready => {
+                    self.validate(&m).await?;
                     self.storage(&m).await?;
                     return self.read_required(&sid).await;
                 }
                 S::NEW | S::FAILED_COMMISSIONING | S::FAILED_TESTING => {
                     if commissioned {
-                        return Err(self.failed("commissioning", &m));
+                        return Err(self.commissioning_failed(&m).await);
+                    }
+                    // The GPUs' PCIe links are read by a script commissioning runs.
+                    if self
+                        .want()
+                        .hardware
+                        .as_ref()
+                        .is_some_and(|h| h.gpus.is_some())
+                    {
+                        p.ensure_pcie_script().await?;
                     }
                     sent += 1;
                     commissioned = self.transition(&sid, "commission", Vec::new()).await?;
@@ -767,6 +780,8 @@ impl Run<'_> {
                         .await?;
                 }
                 S::READY => {
+                    // Only hardware built to its profile is deployed.
+                    self.validate(&m).await?;
                     // Disks first: MAAS changes partitions and RAIDs only while Ready.
                     self.storage(&m).await?;
                     sent += 1;
@@ -901,6 +916,45 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Compare what commissioning found with the profile (when the design names
+    /// one); a machine that differs is quarantined and refused.
+    async fn validate(&mut self, m: &Machine) -> Result<(), ProviderError> {
+        let Some(want) = self.want().hardware.clone() else {
+            return Ok(());
+        };
+        let tagged = m.has_tag(super::hardware::QUARANTINE_TAG);
+        self.p
+            .validate_hardware(&self.step.id, &m.system_id, &Self::label(m), tagged, &want)
+            .await?;
+        self.done
+            .push(format!("hardware matches profile {}", want.profile));
+        Ok(())
+    }
+
+    /// Commissioning that strata asked for failed: a machine with a hardware profile
+    /// is quarantined with MAAS's reason; either way the step fails.
+    async fn commissioning_failed(&self, m: &Machine) -> ProviderError {
+        match &self.want().hardware {
+            Some(want) => {
+                let d = strata_plan::hardware::Deviation {
+                    what: "commissioning".into(),
+                    expected: "to pass".into(),
+                    found: m.failure(),
+                };
+                self.p
+                    .quarantine(
+                        &self.step.id,
+                        &m.system_id,
+                        &Self::label(m),
+                        &want.profile,
+                        &[d],
+                    )
+                    .await
+            }
+            None => self.failed("commissioning", m),
+        }
     }
 
     fn failed(&self, what: &str, m: &Machine) -> ProviderError {
@@ -1119,7 +1173,12 @@ impl MaasProvider {
     }
 
     /// `POST tags/{name}/?op=update_nodes add|remove=SID` (idempotent).
-    async fn tag_nodes(&self, name: &str, how: &str, sid: &str) -> Result<(), ProviderError> {
+    pub(super) async fn tag_nodes(
+        &self,
+        name: &str,
+        how: &str,
+        sid: &str,
+    ) -> Result<(), ProviderError> {
         let path = format!("tags/{}/", super::client::pct(name));
         self.client
             .post::<Value>(&path, Some("update_nodes"), &form([(how, sid)]), true)

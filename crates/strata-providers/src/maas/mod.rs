@@ -43,6 +43,7 @@ use crate::{ActContext, Outcome, Provider, ProviderError};
 
 mod client;
 mod dns;
+mod hardware;
 mod machine;
 mod netconfig;
 mod network;

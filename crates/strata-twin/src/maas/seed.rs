@@ -122,8 +122,10 @@ pub fn vendor_name(vendor_id: &str) -> &'static str {
 fn gpu_from_seed(i: usize, g: &SeedGpu) -> Gpu {
     let gen_ = if g.pcie_gen == 0 { 4 } else { g.pcie_gen };
     let width = if g.pcie_width == 0 { 16 } else { g.pcie_width };
-    // Buses 0x18, 0x2a, ... on NUMA node 0 and 0x98, ... on node 1 (like a 2-socket box).
-    let bus = (if g.numa_node == 0 { 0x18 } else { 0x98 }) + (i as u32 % 8) * 0x12;
+    // Buses 0x18, 0x24, ... on NUMA node 0 and 0x98, ... on node 1 (like a 2-socket
+    // box: each socket's root ports below the other's), never past 0xff, so PCI order
+    // follows the seed's order within a node.
+    let bus = (if g.numa_node == 0 { 0x18 } else { 0x98 }) + (i as u32 % 8) * 0x0c;
     let pci_address = g
         .pci_address
         .as_deref()
