@@ -893,7 +893,7 @@ async fn per_object_faults() {
         .expect("b64");
     assert_eq!(
         String::from_utf8_lossy(&out),
-        "0000:18:00.0 16.0 GT/s PCIe x8\n0000:aa:00.0 32.0 GT/s PCIe x16\n",
+        "0000:18:00.0 16.0 GT/s PCIe x8\n0000:a4:00.0 32.0 GT/s PCIe x16\n",
         "only the first GPU degrades"
     );
     let m = c.machine(&ids[5]).await;

@@ -35,6 +35,11 @@ pub struct State {
     /// the limits of that Keystone service (`[oslo_limit] endpoint_service_type`).
     #[serde(default)]
     pub nova_unified_limits: Option<String>,
+    /// Cold and live migrations (`os-migrations`), oldest first.
+    #[serde(default)]
+    pub migrations: Vec<Migration>,
+    #[serde(default)]
+    pub next_migration: u64,
     #[serde(default)]
     pub aggregates: Vec<Aggregate>,
     #[serde(default)]
@@ -274,6 +279,10 @@ pub struct ComputeHost {
     /// `up` / `down`.
     pub state: String,
     pub disabled_reason: Option<String>,
+    /// The service was forced down (`forced_down`, microversion 2.11): the
+    /// servicegroup reports it down whatever its heartbeat says.
+    #[serde(default)]
+    pub forced_down: bool,
     pub pci: Vec<PciDevice>,
     pub started_ms: i64,
     /// The host's NUMA cells as libvirt reports them (hardware and kernel facts).
@@ -396,6 +405,38 @@ pub struct Server {
     /// What was done to the server (`os-instance-actions`), oldest first.
     #[serde(default)]
     pub actions: Vec<InstanceAction>,
+}
+
+/// A migration record (`nova.objects.Migration`): a cold migration (`migration`) or a
+/// live one (`live-migration`), with what the source held while it ran.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Migration {
+    pub id: u64,
+    pub uuid: String,
+    pub instance_uuid: String,
+    /// `migration` or `live-migration`.
+    pub migration_type: String,
+    /// Cold: `pre-migrating`, `finished` (VERIFY_RESIZE), `confirmed`, `reverting`,
+    /// `reverted`, `error`; live: `accepted`, `running`, `completed`, `error`, `failed`.
+    pub status: String,
+    pub source_compute: String,
+    pub source_node: String,
+    pub dest_compute: Option<String>,
+    pub dest_node: Option<String>,
+    pub dest_host: Option<String>,
+    pub flavor_id: String,
+    pub user_id: String,
+    pub project_id: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    /// Why it fails when its time comes (the conductor's error), if it does.
+    #[serde(default)]
+    pub doomed: Option<String>,
+    /// The instance's PCI devices and NUMA cells on the source, given back on revert.
+    #[serde(default)]
+    pub source_pci: Vec<String>,
+    #[serde(default)]
+    pub source_numa: Vec<CellClaim>,
 }
 
 /// One instance NUMA cell on a host cell.

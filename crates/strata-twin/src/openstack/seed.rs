@@ -523,6 +523,7 @@ pub fn fresh(ctx: &DcContext) -> Result<State, String> {
             status: "enabled".into(),
             state: "up".into(),
             disabled_reason: None,
+            forced_down: false,
             pci,
             started_ms: now,
             numa_cells,

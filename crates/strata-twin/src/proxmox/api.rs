@@ -12,8 +12,13 @@ use super::{ApiError, ApiResult, Pve, Reply};
 use crate::DcContext;
 
 pub(crate) const PVE_VERSION: &str = "9.1.2";
-pub(crate) const PVE_RELEASE: &str = "9.1";
 pub(crate) const PVE_REPOID: &str = "4f1e3b8c2d9a7e60";
+/// The kernel a fresh node runs.
+pub(crate) const PVE_KERNEL: &str = "6.17.2-1-pve";
+/// What the repositories offer a fresh cluster: a newer point release and kernel, as a
+/// cluster that has not been upgraded for a while sees.
+pub(crate) const REPO_VERSION: &str = "9.1.5";
+pub(crate) const REPO_KERNEL: &str = "6.17.4-2-pve";
 const GIB: u64 = 1 << 30;
 const TIB: u64 = 1 << 40;
 
@@ -99,6 +104,14 @@ pub(crate) fn fresh_state(ctx: &DcContext) -> State {
                 dns2: None,
                 dns3: None,
             },
+            version: PVE_VERSION.into(),
+            kernel: PVE_KERNEL.into(),
+            kernel_installed: None,
+            // `pveupdate` refreshes the package index daily.
+            index: Some(model::Repo::default()),
+            health: Default::default(),
+            broken: None,
+            power: None,
         })
         .collect();
     let mut storages: Vec<Storage> = ctx
@@ -163,6 +176,7 @@ pub(crate) fn fresh_state(ctx: &DcContext) -> State {
         pools: BTreeMap::new(),
         access: Default::default(),
         tasks: BTreeMap::new(),
+        repo: model::Repo::default(),
         next_task: 1,
         next_pid: 0x1000 + (rnd() % 0x8000) as u32,
         pstart: 0x0100_0000 + (rnd() % 0x0100_0000) as u32,
@@ -219,6 +233,7 @@ pub(crate) fn fresh_state(ctx: &DcContext) -> State {
             started: 0,
             pid: 0,
             pending: Default::default(),
+            snapshots: Default::default(),
         },
     );
 
@@ -274,6 +289,7 @@ pub(crate) fn fresh_state(ctx: &DcContext) -> State {
                     0
                 },
                 pending: Default::default(),
+                snapshots: Default::default(),
             },
         );
         vmid += 1;
@@ -282,8 +298,16 @@ pub(crate) fn fresh_state(ctx: &DcContext) -> State {
 }
 
 impl Pve {
+    /// `GET /version`: the version of the node that answers (the first one reachable).
     pub(crate) fn version(&self) -> ApiResult {
-        Ok(json!({"version": PVE_VERSION, "release": PVE_RELEASE, "repoid": PVE_REPOID}).into())
+        let st = self.st.lock();
+        let version = st
+            .nodes
+            .iter()
+            .find(|n| n.health.is_online())
+            .map(|n| n.version.clone())
+            .unwrap_or_else(|| PVE_VERSION.to_string());
+        Ok(super::nodes::version_json(&version).into())
     }
 
     /// `POST /access/ticket`: a ticket and CSRF token for a user and password (or a
@@ -338,6 +362,18 @@ impl Pve {
     }
 
     fn node_entry(st: &State, n: &Node, t: i64) -> Value {
+        if !n.health.in_cluster() {
+            // pvestatd has no fresh data of a node corosync does not see: only what the
+            // cluster configuration knows (pve-manager `PVE/API2/Nodes.pm` `index`).
+            return json!({
+                "id": format!("node/{}", n.name),
+                "node": n.name,
+                "type": "node",
+                "status": "offline",
+                "level": "",
+                "ssl_fingerprint": fingerprint(&n.name),
+            });
+        }
         let (mem, cpu, _) = Self::node_usage(st, &n.name);
         json!({
             "id": format!("node/{}", n.name),
@@ -383,8 +419,8 @@ impl Pve {
             "wait": 0.0004,
             "idle": 0,
             "loadavg": [load.clone(), load.clone(), load],
-            "kversion": "Linux 6.17.2-1-pve #1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1 (2025-10-21T11:55Z) x86_64",
-            "pveversion": format!("pve-manager/{PVE_VERSION}/{PVE_REPOID}"),
+            "kversion": format!("Linux {} #1 SMP PREEMPT_DYNAMIC PMX {} (2025-10-21T11:55Z) x86_64", n.kernel, n.kernel.trim_end_matches("-pve")),
+            "pveversion": format!("pve-manager/{}/{}", n.version, super::nodes::repoid(&n.version)),
             "cpuinfo": {
                 "cpus": n.maxcpu, "sockets": 2, "cores": n.maxcpu / 4, "mhz": "2900.000",
                 "model": "AMD EPYC 9354 32-Core Processor", "hvm": "1", "user_hz": 100,
@@ -395,8 +431,8 @@ impl Pve {
             "rootfs": {"total": n.maxdisk, "used": 11 * GIB, "free": n.maxdisk - 11 * GIB, "avail": n.maxdisk - 16 * GIB},
             "ksm": {"shared": 0},
             "boot-info": {"mode": "efi", "secureboot": 0},
-            "current-kernel": {"sysname": "Linux", "release": "6.17.2-1-pve", "machine": "x86_64",
-                "version": "#1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1 (2025-10-21T11:55Z)"},
+            "current-kernel": {"sysname": "Linux", "release": n.kernel, "machine": "x86_64",
+                "version": format!("#1 SMP PREEMPT_DYNAMIC PMX {} (2025-10-21T11:55Z)", n.kernel.trim_end_matches("-pve"))},
         })
         .into())
     }
@@ -617,6 +653,8 @@ impl Pve {
         Ok(v.into())
     }
 
+    /// `GET /cluster/status`: corosync's view; nodes that are down are `online: 0`
+    /// and the cluster is quorate while more than half of the nodes are members.
     pub(crate) fn cluster_status(&self) -> ApiResult {
         let st = self.st.lock();
         let mut list = vec![json!({
@@ -624,18 +662,19 @@ impl Pve {
             "id": "cluster",
             "name": st.cluster,
             "nodes": st.nodes.len(),
-            "quorate": 1,
+            "quorate": u8::from(super::nodes::quorate(&st)),
             "version": st.nodes.len() + 2,
         })];
-        for (i, n) in st.nodes.iter().enumerate() {
+        let local = super::nodes::serving_node(&st).map(String::from);
+        for n in &st.nodes {
             list.push(json!({
                 "type": "node",
                 "id": format!("node/{}", n.name),
                 "name": n.name,
                 "nodeid": n.nodeid,
                 "ip": n.ip,
-                "online": 1,
-                "local": u8::from(i == 0),
+                "online": u8::from(n.health.in_cluster()),
+                "local": u8::from(local.as_deref() == Some(n.name.as_str())),
                 "level": "",
             }));
         }
@@ -662,7 +701,14 @@ impl Pve {
             "node": vm.node,
             "type": "qemu",
             "name": vm.name(),
-            "status": if vm.running { "running" } else { "stopped" },
+            "status": if !st.node(&vm.node).is_none_or(|n| n.health.in_cluster()) {
+                // A guest on a node the cluster cannot see.
+                "unknown"
+            } else if vm.running {
+                "running"
+            } else {
+                "stopped"
+            },
             "template": u8::from(vm.is_template()),
             "uptime": vm.uptime(t),
             "maxcpu": vm.cpus(),

@@ -35,17 +35,29 @@
 //! - Storages restricted to nodes or disabled (`/_twin/` mutation of kind `storage`):
 //!   new volumes on a node where the storage is not enabled are refused.
 //!
+//! - Day-2 operations ([`migrate`], [`snapshots`], [`nodes`]): migration with its
+//!   preconditions and refusals, snapshots (create, delete, rollback, their configs),
+//!   node versions and package updates, node reboots (the node is offline while it
+//!   boots), nodes that are down or whose `pveproxy` does not answer (calls for them get
+//!   595), and quorum (writes to `/etc/pve` fail without it). Upgrades happen in a shell
+//!   (`apt dist-upgrade`), not through the API: the `/_twin/` mutation `node-upgrade`
+//!   stands for one, and the object faults `upgrade_offline` / `upgrade_pveproxy_down` on
+//!   a node make it come back broken.
+//!
 //! Routes are listed in [`ROUTES`] (checked against the vendor schema by
 //! `tests/proxmox_schema.rs`); [`route_params`] gives each one's parameters.
 
 mod access;
 mod api;
 mod auth;
+mod migrate;
 mod model;
+mod nodes;
 pub mod params;
 mod perms;
 mod qemu;
 mod sha1;
+mod snapshots;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -76,6 +88,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/access/ticket"),
     ("GET", "/nodes"),
     ("GET", "/nodes/{node}/status"),
+    ("POST", "/nodes/{node}/status"),
+    ("GET", "/nodes/{node}/version"),
+    ("GET", "/nodes/{node}/apt/update"),
+    ("POST", "/nodes/{node}/apt/update"),
     ("GET", "/nodes/{node}/network"),
     ("GET", "/nodes/{node}/dns"),
     ("PUT", "/nodes/{node}/dns"),
@@ -102,6 +118,24 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/nodes/{node}/qemu/{vmid}/status/stop"),
     ("POST", "/nodes/{node}/qemu/{vmid}/status/shutdown"),
     ("POST", "/nodes/{node}/qemu/{vmid}/status/reboot"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/migrate"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/migrate"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/snapshot"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/snapshot"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}"),
+    ("DELETE", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}"),
+    (
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config",
+    ),
+    (
+        "PUT",
+        "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config",
+    ),
+    (
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback",
+    ),
     ("GET", "/cluster/status"),
     ("GET", "/cluster/resources"),
     ("GET", "/cluster/nextid"),
@@ -144,6 +178,10 @@ enum R {
     Ticket,
     Nodes,
     NodeStatus,
+    NodePower,
+    NodeVersion,
+    AptList,
+    AptUpdate,
     Network,
     DnsGet,
     DnsPut,
@@ -170,6 +208,15 @@ enum R {
     Stop,
     Shutdown,
     Reboot,
+    MigrateCheck,
+    Migrate,
+    SnapshotList,
+    SnapshotCreate,
+    SnapshotIndex,
+    SnapshotDelete,
+    SnapshotConfigGet,
+    SnapshotConfigPut,
+    Rollback,
     ClusterStatus,
     Resources,
     NextId,
@@ -225,6 +272,10 @@ const KINDS: [R; ROUTES.len()] = [
     R::Ticket,
     R::Nodes,
     R::NodeStatus,
+    R::NodePower,
+    R::NodeVersion,
+    R::AptList,
+    R::AptUpdate,
     R::Network,
     R::DnsGet,
     R::DnsPut,
@@ -251,6 +302,15 @@ const KINDS: [R; ROUTES.len()] = [
     R::Stop,
     R::Shutdown,
     R::Reboot,
+    R::MigrateCheck,
+    R::Migrate,
+    R::SnapshotList,
+    R::SnapshotCreate,
+    R::SnapshotIndex,
+    R::SnapshotDelete,
+    R::SnapshotConfigGet,
+    R::SnapshotConfigPut,
+    R::Rollback,
     R::ClusterStatus,
     R::Resources,
     R::NextId,
@@ -535,6 +595,35 @@ static SHUTDOWN: &[P] = &[
     TIMEOUT,
 ];
 static REBOOT: &[P] = &[NODE, VMID, TIMEOUT];
+static NODE_POWER: &[P] = &[NODE, P::req("command", Ty::Enum(&["reboot", "shutdown"]))];
+static APT_UPDATE: &[P] = &[NODE, P::opt("notify", B), P::opt("quiet", B)];
+static MIGRATE_CHECK: &[P] = &[NODE, VMID, P::opt("target", S).fmt(Fmt::Node)];
+static MIGRATE: &[P] = &[
+    NODE,
+    VMID,
+    P::req("target", S).fmt(Fmt::Node),
+    P::opt("bwlimit", NONNEG),
+    P::opt("force", B),
+    P::opt("migration_network", S).fmt(Fmt::Cidr),
+    P::opt("migration_type", Ty::Enum(&["secure", "insecure"])),
+    P::opt("online", B),
+    P::opt("targetstorage", S).fmt(Fmt::StoragePairList),
+    P::opt("with-conntrack-state", B),
+    P::opt("with-local-disks", B),
+];
+/// `pve-snapshot-name`: a configuration ID of at most 40 characters.
+const SNAPNAME: P = P::req("snapname", S).fmt(Fmt::ConfigId).max(40);
+static SNAPSHOT_CREATE: &[P] = &[
+    NODE,
+    VMID,
+    SNAPNAME,
+    P::opt("description", S),
+    P::opt("vmstate", B),
+];
+static SNAPSHOT_ONE: &[P] = &[NODE, VMID, SNAPNAME];
+static SNAPSHOT_DELETE: &[P] = &[NODE, VMID, SNAPNAME, P::opt("force", B)];
+static SNAPSHOT_CONFIG_PUT: &[P] = &[NODE, VMID, SNAPNAME, P::opt("description", S)];
+static ROLLBACK: &[P] = &[NODE, VMID, SNAPNAME, P::opt("start", B)];
 static RESOURCES: &[P] = &[P::opt("type", Ty::Enum(&["vm", "storage", "node", "sdn"]))];
 static NEXTID: &[P] = &[P::opt("vmid", VMID_TY).fmt(Fmt::Vmid)];
 static HA_LIST: &[P] = &[P::opt("type", Ty::Enum(&["ct", "vm"]))];
@@ -680,7 +769,17 @@ fn spec(r: R) -> Spec {
     let (params, qemu): (&'static [P], bool) = match r {
         R::Version | R::Nodes | R::ClusterStatus => (NONE, false),
         R::Ticket => (TICKET, false),
-        R::NodeStatus | R::DnsGet => (NODE_ONLY, false),
+        R::NodeStatus | R::DnsGet | R::NodeVersion | R::AptList => (NODE_ONLY, false),
+        R::NodePower => (NODE_POWER, false),
+        R::AptUpdate => (APT_UPDATE, false),
+        R::MigrateCheck => (MIGRATE_CHECK, false),
+        R::Migrate => (MIGRATE, false),
+        R::SnapshotList => (NODE_VMID, false),
+        R::SnapshotCreate => (SNAPSHOT_CREATE, false),
+        R::SnapshotIndex | R::SnapshotConfigGet => (SNAPSHOT_ONE, false),
+        R::SnapshotDelete => (SNAPSHOT_DELETE, false),
+        R::SnapshotConfigPut => (SNAPSHOT_CONFIG_PUT, false),
+        R::Rollback => (ROLLBACK, false),
         R::DnsPut => (DNS_PUT, false),
         R::Network => (NETWORK, false),
         R::NodeStorage => (NODE_STORAGE, false),
@@ -1107,6 +1206,12 @@ impl Pve {
                 raw.insert(k, Value::String(v));
             }
         }
+        // pveproxy hands calls for another node to that node's pveproxy (the methods'
+        // `proxyto => 'node'`) before anything is checked; a node it cannot reach
+        // answers 595 with the connection error as the reason.
+        if let Some(r) = self.unreachable(i, &raw) {
+            return r;
+        }
         let params = match params::validate(&spec(kind), &raw) {
             Ok(p) => p,
             Err(e) => return error_response(ApiError::params(e)),
@@ -1132,6 +1237,10 @@ impl Pve {
                 return error_response(e);
             }
         }
+        if needs_quorum(kind) && !nodes::quorate(&self.st.lock()) {
+            // pve-cluster `PVE/Cluster.pm` `check_cfs_quorum`: /etc/pve is read-only.
+            return error_response(ApiError::msg("cluster not ready - no quorum?"));
+        }
         match self.call(kind, &auth, &params).await {
             Ok(Reply { mut data, total }) => {
                 {
@@ -1154,6 +1263,10 @@ impl Pve {
             R::Ticket => self.ticket(p),
             R::Nodes => self.nodes(),
             R::NodeStatus => self.node_status(p),
+            R::NodePower => self.node_power(p),
+            R::NodeVersion => self.node_version(p),
+            R::AptList => self.apt_list(p),
+            R::AptUpdate => self.apt_update(auth, p),
             R::Network => self.network(p),
             R::DnsGet => self.dns_get(p),
             R::DnsPut => self.dns_put(p),
@@ -1180,6 +1293,15 @@ impl Pve {
             R::Stop => self.stop(auth, p, false),
             R::Shutdown => self.stop(auth, p, true),
             R::Reboot => self.reboot(auth, p),
+            R::MigrateCheck => self.migrate_check(p),
+            R::Migrate => self.migrate(auth, p),
+            R::SnapshotList => self.snapshot_list(p),
+            R::SnapshotCreate => self.snapshot_create(auth, p),
+            R::SnapshotIndex => Ok(json!([{"cmd": "rollback"}, {"cmd": "config"}]).into()),
+            R::SnapshotDelete => self.snapshot_delete(auth, p),
+            R::SnapshotConfigGet => self.snapshot_config_get(p),
+            R::SnapshotConfigPut => self.snapshot_config_put(p),
+            R::Rollback => self.rollback(auth, p),
             R::ClusterStatus => self.cluster_status(),
             R::Resources => self.resources(p),
             R::NextId => self.nextid(p),
@@ -1227,6 +1349,33 @@ impl Pve {
         }
     }
 
+    /// pveproxy's 595 when the call cannot reach the node it is for: the cluster
+    /// answers through its first node that is up, which proxies calls for other nodes
+    /// to them.
+    fn unreachable(
+        self: &Arc<Self>,
+        route: usize,
+        raw: &BTreeMap<String, Value>,
+    ) -> Option<Response> {
+        self.tick();
+        let st = self.st.lock();
+        let Some(local) = nodes::serving_node(&st) else {
+            return Some(proxy_error("Connection refused"));
+        };
+        if !ROUTES[route].1.contains("{node}") {
+            return None;
+        }
+        let target = raw.get("node").and_then(Value::as_str)?;
+        if target == local {
+            return None;
+        }
+        match st.node(target).map(|n| n.health) {
+            Some(model::Health::Offline) => Some(proxy_error("No route to host")),
+            Some(model::Health::PveproxyDown) => Some(proxy_error("Connection refused")),
+            _ => None,
+        }
+    }
+
     /// Unknown paths and methods: authentication first, then 501 as PVE answers.
     async fn not_implemented(self: Arc<Self>, req: Request) -> Response {
         let (parts, _) = req.into_parts();
@@ -1240,6 +1389,29 @@ impl Pve {
             format!("Method '{} {}' not implemented", parts.method, rel),
         ))
     }
+}
+
+/// Whether a call writes `/etc/pve` (which pmxcfs makes read-only without quorum):
+/// every write but logging in, rebooting a node, refreshing its package index, its DNS
+/// settings (`/etc/resolv.conf`) and stopping guests.
+fn needs_quorum(kind: R) -> bool {
+    let i = KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+    ROUTES[i].0 != "GET"
+        && !matches!(
+            kind,
+            R::Ticket | R::NodePower | R::AptUpdate | R::DnsPut | R::Stop | R::Shutdown
+        )
+}
+
+/// What pveproxy answers when it cannot reach the node a call is for: 595 with the
+/// connection error as the reason and no body (pve-http-server
+/// `PVE/APIServer/AnyEvent.pm` `proxy_request`, AnyEvent::HTTP's status for connection
+/// errors).
+fn proxy_error(why: &str) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::from_u16(595).unwrap_or(StatusCode::BAD_GATEWAY);
+    reason(&mut r, why);
+    r
 }
 
 /// Form or query data: `key=value` pairs; empty values count as absent (as in PVE).
@@ -1305,14 +1477,17 @@ impl Service for Pve {
     }
 
     fn mutate(&self, req: &MutateRequest) -> Result<Value, String> {
-        if req.kind == "storage" {
-            return self.mutate_storage(req);
-        }
-        if req.kind != "qemu" && req.kind != "vm" {
-            return Err(format!(
-                "unknown kind `{}`; use `qemu` or `storage`",
-                req.kind
-            ));
+        match req.kind.as_str() {
+            "storage" => return self.mutate_storage(req),
+            "node" => return self.mutate_node(req),
+            "node-upgrade" => return self.mutate_upgrade(req),
+            "apt-repository" => return self.mutate_repo(req),
+            "qemu" | "vm" => {}
+            other => {
+                return Err(format!(
+                    "unknown kind `{other}`; use `qemu`, `storage`, `node`, `node-upgrade` or `apt-repository`"
+                ));
+            }
         }
         let vmid: u32 = req
             .id
@@ -1380,6 +1555,9 @@ impl Service for Pve {
         let templates = st.vms.values().filter(|v| v.is_template()).count();
         json!({
             "nodes": st.nodes.len(),
+            "nodes_online": st.nodes.iter().filter(|n| n.health.is_online()).count(),
+            "node_versions": st.nodes.iter().map(|n| (n.name.clone(), json!(n.version))).collect::<serde_json::Map<String, Value>>(),
+            "snapshots": st.vms.values().map(|v| v.snapshots.len()).sum::<usize>(),
             "vms": st.vms.len() - templates,
             "templates": templates,
             "running": st.vms.values().filter(|v| v.running).count(),

@@ -29,6 +29,107 @@ pub struct Node {
     /// The node's resolver settings (`/etc/resolv.conf`, `/nodes/{node}/dns`).
     #[serde(default)]
     pub dns: NodeDns,
+    /// The installed `pve-manager` version (`/nodes/{node}/version`, `pveversion`).
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// The running kernel release.
+    #[serde(default = "default_kernel")]
+    pub kernel: String,
+    /// A newer kernel installed by an upgrade, running after the next boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_installed: Option<String>,
+    /// What the node's last `apt-get update` saw in its repositories (the package
+    /// index `GET /nodes/{node}/apt/update` reads); `None` before the first one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<Repo>,
+    /// Whether the cluster reaches it.
+    #[serde(default, skip_serializing_if = "Health::is_online")]
+    pub health: Health,
+    /// The state a broken upgrade left it in (`upgrade_offline` or
+    /// `upgrade_pveproxy_down` fault): what it comes back as after each boot until it is
+    /// upgraded (or rolled back) again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken: Option<Health>,
+    /// A reboot or shutdown under way (`POST /nodes/{node}/status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<PowerEvent>,
+}
+
+fn default_version() -> String {
+    super::api::PVE_VERSION.to_string()
+}
+
+fn default_kernel() -> String {
+    super::api::PVE_KERNEL.to_string()
+}
+
+/// What a package repository offers (and what a node's package index saw of it): the
+/// `pve-manager` version and the newest kernel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repo {
+    pub version: String,
+    pub kernel: String,
+}
+
+impl Default for Repo {
+    fn default() -> Repo {
+        Repo {
+            version: super::api::REPO_VERSION.to_string(),
+            kernel: super::api::REPO_KERNEL.to_string(),
+        }
+    }
+}
+
+/// How the rest of the cluster sees a node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    /// Up, quorate with the others, `pveproxy` answering.
+    #[default]
+    Online,
+    /// Down (powered off, rebooting, or not back from a broken upgrade): corosync
+    /// lists it offline and calls proxied to it fail with `595 No route to host`.
+    Offline,
+    /// Up and in the cluster, but its `pveproxy` does not answer: calls proxied to it
+    /// fail with `595 Connection refused`.
+    PveproxyDown,
+}
+
+impl Health {
+    pub fn is_online(&self) -> bool {
+        *self == Health::Online
+    }
+    /// Whether corosync counts it (for `/cluster/status` and quorum).
+    pub fn in_cluster(&self) -> bool {
+        *self != Health::Offline
+    }
+    pub fn parse(s: &str) -> Option<Health> {
+        match s {
+            "online" => Some(Health::Online),
+            "offline" => Some(Health::Offline),
+            "pveproxy-down" => Some(Health::PveproxyDown),
+            _ => None,
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Health::Online => "online",
+            Health::Offline => "offline",
+            Health::PveproxyDown => "pveproxy-down",
+        }
+    }
+}
+
+/// A reboot or shutdown: the node goes down at `down_ms` (after `pve-guests` stopped
+/// its guests) and, for a reboot, is back at `up_ms` (twin clock, milliseconds).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowerEvent {
+    pub down_ms: u64,
+    /// `None` for a shutdown: it stays off until powered on out of band.
+    pub up_ms: Option<u64>,
+    /// Whether it went down already.
+    #[serde(default)]
+    pub down: bool,
 }
 
 /// What `GET /nodes/{node}/dns` returns: the search domain and up to three name
@@ -99,6 +200,11 @@ pub struct Vm {
     /// next starts (see [`Pending`]).
     #[serde(default, skip_serializing_if = "Pending::is_empty")]
     pub pending: Pending,
+    /// Snapshots by name (the `[snapname]` sections of the configuration file): each a
+    /// copy of the configuration when it was taken, with `snaptime`, `description`,
+    /// `vmstate`, `parent` and, while it is being made or deleted, `snapstate`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub snapshots: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
 /// Changes to a running guest that could not be hot-plugged, kept in the configuration's
@@ -211,6 +317,28 @@ pub fn conf_value(key: &str, v: &Value) -> Value {
     }
 }
 
+/// One section of a configuration file: the description as comments, then the keys.
+fn raw_config(conf: &BTreeMap<String, Value>) -> String {
+    let mut out = String::new();
+    if let Some(d) = conf.get("description").map(value_text) {
+        for line in d.lines() {
+            out.push('#');
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    for (k, v) in conf {
+        if k == "description" {
+            continue;
+        }
+        out.push_str(k);
+        out.push_str(": ");
+        out.push_str(&value_text(v));
+        out.push('\n');
+    }
+    out
+}
+
 /// Disk keys in the order PVE looks at them.
 const DISK_PREFIXES: &[&str] = &["scsi", "virtio", "sata", "ide"];
 
@@ -308,25 +436,11 @@ impl Vm {
         }
     }
 
-    /// The configuration file, as PVE writes it (the description as comments first).
+    /// The configuration file, as PVE writes it (qemu-server `PVE/QemuServer.pm`
+    /// `write_vm_config`): the description as comments first, then the keys, the
+    /// `[PENDING]` section, and each snapshot's `[name]` section in name order.
     pub fn conf_text(&self) -> String {
-        let mut out = String::new();
-        if let Some(d) = self.get("description") {
-            for line in d.lines() {
-                out.push('#');
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        for (k, v) in &self.conf {
-            if k == "description" {
-                continue;
-            }
-            out.push_str(k);
-            out.push_str(": ");
-            out.push_str(&value_text(v));
-            out.push('\n');
-        }
+        let mut out = raw_config(&self.conf);
         if !self.pending.is_empty() {
             out.push_str("\n[PENDING]\n");
             if !self.pending.delete.is_empty() {
@@ -336,6 +450,10 @@ impl Vm {
             for (k, v) in &self.pending.set {
                 out.push_str(&format!("{k}: {}\n", value_text(v)));
             }
+        }
+        for (name, snap) in &self.snapshots {
+            out.push_str(&format!("\n[{name}]\n"));
+            out.push_str(&raw_config(snap));
         }
         out
     }
@@ -550,6 +668,9 @@ pub enum Action {
         name: Option<String>,
         description: Option<String>,
         pool: Option<String>,
+        /// Clone this snapshot's configuration rather than the current one.
+        #[serde(default)]
+        snapname: Option<String>,
     },
     Start {
         vmid: u32,
@@ -582,6 +703,43 @@ pub enum Action {
         vmid: u32,
         state: String,
     },
+    /// `qmigrate`: move the guest to `target` (qemu-server `PVE/QemuMigrate.pm`).
+    Migrate {
+        vmid: u32,
+        target: String,
+        online: bool,
+        with_local_disks: bool,
+        force: bool,
+        /// `targetstorage`: where local disks go.
+        #[serde(default)]
+        targetstorage: Option<String>,
+    },
+    /// `hamigrate`: ask the HA manager to migrate the guest (it then runs a `qmigrate`).
+    HaMigrate {
+        vmid: u32,
+        target: String,
+    },
+    /// `qmsnapshot` (pve-guest-common `PVE/AbstractConfig.pm` `snapshot_create`).
+    Snapshot {
+        vmid: u32,
+        snapname: String,
+        vmstate: bool,
+        description: Option<String>,
+    },
+    /// `qmdelsnapshot` (`snapshot_delete`).
+    DelSnapshot {
+        vmid: u32,
+        snapname: String,
+        force: bool,
+    },
+    /// `qmrollback` (`snapshot_rollback`), then a start when asked.
+    Rollback {
+        vmid: u32,
+        snapname: String,
+        start: bool,
+    },
+    /// `aptupdate`: refresh the node's package index from the repositories.
+    AptUpdate,
 }
 
 impl Action {
@@ -594,8 +752,14 @@ impl Action {
             | Action::Destroy { vmid, .. }
             | Action::Template { vmid }
             | Action::Config { vmid, .. }
-            | Action::HaState { vmid, .. } => *vmid,
+            | Action::HaState { vmid, .. }
+            | Action::Migrate { vmid, .. }
+            | Action::HaMigrate { vmid, .. }
+            | Action::Snapshot { vmid, .. }
+            | Action::DelSnapshot { vmid, .. }
+            | Action::Rollback { vmid, .. } => *vmid,
             Action::Clone { src, .. } => *src,
+            Action::AptUpdate => 0,
         }
     }
 }
@@ -626,6 +790,9 @@ pub struct State {
     #[serde(default)]
     pub access: super::access::Access,
     pub tasks: BTreeMap<u64, Task>,
+    /// What the nodes' package repositories offer (`apt-repository` mutation).
+    #[serde(default)]
+    pub repo: Repo,
     pub next_task: u64,
     pub next_pid: u32,
     pub pstart: u32,
@@ -742,6 +909,7 @@ mod tests {
             started: 0,
             pid: 0,
             pending: Pending::default(),
+            snapshots: Default::default(),
         }
     }
 
@@ -819,6 +987,7 @@ mod tests {
             pools: BTreeMap::new(),
             access: Default::default(),
             tasks: BTreeMap::new(),
+            repo: Repo::default(),
             next_task: 0,
             next_pid: 1,
             pstart: 1,

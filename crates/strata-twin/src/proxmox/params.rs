@@ -59,6 +59,10 @@ pub enum Fmt {
     Net,
     Drive,
     Memory,
+    /// `CIDR`: an address with a prefix length.
+    Cidr,
+    /// `storage-pair-list`: `SOURCE:TARGET` pairs, a single storage, or `1`.
+    StoragePairList,
     // patterns
     Serial,
     Parallel,
@@ -704,6 +708,37 @@ fn check_format(fmt: Fmt, key: &str, s: &str) -> Result<(), String> {
                 if !["ok", "warning", "error", "unknown"].contains(&v.to_ascii_lowercase().as_str())
                 {
                     return Err(format!("invalid status type '{v}'\n"));
+                }
+            }
+            Ok(())
+        }
+        Fmt::Cidr => {
+            let ok = s.split_once('/').is_some_and(|(ip, len)| {
+                let max = match ip.parse::<std::net::IpAddr>() {
+                    Ok(std::net::IpAddr::V4(_)) => 32,
+                    Ok(std::net::IpAddr::V6(_)) => 128,
+                    Err(_) => return false,
+                };
+                len.parse::<u8>().is_ok_and(|l| l <= max)
+            });
+            if ok {
+                Ok(())
+            } else {
+                Err("value does not look like a valid CIDR network\n".into())
+            }
+        }
+        Fmt::StoragePairList => {
+            // pve-common `PVE/JSONSchema.pm` `parse_idmap`: `1`, one ID, or pairs.
+            if s == "1" {
+                return Ok(());
+            }
+            for item in split_list(s) {
+                let ok = match item.split_once(':') {
+                    Some((a, b)) => check_storage_id(a).is_ok() && check_storage_id(b).is_ok(),
+                    None => check_storage_id(item).is_ok(),
+                };
+                if !ok {
+                    return Err(format!("invalid format - storage ID pair '{item}'\n"));
                 }
             }
             Ok(())

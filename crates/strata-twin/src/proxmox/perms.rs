@@ -19,7 +19,9 @@
 //!   `Pool.Audit` (pve-manager `PVE/API2/Cluster.pm` `resources`); `/nodes/{node}/qemu`
 //!   only guests with `VM.Audit`; the storage lists only storages with
 //!   `Datastore.Audit` or `Datastore.AllocateSpace`; task lists, statuses and logs need
-//!   `Sys.Audit` on the node unless the caller started the task.
+//!   `Sys.Audit` on the node unless the caller started the task;
+//! - migration with a storage map: `VM.Config.Disk` and space on the target storages;
+//!   a rollback that starts the guest: `VM.PowerMgmt`.
 
 use serde_json::Value;
 
@@ -316,6 +318,39 @@ pub(crate) fn authorize(
             Ok(())
         }
         R::Start | R::Stop | R::Shutdown | R::Reboot => c.vm(vmid, &["VM.PowerMgmt"]),
+        // qemu-server `src/PVE/API2/Qemu.pm`: `migrate_vm` and its preconditions.
+        R::MigrateCheck => c.vm(vmid, &["VM.Migrate"]),
+        R::Migrate => {
+            c.vm(vmid, &["VM.Migrate"])?;
+            // A storage map other than `1` moves disks: `VM.Config.Disk`, and space
+            // on each target storage (`$check_storage_access_migrate`).
+            if let Some(map) = p.s("targetstorage").filter(|m| *m != "1") {
+                c.vm(vmid, &["VM.Config.Disk"])?;
+                for item in params::split_list(map) {
+                    let sid = item.split_once(':').map(|(_, b)| b).unwrap_or(item);
+                    c.storage(sid)?;
+                }
+            }
+            Ok(())
+        }
+        R::SnapshotList => c.vm(vmid, &["VM.Audit"]),
+        R::SnapshotCreate | R::SnapshotDelete | R::SnapshotConfigPut => {
+            c.vm(vmid, &["VM.Snapshot"])
+        }
+        R::SnapshotIndex | R::NodeVersion => Ok(()),
+        R::SnapshotConfigGet => {
+            c.vm_any(vmid, &["VM.Snapshot", "VM.Snapshot.Rollback", "VM.Audit"])
+        }
+        R::Rollback => {
+            c.vm_any(vmid, &["VM.Snapshot", "VM.Snapshot.Rollback"])?;
+            // Starting afterwards needs the power privilege the start would.
+            if p.flag("start") {
+                c.vm(vmid, &["VM.PowerMgmt"])?;
+            }
+            Ok(())
+        }
+        R::NodePower => c.path(&node, &["Sys.PowerMgmt"]),
+        R::AptList | R::AptUpdate => c.path(&node, &["Sys.Modify"]),
         R::ClusterStatus | R::HaList | R::HaGet | R::RuleList | R::RuleGet => {
             c.path("/", &["Sys.Audit"])
         }

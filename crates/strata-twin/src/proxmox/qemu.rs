@@ -20,19 +20,19 @@ use super::{ApiError, ApiResult, Pve};
 
 const GIB: f64 = (1u64 << 30) as f64;
 
-fn conf_missing(node: &str, vmid: u32) -> String {
+pub(super) fn conf_missing(node: &str, vmid: u32) -> String {
     format!("Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist")
 }
 
 /// The guest `vmid` when its configuration lives on `node`.
-fn vm_on<'a>(st: &'a State, node: &str, vmid: u32) -> Result<&'a Vm, String> {
+pub(super) fn vm_on<'a>(st: &'a State, node: &str, vmid: u32) -> Result<&'a Vm, String> {
     st.vms
         .get(&vmid)
         .filter(|v| v.node == node)
         .ok_or_else(|| conf_missing(node, vmid))
 }
 
-fn check_lock(vm: &Vm) -> Result<(), String> {
+pub(super) fn check_lock(vm: &Vm) -> Result<(), String> {
     match vm.lock() {
         Some(l) => Err(format!("VM is locked ({l})")),
         None => Ok(()),
@@ -47,7 +47,7 @@ fn skiplock(auth: &Auth, p: &Params, name: &str) -> Result<bool, ApiError> {
     Ok(set)
 }
 
-fn is_cloudinit(d: &Drive) -> bool {
+pub(super) fn is_cloudinit(d: &Drive) -> bool {
     d.volume().is_some_and(|(_, v)| v.contains("cloudinit"))
 }
 
@@ -77,6 +77,12 @@ fn task_millis(ttype: &str) -> (u64, u64) {
         "qmdestroy" => (150, 300),
         "qmtemplate" => (200, 350),
         "qmconfig" => (40, 90),
+        "qmigrate" => (1_500, 3_000),
+        "hamigrate" => (100, 200),
+        "qmsnapshot" => (400, 900),
+        "qmdelsnapshot" => (300, 600),
+        "qmrollback" => (500, 1_000),
+        "aptupdate" => (2_000, 4_000),
         _ => (80, 150),
     }
 }
@@ -303,7 +309,10 @@ impl Pve {
                     ),
                 ])));
             }
-            return Err(ApiError::msg(format!("snapshot '{s}' does not exist")));
+            // The snapshot's section, with the file's digest.
+            let mut conf = json!(super::snapshots::snapshot_config(vm, s).map_err(ApiError::msg)?);
+            conf["digest"] = json!(vm.digest());
+            return Ok(conf.into());
         }
         // Pending values unless `current` (qemu-server `API2/Qemu.pm` `vm_config`,
         // `load_current_config`).
@@ -438,6 +447,7 @@ impl Pve {
                 started: 0,
                 pid: 0,
                 pending: Default::default(),
+                snapshots: Default::default(),
             };
             let drives = probe.drives();
             let mut order: Vec<String> = Vec::new();
@@ -474,6 +484,7 @@ impl Pve {
                 started: 0,
                 pid: 0,
                 pending: Default::default(),
+                snapshots: Default::default(),
             },
         );
         let action = Action::Create {
@@ -534,7 +545,9 @@ impl Pve {
             s.usable_on(&target).map_err(ApiError::msg)?;
         }
         check_lock(&src).map_err(ApiError::msg)?;
-        if let Some(s) = p.s("snapname") {
+        if let Some(s) = p.s("snapname")
+            && !src.snapshots.contains_key(s)
+        {
             return Err(ApiError::msg(format!("snapshot '{s}' does not exist")));
         }
         let full = p.b("full").unwrap_or(!src.is_template());
@@ -586,6 +599,7 @@ impl Pve {
             name: p.s("name").map(String::from),
             description: p.s("description").map(String::from),
             pool: p.s("pool").map(String::from),
+            snapname: p.s("snapname").map(String::from),
         };
         let upid = self.new_task(
             &mut st,
@@ -716,7 +730,7 @@ impl Pve {
         Ok(())
     }
 
-    fn ha_managed(st: &State, vmid: u32) -> bool {
+    pub(super) fn ha_managed(st: &State, vmid: u32) -> bool {
         st.ha
             .get(&format!("vm:{vmid}"))
             .is_some_and(|o| o.get("state").and_then(Value::as_str) != Some("ignored"))
@@ -984,6 +998,9 @@ impl Pve {
         if let Action::Clone { newid, .. } = &action {
             ids.push(newid.to_string());
         }
+        if let Action::AptUpdate = &action {
+            ids = vec![node.to_string()];
+        }
         let mut fail = None;
         let mut slow = faults.slow_task();
         for oid in &ids {
@@ -1062,7 +1079,7 @@ impl Pve {
                 let running = st.vms.get(src).is_some_and(|v| v.running);
                 vec![(*src, running, short), (*newid, true, short)]
             }
-            Action::HaState { .. } => vec![],
+            Action::HaState { .. } | Action::HaMigrate { .. } | Action::AptUpdate => vec![],
             other => vec![(other.vmid(), true, long)],
         }
     }
@@ -1108,7 +1125,8 @@ impl Pve {
         let mut log = Vec::new();
         let res = self.begin_action(&mut st, &node, &action, &mut log);
         if let Some(t) = st.tasks.get_mut(&seq) {
-            t.begun = true;
+            // Begun: its first changes are made, and a failure later undoes them.
+            t.begun = res.is_ok();
             t.log.extend(log);
         }
         res
@@ -1130,6 +1148,7 @@ impl Pve {
                 storage,
                 name,
                 description,
+                snapname,
                 ..
             } => self.clone_begin(
                 st,
@@ -1140,6 +1159,7 @@ impl Pve {
                 storage.as_deref(),
                 name.as_deref(),
                 description.as_deref(),
+                snapname.as_deref(),
                 log,
             ),
             Action::Start { vmid, skiplock } => {
@@ -1212,6 +1232,66 @@ impl Pve {
                 log.push(format!("Requesting HA {verb} for VM {vmid}"));
                 Ok(())
             }
+            Action::Migrate {
+                vmid,
+                target,
+                online,
+                with_local_disks,
+                force,
+                ..
+            } => self.migrate_begin(
+                st,
+                node,
+                *vmid,
+                target,
+                *online,
+                *with_local_disks,
+                *force,
+                log,
+            ),
+            Action::HaMigrate { vmid, target } => {
+                log.push(format!(
+                    "Requesting HA migration for VM {vmid} to node {target}"
+                ));
+                Ok(())
+            }
+            Action::Snapshot {
+                vmid,
+                snapname,
+                vmstate,
+                description,
+            } => self.snapshot_begin(
+                st,
+                node,
+                *vmid,
+                snapname,
+                *vmstate,
+                description.as_deref(),
+                log,
+            ),
+            Action::DelSnapshot { vmid, snapname, .. } => {
+                Self::delsnapshot_begin(st, node, *vmid, snapname)
+            }
+            Action::Rollback { vmid, snapname, .. } => {
+                Self::rollback_begin(st, node, *vmid, snapname, log)
+            }
+            Action::AptUpdate => {
+                log.push("starting apt-get update".into());
+                let repo = st.repo.clone();
+                let codename = "trixie";
+                log.push(format!(
+                    "Hit:1 http://deb.debian.org/debian {codename} InRelease"
+                ));
+                log.push(format!(
+                    "Get:2 http://download.proxmox.com/debian/pve {codename} InRelease [2771 B]"
+                ));
+                log.push(format!(
+                    "Get:3 http://download.proxmox.com/debian/pve {codename}/pve-no-subscription amd64 Packages [pve-manager {}]",
+                    repo.version
+                ));
+                log.push("Reading package lists...".into());
+                Ok(())
+            }
         }
     }
 
@@ -1226,10 +1306,15 @@ impl Pve {
         storage: Option<&str>,
         name: Option<&str>,
         description: Option<&str>,
+        snapname: Option<&str>,
         log: &mut Vec<String>,
     ) -> Result<(), String> {
-        let source = vm_on(st, node, src)?.clone();
+        let mut source = vm_on(st, node, src)?.clone();
         check_lock(&source)?;
+        if let Some(sn) = snapname {
+            // A clone of a snapshot copies that snapshot's configuration.
+            source.conf = super::snapshots::snapshot_config(&source, sn)?;
+        }
         if st.vms.contains_key(&newid) {
             return Err(format!(
                 "unable to create VM {newid}: config file already exists"
@@ -1248,6 +1333,7 @@ impl Pve {
                     | "template"
                     | "parent"
                     | "snaptime"
+                    | "snapstate"
                     | "vmstate"
                     | "runningcpu"
                     | "runningmachine"
@@ -1340,6 +1426,7 @@ impl Pve {
                 started: 0,
                 pid: 0,
                 pending: Default::default(),
+                snapshots: Default::default(),
             },
         );
         Ok(())
@@ -1369,6 +1456,32 @@ impl Pve {
         };
         let outcome = outcome.and_then(|()| self.end_action(&mut st, &node, &action, spawn));
         let mut log = Vec::new();
+        // A migration logs its end and, failing, exits with "migration aborted"
+        // (pve-guest-common `src/PVE/AbstractMigrate.pm` `migrate`).
+        let outcome = match (&action, outcome) {
+            (Action::Migrate { .. }, res) => {
+                let start = st.tasks.get(&seq).map(|t| t.starttime).unwrap_or(0);
+                let now = self.now();
+                let (t, d) = (
+                    super::migrate::stamp(now),
+                    super::migrate::duration(now - start),
+                );
+                match res {
+                    Ok(()) => {
+                        log.push(format!(
+                            "{t} migration finished successfully (duration {d})"
+                        ));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        log.push(format!("{t} ERROR: {e}"));
+                        log.push(format!("{t} ERROR: migration aborted (duration {d}): {e}"));
+                        Err("migration aborted".to_string())
+                    }
+                }
+            }
+            (_, res) => res,
+        };
         if let Err(e) = &outcome {
             Self::undo_action(&mut st, &action, begun);
             log.push(format!("TASK ERROR: {e}"));
@@ -1405,6 +1518,18 @@ impl Pve {
                     vm.conf.remove("lock");
                 }
             }
+            // `phase1_cleanup`: the lock it took goes.
+            Action::Migrate { vmid, .. } if begun => {
+                if let Some(vm) = st.vms.get_mut(vmid)
+                    && vm.lock().as_deref() == Some("migrate")
+                {
+                    vm.conf.remove("lock");
+                }
+            }
+            Action::Snapshot { vmid, snapname, .. } if begun => {
+                Self::snapshot_undo(st, *vmid, snapname);
+            }
+            Action::Rollback { vmid, .. } if begun => Self::rollback_undo(st, *vmid),
             _ => {}
         }
     }
@@ -1558,6 +1683,50 @@ impl Pve {
                 if spawn {
                     self.ha_reconcile(st, *vmid);
                 }
+                Ok(())
+            }
+            Action::Migrate {
+                vmid,
+                target,
+                targetstorage,
+                ..
+            } => self.migrate_end(st, node, *vmid, target, targetstorage.as_deref()),
+            Action::HaMigrate { vmid, target } => {
+                // The HA manager's LRM runs `qm migrate` (online when the guest runs).
+                if spawn && let Some(vm) = st.vms.get(vmid) {
+                    let (from, online) = (vm.node.clone(), vm.running);
+                    self.new_task(
+                        st,
+                        &from,
+                        "qmigrate",
+                        &vmid.to_string(),
+                        "root@pam",
+                        Action::Migrate {
+                            vmid: *vmid,
+                            target: target.clone(),
+                            online,
+                            with_local_disks: false,
+                            force: false,
+                            targetstorage: None,
+                        },
+                        300,
+                    );
+                }
+                Ok(())
+            }
+            Action::Snapshot { vmid, snapname, .. } => {
+                Self::snapshot_end(st, node, *vmid, snapname)
+            }
+            Action::DelSnapshot { vmid, snapname, .. } => {
+                Self::delsnapshot_end(st, node, *vmid, snapname)
+            }
+            Action::Rollback {
+                vmid,
+                snapname,
+                start,
+            } => self.rollback_end(st, node, *vmid, snapname, *start),
+            Action::AptUpdate => {
+                Self::apt_refresh(st, node);
                 Ok(())
             }
         }

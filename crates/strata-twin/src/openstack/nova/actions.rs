@@ -1,5 +1,5 @@
-//! Server actions (reboot, stop, start, resize, rebuild, image create, …) with their task
-//! states and pending transitions, the instance action log, and `advance`, which completes
+//! Server actions (reboot, stop, start, resize, rebuild, image create, migrations (see
+//! [`super::migrations`]), …) with their task states and pending transitions, the instance action log, and `advance`, which completes
 //! transitions whose time has come.
 
 use super::*;
@@ -61,10 +61,17 @@ pub(super) fn server_action_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             "revertResize" => "revertResize",
             "createImage" => "createImage",
             "changePassword" => "changePassword",
+            "os-migrateLive" => "live-migration",
             other => other,
         }
         .to_string();
-        let event = format!("compute_{}_instance", name.to_lowercase());
+        // nova `compute/instance_actions.py` names; the first event is the
+        // conductor's for the migrations.
+        let event = match action.as_str() {
+            "migrate" => "conductor_migrate_server".to_string(),
+            "os-migrateLive" => "conductor_live_migrate_instance".to_string(),
+            _ => format!("compute_{}_instance", name.to_lowercase()),
+        };
         // Actions without a pending transition are over already.
         let done = st.servers[idx].pending.is_none();
         record(
@@ -230,6 +237,8 @@ pub(super) fn server_action_inner(os: &Os, req: &Req, st: &mut State, cx: &Cx) -
                 ));
             }
             s.old_flavor = None;
+            confirm(st, idx, os.now_ms());
+            let s = &mut st.servers[idx];
             s.vm_state = if s.power_state == 1 {
                 "active".into()
             } else {
@@ -240,6 +249,7 @@ pub(super) fn server_action_inner(os: &Os, req: &Req, st: &mut State, cx: &Cx) -
         }
         "revertResize" => {
             require(&st.servers[idx], &action, &["resized"])?;
+            reverting(st, idx, os.now_ms());
             let s = &mut st.servers[idx];
             let back = if s.power_state == 1 {
                 "active"
@@ -251,6 +261,8 @@ pub(super) fn server_action_inner(os: &Os, req: &Req, st: &mut State, cx: &Cx) -
             accepted()
         }
         "rebuild" => rebuild(os, st, idx, &arg, cx),
+        "migrate" => migrate(os, st, idx, &body, cx),
+        "os-migrateLive" => live_migrate(os, st, idx, &body, cx),
         "createImage" => create_image(os, st, idx, &arg, cx),
         "os-getConsoleOutput" => {
             let s = &st.servers[idx];
@@ -743,6 +755,12 @@ pub(crate) fn advance(os: &Os, st: &mut State, now: i64) {
                     "nova.exception.MaxRetriesExceeded (injected by the twin: build_fails)".into(),
                 );
             }
+            kind @ ("migrate" | "live-migrate") => {
+                let injected = object_fault("action_fails").then(|| {
+                    format!("Action {kind} failed on instance {id} (injected by the twin)")
+                });
+                complete(st, idx, &p, injected, now);
+            }
             kind if kind != "build" && object_fault("action_fails") => {
                 fail(
                     st,
@@ -780,6 +798,7 @@ pub(crate) fn advance(os: &Os, st: &mut State, now: i64) {
                             }
                         }
                     }
+                    "revert" if reverted(st, idx, now) => {}
                     "revert" => {
                         if let Some(old) = st.servers[idx].old_flavor.take() {
                             let want = flavor_resources(st, &old).unwrap_or_default();

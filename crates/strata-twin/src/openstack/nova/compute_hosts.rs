@@ -351,13 +351,14 @@ pub(super) fn service_json(
     now: i64,
 ) -> Value {
     let now = iso_plain_us(now);
-    let (host, zone, status, state, reason) = match h {
+    let (host, zone, status, state, reason, forced) = match h {
         Some(h) => (
             h.host.clone(),
             h.az.clone(),
             h.status.clone(),
             h.state.clone(),
             h.disabled_reason.clone(),
+            h.forced_down,
         ),
         None => (
             ctl.to_string(),
@@ -365,6 +366,7 @@ pub(super) fn service_json(
             "enabled".to_string(),
             "up".to_string(),
             None,
+            false,
         ),
     };
     let mut v = json!({
@@ -378,7 +380,7 @@ pub(super) fn service_json(
         "zone": zone,
     });
     if mv >= 11 {
-        v["forced_down"] = json!(false);
+        v["forced_down"] = json!(forced);
     }
     v
 }
@@ -429,39 +431,310 @@ pub(super) fn uuid_for(host: &str, what: &str) -> String {
     uuid::Builder::from_random_bytes(b).into_uuid().to_string()
 }
 
+/// `PUT /os-services/{id}` (nova `nova/api/openstack/compute/services.py` `update`):
+/// from microversion 2.53 the service's UUID with `status`, `disabled_reason` and
+/// `forced_down` in the body (`schemas/services.py` `update_v253`); before it, the
+/// action (`enable`, `disable`, `disable-log-reason`, and `force-down` from 2.11) with
+/// `host` and `binary` in the body (`update`, `update_v211`).
 pub(super) fn service_update_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
-    cx.require_admin("os_compute_api:os-services:update")?;
+    if cx.mv >= 53 {
+        service_update_v253(os, req, st, cx)
+    } else {
+        service_update_v21(os, req, st, cx)
+    }
+}
+
+/// A JSON value as Python's `str()` writes it, what nova's validation errors quote.
+pub(super) fn py_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => py_repr(other),
+    }
+}
+
+/// A JSON value as Python's `repr()` writes the decoded object.
+pub(super) fn py_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("'{s}'"),
+        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("'{k}': {}", py_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// nova's `parameter_types.boolean`: JSON booleans and their usual spellings.
+pub(super) fn schema_bool(v: &Value) -> Option<bool> {
+    const TRUE: &[&str] = &[
+        "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes",
+    ];
+    const FALSE: &[&str] = &[
+        "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no",
+    ];
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if TRUE.contains(&s.as_str()) => Some(true),
+        Value::String(s) if FALSE.contains(&s.as_str()) => Some(false),
+        _ => None,
+    }
+}
+
+pub(super) const BOOL_ENUM: &str = "[True, 'True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes', False, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no']";
+
+/// jsonschema's checks of one object: the properties allowed, the required ones.
+pub(super) fn check_object(
+    body: &Value,
+    allowed: &[&str],
+    required: &[&str],
+    path: Option<&str>,
+) -> Result<(), Response> {
+    let fail = |msg: String| match path {
+        Some(p) => bad(&format!(
+            "Invalid input for field/attribute {p}. Value: {}. {msg}",
+            py_str(body)
+        )),
+        None => bad(&msg),
+    };
+    let Some(m) = body.as_object() else {
+        return Err(fail(format!("{} is not of type 'object'", py_repr(body))));
+    };
+    for r in required {
+        if !m.contains_key(*r) {
+            return Err(fail(format!("'{r}' is a required property")));
+        }
+    }
+    let extra: Vec<String> = m
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .map(|k| format!("'{k}'"))
+        .collect();
+    if !extra.is_empty() {
+        let verb = if extra.len() == 1 { "was" } else { "were" };
+        return Err(fail(format!(
+            "Additional properties are not allowed ({} {verb} unexpected)",
+            extra.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// A string property of 1 to 255 characters (`binary`, `disabled_reason`).
+fn check_name(field: &str, v: &Value) -> Result<(), Response> {
+    let Some(s) = v.as_str() else {
+        return Err(invalid_py(
+            field,
+            v,
+            &format!("{} is not of type 'string'", py_repr(v)),
+        ));
+    };
+    if s.is_empty() {
+        return Err(invalid_py(field, v, "'' should be non-empty"));
+    }
+    if s.chars().count() > 255 {
+        return Err(invalid_py(field, v, &format!("{} is too long", py_repr(v))));
+    }
+    Ok(())
+}
+
+/// nova's validation error for one field, the value as Python prints it.
+pub(super) fn invalid_py(field: &str, v: &Value, why: &str) -> Response {
+    bad(&format!(
+        "Invalid input for field/attribute {field}. Value: {}. {why}",
+        py_str(v)
+    ))
+}
+
+fn check_forced_down(v: &Value) -> Result<bool, Response> {
+    schema_bool(v).ok_or_else(|| {
+        invalid_py(
+            "forced_down",
+            v,
+            &format!("{} is not one of {BOOL_ENUM}", py_repr(v)),
+        )
+    })
+}
+
+/// Disable or enable a compute service as nova does: the service record, and the
+/// compute node's `COMPUTE_STATUS_DISABLED` trait in Placement, which the scheduler's
+/// `compute_status_filter` pre-filter forbids (nova `compute/api.py` `HostAPI`
+/// `_update_compute_provider_status`, `compute/manager.py` `set_host_enabled`).
+pub(super) fn set_service_status(
+    st: &mut State,
+    idx: usize,
+    disabled: bool,
+    reason: Option<String>,
+    now: i64,
+) {
+    let h = &mut st.hosts[idx];
+    h.status = if disabled { "disabled" } else { "enabled" }.into();
+    h.disabled_reason = if disabled { reason } else { None };
+    let uuid = h.uuid.clone();
+    if let Some(rp) = st.rps.iter_mut().find(|r| r.uuid == uuid) {
+        let changed = if disabled {
+            rp.traits.insert("COMPUTE_STATUS_DISABLED".into())
+        } else {
+            rp.traits.remove("COMPUTE_STATUS_DISABLED")
+        };
+        if changed {
+            rp.generation += 1;
+            rp.updated_ms = now;
+        }
+    }
+}
+
+fn set_forced_down(st: &mut State, idx: usize, down: bool) {
+    let h = &mut st.hosts[idx];
+    h.forced_down = down;
+    // The servicegroup API reports a forced-down service down; one forced up again
+    // reports its heartbeat (the twin's computes are alive).
+    h.state = if down { "down" } else { "up" }.into();
+}
+
+fn service_update_v253(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let body = req.json().unwrap_or(Value::Null);
+    check_object(
+        &body,
+        &["status", "disabled_reason", "forced_down"],
+        &[],
+        None,
+    )?;
+    if let Some(s) = body.get("status")
+        && !matches!(s.as_str(), Some("enabled" | "disabled"))
+    {
+        return Err(invalid_py(
+            "status",
+            s,
+            &format!("{} is not one of ['enabled', 'disabled']", py_repr(s)),
+        ));
+    }
+    if let Some(r) = body.get("disabled_reason") {
+        check_name("disabled_reason", r)?;
+    }
+    let forced = body.get("forced_down").map(check_forced_down).transpose()?;
     let id = req.param("id");
+    if !is_uuid(id) {
+        return Err(bad(&format!("Invalid uuid {id}")));
+    }
+    cx.require_admin("os_compute_api:os-services:update")?;
+    let ctl = format!("{}-ctl-01", os.ctx.name);
+    for binary in ["scheduler", "conductor"] {
+        if uuid_for(&ctl, binary) == id {
+            return Err(bad(&format!(
+                "Updating a nova-{binary} service is not supported. Only nova-compute services can be updated."
+            )));
+        }
+    }
     let idx = st
         .hosts
         .iter()
         .position(|h| h.service_uuid == id)
         .ok_or_else(|| err(404, &format!("Service {id} could not be found.")))?;
-    if let Some(s) = body.get("status").and_then(Value::as_str) {
-        if s != "enabled" && s != "disabled" {
-            return Err(invalid(
-                "status",
-                &body["status"],
-                "is not one of ['enabled', 'disabled']",
-            ));
-        }
-        st.hosts[idx].status = s.to_string();
-        st.hosts[idx].disabled_reason = if s == "disabled" {
-            body.get("disabled_reason")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        } else {
-            None
-        };
+    let status = body.get("status").and_then(Value::as_str);
+    let reason = body
+        .get("disabled_reason")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if status == Some("enabled") && reason.is_some() {
+        return Err(bad(
+            "Specifying 'disabled_reason' with status 'enabled' is invalid.",
+        ));
     }
-    if let Some(f) = body.get("forced_down").and_then(Value::as_bool) {
-        st.hosts[idx].state = if f { "down".into() } else { "up".into() };
+    if status.is_none() && forced.is_none() {
+        return Err(bad(
+            "No updates were requested. Fields 'status' or 'forced_down' should be specified.",
+        ));
     }
-    let ctl = format!("{}-ctl-01", os.ctx.name);
+    if let Some(s) = status {
+        set_service_status(st, idx, s == "disabled", reason, os.now_ms());
+    }
+    if let Some(f) = forced {
+        set_forced_down(st, idx, f);
+    }
     let h = &st.hosts[idx];
     Ok(json_resp(
         StatusCode::OK,
         json!({"service": service_json(Some(h), &ctl, "nova-compute", (h.service_id, h.service_uuid.clone()), cx.mv, os.now_ms())}),
     ))
+}
+
+fn service_update_v21(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let body = req.json().unwrap_or(Value::Null);
+    let mut allowed = vec!["host", "binary", "disabled_reason"];
+    if cx.mv >= 11 {
+        allowed.push("forced_down");
+    }
+    check_object(&body, &allowed, &["host", "binary"], None)?;
+    let host_v = &body["host"];
+    let host = host_v.as_str().ok_or_else(|| {
+        invalid_py(
+            "host",
+            host_v,
+            &format!("{} is not of type 'string'", py_repr(host_v)),
+        )
+    })?;
+    check_name("host", host_v)?;
+    check_name("binary", &body["binary"])?;
+    if let Some(r) = body.get("disabled_reason") {
+        check_name("disabled_reason", r)?;
+    }
+    let forced = body.get("forced_down").map(check_forced_down).transpose()?;
+    cx.require_admin("os_compute_api:os-services:update")?;
+    let binary = body["binary"].as_str().unwrap_or_default().to_string();
+    let action = req.param("id");
+    let reason = body
+        .get("disabled_reason")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let known = ["enable", "disable", "disable-log-reason"].contains(&action)
+        || (action == "force-down" && cx.mv >= 11);
+    if !known {
+        return Err(err(404, "Unknown action"));
+    }
+    if action == "disable-log-reason" && reason.is_none() {
+        return Err(bad("Missing disabled reason field"));
+    }
+    if action == "force-down" && forced.is_none() {
+        return Err(bad("Missing forced_down field"));
+    }
+    if binary != "nova-compute" {
+        return Err(bad(&format!(
+            "Updating a {binary} service is not supported. Only nova-compute services can be updated."
+        )));
+    }
+    let idx = st
+        .hosts
+        .iter()
+        .position(|h| h.host == host)
+        .ok_or_else(|| err(404, &format!("Host '{host}' is not mapped to any cell")))?;
+    let now = os.now_ms();
+    let mut out = json!({"host": host, "binary": binary});
+    match action {
+        "enable" => {
+            set_service_status(st, idx, false, None, now);
+            out["status"] = json!("enabled");
+        }
+        "disable" => {
+            set_service_status(st, idx, true, None, now);
+            out["status"] = json!("disabled");
+        }
+        "disable-log-reason" => {
+            set_service_status(st, idx, true, reason.clone(), now);
+            out["status"] = json!("disabled");
+            out["disabled_reason"] = json!(reason);
+        }
+        _ => {
+            let f = forced.unwrap_or(false);
+            set_forced_down(st, idx, f);
+            out["forced_down"] = json!(f);
+        }
+    }
+    Ok(json_resp(StatusCode::OK, json!({"service": out})))
 }

@@ -1,7 +1,8 @@
 //! Nova, compute API v2.1 with microversions 2.1–2.104: version documents, flavors and
 //! extra specs, key pairs, servers (asynchronous build through the Placement-backed
 //! scheduler, with PCI aliases mapped to GPU inventories; actions; metadata; tags),
-//! availability zones, hypervisors and compute services, quotas and limits.
+//! cold and live migration with their records, availability zones, hypervisors and
+//! compute services (enable/disable, forced down), quotas and limits.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,7 @@ mod boot;
 mod compute_hosts;
 mod flavors;
 mod keypairs;
+mod migrations;
 mod quotas;
 mod server_metadata;
 mod servers;
@@ -31,6 +33,7 @@ use compute_hosts::*;
 pub(crate) use flavors::parse_alias_spec;
 use flavors::*;
 use keypairs::*;
+use migrations::*;
 pub(crate) use quotas::quota_limits;
 use quotas::*;
 use server_metadata::*;
@@ -241,7 +244,19 @@ pub(crate) fn routes(r: Routes) -> Routes {
         )
         .add_versioned(
             "/compute/v2.1/os-services/{id}",
-            &[(PUT, service_update_, 53, MAX_MINOR)],
+            &[(PUT, service_update_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-migrations",
+            &[(GET, migrations_list_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers/{id}/migrations",
+            &[(GET, server_migrations_, 23, MAX_MINOR)],
+        )
+        .add_versioned(
+            "/compute/v2.1/servers/{id}/migrations/{mid}",
+            &[(GET, server_migration_, 23, MAX_MINOR)],
         )
         .add_versioned(
             "/compute/v2.1/os-quota-sets/{id}",

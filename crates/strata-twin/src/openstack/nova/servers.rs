@@ -24,7 +24,10 @@ pub(crate) fn status_of(s: &Server) -> &'static str {
             "resize_prep" | "resize_migrating" | "resize_migrated" | "resize_finish" => "RESIZE",
             _ => "SHUTOFF",
         },
-        "paused" => "PAUSED",
+        "paused" => match task {
+            "migrating" => "MIGRATING",
+            _ => "PAUSED",
+        },
         "suspended" => "SUSPENDED",
         "resized" => match task {
             "resize_reverting" => "REVERT_RESIZE",
@@ -632,6 +635,7 @@ pub(super) fn server_update_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
 pub(crate) fn destroy_server(st: &mut State, idx: usize, now: i64) {
     let id = st.servers[idx].id.clone();
     unclaim(st, &id);
+    super::migrations::forget(st, &id);
     neutron::release_ports(st, &id);
     let s = &mut st.servers[idx];
     s.deleted = true;
