@@ -525,3 +525,126 @@ fn a_pushed_commit_is_planned_applied_or_held_for_approval() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Purchased → in service through the server: a commit's machines onboard in a
+/// workflow each (commission, validate against the profile, deploy, in service);
+/// machines whose hardware deviates end in quarantine with the deviation as evidence.
+#[test]
+fn machines_onboard_through_the_server_and_deviating_ones_are_quarantined() {
+    let dir = strata_testkit::scratch_dir("strata-serve-onboard");
+    let twin = TwinProcess::start(
+        &dir,
+        &[
+            "--hardware-fault",
+            "FRA1R02U20=gpu-gen4",
+            "--hardware-fault",
+            "AMS1R01U12=nic-10g",
+        ],
+    );
+    let work = fleet_copy(&dir);
+    let fleet_yaml = work.join("fleet.yaml");
+    let yaml = std::fs::read_to_string(&fleet_yaml).expect("fleet.yaml");
+    std::fs::write(
+        &fleet_yaml,
+        yaml.replace(
+            "auto_apply: [create, adopt]",
+            "auto_apply: [create, adopt, update]",
+        ),
+    )
+    .expect("write");
+    git(&work, &["init", "-q", "-b", "main"]);
+    let bare = dir.join("fleet.git");
+    git(
+        &dir,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "main",
+            bare.to_str().expect("utf8"),
+        ],
+    );
+    git(
+        &work,
+        &["remote", "add", "origin", bare.to_str().expect("utf8")],
+    );
+    std::fs::write(dir.join("github.secret"), "gh-secret\n").expect("secret");
+    std::fs::write(dir.join("gitlab.token"), "gl-token\n").expect("token");
+    let setup = Setup {
+        dir: dir.clone(),
+        work: work.clone(),
+        bare,
+        endpoints: twin.endpoints.clone(),
+    };
+    let sha = setup.push("the example fleet");
+    let serve = setup.serve();
+    let c = serve.wait_commit(
+        &setup,
+        &sha,
+        &["applied", "failed", "invalid", "waiting", "blocked"],
+    );
+    assert_eq!(c["state"], "applied", "{c:#}\n{}", setup.log());
+    let onboarding = c["result"]["outcome"]["onboarding"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(onboarding.len() >= 10, "{c:#}");
+    assert!(
+        onboarding.iter().any(|m| m == "fra1/machine/FRA1R02U20"),
+        "{onboarding:?}"
+    );
+
+    // Every onboarding ends: in service, or quarantined with the deviation.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let flows = loop {
+        let (_, list) = serve.get("/api/v1/workflows?kind=onboard&limit=500");
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        if items.len() == onboarding.len() && items.iter().all(|w| w["state"] != "running") {
+            break items;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "onboarding did not finish: {list:#}\n{}",
+            setup.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let mut quarantined = Vec::new();
+    let mut in_service = 0;
+    for w in &flows {
+        assert_eq!(w["state"], "done", "{w:#}");
+        let (_, v) = serve.get(&format!(
+            "/api/v1/workflows/{}",
+            w["id"].as_str().expect("id")
+        ));
+        let steps = &v["workflow"]["steps"];
+        if let Some(q) = steps[0]["evidence"]["quarantined"].as_str() {
+            quarantined.push(q.to_string());
+            assert_eq!(steps[1]["evidence"]["skipped"], "quarantined", "{v:#}");
+        } else {
+            assert_eq!(steps[2]["evidence"]["in_service"], true, "{v:#}");
+            assert!(
+                steps[0]["evidence"]["done"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("hardware matches profile")),
+                "{v:#}"
+            );
+            in_service += 1;
+        }
+    }
+    quarantined.sort();
+    assert_eq!(quarantined.len(), 2, "{quarantined:#?}");
+    assert!(
+        quarantined[0].contains("ams1/machine/AMS1R01U12")
+            && quarantined[0].contains("nic ens1f0np0 speed: expected 100G, found 10G"),
+        "{quarantined:#?}"
+    );
+    assert!(
+        quarantined[1].contains("fra1/machine/FRA1R02U20")
+            && quarantined[1].contains("found PCIe Gen4 x16"),
+        "{quarantined:#?}"
+    );
+    assert_eq!(in_service, onboarding.len() - 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

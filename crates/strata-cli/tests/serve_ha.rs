@@ -270,6 +270,26 @@ fn the_leader_is_killed_mid_apply_and_another_takes_over() {
         made,
         "a clone ran twice"
     );
+    // The machines onboard in workflows of their own, resumed by the new leader.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let (_, list) = get(
+            &format!(
+                "{}/api/v1/workflows?kind=onboard&limit=500",
+                instances[next].base
+            ),
+            Some(&token),
+        );
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        if !items.is_empty() && items.iter().all(|w| w["state"] == "done") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "onboarding never finished: {list:#}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     // And the fleet is converged: a plan from the CLI has nothing to do.
     let plan = run(&[
         "plan",

@@ -85,6 +85,8 @@ pub struct Config {
     pub secrets: Arc<dyn SecretResolver>,
     /// How long the leader lease lasts without renewal.
     pub lease_ttl: Duration,
+    /// Workflow steps run at once (each platform endpoint also has its own limit).
+    pub workers: usize,
 }
 
 impl Config {

@@ -22,6 +22,7 @@ use strata_providers::targets::Targets;
 use strata_spec::model::{DriftAction, Policy};
 use strata_store::{Claim, Failed, StepSpec, now_ms};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::policy::{self, Decision};
 use crate::{LEADER_LEASE, Server, ServerError};
@@ -103,7 +104,17 @@ pub async fn start_approved(s: &Server, hash: &str) -> Result<String, ServerErro
     Ok(id)
 }
 
-pub async fn worker_loop(s: Arc<Server>, mut rx: watch::Receiver<bool>) {
+/// `cfg.workers` claimers, each running one step at a time.
+pub async fn worker_loop(s: Arc<Server>, rx: watch::Receiver<bool>) {
+    let tasks: Vec<_> = (0..s.cfg.workers.max(1))
+        .map(|_| tokio::spawn(claimer(s.clone(), rx.clone())))
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn claimer(s: Arc<Server>, mut rx: watch::Receiver<bool>) {
     loop {
         if *rx.borrow() {
             return;
@@ -135,7 +146,10 @@ pub async fn worker_loop(s: Arc<Server>, mut rx: watch::Receiver<bool>) {
 
 async fn run_claim(s: &Arc<Server>, c: Claim) {
     let span = tracing::info_span!("step", workflow = %c.workflow, kind = %c.kind, step = %c.name, attempt = c.attempt);
-    let _enter = span.enter();
+    run_claim_in(s, c).instrument(span).await;
+}
+
+async fn run_claim_in(s: &Arc<Server>, c: Claim) {
     // Renew the step's lease while it runs; stop renewing when it ends.
     let (done_tx, mut done_rx) = watch::channel(false);
     let beat = {
@@ -160,6 +174,7 @@ async fn run_claim(s: &Arc<Server>, c: Claim) {
         ("commit", "apply") => apply_commit(s, &c).await,
         ("approved", "apply") => apply_approved(s, &c).await,
         ("reconcile", "drift") => reconcile(s, &c).await,
+        ("onboard", _) => onboard(s, &c).await,
         (k, n) => Ok(json!({"skipped": format!("no handler for {k}/{n}")})),
     };
     let _ = done_tx.send(true);
@@ -345,6 +360,7 @@ async fn plan_commit(s: &Server, sha: &str) -> StepResult {
     }
     let providers = providers(s, &p.fleet_id, &p.dcs, &p.desired)?;
     let (plan, scopes) = observe_plan(s, &p.desired, &providers, &p.policy).await?;
+    let plan = without_onboarding(s, plan).await?;
     let decision = policy::decide(&plan, &p.policy, now_ms());
     let saved = SavedPlan::new(
         &p.fleet_id,
@@ -524,6 +540,7 @@ async fn apply_commit(s: &Server, c: &Claim) -> StepResult {
     let p = prepare(s, sha).await?;
     let providers = providers(s, &p.fleet_id, &p.dcs, &p.desired)?;
     let (plan, _) = observe_plan(s, &p.desired, &providers, &p.policy).await?;
+    let plan = without_onboarding(s, plan).await?;
     let decision = policy::decide(&plan, &p.policy, now_ms());
     match decision {
         Decision::Apply => {}
@@ -540,6 +557,14 @@ async fn apply_commit(s: &Server, c: &Claim) -> StepResult {
         }
     }
     s.store.set_commit(sha, "applying", None).await?;
+    // Machines to onboard get a workflow each, once the rest (the VLANs, subnets and
+    // tags they depend on) is applied.
+    let (machines, rest): (Vec<_>, Vec<_>) = plan.steps.into_iter().partition(onboarding);
+    let plan = Plan {
+        steps: rest,
+        ..plan
+    };
+    let ids: Vec<String> = machines.iter().map(|m| m.id.to_string()).collect();
     let hash = plan_evidence["plan_hash"]
         .as_str()
         .unwrap_or_default()
@@ -557,6 +582,9 @@ async fn apply_commit(s: &Server, c: &Claim) -> StepResult {
         p.policy.max_destroy_percent.value,
     )
     .await?;
+    let onboarding = start_onboarding(s, sha, &ids).await?;
+    let mut outcome = outcome;
+    outcome["onboarding"] = json!(onboarding);
     let _ = s
         .store
         .move_plan(&hash, "applying", if ok { "applied" } else { "failed" })
@@ -583,7 +611,7 @@ async fn apply_approved(s: &Server, c: &Claim) -> StepResult {
     };
     let providers = providers(s, &saved.fleet_id, &dcs, &saved.desired)?;
     let planned = strata_apply::plan(&saved.desired, &providers, &s.cfg.journal_path()).await?;
-    let mut plan = planned.plan;
+    let mut plan = without_onboarding(s, planned.plan).await?;
     // The approval was checked against the platforms when it was given. Here, on a
     // retry after a crash, part of the plan may be done: what is left must be a part
     // of the approved plan, nothing else.
@@ -606,6 +634,12 @@ async fn apply_approved(s: &Server, c: &Claim) -> StepResult {
         return Ok(outcome);
     }
     plan.limit_reboots(100.0);
+    let (machines, rest): (Vec<_>, Vec<_>) = plan.steps.into_iter().partition(onboarding);
+    let plan = Plan {
+        steps: rest,
+        ..plan
+    };
+    let ids: Vec<String> = machines.iter().map(|m| m.id.to_string()).collect();
     let (ok, outcome) = execute(
         s,
         c,
@@ -619,6 +653,9 @@ async fn apply_approved(s: &Server, c: &Claim) -> StepResult {
         100.0,
     )
     .await?;
+    let onboarding = start_onboarding(s, &view.commit_sha, &ids).await?;
+    let mut outcome = outcome;
+    outcome["onboarding"] = json!(onboarding);
     s.store
         .move_plan(hash, "approved", if ok { "applied" } else { "failed" })
         .await?;
@@ -753,7 +790,10 @@ pub async fn approve(s: &Server, hash: &str, approver: &str) -> Result<String, A
     let planned = strata_apply::plan(&saved.desired, &providers, &s.cfg.journal_path())
         .await
         .map_err(|e| ApproveError::Unavailable(e.to_string()))?;
-    if let Err(stale) = saved.check_current(&planned.plan) {
+    let fresh = without_onboarding(s, planned.plan)
+        .await
+        .map_err(unavailable)?;
+    if let Err(stale) = saved.check_current(&fresh) {
         let detail = format!("the platforms changed since the plan was made: {stale}");
         s.store.move_plan(hash, "waiting", "stale").await?;
         s.store
@@ -774,4 +814,210 @@ pub async fn approve(s: &Server, hash: &str, approver: &str) -> Result<String, A
     start_approved(s, hash)
         .await
         .map_err(|e| ApproveError::Store(e.to_string()))
+}
+
+// ---------------------------------------------------------------------------
+// Onboarding: one durable workflow per machine, purchased → in service.
+
+/// The machine steps of `plan` that take a machine MAAS knows (or will enlist) to
+/// Deployed: commissioned, validated against its profile and deployed by an
+/// onboarding workflow each, not inside a commit's apply. Machines that already run
+/// (registered as deployed) and machines already deployed stay in the plan.
+fn onboarding(step: &strata_plan::Step) -> bool {
+    if step.id.kind != Kind::Machine || step.action == strata_plan::Action::Delete {
+        return false;
+    }
+    let Some(d) = &step.desired else { return false };
+    let spec: strata_plan::MachineSpec = d.spec_as().unwrap_or_default();
+    let observed = step
+        .observed
+        .as_ref()
+        .and_then(|o| o.fields.get("status"))
+        .and_then(Value::as_str);
+    !spec.deployed
+        && d.fields.get("status") == Some(&json!("Deployed"))
+        && observed != Some("Deployed")
+}
+
+/// Machines whose onboarding workflow is running (by resource id).
+async fn onboarding_in_flight(s: &Server) -> Result<Vec<String>, StepError> {
+    Ok(s.store
+        .workflows(Some("onboard"), 500)
+        .await?
+        .into_iter()
+        .filter(|(_, _, _, state)| state == "running")
+        .filter_map(|(_, _, subject, _)| subject.split_once(' ').map(|(_, id)| id.to_string()))
+        .collect())
+}
+
+/// `plan` without the steps of machines an onboarding workflow is taking care of.
+async fn without_onboarding(s: &Server, mut plan: Plan) -> Result<Plan, StepError> {
+    let busy = onboarding_in_flight(s).await?;
+    plan.steps.retain(|st| !busy.contains(&st.id.to_string()));
+    Ok(plan)
+}
+
+/// Start the onboarding of every machine in `machines` (idempotent per commit and
+/// machine; a machine with an onboarding still running is left to it).
+async fn start_onboarding(
+    s: &Server,
+    sha: &str,
+    machines: &[String],
+) -> Result<Vec<String>, StepError> {
+    let running = onboarding_in_flight(s).await?;
+    let mut started = Vec::new();
+    for id in machines {
+        if running.contains(id) {
+            continue;
+        }
+        s.store
+            .start(
+                &format!("onboard:{sha}:{id}"),
+                "onboard",
+                &format!("{sha} {id}"),
+                &[
+                    // MAAS takes minutes per phase; a step retries with backoff
+                    // (1 s, 2 s, … up to 5 minutes) before the machine's onboarding fails.
+                    step("commission", 10, STEP_LEASE),
+                    step("deploy", 10, STEP_LEASE),
+                    step("in-service", 10, STEP_LEASE),
+                ],
+            )
+            .await?;
+        started.push(id.clone());
+    }
+    s.work.notify_waiters();
+    Ok(started)
+}
+
+/// Plan machine `id` alone against its DC's MAAS: the step that takes it where
+/// `status` says (`Ready`: commissioned and validated; `Deployed`), or `None` when it
+/// is there already. Returns the providers too (the step acts through them).
+async fn machine_step(
+    s: &Server,
+    sha: &str,
+    id: &strata_plan::ResourceId,
+    status: &str,
+) -> Result<Option<(strata_plan::Step, Vec<Arc<dyn Provider>>, String)>, StepError> {
+    let p = prepare(s, sha).await?;
+    let Some(want) = p.desired.get(id).cloned() else {
+        return Ok(None);
+    };
+    let mut only = ResourceSet::default();
+    only.insert(want);
+    let providers: Vec<Arc<dyn Provider>> = providers(s, &p.fleet_id, &p.dcs, &p.desired)?
+        .into_iter()
+        .filter(|pr| pr.dc() == id.dc && pr.platform() == Platform::Maas)
+        .collect();
+    let planned = strata_apply::plan(&only, &providers, &s.cfg.journal_path()).await?;
+    let Some(mut st) = planned.plan.steps.into_iter().find(|st| st.id == *id) else {
+        return Ok(None);
+    };
+    let observed = st
+        .observed
+        .as_ref()
+        .and_then(|o| o.fields.get("status"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if status == "Ready" {
+        if matches!(
+            observed.as_deref(),
+            Some("Deployed" | "Deploying" | "Allocated")
+        ) {
+            return Ok(None);
+        }
+        if let Some(d) = st.desired.as_mut() {
+            d.fields.insert("status".into(), json!("Ready"));
+        }
+    }
+    Ok(Some((st, providers, p.fleet_id)))
+}
+
+/// Carry out one machine step through its provider, with the apply journal as the
+/// intent log (a create interrupted by a crash is found again, not repeated).
+async fn act_machine(
+    s: &Server,
+    claim: &Claim,
+    st: &strata_plan::Step,
+    providers: &[Arc<dyn Provider>],
+    fleet_id: &str,
+) -> Result<Result<strata_providers::Outcome, strata_providers::ProviderError>, StepError> {
+    if let Some(f) = claim.fencing
+        && !s.store.fence(LEADER_LEASE, f).await?
+    {
+        return Err(StepError::Retry(
+            "this instance is no longer the leader (fencing counter moved)".into(),
+        ));
+    }
+    let Some(provider) = providers.first() else {
+        return Err(StepError::Retry(format!(
+            "no MAAS endpoint for {}",
+            st.id.dc
+        )));
+    };
+    let journal = Journal::open(&s.cfg.journal_path()).await?;
+    let key = format!("{}#{:?}", st.id, st.action).to_lowercase();
+    let owner = owner_tag(fleet_id);
+    let ctx = strata_providers::ActContext {
+        key: &key,
+        intents: &journal,
+        owner_tag: &owner,
+    };
+    let r = provider.act(st, &ctx).await;
+    journal.close().await;
+    Ok(r)
+}
+
+fn quarantined(e: &strata_providers::ProviderError) -> bool {
+    matches!(e, strata_providers::ProviderError::Refused(m) if m.contains("is quarantined"))
+}
+
+async fn onboard(s: &Server, c: &Claim) -> StepResult {
+    let Some((sha, id)) = c.subject.split_once(' ') else {
+        return Ok(json!({"skipped": "malformed subject"}));
+    };
+    let id: strata_plan::ResourceId = id.parse().map_err(|e| StepError::Retry(format!("{e}")))?;
+    // A quarantined machine goes no further.
+    if c.step > 0
+        && let Some(first) = s.store.evidence(&c.workflow, 0).await?
+        && first.get("quarantined").is_some()
+    {
+        return Ok(json!({"skipped": "quarantined"}));
+    }
+    match c.name.as_str() {
+        "commission" | "deploy" => {
+            let status = if c.name == "commission" {
+                "Ready"
+            } else {
+                "Deployed"
+            };
+            let Some((st, providers, fleet_id)) = machine_step(s, sha, &id, status).await? else {
+                return Ok(json!({"machine": id.to_string(), "already": status}));
+            };
+            match act_machine(s, c, &st, &providers, &fleet_id).await? {
+                Ok(o) => Ok(json!({
+                    "machine": id.to_string(),
+                    "system_id": o.external_id,
+                    "done": o.note,
+                    "status": status,
+                })),
+                Err(e) if quarantined(&e) => {
+                    tracing::warn!(machine = %id, "quarantined: {e}");
+                    Ok(json!({"machine": id.to_string(), "quarantined": e.to_string()}))
+                }
+                Err(e) => Err(StepError::Retry(e.to_string())),
+            }
+        }
+        "in-service" => {
+            // In service when MAAS has it Deployed with nothing left to change.
+            match machine_step(s, sha, &id, "Deployed").await? {
+                None => Ok(json!({"machine": id.to_string(), "in_service": true})),
+                Some((st, _, _)) => Err(StepError::Retry(format!(
+                    "{id} is not deployed as designed yet ({} change(s) left)",
+                    st.changes.len()
+                ))),
+            }
+        }
+        other => Ok(json!({"skipped": format!("unknown onboarding step {other}")})),
+    }
 }

@@ -45,7 +45,11 @@ async fn run(store: Arc<Store>, workers: usize) -> f64 {
             loop {
                 match store.claim(&worker, None, now_ms()).await.expect("claim") {
                     Some(c) => {
-                        if store.complete(&c, &json!({"ok": true})).await.expect("complete") {
+                        if store
+                            .complete(&c, &json!({"ok": true}))
+                            .await
+                            .expect("complete")
+                        {
                             done += 1;
                         }
                     }
@@ -67,7 +71,14 @@ fn pgbench_tps() -> Option<f64> {
     let base = pg_base();
     let (server, _) = base.rsplit_once('/')?;
     let admin = std::process::Command::new("psql")
-        .args([&base, "-q", "-c", &format!("DROP DATABASE IF EXISTS {db}"), "-c", &format!("CREATE DATABASE {db}")])
+        .args([
+            &base,
+            "-q",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {db}"),
+            "-c",
+            &format!("CREATE DATABASE {db}"),
+        ])
         .output()
         .ok()?;
     if !admin.status.success() {
@@ -76,8 +87,16 @@ fn pgbench_tps() -> Option<f64> {
     let url = format!("{server}/{db}");
     let bin = ["/usr/lib/postgresql/15/bin/pgbench", "pgbench"]
         .into_iter()
-        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok())?;
-    let init = std::process::Command::new(bin).args(["-i", "-q", "-s", "1", &url]).output().ok()?;
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok()
+        })?;
+    let init = std::process::Command::new(bin)
+        .args(["-i", "-q", "-s", "1", &url])
+        .output()
+        .ok()?;
     if !init.status.success() {
         return None;
     }

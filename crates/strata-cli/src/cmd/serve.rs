@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// How long the leader lease lasts without renewal (renewed every third of it).
     #[arg(long, default_value = "9s", value_parser = duration)]
     pub lease_ttl: Duration,
+    /// Workflow steps run at once (machines onboarding in parallel, say); each
+    /// platform endpoint also keeps its own concurrency limit.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: u16,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -145,6 +149,7 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         // `file:` references resolve beside the targets file (the spec is in Git).
         secrets: Arc::new(SystemSecrets::new(&targets_dir)),
         lease_ttl: a.lease_ttl,
+        workers: usize::from(a.workers),
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
