@@ -399,10 +399,20 @@ async fn vendor_layer(
     let route = matched
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| req.uri().path().to_string());
-    let route = route
+    let mut route = route
         .strip_prefix(&tag.prefix)
         .unwrap_or(&route)
         .to_string();
+    // MAAS multiplexes actions on one path by `op` (commission, deploy, release...):
+    // counted apart, so a test can tell how often each action was sent.
+    if let Some(op) = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("op="))
+            .filter(|op| op.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    }) {
+        route.push_str("?op=");
+        route.push_str(op);
+    }
     let resp = match tag.shared.faults.roll() {
         Injected::None => next.run(req).await,
         Injected::ServerError => injected_error(tag.service, StatusCode::SERVICE_UNAVAILABLE),
