@@ -30,6 +30,8 @@ pub mod repo;
 pub mod webhook;
 mod work;
 
+pub use work::{ApproveError, approve};
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

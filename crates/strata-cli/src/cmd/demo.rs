@@ -263,7 +263,7 @@ async fn run_twin(
     fleet: &strata_fleet::Fleet,
     out: &std::path::Path,
 ) -> Result<serde_json::Value> {
-    use strata_plan::{Kind, owner_tag};
+    use strata_plan::Kind;
 
     let json = is_json(&a.global);
     let seeds = crate::cmd::twin::seeds_from_fleet(fleet, fleet.dcs.len(), 0)?;
@@ -292,49 +292,11 @@ async fn run_twin(
     let secrets = demo_secrets();
     let providers = crate::cmd::live::providers_for(&endpoints, fleet, secrets.clone())?;
     let desired = strata_plan::desired(fleet)?;
-    let plan = crate::cmd::live::plan(
-        &desired,
-        &providers,
-        secrets.as_ref(),
-        &out.join("fleet.journal"),
-    )
-    .await?
-    .plan;
-    let counts = plan.counts();
-    if !json {
-        outln!(
-            "\nplan against the fresh twin: {} to create, {} to adopt (machines MAAS enlisted), {} to update, {} to delete",
-            counts.create,
-            counts.adopt,
-            counts.update,
-            counts.delete
-        )?;
-    }
-    let journal = strata_apply::Journal::open(&out.join("fleet.journal")).await?;
     let started = std::time::Instant::now();
-    let report = strata_apply::apply(
-        &plan,
-        &providers,
-        &journal,
-        &owner_tag(&fleet.organisation.fleet_id),
-        &strata_apply::ApplyOptions::default(),
-        &strata_apply::Quiet,
-    )
-    .await;
-    journal.close().await;
-    let report = report?;
+    let served = serve_fleet(a, out, &endpoints, secrets.clone(), json).await?;
     let seconds = started.elapsed().as_secs_f64();
-    for r in report
-        .results
-        .iter()
-        .filter(|r| r.status != strata_apply::StepStatus::Done)
-    {
-        eprintln!(
-            "  {:?} {}: {}",
-            r.status,
-            r.resource,
-            r.error.as_deref().unwrap_or("")
-        );
+    for p in &providers {
+        p.expect(&desired);
     }
     let (observed, _) = crate::cmd::live::observe_all(&providers).await?;
     let again = strata_plan::diff(
@@ -384,13 +346,7 @@ async fn run_twin(
     let calls: u64 = providers.iter().map(|p| p.calls()).sum();
     if !json {
         outln!(
-            "\napply {} in {seconds:.1}s ({} steps, {calls} API calls); a second plan shows {} changes{}",
-            if report.succeeded() {
-                "succeeded"
-            } else {
-                "FAILED"
-            },
-            report.results.len(),
+            "\nthrough strata serve in {seconds:.1}s ({calls} API calls from this check); a second plan shows {} changes{}",
             again.counts().total(),
             if again.is_empty() { ": converged" } else { "" }
         )?;
@@ -433,22 +389,31 @@ async fn run_twin(
             "  curl -s {}counters | head",
             doc["twin"]["admin"].as_str().unwrap_or("")
         )?;
+        outln!(
+            "  curl -s -H \"Authorization: Bearer $(cat {})\" http://{}/api/v1/workflows?kind=onboard",
+            served.token_file.display(),
+            served.running.addr
+        )?;
     }
     let summary = serde_json::json!({
         "endpoints": endpoints.display().to_string(),
-        "plan": counts,
-        "apply_succeeded": report.succeeded(),
+        "server": format!("http://{}", served.running.addr),
+        "plan": served.plan_counts,
+        "apply_succeeded": served.applied,
         "apply_seconds": seconds,
+        "onboarded": served.in_service,
+        "quarantined": served.quarantined,
         "api_calls": calls,
         "converged": again.is_empty(),
         "dcs": per_dc,
     });
     if !a.exit {
         if !json {
-            outln!("\nThe twin keeps running; press Ctrl-C to stop.")?;
+            outln!("\nThe twin and strata serve keep running; press Ctrl-C to stop.")?;
         }
         crate::cmd::twin::wait_for_signal().await;
     }
+    served.running.stop().await;
     twin.shutdown().await?;
     Ok(summary)
 }
@@ -465,4 +430,186 @@ fn url_port(url: &str) -> String {
     url.rsplit_once(':')
         .map(|(_, p)| p.trim_end_matches('/').to_string())
         .unwrap_or_default()
+}
+
+/// What the demo's server did.
+struct Served {
+    running: strata_server::Running,
+    token_file: std::path::PathBuf,
+    plan_counts: serde_json::Value,
+    applied: bool,
+    in_service: usize,
+    quarantined: usize,
+}
+
+/// Run git in `dir` without user configuration.
+fn git(dir: &std::path::Path, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=strata demo",
+            "-c",
+            "user.email=demo@strata.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| anyhow::anyhow!("the demo keeps the example fleet in a Git repository and needs git ({e}); install it: apt-get install git"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The example fleet through `strata serve`: committed to a Git repository, planned by
+/// the server, the bring-up approved (as an operator would), applied, and every
+/// machine onboarded from enlisted to in service by its own workflow.
+async fn serve_fleet(
+    a: &DemoArgs,
+    out: &std::path::Path,
+    endpoints: &std::path::Path,
+    secrets: Arc<dyn SecretResolver>,
+    json: bool,
+) -> Result<Served> {
+    let repo = out.join("spec");
+    for (path, text) in EXAMPLE {
+        let rel = path.strip_prefix("examples/fleet/").unwrap_or(path);
+        let dst = repo.join(rel);
+        if let Some(d) = dst.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(&dst, text)?;
+    }
+    std::fs::write(repo.join("fleet.lock"), EXAMPLE_LOCK)?;
+    git(&repo, &["init", "-q", "-b", "main"])?;
+    git(&repo, &["add", "-A"])?;
+    git(
+        &repo,
+        &["commit", "-q", "--allow-empty", "-m", "the example fleet"],
+    )?;
+    let sha = git(&repo, &["rev-parse", "HEAD"])?;
+    let token_file = out.join("admin.token");
+    let _ = std::fs::remove_file(&token_file);
+    let mut listen = a.listen;
+    listen.set_port(0);
+    let cfg = strata_server::Config {
+        spec_repo: repo.display().to_string(),
+        branch: "main".into(),
+        spec_path: String::new(),
+        targets: endpoints.to_path_buf(),
+        database: format!("sqlite:{}", out.join("strata.db").display()),
+        listen,
+        state_dir: out.join("server"),
+        poll_interval: std::time::Duration::from_secs(2),
+        reconcile_interval: std::time::Duration::from_secs(300),
+        github_secret: None,
+        gitlab_token: None,
+        admin_token_file: Some(token_file.clone()),
+        instance: "demo".into(),
+        secrets,
+        lease_ttl: std::time::Duration::from_secs(9),
+        workers: 16,
+    };
+    let _ = std::fs::remove_file(out.join("strata.db"));
+    let running = strata_server::start(cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !json {
+        outln!(
+            "\nstrata serve on http://{} follows {} (commit {})",
+            running.addr,
+            repo.display(),
+            &sha[..12.min(sha.len())]
+        )?;
+    }
+    let store = &running.server.store;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let mut approved = false;
+    let commit = loop {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the server did not apply the example fleet in time"
+        );
+        match store.commit(&sha).await? {
+            Some(c) if c.state == "waiting" && !approved => {
+                let r = c.result.unwrap_or_default();
+                let hash = r["plan_hash"].as_str().unwrap_or_default().to_string();
+                if !json {
+                    outln!(
+                        "  the bring-up plan waits for an approval: {}",
+                        r["decision"]["reasons"][0].as_str().unwrap_or("")
+                    )?;
+                    outln!(
+                        "  approving it as an operator would (POST /api/v1/plans/{}…/approve)",
+                        &hash[..12.min(hash.len())]
+                    )?;
+                }
+                strata_server::approve(&running.server, &hash, "demo")
+                    .await
+                    .map_err(|e| anyhow::anyhow!("approval refused: {e:?}"))?;
+                approved = true;
+            }
+            Some(c)
+                if matches!(
+                    c.state.as_str(),
+                    "applied" | "failed" | "invalid" | "blocked"
+                ) =>
+            {
+                break c;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    let result = commit.result.clone().unwrap_or_default();
+    let applied = commit.state == "applied";
+    if !json {
+        outln!(
+            "  commit {}: {} (create {}, adopt {}, update {})",
+            &sha[..12.min(sha.len())],
+            commit.state,
+            result["counts"]["create"],
+            result["counts"]["adopt"],
+            result["counts"]["update"]
+        )?;
+    }
+    // Each machine onboards in its own workflow: purchased → in service.
+    let (in_service, quarantined) = loop {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the machines did not finish onboarding in time"
+        );
+        let flows = store.workflows(Some("onboard"), 500).await?;
+        if flows.iter().all(|(_, _, _, state)| state != "running") {
+            let mut ok = 0;
+            let mut q = 0;
+            for (id, _, _, _) in &flows {
+                match store.evidence(id, 0).await? {
+                    Some(e) if e.get("quarantined").is_some() => q += 1,
+                    _ => ok += 1,
+                }
+            }
+            break (ok, q);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    if !json {
+        outln!(
+            "  {in_service} machines onboarded by the server (enlisted → commissioned → hardware validated against their profile → deployed → in service), {quarantined} quarantined"
+        )?;
+    }
+    Ok(Served {
+        running,
+        token_file,
+        plan_counts: result["counts"].clone(),
+        applied,
+        in_service,
+        quarantined,
+    })
 }
