@@ -24,6 +24,9 @@ else
 fi
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# One build from scratch gains nothing from incremental compilation, whose caches are
+# about half of target/ (a CI machine once ran out of disk); set it to 1 to keep it.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 step() { printf '\n==> %s\n' "$*"; }
 
 step "no tracked file reaches outside the repository"
