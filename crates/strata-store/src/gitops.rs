@@ -240,7 +240,8 @@ impl Store {
         outcome: &str,
         detail: &str,
     ) -> Result<String, StoreError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        // Time-ordered: approvals in the same millisecond keep their order.
+        let id = uuid::Uuid::now_v7().to_string();
         sqlx::query(
             "INSERT INTO approvals (id, plan_hash, approver, at_ms, outcome, detail) \
              VALUES ($1, $2, $3, $4, $5, $6)",

@@ -276,7 +276,9 @@ impl Store {
         sqlx::query(
             "INSERT INTO events (id, workflow_id, at_ms, kind, detail) VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(uuid::Uuid::new_v4().to_string())
+        // Time-ordered ids (UUIDv7, monotonic within this process): events in the same
+        // millisecond keep their order.
+        .bind(uuid::Uuid::now_v7().to_string())
         .bind(workflow)
         .bind(now_ms())
         .bind(kind)
@@ -695,6 +697,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_and_approval_ids_sort_in_creation_order() {
+        let ids: Vec<String> = (0..2000)
+            .map(|_| uuid::Uuid::now_v7().to_string())
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+    }
 
     #[test]
     fn migrations_split_into_statements_without_comments() {
