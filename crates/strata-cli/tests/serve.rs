@@ -541,17 +541,8 @@ fn machines_onboard_through_the_server_and_deviating_ones_are_quarantined() {
             "AMS1R01U12=nic-10g",
         ],
     );
-    let work = fleet_copy(&dir);
-    let fleet_yaml = work.join("fleet.yaml");
-    let yaml = std::fs::read_to_string(&fleet_yaml).expect("fleet.yaml");
-    std::fs::write(
-        &fleet_yaml,
-        yaml.replace(
-            "auto_apply: [create, adopt]",
-            "auto_apply: [create, adopt, update]",
-        ),
-    )
-    .expect("write");
+    // Its policy applies the bring-up's updates too: no approval to wait for.
+    let work = fleet_allowing_updates(&dir);
     git(&work, &["init", "-q", "-b", "main"]);
     let bare = dir.join("fleet.git");
     git(

@@ -6,25 +6,14 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
 
 fn get(url: &str, token: Option<&str>) -> (u16, Value) {
-    let mut c = Command::new("curl");
-    c.args(["-s", "-w", "\n%{http_code}", "--max-time", "10"]);
-    if let Some(t) = token {
-        c.arg("-H").arg(format!("Authorization: Bearer {t}"));
-    }
-    let out = c.arg(url).output().expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
+    api("GET", url, token)
 }
 
 struct Server {
@@ -108,17 +97,8 @@ fn machine_ops(twin: &TwinProcess) -> std::collections::BTreeMap<String, u64> {
 fn killed_at_random_points_while_machines_onboard_every_machine_ends_in_service_or_quarantine() {
     let dir = strata_testkit::scratch_dir("strata-serve-chaos");
     let twin = TwinProcess::start(&dir, &["--hardware-fault", "FRA1R02U20=gpu-x8"]);
-    let work = fleet_copy(&dir);
-    let fleet_yaml = work.join("fleet.yaml");
-    let yaml = std::fs::read_to_string(&fleet_yaml).expect("fleet.yaml");
-    std::fs::write(
-        &fleet_yaml,
-        yaml.replace(
-            "auto_apply: [create, adopt]",
-            "auto_apply: [create, adopt, update]",
-        ),
-    )
-    .expect("write");
+    // Its policy applies the bring-up's updates too: no approval to wait for.
+    let work = fleet_allowing_updates(&dir);
     git(&work, &["init", "-q", "-b", "main"]);
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "fleet"]);

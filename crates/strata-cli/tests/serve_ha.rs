@@ -26,18 +26,7 @@ fn psql(sql: &str) {
 }
 
 fn get(url: &str, token: Option<&str>) -> (u16, Value) {
-    let mut c = Command::new("curl");
-    c.args(["-s", "-w", "\n%{http_code}", "--max-time", "10"]);
-    if let Some(t) = token {
-        c.arg("-H").arg(format!("Authorization: Bearer {t}"));
-    }
-    let out = c.arg(url).output().expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
+    api("GET", url, token)
 }
 
 struct Instance {
@@ -138,18 +127,8 @@ fn the_leader_is_killed_mid_apply_and_another_takes_over() {
     let database = format!("{}?options=-c%20search_path%3D{schema}", pg_base());
 
     let twin = TwinProcess::start(&dir, &[]);
-    let work = fleet_copy(&dir);
-    // This fleet's policy applies the bring-up's updates too: no approval to wait for.
-    let fleet_yaml = work.join("fleet.yaml");
-    let yaml = std::fs::read_to_string(&fleet_yaml).expect("fleet.yaml");
-    std::fs::write(
-        &fleet_yaml,
-        yaml.replace(
-            "auto_apply: [create, adopt]",
-            "auto_apply: [create, adopt, update]",
-        ),
-    )
-    .expect("write");
+    // Its policy applies the bring-up's updates too: no approval to wait for.
+    let work = fleet_allowing_updates(&dir);
     git(&work, &["init", "-q", "-b", "main"]);
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "fleet"]);

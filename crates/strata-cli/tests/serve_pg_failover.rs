@@ -103,27 +103,7 @@ impl Drop for Cluster {
 }
 
 fn curl(method: &str, url: &str, token: &str) -> (u16, Value) {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-X",
-            method,
-            "-w",
-            "\n%{http_code}",
-            "--max-time",
-            "30",
-        ])
-        .arg("-H")
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg(url)
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
+    api(method, url, Some(token))
 }
 
 fn wait_applied(base: &str, token: &str, sha: &str, log: &Path) {
@@ -220,17 +200,8 @@ fn the_server_carries_on_after_a_postgresql_failover() {
     // The fleet, the twin, the server.
     let work_dir = strata_testkit::scratch_dir("strata-serve-failover");
     let twin = TwinProcess::start(&work_dir, &[]);
-    let work = fleet_copy(&work_dir);
-    let fleet_yaml = work.join("fleet.yaml");
-    let yaml = std::fs::read_to_string(&fleet_yaml).expect("fleet.yaml");
-    std::fs::write(
-        &fleet_yaml,
-        yaml.replace(
-            "auto_apply: [create, adopt]",
-            "auto_apply: [create, adopt, update]",
-        ),
-    )
-    .expect("write");
+    // Its policy applies the bring-up's updates too: no approval to wait for.
+    let work = fleet_allowing_updates(&work_dir);
     let bare = work_dir.join("fleet.git");
     git(&work, &["init", "-q", "-b", "main"]);
     git(

@@ -130,6 +130,15 @@ impl SavedPlan {
         saved
     }
 
+    /// The DCs the plan concerns: those of its desired state and those it observed.
+    pub fn dcs(&self) -> Vec<String> {
+        let mut dcs: Vec<String> = self.desired.iter().map(|r| r.id.dc.clone()).collect();
+        dcs.extend(self.scopes.iter().map(|(dc, _)| dc.clone()));
+        dcs.sort();
+        dcs.dedup();
+        dcs
+    }
+
     /// The file's text (pretty JSON).
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"

@@ -145,6 +145,35 @@ pub trait Provider: Send + Sync {
     fn calls(&self) -> u64;
 }
 
+/// Providers for the targets file at `path`, for a fleet known by its DC names, id and
+/// desired state: the targets file may name only the fleet's DCs, and the DCs whose
+/// desired state has registered limits take team quotas as Keystone unified limits.
+/// What the CLI's plan/apply/drift and the server share.
+pub fn providers_for_fleet(
+    path: &std::path::Path,
+    dcs: &[String],
+    fleet_id: &str,
+    secrets: Arc<dyn secrets::SecretResolver>,
+    desired: &strata_plan::ResourceSet,
+) -> Result<Vec<Arc<dyn Provider>>, ProviderError> {
+    let t = targets::Targets::load(path, secrets.as_ref())?;
+    if let Some(d) = t.dcs.iter().find(|d| !dcs.contains(&d.name)) {
+        return Err(ProviderError::Refused(format!(
+            "the targets file names DC `{}`, which the fleet does not have (fleet DCs: {})",
+            d.name,
+            dcs.join(", ")
+        )));
+    }
+    let mut unified: Vec<String> = desired
+        .iter()
+        .filter(|r| r.id.kind == strata_plan::Kind::RegisteredLimit)
+        .map(|r| r.id.dc.clone())
+        .collect();
+    unified.sort();
+    unified.dedup();
+    providers(&t, &strata_plan::owner_tag(fleet_id), secrets, &unified)
+}
+
 /// Build every provider a targets file describes; `secrets` resolves the references
 /// desired state carries (BMC passwords, relative to the spec directory);
 /// `unified_limits` names the DCs whose Nova takes team quotas as Keystone unified

@@ -109,6 +109,8 @@ pub struct Server {
     poke: Notify,
     /// Wakes the workers (a workflow was started).
     work: Notify,
+    /// The last commit compiled.
+    prepared: work::PreparedCache,
 }
 
 impl Server {
@@ -239,6 +241,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         fencing: AtomicI64::new(0),
         poke: Notify::new(),
         work: Notify::new(),
+        prepared: work::PreparedCache::default(),
     });
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = vec![

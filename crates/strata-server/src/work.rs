@@ -18,7 +18,6 @@ use strata_diagnostics::Diagnostic;
 use strata_fleet::Lock;
 use strata_plan::{Kind, Plan, Platform, ResourceSet, SavedPlan, owner_tag};
 use strata_providers::Provider;
-use strata_providers::targets::Targets;
 use strata_spec::model::{DriftAction, Policy};
 use strata_store::{Claim, Failed, StepSpec, now_ms};
 use tokio::sync::watch;
@@ -227,10 +226,39 @@ struct Prepared {
     lock_behind: bool,
 }
 
+/// The last commit compiled, by commit and applied lock: onboarding steps of many
+/// machines prepare the same commit, and compile it once.
+#[derive(Default)]
+pub(crate) struct PreparedCache(std::sync::Mutex<Option<(String, Arc<Prepared>)>>);
+
+/// Read commit `sha` and run the pure pipeline (once per commit and applied lock).
+async fn prepare(s: &Server, sha: &str) -> Result<Arc<Prepared>, StepError> {
+    use sha2::Digest;
+    let applied = s.store.get_value(LOCK_KEY).await?;
+    let key = format!(
+        "{sha}:{}",
+        hex::encode(sha2::Sha256::digest(
+            applied.as_deref().unwrap_or("").as_bytes()
+        ))
+    );
+    let cached = |c: &PreparedCache| {
+        let slot = c.0.lock().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, p)| p.clone())
+    };
+    if let Some(p) = cached(&s.prepared) {
+        return Ok(p);
+    }
+    let p = Arc::new(compile(s, sha, applied.as_deref()).await?);
+    *s.prepared.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, p.clone()));
+    Ok(p)
+}
+
 /// Read commit `sha` and run the pure pipeline. The lock is the commit's
-/// `fleet.lock` plus every allocation the server already applied that it lacks, so
-/// that a commit without an updated lock never moves an address.
-async fn prepare(s: &Server, sha: &str) -> Result<Prepared, StepError> {
+/// `fleet.lock` plus every allocation the server already applied (`applied`) that it
+/// lacks, so that a commit without an updated lock never moves an address.
+async fn compile(s: &Server, sha: &str, applied: Option<&str>) -> Result<Prepared, StepError> {
     let repo = s.repo.clone();
     let sha_owned = sha.to_string();
     let files = tokio::task::spawn_blocking(move || {
@@ -250,8 +278,8 @@ async fn prepare(s: &Server, sha: &str) -> Result<Prepared, StepError> {
         }
     };
     let mut lock_behind = false;
-    if let Some(applied) = s.store.get_value(LOCK_KEY).await?
-        && let Ok(applied) = Lock::parse(&applied)
+    if let Some(applied) = applied
+        && let Ok(applied) = Lock::parse(applied)
     {
         lock_behind = lock.merge_missing(&applied) > 0;
     }
@@ -297,25 +325,12 @@ fn providers(
     dcs: &[String],
     desired: &ResourceSet,
 ) -> Result<Vec<Arc<dyn Provider>>, StepError> {
-    let t = Targets::load(&s.cfg.targets, s.cfg.secrets.as_ref())?;
-    if let Some(d) = t.dcs.iter().find(|d| !dcs.contains(&d.name)) {
-        return Err(StepError::Retry(format!(
-            "the targets file names DC `{}`, which the fleet does not have",
-            d.name
-        )));
-    }
-    let mut unified: Vec<String> = desired
-        .iter()
-        .filter(|r| r.id.kind == Kind::RegisteredLimit)
-        .map(|r| r.id.dc.clone())
-        .collect();
-    unified.sort();
-    unified.dedup();
-    Ok(strata_providers::providers(
-        &t,
-        &owner_tag(fleet_id),
+    Ok(strata_providers::providers_for_fleet(
+        &s.cfg.targets,
+        dcs,
+        fleet_id,
         s.cfg.secrets.clone(),
-        &unified,
+        desired,
     )?)
 }
 
@@ -602,13 +617,7 @@ async fn apply_approved(s: &Server, c: &Claim) -> StepResult {
         return Ok(json!({"skipped": format!("the plan is {}", view.state)}));
     }
     let saved = SavedPlan::from_json(&view.saved)?;
-    let dcs: Vec<String> = {
-        let mut d: Vec<String> = saved.desired.iter().map(|r| r.id.dc.clone()).collect();
-        d.extend(saved.scopes.iter().map(|(dc, _)| dc.clone()));
-        d.sort();
-        d.dedup();
-        d
-    };
+    let dcs = saved.dcs();
     let providers = providers(s, &saved.fleet_id, &dcs, &saved.desired)?;
     let planned = strata_apply::plan(&saved.desired, &providers, &s.cfg.journal_path()).await?;
     let mut plan = without_onboarding(s, planned.plan).await?;
@@ -779,10 +788,7 @@ pub async fn approve(s: &Server, hash: &str, approver: &str) -> Result<String, A
     }
     let saved =
         SavedPlan::from_json(&view.saved).map_err(|e| ApproveError::Store(e.to_string()))?;
-    let mut dcs: Vec<String> = saved.desired.iter().map(|r| r.id.dc.clone()).collect();
-    dcs.extend(saved.scopes.iter().map(|(dc, _)| dc.clone()));
-    dcs.sort();
-    dcs.dedup();
+    let dcs = saved.dcs();
     let unavailable = |e: StepError| match e {
         StepError::Retry(m) => ApproveError::Unavailable(m),
     };
@@ -930,7 +936,7 @@ async fn machine_step(
             d.fields.insert("status".into(), json!("Ready"));
         }
     }
-    Ok(Some((st, providers, p.fleet_id)))
+    Ok(Some((st, providers, p.fleet_id.clone())))
 }
 
 /// Carry out one machine step through its provider, with the apply journal as the

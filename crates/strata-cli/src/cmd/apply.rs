@@ -120,10 +120,7 @@ fn target(a: &ApplyArgs) -> Result<Target> {
             .with_context(|| format!("reading the plan file {}", path.display()))?;
         let saved = SavedPlan::from_json(&text)
             .with_context(|| format!("{} cannot be applied", path.display()))?;
-        let mut dcs: Vec<String> = saved.desired.iter().map(|r| r.id.dc.clone()).collect();
-        dcs.extend(saved.scopes.iter().map(|(dc, _)| dc.clone()));
-        dcs.sort();
-        dcs.dedup();
+        let dcs = saved.dcs();
         return Ok(Target {
             spec_dir: PathBuf::from(&saved.spec_dir),
             fleet_id: saved.fleet_id.clone(),

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use strata_apply::Planned;
 use strata_fleet::Fleet;
-use strata_plan::{Kind, Observed, Plan, Platform, ResourceSet, owner_tag};
+use strata_plan::{Observed, Plan, Platform, ResourceSet};
 use strata_providers::Provider;
 use strata_providers::secrets::{SecretResolver, SystemSecrets};
-use strata_providers::targets::Targets;
 
 use crate::output::print_diagnostics;
 use crate::pipeline::analyze;
@@ -117,24 +116,7 @@ pub fn providers_for_dcs(
     secrets: Arc<dyn SecretResolver>,
     desired: &ResourceSet,
 ) -> Result<Vec<Arc<dyn Provider>>> {
-    let t = Targets::load(targets, secrets.as_ref()).map_err(|e| anyhow!("{e}"))?;
-    for d in &t.dcs {
-        if !dcs.contains(&d.name) {
-            bail!(
-                "the targets file names DC `{}`, which the fleet does not have (fleet DCs: {})",
-                d.name,
-                dcs.join(", ")
-            );
-        }
-    }
-    let mut unified: Vec<String> = desired
-        .iter()
-        .filter(|r| r.id.kind == Kind::RegisteredLimit)
-        .map(|r| r.id.dc.clone())
-        .collect();
-    unified.sort();
-    unified.dedup();
-    strata_providers::providers(&t, &owner_tag(fleet_id), secrets, &unified)
+    strata_providers::providers_for_fleet(targets, dcs, fleet_id, secrets, desired)
         .map_err(|e| anyhow!("{e}"))
 }
 

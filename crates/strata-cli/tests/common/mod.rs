@@ -125,3 +125,43 @@ pub fn fleet_copy(dir: &Path) -> PathBuf {
     assert!(status.success());
     dst
 }
+
+/// An HTTP call with curl, optionally with a bearer token: (status, JSON body or null).
+pub fn api(method: &str, url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut c = Command::new("curl");
+    c.args([
+        "-s",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+        "--max-time",
+        "30",
+    ]);
+    if let Some(t) = token {
+        c.arg("-H").arg(format!("Authorization: Bearer {t}"));
+    }
+    let out = c.arg(url).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// A copy of the example fleet whose policy also applies updates on its own (a
+/// fresh fleet's bring-up updates what the platforms had), for server tests that do
+/// not exercise approvals.
+pub fn fleet_allowing_updates(dir: &Path) -> PathBuf {
+    let work = fleet_copy(dir);
+    let path = work.join("fleet.yaml");
+    let yaml = std::fs::read_to_string(&path).expect("fleet.yaml");
+    let allowed = yaml.replace(
+        "auto_apply: [create, adopt]",
+        "auto_apply: [create, adopt, update]",
+    );
+    assert_ne!(allowed, yaml, "the example fleet's policy changed");
+    std::fs::write(&path, allowed).expect("write fleet.yaml");
+    work
+}

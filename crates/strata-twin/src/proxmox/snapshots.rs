@@ -137,47 +137,43 @@ impl Pve {
 
     /// `DELETE .../snapshot/{snapname}`: a `qmdelsnapshot` task.
     pub(crate) fn snapshot_delete(self: &Arc<Self>, auth: &Auth, p: &Params) -> ApiResult {
-        let mut st = self.st.lock();
-        check_node(&st, p.node())?;
-        let vmid = p.vmid();
-        vm_on(&st, p.node(), vmid).map_err(ApiError::msg)?;
-        let node = p.node().to_string();
-        let action = Action::DelSnapshot {
+        self.guest_task(auth, p, "qmdelsnapshot", |vmid| Action::DelSnapshot {
             vmid,
             snapname: p.s("snapname").unwrap_or_default().to_string(),
             force: p.flag("force"),
-        };
-        let upid = self.new_task(
-            &mut st,
-            &node,
-            "qmdelsnapshot",
-            &vmid.to_string(),
-            &auth.user,
-            action,
-            0,
-        );
-        Ok(json!(upid).into())
+        })
     }
 
     /// `POST .../snapshot/{snapname}/rollback`: a `qmrollback` task.
     pub(crate) fn rollback(self: &Arc<Self>, auth: &Auth, p: &Params) -> ApiResult {
+        self.guest_task(auth, p, "qmrollback", |vmid| Action::Rollback {
+            vmid,
+            snapname: p.s("snapname").unwrap_or_default().to_string(),
+            start: p.flag("start"),
+        })
+    }
+
+    /// A `kind` task for the guest the path names (on the node the path names), doing
+    /// `action`; its UPID.
+    fn guest_task(
+        self: &Arc<Self>,
+        auth: &Auth,
+        p: &Params,
+        kind: &str,
+        action: impl FnOnce(u32) -> Action,
+    ) -> ApiResult {
         let mut st = self.st.lock();
         check_node(&st, p.node())?;
         let vmid = p.vmid();
         vm_on(&st, p.node(), vmid).map_err(ApiError::msg)?;
         let node = p.node().to_string();
-        let action = Action::Rollback {
-            vmid,
-            snapname: p.s("snapname").unwrap_or_default().to_string(),
-            start: p.flag("start"),
-        };
         let upid = self.new_task(
             &mut st,
             &node,
-            "qmrollback",
+            kind,
             &vmid.to_string(),
             &auth.user,
-            action,
+            action(vmid),
             0,
         );
         Ok(json!(upid).into())
