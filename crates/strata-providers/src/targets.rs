@@ -15,6 +15,18 @@
 //! `file` and `ca_file` paths are relative to the targets file; `"insecure": true`
 //! accepts any certificate (labs only).
 //!
+//! `"upgrade_command"` (Proxmox, optional) is how the server's rolling upgrade
+//! upgrades a node's packages: PVE has no API call for `apt dist-upgrade`, so strata
+//! runs this shell command with `STRATA_DC`, `STRATA_NODE` and `STRATA_VERSION` (empty:
+//! the newest the node's package index offers) in its environment, e.g.
+//! `ssh root@$STRATA_NODE 'apt-get update && apt-get -y dist-upgrade'`.
+//!
+//! `"poll_interval_ms"` and `"max_poll_interval_ms"` (MAAS, optional) set how often
+//! strata reads a machine in transition: first after `poll_interval_ms` (default
+//! 2000), the interval doubling up to `max_poll_interval_ms` (default 10000). A
+//! twin run with `--time-scale N` needs them divided by N too, so that polling
+//! stays as fine, relative to the phases, as against a real MAAS.
+//!
 //! `"interface"` (OpenStack, optional) picks which of the catalog's endpoints strata
 //! talks to: `internal` (the default), `public` or `admin`. A Kolla-Ansible
 //! deployment registers every service's `internal` endpoint on the internal VIP
@@ -65,6 +77,10 @@ struct RawMaas {
     ca_file: Option<String>,
     #[serde(default)]
     insecure: bool,
+    #[serde(default)]
+    poll_interval_ms: Option<u64>,
+    #[serde(default)]
+    max_poll_interval_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +94,8 @@ struct RawProxmox {
     insecure: bool,
     #[serde(default)]
     concurrency: Option<usize>,
+    #[serde(default)]
+    upgrade_command: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +157,10 @@ pub struct MaasTarget {
     /// `consumer_key:token_key:token_secret`.
     pub api_key: Secret,
     pub tls: Tls,
+    /// First interval between reads of a machine in transition, and the most it
+    /// grows to (`None`: the provider's defaults).
+    pub poll_interval: Option<std::time::Duration>,
+    pub max_poll_interval: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -150,6 +172,9 @@ pub struct ProxmoxTarget {
     pub token_secret: Secret,
     pub tls: Tls,
     pub concurrency: Option<usize>,
+    /// How a node's packages are upgraded (a shell command run by strata with
+    /// `STRATA_DC`, `STRATA_NODE` and `STRATA_VERSION` set; PVE has no API call for it).
+    pub upgrade_command: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -229,6 +254,8 @@ impl Targets {
                     api_key: secret(&m.api_key, &format!("{} MAAS api_key", d.name))?,
                     tls: tls(&m.ca_file, m.insecure)?,
                     url: m.url,
+                    poll_interval: m.poll_interval_ms.map(std::time::Duration::from_millis),
+                    max_poll_interval: m.max_poll_interval_ms.map(std::time::Duration::from_millis),
                 }),
                 None => None,
             };
@@ -242,6 +269,7 @@ impl Targets {
                     url: p.url,
                     token_id: p.token_id,
                     concurrency: p.concurrency,
+                    upgrade_command: p.upgrade_command.filter(|c| !c.trim().is_empty()),
                 }),
                 None => None,
             };
@@ -279,6 +307,22 @@ fn resolve(base: &Path, file: &str) -> PathBuf {
 mod tests {
     use super::*;
     use crate::secrets::StaticSecrets;
+
+    #[test]
+    fn maas_poll_intervals_are_optional() {
+        let text = r#"{"dcs":[{"name":"fra1","maas":{"url":"http://x/MAAS/","api_key":"a:b:c",
+            "poll_interval_ms":20,"max_poll_interval_ms":100}},
+            {"name":"ams1","maas":{"url":"http://y/MAAS/","api_key":"a:b:c"}}]}"#;
+        let t = Targets::parse(text, Path::new("."), &StaticSecrets::new()).expect("parse");
+        let m = t.dcs[0].maas.as_ref().expect("maas");
+        assert_eq!(m.poll_interval, Some(std::time::Duration::from_millis(20)));
+        assert_eq!(
+            m.max_poll_interval,
+            Some(std::time::Duration::from_millis(100))
+        );
+        let m = t.dcs[1].maas.as_ref().expect("maas");
+        assert_eq!((m.poll_interval, m.max_poll_interval), (None, None));
+    }
 
     #[test]
     fn secrets_come_from_literals_or_env_and_never_print() {

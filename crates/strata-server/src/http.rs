@@ -79,6 +79,9 @@ pub fn router(s: Arc<Server>) -> Router {
         .route("/plans/{hash}/approve", post(approve))
         .route("/workflows", get(workflows))
         .route("/workflows/{id}", get(workflow))
+        .route("/workflows/{id}/cancel", post(cancel_workflow))
+        .route("/dcs/{dc}/proxmox/upgrade", post(upgrade))
+        .route("/machines/{dc}/{hostname}/decommission", post(decommission))
         .route("/sync", post(sync))
         .fallback(api_not_found)
         .route_layer(middleware::from_fn_with_state(s.clone(), bearer));
@@ -108,7 +111,11 @@ async fn bearer(State(s): S, req: Request, next: Next) -> Response {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        .and_then(|h| {
+            let (scheme, rest) = h.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+        })
         .map(str::trim);
     match token {
         Some(t) if s.admin_token_ok(t).await => next.run(req).await,
@@ -451,4 +458,78 @@ async fn workflow(State(s): S, Path(id): Path<String>) -> Result<Json<Value>, Pr
 async fn sync(State(s): S) -> Response {
     s.poke();
     (StatusCode::ACCEPTED, Json(json!({"polling": true}))).into_response()
+}
+
+async fn cancel_workflow(State(s): S, Path(id): Path<String>) -> Result<Response, Problem> {
+    let Some(w) = s.store.workflow(&id).await? else {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "workflow-not-found",
+            format!("no workflow {id}"),
+        ));
+    };
+    if s.store.cancel(&id).await? {
+        tracing::info!(workflow = %id, "workflow cancelled through the API");
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"cancelled": true, "workflow": id})),
+        )
+            .into_response())
+    } else {
+        Err(Problem::new(
+            StatusCode::CONFLICT,
+            "workflow-not-running",
+            format!(
+                "workflow {id} is {}; only a running workflow can be cancelled",
+                w.state
+            ),
+        ))
+    }
+}
+
+fn lifecycle_problem(e: crate::lifecycle::LifecycleError) -> Problem {
+    use crate::lifecycle::LifecycleError as E;
+    match e {
+        E::BadRequest(d) => Problem::new(StatusCode::BAD_REQUEST, "bad-request", d),
+        E::Conflict(d) => Problem::new(StatusCode::CONFLICT, "workflow-running", d),
+        E::Unavailable(d) => {
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "platforms-unavailable", d)
+        }
+    }
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-body",
+            format!("the body is not the JSON this route takes: {e}"),
+        )
+    })
+}
+
+/// Start a rolling upgrade of a DC's Proxmox cluster:
+/// `{"version": "9.1.2", "gate_timeout_s": 600}`.
+async fn upgrade(State(s): S, Path(dc): Path<String>, body: Bytes) -> Result<Response, Problem> {
+    let mut req: crate::lifecycle::UpgradeRequest = json_body(&body)?;
+    req.dc = dc;
+    let id = crate::lifecycle::start_upgrade(&s, req)
+        .await
+        .map_err(lifecycle_problem)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"workflow": id}))).into_response())
+}
+
+/// Start decommissioning a machine: `{"reason": "...", "rma": true}`.
+async fn decommission(
+    State(s): S,
+    Path((dc, hostname)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let mut req: crate::lifecycle::DecommissionRequest = json_body(&body)?;
+    req.dc = dc;
+    req.hostname = hostname;
+    let id = crate::lifecycle::start_decommission(&s, req)
+        .await
+        .map_err(lifecycle_problem)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"workflow": id}))).into_response())
 }

@@ -24,6 +24,7 @@
 //! except through `strata-providers`, and never writes the spec repository.
 
 pub mod http;
+pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
 pub mod repo;
@@ -89,6 +90,9 @@ pub struct Config {
     pub lease_ttl: Duration,
     /// Workflow steps run at once (each platform endpoint also has its own limit).
     pub workers: usize,
+    /// Machines in an active MAAS phase (commissioning, deploying, erasing) at once per
+    /// DC's MAAS: the provisioning limit. Steps over it wait for a slot.
+    pub maas_concurrency: usize,
 }
 
 impl Config {
@@ -111,6 +115,8 @@ pub struct Server {
     work: Notify,
     /// The last commit compiled.
     prepared: work::PreparedCache,
+    /// One provisioning-slot semaphore per DC's MAAS (`cfg.maas_concurrency` each).
+    maas_slots: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Server {
@@ -120,6 +126,23 @@ impl Server {
 
     pub fn fencing(&self) -> i64 {
         self.fencing.load(Ordering::SeqCst)
+    }
+
+    /// A provisioning slot on `dc`'s MAAS, held while a machine is in an active phase;
+    /// waits while `cfg.maas_concurrency` machines of that DC are.
+    pub(crate) async fn maas_slot(&self, dc: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let sem = {
+            let mut slots = self.maas_slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots
+                .entry(dc.to_string())
+                .or_insert_with(|| {
+                    Arc::new(tokio::sync::Semaphore::new(
+                        self.cfg.maas_concurrency.max(1),
+                    ))
+                })
+                .clone()
+        };
+        sem.acquire_owned().await.ok()
     }
 
     /// Ask the poller to look at the repository now.
@@ -242,6 +265,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         poke: Notify::new(),
         work: Notify::new(),
         prepared: work::PreparedCache::default(),
+        maas_slots: Default::default(),
     });
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = vec![

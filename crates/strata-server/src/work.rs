@@ -23,6 +23,7 @@ use strata_store::{Claim, Failed, StepSpec, now_ms};
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::lifecycle;
 use crate::policy::{self, Decision};
 use crate::{LEADER_LEASE, Server, ServerError};
 
@@ -168,18 +169,36 @@ async fn run_claim_in(s: &Arc<Server>, c: Claim) {
             }
         })
     };
+    let lifecycle = |r: Result<lifecycle::StepOutcome, lifecycle::Retry>| match r {
+        Ok(lifecycle::StepOutcome::Done(v)) => Ok((v, None)),
+        Ok(lifecycle::StepOutcome::Halt(v, why)) => Ok((v, Some(why))),
+        Err(lifecycle::Retry(e)) => Err(StepError::Retry(e)),
+    };
     let result = match (c.kind.as_str(), c.name.as_str()) {
-        ("commit", "plan") => plan_commit(s, &c.subject).await,
-        ("commit", "apply") => apply_commit(s, &c).await,
-        ("approved", "apply") => apply_approved(s, &c).await,
-        ("reconcile", "drift") => reconcile(s, &c).await,
-        ("onboard", _) => onboard(s, &c).await,
-        (k, n) => Ok(json!({"skipped": format!("no handler for {k}/{n}")})),
+        ("commit", "plan") => plan_commit(s, &c.subject).await.map(|v| (v, None)),
+        ("commit", "apply") => apply_commit(s, &c).await.map(|v| (v, None)),
+        ("approved", "apply") => apply_approved(s, &c).await.map(|v| (v, None)),
+        ("reconcile", "drift") => reconcile(s, &c).await.map(|v| (v, None)),
+        ("onboard", _) => onboard(s, &c).await.map(|v| (v, None)),
+        ("upgrade", _) => lifecycle(lifecycle::upgrade_step(s, &c).await),
+        ("decommission", _) => lifecycle(lifecycle::decommission_step(s, &c).await),
+        (k, n) => Ok((json!({"skipped": format!("no handler for {k}/{n}")}), None)),
     };
     let _ = done_tx.send(true);
     let _ = beat.await;
     match result {
-        Ok(evidence) => {
+        Ok((evidence, Some(why))) => {
+            s.metrics.step(&c.kind, &c.name, "stopped");
+            tracing::warn!(reason = %why, "workflow stopped");
+            match s.store.halt(&c, &evidence, &why).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!("step finished after its claim was taken over; result dropped")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot record a stopped workflow"),
+            }
+        }
+        Ok((evidence, None)) => {
             s.metrics.step(&c.kind, &c.name, "done");
             match s.store.complete(&c, &evidence).await {
                 Ok(true) => {}
@@ -886,6 +905,8 @@ async fn start_onboarding(
                     // (1 s, 2 s, … up to 5 minutes) before the machine's onboarding fails.
                     step("commission", 10, STEP_LEASE),
                     step("deploy", 10, STEP_LEASE),
+                    // A node takes minutes to join after its first boot.
+                    step("join", 10, STEP_LEASE),
                     step("in-service", 10, STEP_LEASE),
                 ],
             )
@@ -1000,6 +1021,7 @@ async fn onboard(s: &Server, c: &Claim) -> StepResult {
             let Some((st, providers, fleet_id)) = machine_step(s, sha, &id, status).await? else {
                 return Ok(json!({"machine": id.to_string(), "already": status}));
             };
+            let _slot = s.maas_slot(&id.dc).await;
             match act_machine(s, c, &st, &providers, &fleet_id).await? {
                 Ok(o) => Ok(json!({
                     "machine": id.to_string(),
@@ -1012,6 +1034,29 @@ async fn onboard(s: &Server, c: &Claim) -> StepResult {
                     Ok(json!({"machine": id.to_string(), "quarantined": e.to_string()}))
                 }
                 Err(e) => Err(StepError::Retry(e.to_string())),
+            }
+        }
+        "join" => {
+            let p = prepare(s, sha).await?;
+            let Some(want) = p.desired.get(&id) else {
+                return Ok(json!({"machine": id.to_string(), "skipped": "no longer in the spec"}));
+            };
+            let spec: strata_plan::MachineSpec = want.spec_as().unwrap_or_default();
+            let hostname = want
+                .fields
+                .get("hostname")
+                .and_then(Value::as_str)
+                .unwrap_or(&id.name)
+                .to_string();
+            let gpus = spec
+                .hardware
+                .as_ref()
+                .and_then(|h| h.gpus.as_ref())
+                .map_or(0, |g| g.count);
+            let role = spec.role.unwrap_or_default();
+            match lifecycle::joined(s, &id.dc, &hostname, &role, gpus).await {
+                Ok(v) => Ok(json!({"machine": id.to_string(), "joined": v})),
+                Err(lifecycle::Retry(e)) => Err(StepError::Retry(e)),
             }
         }
         "in-service" => {

@@ -552,6 +552,61 @@ impl Store {
         }
     }
 
+    /// Record `claim`'s step done with `evidence` and stop its workflow there: the
+    /// steps after it are skipped and the workflow ends `stopped` (a rolling upgrade
+    /// whose node failed its health gate). `false` (nothing recorded) when the claim
+    /// is no longer current.
+    pub async fn halt(
+        &self,
+        claim: &Claim,
+        evidence: &Value,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let (w, idx, attempt, worker) = Self::attempt_of(claim);
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE steps SET state = 'done', evidence = $1, error = NULL, lease_owner = NULL \
+             WHERE workflow_id = $2 AND idx = $3 AND attempts = $4 AND lease_owner = $5 \
+               AND state = 'running' \
+               AND EXISTS (SELECT 1 FROM workflows w WHERE w.id = $6 AND w.state = 'running')",
+        )
+        .bind(evidence.to_string())
+        .bind(w)
+        .bind(idx)
+        .bind(attempt)
+        .bind(worker)
+        .bind(w)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE steps SET state = 'skipped', lease_owner = NULL \
+             WHERE workflow_id = $1 AND state = 'pending'",
+        )
+        .bind(w)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE workflows SET state = 'stopped', updated_ms = $1 WHERE id = $2 AND state = 'running'",
+        )
+        .bind(now_ms())
+        .bind(w)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.event(
+            w,
+            "step-done",
+            &format!("step {} {}", claim.step, claim.name),
+        )
+        .await?;
+        self.event(w, "stopped", reason).await?;
+        Ok(true)
+    }
+
     /// Cancel a running workflow: no further step is claimed, and a step in flight
     /// cannot record its result. `false` when it was not running.
     pub async fn cancel(&self, workflow: &str) -> Result<bool, StoreError> {

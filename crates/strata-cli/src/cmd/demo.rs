@@ -274,6 +274,7 @@ async fn run_twin(
         latency_ms: 0,
         state_file: None,
         seed: 0,
+        timing: Default::default(),
     };
     let twin = match strata_twin::start(opts.clone()).await {
         Ok(t) => t,
@@ -515,6 +516,7 @@ async fn serve_fleet(
         secrets,
         lease_ttl: std::time::Duration::from_secs(9),
         workers: 16,
+        maas_concurrency: 50,
     };
     let _ = std::fs::remove_file(out.join("strata.db"));
     let running = strata_server::start(cfg)

@@ -60,6 +60,11 @@ pub struct ServeArgs {
     /// platform endpoint also keeps its own concurrency limit.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: u16,
+    /// Machines in an active MAAS phase (commissioning, deploying, erasing) at once
+    /// per DC's MAAS: the provisioning limit. Onboarding steps over it wait for a slot
+    /// (Metal3's default is 20 in total; MAAS itself copes with far more).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub maas_concurrency: u16,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -150,6 +155,7 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         secrets: Arc::new(SystemSecrets::new(&targets_dir)),
         lease_ttl: a.lease_ttl,
         workers: usize::from(a.workers),
+        maas_concurrency: usize::from(a.maas_concurrency),
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {

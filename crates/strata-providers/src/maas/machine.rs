@@ -679,6 +679,15 @@ impl Run<'_> {
         // Commissioning or deploying it would power-cycle a host that runs (a
         // hypervisor under the control plane, or a production machine).
         self.refuse_if_running(&m)?;
+        // A machine decommissioned (retired or sent for RMA) never comes back by
+        // itself: the spec still naming it is the mistake.
+        if let Some(t) = super::retire::RETIRED_TAGS.iter().find(|t| m.has_tag(t)) {
+            return Err(ProviderError::Refused(format!(
+                "{}: machine {} is decommissioned (tag {t}): remove it from the spec, or remove the tag in MAAS to bring it back",
+                self.step.id,
+                Self::label(&m)
+            )));
+        }
         for _ in 0..MAX_TRANSITIONS {
             let code = m.code().unwrap_or(-1);
             match code {
@@ -1097,7 +1106,7 @@ fn maas_reason(e: &CallError) -> String {
     }
 }
 
-async fn wait_until(
+pub(super) async fn wait_until(
     p: &MaasProvider,
     sid: &str,
     during: &[i64],

@@ -48,6 +48,7 @@ mod machine;
 mod netconfig;
 mod network;
 mod observe;
+pub mod retire;
 mod storage;
 mod tags;
 mod wire;
@@ -140,7 +141,14 @@ impl MaasProvider {
         owner_tag: &str,
         secrets: Arc<dyn SecretResolver>,
     ) -> Result<Self, ProviderError> {
-        Self::with_options(dc, target, owner_tag, secrets, MaasOptions::default())
+        let mut opts = MaasOptions::default();
+        if let Some(p) = target.poll_interval {
+            opts.poll_interval = p;
+        }
+        if let Some(p) = target.max_poll_interval {
+            opts.max_poll_interval = p;
+        }
+        Self::with_options(dc, target, owner_tag, secrets, opts)
     }
 
     pub fn with_options(

@@ -23,6 +23,10 @@ use crate::targets::{Interface, OpenstackTarget, Secret};
 /// embeds `extra_specs` in `GET /flavors/detail` (one call for all flavors).
 pub const COMPUTE_MICROVERSION: &str = "2.61";
 
+/// The Placement API microversion strata asks for: 1.14 is the first with nested
+/// providers and `in_tree` (a host's GPUs sit in providers under the host's).
+pub const PLACEMENT_MICROVERSION: &str = "1.14";
+
 /// The services strata talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Service {
@@ -232,6 +236,12 @@ impl Client {
                         b = b.header(
                             "OpenStack-API-Version",
                             format!("compute {COMPUTE_MICROVERSION}"),
+                        );
+                    }
+                    if svc == Service::Placement {
+                        b = b.header(
+                            "OpenStack-API-Version",
+                            format!("placement {PLACEMENT_MICROVERSION}"),
                         );
                     }
                     if let Some(v) = body {

@@ -43,6 +43,7 @@ use crate::{ActContext, Outcome, Provider, ProviderError};
 
 pub mod api;
 mod client;
+pub mod compute;
 mod flavors;
 mod limits;
 mod networks;

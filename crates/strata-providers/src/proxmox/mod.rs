@@ -43,6 +43,7 @@ mod create;
 mod dns;
 mod ha;
 mod modify;
+pub mod nodes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
