@@ -1,7 +1,7 @@
-//! `strata serve` SIGKILLed at random points while the fleet's machines onboard, and
-//! started again each time on the same database: every machine ends in service or in
-//! quarantine, and the twin's call counters show no machine commissioned, allocated or
-//! deployed twice.
+//! `strata serve` SIGKILLed at random points while more than 50 machines onboard (the
+//! example fleet plus 24 dense storage machines), and started again each time on the
+//! same database: every machine ends in service or in quarantine, and the twin's call
+//! counters show no machine commissioned, allocated or deployed twice.
 
 mod common;
 
@@ -96,9 +96,14 @@ fn machine_ops(twin: &TwinProcess) -> std::collections::BTreeMap<String, u64> {
 #[test]
 fn killed_at_random_points_while_machines_onboard_every_machine_ends_in_service_or_quarantine() {
     let dir = strata_testkit::scratch_dir("strata-serve-chaos");
-    let twin = TwinProcess::start(&dir, &["--hardware-fault", "FRA1R02U20=gpu-x8"]);
     // Its policy applies the bring-up's updates too: no approval to wait for.
     let work = fleet_allowing_updates(&dir);
+    add_storage_machines(&work, 4);
+    let twin = TwinProcess::start_with_fleet(
+        &dir,
+        work.to_str().expect("utf8"),
+        &["--hardware-fault", "FRA1R02U20=gpu-x8"],
+    );
     git(&work, &["init", "-q", "-b", "main"]);
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "fleet"]);
@@ -151,7 +156,7 @@ fn killed_at_random_points_while_machines_onboard_every_machine_ends_in_service_
         .expect("admin token");
 
     // Left alone, it finishes: the commit applied and every onboarding done.
-    let deadline = Instant::now() + Duration::from_secs(420);
+    let deadline = Instant::now() + Duration::from_secs(600);
     let flows = loop {
         let (_, c) = get(&format!("{base}/api/v1/commits/{sha}"), Some(&token));
         let (_, list) = get(
@@ -180,11 +185,15 @@ fn killed_at_random_points_while_machines_onboard_every_machine_ends_in_service_
         if steps[0]["evidence"]["quarantined"].is_string() {
             quarantined += 1;
         } else {
-            assert_eq!(steps[2]["evidence"]["in_service"], true, "{v:#}");
+            // Joined its platform (a Proxmox node its cluster, a compute host Nova
+            // and Placement), then in service.
+            assert!(steps[2]["evidence"]["joined"].is_object(), "{v:#}");
+            assert_eq!(steps[3]["evidence"]["in_service"], true, "{v:#}");
             in_service += 1;
         }
     }
     assert_eq!(quarantined, 1);
+    assert!(flows.len() >= 50, "only {} machines onboarded", flows.len());
     eprintln!(
         "{in_service} machines in service, {quarantined} quarantined, {} server starts",
         server.starts

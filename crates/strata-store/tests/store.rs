@@ -125,6 +125,47 @@ async fn steps_run_in_order_and_complete_the_workflow(s: &Store) {
     assert_eq!(kinds.last().map(String::as_str), Some("done"));
 }
 
+/// A step can stop its workflow: it is recorded done with its evidence, the steps
+/// after it are skipped and never claimed, the workflow ends `stopped`; a stale
+/// claim cannot halt.
+async fn a_step_halts_its_workflow(s: &Store) {
+    let (id, _) = s
+        .start(
+            "upgrade:dc1:9.1",
+            "upgrade",
+            "{}",
+            &steps(&["gate:n1", "drain:n2", "upgrade:n2"]),
+        )
+        .await
+        .expect("start");
+    let c = s
+        .claim("w1", None, now_ms())
+        .await
+        .expect("claim")
+        .expect("a step");
+    assert_eq!(c.workflow, id);
+    let mut stale = c.clone();
+    stale.attempt += 1;
+    assert!(!s.halt(&stale, &json!({}), "no").await.expect("stale halt"));
+    assert!(
+        s.halt(&c, &json!({"gate": "failed"}), "n1 failed its gate")
+            .await
+            .expect("halt")
+    );
+    assert_eq!(s.claim("w2", None, now_ms()).await.expect("claim"), None);
+    let w = s.workflow(&id).await.expect("read").expect("workflow");
+    assert_eq!(w.state, "stopped");
+    let states: Vec<&str> = w.steps.iter().map(|st| st.state.as_str()).collect();
+    assert_eq!(states, ["done", "skipped", "skipped"]);
+    assert_eq!(w.steps[0].evidence, Some(json!({"gate": "failed"})));
+    let events = s.events(&id).await.expect("events");
+    let last = events.last().expect("an event");
+    assert_eq!(
+        (last.kind.as_str(), last.detail.as_str()),
+        ("stopped", "n1 failed its gate")
+    );
+}
+
 /// A failed attempt is retried after its backoff; the last failure fails the
 /// workflow; a worker whose lease ran out cannot record over its successor; a
 /// crashed worker's step is taken over when its lease runs out (resume).
@@ -286,6 +327,7 @@ async fn sqlite_store() {
     let dir = tempfile::tempdir().expect("tmp");
     let s = sqlite(&dir).await;
     steps_run_in_order_and_complete_the_workflow(&s).await;
+    a_step_halts_its_workflow(&s).await;
     failures_retry_stale_claims_are_refused_and_crashes_resume(&s).await;
     the_lease_has_one_holder_and_fences_the_old_one(&s).await;
     commits_plans_and_approvals(&s).await;
@@ -423,6 +465,7 @@ async fn commits_plans_and_approvals(s: &Store) {
 async fn postgres_store() {
     let (s, schema) = postgres().await;
     steps_run_in_order_and_complete_the_workflow(&s).await;
+    a_step_halts_its_workflow(&s).await;
     failures_retry_stale_claims_are_refused_and_crashes_resume(&s).await;
     the_lease_has_one_holder_and_fences_the_old_one(&s).await;
     commits_plans_and_approvals(&s).await;

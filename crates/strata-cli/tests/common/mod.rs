@@ -41,13 +41,19 @@ pub struct TwinProcess {
 
 impl TwinProcess {
     pub fn start(dir: &Path, extra: &[&str]) -> TwinProcess {
+        Self::start_with_fleet(dir, "examples/fleet", extra)
+    }
+
+    /// A twin seeded from the fleet at `fleet` (relative to the repository root, or
+    /// absolute).
+    pub fn start_with_fleet(dir: &Path, fleet: &str, extra: &[&str]) -> TwinProcess {
         let endpoints = dir.join("twin").join("endpoints.json");
         let mut args = vec![
             "twin",
             "--dcs",
             "3",
             "--fleet",
-            "examples/fleet",
+            fleet,
             "--listen",
             "127.0.0.1:0",
             "--write-endpoints",
@@ -164,4 +170,26 @@ pub fn fleet_allowing_updates(dir: &Path) -> PathBuf {
     assert_ne!(allowed, yaml, "the example fleet's policy changed");
     std::fs::write(&path, allowed).expect("write fleet.yaml");
     work
+}
+
+/// Add `per_rack` dense storage machines (2U, slots 30, 32, …) to both racks of every
+/// DC of the fleet copy at `fleet`, and record their allocations in `fleet.lock`, so
+/// that tests can onboard more machines than the example fleet has.
+pub fn add_storage_machines(fleet: &Path, per_rack: u8) {
+    for (dc, n) in [("fra1", 1u8), ("ams1", 2), ("waw1", 3)] {
+        let path = fleet.join("inventory").join(format!("{dc}.yaml"));
+        let mut yaml = std::fs::read_to_string(&path).expect("inventory");
+        for rack in 1..=2u8 {
+            for i in 0..per_rack {
+                let slot = 30 + 2 * i;
+                let up = dc.to_uppercase();
+                yaml.push_str(&format!(
+                    "  - serial: {up}R{rack:02}U{slot}\n    site: {dc}\n    rack: r{rack:02}\n    slot: {slot}\n    profile: storage-dense\n    role: openstack-storage\n    pxe_mac: \"52:54:{n:02x}:{rack:02x}:{slot:02x}:01\"\n    bmc: {{ mac: \"52:55:{n:02x}:{rack:02x}:{slot:02x}:01\", driver: redfish, username: strata, credential: {{ env: BMC_PASSWORD_{up} }} }}\n"
+                ));
+            }
+        }
+        std::fs::write(&path, yaml).expect("write inventory");
+    }
+    let out = run(&["compile", fleet.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{}", text(&out));
 }
