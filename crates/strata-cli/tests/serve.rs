@@ -640,5 +640,110 @@ fn machines_onboard_through_the_server_and_deviating_ones_are_quarantined() {
         "{quarantined:#?}"
     );
     assert_eq!(in_service, onboarding.len() - 2);
+
+    // Decommission: a compute host that joined Nova and Placement goes for RMA, a
+    // Proxmox node carrying the fleet's VMs is retired; each is drained, removed from
+    // its platform, released with its disks erased and tagged.
+    let summary = |svc: &str| -> Value {
+        let (code, v) = api(
+            "GET",
+            &format!("{}dcs/fra1/{svc}/summary", twin.admin()),
+            None,
+        );
+        assert_eq!(code, 200, "{v}");
+        v
+    };
+    let pve_before = summary("proxmox");
+    let maas_before = summary("maas");
+    let decommission = |host: &str, body: &str| -> Value {
+        let auth = format!("Bearer {}", serve.token);
+        let (code, out) = http(
+            "POST",
+            &format!("{}/api/v1/machines/fra1/{host}/decommission", serve.base),
+            &[("Authorization", &auth)],
+            Some(body),
+        );
+        let v = json_of(&out);
+        assert_eq!(code, 202, "{out}");
+        let id = v["workflow"].as_str().expect("workflow").to_string();
+        let deadline = Instant::now() + Duration::from_secs(240);
+        loop {
+            let (_, w) = serve.get(&format!("/api/v1/workflows/{id}"));
+            if w["workflow"]["state"] != "running" {
+                assert_eq!(w["workflow"]["state"], "done", "{w:#}\n{}", setup.log());
+                return w;
+            }
+            assert!(Instant::now() < deadline, "{w:#}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    // Refused up front: no reason, an unknown machine.
+    let auth = format!("Bearer {}", serve.token);
+    let (code, out) = http(
+        "POST",
+        &format!(
+            "{}/api/v1/machines/fra1/fra1-r01-cmp04/decommission",
+            serve.base
+        ),
+        &[("Authorization", &auth)],
+        Some(r#"{"reason": ""}"#),
+    );
+    assert_eq!(code, 400, "{out}");
+    let (code, out) = http(
+        "POST",
+        &format!(
+            "{}/api/v1/machines/fra1/no-such-host/decommission",
+            serve.base
+        ),
+        &[("Authorization", &auth)],
+        Some(r#"{"reason": "gone"}"#),
+    );
+    assert_eq!(code, 400, "{out}");
+
+    let w = decommission(
+        "fra1-r01-cmp04",
+        r#"{"reason": "ECC errors on DIMM B2", "rma": true}"#,
+    );
+    let steps = &w["workflow"]["steps"];
+    assert_eq!(steps[0]["evidence"]["nova_disabled"], true, "{w:#}");
+    assert_eq!(steps[1]["evidence"]["nova_removed"], true, "{w:#}");
+    assert_eq!(steps[2]["evidence"]["after"]["status"], "Ready", "{w:#}");
+    let after = &steps[3]["evidence"]["after"];
+    assert_eq!(after["status"], "Broken", "{w:#}");
+    assert!(after["tags"].to_string().contains("strata-rma"), "{w:#}");
+
+    let w = decommission("fra1-r02-pve01", r#"{"reason": "end of life"}"#);
+    let steps = &w["workflow"]["steps"];
+    assert_eq!(steps[1]["evidence"]["proxmox_removed"], true, "{w:#}");
+    let after = &steps[3]["evidence"]["after"];
+    assert_eq!(after["status"], "Ready", "{w:#}");
+    assert!(
+        after["tags"].to_string().contains("strata-retired"),
+        "{w:#}"
+    );
+    let pve_after = summary("proxmox");
+    assert_eq!(
+        pve_after["nodes"].as_u64(),
+        pve_before["nodes"].as_u64().map(|n| n - 1),
+        "{pve_after}"
+    );
+    assert!(
+        pve_after["node_versions"].get("fra1-r02-pve01").is_none(),
+        "{pve_after}"
+    );
+    // Its guests moved, none lost.
+    assert_eq!(pve_after["vms"], pve_before["vms"], "{pve_after}");
+    assert_eq!(pve_after["running"], pve_before["running"], "{pve_after}");
+    let maas_after = summary("maas");
+    assert_eq!(
+        maas_after["machines"]["by_status"]["Broken"]
+            .as_u64()
+            .unwrap_or(0),
+        maas_before["machines"]["by_status"]["Broken"]
+            .as_u64()
+            .unwrap_or(0)
+            + 1,
+        "{maas_after}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -27,6 +27,10 @@
 //! twin run with `--time-scale N` needs them divided by N too, so that polling
 //! stays as fine, relative to the phases, as against a real MAAS.
 //!
+//! `"user"` and `"password"` (Proxmox, optional): `root@pam` and its password, used
+//! only for what PVE allows no API token (removing a node from the cluster during a
+//! decommission).
+//!
 //! `"interface"` (OpenStack, optional) picks which of the catalog's endpoints strata
 //! talks to: `internal` (the default), `public` or `admin`. A Kolla-Ansible
 //! deployment registers every service's `internal` endpoint on the internal VIP
@@ -96,6 +100,10 @@ struct RawProxmox {
     concurrency: Option<usize>,
     #[serde(default)]
     upgrade_command: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    password: Option<SecretSource>,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +183,9 @@ pub struct ProxmoxTarget {
     /// How a node's packages are upgraded (a shell command run by strata with
     /// `STRATA_DC`, `STRATA_NODE` and `STRATA_VERSION` set; PVE has no API call for it).
     pub upgrade_command: Option<String>,
+    /// `root@pam` and its password: only for what PVE lets no token do (removing a
+    /// node from the cluster, `DELETE /cluster/config/nodes/{node}`).
+    pub root: Option<(String, Secret)>,
 }
 
 #[derive(Clone, Debug)]
@@ -270,6 +281,12 @@ impl Targets {
                     token_id: p.token_id,
                     concurrency: p.concurrency,
                     upgrade_command: p.upgrade_command.filter(|c| !c.trim().is_empty()),
+                    root: match (p.user, &p.password) {
+                        (Some(u), Some(pw)) => {
+                            Some((u, secret(pw, &format!("{} Proxmox password", d.name))?))
+                        }
+                        _ => None,
+                    },
                 }),
                 None => None,
             };

@@ -79,6 +79,9 @@ pub struct ProxmoxNodes {
     dc: String,
     api: Client,
     upgrade_command: Option<String>,
+    /// For the calls only `root@pam` may make: the API's base URL, an endpoint, the
+    /// user and password.
+    root: Option<(String, Endpoint, String, crate::secrets::Secret)>,
 }
 
 /// `[A-Za-z0-9._-]+`: what may go into the upgrade command's environment.
@@ -103,10 +106,25 @@ impl ProxmoxNodes {
             target.token_secret.expose(),
             http,
         )?;
+        let root = match &target.root {
+            Some((user, password)) => Some((
+                format!("{}/api2/json", target.url.trim_end_matches('/')),
+                Endpoint::new(EndpointConfig {
+                    ca_pem: target.tls.ca_pem.clone(),
+                    insecure: target.tls.insecure,
+                    concurrency: 1,
+                    ..EndpointConfig::default()
+                })?,
+                user.clone(),
+                password.clone(),
+            )),
+            None => None,
+        };
         Ok(ProxmoxNodes {
             dc: dc.to_string(),
             api,
             upgrade_command: target.upgrade_command.clone(),
+            root,
         })
     }
 
@@ -339,25 +357,63 @@ impl ProxmoxNodes {
         }
     }
 
-    /// Remove `node` from the cluster configuration (`pvecm delnode`). Idempotent: a
-    /// node the cluster does not list is gone already.
+    /// Remove `node` from the cluster configuration (`pvecm delnode`). PVE lets only
+    /// `root@pam` do this (no API token, whatever its privileges), so it takes the
+    /// targets file's `user`/`password` and a ticket. Idempotent: a node the cluster
+    /// does not list is gone already (`false`).
     pub async fn remove(&self, node: &str) -> Result<bool, ProviderError> {
-        if !self.nodes().await?.iter().any(|n| n == node) {
+        let listed = self.api.get("/cluster/config/nodes", &[]).await?;
+        let member = listed.as_array().into_iter().flatten().any(|n| {
+            n.get("name")
+                .or_else(|| n.get("node"))
+                .and_then(Value::as_str)
+                == Some(node)
+        });
+        if !member {
             return Ok(false);
         }
-        let data = self
-            .api
-            .call(
-                reqwest::Method::DELETE,
-                &format!("/cluster/config/nodes/{}", segment(node)),
-                &[],
-                &[],
+        let Some((base, http, user, password)) = &self.root else {
+            return Err(ProviderError::Refused(format!(
+                "{}: removing node {node} from the cluster needs root@pam (PVE refuses API tokens for `pvecm delnode`): add `user` and `password` to the DC's proxmox target, or run `pvecm delnode {node}` on another node",
+                self.dc
+            )));
+        };
+        let what = format!("{}: remove node {node} from the cluster", self.dc);
+        let ticket = http
+            .send(
+                reqwest::Method::POST,
+                &format!("{base}/access/ticket"),
                 Some(true),
+                |b| b.form(&[("username", user.as_str()), ("password", password.expose())]),
             )
-            .await?;
-        self.api
-            .finish(&data, &format!("{}: remove node {node}", self.dc))
-            .await?;
+            .await
+            .map_err(|e| {
+                ProviderError::Refused(format!("{what}: logging in as {user} failed: {e}"))
+            })?;
+        let body: Value = ticket.json().await.map_err(|e| {
+            ProviderError::Api(format!("{what}: the ticket answer is not JSON: {e}"))
+        })?;
+        let data = &body["data"];
+        let (Some(t), Some(csrf)) = (
+            data.get("ticket").and_then(Value::as_str),
+            data.get("CSRFPreventionToken").and_then(Value::as_str),
+        ) else {
+            return Err(ProviderError::Refused(format!(
+                "{what}: no ticket for {user}"
+            )));
+        };
+        let cookie = format!("PVEAuthCookie={t}");
+        http.send(
+            reqwest::Method::DELETE,
+            &format!("{base}/cluster/config/nodes/{}", segment(node)),
+            Some(true),
+            |b| {
+                b.header("Cookie", cookie.as_str())
+                    .header("CSRFPreventionToken", csrf)
+            },
+        )
+        .await
+        .map_err(|e| ProviderError::Api(format!("{what}: {e}")))?;
         Ok(true)
     }
 }
