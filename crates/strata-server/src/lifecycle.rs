@@ -474,21 +474,31 @@ pub(crate) async fn decommission_step(s: &Arc<Server>, c: &Claim) -> StepResult 
                 p.remove(host).await?;
                 ev["proxmox_removed"] = json!(true);
             }
-            if let Some(n) = &nova {
-                if in_nova {
-                    if !n.servers(host).await?.is_empty() {
-                        return Err(Retry(format!("{host} still has instances; drain it first")));
-                    }
-                    fenced(s, c).await?;
-                    n.remove(host).await?;
-                    ev["nova_removed"] = json!(true);
+            let provider_key = format!("decommission-provider:{}", c.workflow);
+            if let (true, Some(n)) = (in_nova, &nova) {
+                if !n.servers(host).await?.is_empty() {
+                    return Err(Retry(format!("{host} still has instances; drain it first")));
                 }
-                if let Some(inv) = n.inventory(host).await? {
+                // Nova deletes the compute node's providers with the service; Placement
+                // must no longer have them (checked again on a retry after a crash).
+                if let Some(uuid) = n.provider_of(host).await? {
+                    s.store.put_value_if_absent(&provider_key, &uuid).await?;
+                }
+                fenced(s, c).await?;
+                n.remove(host).await?;
+            }
+            if let Some(n) = &nova
+                && let Some(uuid) = s.store.get_value(&provider_key).await?
+            {
+                if n.provider_exists(&uuid).await? {
                     return Err(Retry(format!(
-                        "Placement still has {host}'s providers ({})",
-                        inv.providers.join(", ")
+                        "Placement still has {host}'s provider {uuid} (allocations left on it?)"
                     )));
                 }
+                ev["nova_removed"] = json!(true);
+                ev["placement_provider_removed"] = json!(uuid);
+            } else if in_nova {
+                ev["nova_removed"] = json!(true);
             }
             ev
         }

@@ -1,7 +1,8 @@
 //! The MAAS side of a decommission: find a machine by hostname, release it with a
 //! disk erase and wait until MAAS has it Ready, then mark it retired (tag
-//! `strata-retired`) or for RMA (tag `strata-rma`, marked broken with the reason, so
-//! nothing allocates it). Both tags make strata refuse to commission or deploy the
+//! `strata-retired`) or for RMA (tag `strata-rma`, allocated to strata and marked
+//! broken with the reason — MAAS marks broken only what the caller owns — so nothing
+//! else allocates it). Both tags make strata refuse to commission or deploy the
 //! machine again ([`RETIRED_TAGS`]).
 
 use std::time::Duration;
@@ -128,6 +129,18 @@ impl MaasProvider {
             .await?;
         let m: Machine = self.client.get(&format!("machines/{sid}/"), &[]).await?;
         if rma && m.code() != Some(S::BROKEN) {
+            // MAAS marks broken only a machine the caller owns (machines.py
+            // `mark_broken`): a released one is allocated to strata first.
+            if m.code() == Some(S::READY) {
+                self.client
+                    .post::<Value>(
+                        "machines/",
+                        Some("allocate"),
+                        &form([("system_id", sid.to_string())]),
+                        false,
+                    )
+                    .await?;
+            }
             self.client
                 .post::<Value>(
                     &format!("machines/{sid}/"),

@@ -112,32 +112,77 @@ impl ComputeHosts {
             }))
     }
 
-    /// What Placement holds for `host` (its provider, named after the host, and the
-    /// providers nested under it).
+    /// What Placement holds for `host`: the provider tree of its compute node. The
+    /// node is found through Nova (`/os-hypervisors/detail`, by its service's host:
+    /// hypervisors are named as libvirt reports the host, usually its FQDN), and its
+    /// id is its provider's UUID (microversion 2.53+).
     pub async fn inventory(&self, host: &str) -> Result<Option<HostInventory>, ProviderError> {
+        match self.provider_of(host).await? {
+            Some(root) => self.tree(&root).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The UUID of `host`'s compute node, which is its Placement provider's.
+    pub async fn provider_of(&self, host: &str) -> Result<Option<String>, ProviderError> {
         let r = self
             .client
             .get(
-                Service::Placement,
-                &format!("/resource_providers?{}", query(&[("name", host)])),
+                Service::Compute,
+                &format!(
+                    "/os-hypervisors/detail?{}",
+                    query(&[("hypervisor_hostname_pattern", host)])
+                ),
             )
-            .await?;
-        let Some(root) = r
-            .body
-            .get("resource_providers")
+            .await;
+        let list = match r {
+            Ok(r) => r.body,
+            // Nova answers 404 when no hypervisor matches the pattern.
+            Err(ProviderError::Http(h)) if h.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(root) = list
+            .get("hypervisors")
             .and_then(Value::as_array)
-            .and_then(|a| a.first())
-            .and_then(|p| p.get("uuid"))
+            .into_iter()
+            .flatten()
+            .find(|h| h.pointer("/service/host").and_then(Value::as_str) == Some(host))
+            .and_then(|h| h.get("id"))
             .and_then(Value::as_str)
             .map(str::to_string)
         else {
             return Ok(None);
         };
+        Ok(Some(root))
+    }
+
+    /// Whether Placement still has provider `uuid`.
+    pub async fn provider_exists(&self, uuid: &str) -> Result<bool, ProviderError> {
+        match self
+            .client
+            .get(
+                Service::Placement,
+                &format!("/resource_providers/{}", seg(uuid)),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ProviderError::Http(h)) if h.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The inventory totals of the provider tree rooted at `root`.
+    async fn tree(&self, root: &str) -> Result<HostInventory, ProviderError> {
         let tree = self
             .client
             .get(
                 Service::Placement,
-                &format!("/resource_providers?{}", query(&[("in_tree", &root)])),
+                &format!("/resource_providers?{}", query(&[("in_tree", root)])),
             )
             .await?;
         let mut inv = HostInventory::default();
@@ -167,7 +212,7 @@ impl ComputeHosts {
             }
         }
         inv.providers.sort();
-        Ok(Some(inv))
+        Ok(inv)
     }
 
     /// Disable `host`'s compute service so the scheduler places nothing new there.
