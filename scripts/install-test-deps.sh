@@ -8,11 +8,17 @@
 #   - A Python venv at ${STRATA_TOOLS_VENV:-/opt/strata-tools} with ansible-core and PyYAML
 #     (ansible-inventory / ansible for the Kolla checks) and the real API clients (proxmoxer,
 #     python-libmaas, openstacksdk, the openstack CLI); pip is skipped when they are there.
+#   - A second venv at ${STRATA_ANSIBLE_VENV:-/opt/strata-ansible} with the full `ansible`
+#     package (its community.proxmox and openstack.cloud collections), proxmoxer, requests
+#     and openstacksdk < 4.15 (what openstack.cloud 2.x supports), for the playbooks that
+#     drive the twin (crates/strata-twin/tests/ansible_collections.rs); pip is skipped when
+#     those versions are there.
 #   - Real Keystone 30 and Placement 16 in ${STRATA_OPENSTACK_VENV:-/opt/strata-openstack}
 #     (scripts/openstack-real.sh install), for the tests against the real services.
 set -euo pipefail
 
 VENV="${STRATA_TOOLS_VENV:-/opt/strata-tools}"
+ANSIBLE_VENV="${STRATA_ANSIBLE_VENV:-/opt/strata-ansible}"
 
 APT_PACKAGES=(
     frr
@@ -102,6 +108,30 @@ else
         proxmoxer requests python-libmaas python-openstackclient openstacksdk
 fi
 
+# The Ansible collections teams run for day-2 work (community.proxmox, openstack.cloud),
+# unmodified, as the `ansible` package ships them. A venv of their own: the full package
+# is large, and openstack.cloud 2.x needs an openstacksdk older than the tools venv's.
+# Ansible 12 is the last release whose ansible-core (2.19) runs on Debian 12's Python 3.11.
+ANSIBLE_PIP=('ansible>=12,<13' proxmoxer requests 'openstacksdk<4.15')
+ANSIBLE_CHECK='
+import sys
+from importlib.metadata import version
+import proxmoxer, requests, openstack
+from ansible_collections.community.proxmox.plugins.module_utils import proxmox
+from ansible_collections.openstack.cloud.plugins.module_utils import openstack as osc
+major = lambda name: tuple(int(p) for p in version(name).split(".")[:2])
+sys.exit(0 if major("ansible")[0] == 12 and major("openstacksdk") < (4, 15) else 1)
+'
+if [[ ! -x "$ANSIBLE_VENV/bin/python" ]]; then
+    echo "install-test-deps: creating venv $ANSIBLE_VENV"
+    "$PYTHON" -m venv "$ANSIBLE_VENV"
+fi
+if "$ANSIBLE_VENV/bin/python" -c "$ANSIBLE_CHECK" >/dev/null 2>&1 && [[ -x "$ANSIBLE_VENV/bin/ansible-playbook" ]]; then
+    echo "install-test-deps: ansible collections already in $ANSIBLE_VENV; skipping pip"
+else
+    "$ANSIBLE_VENV/bin/python" -m pip install --disable-pip-version-check --quiet "${ANSIBLE_PIP[@]}"
+fi
+
 # Real Keystone and Placement from PyPI, for the twin's differential test and the
 # OpenStack provider's real-service test (their own venv, STRATA_OPENSTACK_VENV).
 bash "$(dirname "$0")/openstack-real.sh" install
@@ -124,8 +154,14 @@ for cmd in ansible ansible-inventory python3 openstack; do
         still_missing+=("$cmd")
     fi
 done
+if [[ -x "$ANSIBLE_VENV/bin/ansible-playbook" ]]; then
+    printf '  %-18s %s\n' "ansible-playbook" "$ANSIBLE_VENV/bin/ansible-playbook"
+else
+    printf '  %-18s %s\n' "ansible-playbook" "NOT FOUND in $ANSIBLE_VENV/bin"
+    still_missing+=("ansible-playbook")
+fi
 printf '  %-18s %s\n' "ansible-core" "$("$VENV/bin/python" -c 'import ansible.release as r; print(r.__version__)' 2>/dev/null || echo '?')"
-echo "install-test-deps: set STRATA_TOOLS_VENV to use another venv (default /opt/strata-tools)"
+echo "install-test-deps: set STRATA_TOOLS_VENV / STRATA_ANSIBLE_VENV to use other venvs (default /opt/strata-tools, /opt/strata-ansible)"
 if ((${#still_missing[@]} > 0)); then
     echo "install-test-deps: still missing after installing: ${still_missing[*]}" >&2
     exit 1

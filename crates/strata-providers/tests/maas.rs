@@ -120,6 +120,7 @@ async fn start_dc(dc: DcSeed, faults: FaultSpec) -> Env {
         latency_ms: 0,
         state_file: None,
         seed: 11,
+        timing: Default::default(),
     })
     .await
     .expect("twin");

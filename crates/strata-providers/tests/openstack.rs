@@ -237,6 +237,7 @@ async fn region_with(faults: FaultSpec, kolla_config: BTreeMap<String, String>) 
         latency_ms: 0,
         state_file: None,
         seed: 11,
+        timing: Default::default(),
     })
     .await
     .expect("start the twin");

@@ -71,6 +71,7 @@ async fn start(extra_vms: usize) -> Env {
         latency_ms: 0,
         state_file: None,
         seed: 11,
+        timing: Default::default(),
     })
     .await
     .expect("twin");

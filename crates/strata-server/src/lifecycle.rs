@@ -256,6 +256,19 @@ pub(crate) async fn upgrade_step(s: &Arc<Server>, c: &Claim) -> StepResult {
                     json!({"node": node, "already": req.version}),
                 ));
             }
+            if !h.api
+                && s.store
+                    .get_value(&previous_key(&c.workflow, node))
+                    .await?
+                    .is_some()
+            {
+                // This step ran the upgrade before a crash and the node has not come
+                // back well: the gate decides (and rolls back).
+                return Ok(StepOutcome::Done(json!({
+                    "node": node,
+                    "note": "the upgrade ran before this server restarted; the gate checks it",
+                })));
+            }
             if !h.api {
                 return Err(Retry(format!(
                     "{node} is not healthy before its upgrade: {}",

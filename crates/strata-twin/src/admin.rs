@@ -2,12 +2,18 @@
 //!
 //! - `GET  /_twin/health`
 //! - `GET  /_twin/endpoints` — the endpoints document (as `--write-endpoints` writes it)
-//! - `GET  /_twin/counters`, `POST /_twin/counters/reset` — per-endpoint call counts
+//! - `GET  /_twin/counters`, `POST /_twin/counters/reset` — per-endpoint call counts,
+//!   the most requests ever in flight per DC and service (`concurrency`), and per DC
+//!   the MAAS machines in an active phase (`maas_active`: `active` when MAAS last
+//!   served a request, `max_active` the most at once)
 //! - `GET  /_twin/metrics` — the same in Prometheus text format
 //! - `GET  /_twin/faults`, `PUT /_twin/faults` (`{"5xx": 0.1, ...}`) — per-request faults
 //! - `POST /_twin/faults/object` (`{dc, service, id, fault, times?}`), `DELETE` the same
 //! - `POST /_twin/dcs/{dc}/{service}/mutate` — change an object behind clients' back
 //! - `GET  /_twin/dcs/{dc}/{service}/summary` — object counts
+//! - `GET  /_twin/dcs/{dc}/events` — machines joining and leaving the DC's platforms
+//!   (what MAAS published, what Proxmox VE and OpenStack did with it; see
+//!   [`crate::platform`]), oldest first
 //! - `POST /_twin/save` — write the state file now
 
 use std::sync::Arc;
@@ -35,6 +41,7 @@ pub fn router(state: Arc<TwinState>) -> Router {
         .route("/faults/object", post(set_object).delete(clear_object))
         .route("/dcs/{dc}/{service}/mutate", post(mutate))
         .route("/dcs/{dc}/{service}/summary", get(summary))
+        .route("/dcs/{dc}/events", get(events))
         .route("/save", post(save))
         .with_state(state)
 }
@@ -53,7 +60,14 @@ async fn counters(State(s): State<Arc<TwinState>>) -> Json<serde_json::Value> {
         .into_iter()
         .map(|(dc, service, max)| json!({"dc": dc, "service": service, "max_in_flight": max}))
         .collect();
-    Json(json!({"total": total, "calls": calls, "concurrency": peaks}))
+    let maas: Vec<_> = s
+        .shared
+        .counters
+        .max_maas_active()
+        .into_iter()
+        .map(|(dc, now, max)| json!({"dc": dc, "active": now, "max_active": max}))
+        .collect();
+    Json(json!({"total": total, "calls": calls, "concurrency": peaks, "maas_active": maas}))
 }
 
 async fn reset(State(s): State<Arc<TwinState>>) -> StatusCode {
@@ -188,4 +202,18 @@ async fn save(State(s): State<Arc<TwinState>>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// The DC's machine events, after every service caught up with what is due.
+async fn events(State(s): State<Arc<TwinState>>, Path(dc): Path<String>) -> Response {
+    let Some(d) = s.dcs.iter().find(|d| d.ctx.name == dc) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no DC `{dc}`")})),
+        )
+            .into_response();
+    };
+    // MAAS publishes what is due; the platforms apply it.
+    let _ = (d.maas.summary(), d.proxmox.summary(), d.openstack.summary());
+    Json(json!({"events": d.ctx.platform.events()})).into_response()
 }

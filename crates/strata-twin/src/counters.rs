@@ -32,6 +32,8 @@ pub struct Counters {
     calls: Mutex<BTreeMap<CallLabels, u64>>,
     /// `(dc, service)` → (requests in flight now, most ever in flight).
     in_flight: Mutex<BTreeMap<(String, String), (u64, u64)>>,
+    /// DC → (MAAS machines in an active phase now, most ever at once).
+    maas_active: Mutex<BTreeMap<String, (u64, u64)>>,
     family: Family<CallLabels, Counter>,
     registry: Registry,
 }
@@ -48,6 +50,7 @@ impl Default for Counters {
         Counters {
             calls: Mutex::new(BTreeMap::new()),
             in_flight: Mutex::new(BTreeMap::new()),
+            maas_active: Mutex::new(BTreeMap::new()),
             family,
             registry,
         }
@@ -79,6 +82,27 @@ impl Counters {
         for v in self.in_flight.lock().values_mut() {
             v.1 = v.0;
         }
+        for v in self.maas_active.lock().values_mut() {
+            v.1 = v.0;
+        }
+    }
+
+    /// `dc`'s MAAS has `now` machines in an active phase (commissioning, testing,
+    /// deploying, disk erasing): what a limit on concurrent provisions bounds.
+    pub fn maas_active(&self, dc: &str, now: u64) {
+        let mut m = self.maas_active.lock();
+        let e = m.entry(dc.to_string()).or_insert((0, 0));
+        e.0 = now;
+        e.1 = e.1.max(now);
+    }
+
+    /// Per DC: MAAS machines in an active phase when last seen, and the most at once.
+    pub fn max_maas_active(&self) -> Vec<(String, u64, u64)> {
+        self.maas_active
+            .lock()
+            .iter()
+            .map(|(d, (now, max))| (d.clone(), *now, *max))
+            .collect()
     }
 
     /// A request to `(dc, service)` started; returns a guard that ends it.
@@ -123,5 +147,57 @@ impl Drop for InFlight<'_> {
         if let Some(e) = self.counters.in_flight.lock().get_mut(&self.key) {
             e.0 = e.0.saturating_sub(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_records_the_peak_per_dc_and_service() {
+        let c = Counters::default();
+        {
+            let _a = c.enter("fra1", "maas");
+            let _b = c.enter("fra1", "maas");
+            let _p = c.enter("fra1", "proxmox");
+            {
+                let _c = c.enter("fra1", "maas");
+            }
+            let _d = c.enter("fra1", "maas");
+        }
+        let _e = c.enter("ams1", "maas");
+        let peaks = c.max_in_flight();
+        assert_eq!(
+            peaks,
+            vec![
+                ("ams1".to_string(), "maas".to_string(), 1),
+                ("fra1".to_string(), "maas".to_string(), 3),
+                ("fra1".to_string(), "proxmox".to_string(), 1),
+            ]
+        );
+        // A reset keeps what is in flight now as the new peak.
+        c.reset();
+        let peaks = c.max_in_flight();
+        assert_eq!(peaks[0].2, 1, "ams1 still has one request in flight");
+        assert_eq!(peaks[1].2, 0, "fra1 has none");
+    }
+
+    #[test]
+    fn maas_active_records_the_peak_per_dc() {
+        let c = Counters::default();
+        for n in [1, 4, 7, 3, 0] {
+            c.maas_active("fra1", n);
+        }
+        c.maas_active("ams1", 2);
+        assert_eq!(
+            c.max_maas_active(),
+            vec![("ams1".to_string(), 2, 2), ("fra1".to_string(), 0, 7)]
+        );
+        c.reset();
+        assert_eq!(
+            c.max_maas_active(),
+            vec![("ams1".to_string(), 2, 2), ("fra1".to_string(), 0, 0)]
+        );
     }
 }

@@ -13,7 +13,9 @@
 //! Around them: fault injection per request and per object ([`faults`]), per-endpoint
 //! call counters and Prometheus metrics ([`counters`]), an admin API under `/_twin/`
 //! ([`admin`]) that lets tests inject faults, change objects behind a client's back and
-//! read counters, TLS ([`tls`]), and state persistence (`--state FILE`).
+//! read counters, TLS ([`tls`]), and state persistence (`--state FILE`). Machines
+//! MAAS deploys join the DC's platforms as their role says, and ones powered off or
+//! released leave them dead ([`platform`]).
 //!
 //! Architecture invariant: the twin is an independent implementation. It shares no
 //! request or response types with strata's own clients (`strata-providers`); it is
@@ -34,6 +36,7 @@ pub mod faults;
 pub mod local;
 pub mod maas;
 pub mod openstack;
+pub mod platform;
 pub mod proxmox;
 mod server;
 pub mod tls;
@@ -296,8 +299,67 @@ pub struct TwinOptions {
     pub latency_ms: u64,
     /// Load state from, and save it to, this file.
     pub state_file: Option<PathBuf>,
-    /// Seed of the fault RNG and of generated identifiers (0 = random).
+    /// Seed of the fault RNG and of generated identifiers (0 = random); it also
+    /// fixes each machine's jitter under realistic MAAS timings.
     pub seed: u64,
+    /// How long simulated work takes (MAAS's phases, the time scale).
+    pub timing: Timing,
+}
+
+/// How long the twin's simulated work takes (`strata twin --maas-timing`,
+/// `--time-scale`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// The durations of MAAS's asynchronous phases.
+    pub maas: MaasTiming,
+    /// Every MAAS phase duration and the added request latency (`latency_ms`) are
+    /// divided by this (at least 1), so that hours of realistic MAAS work take
+    /// minutes; a result measured in wall time is multiplied back by it.
+    pub scale: u32,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            maas: MaasTiming::Fast,
+            scale: 1,
+        }
+    }
+}
+
+impl Timing {
+    /// `ms` of simulated time in wall (or virtual clock) milliseconds.
+    pub fn scaled_ms(&self, ms: u64) -> u64 {
+        ms / u64::from(self.scale.max(1))
+    }
+
+    /// The added latency of one request, scaled.
+    pub fn scaled_latency(&self, latency_ms: u64) -> std::time::Duration {
+        std::time::Duration::from_micros(latency_ms * 1000 / u64::from(self.scale.max(1)))
+    }
+}
+
+/// How long MAAS's commissioning, testing, deploying, releasing and disk erasing take.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MaasTiming {
+    /// Fixed short phases (0.2–0.5 s) for tests and demos.
+    #[default]
+    Fast,
+    /// Physical servers' durations (commissioning with its tests about 10 minutes,
+    /// deployment about 13), each machine off by up to ±25 % per phase, fixed by the
+    /// twin's seed (see `maas::machines::phase_ms`).
+    Realistic,
+}
+
+impl std::str::FromStr for MaasTiming {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fast" => Ok(MaasTiming::Fast),
+            "realistic" => Ok(MaasTiming::Realistic),
+            _ => Err(format!("`{s}`: use fast or realistic")),
+        }
+    }
 }
 
 /// Credentials of one DC's services (generated at first start, persisted with the state).
@@ -340,6 +402,10 @@ pub struct DcContext {
     pub creds: Credentials,
     pub urls: Urls,
     pub shared: Arc<Shared>,
+    /// Machines joining and leaving the DC's platforms: what MAAS publishes when a
+    /// machine's OS comes up or goes down, for its Proxmox VE cluster and OpenStack
+    /// region, and the event log ([`platform`]).
+    pub platform: platform::Platforms,
 }
 
 /// State shared by every DC: the clock, fault injection and counters.
@@ -349,6 +415,9 @@ pub struct Shared {
     pub faults: faults::Faults,
     pub counters: counters::Counters,
     pub latency_ms: u64,
+    pub timing: Timing,
+    /// The twin's seed (`TwinOptions::seed`): per-machine jitter is a function of it.
+    pub seed: u64,
 }
 
 /// A request from the admin API to change an object behind a client's back.

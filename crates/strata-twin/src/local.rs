@@ -100,6 +100,8 @@ impl LocalDc {
             faults: Faults::new(FaultSpec::default(), rng_seed.max(1)),
             counters: Counters::default(),
             latency_ms: 0,
+            timing: crate::Timing::default(),
+            seed: rng_seed,
         });
         let base = "http://twin.invalid/fz1";
         let creds = Credentials {
@@ -127,6 +129,7 @@ impl LocalDc {
                 placement: format!("{base}/openstack/placement"),
             },
             shared,
+            platform: Default::default(),
         });
         let maas = crate::maas::build(ctx.clone(), None)?;
         let proxmox = crate::proxmox::build(ctx.clone(), None)?;

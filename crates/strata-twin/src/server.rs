@@ -82,6 +82,13 @@ impl TwinState {
                         "user": c.proxmox_user,
                         "password": c.proxmox_password,
                         "ca_file": ca_file.as_ref().map(|p| p.display().to_string()),
+                        // PVE upgrades run in a shell on the node; the twin's admin
+                        // API stands for that shell (`node-upgrade`).
+                        "upgrade_command": format!(
+                            "v=${{STRATA_VERSION:+\\\"$STRATA_VERSION\\\"}}; curl -fsS -X POST -H 'content-type: application/json' --data \"{{\\\"kind\\\":\\\"node-upgrade\\\",\\\"id\\\":\\\"$STRATA_NODE\\\",\\\"set\\\":{{\\\"version\\\":${{v:-null}}}}}}\" {}/dcs/{}/proxmox/mutate",
+                            self.admin_url.trim_end_matches('/'),
+                            d.ctx.name
+                        ),
                     },
                     "openstack": {
                         "auth_url": format!("{}/v3", u.identity),
@@ -237,6 +244,8 @@ pub async fn start_with_clock(opts: TwinOptions, clock: Clock) -> Result<Running
         faults: Faults::new(opts.faults.clone(), opts.seed),
         counters: Counters::default(),
         latency_ms: opts.latency_ms,
+        timing: opts.timing,
+        seed: opts.seed,
     });
 
     let main = tokio::net::TcpListener::bind(opts.listen)
@@ -292,6 +301,7 @@ pub async fn start_with_clock(opts: TwinOptions, clock: Clock) -> Result<Running
             creds,
             urls,
             shared: shared.clone(),
+            platform: Default::default(),
         });
         let maas = crate::maas::build(ctx.clone(), saved_dc.map(|d| d.maas.clone()))
             .with_context(|| format!("MAAS of {dc}"))?;
@@ -393,7 +403,8 @@ async fn vendor_layer(
 ) -> Response {
     let _in_flight = tag.shared.counters.enter(&tag.dc, tag.service);
     if tag.shared.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(tag.shared.latency_ms)).await;
+        let latency = tag.shared.timing.scaled_latency(tag.shared.latency_ms);
+        tokio::time::sleep(latency).await;
     }
     let method = req.method().to_string();
     let route = matched

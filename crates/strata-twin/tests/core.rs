@@ -19,6 +19,7 @@ fn opts(dcs: &[&str]) -> TwinOptions {
         latency_ms: 0,
         state_file: None,
         seed: 1,
+        timing: Default::default(),
     }
 }
 

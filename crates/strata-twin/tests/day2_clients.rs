@@ -2,7 +2,10 @@
 //! takes, rolls back and deletes a snapshot (`tests/clients/proxmoxer_lifecycle.py`);
 //! the `openstack` CLI and openstacksdk disable a compute service, cold- and
 //! live-migrate a server off its host and enable the service again
-//! (`tests/clients/openstack_decommission.py`).
+//! (`tests/clients/openstack_decommission.py`); proxmoxer removes a node from the
+//! cluster (`cluster.config.nodes(name).delete()`) and openstacksdk a compute service
+//! (`conn.compute.delete_service`), each after the vendor's refusals
+//! (`tests/clients/platform_removal.py`).
 //!
 //! Needs the tools venv (`scripts/install-test-deps.sh`, default `/opt/strata-tools`,
 //! or `$STRATA_TOOLS_VENV`). Set `STRATA_SKIP_CLIENT_TESTS=1` to skip; otherwise a
@@ -102,6 +105,7 @@ async fn proxmoxer_migrates_and_snapshots() {
         latency_ms: 0,
         state_file: None,
         seed: 13,
+        timing: Default::default(),
     })
     .await
     .expect("twin");
@@ -148,5 +152,49 @@ async fn openstack_cli_and_sdk_decommission_a_compute_host() {
     let summary = last_json(&stdout);
     assert_eq!(summary["ok"], true, "{summary}");
     assert_ne!(summary["source"], summary["cold"]);
+    twin.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxmoxer_and_openstacksdk_remove_a_node_and_a_compute_service() {
+    if skip("the node and compute service removal check") {
+        return;
+    }
+    let python = python_with("proxmoxer");
+    python_with("openstack");
+    let twin = strata_twin::start(TwinOptions {
+        dcs: vec![DcSeed {
+            name: "fra1".into(),
+            proxmox_nodes: vec!["fra1-pve1".into(), "fra1-pve2".into(), "fra1-pve3".into()],
+            proxmox_storages: vec![SeedStorage {
+                name: "ceph-vm".into(),
+                kind: "rbd".into(),
+                content: vec!["images".into()],
+            }],
+            kolla_config: support::kolla_config("fra1"),
+            ..DcSeed::default()
+        }],
+        listen: "127.0.0.1:0".parse::<SocketAddr>().expect("addr"),
+        faults: FaultSpec::default(),
+        latency_ms: 0,
+        state_file: None,
+        seed: 17,
+        timing: Default::default(),
+    })
+    .await
+    .expect("twin");
+    let dir = tempfile::tempdir().expect("tmp");
+    let endpoints = dir.path().join("endpoints.json");
+    twin.write_endpoints(&endpoints).expect("endpoints");
+    let mut cmd = Command::new(&python);
+    cmd.arg(script("platform_removal.py")).arg(&endpoints);
+    let stdout = run(cmd, "platform_removal.py").await;
+    let summary = last_json(&stdout);
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(summary["proxmox"]["removed"], "fra1-pve3", "{summary}");
+    assert_ne!(
+        summary["openstack"]["refused"], summary["openstack"]["deleted"],
+        "{summary}"
+    );
     twin.shutdown().await.expect("shutdown");
 }

@@ -52,6 +52,7 @@ fn opts(machines: Vec<SeedMachine>, state_file: Option<std::path::PathBuf>) -> T
         latency_ms: 0,
         state_file,
         seed: 42,
+        timing: Default::default(),
     }
 }
 
@@ -958,6 +959,68 @@ async fn slow_tasks_take_ten_times_longer() {
     // Commissioning + testing normally end after 0.5 s; slowed, after 5 s.
     twin.clock().advance(Duration::from_millis(1200));
     assert_eq!(c.machine(&id).await["status"], 1, "still commissioning");
+    twin.shutdown().await.expect("shutdown");
+}
+
+/// Realistic MAAS timings divided by the time scale, and the peak number of machines
+/// in an active phase per DC in the twin's counters.
+#[tokio::test]
+async fn realistic_timings_scale_and_the_active_machines_peak() {
+    let mut o = opts((1..=4).map(|i| seed_machine(i, 0)).collect(), None);
+    o.timing = strata_twin::Timing {
+        maas: strata_twin::MaasTiming::Realistic,
+        scale: 60,
+    };
+    let twin = start(o).await.expect("start");
+    let c = Maas::new(&twin);
+    let active = || async {
+        let r = c
+            .http
+            .get(format!("{}/counters", c.admin))
+            .send()
+            .await
+            .expect("counters");
+        let v: Value = r.json().await.expect("json");
+        let fra1 = v["maas_active"]
+            .as_array()
+            .and_then(|a| a.iter().find(|d| d["dc"] == "fra1").cloned())
+            .unwrap_or(Value::Null);
+        (fra1["active"].as_u64(), fra1["max_active"].as_u64())
+    };
+    let ids: Vec<String> = c.machines().await.iter().map(sid).collect();
+    for (n, id) in ids.iter().enumerate() {
+        let (s, _, t) = c
+            .post(&format!("machines/{id}/"), Some("commission"), &[])
+            .await;
+        assert_eq!(s, 200, "{t}");
+        // Each request first sees the machines started before it.
+        assert_eq!(active().await, (Some(n as u64), Some(n as u64)));
+    }
+    c.machines().await;
+    assert_eq!(active().await, (Some(4), Some(4)));
+    // Commissioning takes 8 min ± 25 % and its tests 2 min ± 25 %: at 1/60, 7.5 s to
+    // 12.5 s of twin time. Before 6 s every machine is still commissioning.
+    twin.clock().advance(Duration::from_millis(5900));
+    for id in &ids {
+        assert_eq!(c.machine(id).await["status_name"], "Commissioning");
+    }
+    twin.clock().advance(Duration::from_millis(12_600 - 5900));
+    for id in &ids {
+        assert_eq!(c.machine(id).await["status_name"], "Ready");
+    }
+    assert_eq!(active().await, (Some(0), Some(4)));
+    // A reset starts the peak again from what is active now.
+    c.http
+        .post(format!("{}/counters/reset", c.admin))
+        .send()
+        .await
+        .expect("reset");
+    let (s, _, t) = c
+        .post(&format!("machines/{}/", ids[0]), Some("commission"), &[])
+        .await;
+    assert_eq!(s, 200, "{t}");
+    c.machines().await;
+    assert_eq!(active().await, (Some(1), Some(1)));
     twin.shutdown().await.expect("shutdown");
 }
 

@@ -120,6 +120,7 @@ async fn python_libmaas_drives_the_lifecycle() {
         latency_ms: 0,
         state_file: None,
         seed: 7,
+        timing: Default::default(),
     })
     .await
     .expect("start");
@@ -181,6 +182,7 @@ async fn python_libmaas_builds_and_reads_a_raid() {
         latency_ms: 0,
         state_file: None,
         seed: 9,
+        timing: Default::default(),
     })
     .await
     .expect("start");
@@ -300,6 +302,7 @@ async fn python_libmaas_reads_hardware_facts_and_script_output() {
         latency_ms: 0,
         state_file: None,
         seed: 13,
+        timing: Default::default(),
     })
     .await
     .expect("start");

@@ -85,6 +85,7 @@ async fn start(machines: Vec<SeedMachine>) -> RunningTwin {
             latency_ms: 0,
             state_file: None,
             seed: 11,
+            timing: Default::default(),
         },
         Clock::virtual_now(),
     )

@@ -104,6 +104,7 @@ async fn the_twin_answers_every_listed_route() {
         latency_ms: 0,
         state_file: None,
         seed: 3,
+        timing: Default::default(),
     })
     .await
     .expect("start");

@@ -52,6 +52,7 @@ fn opts(machines: Vec<SeedMachine>, state_file: Option<std::path::PathBuf>) -> T
         latency_ms: 0,
         state_file,
         seed: 11,
+        timing: Default::default(),
     }
 }
 

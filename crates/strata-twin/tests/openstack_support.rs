@@ -26,6 +26,7 @@ pub fn opts(dcs: &[&str], state_file: Option<PathBuf>) -> TwinOptions {
         latency_ms: 0,
         state_file,
         seed: 7,
+        timing: Default::default(),
     }
 }
 

@@ -40,6 +40,7 @@ fn opts(dcs: Vec<DcSeed>, state_file: Option<PathBuf>) -> TwinOptions {
         latency_ms: 0,
         state_file,
         seed: 7,
+        timing: Default::default(),
     }
 }
 
@@ -1392,7 +1393,10 @@ fn build_restores_saved_state() {
             faults: strata_twin::faults::Faults::new(FaultSpec::default(), 3),
             counters: Default::default(),
             latency_ms: 0,
+            timing: Default::default(),
+            seed: 3,
         }),
+        platform: Default::default(),
     });
     let a = strata_twin::proxmox::build(ctx.clone(), None).unwrap();
     let req: strata_twin::MutateRequest = serde_json::from_value(

@@ -58,6 +58,7 @@ async fn proxmoxer_drives_the_twin() {
         latency_ms: 0,
         state_file: None,
         seed: 11,
+        timing: Default::default(),
     })
     .await
     .expect("twin");

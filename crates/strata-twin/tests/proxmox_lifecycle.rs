@@ -258,6 +258,7 @@ async fn twin() -> (RunningTwin, Pve) {
             latency_ms: 0,
             state_file: None,
             seed: 5,
+            timing: Default::default(),
         },
         strata_twin::Clock::virtual_now(),
     )

@@ -170,6 +170,7 @@ async fn the_simulator_enforces_the_schema() {
         latency_ms: 0,
         state_file: None,
         seed: 1,
+        timing: Default::default(),
     })
     .await
     .unwrap();

@@ -39,9 +39,19 @@ pub struct TwinArgs {
     /// Per-request fault probabilities, e.g. "5xx=0.1,429=0.05,timeout=0.02,slow_task=0.1".
     #[arg(long, default_value = "")]
     pub faults: String,
-    /// Latency added to every request, in milliseconds.
+    /// Latency added to every request, in milliseconds (divided by --time-scale).
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// How long MAAS's commissioning, testing, deploying, releasing and disk erasing
+    /// take: fast (0.2–0.5 s, for tests and demos) or realistic (a physical server's
+    /// minutes: commissioning with its tests about 10, deployment about 13, each
+    /// machine off by up to ±25 %, fixed by --seed).
+    #[arg(long, default_value = "fast", value_parser = ["fast", "realistic"])]
+    pub maas_timing: String,
+    /// Divide every MAAS phase duration and --latency-ms by N, so that hours of
+    /// realistic MAAS work take minutes (a benchmark multiplies what it measures back).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub time_scale: u32,
     /// Load state from, and save it to, this file (on exit and on POST /_twin/save).
     #[arg(long)]
     pub state: Option<PathBuf>,
@@ -459,6 +469,13 @@ pub fn run(a: TwinArgs) -> Result<ExitCode> {
         latency_ms: a.latency_ms,
         state_file: a.state.clone(),
         seed: a.seed,
+        timing: strata_twin::Timing {
+            maas: a
+                .maas_timing
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--maas-timing {e}"))?,
+            scale: a.time_scale,
+        },
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {

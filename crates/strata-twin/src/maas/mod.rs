@@ -9,6 +9,15 @@
 //!   take time in MAAS (commissioning, testing, deploying, releasing, disk erasing)
 //!   complete asynchronously, evaluated lazily against the wall clock so that saved
 //!   state resumes where it was.
+//! - Release erases the disks (Disk erasing, then Ready) when asked (`erase=true`) or
+//!   when the configuration says so (`enable_disk_erasing_on_release`);
+//!   `secure_erase`/`quick_erase` only choose how (unset: the `disk_erase_with_*`
+//!   configuration), as node.py `release_or_erase` does. Completed erasures are in
+//!   `summary()["disk_erasures"]` (by serial: `full`, `quick`, `secure`,
+//!   `secure+quick`).
+//! - What happens to a machine's operating system (a deployment completed, a deployed
+//!   machine powered on, off, released or erased) reaches the DC's Proxmox VE cluster
+//!   and OpenStack region as its role says (`platforms.rs`, [`crate::platform`]).
 //! - Hardware is exposed on the machine (`cpu_count`, `memory`, `storage`,
 //!   `numanode_set`, `hardware_info`, block devices, interfaces), per device through
 //!   `GET /api/2.0/nodes/{system_id}/devices/` (MAAS 3.x node devices), through
@@ -119,6 +128,7 @@ mod machines;
 mod misc;
 mod model;
 mod network;
+mod platforms;
 mod render;
 mod reservedips;
 mod scripts;
@@ -209,7 +219,9 @@ pub fn build(
     ctx: Arc<DcContext>,
     saved: Option<serde_json::Value>,
 ) -> anyhow::Result<Arc<dyn Service>> {
-    Ok(Arc::new(Maas::new(ctx, saved)?))
+    let maas = Arc::new(Maas::new(ctx, saved)?);
+    maas.connect_platforms();
+    Ok(maas)
 }
 
 impl Maas {
@@ -256,12 +268,30 @@ impl Maas {
 
     /// Complete every transition that is due; a machine whose commissioning ended
     /// gets MAAS's default storage layout.
+    ///
+    /// Every handler calls this first, under the lock, so phases start only right
+    /// after the due ones ended: the machines found in an active phase here were all
+    /// in it together when the last of them started. That count is recorded as the
+    /// DC's concurrent provisions (before and after completing), so its peak is exact
+    /// although phases end lazily.
     fn advance(&self, inner: &mut Inner) {
         let now = self.now_ms();
+        let pace = self.pace();
+        let active = |st: &State| {
+            st.machines
+                .values()
+                .filter(|m| {
+                    m.pending
+                        .as_ref()
+                        .is_some_and(|p| machines::is_active(p.phase))
+                })
+                .count() as u64
+        };
+        let before = active(&inner.st);
         let mut commissioned = Vec::new();
         for m in inner.st.machines.values_mut() {
             if m.pending.is_some()
-                && machines::advance(m, &self.ctx.shared.faults, &self.ctx.name, now)
+                && machines::advance(m, &self.ctx.shared.faults, &self.ctx.name, now, pace)
             {
                 commissioned.push(m.id);
             }
@@ -269,6 +299,9 @@ impl Maas {
         for id in commissioned {
             machines::apply_default_layout(&mut inner.st, id);
         }
+        let counters = &self.ctx.shared.counters;
+        counters.maas_active(&self.ctx.name, before);
+        counters.maas_active(&self.ctx.name, active(&inner.st));
     }
 
     /// Milliseconds since the epoch, on the twin's clock.
@@ -276,8 +309,13 @@ impl Maas {
         self.ctx.shared.clock.now_ms()
     }
 
-    fn slow(&self) -> bool {
-        self.ctx.shared.faults.slow_task()
+    /// How a phase started now is timed.
+    fn pace(&self) -> machines::Pace {
+        machines::Pace {
+            slow: self.ctx.shared.faults.slow_task(),
+            timing: self.ctx.shared.timing,
+            seed: self.ctx.shared.seed,
+        }
     }
 
     /// Is a per-object fault set on this id (without consuming it)?
@@ -387,7 +425,10 @@ impl Maas {
                 "Internal server error (injected by the twin)",
             );
         }
-        (route.handler.run)(&self, &r)
+        let resp = (route.handler.run)(&self, &r);
+        // What the request changed of machines' OSes reaches the platforms.
+        self.publish_now();
+        resp
     }
 
     fn describe(&self, origin: &str) -> Value {
@@ -471,6 +512,7 @@ impl Service for Maas {
     fn save(&self) -> Value {
         let mut inner = self.inner.lock();
         self.advance(&mut inner);
+        self.publish(&inner.st, false);
         inner.st.rng_state = inner.ids.next_u64();
         serde_json::to_value(&inner.st).unwrap_or(Value::Null)
     }
@@ -478,15 +520,18 @@ impl Service for Maas {
     fn mutate(&self, req: &MutateRequest) -> Result<Value, String> {
         let mut inner = self.inner.lock();
         self.advance(&mut inner);
-        match req.kind.as_str() {
+        let out = match req.kind.as_str() {
             "machine" | "machines" | "node" => machines::mutate(self, &mut inner.st, req),
             other => network::mutate(self, &mut inner.st, other, req),
-        }
+        };
+        self.publish(&inner.st, false);
+        out
     }
 
     fn summary(&self) -> Value {
         let mut inner = self.inner.lock();
         self.advance(&mut inner);
+        self.publish(&inner.st, false);
         let st = &inner.st;
         let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
         for m in st.machines.values() {
@@ -517,6 +562,13 @@ impl Service for Maas {
                 .values()
                 .map(|m| (m.actual.serial.clone(), m.power_actions))
                 .collect::<BTreeMap<String, u64>>(),
+            // The disk erasures that completed on each machine, by serial.
+            "disk_erasures": st
+                .machines
+                .values()
+                .filter(|m| !m.disk_erasures.is_empty())
+                .map(|m| (m.actual.serial.clone(), m.disk_erasures.clone()))
+                .collect::<BTreeMap<String, Vec<String>>>(),
             // The kernel options each deployed machine booted with, by serial.
             "kernel_opts": st
                 .machines

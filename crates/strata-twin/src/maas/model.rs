@@ -873,6 +873,14 @@ pub struct Machine {
     /// Every commissioning of this machine fails (a seed's `commissioning_fails`).
     #[serde(default)]
     pub commissioning_fails: bool,
+    /// The disk erasure under way (`full`, `quick`, `secure` or `secure+quick`, as
+    /// release asked for it or the configuration defaults to).
+    #[serde(default)]
+    pub erasing: Option<String>,
+    /// The disk erasures that completed, oldest first; never rendered (MAAS keeps
+    /// them as events), evidence for tests (`summary()["disk_erasures"]`).
+    #[serde(default)]
+    pub disk_erasures: Vec<String>,
 }
 
 impl Machine {

@@ -640,6 +640,8 @@ pub fn enlist(state: &mut State, ids: &mut Ids, s: &SeedMachine, now: u64) -> St
         storage: Storage::default(),
         skip_storage: false,
         commissioning_fails: s.commissioning_fails,
+        erasing: None,
+        disk_erasures: Vec::new(),
     };
     state.insert_machine(m);
     system_id

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::model::{ComputeHost, Inventory, Ml2Config, PciAlias, State};
+use super::model::{ComputeHost, Inventory, Ml2Config, PciAlias, ResourceProvider, State};
 
 /// One parsed INI file: section → option → values (an option repeated in one file,
 /// such as `[pci] alias`, keeps every value, as oslo.config's MultiStrOpt does).
@@ -297,6 +297,8 @@ fn inventory(total: i64, ratio: f64) -> Inventory {
 
 /// Configure the region from its Kolla files (path under `/etc/kolla/` → text), as a
 /// deploy or reconfigure would. An error is what would keep a service from starting.
+/// The files are kept ([`State::kolla_files`]): a compute host that joins later is
+/// configured from them.
 pub fn apply(st: &mut State, files: &BTreeMap<String, String>) -> Result<(), String> {
     let dc_nova = layered(files, &["config/global.conf", "config/nova.conf"])?;
     let aliases = aliases(&dc_nova)?;
@@ -305,54 +307,10 @@ pub fn apply(st: &mut State, files: &BTreeMap<String, String>) -> Result<(), Str
 
     let mut hosts = Vec::with_capacity(st.hosts.len());
     for h in &st.hosts {
-        let mut nova = dc_nova.clone();
-        if let Some(text) = files.get("config/nova/nova-compute.conf") {
-            nova.merge(&Ini::parse("config/nova/nova-compute.conf", text)?);
-        }
-        for (path, text) in files {
-            let dir = path
-                .strip_prefix("config/nova/")
-                .and_then(|p| p.strip_suffix("/nova.conf"));
-            if dir.is_some_and(|d| is_host(d, h)) {
-                nova.merge(&Ini::parse(path, text)?);
-            }
-        }
-        let mut h = h.clone();
-        h.conf.cpu_dedicated_set = nova
-            .last("compute", "cpu_dedicated_set")
-            .map(cpu_spec)
-            .transpose()?;
-        h.conf.cpu_shared_set = nova
-            .last("compute", "cpu_shared_set")
-            .map(cpu_spec)
-            .transpose()?;
-        h.conf.reserved_pages_1g = reserved_pages(nova.all("DEFAULT", "reserved_huge_pages"))?;
-        h.conf.device_spec = device_spec(&nova)?;
-        let host_cpus: BTreeSet<u32> = h.numa_cells.iter().flat_map(|c| c.cpus.clone()).collect();
-        for (option, set) in [
-            ("cpu_dedicated_set", &h.conf.cpu_dedicated_set),
-            ("cpu_shared_set", &h.conf.cpu_shared_set),
-        ] {
-            // nova-compute refuses to start on CPUs the host does not have
-            // (`nova/virt/libvirt/driver.py` `_get_pcpu_available`).
-            if let Some(missing) = set
-                .iter()
-                .flatten()
-                .find(|c| !host_cpus.is_empty() && !host_cpus.contains(c))
-            {
-                return Err(format!(
-                    "{}: {option} includes CPU {missing}, which the host does not have",
-                    h.host
-                ));
-            }
-        }
-        hosts.push(h);
+        hosts.push(configure_host(&dc_nova, files, h)?);
     }
 
-    // Placement: what each nova-compute reports (`nova/virt/libvirt/driver.py`
-    // `update_provider_tree`): PCPU for the dedicated set, VCPU for the shared set (all
-    // host CPUs when neither is set), and the passthrough devices as their aliases'
-    // classes.
+    // Placement: what each nova-compute reports.
     let old_classes: BTreeSet<String> = st
         .pci_aliases
         .iter()
@@ -362,52 +320,7 @@ pub fn apply(st: &mut State, files: &BTreeMap<String, String>) -> Result<(), Str
         let Some(rp) = st.rps.iter_mut().find(|r| r.uuid == h.uuid) else {
             continue;
         };
-        rp.inventories.retain(|rc, _| !old_classes.contains(rc));
-        for alias in &aliases {
-            let n = h
-                .pci
-                .iter()
-                .filter(|d| d.vendor_id == alias.vendor_id && d.product_id == alias.product_id)
-                .filter(|d| {
-                    h.conf.device_spec.iter().any(|(v, p)| {
-                        v.as_ref().is_none_or(|v| *v == d.vendor_id)
-                            && p.as_ref().is_none_or(|p| *p == d.product_id)
-                    })
-                })
-                .count() as i64;
-            if n > 0 {
-                rp.inventories
-                    .insert(alias.resource_class.clone(), inventory(n, 1.0));
-            }
-        }
-        match (&h.conf.cpu_dedicated_set, &h.conf.cpu_shared_set) {
-            (None, None) => {
-                rp.inventories
-                    .entry("VCPU".into())
-                    .or_insert_with(|| inventory(h.vcpus, 4.0));
-                rp.inventories.remove("PCPU");
-            }
-            (dedicated, shared) => {
-                match dedicated {
-                    Some(d) if !d.is_empty() => {
-                        rp.inventories
-                            .insert("PCPU".into(), inventory(d.len() as i64, 1.0));
-                    }
-                    _ => {
-                        rp.inventories.remove("PCPU");
-                    }
-                }
-                match shared {
-                    Some(s) if !s.is_empty() => {
-                        rp.inventories
-                            .insert("VCPU".into(), inventory(s.len() as i64, 4.0));
-                    }
-                    _ => {
-                        rp.inventories.remove("VCPU");
-                    }
-                }
-            }
-        }
+        report_inventories(rp, h, &aliases, &old_classes);
         rp.generation += 1;
     }
     for alias in &aliases {
@@ -419,7 +332,133 @@ pub fn apply(st: &mut State, files: &BTreeMap<String, String>) -> Result<(), Str
     st.pci_aliases = aliases;
     st.ml2 = ml2;
     st.nova_unified_limits = unified_limits;
+    st.kolla_files = Some(files.clone());
     Ok(())
+}
+
+/// Configure a compute host that joins the region (`kolla-ansible deploy --limit` on
+/// it): its nova-compute's merged `nova.conf` from the region's files, and what it
+/// reports to Placement on its provider `rp` with the region's PCI aliases. An error
+/// is what keeps its nova-compute from starting.
+pub fn configure_new_host(
+    st: &State,
+    files: &BTreeMap<String, String>,
+    h: &ComputeHost,
+    rp: &mut ResourceProvider,
+) -> Result<ComputeHost, String> {
+    let dc_nova = layered(files, &["config/global.conf", "config/nova.conf"])?;
+    let h = configure_host(&dc_nova, files, h)?;
+    report_inventories(rp, &h, &st.pci_aliases, &BTreeSet::new());
+    Ok(h)
+}
+
+/// One host's nova-compute configuration: the region's `nova.conf` layered with
+/// `nova-compute.conf` and the host's own directory.
+fn configure_host(
+    dc_nova: &Ini,
+    files: &BTreeMap<String, String>,
+    h: &ComputeHost,
+) -> Result<ComputeHost, String> {
+    let mut nova = dc_nova.clone();
+    if let Some(text) = files.get("config/nova/nova-compute.conf") {
+        nova.merge(&Ini::parse("config/nova/nova-compute.conf", text)?);
+    }
+    for (path, text) in files {
+        let dir = path
+            .strip_prefix("config/nova/")
+            .and_then(|p| p.strip_suffix("/nova.conf"));
+        if dir.is_some_and(|d| is_host(d, h)) {
+            nova.merge(&Ini::parse(path, text)?);
+        }
+    }
+    let mut h = h.clone();
+    h.conf.cpu_dedicated_set = nova
+        .last("compute", "cpu_dedicated_set")
+        .map(cpu_spec)
+        .transpose()?;
+    h.conf.cpu_shared_set = nova
+        .last("compute", "cpu_shared_set")
+        .map(cpu_spec)
+        .transpose()?;
+    h.conf.reserved_pages_1g = reserved_pages(nova.all("DEFAULT", "reserved_huge_pages"))?;
+    h.conf.device_spec = device_spec(&nova)?;
+    let host_cpus: BTreeSet<u32> = h.numa_cells.iter().flat_map(|c| c.cpus.clone()).collect();
+    for (option, set) in [
+        ("cpu_dedicated_set", &h.conf.cpu_dedicated_set),
+        ("cpu_shared_set", &h.conf.cpu_shared_set),
+    ] {
+        // nova-compute refuses to start on CPUs the host does not have
+        // (`nova/virt/libvirt/driver.py` `_get_pcpu_available`).
+        if let Some(missing) = set
+            .iter()
+            .flatten()
+            .find(|c| !host_cpus.is_empty() && !host_cpus.contains(c))
+        {
+            return Err(format!(
+                "{}: {option} includes CPU {missing}, which the host does not have",
+                h.host
+            ));
+        }
+    }
+    Ok(h)
+}
+
+/// What a nova-compute reports on its provider (`nova/virt/libvirt/driver.py`
+/// `update_provider_tree`): PCPU for the dedicated set, VCPU for the shared set (all
+/// host CPUs when neither is set), and the passthrough devices as their aliases'
+/// classes (those of `old_classes`, the previous aliases', are replaced).
+fn report_inventories(
+    rp: &mut ResourceProvider,
+    h: &ComputeHost,
+    aliases: &[PciAlias],
+    old_classes: &BTreeSet<String>,
+) {
+    rp.inventories.retain(|rc, _| !old_classes.contains(rc));
+    for alias in aliases {
+        let n = h
+            .pci
+            .iter()
+            .filter(|d| d.vendor_id == alias.vendor_id && d.product_id == alias.product_id)
+            .filter(|d| {
+                h.conf.device_spec.iter().any(|(v, p)| {
+                    v.as_ref().is_none_or(|v| *v == d.vendor_id)
+                        && p.as_ref().is_none_or(|p| *p == d.product_id)
+                })
+            })
+            .count() as i64;
+        if n > 0 {
+            rp.inventories
+                .insert(alias.resource_class.clone(), inventory(n, 1.0));
+        }
+    }
+    match (&h.conf.cpu_dedicated_set, &h.conf.cpu_shared_set) {
+        (None, None) => {
+            rp.inventories
+                .entry("VCPU".into())
+                .or_insert_with(|| inventory(h.vcpus, 4.0));
+            rp.inventories.remove("PCPU");
+        }
+        (dedicated, shared) => {
+            match dedicated {
+                Some(d) if !d.is_empty() => {
+                    rp.inventories
+                        .insert("PCPU".into(), inventory(d.len() as i64, 1.0));
+                }
+                _ => {
+                    rp.inventories.remove("PCPU");
+                }
+            }
+            match shared {
+                Some(s) if !s.is_empty() => {
+                    rp.inventories
+                        .insert("VCPU".into(), inventory(s.len() as i64, 4.0));
+                }
+                _ => {
+                    rp.inventories.remove("VCPU");
+                }
+            }
+        }
+    }
 }
 
 /// `[quota] driver`: `Some(service type)` for the unified-limits driver, whose

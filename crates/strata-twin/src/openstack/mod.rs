@@ -5,6 +5,11 @@
 //! tokens issued by Keystone are what the other services accept, Nova schedules servers
 //! through the Placement inventories and allocations, and boots create Neutron ports.
 //!
+//! Compute hosts join as the machines MAAS deploys with a compute role come up, and go
+//! down when their machines lose power (`joins.rs`, [`crate::platform`]); deleting a
+//! compute service (`DELETE /os-services/{id}`) removes its compute node and resource
+//! provider as Nova does.
+//!
 //! Asynchronous behaviour (a server's BUILD→ACTIVE, reboots, stops, …) is modelled
 //! with pending transitions that complete at a given time; the state advances lazily
 //! whenever a request (or `save`/`summary`/`mutate`) looks at it, so a saved state
@@ -29,6 +34,7 @@ use crate::{DcContext, MutateRequest, Service};
 
 mod admin;
 mod glance;
+mod joins;
 mod keystone;
 mod kolla;
 mod limits;
@@ -381,6 +387,8 @@ impl Caller {
 impl Os {
     /// Advance every pending transition to now.
     pub fn tick(&self, st: &mut State) {
+        // Compute hosts whose machines joined or lost power (`joins.rs`).
+        self.platform_events(st);
         nova::advance(self, st, self.now_ms());
     }
 

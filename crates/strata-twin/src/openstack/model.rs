@@ -67,6 +67,11 @@ pub struct State {
     /// physnets and VLAN ranges); see [`super::kolla`].
     #[serde(default)]
     pub ml2: Ml2Config,
+    /// The Kolla files the region was last deployed or reconfigured with (`None` in
+    /// states saved before they were kept: the seed's); compute hosts that join are
+    /// configured from them.
+    #[serde(default)]
+    pub kolla_files: Option<BTreeMap<String, String>>,
 }
 
 /// `[ml2_type_vlan] network_vlan_ranges` and `[ml2_type_flat] flat_networks` as
@@ -283,6 +288,11 @@ pub struct ComputeHost {
     /// servicegroup reports it down whatever its heartbeat says.
     #[serde(default)]
     pub forced_down: bool,
+    /// The host's machine lost power (released, erased or powered off through MAAS):
+    /// its nova-compute sends no heartbeat, so the service is down whatever
+    /// `forced_down` says ([`crate::platform`]).
+    #[serde(default)]
+    pub powered_off: bool,
     pub pci: Vec<PciDevice>,
     pub started_ms: i64,
     /// The host's NUMA cells as libvirt reports them (hardware and kernel facts).

@@ -153,7 +153,7 @@ pub const STANDARD_TRAITS: &[&str] = &[
     "STORAGE_DISK_SSD",
 ];
 
-fn host_traits(gpu: bool) -> BTreeSet<String> {
+pub(super) fn host_traits(gpu: bool) -> BTreeSet<String> {
     let mut t: BTreeSet<String> = [
         "COMPUTE_NODE",
         "COMPUTE_IMAGE_TYPE_QCOW2",
@@ -177,7 +177,7 @@ fn host_traits(gpu: bool) -> BTreeSet<String> {
     t
 }
 
-fn inv(total: i64, reserved: i64, ratio: f64, max_unit: i64) -> Inventory {
+pub(super) fn inv(total: i64, reserved: i64, ratio: f64, max_unit: i64) -> Inventory {
     Inventory {
         total,
         reserved,
@@ -524,6 +524,7 @@ pub fn fresh(ctx: &DcContext) -> Result<State, String> {
             state: "up".into(),
             disabled_reason: None,
             forced_down: false,
+            powered_off: false,
             pci,
             started_ms: now,
             numa_cells,

@@ -701,8 +701,9 @@ impl Pve {
             "node": vm.node,
             "type": "qemu",
             "name": vm.name(),
-            "status": if !st.node(&vm.node).is_none_or(|n| n.health.in_cluster()) {
-                // A guest on a node the cluster cannot see.
+            "status": if st.node(&vm.node).is_none_or(|n| !n.health.in_cluster()) {
+                // A guest on a node the cluster cannot see (offline, or removed from
+                // the cluster with its guests' configurations left behind).
                 "unknown"
             } else if vm.running {
                 "running"

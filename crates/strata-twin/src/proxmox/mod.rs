@@ -44,12 +44,18 @@
 //!   stands for one, and the object faults `upgrade_offline` / `upgrade_pveproxy_down` on
 //!   a node make it come back broken.
 //!
+//! - Cluster membership ([`cluster`]): machines MAAS deployed as Proxmox VE nodes join
+//!   the cluster (as `pvecm add`), nodes whose machine lost power go offline, and
+//!   `GET /cluster/config/nodes`, `DELETE /cluster/config/nodes/{node}` (`pvecm
+//!   delnode`, root@pam only) with PVE's refusals.
+//!
 //! Routes are listed in [`ROUTES`] (checked against the vendor schema by
 //! `tests/proxmox_schema.rs`); [`route_params`] gives each one's parameters.
 
 mod access;
 mod api;
 mod auth;
+mod cluster;
 mod migrate;
 mod model;
 mod nodes;
@@ -137,6 +143,8 @@ pub const ROUTES: &[(&str, &str)] = &[
         "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback",
     ),
     ("GET", "/cluster/status"),
+    ("GET", "/cluster/config/nodes"),
+    ("DELETE", "/cluster/config/nodes/{node}"),
     ("GET", "/cluster/resources"),
     ("GET", "/cluster/nextid"),
     ("GET", "/cluster/ha/resources"),
@@ -218,6 +226,8 @@ enum R {
     SnapshotConfigPut,
     Rollback,
     ClusterStatus,
+    ConfigNodes,
+    DelNode,
     Resources,
     NextId,
     HaList,
@@ -312,6 +322,8 @@ const KINDS: [R; ROUTES.len()] = [
     R::SnapshotConfigPut,
     R::Rollback,
     R::ClusterStatus,
+    R::ConfigNodes,
+    R::DelNode,
     R::Resources,
     R::NextId,
     R::HaList,
@@ -767,7 +779,8 @@ static TOKEN_CREATE: &[P] = &[
 
 fn spec(r: R) -> Spec {
     let (params, qemu): (&'static [P], bool) = match r {
-        R::Version | R::Nodes | R::ClusterStatus => (NONE, false),
+        R::Version | R::Nodes | R::ClusterStatus | R::ConfigNodes => (NONE, false),
+        R::DelNode => (NODE_ONLY, false),
         R::Ticket => (TICKET, false),
         R::NodeStatus | R::DnsGet | R::NodeVersion | R::AptList => (NODE_ONLY, false),
         R::NodePower => (NODE_POWER, false),
@@ -1303,6 +1316,8 @@ impl Pve {
             R::SnapshotConfigPut => self.snapshot_config_put(p),
             R::Rollback => self.rollback(auth, p),
             R::ClusterStatus => self.cluster_status(),
+            R::ConfigNodes => self.config_nodes(),
+            R::DelNode => self.delnode(p),
             R::Resources => self.resources(p),
             R::NextId => self.nextid(p),
             R::HaList => self.ha_list(p),
@@ -1362,7 +1377,9 @@ impl Pve {
         let Some(local) = nodes::serving_node(&st) else {
             return Some(proxy_error("Connection refused"));
         };
-        if !ROUTES[route].1.contains("{node}") {
+        // Only the node methods are proxied (`proxyto => 'node'`); `delnode` names
+        // a node but runs where it is called.
+        if !ROUTES[route].1.starts_with("/nodes/{node}") {
             return None;
         }
         let target = raw.get("node").and_then(Value::as_str)?;
@@ -1399,7 +1416,15 @@ fn needs_quorum(kind: R) -> bool {
     ROUTES[i].0 != "GET"
         && !matches!(
             kind,
-            R::Ticket | R::NodePower | R::AptUpdate | R::DnsPut | R::Stop | R::Shutdown
+            R::Ticket
+                | R::NodePower
+                | R::AptUpdate
+                | R::DnsPut
+                | R::Stop
+                | R::Shutdown
+                // `delnode` checks quorum itself, after refusing to delete the node
+                // answering.
+                | R::DelNode
         )
 }
 
@@ -1473,6 +1498,7 @@ impl Service for Pve {
     }
 
     fn save(&self) -> Value {
+        self.platform_events();
         serde_json::to_value(&*self.st.lock()).unwrap_or(Value::Null)
     }
 
@@ -1551,6 +1577,7 @@ impl Service for Pve {
     }
 
     fn summary(&self) -> Value {
+        self.platform_events();
         let st = self.st.lock();
         let templates = st.vms.values().filter(|v| v.is_template()).count();
         json!({

@@ -179,6 +179,8 @@ impl Pve {
 
     /// Apply the reboots and shutdowns whose time has come.
     pub(crate) fn tick(self: &Arc<Self>) {
+        // Machines that joined or lost power since the last call (`cluster.rs`).
+        self.platform_events();
         let now = self.clock().now_ms();
         let mut st = self.st.lock();
         if st.nodes.iter().all(|n| n.power.is_none()) {

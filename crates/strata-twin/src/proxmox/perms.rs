@@ -351,7 +351,13 @@ pub(crate) fn authorize(
         }
         R::NodePower => c.path(&node, &["Sys.PowerMgmt"]),
         R::AptList | R::AptUpdate => c.path(&node, &["Sys.Modify"]),
-        R::ClusterStatus | R::HaList | R::HaGet | R::RuleList | R::RuleGet => {
+        // A method without `permissions` is root@pam's only (pve-access-control
+        // `PVE/RPCEnvironment.pm` `check_api2_permissions`), tokens included.
+        R::DelNode => Err(ApiError::status(
+            403,
+            "Permission check failed (user != root@pam)",
+        )),
+        R::ClusterStatus | R::ConfigNodes | R::HaList | R::HaGet | R::RuleList | R::RuleGet => {
             c.path("/", &["Sys.Audit"])
         }
         R::HaCreate | R::HaPut | R::HaDelete | R::RuleCreate | R::RulePut | R::RuleDelete => {

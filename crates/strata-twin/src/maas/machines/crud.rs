@@ -193,7 +193,7 @@ pub fn create(s: &Maas, r: &Req) -> Response {
             Ok(()) => {
                 // Nothing named: every builtin and the scripts that run by default.
                 let plan = plan_commissioning(st, &m, &[], &[]).unwrap_or_default();
-                begin_commissioning(st, &mut m, now, s.slow(), plan)
+                begin_commissioning(st, &mut m, now, s.pace(), plan)
             }
             Err(_) => m.power_error = true,
         }

@@ -3,17 +3,82 @@
 //! `advance`, which moves a machine through the phases whose time has come.
 
 use super::*;
+use crate::{MaasTiming, Timing};
 
-/// How long each asynchronous phase takes (x10 under the `slow_task` fault).
-pub(super) fn phase_ms(p: Phase, slow: bool) -> u64 {
-    let base = match p {
-        Phase::Commissioning => 300,
-        Phase::Testing => 200,
-        Phase::Deploying => 500,
-        Phase::Releasing => 200,
-        Phase::DiskErasing => 300,
+/// How a phase started now is timed: the twin's timing, the `slow_task` fault, and
+/// the seed that fixes each machine's jitter.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pace {
+    pub slow: bool,
+    pub timing: Timing,
+    pub seed: u64,
+}
+
+/// How long a phase takes on a physical server, in milliseconds, before jitter.
+///
+/// - Commissioning: the BMC powers the machine on, it POSTs, PXE-boots the ephemeral
+///   image and runs the commissioning scripts, then powers off (MAAS docs, "About
+///   commissioning machines"; the scripts alone take about 60 s). A server's POST
+///   takes minutes: crowbar waits 10 min for "enterprisy" servers that need more than
+///   5–6 (crowbar/crowbar-core#1872); SUSE CaaSP waits 20 min, having seen 10–12
+///   (SUSE/caasp-salt#171). 8 min.
+/// - Testing: the default commissioning tests (`smartctl-validate` and the like) in
+///   the same boot. 2 min, so commissioning with its tests takes about 10.
+/// - Deploying: POST, PXE boot, curtin writes the image and the storage and network
+///   configuration, reboot (a second POST) into the installed OS, cloud-init's first
+///   boot (MAAS docs, "About deploying machines"). 13 min — under MAAS's
+///   `node_timeout` of 30 min, which fails a deployment that takes longer.
+/// - Releasing: a power-off through the BMC. 1 min.
+/// - Disk erasing: a quick erase plus a boot into the ephemeral image. 10 min.
+fn realistic_ms(p: Phase) -> u64 {
+    const MIN: u64 = 60_000;
+    match p {
+        Phase::Commissioning => 8 * MIN,
+        Phase::Testing => 2 * MIN,
+        Phase::Deploying => 13 * MIN,
+        Phase::Releasing => MIN,
+        Phase::DiskErasing => 10 * MIN,
+    }
+}
+
+/// How much a machine's phase differs from the typical duration: a factor in
+/// [0.75, 1.25], fixed by the twin's seed, the machine (`key`: its serial, else its
+/// system id) and the phase, so runs with one seed time every machine alike.
+fn jitter(seed: u64, key: &str, p: Phase) -> f64 {
+    // FNV-1a over the seed, the machine and the phase, then a SplitMix64 finaliser.
+    let mut h: u64 = 0xcbf29ce484222325;
+    let phase = p as u8;
+    for b in seed
+        .to_le_bytes()
+        .iter()
+        .chain(key.as_bytes())
+        .chain(std::iter::once(&phase))
+    {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x100000001b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d049bb133111eb);
+    h ^= h >> 31;
+    let unit = (h >> 11) as f64 / (1u64 << 53) as f64;
+    0.75 + 0.5 * unit
+}
+
+/// How long phase `p` of the machine identified by `key` takes, in twin-clock
+/// milliseconds: the fast or realistic duration (x10 under the `slow_task` fault),
+/// divided by the time scale.
+pub fn phase_ms(p: Phase, key: &str, pace: Pace) -> u64 {
+    let base = match pace.timing.maas {
+        MaasTiming::Fast => match p {
+            Phase::Commissioning => 300,
+            Phase::Testing => 200,
+            Phase::Deploying => 500,
+            Phase::Releasing => 200,
+            Phase::DiskErasing => 300,
+        },
+        MaasTiming::Realistic => (realistic_ms(p) as f64 * jitter(pace.seed, key, p)) as u64,
     };
-    if slow { base * 10 } else { base }
+    pace.timing
+        .scaled_ms(if pace.slow { base * 10 } else { base })
 }
 
 pub(super) fn set_status(m: &mut Machine, st: u8, message: &str, now: u64) {
@@ -28,12 +93,24 @@ pub(super) fn set_status(m: &mut Machine, st: u8, message: &str, now: u64) {
     }
 }
 
-pub(super) fn start(m: &mut Machine, phase: Phase, from_ms: u64, slow: bool) {
+pub(super) fn start(m: &mut Machine, phase: Phase, from_ms: u64, pace: Pace) {
+    let key = if m.actual.serial.is_empty() {
+        m.system_id.as_str()
+    } else {
+        m.actual.serial.as_str()
+    };
     m.pending = Some(Pending {
         phase,
-        due_ms: from_ms + phase_ms(phase, slow),
-        slow,
+        due_ms: from_ms + phase_ms(phase, key, pace),
+        slow: pace.slow,
     });
+}
+
+/// Whether a phase keeps the machine busy provisioning (booted into an installer or
+/// the ephemeral image): what a limit on concurrent provisions bounds. Releasing is a
+/// power-off.
+pub fn is_active(p: Phase) -> bool {
+    !matches!(p, Phase::Releasing)
 }
 
 /// A per-object fault on this machine (by system id, serial or hostname) among `names`,
@@ -175,7 +252,7 @@ fn commissioning_failed(m: &mut Machine, at: u64, now: u64) {
 /// commissioning ended with its results processed: the caller then applies MAAS's
 /// default storage layout (metadataserver/builtin_scripts/hooks.py calls
 /// `set_default_storage_layout` once the block devices are known).
-pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) -> bool {
+pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64, pace: Pace) -> bool {
     let mut commissioned = false;
     while let Some(p) = m.pending.clone() {
         if p.due_ms > now {
@@ -238,7 +315,15 @@ pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) -> bool {
                     let prev = m.previous_status;
                     set_status(m, S::TESTING, "Testing", now);
                     m.previous_status = prev;
-                    start(m, Phase::Testing, at, p.slow);
+                    start(
+                        m,
+                        Phase::Testing,
+                        at,
+                        Pace {
+                            slow: p.slow,
+                            ..pace
+                        },
+                    );
                 } else {
                     m.power_on = false;
                     set_status(m, S::READY, "Ready", now);
@@ -295,6 +380,7 @@ pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) -> bool {
                     ("erase_fails", S::FAILED_DISK_ERASING)
                 };
                 if take_fault(faults, dc, m, &[fault]).is_some() {
+                    m.erasing = None;
                     set_status(
                         m,
                         failed,
@@ -306,6 +392,11 @@ pub fn advance(m: &mut Machine, faults: &Faults, dc: &str, now: u64) -> bool {
                         now,
                     );
                     continue;
+                }
+                if let Some(mode) = m.erasing.take()
+                    && p.phase == Phase::DiskErasing
+                {
+                    m.disk_erasures.push(mode);
                 }
                 released(m, now);
             }
@@ -341,4 +432,70 @@ pub(super) fn released(m: &mut Machine, now: u64) {
         }
     }
     set_status(m, S::READY, "Released", now);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pace(maas: MaasTiming, scale: u32, seed: u64) -> Pace {
+        Pace {
+            slow: false,
+            timing: Timing { maas, scale },
+            seed,
+        }
+    }
+
+    #[test]
+    fn fast_timing_is_unchanged_and_slow_is_ten_times_longer() {
+        let fast = pace(MaasTiming::Fast, 1, 1);
+        assert_eq!(phase_ms(Phase::Commissioning, "SN1", fast), 300);
+        assert_eq!(phase_ms(Phase::Testing, "SN1", fast), 200);
+        assert_eq!(phase_ms(Phase::Deploying, "SN2", fast), 500);
+        let slow = Pace { slow: true, ..fast };
+        assert_eq!(phase_ms(Phase::Deploying, "SN2", slow), 5000);
+    }
+
+    #[test]
+    fn realistic_timing_is_jittered_per_machine_fixed_by_the_seed_and_scaled() {
+        let p = pace(MaasTiming::Realistic, 1, 42);
+        let keys: Vec<String> = (0..200).map(|i| format!("SN{i:05}")).collect();
+        for (phase, typical) in [
+            (Phase::Commissioning, 8 * 60_000),
+            (Phase::Testing, 2 * 60_000),
+            (Phase::Deploying, 13 * 60_000),
+        ] {
+            let ms: Vec<u64> = keys.iter().map(|k| phase_ms(phase, k, p)).collect();
+            for &d in &ms {
+                assert!(
+                    d >= typical * 3 / 4 && d <= typical * 5 / 4,
+                    "{phase:?} {d} ms"
+                );
+            }
+            // Spread over the range, not one value.
+            let (lo, hi) = (ms.iter().min().unwrap(), ms.iter().max().unwrap());
+            assert!(hi - lo > typical / 3, "{phase:?} {lo}..{hi}");
+            let mean = ms.iter().sum::<u64>() / ms.len() as u64;
+            assert!(
+                mean.abs_diff(typical) < typical / 20,
+                "{phase:?} mean {mean}"
+            );
+            // The same seed gives the same durations; another seed others.
+            let again: Vec<u64> = keys.iter().map(|k| phase_ms(phase, k, p)).collect();
+            assert_eq!(ms, again);
+            let other: Vec<u64> = keys
+                .iter()
+                .map(|k| phase_ms(phase, k, pace(MaasTiming::Realistic, 1, 43)))
+                .collect();
+            assert_ne!(ms, other);
+        }
+        // The time scale divides every duration.
+        let scaled = pace(MaasTiming::Realistic, 60, 42);
+        for k in &keys {
+            assert_eq!(
+                phase_ms(Phase::Deploying, k, scaled),
+                phase_ms(Phase::Deploying, k, p) / 60
+            );
+        }
+    }
 }

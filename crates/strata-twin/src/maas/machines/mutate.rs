@@ -75,7 +75,15 @@ pub fn mutate(s: &Maas, st: &mut State, req: &MutateRequest) -> Result<Value, St
                     _ => None,
                 };
                 if let Some(p) = phase {
-                    start(m, p, s.now_ms(), false);
+                    start(
+                        m,
+                        p,
+                        s.now_ms(),
+                        Pace {
+                            slow: false,
+                            ..s.pace()
+                        },
+                    );
                 }
             }
             "status_message" => m.status_message = as_str(v),

@@ -73,8 +73,8 @@ pub fn power_on(s: &Maas, r: &Req) -> Response {
             m.osystem = "ubuntu".into();
             m.distro_series = default_series(st);
         }
-        let slow = s.slow();
-        begin_deploy(st, &mut m, s.now_ms(), slow);
+        let pace = s.pace();
+        begin_deploy(st, &mut m, s.now_ms(), pace);
     } else {
         m.power_on = true;
     }

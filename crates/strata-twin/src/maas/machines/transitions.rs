@@ -39,7 +39,7 @@ pub(super) fn begin_commissioning(
     st: &mut State,
     m: &mut Machine,
     now: u64,
-    slow: bool,
+    pace: Pace,
     (commissioning, testing): (Vec<Selected>, Vec<Selected>),
 ) {
     let cset = st.next_id("scriptset", 1);
@@ -73,7 +73,7 @@ pub(super) fn begin_commissioning(
     m.power_on = true;
     set_status(m, S::COMMISSIONING, "Commissioning", now);
     m.owner = Some(API_USER.into());
-    start(m, Phase::Commissioning, now, slow);
+    start(m, Phase::Commissioning, now, pace);
 }
 
 pub(super) fn default_series(st: &State) -> String {
@@ -125,14 +125,14 @@ pub fn commission(s: &Maas, r: &Req) -> Response {
     if let Err(e) = power_action(s, st, &mut m) {
         return e;
     }
-    let slow = s.slow();
+    let pace = s.pace();
     m.skip_storage = r
         .params
         .bool("skip_storage")
         .ok()
         .flatten()
         .unwrap_or(false);
-    begin_commissioning(st, &mut m, s.now_ms(), slow, plan);
+    begin_commissioning(st, &mut m, s.now_ms(), pace, plan);
     if let Some(slot) = st.machine_mut(&sid) {
         *slot = m;
     }
@@ -187,7 +187,7 @@ pub fn test(s: &Maas, r: &Req) -> Response {
     let tset = st.next_id("scriptset", 1);
     let results: Vec<ScriptResult> = tests.into_iter().map(|t| script_result(st, t)).collect();
     let now = s.now_ms();
-    let slow = s.slow();
+    let pace = s.pace();
     let Some(m) = st.machine_mut(&sid) else {
         return not_found("Machine");
     };
@@ -202,7 +202,7 @@ pub fn test(s: &Maas, r: &Req) -> Response {
     run_set(&mut m.testing, now);
     m.power_on = true;
     set_status(m, S::TESTING, "Testing", now);
-    start(m, Phase::Testing, now, slow);
+    start(m, Phase::Testing, now, pace);
     render_one(s, st, &sid)
 }
 
@@ -281,7 +281,7 @@ pub(super) fn check_kernel(series: &str, k: &str) -> Result<(), Response> {
     }
 }
 
-pub(super) fn begin_deploy(st: &mut State, m: &mut Machine, now: u64, slow: bool) {
+pub(super) fn begin_deploy(st: &mut State, m: &mut Machine, now: u64, pace: Pace) {
     let set = st.next_id("scriptset", 1);
     let results = vec![ScriptResult {
         id: st.next_id("scriptresult", 1),
@@ -299,7 +299,7 @@ pub(super) fn begin_deploy(st: &mut State, m: &mut Machine, now: u64, slow: bool
     m.deployed_kernel_opts = effective_kernel_opts(st, m);
     m.power_on = true;
     set_status(m, S::DEPLOYING, "Deploying", now);
-    start(m, Phase::Deploying, now, slow);
+    start(m, Phase::Deploying, now, pace);
 }
 
 /// The kernel options MAAS boots a machine with: those of its first tag, by name, whose
@@ -425,8 +425,8 @@ pub fn deploy(s: &Maas, r: &Req) -> Response {
         })
     };
     m.user_data = p.get("user_data").map(str::to_string);
-    let slow = s.slow();
-    begin_deploy(st, &mut m, s.now_ms(), slow);
+    let pace = s.pace();
+    begin_deploy(st, &mut m, s.now_ms(), pace);
     if let Some(slot) = st.machine_mut(&sid) {
         *slot = m;
     }
@@ -437,8 +437,14 @@ pub fn release(s: &Maas, r: &Req) -> Response {
     let mut g = s.inner.lock();
     s.advance(&mut g);
     let sid = r.path("system_id").to_string();
-    let slow = s.slow();
+    let pace = s.pace();
     let st = &mut g.st;
+    let config = |key: &str| st.config.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let erase_config = (
+        config("enable_disk_erasing_on_release"),
+        config("disk_erase_with_secure_erase"),
+        config("disk_erase_with_quick_erase"),
+    );
     let Some(m) = st.machine_mut(&sid) else {
         return not_found("Machine");
     };
@@ -451,20 +457,42 @@ pub fn release(s: &Maas, r: &Req) -> Response {
     if m.status == S::READY || m.status == S::RELEASING {
         // Already released or on the way: the postcondition holds.
     } else if S::RELEASABLE.contains(&m.status) {
-        let erase = p.bool("erase").ok().flatten().unwrap_or(false)
-            || p.bool("secure_erase").ok().flatten().unwrap_or(false)
-            || p.bool("quick_erase").ok().flatten().unwrap_or(false);
+        // node.py `release_or_erase`: erase when asked to or when MAAS is configured
+        // to erase on every release; `secure_erase`/`quick_erase` only choose how
+        // (`start_disk_erasing`: unset, the configuration's defaults), they do not
+        // erase by themselves.
+        let (on_release, secure_default, quick_default) = erase_config;
+        let erase = p.bool("erase").ok().flatten().unwrap_or(false) || on_release;
+        let secure = p
+            .bool("secure_erase")
+            .ok()
+            .flatten()
+            .unwrap_or(secure_default);
+        let quick = p
+            .bool("quick_erase")
+            .ok()
+            .flatten()
+            .unwrap_or(quick_default);
         let now = s.now_ms();
         // Releasing powers the machine off through its BMC, and drops the
         // filesystems made while it was allocated.
         m.power_actions += 1;
         storage::release(m);
         if erase {
+            m.erasing = Some(
+                match (secure, quick) {
+                    (true, true) => "secure+quick",
+                    (true, false) => "secure",
+                    (false, true) => "quick",
+                    (false, false) => "full",
+                }
+                .to_string(),
+            );
             set_status(m, S::DISK_ERASING, "Erasing disks", now);
-            start(m, Phase::DiskErasing, now, slow);
+            start(m, Phase::DiskErasing, now, pace);
         } else {
             set_status(m, S::RELEASING, "Releasing", now);
-            start(m, Phase::Releasing, now, slow);
+            start(m, Phase::Releasing, now, pace);
         }
     } else {
         return conflict(&format!(
@@ -480,7 +508,7 @@ pub fn release(s: &Maas, r: &Req) -> Response {
 pub fn release_many(s: &Maas, r: &Req) -> Response {
     let mut g = s.inner.lock();
     s.advance(&mut g);
-    let slow = s.slow();
+    let pace = s.pace();
     let st = &mut g.st;
     let mut ids: Vec<String> = r
         .params
@@ -519,7 +547,7 @@ pub fn release_many(s: &Maas, r: &Req) -> Response {
             m.power_actions += 1;
             storage::release(m);
             set_status(m, S::RELEASING, "Releasing", now);
-            start(m, Phase::Releasing, now, slow);
+            start(m, Phase::Releasing, now, pace);
             released.push(m.system_id.clone());
         }
     }

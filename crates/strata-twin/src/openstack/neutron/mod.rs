@@ -83,7 +83,11 @@ pub(crate) fn routes(r: Routes) -> Routes {
         )
         .add(
             "/network/v2.0/security-group-rules",
-            &[(GET, sg_rules_list)],
+            &[(GET, sg_rules_list), (POST, sg_rule_create)],
+        )
+        .add(
+            "/network/v2.0/security-group-rules/{id}",
+            &[(GET, sg_rule_get), (DELETE, sg_rule_delete)],
         )
         .add(
             "/network/v2.0/rbac-policies",
@@ -220,6 +224,9 @@ handlers! {
     sg_get => sg_get_;
     sg_delete => sg_delete_;
     sg_rules_list => sg_rules_list_;
+    sg_rule_create => sg_rule_create_;
+    sg_rule_get => sg_rule_get_;
+    sg_rule_delete => sg_rule_delete_;
     azs_list => azs_list_;
     rbac_list => rbac_list_;
     rbac_create => rbac_create_;

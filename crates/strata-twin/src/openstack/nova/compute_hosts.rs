@@ -1,6 +1,6 @@
 //! The compute side of the region: availability zones, hypervisors (list, detail, uptime,
 //! statistics, search, their servers) and compute services (list, enable/disable, forced
-//! down).
+//! down, delete).
 
 use super::*;
 
@@ -594,8 +594,8 @@ fn set_forced_down(st: &mut State, idx: usize, down: bool) {
     let h = &mut st.hosts[idx];
     h.forced_down = down;
     // The servicegroup API reports a forced-down service down; one forced up again
-    // reports its heartbeat (the twin's computes are alive).
-    h.state = if down { "down" } else { "up" }.into();
+    // reports its heartbeat, if its machine runs.
+    h.state = if down || h.powered_off { "down" } else { "up" }.into();
 }
 
 fn service_update_v253(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
@@ -737,4 +737,154 @@ fn service_update_v21(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         }
     }
     Ok(json_resp(StatusCode::OK, json!({"service": out})))
+}
+
+/// Migration statuses nova counts as done (`nova/db/main/api.py`
+/// `migration_get_in_progress_by_host_and_node`); every other one is in progress.
+const MIGRATION_DONE: &[&str] = &[
+    "confirmed",
+    "reverted",
+    "error",
+    "failed",
+    "completed",
+    "cancelled",
+    "done",
+];
+
+/// `DELETE /os-services/{id}` (nova `nova/api/openstack/compute/services.py`
+/// `delete`): the service's UUID from microversion 2.53, its integer id before. A
+/// `nova-compute` service is refused (409) while its host has instances or
+/// in-progress migrations; otherwise its host leaves every aggregate, its compute
+/// node's resource provider tree is deleted from Placement bottom-up as the report
+/// client's `delete_resource_provider(cascade=True)` does — a provider that still has
+/// allocations (of consumers that are not instances on the host) stays, as nova
+/// ignores `ResourceProviderInUse` there — and the service and compute node records
+/// go. The twin's controller services (`nova-scheduler`, `nova-conductor`) are not
+/// deletable here (409).
+pub(super) fn service_delete_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    cx.require_admin("os_compute_api:os-services:delete")?;
+    let id = req.param("id");
+    if cx.mv >= 53 {
+        if !is_uuid(id) {
+            return Err(bad(&format!("Invalid uuid {id}")));
+        }
+    } else if id.trim().parse::<i64>().is_err() {
+        return Err(bad("Invalid input received: id must be an integer"));
+    }
+    let matches = |uuid: &str, int: u64| {
+        if cx.mv >= 53 {
+            uuid == id
+        } else {
+            id.trim().parse::<u64>().ok() == Some(int)
+        }
+    };
+    let ctl = format!("{}-ctl-01", os.ctx.name);
+    for (n, binary) in [(1, "scheduler"), (2, "conductor")] {
+        if matches(&uuid_for(&ctl, binary), n) {
+            return Err(err(
+                409,
+                &format!(
+                    "The twin does not delete its controller's nova-{binary} service; only nova-compute services can be deleted."
+                ),
+            ));
+        }
+    }
+    let idx = st
+        .hosts
+        .iter()
+        .position(|h| matches(&h.service_uuid, h.service_id))
+        .ok_or_else(|| err(404, &format!("Service {id} not found.")))?;
+    let (host, node, rp) = {
+        let h = &st.hosts[idx];
+        (
+            h.host.clone(),
+            h.hypervisor_hostname.clone(),
+            h.uuid.clone(),
+        )
+    };
+    if st
+        .servers
+        .iter()
+        .any(|s| !s.deleted && s.host.as_deref() == Some(host.as_str()))
+    {
+        return Err(err(
+            409,
+            "Unable to delete compute service that is hosting instances. Migrate or delete the instances first.",
+        ));
+    }
+    let in_progress = st.migrations.iter().any(|m| {
+        !MIGRATION_DONE.contains(&m.status.as_str())
+            && ((m.source_compute == host && m.source_node == node)
+                || (m.dest_compute.as_deref() == Some(host.as_str())
+                    && m.dest_node.as_deref() == Some(node.as_str())))
+    });
+    if in_progress {
+        return Err(err(
+            409,
+            "Unable to delete compute service that has in-progress migrations. Complete the migrations or delete the instances first.",
+        ));
+    }
+    let now = os.now_ms();
+    for a in st.aggregates.iter_mut() {
+        if a.hosts.contains(&host) {
+            a.hosts.retain(|h| *h != host);
+            a.updated_ms = Some(now);
+        }
+    }
+    // The provider tree, deepest first; one with allocations stays.
+    let mut tree: Vec<(usize, String)> = st
+        .rps
+        .iter()
+        .filter(|r| r.root == rp)
+        .map(|r| {
+            let mut depth = 0;
+            let mut parent = r.parent.clone();
+            while let Some(p) = parent {
+                depth += 1;
+                parent = st
+                    .rps
+                    .iter()
+                    .find(|x| x.uuid == p)
+                    .and_then(|x| x.parent.clone());
+                if depth > 64 {
+                    break;
+                }
+            }
+            (depth, r.uuid.clone())
+        })
+        .collect();
+    tree.sort_by_key(|t| std::cmp::Reverse(t.0));
+    let mut kept = Vec::new();
+    for (_, uuid) in tree {
+        let in_use = st
+            .consumers
+            .values()
+            .any(|c| c.allocations.contains_key(&uuid));
+        let has_children = st
+            .rps
+            .iter()
+            .any(|r| r.parent.as_deref() == Some(uuid.as_str()));
+        if in_use || has_children {
+            kept.push(uuid);
+        } else {
+            st.rps.retain(|r| r.uuid != uuid);
+        }
+    }
+    st.hosts.remove(idx);
+    let detail = if kept.is_empty() {
+        format!("service, compute node {node} and resource provider {rp} deleted")
+    } else {
+        format!(
+            "service and compute node {node} deleted; resource provider(s) {} kept: they have allocations",
+            kept.join(", ")
+        )
+    };
+    os.ctx.platform.record_name(
+        now as u64,
+        crate::platform::Platform::Openstack,
+        "service-deleted",
+        &host,
+        &detail,
+    );
+    Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -2,7 +2,8 @@
 //! extra specs, key pairs, servers (asynchronous build through the Placement-backed
 //! scheduler, with PCI aliases mapped to GPU inventories; actions; metadata; tags),
 //! cold and live migration with their records, availability zones, hypervisors and
-//! compute services (enable/disable, forced down), quotas and limits.
+//! compute services (enable/disable, forced down, delete with nova's refusals), quotas
+//! and limits.
 
 use std::collections::BTreeMap;
 
@@ -180,6 +181,10 @@ pub(crate) fn routes(r: Routes) -> Routes {
             &[(GET, server_interfaces_, 1, MAX_MINOR)],
         )
         .add_versioned(
+            "/compute/v2.1/servers/{id}/os-security-groups",
+            &[(GET, server_sgs_, 1, MAX_MINOR)],
+        )
+        .add_versioned(
             "/compute/v2.1/os-availability-zone",
             &[(GET, az_list_, 1, MAX_MINOR)],
         )
@@ -244,7 +249,10 @@ pub(crate) fn routes(r: Routes) -> Routes {
         )
         .add_versioned(
             "/compute/v2.1/os-services/{id}",
-            &[(PUT, service_update_, 1, MAX_MINOR)],
+            &[
+                (PUT, service_update_, 1, MAX_MINOR),
+                (DELETE, service_delete_, 1, MAX_MINOR),
+            ],
         )
         .add_versioned(
             "/compute/v2.1/os-migrations",

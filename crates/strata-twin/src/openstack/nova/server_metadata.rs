@@ -1,5 +1,5 @@
-//! Per-server sub-resources: metadata items, tags, the ips view and the attached
-//! interfaces.
+//! Per-server sub-resources: metadata items, tags, the ips view, the attached
+//! interfaces and the security groups.
 
 use super::*;
 
@@ -213,4 +213,77 @@ pub(super) fn server_interfaces_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -
         StatusCode::OK,
         json!({"interfaceAttachments": list}),
     ))
+}
+
+/// A Neutron security group rule as Nova's proxy shows it
+/// (`_convert_to_nova_security_group_rule_format`, `_format_security_group_rule`):
+/// a protocol without ports is the whole range (1-65535 for TCP/UDP, -1 otherwise);
+/// a rule names either its remote group or its address range (any address when none).
+fn nova_sg_rule(st: &State, rule: &Value) -> Value {
+    let protocol = rule["protocol"].as_str();
+    let (from, to) = match protocol {
+        Some(p) if rule["port_range_min"].is_null() && rule["port_range_max"].is_null() => {
+            if p.eq_ignore_ascii_case("tcp") || p.eq_ignore_ascii_case("udp") {
+                (json!(1), json!(65535))
+            } else {
+                (json!(-1), json!(-1))
+            }
+        }
+        _ => (
+            rule["port_range_min"].clone(),
+            rule["port_range_max"].clone(),
+        ),
+    };
+    let (group, range) = match rule["remote_group_id"].as_str() {
+        Some(gid) => {
+            let g = st.security_groups.iter().find(|g| g.id == gid);
+            (
+                json!({"name": g.map(|g| g.name.clone()), "tenant_id": g.map(|g| g.project_id.clone())}),
+                json!({}),
+            )
+        }
+        None => (
+            json!({}),
+            json!({"cidr": rule["remote_ip_prefix"].as_str().unwrap_or("0.0.0.0/0")}),
+        ),
+    };
+    json!({
+        "id": rule["id"],
+        "parent_group_id": rule["security_group_id"],
+        "ip_protocol": protocol,
+        "from_port": from,
+        "to_port": to,
+        "group": group,
+        "ip_range": range,
+    })
+}
+
+/// `GET /servers/{id}/os-security-groups`: the server's security groups with their
+/// ingress rules, sorted by project and name (Nova's `ServerSecurityGroupController`).
+pub(super) fn server_sgs_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
+    let idx = find_server_idx(st, req.param("id"), cx)?;
+    let s = &st.servers[idx];
+    let mut list: Vec<Value> = s
+        .security_groups
+        .iter()
+        .filter_map(|n| {
+            st.security_groups
+                .iter()
+                .find(|g| g.project_id == s.project_id && (&g.id == n || &g.name == n))
+        })
+        .map(|g| {
+            json!({
+                "id": g.id,
+                "name": g.name,
+                "description": g.description,
+                "tenant_id": g.project_id,
+                "rules": g.rules.iter().filter(|r| r["direction"] == "ingress").map(|r| nova_sg_rule(st, r)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    list.sort_by(|a, b| {
+        (a["tenant_id"].as_str(), a["name"].as_str())
+            .cmp(&(b["tenant_id"].as_str(), b["name"].as_str()))
+    });
+    Ok(json_resp(StatusCode::OK, json!({"security_groups": list})))
 }
