@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 pub mod journal;
 pub mod reconcile;
 
-pub use journal::{Journal, JournalError};
+pub use journal::{Journal, JournalBackend, JournalError, JournalLocation};
 pub use reconcile::{LoopOptions, LoopProgress, Planned, ReconcileError, converge, observe, plan};
 
 #[derive(Clone, Debug)]

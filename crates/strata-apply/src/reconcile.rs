@@ -12,7 +12,6 @@
 //!   while applying, and that was not reviewed).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +19,10 @@ use futures::future::join_all;
 use strata_plan::{Observed, Plan, Platform, ResourceId, ResourceSet, SavedPlan};
 use strata_providers::Provider;
 
-use crate::{ApplyError, ApplyOptions, ApplyReport, Journal, JournalError, Progress, StepStatus};
+use crate::{
+    ApplyError, ApplyOptions, ApplyReport, Journal, JournalError, JournalLocation, Progress,
+    StepStatus,
+};
 
 /// Why the loop could not run.
 #[derive(Debug, thiserror::Error)]
@@ -77,13 +79,16 @@ pub async fn observe(
     }
 }
 
-/// Resources an interrupted apply was creating, from the journal at `path` (none when
-/// there is no journal yet).
-pub async fn resuming(path: &Path) -> Result<BTreeSet<ResourceId>, ReconcileError> {
-    if !path.exists() {
+/// Resources an interrupted apply was creating, from the journal at `journal` (a path
+/// or a [`JournalLocation`]; none when there is no journal file yet).
+pub async fn resuming(
+    journal: impl Into<JournalLocation>,
+) -> Result<BTreeSet<ResourceId>, ReconcileError> {
+    let at = journal.into();
+    if !at.exists() {
         return Ok(BTreeSet::new());
     }
-    let journal = Journal::inspect(path).await?;
+    let journal = Journal::inspect_at(&at).await?;
     let keys = journal.resuming().await;
     journal.close().await;
     Ok(keys?
@@ -92,17 +97,19 @@ pub async fn resuming(path: &Path) -> Result<BTreeSet<ResourceId>, ReconcileErro
         .collect())
 }
 
-/// Plan `desired` against what the providers hold now.
+/// Plan `desired` against what the providers hold now. `journal`: where the journal is
+/// (a path or a [`JournalLocation`]).
 pub async fn plan(
     desired: &ResourceSet,
     providers: &[Arc<dyn Provider>],
-    journal_path: &Path,
+    journal: impl Into<JournalLocation>,
 ) -> Result<Planned, ReconcileError> {
+    let journal = journal.into();
     for p in providers {
         p.expect(desired);
     }
     let before: u64 = providers.iter().map(|p| p.calls()).sum();
-    let resuming = resuming(journal_path).await?;
+    let resuming = resuming(journal).await?;
     let (observed, scopes) = observe(providers).await?;
     let after: u64 = providers.iter().map(|p| p.calls()).sum();
     Ok(Planned {
@@ -142,14 +149,15 @@ impl LoopProgress for crate::Quiet {}
 
 /// Carry out `first` (planned from `desired`), then requeue failed work until nothing
 /// is left, a round makes no progress possible, or `max_rounds` is reached. With
-/// `saved`, later rounds may only retry steps of that saved plan.
+/// `saved`, later rounds may only retry steps of that saved plan. `journal_at` is where
+/// `journal` is (a path or a [`JournalLocation`]): later rounds plan from it.
 #[allow(clippy::too_many_arguments)]
 pub async fn converge(
     desired: &ResourceSet,
     first: Plan,
     providers: &[Arc<dyn Provider>],
     journal: &Journal,
-    journal_path: &Path,
+    journal_at: impl Into<JournalLocation>,
     owner_tag: &str,
     saved: Option<&SavedPlan>,
     opts: &LoopOptions,
@@ -158,6 +166,7 @@ pub async fn converge(
     if !first.conflicts.is_empty() {
         return Err(ReconcileError::Conflicts(first.conflicts.len()));
     }
+    let journal_at = journal_at.into();
     let mut plan = first;
     let mut round = 1;
     loop {
@@ -170,7 +179,7 @@ pub async fn converge(
         let failed = report.count(StepStatus::Failed);
         tokio::time::sleep(opts.backoff * round).await;
         round += 1;
-        let next = self::plan(desired, providers, journal_path).await?.plan;
+        let next = self::plan(desired, providers, &journal_at).await?.plan;
         if let Some(saved) = saved {
             let allowed: BTreeSet<&ResourceId> = saved.plan.steps.iter().map(|s| &s.id).collect();
             let unreviewed: Vec<String> = next

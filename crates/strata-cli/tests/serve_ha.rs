@@ -58,9 +58,10 @@ fn start(dir: &Path, name: &str, bare: &Path, endpoints: &Path, database: &str) 
             database,
             "--listen",
             &format!("127.0.0.1:{port}"),
-            // One machine: the instances share the apply journal's directory.
+            // Nothing local is shared: the apply journal is in the shared database,
+            // as it is for servers on different hosts.
             "--state-dir",
-            &d("state"),
+            &d(&format!("state-{name}")),
             "--poll-interval",
             "1s",
             "--reconcile-interval",

@@ -72,7 +72,8 @@ pub struct Config {
     /// `sqlite:PATH` or `postgres://…`.
     pub database: String,
     pub listen: SocketAddr,
-    /// The clone of a remote spec repository and the apply journal live here.
+    /// The clone of a remote spec repository and (unless `database` is PostgreSQL) the
+    /// apply journal live here.
     pub state_dir: PathBuf,
     pub poll_interval: Duration,
     pub reconcile_interval: Duration,
@@ -98,6 +99,18 @@ pub struct Config {
 impl Config {
     pub fn journal_path(&self) -> PathBuf {
         self.state_dir.join("fleet.journal")
+    }
+
+    /// Where the apply journal is: in the shared database when that is PostgreSQL (a
+    /// step taken over from a crashed leader on another host finds its intents), else
+    /// the SQLite file [`Config::journal_path`].
+    pub fn journal_location(&self) -> strata_apply::JournalLocation {
+        let db = &self.database;
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            strata_apply::JournalLocation::Url(db.clone())
+        } else {
+            strata_apply::JournalLocation::File(self.journal_path())
+        }
     }
 }
 

@@ -360,7 +360,7 @@ async fn observe_plan(
     providers: &[Arc<dyn Provider>],
     policy: &Policy,
 ) -> Result<(Plan, Vec<(String, Platform)>), StepError> {
-    let planned = strata_apply::plan(desired, providers, &s.cfg.journal_path()).await?;
+    let planned = strata_apply::plan(desired, providers, &s.cfg.journal_location()).await?;
     let mut plan = planned.plan;
     let missing = strata_providers::secrets::unresolved(&plan, providers, s.cfg.secrets.as_ref());
     if !missing.is_empty() {
@@ -485,8 +485,8 @@ async fn execute(
             "this instance is no longer the leader (fencing counter moved)".into(),
         ));
     }
-    let path = s.cfg.journal_path();
-    let journal = Journal::open(&path).await?;
+    let journal_at = s.cfg.journal_location();
+    let journal = Journal::open_at(&journal_at).await?;
     let opts = LoopOptions {
         apply: ApplyOptions {
             max_destroy_percent,
@@ -499,7 +499,7 @@ async fn execute(
         plan,
         providers,
         &journal,
-        &path,
+        &journal_at,
         &owner_tag(fleet_id),
         saved,
         &opts,
@@ -638,7 +638,7 @@ async fn apply_approved(s: &Server, c: &Claim) -> StepResult {
     let saved = SavedPlan::from_json(&view.saved)?;
     let dcs = saved.dcs();
     let providers = providers(s, &saved.fleet_id, &dcs, &saved.desired)?;
-    let planned = strata_apply::plan(&saved.desired, &providers, &s.cfg.journal_path()).await?;
+    let planned = strata_apply::plan(&saved.desired, &providers, &s.cfg.journal_location()).await?;
     let mut plan = without_onboarding(s, planned.plan).await?;
     // The approval was checked against the platforms when it was given. Here, on a
     // retry after a crash, part of the plan may be done: what is left must be a part
@@ -812,7 +812,7 @@ pub async fn approve(s: &Server, hash: &str, approver: &str) -> Result<String, A
         StepError::Retry(m) => ApproveError::Unavailable(m),
     };
     let providers = providers(s, &saved.fleet_id, &dcs, &saved.desired).map_err(unavailable)?;
-    let planned = strata_apply::plan(&saved.desired, &providers, &s.cfg.journal_path())
+    let planned = strata_apply::plan(&saved.desired, &providers, &s.cfg.journal_location())
         .await
         .map_err(|e| ApproveError::Unavailable(e.to_string()))?;
     let fresh = without_onboarding(s, planned.plan)
@@ -936,7 +936,7 @@ async fn machine_step(
         .into_iter()
         .filter(|pr| pr.dc() == id.dc && pr.platform() == Platform::Maas)
         .collect();
-    let planned = strata_apply::plan(&only, &providers, &s.cfg.journal_path()).await?;
+    let planned = strata_apply::plan(&only, &providers, &s.cfg.journal_location()).await?;
     let Some(mut st) = planned.plan.steps.into_iter().find(|st| st.id == *id) else {
         return Ok(None);
     };
@@ -982,7 +982,7 @@ async fn act_machine(
             st.id.dc
         )));
     };
-    let journal = Journal::open(&s.cfg.journal_path()).await?;
+    let journal = Journal::open_at(&s.cfg.journal_location()).await?;
     let key = format!("{}#{:?}", st.id, st.action).to_lowercase();
     let owner = owner_tag(fleet_id);
     let ctx = strata_providers::ActContext {

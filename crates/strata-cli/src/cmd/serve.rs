@@ -32,7 +32,9 @@ pub struct ServeArgs {
     /// Where to listen for HTTP (API, webhooks, /healthz, /readyz, /metrics).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// The server's local state: the clone of a remote spec repository and the apply journal.
+    /// The server's local state: the clone of a remote spec repository, and the apply
+    /// journal unless the database is PostgreSQL (then the journal is in it, shared by
+    /// every server).
     #[arg(long, default_value = ".strata-server", value_name = "DIR")]
     pub state_dir: PathBuf,
     /// How often to look at the branch (webhooks make it look at once).
