@@ -134,7 +134,9 @@ fn maas(s: &Server, t: &DcTargets) -> Result<MaasProvider, ProviderError> {
     MaasProvider::new(&t.name, m, "strata", s.cfg.secrets.clone())
 }
 
-async fn fenced(s: &Server, c: &Claim) -> Result<(), Retry> {
+/// `Err` when this instance no longer holds the leader lease the claim was made
+/// under: every side effect checks this first.
+pub(crate) async fn fenced(s: &Server, c: &Claim) -> Result<(), Retry> {
     if let Some(f) = c.fencing
         && !s.store.fence(LEADER_LEASE, f).await?
     {

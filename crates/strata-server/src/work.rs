@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::lifecycle;
 use crate::policy::{self, Decision};
-use crate::{LEADER_LEASE, Server, ServerError};
+use crate::{Server, ServerError};
 
 /// Why a step did not finish.
 #[derive(Debug)]
@@ -478,13 +478,9 @@ async fn execute(
         providers,
     } = t;
     // A paused old leader must not act: check the fencing counter right before.
-    if let Some(f) = claim.fencing
-        && !s.store.fence(LEADER_LEASE, f).await?
-    {
-        return Err(StepError::Retry(
-            "this instance is no longer the leader (fencing counter moved)".into(),
-        ));
-    }
+    lifecycle::fenced(s, claim)
+        .await
+        .map_err(|lifecycle::Retry(e)| StepError::Retry(e))?;
     let journal_at = s.cfg.journal_location();
     let journal = Journal::open_at(&journal_at).await?;
     let opts = LoopOptions {
@@ -969,13 +965,9 @@ async fn act_machine(
     providers: &[Arc<dyn Provider>],
     fleet_id: &str,
 ) -> Result<Result<strata_providers::Outcome, strata_providers::ProviderError>, StepError> {
-    if let Some(f) = claim.fencing
-        && !s.store.fence(LEADER_LEASE, f).await?
-    {
-        return Err(StepError::Retry(
-            "this instance is no longer the leader (fencing counter moved)".into(),
-        ));
-    }
+    lifecycle::fenced(s, claim)
+        .await
+        .map_err(|lifecycle::Retry(e)| StepError::Retry(e))?;
     let Some(provider) = providers.first() else {
         return Err(StepError::Retry(format!(
             "no MAAS endpoint for {}",
