@@ -469,9 +469,13 @@ impl Store {
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
-    /// Record the step done with its evidence; the workflow is done with its last
-    /// step. `false` (nothing recorded) when the claim is no longer current.
-    pub async fn complete(&self, claim: &Claim, evidence: &Value) -> Result<bool, StoreError> {
+    /// Mark `claim`'s step done with `evidence`, only while the claim is the step's
+    /// live attempt and its workflow runs. `false`: nothing changed.
+    async fn mark_done(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        claim: &Claim,
+        evidence: &Value,
+    ) -> Result<bool, StoreError> {
         let (w, idx, attempt, worker) = Self::attempt_of(claim);
         let done = sqlx::query(
             "UPDATE steps SET state = 'done', evidence = $1, error = NULL, lease_owner = NULL \
@@ -485,11 +489,21 @@ impl Store {
         .bind(attempt)
         .bind(worker)
         .bind(w)
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await?;
-        if done.rows_affected() == 0 {
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Record the step done with its evidence; the workflow is done with its last
+    /// step. `false` (nothing recorded) when the claim is no longer current.
+    pub async fn complete(&self, claim: &Claim, evidence: &Value) -> Result<bool, StoreError> {
+        let w = claim.workflow.as_str();
+        let mut tx = self.pool.begin().await?;
+        if !Self::mark_done(&mut tx, claim, evidence).await? {
+            tx.rollback().await?;
             return Ok(false);
         }
+        tx.commit().await?;
         self.event(
             w,
             "step-done",
@@ -562,23 +576,9 @@ impl Store {
         evidence: &Value,
         reason: &str,
     ) -> Result<bool, StoreError> {
-        let (w, idx, attempt, worker) = Self::attempt_of(claim);
+        let w = claim.workflow.as_str();
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE steps SET state = 'done', evidence = $1, error = NULL, lease_owner = NULL \
-             WHERE workflow_id = $2 AND idx = $3 AND attempts = $4 AND lease_owner = $5 \
-               AND state = 'running' \
-               AND EXISTS (SELECT 1 FROM workflows w WHERE w.id = $6 AND w.state = 'running')",
-        )
-        .bind(evidence.to_string())
-        .bind(w)
-        .bind(idx)
-        .bind(attempt)
-        .bind(worker)
-        .bind(w)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
+        if !Self::mark_done(&mut tx, claim, evidence).await? {
             tx.rollback().await?;
             return Ok(false);
         }

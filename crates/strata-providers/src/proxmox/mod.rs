@@ -65,6 +65,22 @@ use crate::{ActContext, Outcome, Provider, ProviderError};
 /// Requests in flight at most per cluster unless the targets file says otherwise.
 const DEFAULT_CONCURRENCY: usize = 16;
 
+/// An API client for `target` with the token, at most `concurrency` requests in flight.
+fn api_client(target: &ProxmoxTarget, concurrency: usize) -> Result<Client, ProviderError> {
+    let http = Endpoint::new(EndpointConfig {
+        ca_pem: target.tls.ca_pem.clone(),
+        insecure: target.tls.insecure,
+        concurrency: concurrency.max(1),
+        ..EndpointConfig::default()
+    })?;
+    Client::new(
+        &target.url,
+        &target.token_id,
+        target.token_secret.expose(),
+        http,
+    )
+}
+
 pub struct ProxmoxProvider {
     dc: String,
     owner_tag: String,
@@ -102,18 +118,7 @@ impl ProxmoxProvider {
                 target.token_id
             )));
         }
-        let http = Endpoint::new(EndpointConfig {
-            ca_pem: target.tls.ca_pem.clone(),
-            insecure: target.tls.insecure,
-            concurrency: target.concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1),
-            ..EndpointConfig::default()
-        })?;
-        let api = Client::new(
-            &target.url,
-            &target.token_id,
-            target.token_secret.expose(),
-            http,
-        )?;
+        let api = api_client(target, target.concurrency.unwrap_or(DEFAULT_CONCURRENCY))?;
         Ok(ProxmoxProvider {
             dc: dc.to_string(),
             owner_tag: owner_tag.to_string(),

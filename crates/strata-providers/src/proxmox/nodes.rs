@@ -94,18 +94,7 @@ fn plain(s: &str) -> bool {
 
 impl ProxmoxNodes {
     pub fn new(dc: &str, target: &ProxmoxTarget) -> Result<Self, ProviderError> {
-        let http = Endpoint::new(EndpointConfig {
-            ca_pem: target.tls.ca_pem.clone(),
-            insecure: target.tls.insecure,
-            concurrency: target.concurrency.unwrap_or(4).max(1),
-            ..EndpointConfig::default()
-        })?;
-        let api = Client::new(
-            &target.url,
-            &target.token_id,
-            target.token_secret.expose(),
-            http,
-        )?;
+        let api = super::api_client(target, target.concurrency.unwrap_or(4))?;
         let root = match &target.root {
             Some((user, password)) => Some((
                 format!("{}/api2/json", target.url.trim_end_matches('/')),
