@@ -31,6 +31,10 @@ pub struct EndpointConfig {
     /// First backoff; doubles each retry, with full jitter, capped at `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
+    /// Endpoints made with the same key in this process share one request limit (the
+    /// first one's `concurrency`): the providers a server builds for many steps at
+    /// once then stay within the limit together. `None`: a limit of its own.
+    pub limit_key: Option<String>,
 }
 
 impl Default for EndpointConfig {
@@ -43,6 +47,7 @@ impl Default for EndpointConfig {
             attempts: 8,
             base_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            limit_key: None,
         }
     }
 }
@@ -88,6 +93,18 @@ impl HttpError {
     }
 }
 
+/// The process-wide request limit of endpoint `key` (made with `concurrency` permits
+/// the first time).
+fn shared_limit(key: &str, concurrency: usize) -> Arc<Semaphore> {
+    static LIMITS: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let mut map = LIMITS.lock().unwrap_or_else(|e| e.into_inner());
+    map.entry(key.to_string())
+        .or_insert_with(|| Arc::new(Semaphore::new(concurrency.max(1))))
+        .clone()
+}
+
 /// An HTTP endpoint with its own client, limit and counters.
 #[derive(Clone)]
 pub struct Endpoint {
@@ -112,9 +129,13 @@ impl Endpoint {
             b = b.tls_certs_only([ca]);
         }
         let client = b.build().map_err(|e| HttpError::Config(e.to_string()))?;
+        let limit = match &config.limit_key {
+            Some(key) => shared_limit(key, config.concurrency),
+            None => Arc::new(Semaphore::new(config.concurrency.max(1))),
+        };
         Ok(Endpoint {
             client,
-            limit: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            limit,
             config,
             calls: Arc::new(AtomicU64::new(0)),
         })
@@ -233,4 +254,29 @@ fn truncate(s: &str) -> String {
         end -= 1;
     }
     format!("{}...", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_with_one_key_share_one_limit() {
+        let cfg = |key: Option<&str>, concurrency| EndpointConfig {
+            concurrency,
+            limit_key: key.map(str::to_string),
+            ..EndpointConfig::default()
+        };
+        let a = Endpoint::new(cfg(Some("maas http://unit-test-a/"), 3)).expect("a");
+        // The first one's size holds for the key.
+        let b = Endpoint::new(cfg(Some("maas http://unit-test-a/"), 50)).expect("b");
+        let c = Endpoint::new(cfg(Some("maas http://unit-test-c/"), 3)).expect("c");
+        let own = Endpoint::new(cfg(None, 3)).expect("own");
+        let held = a.limit.clone().try_acquire_many_owned(3).expect("permits");
+        assert_eq!(b.limit.available_permits(), 0);
+        assert_eq!(c.limit.available_permits(), 3);
+        assert_eq!(own.limit.available_permits(), 3);
+        drop(held);
+        assert_eq!(b.limit.available_permits(), 3);
+    }
 }

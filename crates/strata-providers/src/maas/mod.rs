@@ -170,6 +170,8 @@ impl MaasProvider {
         let mut endpoint = opts.endpoint.clone();
         endpoint.ca_pem = target.tls.ca_pem.clone();
         endpoint.insecure = target.tls.insecure;
+        // Every provider of this MAAS in the process shares its request limit.
+        endpoint.limit_key = Some(format!("maas {}", target.url));
         let client = Client::new(&target.url, target.api_key.expose(), endpoint)?;
         Ok(MaasProvider {
             dc: dc.to_string(),

@@ -70,6 +70,7 @@ impl ComputeHosts {
         let http = Endpoint::new(EndpointConfig {
             ca_pem: target.tls.ca_pem.clone(),
             insecure: target.tls.insecure,
+            limit_key: Some(format!("openstack {}", target.auth_url)),
             ..EndpointConfig::default()
         })?;
         Ok(ComputeHosts {

@@ -107,6 +107,7 @@ impl OpenstackProvider {
         let http = Endpoint::new(EndpointConfig {
             ca_pem: target.tls.ca_pem.clone(),
             insecure: target.tls.insecure,
+            limit_key: Some(format!("openstack {}", target.auth_url)),
             ..EndpointConfig::default()
         })?;
         Ok(OpenstackProvider {

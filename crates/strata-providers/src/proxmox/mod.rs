@@ -63,7 +63,7 @@ use crate::targets::ProxmoxTarget;
 use crate::{ActContext, Outcome, Provider, ProviderError};
 
 /// Requests in flight at most per cluster unless the targets file says otherwise.
-const DEFAULT_CONCURRENCY: usize = 16;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
 
 /// An API client for `target` with the token, at most `concurrency` requests in flight.
 fn api_client(target: &ProxmoxTarget, concurrency: usize) -> Result<Client, ProviderError> {
@@ -71,6 +71,7 @@ fn api_client(target: &ProxmoxTarget, concurrency: usize) -> Result<Client, Prov
         ca_pem: target.tls.ca_pem.clone(),
         insecure: target.tls.insecure,
         concurrency: concurrency.max(1),
+        limit_key: Some(format!("proxmox {}", target.url)),
         ..EndpointConfig::default()
     })?;
     Client::new(

@@ -94,7 +94,10 @@ fn plain(s: &str) -> bool {
 
 impl ProxmoxNodes {
     pub fn new(dc: &str, target: &ProxmoxTarget) -> Result<Self, ProviderError> {
-        let api = super::api_client(target, target.concurrency.unwrap_or(4))?;
+        let api = super::api_client(
+            target,
+            target.concurrency.unwrap_or(super::DEFAULT_CONCURRENCY),
+        )?;
         let root = match &target.root {
             Some((user, password)) => Some((
                 format!("{}/api2/json", target.url.trim_end_matches('/')),
