@@ -1200,14 +1200,14 @@ async fn nova_azs_hypervisors_quotas_limits_keypairs() {
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert!(r.body["keypair"]["private_key"].is_string());
-    let r = c.nova("POST", "/os-keypairs", "2.92", Some(json!({"keypair": {"name": "k2", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEx k2"}}))).await;
+    let r = c.nova("POST", "/os-keypairs", "2.92", Some(json!({"keypair": {"name": "k2", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl k2"}}))).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let r = c
         .nova(
             "POST",
             "/os-keypairs",
             "2.92",
-            Some(json!({"keypair": {"name": "k2", "public_key": "ssh-ed25519 AAAA k2"}})),
+            Some(json!({"keypair": {"name": "k2", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl k2"}})),
         )
         .await;
     assert_eq!(r.status, 409);

@@ -352,7 +352,7 @@ const ADMIN_SERVER_ATTRS: &[&str] = &[
     "servers[].host_status",
 ];
 
-/// Server groups are not simulated: `server_groups` is always empty.
+/// The sample's server is in a group; the twin's sample server is in none.
 const NO_SERVER_GROUPS: &[&str] = &["server.server_groups[]"];
 
 /// The 2.75 rebuild sample shows `user_data` at the top and no
@@ -510,18 +510,18 @@ fn cases() -> Vec<Case> {
         nova("nova/os-keypairs/keypairs-list-resp.json", "GET", "/os-keypairs"),
         nova("nova/os-keypairs/keypairs-get-resp.json", "GET", "/os-keypairs/{keypair}"),
         nova("nova/os-keypairs/v2.2/keypairs-post-resp.json", "POST", "/os-keypairs").status(201).body(json!({"keypair": {"name": "kp-{uniq}", "type": "ssh"}})),
-        nova("nova/os-keypairs/v2.2/keypairs-import-post-resp.json", "POST", "/os-keypairs").status(201).body(json!({"keypair": {"name": "kp-{uniq}", "type": "ssh", "public_key": "ssh-rsa AAAA kp"}})),
+        nova("nova/os-keypairs/v2.2/keypairs-import-post-resp.json", "POST", "/os-keypairs").status(201).body(json!({"keypair": {"name": "kp-{uniq}", "type": "ssh", "public_key": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDx8nkQv/zgGgB4rMYmIf+6A4l6Rr+o/6lHBQdW5aYd44bd8JttDCE/F/pNRr0lRE+PiqSPO8nDPHw0010JeMH9gYgnnFlyY3/OcJ02RhIPyyxYpv9FhY+2YiUkpwFOcLImyrxEsYXpD/0d3ac30bNH6Sw9JD9UZHYcpSxsIbECHw== kp"}})),
         nova("nova/os-keypairs/v2.2/keypairs-list-resp.json", "GET", "/os-keypairs"),
         nova("nova/os-keypairs/v2.2/keypairs-get-resp.json", "GET", "/os-keypairs/{keypair}"),
         nova("nova/os-keypairs/v2.10/keypairs-post-resp.json", "POST", "/os-keypairs").status(201).body(json!({"keypair": {"name": "kp-{uniq}", "type": "ssh", "user_id": "{user_id}"}})),
-        nova("nova/os-keypairs/v2.10/keypairs-import-post-resp.json", "POST", "/os-keypairs").status(201).body(json!({"keypair": {"name": "kp-{uniq}", "type": "ssh", "public_key": "ssh-rsa AAAA kp", "user_id": "{user_id}"}})),
+        nova("nova/os-keypairs/v2.10/keypairs-import-post-resp.json", "POST", "/os-keypairs").status(201).body(json!({"keypair": {"name": "kp-{uniq}", "type": "ssh", "public_key": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDx8nkQv/zgGgB4rMYmIf+6A4l6Rr+o/6lHBQdW5aYd44bd8JttDCE/F/pNRr0lRE+PiqSPO8nDPHw0010JeMH9gYgnnFlyY3/OcJ02RhIPyyxYpv9FhY+2YiUkpwFOcLImyrxEsYXpD/0d3ac30bNH6Sw9JD9UZHYcpSxsIbECHw== kp", "user_id": "{user_id}"}})),
         nova("nova/os-keypairs/v2.10/keypairs-list-resp.json", "GET", "/os-keypairs"),
         nova("nova/os-keypairs/v2.10/keypairs-get-resp.json", "GET", "/os-keypairs/{keypair}?user_id={user_id}"),
         nova("nova/os-keypairs/v2.35/keypairs-post-resp.json", "POST", "/os-keypairs").status(201).body(json!({"keypair": {"name": "kp-{uniq}", "type": "ssh", "user_id": "{user_id}"}})),
         nova("nova/os-keypairs/v2.35/keypairs-list-resp.json", "GET", "/os-keypairs?limit=1"),
         nova("nova/os-keypairs/v2.35/keypairs-list-user1-resp.json", "GET", "/os-keypairs?user_id={user_id}&limit=1000"),
         nova("nova/os-keypairs/v2.35/keypairs-list-user2-resp.json", "GET", "/os-keypairs?user_id={user_id}&limit=1"),
-        nova("nova/os-keypairs/v2.92/keypairs-import-post-resp.json", "POST", "/os-keypairs").status(201).body(json!({"keypair": {"name": "kp-{uniq}", "type": "ssh", "public_key": "ssh-rsa AAAA kp", "user_id": "{user_id}"}})),
+        nova("nova/os-keypairs/v2.92/keypairs-import-post-resp.json", "POST", "/os-keypairs").status(201).body(json!({"keypair": {"name": "kp-{uniq}", "type": "ssh", "public_key": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDx8nkQv/zgGgB4rMYmIf+6A4l6Rr+o/6lHBQdW5aYd44bd8JttDCE/F/pNRr0lRE+PiqSPO8nDPHw0010JeMH9gYgnnFlyY3/OcJ02RhIPyyxYpv9FhY+2YiUkpwFOcLImyrxEsYXpD/0d3ac30bNH6Sw9JD9UZHYcpSxsIbECHw== kp", "user_id": "{user_id}"}})),
     ]);
     // ---------------- Nova: host aggregates (2.1, 2.41 adds uuid, 2.81 adds image caching)
     for m in ["", "v2.41/", "v2.81/"] {
@@ -687,7 +687,7 @@ fn cases() -> Vec<Case> {
         "nova/servers/v2.98/server-get-resp.json",
         "nova/servers/v2.100/server-get-resp.json",
     ] {
-        // Server groups are not simulated: `server_groups` is always empty.
+        // The sample's server is in a server group; the twin's is in none.
         let allow = if s.contains("v2.71") {
             NO_SERVER_GROUPS
         } else {
@@ -1117,7 +1117,7 @@ async fn setup(c: Cloud) -> Env {
             "/os-keypairs",
             "2.2",
             Some(
-                json!({"keypair": {"name": "keypair-sample", "public_key": "ssh-rsa AAAA sample"}}),
+                json!({"keypair": {"name": "keypair-sample", "public_key": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDx8nkQv/zgGgB4rMYmIf+6A4l6Rr+o/6lHBQdW5aYd44bd8JttDCE/F/pNRr0lRE+PiqSPO8nDPHw0010JeMH9gYgnnFlyY3/OcJ02RhIPyyxYpv9FhY+2YiUkpwFOcLImyrxEsYXpD/0d3ac30bNH6Sw9JD9UZHYcpSxsIbECHw== sample"}}),
             ),
         )
         .await;

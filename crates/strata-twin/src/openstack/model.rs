@@ -42,6 +42,9 @@ pub struct State {
     pub next_migration: u64,
     #[serde(default)]
     pub aggregates: Vec<Aggregate>,
+    /// Server groups (`/os-server-groups`), in creation order.
+    #[serde(default)]
+    pub server_groups: Vec<ServerGroup>,
     #[serde(default)]
     pub next_aggregate: u64,
     pub next_instance: u64,
@@ -415,6 +418,24 @@ pub struct Server {
     /// What was done to the server (`os-instance-actions`), oldest first.
     #[serde(default)]
     pub actions: Vec<InstanceAction>,
+}
+
+/// A server group (`nova.objects.InstanceGroup`): one policy, anti-affinity's
+/// `max_server_per_host` rule, and the servers booted into it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerGroup {
+    pub id: String,
+    pub name: String,
+    /// `affinity`, `anti-affinity`, `soft-affinity` or `soft-anti-affinity`.
+    pub policy: String,
+    /// Anti-affinity's `rules.max_server_per_host` (2.64+); absent means 1.
+    #[serde(default)]
+    pub max_server_per_host: Option<i64>,
+    /// Server ids, in the order they joined.
+    pub members: Vec<String>,
+    pub project_id: String,
+    pub user_id: String,
+    pub created_ms: i64,
 }
 
 /// A migration record (`nova.objects.Migration`): a cold migration (`migration`) or a

@@ -1,5 +1,6 @@
 //! Server create: request validation, the Placement-backed scheduler (flavor resources, PCI
-//! aliases, claims and their release), quota checks, network requests turned into Neutron
+//! aliases, server group filters and weighers, claims and their release), quota checks
+//! (server group members included), network requests turned into Neutron
 //! ports, and the pending BUILD transition.
 
 use std::collections::BTreeSet;
@@ -86,7 +87,7 @@ pub(super) fn schedule(
     host: Option<&str>,
     exclude: Option<&str>,
 ) -> Option<usize> {
-    schedule_fitting(st, want, None, az, host, exclude).map(|(h, _)| h)
+    schedule_fitting(st, want, None, None, az, host, exclude).map(|(h, _)| h)
 }
 
 /// What a flavor asks of a host's NUMA cells (nova `nova/virt/hardware.py`
@@ -266,12 +267,14 @@ pub(super) fn numa_fit(
     pick(&h.numa_cells, 0, req.cells, &fit_cell, &mut out).then_some(out)
 }
 
-/// [`schedule`], with the NUMA topology filter when the flavor has a NUMA request: the
-/// host and where the instance's cells go on it.
+/// [`schedule`], with the NUMA topology filter when the flavor has a NUMA request and
+/// the server group filters and weighers when the server is in a group: the host and
+/// where the instance's cells go on it.
 pub(super) fn schedule_fitting(
     st: &State,
     want: &BTreeMap<String, i64>,
     numa: Option<&NumaRequest>,
+    group: Option<&GroupPlacement>,
     az: Option<&str>,
     host: Option<&str>,
     exclude: Option<&str>,
@@ -280,7 +283,9 @@ pub(super) fn schedule_fitting(
         .pci_aliases
         .iter()
         .any(|a| want.contains_key(&a.resource_class));
-    let mut best: Option<(usize, (bool, i64), Vec<CellClaim>)> = None;
+    // (PCI match, group weight, free RAM): higher is better.
+    type Score = (bool, i64, i64);
+    let mut best: Option<(usize, Score, Vec<CellClaim>)> = None;
     for (i, h) in st.hosts.iter().enumerate() {
         if h.status != "enabled" || h.state != "up" {
             continue;
@@ -291,6 +296,9 @@ pub(super) fn schedule_fitting(
             continue;
         }
         if exclude == Some(h.host.as_str()) {
+            continue;
+        }
+        if group.is_some_and(|g| !g.passes(&h.host)) {
             continue;
         }
         let Some(rp) = st.rps.iter().find(|r| r.uuid == h.uuid) else {
@@ -316,7 +324,11 @@ pub(super) fn schedule_fitting(
                 .get("MEMORY_MB")
                 .copied()
                 .unwrap_or(0);
-        let score = (wants_pci == has_pci, free_ram);
+        let score = (
+            wants_pci == has_pci,
+            group.map_or(0, |g| g.weight(&h.host)),
+            free_ram,
+        );
         if best.as_ref().is_none_or(|(_, b, _)| score > *b) {
             best = Some((i, score, cells));
         }
@@ -769,6 +781,12 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
                 .collect()
         })
         .unwrap_or_default();
+    // The `group` hint: the group must exist and have room for every new member
+    // (compute/api.py `_get_requested_instance_group`, `_provision_instances`).
+    let group = requested_group(st, &hints)?;
+    if let Some(g) = group {
+        check_members_quota(st, g, &cx.caller.user_id, &project, count)?;
+    }
     let admin_pass = b
         .get("adminPass")
         .and_then(Value::as_str)
@@ -873,10 +891,17 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             false,
             now,
         );
+        // The new member joins before it is scheduled, so the filters see the
+        // members placed by this request so far.
+        if let Some(g) = group {
+            st.server_groups[g].members.push(id.clone());
+        }
+        let placement = group.and_then(|_| group_placement(st, &id));
         match schedule_fitting(
             st,
             &want,
             numa.as_ref(),
+            placement.as_ref(),
             az.as_deref(),
             forced_host.as_deref(),
             None,

@@ -1,6 +1,7 @@
 //! Flavors: listing with visibility and pagination, create/update/delete, flavor access for
-//! private flavors, and extra specs (validated per microversion, including the PCI alias
-//! specs that map to GPU inventories).
+//! private flavors (the 409 for a public flavor from 2.7), and extra specs (validated
+//! from 2.86 by nova's validators, `extra_specs.rs`; PCI alias specs map to GPU
+//! inventories).
 
 use super::*;
 
@@ -308,8 +309,9 @@ pub(super) fn flavor_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         extra_specs: BTreeMap::new(),
         created_ms: os.now_ms(),
         // A private flavor starts with an empty access list: Nova does not add the
-        // creating project (nova/api/openstack/compute/flavor_manage.py `_create`,
-        // "non public flavor access is not being added for created tenant").
+        // creating project (nova/api/openstack/compute/flavors.py `create`, "For
+        // backward compatibility, non public flavor access is not being added for
+        // created tenant. Ref -bug/1209101").
         access: vec![],
     };
     let v = flavor_json(os, &flavor, cx.mv, true);
@@ -389,7 +391,9 @@ pub(super) fn flavor_action_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
             return Err(bad(&format!("Project ID {t} is not a valid project.")));
         }
         let f = find_flavor_mut(st, &id)?;
-        if f.is_public {
+        // The 409 is from 2.7 (flavor_access.py `_add_tenant_access`); before, the
+        // project is added to a public flavor's (unused) access list.
+        if f.is_public && cx.mv >= 7 {
             return Err(err(409, "Can not add access to a public flavor."));
         }
         if f.access.iter().any(|a| a == t) {
@@ -426,7 +430,8 @@ pub(super) fn flavor_action_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
     Ok(json_resp(StatusCode::OK, json!({"flavor_access": list})))
 }
 
-/// Check an extra spec the way Nova validates the namespaces it knows (2.86+).
+/// Check an extra spec: the schema's key and length rules, and from 2.86 nova's
+/// validators ([`super::extra_specs`]).
 pub(super) fn check_spec(key: &str, value: &str, mv: u32) -> Result<(), Response> {
     if key.is_empty() || key.len() > 255 || value.len() > 255 {
         return Err(bad(
@@ -441,9 +446,9 @@ pub(super) fn check_spec(key: &str, value: &str, mv: u32) -> Result<(), Response
             "Invalid input for field/attribute extra_specs. Value: {key}. Does not match any of the regexes"
         )));
     }
-    if key == "pci_passthrough:alias" && mv >= 86 {
-        parse_alias_spec(value)
-            .map_err(|e| bad(&format!("Validation failed; {e} for extra spec '{key}'.")))?;
+    // flavors_extraspecs.py `_check_extra_specs_value`: nova's validators from 2.86.
+    if mv >= 86 {
+        super::extra_specs::validate(key, value).map_err(|e| bad(&e))?;
     }
     Ok(())
 }

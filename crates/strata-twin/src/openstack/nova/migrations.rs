@@ -262,10 +262,12 @@ pub(super) fn migrate(os: &Os, st: &mut State, idx: usize, body: &Value, cx: &Cx
     let now = os.now_ms();
     // The conductor's scheduling: another enabled, up host that fits (libvirt does
     // not report COMPUTE_SAME_HOST_COLD_MIGRATE, so never the source).
+    let group = group_placement(st, &st.servers[idx].id);
     match schedule_fitting(
         st,
         &want,
         numa.as_ref(),
+        group.as_ref(),
         None,
         host.as_deref(),
         Some(&source),
@@ -433,6 +435,7 @@ pub(super) fn live_migrate(os: &Os, st: &mut State, idx: usize, body: &Value, cx
             st,
             &want,
             numa.as_ref(),
+            group_placement(st, &s.id).as_ref(),
             None,
             host.as_deref(),
             Some(&source),

@@ -1,5 +1,6 @@
 //! Nova, compute API v2.1 with microversions 2.1–2.104: version documents, flavors and
-//! extra specs, key pairs, servers (asynchronous build through the Placement-backed
+//! extra specs, key pairs, server groups (with the scheduler's group filters and
+//! weighers), servers (asynchronous build through the Placement-backed
 //! scheduler, with PCI aliases mapped to GPU inventories; actions; metadata; tags),
 //! cold and live migration with their records, availability zones, hypervisors and
 //! compute services (enable/disable, forced down, delete with nova's refusals), quotas
@@ -19,10 +20,12 @@ mod actions;
 mod aggregates;
 mod boot;
 mod compute_hosts;
+mod extra_specs;
 mod flavors;
 mod keypairs;
 mod migrations;
 mod quotas;
+mod server_groups;
 mod server_metadata;
 mod servers;
 
@@ -37,6 +40,7 @@ use keypairs::*;
 use migrations::*;
 pub(crate) use quotas::quota_limits;
 use quotas::*;
+use server_groups::*;
 use server_metadata::*;
 use servers::*;
 pub(crate) use servers::{destroy_server, status_of};
@@ -107,6 +111,20 @@ pub(crate) fn routes(r: Routes) -> Routes {
             &[
                 (GET, keypair_get_, 1, MAX_MINOR),
                 (DELETE, keypair_delete_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-server-groups",
+            &[
+                (GET, groups_list_, 1, MAX_MINOR),
+                (POST, group_create_, 1, MAX_MINOR),
+            ],
+        )
+        .add_versioned(
+            "/compute/v2.1/os-server-groups/{id}",
+            &[
+                (GET, group_get_, 1, MAX_MINOR),
+                (DELETE, group_delete_, 1, MAX_MINOR),
             ],
         )
         .add_versioned(

@@ -151,6 +151,13 @@ pub(super) fn quota_in_use(st: &State, project: &str, user: Option<&str>) -> BTr
         .filter(|k| kp_user.as_ref().is_none_or(|u| &k.user_id == u))
         .count() as i64;
     u.insert("key_pairs".into(), if user.is_some() { kps } else { 0 });
+    u.insert(
+        "server_groups".into(),
+        st.server_groups
+            .iter()
+            .filter(|g| g.project_id == project)
+            .count() as i64,
+    );
     u
 }
 
@@ -308,7 +315,13 @@ pub(super) fn limits_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     put("totalCoresUsed", u("cores"));
     put("totalInstancesUsed", u("instances"));
     put("totalRAMUsed", u("ram"));
-    put("totalServerGroupsUsed", 0);
+    put(
+        "totalServerGroupsUsed",
+        st.server_groups
+            .iter()
+            .filter(|g| g.project_id == project)
+            .count() as i64,
+    );
     if cx.mv < 39 {
         put("maxImageMeta", g("metadata_items"));
     }

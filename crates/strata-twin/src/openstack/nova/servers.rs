@@ -286,7 +286,7 @@ pub(super) fn server_view(
         View::Reduced => true,
     };
     if mv >= 71 && with_groups {
-        v["server_groups"] = json!([]);
+        v["server_groups"] = json!(groups_of(st, &s.id));
     }
     if mv >= 73 {
         v["locked_reason"] = json!(s.locked_reason);
@@ -637,6 +637,7 @@ pub(crate) fn destroy_server(st: &mut State, idx: usize, now: i64) {
     unclaim(st, &id);
     super::migrations::forget(st, &id);
     neutron::release_ports(st, &id);
+    super::server_groups::forget_member(st, &id);
     let s = &mut st.servers[idx];
     s.deleted = true;
     s.vm_state = "deleted".into();
