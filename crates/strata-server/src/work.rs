@@ -863,11 +863,10 @@ fn onboarding(step: &strata_plan::Step) -> bool {
 /// Machines whose onboarding workflow is running (by resource id).
 async fn onboarding_in_flight(s: &Server) -> Result<Vec<String>, StepError> {
     Ok(s.store
-        .workflows(Some("onboard"), 500)
+        .running_subjects("onboard")
         .await?
         .into_iter()
-        .filter(|(_, _, _, state)| state == "running")
-        .filter_map(|(_, _, subject, _)| subject.split_once(' ').map(|(_, id)| id.to_string()))
+        .filter_map(|subject| subject.split_once(' ').map(|(_, id)| id.to_string()))
         .collect())
 }
 

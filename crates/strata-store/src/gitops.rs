@@ -334,6 +334,18 @@ impl Store {
             .transpose()
     }
 
+    /// The subjects of every running workflow of `kind` (no limit: the running ones
+    /// are what is in flight right now).
+    pub async fn running_subjects(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT subject FROM workflows WHERE kind = $1 AND state = 'running' ORDER BY id",
+        )
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// Workflows, newest first, of `kind` (all when `None`), at most `limit`.
     pub async fn workflows(
         &self,

@@ -353,6 +353,9 @@ impl Store {
 
     /// Claim the next runnable step for `worker`, holding it for the step's timeout.
     /// `fencing`: the counter of the lease the worker holds (recorded with the step).
+    /// Among runnable steps, workflows further along go first (a machine's `deploy`
+    /// before another machine's `commission`: what is started gets finished), then the
+    /// oldest workflow.
     pub async fn claim(
         &self,
         worker: &str,
@@ -387,7 +390,7 @@ impl Store {
                    OR (s.state = 'running' AND s.lease_until_ms < $5)) \
                  AND NOT EXISTS (SELECT 1 FROM steps p WHERE p.workflow_id = s.workflow_id \
                    AND p.idx < s.idx AND p.state <> 'done') \
-               ORDER BY s.not_before_ms, w.created_ms, s.workflow_id, s.idx LIMIT 1{lock}) \
+               ORDER BY s.not_before_ms, s.idx DESC, w.created_ms, s.workflow_id LIMIT 1{lock}) \
              RETURNING workflow_id, idx, name, attempts"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
