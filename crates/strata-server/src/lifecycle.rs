@@ -315,13 +315,20 @@ pub(crate) async fn upgrade_step(s: &Arc<Server>, c: &Claim) -> StepResult {
                     Err(e) => rollback["error"] = json!(e.to_string()),
                 }
             }
+            let rolled = match (previous.as_deref(), rollback.get("error")) {
+                (None, _) => "not rolled back (no earlier version recorded)".to_string(),
+                (Some(p), Some(e)) => {
+                    format!("the rollback to {p} failed ({e}): repair the node by hand")
+                }
+                (Some(p), None) if rollback["healthy_after"] == true => {
+                    format!("rolled back to {p}")
+                }
+                (Some(p), None) => format!("rolled back to {p}, but it is not healthy yet"),
+            };
             let why = format!(
-                "{node} failed its health gate after the upgrade to {}: {}; rolled back to {}; the rollout stopped",
+                "{node} failed its health gate after the upgrade to {}: {}; {rolled}; the rollout stopped",
                 req.version,
                 problems.join("; "),
-                previous
-                    .as_deref()
-                    .unwrap_or("(unknown: no version recorded)")
             );
             Ok(StepOutcome::Halt(
                 json!({"node": node, "gate": "failed", "problems": problems, "health": h, "rollback": rollback}),
