@@ -544,31 +544,39 @@ impl Run<'_> {
             ("mac_address", mac.clone()),
             ("comment", comment),
         ]);
-        match self
-            .p
-            .client
-            .post::<Value>("reservedips/", None, &body, false)
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.ambiguous() => {
-                // Made by this very request if it is listed now.
-                let listed: Vec<Value> = self.p.client.get("reservedips/", &[]).await?;
-                let made = listed.iter().any(|r| {
-                    field(r, "ip").as_deref() == Some(ip.as_str())
-                        && field(r, "mac_address").and_then(|m| wire::normalize_mac(&m))
-                            == Some(mac.clone())
-                });
-                if !made {
-                    return Err(e.into());
+        // An ambiguous answer is settled by listing: made by that request if listed
+        // now, else not made, and sending it again is safe (a few times).
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .p
+                .client
+                .post::<Value>("reservedips/", None, &body, false)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if e.ambiguous() => {
+                    let listed: Vec<Value> = self.p.client.get("reservedips/", &[]).await?;
+                    let made = listed.iter().any(|r| {
+                        field(r, "ip").as_deref() == Some(ip.as_str())
+                            && field(r, "mac_address").and_then(|m| wire::normalize_mac(&m))
+                                == Some(mac.clone())
+                    });
+                    if made {
+                        break;
+                    }
+                    if attempt >= 3 {
+                        return Err(e.into());
+                    }
                 }
-            }
-            Err(e) => {
-                return Err(ProviderError::Api(format!(
-                    "{}: reserving the BMC address {ip} for {mac} refused: {}",
-                    self.step.id,
-                    maas_reason(&e)
-                )));
+                Err(e) => {
+                    return Err(ProviderError::Api(format!(
+                        "{}: reserving the BMC address {ip} for {mac} refused: {}",
+                        self.step.id,
+                        maas_reason(&e)
+                    )));
+                }
             }
         }
         self.done.push(format!("reserved {ip} for the BMC"));
