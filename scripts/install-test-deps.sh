@@ -3,11 +3,14 @@
 #
 # Idempotent; meant to run as root on a fresh Debian 12 (bookworm) machine:
 #   - Debian packages: frr (vtysh), keepalived, ifupdown2 (ifup), netplan.io, cloud-init,
-#     prometheus (promtool), iproute2, iputils-ping, python3-venv, hyperfine;
+#     prometheus (promtool), iproute2, iputils-ping, python3-venv, hyperfine, chromium
+#     (the web UI's browser test);
 #     apt is skipped entirely when every needed command is already present.
 #   - A Python venv at ${STRATA_TOOLS_VENV:-/opt/strata-tools} with ansible-core and PyYAML
 #     (ansible-inventory / ansible for the Kolla checks) and the real API clients (proxmoxer,
-#     python-libmaas, openstacksdk, the openstack CLI); pip is skipped when they are there.
+#     python-libmaas, openstacksdk, the openstack CLI) and Playwright, which drives Debian's
+#     /usr/bin/chromium for the web UI test (never `playwright install`: its browser
+#     download is not used); pip is skipped when they are there.
 #   - A second venv at ${STRATA_ANSIBLE_VENV:-/opt/strata-ansible} with the full `ansible`
 #     package (its community.proxmox and openstack.cloud collections), proxmoxer, requests
 #     and openstacksdk < 4.15 (what openstack.cloud 2.x supports), for the playbooks that
@@ -31,11 +34,12 @@ APT_PACKAGES=(
     iputils-ping
     python3-venv
     hyperfine
+    chromium
 )
 
 # Commands whose presence means the apt step has already been done. Debian keeps some of
 # them in sbin, which is not on every root PATH, so look there too.
-NEEDED_COMMANDS=(vtysh keepalived ifup netplan cloud-init promtool hyperfine ip ping)
+NEEDED_COMMANDS=(vtysh keepalived ifup netplan cloud-init promtool hyperfine ip ping chromium)
 
 # Print the path of an executable regular file named $1 on PATH or in the sbin
 # directories; fail when there is none.
@@ -108,6 +112,16 @@ else
         proxmoxer requests python-libmaas python-openstackclient openstacksdk
 fi
 
+# Playwright for the web UI's browser test (crates/strata-cli/tests/api/ui.rs, through
+# scripts/clients/ui_check.py). Only the Python package: the test launches Debian's
+# /usr/bin/chromium (executable_path), so `playwright install` (whose browser CDN is not
+# reachable from these machines) is never run.
+if "$VENV/bin/python" -c 'import playwright.sync_api' >/dev/null 2>&1; then
+    echo "install-test-deps: playwright already in $VENV; skipping pip"
+else
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet 'playwright>=1.40'
+fi
+
 # The Ansible collections teams run for day-2 work (community.proxmox, openstack.cloud),
 # unmodified, as the `ansible` package ships them. A venv of their own: the full package
 # is large, and openstack.cloud 2.x needs an openstacksdk older than the tools venv's.
@@ -161,6 +175,12 @@ else
     still_missing+=("ansible-playbook")
 fi
 printf '  %-18s %s\n' "ansible-core" "$("$VENV/bin/python" -c 'import ansible.release as r; print(r.__version__)' 2>/dev/null || echo '?')"
+if pw="$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("playwright"))' 2>/dev/null)"; then
+    printf '  %-18s %s\n' "playwright" "$pw (drives /usr/bin/chromium)"
+else
+    printf '  %-18s %s\n' "playwright" "NOT FOUND in $VENV"
+    still_missing+=("playwright")
+fi
 echo "install-test-deps: set STRATA_TOOLS_VENV / STRATA_ANSIBLE_VENV to use other venvs (default /opt/strata-tools, /opt/strata-ansible)"
 if ((${#still_missing[@]} > 0)); then
     echo "install-test-deps: still missing after installing: ${still_missing[*]}" >&2

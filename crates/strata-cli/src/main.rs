@@ -147,7 +147,12 @@ enum Command {
     ///
     /// Example: strata serve --spec-repo /srv/fleet.git --targets targets.yaml --admin-token-file admin.token
     /// HA: start two or three with the same --database postgres://…; one leads.
-    Serve(cmd::serve::ServeArgs),
+    Serve(Box<cmd::serve::ServeArgs>),
+    /// Check the server's audit log: every mutation is a hash-chained record, so a
+    /// changed or removed record is found.
+    ///
+    /// Example: strata audit verify --database sqlite:state/strata.db
+    Audit(cmd::audit::AuditArgs),
 }
 
 /// Whether the command line asked for `-o json` (on the innermost subcommand).
@@ -180,7 +185,8 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Lab(a) => cmd::lab::run(a),
         Command::Explain(a) => cmd::explain::run(a),
-        Command::Serve(a) => cmd::serve::run(a),
+        Command::Serve(a) => cmd::serve::run(*a),
+        Command::Audit(a) => cmd::audit::run(a),
     };
     match result {
         Ok(code) => code,

@@ -3,8 +3,12 @@
 //! Open: `GET /healthz`, `GET /readyz` (both JSON, saying whether this instance leads),
 //! `GET /metrics`. Signed: `POST /webhooks/github`, `POST /webhooks/gitlab` (a bad
 //! signature is 401 and changes nothing). Everything under `/api/v1` needs
-//! `Authorization: Bearer <token>`. Errors are `application/problem+json` with a
-//! stable `code`.
+//! `Authorization: Bearer <token>` ([`crate::auth`]), or the web UI's session cookie
+//! with the session's CSRF token on every request that is not a read ([`crate::ui`],
+//! which also serves `/ui/`): the caller becomes a
+//! `Principal`, checked per object in each handler; every mutation writes an audit
+//! record. Errors are `application/problem+json` with a stable `code`. Every response
+//! carries `X-Request-Id` (the caller's, when it sent a sane one) and security headers.
 
 use std::sync::Arc;
 
@@ -14,16 +18,22 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::auth::{AuthError, Principal, Role};
 use crate::work::{self, ApproveError};
 use crate::{LEADER_LEASE, Server, webhook};
+
+/// The request's id (from `X-Request-Id`, or made here), in every audit record.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
 
 type S = State<Arc<Server>>;
 
 /// An API error: status, stable code, what happened.
+#[derive(Debug)]
 pub struct Problem {
     status: StatusCode,
     code: &'static str,
@@ -37,6 +47,18 @@ impl Problem {
             code,
             detail: detail.into(),
         }
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub(crate) fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
     }
 }
 
@@ -70,7 +92,7 @@ impl From<strata_store::StoreError> for Problem {
 }
 
 pub fn router(s: Arc<Server>) -> Router {
-    let api = Router::new()
+    let api = crate::api::routes(Router::new())
         .route("/commits", get(commits))
         .route("/commits/{sha}", get(commit))
         .route("/commits/{sha}/summary", get(commit_summary))
@@ -84,7 +106,9 @@ pub fn router(s: Arc<Server>) -> Router {
         .route("/machines/{dc}/{hostname}/decommission", post(decommission))
         .route("/sync", post(sync))
         .fallback(api_not_found)
-        .route_layer(middleware::from_fn_with_state(s.clone(), bearer));
+        // `layer`, not `route_layer`: an unknown API route also needs a token (no
+        // probing which routes exist).
+        .layer(middleware::from_fn_with_state(s.clone(), bearer));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -92,10 +116,45 @@ pub fn router(s: Arc<Server>) -> Router {
         .route("/webhooks/github", post(github))
         .route("/webhooks/gitlab", post(gitlab))
         .nest("/api/v1", api)
+        .merge(crate::ui::router(s.clone()))
         .fallback(not_found)
-        // Webhook payloads are small; GitHub caps them at 25 MB.
+        // Webhook payloads are small; GitHub caps them at 25 MB. API bodies are
+        // smaller still (each route's JSON is a few kilobytes).
         .layer(DefaultBodyLimit::max(25 * 1024 * 1024))
+        .layer(middleware::from_fn(request_id))
         .with_state(s)
+}
+
+/// Give every request an id and every response that id and the security headers.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let sane = |v: &str| {
+        !v.is_empty()
+            && v.len() <= 64
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    };
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|h| h.to_str().ok())
+        .filter(|v| sane(v))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert("x-request-id", v);
+    }
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    r
 }
 
 async fn not_found() -> Problem {
@@ -106,27 +165,78 @@ async fn api_not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "not-found", "no such API route")
 }
 
-async fn bearer(State(s): S, req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
+/// The bearer token from `Authorization` (the scheme is case-insensitive, RFC 9110 §11.1).
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        // The scheme is case-insensitive (RFC 9110 §11.1).
         .and_then(|h| {
             let (scheme, rest) = h.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
         })
-        .map(str::trim);
-    match token {
-        Some(t) if s.admin_token_ok(t).await => next.run(req).await,
-        Some(_) => Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", "the token is not valid").into_response(),
-        None => Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "send Authorization: Bearer <token> (the first admin token is written to --admin-token-file on first start)",
-        )
-        .into_response(),
+}
+
+/// Who the token belongs to (API token, or OIDC JWT when configured).
+pub(crate) async fn principal_of(s: &Server, token: &str) -> Result<Principal, Problem> {
+    let unauth = |d: String| Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", d);
+    match crate::auth::token_principal(&s.store, &s.verified, token).await {
+        Ok(p) => Ok(p),
+        Err(AuthError::Store(e)) => Err(e.into()),
+        Err(AuthError::Invalid) if token.matches('.').count() == 2 => s
+            .oidc_principal(token)
+            .await
+            .map_err(|e| unauth(e.to_string())),
+        Err(e) => Err(unauth(e.to_string())),
     }
+}
+
+/// The caller of `/api/v1`: a bearer token, or else the web UI's session cookie (then
+/// every request that is not a read also needs the session's `X-CSRF-Token`).
+async fn bearer(State(s): S, mut req: Request, next: Next) -> Response {
+    let who = match bearer_token(req.headers()).map(str::to_string) {
+        Some(token) => match principal_of(&s, &token).await {
+            Ok(p) => p,
+            Err(p) => return p.into_response(),
+        },
+        None => match crate::ui::api_session(&s, req.headers(), req.method()).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                return Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "send Authorization: Bearer <token> (the first admin token is written to --admin-token-file on first start)",
+                )
+                .into_response();
+            }
+            Err(p) => return p.into_response(),
+        },
+    };
+    if let Err(wait) = s.rate.take(&who.actor) {
+        let mut r = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            format!("too many requests from this token; retry in {wait} s"),
+        )
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    let reads = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if !reads && !who.write {
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "insufficient-scope",
+            "this token has the read scope only",
+        )
+        .into_response();
+    }
+    req.extensions_mut().insert(who);
+    next.run(req).await
 }
 
 async fn healthz(State(s): S) -> Json<Value> {
@@ -269,14 +379,16 @@ struct Page {
     kind: Option<String>,
 }
 
-fn bad_query(e: axum::extract::rejection::QueryRejection) -> Problem {
+pub(crate) fn bad_query(e: axum::extract::rejection::QueryRejection) -> Problem {
     Problem::new(StatusCode::BAD_REQUEST, "bad-query", e.body_text())
 }
 
 async fn commits(
     State(s): S,
+    Extension(who): Extension<Principal>,
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
+    who.see_fleet()?;
     let Query(q) = q.map_err(bad_query)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let list = s.store.commits(limit, q.before_ms).await?;
@@ -321,12 +433,22 @@ async fn find_commit(s: &Server, sha: &str) -> Result<strata_store::CommitView, 
         })
 }
 
-async fn commit(State(s): S, Path(sha): Path<String>) -> Result<Json<Value>, Problem> {
+async fn commit(
+    State(s): S,
+    Extension(who): Extension<Principal>,
+    Path(sha): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    who.see_fleet()?;
     let c = find_commit(&s, &sha).await?;
     Ok(Json(serde_json::to_value(c).unwrap_or(Value::Null)))
 }
 
-async fn commit_summary(State(s): S, Path(sha): Path<String>) -> Result<Response, Problem> {
+async fn commit_summary(
+    State(s): S,
+    Extension(who): Extension<Principal>,
+    Path(sha): Path<String>,
+) -> Result<Response, Problem> {
+    who.see_fleet()?;
     let c = find_commit(&s, &sha).await?;
     let md = c
         .result
@@ -345,8 +467,10 @@ async fn commit_summary(State(s): S, Path(sha): Path<String>) -> Result<Response
 
 async fn plans(
     State(s): S,
+    Extension(who): Extension<Principal>,
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
+    who.see_fleet()?;
     let Query(q) = q.map_err(bad_query)?;
     let list = s
         .store
@@ -367,7 +491,12 @@ fn check_hash(hash: &str) -> Result<(), Problem> {
     }
 }
 
-async fn plan(State(s): S, Path(hash): Path<String>) -> Result<Json<Value>, Problem> {
+async fn plan(
+    State(s): S,
+    Extension(who): Extension<Principal>,
+    Path(hash): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    who.see_fleet()?;
     check_hash(&hash)?;
     let Some(view) = s.store.plan(&hash).await? else {
         return Err(Problem::new(
@@ -386,14 +515,46 @@ async fn plan(State(s): S, Path(hash): Path<String>) -> Result<Json<Value>, Prob
     })))
 }
 
-async fn approve(State(s): S, Path(hash): Path<String>) -> Result<Response, Problem> {
-    check_hash(&hash)?;
-    match work::approve(&s, &hash, "admin").await {
-        Ok(workflow) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"approved": true, "plan_hash": hash, "workflow": workflow})),
-        )
-            .into_response()),
+async fn approve(
+    State(s): S,
+    Extension(who): Extension<Principal>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path(hash): Path<String>,
+) -> Result<Response, Problem> {
+    let workflow = approve_plan(&s, &who, &rid, &hash).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"approved": true, "plan_hash": hash, "workflow": workflow})),
+    )
+        .into_response())
+}
+
+/// Approve plan `hash` as `who`: the checks, the approval and its audit record. The
+/// API's route and the web UI's Approve button both come here. Returns the workflow
+/// that applies the plan.
+pub(crate) async fn approve_plan(
+    s: &Server,
+    who: &Principal,
+    rid: &str,
+    hash: &str,
+) -> Result<String, Problem> {
+    who.see_fleet()?;
+    check_hash(hash)?;
+    who.need(crate::auth::FLEET, Role::Operator, "approving a plan")?;
+    match work::approve(s, hash, &who.actor).await {
+        Ok(workflow) => {
+            s.audit(
+                who,
+                rid,
+                crate::auth::FLEET,
+                "plan.approve",
+                &format!("plan/{hash}"),
+                &json!({"state": "waiting"}),
+                &json!({"state": "approved", "workflow": workflow}),
+            )
+            .await?;
+            Ok(workflow)
+        }
         Err(ApproveError::NotFound) => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "plan-not-found",
@@ -429,6 +590,7 @@ async fn approve(State(s): S, Path(hash): Path<String>) -> Result<Response, Prob
 
 async fn workflows(
     State(s): S,
+    Extension(who): Extension<Principal>,
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
     let Query(q) = q.map_err(bad_query)?;
@@ -438,38 +600,86 @@ async fn workflows(
         .await?;
     let items: Vec<Value> = list
         .into_iter()
+        .filter(|(_, kind, subject, _)| who.role_in(workflow_team(kind, subject)).is_some())
         .map(|(id, kind, subject, state)| json!({"id": id, "kind": kind, "subject": subject, "state": state}))
         .collect();
     Ok(Json(json!({"items": items})))
 }
 
-async fn workflow(State(s): S, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
+/// The team a workflow belongs to: a team's requests are `request` workflows whose
+/// subject starts with the team; every other workflow is the fleet's.
+pub(crate) fn workflow_team<'a>(kind: &str, subject: &'a str) -> &'a str {
+    match kind {
+        "request" => subject.split('/').next().unwrap_or(crate::auth::FLEET),
+        _ => crate::auth::FLEET,
+    }
+}
+
+fn no_workflow(id: &str) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "workflow-not-found",
+        format!("no workflow {id}"),
+    )
+}
+
+async fn workflow(
+    State(s): S,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
     let Some(w) = s.store.workflow(&id).await? else {
-        return Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "workflow-not-found",
-            format!("no workflow {id}"),
-        ));
+        return Err(no_workflow(&id));
     };
+    who.see(workflow_team(&w.kind, &w.subject), || no_workflow(&id))?;
     let events = s.store.events(&id).await?;
     Ok(Json(json!({"workflow": w, "events": events})))
 }
 
-async fn sync(State(s): S) -> Response {
+async fn sync(
+    State(s): S,
+    Extension(who): Extension<Principal>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+) -> Result<Response, Problem> {
+    who.need(crate::auth::FLEET, Role::Operator, "asking for a sync")?;
     s.poke();
-    (StatusCode::ACCEPTED, Json(json!({"polling": true}))).into_response()
+    s.audit(
+        &who,
+        &rid,
+        crate::auth::FLEET,
+        "repo.sync",
+        "repo",
+        &Value::Null,
+        &json!({"polling": true}),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"polling": true}))).into_response())
 }
 
-async fn cancel_workflow(State(s): S, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn cancel_workflow(
+    State(s): S,
+    Extension(who): Extension<Principal>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     let Some(w) = s.store.workflow(&id).await? else {
-        return Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "workflow-not-found",
-            format!("no workflow {id}"),
-        ));
+        return Err(no_workflow(&id));
     };
+    let team = workflow_team(&w.kind, &w.subject).to_string();
+    who.see(&team, || no_workflow(&id))?;
+    who.need(&team, Role::Operator, "cancelling a workflow")?;
     if s.store.cancel(&id).await? {
         tracing::info!(workflow = %id, "workflow cancelled through the API");
+        s.audit(
+            &who,
+            &rid,
+            &team,
+            "workflow.cancel",
+            &format!("workflow/{id}"),
+            &json!({"state": w.state}),
+            &json!({"state": "cancelled"}),
+        )
+        .await?;
         Ok((
             StatusCode::ACCEPTED,
             Json(json!({"cancelled": true, "workflow": id})),
@@ -498,7 +708,7 @@ fn lifecycle_problem(e: crate::lifecycle::LifecycleError) -> Problem {
     }
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -510,26 +720,62 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem>
 
 /// Start a rolling upgrade of a DC's Proxmox cluster:
 /// `{"version": "9.1.2", "gate_timeout_s": 600}`.
-async fn upgrade(State(s): S, Path(dc): Path<String>, body: Bytes) -> Result<Response, Problem> {
+async fn upgrade(
+    State(s): S,
+    Extension(who): Extension<Principal>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path(dc): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    who.need(crate::auth::FLEET, Role::Operator, "upgrading a cluster")?;
     let mut req: crate::lifecycle::UpgradeRequest = json_body(&body)?;
-    req.dc = dc;
+    req.dc = dc.clone();
+    let asked = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
     let id = crate::lifecycle::start_upgrade(&s, req)
         .await
         .map_err(lifecycle_problem)?;
+    s.audit(
+        &who,
+        &rid,
+        crate::auth::FLEET,
+        "proxmox.upgrade",
+        &format!("dc/{dc}/proxmox"),
+        &Value::Null,
+        &json!({"request": asked, "workflow": id}),
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"workflow": id}))).into_response())
 }
 
 /// Start decommissioning a machine: `{"reason": "...", "rma": true}`.
 async fn decommission(
     State(s): S,
+    Extension(who): Extension<Principal>,
+    Extension(RequestId(rid)): Extension<RequestId>,
     Path((dc, hostname)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    who.need(
+        crate::auth::FLEET,
+        Role::Operator,
+        "decommissioning a machine",
+    )?;
     let mut req: crate::lifecycle::DecommissionRequest = json_body(&body)?;
-    req.dc = dc;
-    req.hostname = hostname;
+    req.dc = dc.clone();
+    req.hostname = hostname.clone();
+    let asked = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
     let id = crate::lifecycle::start_decommission(&s, req)
         .await
         .map_err(lifecycle_problem)?;
+    s.audit(
+        &who,
+        &rid,
+        crate::auth::FLEET,
+        "machine.decommission",
+        &format!("machine/{dc}/{hostname}"),
+        &Value::Null,
+        &json!({"request": asked, "workflow": id}),
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"workflow": id}))).into_response())
 }

@@ -18,16 +18,20 @@
 //!   lease polls Git and runs steps, and a side effect first checks the lease's
 //!   fencing counter.
 //! - **HTTP** ([`http`]): `/healthz`, `/readyz`, `/metrics`, the webhooks and the
-//!   `/api/v1` routes (bearer token).
+//!   `/api/v1` routes (bearer token), and the web UI under `/ui/` ([`ui`]).
 //!
 //! This crate owns the server's wiring and decisions; it never talks to a platform
 //! except through `strata-providers`, and never writes the spec repository.
 
+pub mod api;
+pub mod auth;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
+pub mod openapi;
 pub mod policy;
 pub mod repo;
+pub mod ui;
 pub mod webhook;
 mod work;
 
@@ -39,7 +43,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use strata_providers::secrets::SecretResolver;
 use strata_store::{Store, now_ms};
 use tokio::sync::{Notify, watch};
@@ -94,6 +97,10 @@ pub struct Config {
     /// Machines in an active MAAS phase (commissioning, deploying, erasing) at once per
     /// DC's MAAS: the provisioning limit. Steps over it wait for a slot.
     pub maas_concurrency: usize,
+    /// API requests per second per caller (twice that in a burst).
+    pub rate_limit: u32,
+    /// OIDC bearer tokens (JWTs from this identity provider) accepted beside API tokens.
+    pub oidc: Option<oidc::OidcValidator>,
 }
 
 impl Config {
@@ -130,6 +137,9 @@ pub struct Server {
     prepared: work::PreparedCache,
     /// One provisioning-slot semaphore per DC's MAAS (`cfg.maas_concurrency` each).
     maas_slots: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// API tokens already checked against their hash.
+    pub(crate) verified: auth::VerifiedTokens,
+    pub(crate) rate: auth::RateLimits,
 }
 
 impl Server {
@@ -163,23 +173,67 @@ impl Server {
         self.poke.notify_one();
     }
 
-    /// Whether `token` is the admin token (compared by SHA-256 in constant time).
-    pub async fn admin_token_ok(&self, token: &str) -> bool {
-        let Ok(Some(want)) = self.store.get_value(ADMIN_TOKEN_KEY).await else {
-            return false;
+    /// The principal behind an OIDC bearer token.
+    pub(crate) async fn oidc_principal(
+        &self,
+        token: &str,
+    ) -> Result<auth::Principal, auth::AuthError> {
+        let Some(v) = &self.cfg.oidc else {
+            return Err(auth::AuthError::Invalid);
         };
-        let got = hex::encode(Sha256::digest(token.as_bytes()));
-        subtle::ConstantTimeEq::ct_eq(got.as_bytes(), want.as_bytes()).into()
+        let id = v
+            .validate(token, std::time::SystemTime::now())
+            .await
+            .map_err(|e| auth::AuthError::Oidc(e.to_string()))?;
+        Ok(auth::Principal {
+            actor: format!("oidc:{}", id.subject),
+            grants: id.grants,
+            read: true,
+            write: true,
+        })
+    }
+
+    /// Record a mutation in the audit log. A failure to record is logged and
+    /// returned: callers that mutate first report it (the change happened).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn audit(
+        &self,
+        who: &auth::Principal,
+        rid: &str,
+        team: &str,
+        action: &str,
+        object: &str,
+        before: &serde_json::Value,
+        after: &serde_json::Value,
+    ) -> Result<(), strata_store::StoreError> {
+        let r = self
+            .store
+            .audit(&strata_store::NewAudit {
+                actor: &who.actor,
+                team,
+                action,
+                object,
+                before,
+                after,
+                request_id: rid,
+            })
+            .await;
+        if let Err(e) = &r {
+            tracing::error!(error = %e, action, object, "cannot write the audit record");
+        }
+        r.map(|_| ())
     }
 }
 
-const ADMIN_TOKEN_KEY: &str = "admin-token-sha256";
+/// The store key naming the first admin token's id (servers starting together on one
+/// database: one of them makes it).
+const FIRST_ADMIN_KEY: &str = "first-admin-token";
 
-/// On first start (no admin token in the store), make one, write it to `path` (mode
-/// 0600, never overwriting a file) and store its hash. Later starts, and every other
-/// instance on the same database, use the stored hash.
+/// On first start (no first admin token yet), make a fleet admin token, write it to
+/// `path` (mode 0600, never overwriting a file) and store its hash. Later starts, and
+/// every other instance on the same database, find it made.
 async fn first_admin_token(store: &Store, path: Option<&PathBuf>) -> Result<(), ServerError> {
-    if store.get_value(ADMIN_TOKEN_KEY).await?.is_some() {
+    if store.get_value(FIRST_ADMIN_KEY).await?.is_some() {
         return Ok(());
     }
     let Some(path) = path else {
@@ -188,19 +242,36 @@ async fn first_admin_token(store: &Store, path: Option<&PathBuf>) -> Result<(), 
         );
         return Ok(());
     };
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    let token = format!("strata_{}", hex::encode(bytes));
-    // Servers starting together on one database: one wins and writes the file.
-    let hash = hex::encode(Sha256::digest(token.as_bytes()));
-    if !store.put_value_if_absent(ADMIN_TOKEN_KEY, &hash).await? {
+    let req = auth::TokenRequest {
+        name: "first admin".into(),
+        team: auth::FLEET.into(),
+        role: auth::Role::Admin,
+        scopes: None,
+        expires_in_s: Some(0),
+    };
+    let (row, token) = auth::issue_token(None, &req)
+        .map_err(|_| ServerError::Io("cannot make the first admin token".into()))?;
+    if !store.put_value_if_absent(FIRST_ADMIN_KEY, &row.id).await? {
         return Ok(());
     }
+    store.insert_token(&row).await?;
     if let Err(e) = write_private(path, &token) {
-        // Nobody would know the token: forget it, so the next start tries again.
-        store.delete_value(ADMIN_TOKEN_KEY).await?;
+        // Nobody would know the token: revoke and forget it, so the next start tries again.
+        store.revoke_token(&row.id).await?;
+        store.delete_value(FIRST_ADMIN_KEY).await?;
         return Err(e);
     }
+    store
+        .audit(&strata_store::NewAudit {
+            actor: "strata serve",
+            team: auth::FLEET,
+            action: "token.create",
+            object: &format!("token/{}", row.id),
+            before: &serde_json::Value::Null,
+            after: &serde_json::to_value(&row).unwrap_or_default(),
+            request_id: "first-start",
+        })
+        .await?;
     tracing::info!(path = %path.display(), "wrote the first admin token");
     Ok(())
 }
@@ -268,6 +339,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let addr = listener
         .local_addr()
         .map_err(|e| ServerError::Io(e.to_string()))?;
+    let rate_limit = cfg.rate_limit;
     let server = Arc::new(Server {
         cfg,
         store,
@@ -279,6 +351,8 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         work: Notify::new(),
         prepared: work::PreparedCache::default(),
         maas_slots: Default::default(),
+        verified: Default::default(),
+        rate: auth::RateLimits::new(rate_limit),
     });
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = vec![
@@ -416,3 +490,4 @@ pub fn default_instance() -> String {
     rand::fill(&mut b);
     format!("{host}-{}-{}", std::process::id(), hex::encode(b))
 }
+pub mod oidc;

@@ -243,6 +243,8 @@ struct Prepared {
     policy: Policy,
     lock_text: String,
     lock_behind: bool,
+    /// The compiled fleet (`None` when the commit has errors).
+    fleet: Option<Arc<strata_fleet::Fleet>>,
 }
 
 /// The last commit compiled, by commit and applied lock: onboarding steps of many
@@ -334,7 +336,24 @@ async fn compile(s: &Server, sha: &str, applied: Option<&str>) -> Result<Prepare
         policy,
         lock_text: an.lock.to_text(),
         lock_behind: lock_behind || an.lock_changed,
+        fleet: an.fleet.filter(|_| !has_errors).map(Arc::new),
     })
+}
+
+/// The compiled fleet of the last applied commit (`None` before the first apply).
+pub(crate) async fn applied_fleet(
+    s: &Server,
+) -> Result<Option<(String, Arc<strata_fleet::Fleet>)>, String> {
+    let Some(sha) = s
+        .store
+        .get_value(APPLIED_KEY)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let p = prepare(s, &sha).await.map_err(|StepError::Retry(e)| e)?;
+    Ok(p.fleet.clone().map(|f| (sha, f)))
 }
 
 /// Providers for the targets file's DCs (which must be the fleet's).

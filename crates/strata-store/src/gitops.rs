@@ -365,4 +365,24 @@ impl Store {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
             .collect()
     }
+
+    /// The newest workflow of `kind` whose subject ends with `suffix`.
+    pub async fn latest_workflow(
+        &self,
+        kind: &str,
+        suffix: &str,
+    ) -> Result<Option<crate::WorkflowView>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id FROM workflows WHERE kind = $1 AND subject LIKE $2 \
+             ORDER BY created_ms DESC, id DESC LIMIT 1",
+        )
+        .bind(kind)
+        .bind(format!("%{}", suffix.replace(['%', '_'], "")))
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => self.workflow(&r.try_get::<String, _>(0)?).await,
+            None => Ok(None),
+        }
+    }
 }

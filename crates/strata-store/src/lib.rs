@@ -28,8 +28,13 @@ use serde_json::Value;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 
+mod access;
 mod gitops;
+pub mod ipam;
+mod requests;
+pub use access::{AuditChain, AuditEntry, NewAudit, TokenRow};
 pub use gitops::{ApprovalView, CommitView, PlanView};
+pub use requests::{RequestRow, Usage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +53,9 @@ pub enum StoreError {
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_workflows.sql")),
     (2, include_str!("../migrations/0002_gitops.sql")),
+    (3, include_str!("../migrations/0003_access.sql")),
+    (4, include_str!("../migrations/0004_ipam.sql")),
+    (5, include_str!("../migrations/0005_requests.sql")),
 ];
 
 /// The statements of a migration: `;`-separated, `--` comments dropped.

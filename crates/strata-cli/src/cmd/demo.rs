@@ -395,6 +395,14 @@ async fn run_twin(
             served.token_file.display(),
             served.running.addr
         )?;
+        // The seeded admin token, shown this once (it is also in the 0600 file).
+        if let Ok(t) = std::fs::read_to_string(&served.token_file) {
+            outln!(
+                "\nAdmin API token (fleet admin; shown once, kept in {}):\n  {}",
+                served.token_file.display(),
+                t.trim()
+            )?;
+        }
     }
     let summary = serde_json::json!({
         "endpoints": endpoints.display().to_string(),
@@ -517,6 +525,8 @@ async fn serve_fleet(
         lease_ttl: std::time::Duration::from_secs(9),
         workers: 16,
         maas_concurrency: 50,
+        rate_limit: 200,
+        oidc: None,
     };
     let _ = std::fs::remove_file(out.join("strata.db"));
     let running = strata_server::start(cfg)

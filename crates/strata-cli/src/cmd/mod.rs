@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod apply;
+pub mod audit;
 pub mod compile;
 pub mod conform;
 pub mod demo;

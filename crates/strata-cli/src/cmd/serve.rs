@@ -67,6 +67,27 @@ pub struct ServeArgs {
     /// (Metal3's default is 20 in total; MAAS itself copes with far more).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub maas_concurrency: u16,
+    /// API requests per second per caller (token or OIDC subject), with bursts of
+    /// twice that; over it the API answers 429 with `Retry-After`.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_limit: u32,
+    /// Accept OIDC bearer tokens (JWTs) from this issuer beside API tokens. Their
+    /// roles claim grants `<team>:<role>` (role: viewer, member, operator, admin) or
+    /// `fleet:<role>`. Needs --oidc-audience; the keys come from --oidc-jwks or the
+    /// issuer's discovery document.
+    #[arg(long, value_name = "URL", requires = "oidc_audience")]
+    pub oidc_issuer: Option<String>,
+    /// The `aud` every accepted JWT must carry (the client id at the IdP).
+    #[arg(long, value_name = "AUD", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+    /// The IdP's signing keys: a JWKS file, or its https:// URL (default: the
+    /// `jwks_uri` of the issuer's /.well-known/openid-configuration). Unknown key ids
+    /// reload it, at most once a minute.
+    #[arg(long, value_name = "FILE|URL", requires = "oidc_issuer")]
+    pub oidc_jwks: Option<String>,
+    /// The claim holding the grants (a string array; dots follow nested claims).
+    #[arg(long, default_value = "groups", requires = "oidc_issuer")]
+    pub oidc_roles_claim: String,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -99,6 +120,32 @@ fn duration(s: &str) -> Result<Duration, String> {
         return Err("a duration must be more than zero".into());
     }
     Ok(d)
+}
+
+/// The OIDC validator the flags ask for (`None` without --oidc-issuer).
+async fn oidc_validator(a: &ServeArgs) -> Result<Option<strata_server::oidc::OidcValidator>> {
+    use strata_server::oidc::{Jwks, OidcConfig, OidcValidator, discover_jwks_uri};
+    let (Some(issuer), Some(audience)) = (&a.oidc_issuer, &a.oidc_audience) else {
+        return Ok(None);
+    };
+    let jwks = match &a.oidc_jwks {
+        Some(src) if src.starts_with("https://") || src.starts_with("http://") => {
+            Jwks::fetch(src).await
+        }
+        Some(file) => Jwks::from_file(file),
+        None => {
+            Jwks::fetch(
+                &discover_jwks_uri(issuer)
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?,
+            )
+            .await
+        }
+    }
+    .map_err(|e| anyhow!("OIDC keys: {e}"))?;
+    let mut config = OidcConfig::new(issuer.clone(), audience.clone());
+    config.roles_claim = a.oidc_roles_claim.clone();
+    Ok(Some(OidcValidator::new(config, Arc::new(jwks))))
 }
 
 fn read_secret(path: &Option<PathBuf>, what: &str) -> Result<Option<Vec<u8>>> {
@@ -158,9 +205,13 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         lease_ttl: a.lease_ttl,
         workers: usize::from(a.workers),
         maas_concurrency: usize::from(a.maas_concurrency),
+        rate_limit: a.rate_limit,
+        oidc: None,
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
+        let mut cfg = cfg;
+        cfg.oidc = oidc_validator(&a).await?;
         let running = strata_server::start(cfg)
             .await
             .map_err(|e| anyhow!("{e}"))?;

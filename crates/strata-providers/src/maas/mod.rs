@@ -41,6 +41,7 @@ use crate::secrets::SecretResolver;
 use crate::targets::MaasTarget;
 use crate::{ActContext, Outcome, Provider, ProviderError};
 
+pub mod allocate;
 mod client;
 mod dns;
 mod hardware;

@@ -49,6 +49,7 @@ mod limits;
 mod networks;
 mod observe;
 mod projects;
+pub mod servers;
 mod tenancy;
 
 pub use client::{COMPUTE_MICROVERSION, parse_time};

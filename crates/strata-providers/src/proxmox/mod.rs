@@ -41,6 +41,7 @@ mod client;
 mod conf;
 mod create;
 mod dns;
+pub mod guests;
 mod ha;
 mod modify;
 pub mod nodes;
