@@ -18,10 +18,46 @@
 #     those versions are there.
 #   - Real Keystone 30 and Placement 16 in ${STRATA_OPENSTACK_VENV:-/opt/strata-openstack}
 #     (scripts/openstack-real.sh install), for the tests against the real services.
+#   - Real Nova 34 with its functional-test harness in ${STRATA_NOVA_VENV:-/opt/strata-nova}
+#     (scripts/nova-real.py serves it), the oracle of the twin's Nova
+#     (crates/strata-twin/tests/nova_differential.rs); `install-test-deps.sh --nova` installs
+#     only this one, without root when the directory is writable.
 set -euo pipefail
 
 VENV="${STRATA_TOOLS_VENV:-/opt/strata-tools}"
 ANSIBLE_VENV="${STRATA_ANSIBLE_VENV:-/opt/strata-ansible}"
+NOVA_VENV="${STRATA_NOVA_VENV:-/opt/strata-nova}"
+
+# Real Nova from PyPI for the twin's Nova differential test. Nova's wheel ships its
+# functional-test harness (nova.tests.functional) but not the test requirements that
+# harness imports; Placement runs in process as the harness's fixture. SQLAlchemy 2.1
+# deprecates what Nova 34 still calls, and the harness turns those warnings into errors.
+# A stamp with the requirement list makes reruns no-ops (and a changed list reinstalls).
+NOVA_PIP=('nova==34.*' 'SQLAlchemy<2.1' 'openstack-placement==16.*' oslotest testtools
+    testscenarios testresources wsgi-intercept)
+install_real_nova() {
+    local stamp="$NOVA_VENV/.strata-nova-real" python=/usr/bin/python3
+    if [[ -x "$NOVA_VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "${NOVA_PIP[*]}" ]]; then
+        echo "install-test-deps: real Nova already in $NOVA_VENV; skipping pip"
+        return
+    fi
+    [[ -x $python ]] || python="$(command -v python3)"
+    if [[ ! -x "$NOVA_VENV/bin/python" ]]; then
+        echo "install-test-deps: creating venv $NOVA_VENV"
+        "$python" -m venv "$NOVA_VENV"
+    fi
+    echo "install-test-deps: installing ${NOVA_PIP[*]} into $NOVA_VENV (about a minute)"
+    "$NOVA_VENV/bin/python" -m pip install --disable-pip-version-check --quiet "${NOVA_PIP[@]}"
+    "$NOVA_VENV/bin/python" -c 'import nova.tests.functional.integrated_helpers' >/dev/null 2>&1 || {
+        echo "install-test-deps: Nova's test harness does not import in $NOVA_VENV" >&2
+        exit 1
+    }
+    printf '%s' "${NOVA_PIP[*]}" >"$stamp"
+}
+if [[ "${1:-}" == "--nova" ]]; then
+    install_real_nova
+    exit 0
+fi
 
 APT_PACKAGES=(
     frr
@@ -149,6 +185,9 @@ fi
 # Real Keystone and Placement from PyPI, for the twin's differential test and the
 # OpenStack provider's real-service test (their own venv, STRATA_OPENSTACK_VENV).
 bash "$(dirname "$0")/openstack-real.sh" install
+
+# Real Nova and its harness (install_real_nova above).
+install_real_nova
 
 echo "install-test-deps: tools:"
 still_missing=()

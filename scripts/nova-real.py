@@ -30,8 +30,10 @@ Authentication is the harness's stub: each request names its caller with the hea
   identity endpoint; here they resolve as real Keystone's would: the project of any
   caller seen so far and the projects registered with `PUT /_strata/projects/{id}`
   exist, any other is not a valid project.
-- `GET /_strata/harness` says what a client needs to boot here (the caller's project,
-  an image and a network of the fixtures). Paths under `/_strata/` are not Nova's.
+- The Glance fixture gets a CirrOS image as a deployment's Glance has it, and
+  `GET /_strata/harness` says what a client needs to boot here (the caller's project,
+  that image, the Neutron fixture's tenant network). Paths under `/_strata/` are not
+  Nova's.
 """
 
 import argparse
@@ -146,9 +148,16 @@ def main():
     warnings.simplefilter("ignore")
     case.useFixture(_patch_identity())
 
+    # The image a deployment's users boot: CirrOS as the twin's Glance (and devstack) has
+    # it, so that what Nova copies from an image into a server is the same on both sides.
+    image = case.glance.create(None, {
+        "name": "cirros", "status": "active", "visibility": "public", "container_format": "bare",
+        "disk_format": "qcow2", "size": 21430272, "min_ram": 0, "min_disk": 0,
+        "properties": {"os_distro": "cirros", "os_version": "0.6.2", "hw_architecture": "x86_64"},
+    })
     info = {
         "project_id": nova_fixtures.PROJECT_ID,
-        "image": "155d900f-4e14-4e4c-a73d-069cbf4541e6",
+        "image": image["id"],
         "network": case.neutron.network_1["id"],
         "computes": [f"compute{i}" for i in range(1, a.computes + 1)],
     }

@@ -153,6 +153,11 @@ enum Command {
     ///
     /// Example: strata audit verify --database sqlite:state/strata.db
     Audit(cmd::audit::AuditArgs),
+    /// Self-service: ask `strata serve` for VMs, bare-metal machines or GPU instances
+    /// for a team; list, show, approve and release requests.
+    ///
+    /// Example: strata request vm --server http://strata:8080 --token-file token --team ml-research --name nb --cores 4 --memory-mib 16384 --wait
+    Request(cmd::request::RequestArgs),
 }
 
 /// Whether the command line asked for `-o json` (on the innermost subcommand).
@@ -187,6 +192,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => cmd::explain::run(a),
         Command::Serve(a) => cmd::serve::run(*a),
         Command::Audit(a) => cmd::audit::run(a),
+        Command::Request(a) => cmd::request::run(a),
     };
     match result {
         Ok(code) => code,

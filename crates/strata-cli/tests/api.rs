@@ -154,6 +154,10 @@ impl Demo {
 
 #[path = "api/access.rs"]
 mod access;
+#[path = "api/ipam.rs"]
+mod ipam;
+#[path = "api/schema.rs"]
+mod schema;
 #[path = "api/ui.rs"]
 mod ui;
 
@@ -161,7 +165,12 @@ mod ui;
 /// earlier ones made only through the API, never through shared variables).
 type Phase = (&'static str, fn(&mut Demo));
 
-const PHASES: &[Phase] = &[("access", access::run), ("ui", ui::run)];
+const PHASES: &[Phase] = &[
+    ("access", access::run),
+    ("ipam", ipam::run),
+    ("ui", ui::run),
+    ("schema", schema::run),
+];
 
 #[test]
 fn api_ui_and_self_service_on_one_demo() {

@@ -332,7 +332,7 @@ pub fn kernel_tag_comment(profile: &str, owner: &str) -> String {
 /// subnet, above every address strata allocated (allocation fills from the bottom),
 /// at most 256 addresses and at most half of what is free. Null when too little is
 /// free (fewer than 8 addresses).
-fn dynamic_range(dc: &Dc, v: &strata_fleet::Vlan) -> Option<AddressRange> {
+pub fn dynamic_range(dc: &Dc, v: &strata_fleet::Vlan) -> Option<AddressRange> {
     use std::net::IpAddr;
     let to_u = |a: IpAddr| -> u128 {
         match a {

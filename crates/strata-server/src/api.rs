@@ -26,7 +26,8 @@ type S = State<Arc<Server>>;
 type Q<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
 pub(crate) fn routes(r: Router<Arc<Server>>) -> Router<Arc<Server>> {
-    r.route("/whoami", get(whoami))
+    crate::requests::routes(crate::ipam::routes(r))
+        .route("/whoami", get(whoami))
         .route("/tokens", get(tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/teams", get(teams))
@@ -375,16 +376,30 @@ async fn audit_verify(
         ));
     }
     let chain = s.store.audit_verify().await?;
-    let status = if chain.broken_at.is_some() {
-        StatusCode::CONFLICT
-    } else {
-        StatusCode::OK
+    let mut body = serde_json::to_value(&chain).unwrap_or_default();
+    let Some(at) = chain.broken_at else {
+        return Ok(Json(body).into_response());
     };
-    Ok((
-        status,
-        Json(serde_json::to_value(chain).unwrap_or_default()),
-    )
-        .into_response())
+    // A broken chain is an error, so a problem (RFC 9457) that also carries the
+    // chain's fields as extension members.
+    body["type"] = json!("https://strata.invalid/problems/audit-chain-broken");
+    body["title"] = json!("Conflict");
+    body["status"] = json!(409);
+    body["code"] = json!("audit-chain-broken");
+    body["detail"] = json!(format!(
+        "the audit chain is broken at record {at}: {}",
+        chain
+            .reason
+            .as_deref()
+            .unwrap_or("a hash or link does not hold")
+    ));
+    body["reason"] = json!(chain.reason.unwrap_or_default());
+    let mut r = (StatusCode::CONFLICT, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    Ok(r)
 }
 
 fn dc_json(d: &strata_fleet::Dc) -> Value {

@@ -127,8 +127,30 @@ pub struct TokenRequest {
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
     /// Lifetime in seconds (`None`: 90 days; 0: never expires, fleet admins only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_u64_opt")]
     pub expires_in_s: Option<u64>,
+}
+
+/// A non-negative JSON integer, also when a client writes it with a zero fraction
+/// (`600.0`): JSON Schema, and so the API document, counts that as an integer.
+pub(crate) fn whole_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    match (n.as_u64(), n.as_f64()) {
+        (Some(u), _) => Ok(u),
+        (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => Ok(f as u64),
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid value: {n}, expected a non-negative integer"
+        ))),
+    }
+}
+
+/// [`whole_u64`], or null.
+pub(crate) fn whole_u64_opt<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole_u64")] u64);
+    Ok(Option::<Whole>::deserialize(d)?.map(|Whole(n)| n))
 }
 
 const DEFAULT_TOKEN_LIFETIME_S: u64 = 90 * 24 * 3600;
@@ -160,7 +182,8 @@ pub fn issue_token(
     req: &TokenRequest,
 ) -> Result<(TokenRow, String), Problem> {
     let name = req.name.trim();
-    if name.is_empty() || name.len() > 100 {
+    // Characters as sent (not bytes, not trimmed): what the API document promises.
+    if name.is_empty() || req.name.chars().count() > 100 {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "bad-token-name",

@@ -379,6 +379,18 @@ struct Page {
     kind: Option<String>,
 }
 
+impl Page {
+    /// `limit` (default 50) within 1 to 500, like every list's (a 400 otherwise, not
+    /// a silently different page size).
+    fn limit(&self) -> Result<u32, Problem> {
+        crate::api::ListQuery {
+            limit: Some(self.limit.unwrap_or(50)),
+            ..Default::default()
+        }
+        .limit()
+    }
+}
+
 pub(crate) fn bad_query(e: axum::extract::rejection::QueryRejection) -> Problem {
     Problem::new(StatusCode::BAD_REQUEST, "bad-query", e.body_text())
 }
@@ -390,7 +402,7 @@ async fn commits(
 ) -> Result<Json<Value>, Problem> {
     who.see_fleet()?;
     let Query(q) = q.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let limit = q.limit()?;
     let list = s.store.commits(limit, q.before_ms).await?;
     let next = (list.len() == limit as usize)
         .then(|| list.last().map(|c| c.seen_ms))
@@ -472,10 +484,7 @@ async fn plans(
 ) -> Result<Json<Value>, Problem> {
     who.see_fleet()?;
     let Query(q) = q.map_err(bad_query)?;
-    let list = s
-        .store
-        .plans(q.state.as_deref(), q.limit.unwrap_or(50).clamp(1, 500))
-        .await?;
+    let list = s.store.plans(q.state.as_deref(), q.limit()?).await?;
     Ok(Json(json!({"items": list})))
 }
 
@@ -594,10 +603,7 @@ async fn workflows(
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
     let Query(q) = q.map_err(bad_query)?;
-    let list = s
-        .store
-        .workflows(q.kind.as_deref(), q.limit.unwrap_or(50).clamp(1, 500))
-        .await?;
+    let list = s.store.workflows(q.kind.as_deref(), q.limit()?).await?;
     let items: Vec<Value> = list
         .into_iter()
         .filter(|(_, kind, subject, _)| who.role_in(workflow_team(kind, subject)).is_some())

@@ -26,11 +26,13 @@
 pub mod api;
 pub mod auth;
 pub mod http;
+pub mod ipam;
 pub mod lifecycle;
 pub mod metrics;
 pub mod openapi;
 pub mod policy;
 pub mod repo;
+pub mod requests;
 pub mod ui;
 pub mod webhook;
 mod work;
@@ -140,6 +142,8 @@ pub struct Server {
     /// API tokens already checked against their hash.
     pub(crate) verified: auth::VerifiedTokens,
     pub(crate) rate: auth::RateLimits,
+    /// The applied commit the IP pools were last synced from.
+    pub(crate) ipam_synced: parking_lot::Mutex<Option<String>>,
 }
 
 impl Server {
@@ -353,6 +357,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         maas_slots: Default::default(),
         verified: Default::default(),
         rate: auth::RateLimits::new(rate_limit),
+        ipam_synced: Default::default(),
     });
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = vec![
@@ -360,6 +365,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         tokio::spawn(poll_loop(server.clone(), rx.clone())),
         tokio::spawn(work::worker_loop(server.clone(), rx.clone())),
         tokio::spawn(reconcile_loop(server.clone(), rx.clone())),
+        tokio::spawn(requests::expiry_loop(server.clone(), rx.clone())),
     ];
     let app = http::router(server.clone());
     let mut stop = rx.clone();

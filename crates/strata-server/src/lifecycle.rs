@@ -54,7 +54,7 @@ pub struct UpgradeRequest {
     /// The `pve-manager` version every node must run afterwards.
     pub version: String,
     /// How long a node may take to come back healthy after its upgrade (default 600).
-    #[serde(default = "default_gate")]
+    #[serde(default = "default_gate", deserialize_with = "crate::auth::whole_u64")]
     pub gate_timeout_s: u64,
 }
 
@@ -395,7 +395,7 @@ pub async fn start_decommission(
             "`dc` and `hostname` are plain names (letters, digits, . - _)".into(),
         ));
     }
-    if req.reason.trim().is_empty() || req.reason.len() > 500 {
+    if req.reason.trim().is_empty() || req.reason.chars().count() > 500 {
         return Err(LifecycleError::BadRequest(
             "`reason` says why (1 to 500 characters): it goes into MAAS's description of the machine".into(),
         ));

@@ -1,24 +1,25 @@
 //! The API's own description: an OpenAPI 3.1 document of all of `/api/v1`
 //! (`GET /api/v1/openapi.json`) and a page to browse it (`GET /api/v1/docs`).
 //!
-//! The handlers (in `http.rs` and `api.rs`) build their JSON with `json!`, so the
-//! document is written here, in one place, rather than derived from them: each route
-//! has a small documentation function below carrying `#[utoipa::path]`, and each body
-//! is a `ToSchema` struct in [`schemas`] that mirrors, key for key, the JSON its
-//! handler builds (response objects forbid other keys, so a handler that grows a field
-//! the document lacks fails the schema test). What every route shares is added once by
-//! [`Shared`]: the bearer security scheme, required everywhere, and the answers of the
-//! bearer middleware and the store (401, 403 for a read-only token's writes, 429 with
-//! `Retry-After`, 503). Every 4xx and 5xx body is `application/problem+json`
-//! ([`schemas::Problem`]).
+//! The handlers (in `http.rs`, `api.rs`, `requests.rs` and `ipam.rs`) build their
+//! JSON with `json!`, so the document is written here, in one place, rather than
+//! derived from them: each route has a small documentation function in `paths`
+//! carrying `#[utoipa::path]`, and each body is a `ToSchema` struct in [`schemas`]
+//! that mirrors, key for key, the JSON its handler builds (response objects forbid
+//! other keys, so a handler that grows a field the document lacks fails the schema
+//! test). What every route shares is added once by `Shared`: the bearer security
+//! scheme, required everywhere, and the answers of the bearer middleware and the store
+//! (401, 403 for a read-only token's writes, 429 with `Retry-After`, 503). Every 4xx
+//! and 5xx body is `application/problem+json` ([`schemas::Problem`]).
 //!
 //! The page is RapiDoc 9.3.8 (`assets/apidoc/`, MIT, vendored unmodified from the npm
 //! registry and compiled into the binary): nothing is fetched from elsewhere, and the
 //! page's Content-Security-Policy allows only this origin.
 //!
-//! `scripts/clients/schemathesis_check.sh` tests the running demo against this
-//! document; the unit tests below check that it names every route the API's router
-//! registers.
+//! `scripts/clients/schemathesis_check.py` tests a running server against this
+//! document (the `schema` phase of `crates/strata-cli/tests/api.rs` runs it on the
+//! demo); the unit tests below check that it names every route the API's router
+//! registers, and no other.
 
 use std::sync::OnceLock;
 
@@ -160,6 +161,19 @@ pub async fn docs_script() -> Response {
         paths::upgrade_proxmox,
         paths::decommission_machine,
         paths::sync,
+        paths::list_requests,
+        paths::create_request,
+        paths::get_request_policy,
+        paths::put_request_policy,
+        paths::get_request,
+        paths::release_request,
+        paths::approve_request,
+        paths::list_pools,
+        paths::get_pool,
+        paths::list_allocations,
+        paths::allocate,
+        paths::get_allocation,
+        paths::release_allocation,
         paths::openapi_document,
         paths::docs_page,
         paths::docs_script,
@@ -170,6 +184,8 @@ pub async fn docs_script() -> Response {
         (name = "inventory", description = "The fleet as the last applied commit compiled it: DCs, racks, machines, VMs and IP prefixes. Any authenticated caller reads them."),
         (name = "gitops", description = "Commits the server processed, the plans it made and their approvals (fleet grants only)."),
         (name = "workflows", description = "Durable workflows and the day-2 operations that start them."),
+        (name = "requests", description = "Self-service: a team asks for VMs, bare-metal machines or GPU instances within its quota, and releases them."),
+        (name = "ipam", description = "IP address management: pools from the applied fleet, addresses and prefixes handed out to teams."),
         (name = "meta", description = "This document and the page that shows it."),
     ),
     security(("bearer" = [])),
@@ -387,6 +403,7 @@ pub mod schemas {
     /// expire need a fleet admin.
     #[derive(ToSchema)]
     #[serde(deny_unknown_fields)]
+    #[schema(examples(json!({"name": "ci", "team": "ml-research", "role": "member", "scopes": ["read"], "expires_in_s": 86400})))]
     pub struct TokenRequest {
         /// 1 to 100 characters, not all of them white space.
         #[schema(
@@ -993,29 +1010,39 @@ pub mod schemas {
     /// Start a rolling upgrade of the DC's Proxmox cluster.
     #[derive(ToSchema)]
     #[serde(deny_unknown_fields)]
+    #[schema(examples(json!({"version": "9.1.2", "gate_timeout_s": 600})))]
     pub struct UpgradeRequest {
         /// The `pve-manager` version every node must run afterwards (letters,
         /// digits, `. - _ + ~`).
-        #[schema(pattern = r"^[A-Za-z0-9._+~-]+$")]
+        #[schema(pattern = r"^[A-Za-z0-9._+~-]{1,64}$")]
         pub version: String,
-        /// How long a node may take to come back healthy after its upgrade (1 to
-        /// 7200 s; default 600).
-        #[schema(minimum = 1, maximum = 7200)]
-        pub gate_timeout_s: Option<u64>,
+        /// How long a node may take to come back healthy after its upgrade, in
+        /// seconds (default 600; held within 1 to 7200).
+        #[serde(default)]
+        pub gate_timeout_s: u64,
     }
 
     /// Decommission a machine.
     #[derive(ToSchema)]
     #[serde(deny_unknown_fields)]
+    #[schema(examples(json!({"reason": "failed DIMMs, replaced by fra1-r02-cmp21", "rma": true})))]
     pub struct DecommissionRequest {
-        /// Why (goes into MAAS's description of the machine and the evidence).
-        #[schema(min_length = 1, max_length = 500)]
+        /// Why (goes into MAAS's description of the machine and the evidence): 1 to
+        /// 500 characters, not all of them white space.
+        #[schema(
+            min_length = 1,
+            max_length = 500,
+            pattern = r"[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+        )]
         pub reason: String,
         /// Send it back to the vendor (tag `strata-rma`, marked broken) rather than
-        /// retire it.
-        pub rma: Option<bool>,
-        /// Overwrite the disks (MAAS `secure_erase`) instead of a quick erase.
-        pub secure_erase: Option<bool>,
+        /// retire it (default false).
+        #[serde(default)]
+        pub rma: bool,
+        /// Overwrite the disks (MAAS `secure_erase`) instead of a quick erase
+        /// (default false).
+        #[serde(default)]
+        pub secure_erase: bool,
     }
 
     #[derive(ToSchema)]
@@ -1023,9 +1050,274 @@ pub mod schemas {
     pub struct Polling {
         pub polling: bool,
     }
+
+    // --- Self-service requests
+
+    #[derive(ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum RequestKind {
+        Vm,
+        Metal,
+        Gpu,
+    }
+
+    /// What a team asks for. Which fields apply depends on `kind`: `vm` takes
+    /// `cores`, `memory_mib` and `disk_gb`; `metal` a hardware `profile`; `gpu` a
+    /// `flavor`, or `gpu_model` and `gpus`, and an `image`. Every request counts
+    /// against the team's quota with the team's live requests.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(examples(json!({"kind": "gpu", "team": "ml-research", "name": "train-1", "gpu_model": "NVIDIA H100 SXM5 80GB", "gpus": 1, "count": 2, "anti_affinity": true, "expires_in_s": 86400})))]
+    pub struct NewRequest {
+        pub kind: RequestKind,
+        /// The team (`member` role needed).
+        #[schema(pattern = r"^[a-z0-9-]{1,63}$")]
+        pub team: String,
+        /// A label for people (a DNS label of at most 40 characters); objects are
+        /// named after the request's id.
+        #[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")]
+        pub name: String,
+        /// Only this DC (default: wherever it fits best).
+        pub dc: Option<String>,
+        /// `vm`: 1 to 256.
+        pub cores: Option<u32>,
+        /// `vm`: 256 to 4194304.
+        pub memory_mib: Option<u64>,
+        /// `vm`: 1 to 65536 (default 32).
+        pub disk_gb: Option<u64>,
+        /// `metal`: a hardware profile of the fleet.
+        pub profile: Option<String>,
+        /// `gpu`: a GPU flavor the team may boot.
+        pub flavor: Option<String>,
+        /// `gpu`: with `gpus` (per instance), instead of `flavor`.
+        pub gpu_model: Option<String>,
+        pub gpus: Option<u32>,
+        /// `gpu`: a Glance image (default: the newest Ubuntu).
+        pub image: Option<String>,
+        /// Instances, 1 to 32 (default 1).
+        pub count: Option<u32>,
+        /// Each instance on another node, zone or host.
+        pub anti_affinity: Option<bool>,
+        /// When to release it (RFC 3339, in the future); or `expires_in_s`.
+        pub expires_at: Option<String>,
+        /// Seconds from now, 1 to ten years.
+        pub expires_in_s: Option<u64>,
+        /// Tenant networks (`{tenant}-{network}`) of the team's tenants (default:
+        /// the first routed one).
+        pub networks: Option<Vec<String>>,
+    }
+
+    /// What a request counts against its team's quota.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Usage {
+        pub instances: i64,
+        pub cores: i64,
+        pub ram_mib: i64,
+        pub gpus: i64,
+    }
+
+    /// A request was accepted.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct RequestAccepted {
+        /// `req-` and 12 hexadecimal digits.
+        pub id: String,
+        /// Its workflow (kind `request`).
+        pub workflow: String,
+        /// `approval` (waiting for an operator) or `provisioning`.
+        pub state: String,
+        pub approval_required: bool,
+        pub usage: Usage,
+        #[schema(required = true)]
+        pub expires_at: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct RequestApproval {
+        /// It asks for more GPUs than the policy's threshold.
+        pub required: bool,
+        #[schema(required = true)]
+        pub approved_by: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct RequestStep {
+        pub name: String,
+        pub state: String,
+        pub attempts: u32,
+        #[schema(required = true)]
+        pub error: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct RequestWorkflow {
+        pub id: String,
+        pub state: String,
+        pub steps: Vec<RequestStep>,
+    }
+
+    /// A request and what became of it.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Request {
+        pub id: String,
+        pub team: String,
+        pub name: String,
+        pub kind: RequestKind,
+        /// `approval`, `provisioning`, `ready`, `failed`, `releasing`,
+        /// `release-failed` or `released`.
+        pub state: String,
+        /// Why it is in that state (empty when there is nothing to say).
+        pub detail: String,
+        /// Instances asked for.
+        pub count: Value,
+        /// Where it was placed; null until placed.
+        #[schema(required = true)]
+        pub dc: Option<String>,
+        /// The request as accepted, resolved against the fleet (any JSON object).
+        pub spec: Value,
+        pub usage: Usage,
+        /// Where each instance goes (any JSON; null until placed).
+        pub placement: Value,
+        /// What was made: VMs, machines or servers (any JSON; null until made).
+        pub resources: Value,
+        pub approval: RequestApproval,
+        #[schema(required = true)]
+        pub workflow: Option<RequestWorkflow>,
+        /// Null until a release started.
+        #[schema(required = true)]
+        pub release_workflow: Option<RequestWorkflow>,
+        pub created_by: String,
+        /// RFC 3339.
+        pub created_at: String,
+        pub updated_at: String,
+        /// Null: never expires.
+        #[schema(required = true)]
+        pub expires_at: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct RequestPage {
+        pub items: Vec<Request>,
+        #[schema(required = true)]
+        pub next_cursor: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct RequestReleasing {
+        pub id: String,
+        /// `releasing`.
+        pub state: String,
+        pub release_workflow: String,
+    }
+
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct RequestApproved {
+        pub id: String,
+        pub approved: bool,
+        pub workflow: String,
+    }
+
+    /// The requests policy.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(examples(json!({"approval_gpus": 8})))]
+    pub struct RequestPolicy {
+        /// Requests asking for more GPUs than this wait for an operator's approval
+        /// (0 to 100000; default 8).
+        pub approval_gpus: i64,
+    }
+
+    // --- IP address management
+
+    #[derive(ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum PoolKind {
+        /// Single addresses (a VLAN's subnet).
+        Addresses,
+        /// Aligned prefixes (a DC's supernet).
+        Prefixes,
+    }
+
+    /// An IP pool: `{dc}.{vlan}` (addresses) or `{dc}.supernet` (prefixes), from the
+    /// applied fleet, with what the fleet uses reserved.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Pool {
+        pub id: String,
+        /// CIDR.
+        pub cidr: String,
+        pub kind: PoolKind,
+        /// The first and last address API allocations use.
+        pub range_first: String,
+        pub range_last: String,
+        /// How many units the range holds: addresses, or blocks of `max_prefix_len`.
+        pub range_size: u64,
+        /// The longest prefix handed out (32 or 128 for an `addresses` pool).
+        pub max_prefix_len: u8,
+        /// What the compiled fleet uses (CIDRs), never handed out.
+        pub reserved: Vec<String>,
+        /// How many allocations the pool has.
+        pub allocations: u64,
+        pub created_ms: i64,
+        pub updated_ms: i64,
+    }
+
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct PoolPage {
+        pub items: Vec<Pool>,
+        #[schema(required = true)]
+        pub next_cursor: Option<String>,
+    }
+
+    /// An address (or prefix) the API handed out.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Allocation {
+        pub id: String,
+        pub pool: String,
+        /// An address with its pool's prefix length (`10.1.16.130/22`), or the
+        /// allocated prefix (`10.64.3.0/24`).
+        pub address: String,
+        pub team: String,
+        pub description: String,
+        pub created_ms: i64,
+    }
+
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct AllocationPage {
+        pub items: Vec<Allocation>,
+        #[schema(required = true)]
+        pub next_cursor: Option<String>,
+    }
+
+    /// What to allocate.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(examples(json!({"team": "ml-research", "description": "inference VIP"})))]
+    pub struct AllocateRequest {
+        /// The team it belongs to (`member` role needed).
+        pub team: String,
+        /// At most 200 characters.
+        #[serde(default)]
+        #[schema(max_length = 200)]
+        pub description: String,
+        /// A `prefixes` pool: the prefix length wanted; absent for an `addresses` pool.
+        pub prefix_len: Option<u8>,
+    }
 }
 
-/// One documentation function per route; the handlers are in `http.rs` and `api.rs`.
+/// One documentation function per route; the handlers are in `http.rs`, `api.rs`,
+/// `requests.rs` and `ipam.rs`.
 mod paths {
     #![allow(dead_code)]
 
@@ -1098,7 +1390,7 @@ mod paths {
     /// Get a team
     #[utoipa::path(get, path = "/api/v1/teams/{team}", tag = "access",
         params(
-            ("team" = String, Path, pattern = r"^[a-z0-9][a-z0-9-]*$", description = "The team's name."),
+            ("team" = String, Path, pattern = r"^[a-z0-9][a-z0-9-]*$", example = "ml-research", description = "The team's name."),
             ("If-None-Match" = Option<String>, Header, description = "An `ETag` this route gave: 304 while it still holds."),
         ),
         responses(
@@ -1152,7 +1444,7 @@ mod paths {
     /// Get a DC
     #[utoipa::path(get, path = "/api/v1/dcs/{dc}", tag = "inventory",
         params(
-            ("dc" = String, Path, pattern = r"^[a-z0-9][a-z0-9-]*$", description = "The DC's name."),
+            ("dc" = String, Path, pattern = r"^[a-z0-9][a-z0-9-]*$", example = "fra1", description = "The DC's name."),
             ("If-None-Match" = Option<String>, Header, description = "An `ETag` this route gave: 304 while it still holds."),
         ),
         responses(
@@ -1167,7 +1459,7 @@ mod paths {
     /// List a DC's racks
     #[utoipa::path(get, path = "/api/v1/dcs/{dc}/racks", tag = "inventory",
         params(
-            ("dc" = String, Path, pattern = r"^[a-z0-9][a-z0-9-]*$", description = "The DC's name."),
+            ("dc" = String, Path, pattern = r"^[a-z0-9][a-z0-9-]*$", example = "fra1", description = "The DC's name."),
             ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 100)."),
             ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
         ),
@@ -1200,8 +1492,8 @@ mod paths {
     /// With the commissioning facts and validation of its latest onboarding.
     #[utoipa::path(get, path = "/api/v1/machines/{dc}/{hostname}", tag = "inventory",
         params(
-            ("dc" = String, Path, pattern = r"^[a-z0-9][a-z0-9-]*$", description = "The DC's name."),
-            ("hostname" = String, Path, pattern = r"^[A-Za-z0-9][A-Za-z0-9-]*$", description = "The machine's hostname."),
+            ("dc" = String, Path, pattern = r"^[a-z0-9][a-z0-9-]*$", example = "fra1", description = "The DC's name."),
+            ("hostname" = String, Path, pattern = r"^[A-Za-z0-9][A-Za-z0-9-]*$", example = "fra1-r02-cmp20", description = "The machine's hostname."),
             ("If-None-Match" = Option<String>, Header, description = "An `ETag` this route gave: 304 while it still holds."),
         ),
         responses(
@@ -1365,7 +1657,7 @@ mod paths {
     /// A rolling upgrade, node by node: drain, upgrade, gate (a node that fails its
     /// gate is rolled back and the workflow stops). Fleet operators.
     #[utoipa::path(post, path = "/api/v1/dcs/{dc}/proxmox/upgrade", tag = "workflows",
-        params(("dc" = String, Path, pattern = r"^[A-Za-z0-9._+~-]+$", description = "The DC's name.")),
+        params(("dc" = String, Path, pattern = r"^[A-Za-z0-9._+~-]{1,64}$", example = "fra1", description = "The DC's name.")),
         request_body = UpgradeRequest,
         responses(
             (status = 202, description = "Started.", body = Started),
@@ -1381,8 +1673,8 @@ mod paths {
     /// Fleet operators.
     #[utoipa::path(post, path = "/api/v1/machines/{dc}/{hostname}/decommission", tag = "workflows",
         params(
-            ("dc" = String, Path, pattern = r"^[A-Za-z0-9._-]+$", description = "The DC's name."),
-            ("hostname" = String, Path, pattern = r"^[A-Za-z0-9._-]+$", description = "The machine's hostname."),
+            ("dc" = String, Path, pattern = r"^[A-Za-z0-9._+~-]{1,64}$", example = "fra1", description = "The DC's name."),
+            ("hostname" = String, Path, pattern = r"^[A-Za-z0-9._+~-]{1,64}$", example = "fra1-r02-cmp20", description = "The machine's hostname."),
         ),
         request_body = DecommissionRequest,
         responses(
@@ -1399,6 +1691,184 @@ mod paths {
     #[utoipa::path(post, path = "/api/v1/sync", tag = "gitops",
         responses((status = 202, description = "The poller was woken.", body = Polling)))]
     fn sync() {}
+
+    /// List requests
+    ///
+    /// The requests of the teams the caller has a grant in, by id.
+    #[utoipa::path(get, path = "/api/v1/requests", tag = "requests",
+        params(
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 100)."),
+            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+            ("team" = Option<String>, Query, description = "Only this team's."),
+            ("state" = Option<String>, Query, description = "Only those in this state."),
+            ("kind" = Option<String>, Query, description = "Only this kind (`vm`, `metal`, `gpu`)."),
+        ),
+        responses(
+            (status = 200, description = "A page of requests.", body = RequestPage),
+            (status = 400, description = "`bad-query`, `bad-limit`.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn list_requests() {}
+
+    /// Ask for VMs, machines or GPU instances
+    ///
+    /// Checked against the applied fleet and the team's quota, then placed, made and
+    /// watched until ready by a workflow; a request for more GPUs than the policy's
+    /// threshold waits for an operator's approval first.
+    #[utoipa::path(post, path = "/api/v1/requests", tag = "requests",
+        request_body = NewRequest,
+        responses(
+            (status = 202, description = "Accepted.", body = RequestAccepted,
+                headers(("Location" = String, description = "`/api/v1/requests/{id}`"))),
+            (status = 400, description = "`bad-body`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 403, description = "`forbidden`: needs the member role in the team; `insufficient-scope`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 422, description = "`invalid-request` (says which field and why), `quota-exceeded` (says what is left).", body = Problem, content_type = PROBLEM_JSON),
+            (status = 503, description = "`no-applied-commit`, `spec-unavailable`, `store-unavailable`.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn create_request() {}
+
+    /// Get the requests policy
+    #[utoipa::path(get, path = "/api/v1/requests/policy", tag = "requests",
+        responses((status = 200, description = "The policy.", body = RequestPolicy)))]
+    fn get_request_policy() {}
+
+    /// Change the requests policy
+    ///
+    /// Fleet admins.
+    #[utoipa::path(put, path = "/api/v1/requests/policy", tag = "requests",
+        request_body = RequestPolicy,
+        responses(
+            (status = 200, description = "The new policy.", body = RequestPolicy),
+            (status = 400, description = "`bad-body`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 422, description = "`invalid-request`: `approval_gpus` is 0 to 100000.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn put_request_policy() {}
+
+    /// Get a request
+    #[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests",
+        params(("id" = String, Path, pattern = r"^req-[0-9a-fA-F]{12}$", description = "The request's id.")),
+        responses(
+            (status = 200, description = "The request.", body = Request),
+            (status = 404, description = "`request-not-found` (also another team's).", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn get_request() {}
+
+    /// Release a request
+    ///
+    /// Deletes what it made (machines are released with a disk erase). Members of its team.
+    #[utoipa::path(delete, path = "/api/v1/requests/{id}", tag = "requests",
+        params(("id" = String, Path, pattern = r"^req-[0-9a-fA-F]{12}$", description = "The request's id.")),
+        responses(
+            (status = 202, description = "Releasing.", body = RequestReleasing),
+            (status = 404, description = "`request-not-found`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 409, description = "`request-released`: released, or being released, already.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn release_request() {}
+
+    /// Approve a request
+    ///
+    /// One waiting for an approval (operators of its team).
+    #[utoipa::path(post, path = "/api/v1/requests/{id}/approve", tag = "requests",
+        params(("id" = String, Path, pattern = r"^req-[0-9a-fA-F]{12}$", description = "The request's id.")),
+        responses(
+            (status = 202, description = "Approved; it proceeds.", body = RequestApproved),
+            (status = 404, description = "`request-not-found`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 409, description = "`request-not-waiting`.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn approve_request() {}
+
+    /// List IP pools
+    #[utoipa::path(get, path = "/api/v1/ipam/pools", tag = "ipam",
+        params(
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 100)."),
+            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+            ("dc" = Option<String>, Query, description = "Only this DC's."),
+        ),
+        responses(
+            (status = 200, description = "A page of pools.", body = PoolPage),
+            (status = 400, description = "`bad-query`, `bad-limit`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 503, description = "`no-applied-commit`, `spec-unavailable`, `store-unavailable`.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn list_pools() {}
+
+    /// Get an IP pool
+    #[utoipa::path(get, path = "/api/v1/ipam/pools/{pool}", tag = "ipam",
+        params(
+            ("pool" = String, Path, example = "fra1.provisioning", description = "The pool's id."),
+            ("If-None-Match" = Option<String>, Header, description = "An `ETag` this route gave: 304 while it still holds."),
+        ),
+        responses(
+            (status = 200, description = "The pool.", body = Pool,
+                headers(("ETag" = String, description = "Strong validator of the body."))),
+            (status = 304, description = "Not modified.", headers(("ETag" = String))),
+            (status = 404, description = "`pool-not-found`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 503, description = "`no-applied-commit`, `spec-unavailable`, `store-unavailable`.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn get_pool() {}
+
+    /// List a pool's allocations
+    ///
+    /// In address order. A fleet grant sees all of them; anyone else one of their
+    /// teams' (`team`, required when they have several).
+    #[utoipa::path(get, path = "/api/v1/ipam/pools/{pool}/allocations", tag = "ipam",
+        params(
+            ("pool" = String, Path, example = "fra1.provisioning", description = "The pool's id."),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 100)."),
+            ("cursor" = Option<String>, Query, pattern = r"^[0-9a-fA-F]{16}$", description = "`next_cursor` of the previous page."),
+            ("team" = Option<String>, Query, description = "Only this team's."),
+        ),
+        responses(
+            (status = 200, description = "A page of allocations.", body = AllocationPage),
+            (status = 400, description = "`bad-query`, `bad-limit`, `bad-cursor`, `team-required`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 404, description = "`pool-not-found`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 503, description = "`no-applied-commit`, `spec-unavailable`, `store-unavailable`.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn list_allocations() {}
+
+    /// Allocate an address or a prefix
+    ///
+    /// The next free one for the team (members). Send `Idempotency-Key` to make a
+    /// retry return the same allocation.
+    #[utoipa::path(post, path = "/api/v1/ipam/pools/{pool}/allocations", tag = "ipam",
+        params(
+            ("pool" = String, Path, example = "fra1.provisioning", description = "The pool's id."),
+            ("Idempotency-Key" = Option<String>, Header, description = "At most 255 characters; the same key (per team) returns the same allocation."),
+        ),
+        request_body = AllocateRequest,
+        responses(
+            (status = 201, description = "Allocated.", body = Allocation,
+                headers(("Location" = String, description = "`/api/v1/ipam/allocations/{id}`"))),
+            (status = 400, description = "`bad-body`, `bad-idempotency-key`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 404, description = "`pool-not-found`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 409, description = "`pool-exhausted`, `pool-conflict`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 422, description = "`bad-description`, `bad-prefix-length`, `pool-kind-mismatch`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 503, description = "`no-applied-commit`, `spec-unavailable`, `store-unavailable`.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn allocate() {}
+
+    /// Get an allocation
+    #[utoipa::path(get, path = "/api/v1/ipam/allocations/{id}", tag = "ipam",
+        params(
+            ("id" = String, Path, description = "The allocation's id."),
+            ("If-None-Match" = Option<String>, Header, description = "An `ETag` this route gave: 304 while it still holds."),
+        ),
+        responses(
+            (status = 200, description = "The allocation.", body = Allocation,
+                headers(("ETag" = String, description = "Strong validator of the body."))),
+            (status = 304, description = "Not modified.", headers(("ETag" = String))),
+            (status = 404, description = "`allocation-not-found` (also another team's).", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn get_allocation() {}
+
+    /// Release an allocation
+    ///
+    /// Members of its team.
+    #[utoipa::path(delete, path = "/api/v1/ipam/allocations/{id}", tag = "ipam",
+        params(("id" = String, Path, description = "The allocation's id.")),
+        responses(
+            (status = 204, description = "Released."),
+            (status = 404, description = "`allocation-not-found`.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn release_allocation() {}
 
     /// This document
     #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",

@@ -182,6 +182,7 @@ async fn run_claim_in(s: &Arc<Server>, c: Claim) {
         ("onboard", _) => onboard(s, &c).await.map(|v| (v, None)),
         ("upgrade", _) => lifecycle(lifecycle::upgrade_step(s, &c).await),
         ("decommission", _) => lifecycle(lifecycle::decommission_step(s, &c).await),
+        ("request", _) => lifecycle(crate::requests::step(s, &c).await),
         (k, n) => Ok((json!({"skipped": format!("no handler for {k}/{n}")}), None)),
     };
     let _ = done_tx.send(true);

@@ -200,7 +200,9 @@ pub struct AllocationPage {
 pub enum IpamError {
     #[error("unknown IP pool {0:?}")]
     UnknownPool(String),
-    #[error("IP pool {pool:?} is exhausted: its range holds {holds} {what}, all reserved or allocated")]
+    #[error(
+        "IP pool {pool:?} is exhausted: its range holds {holds} {what}, all reserved or allocated"
+    )]
     Exhausted {
         pool: String,
         /// How many addresses (or aligned prefixes of the length asked for) the
@@ -454,7 +456,10 @@ impl Layout {
         if lo == hi && self.unit_bits == 0 {
             return first;
         }
-        let last = self.last_addr(hi).map(|a| a.to_string()).unwrap_or_default();
+        let last = self
+            .last_addr(hi)
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         format!("{first}-{last}")
     }
 }
@@ -499,6 +504,10 @@ fn pool_of(r: &AnyRow) -> Result<PoolRow, IpamError> {
         first: off(r.try_get(4)?),
         last: off(r.try_get(5)?),
     };
+    // What the arithmetic on offsets relies on.
+    if layout.first > layout.last || layout.last > WINDOW_MAX {
+        return Err(corrupt("range"));
+    }
     Ok(PoolRow {
         layout,
         hint: off(r.try_get(6)?),
@@ -616,10 +625,9 @@ async fn lowest_free(
     };
     // From the covering row on, the first gap ends the run of taken offsets.
     let gap = gaps_after(conn, pool, start, 1).await?;
-    // hi ≤ WINDOW_MAX: + 1 cannot overflow.
     Ok(gap
         .first()
-        .map(|(hi, _)| hi + 1)
+        .map(|(hi, _)| hi.saturating_add(1))
         .filter(|free| *free <= last))
 }
 
@@ -659,7 +667,7 @@ async fn lowest_free_block(
             .fetch_optional(&mut *conn)
             .await?;
             let next = row.map(|r| r.try_get::<i64, _>(0)).transpose()?.map(off);
-            let hi = next.map_or(u64::MAX, |n| n - 1);
+            let hi = next.map_or(u64::MAX, |n| n.saturating_sub(1));
             if let Some(c) = fits(from, hi) {
                 return Ok((Some(c), first_free.unwrap_or(from)));
             }
@@ -673,11 +681,11 @@ async fn lowest_free_block(
         let gaps = gaps_after(conn, pool, start, SCAN_BATCH).await?;
         let full = gaps.len() >= usize::try_from(SCAN_BATCH).unwrap_or(usize::MAX);
         for (hi, next) in gaps {
-            // hi ≤ WINDOW_MAX: + 1 cannot overflow.
-            if hi + 1 > last {
+            let lo = hi.saturating_add(1);
+            if lo > last {
                 return Ok((None, first_free.unwrap_or(last + 1)));
             }
-            if let Some(c) = fits(hi + 1, next.map_or(u64::MAX, |n| n - 1)) {
+            if let Some(c) = fits(lo, next.map_or(u64::MAX, |n| n.saturating_sub(1))) {
                 return Ok((Some(c), first_free.unwrap_or(c)));
             }
             match next {
@@ -759,7 +767,9 @@ impl Store {
                 pool_columns!(),
                 " FROM ipam_pools WHERE id = $1 FOR UPDATE"
             ),
-            Backend::Sqlite => concat!("SELECT ", pool_columns!(), " FROM ipam_pools WHERE id = $1"),
+            Backend::Sqlite => {
+                concat!("SELECT ", pool_columns!(), " FROM ipam_pools WHERE id = $1")
+            }
         };
         sqlx::query(sql)
             .bind(id)
@@ -1101,8 +1111,7 @@ impl Store {
         let exhausted = || IpamError::Exhausted {
             pool: pool.to_string(),
             holds: size.map_or(0, |size| {
-                ((u128::from(l.last) + 1) / size)
-                    .saturating_sub(u128::from(l.first).div_ceil(size))
+                ((u128::from(l.last) + 1) / size).saturating_sub(u128::from(l.first).div_ceil(size))
             }),
             what: format!("/{prefix_len} prefixes"),
         };
@@ -1299,7 +1308,9 @@ mod tests {
         assert_eq!((l.first, l.last), (0, 0));
         let e = Layout::of(&PoolDef::addresses("p", net("fd00::/48"))).expect_err("too big");
         assert!(e.to_string().contains("beyond"), "{e}");
-        assert!(Layout::of(&PoolDef::addresses("p", net("fd00::/48")).with_range(1..=1000)).is_ok());
+        assert!(
+            Layout::of(&PoolDef::addresses("p", net("fd00::/48")).with_range(1..=1000)).is_ok()
+        );
     }
 
     #[test]
@@ -1315,7 +1326,9 @@ mod tests {
         // Whole /24s inside offsets 300..=1023: 10.0.2.0/24 and 10.0.3.0/24.
         assert_eq!((l.first, l.last), (2, 3));
         assert_eq!(l.span_text(2, 3), "10.0.2.0-10.0.3.255");
-        assert!(Layout::of(&PoolDef::prefixes("p", net("10.0.0.0/16")).with_max_prefix_len(8)).is_err());
+        assert!(
+            Layout::of(&PoolDef::prefixes("p", net("10.0.0.0/16")).with_max_prefix_len(8)).is_err()
+        );
     }
 
     #[test]
@@ -1326,7 +1339,10 @@ mod tests {
         assert_eq!(l.units(&net("10.0.0.0/8")), Ok(Some((0, 255))));
         assert_eq!(l.units(&net("10.0.1.0/24")), Err(()));
         assert_eq!(l.units(&net("fd00::1/64")), Err(()));
-        assert_eq!(merge(vec![(5, 9), (1, 1), (2, 3), (8, 20)]), vec![(1, 3), (5, 20)]);
+        assert_eq!(
+            merge(vec![(5, 9), (1, 1), (2, 3), (8, 20)]),
+            vec![(1, 3), (5, 20)]
+        );
     }
 
     #[test]

@@ -45,9 +45,12 @@ async fn drop_schema(schema: &str) {
 }
 
 async fn sqlite(dir: &tempfile::TempDir) -> Store {
-    Store::connect(&format!("sqlite:{}", dir.path().join("strata.db").display()))
-        .await
-        .expect("sqlite")
+    Store::connect(&format!(
+        "sqlite:{}",
+        dir.path().join("strata.db").display()
+    ))
+    .await
+    .expect("sqlite")
 }
 
 /// Each case as two tests: on a SQLite file and on PostgreSQL in a fresh schema.
@@ -102,14 +105,14 @@ async fn address(s: &Store, pool: &str) -> String {
 async fn addresses_are_handed_out_lowest_first_around_reserved_ones(s: Arc<Store>) {
     // Default range: the upper half of 10.0.0.1–254, .128 to .254.
     let view = s
-        .ensure_pool(&PoolDef::addresses("fra1/vlan/tenant-ml", net("10.0.0.0/24")).with_reserved(
-            nets(&[
+        .ensure_pool(
+            &PoolDef::addresses("fra1/vlan/tenant-ml", net("10.0.0.0/24")).with_reserved(nets(&[
                 "10.0.0.1/24",   // the gateway, interface notation: that one address
                 "10.0.0.128/32", // a VIP
                 "10.0.0.130/24", // a host
                 "10.0.0.132/31", // .132 and .133
-            ]),
-        ))
+            ])),
+        )
         .await
         .expect("ensure");
     assert_eq!(view.kind, PoolKind::Addresses);
@@ -143,8 +146,14 @@ async fn addresses_are_handed_out_lowest_first_around_reserved_ones(s: Arc<Store
     let pools = s.pools().await.expect("pools");
     assert_eq!(pools.len(), 1);
     assert_eq!(pools[0].allocations, 6);
-    let e = s.allocate_address("nope", "ml", "", None).await.expect_err("unknown");
-    assert!(matches!(e, IpamError::UnknownPool(ref p) if p == "nope"), "{e}");
+    let e = s
+        .allocate_address("nope", "ml", "", None)
+        .await
+        .expect_err("unknown");
+    assert!(
+        matches!(e, IpamError::UnknownPool(ref p) if p == "nope"),
+        "{e}"
+    );
 }
 
 async fn an_idempotency_key_allocates_once(s: Arc<Store>) {
@@ -319,7 +328,14 @@ async fn prefixes_are_aligned_and_never_overlap(s: Arc<Store>) {
             .await
             .expect_err("bad length");
         assert!(
-            matches!(e, IpamError::BadPrefixLength { min: 16, max: 32, .. }),
+            matches!(
+                e,
+                IpamError::BadPrefixLength {
+                    min: 16,
+                    max: 32,
+                    ..
+                }
+            ),
             "{e:?}"
         );
     }
@@ -328,7 +344,14 @@ async fn prefixes_are_aligned_and_never_overlap(s: Arc<Store>) {
         .await
         .expect_err("kind");
     assert!(
-        matches!(e, IpamError::KindMismatch { kind: PoolKind::Prefixes, wanted: PoolKind::Addresses, .. }),
+        matches!(
+            e,
+            IpamError::KindMismatch {
+                kind: PoolKind::Prefixes,
+                wanted: PoolKind::Addresses,
+                ..
+            }
+        ),
         "{e:?}"
     );
     s.ensure_pool(&PoolDef::addresses("addr", net("10.65.0.0/24")))
@@ -372,7 +395,10 @@ async fn prefixes_are_aligned_and_never_overlap(s: Arc<Store>) {
         .allocate_prefix("ranged", 28, "ml", "", None)
         .await
         .expect_err("longer than /24");
-    assert!(matches!(e, IpamError::BadPrefixLength { max: 24, .. }), "{e:?}");
+    assert!(
+        matches!(e, IpamError::BadPrefixLength { max: 24, .. }),
+        "{e:?}"
+    );
     let e = s
         .allocate_prefix("ranged", 23, "ml", "", None)
         .await
@@ -424,7 +450,10 @@ async fn ipv6_pools(s: Arc<Store>) {
         .allocate_prefix("fleet/v6", 65, "ml", "", None)
         .await
         .expect_err("/64 is the longest");
-    assert!(matches!(e, IpamError::BadPrefixLength { max: 64, .. }), "{e:?}");
+    assert!(
+        matches!(e, IpamError::BadPrefixLength { max: 64, .. }),
+        "{e:?}"
+    );
     // A range beyond 2^64 offsets is refused; an explicit one inside is fine.
     let e = s
         .ensure_pool(&PoolDef::addresses("big", net("fd00:200::/48")))
@@ -439,19 +468,32 @@ async fn ipv6_pools(s: Arc<Store>) {
 
 async fn ensuring_a_pool_replaces_its_reserved_set_and_guards_its_allocations(s: Arc<Store>) {
     let def = PoolDef::addresses("p", net("10.4.0.0/24")).with_range(1..=10);
-    s.ensure_pool(&def.clone().with_reserved(nets(&["10.4.0.1/32", "10.4.0.2/32"])))
-        .await
-        .expect("ensure");
+    s.ensure_pool(
+        &def.clone()
+            .with_reserved(nets(&["10.4.0.1/32", "10.4.0.2/32"])),
+    )
+    .await
+    .expect("ensure");
     assert_eq!(address(&s, "p").await, "10.4.0.3/24");
     // The next commit no longer uses .1: it is allocatable; .5 now reserved is skipped.
-    s.ensure_pool(&def.clone().with_reserved(nets(&["10.4.0.2/32", "10.4.0.5/32"])))
-        .await
-        .expect("ensure");
-    let got = [address(&s, "p").await, address(&s, "p").await, address(&s, "p").await];
+    s.ensure_pool(
+        &def.clone()
+            .with_reserved(nets(&["10.4.0.2/32", "10.4.0.5/32"])),
+    )
+    .await
+    .expect("ensure");
+    let got = [
+        address(&s, "p").await,
+        address(&s, "p").await,
+        address(&s, "p").await,
+    ];
     assert_eq!(got, ["10.4.0.1/24", "10.4.0.4/24", "10.4.0.6/24"]);
     // Ensuring the same definition again changes nothing.
     let v = s
-        .ensure_pool(&def.clone().with_reserved(nets(&["10.4.0.5/32", "10.4.0.2/32"])))
+        .ensure_pool(
+            &def.clone()
+                .with_reserved(nets(&["10.4.0.5/32", "10.4.0.2/32"])),
+        )
         .await
         .expect("ensure");
     assert_eq!(v.allocations, 4);
@@ -479,7 +521,10 @@ async fn ensuring_a_pool_replaces_its_reserved_set_and_guards_its_allocations(s:
         PoolDef::prefixes("p", net("10.4.0.0/24")),
     ] {
         let e = s.ensure_pool(&changed).await.expect_err("in use");
-        assert!(matches!(e, IpamError::PoolInUse { allocations: 4, .. }), "{e:?}");
+        assert!(
+            matches!(e, IpamError::PoolInUse { allocations: 4, .. }),
+            "{e:?}"
+        );
     }
     // A range change is fine; allocations outside it stay.
     let v = s
@@ -500,7 +545,9 @@ async fn ensuring_a_pool_replaces_its_reserved_set_and_guards_its_allocations(s:
         s.release(&a.id).await.expect("release");
     }
     let v = s
-        .ensure_pool(&PoolDef::addresses("p", net("10.5.0.0/24")).with_reserved(nets(&["10.5.0.128/32"])))
+        .ensure_pool(
+            &PoolDef::addresses("p", net("10.5.0.0/24")).with_reserved(nets(&["10.5.0.128/32"])),
+        )
         .await
         .expect("moved");
     assert_eq!(v.cidr.to_string(), "10.5.0.0/24");
@@ -508,10 +555,10 @@ async fn ensuring_a_pool_replaces_its_reserved_set_and_guards_its_allocations(s:
 }
 
 async fn pages_cover_every_allocation_once(s: Arc<Store>) {
-    s.ensure_pool(&PoolDef::addresses("p", net("10.6.0.0/22")).with_reserved(nets(&[
-        "10.6.2.10/32",
-        "10.6.2.64/27",
-    ])))
+    s.ensure_pool(
+        &PoolDef::addresses("p", net("10.6.0.0/22"))
+            .with_reserved(nets(&["10.6.2.10/32", "10.6.2.64/27"])),
+    )
     .await
     .expect("ensure");
     let teams = ["ml", "web", "db"];
@@ -560,7 +607,10 @@ async fn pages_cover_every_allocation_once(s: Arc<Store>) {
         sorted.sort();
         assert_eq!(addrs, sorted, "in address order");
     }
-    let big = s.allocations("p", None, None, 5000).await.expect("big page");
+    let big = s
+        .allocations("p", None, None, 5000)
+        .await
+        .expect("big page");
     assert_eq!(big.items.len(), all.len().min(MAX_PAGE as usize));
     assert_eq!(big.next, None);
     let e = s
@@ -622,7 +672,11 @@ async fn concurrent_allocators_never_share_an_address(s: Arc<Store>) {
     }
     let unique: HashSet<IpNet> = addresses.iter().copied().collect();
     assert_eq!(addresses.len(), TASKS * EACH);
-    assert_eq!(unique.len(), addresses.len(), "an address was handed out twice");
+    assert_eq!(
+        unique.len(),
+        addresses.len(),
+        "an address was handed out twice"
+    );
     assert!(
         addresses
             .iter()
@@ -632,14 +686,18 @@ async fn concurrent_allocators_never_share_an_address(s: Arc<Store>) {
     let free_before: Vec<u32> = (32768u32..)
         .filter(|o| {
             let ip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 7, 0, 0)) + o);
-            !reserved.iter().any(|r| r.contains(&std::net::IpAddr::V4(ip)))
+            !reserved
+                .iter()
+                .any(|r| r.contains(&std::net::IpAddr::V4(ip)))
         })
         .take(TASKS * EACH)
         .collect();
     let mut offsets: Vec<u32> = addresses
         .iter()
         .map(|a| match a.addr() {
-            std::net::IpAddr::V4(v) => u32::from(v) - u32::from(std::net::Ipv4Addr::new(10, 7, 0, 0)),
+            std::net::IpAddr::V4(v) => {
+                u32::from(v) - u32::from(std::net::Ipv4Addr::new(10, 7, 0, 0))
+            }
             std::net::IpAddr::V6(_) => u32::MAX,
         })
         .collect();
@@ -719,8 +777,11 @@ fn check(reserved_units: BTreeSet<u32>, range: (u32, u32), prefixes: bool, ops: 
                 } else if u % 2 == 0 {
                     IpNet::new(std::net::IpAddr::V4(ip), 30).expect("net")
                 } else {
-                    IpNet::new(std::net::IpAddr::V4(std::net::Ipv4Addr::from(u32::from(ip) + unit - 1)), 24)
-                        .expect("net")
+                    IpNet::new(
+                        std::net::IpAddr::V4(std::net::Ipv4Addr::from(u32::from(ip) + unit - 1)),
+                        24,
+                    )
+                    .expect("net")
                 }
             })
             .collect();
@@ -729,9 +790,12 @@ fn check(reserved_units: BTreeSet<u32>, range: (u32, u32), prefixes: bool, ops: 
                 .with_max_prefix_len(30)
                 .with_range(u128::from(first * 4)..=u128::from(last * 4 + 3))
         } else {
-            PoolDef::addresses("prop", net("10.9.0.0/26")).with_range(u128::from(first)..=u128::from(last))
+            PoolDef::addresses("prop", net("10.9.0.0/26"))
+                .with_range(u128::from(first)..=u128::from(last))
         };
-        s.ensure_pool(&def.with_reserved(reserved)).await.expect("ensure");
+        s.ensure_pool(&def.with_reserved(reserved))
+            .await
+            .expect("ensure");
         let mut m = Model {
             first,
             last,
@@ -750,7 +814,11 @@ fn check(reserved_units: BTreeSet<u32>, range: (u32, u32), prefixes: bool, ops: 
                                 .await,
                         )
                     } else {
-                        (1, s.allocate_address("prop", "t", "", key_text.as_deref()).await)
+                        (
+                            1,
+                            s.allocate_address("prop", "t", "", key_text.as_deref())
+                                .await,
+                        )
                     };
                     let existing = key.and_then(|k| {
                         m.live
@@ -770,7 +838,10 @@ fn check(reserved_units: BTreeSet<u32>, range: (u32, u32), prefixes: bool, ops: 
                                 std::net::IpAddr::V6(_) => u32::MAX,
                             };
                             assert_eq!(got, c, "lowest free");
-                            assert!((c..c + size).all(|u| !m.taken(u)), "no duplicate, not reserved");
+                            assert!(
+                                (c..c + size).all(|u| !m.taken(u)),
+                                "no duplicate, not reserved"
+                            );
                             m.live.insert(a.id, (c, size, key));
                         }
                         (None, Err(IpamError::Exhausted { .. })) => {}

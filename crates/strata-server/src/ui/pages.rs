@@ -248,7 +248,7 @@ pub(super) async fn overview(State(s): S, Extension(v): Extension<Viewer>) -> Pa
                             tr {
                                 td { code { (short(&c.sha)) } }
                                 td { (badge(&c.state)) }
-                                td { (fmt_ms(c.seen_ms)) }
+                                td.when { (fmt_ms(c.seen_ms)) }
                                 td { @if let Some(h) = plan { a href=(format!("/ui/plans/{}", seg(h))) { code { (short(h)) } } } }
                             }
                         }
@@ -542,7 +542,7 @@ pub(super) async fn plans(State(s): S, Extension(v): Extension<Viewer>, q: Q<Pla
                             td { a href=(format!("/ui/plans/{}", seg(&p.hash))) { code { (short(&p.hash)) } } }
                             td { code { (short(&p.commit_sha)) } }
                             td { (p.origin) }
-                            td { (fmt_ms(p.created_ms)) }
+                            td.when { (fmt_ms(p.created_ms)) }
                             td { (badge(&p.state)) }
                             td { @for r in &p.reasons { div { (r) } } }
                         }
@@ -711,7 +711,7 @@ pub(super) async fn plan(
                 thead { tr { th { "When" } th { "Who" } th { "Outcome" } th { "Detail" } } }
                 tbody {
                     @for a in &approvals {
-                        tr { td { (fmt_ms(a.at_ms)) } td { (a.approver) } td { (badge(&a.outcome)) } td { (a.detail) } }
+                        tr { td.when { (fmt_ms(a.at_ms)) } td { (a.approver) } td { (badge(&a.outcome)) } td { (a.detail) } }
                     }
                 }
             }
@@ -858,7 +858,7 @@ pub(super) async fn workflow(
                 thead { tr { th { "When" } th { "Event" } th { "Detail" } } }
                 tbody {
                     @for e in &events[shown..] {
-                        tr { td { (fmt_ms(e.at_ms)) } td { (e.kind) } td { (clip(e.detail.clone(), MAX_VALUE * 4)) } }
+                        tr { td.when { (fmt_ms(e.at_ms)) } td { (e.kind) } td { (clip(e.detail.clone(), MAX_VALUE * 4)) } }
                     }
                 }
             }
@@ -925,7 +925,7 @@ pub(super) async fn audit(State(s): S, Extension(v): Extension<Viewer>, q: Q<Aud
                 @for r in &rows {
                     tr {
                         td.num { (r.seq) }
-                        td { (fmt_ms(r.at_ms)) }
+                        td.when { (fmt_ms(r.at_ms)) }
                         td { code { (r.actor) } }
                         td { (if r.team == FLEET { "fleet" } else { r.team.as_str() }) }
                         td { code { (r.action) } }

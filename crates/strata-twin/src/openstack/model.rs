@@ -49,6 +49,12 @@ pub struct State {
     pub next_aggregate: u64,
     pub next_instance: u64,
     pub next_keypair: u64,
+    /// Flavors' database row ids (`instance_types.id`, which nova's flavor-access
+    /// errors quote), by flavor id; see `nova::flavors`.
+    #[serde(default)]
+    pub flavor_rows: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub last_flavor_row: u64,
     // Neutron
     pub networks: Vec<Network>,
     pub subnets: Vec<Subnet>,

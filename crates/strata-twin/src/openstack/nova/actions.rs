@@ -5,6 +5,14 @@
 use super::*;
 
 pub(super) fn conflict(action: &str, s: &Server, attr: &str) -> Response {
+    // The API names the action in its refusal
+    // (`common.raise_http_conflict_for_instance_invalid_state`): the body's key, except
+    // for the two whose handlers say `stop` and `start`.
+    let action = match action {
+        "os-stop" => "stop",
+        "os-start" => "start",
+        other => other,
+    };
     let state = if attr == "task_state" {
         s.task_state.clone().unwrap_or_default()
     } else {
@@ -87,16 +95,8 @@ pub(super) fn server_action_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
 }
 
 pub(super) fn server_action_inner(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
-    let body = req.json().unwrap_or(Value::Null);
-    let m = body
-        .as_object()
-        .filter(|m| m.len() == 1)
-        .ok_or_else(|| bad("Malformed request body"))?;
-    let (action, arg) = m
-        .iter()
-        .next()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .expect("one key");
+    let (action, arg) = action_peek(req)?;
+    let body = json!({ action.clone(): arg.clone() });
     let idx = find_server_idx(st, req.param("id"), cx)?;
     if st.servers[idx].locked
         && !cx.admin()
@@ -144,12 +144,12 @@ pub(super) fn server_action_inner(os: &Os, req: &Req, st: &mut State, cx: &Cx) -
                 .and_then(Value::as_str)
                 .ok_or_else(|| invalid("reboot", &arg, "'type' is a required property"))?;
             let s = &mut st.servers[idx];
-            match kind.to_ascii_uppercase().as_str() {
-                "SOFT" => {
+            match kind {
+                "SOFT" | "Soft" | "soft" => {
                     require(s, &action, &["active"])?;
                     begin(os, s, "rebooting", "reboot", "active", 1);
                 }
-                "HARD" => {
+                "HARD" | "Hard" | "hard" => {
                     if !["active", "stopped", "paused", "suspended", "error"]
                         .contains(&s.vm_state.as_str())
                     {
@@ -164,10 +164,14 @@ pub(super) fn server_action_inner(os: &Os, req: &Req, st: &mut State, cx: &Cx) -
                     begin(os, s, "rebooting_hard", "reboot", "active", 1);
                 }
                 other => {
+                    let v = json!(other);
                     return Err(invalid(
                         "type",
-                        &json!(other),
-                        "is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']",
+                        &v,
+                        &format!(
+                            "{} is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']",
+                            py_repr(&v)
+                        ),
                     ));
                 }
             }

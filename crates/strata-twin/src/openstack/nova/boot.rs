@@ -669,7 +669,7 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             Some(k.clone())
         }
         Some(Value::Null) | None => None,
-        Some(v) => return Err(invalid("key_name", v, "is not of type 'string'")),
+        Some(v) => return Err(invalid("key_name", v, &not_of_type(v, &["string"]))),
     };
     let metadata: BTreeMap<String, String> = match b.get("metadata") {
         None => BTreeMap::new(),
@@ -681,7 +681,7 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
                     .ok_or_else(|| invalid("metadata", &b["metadata"], "values must be strings"))
             })
             .collect::<Result<_, _>>()?,
-        Some(v) => return Err(invalid("metadata", v, "is not of type 'object'")),
+        Some(v) => return Err(invalid("metadata", v, &not_of_type(v, &["object"]))),
     };
     if metadata.len() as i64
         > quota_limits(st, &project)

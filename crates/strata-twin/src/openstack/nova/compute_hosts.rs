@@ -444,33 +444,6 @@ pub(super) fn service_update_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
     }
 }
 
-/// A JSON value as Python's `str()` writes it, what nova's validation errors quote.
-pub(super) fn py_str(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => py_repr(other),
-    }
-}
-
-/// A JSON value as Python's `repr()` writes the decoded object.
-pub(super) fn py_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => format!("'{s}'"),
-        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("'{k}': {}", py_repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 /// nova's `parameter_types.boolean`: JSON booleans and their usual spellings.
 pub(super) fn schema_bool(v: &Value) -> Option<bool> {
     const TRUE: &[&str] = &[

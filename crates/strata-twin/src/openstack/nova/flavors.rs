@@ -174,7 +174,7 @@ pub(super) fn int_field(
             .ok_or_else(|| invalid("flavor", body, &format!("'{field}' is a required property"))),
         Some(v) => {
             let n = as_int(v).ok_or_else(|| {
-                invalid(field, v, &format!("{v} is not of type 'integer', 'string'"))
+                invalid(field, v, &format!("{} is not of type 'integer', 'string'", py_repr(v)))
             })?;
             if n < min {
                 return Err(invalid(
@@ -232,14 +232,12 @@ pub(super) fn flavor_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             ));
         }
     }
-    let name = f
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid("flavor", f, "'name' is a required property"))?
-        .to_string();
-    if name.trim().is_empty() || name.len() > 255 || name.trim() != name {
-        return Err(invalid("name", &json!(name), "is not a valid flavor name"));
-    }
+    let name = check_name(
+        "name",
+        f.get("name")
+            .ok_or_else(|| invalid("flavor", f, "'name' is a required property"))?,
+    )?
+    .to_string();
     let id = match f.get("id") {
         None | Some(Value::Null) => os.uuid(),
         Some(Value::String(s)) if s == "auto" => os.uuid(),
@@ -278,7 +276,7 @@ pub(super) fn flavor_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let is_public = match f.get("os-flavor-access:is_public") {
         None => true,
         Some(v) => as_bool(v)
-            .ok_or_else(|| invalid("os-flavor-access:is_public", v, "is not of type 'boolean'"))?,
+            .ok_or_else(|| invalid("os-flavor-access:is_public", v, &not_of_type(v, &["boolean"])))?,
     };
     let description = match f.get("description") {
         None | Some(Value::Null) => None,
@@ -315,6 +313,8 @@ pub(super) fn flavor_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         access: vec![],
     };
     let v = flavor_json(os, &flavor, cx.mv, true);
+    let row = next_flavor_row(st);
+    st.flavor_rows.insert(flavor.id.clone(), row);
     st.flavors.insert(flavor);
     Ok(json_resp(StatusCode::OK, json!({"flavor": v})))
 }
@@ -355,9 +355,11 @@ pub(super) fn flavor_update_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
 pub(super) fn flavor_delete_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     cx.require_admin("os_compute_api:os-flavor-manage:delete")?;
     let id = req.param("id");
+    flavor_row(st, id);
     st.flavors
         .remove(id)
         .ok_or_else(|| err(404, &format!("Flavor {id} could not be found.")))?;
+    st.flavor_rows.remove(id);
     Ok(empty(StatusCode::ACCEPTED))
 }
 
@@ -375,51 +377,90 @@ pub(super) fn flavor_access_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
     Ok(json_resp(StatusCode::OK, json!({"flavor_access": list})))
 }
 
+/// The database row id of a flavor (`instance_types.id`), which nova's flavor-access
+/// errors quote. The seeded flavors hold rows 1.. in table order; every flavor created
+/// since takes the next row, and rows are not reused (MySQL's AUTO_INCREMENT).
+fn flavor_row(st: &mut State, id: &str) -> u64 {
+    if let Some(r) = st.flavor_rows.get(id) {
+        return *r;
+    }
+    // Rows for flavors that predate the record (the seed's, older state files).
+    let ids: Vec<String> = st.flavors.iter().map(|f| f.id.clone()).collect();
+    for fid in ids {
+        if !st.flavor_rows.contains_key(&fid) {
+            let row = next_flavor_row(st);
+            st.flavor_rows.insert(fid, row);
+        }
+    }
+    st.flavor_rows.get(id).copied().unwrap_or(0)
+}
+
+fn next_flavor_row(st: &mut State) -> u64 {
+    let top = st.flavor_rows.values().copied().max().unwrap_or(0);
+    st.last_flavor_row = st.last_flavor_row.max(top) + 1;
+    st.last_flavor_row
+}
+
+/// `flavor_access.py`'s two actions, each with its schema.
 pub(super) fn flavor_action_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
-    cx.require_admin("os_compute_api:os-flavor-access:add_tenant_access")?;
-    let body = req.json().unwrap_or(Value::Null);
+    let (action, arg) = action_peek(req)?;
+    let add = match action.as_str() {
+        "addTenantAccess" => true,
+        "removeTenantAccess" => false,
+        other => return Err(bad(&format!("There is no such action: {other}"))),
+    };
+    if add {
+        cx.require_admin("os_compute_api:os-flavor-access:add_tenant_access")?;
+    } else {
+        cx.require_admin("os_compute_api:os-flavor-access:remove_tenant_access")?;
+    }
+    check_object(&arg, &["tenant"], &["tenant"], Some(&action))?;
+    let t = match &arg["tenant"] {
+        Value::String(t) if t.is_empty() => {
+            return Err(invalid("tenant", &arg["tenant"], "'' should be non-empty"));
+        }
+        Value::String(t) if t.chars().count() > 255 => {
+            let v = &arg["tenant"];
+            return Err(invalid("tenant", v, &format!("{} is too long", py_repr(v))));
+        }
+        Value::String(t) => t.clone(),
+        other => return Err(invalid("tenant", other, &not_of_type(other, &["string"]))),
+    };
+    // nova/api/openstack/compute/flavor_access.py checks the project with Keystone
+    // before it reads the flavor (nova/api/openstack/identity.py `verify_project_id`);
+    // removing tolerates a project that is gone.
+    if add && !st.projects.iter().any(|p| p.id == t) {
+        return Err(bad(&format!("Project ID {t} is not a valid project.")));
+    }
     let id = req.param("id").to_string();
     find_flavor_mut(st, &id)?;
-    if let Some(t) = body
-        .pointer("/addTenantAccess/tenant")
-        .and_then(Value::as_str)
-    {
-        // nova/api/openstack/compute/flavor_access.py `_add_tenant_access` checks the
-        // project with Keystone first (nova/api/openstack/identity.py
-        // `verify_project_id`).
-        if !st.projects.iter().any(|p| p.id == t) {
-            return Err(bad(&format!("Project ID {t} is not a valid project.")));
-        }
+    let row = flavor_row(st, &id);
+    if add {
         let f = find_flavor_mut(st, &id)?;
         // The 409 is from 2.7 (flavor_access.py `_add_tenant_access`); before, the
         // project is added to a public flavor's (unused) access list.
         if f.is_public && cx.mv >= 7 {
             return Err(err(409, "Can not add access to a public flavor."));
         }
-        if f.access.iter().any(|a| a == t) {
+        if f.access.contains(&t) {
             return Err(err(
                 409,
                 &format!(
-                    "Flavor access already exists for flavor {id} and project {t} combination."
+                    "Flavor access already exists for flavor {row} and project {t} combination."
                 ),
             ));
         }
-        f.access.push(t.to_string());
-    } else if let Some(t) = body
-        .pointer("/removeTenantAccess/tenant")
-        .and_then(Value::as_str)
-    {
+        f.access.push(t);
+    } else {
         let f = find_flavor_mut(st, &id)?;
         let before = f.access.len();
-        f.access.retain(|a| a != t);
+        f.access.retain(|a| *a != t);
         if before == f.access.len() {
             return Err(err(
                 404,
-                &format!("Flavor access not found for {id} / {t} combination."),
+                &format!("Flavor access not found for {row} / {t} combination."),
             ));
         }
-    } else {
-        return Err(bad("There is no such action"));
     }
     let f = find_flavor_mut(st, &id)?;
     let list: Vec<Value> = f
@@ -430,22 +471,18 @@ pub(super) fn flavor_action_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
     Ok(json_resp(StatusCode::OK, json!({"flavor_access": list})))
 }
 
-/// Check an extra spec: the schema's key and length rules, and from 2.86 nova's
-/// validators ([`super::extra_specs`]).
+/// The types an extra spec's value may have (flavors_extraspecs.py's schema).
+const SPEC_TYPES: &[&str] = &["string", "number", "boolean"];
+
+/// Check an extra spec once the schema passed ([`check_metadata`]): a number's text
+/// at most 255 characters, and from 2.86 nova's validators ([`super::extra_specs`]).
 pub(super) fn check_spec(key: &str, value: &str, mv: u32) -> Result<(), Response> {
-    if key.is_empty() || key.len() > 255 || value.len() > 255 {
+    if value.chars().count() > 255 {
         return Err(bad(
-            "Invalid input for field/attribute extra_specs. Value: too long",
+            "Invalid input received: extra_specs value has more than 255 characters.",
         ));
     }
-    if key
-        .chars()
-        .any(|c| !(c.is_ascii_alphanumeric() || "-_:. ".contains(c)))
-    {
-        return Err(bad(&format!(
-            "Invalid input for field/attribute extra_specs. Value: {key}. Does not match any of the regexes"
-        )));
-    }
+    let _ = key;
     // flavors_extraspecs.py `_check_extra_specs_value`: nova's validators from 2.86.
     if mv >= 86 {
         super::extra_specs::validate(key, value).map_err(|e| bad(&e))?;
@@ -504,23 +541,19 @@ pub(super) fn specs_create_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             )
         })?
         .clone();
-    let id = req.param("id").to_string();
-    find_flavor(st, &id)?;
+    check_metadata("extra_specs", &body["extra_specs"], SPEC_TYPES)?;
     let mut parsed = BTreeMap::new();
     for (k, v) in &specs {
-        let v = spec_value(v).ok_or_else(|| {
-            invalid(
-                "extra_specs",
-                &body["extra_specs"],
-                "values must be strings",
-            )
-        })?;
+        let v = spec_value(v).unwrap_or_default();
         check_spec(k, &v, cx.mv)?;
         parsed.insert(k.clone(), v);
     }
+    let id = req.param("id").to_string();
     let f = find_flavor_mut(st, &id)?;
-    f.extra_specs.extend(parsed.clone());
-    Ok(json_resp(StatusCode::OK, json!({"extra_specs": parsed})))
+    f.extra_specs.extend(parsed);
+    // The answer is the request's body (flavors_extraspecs.py `create` returns it), so
+    // a number stays a number though the flavor stores its text.
+    Ok(json_resp(StatusCode::OK, json!({"extra_specs": specs})))
 }
 
 pub(super) fn spec_get_(_os: &Os, req: &Req, st: &mut State, _cx: &Cx) -> R {
@@ -541,22 +574,26 @@ pub(super) fn spec_put_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let body = req.json().unwrap_or(Value::Null);
     let id = req.param("id").to_string();
     let key = req.param("key").to_string();
-    find_flavor(st, &id)?;
-    let m = body
-        .as_object()
-        .ok_or_else(|| bad("Malformed request body"))?;
-    if m.len() != 1 {
-        return Err(bad("Request body contains too many items"));
+    // flavors_extraspecs.py `update`: the schema (one metadata item), the values'
+    // checks, then the key against the URI, then the flavor.
+    check_metadata("request body", &body, SPEC_TYPES)?;
+    let m = body.as_object().cloned().unwrap_or_default();
+    if m.is_empty() {
+        return Err(bad(&format!("{} should be non-empty", py_repr(&body))));
     }
-    let (k, v) = m.iter().next().expect("one item");
-    if k != &key {
+    if m.len() > 1 {
+        return Err(bad(&format!("{} has too many properties", py_repr(&body))));
+    }
+    for (k, v) in &m {
+        check_spec(k, &spec_value(v).unwrap_or_default(), cx.mv)?;
+    }
+    let Some(v) = m.get(&key) else {
         return Err(bad("Request body and URI mismatch"));
-    }
-    let v = spec_value(v).ok_or_else(|| invalid("extra_specs", &body, "values must be strings"))?;
-    check_spec(&key, &v, cx.mv)?;
+    };
+    let stored = spec_value(v).unwrap_or_default();
     let f = find_flavor_mut(st, &id)?;
-    f.extra_specs.insert(key.clone(), v.clone());
-    Ok(json_resp(StatusCode::OK, json!({key: v})))
+    f.extra_specs.insert(key.clone(), stored);
+    Ok(json_resp(StatusCode::OK, body))
 }
 
 pub(super) fn spec_delete_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {

@@ -210,28 +210,54 @@ pub(super) fn keypairs_list_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     Ok(json_resp(StatusCode::OK, body))
 }
 
+/// `parameter_types.keypair_name_special_chars` (and its 2.92 variant): a nova name
+/// that also matches the key-pair pattern.
+fn check_keypair_name(v: &Value, mv: u32) -> Result<String, Response> {
+    let name = check_name("name", v)?;
+    let (pattern, extra) = if mv >= 92 {
+        (r"^[_\-\@\. a-zA-Z0-9]+$", "_- @.")
+    } else {
+        (r"^[_\- a-zA-Z0-9]+$", "_- ")
+    };
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    {
+        return Err(invalid("name", v, &no_match(name, pattern)));
+    }
+    Ok(name.to_string())
+}
+
 pub(super) fn keypair_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let body = req.json().unwrap_or(Value::Null);
     let k = body
         .get("keypair")
         .filter(|k| k.is_object())
         .ok_or_else(|| invalid("request body", &body, "'keypair' is a required property"))?;
-    let name = k
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid("keypair", k, "'name' is a required property"))?
-        .to_string();
-    if name.is_empty() || name.len() > 255 || name.trim() != name {
-        return Err(bad(
-            "Keypair data is invalid: Keypair name contains unsafe characters",
-        ));
+    // schemas/keypairs.py: `create`, `create_v22` (type), `create_v210` (user_id),
+    // `create_v292` (public_key required, `@` and `.` in names).
+    let mut allowed = vec!["name", "public_key"];
+    if cx.mv >= 2 {
+        allowed.push("type");
     }
-    let kind = match k.get("type").and_then(Value::as_str) {
+    if cx.mv >= 10 {
+        allowed.push("user_id");
+    }
+    let required: &[&str] = if cx.mv >= 92 {
+        &["name", "public_key"]
+    } else {
+        &["name"]
+    };
+    check_object(k, &allowed, required, Some("keypair"))?;
+    let name = check_keypair_name(&k["name"], cx.mv)?;
+    let kind = match k.get("type") {
+        Some(Value::String(t)) if t == "ssh" || t == "x509" => t.clone(),
         Some(t) if cx.mv >= 2 => {
-            if t != "ssh" && t != "x509" {
-                return Err(invalid("type", &json!(t), "is not one of ['ssh', 'x509']"));
-            }
-            t.to_string()
+            return Err(invalid(
+                "type",
+                t,
+                &format!("{} is not one of ['ssh', 'x509']", py_repr(t)),
+            ));
         }
         _ => "ssh".to_string(),
     };
@@ -266,7 +292,7 @@ pub(super) fn keypair_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R 
             return Err(invalid(
                 "public_key",
                 v,
-                &format!("{v} is not of type 'string'"),
+                &format!("{} is not of type 'string'", py_repr(v)),
             ));
         }
         // From 2.92 `public_key` is required (schemas/keypairs.py `create_v292`).

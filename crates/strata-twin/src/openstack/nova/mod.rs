@@ -28,6 +28,7 @@ mod quotas;
 mod server_groups;
 mod server_metadata;
 mod servers;
+mod validation;
 
 pub(crate) use actions::advance;
 use actions::*;
@@ -43,6 +44,7 @@ use quotas::*;
 use server_groups::*;
 use server_metadata::*;
 use servers::*;
+use validation::*;
 pub(crate) use servers::{destroy_server, status_of};
 
 pub(crate) const MAX_MINOR: u32 = 104;
@@ -340,18 +342,46 @@ fn bad(message: &str) -> Response {
     err(400, message)
 }
 
+/// nova's schema error for the property `field` holding `value` (the value as Python's
+/// `str()` prints it); for the body itself (`request body`) only the message, as nova
+/// words an error at the root of the document.
 fn invalid(field: &str, value: &Value, why: &str) -> Response {
-    bad(&format!(
-        "Invalid input for field/attribute {field}. Value: {value}. {why}"
-    ))
+    invalid_field(field, value, why)
 }
 
-/// The requested compute microversion (minor number; 2.1 when absent).
+/// The action a `POST .../action` body names (nova/api/openstack/wsgi.py
+/// `action_peek`): a body that is not JSON or has other than one key is malformed; a
+/// one-element array or string has no keys, which nova's dispatcher answers with a
+/// bare 404.
+pub(super) fn action_peek(req: &Req) -> Result<(String, Value), Response> {
+    let malformed = || bad("Malformed request body");
+    let body: Value = serde_json::from_slice(&req.body).map_err(|_| malformed())?;
+    let len = match &body {
+        Value::Object(m) => m.len(),
+        Value::Array(a) => a.len(),
+        Value::String(s) => s.chars().count(),
+        _ => return Err(err(404, "The resource could not be found.")),
+    };
+    if len != 1 {
+        return Err(malformed());
+    }
+    match body {
+        Value::Object(m) => Ok(m.into_iter().next().expect("one key")),
+        _ => Err(err(404, "The resource could not be found.")),
+    }
+}
+
+/// The requested compute microversion (minor number; 2.1 when absent). The service
+/// name in `OpenStack-API-Version` is matched case-insensitively, as
+/// microversion_parse does.
 fn microversion(req: &Req) -> Result<u32, Response> {
     let from_new = req.header("openstack-api-version").and_then(|h| {
-        h.split(',')
-            .map(str::trim)
-            .find_map(|p| p.strip_prefix("compute ").map(|v| v.trim().to_string()))
+        h.split(',').map(str::trim).find_map(|p| {
+            let (service, version) = p.split_once(char::is_whitespace)?;
+            service
+                .eq_ignore_ascii_case("compute")
+                .then(|| version.trim().to_string())
+        })
     });
     let raw = from_new.or_else(|| {
         req.header("x-openstack-nova-api-version")
@@ -370,27 +400,58 @@ fn microversion(req: &Req) -> Result<u32, Response> {
         )));
     };
     if major != 2 || !(1..=MAX_MINOR).contains(&minor) {
-        return Err(err(
+        // The refusal still names the version asked for in its headers
+        // (nova/api/openstack/wsgi.py sets them from the parsed request version).
+        let e = err(
             406,
             &format!(
                 "Version {v} is not supported by the API. Minimum is 2.1 and maximum is 2.{MAX_MINOR}."
             ),
-        ));
+        );
+        return Err(version_headers(e, &format!("{major}.{minor}")));
     }
     Ok(minor)
 }
 
-fn add_headers(mv: u32, mut r: Response) -> Response {
-    let v = format!("2.{mv}");
+fn version_headers(mut r: Response, v: &str) -> Response {
     r = with_header(r, "openstack-api-version", &format!("compute {v}"));
-    r = with_header(r, "x-openstack-nova-api-version", &v);
-    r = with_header(
+    r = with_header(r, "x-openstack-nova-api-version", v);
+    with_header(
         r,
         "vary",
         "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
-    );
+    )
+}
+
+/// What nova's WSGI layer adds to every answer: the version headers, the request id and
+/// a Content-Type also on empty bodies (`application/json`; faults say their charset).
+fn add_headers(mv: u32, r: Response) -> Response {
+    let mut r = version_headers(r, &format!("2.{mv}"));
+    fix_content_type(&mut r);
     let id = format!("req-{}", uuid::Uuid::new_v4());
     with_header(r, "x-compute-request-id", &id)
+}
+
+/// Content-Type as nova's WSGI layer writes it: a fault is
+/// `application/json; charset=UTF-8` (webob's), a body-less answer still says
+/// `application/json` (`ResponseObject.serialize`); a handler that set another type
+/// (webob's default `text/html` of the tag routes) keeps it.
+fn fix_content_type(r: &mut Response) {
+    use axum::http::{HeaderValue, header::CONTENT_TYPE};
+    let json = r
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_none_or(|v| v.as_bytes() == b"application/json");
+    if !json {
+        return;
+    }
+    let value = if r.status().as_u16() >= 400 {
+        "application/json; charset=UTF-8"
+    } else {
+        "application/json"
+    };
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(value));
 }
 
 pub(crate) struct Cx {
@@ -437,7 +498,7 @@ pub(crate) fn handle(os: &Os, req: &Req, min: u32, max: u32, f: Inner) -> R {
         ))
     } else {
         os.tick(&mut st);
-        f(os, req, &mut st, &Cx { mv, caller })
+        with_body_order(&req.body, || f(os, req, &mut st, &Cx { mv, caller }))
     };
     Ok(add_headers(
         mv,
@@ -527,10 +588,15 @@ fn bookmark(os: &Os, kind: &str, id: &str) -> Value {
 fn parse_limit(req: &Req) -> Result<Option<usize>, Response> {
     match req.q("limit") {
         None => Ok(None),
+        // The list queries' `parameter_types.non_negative_integer` pattern.
+        Some(l) if !l.bytes().all(|b| b.is_ascii_digit()) => Err(invalid_query(
+            "limit",
+            l,
+            &no_match(l, "^[0-9]*$"),
+        )),
         Some(l) => l
-            .parse::<i64>()
+            .parse::<u64>()
             .ok()
-            .filter(|n| *n >= 0)
             .map(|n| Some((n as usize).min(MAX_LIMIT)))
             .ok_or_else(|| bad("limit param must be an integer")),
     }

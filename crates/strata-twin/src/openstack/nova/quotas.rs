@@ -252,7 +252,7 @@ pub(super) fn quota_update_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             ));
         }
         let n = as_int(v)
-            .ok_or_else(|| invalid(k, v, &format!("{v} is not of type 'integer', 'string'")))?;
+            .ok_or_else(|| invalid(k, v, &format!("{} is not of type 'integer', 'string'", py_repr(v))))?;
         if n < -1 {
             return Err(invalid(
                 k,

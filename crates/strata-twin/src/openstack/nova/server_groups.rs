@@ -196,7 +196,7 @@ pub(super) fn group_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let name = match &m["name"] {
         Value::String(s) => s.clone(),
         v => {
-            return Err(invalid("name", v, &format!("{v} is not of type 'string'")));
+            return Err(invalid("name", v, &format!("{} is not of type 'string'", py_repr(v))));
         }
     };
     if name.is_empty() {
@@ -229,7 +229,7 @@ pub(super) fn group_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
                 return Err(invalid(
                     "policy",
                     v,
-                    &format!("{v} is not of type 'string'"),
+                    &format!("{} is not of type 'string'", py_repr(v)),
                 ));
             }
         };
@@ -237,7 +237,7 @@ pub(super) fn group_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             None => serde_json::Map::new(),
             Some(Value::Object(r)) => r.clone(),
             Some(v) => {
-                return Err(invalid("rules", v, &format!("{v} is not of type 'object'")));
+                return Err(invalid("rules", v, &format!("{} is not of type 'object'", py_repr(v))));
             }
         };
         if let Some(k) = rules.keys().find(|k| *k != "max_server_per_host") {
@@ -287,7 +287,7 @@ pub(super) fn group_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
                 return Err(invalid(
                     "policies",
                     v,
-                    &format!("{v} is not of type 'array'"),
+                    &format!("{} is not of type 'array'", py_repr(v)),
                 ));
             }
         };
@@ -307,7 +307,7 @@ pub(super) fn group_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
                     &format!("'{s}' is not one of {}", py_list(enum_)),
                 ));
             }
-            v => return Err(invalid("0", v, &format!("{v} is not of type 'string'"))),
+            v => return Err(invalid("0", v, &format!("{} is not of type 'string'", py_repr(v)))),
         };
         if list.len() > 1 {
             return Err(invalid(

@@ -12,23 +12,21 @@ pub(super) fn meta_list_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
 }
 
 pub(super) fn parse_meta(body: &Value, key: &str) -> Result<BTreeMap<String, String>, Response> {
-    let m = body.get(key).and_then(Value::as_object).ok_or_else(|| {
+    let m = body.get(key).ok_or_else(|| {
         invalid(
             "request body",
             body,
             &format!("'{key}' is a required property"),
         )
     })?;
-    m.iter()
-        .map(|(k, v)| {
-            if k.is_empty() || k.len() > 255 {
-                return Err(invalid("metadata", &body[key], "key is not valid"));
-            }
-            v.as_str()
-                .map(|s| (k.clone(), s.to_string()))
-                .ok_or_else(|| invalid("metadata", &body[key], "values must be strings"))
+    check_metadata(key, m, &["string"])?;
+    Ok(m.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
         })
-        .collect()
+        .unwrap_or_default())
 }
 
 pub(super) fn meta_merge_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
@@ -111,7 +109,7 @@ pub(super) fn tags_replace_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         .map(|t| {
             t.as_str()
                 .map(str::to_string)
-                .ok_or_else(|| invalid("tags", t, "is not of type 'string'"))
+                .ok_or_else(|| invalid("tags", t, &not_of_type(t, &["string"])))
         })
         .collect::<Result<_, _>>()?;
     for t in &tags {
