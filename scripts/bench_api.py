@@ -422,6 +422,14 @@ def make_fleet(strata, tmp, racks, per_rack):
     d = os.path.join(tmp, "fleet")
     subprocess.run([strata, "init", d, "--dcs", "1", "--racks-per-dc", str(racks),
                     "--machines-per-rack", str(per_rack)], env=ENV, check=True, capture_output=True)
+    # The management VLAN one bit wider (/19 instead of /20): its IP pool then holds
+    # about 5,900 addresses above the 2,000 machines', room for --allocations.
+    p = os.path.join(d, "pools.yaml")
+    text = open(p).read()
+    text, k = re.subn(r"(\n\s+management: )(\d+)", lambda m: f"{m.group(1)}{int(m.group(2)) - 1}", text)
+    if k != 1:
+        raise RuntimeError(f"cannot find the management VLAN's prefix length in {p}")
+    open(p, "w").write(text)
     # Every machine already runs: the twin registers it deployed, and no onboarding
     # workflow (commission, deploy) runs during the measurement.
     inv = os.path.join(d, "inventory")

@@ -8,9 +8,10 @@
 #     apt is skipped entirely when every needed command is already present.
 #   - A Python venv at ${STRATA_TOOLS_VENV:-/opt/strata-tools} with ansible-core and PyYAML
 #     (ansible-inventory / ansible for the Kolla checks) and the real API clients (proxmoxer,
-#     python-libmaas, openstacksdk, the openstack CLI) and Playwright, which drives Debian's
+#     python-libmaas, openstacksdk, the openstack CLI), Playwright, which drives Debian's
 #     /usr/bin/chromium for the web UI test (never `playwright install`: its browser
-#     download is not used); pip is skipped when they are there.
+#     download is not used), and schemathesis 4 (the API against its OpenAPI document);
+#     pip is skipped when they are there.
 #   - A second venv at ${STRATA_ANSIBLE_VENV:-/opt/strata-ansible} with the full `ansible`
 #     package (its community.proxmox and openstack.cloud collections), proxmoxer, requests
 #     and openstacksdk < 4.15 (what openstack.cloud 2.x supports), for the playbooks that
@@ -158,6 +159,15 @@ else
     "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet 'playwright>=1.40'
 fi
 
+# schemathesis 4 tests `strata serve` against its own OpenAPI document
+# (scripts/clients/schemathesis_check.py, the `schema` phase of crates/strata-cli/tests/api.rs).
+SCHEMATHESIS_CHECK='import sys; from importlib.metadata import version; sys.exit(0 if version("schemathesis").split(".")[0] == "4" else 1)'
+if "$VENV/bin/python" -c "$SCHEMATHESIS_CHECK" >/dev/null 2>&1 && [[ -x "$VENV/bin/schemathesis" ]]; then
+    echo "install-test-deps: schemathesis 4 already in $VENV; skipping pip"
+else
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet 'schemathesis>=4,<5'
+fi
+
 # The Ansible collections teams run for day-2 work (community.proxmox, openstack.cloud),
 # unmodified, as the `ansible` package ships them. A venv of their own: the full package
 # is large, and openstack.cloud 2.x needs an openstacksdk older than the tools venv's.
@@ -219,6 +229,12 @@ if pw="$("$VENV/bin/python" -c 'from importlib.metadata import version; print(ve
 else
     printf '  %-18s %s\n' "playwright" "NOT FOUND in $VENV"
     still_missing+=("playwright")
+fi
+if st="$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("schemathesis"))' 2>/dev/null)"; then
+    printf '  %-18s %s\n' "schemathesis" "$st"
+else
+    printf '  %-18s %s\n' "schemathesis" "NOT FOUND in $VENV"
+    still_missing+=("schemathesis")
 fi
 echo "install-test-deps: set STRATA_TOOLS_VENV / STRATA_ANSIBLE_VENV to use other venvs (default /opt/strata-tools, /opt/strata-ansible)"
 if ((${#still_missing[@]} > 0)); then

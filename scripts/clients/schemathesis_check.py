@@ -12,10 +12,11 @@ JUnit reports go to $STRATA_SCHEMATHESIS_REPORTS (default: a temporary directory
 
 Three passes:
 
-0. Real objects. The fuzzer rarely guesses a commit id, a plan hash or a workflow id that
-   exists, so this pass reads one of each (and every team, DC and rack, a machine with
-   its onboarding evidence, the audit log, a 304) and checks each answer's status,
-   media type and body against the document (jsonschema-rs, which schemathesis uses).
+0. Real objects. The fuzzer rarely guesses a commit id, a plan hash, a workflow, request
+   or allocation id that exists, so this pass reads some of each (and every team, DC and
+   rack, machines with their onboarding evidence, IP pools, the audit log, a 304) and
+   checks each answer's status, media type and body against the document (with
+   jsonschema-rs, which schemathesis uses).
 1. schemathesis with the admin token over every GET and the two writes that change
    nothing but add to the record: `create_token` (tokens for made-up names, each audited)
    and `verify_audit` (reads the chain). Everything is exercised for real.
@@ -158,14 +159,28 @@ def real_objects(doc):
         kinds.setdefault(w["kind"], w["id"])
     for wid in kinds.values():
         check("/api/v1/workflows/{id}", f"/api/v1/workflows/{wid}")
+    check("/api/v1/requests/policy", "/api/v1/requests/policy")
+    requests = check("/api/v1/requests", "/api/v1/requests?limit=20") or {"items": []}
+    for r in requests["items"][:3]:
+        check("/api/v1/requests/{id}", f"/api/v1/requests/{r['id']}")
+    pools = check("/api/v1/ipam/pools", "/api/v1/ipam/pools?limit=500") or {"items": []}
+    allocations = 0
+    for p in sorted(pools["items"], key=lambda p: -p["allocations"])[:3]:
+        check("/api/v1/ipam/pools/{pool}", f"/api/v1/ipam/pools/{p['id']}")
+        page = check("/api/v1/ipam/pools/{pool}/allocations", f"/api/v1/ipam/pools/{p['id']}/allocations")
+        for a in (page or {"items": []})["items"][:2]:
+            allocations += 1
+            check("/api/v1/ipam/allocations/{id}", f"/api/v1/ipam/allocations/{a['id']}")
     for what, n in [("commits", len(commits["items"])), ("plans", len(plans["items"])),
-                    ("workflows", len(kinds)), ("onboarded machines", onboarded)]:
+                    ("workflows", len(kinds)), ("onboarded machines", onboarded),
+                    ("IP pools", len(pools["items"]))]:
         if n == 0:
             failures.append(f"no {what} to check: is this the demo after its first apply?")
     for f in failures:
         print(f"schemathesis_check: pass 0: {f}")
     print(f"schemathesis_check: pass 0: real commits, plans, workflows ({', '.join(sorted(kinds))}), "
-          f"teams, DCs, machines: {len(failures)} failures")
+          f"teams, DCs, machines, {len(requests['items'])} requests, {len(pools['items'])} IP pools, "
+          f"{allocations} allocations: {len(failures)} failures")
     return len(failures)
 
 

@@ -156,6 +156,8 @@ impl Demo {
 mod access;
 #[path = "api/ipam.rs"]
 mod ipam;
+#[path = "api/requests.rs"]
+mod requests;
 #[path = "api/schema.rs"]
 mod schema;
 #[path = "api/ui.rs"]
@@ -168,6 +170,7 @@ type Phase = (&'static str, fn(&mut Demo));
 const PHASES: &[Phase] = &[
     ("access", access::run),
     ("ipam", ipam::run),
+    ("requests", requests::run),
     ("ui", ui::run),
     ("schema", schema::run),
 ];

@@ -283,19 +283,35 @@ fn parse_token(token: &str) -> Option<(&str, &str)> {
 /// Tokens already checked against their argon2 hash in this process: id → SHA-256 of
 /// the whole token. Argon2 is deliberately slow; a token is verified once, then each
 /// request costs one row read (so a revocation or expiry takes effect at once).
-#[derive(Default)]
-pub struct VerifiedTokens(parking_lot::Mutex<HashMap<String, [u8; 32]>>);
+///
+/// Guessing secrets for a known token id would make every guess an argon2 run: the
+/// hash checks per token id are themselves rate-limited (`checks`), so a flood of wrong
+/// secrets costs the server little and answers 401 without hashing.
+pub struct VerifiedTokens {
+    verified: parking_lot::Mutex<HashMap<String, [u8; 32]>>,
+    checks: RateLimits,
+}
+
+impl Default for VerifiedTokens {
+    fn default() -> VerifiedTokens {
+        VerifiedTokens {
+            verified: Default::default(),
+            // 5 hash checks a second per token id, 10 at once.
+            checks: RateLimits::new(5),
+        }
+    }
+}
 
 impl VerifiedTokens {
     fn hit(&self, id: &str, digest: &[u8; 32]) -> bool {
-        self.0
+        self.verified
             .lock()
             .get(id)
             .is_some_and(|d| subtle::ConstantTimeEq::ct_eq(&d[..], &digest[..]).into())
     }
 
     fn insert(&self, id: &str, digest: [u8; 32]) {
-        let mut m = self.0.lock();
+        let mut m = self.verified.lock();
         if m.len() > 100_000 {
             m.clear();
         }
@@ -328,6 +344,9 @@ pub async fn token_principal(
     let row = store.token(id).await?.ok_or(AuthError::Invalid)?;
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     if !cache.hit(id, &digest) {
+        if cache.checks.take(id).is_err() {
+            return Err(AuthError::Invalid);
+        }
         let hash = row.secret_hash.clone();
         let secret = secret.to_string();
         let ok = tokio::task::spawn_blocking(move || {
@@ -524,6 +543,12 @@ mod tests {
             token_principal(&store, &cache, &forged).await,
             Err(AuthError::Invalid)
         ));
+        // A flood of wrong secrets for one id is refused without hashing each.
+        for _ in 0..50 {
+            assert!(token_principal(&store, &cache, &forged).await.is_err());
+        }
+        // The real token, verified before, still works from the cache.
+        assert!(token_principal(&store, &cache, &token).await.is_ok());
         store.revoke_token(&row.id).await.expect("revoke");
         assert!(matches!(
             token_principal(&store, &cache, &token).await,

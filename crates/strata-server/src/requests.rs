@@ -704,8 +704,9 @@ async fn create(
         place::expiry_ms(now, req.expires_at.as_deref(), req.expires_in_s).map_err(invalid)?;
     let pol = policy(&s).await?;
     spec.approval_required = usage.gpus > pol.approval_gpus;
+    let id = new_id();
     let row = RequestRow {
-        id: new_id(),
+        id: id.clone(),
         team: team.name.clone(),
         name: spec.name.clone(),
         kind: spec.kind.clone(),
@@ -729,7 +730,7 @@ async fn create(
         expires_ms,
         detail: if spec.approval_required {
             format!(
-                "{} GPUs is more than {} without an approval: an operator of team {} approves it (POST /api/v1/requests/{{id}}/approve)",
+                "{} GPUs is more than {} without an approval: an operator of team {} approves it (POST /api/v1/requests/{id}/approve)",
                 usage.gpus, pol.approval_gpus, team.name
             )
         } else {
@@ -1861,7 +1862,10 @@ async fn released_step(s: &Arc<Server>, c: &Claim, row: &RequestRow, spec: &Spec
         }
     }
     let ev = json!({"released": true, "dc": dc, "again": again});
-    s.store.set_request_resources(&row.id, &ev).await?;
+    // What was made stays on record, with its release.
+    let mut resources = row.resources.clone().unwrap_or_else(|| json!({}));
+    resources["released"] = ev.clone();
+    s.store.set_request_resources(&row.id, &resources).await?;
     s.store
         .set_request_state(&row.id, &["releasing"], "released", &row.detail)
         .await?;

@@ -32,9 +32,11 @@ mod access;
 mod gitops;
 pub mod ipam;
 mod requests;
+mod webhooks;
 pub use access::{AuditChain, AuditEntry, NewAudit, TokenRow};
 pub use gitops::{ApprovalView, CommitView, PlanView};
 pub use requests::{RequestRow, Usage};
+pub use webhooks::{DeliveryRow, WebhookRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -56,6 +58,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_access.sql")),
     (4, include_str!("../migrations/0004_ipam.sql")),
     (5, include_str!("../migrations/0005_requests.sql")),
+    (6, include_str!("../migrations/0006_webhooks.sql")),
 ];
 
 /// The statements of a migration: `;`-separated, `--` comments dropped.

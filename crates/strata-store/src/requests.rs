@@ -369,8 +369,8 @@ impl Store {
     pub async fn approve_request(&self, id: &str, by: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
-            "UPDATE requests SET state = 'provisioning', approved_by = $1, updated_ms = $2 \
-             WHERE id = $3 AND state = 'approval' RETURNING workflow_id",
+            "UPDATE requests SET state = 'provisioning', approved_by = $1, detail = '', \
+             updated_ms = $2 WHERE id = $3 AND state = 'approval' RETURNING workflow_id",
         )
         .bind(by)
         .bind(now_ms())

@@ -25,45 +25,65 @@ pub struct RequestArgs {
     pub command: RequestCommand,
 }
 
+const VM_EXAMPLES: &str = "Examples:
+  strata request vm --server http://strata:8080 --token-file ~/.strata/token \\
+      --team ml-research --name notebook --cores 4 --memory-mib 16384 --wait
+  strata request vm --server http://strata:8080 --token-file ~/.strata/token \\
+      --team platform --name ci --cores 8 --memory-mib 32768 --count 3 --anti-affinity \\
+      --expires-in 8h -o json";
+
+const METAL_EXAMPLES: &str = "Example:
+  strata request metal --server http://strata:8080 --token-file ~/.strata/token \\
+      --team platform --name bench --profile hv-std --wait";
+
+const GPU_EXAMPLES: &str = "Examples:
+  strata request gpu --server http://strata:8080 --token-file ~/.strata/token \\
+      --team ml-research --name train --flavor g1.h100x1 --wait
+  strata request gpu --server http://strata:8080 --token-file ~/.strata/token \\
+      --team ml-research --name big --gpu-model 'NVIDIA H100 SXM5 80GB' --gpus 8 \\
+      --count 2 --anti-affinity --network ml-training";
+
+const OTHER_EXAMPLES: &str = "Examples:
+  strata request list --server http://strata:8080 --token-file ~/.strata/token --team ml-research
+  strata request show req-0123456789ab --server http://strata:8080 --token-file ~/.strata/token
+  strata request approve req-0123456789ab --server http://strata:8080 --token-file op.token
+  strata request release req-0123456789ab --server http://strata:8080 --token-file ~/.strata/token --wait
+
+--server and --token-file may come from STRATA_SERVER and STRATA_TOKEN_FILE.";
+
 #[derive(Debug, Subcommand)]
 pub enum RequestCommand {
     /// Ask for VMs on a Proxmox VE cluster.
     ///
-    /// Examples:
-    ///   strata request vm --server http://strata:8080 --token-file ~/.strata/token \
-    ///       --team ml-research --name notebook --cores 4 --memory-mib 16384 --wait
-    ///   strata request vm ... --count 3 --anti-affinity --expires-in 8h -o json
+    /// The VMs are clones of the cluster's template on the nodes with room for them
+    /// (with --anti-affinity, each on another node), with a NIC on each of the team's
+    /// networks asked for.
+    #[command(after_help = VM_EXAMPLES)]
     Vm(VmArgs),
-    /// Ask for bare-metal machines of a hardware profile (MAAS allocates and deploys
-    /// spare machines of that profile).
+    /// Ask for bare-metal machines of a hardware profile.
     ///
-    /// Example:
-    ///   strata request metal --server http://strata:8080 --token-file token \
-    ///       --team platform --name bench --profile hv-std --wait
+    /// MAAS allocates spare machines of the profile (Ready, not the fleet's: tagged
+    /// with the profile's name or reporting its hardware) and deploys them.
+    #[command(after_help = METAL_EXAMPLES)]
     Metal(MetalArgs),
-    /// Ask for GPU instances (OpenStack servers of a GPU flavor the team may boot),
-    /// in the team's project, with a security group that admits only its networks.
+    /// Ask for GPU instances: OpenStack servers of a GPU flavor the team may boot.
     ///
-    /// Examples:
-    ///   strata request gpu --server http://strata:8080 --token-file token \
-    ///       --team ml-research --name train --flavor g1.h100x1 --wait
-    ///   strata request gpu ... --gpu-model "NVIDIA H100 SXM5 80GB" --gpus 8 --count 2 --anti-affinity
+    /// They are booted in the team's project with a security group that admits only
+    /// the team's networks (and a server group with --anti-affinity). Requests for more
+    /// GPUs than the server's approval threshold wait for an operator's approval.
+    #[command(after_help = GPU_EXAMPLES)]
     Gpu(GpuArgs),
     /// List the requests of the teams the token sees.
-    ///
-    /// Example: strata request list --server http://strata:8080 --token-file token --team ml-research
+    #[command(after_help = OTHER_EXAMPLES)]
     List(ListArgs),
     /// Show one request: its state, placement, resources and workflow.
-    ///
-    /// Example: strata request show req-0123456789ab --server http://strata:8080 --token-file token
+    #[command(after_help = OTHER_EXAMPLES)]
     Show(IdArgs),
     /// Release a request: its VMs and servers are deleted, its machines released.
-    ///
-    /// Example: strata request release req-0123456789ab --server ... --token-file token --wait
+    #[command(after_help = OTHER_EXAMPLES)]
     Release(ReleaseArgs),
     /// Approve a request waiting for an approval (operators of its team).
-    ///
-    /// Example: strata request approve req-0123456789ab --server ... --token-file token
+    #[command(after_help = OTHER_EXAMPLES)]
     Approve(IdArgs),
 }
 

@@ -557,11 +557,24 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let body = req
         .json()
         .ok_or_else(|| bad("The request body is not valid JSON."))?;
+    // schemas/servers.py `create`: jsonschema's best error is the shallowest, and among
+    // errors at one depth the first of the schema's keywords (`required` before
+    // `additionalProperties`) — so the required properties come before the names.
     let b = body
         .get("server")
-        .filter(|s| s.is_object())
         .ok_or_else(|| invalid("request body", &body, "'server' is a required property"))?
         .clone();
+    if !b.is_object() {
+        return Err(invalid("server", &b, &not_of_type(&b, &["object"])));
+    }
+    let required: &[&str] = if cx.mv >= 37 {
+        &["name", "flavorRef", "networks"]
+    } else {
+        &["name", "flavorRef"]
+    };
+    if let Some(r) = required.iter().find(|r| b.get(**r).is_none()) {
+        return Err(invalid("server", &b, &format!("'{r}' is a required property")));
+    }
     for k in b
         .as_object()
         .map(|m| m.keys().cloned().collect::<Vec<_>>())
@@ -575,14 +588,7 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             ));
         }
     }
-    let name = b
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid("server", &b, "'name' is a required property"))?
-        .to_string();
-    if name.is_empty() || name.len() > 255 || (name.trim() != name) {
-        return Err(invalid("name", &json!(name), "is not a valid server name"));
-    }
+    let name = check_name("name", &b["name"])?.to_string();
     let flavor_ref = b
         .get("flavorRef")
         .and_then(|v| {
@@ -616,7 +622,8 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             let img = st
                 .images
                 .get(&id)
-                .ok_or_else(|| bad(&format!("Image {id} could not be found.")))?;
+                // compute/api.py `_get_image` turns ImageNotFound into this text.
+                .ok_or_else(|| bad("Can not find requested image"))?;
             if img.status != "active" {
                 return Err(bad(&format!("Image {id} is not active.")));
             }
@@ -673,15 +680,16 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     };
     let metadata: BTreeMap<String, String> = match b.get("metadata") {
         None => BTreeMap::new(),
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| {
-                v.as_str()
-                    .map(|s| (k.clone(), s.to_string()))
-                    .ok_or_else(|| invalid("metadata", &b["metadata"], "values must be strings"))
-            })
-            .collect::<Result<_, _>>()?,
-        Some(v) => return Err(invalid("metadata", v, &not_of_type(v, &["object"]))),
+        Some(m) => {
+            check_metadata("metadata", m, &["string"])?;
+            m.as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
     };
     if metadata.len() as i64
         > quota_limits(st, &project)

@@ -51,6 +51,8 @@ pub(crate) const MAX_MINOR: u32 = 104;
 const MAX_LIMIT: usize = 1000;
 const BUILD_MS: i64 = 1500;
 const ACTION_MS: i64 = 500;
+/// How long of a build the scheduler has the server (no host shown yet).
+const SCHEDULE_MS: i64 = 300;
 
 pub(crate) fn routes(r: Routes) -> Routes {
     r.add("/compute", &[(GET, versions)])

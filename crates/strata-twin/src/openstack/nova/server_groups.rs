@@ -44,10 +44,16 @@ fn invalid_str(field: &str, value: &str, why: &str) -> Response {
 }
 
 /// The members a client sees: servers not deleted (server_groups.py `_get_not_deleted`).
+/// Newest first: `_get_not_deleted` reads them with `InstanceList.get_by_filters`, whose
+/// default order is `created_at` then `id`, both descending.
 fn live_members<'a>(st: &'a State, g: &'a ServerGroup) -> impl Iterator<Item = &'a String> {
-    g.members
+    let mut live: Vec<&Server> = st
+        .servers
         .iter()
-        .filter(|m| st.servers.iter().any(|s| &s.id == *m && !s.deleted))
+        .filter(|s| !s.deleted && g.members.contains(&s.id))
+        .collect();
+    live.sort_by(|a, b| (b.created_ms, b.seq).cmp(&(a.created_ms, a.seq)));
+    live.into_iter().map(|s| &s.id)
 }
 
 /// server_groups.py `_format_server_group`.

@@ -102,6 +102,41 @@ pub(super) fn flavor_view(os: &Os, s: &Server, mv: u32, admin: bool) -> Value {
     }
 }
 
+/// The image properties nova knows (`objects.ImageMetaProps`' fields and their legacy
+/// names, nova 34): the only ones a server's image view shows from 2.98
+/// (views/servers.py `_get_image`).
+const IMAGE_META_PROPS: &[&str] = &[
+    "architecture", "auto_disk_config", "bdm_v2", "bittorrent", "block_device_mapping",
+    "cache_in_nova", "hw_architecture", "hw_auto_disk_config", "hw_boot_menu",
+    "hw_cdrom_bus", "hw_cpu_cores", "hw_cpu_max_cores", "hw_cpu_max_sockets",
+    "hw_cpu_max_threads", "hw_cpu_policy", "hw_cpu_realtime_mask", "hw_cpu_sockets",
+    "hw_cpu_thread_policy", "hw_cpu_threads", "hw_device_id", "hw_disk_bus", "hw_disk_type",
+    "hw_emulation_architecture", "hw_ephemeral_encryption",
+    "hw_ephemeral_encryption_format", "hw_ephemeral_encryption_secret_uuid",
+    "hw_firmware_stateless", "hw_firmware_type", "hw_floppy_bus", "hw_input_bus",
+    "hw_ipxe_boot", "hw_locked_memory", "hw_machine_type", "hw_maxphysaddr_bits",
+    "hw_maxphysaddr_mode", "hw_mem_encryption", "hw_mem_encryption_model",
+    "hw_mem_page_size", "hw_numa_cpus", "hw_numa_mem", "hw_numa_nodes",
+    "hw_pci_numa_affinity_policy", "hw_pmu", "hw_pointer_model", "hw_qemu_guest_agent",
+    "hw_redirected_usb_ports", "hw_rescue_bus", "hw_rescue_device", "hw_rng_model",
+    "hw_scsi_model", "hw_serial_port_count", "hw_sound_model", "hw_time_hpet",
+    "hw_tpm_model", "hw_tpm_version", "hw_usb_model", "hw_video_model", "hw_video_ram",
+    "hw_vif_model", "hw_vif_multiqueue_enabled", "hw_viommu_model", "hw_virtio_packed_ring",
+    "hw_vm_mode", "hw_watchdog_action", "hypervisor_type", "hypervisor_version_requires",
+    "img_bdm_v2", "img_bittorrent", "img_block_device_mapping", "img_cache_in_nova",
+    "img_compression_level", "img_config_drive", "img_hide_hypervisor_id",
+    "img_hv_requested_version", "img_hv_type", "img_linked_clone", "img_mappings",
+    "img_owner_id", "img_root_device_name", "img_signature",
+    "img_signature_certificate_uuid", "img_signature_hash_method", "img_signature_key_type",
+    "img_use_agent", "img_version", "ipxe_boot", "mappings", "os_admin_user",
+    "os_command_line", "os_distro", "os_require_quiesce", "os_secure_boot",
+    "os_skip_agent_inject_files_at_boot", "os_skip_agent_inject_ssh", "os_type", "owner_id",
+    "root_device_name", "traits_required", "vm_mode", "vmware_disktype",
+    "vmware_image_version", "vmware_linked_clone", "vmware_ostype", "xenapi_device_id",
+    "xenapi_image_compression_level", "xenapi_skip_agent_inject_files_at_boot",
+    "xenapi_skip_agent_inject_ssh", "xenapi_use_agent"
+];
+
 pub(super) fn image_view(os: &Os, st: &State, s: &Server, mv: u32) -> Value {
     if s.image_id.is_empty() {
         return json!("");
@@ -114,6 +149,7 @@ pub(super) fn image_view(os: &Os, st: &State, s: &Server, mv: u32) -> Value {
             .map(|i| {
                 i.properties
                     .iter()
+                    .filter(|(k, _)| IMAGE_META_PROPS.contains(&k.as_str()))
                     .map(|(k, v)| {
                         (
                             k.clone(),
@@ -163,6 +199,15 @@ pub(super) enum View {
     Reduced,
 }
 
+/// Whether a building server is still with the scheduler as a client sees it: the
+/// twin places it at once, but until the conductor has picked a host nova shows no
+/// host, no zone, no ports and the `scheduling` task.
+pub(super) fn scheduling(os: &Os, s: &Server) -> bool {
+    s.vm_state == "building"
+        && (s.task_state.as_deref() == Some("scheduling")
+            || os.now_ms() < s.created_ms + os.task_ms(SCHEDULE_MS))
+}
+
 pub(super) fn server_view(
     os: &Os,
     st: &State,
@@ -173,6 +218,12 @@ pub(super) fn server_view(
 ) -> Value {
     let status = status_of(s);
     let full = matches!(view, View::Detail { .. });
+    let with_scheduler = scheduling(os, s);
+    let shown_host = if with_scheduler {
+        None
+    } else {
+        s.host.as_deref()
+    };
     let mut v = json!({
         "id": s.id,
         "name": s.name,
@@ -180,12 +231,12 @@ pub(super) fn server_view(
         "tenant_id": s.project_id,
         "user_id": s.user_id,
         "metadata": s.metadata,
-        "hostId": host_id(&s.project_id, s.host.as_deref()),
+        "hostId": host_id(&s.project_id, shown_host),
         "image": image_view(os, st, s, mv),
         "flavor": flavor_view(os, s, mv, admin),
         "created": iso(s.created_ms),
         "updated": iso(s.updated_ms),
-        "addresses": addresses(st, s, full || mv >= 75),
+        "addresses": if with_scheduler { json!({}) } else { addresses(st, s, full || mv >= 75) },
         "accessIPv4": s.access_ipv4,
         "accessIPv6": s.access_ipv6,
         "links": links(os, "servers", &s.id),
@@ -210,22 +261,32 @@ pub(super) fn server_view(
         v["fault"] = f;
     }
     if full || mv >= 75 {
-        v["OS-EXT-AZ:availability_zone"] = json!(if s.host.is_some() {
+        // The zone asked for at boot until the conductor sets the host's
+        // (servers.py's view: `instance.availability_zone or ''`).
+        v["OS-EXT-AZ:availability_zone"] = json!(if shown_host.is_some() {
             s.az.clone()
         } else {
-            String::new()
+            s.pinned_az.clone().unwrap_or_default()
         });
         v["config_drive"] = json!(s.config_drive);
         v["key_name"] = json!(s.key_name);
         v["OS-SRV-USG:launched_at"] = json!(s.launched_ms.map(iso_plain_us));
         v["OS-SRV-USG:terminated_at"] = json!(s.terminated_ms.map(iso_plain_us));
-        v["security_groups"] = json!(
-            s.security_groups
-                .iter()
-                .map(|n| json!({"name": n}))
-                .collect::<Vec<_>>()
-        );
-        v["OS-EXT-STS:task_state"] = json!(s.task_state);
+        // Security groups come from the server's ports (servers.py
+        // `_add_security_grps`): none before its ports exist, none without ports.
+        if !with_scheduler && !s.ports.is_empty() {
+            v["security_groups"] = json!(
+                s.security_groups
+                    .iter()
+                    .map(|n| json!({"name": n}))
+                    .collect::<Vec<_>>()
+            );
+        }
+        v["OS-EXT-STS:task_state"] = if with_scheduler {
+            json!("scheduling")
+        } else {
+            json!(s.task_state)
+        };
         v["OS-EXT-STS:vm_state"] = json!(s.vm_state);
         v["OS-EXT-STS:power_state"] = json!(s.power_state);
         v["os-extended-volumes:volumes_attached"] = json!(
@@ -239,11 +300,9 @@ pub(super) fn server_view(
                 .collect::<Vec<_>>()
         );
         if admin {
-            v["OS-EXT-SRV-ATTR:host"] = json!(s.host);
+            v["OS-EXT-SRV-ATTR:host"] = json!(shown_host);
             v["OS-EXT-SRV-ATTR:instance_name"] = json!(format!("instance-{:08x}", s.seq));
-            let hh = s
-                .host
-                .as_deref()
+            let hh = shown_host
                 .and_then(|h| st.hosts.iter().find(|x| x.host == h))
                 .map(|h| h.hypervisor_hostname.clone());
             v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = json!(hh);
@@ -252,7 +311,12 @@ pub(super) fn server_view(
                 v["OS-EXT-SRV-ATTR:launch_index"] = json!(s.launch_index);
                 v["OS-EXT-SRV-ATTR:kernel_id"] = json!("");
                 v["OS-EXT-SRV-ATTR:ramdisk_id"] = json!("");
-                v["OS-EXT-SRV-ATTR:root_device_name"] = json!("/dev/vda");
+                // The compute manager names the root disk as it builds the server.
+                v["OS-EXT-SRV-ATTR:root_device_name"] = if s.vm_state == "building" {
+                    Value::Null
+                } else {
+                    json!("/dev/vda")
+                };
                 v["OS-EXT-SRV-ATTR:user_data"] = json!(s.user_data);
             }
         }
@@ -260,7 +324,11 @@ pub(super) fn server_view(
             v["OS-EXT-SRV-ATTR:hostname"] = json!(s.hostname);
         }
         if mv >= 16 && admin {
-            v["host_status"] = json!(host_status(st, s));
+            v["host_status"] = json!(if with_scheduler {
+                ""
+            } else {
+                host_status(st, s)
+            });
         }
         if mv >= 96 {
             v["pinned_availability_zone"] = json!(s.pinned_az);
