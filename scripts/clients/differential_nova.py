@@ -298,15 +298,25 @@ def kind(v):
     return "object"
 
 
-def shape(v):
+# Objects whose keys are data (a flavor's extra specs, metadata, image properties, a
+# zone's hosts): their shape is the union of their values' shapes.
+DATA_MAPS = {"extra_specs", "metadata", "properties", "hosts"}
+
+
+def shape(v, key=None):
     """The shape of a value: its kind, and recursively for objects and arrays (arrays: the
     union of their elements' shapes)."""
+    if isinstance(v, dict) and key in DATA_MAPS:
+        merged = None
+        for x in v.values():
+            merged = merge_shapes(merged, shape(x))
+        return {"array": merged}
     if isinstance(v, dict):
-        return {"object": {k: shape(x) for k, x in v.items()}}
+        return {"object": {k: shape(x, k) for k, x in v.items()}}
     if isinstance(v, list):
         merged = None
         for e in v:
-            merged = merge_shapes(merged, shape(e))
+            merged = merge_shapes(merged, shape(e, key))
         return {"array": merged}
     return kind(v)
 

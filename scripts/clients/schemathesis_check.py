@@ -184,9 +184,22 @@ def real_objects(doc):
     return len(failures)
 
 
+# Per-operation settings. `get_usage`: a window is valid only when `from` is before `to`
+# and both are after 1970, which the document cannot say (a schema constrains each
+# parameter alone), so a 400 (`bad-window`, `bad-time`) to well-formed input is an
+# answer here, not a rejected valid request.
+CONFIG = """
+[[operations]]
+include-operation-id = "get_usage"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
+"""
+
+
 def schemathesis(label, token, operations, examples, limit, extra):
+    config = REPORTS / "schemathesis.toml"
+    config.write_text(CONFIG)
     args = [
-        str(ST), "run", f"{API}/api/v1/openapi.json",
+        str(ST), "--config-file", str(config), "run", f"{API}/api/v1/openapi.json",
         "--checks", "all",
         "--seed", SEED,
         "--max-examples", examples,

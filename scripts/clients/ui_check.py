@@ -252,7 +252,9 @@ def main():
                 check.shot(mpage, "request-submitted")
                 text = mpage.locator("#request-result").inner_text()
                 assert 200 <= status < 300, f"the request form was refused ({status}): {text}"
-                out["request"] = {"status": status, "answer": text[:2000]}
+                answer = json.loads(mpage.locator("#request-result pre").inner_text())
+                assert answer.get("id"), f"the answer names no request: {answer}"
+                out["request"] = {"status": status, "id": answer["id"], "state": answer.get("state")}
                 mctx.close()
                 out["checks"].append("requests: the form posts to /api/v1/requests")
 

@@ -26,7 +26,7 @@ type S = State<Arc<Server>>;
 type Q<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
 pub(crate) fn routes(r: Router<Arc<Server>>) -> Router<Arc<Server>> {
-    crate::requests::routes(crate::ipam::routes(r))
+    crate::outbound::routes(crate::requests::routes(crate::ipam::routes(r)))
         .route("/whoami", get(whoami))
         .route("/tokens", get(tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))

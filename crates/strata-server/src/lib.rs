@@ -30,10 +30,13 @@ pub mod ipam;
 pub mod lifecycle;
 pub mod metrics;
 pub mod openapi;
+pub mod outbound;
 pub mod policy;
 pub mod repo;
 pub mod requests;
+pub mod sealed;
 pub mod ui;
+pub mod usage;
 pub mod webhook;
 mod work;
 
@@ -103,6 +106,9 @@ pub struct Config {
     pub rate_limit: u32,
     /// OIDC bearer tokens (JWTs from this identity provider) accepted beside API tokens.
     pub oidc: Option<oidc::OidcValidator>,
+    /// The 32-byte key that seals secrets the server keeps (webhook signing secrets);
+    /// `None`: `secrets.key` in `state_dir`, made on first start ([`sealed`]).
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -144,6 +150,8 @@ pub struct Server {
     pub(crate) rate: auth::RateLimits,
     /// The applied commit the IP pools were last synced from.
     pub(crate) ipam_synced: parking_lot::Mutex<Option<String>>,
+    /// Seals the secrets the server keeps at rest (outbound webhooks' secrets).
+    pub(crate) sealer: sealed::SecretBox,
 }
 
 impl Server {
@@ -325,6 +333,14 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
             cfg.state_dir.display()
         ))
     })?;
+    let (sealer, key_path, made) =
+        sealed::SecretBox::load_or_create(cfg.secrets_key_file.as_deref(), &cfg.state_dir)
+            .map_err(|e| ServerError::Io(e.to_string()))?;
+    if made {
+        tracing::warn!(path = %key_path.display(), "made a new secrets key (it seals the webhook secrets in the database): keep it with the database's backups; servers sharing one database need the same --secrets-key-file");
+    } else {
+        tracing::info!(path = %key_path.display(), "secrets key loaded");
+    }
     let store = Store::connect(&cfg.database).await?;
     first_admin_token(&store, cfg.admin_token_file.as_ref()).await?;
     let (source, cache, branch, subdir) = (
@@ -358,6 +374,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         verified: Default::default(),
         rate: auth::RateLimits::new(rate_limit),
         ipam_synced: Default::default(),
+        sealer,
     });
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = vec![
@@ -366,6 +383,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         tokio::spawn(work::worker_loop(server.clone(), rx.clone())),
         tokio::spawn(reconcile_loop(server.clone(), rx.clone())),
         tokio::spawn(requests::expiry_loop(server.clone(), rx.clone())),
+        tokio::spawn(outbound::delivery_loop(server.clone(), rx.clone())),
     ];
     let app = http::router(server.clone());
     let mut stop = rx.clone();

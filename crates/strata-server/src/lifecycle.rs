@@ -548,6 +548,16 @@ pub(crate) async fn decommission_step(s: &Arc<Server>, c: &Claim) -> StepResult 
             let after = m
                 .mark_retired(&state.system_id, req.rma, &req.reason)
                 .await?;
+            // An audit record, so the outbound webhooks carry it (crate::outbound).
+            crate::outbound::machine_record(
+                s,
+                c,
+                &req.dc,
+                crate::outbound::MachineKey::Hostname(host),
+                "machine.retired",
+                json!({"state": "retired", "rma": req.rma, "reason": req.reason}),
+            )
+            .await;
             json!({"machine": host, "rma": req.rma, "after": after})
         }
         other => json!({"skipped": format!("unknown step {other}")}),

@@ -1,8 +1,8 @@
 //! The API's own description: an OpenAPI 3.1 document of all of `/api/v1`
 //! (`GET /api/v1/openapi.json`) and a page to browse it (`GET /api/v1/docs`).
 //!
-//! The handlers (in `http.rs`, `api.rs`, `requests.rs` and `ipam.rs`) build their
-//! JSON with `json!`, so the document is written here, in one place, rather than
+//! The handlers (in `http.rs`, `api.rs` and the feature modules: `requests`, `ipam`,
+//! `outbound`, `usage`) build their JSON with `json!`, so the document is written here, in one place, rather than
 //! derived from them: each route has a small documentation function in `paths`
 //! carrying `#[utoipa::path]`, and each body is a `ToSchema` struct in [`schemas`]
 //! that mirrors, key for key, the JSON its handler builds (response objects forbid
@@ -168,6 +168,12 @@ pub async fn docs_script() -> Response {
         paths::get_request,
         paths::release_request,
         paths::approve_request,
+        paths::list_webhooks,
+        paths::create_webhook,
+        paths::get_webhook,
+        paths::delete_webhook,
+        paths::list_deliveries,
+        paths::get_usage,
         paths::list_pools,
         paths::get_pool,
         paths::list_allocations,
@@ -185,6 +191,8 @@ pub async fn docs_script() -> Response {
         (name = "gitops", description = "Commits the server processed, the plans it made and their approvals (fleet grants only)."),
         (name = "workflows", description = "Durable workflows and the day-2 operations that start them."),
         (name = "requests", description = "Self-service: a team asks for VMs, bare-metal machines or GPU instances within its quota, and releases them."),
+        (name = "webhooks", description = "Outbound webhooks: the audit log's records pushed, signed and in order, to other systems."),
+        (name = "usage", description = "What each team held, for billing."),
         (name = "ipam", description = "IP address management: pools from the applied fleet, addresses and prefixes handed out to teams."),
         (name = "meta", description = "This document and the page that shows it."),
     ),
@@ -1235,6 +1243,132 @@ pub mod schemas {
         pub approval_gpus: i64,
     }
 
+    // --- Outbound webhooks
+
+    /// Subscribe to the audit log's records: each matching record is `POST`ed to
+    /// `url`, signed (`X-Strata-Signature-256: sha256=<HMAC-SHA256 of the body>`), in
+    /// order, retried until delivered.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schema(examples(json!({"url": "https://cmdb.example.net/strata", "secret": "a long shared secret", "events": ["ip.*", "machine.decommission"], "team": "ml-research"})))]
+    pub struct NewWebhook {
+        /// `http://` or `https://`, without credentials or a fragment; at most 2000
+        /// characters.
+        #[schema(max_length = 2000)]
+        pub url: String,
+        /// The signing secret: 16 to 256 characters, without surrounding white space.
+        /// Never shown again.
+        #[schema(min_length = 16, max_length = 256)]
+        pub secret: String,
+        /// 1 to 32 action patterns: `*`, `prefix.*` or an action (`ip.allocate`).
+        #[schema(min_items = 1, max_items = 32)]
+        pub events: Vec<String>,
+        /// Only this team's records (its admins); absent or null: every team's (fleet
+        /// admins).
+        pub team: Option<String>,
+    }
+
+    /// A webhook subscription (never its secret).
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Webhook {
+        /// `wh_` and 16 hexadecimal digits.
+        pub id: String,
+        pub url: String,
+        pub events: Vec<String>,
+        /// Null: every team's records.
+        #[schema(required = true)]
+        pub team: Option<String>,
+        pub created_by: String,
+        /// RFC 3339.
+        pub created_at: String,
+        /// The last audit record (`seq`) it is done with.
+        pub cursor_seq: i64,
+        /// Records delivered so far.
+        pub delivered: i64,
+        /// The record after the cursor has failed at least once.
+        pub failing: bool,
+        /// Failed attempts at that record.
+        pub attempts: i64,
+        #[schema(required = true)]
+        pub next_attempt_at: Option<String>,
+        #[schema(required = true)]
+        pub last_error: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct WebhookPage {
+        pub items: Vec<Webhook>,
+    }
+
+    /// One delivery attempt.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Delivery {
+        pub id: String,
+        /// `X-Strata-Delivery`: the same on every retry of one record.
+        pub delivery: String,
+        pub seq: i64,
+        pub action: String,
+        pub attempt: i64,
+        /// RFC 3339.
+        pub at: String,
+        pub duration_ms: i64,
+        /// `delivered` or `failed`.
+        pub outcome: String,
+        /// The receiver's HTTP status; null when it did not answer.
+        #[schema(required = true)]
+        pub http_status: Option<i64>,
+        #[schema(required = true)]
+        pub error: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct DeliveryPage {
+        pub subscription: Webhook,
+        /// Newest first.
+        pub items: Vec<Delivery>,
+    }
+
+    // --- Usage
+
+    /// What one team held of one kind of resource during the window.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct UsageLine {
+        pub team: String,
+        /// `vm`, `metal`, `gpu`, `ip` or `prefix`.
+        pub kind: String,
+        /// GPU-hours are split by GPU model; null when none or unknown.
+        #[schema(required = true)]
+        pub gpu_model: Option<String>,
+        /// How many requests or allocations it sums.
+        pub count: u64,
+        pub core_hours: f64,
+        pub gpu_hours: f64,
+        pub ram_gib_hours: f64,
+        pub storage_gb_hours: f64,
+        pub address_days: f64,
+    }
+
+    /// Usage for billing.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct UsageReport {
+        /// Null: every team.
+        #[schema(required = true)]
+        pub team: Option<String>,
+        /// The window (RFC 3339).
+        pub from: String,
+        pub to: String,
+        pub generated_at: String,
+        /// Lines per kind.
+        pub kinds: std::collections::HashMap<String, u64>,
+        pub items: Vec<UsageLine>,
+    }
+
     // --- IP address management
 
     #[derive(ToSchema)]
@@ -1317,7 +1451,7 @@ pub mod schemas {
 }
 
 /// One documentation function per route; the handlers are in `http.rs`, `api.rs`,
-/// `requests.rs` and `ipam.rs`.
+/// `requests.rs`, `ipam.rs`, `outbound.rs` and `usage.rs`.
 mod paths {
     #![allow(dead_code)]
 
@@ -1775,6 +1909,82 @@ mod paths {
             (status = 409, description = "`request-not-waiting`.", body = Problem, content_type = PROBLEM_JSON),
         ))]
     fn approve_request() {}
+
+    /// List webhook subscriptions
+    ///
+    /// Those the caller manages: its teams' (admins), every one (fleet admins).
+    #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks",
+        responses((status = 200, description = "Subscriptions.", body = WebhookPage)))]
+    fn list_webhooks() {}
+
+    /// Subscribe to the audit log
+    ///
+    /// Every matching record from now on is delivered, in order, at least once.
+    #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks",
+        request_body = NewWebhook,
+        responses(
+            (status = 201, description = "Subscribed.", body = Webhook,
+                headers(("Location" = String, description = "`/api/v1/webhooks/{id}`"))),
+            (status = 400, description = "`bad-body`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 409, description = "`too-many-webhooks`: 25 per team.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 422, description = "`bad-team`, `bad-url`, `bad-events`, `bad-secret`.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn create_webhook() {}
+
+    /// Get a webhook subscription
+    #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks",
+        params(("id" = String, Path, pattern = r"^wh_[0-9a-f]{16}$", description = "The subscription's id.")),
+        responses(
+            (status = 200, description = "The subscription.", body = Webhook),
+            (status = 404, description = "`webhook-not-found` (also one the caller does not manage).", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn get_webhook() {}
+
+    /// Delete a webhook subscription
+    #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks",
+        params(("id" = String, Path, pattern = r"^wh_[0-9a-f]{16}$", description = "The subscription's id.")),
+        responses(
+            (status = 204, description = "Deleted."),
+            (status = 404, description = "`webhook-not-found`.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn delete_webhook() {}
+
+    /// List a subscription's delivery attempts
+    ///
+    /// Newest first.
+    #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks",
+        params(
+            ("id" = String, Path, pattern = r"^wh_[0-9a-f]{16}$", description = "The subscription's id."),
+            ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "How many (default 50)."),
+        ),
+        responses(
+            (status = 200, description = "The subscription and its last attempts.", body = DeliveryPage),
+            (status = 400, description = "`bad-query`, `bad-limit`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 404, description = "`webhook-not-found`.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn list_deliveries() {}
+
+    /// Export usage for billing
+    ///
+    /// What each team held during the window: core-, GPU- (by model), RAM- and
+    /// storage-hours of its requests, address-days of its IP allocations. A team's
+    /// admins see its usage; a fleet grant every team's.
+    #[utoipa::path(get, path = "/api/v1/usage", tag = "usage",
+        params(
+            ("team" = Option<String>, Query, description = "Only this team (required without a fleet grant)."),
+            ("from" = Option<String>, Query, format = DateTime, description = "The window's start, RFC 3339 (default: 30 days before `to`); before `to`."),
+            ("to" = Option<String>, Query, format = DateTime, description = "The window's end, RFC 3339 (default: now)."),
+            ("format" = Option<String>, Query, pattern = "^(json|csv)$", description = "`json` (the default) or `csv` (a header row, then one line per team, kind and GPU model)."),
+        ),
+        responses(
+            (status = 200, description = "The usage.", content(
+                (UsageReport = "application/json"),
+                (String = "text/csv; charset=utf-8"),
+            )),
+            (status = 400, description = "`bad-query`, `bad-format`, `bad-time`, `bad-window` (`from` is not before `to`), `team-required`.", body = Problem, content_type = PROBLEM_JSON),
+            (status = 403, description = "`forbidden`: the team's usage needs its admin role.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn get_usage() {}
 
     /// List IP pools
     #[utoipa::path(get, path = "/api/v1/ipam/pools", tag = "ipam",

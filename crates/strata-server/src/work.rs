@@ -1042,6 +1042,16 @@ async fn onboard(s: &Server, c: &Claim) -> StepResult {
                 })),
                 Err(e) if quarantined(&e) => {
                     tracing::warn!(machine = %id, "quarantined: {e}");
+                    // An audit record, so the outbound webhooks carry it (crate::outbound).
+                    crate::outbound::machine_record(
+                        s,
+                        c,
+                        &id.dc,
+                        crate::outbound::MachineKey::Serial(&id.name),
+                        "machine.quarantine",
+                        json!({"state": "quarantined", "reason": e.to_string()}),
+                    )
+                    .await;
                     Ok(json!({"machine": id.to_string(), "quarantined": e.to_string()}))
                 }
                 Err(e) => Err(StepError::Retry(e.to_string())),
@@ -1073,7 +1083,19 @@ async fn onboard(s: &Server, c: &Claim) -> StepResult {
         "in-service" => {
             // In service when MAAS has it Deployed with nothing left to change.
             match machine_step(s, sha, &id, "Deployed").await? {
-                None => Ok(json!({"machine": id.to_string(), "in_service": true})),
+                None => {
+                    // An audit record, so the outbound webhooks carry it (crate::outbound).
+                    crate::outbound::machine_record(
+                        s,
+                        c,
+                        &id.dc,
+                        crate::outbound::MachineKey::Serial(&id.name),
+                        "machine.in-service",
+                        json!({"state": "in-service"}),
+                    )
+                    .await;
+                    Ok(json!({"machine": id.to_string(), "in_service": true}))
+                }
                 Some((st, _, _)) => Err(StepError::Retry(format!(
                     "{id} is not deployed as designed yet ({} change(s) left)",
                     st.changes.len()

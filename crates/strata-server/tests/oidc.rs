@@ -103,6 +103,7 @@ async fn oidc_tokens_grant_what_their_groups_say() {
             OidcConfig::new(ISSUER, AUDIENCE),
             Arc::new(jwks),
         )),
+        secrets_key_file: None,
     };
     let running = strata_server::start(cfg).await.expect("start");
     let base = format!("http://{}/api/v1", running.addr);

@@ -341,20 +341,22 @@ impl Store {
         dc: &str,
         placement: &Value,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE requests SET dc = $1, placement = $2, updated_ms = $3 WHERE id = $4",
-        )
-        .bind(dc)
-        .bind(placement.to_string())
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("UPDATE requests SET dc = $1, placement = $2, updated_ms = $3 WHERE id = $4")
+            .bind(dc)
+            .bind(placement.to_string())
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Record what was made for request `id`, as last observed.
-    pub async fn set_request_resources(&self, id: &str, resources: &Value) -> Result<(), StoreError> {
+    pub async fn set_request_resources(
+        &self,
+        id: &str,
+        resources: &Value,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE requests SET resources = $1, updated_ms = $2 WHERE id = $3")
             .bind(resources.to_string())
             .bind(now_ms())
@@ -391,7 +393,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.event(&workflow, "approved", &format!("by {by}")).await?;
+        self.event(&workflow, "approved", &format!("by {by}"))
+            .await?;
         Ok(true)
     }
 
@@ -497,7 +500,10 @@ mod tests {
     }
 
     fn steps() -> Vec<StepSpec> {
-        ["approve", "place"].iter().map(|n| StepSpec::new(*n)).collect()
+        ["approve", "place"]
+            .iter()
+            .map(|n| StepSpec::new(*n))
+            .collect()
     }
 
     #[tokio::test]
@@ -558,7 +564,12 @@ mod tests {
                 .is_ok()
         );
         // The held first step is never claimed until the approval.
-        assert!(s.claim("w", None, now_ms()).await.expect("claim").is_some_and(|c| c.subject == "other/req-c"));
+        assert!(
+            s.claim("w", None, now_ms())
+                .await
+                .expect("claim")
+                .is_some_and(|c| c.subject == "other/req-c")
+        );
         assert!(s.claim("w", None, now_ms()).await.expect("claim").is_none());
         let mut waiting = row("req-d", "team3", 1);
         waiting.state = "approval".into();
@@ -569,32 +580,82 @@ mod tests {
             .expect("ok");
         assert!(s.claim("w", None, now_ms()).await.expect("claim").is_none());
         assert!(s.approve_request("req-d", "token:op").await.expect("db"));
-        assert!(!s.approve_request("req-d", "token:op").await.expect("db"), "once");
-        let c = s.claim("w", None, now_ms()).await.expect("claim").expect("claimable");
-        assert_eq!((c.workflow.as_str(), c.name.as_str()), (d.workflow_id.as_str(), "approve"));
-        assert_eq!(s.request("req-d").await.expect("db").expect("row").approved_by, "token:op");
+        assert!(
+            !s.approve_request("req-d", "token:op").await.expect("db"),
+            "once"
+        );
+        let c = s
+            .claim("w", None, now_ms())
+            .await
+            .expect("claim")
+            .expect("claimable");
+        assert_eq!(
+            (c.workflow.as_str(), c.name.as_str()),
+            (d.workflow_id.as_str(), "approve")
+        );
+        assert_eq!(
+            s.request("req-d")
+                .await
+                .expect("db")
+                .expect("row")
+                .approved_by,
+            "token:op"
+        );
         // A release starts once; released requests no longer count.
         let rel = s
             .release_request("req-a", &steps(), "released by x")
             .await
             .expect("db")
             .expect("started");
-        assert!(s.release_request("req-a", &steps(), "again").await.expect("db").is_none());
+        assert!(
+            s.release_request("req-a", &steps(), "again")
+                .await
+                .expect("db")
+                .is_none()
+        );
         let a = s.request("req-a").await.expect("db").expect("row");
-        assert_eq!((a.state.as_str(), a.release_workflow_id.as_str()), ("releasing", rel.as_str()));
-        assert_eq!(s.team_usage("ml").await.expect("db").gpus, 6, "releasing still counts");
-        assert!(s.set_request_state("req-a", &["releasing"], "released", "").await.expect("db"));
-        assert!(!s.set_request_state("req-a", &[], "ready", "").await.expect("db"), "released is final");
+        assert_eq!(
+            (a.state.as_str(), a.release_workflow_id.as_str()),
+            ("releasing", rel.as_str())
+        );
+        assert_eq!(
+            s.team_usage("ml").await.expect("db").gpus,
+            6,
+            "releasing still counts"
+        );
+        assert!(
+            s.set_request_state("req-a", &["releasing"], "released", "")
+                .await
+                .expect("db")
+        );
+        assert!(
+            !s.set_request_state("req-a", &[], "ready", "")
+                .await
+                .expect("db"),
+            "released is final"
+        );
         assert_eq!(s.team_usage("ml").await.expect("db"), Usage::default());
         // Expiry.
         let mut e = row("req-e", "ml", 0);
         e.expires_ms = 5;
-        s.create_request(&e, &limit, &steps(), false).await.expect("db").expect("ok");
-        let expired: Vec<String> = s.expired_requests(10).await.expect("db").into_iter().map(|r| r.id).collect();
+        s.create_request(&e, &limit, &steps(), false)
+            .await
+            .expect("db")
+            .expect("ok");
+        let expired: Vec<String> = s
+            .expired_requests(10)
+            .await
+            .expect("db")
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         assert_eq!(expired, ["req-e"]);
         assert!(s.expired_requests(4).await.expect("db").is_empty());
         let page = s.requests(Some("ml"), "", 10).await.expect("db");
-        assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["req-a", "req-e"]);
+        assert_eq!(
+            page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["req-a", "req-e"]
+        );
         assert_eq!(s.requests(None, "req-c", 10).await.expect("db").len(), 2);
     }
 }

@@ -427,7 +427,10 @@ mod tests {
             seqs(s.audit_after(0, None, Some("ip_"), 10).await.expect("ip_")),
             [d]
         );
-        assert_eq!(s.audit_after(0, None, None, 2).await.expect("limit").len(), 2);
+        assert_eq!(
+            s.audit_after(0, None, None, 2).await.expect("limit").len(),
+            2
+        );
 
         s.insert_webhook(&sub("w1", "*", 0)).await.expect("insert");
         s.insert_webhook(&sub("w2", "ml", b)).await.expect("insert");
@@ -439,11 +442,24 @@ mod tests {
         // The cursor moves forward by compare-and-set only.
         assert!(s.webhook_advance("w1", 0, a, 1).await.expect("advance"));
         assert!(!s.webhook_advance("w1", 0, b, 1).await.expect("stale"));
-        assert!(s.webhook_failed("w1", a, 1, 99, "HTTP 500").await.expect("fail"));
-        assert!(!s.webhook_failed("w1", 0, 2, 99, "stale").await.expect("fail"));
+        assert!(
+            s.webhook_failed("w1", a, 1, 99, "HTTP 500")
+                .await
+                .expect("fail")
+        );
+        assert!(
+            !s.webhook_failed("w1", 0, 2, 99, "stale")
+                .await
+                .expect("fail")
+        );
         let w = s.webhook("w1").await.expect("get").expect("w1");
         assert_eq!(
-            (w.cursor_seq, w.attempts, w.next_attempt_ms, w.last_error.as_str()),
+            (
+                w.cursor_seq,
+                w.attempts,
+                w.next_attempt_ms,
+                w.last_error.as_str()
+            ),
             (a, 1, 99, "HTTP 500")
         );
         assert!(s.webhook_advance("w1", a, b, 1).await.expect("advance"));
@@ -469,10 +485,20 @@ mod tests {
         let got = s.webhook_deliveries("w1", 1000).await.expect("deliveries");
         assert_eq!(got.len() as i64, KEPT_DELIVERIES);
         assert_eq!(got[0].seq, KEPT_DELIVERIES + 4);
-        assert!(s.webhook_deliveries("w2", 10).await.expect("none").is_empty());
+        assert!(
+            s.webhook_deliveries("w2", 10)
+                .await
+                .expect("none")
+                .is_empty()
+        );
         assert!(s.delete_webhook("w1").await.expect("delete"));
         assert!(!s.delete_webhook("w1").await.expect("again"));
         assert!(s.webhook("w1").await.expect("get").is_none());
-        assert!(s.webhook_deliveries("w1", 10).await.expect("gone").is_empty());
+        assert!(
+            s.webhook_deliveries("w1", 10)
+                .await
+                .expect("gone")
+                .is_empty()
+        );
     }
 }

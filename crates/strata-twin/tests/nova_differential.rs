@@ -145,7 +145,10 @@ fn differential(a: &str, b: &str) -> Output {
 async fn twin_nova_matches_real_nova() {
     let started = Instant::now();
     let Some(real) = tokio::task::spawn_blocking(|| {
-        RealNovas::start(3, "the differential check of the twin's Nova against real Nova")
+        RealNovas::start(
+            3,
+            "the differential check of the twin's Nova against real Nova",
+        )
     })
     .await
     .expect("join") else {

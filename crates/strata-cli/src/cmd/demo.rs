@@ -527,6 +527,7 @@ async fn serve_fleet(
         maas_concurrency: 50,
         rate_limit: 200,
         oidc: None,
+        secrets_key_file: None,
     };
     let _ = std::fs::remove_file(out.join("strata.db"));
     let running = strata_server::start(cfg)

@@ -88,6 +88,12 @@ pub struct ServeArgs {
     /// The claim holding the grants (a string array; dots follow nested claims).
     #[arg(long, default_value = "groups", requires = "oidc_issuer")]
     pub oidc_roles_claim: String,
+    /// The 32-byte key (64 hexadecimal digits, or base64) that seals the secrets the
+    /// server keeps in its database (outbound webhooks' signing secrets). Default:
+    /// `secrets.key` in the state directory, made (mode 0600) on first start. Servers
+    /// sharing one PostgreSQL database need the same key; keep it with the backups.
+    #[arg(long, value_name = "FILE")]
+    pub secrets_key_file: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -207,6 +213,7 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         maas_concurrency: usize::from(a.maas_concurrency),
         rate_limit: a.rate_limit,
         oidc: None,
+        secrets_key_file: a.secrets_key_file.clone(),
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {

@@ -74,6 +74,10 @@ pub fn run(d: &mut Demo) {
     // --- Exactly the router's routes.
     let mut candidates: BTreeSet<String> = documented.keys().cloned().collect();
     candidates.extend(source_paths());
+    // A literal path that a templated one also matches (the top-level
+    // `/webhooks/github` under `/api/v1`, against `/webhooks/{id}`) is that route's.
+    let templates: Vec<String> = candidates.iter().filter(|p| p.contains('{')).cloned().collect();
+    candidates.retain(|p| p.contains('{') || !templates.iter().any(|t| matches(t, p)));
     let mut served = BTreeMap::new();
     for path in &candidates {
         if let Some(methods) = allowed(d, path) {
@@ -173,8 +177,12 @@ pub fn run(d: &mut Demo) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // Its own summary lines and schemathesis's result lines (`N generated, N passed`,
+    // `=== No issues found in 24.17s ===`).
     for line in text.lines().filter(|l| {
-        l.starts_with("schemathesis_check") || l.contains(" generated, ") || l.starts_with("====")
+        l.starts_with("schemathesis_check")
+            || l.contains(" generated, ")
+            || (l.starts_with("====") && l.contains(" in ") && l.trim_end().ends_with('='))
     }) {
         eprintln!("schema: {line}");
     }
@@ -183,7 +191,10 @@ pub fn run(d: &mut Demo) {
         out.status.success(),
         "schemathesis found responses that differ from the document:\n{text}"
     );
-    assert!(text.contains("No issues found"), "{text}");
+    assert!(
+        text.contains("pass 0 0 failures, pass 1 exit 0, pass 2 exit 0"),
+        "{text}"
+    );
 }
 
 /// Documented `path → {METHOD}`.
@@ -227,6 +238,12 @@ fn source_paths() -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether `path` (no parameters) fits `template` segment by segment.
+fn matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b)
 }
 
 /// The methods the router serves at `path` (`{param}`s filled in), from the `Allow` of

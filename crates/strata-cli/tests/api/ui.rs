@@ -36,7 +36,33 @@ pub fn run(d: &mut Demo) {
     if !requests {
         eprintln!("strata-skip: ui request form (POST /api/v1/requests is not served yet)");
     }
-    browser_checks(d, &admin, &viewer, &member, &hash, requests);
+    let report = browser_checks(d, &admin, &viewer, &member, &hash, requests);
+    if requests {
+        // The request the member made through the form is the team's, as the API
+        // shows it; release it again so later phases find the team's quota unused.
+        let id = report["request"]["id"]
+            .as_str()
+            .expect("the request's id")
+            .to_string();
+        let (code, body) = d.call(
+            "GET",
+            &format!("/api/v1/requests/{id}"),
+            Some(&member),
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(body["team"], "ml-research", "{body}");
+        let (code, body) = d.call(
+            "DELETE",
+            &format!("/api/v1/requests/{id}"),
+            Some(&member),
+            None,
+        );
+        assert!(
+            (200..300).contains(&code),
+            "releasing the UI's request: {code} {body}"
+        );
+    }
 
     // The Approve button approved the plan; the server applies it.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -456,10 +482,17 @@ fn screenshots_dir() -> PathBuf {
     let dir = target.join("ui-screenshots");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("screenshot directory");
-    dir
+    dir.canonicalize().unwrap_or(dir)
 }
 
-fn browser_checks(d: &Demo, admin: &str, viewer: &str, member: &str, hash: &str, requests: bool) {
+fn browser_checks(
+    d: &Demo,
+    admin: &str,
+    viewer: &str,
+    member: &str,
+    hash: &str,
+    requests: bool,
+) -> Value {
     let shots = screenshots_dir();
     let html = d.dir.path().join("ui-pages.html");
     let log = d.dir.path().join("ui-check.log");
@@ -513,4 +546,5 @@ fn browser_checks(d: &Demo, admin: &str, viewer: &str, member: &str, hash: &str,
         started.elapsed().as_secs_f64()
     );
     assert!(!pages.is_empty(), "no page markup came back");
+    report
 }

@@ -334,11 +334,15 @@ mod tests {
         .expect("wire");
         let m = MachineInfo::from(w);
         assert!(m.allocatable());
-        assert_eq!((m.cpu_count, m.memory_mib, m.zone.as_str()), (128, 786432, "az1"));
+        assert_eq!(
+            (m.cpu_count, m.memory_mib, m.zone.as_str()),
+            (128, 786432, "az1")
+        );
         assert_eq!(m.owner_data["strata-request"], "req-1");
         assert_eq!(m.serial, "SN1");
-        let bare: Wire = serde_json::from_value(json!({"system_id": "x", "status_name": "Deployed"}))
-            .expect("wire");
+        let bare: Wire =
+            serde_json::from_value(json!({"system_id": "x", "status_name": "Deployed"}))
+                .expect("wire");
         let m = MachineInfo::from(bare);
         assert!(m.deployed() && !m.allocatable());
     }

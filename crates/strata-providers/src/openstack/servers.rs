@@ -214,7 +214,9 @@ impl Region {
             .find(|r| r["name"] == "admin")
             .and_then(|r| r["id"].as_str())
             .map(str::to_string)
-            .ok_or_else(|| ProviderError::Api(format!("{}: Keystone has no admin role", self.dc)))?;
+            .ok_or_else(|| {
+                ProviderError::Api(format!("{}: Keystone has no admin role", self.dc))
+            })?;
         admin
             .call(
                 "identity",
@@ -325,23 +327,41 @@ impl Cloud {
             .call(
                 "placement",
                 Method::GET,
-                &format!("/resource_providers?{}", query(&[("resources", &format!("{class}:1"))])),
+                &format!(
+                    "/resource_providers?{}",
+                    query(&[("resources", &format!("{class}:1"))])
+                ),
                 None,
             )
             .await?;
         let mut per_root: BTreeMap<String, (i64, i64)> = BTreeMap::new();
         let mut names: BTreeMap<String, String> = BTreeMap::new();
         for rp in list["resource_providers"].as_array().into_iter().flatten() {
-            let Some(uuid) = rp["uuid"].as_str() else { continue };
-            let root = rp["root_provider_uuid"].as_str().unwrap_or(uuid).to_string();
+            let Some(uuid) = rp["uuid"].as_str() else {
+                continue;
+            };
+            let root = rp["root_provider_uuid"]
+                .as_str()
+                .unwrap_or(uuid)
+                .to_string();
             if let Some(n) = rp["name"].as_str() {
                 names.insert(uuid.to_string(), n.to_string());
             }
             let inv = self
-                .call("placement", Method::GET, &format!("/resource_providers/{}/inventories", seg(uuid)), None)
+                .call(
+                    "placement",
+                    Method::GET,
+                    &format!("/resource_providers/{}/inventories", seg(uuid)),
+                    None,
+                )
                 .await?;
             let usage = self
-                .call("placement", Method::GET, &format!("/resource_providers/{}/usages", seg(uuid)), None)
+                .call(
+                    "placement",
+                    Method::GET,
+                    &format!("/resource_providers/{}/usages", seg(uuid)),
+                    None,
+                )
                 .await?;
             let i = &inv["inventories"][class];
             let total = i["total"].as_i64().unwrap_or(0);
@@ -356,7 +376,12 @@ impl Cloud {
             let host = match names.get(&root) {
                 Some(n) => n.clone(),
                 None => self
-                    .call("placement", Method::GET, &format!("/resource_providers/{}", seg(&root)), None)
+                    .call(
+                        "placement",
+                        Method::GET,
+                        &format!("/resource_providers/{}", seg(&root)),
+                        None,
+                    )
                     .await?["name"]
                     .as_str()
                     .unwrap_or(&root)
@@ -371,7 +396,12 @@ impl Cloud {
     /// The id of flavor `name` (private ones the project may use included).
     pub async fn flavor_id(&self, name: &str) -> Result<String, ProviderError> {
         let list = self
-            .call("compute", Method::GET, "/flavors/detail?is_public=None", None)
+            .call(
+                "compute",
+                Method::GET,
+                "/flavors/detail?is_public=None",
+                None,
+            )
             .await?;
         list["flavors"]
             .as_array()
@@ -392,7 +422,12 @@ impl Cloud {
     /// else the first active one.
     pub async fn image_id(&self, name: Option<&str>) -> Result<String, ProviderError> {
         let list = self
-            .call("image", Method::GET, "/v2/images?status=active&limit=1000", None)
+            .call(
+                "image",
+                Method::GET,
+                "/v2/images?status=active&limit=1000",
+                None,
+            )
             .await?;
         let images: Vec<&Value> = list["images"].as_array().into_iter().flatten().collect();
         let pick = match name {
@@ -417,7 +452,12 @@ impl Cloud {
     /// The id of network `name` (one the project may use).
     pub async fn network_id(&self, name: &str) -> Result<String, ProviderError> {
         let list = self
-            .call("network", Method::GET, &format!("/networks?{}", query(&[("name", name)])), None)
+            .call(
+                "network",
+                Method::GET,
+                &format!("/networks?{}", query(&[("name", name)])),
+                None,
+            )
             .await?;
         list["networks"]
             .as_array()
@@ -443,7 +483,12 @@ impl Cloud {
     ) -> Result<Option<Value>, ProviderError> {
         let sep = if path.contains('?') { '&' } else { '?' };
         let list = self
-            .call(svc, Method::GET, &format!("{path}{sep}{}", query(&[("name", name)])), None)
+            .call(
+                svc,
+                Method::GET,
+                &format!("{path}{sep}{}", query(&[("name", name)])),
+                None,
+            )
             .await?;
         Ok(list[collection]
             .as_array()
@@ -463,13 +508,19 @@ impl Cloud {
         cidrs: &[String],
     ) -> Result<(String, Vec<String>), ProviderError> {
         let path = format!("/security-groups?project_id={}", seg(&self.project_id));
-        let sg = match self.find_named("network", &path, "security_groups", name).await? {
+        let sg = match self
+            .find_named("network", &path, "security_groups", name)
+            .await?
+        {
             Some(sg) => sg,
             None => {
                 let body = json!({"security_group": {"name": name, "description": description}});
                 match self.create("network", "/security-groups", &body).await {
                     Ok(v) => v["security_group"].clone(),
-                    Err(e) => match self.find_named("network", &path, "security_groups", name).await? {
+                    Err(e) => match self
+                        .find_named("network", &path, "security_groups", name)
+                        .await?
+                    {
                         Some(sg) => sg,
                         None => return Err(e),
                     },
@@ -548,9 +599,15 @@ impl Cloud {
     }
 
     /// Server group `name` with `policy` (`anti-affinity`, ...) in the project; its id.
-    pub async fn ensure_server_group(&self, name: &str, policy: &str) -> Result<String, ProviderError> {
+    pub async fn ensure_server_group(
+        &self,
+        name: &str,
+        policy: &str,
+    ) -> Result<String, ProviderError> {
         let find = || async {
-            let list = self.call("compute", Method::GET, "/os-server-groups", None).await?;
+            let list = self
+                .call("compute", Method::GET, "/os-server-groups", None)
+                .await?;
             Ok::<_, ProviderError>(
                 list["server_groups"]
                     .as_array()
@@ -569,7 +626,9 @@ impl Cloud {
             Ok(v) => v["server_group"]["id"]
                 .as_str()
                 .map(str::to_string)
-                .ok_or_else(|| ProviderError::Api(format!("server group {name}: no id in the answer"))),
+                .ok_or_else(|| {
+                    ProviderError::Api(format!("server group {name}: no id in the answer"))
+                }),
             Err(e) => find().await?.ok_or(e),
         }
     }
@@ -621,7 +680,12 @@ impl Cloud {
     /// The security groups of the ports of server `id`.
     pub async fn server_port_groups(&self, id: &str) -> Result<Vec<String>, ProviderError> {
         let list = self
-            .call("network", Method::GET, &format!("/ports?device_id={}", seg(id)), None)
+            .call(
+                "network",
+                Method::GET,
+                &format!("/ports?device_id={}", seg(id)),
+                None,
+            )
             .await?;
         let mut out: Vec<String> = list["ports"]
             .as_array()
@@ -654,13 +718,17 @@ impl Cloud {
         }
     }
 
-    /// Server `name` in the project (the newest, should there be several).
+    /// Server `name` in the project (the newest, should there be several: Nova lists
+    /// newest first).
     pub async fn server_named(&self, name: &str) -> Result<Option<ServerInfo>, ProviderError> {
         let list = self
             .call(
                 "compute",
                 Method::GET,
-                &format!("/servers/detail?{}", query(&[("name", &format!("^{name}$"))])),
+                &format!(
+                    "/servers/detail?{}",
+                    query(&[("name", &format!("^{name}$"))])
+                ),
                 None,
             )
             .await?;
@@ -668,8 +736,7 @@ impl Cloud {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|s| s["name"] == name)
-            .last()
+            .find(|s| s["name"] == name)
             .map(Self::server_of))
     }
 
@@ -704,7 +771,10 @@ impl Cloud {
     /// Delete server `name` (if there is one); `true` when one was asked to go.
     pub async fn delete_server(&self, name: &str) -> Result<bool, ProviderError> {
         match self.server_named(name).await? {
-            Some(s) => self.delete("compute", &format!("/servers/{}", seg(&s.id))).await,
+            Some(s) => {
+                self.delete("compute", &format!("/servers/{}", seg(&s.id)))
+                    .await
+            }
             None => Ok(false),
         }
     }
@@ -724,7 +794,10 @@ impl Cloud {
     /// Delete security group `name` (if there is one).
     pub async fn delete_security_group(&self, name: &str) -> Result<bool, ProviderError> {
         let path = format!("/security-groups?project_id={}", seg(&self.project_id));
-        match self.find_named("network", &path, "security_groups", name).await? {
+        match self
+            .find_named("network", &path, "security_groups", name)
+            .await?
+        {
             Some(sg) => {
                 let id = sg["id"].as_str().unwrap_or("");
                 self.delete("network", &format!("/security-groups/{}", seg(id)))
@@ -736,7 +809,9 @@ impl Cloud {
 
     /// Delete server group `name` (if there is one).
     pub async fn delete_server_group(&self, name: &str) -> Result<bool, ProviderError> {
-        let list = self.call("compute", Method::GET, "/os-server-groups", None).await?;
+        let list = self
+            .call("compute", Method::GET, "/os-server-groups", None)
+            .await?;
         let id = list["server_groups"]
             .as_array()
             .into_iter()
@@ -745,7 +820,10 @@ impl Cloud {
             .and_then(|g| g["id"].as_str())
             .map(str::to_string);
         match id {
-            Some(id) => self.delete("compute", &format!("/os-server-groups/{}", seg(&id))).await,
+            Some(id) => {
+                self.delete("compute", &format!("/os-server-groups/{}", seg(&id)))
+                    .await
+            }
             None => Ok(false),
         }
     }

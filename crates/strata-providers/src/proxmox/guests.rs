@@ -212,7 +212,11 @@ impl ProxmoxProvider {
     }
 
     /// Clone the template onto `want.node` as `want.name`; the new vmid.
-    async fn clone_for(&self, cluster: &Cluster, want: &GuestRequest) -> Result<u32, ProviderError> {
+    async fn clone_for(
+        &self,
+        cluster: &Cluster,
+        want: &GuestRequest,
+    ) -> Result<u32, ProviderError> {
         let template = cluster
             .guests
             .iter()
@@ -228,7 +232,12 @@ impl ProxmoxProvider {
         if template.node != want.node {
             // A clone onto another node needs the template's disks on shared storage.
             let tconf = self.config(&template.node, template.vmid).await?;
-            let shared = |sid: &str| cluster.storages.iter().any(|s| s.storage == sid && s.shared);
+            let shared = |sid: &str| {
+                cluster
+                    .storages
+                    .iter()
+                    .any(|s| s.storage == sid && s.shared)
+            };
             let all_shared = tconf
                 .iter()
                 .filter(|(k, _)| is_disk_key(k))
@@ -310,7 +319,9 @@ impl ProxmoxProvider {
                 Err(e) if is_missing(&e) => {
                     let guests = self.guests().await?;
                     let g = guests.into_iter().find(|g| g.vmid == vmid).ok_or_else(|| {
-                        ProviderError::Api(format!("VM {vmid} disappeared while strata waited for it"))
+                        ProviderError::Api(format!(
+                            "VM {vmid} disappeared while strata waited for it"
+                        ))
                     })?;
                     node = g.node.clone();
                     g.lock
@@ -351,7 +362,13 @@ impl ProxmoxProvider {
         ];
         let result = match self
             .api
-            .call(Method::DELETE, &qemu_path(&node, g.vmid), &query, &[], Some(false))
+            .call(
+                Method::DELETE,
+                &qemu_path(&node, g.vmid),
+                &query,
+                &[],
+                Some(false),
+            )
             .await
         {
             Ok(data) => self.api.finish(&data, &what).await,
@@ -361,7 +378,10 @@ impl ProxmoxProvider {
             // It may have happened anyway: the listing decides.
             let left = self.guests().await?;
             if left.iter().any(|x| x.vmid == g.vmid && x.name == name) {
-                return Err(ProviderError::Api(format!("{what} failed: {}", message(&e))));
+                return Err(ProviderError::Api(format!(
+                    "{what} failed: {}",
+                    message(&e)
+                )));
             }
         }
         Ok(true)
@@ -384,10 +404,19 @@ mod tests {
         ]);
         let c = capacity_of(&data, &Cluster::parse(&data));
         assert_eq!(c.len(), 2);
-        assert_eq!((c[0].node.as_str(), c[0].online, c[0].guests), ("pve1", false, 0));
+        assert_eq!(
+            (c[0].node.as_str(), c[0].online, c[0].guests),
+            ("pve1", false, 0)
+        );
         let p2 = &c[1];
         assert_eq!(
-            (p2.cores, p2.memory_mib, p2.allocated_cores, p2.allocated_memory_mib, p2.guests),
+            (
+                p2.cores,
+                p2.memory_mib,
+                p2.allocated_cores,
+                p2.allocated_memory_mib,
+                p2.guests
+            ),
             (64, 512 * 1024, 6, 10 * 1024, 2)
         );
     }

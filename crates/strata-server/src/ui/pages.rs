@@ -999,7 +999,7 @@ pub(super) async fn requests(State(s): S, Extension(v): Extension<Viewer>) -> Pa
                     div.field {
                         label for="name" { "Name" }
                         input id="name" name="name" required maxlength="63"
-                            pattern="[a-z0-9]([a-z0-9-]*[a-z0-9])?" placeholder="build-cache";
+                            pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?" placeholder="build-cache";
                     }
                     div.field {
                         label for="cores" { "Cores" }

@@ -573,7 +573,11 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         &["name", "flavorRef"]
     };
     if let Some(r) = required.iter().find(|r| b.get(**r).is_none()) {
-        return Err(invalid("server", &b, &format!("'{r}' is a required property")));
+        return Err(invalid(
+            "server",
+            &b,
+            &format!("'{r}' is a required property"),
+        ));
     }
     for k in b
         .as_object()

@@ -174,7 +174,11 @@ pub(super) fn int_field(
             .ok_or_else(|| invalid("flavor", body, &format!("'{field}' is a required property"))),
         Some(v) => {
             let n = as_int(v).ok_or_else(|| {
-                invalid(field, v, &format!("{} is not of type 'integer', 'string'", py_repr(v)))
+                invalid(
+                    field,
+                    v,
+                    &format!("{} is not of type 'integer', 'string'", py_repr(v)),
+                )
             })?;
             if n < min {
                 return Err(invalid(
@@ -275,8 +279,13 @@ pub(super) fn flavor_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     };
     let is_public = match f.get("os-flavor-access:is_public") {
         None => true,
-        Some(v) => as_bool(v)
-            .ok_or_else(|| invalid("os-flavor-access:is_public", v, &not_of_type(v, &["boolean"])))?,
+        Some(v) => as_bool(v).ok_or_else(|| {
+            invalid(
+                "os-flavor-access:is_public",
+                v,
+                &not_of_type(v, &["boolean"]),
+            )
+        })?,
     };
     let description = match f.get("description") {
         None | Some(Value::Null) => None,

@@ -44,8 +44,8 @@ use quotas::*;
 use server_groups::*;
 use server_metadata::*;
 use servers::*;
-use validation::*;
 pub(crate) use servers::{destroy_server, status_of};
+use validation::*;
 
 pub(crate) const MAX_MINOR: u32 = 104;
 const MAX_LIMIT: usize = 1000;
@@ -591,11 +591,9 @@ fn parse_limit(req: &Req) -> Result<Option<usize>, Response> {
     match req.q("limit") {
         None => Ok(None),
         // The list queries' `parameter_types.non_negative_integer` pattern.
-        Some(l) if !l.bytes().all(|b| b.is_ascii_digit()) => Err(invalid_query(
-            "limit",
-            l,
-            &no_match(l, "^[0-9]*$"),
-        )),
+        Some(l) if !l.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(invalid_query("limit", l, &no_match(l, "^[0-9]*$")))
+        }
         Some(l) => l
             .parse::<u64>()
             .ok()

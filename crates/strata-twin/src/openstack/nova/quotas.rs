@@ -194,16 +194,27 @@ pub(super) fn quota_set(
     Value::Object(m)
 }
 
-pub(super) fn quota_target(req: &Req, cx: &Cx) -> Result<String, Response> {
+pub(super) fn quota_target(req: &Req, st: &State, cx: &Cx) -> Result<String, Response> {
     let id = req.param("id").to_string();
     if id != cx.caller.project() {
         cx.require_admin("os_compute_api:os-quota-sets:show")?;
     }
+    verify_project(st, &id)?;
     Ok(id)
 }
 
+/// nova/api/openstack/identity.py `verify_project_id`: Keystone must know the project
+/// (quota_sets.py asks before it shows, details, updates or gives the defaults).
+pub(super) fn verify_project(st: &State, id: &str) -> Result<(), Response> {
+    if st.projects.iter().any(|p| p.id == id) {
+        Ok(())
+    } else {
+        Err(bad(&format!("Project ID {id} is not a valid project.")))
+    }
+}
+
 pub(super) fn quota_show_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
-    let id = quota_target(req, cx)?;
+    let id = quota_target(req, st, cx)?;
     let detail = req.q("usage").and_then(parse_bool).unwrap_or(false);
     Ok(json_resp(
         StatusCode::OK,
@@ -212,7 +223,7 @@ pub(super) fn quota_show_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
 }
 
 pub(super) fn quota_detail_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
-    let id = quota_target(req, cx)?;
+    let id = quota_target(req, st, cx)?;
     Ok(json_resp(
         StatusCode::OK,
         json!({"quota_set": quota_set(st, &id, cx.mv, true, true, false, req.q("user_id"))}),
@@ -221,6 +232,7 @@ pub(super) fn quota_detail_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
 
 pub(super) fn quota_defaults_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let id = req.param("id").to_string();
+    verify_project(st, &id)?;
     Ok(json_resp(
         StatusCode::OK,
         json!({"quota_set": quota_set(st, &id, cx.mv, true, false, true, None)}),
@@ -237,6 +249,15 @@ pub(super) fn quota_update_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         .clone();
     let id = req.param("id").to_string();
     let keys = quota_keys(cx.mv);
+    let unknown = q.keys().find(|k| *k != "force" && !keys.contains(&k.as_str()));
+    if let Some(k) = unknown {
+        return Err(invalid(
+            "quota_set",
+            &body["quota_set"],
+            &format!("Additional properties are not allowed ('{k}' was unexpected)"),
+        ));
+    }
+    verify_project(st, &id)?;
     let force = q.get("force").and_then(as_bool).unwrap_or(false);
     let used = quota_in_use(st, &id, req.q("user_id"));
     let mut updates = BTreeMap::new();
@@ -251,8 +272,20 @@ pub(super) fn quota_update_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
                 &format!("Additional properties are not allowed ('{k}' was unexpected)"),
             ));
         }
-        let n = as_int(v)
-            .ok_or_else(|| invalid(k, v, &format!("{} is not of type 'integer', 'string'", py_repr(v))))?;
+        // schemas/quota_sets.py `_common_quota`: an integer, or a string of one.
+        if let Value::String(t) = v {
+            let digits = t.strip_prefix('-').unwrap_or(t);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(k, v, &no_match(t, "^-?[0-9]+$")));
+            }
+        }
+        let n = as_int(v).ok_or_else(|| {
+            invalid(
+                k,
+                v,
+                &format!("{} is not of type 'integer', 'string'", py_repr(v)),
+            )
+        })?;
         if n < -1 {
             return Err(invalid(
                 k,

@@ -156,36 +156,100 @@ pub(super) fn group_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let body = req
         .json()
         .ok_or_else(|| bad("The request body is not valid JSON."))?;
-    if let Some(k) = body
-        .as_object()
-        .and_then(|m| m.keys().find(|k| *k != "server_group"))
-    {
-        return Err(bad(&format!(
-            "Additional properties are not allowed ('{k}' was unexpected)"
-        )));
-    }
-    let g = body
-        .get("server_group")
-        .ok_or_else(|| bad("'server_group' is a required property"))?;
-    let Some(m) = g.as_object() else {
-        return Err(invalid(
-            "server_group",
-            g,
-            &format!("{g} is not of type 'object'"),
-        ));
+    // schemas/server_groups.py `create`/`create_v215`/`create_v264`, checked in
+    // jsonschema's order (the first error wins): each object's properties in the
+    // schema's order, then its `required`, then `additionalProperties`.
+    let Some(root) = body.as_object() else {
+        return Err(bad(&not_of_type(&body, &["object"])));
     };
+    let g = match root.get("server_group") {
+        Some(g) if !g.is_object() => {
+            return Err(invalid("server_group", g, &not_of_type(g, &["object"])));
+        }
+        Some(g) => g,
+        None => return Err(bad("'server_group' is a required property")),
+    };
+    let m = g.as_object().expect("an object");
     let new_style = cx.mv >= 64;
-    let allowed: &[&str] = if new_style {
-        &["name", "policy", "rules"]
-    } else {
-        &["name", "policies"]
+    let enum_ = policies_for(cx.mv);
+    let not_one_of = |field: &str, v: &Value| {
+        invalid(
+            field,
+            v,
+            &format!("{} is not one of {}", py_repr(v), py_list(enum_)),
+        )
     };
-    if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(invalid(
-            "server_group",
-            g,
-            &format!("Additional properties are not allowed ('{k}' was unexpected)"),
-        ));
+    let name = match m.get("name") {
+        Some(v) => Some(check_name("name", v)?.to_string()),
+        None => None,
+    };
+    let mut policy = None;
+    let mut rules = serde_json::Map::new();
+    let mut max_server_per_host = None;
+    if new_style {
+        if let Some(v) = m.get("policy") {
+            match v {
+                Value::String(p) if enum_.contains(&p.as_str()) => policy = Some(p.clone()),
+                Value::String(_) => return Err(not_one_of("policy", v)),
+                other => return Err(invalid("policy", other, &not_of_type(other, &["string"]))),
+            }
+        }
+        match m.get("rules") {
+            None => {}
+            Some(Value::Object(r)) => {
+                // `parameter_types.positive_integer`: an integer or a string of
+                // digits, at least 1.
+                if let Some(v) = r.get("max_server_per_host") {
+                    let n = match v {
+                        Value::Number(n) => n.as_i64(),
+                        Value::String(t)
+                            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) =>
+                        {
+                            t.parse::<i64>().ok()
+                        }
+                        _ => None,
+                    }
+                    .ok_or_else(|| {
+                        invalid(
+                            "max_server_per_host",
+                            v,
+                            &format!("{} is not valid under any of the given schemas", py_repr(v)),
+                        )
+                    })?;
+                    if n < 1 {
+                        return Err(invalid(
+                            "max_server_per_host",
+                            v,
+                            &format!("{n} is less than the minimum of 1"),
+                        ));
+                    }
+                    max_server_per_host = Some(n);
+                }
+                check_object(&m["rules"], &["max_server_per_host"], &[], Some("rules"))?;
+                rules = r.clone();
+            }
+            Some(v) => return Err(invalid("rules", v, &not_of_type(v, &["object"]))),
+        }
+    } else if let Some(v) = m.get("policies") {
+        let Value::Array(list) = v else {
+            return Err(invalid("policies", v, &not_of_type(v, &["array"])));
+        };
+        // prefixItems, uniqueItems, minItems, maxItems.
+        match list.first() {
+            Some(Value::String(p)) if enum_.contains(&p.as_str()) => policy = Some(p.clone()),
+            Some(x @ Value::String(_)) => return Err(not_one_of("0", x)),
+            Some(x) => return Err(invalid("0", x, &not_of_type(x, &["string"]))),
+            None => {}
+        }
+        if list.len() > 1 && list.iter().skip(1).any(|x| *x == list[0]) {
+            return Err(invalid("policies", v, &format!("{} has non-unique elements", py_repr(v))));
+        }
+        if list.is_empty() {
+            return Err(invalid("policies", v, "[] should be non-empty"));
+        }
+        if list.len() > 1 {
+            return Err(invalid("policies", v, &format!("{} is too long", py_repr(v))));
+        }
     }
     let required = if new_style { "policy" } else { "policies" };
     for r in ["name", required] {
@@ -197,133 +261,24 @@ pub(super) fn group_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             ));
         }
     }
-    // `parameter_types.name`: 1 to 255 printable characters, not starting or ending
-    // with whitespace.
-    let name = match &m["name"] {
-        Value::String(s) => s.clone(),
-        v => {
-            return Err(invalid("name", v, &format!("{} is not of type 'string'", py_repr(v))));
-        }
-    };
-    if name.is_empty() {
-        return Err(invalid_str("name", &name, "'' is too short"));
-    }
-    if name.chars().count() > 255 {
-        return Err(invalid_str("name", &name, &format!("'{name}' is too long")));
-    }
-    if name.trim() != name || name.chars().any(char::is_control) {
-        return Err(invalid_str(
-            "name",
-            &name,
-            &format!(
-                "'{name}' does not match valid name; printable characters. Can not start or end with whitespace."
-            ),
-        ));
-    }
-    let enum_ = policies_for(cx.mv);
-    let (policy, max_server_per_host) = if new_style {
-        let policy = match &m["policy"] {
-            Value::String(s) if enum_.contains(&s.as_str()) => s.clone(),
-            Value::String(s) => {
-                return Err(invalid_str(
-                    "policy",
-                    s,
-                    &format!("'{s}' is not one of {}", py_list(enum_)),
-                ));
-            }
-            v => {
-                return Err(invalid(
-                    "policy",
-                    v,
-                    &format!("{} is not of type 'string'", py_repr(v)),
-                ));
-            }
-        };
-        let rules = match m.get("rules") {
-            None => serde_json::Map::new(),
-            Some(Value::Object(r)) => r.clone(),
-            Some(v) => {
-                return Err(invalid("rules", v, &format!("{} is not of type 'object'", py_repr(v))));
-            }
-        };
-        if let Some(k) = rules.keys().find(|k| *k != "max_server_per_host") {
-            return Err(invalid(
-                "rules",
-                &Value::Object(rules.clone()),
-                &format!("Additional properties are not allowed ('{k}' was unexpected)"),
-            ));
-        }
-        // `parameter_types.positive_integer`: an integer or a string of digits, >= 1.
-        let max = match rules.get("max_server_per_host") {
-            None => None,
-            Some(v) => {
-                let n = match v {
-                    Value::Number(n) => n.as_i64(),
-                    Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-                        s.parse::<i64>().ok()
-                    }
-                    _ => None,
-                }
-                .ok_or_else(|| {
-                    invalid(
-                        "max_server_per_host",
-                        v,
-                        &format!("{v} is not valid under any of the given schemas"),
-                    )
-                })?;
-                if n < 1 {
-                    return Err(invalid(
-                        "max_server_per_host",
-                        v,
-                        &format!("{n} is less than the minimum of 1"),
-                    ));
-                }
-                Some(n)
-            }
-        };
-        // server_groups.py `create`: "Only anti-affinity policy supports rules."
-        if policy != "anti-affinity" && !rules.is_empty() {
-            return Err(bad("Only anti-affinity policy supports rules."));
-        }
-        (policy, max)
+    let allowed: &[&str] = if new_style {
+        &["name", "policy", "rules"]
     } else {
-        let list = match &m["policies"] {
-            Value::Array(a) => a.clone(),
-            v => {
-                return Err(invalid(
-                    "policies",
-                    v,
-                    &format!("{} is not of type 'array'", py_repr(v)),
-                ));
-            }
-        };
-        if list.is_empty() {
-            return Err(invalid(
-                "policies",
-                &m["policies"],
-                "[] should be non-empty",
-            ));
-        }
-        let p = match &list[0] {
-            Value::String(s) if enum_.contains(&s.as_str()) => s.clone(),
-            Value::String(s) => {
-                return Err(invalid_str(
-                    "0",
-                    s,
-                    &format!("'{s}' is not one of {}", py_list(enum_)),
-                ));
-            }
-            v => return Err(invalid("0", v, &format!("{} is not of type 'string'", py_repr(v)))),
-        };
-        if list.len() > 1 {
-            return Err(invalid(
-                "policies",
-                &m["policies"],
-                &format!("{} is too long", m["policies"]),
-            ));
-        }
-        (p, None)
+        &["name", "policies"]
     };
+    check_object(g, allowed, &[], Some("server_group"))?;
+    if let Some(k) = root.keys().find(|k| *k != "server_group") {
+        return Err(bad(&format!(
+            "Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    let (Some(name), Some(policy)) = (name, policy) else {
+        return Err(bad("'name' is a required property"));
+    };
+    // server_groups.py `create`: "Only anti-affinity policy supports rules."
+    if policy != "anti-affinity" && !rules.is_empty() {
+        return Err(bad("Only anti-affinity policy supports rules."));
+    }
     // The `server_groups` quota, counted per project (nova/quota.py
     // `_server_group_count`): "Quota exceeded, too many server groups."
     let project = cx.caller.project().to_string();

@@ -84,48 +84,81 @@ pub(super) fn meta_delete_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-pub(super) fn check_tag(tag: &str) -> Result<(), Response> {
-    if tag.is_empty() || tag.len() > 60 || tag.contains('/') || tag.contains(',') {
-        return Err(invalid("tag", &json!(tag), "is not a valid tag"));
+/// `parameter_types.tag`'s jsonschema refusal of one tag (`None` when valid).
+fn tag_problem(tag: &str) -> Option<String> {
+    let v = json!(tag);
+    if tag.is_empty() {
+        Some("'' should be non-empty".into())
+    } else if tag.contains('/') || tag.contains(',') {
+        Some(no_match(tag, "^[^,/]*$"))
+    } else if tag.chars().count() > 60 {
+        Some(format!("{} is too long", py_repr(&v)))
+    } else {
+        None
     }
-    Ok(())
+}
+
+/// A tag named in the URL (server_tags.py `update`).
+pub(super) fn check_tag(tag: &str) -> Result<(), Response> {
+    match tag_problem(tag) {
+        None => Ok(()),
+        Some(e) => Err(bad(&format!(
+            "Tag '{tag}' is invalid. It must be a non empty string without characters '/' \
+             and ','. Validation error message: {e}"
+        ))),
+    }
+}
+
+/// A server's tags as the database returns them: by name (the primary key's order).
+pub(super) fn sorted_tags(tags: &[String]) -> Vec<String> {
+    let mut t = tags.to_vec();
+    t.sort();
+    t.dedup();
+    t
+}
+
+/// server_tags.py `_check_instance_in_valid_state`: tags change only on a server that
+/// is active, paused, suspended or stopped.
+fn tags_state_ok(s: &Server, action: &str) -> Result<(), Response> {
+    if ["active", "paused", "suspended", "stopped"].contains(&s.vm_state.as_str()) {
+        Ok(())
+    } else {
+        Err(conflict(action, s, "vm_state"))
+    }
 }
 
 pub(super) fn tags_list_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let idx = find_server_idx(st, req.param("id"), cx)?;
     Ok(json_resp(
         StatusCode::OK,
-        json!({"tags": st.servers[idx].tags}),
+        json!({"tags": sorted_tags(&st.servers[idx].tags)}),
     ))
 }
 
 pub(super) fn tags_replace_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let body = req.json().unwrap_or(Value::Null);
-    let tags: Vec<String> = body
-        .get("tags")
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("request body", &body, "'tags' is a required property"))?
-        .iter()
-        .map(|t| {
-            t.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| invalid("tags", t, &not_of_type(t, &["string"])))
-        })
-        .collect::<Result<_, _>>()?;
-    for t in &tags {
-        check_tag(t)?;
+    // schemas/server_tags.py `update_all`.
+    check_object(&body, &["tags"], &["tags"], None)?;
+    let list = match &body["tags"] {
+        Value::Array(a) => a,
+        other => return Err(invalid("tags", other, &not_of_type(other, &["array"]))),
+    };
+    if list.len() > 50 {
+        return Err(invalid("tags", &body["tags"], &format!("{} is too long", py_repr(&body["tags"]))));
     }
-    if tags.len() > 50 {
-        return Err(bad("The number of tags exceeded the per-server limit 50"));
+    let mut tags = Vec::new();
+    for (i, t) in list.iter().enumerate() {
+        let Some(name) = t.as_str() else {
+            return Err(invalid(&i.to_string(), t, &not_of_type(t, &["string"])));
+        };
+        if let Some(e) = tag_problem(name) {
+            return Err(invalid(&i.to_string(), t, &e));
+        }
+        tags.push(name.to_string());
     }
     let idx = find_server_idx(st, req.param("id"), cx)?;
-    let mut uniq = Vec::new();
-    for t in tags {
-        if !uniq.contains(&t) {
-            uniq.push(t);
-        }
-    }
-    st.servers[idx].tags = uniq;
+    tags_state_ok(&st.servers[idx], "update tags")?;
+    st.servers[idx].tags = sorted_tags(&tags);
     Ok(json_resp(
         StatusCode::OK,
         json!({"tags": st.servers[idx].tags}),
@@ -134,6 +167,7 @@ pub(super) fn tags_replace_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
 
 pub(super) fn tags_clear_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let idx = find_server_idx(st, req.param("id"), cx)?;
+    tags_state_ok(&st.servers[idx], "delete tags")?;
     st.servers[idx].tags.clear();
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -142,24 +176,35 @@ pub(super) fn tag_check_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let idx = find_server_idx(st, req.param("id"), cx)?;
     let tag = req.param("tag");
     if !st.servers[idx].tags.iter().any(|t| t == tag) {
-        return Err(err(404, &format!("Tag {tag} could not be found.")));
+        return Err(err(
+            404,
+            &format!("Server {} has no tag '{tag}'", req.param("id")),
+        ));
     }
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
+/// The bare `webob.Response` server_tags.py `update` answers with: no body, webob's
+/// default Content-Type.
+fn webob_empty(status: StatusCode) -> Response {
+    with_header(empty(status), "content-type", "text/html; charset=UTF-8")
+}
+
 pub(super) fn tag_add_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let tag = req.param("tag").to_string();
-    check_tag(&tag)?;
     let idx = find_server_idx(st, req.param("id"), cx)?;
+    tags_state_ok(&st.servers[idx], "update tag")?;
+    check_tag(&tag)?;
     let s = &mut st.servers[idx];
-    if s.tags.contains(&tag) {
-        return Ok(empty(StatusCode::NO_CONTENT));
-    }
     if s.tags.len() >= 50 {
         return Err(bad("The number of tags exceeded the per-server limit 50"));
     }
+    if s.tags.contains(&tag) {
+        return Ok(webob_empty(StatusCode::NO_CONTENT));
+    }
     s.tags.push(tag.clone());
-    let r = empty(StatusCode::CREATED);
+    s.tags = sorted_tags(&s.tags);
+    let r = webob_empty(StatusCode::CREATED);
     Ok(with_header(
         r,
         "location",
@@ -169,12 +214,16 @@ pub(super) fn tag_add_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
 
 pub(super) fn tag_delete_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let idx = find_server_idx(st, req.param("id"), cx)?;
+    tags_state_ok(&st.servers[idx], "delete tag")?;
     let tag = req.param("tag");
     let s = &mut st.servers[idx];
     let before = s.tags.len();
     s.tags.retain(|t| t != tag);
     if before == s.tags.len() {
-        return Err(err(404, &format!("Tag {tag} could not be found.")));
+        return Err(err(
+            404,
+            &format!("Instance {} has no tag '{tag}'", s.id),
+        ));
     }
     Ok(empty(StatusCode::NO_CONTENT))
 }

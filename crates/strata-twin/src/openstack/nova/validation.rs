@@ -210,13 +210,17 @@ fn printable(c: char) -> bool {
 fn space(c: char) -> bool {
     matches!(
         c,
-        ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
+        ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
     )
 }
 
 /// nova's `parameter_types.name` (a string of 1 to 255 printable characters that does
 /// not start or end with whitespace; the format error is `InvalidName`'s own message).
-pub(super) fn check_name<'a>(field: &str, v: &'a Value) -> Result<&'a str, axum::response::Response> {
+pub(super) fn check_name<'a>(
+    field: &str,
+    v: &'a Value,
+) -> Result<&'a str, axum::response::Response> {
     let Some(s) = v.as_str() else {
         return Err(invalid_field(field, v, &not_of_type(v, &["string"])));
     };
@@ -233,7 +237,11 @@ pub(super) fn check_name<'a>(field: &str, v: &'a Value) -> Result<&'a str, axum:
         return Err(invalid_field(field, v, "'' should be non-empty"));
     }
     if n > 255 {
-        return Err(invalid_field(field, v, &format!("{} is too long", py_repr(v))));
+        return Err(invalid_field(
+            field,
+            v,
+            &format!("{} is too long", py_repr(v)),
+        ));
     }
     Ok(s)
 }
@@ -251,8 +259,7 @@ pub(super) const METADATA_KEY: &str = "^[a-zA-Z0-9-_:. ]{1,255}$";
 fn metadata_key_ok(k: &str) -> bool {
     let n = k.chars().count();
     (1..=255).contains(&n)
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_:. ".contains(c))
 }
 
@@ -318,7 +325,10 @@ mod tests {
         let s = with_body_order(body, || py_repr(&v["flavor"]));
         assert_eq!(s, "{'name': 'f', 'ram': 512, 'disk': 1}");
         // Without a body to follow, serde's order.
-        assert_eq!(py_repr(&json!({"b": 1, "a": [true, null]})), "{'a': [True, None], 'b': 1}");
+        assert_eq!(
+            py_repr(&json!({"b": 1, "a": [true, null]})),
+            "{'a': [True, None], 'b': 1}"
+        );
     }
 
     #[test]
