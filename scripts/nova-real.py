@@ -45,6 +45,7 @@ import sys
 import nova.tests.functional  # noqa: F401,E402  (its __init__ monkey patches)
 
 import json  # noqa: E402
+import logging  # noqa: E402
 import re  # noqa: E402
 import warnings  # noqa: E402
 from wsgiref import simple_server  # noqa: E402
@@ -146,6 +147,13 @@ def main():
     # does not, and SQLAlchemy's deprecation warnings would fail requests.
     warnings.resetwarnings()
     warnings.simplefilter("ignore")
+    # The harness formats every DEBUG record and keeps INFO ones in memory for a test's
+    # report; a server that runs for minutes keeps warnings and errors only, on stderr.
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING)
+    handler = logging.StreamHandler(sys.__stderr__)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s"))
+    root.addHandler(handler)
     case.useFixture(_patch_identity())
 
     # The image a deployment's users boot: CirrOS as the twin's Glance (and devstack) has

@@ -43,6 +43,9 @@ import urllib.parse
 import uuid
 
 DEFAULT_VERSIONS = "2.1,2.53,2.64,2.75,2.90,2.104"
+# The passes that also move servers (cold migration, resize): the oldest and the
+# newest shapes of the migration records and views.
+MOVE_VERSIONS = (1, 64, 104)
 
 # An RSA key to import (generated for this test, never used anywhere).
 PUBLIC_KEY = (
@@ -590,6 +593,12 @@ def one_version(x, mv):
     if minor >= 55:
         body["flavor"]["description"] = "differential"
     x.nova(at("create flavor"), "POST", "/flavors", mv, body, expect=200)
+    big = f"diff-big-{tag}"
+    for s in (x.a, x.b):
+        s.register(big, f"<big-flavor-{tag}>")
+    if minor in MOVE_VERSIONS:
+        x.nova(at("create a bigger flavor"), "POST", "/flavors", mv,
+               {"flavor": {"name": big, "ram": 1024, "vcpus": 2, "disk": 1, "id": big}}, expect=200)
     x.nova(at("create a duplicate flavor"), "POST", "/flavors", mv, body)
     x.nova(at("create a flavor with a negative ram"), "POST", "/flavors", mv,
            {"flavor": {"name": fname + "-bad", "ram": -1, "vcpus": 1, "disk": 1}})
@@ -842,6 +851,44 @@ def one_version(x, mv):
     act("action body not an object", ["os-stop"])
     x.nova(at("instance actions after the actions"), "GET", lambda s: f"/servers/{s.server}/os-instance-actions", mv)
 
+    # ---------------- group-aware cold migration and resize
+    if minor in MOVE_VERSIONS:
+        def host_of(r):
+            return (r.body or {}).get("server", {}).get("OS-EXT-SRV-ATTR:host")
+
+        def moved(step, action, want):
+            x.nova(at(step), "POST", lambda s: f"/servers/{s.server}/action", mv, action)
+            ra, rb = x.wait(want, lambda s: s.nova("GET", f"/servers/{s.server}", mv),
+                            lambda r: status_of(r) in (want, "ERROR", "ACTIVE") and not
+                            (r.body["server"].get("OS-EXT-STS:task_state")))
+            d.check(at(f"{step}: server {want}"), ra, rb, ignore=("$.server.OS-EXT-STS:task_state",))
+            return [host_of(r) for r in (ra, rb)]
+
+        before = [host_of(r) for r in x.both(lambda s: s.nova("GET", f"/servers/{s.server}", mv))]
+        after = moved("cold migrate a group member", {"migrate": None}, "VERIFY_RESIZE")
+        d.same(at("cold migration moved the server"), before[0] != after[0], before[1] != after[1])
+        d.same(at("cold migration kept the anti-affinity"), after[0] != hosts2[0], after[1] != hosts2[1])
+        x.nova(at("migrations of the server"), "GET", lambda s: f"/servers/{s.server}/migrations", mv)
+        x.nova(at("confirm the migration"), "POST", lambda s: f"/servers/{s.server}/action", mv, {"confirmResize": None})
+        ra, rb = x.wait("ACTIVE", lambda s: s.nova("GET", f"/servers/{s.server}", mv),
+                        lambda r: status_of(r) in ("ACTIVE", "ERROR"))
+        d.check(at("after confirming the migration"), ra, rb, ignore=("$.server.OS-EXT-STS:task_state",))
+        x.nova(at("resize to the same flavor"), "POST", lambda s: f"/servers/{s.server}/action", mv,
+               {"resize": {"flavorRef": fid}})
+        x.nova(at("resize to a missing flavor"), "POST", lambda s: f"/servers/{s.server}/action", mv,
+               {"resize": {"flavorRef": "no-such-flavor"}})
+        before = after
+        after = moved("resize a group member", {"resize": {"flavorRef": big}}, "VERIFY_RESIZE")
+        d.same(at("resize moved the server"), before[0] != after[0], before[1] != after[1])
+        d.same(at("resize kept the anti-affinity"), after[0] != hosts2[0], after[1] != hosts2[1])
+        x.nova(at("revert the resize"), "POST", lambda s: f"/servers/{s.server}/action", mv, {"revertResize": None})
+        ra, rb = x.wait("ACTIVE", lambda s: s.nova("GET", f"/servers/{s.server}", mv),
+                        lambda r: status_of(r) in ("ACTIVE", "ERROR") and not r.body["server"].get("OS-EXT-STS:task_state"))
+        d.check(at("after reverting the resize"), ra, rb, ignore=("$.server.OS-EXT-STS:task_state",))
+        reverted = [host_of(r) for r in (ra, rb)]
+        d.same(at("revert went back to the source"), reverted[0] == before[0], reverted[1] == before[1])
+        x.nova(at("instance actions after the moves"), "GET", lambda s: f"/servers/{s.server}/os-instance-actions", mv)
+
     # ---------------- quotas, limits
     qpath = lambda s: f"/os-quota-sets/{s.project_id}"  # noqa: E731
     x.nova(at("quota set"), "GET", qpath, mv)
@@ -912,6 +959,8 @@ def one_version(x, mv):
     x.nova(at("delete key pair"), "DELETE", f"/os-keypairs/{kp}", mv)
     x.nova(at("delete a deleted key pair"), "DELETE", f"/os-keypairs/{kp}", mv)
     x.nova(at("delete flavor"), "DELETE", f"/flavors/{fid}", mv)
+    if minor in MOVE_VERSIONS:
+        x.nova(at("delete the bigger flavor"), "DELETE", f"/flavors/{big}", mv)
     x.nova(at("show a deleted flavor"), "GET", f"/flavors/{fid}", mv)
 
 

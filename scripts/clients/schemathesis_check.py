@@ -12,9 +12,10 @@ JUnit reports go to $STRATA_SCHEMATHESIS_REPORTS (default: a temporary directory
 
 Three passes:
 
-0. Real objects. The fuzzer rarely guesses a commit id, a plan hash, a workflow, request
-   or allocation id that exists, so this pass reads some of each (and every team, DC and
-   rack, machines with their onboarding evidence, IP pools, the audit log, a 304) and
+0. Real objects. The fuzzer rarely guesses a commit id, a plan hash, a workflow, request,
+   webhook or allocation id that exists, so this pass reads some of each (and every team,
+   DC and rack, machines with their onboarding evidence, IP pools, usage in JSON and CSV,
+   the audit log, a 304) and
    checks each answer's status, media type and body against the document (with
    jsonschema-rs, which schemathesis uses).
 1. schemathesis with the admin token over every GET and the two writes that change
@@ -159,6 +160,12 @@ def real_objects(doc):
         kinds.setdefault(w["kind"], w["id"])
     for wid in kinds.values():
         check("/api/v1/workflows/{id}", f"/api/v1/workflows/{wid}")
+    check("/api/v1/usage", "/api/v1/usage")
+    check("/api/v1/usage", "/api/v1/usage?format=csv&team=ml-research")
+    hooks = check("/api/v1/webhooks", "/api/v1/webhooks") or {"items": []}
+    for h in hooks["items"][:2]:
+        check("/api/v1/webhooks/{id}", f"/api/v1/webhooks/{h['id']}")
+        check("/api/v1/webhooks/{id}/deliveries", f"/api/v1/webhooks/{h['id']}/deliveries")
     check("/api/v1/requests/policy", "/api/v1/requests/policy")
     requests = check("/api/v1/requests", "/api/v1/requests?limit=20") or {"items": []}
     for r in requests["items"][:3]:
@@ -179,8 +186,8 @@ def real_objects(doc):
     for f in failures:
         print(f"schemathesis_check: pass 0: {f}")
     print(f"schemathesis_check: pass 0: real commits, plans, workflows ({', '.join(sorted(kinds))}), "
-          f"teams, DCs, machines, {len(requests['items'])} requests, {len(pools['items'])} IP pools, "
-          f"{allocations} allocations: {len(failures)} failures")
+          f"teams, DCs, machines, usage, {len(hooks['items'])} webhooks, {len(requests['items'])} requests, "
+          f"{len(pools['items'])} IP pools, {allocations} allocations: {len(failures)} failures")
     return len(failures)
 
 

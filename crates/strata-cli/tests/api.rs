@@ -162,6 +162,8 @@ mod requests;
 mod schema;
 #[path = "api/ui.rs"]
 mod ui;
+#[path = "api/webhooks.rs"]
+mod webhooks;
 
 /// Every phase, in the order they run (later phases may rely on tokens and state the
 /// earlier ones made only through the API, never through shared variables).
@@ -170,6 +172,7 @@ type Phase = (&'static str, fn(&mut Demo));
 const PHASES: &[Phase] = &[
     ("access", access::run),
     ("ipam", ipam::run),
+    ("webhooks", webhooks::run),
     ("requests", requests::run),
     ("ui", ui::run),
     ("schema", schema::run),

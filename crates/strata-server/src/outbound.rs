@@ -101,7 +101,10 @@ pub fn check_url(text: &str) -> Result<url::Url, String> {
 /// letters, digits, `.`, `-`, `_`).
 pub fn check_events(events: &[String]) -> Result<(), String> {
     if events.is_empty() || events.len() > 32 {
-        return Err("events lists 1 to 32 action patterns (\"*\", \"ip.*\", \"machine.decommission\")".into());
+        return Err(
+            "events lists 1 to 32 action patterns (\"*\", \"ip.*\", \"machine.decommission\")"
+                .into(),
+        );
     }
     for e in events {
         let stem = e.strip_suffix(".*").unwrap_or(e);
@@ -150,11 +153,7 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
 /// Unix ms as RFC 3339 with milliseconds (UTC).
 pub fn rfc3339_ms(ms: i64) -> String {
     let s = crate::requests::place::rfc3339(ms);
-    format!(
-        "{}.{:03}Z",
-        s.trim_end_matches('Z'),
-        ms.rem_euclid(1000)
-    )
+    format!("{}.{:03}Z", s.trim_end_matches('Z'), ms.rem_euclid(1000))
 }
 
 /// The delivery id of record `seq` for subscription `sub` (the same on every retry).
@@ -315,10 +314,7 @@ async fn create(
 }
 
 /// The subscriptions the caller manages.
-async fn list(
-    State(s): S,
-    Extension(who): Extension<Principal>,
-) -> Result<Json<Value>, Problem> {
+async fn list(State(s): S, Extension(who): Extension<Principal>) -> Result<Json<Value>, Problem> {
     let items: Vec<Value> = s
         .store
         .webhooks(None)
@@ -520,7 +516,11 @@ impl Clients {
             Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
             None => false,
         });
-        if loopback { &self.direct } else { &self.proxied }
+        if loopback {
+            &self.direct
+        } else {
+            &self.proxied
+        }
     }
 }
 
@@ -777,8 +777,8 @@ mod tests {
 
     #[test]
     fn the_payload_carries_the_record() {
-        let v: Value = serde_json::from_slice(&payload("wh_1-7", &entry(7, "ip.allocate")))
-            .expect("json");
+        let v: Value =
+            serde_json::from_slice(&payload("wh_1-7", &entry(7, "ip.allocate"))).expect("json");
         assert_eq!(v["id"], "wh_1-7");
         assert_eq!(v["seq"], 7);
         assert_eq!(v["at"], "2026-01-01T00:00:00.123Z");

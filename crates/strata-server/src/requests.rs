@@ -1719,7 +1719,10 @@ async fn ready_step(s: &Arc<Server>, row: &RequestRow, spec: &Spec) -> StepResul
                     .await?;
                 return Ok(StepOutcome::Done(v));
             }
-            Look::Failed(v, why) => return fail(s, row, v, why).await,
+            Look::Failed(v, why) => {
+                let why = format!("{why}; release the request to free what it holds");
+                return fail(s, row, v, why).await;
+            }
             Look::NotYet(why) if tokio::time::Instant::now() >= deadline => {
                 return Err(Retry(format!(
                     "not ready after {}s: {why}",
@@ -1811,6 +1814,27 @@ async fn release_all(
 /// Release again whatever a late create made, wait until nothing is left (released
 /// machines Ready again), and record the request released.
 async fn released_step(s: &Arc<Server>, c: &Claim, row: &RequestRow, spec: &Spec) -> StepResult {
+    // A create step cancelled mid-flight may still finish the call it was making:
+    // give it its lease's length before the last look.
+    if let Some(w) = s.store.workflow(&row.workflow_id).await?
+        && w.state == "cancelled"
+        && w.steps
+            .iter()
+            .any(|st| st.state == "cancelled" && st.attempts > 0)
+        && let Some(at) = s
+            .store
+            .events(&w.id)
+            .await?
+            .iter()
+            .rev()
+            .find(|e| e.kind == "cancelled")
+            .map(|e| e.at_ms)
+    {
+        let settle = at + i64::try_from(STEP_LEASE.as_millis()).unwrap_or(30_000) - now_ms();
+        if settle > 0 {
+            tokio::time::sleep(Duration::from_millis(u64::try_from(settle).unwrap_or(0))).await;
+        }
+    }
     let ctx = Ctx::load(s).await?;
     let again = release_all(s, c, &ctx, row, spec).await?;
     let dc = row.dc.clone();

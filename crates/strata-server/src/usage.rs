@@ -102,9 +102,14 @@ pub fn request_held(r: &RequestRow, now: i64, metal_gpu_model: Option<&str>) -> 
         end = end.min(r.expires_ms);
     }
     let count = r.spec["count"].as_u64().unwrap_or(1) as f64;
-    let storage_gb = r.spec["vm"]["disk_gb"].as_u64().map_or(0.0, |g| g as f64 * count);
+    let storage_gb = r.spec["vm"]["disk_gb"]
+        .as_u64()
+        .map_or(0.0, |g| g as f64 * count);
     let gpu_model = match r.kind.as_str() {
-        "gpu" => r.spec["gpu"]["gpu_model"].as_str().unwrap_or("").to_string(),
+        "gpu" => r.spec["gpu"]["gpu_model"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
         "metal" if r.usage.gpus > 0 => metal_gpu_model.unwrap_or("").to_string(),
         _ => String::new(),
     };
@@ -211,7 +216,8 @@ pub fn totals(held: &[Held], from: i64, to: i64) -> Vec<UsageLine> {
 }
 
 /// The CSV columns, in order.
-pub const CSV_HEADER: &str = "team,kind,gpu_model,count,core_hours,gpu_hours,ram_gib_hours,storage_gb_hours,address_days";
+pub const CSV_HEADER: &str =
+    "team,kind,gpu_model,count,core_hours,gpu_hours,ram_gib_hours,storage_gb_hours,address_days";
 
 /// One CSV field: quoted when it needs to be (RFC 4180), and never read as a
 /// formula by a spreadsheet.
@@ -464,7 +470,8 @@ mod tests {
         assert_eq!((live.start_ms, live.end_ms), (H, 5 * H));
         let expired = request_held(&req("gpu", "ready", H, H, 2 * H), 5 * H, None).expect("held");
         assert_eq!(expired.end_ms, 2 * H);
-        let failed = request_held(&req("gpu", "failed", H, H + H / 2, 0), 5 * H, None).expect("held");
+        let failed =
+            request_held(&req("gpu", "failed", H, H + H / 2, 0), 5 * H, None).expect("held");
         assert_eq!(failed.end_ms, H + H / 2);
         assert!(request_held(&req("gpu", "approval", H, H, 0), 5 * H, None).is_none());
     }
@@ -480,7 +487,14 @@ mod tests {
         let t = totals(&[a.clone(), a, b, metal, unknown], 0, 2 * H);
         let got: Vec<(&str, Option<&str>, u64, f64)> = t
             .iter()
-            .map(|l| (l.kind.as_str(), l.gpu_model.as_deref(), l.count, l.gpu_hours))
+            .map(|l| {
+                (
+                    l.kind.as_str(),
+                    l.gpu_model.as_deref(),
+                    l.count,
+                    l.gpu_hours,
+                )
+            })
             .collect();
         assert_eq!(
             got,

@@ -2,7 +2,8 @@
 //! quota, where it was placed, what was made for it, and its workflows.
 //!
 //! A request and the workflow that provisions it are written in one transaction,
-//! after the team's live requests (every one not yet released) were summed under a
+//! after the team's live requests (every one not yet released, but for those that
+//! failed before anything was placed) were summed under a
 //! lock (a PostgreSQL advisory lock; SQLite has one writer): two requests racing for
 //! the last GPUs cannot both pass the quota. A request that needs an approval has
 //! the first step of its workflow *held* (never claimable) until
@@ -165,7 +166,8 @@ async fn insert_workflow(
 }
 
 impl Store {
-    /// What `team`'s live requests (every one not released) count, in `tx`.
+    /// What `team`'s live requests count, in `tx`: every one not released, but for
+    /// those that failed before they were placed (nothing was made for them).
     async fn usage_in(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         team: &str,
@@ -175,7 +177,8 @@ impl Store {
             "SELECT CAST(COALESCE(SUM(instances), 0) AS BIGINT), \
              CAST(COALESCE(SUM(cores), 0) AS BIGINT), \
              CAST(COALESCE(SUM(ram_mib), 0) AS BIGINT), CAST(COALESCE(SUM(gpus), 0) AS BIGINT) \
-             FROM requests WHERE team = $1 AND state <> 'released'",
+             FROM requests WHERE team = $1 AND state <> 'released' \
+             AND NOT (state = 'failed' AND dc = '')",
         )
         .bind(team)
         .fetch_one(&mut **tx)
@@ -635,6 +638,19 @@ mod tests {
             "released is final"
         );
         assert_eq!(s.team_usage("ml").await.expect("db"), Usage::default());
+        // A request that failed before it was placed holds nothing.
+        let f = s
+            .create_request(&row("req-f", "ml", 2), &limit, &steps(), false)
+            .await
+            .expect("db")
+            .expect("ok");
+        assert_eq!(s.team_usage("ml").await.expect("db").gpus, 2);
+        assert!(
+            s.set_request_state(&f.id, &["provisioning"], "failed", "no room")
+                .await
+                .expect("db")
+        );
+        assert_eq!(s.team_usage("ml").await.expect("db").gpus, 0);
         // Expiry.
         let mut e = row("req-e", "ml", 0);
         e.expires_ms = 5;
@@ -654,8 +670,8 @@ mod tests {
         let page = s.requests(Some("ml"), "", 10).await.expect("db");
         assert_eq!(
             page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-            ["req-a", "req-e"]
+            ["req-a", "req-e", "req-f"]
         );
-        assert_eq!(s.requests(None, "req-c", 10).await.expect("db").len(), 2);
+        assert_eq!(s.requests(None, "req-c", 10).await.expect("db").len(), 3);
     }
 }

@@ -74,16 +74,26 @@ pub fn run(d: &mut Demo) {
     // --- Exactly the router's routes.
     let mut candidates: BTreeSet<String> = documented.keys().cloned().collect();
     candidates.extend(source_paths());
-    // A literal path that a templated one also matches (the top-level
-    // `/webhooks/github` under `/api/v1`, against `/webhooks/{id}`) is that route's.
-    let templates: Vec<String> = candidates.iter().filter(|p| p.contains('{')).cloned().collect();
-    candidates.retain(|p| p.contains('{') || !templates.iter().any(|t| matches(t, p)));
     let mut served = BTreeMap::new();
     for path in &candidates {
         if let Some(methods) = allowed(d, path) {
             served.insert(path.clone(), methods);
         }
     }
+    // An undocumented literal path that a served template also matches, with the same
+    // methods, reached that template's route: the top-level `/webhooks/github`, probed
+    // under `/api/v1`, is `/webhooks/{id}`. (A route of its own, such as
+    // `/requests/policy` beside `/requests/{id}`, has methods of its own.)
+    let templates: Vec<(String, BTreeSet<String>)> = served
+        .iter()
+        .filter(|(p, _)| p.contains('{'))
+        .map(|(p, m)| (p.clone(), m.clone()))
+        .collect();
+    served.retain(|p, m| {
+        p.contains('{')
+            || documented.contains_key(p)
+            || !templates.iter().any(|(t, tm)| tm == m && matches(t, p))
+    });
     assert!(
         served.contains_key("/api/v1/whoami") && served.contains_key("/api/v1/sync"),
         "{served:?}"

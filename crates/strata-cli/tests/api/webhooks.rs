@@ -87,7 +87,11 @@ fn receiver(fail: usize) -> (String, Arc<Mutex<Vec<Got>>>) {
             let _ = write!(
                 stream,
                 "HTTP/1.1 {answered} {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                if answered == 200 { "OK" } else { "Internal Server Error" }
+                if answered == 200 {
+                    "OK"
+                } else {
+                    "Internal Server Error"
+                }
             );
             let _ = stream.flush();
             g.lock().expect("got").push(Got {
@@ -104,7 +108,13 @@ fn receiver(fail: usize) -> (String, Arc<Mutex<Vec<Got>>>) {
 /// `(status, content type, body)` of a GET, for answers that are not JSON.
 fn get_raw(d: &Demo, path: &str, token: &str) -> (u16, String, String) {
     let out = std::process::Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}\n%{content_type}", "--max-time", "60"])
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}\n%{content_type}",
+            "--max-time",
+            "60",
+        ])
         .arg("-H")
         .arg(format!("Authorization: Bearer {token}"))
         .arg(format!("{}{path}", d.base))
@@ -156,7 +166,11 @@ fn bad_signatures(all: &[Got], secret: &str) -> usize {
         .arg(secret)
         .output()
         .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
@@ -180,7 +194,10 @@ pub fn run(d: &mut Demo) {
     };
     for (body, code) in [
         (with("url", json!("ftp://127.0.0.1/x")), 422),
-        (with("url", json!(format!("http://cmdb:pw@{}/x", &base[7..]))), 422),
+        (
+            with("url", json!(format!("http://cmdb:pw@{}/x", &base[7..]))),
+            422,
+        ),
         (with("events", json!([])), 422),
         (with("events", json!(["ip*"])), 422),
         (with("secret", json!("short")), 422),
@@ -223,8 +240,10 @@ pub fn run(d: &mut Demo) {
         "POST",
         "/api/v1/webhooks",
         Some(&other_admin),
-        Some(json!({"url": format!("{base}/other"), "secret": OTHER_SECRET,
-                    "events": ["*"], "team": "platform"})),
+        Some(
+            json!({"url": format!("{base}/other"), "secret": OTHER_SECRET,
+                    "events": ["*"], "team": "platform"}),
+        ),
     );
     assert_eq!(c, 201, "{other_sub}");
     let other_id = other_sub["id"].as_str().expect("id").to_string();
@@ -245,15 +264,25 @@ pub fn run(d: &mut Demo) {
     let mut all = vec![fleet_id.clone(), team_id.clone(), other_id.clone()];
     all.sort();
     assert_eq!(ids(&admin), all);
-    assert_eq!(ids(&team_admin), [team_id.clone()]);
-    assert_eq!(ids(&other_admin), [other_id.clone()]);
+    assert_eq!(ids(&team_admin), vec![team_id.clone()]);
+    assert_eq!(ids(&other_admin), vec![other_id.clone()]);
     assert!(ids(&member).is_empty());
     assert!(ids(&fleet_viewer).is_empty());
     for token in [&member, &other_admin] {
-        let (c, _) = d.call("GET", &format!("/api/v1/webhooks/{team_id}"), Some(token), None);
+        let (c, _) = d.call(
+            "GET",
+            &format!("/api/v1/webhooks/{team_id}"),
+            Some(token),
+            None,
+        );
         assert_eq!(c, 404);
     }
-    let (c, shown) = d.call("GET", &format!("/api/v1/webhooks/{fleet_id}"), Some(&admin), None);
+    let (c, shown) = d.call(
+        "GET",
+        &format!("/api/v1/webhooks/{fleet_id}"),
+        Some(&admin),
+        None,
+    );
     assert_eq!(c, 200, "{shown}");
     assert_eq!(shown["url"], format!("{base}/fleet"));
 
@@ -311,8 +340,15 @@ pub fn run(d: &mut Demo) {
     // nothing went before it.
     let first = fleet[0].json();
     for (n, g) in fleet.iter().take(3).enumerate() {
-        assert_eq!(g.json()["seq"], first["seq"], "attempt {n} is the same record");
-        assert_eq!(g.header("x-strata-delivery"), first["id"].as_str().unwrap_or("?"));
+        assert_eq!(
+            g.json()["seq"],
+            first["seq"],
+            "attempt {n} is the same record"
+        );
+        assert_eq!(
+            g.header("x-strata-delivery"),
+            first["id"].as_str().unwrap_or("?")
+        );
         assert_eq!(g.header("x-strata-attempt"), (n + 1).to_string());
     }
     let delivered: Vec<Value> = fleet
@@ -331,21 +367,40 @@ pub fn run(d: &mut Demo) {
         .collect();
     assert_eq!(got_order, expected, "every event, in order, once");
     let seqs: Vec<i64> = delivered.iter().filter_map(|v| v["seq"].as_i64()).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in seq order: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in seq order: {seqs:?}"
+    );
     for g in &fleet {
         let v = g.json();
-        assert_eq!(g.header("x-strata-event"), v["action"].as_str().unwrap_or("?"));
-        assert_eq!(g.header("x-strata-delivery"), v["id"].as_str().unwrap_or("?"));
+        assert_eq!(
+            g.header("x-strata-event"),
+            v["action"].as_str().unwrap_or("?")
+        );
+        assert_eq!(
+            g.header("x-strata-delivery"),
+            v["id"].as_str().unwrap_or("?")
+        );
         assert_eq!(g.header("content-type"), "application/json");
         assert!(v["at"].as_str().is_some_and(|t| t.ends_with('Z')), "{v}");
         for k in ["actor", "team", "before", "after"] {
             assert!(v.get(k).is_some(), "{k} in {v}");
         }
     }
-    assert_eq!(delivered[0]["after"]["address"].is_string(), true, "{}", delivered[0]);
+    assert!(
+        delivered[0]["after"]["address"].is_string(),
+        "{}",
+        delivered[0]
+    );
     assert_eq!(delivered[4]["before"]["id"], allocated[1].as_str());
-    assert_eq!(bad_signatures(&all_got, SECRET) , all_got.iter().filter(|g| g.path == "/other").count(),
-        "every /fleet and /team signature verifies under the secret");
+    let (mine, theirs): (Vec<Got>, Vec<Got>) =
+        all_got.iter().cloned().partition(|g| g.path != "/other");
+    assert_eq!(bad_signatures(&mine, SECRET), 0, "every signature verifies");
+    assert_eq!(
+        bad_signatures(&theirs, OTHER_SECRET),
+        0,
+        "under each one's secret"
+    );
     // The team's subscription: its team's allocations only.
     let team: Vec<Value> = all_got
         .iter()
@@ -353,7 +408,10 @@ pub fn run(d: &mut Demo) {
         .map(|g| g.json())
         .collect();
     assert_eq!(team.len(), 4, "{team:?}");
-    assert!(team.iter().all(|v| v["action"] == "ip.allocate" && v["team"] == "ml-research"));
+    assert!(
+        team.iter()
+            .all(|v| v["action"] == "ip.allocate" && v["team"] == "ml-research")
+    );
     // Another team's: nothing of ml-research's.
     assert!(
         all_got
@@ -375,11 +433,24 @@ pub fn run(d: &mut Demo) {
     let outcomes: Vec<(&str, i64)> = items
         .iter()
         .rev()
-        .map(|x| (x["outcome"].as_str().unwrap_or(""), x["http_status"].as_i64().unwrap_or(0)))
+        .map(|x| {
+            (
+                x["outcome"].as_str().unwrap_or(""),
+                x["http_status"].as_i64().unwrap_or(0),
+            )
+        })
         .collect();
-    assert_eq!(outcomes[..3], [("failed", 500), ("failed", 500), ("delivered", 200)], "{del}");
+    assert_eq!(
+        outcomes[..3],
+        [("failed", 500), ("failed", 500), ("delivered", 200)],
+        "{del}"
+    );
     assert_eq!(outcomes.len(), expected.len() + 2, "{del}");
-    assert!(items.last().is_some_and(|x| x["error"].as_str().is_some_and(|e| e.contains("500"))));
+    assert!(
+        items
+            .last()
+            .is_some_and(|x| x["error"].as_str().is_some_and(|e| e.contains("500")))
+    );
     assert_eq!(del["subscription"]["delivered"], expected.len());
     assert_eq!(del["subscription"]["failing"], false);
     let (c, _) = d.call(
@@ -391,17 +462,15 @@ pub fn run(d: &mut Demo) {
     assert_eq!(c, 404);
 
     // The usage export: CSV with a header, the team's addresses in it.
-    let (c, ctype, csv) = get_raw(
-        d,
-        "/api/v1/usage?team=ml-research&format=csv",
-        &team_admin,
-    );
+    let (c, ctype, csv) = get_raw(d, "/api/v1/usage?team=ml-research&format=csv", &team_admin);
     assert_eq!(c, 200, "{csv}");
     assert!(ctype.starts_with("text/csv"), "{ctype}");
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("team,kind,gpu_model,count,core_hours,gpu_hours,ram_gib_hours,storage_gb_hours,address_days")
+        Some(
+            "team,kind,gpu_model,count,core_hours,gpu_hours,ram_gib_hours,storage_gb_hours,address_days"
+        )
     );
     let ip = lines
         .map(|l| l.split(',').collect::<Vec<_>>())
@@ -412,16 +481,54 @@ pub fn run(d: &mut Demo) {
     let (c, j) = d.call("GET", "/api/v1/usage", Some(&fleet_viewer), None);
     assert_eq!(c, 200, "{j}");
     assert!(j["items"].as_array().is_some_and(|i| !i.is_empty()), "{j}");
-    assert_eq!(d.call("GET", "/api/v1/usage?team=ml-research", Some(&member), None).0, 403);
-    assert_eq!(d.call("GET", "/api/v1/usage", Some(&team_admin), None).0, 400);
-    assert_eq!(d.call("GET", "/api/v1/usage?team=ml-research&from=yesterday", Some(&admin), None).0, 400);
-    assert_eq!(d.call("GET", "/api/v1/usage?team=ml-research&format=xml", Some(&admin), None).0, 400);
+    assert_eq!(
+        d.call("GET", "/api/v1/usage?team=ml-research", Some(&member), None)
+            .0,
+        403
+    );
+    assert_eq!(
+        d.call("GET", "/api/v1/usage", Some(&team_admin), None).0,
+        400
+    );
+    assert_eq!(
+        d.call(
+            "GET",
+            "/api/v1/usage?team=ml-research&from=yesterday",
+            Some(&admin),
+            None
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        d.call(
+            "GET",
+            "/api/v1/usage?team=ml-research&format=xml",
+            Some(&admin),
+            None
+        )
+        .0,
+        400
+    );
 
     // Deleting: audited, gone, no more deliveries.
-    for (id, token) in [(&fleet_id, &admin), (&team_id, &team_admin), (&other_id, &other_admin)] {
-        let (c, b) = d.call("DELETE", &format!("/api/v1/webhooks/{id}"), Some(token), None);
+    for (id, token) in [
+        (&fleet_id, &admin),
+        (&team_id, &team_admin),
+        (&other_id, &other_admin),
+    ] {
+        let (c, b) = d.call(
+            "DELETE",
+            &format!("/api/v1/webhooks/{id}"),
+            Some(token),
+            None,
+        );
         assert_eq!(c, 204, "{b}");
-        assert_eq!(d.call("GET", &format!("/api/v1/webhooks/{id}"), Some(&admin), None).0, 404);
+        assert_eq!(
+            d.call("GET", &format!("/api/v1/webhooks/{id}"), Some(&admin), None)
+                .0,
+            404
+        );
     }
     let (c, audit) = d.call("GET", "/api/v1/audit?limit=500", Some(&admin), None);
     assert_eq!(c, 200);
@@ -436,7 +543,10 @@ pub fn run(d: &mut Demo) {
 
     // The secret: never in a response, and not in clear in the database.
     let seen = d.seen.lock().expect("seen").clone();
-    assert!(!seen.contains(SECRET) && !seen.contains(OTHER_SECRET), "a response showed a secret");
+    assert!(
+        !seen.contains(SECRET) && !seen.contains(OTHER_SECRET),
+        "a response showed a secret"
+    );
     let mut db = std::fs::read(d.db()).expect("the database file");
     let wal = d.db().with_extension("db-wal");
     if let Ok(w) = std::fs::read(&wal) {
@@ -449,8 +559,4 @@ pub fn run(d: &mut Demo) {
             "the secret is in clear in the database"
         );
     }
-    assert!(
-        std::str::from_utf8(&db).is_err() || !String::from_utf8_lossy(&db).contains("whsec-"),
-        "no secret prefix in the database"
-    );
 }

@@ -364,7 +364,7 @@ pub(super) fn resize(os: &Os, st: &mut State, idx: usize, arg: &Value) -> R {
         .flavors
         .get(&fid)
         .map(snap)
-        .ok_or_else(|| bad(&format!("Unable to find flavor with ID {fid}")))?;
+        .ok_or_else(|| bad(&format!("Flavor {fid} could not be found.")))?;
     if new.id == st.servers[idx].flavor.id {
         return Err(bad("When resizing, instances must change flavor!"));
     }
@@ -385,34 +385,8 @@ pub(super) fn resize(os: &Os, st: &mut State, idx: usize, arg: &Value) -> R {
         }
     }
     let want = flavor_resources(st, &new).map_err(|e| bad(&e))?;
-    let id = st.servers[idx].id.clone();
-    // Free the old claim, then place the new flavor (same host preferred).
-    let saved: State = st.clone();
-    unclaim(st, &id);
-    let current = st.servers[idx].host.clone();
-    let target = current
-        .as_deref()
-        .and_then(|h| schedule(st, &want, None, Some(h), None))
-        .or_else(|| schedule(st, &want, None, None, None));
-    let Some(h) = target else {
-        *st = saved;
-        return Err(bad(
-            "No valid host was found. No valid host found for resize",
-        ));
-    };
-    let server = st.servers[idx].clone();
-    let pci = claim(st, h, &server, &want, os.now_ms());
-    let host = st.hosts[h].host.clone();
-    let az = st.hosts[h].az.clone();
-    let s = &mut st.servers[idx];
-    s.pci = pci;
-    s.host = Some(host);
-    s.az = az;
-    s.old_flavor = Some(old);
-    s.flavor = new;
-    let power = s.power_state;
-    begin(os, s, "resize_prep", "resize", "resized", power);
-    Ok(empty(StatusCode::ACCEPTED))
+    let numa = numa_request(&new).map_err(|e| bad(&e))?;
+    begin_resize(os, st, idx, new, &want, numa.as_ref())
 }
 
 pub(super) fn rebuild(os: &Os, st: &mut State, idx: usize, arg: &Value, cx: &Cx) -> R {
@@ -802,7 +776,11 @@ pub(crate) fn advance(os: &Os, st: &mut State, now: i64) {
                             }
                         }
                     }
-                    "revert" if reverted(st, idx, now) => {}
+                    "revert" if reverted(st, idx, now) => {
+                        if let Some(old) = st.servers[idx].old_flavor.take() {
+                            st.servers[idx].flavor = old;
+                        }
+                    }
                     "revert" => {
                         if let Some(old) = st.servers[idx].old_flavor.take() {
                             let want = flavor_resources(st, &old).unwrap_or_default();

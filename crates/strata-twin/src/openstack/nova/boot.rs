@@ -557,15 +557,21 @@ pub(super) fn server_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let body = req
         .json()
         .ok_or_else(|| bad("The request body is not valid JSON."))?;
-    // schemas/servers.py `create`: jsonschema's best error is the shallowest, and among
-    // errors at one depth the first of the schema's keywords (`required` before
-    // `additionalProperties`) — so the required properties come before the names.
+    // schemas/servers.py `create`, checked in jsonschema's order (nova raises the
+    // first error): the properties in the schema's order (here the name and the
+    // metadata), then `required`, then `additionalProperties`.
     let b = body
         .get("server")
         .ok_or_else(|| invalid("request body", &body, "'server' is a required property"))?
         .clone();
     if !b.is_object() {
         return Err(invalid("server", &b, &not_of_type(&b, &["object"])));
+    }
+    if let Some(v) = b.get("name") {
+        check_name("name", v)?;
+    }
+    if let Some(m) = b.get("metadata") {
+        check_metadata("metadata", m, &["string"])?;
     }
     let required: &[&str] = if cx.mv >= 37 {
         &["name", "flavorRef", "networks"]

@@ -294,6 +294,55 @@ pub(super) fn migrate(os: &Os, st: &mut State, idx: usize, body: &Value, cx: &Cx
     Ok(empty(StatusCode::ACCEPTED))
 }
 
+/// A resize once the API accepted it (compute/api.py `resize` casts to the conductor,
+/// whose `_cold_migrate` asks the scheduler with the server's request spec): a
+/// migration of type `resize` to another host — `allow_resize_to_same_host` is off by
+/// default and the libvirt driver does not offer a same-host cold move — that fits the
+/// new flavor and keeps the server's group policy. No such host is the conductor's
+/// NoValidHost: the answer is still 202, the migration ends in `error` and the server
+/// keeps its flavor and host.
+pub(super) fn begin_resize(
+    os: &Os,
+    st: &mut State,
+    idx: usize,
+    new: FlavorSnap,
+    want: &BTreeMap<String, i64>,
+    numa: Option<&NumaRequest>,
+) -> R {
+    let s = &st.servers[idx];
+    let Some(source) = s.host.clone() else {
+        return Err(err(409, &format!("Instance {} is not ready", s.id)));
+    };
+    if !service_up(st, &source) {
+        return Err(err(409, "Service is unavailable at this time."));
+    }
+    let now = os.now_ms();
+    let group = group_placement(st, &st.servers[idx].id);
+    match schedule_fitting(st, want, numa, group.as_ref(), None, None, Some(&source)) {
+        Some((h, cells)) => {
+            let mi = record_migration(os, st, idx, "resize", "pre-migrating", Some(h), None);
+            claim_destination(st, idx, mi, h, want, cells, now);
+            let s = &mut st.servers[idx];
+            s.old_flavor = Some(std::mem::replace(&mut s.flavor, new));
+        }
+        None => {
+            record_migration(
+                os,
+                st,
+                idx,
+                "resize",
+                "pre-migrating",
+                None,
+                Some("No valid host was found. No valid host found for resize".into()),
+            );
+        }
+    }
+    let s = &mut st.servers[idx];
+    let power = s.power_state;
+    begin(os, s, "resize_prep", "migrate", "resized", power);
+    Ok(empty(StatusCode::ACCEPTED))
+}
+
 /// A host name as `parameter_types.fqdn` takes it (1 to 255 characters).
 fn check_fqdn(h: &str, v: &Value) -> Result<String, Response> {
     if h.is_empty() {

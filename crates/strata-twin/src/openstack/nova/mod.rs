@@ -305,6 +305,49 @@ pub(crate) fn routes(r: Routes) -> Routes {
             &[(GET, quota_detail_, 1, MAX_MINOR)],
         )
         .add_versioned("/compute/v2.1/limits", &[(GET, limits_, 1, MAX_MINOR)])
+        .add(
+            "/compute/v2.1/{*rest}",
+            &[
+                (GET, unknown_path),
+                (POST, unknown_path),
+                (PUT, unknown_path),
+                (DELETE, unknown_path),
+            ],
+        )
+}
+
+/// A path no Nova route has: nova's router answers with webob's bare 404 (no fault
+/// document, no version headers), as JSON when the client accepts it, else HTML.
+fn unknown_path(_os: &Os, req: &Req) -> R {
+    use axum::http::{HeaderValue, header::CONTENT_TYPE};
+    use axum::response::IntoResponse;
+    let json = req
+        .header("accept")
+        .is_some_and(|a| a.contains("application/json"));
+    let (body, ctype) = if json {
+        (
+            json!({
+                "code": "404 Not Found",
+                "title": "Not Found",
+                "message": "The resource could not be found.<br /><br />\n\n\n",
+            })
+            .to_string(),
+            "application/json",
+        )
+    } else {
+        (
+            "<html>\n <head>\n  <title>404 Not Found</title>\n </head>\n <body>\n  \
+             <h1>404 Not Found</h1>\n  The resource could not be found.<br /><br />\n\n\n\n \
+             </body>\n</html>"
+                .to_string(),
+            "text/html; charset=UTF-8",
+        )
+    };
+    let mut r = (StatusCode::NOT_FOUND, body).into_response();
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    let id = format!("req-{}", uuid::Uuid::new_v4());
+    Ok(with_header(r, "x-compute-request-id", &id))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -489,7 +532,10 @@ pub(crate) fn handle(os: &Os, req: &Req, min: u32, max: u32, f: Inner) -> R {
     let caller = os.caller(&st, req)?;
     let mv = match microversion(req) {
         Ok(v) => v,
-        Err(e) => return Ok(e),
+        Err(mut e) => {
+            fix_content_type(&mut e);
+            return Ok(e);
+        }
     };
     let r = if mv < min || mv > max {
         Err(err(404, "The resource could not be found."))

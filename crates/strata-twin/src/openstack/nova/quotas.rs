@@ -249,7 +249,9 @@ pub(super) fn quota_update_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         .clone();
     let id = req.param("id").to_string();
     let keys = quota_keys(cx.mv);
-    let unknown = q.keys().find(|k| *k != "force" && !keys.contains(&k.as_str()));
+    let unknown = q
+        .keys()
+        .find(|k| *k != "force" && !keys.contains(&k.as_str()));
     if let Some(k) = unknown {
         return Err(invalid(
             "quota_set",

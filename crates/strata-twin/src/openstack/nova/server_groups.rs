@@ -35,15 +35,6 @@ fn py_list(items: &[&str]) -> String {
     )
 }
 
-/// A schema error on a string value, worded as nova's validator words it (the value
-/// as Python's `%s` prints a string: unquoted).
-fn invalid_str(field: &str, value: &str, why: &str) -> Response {
-    bad(&format!(
-        "Invalid input for field/attribute {field}. Value: {value}. {why}"
-    ))
-}
-
-/// The members a client sees: servers not deleted (server_groups.py `_get_not_deleted`).
 /// Newest first: `_get_not_deleted` reads them with `InstanceList.get_by_filters`, whose
 /// default order is `created_at` then `id`, both descending.
 fn live_members<'a>(st: &'a State, g: &'a ServerGroup) -> impl Iterator<Item = &'a String> {
@@ -242,13 +233,21 @@ pub(super) fn group_create_(os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
             None => {}
         }
         if list.len() > 1 && list.iter().skip(1).any(|x| *x == list[0]) {
-            return Err(invalid("policies", v, &format!("{} has non-unique elements", py_repr(v))));
+            return Err(invalid(
+                "policies",
+                v,
+                &format!("{} has non-unique elements", py_repr(v)),
+            ));
         }
         if list.is_empty() {
             return Err(invalid("policies", v, "[] should be non-empty"));
         }
         if list.len() > 1 {
-            return Err(invalid("policies", v, &format!("{} is too long", py_repr(v))));
+            return Err(invalid(
+                "policies",
+                v,
+                &format!("{} is too long", py_repr(v)),
+            ));
         }
     }
     let required = if new_style { "policy" } else { "policies" };

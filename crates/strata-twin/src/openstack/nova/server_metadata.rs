@@ -144,7 +144,11 @@ pub(super) fn tags_replace_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
         other => return Err(invalid("tags", other, &not_of_type(other, &["array"]))),
     };
     if list.len() > 50 {
-        return Err(invalid("tags", &body["tags"], &format!("{} is too long", py_repr(&body["tags"]))));
+        return Err(invalid(
+            "tags",
+            &body["tags"],
+            &format!("{} is too long", py_repr(&body["tags"])),
+        ));
     }
     let mut tags = Vec::new();
     for (i, t) in list.iter().enumerate() {
@@ -220,10 +224,7 @@ pub(super) fn tag_delete_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     let before = s.tags.len();
     s.tags.retain(|t| t != tag);
     if before == s.tags.len() {
-        return Err(err(
-            404,
-            &format!("Instance {} has no tag '{tag}'", s.id),
-        ));
+        return Err(err(404, &format!("Instance {} has no tag '{tag}'", s.id)));
     }
     Ok(empty(StatusCode::NO_CONTENT))
 }
