@@ -43,7 +43,7 @@ pub(crate) fn routes(r: Router<Arc<Server>>) -> Router<Arc<Server>> {
         .route("/prefixes", get(prefixes))
         .route("/openapi.json", get(crate::openapi::openapi_json))
         .route("/docs", get(crate::openapi::docs))
-        .route("/docs/rapidoc-min.js", get(crate::openapi::docs_script))
+        .route("/docs/{asset}", get(crate::openapi::docs_asset))
 }
 
 const MAX_LIMIT: u32 = 500;

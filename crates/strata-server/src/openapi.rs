@@ -12,9 +12,9 @@
 //! (401, 403 for a read-only token's writes, 429 with `Retry-After`, 503). Every 4xx
 //! and 5xx body is `application/problem+json` ([`schemas::Problem`]).
 //!
-//! The page is RapiDoc 9.3.8 (`assets/apidoc/`, MIT, vendored unmodified from the npm
-//! registry and compiled into the binary): nothing is fetched from elsewhere, and the
-//! page's Content-Security-Policy allows only this origin.
+//! The page is Swagger UI 5.36.0 (`assets/apidoc/`, Apache-2.0, vendored unmodified from
+//! the npm registry and compiled into the binary): nothing is fetched from elsewhere,
+//! and the page's Content-Security-Policy allows only this origin.
 //!
 //! `scripts/clients/schemathesis_check.py` tests a running server against this
 //! document (the `schema` phase of `crates/strata-cli/tests/api.rs` runs it on the
@@ -23,7 +23,8 @@
 
 use std::sync::OnceLock;
 
-use axum::http::{HeaderValue, header};
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -59,65 +60,78 @@ pub async fn openapi_json() -> Response {
     r
 }
 
-/// Only this origin: the page, its script, the document it fetches and the API it
-/// tries requests against. No inline script or style, no frames, no plugins.
+/// Only this origin: the page, its scripts and style sheet, the document it fetches and
+/// the API it tries requests against. No inline script or style, no frames, no plugins.
 const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
     img-src 'self'; font-src 'self'; connect-src 'self'; object-src 'none'; \
     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The page: RapiDoc over `openapi.json`. Relative URLs, so the page works behind a
-/// proxy that moves `/api/v1`. Fonts are the browser's (`load-fonts="false"`: RapiDoc
-/// would otherwise fetch them from a font CDN).
+/// The page: Swagger UI over `openapi.json`. Relative URLs, so it works behind a proxy
+/// that moves `/api/v1`.
 const DOCS_HTML: &str = r#"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>strata API</title>
-<script type="module" src="docs/rapidoc-min.js"></script>
+<link rel="stylesheet" href="docs/swagger-ui.css">
+<script src="docs/swagger-ui-bundle.js" defer></script>
+<script src="docs/strata-docs.js" defer></script>
 </head>
 <body>
-<rapi-doc spec-url="openapi.json" load-fonts="false" render-style="read" theme="light"
-  show-header="false" allow-server-selection="false" allow-spec-url-load="false"
-  allow-spec-file-load="false" persist-auth="false" schema-style="table"
-  heading-text="strata API"></rapi-doc>
-<noscript>The API page needs JavaScript; the document itself is at
+<div id="swagger-ui"></div>
+<noscript>The API page needs JavaScript; the document itself is
 <a href="openapi.json">openapi.json</a>.</noscript>
 </body>
 </html>
 "#;
 
-/// RapiDoc 9.3.8's `dist/rapidoc-min.js`, as published.
-const RAPIDOC_JS: &[u8] = include_bytes!("../assets/apidoc/rapidoc-min.js");
+/// What the page loads, by name (`assets/apidoc/`, see its README): Swagger UI 5.36.0
+/// as published, and the script that starts it.
+const DOCS_ASSETS: [(&str, &str, &[u8]); 3] = [
+    (
+        "swagger-ui-bundle.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/apidoc/swagger-ui-bundle.js"),
+    ),
+    (
+        "swagger-ui.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../assets/apidoc/swagger-ui.css"),
+    ),
+    (
+        "strata-docs.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/apidoc/strata-docs.js"),
+    ),
+];
 
-fn with_headers(mut r: Response, kind: &'static str, csp: Option<&'static str>) -> Response {
+fn with_headers(mut r: Response, kind: &'static str) -> Response {
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-    if let Some(csp) = csp {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(csp),
-        );
-    }
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DOCS_CSP),
+    );
     r
 }
 
 /// `GET /api/v1/docs`.
 pub async fn docs() -> Response {
-    with_headers(
-        DOCS_HTML.into_response(),
-        "text/html; charset=utf-8",
-        Some(DOCS_CSP),
-    )
+    with_headers(DOCS_HTML.into_response(), "text/html; charset=utf-8")
 }
 
-/// `GET /api/v1/docs/rapidoc-min.js`.
-pub async fn docs_script() -> Response {
-    let mut r = with_headers(
-        RAPIDOC_JS.into_response(),
-        "text/javascript; charset=utf-8",
-        Some(DOCS_CSP),
-    );
+/// `GET /api/v1/docs/{asset}`.
+pub async fn docs_asset(Path(name): Path<String>) -> Response {
+    let Some((_, kind, bytes)) = DOCS_ASSETS.iter().find(|(n, _, _)| *n == name) else {
+        return crate::http::Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("the API page has no asset {name:?}"),
+        )
+        .into_response();
+    };
+    let mut r = with_headers(bytes.into_response(), kind);
     // The same bytes for the life of the binary: let the browser keep them a while.
     r.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -182,7 +196,7 @@ pub async fn docs_script() -> Response {
         paths::release_allocation,
         paths::openapi_document,
         paths::docs_page,
-        paths::docs_script,
+        paths::docs_asset,
     ),
     components(schemas(schemas::Problem)),
     tags(
@@ -2087,15 +2101,24 @@ mod paths {
 
     /// The API page
     ///
-    /// A browsable view of this document (RapiDoc, served from the binary).
+    /// A browsable view of this document (Swagger UI, served from the binary).
     #[utoipa::path(get, path = "/api/v1/docs", tag = "meta",
         responses((status = 200, description = "HTML.", body = String, content_type = "text/html; charset=utf-8")))]
     fn docs_page() {}
 
-    /// The API page's script
-    #[utoipa::path(get, path = "/api/v1/docs/rapidoc-min.js", tag = "meta",
-        responses((status = 200, description = "RapiDoc 9.3.8 (MIT).", body = String, content_type = "text/javascript; charset=utf-8")))]
-    fn docs_script() {}
+    /// The API page's scripts and style sheet
+    ///
+    /// Swagger UI 5.36.0 (Apache-2.0) and the script that starts it.
+    #[utoipa::path(get, path = "/api/v1/docs/{asset}", tag = "meta",
+        params(("asset" = String, Path, pattern = r"^(swagger-ui-bundle\.js|swagger-ui\.css|strata-docs\.js)$", example = "strata-docs.js", description = "`swagger-ui-bundle.js`, `swagger-ui.css` or `strata-docs.js`.")),
+        responses(
+            (status = 200, description = "The file.", content(
+                (String = "text/javascript; charset=utf-8"),
+                (String = "text/css; charset=utf-8"),
+            )),
+            (status = 404, description = "`not-found`: no such asset.", body = Problem, content_type = PROBLEM_JSON),
+        ))]
+    fn docs_asset() {}
 }
 
 #[cfg(test)]

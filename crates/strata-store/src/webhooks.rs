@@ -288,9 +288,11 @@ impl Store {
     /// Record one attempt, keeping the newest [`KEPT_DELIVERIES`] of its subscription.
     pub async fn record_delivery(&self, d: &DeliveryRow) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Not for a subscription deleted while the attempt was in flight.
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+             WHERE EXISTS (SELECT 1 FROM webhook_subscriptions WHERE id = $11)"
         )))
         .bind(&d.id)
         .bind(&d.subscription_id)
@@ -302,6 +304,7 @@ impl Store {
         .bind(&d.outcome)
         .bind(d.http_status)
         .bind(&d.error)
+        .bind(&d.subscription_id)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -466,22 +469,31 @@ mod tests {
         let w = s.webhook("w1").await.expect("get").expect("w1");
         assert_eq!((w.cursor_seq, w.attempts, w.delivered), (b, 0, 2));
         // Attempts: newest first, bounded.
+        let attempt = |sub: &str, seq: i64| DeliveryRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            subscription_id: sub.into(),
+            seq,
+            action: "ip.allocate".into(),
+            attempt: 1,
+            at_ms: now_ms(),
+            duration_ms: 3,
+            outcome: "delivered".into(),
+            http_status: 200,
+            error: String::new(),
+        };
         for i in 0..(KEPT_DELIVERIES + 5) {
-            s.record_delivery(&DeliveryRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                subscription_id: "w1".into(),
-                seq: i,
-                action: "ip.allocate".into(),
-                attempt: 1,
-                at_ms: now_ms(),
-                duration_ms: 3,
-                outcome: "delivered".into(),
-                http_status: 200,
-                error: String::new(),
-            })
+            s.record_delivery(&attempt("w1", i)).await.expect("record");
+        }
+        // None for a subscription that is gone.
+        s.record_delivery(&attempt("gone", 1))
             .await
             .expect("record");
-        }
+        assert!(
+            s.webhook_deliveries("gone", 10)
+                .await
+                .expect("none")
+                .is_empty()
+        );
         let got = s.webhook_deliveries("w1", 1000).await.expect("deliveries");
         assert_eq!(got.len() as i64, KEPT_DELIVERIES);
         assert_eq!(got[0].seq, KEPT_DELIVERIES + 4);

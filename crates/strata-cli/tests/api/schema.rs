@@ -6,8 +6,9 @@
 //!   and every documented path gets an `OPTIONS` request (never a handler's method, so
 //!   nothing acts), which the router answers 405 with `Allow` naming its methods, or 404
 //!   when no API route has that path.
-//! - `/api/v1/docs` is an HTML page under a Content-Security-Policy of `'self'` whose
-//!   every script and link is one of this server's paths, each served.
+//! - `/api/v1/docs` is an HTML page (Swagger UI) under a Content-Security-Policy of
+//!   `'self'` whose every script, style sheet and link is one of this server's paths,
+//!   each served.
 //! - `scripts/clients/schemathesis_check.py` finds no response that differs from the
 //!   document: real objects first, then schemathesis 4 (`--checks all`, fixed seed)
 //!   with the admin token over the reads and harmless writes, and with a read-only
@@ -30,7 +31,7 @@ pub fn run(d: &mut Demo) {
     for path in [
         "/api/v1/openapi.json",
         "/api/v1/docs",
-        "/api/v1/docs/rapidoc-min.js",
+        "/api/v1/docs/strata-docs.js",
     ] {
         let (code, body) = d.call("GET", path, None, None);
         assert_eq!(
@@ -133,6 +134,7 @@ pub fn run(d: &mut Demo) {
         refs.iter().any(|r| r.ends_with(".js")),
         "the page loads no script: {html}"
     );
+    let mut loaded = String::new();
     for r in &refs {
         assert!(
             !r.contains("//") && !r.starts_with("data:") && !r.starts_with("javascript:"),
@@ -145,18 +147,22 @@ pub fn run(d: &mut Demo) {
         };
         let (code, headers, body) = raw(d, &path, &admin);
         assert_eq!(code, 200, "{path}: {headers}");
+        let kind = header(&headers, "content-type");
         if path.ends_with(".js") {
-            assert!(
-                header(&headers, "content-type").starts_with("text/javascript"),
-                "{headers}"
-            );
-            assert!(body.contains("RapiDoc"), "{path} is not RapiDoc");
+            assert!(kind.starts_with("text/javascript"), "{path}: {headers}");
+        } else if path.ends_with(".css") {
+            assert!(kind.starts_with("text/css"), "{path}: {headers}");
         }
+        loaded.push_str(&body);
     }
+    // Swagger UI, started on this server's document, without its external validator.
+    assert!(loaded.contains("SwaggerUIBundle"), "the page does not load Swagger UI");
     assert!(
-        html.contains("spec-url=\"openapi.json\"") && html.contains("load-fonts=\"false\""),
-        "{html}"
+        loaded.contains("url: \"openapi.json\"") && loaded.contains("validatorUrl: null"),
+        "the page does not start Swagger UI on openapi.json alone"
     );
+    let (code, _, body) = raw(d, "/api/v1/docs/nope.js", &admin);
+    assert_eq!(code, 404, "{body}");
 
     // --- schemathesis: every response as documented.
     if opted_out(OptOut::Clients, "schemathesis against the API document") {

@@ -331,8 +331,9 @@ pub(super) fn server_view(
     ]
     .contains(&status)
     {
-        let progress = if status == "BUILD" { 0 } else { 100 };
-        v["progress"] = json!(if status == "ACTIVE" { 0 } else { progress });
+        // `instance.progress`: only libvirt's live migration monitor moves it; builds,
+        // rebuilds and cold moves leave it at 0 (the compute manager resets it).
+        v["progress"] = json!(if status == "MIGRATING" { 100 } else { 0 });
     }
     if let Some(f) = fault_json(s, admin)
         && (status == "ERROR" || status == "DELETED")
