@@ -156,7 +156,10 @@ pub fn run(d: &mut Demo) {
         loaded.push_str(&body);
     }
     // Swagger UI, started on this server's document, without its external validator.
-    assert!(loaded.contains("SwaggerUIBundle"), "the page does not load Swagger UI");
+    assert!(
+        loaded.contains("SwaggerUIBundle"),
+        "the page does not load Swagger UI"
+    );
     assert!(
         loaded.contains("url: \"openapi.json\"") && loaded.contains("validatorUrl: null"),
         "the page does not start Swagger UI on openapi.json alone"

@@ -52,7 +52,7 @@ const MAX_LIMIT: usize = 1000;
 const BUILD_MS: i64 = 1500;
 const ACTION_MS: i64 = 500;
 /// How long of a build the scheduler has the server (no host shown yet).
-const SCHEDULE_MS: i64 = 300;
+const SCHEDULE_MS: i64 = 1000;
 
 pub(crate) fn routes(r: Routes) -> Routes {
     r.add("/compute", &[(GET, versions)])

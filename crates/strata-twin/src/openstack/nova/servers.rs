@@ -392,7 +392,7 @@ pub(super) fn server_view(
                 v["OS-EXT-SRV-ATTR:kernel_id"] = json!("");
                 v["OS-EXT-SRV-ATTR:ramdisk_id"] = json!("");
                 // The compute manager names the root disk as it builds the server.
-                v["OS-EXT-SRV-ATTR:root_device_name"] = if s.vm_state == "building" {
+                v["OS-EXT-SRV-ATTR:root_device_name"] = if s.launched_ms.is_none() {
                     Value::Null
                 } else {
                     json!("/dev/vda")
