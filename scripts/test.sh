@@ -55,8 +55,8 @@ cleanup() {
 trap cleanup EXIT
 cargo run -q -p strata-cli -- render examples/fleet --locked --out "$out/render" --verify
 
-step "demo on the embedded example"
-cargo run -q -p strata-cli -- demo --out "$out/demo" --listen 127.0.0.1:0 --exit
+# The demo (README's first command) runs inside `cargo test`: the API test
+# (crates/strata-cli/tests/api.rs) starts `strata demo` and drives its API and UI.
 
 if [ "${STRATA_SKIP_LAB_TESTS:-0}" != 1 ]; then
   step "fabric lab on examples/fleet (ams1): lab up, lab test, lab down"

@@ -342,6 +342,9 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         tracing::info!(path = %key_path.display(), "secrets key loaded");
     }
     let store = Store::connect(&cfg.database).await?;
+    if !sealed::matches_store(&store, &sealer).await? {
+        tracing::error!(path = %key_path.display(), "this secrets key is not the one the database's secrets were sealed with: webhook secrets will not open (give every server on this database the same --secrets-key-file)");
+    }
     first_admin_token(&store, cfg.admin_token_file.as_ref()).await?;
     let (source, cache, branch, subdir) = (
         cfg.spec_repo.clone(),

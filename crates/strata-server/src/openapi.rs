@@ -2286,6 +2286,46 @@ mod tests {
         }
     }
 
+    /// What the document promises of request bodies, the handlers' parsing keeps: an
+    /// integer may be written `600.0` (JSON Schema's integer), lengths are characters.
+    #[test]
+    fn bodies_parse_as_documented() {
+        let token = |v: Value| serde_json::from_value::<crate::auth::TokenRequest>(v);
+        let t = token(
+            serde_json::json!({"name": "ci", "team": "ml", "role": "viewer", "expires_in_s": 600.0}),
+        );
+        assert_eq!(t.expect("600.0").expires_in_s, Some(600));
+        let t = token(
+            serde_json::json!({"name": "ci", "team": "ml", "role": "viewer", "expires_in_s": null}),
+        );
+        assert_eq!(t.expect("null").expires_in_s, None);
+        for bad in [
+            serde_json::json!(2.5),
+            serde_json::json!(-1),
+            serde_json::json!("60"),
+        ] {
+            let t = token(
+                serde_json::json!({"name": "ci", "team": "ml", "role": "viewer", "expires_in_s": bad}),
+            );
+            assert!(t.is_err(), "{bad}");
+        }
+        let up = serde_json::from_value::<crate::lifecycle::UpgradeRequest>(
+            serde_json::json!({"version": "9.1.2", "gate_timeout_s": 30.0}),
+        );
+        assert_eq!(up.expect("30.0").gate_timeout_s, 30);
+        let up = serde_json::from_value::<crate::lifecycle::UpgradeRequest>(
+            serde_json::json!({"version": "9.1.2"}),
+        );
+        assert_eq!(up.expect("default").gate_timeout_s, 600);
+        // 100 characters of three bytes each are a valid name.
+        let t = token(serde_json::json!({"name": "é".repeat(50) + &"語".repeat(50), "team": "ml", "role": "viewer"}))
+            .expect("parse");
+        assert!(crate::auth::issue_token(None, &t).is_ok());
+        let t = token(serde_json::json!({"name": "x".repeat(101), "team": "ml", "role": "viewer"}))
+            .expect("parse");
+        assert!(crate::auth::issue_token(None, &t).is_err());
+    }
+
     #[test]
     fn response_objects_are_closed_and_nullable_keys_required() {
         let doc = doc();

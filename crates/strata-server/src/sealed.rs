@@ -11,7 +11,8 @@
 //! the standard base64 of 32 bytes; raw 32 bytes also work). Without the flag the
 //! server makes one on first start in its state directory (`secrets.key`, mode 0600)
 //! and says where; several servers on one PostgreSQL database must be given the same
-//! file. Losing the key loses the sealed secrets (their subscriptions must be made
+//! file ([`matches_store`] finds, and the server logs, a key that differs from the
+//! one the database's secrets were sealed with). Losing the key loses the sealed secrets (their subscriptions must be made
 //! again); the database alone does not reveal them.
 
 use std::path::{Path, PathBuf};
@@ -148,6 +149,27 @@ impl SecretBox {
     }
 }
 
+/// The store key of a value sealed on the database's first start.
+const KEY_CHECK: &str = "secrets-key-check";
+
+/// Whether `b`'s key is the one the database's secrets are sealed with: the first
+/// server to start on a database seals a check value there; every later start (and
+/// every other server sharing the database) must open it. `false`: a different key
+/// (sealed secrets will not open).
+pub async fn matches_store(
+    store: &strata_store::Store,
+    b: &SecretBox,
+) -> Result<bool, strata_store::StoreError> {
+    let mine = b.seal(b"strata secrets key check", KEY_CHECK);
+    if store.put_value_if_absent(KEY_CHECK, &mine).await? {
+        return Ok(true);
+    }
+    Ok(match store.get_value(KEY_CHECK).await? {
+        Some(v) => b.open(&v, KEY_CHECK).is_ok(),
+        None => true,
+    })
+}
+
 fn read_key(path: &Path) -> Result<SecretBox, SealError> {
     let bytes = std::fs::read(path).map_err(|e| {
         SealError::Key(format!(
@@ -242,6 +264,20 @@ mod tests {
         assert_eq!(SecretBox::parse_key(&key), Ok(key));
         assert!(SecretBox::parse_key(b"short").is_err());
         assert!(SecretBox::parse_key(hex::encode([1u8; 31]).as_bytes()).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_database_remembers_its_key() {
+        let store = strata_store::Store::connect("sqlite::memory:")
+            .await
+            .expect("store");
+        assert!(matches_store(&store, &boxed()).await.expect("first"));
+        assert!(matches_store(&store, &boxed()).await.expect("same key"));
+        assert!(
+            !matches_store(&store, &SecretBox::new(&[9u8; 32]))
+                .await
+                .expect("another key")
+        );
     }
 
     #[test]

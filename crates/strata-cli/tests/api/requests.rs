@@ -177,13 +177,16 @@ fn os_get(token: &str, url: &str) -> (u16, Value) {
     (code, json_of(&body))
 }
 
-/// Poll request `id` (as `token`) until its state is `want`; the request.
+/// Poll request `id` (as `token`) until its state is `want` and the workflow that
+/// brought it there has finished (`ready`: its workflow, `released`: its release
+/// workflow); the request.
 fn wait_state(d: &Demo, token: &str, id: &str, want: &str, within: Duration) -> Value {
     let start = Instant::now();
+    let workflow = if want == "released" { "release_workflow" } else { "workflow" };
     loop {
         let (code, v) = d.call("GET", &format!("/api/v1/requests/{id}"), Some(token), None);
         assert_eq!(code, 200, "{v}");
-        if v["state"] == want {
+        if v["state"] == want && (want == "approval" || v[workflow]["state"] == "done") {
             return v;
         }
         assert!(

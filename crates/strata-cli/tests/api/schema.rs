@@ -72,6 +72,21 @@ pub fn run(d: &mut Demo) {
         }
     }
 
+    // --- Every list bounds `limit` as documented (1 to 500), the GitOps lists too.
+    for path in [
+        "/api/v1/commits?limit=0",
+        "/api/v1/plans?limit=501",
+        "/api/v1/workflows?limit=0",
+        "/api/v1/machines?limit=501",
+    ] {
+        let (code, body) = d.call("GET", path, Some(&admin), None);
+        assert_eq!(
+            (code, body["code"].as_str()),
+            (400, Some("bad-limit")),
+            "{path}: {body}"
+        );
+    }
+
     // --- Exactly the router's routes.
     let mut candidates: BTreeSet<String> = documented.keys().cloned().collect();
     candidates.extend(source_paths());
