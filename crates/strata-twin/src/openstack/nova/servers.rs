@@ -353,8 +353,9 @@ pub(super) fn server_view(
         v["OS-SRV-USG:launched_at"] = json!(s.launched_ms.map(iso_plain_us));
         v["OS-SRV-USG:terminated_at"] = json!(s.terminated_ms.map(iso_plain_us));
         // Security groups come from the server's ports (servers.py
-        // `_add_security_grps`): none before its ports exist, none without ports.
-        if !with_scheduler && !s.ports.is_empty() {
+        // `_add_security_grps`): none without ports. (Nova's ports come after the
+        // scheduler; the twin's exist from the create, and so do these.)
+        if !s.ports.is_empty() {
             v["security_groups"] = json!(
                 s.security_groups
                     .iter()
