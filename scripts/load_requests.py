@@ -17,6 +17,8 @@ barrier, each on a connection it opened (and authenticated on) beforehand.
 Checked:
 - no 5xx and no transport error: every request got an answer, 202 (accepted) or a
   clear refusal (a 4xx problem with its `code`, e.g. 422 `quota-exceeded`);
+- no Proxmox node of the twin holds VMs of more cores or memory than it has (reported,
+  as `proxmox_capacity.overcommitted`; not part of `ok`, which is about requests);
 - no request lost: every accepted id is listed by `GET /api/v1/requests` exactly once,
   no listed request of this run is unknown to the client, and every accepted request
   reaches a terminal state (`ready` or `failed` with its reason) within
@@ -139,10 +141,14 @@ def fire(stack, tokens, reqs):
         c.close()
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+    ta = time.perf_counter()
     for t in threads:
         t.start()
     barrier.wait()
     t0 = time.perf_counter()
+    # Every thread opened its connection and was authenticated (GET /api/v1/whoami,
+    # all at once: a fresh token's first uses each check its argon2 hash).
+    auth = {"wall_s": round(t0 - ta, 3), "server_rss_mib": b.proc_mem(stack.serve.pid)}
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
@@ -151,11 +157,45 @@ def fire(stack, tokens, reqs):
     # All sent before the first answer came back: that many were in flight together.
     before_first = sum(1 for x in sends if answers and x <= min(answers))
     return results, {
+        "connect_and_authenticate": auth,
         "wall_s": round(wall, 3),
         "peak_in_flight": inflight[1],
         "sent_before_first_answer": before_first,
         "send_spread_s": round(max(sends) - min(sends), 3) if sends else None,
     }
+
+
+def proxmox_overcommit(endpoints):
+    """Per Proxmox node of the twin: its cores and memory against what its VMs hold
+    (templates aside; the arithmetic of the placement, `capacity_of` in
+    strata-providers), from `GET /cluster/resources`. Nodes holding more than they
+    have are listed."""
+    import ssl
+    import urllib.request
+    out = {"nodes": 0, "vms": 0, "overcommitted": []}
+    for dc in json.load(open(endpoints))["dcs"]:
+        px = dc.get("proxmox")
+        if not px:
+            continue
+        ctx = ssl.create_default_context(cafile=px["ca_file"])
+        req = urllib.request.Request(
+            px["url"].rstrip("/") + "/api2/json/cluster/resources",
+            headers={"Authorization": f"PVEAPIToken={px['token_id']}={px['token_secret']}"})
+        with urllib.request.urlopen(req, context=ctx, timeout=60) as r:
+            data = json.load(r)["data"]
+        for n in (e for e in data if e.get("type") == "node"):
+            vms = [e for e in data if e.get("type") == "qemu" and e.get("node") == n["node"]
+                   and not e.get("template")]
+            cores = sum(int(e.get("maxcpu") or 0) for e in vms)
+            mem = sum(int(e.get("maxmem") or 0) for e in vms) // 2**20
+            out["nodes"] += 1
+            out["vms"] += len(vms)
+            if cores > int(n.get("maxcpu") or 0) or mem > int(n.get("maxmem") or 0) // 2**20:
+                out["overcommitted"].append({
+                    "dc": dc["name"], "node": n["node"], "vms": len(vms),
+                    "cores": f"{cores}/{n.get('maxcpu')}",
+                    "memory_mib": f"{mem}/{int(n.get('maxmem') or 0) // 2**20}"})
+    return out
 
 
 def list_all(c):
@@ -212,6 +252,7 @@ def main():
         out["bring_up_s"] = round(stack.bring_up(), 1)
         took, states = wait_onboarding(stack, a.onboard_timeout)
         out["onboarding"] = {"settled_s": None if took is None else round(took, 1), "workflows": states}
+        out["server_rss_mib_before"] = b.proc_mem(stack.serve.pid)
         tokens = {t: stack.token(t, "member", f"load-{t}") for t in ("platform", "ml-research")}
         reqs = bodies(mix, a.metal_profile)
         b.log(f"firing {len(reqs)} requests at once")
@@ -283,6 +324,10 @@ def main():
         out["final_states"] = {k: dict(v) for k, v in by_kind.items()}
         out["not_terminal"] = sum(1 for x in mine if x["state"] not in TERMINAL)
         out["failure_reasons"] = dict(reasons.most_common(8))
+        try:
+            out["proxmox_capacity"] = proxmox_overcommit(stack.endpoints)
+        except Exception as e:
+            out["proxmox_capacity"] = {"error": f"{type(e).__name__}: {e}"}
         out["server_cpu_s"] = b.rnd(cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None, 1)
         out["server_rss_mib"] = b.proc_mem(stack.serve.pid)
         errors = 0

@@ -2,7 +2,8 @@
 """Differential check of two Nova compute APIs: the twin's against real Nova, or two real
 Novas against each other (which must agree: that shows the comparison is fair).
 
-    differential_nova.py --a TARGET --b TARGET [--versions 2.1,2.53,...] [--verbose]
+    differential_nova.py --a TARGET --b TARGET [--fair TARGET] [--versions 2.1,2.53,...]
+                         [--verbose]
 
 A TARGET is one of
     twin:ENDPOINTS_JSON[#DC]  a twin's endpoints document (`strata twin --write-endpoints`
@@ -12,7 +13,12 @@ A TARGET is one of
     real:URL  (or a bare URL) real Nova started by scripts/nova-real.py, authenticated with
                               the headers of its Keystone stub.
 
-The same sequence of requests runs against both targets: version discovery and
+With --fair the sequence also runs, in the same steps, against a third target that B
+is compared with too: `--a twin:... --b real:URL1 --fair real:URL2` checks the twin
+against real Nova and real Nova against another real Nova (the proof that the
+comparison is fair) with one run, each target's requests sent in parallel.
+
+The same sequence of requests runs against every target: version discovery and
 microversion negotiation (with its errors), then at each microversion of --versions
 flavors (extra specs, access lists), key pairs, server groups (`policies` before 2.64,
 `policy`/`rules` from 2.64), servers (create, BUILD to ACTIVE, stop/start/reboot,
@@ -29,7 +35,11 @@ hypervisors, services, zones) are compared by shape: the union of their elements
 and types. Differences that only the real harness causes (its hypervisor names and
 cpu_info, its stub user ids) are normalised, never accepted silently: see normalise().
 
-Prints `ok`/`DIFF` per step and a summary; exits 1 when there is any difference.
+Known differences (ACCEPTED, each with its reason) are printed as `known` and do not
+count, and only where a twin is compared: two real Novas must agree on everything.
+
+Prints `ok`/`DIFF`/`known` per step and a summary per compared pair; exits 1 when there
+is any difference.
 """
 
 import argparse
@@ -46,8 +56,10 @@ DEFAULT_VERSIONS = "2.1,2.53,2.64,2.75,2.90,2.104"
 # The passes that also move servers (cold migration, resize): the oldest and the
 # newest shapes of the migration records and views.
 MOVE_VERSIONS = (1, 64, 104)
-# The pass that fills the anti-affinity group until the scheduler finds no host.
-FULL_GROUP_VERSION = 104
+# The pass that fills the anti-affinity group until the scheduler finds no host: the
+# first, while the harness's hosts are as they started (its fake driver leaves some usage
+# behind after servers moved and were deleted, which would take a host out later).
+FULL_GROUP_VERSION = 1
 
 # An RSA key to import (generated for this test, never used anywhere).
 PUBLIC_KEY = (
@@ -109,6 +121,7 @@ class Target:
     """One side: how to reach its Nova and authenticate; the ids it knows by name."""
 
     label = "?"
+    kind = "?"
 
     def __init__(self):
         self.names = {}  # exact string value -> placeholder
@@ -431,73 +444,100 @@ def short(v):
 
 
 class Diff:
+    """The comparisons of one run: each pair of targets compared, answer by answer."""
+
     HEADERS = ("openstack-api-version", "x-openstack-nova-api-version", "vary", "location", "content-type")
 
-    def __init__(self, a, b, verbose=False):
-        self.a, self.b = a, b
+    def __init__(self, targets, verbose=False):
+        self.targets = targets
+        # The first target against the second, and when there is a third (`--fair`),
+        # the second against the third.
+        self.pairs = [(0, 1)] + ([(1, 2)] if len(targets) > 2 else [])
         self.verbose = verbose
-        self.problems = []
-        self.known = []
+        self.problems = {p: [] for p in self.pairs}
+        self.known = {p: [] for p in self.pairs}
         self.steps = 0
 
-    def check(self, step, ra, rb, mode="values", ignore=(), headers=HEADERS, expect=None):
-        """Compare two answers. mode: `values` (normalised values) or `shape` (keys and
-        types only: what the deployments had before the run); errors are always compared
-        by value. `expect`: the status the sequence needs (a create that later steps use);
-        any other, even on both sides, is a difference (the run would compare nothing)."""
-        self.steps += 1
-        la, lb = self.a.label, self.b.label
-        found = []
-        for label, r in ((la, ra), (lb, rb)):
-            if expect is not None and r.status != expect:
-                found.append(f"status {r.status} from {label}, the sequence needs {expect}: {short(r.body)}")
-        if ra.status != rb.status:
-            found.append(f"status {ra.status} from {la}, {rb.status} from {lb}")
-        for h in headers:
-            va, vb = header_value(ra, h, self.a), header_value(rb, h, self.b)
-            if va != vb:
-                found.append(f"header {h}: {va!r} from {la}, {vb!r} from {lb}")
-        na, nb = normalise(ra.body, self.a), normalise(rb.body, self.b)
-        if kind(na) != kind(nb):
-            found.append(f"body: {short(na)} from {la}, {short(nb)} from {lb}")
-        elif isinstance(na, (dict, list)):
-            is_error = ra.status >= 400 or rb.status >= 400
-            if mode == "values" or is_error:
-                diff_values("$", na, nb, la, lb, found, set(ignore))
-            elif mode == "shape":
-                diff_shapes("$", shape(na), shape(nb), la, lb, found)
-        elif na != nb and mode == "values":
-            found.append(f"body: {short(na)} from {la}, {short(nb)} from {lb}")
+    def name(self, pair):
+        i, j = pair
+        return f"{self.targets[i].label} vs {self.targets[j].label}"
+
+    def record(self, pair, step, found):
+        """File one pair's findings for a step: accepted ones (only where a twin is
+        compared) as known, the rest as differences; print the step's line."""
+        a, b = (self.targets[k] for k in pair)
         base = re.sub(r" @2\.\d+$", "", step)
         known = [f for f in found if any(base == s and f.startswith(p) for (s, p) in ACCEPTED)]
+        if "twin" not in (a.kind, b.kind):
+            known = []
         found = [f for f in found if f not in known]
-        if known and "twin" in (la, lb):
-            self.known.append((step, known))
-            print(f"known {step}")
+        tag = f" [{self.name(pair)}]" if len(self.pairs) > 1 else ""
+        if known:
+            self.known[pair].append((step, known))
+            print(f"known {step}{tag}")
             for f in known:
                 print(f"     {f}")
-        elif known:
-            # Between two real Novas nothing is accepted.
-            found = known + found
         if found:
-            self.problems.append((step, found))
-            print(f"DIFF {step}")
+            self.problems[pair].append((step, found))
+            print(f"DIFF {step}{tag}")
             for f in found:
                 print(f"     {f}")
-            if self.verbose:
-                print(f"     {la}: {ra.status} {short(na)}")
-                print(f"     {lb}: {rb.status} {short(nb)}")
-        else:
-            print(f"ok   {step}")
         return found
 
-    def same(self, step, va, vb):
-        """Compare two values the run derived itself (e.g. whether two servers share a host)."""
+    def check(self, step, rs, mode="values", ignore=(), headers=HEADERS, expect=None):
+        """Compare the answers of the targets. mode: `values` (normalised values) or
+        `shape` (keys and types only: what the deployments had before the run); errors
+        are always compared by value. `expect`: the status the sequence needs (a create
+        that later steps use); any other, even everywhere, is a difference (the run
+        would compare nothing)."""
         self.steps += 1
-        if va != vb:
-            self.problems.append((step, [f"{va!r} from {self.a.label}, {vb!r} from {self.b.label}"]))
-            print(f"DIFF {step}\n     {va!r} from {self.a.label}, {vb!r} from {self.b.label}")
-        else:
+        clean = True
+        for pair in self.pairs:
+            i, j = pair
+            a, b = self.targets[i], self.targets[j]
+            ra, rb = rs[i], rs[j]
+            la, lb = a.label, b.label
+            found = []
+            for label, r in ((la, ra), (lb, rb)):
+                if expect is not None and r.status != expect:
+                    found.append(f"status {r.status} from {label}, the sequence needs {expect}: {short(r.body)}")
+            if ra.status != rb.status:
+                found.append(f"status {ra.status} from {la}, {rb.status} from {lb}")
+            for h in headers:
+                va, vb = header_value(ra, h, a), header_value(rb, h, b)
+                if va != vb:
+                    found.append(f"header {h}: {va!r} from {la}, {vb!r} from {lb}")
+            na, nb = normalise(ra.body, a), normalise(rb.body, b)
+            if kind(na) != kind(nb):
+                found.append(f"body: {short(na)} from {la}, {short(nb)} from {lb}")
+            elif isinstance(na, (dict, list)):
+                is_error = ra.status >= 400 or rb.status >= 400
+                if mode == "values" or is_error:
+                    diff_values("$", na, nb, la, lb, found, set(ignore))
+                elif mode == "shape":
+                    diff_shapes("$", shape(na), shape(nb), la, lb, found)
+            elif na != nb and mode == "values":
+                found.append(f"body: {short(na)} from {la}, {short(nb)} from {lb}")
+            if self.record(pair, step, found):
+                clean = False
+                if self.verbose:
+                    print(f"     {la}: {ra.status} {short(na)}")
+                    print(f"     {lb}: {rb.status} {short(nb)}")
+        if clean:
+            print(f"ok   {step}")
+
+    def same(self, step, values):
+        """Compare values the run derived itself, one per target (e.g. whether two
+        servers share a host)."""
+        self.steps += 1
+        clean = True
+        for pair in self.pairs:
+            i, j = pair
+            if values[i] != values[j]:
+                found = [f"{values[i]!r} from {self.targets[i].label}, {values[j]!r} from {self.targets[j].label}"]
+                if self.record(pair, step, found):
+                    clean = False
+        if clean:
             print(f"ok   {step}")
 
 
@@ -520,30 +560,29 @@ def header_value(ans, name, side):
 
 
 class Run:
-    def __init__(self, a, b, diff):
-        self.a, self.b, self.d = a, b, diff
-        self.pool = concurrent.futures.ThreadPoolExecutor(2)
+    def __init__(self, targets, diff):
+        self.targets, self.d = targets, diff
+        self.pool = concurrent.futures.ThreadPoolExecutor(len(targets))
 
     def both(self, fn):
-        """Call fn(side) for both sides at once; returns (answer_a, answer_b)."""
-        fa = self.pool.submit(fn, self.a)
-        fb = self.pool.submit(fn, self.b)
-        return fa.result(), fb.result()
+        """Call fn(target) on every target at once; returns their answers in order."""
+        futures = [self.pool.submit(fn, t) for t in self.targets]
+        return [f.result() for f in futures]
 
     def nova(self, step, method, path, mv=None, body=None, mode="values", ignore=(), headers=None, expect=None, **kw):
-        """The same request on both sides (path and body may be functions of the side)."""
+        """The same request everywhere (path and body may be functions of the target)."""
 
         def call(s):
             p = path(s) if callable(path) else path
             bd = body(s) if callable(body) else body
             return s.nova(method, p, mv, bd, headers, **kw)
 
-        ra, rb = self.both(call)
-        self.d.check(step, ra, rb, mode=mode, ignore=ignore, expect=expect)
-        return ra, rb
+        rs = self.both(call)
+        self.d.check(step, rs, mode=mode, ignore=ignore, expect=expect)
+        return rs
 
     def wait(self, what, fn, until, timeout=60):
-        """Poll fn(side) on both sides until until(answer) holds; returns the last answers."""
+        """Poll fn(target) everywhere until until(answer) holds; returns the last answers."""
 
         def poll(s):
             deadline = time.monotonic() + timeout
@@ -551,7 +590,7 @@ class Run:
                 r = fn(s)
                 if until(r) or time.monotonic() > deadline:
                     return r
-                time.sleep(0.2)
+                time.sleep(0.25)
 
         return self.both(poll)
 
@@ -560,10 +599,10 @@ def status_of(r):
     return (r.body or {}).get("server", {}).get("status") if isinstance(r.body, dict) else None
 
 
-def run(a, b, versions, verbose):
-    d = Diff(a, b, verbose)
-    x = Run(a, b, d)
-    for s in (a, b):
+def run(targets, versions, verbose):
+    d = Diff(targets, verbose)
+    x = Run(targets, d)
+    for s in targets:
         s.register(s.project_id, "<project>")
         s.register(s.user_id, "<user>")
         s.register(s.image, "<image>")
@@ -571,7 +610,7 @@ def run(a, b, versions, verbose):
         s.other_project = s.create_project("strata-diff-other")
         s.register(s.other_project, "<other-project>")
     discovery(x)
-    for s in (a, b):
+    for s in targets:
         inv = s.nova("GET", "/os-hypervisors/detail", "2.53").body.get("hypervisors", [])
         svc = s.nova("GET", "/os-services", "2.53").body.get("services", [])
         s.hosts = {h["hypervisor_hostname"] for h in inv} | {h["service"]["host"] for h in inv} | {v["host"] for v in svc}
@@ -586,11 +625,11 @@ def discovery(x):
     def root(s, path, **kw):
         return s.request("GET", s.root + path, auth=False, **kw)
 
-    ra, rb = x.both(lambda s: root(s, "/"))
-    x.d.check("GET / (versions)", ra, rb)
+    rs = x.both(lambda s: root(s, "/"))
+    x.d.check("GET / (versions)", rs)
     for path in ("/v2.1/", "/v2.1", "/v2/"):
-        ra, rb = x.both(lambda s: s.request("GET", s.root + path))
-        x.d.check(f"GET {path} (version document)", ra, rb)
+        rs = x.both(lambda s: s.request("GET", s.root + path))
+        x.d.check(f"GET {path} (version document)", rs)
     cases = [
         ("no microversion header", {}),
         ("OpenStack-API-Version 2.53", {"OpenStack-API-Version": "compute 2.53"}),
@@ -599,7 +638,7 @@ def discovery(x):
         ("latest", {"OpenStack-API-Version": "compute latest"}),
         ("another service's microversion only", {"OpenStack-API-Version": "volume 3.5"}),
         ("two services", {"OpenStack-API-Version": "volume 3.5, compute 2.12"}),
-        ("lower-case service name", {"OpenStack-API-Version": "COMPUTE 2.3"}),
+        ("service name in capitals", {"OpenStack-API-Version": "COMPUTE 2.3"}),
         ("too high", {"OpenStack-API-Version": "compute 2.999"}),
         ("major 3", {"OpenStack-API-Version": "compute 3.0"}),
         ("2.0", {"OpenStack-API-Version": "compute 2.0"}),
@@ -609,14 +648,14 @@ def discovery(x):
         ("legacy header not a version", {"X-OpenStack-Nova-API-Version": "two"}),
     ]
     for name, headers in cases:
-        ra, rb = x.both(lambda s: s.request("GET", s.api + "/flavors", headers=headers))
-        x.d.check(f"microversion: {name}", ra, rb, mode="shape")
+        rs = x.both(lambda s: s.request("GET", s.api + "/flavors", headers=headers))
+        x.d.check(f"microversion: {name}", rs, mode="shape")
     # (No request without credentials: the harness's Keystone stub needs its headers and
     # answers 500 without them, where keystonemiddleware answers 401.)
-    ra, rb = x.both(lambda s: s.nova("GET", "/no-such-resource", "2.1"))
-    x.d.check("unknown path", ra, rb)
-    ra, rb = x.both(lambda s: s.nova("PATCH", "/flavors", "2.1"))
-    x.d.check("method not allowed", ra, rb)
+    rs = x.both(lambda s: s.nova("GET", "/no-such-resource", "2.1"))
+    x.d.check("unknown path", rs)
+    rs = x.both(lambda s: s.nova("PATCH", "/flavors", "2.1"))
+    x.d.check("method not allowed", rs)
 
 
 def one_version(x, mv):
@@ -630,14 +669,14 @@ def one_version(x, mv):
 
     # ---------------- flavors
     fid, fname = f"diff-{tag}", f"diff-flavor-{tag}"
-    for s in (x.a, x.b):
+    for s in x.targets:
         s.register(fid, f"<flavor-{tag}>")
     body = {"flavor": {"name": fname, "ram": 512, "vcpus": 1, "disk": 1, "id": fid}}
     if minor >= 55:
         body["flavor"]["description"] = "differential"
     x.nova(at("create flavor"), "POST", "/flavors", mv, body, expect=200)
     big = f"diff-big-{tag}"
-    for s in (x.a, x.b):
+    for s in x.targets:
         s.register(big, f"<big-flavor-{tag}>")
     if minor in MOVE_VERSIONS:
         x.nova(at("create a bigger flavor"), "POST", "/flavors", mv,
@@ -670,7 +709,7 @@ def one_version(x, mv):
     x.nova(at("set extra specs"), "POST", f"/flavors/{fid}/os-extra_specs", mv, {"extra_specs": {"strata:tier": "gold"}})
 
     pid, pname = f"diff-private-{tag}", f"diff-private-flavor-{tag}"
-    for s in (x.a, x.b):
+    for s in x.targets:
         s.register(pid, f"<private-flavor-{tag}>")
     x.nova(at("create a private flavor"), "POST", "/flavors", mv,
            {"flavor": {"name": pname, "ram": 256, "vcpus": 1, "disk": 0, "id": pid, "os-flavor-access:is_public": False}},
@@ -714,14 +753,14 @@ def one_version(x, mv):
     x.nova(at("key pair with a bad name"), "POST", "/os-keypairs", mv,
            {"keypair": {"name": "bad/name", "public_key": PUBLIC_KEY}})
     gen = f"diff-gen-{tag}"
-    ra, rb = x.nova(at("generate key pair"), "POST", "/os-keypairs", mv, {"keypair": {"name": gen}},
+    rs = x.nova(at("generate key pair"), "POST", "/os-keypairs", mv, {"keypair": {"name": gen}},
                     ignore=("$.keypair.private_key", "$.keypair.public_key", "$.keypair.fingerprint"))
     x.nova(at("list key pairs"), "GET", "/os-keypairs", mv,
            ignore=("$.keypairs[0].keypair.public_key", "$.keypairs[0].keypair.fingerprint",
                    "$.keypairs[1].keypair.public_key", "$.keypairs[1].keypair.fingerprint"))
     x.nova(at("show key pair"), "GET", f"/os-keypairs/{kp}", mv)
     x.nova(at("show a missing key pair"), "GET", "/os-keypairs/no-such-key", mv)
-    if ra.status < 300:
+    if all(r.status < 300 for r in rs):
         x.nova(at("delete generated key pair"), "DELETE", f"/os-keypairs/{gen}", mv)
 
     # ---------------- server groups
@@ -736,9 +775,9 @@ def one_version(x, mv):
             g = {"name": grp, "policies": [policy]}
         return {"server_group": g}
 
-    ra, rb = x.nova(at("create anti-affinity group"), "POST", "/os-server-groups", mv,
+    rs = x.nova(at("create anti-affinity group"), "POST", "/os-server-groups", mv,
                     group_body("anti-affinity", {"max_server_per_host": 1} if minor >= 64 else None), expect=200)
-    for s, r in ((x.a, ra), (x.b, rb)):
+    for s, r in zip(x.targets, rs):
         s.group = (r.body or {}).get("server_group", {}).get("id")
         s.register(s.group, f"<group-{tag}>")
     if minor >= 64:
@@ -754,9 +793,9 @@ def one_version(x, mv):
         x.nova(at("group with two policies"), "POST", "/os-server-groups", mv,
                {"server_group": {"name": grp, "policies": ["affinity", "anti-affinity"]}})
     x.nova(at("group with an unknown policy"), "POST", "/os-server-groups", mv, group_body("sideways"))
-    ra, rb = x.nova(at("create soft-affinity group"), "POST", "/os-server-groups", mv, group_body("soft-affinity"),
+    rs = x.nova(at("create soft-affinity group"), "POST", "/os-server-groups", mv, group_body("soft-affinity"),
                     expect=200 if minor >= 15 else 400)
-    for s, r in ((x.a, ra), (x.b, rb)):
+    for s, r in zip(x.targets, rs):
         s.soft_group = (r.body or {}).get("server_group", {}).get("id")
         s.register(s.soft_group, f"<soft-group-{tag}>")
     x.nova(at("show group"), "GET", lambda s: f"/os-server-groups/{s.group}", mv)
@@ -782,32 +821,32 @@ def one_version(x, mv):
         return s.nova("POST", "/servers", mv, body)
 
     name1 = f"diff-server-{tag}"
-    ra, rb = x.both(lambda s: boot(s, name1, s.group, key_name=kp, metadata={"role": "web"}))
-    for s, r in ((x.a, ra), (x.b, rb)):
+    rs = x.both(lambda s: boot(s, name1, s.group, key_name=kp, metadata={"role": "web"}))
+    for s, r in zip(x.targets, rs):
         s.server = (r.body or {}).get("server", {}).get("id")
         s.register(s.server, f"<server-{tag}>")
-    d.check(at("create server"), ra, rb, expect=202)
-    ra, rb = x.both(lambda s: s.nova("GET", f"/servers/{s.server}", mv))
-    d.check(at("server right after create (BUILD)"), ra, rb,
+    d.check(at("create server"), rs, expect=202)
+    rs = x.both(lambda s: s.nova("GET", f"/servers/{s.server}", mv))
+    d.check(at("server right after create (BUILD)"), rs,
             # (What moves while nova schedules and spawns; the rest is what a client sees
             # of a server still with the scheduler: no host, no zone, no addresses.)
             ignore=("$.server.OS-EXT-STS:task_state", "$.server.OS-EXT-STS:power_state", "$.server.updated"))
-    ra, rb = x.wait("server ACTIVE", lambda s: s.nova("GET", f"/servers/{s.server}", mv),
+    rs = x.wait("server ACTIVE", lambda s: s.nova("GET", f"/servers/{s.server}", mv),
                     lambda r: status_of(r) in ("ACTIVE", "ERROR"))
-    d.check(at("server once built"), ra, rb)
-    hosts = [(r.body or {}).get("server", {}).get("OS-EXT-SRV-ATTR:host") for r in (ra, rb)]
+    d.check(at("server once built"), rs)
+    hosts = [(r.body or {}).get("server", {}).get("OS-EXT-SRV-ATTR:host") for r in rs]
 
     name2 = f"diff-server2-{tag}"
-    ra, rb = x.both(lambda s: boot(s, name2, s.group))
-    for s, r in ((x.a, ra), (x.b, rb)):
+    rs = x.both(lambda s: boot(s, name2, s.group))
+    for s, r in zip(x.targets, rs):
         s.server2 = (r.body or {}).get("server", {}).get("id")
         s.register(s.server2, f"<server2-{tag}>")
-    d.check(at("create a second member of the anti-affinity group"), ra, rb, expect=202)
-    ra2, rb2 = x.wait("server2 ACTIVE", lambda s: s.nova("GET", f"/servers/{s.server2}", mv),
+    d.check(at("create a second member of the anti-affinity group"), rs, expect=202)
+    rs2 = x.wait("server2 ACTIVE", lambda s: s.nova("GET", f"/servers/{s.server2}", mv),
                       lambda r: status_of(r) in ("ACTIVE", "ERROR"))
-    d.check(at("second member once built"), ra2, rb2)
-    hosts2 = [(r.body or {}).get("server", {}).get("OS-EXT-SRV-ATTR:host") for r in (ra2, rb2)]
-    d.same(at("anti-affinity members on different hosts"), hosts[0] != hosts2[0], hosts[1] != hosts2[1])
+    d.check(at("second member once built"), rs2)
+    hosts2 = [(r.body or {}).get("server", {}).get("OS-EXT-SRV-ATTR:host") for r in rs2]
+    d.same(at("anti-affinity members on different hosts"), [h != h2 for h, h2 in zip(hosts, hosts2)])
     x.nova(at("group with members"), "GET", lambda s: f"/os-server-groups/{s.group}", mv)
 
     # errors on create
@@ -877,9 +916,9 @@ def one_version(x, mv):
     def act(step, action, want=None):
         x.nova(at(step), "POST", lambda s: f"/servers/{s.server}/action", mv, action)
         if want:
-            ra, rb = x.wait(want, lambda s: s.nova("GET", f"/servers/{s.server}", mv),
+            rs = x.wait(want, lambda s: s.nova("GET", f"/servers/{s.server}", mv),
                             lambda r: status_of(r) in (want, "ERROR"))
-            d.check(at(f"{step}: server {want}"), ra, rb, ignore=("$.server.OS-EXT-STS:task_state",))
+            d.check(at(f"{step}: server {want}"), rs, ignore=("$.server.OS-EXT-STS:task_state",))
 
     act("stop", {"os-stop": None}, "SHUTOFF")
     act("stop a stopped server", {"os-stop": None})
@@ -900,35 +939,35 @@ def one_version(x, mv):
 
         def moved(step, action, want):
             x.nova(at(step), "POST", lambda s: f"/servers/{s.server}/action", mv, action)
-            ra, rb = x.wait(want, lambda s: s.nova("GET", f"/servers/{s.server}", mv),
+            rs = x.wait(want, lambda s: s.nova("GET", f"/servers/{s.server}", mv),
                             lambda r: status_of(r) in (want, "ERROR", "ACTIVE") and not
                             (r.body["server"].get("OS-EXT-STS:task_state")))
-            d.check(at(f"{step}: server {want}"), ra, rb, ignore=("$.server.OS-EXT-STS:task_state",))
-            return [host_of(r) for r in (ra, rb)]
+            d.check(at(f"{step}: server {want}"), rs, ignore=("$.server.OS-EXT-STS:task_state",))
+            return [host_of(r) for r in rs]
 
         before = [host_of(r) for r in x.both(lambda s: s.nova("GET", f"/servers/{s.server}", mv))]
         after = moved("cold migrate a group member", {"migrate": None}, "VERIFY_RESIZE")
-        d.same(at("cold migration moved the server"), before[0] != after[0], before[1] != after[1])
-        d.same(at("cold migration kept the anti-affinity"), after[0] != hosts2[0], after[1] != hosts2[1])
+        d.same(at("cold migration moved the server"), [b != a for b, a in zip(before, after)])
+        d.same(at("cold migration kept the anti-affinity"), [a != h2 for a, h2 in zip(after, hosts2)])
         x.nova(at("migrations of the server"), "GET", lambda s: f"/servers/{s.server}/migrations", mv)
         x.nova(at("confirm the migration"), "POST", lambda s: f"/servers/{s.server}/action", mv, {"confirmResize": None})
-        ra, rb = x.wait("ACTIVE", lambda s: s.nova("GET", f"/servers/{s.server}", mv),
+        rs = x.wait("ACTIVE", lambda s: s.nova("GET", f"/servers/{s.server}", mv),
                         lambda r: status_of(r) in ("ACTIVE", "ERROR"))
-        d.check(at("after confirming the migration"), ra, rb, ignore=("$.server.OS-EXT-STS:task_state",))
+        d.check(at("after confirming the migration"), rs, ignore=("$.server.OS-EXT-STS:task_state",))
         x.nova(at("resize to the same flavor"), "POST", lambda s: f"/servers/{s.server}/action", mv,
                {"resize": {"flavorRef": fid}})
         x.nova(at("resize to a missing flavor"), "POST", lambda s: f"/servers/{s.server}/action", mv,
                {"resize": {"flavorRef": "no-such-flavor"}})
         before = after
         after = moved("resize a group member", {"resize": {"flavorRef": big}}, "VERIFY_RESIZE")
-        d.same(at("resize moved the server"), before[0] != after[0], before[1] != after[1])
-        d.same(at("resize kept the anti-affinity"), after[0] != hosts2[0], after[1] != hosts2[1])
+        d.same(at("resize moved the server"), [b != a for b, a in zip(before, after)])
+        d.same(at("resize kept the anti-affinity"), [a != h2 for a, h2 in zip(after, hosts2)])
         x.nova(at("revert the resize"), "POST", lambda s: f"/servers/{s.server}/action", mv, {"revertResize": None})
-        ra, rb = x.wait("ACTIVE", lambda s: s.nova("GET", f"/servers/{s.server}", mv),
+        rs = x.wait("ACTIVE", lambda s: s.nova("GET", f"/servers/{s.server}", mv),
                         lambda r: status_of(r) in ("ACTIVE", "ERROR") and not r.body["server"].get("OS-EXT-STS:task_state"))
-        d.check(at("after reverting the resize"), ra, rb, ignore=("$.server.OS-EXT-STS:task_state",))
-        reverted = [host_of(r) for r in (ra, rb)]
-        d.same(at("revert went back to the source"), reverted[0] == before[0], reverted[1] == before[1])
+        d.check(at("after reverting the resize"), rs, ignore=("$.server.OS-EXT-STS:task_state",))
+        reverted = [host_of(r) for r in rs]
+        d.same(at("revert went back to the source"), [r == b for r, b in zip(reverted, before)])
         x.nova(at("instance actions after the moves"), "GET", lambda s: f"/servers/{s.server}/os-instance-actions", mv)
 
     # ---------------- quotas, limits
@@ -957,8 +996,8 @@ def one_version(x, mv):
     x.nova(at("availability zones"), "GET", "/os-availability-zone", mv)
     x.nova(at("availability zones in detail"), "GET", "/os-availability-zone/detail", mv, mode="shape")
     x.nova(at("hypervisors"), "GET", "/os-hypervisors", mv, mode="shape")
-    ra, rb = x.nova(at("hypervisors in detail"), "GET", "/os-hypervisors/detail", mv, mode="shape")
-    for s, r in ((x.a, ra), (x.b, rb)):
+    rs = x.nova(at("hypervisors in detail"), "GET", "/os-hypervisors/detail", mv, mode="shape")
+    for s, r in zip(x.targets, rs):
         hyps = (r.body or {}).get("hypervisors") or [{}]
         s.hyp = hyps[0].get("id")
         s.hyp_name = hyps[0].get("hypervisor_hostname")
@@ -977,14 +1016,14 @@ def one_version(x, mv):
     # ---------------- an unsatisfiable group (both deployments have four compute hosts)
     if minor == FULL_GROUP_VERSION:
         for n in (3, 4, 5):
-            ra, rb = x.both(lambda s: boot(s, f"diff-member{n}-{tag}", s.group))
-            for s, r in ((x.a, ra), (x.b, rb)):
+            rs = x.both(lambda s: boot(s, f"diff-member{n}-{tag}", s.group))
+            for s, r in zip(x.targets, rs):
                 s.member = (r.body or {}).get("server", {}).get("id")
                 s.register(s.member, f"<member{n}-{tag}>")
-            d.check(at(f"create member {n} of the anti-affinity group"), ra, rb, expect=202)
-            ra, rb = x.wait(f"member {n} built", lambda s: s.nova("GET", f"/servers/{s.member}", mv),
+            d.check(at(f"create member {n} of the anti-affinity group"), rs, expect=202)
+            rs = x.wait(f"member {n} built", lambda s: s.nova("GET", f"/servers/{s.member}", mv),
                             lambda r: status_of(r) in ("ACTIVE", "ERROR"))
-            d.check(at(f"member {n} once built"), ra, rb)
+            d.check(at(f"member {n} once built"), rs)
         x.nova(at("a full anti-affinity group"), "GET", lambda s: f"/os-server-groups/{s.group}", mv)
         x.nova(at("instance actions of the member that found no host"), "GET",
                lambda s: f"/servers/{s.member}/os-instance-actions", mv)
@@ -994,8 +1033,8 @@ def one_version(x, mv):
                        ("delete the second server", lambda s: f"/servers/{s.server2}")):
         x.nova(at(step), "DELETE", path, mv)
     # Whatever else the pass made (an error case that a service accepted) goes too.
-    ra, rb = x.both(lambda s: s.nova("GET", "/servers", mv))
-    for s, r in ((x.a, ra), (x.b, rb)):
+    rs = x.both(lambda s: s.nova("GET", "/servers", mv))
+    for s, r in zip(x.targets, rs):
         s.leftovers = [v["id"] for v in (r.body or {}).get("servers", [])]
         for sid in s.leftovers:
             if sid not in (s.server, s.server2):
@@ -1020,31 +1059,39 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--a", required=True, help="twin:ENDPOINTS_JSON[#DC] or real:URL")
     ap.add_argument("--b", required=True, help="twin:ENDPOINTS_JSON[#DC] or real:URL")
+    ap.add_argument("--fair", help="a second real Nova (real:URL): B is also compared with it")
     ap.add_argument("--versions", default=DEFAULT_VERSIONS)
     ap.add_argument("--verbose", action="store_true", help="print both bodies of each difference")
     o = ap.parse_args()
 
-    def label(spec, other):
-        base = "twin" if spec.startswith("twin:") else "real"
-        other_base = "twin" if other.startswith("twin:") else "real"
-        return base if base != other_base else None
-
-    la, lb = label(o.a, o.b) or "a", label(o.b, o.a) or "b"
-    a, b = make_target(o.a, la), make_target(o.b, lb)
+    specs = [o.a, o.b] + ([o.fair] if o.fair else [])
+    kinds = ["twin" if spec.startswith("twin:") else "real" for spec in specs]
+    # Labels say what each target is, numbered when a kind repeats.
+    labels = [k if kinds.count(k) == 1 else f"{k}{kinds[:i + 1].count(k)}" for i, k in enumerate(kinds)]
+    targets = [make_target(spec, label) for spec, label in zip(specs, labels)]
+    for t, k in zip(targets, kinds):
+        t.kind = k
     started = time.monotonic()
-    d = run(a, b, [v.strip() for v in o.versions.split(",") if v.strip()], o.verbose)
-    print(f"\n{d.steps} steps compared ({a.label}: {o.a}, {b.label}: {o.b}) in "
-          f"{time.monotonic() - started:.1f} s, {len(d.problems)} with differences, "
-          f"{len(d.known)} with known differences")
-    reasons = sorted({ACCEPTED[k] for step, _ in d.known for k in ACCEPTED
-                      if re.sub(r" @2\.\d+$", "", step) == k[0]})
-    for r in reasons:
-        print(f"known: {r}")
-    for step, found in d.problems:
-        print(f"- {step}")
-        for f in found:
-            print(f"    {f}")
-    sys.exit(1 if d.problems else 0)
+    d = run(targets, [v.strip() for v in o.versions.split(",") if v.strip()], o.verbose)
+    elapsed = time.monotonic() - started
+    print()
+    for t, spec in zip(targets, specs):
+        print(f"{t.label}: {spec}")
+    failed = False
+    for pair in d.pairs:
+        problems, known = d.problems[pair], d.known[pair]
+        failed = failed or bool(problems)
+        print(f"{d.name(pair)}: {d.steps} steps compared in {elapsed:.1f} s, "
+              f"{len(problems)} with differences, {len(known)} with known differences")
+        reasons = sorted({ACCEPTED[k] for step, _ in known for k in ACCEPTED
+                          if re.sub(r" @2\.\d+$", "", step) == k[0]})
+        for r in reasons:
+            print(f"  known: {r}")
+        for step, found in problems:
+            print(f"  - {step}")
+            for f in found:
+                print(f"      {f}")
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

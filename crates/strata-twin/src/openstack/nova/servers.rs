@@ -382,7 +382,12 @@ pub(super) fn server_view(
         );
         if admin {
             v["OS-EXT-SRV-ATTR:host"] = json!(shown_host);
-            v["OS-EXT-SRV-ATTR:instance_name"] = json!(format!("instance-{:08x}", s.seq));
+            // A server still with the scheduler has no cell record yet, so no name.
+            v["OS-EXT-SRV-ATTR:instance_name"] = if with_scheduler {
+                json!("")
+            } else {
+                json!(format!("instance-{:08x}", s.seq))
+            };
             let hh = shown_host
                 .and_then(|h| st.hosts.iter().find(|x| x.host == h))
                 .map(|h| h.hypervisor_hostname.clone());
