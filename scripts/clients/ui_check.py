@@ -59,6 +59,10 @@ class Check:
             self.problems.append(f"{who}: page error on {page.url}: {err}")
 
         def failed(req):
+            # A subresource still loading when the test navigates on (the favicon, say)
+            # is aborted by the browser: that is the navigation, not a server failure.
+            if "ERR_ABORTED" in str(req.failure) and req.resource_type != "document":
+                return
             self.problems.append(f"{who}: request failed: {req.method} {req.url}: {req.failure}")
 
         def response(resp):
