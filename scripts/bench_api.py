@@ -23,7 +23,8 @@ Workload (the same against both):
 strata's side: a twin seeded from a synthetic 2,000-machine fleet (`strata init DIR
 --dcs 1 --racks-per-dc 50 --machines-per-rack 40`, every machine marked `running: true`
 so that the twin registers them deployed and no onboarding workflow competes for the
-CPUs), the fleet committed to a bare Git repository, `strata serve` on a fresh
+CPUs, and the management VLAN a /19 instead of a /20 so that its IP pool has room for
+the allocations above the machines' addresses), the fleet committed to a bare Git repository, `strata serve` on a fresh
 PostgreSQL database (`strata_bench_<pid>`, dropped at the end) with `--rate-limit
 100000`, the bring-up plan approved and applied; then the workload.
 

@@ -148,7 +148,10 @@ fn differential(twin: &str, real: &str, fair: &str) -> Output {
 async fn twin_nova_matches_real_nova() {
     let started = Instant::now();
     let Some(real) = tokio::task::spawn_blocking(|| {
-        RealNovas::start(2, "the differential check of the twin's Nova against real Nova")
+        RealNovas::start(
+            2,
+            "the differential check of the twin's Nova against real Nova",
+        )
     })
     .await
     .expect("join") else {
@@ -204,15 +207,4 @@ nova differential: {:.1} s in all",
         out.status.success() && twin_line.contains(" 0 with differences"),
         "the twin's Nova differs from real Nova: {twin_line}\n{stdout}\n{stderr}"
     );
-}
-
-// DEV-ONLY (remove before handing over)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn dev_serve_twin() {
-    let twin = support::start_system_clock(&["fra1"]).await;
-    let p = std::env::var("DEV_ENDPOINTS").expect("DEV_ENDPOINTS");
-    twin.write_endpoints(Path::new(&p)).expect("endpoints");
-    eprintln!("twin up");
-    tokio::time::sleep(Duration::from_secs(3600)).await;
 }
