@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real Nova (the compute API, conductor, scheduler and fake computes) on 127.0.0.1.
 
-    nova-real.py [--port PORT] [--computes N]
+    nova-real.py [--port PORT] [--computes N]      (defaults: a free port, 4 computes)
 
 Runs with the Python of the venv `scripts/install-test-deps.sh` builds
 (${STRATA_NOVA_VENV:-/opt/strata-nova}; `scripts/install-test-deps.sh --nova` installs
@@ -9,8 +9,9 @@ only that): `/opt/strata-nova/bin/python scripts/nova-real.py --port 8774`.
 
 It builds the functional-test harness that Nova's wheel ships
 (`nova.tests.functional.integrated_helpers._IntegratedTestBase`: in-memory SQLite API and
-cell databases, in-process RPC, the conductor, the scheduler, N computes on the fake virt
-driver, in-process Placement, Glance and Neutron fixtures, Keystone's middleware stubbed)
+cell databases, in-process RPC, the conductor, the scheduler, N computes `compute1`..
+on the fake virt driver — four by default, as many as the twin's region has hosts —,
+in-process Placement, Glance and Neutron fixtures, Keystone's middleware stubbed)
 outside unittest's runner, then serves the compute API's WSGI application (the
 `osapi_compute` paste pipeline, with its version documents at `/` and the API under
 `/v2.1`) with a single-threaded wsgiref server until it is killed. Once it listens it
@@ -26,6 +27,8 @@ Authentication is the harness's stub: each request names its caller with the hea
   answers while the server is still BUILD, as a deployed Nova does.
 - The harness's warnings-as-errors filters are reset after its set-up: under them
   SQLAlchemy's deprecation warnings fail requests that a deployed Nova serves.
+- Logging keeps warnings and errors, on stderr (the harness formats every debug record
+  and keeps the rest in memory for a test report).
 - Keystone is stubbed, so Nova's project lookups (quota sets, flavor access) find no
   identity endpoint; here they resolve as real Keystone's would: the project of any
   caller seen so far and the projects registered with `PUT /_strata/projects/{id}`
@@ -63,7 +66,7 @@ class Harness(integrated_helpers._IntegratedTestBase):
     ADMIN_API = True
     # Keeps the harness's own temporary lock directory; needed by the fake driver.
     REQUIRES_LOCKING = True
-    COMPUTES = 2
+    COMPUTES = 4
 
     def _setup_services(self):
         # The wheel installs the paste pipeline under the venv's etc/, not beside the
@@ -137,7 +140,7 @@ class Server(simple_server.WSGIServer):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--computes", type=int, default=2)
+    ap.add_argument("--computes", type=int, default=4)
     a = ap.parse_args()
 
     Harness.COMPUTES = a.computes
@@ -148,7 +151,7 @@ def main():
     warnings.resetwarnings()
     warnings.simplefilter("ignore")
     # The harness formats every DEBUG record and keeps INFO ones in memory for a test's
-    # report; a server that runs for minutes keeps warnings and errors only, on stderr.
+    # report; a server that runs for minutes keeps warnings and errors, on stderr.
     root = logging.getLogger()
     root.setLevel(logging.WARNING)
     handler = logging.StreamHandler(sys.__stderr__)
@@ -188,7 +191,7 @@ def _patch_identity():
 if __name__ == "__main__":
     try:
         main()
-    except BaseException:
+    except Exception:
         # The harness captures sys.stderr; report on the real one.
         import traceback
 

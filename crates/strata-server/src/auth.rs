@@ -287,9 +287,12 @@ fn parse_token(token: &str) -> Option<(&str, &str)> {
 /// Guessing secrets for a known token id would make every guess an argon2 run: the
 /// hash checks per token id are themselves rate-limited (`checks`), so a flood of wrong
 /// secrets costs the server little and answers 401 without hashing.
+/// A burst of requests with a token not yet verified runs one hash check: the others
+/// wait for it (`inflight`, one lock per token id) and then find it verified.
 pub struct VerifiedTokens {
     verified: parking_lot::Mutex<HashMap<String, [u8; 32]>>,
     checks: RateLimits,
+    inflight: parking_lot::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Default for VerifiedTokens {
@@ -298,6 +301,7 @@ impl Default for VerifiedTokens {
             verified: Default::default(),
             // 5 hash checks a second per token id, 10 at once.
             checks: RateLimits::new(5),
+            inflight: Default::default(),
         }
     }
 }
@@ -344,6 +348,17 @@ pub async fn token_principal(
     let row = store.token(id).await?.ok_or(AuthError::Invalid)?;
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     if !cache.hit(id, &digest) {
+        let gate = {
+            let mut m = cache.inflight.lock();
+            if m.len() > 10_000 {
+                m.retain(|_, g| std::sync::Arc::strong_count(g) > 1);
+            }
+            m.entry(id.to_string()).or_default().clone()
+        };
+        let _one_at_a_time = gate.lock().await;
+        if cache.hit(id, &digest) {
+            return finish(store, row).await;
+        }
         if cache.checks.take(id).is_err() {
             return Err(AuthError::Invalid);
         }
@@ -364,6 +379,12 @@ pub async fn token_principal(
         }
         cache.insert(id, digest);
     }
+    finish(store, row).await
+}
+
+/// A verified token's row → its principal (revocation and expiry checked now).
+async fn finish(store: &Store, row: TokenRow) -> Result<Principal, AuthError> {
+    let id = row.id.as_str();
     let now = now_ms();
     if row.revoked_ms != 0 {
         return Err(AuthError::Revoked);
@@ -521,6 +542,23 @@ mod tests {
         assert!(r.take("a").is_ok());
         assert!(r.take("a").is_err());
         assert!(r.take("b").is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_with_a_fresh_token_all_succeeds() {
+        let store = std::sync::Arc::new(Store::connect("sqlite::memory:").await.expect("store"));
+        let cache = std::sync::Arc::new(VerifiedTokens::default());
+        let (row, token) = issue_token(None, &req("ml", Role::Member)).expect("issue");
+        store.insert_token(&row).await.expect("insert");
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (store, cache, token) = (store.clone(), cache.clone(), token.clone());
+                tokio::spawn(async move { token_principal(&store, &cache, &token).await.is_ok() })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.expect("join"), "a legitimate request was refused");
+        }
     }
 
     #[tokio::test]

@@ -255,14 +255,10 @@ pub(crate) struct PreparedCache(std::sync::Mutex<Option<(String, Arc<Prepared>)>
 
 /// Read commit `sha` and run the pure pipeline (once per commit and applied lock).
 async fn prepare(s: &Server, sha: &str) -> Result<Arc<Prepared>, StepError> {
-    use sha2::Digest;
-    let applied = s.store.get_value(LOCK_KEY).await?;
-    let key = format!(
-        "{sha}:{}",
-        hex::encode(sha2::Sha256::digest(
-            applied.as_deref().unwrap_or("").as_bytes()
-        ))
-    );
+    // Keyed by when the applied lock was last written, not by its text: the lock is
+    // hundreds of kilobytes, and every API read of the inventory comes through here.
+    let written = s.store.value_written_ms(LOCK_KEY).await?;
+    let key = format!("{sha}:{}", written.unwrap_or(0));
     let cached = |c: &PreparedCache| {
         let slot = c.0.lock().unwrap_or_else(|e| e.into_inner());
         slot.as_ref()
@@ -272,6 +268,7 @@ async fn prepare(s: &Server, sha: &str) -> Result<Arc<Prepared>, StepError> {
     if let Some(p) = cached(&s.prepared) {
         return Ok(p);
     }
+    let applied = s.store.get_value(LOCK_KEY).await?;
     let p = Arc::new(compile(s, sha, applied.as_deref()).await?);
     *s.prepared.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, p.clone()));
     Ok(p)

@@ -288,6 +288,17 @@ impl Store {
             .transpose()?)
     }
 
+    /// When `key` was last written (`None`: it has no value): a cheap version for
+    /// callers that cache what they derive from a large value.
+    pub async fn value_written_ms(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query("SELECT updated_ms FROM kv WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?)
+    }
+
     pub async fn put_value(&self, key: &str, value: &str) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO kv (key, value, updated_ms) VALUES ($1, $2, $3) \

@@ -43,7 +43,7 @@ fn live_members<'a>(st: &'a State, g: &'a ServerGroup) -> impl Iterator<Item = &
         .iter()
         .filter(|s| !s.deleted && g.members.contains(&s.id))
         .collect();
-    live.sort_by(|a, b| (b.created_ms, b.seq).cmp(&(a.created_ms, a.seq)));
+    live.sort_by_key(|s| std::cmp::Reverse((s.created_ms, s.seq)));
     live.into_iter().map(|s| &s.id)
 }
 
