@@ -22,8 +22,11 @@ The same sequence of requests runs against every target: version discovery and
 microversion negotiation (with its errors), then at each microversion of --versions
 flavors (extra specs, access lists), key pairs, server groups (`policies` before 2.64,
 `policy`/`rules` from 2.64), servers (create, BUILD to ACTIVE, stop/start/reboot,
-metadata, tags, updates, the errors), quotas, limits, availability zones, hypervisors and
-services. Each pass cleans up what it created, so a real Nova can serve several runs.
+metadata, tags, updates, the errors; at some microversions a group member's cold
+migration and resize, and an anti-affinity group filled until the scheduler finds no
+host), quotas, limits, availability zones, hypervisors and services. Each pass cleans up
+what it created. Both kinds of target must have four compute hosts (nova-real.py's
+default, the twin region's own).
 
 Every answer is compared after normalisation (ids the run created become names, times,
 request ids, addresses, host names and each target's own URL root become placeholders):
