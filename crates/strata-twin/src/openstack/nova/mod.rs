@@ -4,7 +4,10 @@
 //! scheduler, with PCI aliases mapped to GPU inventories; actions; metadata; tags),
 //! cold and live migration with their records, availability zones, hypervisors and
 //! compute services (enable/disable, forced down, delete with nova's refusals), quotas
-//! and limits.
+//! and limits. Errors are worded and ordered as nova's request validation words them
+//! (`validation.rs`); headers are nova's WSGI layer's (version headers, Content-Type
+//! also on empty answers). The differential test against real Nova
+//! (tests/nova_differential.rs) holds the behaviour to the real service's.
 
 use std::collections::BTreeMap;
 
@@ -311,6 +314,7 @@ pub(crate) fn routes(r: Routes) -> Routes {
                 (GET, unknown_path),
                 (POST, unknown_path),
                 (PUT, unknown_path),
+                (PATCH, unknown_path),
                 (DELETE, unknown_path),
             ],
         )
