@@ -108,7 +108,10 @@ pub fn router(s: Arc<Server>) -> Router {
         .fallback(api_not_found)
         // `layer`, not `route_layer`: an unknown API route also needs a token (no
         // probing which routes exist).
-        .layer(middleware::from_fn_with_state(s.clone(), bearer));
+        .layer(middleware::from_fn_with_state(s.clone(), bearer))
+        // API bodies are small JSON documents: 1 MiB is far above any of them (the
+        // webhooks outside `/api/v1` keep GitHub's 25 MB).
+        .layer(DefaultBodyLimit::max(1024 * 1024));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -215,6 +215,29 @@ pub fn run(d: &mut Demo) {
     );
     assert_eq!(d.call("GET", "/api/v1/commits", Some(&ro), None).0, 200);
 
+    // A body over the API's limit (1 MiB) is refused before it is read.
+    let big = d.dir.path().join("big.json");
+    let body = json!({"name": "x".repeat(2 << 20), "team": "platform", "role": "viewer"});
+    std::fs::write(&big, body.to_string()).expect("write");
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Content-Type: application/json",
+        ])
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {admin}"))
+        .arg("--data-binary")
+        .arg(format!("@{}", big.display()))
+        .arg(format!("{}/api/v1/tokens", d.base))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "413", "a 2 MiB body");
+
     // --- Revocation takes effect at once.
     let (victim, victim_id) = d.token(&admin, "platform", "viewer", None);
     assert_eq!(d.call("GET", "/api/v1/whoami", Some(&victim), None).0, 200);
