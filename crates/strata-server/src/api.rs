@@ -616,17 +616,11 @@ async fn prefixes(State(s): S, q: Q<ListQuery>) -> Result<Json<Value>, Problem> 
             ));
         }
         for t in &d.tenant_subnets {
-            let v = serde_json::to_value(t).unwrap_or_default();
-            let key = format!(
-                "{}/tenant/{}/{}",
-                d.name,
-                v["tenant"].as_str().unwrap_or(""),
-                v["network"].as_str().unwrap_or("")
-            );
-            let mut item = v;
-            item["dc"] = json!(d.name);
-            item["kind"] = json!("tenant");
-            all.push((key, item));
+            all.push((
+                format!("{}/tenant/{}/{}", d.name, t.tenant, t.network),
+                json!({"tenant": t.tenant, "network": t.network, "subnet": t.subnet.to_string(),
+                       "gateway": t.gateway.to_string(), "dc": d.name, "kind": "tenant"}),
+            ));
         }
     }
     all.sort_by(|a, b| a.0.cmp(&b.0));
